@@ -1,0 +1,111 @@
+#include "mapping.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+#include <cerrno>
+#include <string>
+
+#include "errors.h"
+
+namespace trellis {
+
+MappedRegion::~MappedRegion() {
+  if (address != nullptr && address != MAP_FAILED) munmap(address, length);
+}
+
+Napi::Function Mapping::Init(Napi::Env env) {
+  return DefineClass(env, "Mapping",
+                     {InstanceAccessor<&Mapping::Buffer>("buffer"), InstanceMethod<&Mapping::Slice>("slice")});
+}
+
+Mapping::Mapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapping>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsBoolean()) {
+    MakeError(env, "InvalidArgument", "Mapping(fd, size, writable, populate?): bad arguments")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  const double size = info[1].As<Napi::Number>().DoubleValue();
+  writable_ = info[2].As<Napi::Boolean>().Value();
+  const bool populate = info.Length() > 3 && info[3].ToBoolean().Value();
+  if (!(size > 0)) {
+    MakeError(env, "InvalidArgument", "cannot map an empty segment").ThrowAsJavaScriptException();
+    return;
+  }
+  const int prot = writable_ ? (PROT_READ | PROT_WRITE) : PROT_READ;
+  const int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
+  void* address = mmap(nullptr, static_cast<size_t>(size), prot, flags, fd, 0);
+  if (address == MAP_FAILED) {
+    MakeErrnoError(env, errno, "mmap of a " + std::to_string(static_cast<size_t>(size)) + "-byte segment")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  region_ = std::make_shared<MappedRegion>();
+  region_->address = address;
+  region_->length = static_cast<size_t>(size);
+}
+
+Napi::ArrayBuffer Mapping::External(Napi::Env env, size_t offset, size_t length) {
+  // Each ArrayBuffer holds the region alive through its own shared_ptr, released by V8's finalizer.
+  auto* keepAlive = new std::shared_ptr<MappedRegion>(region_);
+  void* data = static_cast<char*>(region_->address) + offset;
+  return Napi::ArrayBuffer::New(
+      env, data, length, [](Napi::Env, void*, std::shared_ptr<MappedRegion>* hint) { delete hint; }, keepAlive);
+}
+
+Napi::Value Mapping::Buffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (writable_) {
+    MakeError(env, "PermissionDenied", "a writable mapping is only handed out in per-blob slices")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (whole_.IsEmpty()) whole_ = Napi::Persistent(External(env, 0, region_->length));
+  return whole_.Value();
+}
+
+Napi::Value Mapping::Slice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    MakeError(env, "InvalidArgument", "slice(offset, length): expected two numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const double offset = info[0].As<Napi::Number>().DoubleValue();
+  const double length = info[1].As<Napi::Number>().DoubleValue();
+  if (offset < 0 || length < 0 || offset + length > static_cast<double>(region_->length)) {
+    MakeError(env, "InvalidArgument",
+              "slice [" + std::to_string(offset) + ", +" + std::to_string(length) + ") is outside a " +
+                  std::to_string(region_->length) + "-byte mapping")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const bool prefault = info.Length() > 2 && info[2].ToBoolean().Value();
+  if (prefault && writable_ && length > 0) {
+    // Fault the pages in with one system call instead of one page fault per 4 KiB while the
+    // writer fills the blob. Best effort: older kernels lack MADV_POPULATE_WRITE.
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t start = reinterpret_cast<uintptr_t>(region_->address) + static_cast<uintptr_t>(offset);
+    const uintptr_t first = start / page * page;
+    const uintptr_t end = start + static_cast<uintptr_t>(length);
+#ifdef MADV_POPULATE_WRITE
+    madvise(reinterpret_cast<void*>(first), end - first, MADV_POPULATE_WRITE);
+#endif
+  }
+  return External(env, static_cast<size_t>(offset), static_cast<size_t>(length));
+}
+
+Napi::Value Detach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) {
+    MakeError(env, "InvalidArgument", "detach(arrayBuffer): expected an ArrayBuffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  info[0].As<Napi::ArrayBuffer>().Detach();
+  return env.Undefined();
+}
+
+}  // namespace trellis

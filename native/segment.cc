@@ -1,0 +1,83 @@
+#include "segment.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "errors.h"
+
+namespace trellis {
+
+Napi::Function Segment::Init(Napi::Env env) {
+  return DefineClass(env, "Segment",
+                     {InstanceAccessor<&Segment::Fd>("fd"), InstanceAccessor<&Segment::Size>("size"),
+                      InstanceMethod<&Segment::Close>("close"),
+                      InstanceMethod<&Segment::Release>("release")});
+}
+
+Segment::Segment(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Segment>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsString()) {
+    MakeError(env, "InvalidArgument", "Segment(size, name): expected a number and a string")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  const double requested = info[0].As<Napi::Number>().DoubleValue();
+  if (!(requested > 0) || requested > static_cast<double>(SIZE_MAX)) {
+    MakeError(env, "InvalidArgument", "Segment size must be positive, got " + std::to_string(requested))
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  const std::string name = info[1].As<Napi::String>().Utf8Value();
+  const size_t size = static_cast<size_t>(requested);
+
+  // MFD_ALLOW_SEALING is not set: the daemon must not be able to shrink a segment under readers.
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (fd < 0) {
+    MakeErrnoError(env, errno, "memfd_create(" + name + ")").ThrowAsJavaScriptException();
+    return;
+  }
+  // fallocate reserves the pages now; ftruncate alone would defer failure to a SIGBUS.
+  int rc = fallocate(fd, 0, 0, static_cast<off_t>(size));
+  if (rc != 0) {
+    const int err = errno;
+    close(fd);
+    MakeErrnoError(env, err, "cannot reserve a " + std::to_string(size) + "-byte segment")
+        .ThrowAsJavaScriptException();
+    return;
+  }
+  fd_ = fd;
+  size_ = size;
+}
+
+Segment::~Segment() {
+  if (fd_ >= 0) close(fd_);
+}
+
+Napi::Value Segment::Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+
+Napi::Value Segment::Size(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(size_));
+}
+
+void Segment::Close(const Napi::CallbackInfo&) {
+  // Clients that mapped the segment keep their pages; the memory goes when the last mapping does.
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
+}  // namespace trellis
+
+namespace trellis {
+
+void Segment::Release(const Napi::CallbackInfo& info) {
+  if (fd_ >= 0 && fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_)) != 0) {
+    // Not fatal: the pages go anyway once every client has dropped its mapping.
+  }
+  Close(info);
+}
+
+}  // namespace trellis

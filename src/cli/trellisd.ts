@@ -1,0 +1,43 @@
+/** `trellisd`: runs the daemon until SIGTERM or SIGINT, then shuts down cleanly and exits 0. */
+import { isTrellisError } from '../errors';
+import { parseArgs, USAGE } from '../daemon/options';
+import { startDaemon } from '../daemon/server';
+
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  let options;
+  try {
+    options = parseArgs(argv);
+  } catch (error) {
+    process.stderr.write(`trellisd: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+  if (options.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  let daemon;
+  try {
+    daemon = await startDaemon(options);
+  } catch (error) {
+    const code = isTrellisError(error) ? ` [${error.code}]` : '';
+    process.stderr.write(`trellisd: cannot start${code}: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    daemon.stop().then(
+      () => process.exit(0),
+      (error: Error) => {
+        process.stderr.write(`trellisd: unclean shutdown after ${signal}: ${error.message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.stdout.write(`trellisd ready socket=${daemon.socket} instance=${daemon.instanceId}\n`);
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,150 @@
+/**
+ * The client end of the UNIX socket: frames requests, matches replies by seq, and receives
+ * segment fds on the fd channel (a second socket the addon owns, since Node's net module drops
+ * SCM_RIGHTS data). The daemon sends fds before the reply that mentions them, so by the time
+ * a reply arrives its fds are already waiting and recvFd does not block.
+ */
+import * as net from 'node:net';
+import { fromWireError, TrellisError } from '../errors';
+import { encodeFrame, FrameDecoder } from '../protocol/framing';
+import {
+  PROTOCOL_VERSION,
+  type Kind,
+  type RegisterReply,
+  type ReplyEnvelope,
+  type ReplyOf,
+  type RequestOf,
+} from '../protocol/messages';
+import { native } from '../native';
+import { SegmentMappings } from './mappings';
+
+/** How long to wait for an fd the daemon has already sent; only a broken daemon takes this long. */
+const FD_RECEIVE_TIMEOUT_MS = 5000;
+
+interface Pending {
+  resolve(reply: unknown): void;
+  reject(error: Error): void;
+}
+
+export class IpcChannel {
+  readonly mappings = new SegmentMappings();
+  registration!: RegisterReply;
+  private readonly decoder = new FrameDecoder(Number.MAX_SAFE_INTEGER);
+  private readonly pending = new Map<number, Pending>();
+  private nextSeq = 1;
+  private fdSocket = -1;
+  private closedError?: TrellisError;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    readonly socketPath: string,
+  ) {
+    socket.on('data', (chunk) => this.receive(chunk));
+    socket.on('error', (error) => this.shutdown(new TrellisError('ConnectionClosed', `connection to trellisd at ${socketPath} failed: ${error.message}`, { cause: error })));
+    socket.on('close', () => this.shutdown(new TrellisError('ConnectionClosed', `trellisd at ${socketPath} closed the connection`)));
+  }
+
+  /** Connects, registers and attaches the fd channel. Errors: ConnectionClosed, ProtocolError. */
+  static async open(socketPath: string): Promise<IpcChannel> {
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(socketPath);
+      s.once('connect', () => {
+        s.off('error', reject);
+        resolve(s);
+      });
+      s.once('error', (error: NodeJS.ErrnoException) =>
+        reject(
+          new TrellisError(
+            'ConnectionClosed',
+            `cannot connect to trellisd at ${socketPath}: ${error.code ?? error.message} (is the daemon running? start it with npx trellisd)`,
+            { cause: error },
+          ),
+        ),
+      );
+    });
+    socket.setNoDelay?.(true);
+    const channel = new IpcChannel(socket, socketPath);
+    try {
+      channel.registration = await channel.request('register', { protocolVersion: PROTOCOL_VERSION, pid: process.pid });
+      channel.fdSocket = native.connectUnix(socketPath);
+      native.sendBytes(
+        channel.fdSocket,
+        encodeFrame({
+          kind: 'attachFdChannel',
+          seq: 0,
+          body: { clientId: channel.registration.clientId, fdChannelToken: channel.registration.fdChannelToken },
+        }),
+      );
+    } catch (error) {
+      channel.close();
+      throw error;
+    }
+    return channel;
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  request<K extends Kind>(kind: K, body: RequestOf<K>): Promise<ReplyOf<K>> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const seq = this.nextSeq++;
+    return new Promise<ReplyOf<K>>((resolve, reject) => {
+      this.pending.set(seq, { resolve: resolve as (reply: unknown) => void, reject });
+      this.socket.write(encodeFrame({ kind, seq, body }));
+    });
+  }
+
+  close(): void {
+    this.shutdown(new TrellisError('ConnectionClosed', 'the client was closed'));
+  }
+
+  private receive(chunk: Buffer): void {
+    let envelopes: unknown[];
+    try {
+      envelopes = this.decoder.push(chunk);
+    } catch (error) {
+      this.shutdown(error as TrellisError);
+      return;
+    }
+    for (const envelope of envelopes) this.deliver(envelope as ReplyEnvelope);
+  }
+
+  private deliver(envelope: ReplyEnvelope): void {
+    try {
+      for (const grant of envelope.grants ?? []) {
+        const { fd, tag } = native.recvFd(this.fdSocket, FD_RECEIVE_TIMEOUT_MS);
+        if (tag !== grant.segment) {
+          native.closeFd(fd);
+          throw new TrellisError('ProtocolError', `expected the fd of segment ${grant.segment}, got ${tag}`);
+        }
+        this.mappings.add(grant.segment, fd, grant.size);
+      }
+      for (const segment of envelope.drops ?? []) this.mappings.drop(segment);
+    } catch (error) {
+      this.shutdown(error as TrellisError);
+      return;
+    }
+    const waiter = this.pending.get(envelope.seq);
+    if (!waiter) {
+      // seq 0: the daemon refused the connection as a whole before closing it.
+      if (envelope.error) this.closedError ??= fromWireError(envelope.error);
+      return;
+    }
+    this.pending.delete(envelope.seq);
+    if (envelope.error) waiter.reject(fromWireError(envelope.error));
+    else waiter.resolve(envelope.reply);
+  }
+
+  private shutdown(reason: TrellisError): void {
+    if (!this.closedError) this.closedError = reason;
+    this.socket.destroy();
+    if (this.fdSocket >= 0) {
+      native.closeFd(this.fdSocket);
+      this.fdSocket = -1;
+    }
+    this.mappings.close();
+    for (const waiter of this.pending.values()) waiter.reject(this.closedError);
+    this.pending.clear();
+  }
+}

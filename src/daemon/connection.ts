@@ -1,0 +1,233 @@
+/**
+ * One socket from a client. A new socket's first frame decides what it is: `register` makes it a
+ * client's main connection; `attachFdChannel` makes it the fd channel of an already registered
+ * client, on which the daemon only ever sends segment fds.
+ *
+ * Requests are handled in arrival order; a malformed frame gets a ProtocolError and closes this
+ * connection only.
+ */
+import { randomBytes } from 'node:crypto';
+import type * as net from 'node:net';
+import { TrellisError, toWireError } from '../errors';
+import { encodeFrame, FrameDecoder } from '../protocol/framing';
+import { PROTOCOL_VERSION, type ReplyEnvelope, type SegmentGrant } from '../protocol/messages';
+import { native, type PeerCredentials } from '../native';
+import { handlers, isClientKind, type RequestContext } from './dispatch';
+import type { ClientSession } from './session';
+import * as check from './validate';
+
+export const FD_CHANNEL_WAIT_MS = 5000;
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** What a connection needs from the daemon that owns it. */
+export interface ConnectionHost {
+  readonly maxFrameBytes: number;
+  readonly state: RequestContext['state'];
+  register(connection: Connection, pid: number): ClientSession;
+  mainConnection(clientId: number): Connection | undefined;
+  closed(connection: Connection): void;
+}
+
+export class Connection {
+  session?: ClientSession;
+  readonly fdChannelToken = randomBytes(16).toString('hex');
+  private fdChannel?: Connection;
+  private fdChannelWaiters: Array<() => void> = [];
+  private role: 'new' | 'client' | 'fdChannel' = 'new';
+  private readonly decoder: FrameDecoder;
+  private readonly backlog: unknown[] = [];
+  private busy = false;
+  private closing = false;
+  private readonly handshakeTimer: NodeJS.Timeout;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly peer: PeerCredentials,
+    private readonly host: ConnectionHost,
+  ) {
+    this.decoder = new FrameDecoder(host.maxFrameBytes);
+    this.handshakeTimer = setTimeout(() => this.fail('ProtocolError', 'no handshake within 10 s'), HANDSHAKE_TIMEOUT_MS);
+    this.handshakeTimer.unref();
+    socket.on('data', (chunk) => this.receive(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.onClose());
+  }
+
+  /** The raw fd of this socket (for sendFd on an fd channel). */
+  get fd(): number {
+    return (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+  }
+
+  close(): void {
+    this.closing = true;
+    this.socket.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.closing) return;
+    let bodies: unknown[];
+    try {
+      bodies = this.decoder.push(chunk);
+    } catch (error) {
+      this.fail('ProtocolError', (error as Error).message);
+      return;
+    }
+    this.backlog.push(...bodies);
+    this.drain();
+  }
+
+  /** Handles queued frames in order; an async handler holds back the ones behind it. */
+  private drain(): void {
+    while (!this.busy && !this.closing && this.backlog.length > 0) {
+      const pending = this.handleFrame(this.backlog.shift());
+      if (pending) {
+        this.busy = true;
+        void pending.finally(() => {
+          this.busy = false;
+          this.drain();
+        });
+      }
+    }
+  }
+
+  private handleFrame(frame: unknown): Promise<void> | undefined {
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+      this.fail('ProtocolError', 'a frame must be a map with kind, seq and body');
+      return;
+    }
+    const { kind, seq, body } = frame as { kind?: unknown; seq?: unknown; body?: unknown };
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) {
+      this.fail('ProtocolError', `a frame needs an integer seq, got ${check.describe(seq)}`);
+      return;
+    }
+    if (this.role === 'fdChannel') {
+      this.fail('ProtocolError', 'an fd channel carries no requests');
+      return;
+    }
+    if (this.role === 'new') return this.handshake(kind, seq, body);
+    if (!isClientKind(kind)) {
+      this.reply({ seq, error: { code: 'ProtocolError', message: `unknown request kind ${check.describe(kind)}` } });
+      return;
+    }
+    const session = this.session!;
+    const grants: SegmentGrant[] = [];
+    const ctx: RequestContext = {
+      state: this.host.state,
+      session,
+      grant: (segment) => this.grant(segment, grants),
+    };
+    const answer = (reply: unknown) => this.reply({ seq, reply: reply as never, grants });
+    const refuse = (error: unknown) => this.reply({ seq, error: toWireError(error), grants });
+    const invoke = () => (handlers[kind] as (c: RequestContext, b: check.Body) => unknown)(ctx, check.expectBody(kind, body));
+
+    // The first request that needs fds may arrive before the fd channel's attach frame.
+    if ((kind === 'createBlob' || kind === 'getBlobs') && !this.fdChannel) {
+      return this.waitForFdChannel().then(invoke).then(answer, refuse);
+    }
+    let result: unknown;
+    try {
+      result = invoke();
+    } catch (error) {
+      refuse(error);
+      return;
+    }
+    // Most requests finish synchronously; only an async handler holds back the queue.
+    if (result instanceof Promise) return result.then(answer, refuse);
+    answer(result);
+    return;
+  }
+
+  private handshake(kind: unknown, seq: number, body: unknown): undefined {
+    clearTimeout(this.handshakeTimer);
+    try {
+      const fields = check.expectBody(String(kind), body);
+      if (kind === 'register') {
+        const version = fields.protocolVersion;
+        if (version !== PROTOCOL_VERSION) {
+          throw new TrellisError('ProtocolError', `client speaks protocol ${check.describe(version)}, this daemon ${PROTOCOL_VERSION}`);
+        }
+        this.session = this.host.register(this, this.peer.pid);
+        this.role = 'client';
+        this.reply({
+          seq,
+          reply: {
+            clientId: this.session.clientId,
+            instanceId: this.host.state.instanceId,
+            fdChannelToken: this.fdChannelToken,
+            maxFrameBytes: this.host.maxFrameBytes,
+          },
+        });
+      } else if (kind === 'attachFdChannel') {
+        this.attachTo(fields);
+      } else {
+        throw new TrellisError('ProtocolError', `the first request must be register, got ${check.describe(kind)}`);
+      }
+    } catch (error) {
+      const wire = toWireError(error);
+      this.fail(wire.code, wire.message, seq);
+    }
+    return undefined;
+  }
+
+  private attachTo(fields: check.Body): void {
+    const clientId = check.nonNegativeInteger('attachFdChannel', fields, 'clientId');
+    const main = this.host.mainConnection(clientId);
+    // The token proves the channel belongs to that client; the pid check stops another process
+    // of the same user from receiving its fds.
+    if (!main || main.fdChannel || fields.fdChannelToken !== main.fdChannelToken || main.peer.pid !== this.peer.pid) {
+      throw new TrellisError('PermissionDenied', `fd channel rejected for client ${clientId}`);
+    }
+    this.role = 'fdChannel';
+    main.fdChannel = this;
+    for (const wake of main.fdChannelWaiters.splice(0)) wake();
+  }
+
+  private waitForFdChannel(): Promise<void> {
+    if (this.fdChannel) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new TrellisError('Unavailable', `client ${this.session?.clientId} attached no fd channel within ${FD_CHANNEL_WAIT_MS} ms`)),
+        FD_CHANNEL_WAIT_MS,
+      );
+      this.fdChannelWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private grant(segment: number, grants: SegmentGrant[]): void {
+    const session = this.session!;
+    if (session.grantedSegments.has(segment)) return;
+    const channel = this.fdChannel;
+    if (!channel) throw new TrellisError('Unavailable', 'this client has no fd channel');
+    const { fd, size } = this.host.state.pool.segmentFd(segment);
+    native.sendFd(channel.fd, fd, segment);
+    session.grantedSegments.add(segment);
+    grants.push({ segment, size });
+  }
+
+  private reply(envelope: ReplyEnvelope): void {
+    if (this.closing || this.socket.destroyed) return;
+    const drops = this.session?.droppedSegments;
+    if (drops && drops.length > 0) envelope.drops = drops.splice(0);
+    if (envelope.grants && envelope.grants.length === 0) delete envelope.grants;
+    this.socket.write(encodeFrame(envelope));
+  }
+
+  /** Answers with an error and closes this connection only. */
+  private fail(code: string, message: string, seq = 0): void {
+    if (this.closing) return;
+    this.reply({ seq, error: { code, message } });
+    this.closing = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private onClose(): void {
+    this.closing = true;
+    clearTimeout(this.handshakeTimer);
+    if (this.fdChannel) this.fdChannel.close();
+    this.host.closed(this);
+  }
+}

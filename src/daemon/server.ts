@@ -1,0 +1,169 @@
+/**
+ * The daemon: listens on a UNIX socket, checks who connects, and owns the object table and the
+ * shared memory. `startDaemon` is the programmatic entry (tests, embedding); bin/trellisd wraps it.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { TrellisError } from '../errors';
+import { native, type PeerCredentials } from '../native';
+import { IdGenerator } from '../protocol/ids';
+import { defaultSocketDir } from '../protocol/socket-path';
+import { Connection, type ConnectionHost } from './connection';
+import type { DaemonState } from './dispatch';
+import { MemoryPolicy } from './memory-policy';
+import { ObjectTable } from './object-table';
+import { resolveOptions, type DaemonOptions, type ResolvedOptions } from './options';
+import { SegmentPool } from './segment-pool';
+import { newSession, type ClientSession } from './session';
+
+export interface Daemon {
+  readonly socket: string;
+  readonly instanceId: number;
+  stop(): Promise<void>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const VERSION: string = require('../../package.json').version;
+
+class DaemonServer implements ConnectionHost, DaemonState {
+  readonly table: ObjectTable;
+  readonly pool: SegmentPool;
+  readonly instanceId: number;
+  readonly socketPath: string;
+  readonly version = VERSION;
+  readonly maxFrameBytes: number;
+  readonly state: DaemonState = this;
+  private readonly server: net.Server;
+  private readonly connections = new Set<Connection>();
+  private readonly clients = new Map<number, Connection>();
+  private nextClientId = 1;
+  private readonly uid = process.getuid?.() ?? 0;
+
+  constructor(private readonly options: ResolvedOptions) {
+    this.instanceId = options.instanceId;
+    this.socketPath = options.socket;
+    this.maxFrameBytes = options.maxFrameBytes;
+    this.pool = new SegmentPool(new MemoryPolicy(options.size, options.idleReleaseMs));
+    this.table = new ObjectTable(this.pool, new IdGenerator(options.instanceId));
+    this.pool.onRelease = (segment) => {
+      for (const connection of this.clients.values()) {
+        const session = connection.session!;
+        if (session.grantedSegments.delete(segment)) session.droppedSegments.push(segment);
+      }
+    };
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  clientCount(): number {
+    return this.clients.size;
+  }
+
+  async listen(): Promise<void> {
+    await prepareSocketPath(this.socketPath);
+    // The umask makes the socket private from the moment bind() creates it; chmod then applies
+    // whatever mode was asked for.
+    const previous = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(this.socketPath, () => {
+          this.server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(previous);
+    }
+    fs.chmodSync(this.socketPath, this.options.socketMode);
+  }
+
+  register(connection: Connection, pid: number): ClientSession {
+    const session = newSession(this.nextClientId++, pid, connection.peer.uid);
+    this.clients.set(session.clientId, connection);
+    return session;
+  }
+
+  mainConnection(clientId: number): Connection | undefined {
+    return this.clients.get(clientId);
+  }
+
+  closed(connection: Connection): void {
+    this.connections.delete(connection);
+    const session = connection.session;
+    if (session && this.clients.get(session.clientId) === connection) {
+      this.clients.delete(session.clientId);
+      this.table.dropSession(session);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const connection of this.connections) connection.close();
+    await closed;
+    this.pool.close();
+    fs.rmSync(this.socketPath, { force: true });
+  }
+
+  private accept(socket: net.Socket): void {
+    let peer: PeerCredentials;
+    try {
+      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+      peer = native.peerCredentials(fd);
+    } catch {
+      socket.destroy();
+      return;
+    }
+    if (!this.admits(peer)) {
+      socket.destroy();
+      return;
+    }
+    this.connections.add(new Connection(socket, peer, this));
+  }
+
+  /** Same user or root; anyone the file mode lets in when the socket was widened on purpose. */
+  private admits(peer: PeerCredentials): boolean {
+    const widened = (this.options.socketMode & 0o077) !== 0;
+    return widened || peer.uid === this.uid || peer.uid === 0;
+  }
+}
+
+/**
+ * Makes way for the socket: creates the private default folder, replaces a stale socket file
+ * left by a dead daemon, and refuses to touch a live daemon's socket or a file that is not a
+ * socket. Errors: Conflict, InvalidArgument.
+ */
+async function prepareSocketPath(socketPath: string): Promise<void> {
+  const dir = path.dirname(socketPath);
+  if (dir === defaultSocketDir()) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(socketPath);
+  } catch {
+    return;
+  }
+  if (!stat.isSocket()) {
+    throw new TrellisError('InvalidArgument', `${socketPath} exists and is not a socket; not replacing it`);
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new TrellisError('Conflict', `another trellisd is already serving ${socketPath}`);
+  fs.rmSync(socketPath, { force: true });
+}
+
+export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
+  const daemon = new DaemonServer(resolveOptions(options));
+  try {
+    await daemon.listen();
+  } catch (error) {
+    daemon.pool.close();
+    throw error;
+  }
+  return { socket: daemon.socketPath, instanceId: daemon.instanceId, stop: () => daemon.stop() };
+}

@@ -1,0 +1,18 @@
+/** What the daemon keeps for one registered client. */
+export interface ClientSession {
+  readonly clientId: number;
+  readonly pid: number;
+  readonly uid: number;
+  /** Sealed objects this client holds a reference to (from a get or its own seal). */
+  readonly held: Set<string>;
+  /** Blobs this client created and has not sealed or aborted yet. */
+  readonly unsealed: Set<string>;
+  /** Segments whose fd this client has been sent. */
+  readonly grantedSegments: Set<number>;
+  /** Segments released since the last reply, to tell the client about. */
+  readonly droppedSegments: number[];
+}
+
+export function newSession(clientId: number, pid: number, uid: number): ClientSession {
+  return { clientId, pid, uid, held: new Set(), unsealed: new Set(), grantedSegments: new Set(), droppedSegments: [] };
+}

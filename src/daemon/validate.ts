@@ -1,0 +1,66 @@
+/** Checks on request bodies from clients: wrong types become InvalidArgument, never a crash. */
+import { TrellisError } from '../errors';
+import { isObjectId } from '../protocol/ids';
+
+export type Body = Record<string, unknown>;
+
+export function expectBody(kind: string, body: unknown): Body {
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw new TrellisError('InvalidArgument', `${kind}: the request body must be a map, got ${describe(body)}`);
+  }
+  return body as Body;
+}
+
+export function objectId(kind: string, body: Body, field = 'id'): string {
+  const value = body[field];
+  if (!isObjectId(value)) {
+    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be an object id such as o0000000000000001, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export const MAX_IDS_PER_REQUEST = 100_000;
+
+export function objectIds(kind: string, body: Body, field = 'ids'): string[] {
+  const value = body[field];
+  if (!Array.isArray(value) || value.length > MAX_IDS_PER_REQUEST) {
+    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be a list of at most ${MAX_IDS_PER_REQUEST} object ids, got ${describe(value)}`);
+  }
+  for (const id of value) {
+    if (!isObjectId(id)) throw new TrellisError('InvalidArgument', `${kind}: ${describe(id)} is not an object id`);
+  }
+  return value as string[];
+}
+
+export function nonNegativeInteger(kind: string, body: Body, field: string, fallback?: number): number {
+  const value = body[field] ?? fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be a non-negative integer, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function optionalString(kind: string, body: Body, field: string, maxLength = 4096): string | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || value.length > maxLength) {
+    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be a string of at most ${maxLength} characters, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function flag(kind: string, body: Body, field: string, fallback: boolean): boolean {
+  const value = body[field] ?? fallback;
+  if (typeof value !== 'boolean') {
+    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be a boolean, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? value.slice(0, 60) + '...' : value);
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'a map' : `${typeof value} ${String(value)}`;
+}

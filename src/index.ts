@@ -1,0 +1,9 @@
+/** The public surface of trellis (see API.md). */
+export { connect } from './connect';
+export type { Client, DeleteOptions } from './client/client';
+export type { Blob, BlobWriter } from './client/blobs';
+export { startDaemon, type Daemon } from './daemon/server';
+export type { DaemonOptions } from './daemon/options';
+export { TrellisError, ERROR_CODES, isTrellisError, type ErrorCode } from './errors';
+export type { DaemonStatus, ObjectSummary } from './protocol/messages';
+export { defaultSocketPath } from './protocol/socket-path';

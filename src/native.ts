@@ -1,0 +1,76 @@
+/**
+ * The only file that loads the addon. It finds build/Release/trellis.node by walking up to the
+ * package root, so the same code works from src/ (tsx) and from dist/ (compiled).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TrellisError } from './errors';
+
+export interface NativeSegment {
+  readonly fd: number;
+  readonly size: number;
+  /** Closes the fd; clients' mappings keep their pages. */
+  close(): void;
+  /** Punches the pages out first, so the memory returns even while clients still map it. */
+  release(): void;
+}
+
+export interface NativeMapping {
+  /** The whole read-only mapping; throws for writable mappings. */
+  readonly buffer: ArrayBuffer;
+  /** An ArrayBuffer over exactly [offset, offset + length); `prefault` maps its pages now. */
+  slice(offset: number, length: number, prefault?: boolean): ArrayBuffer;
+}
+
+export interface NativeAllocator {
+  /** The offset of a 64-byte-aligned block, or -1 when nothing fits. */
+  allocate(size: number): number;
+  /** Bytes released, 0 when offset was not allocated. */
+  free(offset: number): number;
+  readonly used: number;
+  readonly capacity: number;
+  readonly largestFree: number;
+}
+
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+interface Addon {
+  initialize(errorClass: typeof TrellisError): void;
+  Segment: new (size: number, name: string) => NativeSegment;
+  Mapping: new (fd: number, size: number, writable: boolean, populate?: boolean) => NativeMapping;
+  Allocator: new (capacity: number) => NativeAllocator;
+  detach(buffer: ArrayBuffer): void;
+  connectUnix(path: string): number;
+  sendBytes(socketFd: number, bytes: Uint8Array): void;
+  sendFd(socketFd: number, fd: number, tag: number): void;
+  recvFd(socketFd: number, timeoutMs: number): { fd: number; tag: number };
+  closeFd(fd: number): void;
+  peerCredentials(socketFd: number): PeerCredentials;
+}
+
+export const ADDON_FILE = path.join('build', 'Release', 'trellis.node');
+
+function findPackageRoot(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${start}`);
+  }
+}
+
+function loadAddon(): Addon {
+  const root = findPackageRoot(__dirname);
+  const file = path.join(root, ADDON_FILE);
+  if (!fs.existsSync(file)) {
+    throw new TrellisError('IOError', `the native addon is not built: ${file} is missing (run npm install)`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const addon = require(file) as Addon;
+  addon.initialize(TrellisError);
+  return addon;
+}
+
+export const native: Addon = loadAddon();

@@ -1,0 +1,34 @@
+/**
+ * Object IDs: 'o' + 16 hex digits. The first 4 digits are the instance id, so IDs are unique
+ * across a cluster; the other 12 come from a counter seeded with the clock in microseconds, so
+ * a restarted daemon does not reuse its earlier IDs. IDs say nothing about where bytes live.
+ */
+import { TrellisError } from '../errors';
+
+export const ID_PATTERN = /^o[0-9a-f]{16}$/;
+const SEQUENCE_SPACE = 2 ** 48;
+export const MAX_INSTANCE_ID = 0xffff;
+
+export class IdGenerator {
+  private last = 0;
+
+  constructor(private readonly instanceId: number) {
+    if (!Number.isInteger(instanceId) || instanceId < 0 || instanceId > MAX_INSTANCE_ID) {
+      throw new TrellisError('InvalidArgument', `instance id ${instanceId} is outside 0..${MAX_INSTANCE_ID}`);
+    }
+  }
+
+  next(): string {
+    const now = Math.floor(performance.timeOrigin * 1000 + performance.now() * 1000) % SEQUENCE_SPACE;
+    this.last = now > this.last ? now : (this.last + 1) % SEQUENCE_SPACE;
+    return 'o' + this.instanceId.toString(16).padStart(4, '0') + this.last.toString(16).padStart(12, '0');
+  }
+}
+
+export function isObjectId(value: unknown): value is string {
+  return typeof value === 'string' && ID_PATTERN.test(value);
+}
+
+export function instanceOf(id: string): number {
+  return parseInt(id.slice(1, 5), 16);
+}
