@@ -78,11 +78,11 @@ export class BlobCache {
     for (const id of ids) this.held.delete(id);
   }
 
-  async create(size: number): Promise<BlobWriter> {
+  async create(size: number, typename?: string): Promise<BlobWriter> {
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new TrellisError('InvalidArgument', `createBlob(size): size must be a non-negative integer, got ${size}`);
     }
-    const location = await this.channel.request('createBlob', { size });
+    const location = await this.channel.request('createBlob', typename === undefined ? { size } : { size, typename });
     return new BlobWriter(this, location, this.channel.mappings.writable(location));
   }
 

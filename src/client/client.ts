@@ -35,8 +35,9 @@ export class Client {
     return this.channel.socketPath;
   }
 
-  createBlob(size: number): Promise<BlobWriter> {
-    return this.blobs.create(size);
+  /** A writable blob of exactly `size` bytes; `typename` labels a type stored as one blob. */
+  createBlob(size: number, options: { typename?: string } = {}): Promise<BlobWriter> {
+    return this.blobs.create(size, options.typename);
   }
 
   /** Errors: ObjectNotFound, NotSealed, InvalidArgument. */

@@ -32,7 +32,8 @@ export const DEFAULT_LIST_LIMIT = 1000;
 export const handlers: { [K in ClientKind]: Handler<K> } = {
   createBlob({ state, session, grant }, body) {
     const size = check.nonNegativeInteger('createBlob', body, 'size');
-    const blob = state.table.createBlob(session, size);
+    const typename = check.optionalTypename('createBlob', body);
+    const blob = state.table.createBlob(session, size, typename);
     try {
       grant(blob.segment);
     } catch (error) {

@@ -49,14 +49,14 @@ export class ObjectTable {
   }
 
   /** Errors: InvalidArgument, OutOfMemory. */
-  createBlob(session: ClientSession, size: number): BlobLocation {
+  createBlob(session: ClientSession, size: number, typename = BLOB_TYPENAME): BlobLocation {
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new TrellisError('InvalidArgument', `blob size must be a non-negative integer, got ${size}`);
     }
     const placement = this.pool.allocate(size, `createBlob(${size})`);
     const blob: StoredObject = {
       id: this.ids.next(),
-      typename: BLOB_TYPENAME,
+      typename,
       nbytes: size,
       createdAt: Date.now(),
       sealed: false,

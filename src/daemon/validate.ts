@@ -64,3 +64,15 @@ export function describe(value: unknown): string {
   if (value === null) return 'null';
   return typeof value === 'object' ? 'a map' : `${typeof value} ${String(value)}`;
 }
+
+/** Typenames look like `trellis::DataFrame` or `my::Tensor<float64>`. */
+export const TYPENAME_PATTERN = /^[A-Za-z_][\w]*(::[A-Za-z_][\w]*)*(<[\w:<>, ]*>)?$/;
+export const MAX_TYPENAME_LENGTH = 256;
+
+export function optionalTypename(kind: string, body: Body, field = 'typename'): string | undefined {
+  const value = optionalString(kind, body, field, MAX_TYPENAME_LENGTH);
+  if (value !== undefined && !TYPENAME_PATTERN.test(value)) {
+    throw new TrellisError('InvalidArgument', `${kind}: ${describe(value)} is not a typename (such as trellis::Blob or my::Type<int64>)`);
+  }
+  return value;
+}

@@ -64,6 +64,8 @@ export interface AttachFdChannelRequest {
 
 export interface CreateBlobRequest {
   size: number;
+  /** Default trellis::Blob; a type stored as one blob (a ShareableList) names itself here. */
+  typename?: string;
 }
 export type CreateBlobReply = BlobLocation;
 
