@@ -32,12 +32,16 @@ Segment::Segment(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Segment>(inf
     return;
   }
   const std::string name = info[1].As<Napi::String>().Utf8Value();
+  const std::string dir = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "";
   const size_t size = static_cast<size_t>(requested);
 
-  // MFD_ALLOW_SEALING is not set: the daemon must not be able to shrink a segment under readers.
-  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  // An unnamed file on a tmpfs (O_TMPFILE) counts against that file system's size, so asking
+  // for more than it holds fails at once with ENOSPC. A memfd has no such bound: fallocate on
+  // one keeps allocating until the OOM killer steps in. memfd is the fallback without a dir.
+  int fd = dir.empty() ? memfd_create(name.c_str(), MFD_CLOEXEC) : open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) {
-    MakeErrnoError(env, errno, "memfd_create(" + name + ")").ThrowAsJavaScriptException();
+    MakeErrnoError(env, errno, dir.empty() ? "memfd_create(" + name + ")" : "cannot create a segment in " + dir)
+        .ThrowAsJavaScriptException();
     return;
   }
   // fallocate reserves the pages now; ftruncate alone would defer failure to a SIGBUS.

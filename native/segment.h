@@ -1,6 +1,7 @@
-// A shared-memory segment: an anonymous memfd whose pages are reserved up front with
-// fallocate, so that running out of memory is an error at creation rather than a SIGBUS on
-// first touch. The daemon owns segments and hands their fds to clients; it never maps them.
+// A shared-memory segment: an unnamed tmpfs file (O_TMPFILE in /dev/shm, or a memfd) whose
+// pages are reserved up front with fallocate, so that running out of memory is an error at
+// creation rather than a SIGBUS on first touch. Nothing is left behind in the file system.
+// The daemon owns segments and hands their fds to clients; it never maps them.
 #pragma once
 #include <napi.h>
 
@@ -9,7 +10,7 @@ namespace trellis {
 class Segment : public Napi::ObjectWrap<Segment> {
  public:
   static Napi::Function Init(Napi::Env env);
-  explicit Segment(const Napi::CallbackInfo& info);  // new Segment(size, name)
+  explicit Segment(const Napi::CallbackInfo& info);  // new Segment(size, name, dir?)
   ~Segment() override;
 
  private:

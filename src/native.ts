@@ -40,7 +40,8 @@ export interface PeerCredentials {
 
 interface Addon {
   initialize(errorClass: typeof TrellisError): void;
-  Segment: new (size: number, name: string) => NativeSegment;
+  /** `dir`: a tmpfs folder for an unnamed file (bounded by its size); '' for a memfd. */
+  Segment: new (size: number, name: string, dir?: string) => NativeSegment;
   Mapping: new (fd: number, size: number, writable: boolean, populate?: boolean) => NativeMapping;
   Allocator: new (capacity: number) => NativeAllocator;
   detach(buffer: ArrayBuffer): void;

@@ -115,15 +115,12 @@ export class Connection {
       state: this.host.state,
       session,
       grant: (segment) => this.grant(segment, grants),
+      untilFdChannel: () => (this.fdChannel ? undefined : this.waitForFdChannel()),
     };
     const answer = (reply: unknown) => this.reply({ seq, reply: reply as never, grants });
     const refuse = (error: unknown) => this.reply({ seq, error: toWireError(error), grants });
     const invoke = () => (handlers[kind] as (c: RequestContext, b: check.Body) => unknown)(ctx, check.expectBody(kind, body));
 
-    // The first request that needs fds may arrive before the fd channel's attach frame.
-    if ((kind === 'createBlob' || kind === 'getBlobs') && !this.fdChannel) {
-      return this.waitForFdChannel().then(invoke).then(answer, refuse);
-    }
     let result: unknown;
     try {
       result = invoke();

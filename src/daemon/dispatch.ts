@@ -23,6 +23,11 @@ export interface RequestContext {
   readonly session: ClientSession;
   /** Sends the segment's fd to this client unless it already has it. */
   grant(segment: number): void;
+  /**
+   * Undefined once the client's fd channel is attached; until then a promise for it. The first
+   * request that needs fds can overtake the channel's attach frame, which comes on another socket.
+   */
+  untilFdChannel(): Promise<void> | undefined;
 }
 
 type Handler<K extends ClientKind> = (ctx: RequestContext, body: check.Body) => ReplyOf<K> | Promise<ReplyOf<K>>;
@@ -30,9 +35,12 @@ type Handler<K extends ClientKind> = (ctx: RequestContext, body: check.Body) => 
 export const DEFAULT_LIST_LIMIT = 1000;
 
 export const handlers: { [K in ClientKind]: Handler<K> } = {
-  createBlob({ state, session, grant }, body) {
+  createBlob(ctx, body) {
+    const { state, session, grant } = ctx;
     const size = check.nonNegativeInteger('createBlob', body, 'size');
     const typename = check.optionalTypename('createBlob', body);
+    const attaching = ctx.untilFdChannel();
+    if (attaching) return attaching.then(() => handlers.createBlob(ctx, body));
     const blob = state.table.createBlob(session, size, typename);
     try {
       grant(blob.segment);
@@ -54,8 +62,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     return {};
   },
 
-  getBlobs({ state, session, grant }, body) {
-    const blobs = state.table.getBlobs(session, check.objectIds('getBlobs', body));
+  getBlobs(ctx, body) {
+    const { state, session, grant } = ctx;
+    const ids = check.objectIds('getBlobs', body);
+    const attaching = ctx.untilFdChannel();
+    if (attaching) return attaching.then(() => handlers.getBlobs(ctx, body));
+    const blobs = state.table.getBlobs(session, ids);
     for (const blob of blobs) grant(blob.segment);
     return { blobs };
   },

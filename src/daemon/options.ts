@@ -1,4 +1,5 @@
 /** The daemon's options, their defaults, and how the command line spells them. */
+import * as fs from 'node:fs';
 import { TrellisError } from '../errors';
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/framing';
 import { defaultSocketPath } from '../protocol/socket-path';
@@ -18,6 +19,8 @@ export interface DaemonOptions {
   idleReleaseMs?: number;
   /** Cluster-unique instance id; 0 without a cluster. */
   instanceId?: number;
+  /** tmpfs folder that holds the (unnamed) segments; default /dev/shm, '' for memfds. */
+  shmDir?: string;
 }
 
 export interface ResolvedOptions {
@@ -27,10 +30,12 @@ export interface ResolvedOptions {
   maxFrameBytes: number;
   idleReleaseMs: number;
   instanceId: number;
+  shmDir: string;
 }
 
 export const DEFAULT_SIZE = '2GiB';
 export const DEFAULT_SOCKET_MODE = 0o600;
+export const DEFAULT_SHM_DIR = '/dev/shm';
 
 export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
   const socketMode = options.socketMode ?? DEFAULT_SOCKET_MODE;
@@ -44,6 +49,7 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     idleReleaseMs: options.idleReleaseMs ?? DEFAULT_IDLE_RELEASE_MS,
     instanceId: options.instanceId ?? 0,
+    shmDir: options.shmDir ?? (fs.existsSync(DEFAULT_SHM_DIR) ? DEFAULT_SHM_DIR : ''),
   };
 }
 
@@ -52,6 +58,7 @@ export const USAGE = `usage: trellisd [options]
   --socket PATH        UNIX socket to serve (default: $TRELLIS_SOCKET, then a per-user path)
   --socket-mode MODE   socket file permissions, octal (default 0600: this user only)
   --size SIZE          shared memory limit: 512MiB, 2GiB, 1G or bytes (default ${DEFAULT_SIZE})
+  --shm-dir DIR        tmpfs that holds the segments, as unnamed files (default ${DEFAULT_SHM_DIR})
   --help               print this text
 `;
 
@@ -78,6 +85,9 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
       }
       case '--size':
         options.size = parseSize(value());
+        break;
+      case '--shm-dir':
+        options.shmDir = value();
         break;
       case '--help':
       case '-h':

@@ -28,7 +28,11 @@ export class SegmentPool {
   /** Called after a segment is released, so that clients can drop their fds and mappings. */
   onRelease: (segment: number) => void = () => {};
 
-  constructor(readonly policy: MemoryPolicy) {
+  /** `shmDir`: the tmpfs folder segments are created in ('' for memfds). */
+  constructor(
+    readonly policy: MemoryPolicy,
+    private readonly shmDir: string,
+  ) {
     this.idleTimer = setInterval(() => this.releaseIdle(), Math.max(1000, policy.idleReleaseMs / 2));
     this.idleTimer.unref();
   }
@@ -105,7 +109,7 @@ export class SegmentPool {
     const id = this.nextSegmentId++;
     let memory: NativeSegment;
     try {
-      memory = new native.Segment(segmentSize, `trellis-segment-${id}`);
+      memory = new native.Segment(segmentSize, `trellis-segment-${id}`, this.shmDir);
     } catch (error) {
       throw new TrellisError(
         'OutOfMemory',

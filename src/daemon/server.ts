@@ -44,7 +44,7 @@ class DaemonServer implements ConnectionHost, DaemonState {
     this.instanceId = options.instanceId;
     this.socketPath = options.socket;
     this.maxFrameBytes = options.maxFrameBytes;
-    this.pool = new SegmentPool(new MemoryPolicy(options.size, options.idleReleaseMs));
+    this.pool = new SegmentPool(new MemoryPolicy(options.size, options.idleReleaseMs), options.shmDir);
     this.table = new ObjectTable(this.pool, new IdGenerator(options.instanceId));
     this.pool.onRelease = (segment) => {
       for (const connection of this.clients.values()) {

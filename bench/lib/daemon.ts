@@ -1,0 +1,67 @@
+/**
+ * Runs trellisd the way users do, through its command line in its own process, so that every
+ * client measurement crosses a real process boundary. Stops it with SIGTERM (a clean shutdown
+ * removes the socket and releases the segments), then SIGKILL if it hangs.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { REPO_ROOT } from './child';
+import type { Scope } from './scope';
+
+export const DAEMON_SCRIPT = path.join(REPO_ROOT, 'src', 'cli', 'trellisd.ts');
+const READY_LINE = /^trellisd ready socket=(\S+) instance=(\d+)$/m;
+const READY_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 5_000;
+
+export interface BenchDaemon {
+  readonly socket: string;
+  readonly pid: number;
+  readonly instanceId: number;
+  stop(): Promise<void>;
+}
+
+export async function startBenchDaemon(scope: Scope, options: { size: string }): Promise<BenchDaemon> {
+  const socket = scope.path('trellisd.sock');
+  // The daemon runs without --expose-gc: it is measured as shipped.
+  const child = spawn(process.execPath, ['--require', 'tsx/cjs', DAEMON_SCRIPT, '--socket', socket, '--size', options.size], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? `code ${code}`)));
+
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+    // A daemon that was killed cannot remove its own socket.
+    fs.rmSync(socket, { force: true });
+  };
+  const forget = scope.defer(stop);
+
+  let timer: NodeJS.Timeout | undefined;
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`trellisd not ready within ${READY_TIMEOUT_MS} ms:\n${output}`)), READY_TIMEOUT_MS);
+    child.stdout!.on('data', () => {
+      const found = READY_LINE.exec(output);
+      if (found) resolve(found);
+    });
+    void exited.then((how) => reject(new Error(`trellisd exited (${how}) before it was ready:\n${output}`)));
+  }).finally(() => clearTimeout(timer));
+
+  return {
+    socket: match[1],
+    pid: child.pid!,
+    instanceId: Number(match[2]),
+    async stop() {
+      await stop();
+      forget();
+    },
+  };
+}

@@ -1,0 +1,39 @@
+/** Numbers as the tables print them: binary sizes, durations in the unit that fits, rates. */
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+
+/** 1024 -> '1 KiB', 1536 -> '1.5 KiB'; whole numbers print without decimals. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${Number.isInteger(value) ? value : value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+}
+
+/** Nanoseconds in ns, µs, ms or s, with three significant digits. */
+export function formatDuration(ns: number): string {
+  if (!Number.isFinite(ns)) return '-';
+  if (ns < 1e3) return `${ns.toPrecision(3)} ns`;
+  if (ns < 1e6) return `${(ns / 1e3).toPrecision(3)} µs`;
+  if (ns < 1e9) return `${(ns / 1e6).toPrecision(3)} ms`;
+  return `${(ns / 1e9).toPrecision(3)} s`;
+}
+
+/** Bytes moved per second, in decimal GB/s (the unit memcpy figures are usually quoted in). */
+export function formatRate(bytes: number, ns: number): string {
+  if (!(ns > 0)) return '-';
+  const gbPerSecond = bytes / ns;
+  return gbPerSecond >= 10 ? gbPerSecond.toFixed(1) : gbPerSecond.toPrecision(2);
+}
+
+/** A ratio with two significant digits, such as '0.71x' or '2.9x'. */
+export function formatRatio(ratio: number): string {
+  if (!Number.isFinite(ratio)) return '-';
+  return `${ratio >= 10 ? ratio.toFixed(0) : ratio.toPrecision(2)}x`;
+}

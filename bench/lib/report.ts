@@ -1,0 +1,55 @@
+/** Turns a suite's report into the text printed after it runs. */
+import { formatBytes, formatDuration, formatRate } from './format';
+import type { Row, SuiteReport, TargetCheck } from './suite';
+import { renderTable, type Column } from './table';
+
+const COLUMNS: Column[] = [
+  { header: 'operation' },
+  { header: 'size', align: 'right' },
+  { header: 'n', align: 'right' },
+  { header: 'median', align: 'right' },
+  { header: 'p99', align: 'right' },
+  { header: 'GB/s', align: 'right' },
+  { header: 'faults/op', align: 'right' },
+  { header: 'gc ms', align: 'right' },
+  { header: 'vs baseline' },
+];
+
+export function renderReport(title: string, report: SuiteReport): string {
+  const lines = [title, '', renderTable(COLUMNS, tableRows(report.rows))];
+  if (report.targets.length > 0) lines.push('', 'Targets (reported, not asserted):', ...report.targets.map(renderTarget));
+  if (report.notes.length > 0) lines.push('', 'Notes:', ...report.notes.map((note) => `  - ${note}`));
+  return lines.join('\n');
+}
+
+function tableRows(rows: readonly Row[]): string[][] {
+  const out: string[][] = [];
+  let section: string | undefined;
+  for (const row of rows) {
+    if (row.section !== section) {
+      if (section !== undefined) out.push([]);
+      out.push([`[${row.section}]`]);
+      section = row.section;
+    }
+    out.push([
+      `  ${row.operation}`,
+      row.bytes === undefined ? '' : formatBytes(row.bytes),
+      String(row.stats.n),
+      formatDuration(row.stats.median),
+      formatDuration(row.stats.p99),
+      row.bytes === undefined ? '' : formatRate(row.bytes, row.stats.median),
+      row.faultsPerOp === undefined ? '' : formatCount(row.faultsPerOp),
+      row.gcMs === undefined ? '' : row.gcMs.toFixed(1),
+      row.versus ?? '',
+    ]);
+  }
+  return out;
+}
+
+function renderTarget(check: TargetCheck): string {
+  return `  [${check.met ? 'MET ' : 'MISS'}] ${check.target}: ${check.measured}`;
+}
+
+function formatCount(value: number): string {
+  return value >= 100 ? Math.round(value).toString() : String(Number(value.toPrecision(2)));
+}

@@ -1,0 +1,55 @@
+/**
+ * What a suite is. Each file in bench/suites exports `suite`; bench/run.ts finds them by file
+ * name, runs the ones asked for, prints their rows and targets and writes their results file.
+ * A suite treats its baselines (memcpy, a socket round trip, later Redis) as drivers of the same
+ * workload and states every trellis number as a ratio to one of them, so that a result read on
+ * a noisy 2-core machine still means something.
+ */
+import type { Scope } from './scope';
+import type { Summary } from './stats';
+
+export interface SuiteContext {
+  /** Register daemons, children and temp files here; it is closed even when the suite throws. */
+  readonly scope: Scope;
+  /** Progress for the person watching (stderr, so the table on stdout stays clean). */
+  log(message: string): void;
+}
+
+/** One line of the results table. Durations are nanoseconds per operation. */
+export interface Row {
+  /** Groups rows under a heading: 'baseline', 'put', 'get', ... */
+  section: string;
+  operation: string;
+  /** Bytes per operation, when the operation moves bytes; gives the size and GB/s columns. */
+  bytes?: number;
+  stats: Summary;
+  /** Minor page faults per operation, inside the timed windows. */
+  faultsPerOp?: number;
+  /** Milliseconds of garbage collection inside the timed windows, over all samples. */
+  gcMs?: number;
+  /** The comparison that gives the number meaning, such as '0.92x memcpy' or '2.7 RT'. */
+  versus?: string;
+}
+
+/** A goal from the issue: reported, never asserted. */
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export interface SuiteReport {
+  rows: Row[];
+  targets: TargetCheck[];
+  /** Lines printed under the table: how things were measured, caveats. */
+  notes: string[];
+  /** Anything else worth keeping in the results file (raw samples, configuration). */
+  data?: Record<string, unknown>;
+}
+
+export interface Suite {
+  /** File name without .ts; what `npm run bench -- NAME` matches and results files start with. */
+  readonly name: string;
+  readonly title: string;
+  run(context: SuiteContext): Promise<SuiteReport>;
+}

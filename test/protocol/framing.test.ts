@@ -1,0 +1,45 @@
+import * as assert from 'node:assert/strict';
+import { encodeFrame, FrameDecoder, HEADER_BYTES } from '../../src/protocol/framing';
+import { IdGenerator, instanceOf, isObjectId } from '../../src/protocol/ids';
+
+describe('framing', () => {
+  it('round-trips bodies split at every byte boundary', () => {
+    const bodies = [{ kind: 'createBlob', seq: 1, body: { size: 10 } }, { seq: 2, reply: { ids: ['a', 'b'] } }, 'x'.repeat(300)];
+    const stream = Buffer.concat(bodies.map(encodeFrame));
+    for (let cut = 1; cut < stream.length; cut += 7) {
+      const decoder = new FrameDecoder();
+      const out = [...decoder.push(stream.subarray(0, cut)), ...decoder.push(stream.subarray(cut))];
+      assert.deepEqual(out, bodies);
+    }
+  });
+
+  it('keeps binary payloads as bytes', () => {
+    const [decoded] = new FrameDecoder().push(encodeFrame({ data: Buffer.from([1, 2, 3]) })) as Array<{ data: Uint8Array }>;
+    assert.deepEqual([...decoded.data], [1, 2, 3]);
+  });
+
+  it('rejects a frame over the limit from its header alone', () => {
+    const decoder = new FrameDecoder(1024);
+    const frame = encodeFrame({ blob: Buffer.alloc(2000) });
+    assert.throws(() => decoder.push(frame.subarray(0, HEADER_BYTES)), { code: 'ProtocolError', message: /exceeds the 1024-byte limit/ });
+  });
+
+  it('rejects bad magic', () => {
+    assert.throws(() => new FrameDecoder().push(Buffer.from('GET / HTTP/1.1\r\n\r\n')), { code: 'ProtocolError', message: /bad frame magic/ });
+  });
+});
+
+describe('object ids', () => {
+  it('are unique, increasing, carry the instance and match the public pattern', () => {
+    const ids = new IdGenerator(0x1a2b);
+    const made = Array.from({ length: 10000 }, () => ids.next());
+    assert.equal(new Set(made).size, made.length);
+    assert.deepEqual([...made].sort(), made);
+    assert.ok(made.every(isObjectId));
+    assert.equal(instanceOf(made[0]), 0x1a2b);
+  });
+
+  it('refuse instance ids that do not fit', () => {
+    assert.throws(() => new IdGenerator(70000), { code: 'InvalidArgument', message: /instance id 70000 is outside 0..65535/ });
+  });
+});
