@@ -7,3 +7,4 @@ export type { DaemonOptions } from './daemon/options';
 export { TrellisError, ERROR_CODES, isTrellisError, type ErrorCode } from './errors';
 export type { DaemonStatus, ObjectSummary } from './protocol/messages';
 export { defaultSocketPath } from './protocol/socket-path';
+export { ShareableList, type ShareableItem, type ShareableListOptions } from './types/shareable-list';

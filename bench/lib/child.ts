@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
+import { onCpu } from './cpu';
 import type { Scope } from './scope';
 import type { ChildMessage, CommandRequest, CommandTable } from './serve-commands';
 
@@ -27,11 +28,22 @@ export interface BenchChild<C extends CommandTable> {
   stop(): Promise<void>;
 }
 
+export interface ChildOptions {
+  /** Pins the child to this CPU (see cpu.ts). */
+  cpu?: number;
+}
+
 /** Starts bench/children/<script> with `args` on its command line; it is stopped when `scope` closes. */
-export async function startChild<C extends CommandTable>(scope: Scope, script: string, args: string[] = []): Promise<BenchChild<C>> {
+export async function startChild<C extends CommandTable>(
+  scope: Scope,
+  script: string,
+  args: string[] = [],
+  options: ChildOptions = {},
+): Promise<BenchChild<C>> {
   const file = path.join(CHILDREN_DIR, script);
   const name = `${script} ${args.join(' ')}`.trim();
-  const child = spawn(process.execPath, [...CHILD_NODE_ARGS, file, ...args], {
+  const { command, args: argv } = onCpu(options.cpu, process.execPath, [...CHILD_NODE_ARGS, file, ...args]);
+  const child = spawn(command, argv, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
@@ -101,9 +113,10 @@ export async function withChild<C extends CommandTable, T>(
   scope: Scope,
   script: string,
   args: string[],
+  options: ChildOptions,
   use: (child: BenchChild<C>) => Promise<T>,
 ): Promise<T> {
-  const child = await startChild<C>(scope, script, args);
+  const child = await startChild<C>(scope, script, args, options);
   try {
     return await use(child);
   } finally {

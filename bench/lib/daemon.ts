@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT } from './child';
+import { onCpu } from './cpu';
 import type { Scope } from './scope';
 
 export const DAEMON_SCRIPT = path.join(REPO_ROOT, 'src', 'cli', 'trellisd.ts');
@@ -21,10 +22,18 @@ export interface BenchDaemon {
   stop(): Promise<void>;
 }
 
-export async function startBenchDaemon(scope: Scope, options: { size: string }): Promise<BenchDaemon> {
+export interface BenchDaemonOptions {
+  /** --size */
+  size: string;
+  /** Pins the daemon to this CPU (see cpu.ts). */
+  cpu?: number;
+}
+
+export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions): Promise<BenchDaemon> {
   const socket = scope.path('trellisd.sock');
   // The daemon runs without --expose-gc: it is measured as shipped.
-  const child = spawn(process.execPath, ['--require', 'tsx/cjs', DAEMON_SCRIPT, '--socket', socket, '--size', options.size], {
+  const { command, args } = onCpu(options.cpu, process.execPath, ['--require', 'tsx/cjs', DAEMON_SCRIPT, '--socket', socket, '--size', options.size]);
+  const child = spawn(command, args, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

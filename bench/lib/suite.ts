@@ -4,6 +4,10 @@
  * A suite treats its baselines (memcpy, a socket round trip, later Redis) as drivers of the same
  * workload and states every trellis number as a ratio to one of them, so that a result read on
  * a noisy 2-core machine still means something.
+ *
+ * To add a suite: bench/suites/NAME.ts exports `suite` (with name NAME); helpers only it uses go
+ * in bench/suites/NAME/, scripts for its child processes in bench/children/ (each one calls
+ * serveCommands and exports the type of its command table), shared drivers in bench/lib/.
  */
 import type { Scope } from './scope';
 import type { Summary } from './stats';

@@ -13,9 +13,10 @@
  *    12  u32  reserved   0
  *
  *   Slot table, `count` slots of 16 bytes, slot i at 16 + 16 * i
- *     0  u8   tag        what the slot holds now (TAG_* below)
- *     1  u8   flags      FLAG_ASCII: a UTF-8 string whose bytes are all below 0x80 (a hint;
- *                        decoding it as UTF-8 gives the same string)
+ *     0  u8   tag        what the slot holds now: 0 null, 1 false, 2 true, 3 int64,
+ *                        4 float64, 5 UTF-8 string, 6 bytes
+ *     1  u8   flags      bit 0 (FLAG_ASCII): a string whose bytes are all below 0x80. A hint
+ *                        for faster decoding; writers may leave it 0, readers may ignore it
  *     2  u16  reserved   0
  *     4  u32  length     payload bytes in use: the byte length of a string or bytes, 8 for
  *                        int64 and float64, 0 for null, false and true
@@ -26,8 +27,10 @@
  *   complement, float64 is IEEE 754, strings are UTF-8, bytes are as given. Bytes past `length`
  *   are unspecified.
  *
- * The whole blob is under 4 GiB, so u32 offsets suffice (a segment is smaller than that anyway).
- * A frozen list is a sealed blob: it never changes, which is what makes caching decoded items safe.
+ * Reserved fields are written as 0 and ignored by readers of version 1; a change that readers
+ * must not ignore gets a new version. The whole blob is under 4 GiB, so u32 offsets suffice (a
+ * segment is smaller than that anyway). A frozen list is a sealed blob: it never changes, which
+ * is what makes caching decoded items safe.
  */
 import { TrellisError } from '../errors';
 
@@ -88,7 +91,7 @@ export function encodeItem(value: unknown): EncodedItem | string {
     case 'number':
       // -0 is an integer to Number.isSafeInteger but an int64 would lose its sign.
       if (Number.isSafeInteger(value) && !Object.is(value, -0)) return { tag: TAG_INT64, flags: 0, length: 8, value };
-      return { tag: TAG_FLOAT64, flags: 0, length: 8, value: value as number };
+      return { tag: TAG_FLOAT64, flags: 0, length: 8, value };
     case 'bigint':
       if (value < INT64_MIN || value > INT64_MAX) return `bigint ${value} is outside the int64 range`;
       return { tag: TAG_INT64, flags: 0, length: 8, value };
@@ -97,7 +100,7 @@ export function encodeItem(value: unknown): EncodedItem | string {
     case 'object':
       if (value === null) return { tag: TAG_NULL, flags: 0, length: 0, value };
       if (value instanceof Uint8Array) return { tag: TAG_BYTES, flags: 0, length: value.byteLength, value };
-      return `unsupported type ${value.constructor?.name ?? 'object'}`;
+      return `unsupported type object (${value.constructor?.name ?? 'null prototype'})`;
     default:
       return `unsupported type ${typeof value}`;
   }
@@ -109,107 +112,152 @@ export function initialCapacity(item: EncodedItem, reserved: number): number {
   return roundUp(Math.max(natural, reserved), PAYLOAD_ALIGNMENT);
 }
 
-export function slotAt(index: number): number {
+/** Bytes the whole list takes, for slots of these capacities. */
+export function listBytes(capacities: readonly number[]): number {
+  let size = slotAt(capacities.length);
+  for (const capacity of capacities) size += capacity;
+  return size;
+}
+
+function slotAt(index: number): number {
   return HEADER_BYTES + index * SLOT_BYTES;
 }
 
-function indexOf(at: number): number {
-  return (at - HEADER_BYTES) / SLOT_BYTES;
-}
+/**
+ * One list's bytes, read and written by slot index. The hot path lives in this class's methods
+ * rather than in exported functions: a method call stays cheap however the module is compiled
+ * (esbuild's CommonJS output turns every exported-function call into a getter call).
+ */
+export class ListBytes {
+  private readonly view: DataView;
 
-/** Writes the header and the slot table; payloads come later through writeItem. */
-export function writeTable(view: DataView, capacities: number[]): void {
-  view.setUint32(MAGIC_AT, LIST_MAGIC, true);
-  view.setUint16(VERSION_AT, LAYOUT_VERSION, true);
-  view.setUint32(COUNT_AT, capacities.length, true);
-  let offset = slotAt(capacities.length);
-  for (let i = 0; i < capacities.length; i++) {
-    view.setUint32(slotAt(i) + OFFSET_AT, offset, true);
-    view.setUint32(slotAt(i) + CAPACITY_AT, capacities[i], true);
-    offset += capacities[i];
+  private constructor(
+    readonly bytes: Buffer,
+    readonly id: string,
+    readonly count: number,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
-}
 
-export function slotCapacity(view: DataView, at: number): number {
-  return view.getUint32(at + CAPACITY_AT, true);
-}
-
-/** Writes an item into the slot at byte `at`; the caller has checked that it fits. */
-export function writeItem(bytes: Buffer, view: DataView, at: number, item: EncodedItem): void {
-  const offset = view.getUint32(at + OFFSET_AT, true);
-  const { value } = item;
-  if (item.tag === TAG_UTF8) bytes.write(value as string, offset, item.length, item.flags & FLAG_ASCII ? 'latin1' : 'utf8');
-  else if (item.tag === TAG_BYTES) bytes.set(value as Uint8Array, offset);
-  else if (item.tag === TAG_FLOAT64) view.setFloat64(offset, value as number, true);
-  else if (item.tag === TAG_INT64 && typeof value === 'bigint') view.setBigInt64(offset, value, true);
-  else if (item.tag === TAG_INT64) {
-    // Two halves instead of BigInt(value): exact for safe integers, and no allocation.
-    const high = Math.floor((value as number) / TWO_POW_32);
-    view.setUint32(offset, (value as number) - high * TWO_POW_32, true);
-    view.setInt32(offset + 4, high, true);
+  /** Lays out an empty list of `capacities.length` slots (all null) in zeroed `bytes`. */
+  static format(bytes: Buffer, id: string, capacities: readonly number[]): ListBytes {
+    const list = new ListBytes(bytes, id, capacities.length);
+    const view = list.view;
+    view.setUint32(MAGIC_AT, LIST_MAGIC, true);
+    view.setUint16(VERSION_AT, LAYOUT_VERSION, true);
+    view.setUint32(COUNT_AT, capacities.length, true);
+    let offset = slotAt(capacities.length);
+    for (let i = 0; i < capacities.length; i++) {
+      view.setUint32(slotAt(i) + OFFSET_AT, offset, true);
+      view.setUint32(slotAt(i) + CAPACITY_AT, capacities[i], true);
+      offset += capacities[i];
+    }
+    return list;
   }
-  view.setUint8(at + TAG_AT, item.tag);
-  view.setUint8(at + FLAGS_AT, item.flags);
-  view.setUint32(at + LENGTH_AT, item.length, true);
+
+  /** The list in `bytes`, after checking magic, version and count. Errors: TypeMismatch. */
+  static open(bytes: Buffer, id: string): ListBytes {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.length < HEADER_BYTES || view.getUint32(MAGIC_AT, true) !== LIST_MAGIC) {
+      throw corrupt(`object ${id} is not a ShareableList: its ${bytes.length} bytes do not start with the TRSL magic number`);
+    }
+    const version = view.getUint16(VERSION_AT, true);
+    if (version !== LAYOUT_VERSION) {
+      throw corrupt(`ShareableList ${id} has layout version ${version}; this trellis reads version ${LAYOUT_VERSION}`);
+    }
+    const count = view.getUint32(COUNT_AT, true);
+    if (slotAt(count) > bytes.length) {
+      throw corrupt(`ShareableList ${id} claims ${count} slots, more than its ${bytes.length} bytes can hold`);
+    }
+    return new ListBytes(bytes, id, count);
+  }
+
+  capacityAt(index: number): number {
+    return this.view.getUint32(slotAt(index) + CAPACITY_AT, true);
+  }
+
+  /** Writes an item into a slot; the caller has checked that it fits. */
+  writeAt(index: number, item: EncodedItem): void {
+    const { bytes, view } = this;
+    const at = slotAt(index);
+    const offset = view.getUint32(at + OFFSET_AT, true);
+    const { value } = item;
+    if (item.tag === TAG_UTF8) bytes.write(value as string, offset, item.length, item.flags & FLAG_ASCII ? 'latin1' : 'utf8');
+    else if (item.tag === TAG_BYTES) bytes.set(value as Uint8Array, offset);
+    else if (item.tag === TAG_FLOAT64) view.setFloat64(offset, value as number, true);
+    else if (item.tag === TAG_INT64 && typeof value === 'bigint') view.setBigInt64(offset, value, true);
+    else if (item.tag === TAG_INT64) {
+      // Two halves instead of BigInt(value): exact for safe integers, and no allocation.
+      const high = Math.floor((value as number) / TWO_POW_32);
+      view.setUint32(offset, (value as number) - high * TWO_POW_32, true);
+      view.setInt32(offset + 4, high, true);
+    }
+    view.setUint8(at + TAG_AT, item.tag);
+    view.setUint8(at + FLAGS_AT, item.flags);
+    view.setUint32(at + LENGTH_AT, item.length, true);
+  }
+
+  /**
+   * The item in a slot. Bytes come back as a view of the blob when `viewBytes` (a sealed blob
+   * never changes), else as a copy. A slot is checked as it is read, not all at open, so that
+   * opening stays one round trip. Errors: TypeMismatch (a corrupt slot).
+   */
+  itemAt(index: number, viewBytes: boolean): ShareableItem {
+    const { bytes, view } = this;
+    const at = slotAt(index);
+    const tag = view.getUint8(at + TAG_AT);
+    if (tag === TAG_NULL) return null;
+    if (tag === TAG_FALSE || tag === TAG_TRUE) return tag === TAG_TRUE;
+    const offset = view.getUint32(at + OFFSET_AT, true);
+    const isNumber = tag === TAG_INT64 || tag === TAG_FLOAT64;
+    const end = offset + (isNumber ? 8 : view.getUint32(at + LENGTH_AT, true));
+    if (end > bytes.length) throw corrupt(`ShareableList ${this.id}: slot ${index} ends at byte ${end}, past the end of the ${bytes.length}-byte list`);
+    switch (tag) {
+      case TAG_FLOAT64:
+        return view.getFloat64(offset, true);
+      case TAG_INT64:
+        return this.int64At(offset);
+      case TAG_UTF8:
+        // ASCII decodes the same as Latin-1, whose decoder is a plain widening copy.
+        return view.getUint8(at + FLAGS_AT) & FLAG_ASCII ? decodeLatin1(bytes, offset, end) : decodeUtf8(bytes, offset, end);
+      case TAG_BYTES:
+        // Buffer.from(arrayBuffer, ...) makes the view with fewer checks than subarray.
+        return viewBytes ? Buffer.from(bytes.buffer, bytes.byteOffset + offset, end - offset) : Buffer.from(bytes.subarray(offset, end));
+      default:
+        throw corrupt(`ShareableList ${this.id}: slot ${index} has unknown tag ${tag}`);
+    }
+  }
+
+  /** A number when the int64 is a safe integer, else a bigint. */
+  private int64At(offset: number): number | bigint {
+    const high = this.view.getInt32(offset + 4, true);
+    const value = high * TWO_POW_32 + this.view.getUint32(offset, true);
+    // Exact whenever the result is a safe integer; anything else is re-read as a bigint.
+    return Number.isSafeInteger(value) ? value : this.view.getBigInt64(offset, true);
+  }
 }
 
 /**
- * Reads the item in the slot at byte `at`. Bytes come back as a view of the blob when
- * `viewBytes` (a sealed blob never changes), else as a copy. A slot is checked as it is read, not
- * all at open, so opening stays one round trip. Errors: TypeMismatch (a corrupt slot).
+ * Node's Buffer methods behind toString('latin1' | 'utf8', start, end), there since Node's early
+ * days but not in its type definitions. Calling them skips toString's argument handling, about a
+ * fifth of the cost of decoding a short string; toString stays as the fallback.
  */
-export function readItem(bytes: Buffer, view: DataView, at: number, viewBytes: boolean, id: string): ShareableItem {
-  const tag = view.getUint8(at + TAG_AT);
-  if (tag === TAG_NULL) return null;
-  if (tag === TAG_FALSE || tag === TAG_TRUE) return tag === TAG_TRUE;
-  const offset = view.getUint32(at + OFFSET_AT, true);
-  const isNumber = tag === TAG_INT64 || tag === TAG_FLOAT64;
-  const end = offset + (isNumber ? 8 : view.getUint32(at + LENGTH_AT, true));
-  if (end > bytes.length) throw corrupt(`ShareableList ${id}: slot ${indexOf(at)} ends at byte ${end}, past the end of the ${bytes.length}-byte list`);
-  switch (tag) {
-    case TAG_FLOAT64:
-      return view.getFloat64(offset, true);
-    case TAG_INT64:
-      return readInt64(view, offset);
-    case TAG_UTF8:
-      return bytes.toString(view.getUint8(at + FLAGS_AT) & FLAG_ASCII ? 'latin1' : 'utf8', offset, end);
-    case TAG_BYTES:
-      return viewBytes ? bytes.subarray(offset, end) : Buffer.from(bytes.subarray(offset, end));
-    default:
-      throw corrupt(`ShareableList ${id}: slot ${indexOf(at)} has unknown tag ${tag}`);
-  }
+interface SliceMethods extends Buffer {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
 }
 
-/** A number when the int64 is a safe integer, else a bigint. */
-function readInt64(view: DataView, offset: number): number | bigint {
-  const high = view.getInt32(offset + 4, true);
-  const value = high * TWO_POW_32 + view.getUint32(offset, true);
-  // Exact whenever the result is a safe integer; anything else is re-read as a bigint.
-  return Number.isSafeInteger(value) ? value : view.getBigInt64(offset, true);
-}
+const hasSliceMethods = typeof (Buffer.prototype as SliceMethods).latin1Slice === 'function' && typeof (Buffer.prototype as SliceMethods).utf8Slice === 'function';
 
-/** The slot count, after checking magic and version. Errors: TypeMismatch. */
-export function readHeader(bytes: Buffer, view: DataView, id: string): number {
-  if (bytes.length < HEADER_BYTES || view.getUint32(MAGIC_AT, true) !== LIST_MAGIC) {
-    throw corrupt(`object ${id} is not a ShareableList: its ${bytes.length} bytes do not start with the TRSL magic number`);
-  }
-  const version = view.getUint16(VERSION_AT, true);
-  if (version !== LAYOUT_VERSION) {
-    throw corrupt(`ShareableList ${id} has layout version ${version}; this trellis reads version ${LAYOUT_VERSION}`);
-  }
-  const count = view.getUint32(COUNT_AT, true);
-  if (slotAt(count) > bytes.length) {
-    throw corrupt(`ShareableList ${id} claims ${count} slots, more than its ${bytes.length} bytes can hold`);
-  }
-  return count;
-}
+const decodeLatin1: (bytes: Buffer, start: number, end: number) => string = hasSliceMethods
+  ? (bytes, start, end) => (bytes as SliceMethods).latin1Slice(start, end)
+  : (bytes, start, end) => bytes.toString('latin1', start, end);
 
-/** A DataView over exactly the buffer's bytes. */
-export function viewOf(bytes: Buffer): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
+const decodeUtf8: (bytes: Buffer, start: number, end: number) => string = hasSliceMethods
+  ? (bytes, start, end) => (bytes as SliceMethods).utf8Slice(start, end)
+  : (bytes, start, end) => bytes.toString('utf8', start, end);
 
-export function roundUp(value: number, granule: number): number {
+function roundUp(value: number, granule: number): number {
   return Math.ceil(value / granule) * granule;
 }
 

@@ -1,0 +1,144 @@
+/**
+ * A ShareableList client in its own process: `node shareable-list-client.ts SOCKET`. One
+ * process creates and freezes the list; a fresh one reads it, so the first read pays what a
+ * real reader pays (the open round trip, mapping, first touch of the pages, decoding, JIT).
+ */
+import * as v8 from 'node:v8';
+import { connect, ShareableList, type Client } from '../../src/index';
+import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
+import { collectGarbage, serveCommands } from '../lib/serve-commands';
+
+type Item = Buffer | string | number | bigint | boolean | null;
+
+/** Item i of the benchmark list: a mix like a real table row's, mostly short values. */
+export function benchItem(i: number): Item {
+  switch (i % 8) {
+    case 0:
+      return `user-${i}`;
+    case 1:
+      return i * 31;
+    case 2:
+      return i / 3;
+    case 3:
+      return i % 3 === 0;
+    case 4:
+      return `a somewhat longer ascii string, number ${i}`;
+    case 5:
+      return Buffer.from([i & 0xff, (i >> 8) & 0xff, 7, 9]);
+    case 6:
+      return `grüße ${i}`;
+    default:
+      return i % 16 === 7 ? null : 2n ** 60n + BigInt(i);
+  }
+}
+
+function benchItems(count: number): Item[] {
+  return Array.from({ length: count }, (_, i) => benchItem(i));
+}
+
+/** Written by every pass so that no read can be optimized away. */
+let sink = 0;
+
+/** Touches each item the way a caller would: a string's length, a number's value. */
+function consume(item: Item): void {
+  if (typeof item === 'string') sink += item.length;
+  else if (typeof item === 'number') sink += item;
+  else if (item === true) sink += 1;
+  else if (item !== null && typeof item === 'object') sink += item.length;
+  else if (typeof item === 'bigint') sink += 2;
+}
+
+function readList(list: ShareableList): void {
+  for (let i = 0; i < list.length; i++) consume(list.get(i) as Item);
+}
+
+function readArray(items: readonly Item[]): void {
+  for (let i = 0; i < items.length; i++) consume(items[i]);
+}
+
+export interface ReadArgs {
+  name: string;
+  count: number;
+  iterations: number;
+  warmup: number;
+}
+
+export interface ReadResult {
+  /** The first open in this process: its first request to the daemon, fd, mapping. */
+  firstOpen: SampleSet;
+  /** The first full pass right after it: first touch of the pages, decoding, a cold JIT. */
+  firstPass: SampleSet;
+  /** Later passes over the same list: items come from the decoded cache. */
+  cachedPass: SampleSet;
+  /** Passes over a new list object each time (after JIT warmup): every item decoded from shared memory. */
+  decodingPass: SampleSet;
+  /** The same pass over a plain JS array of the same items, built in this process. */
+  arrayPass: SampleSet;
+  sink: number;
+}
+
+export interface OpenArgs {
+  name: string;
+  iterations: number;
+  warmup: number;
+}
+
+function listCommands(client: Client) {
+  return {
+    async create({ count }: { count: number }): Promise<{ name: string; bytes: number }> {
+      const list = await ShareableList.create(client, benchItems(count));
+      await list.freeze();
+      const blob = await client.getBlob(list.name);
+      return { name: list.name, bytes: blob.size };
+    },
+
+    async read({ name, count, iterations, warmup }: ReadArgs): Promise<ReadResult> {
+      let list: ShareableList | undefined;
+      const firstOpen = await sampleOnce(async () => {
+        list = await ShareableList.open(client, name);
+      });
+      const firstPass = await sampleOnce(() => readList(list!));
+      const cachedPass = await sample(() => readList(list!), { iterations, warmup });
+      const blob = await client.getBlob(name);
+      let fresh = ShareableList.fromBlob(client, blob);
+      const decodingPass = await sample(() => readList(fresh), {
+        iterations,
+        warmup,
+        after: () => (fresh = ShareableList.fromBlob(client, blob)),
+      });
+
+      collectGarbage();
+      const items = benchItems(count);
+      const arrayPass = await sample(() => readArray(items), { iterations, warmup });
+      return { firstOpen, firstPass, cachedPass, decodingPass, arrayPass, sink };
+    },
+
+    /**
+     * The alternative to sharing: the items arrive as bytes (v8.serialize, made untimed) and are
+     * copied into this process's heap. Timed like firstOpen + firstPass: the first deserialize and
+     * pass in a fresh process.
+     */
+    async copyFirst({ count }: { count: number }): Promise<{ firstDeserializeAndRead: SampleSet; sink: number }> {
+      const serialized = v8.serialize(benchItems(count));
+      collectGarbage();
+      const firstDeserializeAndRead = await sampleOnce(() => readArray(v8.deserialize(serialized) as Item[]));
+      return { firstDeserializeAndRead, sink };
+    },
+
+    /** ShareableList.open with a round trip each time (the reference is dropped after, untimed), and a bare request. */
+    async open({ name, iterations, warmup }: OpenArgs): Promise<{ open: SampleSet; roundTrip: SampleSet }> {
+      const open = await sample(() => ShareableList.open(client, name), { iterations, warmup, after: () => client.release(name) });
+      const roundTrip = await sample(() => client.exists(name), { iterations, warmup });
+      return { open, roundTrip };
+    },
+  };
+}
+
+export type ShareableListCommands = ReturnType<typeof listCommands>;
+
+async function main(): Promise<void> {
+  const client = await connect(process.argv[2]);
+  serveCommands(listCommands(client));
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,108 @@
+/**
+ * core: blob put and get latency from 1 KiB to 1 GiB, measured in client processes separate
+ * from the daemon (and, for gets, separate from the writer), against memcpy and a bare socket
+ * round trip measured in the same run.
+ *
+ * Placement: the daemon (and the echo server) run on one CPU, measuring clients on another, so
+ * every round trip pays the same cross-CPU wake-up (see lib/cpu.ts). A short second pass puts
+ * the clients on the daemon's CPU, where a round trip is a context switch, so trellis's own
+ * per-request cost is not hidden under the wake-up.
+ *
+ * Memory stays under about 3 GiB at any moment: memcpy of 1 GiB holds two 1 GiB buffers, a put
+ * of 1 GiB holds its source plus the blob, and the blobs kept for gets total about 1.4 GiB.
+ */
+import type { BlobClientCommands, GetResult, PutResult } from '../children/blob-client';
+import { measureMemcpy, measureSocketRoundTrip } from '../lib/baselines';
+import { startChild, withChild } from '../lib/child';
+import { crossCorePlacement, describePlacement, sameCorePlacement, type Placement } from '../lib/cpu';
+import { startBenchDaemon } from '../lib/daemon';
+import { formatBytes } from '../lib/format';
+import type { SampleSet } from '../lib/sampler';
+import type { Suite, SuiteContext } from '../lib/suite';
+import { CORE_PLAN, type CorePlan } from './core/plan';
+import { coreReport, type CoreMeasurements, type PlacementRun } from './core/report';
+
+type StoredBlobs = Array<{ bytes: number; ids: string[] }>;
+
+/** Fresh reader processes get blobs another process wrote; then one fresh process runs the small-blob cycle. */
+async function measureReads(
+  { scope, log }: SuiteContext,
+  plan: CorePlan,
+  socket: string,
+  stored: StoredBlobs,
+  placement: Placement | undefined,
+): Promise<Omit<PlacementRun, 'placement' | 'roundTrips'>> {
+  const cpu = placement?.clientCpu;
+  const gets = new Map<number, GetResult>();
+  for (const { bytes, ids } of stored) {
+    log(`get ${formatBytes(bytes)}: fresh reader process, ${ids.length} distinct id${ids.length > 1 ? 's' : ''} (${describePlacement(placement)})`);
+    const result = await withChild<BlobClientCommands, GetResult>(scope, 'blob-client.ts', [socket], { cpu }, (reader) =>
+      reader.call('get', { ids, ...plan.get }),
+    );
+    gets.set(bytes, result);
+  }
+  log(`create+seal+get+release of ${formatBytes(plan.cycle.bytes)}: fresh client process`);
+  const cycle = await withChild<BlobClientCommands, SampleSet>(scope, 'blob-client.ts', [socket], { cpu }, (client) =>
+    client.call('cycle', plan.cycle),
+  );
+  return { gets, cycle };
+}
+
+async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreMeasurements> {
+  const { scope, log } = context;
+  const cross = crossCorePlacement();
+  const daemon = await startBenchDaemon(scope, { size: plan.daemonSize, cpu: cross?.serverCpu });
+  log(`trellisd pid ${daemon.pid} (--size ${plan.daemonSize}); ${describePlacement(cross)}`);
+
+  log('socket round trip baseline');
+  const roundTrips = [await measureSocketRoundTrip(scope, plan.roundTrip, cross)];
+  log('memcpy baseline');
+  const memcpy = await measureMemcpy(
+    scope,
+    plan.sizes.map(({ bytes, memcpy }) => ({ bytes, ...memcpy })),
+    cross?.clientCpu,
+  );
+
+  const puts = new Map<number, PutResult>();
+  for (const { bytes, put } of plan.sizes) {
+    log(`put ${formatBytes(bytes)}: fresh client process`);
+    const result = await withChild<BlobClientCommands, PutResult>(scope, 'blob-client.ts', [daemon.socket], { cpu: cross?.clientCpu }, (client) =>
+      client.call('put', { bytes, ...put, daemonPid: daemon.pid }),
+    );
+    puts.set(bytes, result);
+  }
+
+  // One process writes every blob that others get, and stays connected while they read.
+  log('storing blobs for the get trials: writer process');
+  const writer = await startChild<BlobClientCommands>(scope, 'blob-client.ts', [daemon.socket], { cpu: cross?.clientCpu });
+  const stored = await writer.call('store', { blobs: plan.sizes.map(({ bytes, getCopies }) => ({ bytes, count: getCopies })) });
+
+  const crossReads = await measureReads(context, plan, daemon.socket, stored, cross);
+  log('socket round trip baseline, again');
+  roundTrips.push(await measureSocketRoundTrip(scope, plan.roundTrip, cross));
+  const crossCore: PlacementRun = { placement: cross, roundTrips, ...crossReads };
+
+  let sameCore: PlacementRun | undefined;
+  if (cross) {
+    const same = sameCorePlacement(cross);
+    log(`same-CPU pass (${describePlacement(same)})`);
+    const sameRoundTrip = await measureSocketRoundTrip(scope, plan.roundTrip, same);
+    const sameStored = stored.filter(({ bytes }) => plan.sameCoreGetSizes.includes(bytes));
+    sameCore = { placement: same, roundTrips: [sameRoundTrip], ...(await measureReads(context, plan, daemon.socket, sameStored, same)) };
+  }
+
+  // Deleting everything and reading the status back doubles as a leak check.
+  await writer.call('deleteBlobs', { ids: stored.flatMap(({ ids }) => ids) });
+  const daemonAfter = await writer.call('status', undefined);
+  await writer.stop();
+  await daemon.stop();
+  return { memcpy, puts, crossCore, sameCore, daemonAfter };
+}
+
+export const suite: Suite = {
+  name: 'core',
+  title: 'blob put/get across processes, 1 KiB to 1 GiB, against memcpy and a bare socket round trip',
+  async run(context) {
+    return coreReport(CORE_PLAN, await measureCore(context, CORE_PLAN));
+  },
+};

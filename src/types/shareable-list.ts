@@ -1,0 +1,229 @@
+/**
+ * ShareableList: a fixed-length list whose slots live in one blob (layout in
+ * shareable-list-layout.ts). Its creator fills and changes it in place; freeze() seals the
+ * blob, after which it never changes and any process can open it and read items straight from
+ * shared memory, with no round trip per item.
+ *
+ * Reads of a frozen list decode an item once and keep it: the blob is immutable, so the cached
+ * value can never go stale, and a second pass over the list costs what reading a JS array does.
+ * Before freeze nothing is cached and bytes come back as copies, since set() may overwrite them.
+ *
+ * Caveat: a frozen list reads shared memory that this client holds a reference to. Once this
+ * client deletes or releases the list, the daemon may hand that memory to another object, so the
+ * list (and the Buffers it returned) must not be used after `client.delete(list.name)` here.
+ */
+import type { Blob, BlobWriter } from '../client/blobs';
+import type { Client } from '../client/client';
+import { isTrellisError, TrellisError } from '../errors';
+import {
+  encodeItem,
+  initialCapacity,
+  listBytes,
+  ListBytes,
+  MAX_LIST_BYTES,
+  SHAREABLE_LIST_TYPENAME,
+  type EncodedItem,
+  type ShareableItem,
+} from './shareable-list-layout';
+
+export { SHAREABLE_LIST_TYPENAME, type ShareableItem };
+
+export interface ShareableListOptions {
+  /** Payload bytes to reserve for every slot, so that later set()s can store larger values. */
+  capacity?: number;
+}
+
+const SUPPORTED = 'a ShareableList holds Buffer/Uint8Array, string, number, bigint, boolean and null';
+
+export class ShareableList implements Iterable<ShareableItem> {
+  /** The blob's id: hand it to other processes, which open the list with it. */
+  readonly name: string;
+  readonly length: number;
+  private slots: ListBytes;
+  /**
+   * mutable: created here, set() allowed; freezing: the seal is on its way; frozen: sealed by
+   * this client; opened: a frozen list this client opened (or got from a resolver).
+   */
+  private state: 'mutable' | 'freezing' | 'frozen' | 'opened';
+  /** The creator's handle on the unsealed blob, until freeze. */
+  private writer: BlobWriter | undefined;
+  /**
+   * Decoded items of a frozen list, made on first read so that open stays cheap; undefined is
+   * never an item, so it marks "not read yet".
+   */
+  private cache: ShareableItem[] | undefined;
+  private freezing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly client: Client,
+    slots: ListBytes,
+    writer: BlobWriter | undefined,
+  ) {
+    this.name = slots.id;
+    this.length = slots.count;
+    this.slots = slots;
+    this.writer = writer;
+    this.state = writer ? 'mutable' : 'opened';
+  }
+
+  /**
+   * A new, mutable list holding `items`, visible to others once frozen.
+   * Errors: InvalidArgument (an item or option), OutOfMemory.
+   */
+  static async create(client: Client, items: Iterable<ShareableItem>, options: ShareableListOptions = {}): Promise<ShareableList> {
+    const values = toArray(items);
+    const reserved = options.capacity ?? 0;
+    if (!Number.isSafeInteger(reserved) || reserved < 0) {
+      throw new TrellisError('InvalidArgument', `ShareableList.create: capacity must be a non-negative integer number of bytes, got ${String(reserved)}`);
+    }
+    // An index loop, not map(): a sparse array's holes are undefined items, which must be refused.
+    const encoded: EncodedItem[] = [];
+    const capacities: number[] = [];
+    for (let index = 0; index < values.length; index++) {
+      encoded.push(encodeOrThrow(values[index], index, 'ShareableList.create'));
+      capacities.push(initialCapacity(encoded[index], reserved));
+    }
+    const size = listBytes(capacities);
+    if (size > MAX_LIST_BYTES) {
+      throw new TrellisError('InvalidArgument', `ShareableList.create: ${values.length} items need ${size} bytes; a list holds at most ${MAX_LIST_BYTES}`);
+    }
+
+    const writer = await client.createBlob(size, { typename: SHAREABLE_LIST_TYPENAME });
+    try {
+      // The allocator may hand out memory that held an earlier object: start from zeros.
+      writer.buffer.fill(0);
+      const slots = ListBytes.format(writer.buffer, writer.id, capacities);
+      encoded.forEach((item, index) => slots.writeAt(index, item));
+      return new ShareableList(client, slots, writer);
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+  }
+
+  /**
+   * A read-only view of a frozen list, from any process.
+   * Errors: ObjectNotFound, NotSealed (not frozen yet), InvalidArgument (not an id), TypeMismatch.
+   */
+  static async open(client: Client, name: string): Promise<ShareableList> {
+    let blob: Blob;
+    try {
+      blob = await client.getBlob(name);
+    } catch (error) {
+      if (!isTrellisError(error, 'NotSealed')) throw error;
+      throw new TrellisError('NotSealed', `ShareableList ${name} is not frozen yet: its creator must call freeze() before others can open it`, {
+        cause: error,
+      });
+    }
+    return ShareableList.fromBlob(client, blob);
+  }
+
+  /** A read-only list over a sealed blob that this client already holds. Errors: TypeMismatch. */
+  static fromBlob(client: Client, blob: Blob): ShareableList {
+    return new ShareableList(client, ListBytes.open(blob.buffer, blob.id), undefined);
+  }
+
+  /** True once the list is sealed (always, for a list that was opened). */
+  get frozen(): boolean {
+    return this.state === 'frozen' || this.state === 'opened';
+  }
+
+  /** Errors: InvalidArgument (index), TypeMismatch (a corrupt blob). */
+  get(index: number): ShareableItem {
+    this.checkIndex(index, 'get');
+    return this.read(index);
+  }
+
+  /** Replaces an item in place; nothing changes when it throws. Errors: AlreadySealed, InvalidArgument. */
+  set(index: number, value: ShareableItem): void {
+    if (this.state !== 'mutable') {
+      const why = this.state === 'opened' ? 'it was opened read-only' : 'it is frozen';
+      throw new TrellisError('AlreadySealed', `ShareableList ${this.name}: cannot set item ${String(index)}: ${why}`);
+    }
+    this.checkIndex(index, 'set');
+    const item = encodeOrThrow(value, index, `ShareableList ${this.name}: set`);
+    const capacity = this.slots.capacityAt(index);
+    if (item.length > capacity) {
+      throw new TrellisError(
+        'InvalidArgument',
+        `ShareableList ${this.name}: item ${index} does not fit: the new value needs ${item.length} bytes and the slot holds ${capacity}`,
+      );
+    }
+    this.slots.writeAt(index, item);
+  }
+
+  toArray(): ShareableItem[] {
+    const items = new Array<ShareableItem>(this.length);
+    for (let i = 0; i < this.length; i++) items[i] = this.read(i);
+    return items;
+  }
+
+  *[Symbol.iterator](): Iterator<ShareableItem> {
+    for (let i = 0; i < this.length; i++) yield this.read(i);
+  }
+
+  /**
+   * Seals the blob: the list becomes immutable and other processes can open it. Calling it
+   * again, or on an opened list, does nothing. Errors: ConnectionClosed.
+   */
+  freeze(): Promise<void> {
+    if (this.state === 'mutable') {
+      this.state = 'freezing';
+      this.freezing = this.seal(this.writer!);
+    }
+    return this.freezing ?? Promise.resolve();
+  }
+
+  private async seal(writer: BlobWriter): Promise<void> {
+    try {
+      await writer.seal();
+    } catch (error) {
+      // The blob is still ours and writable: leave the list as it was, so freeze can be retried.
+      this.state = 'mutable';
+      this.freezing = undefined;
+      throw error;
+    }
+    // The writer's buffer is detached now; the sealed blob is already held, so this is local.
+    const blob = await this.client.getBlob(this.name);
+    this.slots = ListBytes.open(blob.buffer, blob.id);
+    this.writer = undefined;
+    this.state = 'frozen';
+  }
+
+  private read(index: number): ShareableItem {
+    if (this.state === 'mutable' || this.state === 'freezing') return this.readMutable(index);
+    const cache = (this.cache ??= new Array<ShareableItem>(this.length));
+    const cached = cache[index];
+    if (cached !== undefined) return cached;
+    return (cache[index] = this.slots.itemAt(index, true));
+  }
+
+  private readMutable(index: number): ShareableItem {
+    if (this.slots.bytes.byteLength === 0) {
+      // Between the seal's reply and freeze() resolving, the writable buffer is already gone.
+      throw new TrellisError('NotSealed', `ShareableList ${this.name} is being frozen: read it once freeze() has resolved`);
+    }
+    return this.slots.itemAt(index, false);
+  }
+
+  private checkIndex(index: number, verb: string): void {
+    if (Number.isInteger(index) && index >= 0 && index < this.length) return;
+    const what = Number.isInteger(index) ? 'is out of range' : 'is not an integer';
+    const valid = this.length === 0 ? 'the list is empty' : `valid indexes are 0..${this.length - 1}`;
+    throw new TrellisError('InvalidArgument', `ShareableList ${this.name}: ${verb}(${String(index)}): the index ${what}; ${valid}`);
+  }
+}
+
+function encodeOrThrow(value: unknown, index: number, context: string): EncodedItem {
+  const item = encodeItem(value);
+  if (typeof item === 'string') throw new TrellisError('InvalidArgument', `${context}: item ${index}: ${item}; ${SUPPORTED}`);
+  return item;
+}
+
+function toArray(items: Iterable<ShareableItem>): unknown[] {
+  if (Array.isArray(items)) return items;
+  if (items === null || typeof (items as Partial<Iterable<unknown>>)?.[Symbol.iterator] !== 'function') {
+    throw new TrellisError('InvalidArgument', `ShareableList.create: items must be an array or another iterable, got ${typeof items}`);
+  }
+  return Array.from(items);
+}
