@@ -1,6 +1,7 @@
 /**
  * Blobs: raw bytes in shared memory. A BlobWriter's buffer is writable until seal or abort;
  * after that it is detached (zero-length), so the creator cannot change what others read.
+ * A new blob's bytes are not cleared (like malloc): write all of them.
  * Sealing keeps a reference for the creator, like any get, so its own getBlob costs no trip.
  */
 import { TrellisError } from '../errors';
@@ -40,7 +41,7 @@ export class BlobWriter {
   async seal(): Promise<string> {
     this.ensureOpen('seal');
     const { id } = await this.blobs.channel.request('seal', { id: this.id });
-    this.finish('sealed');
+    this.sealedElsewhere();
     this.blobs.remember(this.location);
     return id;
   }
@@ -50,6 +51,12 @@ export class BlobWriter {
     this.ensureOpen('abort');
     this.finish('aborted');
     await this.blobs.channel.request('abort', { id: this.id });
+  }
+
+  /** For requests that seal this blob as part of something else (createMetadata). */
+  sealedElsewhere(): void {
+    this.ensureOpen('seal');
+    this.finish('sealed');
   }
 
   private ensureOpen(verb: string): void {
@@ -64,7 +71,10 @@ export class BlobWriter {
   }
 }
 
-/** Blobs this client holds a reference to, so a repeated get needs no round trip. */
+/**
+ * Blobs this client holds a reference to, so a repeated get needs no round trip. One reference
+ * per blob per client: release(id) drops it for every user of that blob in this process.
+ */
 export class BlobCache {
   private readonly held = new Map<string, BlobLocation>();
 
@@ -78,12 +88,15 @@ export class BlobCache {
     for (const id of ids) this.held.delete(id);
   }
 
-  async create(size: number, typename?: string): Promise<BlobWriter> {
-    if (!Number.isSafeInteger(size) || size < 0) {
-      throw new TrellisError('InvalidArgument', `createBlob(size): size must be a non-negative integer, got ${size}`);
+  /** One round trip for all of them; all or none. Errors: InvalidArgument, OutOfMemory. */
+  async create(sizes: number[], typename?: string): Promise<BlobWriter[]> {
+    for (const size of sizes) {
+      if (!Number.isSafeInteger(size) || size < 0) {
+        throw new TrellisError('InvalidArgument', `createBlob(size): size must be a non-negative integer, got ${size}`);
+      }
     }
-    const location = await this.channel.request('createBlob', typename === undefined ? { size } : { size, typename });
-    return new BlobWriter(this, location, this.channel.mappings.writable(location));
+    const { blobs } = await this.channel.request('createBlobs', typename === undefined ? { sizes } : { sizes, typename });
+    return blobs.map((location) => new BlobWriter(this, location, this.channel.mappings.writable(location)));
   }
 
   /** Views of sealed blobs, taking a reference to each; one round trip for all that are not held. */
@@ -93,9 +106,10 @@ export class BlobCache {
       const { blobs } = await this.channel.request('getBlobs', { ids: [...new Set(missing)] });
       for (const blob of blobs) this.held.set(blob.id, blob);
     }
-    return ids.map((id) => {
-      const location = this.held.get(id)!;
-      return { id, size: location.size, buffer: this.channel.mappings.view(location) };
-    });
+    return ids.map((id) => this.view(this.held.get(id)!));
+  }
+
+  view(location: BlobLocation): Blob {
+    return { id: location.id, size: location.size, buffer: this.channel.mappings.view(location) };
   }
 }

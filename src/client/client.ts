@@ -1,30 +1,32 @@
 /**
- * The raw client: blobs and object housekeeping over the daemon's socket. Typed put/get live in
- * connect.ts, on top of this; this file never imports from types/.
+ * The raw client: blobs, metadata objects and names over the daemon's socket. Typed put/get
+ * live in connect.ts, on top of this; this file never imports from types/.
  */
 import { TrellisError } from '../errors';
-import type { DaemonStatus, ObjectSummary } from '../protocol/messages';
-import { isObjectId } from '../protocol/ids';
-import { defaultSocketPath } from '../protocol/socket-path';
+import type { DaemonStatus, ObjectMeta, ObjectSummary } from '../protocol/messages';
 import { BlobCache, type Blob, type BlobWriter } from './blobs';
-import { IpcChannel } from './ipc';
+import type { IpcChannel } from './ipc';
+import { checkId, Names } from './names';
+import { checkName } from '../protocol/names';
+import type { ObjectHandle } from './object-handle';
+import { Objects, type CreateMetadataOptions, type MetadataSpec } from './objects';
 
 export interface DeleteOptions {
-  /** Also delete members nothing else uses (objects with members; blobs have none). */
+  /** Also delete members nothing else refers to (default true). */
   deep?: boolean;
-  /** Delete even when a name or another object still refers to it. */
+  /** Delete even when a name or another object still refers to it (default false). */
   force?: boolean;
 }
 
 export class Client {
   private readonly blobs: BlobCache;
+  private readonly objects: Objects;
+  private readonly names: Names;
 
-  protected constructor(protected readonly channel: IpcChannel) {
+  constructor(protected readonly channel: IpcChannel) {
     this.blobs = new BlobCache(channel);
-  }
-
-  static async open(socketPath = defaultSocketPath()): Promise<Client> {
-    return new Client(await IpcChannel.open(socketPath));
+    this.objects = new Objects(channel, this.blobs);
+    this.names = new Names(channel);
   }
 
   get instanceId(): number {
@@ -35,46 +37,100 @@ export class Client {
     return this.channel.socketPath;
   }
 
+  // Blobs
+
   /** A writable blob of exactly `size` bytes; `typename` labels a type stored as one blob. */
-  createBlob(size: number, options: { typename?: string } = {}): Promise<BlobWriter> {
-    return this.blobs.create(size, options.typename);
+  async createBlob(size: number, options: { typename?: string } = {}): Promise<BlobWriter> {
+    return (await this.blobs.create([size], options.typename))[0];
   }
 
-  /** Errors: ObjectNotFound, NotSealed, InvalidArgument. */
+  /** Several writable blobs in one round trip; all or none. */
+  createBlobs(sizes: number[], options: { typename?: string } = {}): Promise<BlobWriter[]> {
+    return this.blobs.create(sizes, options.typename);
+  }
+
+  /**
+   * Seals a writer without keeping a reference, optionally publishing it under a name, in one
+   * round trip (what put does). Errors: AlreadySealed, NameExists, InvalidArgument.
+   */
+  async sealBlob(writer: BlobWriter, options: { name?: string; override?: boolean } = {}): Promise<string> {
+    const name = options.name === undefined ? undefined : checkName(options.name);
+    const { id } = await this.channel.request('seal', { id: writer.id, hold: false, name, override: options.override });
+    writer.sealedElsewhere();
+    return id;
+  }
+
+  /** Errors: ObjectNotFound, NotSealed, TypeMismatch, InvalidArgument. */
   async getBlob(id: string): Promise<Blob> {
-    checkIds([id]);
-    return (await this.blobs.get([id]))[0];
+    return (await this.blobs.get([checkId(id)]))[0];
   }
 
   async getBlobs(ids: string[]): Promise<Blob[]> {
-    checkIds(ids);
-    return this.blobs.get(ids);
+    return this.blobs.get(ids.map(checkId));
   }
 
-  /** Drops this client's reference early; views already handed out must not be used after. */
+  /** Drops this client's reference (and, for an object, its blobs'); views must not be used after. */
   async release(idOrIds: string | string[]): Promise<void> {
-    const ids = toList(idOrIds);
-    checkIds(ids);
+    const ids = this.objects.expand(toList(idOrIds).map(checkId));
     this.blobs.forget(ids);
     await this.channel.request('release', { ids });
   }
 
-  /** Errors: ObjectNotFound, NotSealed. Nothing is deleted unless every id can be. */
+  // Objects
+
+  /** Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists. */
+  createMetadata(spec: MetadataSpec, options?: CreateMetadataOptions): Promise<string> {
+    return this.objects.create(spec, options);
+  }
+
+  /** The object and views of all its blobs, in one round trip. Errors: ObjectNotFound, NameNotFound. */
+  getObject(idOrName: string): Promise<ObjectHandle> {
+    return this.objects.get(checkRef(idOrName));
+  }
+
+  /** The plain metadata tree. Errors: ObjectNotFound, NameNotFound. */
+  getMeta(idOrName: string): Promise<ObjectMeta> {
+    return this.objects.meta(checkRef(idOrName));
+  }
+
+  /** Errors: ObjectNotFound, NotSealed, Conflict (still named or a member; pass force). */
   async delete(idOrIds: string | string[], options: DeleteOptions = {}): Promise<void> {
-    const ids = toList(idOrIds);
-    checkIds(ids);
-    await this.channel.request('delete', { ids, deep: options.deep ?? true, force: options.force ?? false });
-    this.blobs.forget(ids);
+    const ids = toList(idOrIds).map(checkId);
+    const { deleted } = await this.channel.request('delete', { ids, deep: options.deep ?? true, force: options.force ?? false });
+    this.blobs.forget(this.objects.expand(deleted));
   }
 
   async exists(id: string): Promise<boolean> {
-    checkIds([id]);
-    return (await this.channel.request('exists', { id })).exists;
+    return (await this.channel.request('exists', { id: checkId(id) })).exists;
   }
 
   async listObjects(options: { pattern?: string; limit?: number } = {}): Promise<ObjectSummary[]> {
     return (await this.channel.request('listObjects', options)).objects;
   }
+
+  // Names
+
+  putName(id: string, name: string, options?: { override?: boolean }): Promise<void> {
+    return this.names.put(id, name, options);
+  }
+
+  putNames(names: Record<string, string>, options?: { override?: boolean }): Promise<void> {
+    return this.names.putMany(names, options);
+  }
+
+  getName(name: string, options?: { wait?: boolean; timeoutMs?: number }): Promise<string> {
+    return this.names.get(name, options);
+  }
+
+  async dropName(name: string): Promise<void> {
+    await this.names.drop(name);
+  }
+
+  listNames(options?: { pattern?: string }): Promise<string[]> {
+    return this.names.list(options);
+  }
+
+  // The daemon
 
   status(): Promise<DaemonStatus> {
     return this.channel.request('status', {});
@@ -94,10 +150,9 @@ function toList(idOrIds: string | string[]): string[] {
   return Array.isArray(idOrIds) ? idOrIds : [idOrIds];
 }
 
-function checkIds(ids: unknown[]): void {
-  for (const id of ids) {
-    if (!isObjectId(id)) {
-      throw new TrellisError('InvalidArgument', `${JSON.stringify(id)} is not an object id (expected o followed by 16 hex digits)`);
-    }
+function checkRef(ref: unknown): string {
+  if (typeof ref !== 'string' || ref.length === 0 || ref.length > 256) {
+    throw new TrellisError('InvalidArgument', `expected an object id or a name, got ${JSON.stringify(ref)}`);
   }
+  return ref;
 }

@@ -3,8 +3,9 @@
  * client's main connection; `attachFdChannel` makes it the fd channel of an already registered
  * client, on which the daemon only ever sends segment fds.
  *
- * Requests are handled in arrival order; a malformed frame gets a ProtocolError and closes this
- * connection only.
+ * Requests are handled in arrival order. Most finish at once; one that waits (for a name, or
+ * for the fd channel) is answered later without holding back the others, so replies carry the
+ * request's seq. A malformed frame gets a ProtocolError and closes this connection only.
  */
 import { randomBytes } from 'node:crypto';
 import type * as net from 'node:net';
@@ -35,8 +36,6 @@ export class Connection {
   private fdChannelWaiters: Array<() => void> = [];
   private role: 'new' | 'client' | 'fdChannel' = 'new';
   private readonly decoder: FrameDecoder;
-  private readonly backlog: unknown[] = [];
-  private busy = false;
   private closing = false;
   private readonly handshakeTimer: NodeJS.Timeout;
 
@@ -72,25 +71,13 @@ export class Connection {
       this.fail('ProtocolError', (error as Error).message);
       return;
     }
-    this.backlog.push(...bodies);
-    this.drain();
-  }
-
-  /** Handles queued frames in order; an async handler holds back the ones behind it. */
-  private drain(): void {
-    while (!this.busy && !this.closing && this.backlog.length > 0) {
-      const pending = this.handleFrame(this.backlog.shift());
-      if (pending) {
-        this.busy = true;
-        void pending.finally(() => {
-          this.busy = false;
-          this.drain();
-        });
-      }
+    for (const body of bodies) {
+      if (this.closing) return;
+      this.handleFrame(body);
     }
   }
 
-  private handleFrame(frame: unknown): Promise<void> | undefined {
+  private handleFrame(frame: unknown): void {
     if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
       this.fail('ProtocolError', 'a frame must be a map with kind, seq and body');
       return;
@@ -104,7 +91,10 @@ export class Connection {
       this.fail('ProtocolError', 'an fd channel carries no requests');
       return;
     }
-    if (this.role === 'new') return this.handshake(kind, seq, body);
+    if (this.role === 'new') {
+      this.handshake(kind, seq, body);
+      return;
+    }
     if (!isClientKind(kind)) {
       this.reply({ seq, error: { code: 'ProtocolError', message: `unknown request kind ${check.describe(kind)}` } });
       return;
@@ -119,22 +109,19 @@ export class Connection {
     };
     const answer = (reply: unknown) => this.reply({ seq, reply: reply as never, grants });
     const refuse = (error: unknown) => this.reply({ seq, error: toWireError(error), grants });
-    const invoke = () => (handlers[kind] as (c: RequestContext, b: check.Body) => unknown)(ctx, check.expectBody(kind, body));
-
+    const handler = handlers[kind] as (c: RequestContext, b: check.Body) => unknown;
     let result: unknown;
     try {
-      result = invoke();
+      result = handler(ctx, check.expectBody(kind, body));
     } catch (error) {
       refuse(error);
       return;
     }
-    // Most requests finish synchronously; only an async handler holds back the queue.
-    if (result instanceof Promise) return result.then(answer, refuse);
-    answer(result);
-    return;
+    if (result instanceof Promise) void result.then(answer, refuse);
+    else answer(result);
   }
 
-  private handshake(kind: unknown, seq: number, body: unknown): undefined {
+  private handshake(kind: unknown, seq: number, body: unknown): void {
     clearTimeout(this.handshakeTimer);
     try {
       const fields = check.expectBody(String(kind), body);
@@ -163,7 +150,6 @@ export class Connection {
       const wire = toWireError(error);
       this.fail(wire.code, wire.message, seq);
     }
-    return undefined;
   }
 
   private attachTo(fields: check.Body): void {

@@ -1,9 +1,12 @@
 /**
  * One handler per request kind. The mapped type makes this table exhaustive: a kind added to
- * protocol/messages.ts and not handled here fails to compile.
+ * protocol/messages.ts and not handled here fails to compile. A handler returns its reply, or a
+ * promise of it when it has to wait (for a name, or for the client's fd channel).
  */
-import type { ClientKind, ReplyOf } from '../protocol/messages';
-import type { DaemonStatus } from '../protocol/messages';
+import { TrellisError } from '../errors';
+import type { ClientKind, DaemonStatus, ReplyOf } from '../protocol/messages';
+import { checkName } from '../protocol/names';
+import type { NameTable } from './names';
 import type { ObjectTable } from './object-table';
 import type { SegmentPool } from './segment-pool';
 import type { ClientSession } from './session';
@@ -11,6 +14,7 @@ import * as check from './validate';
 
 export interface DaemonState {
   readonly table: ObjectTable;
+  readonly names: NameTable;
   readonly pool: SegmentPool;
   readonly instanceId: number;
   readonly socketPath: string;
@@ -35,25 +39,37 @@ type Handler<K extends ClientKind> = (ctx: RequestContext, body: check.Body) => 
 export const DEFAULT_LIST_LIMIT = 1000;
 
 export const handlers: { [K in ClientKind]: Handler<K> } = {
-  createBlob(ctx, body) {
-    const { state, session, grant } = ctx;
-    const size = check.nonNegativeInteger('createBlob', body, 'size');
-    const typename = check.optionalTypename('createBlob', body);
+  createBlobs(ctx, body) {
+    const sizes = body.sizes;
+    if (!Array.isArray(sizes) || sizes.length === 0 || sizes.length > check.MAX_IDS_PER_REQUEST) {
+      throw new TrellisError('InvalidArgument', `createBlobs: sizes must be a list of 1 to ${check.MAX_IDS_PER_REQUEST} sizes, got ${check.describe(sizes)}`);
+    }
+    for (const size of sizes) {
+      if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+        throw new TrellisError('InvalidArgument', `createBlobs: blob size must be a non-negative integer, got ${check.describe(size)}`);
+      }
+    }
+    const typename = check.optionalTypename('createBlobs', body);
     const attaching = ctx.untilFdChannel();
-    if (attaching) return attaching.then(() => handlers.createBlob(ctx, body));
-    const blob = state.table.createBlob(session, size, typename);
+    if (attaching) return attaching.then(() => handlers.createBlobs(ctx, body));
+    const blobs = ctx.state.table.createBlobs(ctx.session, sizes as number[], typename);
     try {
-      grant(blob.segment);
+      for (const blob of blobs) ctx.grant(blob.segment);
     } catch (error) {
-      state.table.abort(session, blob.id);
+      for (const blob of blobs) ctx.state.table.abort(ctx.session, blob.id);
       throw error;
     }
-    return blob;
+    return { blobs };
   },
 
   seal({ state, session }, body) {
     const id = check.objectId('seal', body);
-    state.table.seal(session, id);
+    const hold = check.flag('seal', body, 'hold', true);
+    const name = optionalName(body);
+    const override = check.flag('seal', body, 'override', false);
+    if (name !== undefined && !override) state.names.refuseTaken(name);
+    state.table.seal(session, id, hold);
+    if (name !== undefined) state.names.put(name, id, override);
     return { id };
   },
 
@@ -63,12 +79,11 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
   },
 
   getBlobs(ctx, body) {
-    const { state, session, grant } = ctx;
     const ids = check.objectIds('getBlobs', body);
     const attaching = ctx.untilFdChannel();
     if (attaching) return attaching.then(() => handlers.getBlobs(ctx, body));
-    const blobs = state.table.getBlobs(session, ids);
-    for (const blob of blobs) grant(blob.segment);
+    const blobs = ctx.state.table.getBlobs(ctx.session, ids);
+    for (const blob of blobs) ctx.grant(blob.segment);
     return { blobs };
   },
 
@@ -79,7 +94,9 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   delete({ state, session }, body) {
     const ids = check.objectIds('delete', body);
-    return { deleted: state.table.delete(session, ids) };
+    const deep = check.flag('delete', body, 'deep', true);
+    const force = check.flag('delete', body, 'force', false);
+    return { deleted: state.table.delete(session, ids, { deep, force }) };
   },
 
   exists({ state }, body) {
@@ -90,6 +107,63 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const pattern = check.optionalString('listObjects', body, 'pattern');
     const limit = check.nonNegativeInteger('listObjects', body, 'limit', DEFAULT_LIST_LIMIT);
     return { objects: state.table.list(pattern, limit) };
+  },
+
+  createMetadata({ state, session }, body) {
+    const spec = {
+      typename: check.typename('createMetadata', body),
+      members: check.members('createMetadata', body),
+      fields: check.fields('createMetadata', body),
+      labels: check.labels('createMetadata', body),
+    };
+    const seal = check.optionalIds('createMetadata', body, 'seal');
+    const name = optionalName(body);
+    const override = check.flag('createMetadata', body, 'override', false);
+    // Refuse a taken name before anything is created: the put is all or nothing.
+    if (name !== undefined && !override) state.names.refuseTaken(name);
+    const object = state.table.createMetadata(session, spec, seal);
+    if (name !== undefined) state.names.put(name, object.id, override);
+    return { id: object.id };
+  },
+
+  getObject(ctx, body) {
+    const ref = check.string('getObject', body, 'ref', 256);
+    const attaching = ctx.untilFdChannel();
+    if (attaching) return attaching.then(() => handlers.getObject(ctx, body));
+    const described = ctx.state.table.describe(ctx.session, ctx.state.names.resolve(ref));
+    for (const blob of described.blobs) ctx.grant(blob.segment);
+    return described;
+  },
+
+  getMeta({ state }, body) {
+    const ref = check.string('getMeta', body, 'ref', 256);
+    return { meta: state.table.describe(undefined, state.names.resolve(ref)).meta };
+  },
+
+  putName({ state }, body) {
+    state.names.put(check.string('putName', body, 'name', 1024), check.objectId('putName', body), check.flag('putName', body, 'override', false));
+    return {};
+  },
+
+  putNames({ state }, body) {
+    state.names.putMany(check.nameRefs('putNames', body), check.flag('putNames', body, 'override', false));
+    return {};
+  },
+
+  getName({ state, session }, body) {
+    const name = check.string('getName', body, 'name', 1024);
+    const wait = check.flag('getName', body, 'wait', false);
+    const timeoutMs = body.timeoutMs === undefined || body.timeoutMs === null ? undefined : check.nonNegativeInteger('getName', body, 'timeoutMs');
+    const id = state.names.get(name, wait ? { owner: session.clientId, timeoutMs } : undefined);
+    return typeof id === 'string' ? { id } : id.then((found) => ({ id: found }));
+  },
+
+  dropName({ state }, body) {
+    return { dropped: state.names.drop(check.string('dropName', body, 'name', 1024)) };
+  },
+
+  listNames({ state }, body) {
+    return { names: state.names.list(check.optionalString('listNames', body, 'pattern')) };
   },
 
   status({ state }): DaemonStatus {
@@ -103,11 +177,16 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       memoryReserved: state.pool.reserved,
       segments: state.pool.count,
       objects: state.table.size,
+      names: state.names.size,
       clients: state.clientCount(),
       deferredFrees: state.table.deferredCount,
     };
   },
 };
+
+function optionalName(body: check.Body): string | undefined {
+  return body.name === undefined || body.name === null ? undefined : checkName(body.name);
+}
 
 export function isClientKind(kind: unknown): kind is ClientKind {
   return typeof kind === 'string' && Object.prototype.hasOwnProperty.call(handlers, kind);

@@ -1,15 +1,21 @@
 /**
- * The objects the daemon knows, their states and who holds them.
+ * The objects the daemon knows: blobs (bytes in shared memory) and metadata objects (a typename,
+ * fields, and members that are other objects), their states and who holds them.
  *
- *   createBlob -> unsealed (owned by its creator, invisible to others)
- *   seal       -> sealed   (immutable, visible; the creator holds a reference)
- *   delete     -> gone from view; the bytes are freed when the last holder releases
+ *   createBlobs    -> unsealed (owned by its creator, invisible to others)
+ *   seal           -> sealed   (immutable, visible; the creator holds a reference)
+ *   createMetadata -> sealed at once; its members must exist and be sealed
+ *   delete         -> gone from view; a blob's bytes are freed when its last holder lets go
  *
- * A client's references and unsealed blobs go when it disconnects (dropSession), so a killed
- * client leaks nothing, and nothing is freed while another client still reads it.
+ * Graph rules for delete (tested in test/daemon/delete-graph.test.ts):
+ * - An object that a name or a live object still refers to is not deleted unless `force`;
+ *   force drops its names and leaves referring objects with a missing member.
+ * - `deep` also deletes members that nothing outside the deleted set refers to (no name, no
+ *   other live parent), recursively. Shallow delete leaves members in place.
+ * A client's references and unsealed blobs go when it disconnects (dropSession).
  */
 import { TrellisError } from '../errors';
-import type { BlobLocation, ObjectSummary } from '../protocol/messages';
+import type { BlobLocation, ObjectMeta, ObjectSummary } from '../protocol/messages';
 import { IdGenerator } from '../protocol/ids';
 import { globToRegExp } from './glob';
 import type { SegmentPool, Placement } from './segment-pool';
@@ -25,20 +31,40 @@ export interface StoredObject {
   sealed: boolean;
   /** Set once deleted: invisible, waiting for its last holder. */
   deleted: boolean;
-  readonly placement: Placement;
+  /** Blobs only: where the bytes are. */
+  readonly placement?: Placement;
   readonly owner: number;
-  /** Client ids holding a reference. */
+  /** Client ids holding a reference (blobs). */
   readonly holders: Set<number>;
+  readonly members: Record<string, string>;
+  readonly fields: Record<string, unknown>;
+  readonly labels: Record<string, string>;
+  /** Live objects that have this one as a member. */
+  readonly parents: Set<string>;
+  /** Names that publish this object. */
+  readonly names: Set<string>;
 }
+
+export interface MetadataSpec {
+  typename: string;
+  members: Record<string, string>;
+  fields: Record<string, unknown>;
+  labels: Record<string, string>;
+}
+
+const NO_MEMBERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_FIELDS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 export class ObjectTable {
   private readonly objects = new Map<string, StoredObject>();
-  /** Deleted objects some client still holds. */
+  /** Deleted blobs some client still holds. */
   private readonly deferred = new Map<string, StoredObject>();
 
   constructor(
     private readonly pool: SegmentPool,
     private readonly ids: IdGenerator,
+    private readonly instanceId: number,
   ) {}
 
   get size(): number {
@@ -48,34 +74,33 @@ export class ObjectTable {
     return this.deferred.size;
   }
 
-  /** Errors: InvalidArgument, OutOfMemory. */
-  createBlob(session: ClientSession, size: number, typename = BLOB_TYPENAME): BlobLocation {
-    if (!Number.isSafeInteger(size) || size < 0) {
-      throw new TrellisError('InvalidArgument', `blob size must be a non-negative integer, got ${size}`);
+  /** Allocates every blob or none. Errors: InvalidArgument, OutOfMemory. */
+  createBlobs(session: ClientSession, sizes: number[], typename = BLOB_TYPENAME): BlobLocation[] {
+    const created: StoredObject[] = [];
+    try {
+      for (const size of sizes) {
+        if (!Number.isSafeInteger(size) || size < 0) {
+          throw new TrellisError('InvalidArgument', `blob size must be a non-negative integer, got ${size}`);
+        }
+        const placement = this.pool.allocate(size, `createBlob(${size})`);
+        const blob = this.newObject(session, typename, size, placement, false);
+        created.push(blob);
+        this.objects.set(blob.id, blob);
+        session.unsealed.add(blob.id);
+      }
+    } catch (error) {
+      for (const blob of created) this.abort(session, blob.id);
+      throw error;
     }
-    const placement = this.pool.allocate(size, `createBlob(${size})`);
-    const blob: StoredObject = {
-      id: this.ids.next(),
-      typename,
-      nbytes: size,
-      createdAt: Date.now(),
-      sealed: false,
-      deleted: false,
-      placement,
-      owner: session.clientId,
-      holders: new Set(),
-    };
-    this.objects.set(blob.id, blob);
-    session.unsealed.add(blob.id);
-    return locate(blob);
+    return created.map(locate);
   }
 
   /** Errors: ObjectNotFound, AlreadySealed, PermissionDenied. */
-  seal(session: ClientSession, id: string): void {
+  seal(session: ClientSession, id: string, hold = true): void {
     const blob = this.ownUnsealed(session, id, 'seal');
     blob.sealed = true;
     session.unsealed.delete(id);
-    this.hold(session, blob);
+    if (hold) this.hold(session, blob);
   }
 
   /** Errors: ObjectNotFound, AlreadySealed, PermissionDenied. */
@@ -83,15 +108,55 @@ export class ObjectTable {
     const blob = this.ownUnsealed(session, id, 'abort');
     session.unsealed.delete(id);
     this.objects.delete(id);
-    this.pool.free(blob.placement);
+    this.pool.free(blob.placement!);
+  }
+
+  /**
+   * Seals `seal` (this client's blobs, not kept as references) and creates a metadata object
+   * over `members`. Everything is checked before anything changes.
+   * Errors: ObjectNotFound, NotSealed, AlreadySealed, PermissionDenied, InvalidArgument.
+   */
+  createMetadata(session: ClientSession, spec: MetadataSpec, seal: string[] = []): StoredObject {
+    const sealing = new Set(seal);
+    for (const id of sealing) this.ownUnsealed(session, id, 'seal');
+    let nbytes = 0;
+    for (const [key, id] of Object.entries(spec.members)) {
+      const member = this.objects.get(id);
+      if (!member) throw new TrellisError('ObjectNotFound', `member ${JSON.stringify(key)}: object ${id} does not exist`);
+      if (!member.sealed && !sealing.has(id)) {
+        throw new TrellisError('NotSealed', `member ${JSON.stringify(key)}: object ${id} is not sealed`);
+      }
+      nbytes += member.nbytes;
+    }
+    for (const id of sealing) this.seal(session, id, false);
+    const object = this.newObject(session, spec.typename, nbytes, undefined, true, spec);
+    this.objects.set(object.id, object);
+    for (const id of Object.values(spec.members)) this.objects.get(id)!.parents.add(object.id);
+    return object;
+  }
+
+  /**
+   * A sealed object's metadata tree, and with `hold`, references to every blob in it.
+   * Errors: ObjectNotFound, NotSealed.
+   */
+  describe(session: ClientSession | undefined, id: string): { meta: ObjectMeta; blobs: BlobLocation[] } {
+    const blobs = new Map<string, StoredObject>();
+    const meta = this.metaOf(this.sealedObject(id), blobs);
+    if (session) for (const blob of blobs.values()) this.hold(session, blob);
+    return { meta, blobs: [...blobs.values()].map(locate) };
   }
 
   /**
    * Takes a reference to each blob for this client; all or nothing.
-   * Errors: ObjectNotFound, NotSealed.
+   * Errors: ObjectNotFound, NotSealed, TypeMismatch.
    */
   getBlobs(session: ClientSession, ids: string[]): BlobLocation[] {
     const blobs = ids.map((id) => this.sealedObject(id));
+    for (const blob of blobs) {
+      if (!blob.placement) {
+        throw new TrellisError('TypeMismatch', `object ${blob.id} is a ${blob.typename}, not a blob: use getObject`);
+      }
+    }
     for (const blob of blobs) this.hold(session, blob);
     return blobs.map(locate);
   }
@@ -105,24 +170,33 @@ export class ObjectTable {
   }
 
   /**
-   * Removes objects from view; bytes that another client holds are freed when it lets go.
-   * All ids are checked before anything changes. Errors: ObjectNotFound, NotSealed.
+   * Deletes objects by the graph rules above; all ids are checked before anything changes.
+   * Returns the ids removed, members included. Errors: ObjectNotFound, NotSealed, Conflict.
    */
-  delete(session: ClientSession, ids: string[]): string[] {
-    const unique = [...new Set(ids)];
-    const doomed = unique.map((id) => this.sealedObject(id));
-    for (const object of doomed) {
-      this.objects.delete(object.id);
-      object.deleted = true;
-      this.deferred.set(object.id, object);
-      this.unhold(session, object);
-      if (object.holders.size === 0) this.discard(object);
-    }
-    return unique;
+  delete(session: ClientSession, ids: string[], options: { deep: boolean; force: boolean }): string[] {
+    const roots = [...new Set(ids)].map((id) => this.sealedObject(id));
+    const doomed = new Set(roots.map((object) => object.id));
+    if (!options.force) for (const root of roots) this.refuseIfReferenced(root, doomed);
+    if (options.deep) this.addUnsharedMembers(roots, doomed);
+    for (const id of doomed) this.remove(session, this.objects.get(id)!, options.force);
+    return [...doomed];
   }
 
   exists(id: string): boolean {
     return this.objects.get(id)?.sealed === true;
+  }
+
+  sealedObjectOrUndefined(id: string): StoredObject | undefined {
+    const object = this.objects.get(id);
+    return object?.sealed ? object : undefined;
+  }
+
+  /** A live, sealed object. Errors: ObjectNotFound, NotSealed. */
+  sealedObject(id: string): StoredObject {
+    const object = this.objects.get(id);
+    if (!object) throw new TrellisError('ObjectNotFound', `object ${id} does not exist`);
+    if (!object.sealed) throw new TrellisError('NotSealed', `object ${id} is not sealed yet`);
+    return object;
   }
 
   /** Sealed objects, newest first; `pattern` is a glob over the typename. */
@@ -131,13 +205,7 @@ export class ObjectTable {
     const found: ObjectSummary[] = [];
     for (const object of this.objects.values()) {
       if (!object.sealed || (matcher && !matcher.test(object.typename))) continue;
-      found.push({
-        id: object.id,
-        typename: object.typename,
-        nbytes: object.nbytes,
-        sealed: true,
-        createdAt: object.createdAt,
-      });
+      found.push({ id: object.id, typename: object.typename, nbytes: object.nbytes, sealed: true, createdAt: object.createdAt });
     }
     found.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
     return found.slice(0, limit);
@@ -149,11 +217,95 @@ export class ObjectTable {
       const blob = this.objects.get(id);
       if (!blob) continue;
       this.objects.delete(id);
-      this.pool.free(blob.placement);
+      this.pool.free(blob.placement!);
     }
     session.unsealed.clear();
     this.release(session, [...session.held]);
   }
+
+  private newObject(
+    session: ClientSession,
+    typename: string,
+    nbytes: number,
+    placement: Placement | undefined,
+    sealed: boolean,
+    spec?: MetadataSpec,
+  ): StoredObject {
+    return {
+      id: this.ids.next(),
+      typename,
+      nbytes,
+      createdAt: Date.now(),
+      sealed,
+      deleted: false,
+      placement,
+      owner: session.clientId,
+      holders: new Set(),
+      members: spec?.members ?? NO_MEMBERS,
+      fields: spec?.fields ?? NO_FIELDS,
+      labels: spec?.labels ?? NO_LABELS,
+      parents: new Set(),
+      names: new Set(),
+    };
+  }
+
+  private metaOf(object: StoredObject, blobs: Map<string, StoredObject>): ObjectMeta {
+    if (object.placement) blobs.set(object.id, object);
+    const members: Record<string, ObjectMeta> = {};
+    for (const [key, id] of Object.entries(object.members)) {
+      const member = this.objects.get(id);
+      if (!member) throw new TrellisError('ObjectNotFound', `object ${object.id}: member ${JSON.stringify(key)} (${id}) was deleted`);
+      members[key] = this.metaOf(member, blobs);
+    }
+    return {
+      id: object.id,
+      typename: object.typename,
+      nbytes: object.nbytes,
+      instanceId: this.instanceId,
+      createdAt: object.createdAt,
+      labels: object.labels,
+      fields: object.fields,
+      members,
+    };
+  }
+
+  private refuseIfReferenced(object: StoredObject, doomed: Set<string>): void {
+    const name = object.names.values().next();
+    if (!name.done) {
+      throw new TrellisError('Conflict', `object ${object.id} is published as ${JSON.stringify(name.value)}: drop the name first, or delete with force`);
+    }
+    for (const parent of object.parents) {
+      if (!doomed.has(parent)) {
+        throw new TrellisError('Conflict', `object ${object.id} is a member of ${parent}: delete that first, or delete with force`);
+      }
+    }
+  }
+
+  /** Adds, recursively, members whose every parent is being deleted and that no name publishes. */
+  private addUnsharedMembers(roots: StoredObject[], doomed: Set<string>): void {
+    const pending = roots.flatMap((root) => Object.values(root.members));
+    while (pending.length > 0) {
+      const member = this.objects.get(pending.pop()!);
+      if (!member || doomed.has(member.id) || member.names.size > 0) continue;
+      if (![...member.parents].every((parent) => doomed.has(parent))) continue;
+      doomed.add(member.id);
+      pending.push(...Object.values(member.members));
+    }
+  }
+
+  private remove(session: ClientSession, object: StoredObject, force: boolean): void {
+    this.objects.delete(object.id);
+    object.deleted = true;
+    if (force) this.onNamesDropped(object);
+    for (const id of Object.values(object.members)) this.objects.get(id)?.parents.delete(object.id);
+    if (!object.placement) return;
+    this.deferred.set(object.id, object);
+    this.unhold(session, object);
+    if (object.holders.size === 0) this.discard(object);
+  }
+
+  /** Set by the name table: called when a forced delete takes an object's names with it. */
+  onNamesDropped: (object: StoredObject) => void = () => {};
 
   private hold(session: ClientSession, object: StoredObject): void {
     object.holders.add(session.clientId);
@@ -166,17 +318,10 @@ export class ObjectTable {
     if (object.deleted && object.holders.size === 0) this.discard(object);
   }
 
-  /** The physical free of a deleted object, once nobody holds it. */
+  /** The physical free of a deleted blob, once nobody holds it. */
   private discard(object: StoredObject): void {
     if (!this.deferred.delete(object.id)) return;
-    this.pool.free(object.placement);
-  }
-
-  private sealedObject(id: string): StoredObject {
-    const object = this.objects.get(id);
-    if (!object) throw new TrellisError('ObjectNotFound', `object ${id} does not exist`);
-    if (!object.sealed) throw new TrellisError('NotSealed', `object ${id} is not sealed yet`);
-    return object;
+    this.pool.free(object.placement!);
   }
 
   private ownUnsealed(session: ClientSession, id: string, verb: string): StoredObject {
@@ -191,5 +336,5 @@ export class ObjectTable {
 }
 
 function locate(object: StoredObject): BlobLocation {
-  return { id: object.id, size: object.nbytes, segment: object.placement.segment, offset: object.placement.offset };
+  return { id: object.id, size: object.nbytes, segment: object.placement!.segment, offset: object.placement!.offset };
 }

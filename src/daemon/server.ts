@@ -12,6 +12,7 @@ import { defaultSocketDir } from '../protocol/socket-path';
 import { Connection, type ConnectionHost } from './connection';
 import type { DaemonState } from './dispatch';
 import { MemoryPolicy } from './memory-policy';
+import { NameTable } from './names';
 import { ObjectTable } from './object-table';
 import { resolveOptions, type DaemonOptions, type ResolvedOptions } from './options';
 import { SegmentPool } from './segment-pool';
@@ -28,6 +29,7 @@ const VERSION: string = require('../../package.json').version;
 
 class DaemonServer implements ConnectionHost, DaemonState {
   readonly table: ObjectTable;
+  readonly names: NameTable;
   readonly pool: SegmentPool;
   readonly instanceId: number;
   readonly socketPath: string;
@@ -45,7 +47,8 @@ class DaemonServer implements ConnectionHost, DaemonState {
     this.socketPath = options.socket;
     this.maxFrameBytes = options.maxFrameBytes;
     this.pool = new SegmentPool(new MemoryPolicy(options.size, options.idleReleaseMs), options.shmDir);
-    this.table = new ObjectTable(this.pool, new IdGenerator(options.instanceId));
+    this.table = new ObjectTable(this.pool, new IdGenerator(options.instanceId), options.instanceId);
+    this.names = new NameTable(this.table);
     this.pool.onRelease = (segment) => {
       for (const connection of this.clients.values()) {
         const session = connection.session!;
@@ -93,6 +96,7 @@ class DaemonServer implements ConnectionHost, DaemonState {
     const session = connection.session;
     if (session && this.clients.get(session.clientId) === connection) {
       this.clients.delete(session.clientId);
+      this.names.cancelWaits(session.clientId);
       this.table.dropSession(session);
     }
   }

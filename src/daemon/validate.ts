@@ -76,3 +76,67 @@ export function optionalTypename(kind: string, body: Body, field = 'typename'): 
   }
   return value;
 }
+
+/** Keys an object's metadata has of its own; user fields may not use them. */
+export const RESERVED_KEYS = new Set(['id', 'typename', 'nbytes', 'instanceId', 'createdAt', 'labels', 'members', 'fields']);
+
+export function typename(kind: string, body: Body): string {
+  const value = optionalTypename(kind, body);
+  if (value === undefined) throw new TrellisError('InvalidArgument', `${kind}: a typename is required (such as trellis::Value)`);
+  return value;
+}
+
+function plainMap(kind: string, body: Body, field: string): Record<string, unknown> {
+  const value = body[field];
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
+    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be a map, got ${describe(value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** member key -> object id */
+export function members(kind: string, body: Body): Record<string, string> {
+  const map = plainMap(kind, body, 'members');
+  for (const [key, id] of Object.entries(map)) {
+    if (key.length === 0 || key.length > 256) throw new TrellisError('InvalidArgument', `${kind}: member keys must be 1 to 256 characters`);
+    if (!isObjectId(id)) throw new TrellisError('InvalidArgument', `${kind}: member ${JSON.stringify(key)} must be an object id, got ${describe(id)}`);
+  }
+  return map as Record<string, string>;
+}
+
+export function labels(kind: string, body: Body): Record<string, string> {
+  const map = plainMap(kind, body, 'labels');
+  for (const [key, value] of Object.entries(map)) {
+    if (typeof value !== 'string' || key.length > 256 || value.length > 4096) {
+      throw new TrellisError('InvalidArgument', `${kind}: label ${JSON.stringify(key)} must map to a string, got ${describe(value)}`);
+    }
+  }
+  return map as Record<string, string>;
+}
+
+export function fields(kind: string, body: Body): Record<string, unknown> {
+  const map = plainMap(kind, body, 'fields');
+  for (const key of Object.keys(map)) {
+    if (RESERVED_KEYS.has(key)) throw new TrellisError('InvalidArgument', `${kind}: ${JSON.stringify(key)} is reserved and cannot be set as a field`);
+  }
+  return map;
+}
+
+export function nameRefs(kind: string, body: Body): Record<string, string> {
+  const map = plainMap(kind, body, 'names');
+  for (const [name, id] of Object.entries(map)) {
+    if (!isObjectId(id)) throw new TrellisError('InvalidArgument', `${kind}: name ${JSON.stringify(name)} must map to an object id, got ${describe(id)}`);
+  }
+  return map as Record<string, string>;
+}
+
+export function string(kind: string, body: Body, field: string, maxLength = 4096): string {
+  const value = optionalString(kind, body, field, maxLength);
+  if (value === undefined) throw new TrellisError('InvalidArgument', `${kind}: ${field} is required`);
+  return value;
+}
+
+export function optionalIds(kind: string, body: Body, field: string): string[] {
+  return body[field] === undefined || body[field] === null ? [] : objectIds(kind, body, field);
+}

@@ -39,6 +39,7 @@ export interface DaemonStatus {
   memoryReserved: number;
   segments: number;
   objects: number;
+  names: number;
   clients: number;
   deferredFrees: number;
 }
@@ -62,15 +63,22 @@ export interface AttachFdChannelRequest {
   fdChannelToken: string;
 }
 
-export interface CreateBlobRequest {
-  size: number;
+export interface CreateBlobsRequest {
+  sizes: number[];
   /** Default trellis::Blob; a type stored as one blob (a ShareableList) names itself here. */
   typename?: string;
 }
-export type CreateBlobReply = BlobLocation;
+export interface CreateBlobsReply {
+  blobs: BlobLocation[];
+}
 
 export interface SealRequest {
   id: string;
+  /** Keep a reference for the sealing client (default true). */
+  hold?: boolean;
+  /** Publish the blob under this name, in the same step. */
+  name?: string;
+  override?: boolean;
 }
 export interface SealReply {
   id: string;
@@ -117,6 +125,86 @@ export interface ListObjectsReply {
   objects: ObjectSummary[];
 }
 
+/** An object's metadata tree as clients see it; members are expanded recursively. */
+export interface ObjectMeta {
+  id: string;
+  typename: string;
+  nbytes: number;
+  instanceId: number;
+  createdAt: number;
+  labels: Record<string, string>;
+  fields: Record<string, unknown>;
+  members: Record<string, ObjectMeta>;
+}
+
+export interface CreateMetadataRequest {
+  typename: string;
+  members?: Record<string, string>;
+  fields?: Record<string, unknown>;
+  labels?: Record<string, string>;
+  /** This client's unsealed blobs to seal first, in the same step (a put in one round trip). */
+  seal?: string[];
+  /** Publish the new object under this name, in the same step. */
+  name?: string;
+  override?: boolean;
+}
+export interface CreateMetadataReply {
+  id: string;
+}
+
+/** `ref` is an object id or a name. */
+export interface GetObjectRequest {
+  ref: string;
+}
+export interface GetObjectReply {
+  meta: ObjectMeta;
+  /** Every blob in the tree, now referenced by this client. */
+  blobs: BlobLocation[];
+}
+
+export interface GetMetaRequest {
+  ref: string;
+}
+export interface GetMetaReply {
+  meta: ObjectMeta;
+}
+
+export interface PutNameRequest {
+  id: string;
+  name: string;
+  override?: boolean;
+}
+export type PutNameReply = Record<string, never>;
+
+export interface PutNamesRequest {
+  names: Record<string, string>;
+  override?: boolean;
+}
+export type PutNamesReply = Record<string, never>;
+
+export interface GetNameRequest {
+  name: string;
+  wait?: boolean;
+  timeoutMs?: number;
+}
+export interface GetNameReply {
+  id: string;
+}
+
+export interface DropNameRequest {
+  name: string;
+}
+export interface DropNameReply {
+  dropped: boolean;
+}
+
+export interface ListNamesRequest {
+  pattern?: string;
+}
+export interface ListNamesReply {
+  names: string[];
+}
+
 export type StatusRequest = Record<string, never>;
 export type StatusReply = DaemonStatus;
 
@@ -124,7 +212,7 @@ export type StatusReply = DaemonStatus;
 export interface Messages {
   register: [RegisterRequest, RegisterReply];
   attachFdChannel: [AttachFdChannelRequest, never];
-  createBlob: [CreateBlobRequest, CreateBlobReply];
+  createBlobs: [CreateBlobsRequest, CreateBlobsReply];
   seal: [SealRequest, SealReply];
   abort: [AbortRequest, AbortReply];
   getBlobs: [GetBlobsRequest, GetBlobsReply];
@@ -132,6 +220,14 @@ export interface Messages {
   delete: [DeleteRequest, DeleteReply];
   exists: [ExistsRequest, ExistsReply];
   listObjects: [ListObjectsRequest, ListObjectsReply];
+  createMetadata: [CreateMetadataRequest, CreateMetadataReply];
+  getObject: [GetObjectRequest, GetObjectReply];
+  getMeta: [GetMetaRequest, GetMetaReply];
+  putName: [PutNameRequest, PutNameReply];
+  putNames: [PutNamesRequest, PutNamesReply];
+  getName: [GetNameRequest, GetNameReply];
+  dropName: [DropNameRequest, DropNameReply];
+  listNames: [ListNamesRequest, ListNamesReply];
   status: [StatusRequest, StatusReply];
 }
 
@@ -142,19 +238,6 @@ export type ReplyOf<K extends Kind> = Messages[K][1];
 /** Kinds a registered client may send on its main socket. */
 export type ClientKind = Exclude<Kind, 'register' | 'attachFdChannel'>;
 
-export const KINDS: readonly Kind[] = [
-  'register',
-  'attachFdChannel',
-  'createBlob',
-  'seal',
-  'abort',
-  'getBlobs',
-  'release',
-  'delete',
-  'exists',
-  'listObjects',
-  'status',
-] satisfies Kind[];
 
 /** A request frame's body. */
 export interface RequestEnvelope<K extends Kind = Kind> {

@@ -117,13 +117,13 @@ describe('bad input on the socket', function () {
     raw.socket.write(encodeFrame({ kind: 'register', seq: 1, body: { protocolVersion: PROTOCOL_VERSION, pid: 1 } }));
     await raw.nextReply();
     const cases: Array<[string, unknown, RegExp]> = [
-      ['createBlob', { size: -1 }, /size must be a non-negative integer, got number -1/],
-      ['createBlob', { size: 'big' }, /size must be a non-negative integer, got "big"/],
+      ['createBlobs', { sizes: [-1] }, /blob size must be a non-negative integer, got number -1/],
+      ['createBlobs', { sizes: 'big' }, /sizes must be a list of 1 to 100000 sizes, got "big"/],
       ['getBlobs', { ids: 'o0000000000000001' }, /ids must be a list/],
       ['getBlobs', { ids: ['../etc/passwd'] }, /"..\/etc\/passwd" is not an object id/],
       ['seal', { id: 5 }, /id must be an object id/],
-      ['createBlob', 'not a map', /the request body must be a map/],
-      ['createBlob', { size: 1, typename: 'no spaces allowed' }, /is not a typename/],
+      ['createBlobs', 'not a map', /the request body must be a map/],
+      ['createBlobs', { sizes: [1], typename: 'no spaces allowed' }, /is not a typename/],
     ];
     let seq = 2;
     for (const [kind, body, message] of cases) {

@@ -1,0 +1,82 @@
+/**
+ * Metadata objects: the client half of createMetadata, getObject and getMeta. getObject brings
+ * the whole tree and every blob in it in one round trip, so resolvers need no more.
+ */
+import { TrellisError } from '../errors';
+import type { ObjectMeta } from '../protocol/messages';
+import type { BlobCache, BlobWriter } from './blobs';
+import type { IpcChannel } from './ipc';
+import { ObjectHandle } from './object-handle';
+
+export interface MetadataSpec {
+  typename: string;
+  /** member key -> object id */
+  members?: Record<string, string>;
+  labels?: Record<string, string>;
+  /** Every other key is a field. */
+  [field: string]: unknown;
+}
+
+export interface CreateMetadataOptions {
+  /** This client's unsealed blobs to seal in the same round trip. */
+  seal?: BlobWriter[];
+  /** Publish the new object under this name in the same round trip. */
+  name?: string;
+  override?: boolean;
+}
+
+export class Objects {
+  /** Blob ids taken by getObject, by object id, so release(objectId) lets go of all of them. */
+  private readonly blobsOf = new Map<string, string[]>();
+
+  constructor(
+    private readonly channel: IpcChannel,
+    private readonly blobs: BlobCache,
+  ) {}
+
+  /** Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists. */
+  async create(spec: MetadataSpec, options: CreateMetadataOptions = {}): Promise<string> {
+    if (typeof spec !== 'object' || spec === null || typeof spec.typename !== 'string') {
+      throw new TrellisError('InvalidArgument', 'createMetadata: a typename is required (such as trellis::Value)');
+    }
+    const { typename, members, labels, ...fields } = spec;
+    const seal = options.seal ?? [];
+    const { id } = await this.channel.request('createMetadata', {
+      typename,
+      members,
+      labels,
+      fields,
+      seal: seal.map((writer) => writer.id),
+      name: options.name,
+      override: options.override,
+    });
+    for (const writer of seal) writer.sealedElsewhere();
+    return id;
+  }
+
+  /** Takes references to every blob in the tree. Errors: ObjectNotFound, NameNotFound, NotSealed. */
+  async get(ref: string): Promise<ObjectHandle> {
+    const { meta, blobs } = await this.channel.request('getObject', { ref });
+    const views = new Map<string, Buffer>();
+    for (const location of blobs) {
+      this.blobs.remember(location);
+      views.set(location.id, this.blobs.view(location).buffer);
+    }
+    if (blobs.length > 0 && !(blobs.length === 1 && blobs[0].id === meta.id)) this.blobsOf.set(meta.id, blobs.map((b) => b.id));
+    return new ObjectHandle(meta, views);
+  }
+
+  async meta(ref: string): Promise<ObjectMeta> {
+    return (await this.channel.request('getMeta', { ref })).meta;
+  }
+
+  /** The ids to release for these: an object's blobs as well as the object. */
+  expand(ids: string[]): string[] {
+    const all: string[] = [];
+    for (const id of ids) {
+      all.push(id, ...(this.blobsOf.get(id) ?? []));
+      this.blobsOf.delete(id);
+    }
+    return all;
+  }
+}

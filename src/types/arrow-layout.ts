@@ -1,0 +1,331 @@
+/**
+ * How an apache-arrow Table or RecordBatch is laid out in trellis: its buffers, stored as they
+ * are, and a small msgpack-able description that puts them back together. This file is pure (no
+ * client, no I/O) so that every arrow type can be round-tripped in a unit test.
+ *
+ * The description mirrors arrow JS's own `Data` tree, node for node, rather than an IPC record
+ * batch: rebuilding is then one `new Data(...)` per node over views of the stored bytes, with no
+ * per-row work and no copy, and whatever arrow JS can hold (slices, shared dictionaries, unions,
+ * views) comes back exactly as it was.
+ *
+ *   ArrowLayout
+ *     version      1; a reader refuses versions it does not know
+ *     kind         'table' or 'batch': what rebuildArrow returns
+ *     schema       base64 of an Arrow IPC Schema message (the flatbuffer, no framing): field
+ *                  names, types, nullability, dictionary ids, and schema and field metadata,
+ *                  in the one encoding every Arrow implementation already reads
+ *     bufferTypes  the typed-array class of each stored buffer ('Int32Array', 'BigInt64Array',
+ *                  ...), by index; the stored buffers are the `buffers` of planArrow, in order
+ *     batches      one per record batch: { node, metadata? }, `node` being the batch's struct
+ *                  node and `metadata` the batch's custom metadata as [key, value] pairs
+ *     dictionaries the chunks of each dictionary, once however many nodes refer to it
+ *
+ *   NodeLayout, one per arrow Data
+ *     length, offset, nullCount   as in arrow JS (offset and nullCount are left out when 0).
+ *                  As in arrow JS, `offset` indexes the validity bitmap and bool values; every
+ *                  other buffer is stored already sliced, starting at the node's first element
+ *     buffers      [valueOffsets, values, validity, typeIds]: a stored-buffer index, or null
+ *                  when arrow JS has no such buffer for this node
+ *     children     child nodes (struct fields, list values, union members), when any
+ *     dictionary   index into `dictionaries`, for a dictionary-encoded node
+ *     variadic     stored-buffer indexes of the data buffers of a Utf8View/BinaryView node
+ *
+ * Types come from the schema, not from the nodes: node i of a struct is read as field i's type.
+ */
+import { Data, Message, MessageHeader, RecordBatch, Schema, Struct, Table, Type, Vector, type DataType, type Dictionary } from 'apache-arrow';
+import { TrellisError } from '../errors';
+
+export const ARROW_LAYOUT_VERSION = 1;
+
+export type ArrowKind = 'table' | 'batch';
+
+export interface NodeLayout {
+  length: number;
+  offset?: number;
+  nullCount?: number;
+  buffers: Array<number | null>;
+  children?: NodeLayout[];
+  dictionary?: number;
+  variadic?: number[];
+}
+
+export interface BatchLayout {
+  node: NodeLayout;
+  metadata?: Array<[string, string]>;
+}
+
+export interface ArrowLayout {
+  version: number;
+  kind: ArrowKind;
+  schema: string;
+  bufferTypes: string[];
+  batches: BatchLayout[];
+  dictionaries: NodeLayout[][];
+}
+
+export interface ArrowPlan {
+  /** The bytes of every buffer to store, by stored-buffer index: views, not copies. */
+  buffers: Uint8Array[];
+  layout: ArrowLayout;
+}
+
+/** The classes a stored buffer may be viewed as; a layout naming anything else is refused. */
+const TYPED_ARRAYS = {
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+} as const;
+
+type TypedArrayName = keyof typeof TYPED_ARRAYS;
+type AnyTypedArray = InstanceType<(typeof TYPED_ARRAYS)[TypedArrayName]>;
+
+/** The order of a node's `buffers`, which is arrow JS's BufferType order. */
+const BUFFER_SLOTS = 4;
+
+/**
+ * Brands arrow JS sets on its classes, checked instead of instanceof so that a Table made by
+ * another copy of apache-arrow (a user's own install) is recognised too.
+ */
+const TABLE_BRAND = Symbol.for('apache-arrow/Table');
+const RECORD_BATCH_BRAND = Symbol.for('apache-arrow/RecordBatch');
+
+export function isArrowTable(value: unknown): value is Table {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[TABLE_BRAND] === true;
+}
+
+export function isArrowRecordBatch(value: unknown): value is RecordBatch {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[RECORD_BATCH_BRAND] === true;
+}
+
+/** The buffers of a Table or RecordBatch and the layout that rebuilds it. Errors: InvalidArgument. */
+export function planArrow(value: Table | RecordBatch): ArrowPlan {
+  const planner = new ArrowPlanner();
+  let kind: ArrowKind;
+  let batches: RecordBatch[];
+  if (isArrowTable(value)) {
+    kind = 'table';
+    batches = value.batches;
+  } else if (isArrowRecordBatch(value)) {
+    kind = 'batch';
+    batches = [value];
+  } else {
+    throw new TrellisError('InvalidArgument', `planArrow expects an apache-arrow Table or RecordBatch, got ${describe(value)}`);
+  }
+  const layout: ArrowLayout = {
+    version: ARROW_LAYOUT_VERSION,
+    kind,
+    schema: encodeSchema(value.schema),
+    bufferTypes: planner.bufferTypes,
+    batches: batches.map((batch) => planner.batch(batch)),
+    dictionaries: planner.dictionaries,
+  };
+  return { buffers: planner.buffers, layout };
+}
+
+/** Walks arrow Data trees, numbering each distinct buffer and dictionary once. */
+class ArrowPlanner {
+  readonly buffers: Uint8Array[] = [];
+  readonly bufferTypes: string[] = [];
+  readonly dictionaries: NodeLayout[][] = [];
+  /** Buffers already numbered, by their ArrayBuffer, then by class and byte range. */
+  private readonly bufferIndex = new Map<ArrayBufferLike, Map<string, number>>();
+  /** Empty buffers of each class share one index: they hold nothing to tell them apart. */
+  private readonly emptyIndex = new Map<string, number>();
+  private readonly dictionaryIndex = new Map<Vector, number>();
+
+  batch(batch: RecordBatch): BatchLayout {
+    const layout: BatchLayout = { node: this.node(batch.data) };
+    if (batch.metadata.size > 0) layout.metadata = [...batch.metadata];
+    return layout;
+  }
+
+  node(data: Data): NodeLayout {
+    const node: NodeLayout = {
+      length: data.length,
+      buffers: [data.valueOffsets, data.values, data.nullBitmap, data.typeIds].map((buffer) => this.buffer(buffer)),
+    };
+    if (data.offset !== 0) node.offset = data.offset;
+    const nullCount = data.nullCount;
+    if (nullCount !== 0) node.nullCount = nullCount;
+    if (data.children.length > 0) node.children = data.children.map((child) => this.node(child));
+    if (data.dictionary) node.dictionary = this.dictionary(data.dictionary);
+    if (data.variadicBuffers.length > 0) node.variadic = data.variadicBuffers.map((buffer) => this.buffer(buffer)!);
+    return node;
+  }
+
+  private dictionary(vector: Vector): number {
+    let index = this.dictionaryIndex.get(vector);
+    if (index === undefined) {
+      index = this.dictionaries.length;
+      this.dictionaryIndex.set(vector, index);
+      // Numbered before its chunks are walked, so the index is taken even if they nest.
+      this.dictionaries.push([]);
+      this.dictionaries[index] = vector.data.map((chunk) => this.node(chunk));
+    }
+    return index;
+  }
+
+  private buffer(view: unknown): number | null {
+    if (view === undefined || view === null) return null;
+    const type = typedArrayName(view);
+    if (!type) throw new TrellisError('InvalidArgument', `an arrow buffer is ${describe(view)}, not a typed array`);
+    const array = view as AnyTypedArray;
+    if (array.byteLength === 0) return this.emptyBuffer(type);
+    let ranges = this.bufferIndex.get(array.buffer);
+    if (!ranges) this.bufferIndex.set(array.buffer, (ranges = new Map()));
+    const key = `${type}:${array.byteOffset}:${array.byteLength}`;
+    let index = ranges.get(key);
+    if (index === undefined) {
+      index = this.add(type, new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
+      ranges.set(key, index);
+    }
+    return index;
+  }
+
+  private emptyBuffer(type: TypedArrayName): number {
+    let index = this.emptyIndex.get(type);
+    if (index === undefined) this.emptyIndex.set(type, (index = this.add(type, new Uint8Array(0))));
+    return index;
+  }
+
+  private add(type: TypedArrayName, bytes: Uint8Array): number {
+    this.buffers.push(bytes);
+    this.bufferTypes.push(type);
+    return this.buffers.length - 1;
+  }
+}
+
+/**
+ * The Table or RecordBatch a layout describes, over `views` (one per stored buffer, in order).
+ * Views are used as they are, never copied, when each starts at a multiple of its element size
+ * (trellis blobs start 64-byte aligned); an unaligned view is copied, since a typed array cannot
+ * be made over it. Errors: TypeMismatch (a layout or view that does not fit).
+ */
+export function rebuildArrow(layout: ArrowLayout, views: readonly Uint8Array[]): Table | RecordBatch {
+  if (layout.version !== ARROW_LAYOUT_VERSION) {
+    throw mismatch(`arrow layout version ${layout.version} is not one this trellis reads (${ARROW_LAYOUT_VERSION})`);
+  }
+  if (layout.kind !== 'table' && layout.kind !== 'batch') throw mismatch(`arrow layout kind ${String(layout.kind)} is neither 'table' nor 'batch'`);
+  if (views.length !== layout.bufferTypes.length) {
+    throw mismatch(`arrow layout lists ${layout.bufferTypes.length} buffers but ${views.length} were given`);
+  }
+  if (layout.kind === 'batch' && layout.batches.length !== 1) throw mismatch(`a RecordBatch layout holds ${layout.batches.length} batches, not 1`);
+  const schema = decodeSchema(layout.schema);
+  const rebuilder = new ArrowRebuilder(layout, layout.bufferTypes.map((type, index) => typedView(type, views[index], index)));
+  const batchType = new Struct(schema.fields);
+  const batches = layout.batches.map(({ node, metadata }) => new RecordBatch(schema, rebuilder.node(batchType, node) as Data<Struct>, new Map(metadata ?? [])));
+  return layout.kind === 'table' ? new Table(schema, batches) : batches[0];
+}
+
+class ArrowRebuilder {
+  /** Each dictionary's Vector, made on first use and then shared, as it was when stored. */
+  private readonly dictionaries: Array<Vector | undefined> = [];
+
+  constructor(
+    private readonly layout: ArrowLayout,
+    private readonly arrays: AnyTypedArray[],
+  ) {}
+
+  /**
+   * new Data rather than makeData: makeData fills in defaults for missing buffers and re-views
+   * the ones given, where this must reproduce the stored node as it was, buffer for buffer.
+   */
+  node(type: DataType, node: NodeLayout): Data {
+    if (!node || typeof node.length !== 'number' || !Array.isArray(node.buffers) || node.buffers.length !== BUFFER_SLOTS) {
+      throw mismatch(`arrow layout has a malformed node for a column of type ${type}`);
+    }
+    const buffers = node.buffers.map((index) => (index === null ? undefined : this.array(index)));
+    const isDictionary = type.typeId === Type.Dictionary;
+    // A Dictionary type reports its value type's children; its own nodes have none.
+    const childFields = isDictionary ? [] : (type.children ?? []);
+    const children = node.children ?? [];
+    if (children.length !== childFields.length) {
+      throw mismatch(`arrow layout gives a ${type} column ${children.length} children; its type has ${childFields.length}`);
+    }
+    const dictionary = isDictionary && node.dictionary !== undefined ? this.dictionary((type as Dictionary).dictionary, node.dictionary) : undefined;
+    return new Data(
+      type,
+      node.offset ?? 0,
+      node.length,
+      node.nullCount ?? 0,
+      buffers as unknown as Data['buffers'],
+      children.map((child, i) => this.node(childFields[i].type, child)),
+      dictionary,
+      (node.variadic ?? []).map((index) => this.array(index) as Uint8Array),
+    );
+  }
+
+  private dictionary(valueType: DataType, index: number): Vector {
+    const chunks = this.layout.dictionaries[index];
+    if (!Array.isArray(chunks)) throw mismatch(`arrow layout refers to dictionary ${index} of ${this.layout.dictionaries.length}`);
+    let vector = this.dictionaries[index];
+    if (!vector) {
+      // A Vector of no chunks would forget its type, so an empty dictionary gets one empty chunk.
+      const data = chunks.length > 0 ? chunks.map((chunk) => this.node(valueType, chunk)) : [new Data(valueType, 0, 0, 0)];
+      this.dictionaries[index] = vector = new Vector(data);
+    }
+    return vector;
+  }
+
+  private array(index: number): AnyTypedArray {
+    const array = this.arrays[index];
+    if (!array) throw mismatch(`arrow layout refers to buffer ${index} of ${this.arrays.length}`);
+    return array;
+  }
+}
+
+function typedView(type: string, view: Uint8Array | undefined, index: number): AnyTypedArray {
+  if (!Object.hasOwn(TYPED_ARRAYS, type)) throw mismatch(`arrow layout gives buffer ${index} the unknown class ${String(type)}`);
+  if (!(view instanceof Uint8Array)) throw mismatch(`buffer ${index} of the arrow layout is ${describe(view)}, not bytes`);
+  const Class = TYPED_ARRAYS[type as TypedArrayName];
+  const width = Class.BYTES_PER_ELEMENT;
+  if (view.byteLength % width !== 0) {
+    throw mismatch(`buffer ${index} of the arrow layout is a ${type} but holds ${view.byteLength} bytes, not a multiple of ${width}`);
+  }
+  if (view.byteOffset % width === 0) return new Class(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength / width);
+  const copy = new Class(view.byteLength / width);
+  new Uint8Array(copy.buffer).set(view);
+  return copy;
+}
+
+function typedArrayName(view: unknown): TypedArrayName | undefined {
+  if (!ArrayBuffer.isView(view)) return undefined;
+  // A Buffer's tag is 'Uint8Array', as it should be here; a DataView's is not a typed array.
+  const tag = (view as unknown as { [Symbol.toStringTag]: string })[Symbol.toStringTag];
+  return Object.hasOwn(TYPED_ARRAYS, tag) ? (tag as TypedArrayName) : undefined;
+}
+
+function encodeSchema(schema: Schema): string {
+  // Message.from checks instanceof, so a schema from another copy of arrow is re-made with ours.
+  const ours = schema instanceof Schema ? schema : new Schema((schema as Schema).fields, (schema as Schema).metadata);
+  return Buffer.from(Message.encode(Message.from(ours))).toString('base64');
+}
+
+function decodeSchema(encoded: string): Schema {
+  let message: Message;
+  try {
+    message = Message.decode(Buffer.from(encoded, 'base64'));
+  } catch (error) {
+    throw mismatch('the schema of an arrow layout is not an Arrow IPC message', error);
+  }
+  if (message.headerType !== MessageHeader.Schema) throw mismatch(`the schema of an arrow layout is an IPC ${MessageHeader[message.headerType]} message, not a Schema`);
+  return message.header() as Schema;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return typeof value;
+  return `an object (${value.constructor?.name ?? 'null prototype'})`;
+}
+
+function mismatch(message: string, cause?: unknown): TrellisError {
+  return new TrellisError('TypeMismatch', message, { cause });
+}

@@ -1,0 +1,60 @@
+/**
+ * Builders turn JS values into stored objects; resolvers turn stored objects back into values.
+ * Builders are tried newest first, so a user's registerBuilder wins over the built-ins.
+ * Resolvers are chosen by the longest typename prefix, so `my::Tensor` can refine `my::`.
+ */
+import type { Client } from '../client/client';
+import type { ObjectHandle } from '../client/object-handle';
+import { TrellisError } from '../errors';
+
+export interface PutOptions {
+  /** Publish the new object under this name (in the same round trip where possible). */
+  name?: string;
+  override?: boolean;
+  labels?: Record<string, string>;
+  /** Tensors: the shape; default [length]. */
+  shape?: number[];
+  /** Cluster: make it visible cluster-wide (once clusters exist). */
+  persist?: boolean;
+}
+
+export type Builder = (client: Client, value: any, options: PutOptions) => Promise<string>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type Resolver = (object: ObjectHandle, client: Client) => unknown;
+
+const builders: Array<{ test: (value: unknown) => boolean; build: Builder }> = [];
+const resolvers = new Map<string, Resolver>();
+
+export function registerBuilder(test: (value: unknown) => boolean, build: Builder): void {
+  if (typeof test !== 'function' || typeof build !== 'function') {
+    throw new TrellisError('InvalidArgument', 'registerBuilder(test, build): expected two functions');
+  }
+  builders.unshift({ test, build });
+}
+
+export function registerResolver(typenamePrefix: string, resolve: Resolver): void {
+  if (typeof typenamePrefix !== 'string' || typenamePrefix.length === 0 || typeof resolve !== 'function') {
+    throw new TrellisError('InvalidArgument', 'registerResolver(typenamePrefix, resolve): expected a non-empty string and a function');
+  }
+  resolvers.set(typenamePrefix, resolve);
+}
+
+/** Errors: TypeMismatch when no builder takes the value. */
+export function builderFor(value: unknown): Builder {
+  for (const { test, build } of builders) if (test(value)) return build;
+  throw new TrellisError('TypeMismatch', `no builder takes a value of type ${describeValue(value)}; register one with registerBuilder`);
+}
+
+/** The resolver with the longest matching prefix, or undefined (get then returns the raw object). */
+export function resolverFor(typename: string): Resolver | undefined {
+  let best: string | undefined;
+  for (const prefix of resolvers.keys()) {
+    if (typename.startsWith(prefix) && (best === undefined || prefix.length > best.length)) best = prefix;
+  }
+  return best === undefined ? undefined : resolvers.get(best);
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'object' && value !== null) return value.constructor?.name ?? 'Object';
+  return typeof value;
+}

@@ -1,0 +1,66 @@
+/**
+ * trellis::Tensor<dtype>: any TypedArray but Uint8Array (which is a Blob), with a shape. The
+ * data is one blob; the resolver returns the same TypedArray class over shared memory.
+ */
+import type { Client } from '../client/client';
+import type { ObjectHandle } from '../client/object-handle';
+import { TrellisError } from '../errors';
+import type { PutOptions } from './registry';
+
+export const TENSOR_TYPENAME = 'trellis::Tensor';
+
+type TypedArrayClass =
+  | Int8ArrayConstructor
+  | Uint8ClampedArrayConstructor
+  | Int16ArrayConstructor
+  | Uint16ArrayConstructor
+  | Int32ArrayConstructor
+  | Uint32ArrayConstructor
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor
+  | BigInt64ArrayConstructor
+  | BigUint64ArrayConstructor;
+
+const DTYPES: Record<string, TypedArrayClass> = {
+  int8: Int8Array,
+  uint8clamped: Uint8ClampedArray,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+};
+
+function dtypeOf(value: ArrayBufferView): string | undefined {
+  for (const [dtype, constructor] of Object.entries(DTYPES)) if (value.constructor === constructor) return dtype;
+  return undefined;
+}
+
+export function isTensor(value: unknown): value is ArrayBufferView {
+  return ArrayBuffer.isView(value) && dtypeOf(value) !== undefined;
+}
+
+export async function buildTensor(client: Client, value: ArrayBufferView & { length: number }, options: PutOptions): Promise<string> {
+  const dtype = dtypeOf(value)!;
+  const shape = options.shape ?? [value.length];
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0) || shape.reduce((a, b) => a * b, 1) !== value.length) {
+    throw new TrellisError('InvalidArgument', `shape ${JSON.stringify(shape)} does not hold the ${value.length} elements of a ${dtype} tensor`);
+  }
+  const [writer] = await client.createBlobs([value.byteLength]);
+  writer.buffer.set(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+  return client.createMetadata(
+    { typename: `${TENSOR_TYPENAME}<${dtype}>`, members: { data: writer.id }, labels: options.labels, dtype, shape },
+    { seal: [writer], name: options.name, override: options.override },
+  );
+}
+
+export function resolveTensor(object: ObjectHandle): ArrayBufferView {
+  const dtype = object.fields.dtype as string;
+  const constructor = DTYPES[dtype];
+  if (!constructor) throw new TrellisError('TypeMismatch', `object ${object.id}: unknown tensor dtype ${JSON.stringify(dtype)}`);
+  const bytes = object.member('data').buffer;
+  return new constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / constructor.BYTES_PER_ELEMENT);
+}

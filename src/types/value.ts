@@ -1,0 +1,49 @@
+/**
+ * trellis::Value: plain JS data (strings, numbers, booleans, null, bigint, Date, plain objects
+ * and arrays of those), encoded with msgpack. Small values travel inline in the metadata, so a
+ * put is one round trip; larger ones go into a blob member.
+ */
+import { Packr } from 'msgpackr';
+import type { Client } from '../client/client';
+import type { ObjectHandle } from '../client/object-handle';
+import type { PutOptions } from './registry';
+
+export const VALUE_TYPENAME = 'trellis::Value';
+/** Encoded values up to this size ride inline in the metadata. */
+export const INLINE_VALUE_BYTES = 64 * 1024;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+export function isPlainValue(value: unknown, depth = 0): boolean {
+  if (depth > 64) return false;
+  if (value === null) return true;
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return true;
+    case 'object':
+      if (value instanceof Date) return true;
+      if (Array.isArray(value)) return value.every((item) => isPlainValue(item, depth + 1));
+      if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return false;
+      return Object.values(value).every((item) => isPlainValue(item, depth + 1));
+    default:
+      return false;
+  }
+}
+
+export async function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
+  const encoded = packr.pack(value);
+  const spec = { typename: VALUE_TYPENAME, labels: options.labels };
+  const publish = { name: options.name, override: options.override };
+  if (encoded.length <= INLINE_VALUE_BYTES) return client.createMetadata({ ...spec, data: encoded }, publish);
+  const [writer] = await client.createBlobs([encoded.length]);
+  encoded.copy(writer.buffer);
+  return client.createMetadata({ ...spec, members: { data: writer.id } }, { ...publish, seal: [writer] });
+}
+
+export function resolveValue(object: ObjectHandle): unknown {
+  const inline = object.fields.data as Uint8Array | undefined;
+  return packr.unpack(inline ?? object.member('data').buffer);
+}
