@@ -18,7 +18,7 @@ export class TrellisClient extends Client {
    * Stores a value with the builder that takes it; small values and named puts take one round
    * trip. Errors: TypeMismatch (no builder), NameExists, OutOfMemory, InvalidArgument.
    */
-  put(value: unknown, options: PutOptions = {}): Promise<string> {
+  async put(value: unknown, options: PutOptions = {}): Promise<string> {
     return builderFor(value)(this, value, options);
   }
 

@@ -24,6 +24,7 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 export interface ConnectionHost {
   readonly maxFrameBytes: number;
   readonly state: RequestContext['state'];
+  countRequest(): void;
   register(connection: Connection, pid: number): ClientSession;
   mainConnection(clientId: number): Connection | undefined;
   closed(connection: Connection): void;
@@ -99,6 +100,7 @@ export class Connection {
       this.reply({ seq, error: { code: 'ProtocolError', message: `unknown request kind ${check.describe(kind)}` } });
       return;
     }
+    this.host.countRequest();
     const session = this.session!;
     const grants: SegmentGrant[] = [];
     const ctx: RequestContext = {

@@ -20,6 +20,7 @@ export interface DaemonState {
   readonly socketPath: string;
   readonly version: string;
   clientCount(): number;
+  requestCount(): number;
 }
 
 export interface RequestContext {
@@ -180,6 +181,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       names: state.names.size,
       clients: state.clientCount(),
       deferredFrees: state.table.deferredCount,
+      requests: state.requestCount(),
     };
   },
 };

@@ -40,6 +40,7 @@ class DaemonServer implements ConnectionHost, DaemonState {
   private readonly connections = new Set<Connection>();
   private readonly clients = new Map<number, Connection>();
   private nextClientId = 1;
+  private requests = 0;
   private readonly uid = process.getuid?.() ?? 0;
 
   constructor(private readonly options: ResolvedOptions) {
@@ -60,6 +61,14 @@ class DaemonServer implements ConnectionHost, DaemonState {
 
   clientCount(): number {
     return this.clients.size;
+  }
+
+  requestCount(): number {
+    return this.requests;
+  }
+
+  countRequest(): void {
+    this.requests++;
   }
 
   async listen(): Promise<void> {

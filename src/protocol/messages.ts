@@ -42,6 +42,8 @@ export interface DaemonStatus {
   names: number;
   clients: number;
   deferredFrees: number;
+  /** Requests answered since start (lets tests count round trips). */
+  requests: number;
 }
 
 // Requests and replies, grouped by the kind that carries them.
