@@ -5,7 +5,9 @@ import { Client } from './client/client';
 import { IpcChannel } from './client/ipc';
 import { defaultSocketPath } from './protocol/socket-path';
 import { registerBuiltins, resolveHandle } from './types/builtins';
+import type { MetadataSpec } from './client/objects';
 import { builderFor, type PutOptions } from './types/registry';
+import { inlineValueSpec } from './types/value';
 
 registerBuiltins();
 
@@ -20,6 +22,30 @@ export class TrellisClient extends Client {
    */
   async put(value: unknown, options: PutOptions = {}): Promise<string> {
     return builderFor(value)(this, value, options);
+  }
+
+  /**
+   * Puts many values: small plain values go in one round trip together (all or none); the rest
+   * are put one by one, concurrently. `options[i]` applies to `values[i]`.
+   */
+  async putMany(values: unknown[], options: PutOptions[] = []): Promise<string[]> {
+    const ids: string[] = new Array(values.length);
+    const batch: Array<{ index: number; spec: MetadataSpec; options: PutOptions }> = [];
+    const others: Array<Promise<void>> = [];
+    values.forEach((value, index) => {
+      const valueOptions = options[index] ?? {};
+      const spec = inlineValueSpec(value, valueOptions);
+      if (spec) batch.push({ index, spec, options: valueOptions });
+      else others.push(this.put(value, valueOptions).then((id) => void (ids[index] = id)));
+    });
+    if (batch.length > 0) {
+      const created = await this.createMetadataMany(
+        batch.map(({ spec, options: o }) => ({ spec, options: { name: o.name, override: o.override } })),
+      );
+      batch.forEach(({ index }, i) => (ids[index] = created[i]));
+    }
+    await Promise.all(others);
+    return ids;
   }
 
   /**

@@ -83,6 +83,11 @@ export class Client {
     return this.objects.create(spec, options);
   }
 
+  /** Several metadata objects in one round trip; all or none. */
+  createMetadataMany(entries: Array<{ spec: MetadataSpec; options?: CreateMetadataOptions }>): Promise<string[]> {
+    return this.objects.createMany(entries);
+  }
+
   /** The object and views of all its blobs, in one round trip. Errors: ObjectNotFound, NameNotFound. */
   getObject(idOrName: string): Promise<ObjectHandle> {
     return this.objects.get(checkRef(idOrName));

@@ -3,7 +3,7 @@
  * the whole tree and every blob in it in one round trip, so resolvers need no more.
  */
 import { TrellisError } from '../errors';
-import type { ObjectMeta } from '../protocol/messages';
+import type { CreateMetadataRequest, ObjectMeta } from '../protocol/messages';
 import type { BlobCache, BlobWriter } from './blobs';
 import type { IpcChannel } from './ipc';
 import { ObjectHandle } from './object-handle';
@@ -25,6 +25,22 @@ export interface CreateMetadataOptions {
   override?: boolean;
 }
 
+function toRequest(spec: MetadataSpec, options: CreateMetadataOptions): CreateMetadataRequest {
+  if (typeof spec !== 'object' || spec === null || typeof spec.typename !== 'string') {
+    throw new TrellisError('InvalidArgument', 'createMetadata: a typename is required (such as trellis::Value)');
+  }
+  const { typename, members, labels, ...fields } = spec;
+  return {
+    typename,
+    members,
+    labels,
+    fields,
+    seal: (options.seal ?? []).map((writer) => writer.id),
+    name: options.name,
+    override: options.override,
+  };
+}
+
 export class Objects {
   /** Blob ids taken by getObject, by object id, so release(objectId) lets go of all of them. */
   private readonly blobsOf = new Map<string, string[]>();
@@ -36,22 +52,16 @@ export class Objects {
 
   /** Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists. */
   async create(spec: MetadataSpec, options: CreateMetadataOptions = {}): Promise<string> {
-    if (typeof spec !== 'object' || spec === null || typeof spec.typename !== 'string') {
-      throw new TrellisError('InvalidArgument', 'createMetadata: a typename is required (such as trellis::Value)');
-    }
-    const { typename, members, labels, ...fields } = spec;
-    const seal = options.seal ?? [];
-    const { id } = await this.channel.request('createMetadata', {
-      typename,
-      members,
-      labels,
-      fields,
-      seal: seal.map((writer) => writer.id),
-      name: options.name,
-      override: options.override,
-    });
-    for (const writer of seal) writer.sealedElsewhere();
+    const { id } = await this.channel.request('createMetadata', toRequest(spec, options));
+    for (const writer of options.seal ?? []) writer.sealedElsewhere();
     return id;
+  }
+
+  /** Many objects in one round trip; all or none. */
+  async createMany(entries: Array<{ spec: MetadataSpec; options?: CreateMetadataOptions }>): Promise<string[]> {
+    const { ids } = await this.channel.request('createMetadataMany', { objects: entries.map((entry) => toRequest(entry.spec, entry.options ?? {})) });
+    for (const entry of entries) for (const writer of entry.options?.seal ?? []) writer.sealedElsewhere();
+    return ids;
   }
 
   /** Takes references to every blob in the tree. Errors: ObjectNotFound, NameNotFound, NotSealed. */

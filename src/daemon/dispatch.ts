@@ -111,20 +111,25 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
   },
 
   createMetadata({ state, session }, body) {
-    const spec = {
-      typename: check.typename('createMetadata', body),
-      members: check.members('createMetadata', body),
-      fields: check.fields('createMetadata', body),
-      labels: check.labels('createMetadata', body),
-    };
-    const seal = check.optionalIds('createMetadata', body, 'seal');
-    const name = optionalName(body);
-    const override = check.flag('createMetadata', body, 'override', false);
-    // Refuse a taken name before anything is created: the put is all or nothing.
-    if (name !== undefined && !override) state.names.refuseTaken(name);
-    const object = state.table.createMetadata(session, spec, seal);
-    if (name !== undefined) state.names.put(name, object.id, override);
-    return { id: object.id };
+    const request = parseMetadataRequest('createMetadata', state, body);
+    return { id: createParsedMetadata(state, session, request) };
+  },
+
+  createMetadataMany({ state, session }, body) {
+    const objects = body.objects;
+    if (!Array.isArray(objects) || objects.length > check.MAX_IDS_PER_REQUEST) {
+      throw new TrellisError('InvalidArgument', `createMetadataMany: objects must be a list of at most ${check.MAX_IDS_PER_REQUEST}, got ${check.describe(objects)}`);
+    }
+    // Check everything first: the batch is all or none.
+    const requests = objects.map((object) => parseMetadataRequest('createMetadataMany', state, check.expectBody('createMetadataMany', object)));
+    const names = new Set<string>();
+    for (const request of requests) {
+      state.table.checkMetadata(session, request.spec, request.seal);
+      if (request.name === undefined) continue;
+      if (names.has(request.name)) throw new TrellisError('InvalidArgument', `createMetadataMany: name ${JSON.stringify(request.name)} appears twice`);
+      names.add(request.name);
+    }
+    return { ids: requests.map((request) => createParsedMetadata(state, session, request)) };
   },
 
   getObject(ctx, body) {
@@ -185,6 +190,31 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     };
   },
 };
+
+interface MetadataRequest {
+  spec: { typename: string; members: Record<string, string>; fields: Record<string, unknown>; labels: Record<string, string> };
+  seal: string[];
+  name?: string;
+  override: boolean;
+}
+
+/** Validates a createMetadata body; refuses a taken name up front, so a put is all or nothing. */
+function parseMetadataRequest(kind: string, state: DaemonState, body: check.Body): MetadataRequest {
+  const request: MetadataRequest = {
+    spec: { typename: check.typename(kind, body), members: check.members(kind, body), fields: check.fields(kind, body), labels: check.labels(kind, body) },
+    seal: check.optionalIds(kind, body, 'seal'),
+    name: optionalName(body),
+    override: check.flag(kind, body, 'override', false),
+  };
+  if (request.name !== undefined && !request.override) state.names.refuseTaken(request.name);
+  return request;
+}
+
+function createParsedMetadata(state: DaemonState, session: ClientSession, request: MetadataRequest): string {
+  const object = state.table.createMetadata(session, request.spec, request.seal);
+  if (request.name !== undefined) state.names.put(request.name, object.id, request.override);
+  return object.id;
+}
 
 function optionalName(body: check.Body): string | undefined {
   return body.name === undefined || body.name === null ? undefined : checkName(body.name);

@@ -117,6 +117,19 @@ export class ObjectTable {
    * Errors: ObjectNotFound, NotSealed, AlreadySealed, PermissionDenied, InvalidArgument.
    */
   createMetadata(session: ClientSession, spec: MetadataSpec, seal: string[] = []): StoredObject {
+    const nbytes = this.checkMetadata(session, spec, seal);
+    for (const id of new Set(seal)) this.seal(session, id, false);
+    const object = this.newObject(session, spec.typename, nbytes, undefined, true, spec);
+    this.objects.set(object.id, object);
+    for (const id of Object.values(spec.members)) this.objects.get(id)!.parents.add(object.id);
+    return object;
+  }
+
+  /**
+   * Checks what createMetadata would do, changing nothing; returns the object's nbytes.
+   * Errors: as createMetadata.
+   */
+  checkMetadata(session: ClientSession, spec: MetadataSpec, seal: string[] = []): number {
     const sealing = new Set(seal);
     for (const id of sealing) this.ownUnsealed(session, id, 'seal');
     let nbytes = 0;
@@ -128,11 +141,7 @@ export class ObjectTable {
       }
       nbytes += member.nbytes;
     }
-    for (const id of sealing) this.seal(session, id, false);
-    const object = this.newObject(session, spec.typename, nbytes, undefined, true, spec);
-    this.objects.set(object.id, object);
-    for (const id of Object.values(spec.members)) this.objects.get(id)!.parents.add(object.id);
-    return object;
+    return nbytes;
   }
 
   /**

@@ -154,6 +154,14 @@ export interface CreateMetadataReply {
   id: string;
 }
 
+/** Many createMetadata requests in one round trip; all or none. */
+export interface CreateMetadataManyRequest {
+  objects: CreateMetadataRequest[];
+}
+export interface CreateMetadataManyReply {
+  ids: string[];
+}
+
 /** `ref` is an object id or a name. */
 export interface GetObjectRequest {
   ref: string;
@@ -223,6 +231,7 @@ export interface Messages {
   exists: [ExistsRequest, ExistsReply];
   listObjects: [ListObjectsRequest, ListObjectsReply];
   createMetadata: [CreateMetadataRequest, CreateMetadataReply];
+  createMetadataMany: [CreateMetadataManyRequest, CreateMetadataManyReply];
   getObject: [GetObjectRequest, GetObjectReply];
   getMeta: [GetMetaRequest, GetMetaReply];
   putName: [PutNameRequest, PutNameReply];

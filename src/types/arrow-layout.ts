@@ -19,6 +19,10 @@
  *     batches      one per record batch: { node, metadata? }, `node` being the batch's struct
  *                  node and `metadata` the batch's custom metadata as [key, value] pairs
  *     dictionaries the chunks of each dictionary, once however many nodes refer to it
+ *     unsetTimezones  which Timestamp types (numbered depth-first through the schema) had an
+ *                  undefined timezone, which IPC turns into null. Left as null, arrow's schema
+ *                  comparison would tell the rebuilt table from the original, and concatenating
+ *                  the two would throw
  *
  *   NodeLayout, one per arrow Data
  *     length, offset, nullCount   as in arrow JS (offset and nullCount are left out when 0).
@@ -32,7 +36,7 @@
  *
  * Types come from the schema, not from the nodes: node i of a struct is read as field i's type.
  */
-import { Data, Message, MessageHeader, RecordBatch, Schema, Struct, Table, Type, Vector, type DataType, type Dictionary } from 'apache-arrow';
+import { Data, Message, MessageHeader, RecordBatch, Schema, Struct, Table, Type, Vector, type DataType, type Dictionary, type Timestamp } from 'apache-arrow';
 import { TrellisError } from '../errors';
 
 export const ARROW_LAYOUT_VERSION = 1;
@@ -61,6 +65,7 @@ export interface ArrowLayout {
   bufferTypes: string[];
   batches: BatchLayout[];
   dictionaries: NodeLayout[][];
+  unsetTimezones?: number[];
 }
 
 export interface ArrowPlan {
@@ -127,6 +132,8 @@ export function planArrow(value: Table | RecordBatch): ArrowPlan {
     batches: batches.map((batch) => planner.batch(batch)),
     dictionaries: planner.dictionaries,
   };
+  const unsetTimezones = typesOf(value.schema).flatMap((type, index) => (type.typeId === Type.Timestamp && (type as Timestamp).timezone === undefined ? [index] : []));
+  if (unsetTimezones.length > 0) layout.unsetTimezones = unsetTimezones;
   return { buffers: planner.buffers, layout };
 }
 
@@ -147,7 +154,8 @@ class ArrowPlanner {
     return layout;
   }
 
-  node(data: Data): NodeLayout {
+  node(given: Data | Vector): NodeLayout {
+    const data = asData(given);
     const node: NodeLayout = {
       length: data.length,
       buffers: [data.valueOffsets, data.values, data.nullBitmap, data.typeIds].map((buffer) => this.buffer(buffer)),
@@ -204,6 +212,17 @@ class ArrowPlanner {
 }
 
 /**
+ * `new Table({ name: vector })` over empty vectors puts the Vectors themselves where a batch's
+ * Data children belong (an arrow quirk); a one-chunk Vector stands for its chunk.
+ */
+function asData(value: Data | Vector): Data {
+  if (Data.isData(value)) return value;
+  const chunks = (value as Vector | undefined)?.data;
+  if (Array.isArray(chunks) && chunks.length === 1) return chunks[0];
+  throw new TrellisError('InvalidArgument', `an arrow column holds ${describe(value)} where arrow Data belongs`);
+}
+
+/**
  * The Table or RecordBatch a layout describes, over `views` (one per stored buffer, in order).
  * Views are used as they are, never copied, when each starts at a multiple of its element size
  * (trellis blobs start 64-byte aligned); an unaligned view is copied, since a typed array cannot
@@ -219,6 +238,10 @@ export function rebuildArrow(layout: ArrowLayout, views: readonly Uint8Array[]):
   }
   if (layout.kind === 'batch' && layout.batches.length !== 1) throw mismatch(`a RecordBatch layout holds ${layout.batches.length} batches, not 1`);
   const schema = decodeSchema(layout.schema);
+  if (layout.unsetTimezones) {
+    const types = typesOf(schema);
+    for (const index of layout.unsetTimezones) if (types[index]?.typeId === Type.Timestamp) (types[index] as { timezone?: string | null }).timezone = undefined;
+  }
   const rebuilder = new ArrowRebuilder(layout, layout.bufferTypes.map((type, index) => typedView(type, views[index], index)));
   const batchType = new Struct(schema.fields);
   const batches = layout.batches.map(({ node, metadata }) => new RecordBatch(schema, rebuilder.node(batchType, node) as Data<Struct>, new Map(metadata ?? [])));
@@ -280,6 +303,19 @@ class ArrowRebuilder {
     if (!array) throw mismatch(`arrow layout refers to buffer ${index} of ${this.arrays.length}`);
     return array;
   }
+}
+
+/** Every type in a schema, depth first, each before its children: the numbering of unsetTimezones. */
+function typesOf(schema: Schema): DataType[] {
+  const types: DataType[] = [];
+  const visit = (type: DataType): void => {
+    types.push(type);
+    // A Dictionary type reports its value type's children as its own; visit the value type once.
+    if (type.typeId === Type.Dictionary) visit((type as Dictionary).dictionary);
+    else for (const child of type.children ?? []) visit(child.type);
+  };
+  for (const field of schema.fields) visit(field.type);
+  return types;
 }
 
 function typedView(type: string, view: Uint8Array | undefined, index: number): AnyTypedArray {

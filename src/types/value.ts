@@ -6,6 +6,7 @@
 import { Packr } from 'msgpackr';
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
+import type { MetadataSpec } from '../client/objects';
 import type { PutOptions } from './registry';
 
 export const VALUE_TYPENAME = 'trellis::Value';
@@ -33,10 +34,17 @@ export function isPlainValue(value: unknown, depth = 0): boolean {
   }
 }
 
-export async function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
+/** The metadata of a value small enough to travel inline, or undefined. */
+export function inlineValueSpec(value: unknown, options: PutOptions): MetadataSpec | undefined {
+  if (!isPlainValue(value)) return undefined;
   const encoded = packr.pack(value);
-  const spec = { typename: VALUE_TYPENAME, labels: options.labels };
+  return encoded.length <= INLINE_VALUE_BYTES ? { typename: VALUE_TYPENAME, labels: options.labels, data: encoded } : undefined;
+}
+
+export async function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
   const publish = { name: options.name, override: options.override };
+  const spec = { typename: VALUE_TYPENAME, labels: options.labels };
+  const encoded = packr.pack(value);
   if (encoded.length <= INLINE_VALUE_BYTES) return client.createMetadata({ ...spec, data: encoded }, publish);
   const [writer] = await client.createBlobs([encoded.length]);
   encoded.copy(writer.buffer);

@@ -75,6 +75,22 @@ describe('built-in types between processes', function () {
     assert.equal(large.requests - after.requests, 3, 'createBlobs, createMetadata (seal + name), status');
   });
 
+  it('putMany stores small values in one request, all or none', async () => {
+    const values = Array.from({ length: 1000 }, (_, i) => ({ i, label: `item ${i}` }));
+    const before = await client.status();
+    const ids = await client.putMany(values);
+    const after = await client.status();
+    assert.equal(after.requests - before.requests, 2, 'one createMetadataMany, then this status');
+    assert.deepEqual(await client.get(ids[999]), values[999]);
+    await client.put('holder', { name: 'batch/taken' });
+    await assert.rejects(client.putMany(['x', 'y'], [{ name: 'batch/free' }, { name: 'batch/taken' }]), { code: 'NameExists' });
+    assert.equal(await client.listNames({ pattern: 'batch/free' }).then((n) => n.length), 0, 'nothing of the batch was kept');
+    assert.equal((await client.status()).objects, after.objects + 1);
+    const mixed = await client.putMany([1, new Float64Array([2]), 'three']);
+    assert.deepEqual(await client.get(mixed[0]), 1);
+    assert.deepEqual([...(await client.get(mixed[1]))], [2]);
+  });
+
   it('a value no builder takes is a TypeMismatch and stores nothing', async () => {
     const before = await client.status();
     for (const value of [undefined, () => 1, Symbol('s'), new Map(), { nested: new Set() }]) {
