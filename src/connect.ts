@@ -6,6 +6,7 @@ import { IpcChannel } from './client/ipc';
 import { defaultSocketPath } from './protocol/socket-path';
 import { registerBuiltins, resolveHandle } from './types/builtins';
 import type { MetadataSpec } from './client/objects';
+import type { ObjectHandle } from './client/object-handle';
 import { builderFor, type PutOptions } from './types/registry';
 import { inlineValueSpec } from './types/value';
 
@@ -46,6 +47,15 @@ export class TrellisClient extends Client {
     }
     await Promise.all(others);
     return ids;
+  }
+
+  /** Stream chunks that are not bytes (arrow RecordBatches, ...) are put as objects. */
+  protected override encodeChunk(chunk: unknown): Promise<string> {
+    return this.put(chunk);
+  }
+
+  protected override decodeChunk(chunk: ObjectHandle): unknown {
+    return resolveHandle(chunk, this);
   }
 
   /**

@@ -9,6 +9,7 @@ import type { IpcChannel } from './ipc';
 import { checkId, Names } from './names';
 import { checkName } from '../protocol/names';
 import type { ObjectHandle } from './object-handle';
+import { StreamReader, StreamWriter } from './streams';
 import { Objects, type CreateMetadataOptions, type MetadataSpec } from './objects';
 
 export interface DeleteOptions {
@@ -133,6 +134,36 @@ export class Client {
 
   listNames(options?: { pattern?: string }): Promise<string[]> {
     return this.names.list(options);
+  }
+
+  // Streams
+
+  /** typename: trellis::ByteStream, trellis::RecordBatchStream or trellis::DataframeStream. */
+  async createStream(typename: string, options: { schema?: Uint8Array; params?: Record<string, unknown> } = {}): Promise<{ id: string; typename: string }> {
+    const { id } = await this.channel.request('createStream', { typename, schema: options.schema, params: options.params });
+    return { id, typename };
+  }
+
+  /** Errors: ObjectNotFound, StreamOpened (it has or had a writer). */
+  async openWriter(id: string): Promise<StreamWriter> {
+    const info = await this.channel.request('openWriter', { id: checkId(id) });
+    return new StreamWriter(this.channel, this.blobs, id, info, (chunk) => this.encodeChunk(chunk));
+  }
+
+  /** Errors: ObjectNotFound, StreamOpened (another reader has it). */
+  async openReader(id: string): Promise<StreamReader> {
+    const info = await this.channel.request('openReader', { id: checkId(id) });
+    return new StreamReader(this.channel, this.blobs, id, info, (chunk) => this.decodeChunk(chunk));
+  }
+
+  /** The raw client writes bytes only; the typed client puts other values. */
+  protected encodeChunk(chunk: unknown): Promise<string> {
+    return Promise.reject(new TrellisError('TypeMismatch', `this client writes only bytes to streams, got ${typeof chunk}`));
+  }
+
+  /** The raw client yields blob chunks as Buffers and other chunks as handles. */
+  protected decodeChunk(chunk: ObjectHandle): unknown {
+    return chunk.typename === 'trellis::Blob' ? chunk.buffer : chunk;
   }
 
   // The daemon

@@ -4,17 +4,19 @@
  * promise of it when it has to wait (for a name, or for the client's fd channel).
  */
 import { TrellisError } from '../errors';
-import type { ClientKind, DaemonStatus, ReplyOf } from '../protocol/messages';
+import type { ClientKind, DaemonStatus, ReadChunkReply, ReplyOf } from '../protocol/messages';
 import { checkName } from '../protocol/names';
 import type { NameTable } from './names';
 import type { ObjectTable } from './object-table';
 import type { SegmentPool } from './segment-pool';
+import type { StreamTable } from './streams';
 import type { ClientSession } from './session';
 import * as check from './validate';
 
 export interface DaemonState {
   readonly table: ObjectTable;
   readonly names: NameTable;
+  readonly streams: StreamTable;
   readonly pool: SegmentPool;
   readonly instanceId: number;
   readonly socketPath: string;
@@ -172,6 +174,55 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     return { names: state.names.list(check.optionalString('listNames', body, 'pattern')) };
   },
 
+  createStream({ state }, body) {
+    const typename = check.typename('createStream', body);
+    const schema = body.schema === undefined || body.schema === null ? undefined : check.bytes('createStream', body, 'schema');
+    const params = check.map('createStream', body, 'params');
+    return { id: state.streams.create(typename, schema, params) };
+  },
+
+  openWriter({ state, session }, body) {
+    return state.streams.openWriter(session, check.objectId('openWriter', body));
+  },
+
+  openReader({ state, session }, body) {
+    return state.streams.openReader(session, check.objectId('openReader', body));
+  },
+
+  writeChunk({ state, session }, body) {
+    const id = check.objectId('writeChunk', body);
+    const chunk = check.objectId('writeChunk', body, 'chunk');
+    const pending = state.streams.write(session, id, chunk, check.optionalIds('writeChunk', body, 'seal'));
+    return pending ? pending.then(() => ({})) : {};
+  },
+
+  readChunk(ctx, body) {
+    const id = check.objectId('readChunk', body);
+    const attaching = ctx.untilFdChannel();
+    if (attaching) return attaching.then(() => handlers.readChunk(ctx, body));
+    const grantAll = (reply: ReadChunkReply) => {
+      for (const blob of reply.blobs ?? []) ctx.grant(blob.segment);
+      return reply;
+    };
+    const reply = ctx.state.streams.read(ctx.session, id);
+    return reply instanceof Promise ? reply.then(grantAll) : grantAll(reply);
+  },
+
+  finishStream({ state, session }, body) {
+    state.streams.finish(session, check.objectId('finishStream', body));
+    return {};
+  },
+
+  failStream({ state, session }, body) {
+    state.streams.fail(session, check.objectId('failStream', body), check.string('failStream', body, 'reason', 4096));
+    return {};
+  },
+
+  closeReader({ state, session }, body) {
+    state.streams.closeReader(session, check.objectId('closeReader', body));
+    return {};
+  },
+
   status({ state }): DaemonStatus {
     return {
       instanceId: state.instanceId,
@@ -186,6 +237,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       names: state.names.size,
       clients: state.clientCount(),
       deferredFrees: state.table.deferredCount,
+      streams: state.streams.size,
       requests: state.requestCount(),
     };
   },

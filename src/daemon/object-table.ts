@@ -182,7 +182,7 @@ export class ObjectTable {
    * Deletes objects by the graph rules above; all ids are checked before anything changes.
    * Returns the ids removed, members included. Errors: ObjectNotFound, NotSealed, Conflict.
    */
-  delete(session: ClientSession, ids: string[], options: { deep: boolean; force: boolean }): string[] {
+  delete(session: ClientSession | undefined, ids: string[], options: { deep: boolean; force: boolean }): string[] {
     const roots = [...new Set(ids)].map((id) => this.sealedObject(id));
     const doomed = new Set(roots.map((object) => object.id));
     if (!options.force) for (const root of roots) this.refuseIfReferenced(root, doomed);
@@ -302,14 +302,14 @@ export class ObjectTable {
     }
   }
 
-  private remove(session: ClientSession, object: StoredObject, force: boolean): void {
+  private remove(session: ClientSession | undefined, object: StoredObject, force: boolean): void {
     this.objects.delete(object.id);
     object.deleted = true;
     if (force) this.onNamesDropped(object);
     for (const id of Object.values(object.members)) this.objects.get(id)?.parents.delete(object.id);
     if (!object.placement) return;
     this.deferred.set(object.id, object);
-    this.unhold(session, object);
+    if (session) this.unhold(session, object);
     if (object.holders.size === 0) this.discard(object);
   }
 

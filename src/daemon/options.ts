@@ -21,6 +21,8 @@ export interface DaemonOptions {
   instanceId?: number;
   /** tmpfs folder that holds the (unnamed) segments; default /dev/shm, '' for memfds. */
   shmDir?: string;
+  /** Unread bytes a stream may hold before its writer waits; default a quarter of size, at most 256 MiB. */
+  streamBufferBytes?: number;
 }
 
 export interface ResolvedOptions {
@@ -31,6 +33,7 @@ export interface ResolvedOptions {
   idleReleaseMs: number;
   instanceId: number;
   shmDir: string;
+  streamBufferBytes?: number;
 }
 
 export const DEFAULT_SIZE = '2GiB';
@@ -50,6 +53,7 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     idleReleaseMs: options.idleReleaseMs ?? DEFAULT_IDLE_RELEASE_MS,
     instanceId: options.instanceId ?? 0,
     shmDir: options.shmDir ?? (fs.existsSync(DEFAULT_SHM_DIR) ? DEFAULT_SHM_DIR : ''),
+    streamBufferBytes: options.streamBufferBytes === undefined ? undefined : parseSize(options.streamBufferBytes),
   };
 }
 
@@ -58,6 +62,7 @@ export const USAGE = `usage: trellisd [options]
   --socket PATH        UNIX socket to serve (default: $TRELLIS_SOCKET, then a per-user path)
   --socket-mode MODE   socket file permissions, octal (default 0600: this user only)
   --size SIZE          shared memory limit: 512MiB, 2GiB, 1G or bytes (default ${DEFAULT_SIZE})
+  --stream-buffer SIZE unread bytes a stream holds before its writer waits (default size/4, max 256MiB)
   --shm-dir DIR        tmpfs that holds the segments, as unnamed files (default ${DEFAULT_SHM_DIR})
   --help               print this text
 `;
@@ -85,6 +90,9 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
       }
       case '--size':
         options.size = parseSize(value());
+        break;
+      case '--stream-buffer':
+        options.streamBufferBytes = parseSize(value());
         break;
       case '--shm-dir':
         options.shmDir = value();

@@ -16,6 +16,7 @@ import { NameTable } from './names';
 import { ObjectTable } from './object-table';
 import { resolveOptions, type DaemonOptions, type ResolvedOptions } from './options';
 import { SegmentPool } from './segment-pool';
+import { StreamTable } from './streams';
 import { newSession, type ClientSession } from './session';
 
 export interface Daemon {
@@ -30,6 +31,7 @@ const VERSION: string = require('../../package.json').version;
 class DaemonServer implements ConnectionHost, DaemonState {
   readonly table: ObjectTable;
   readonly names: NameTable;
+  readonly streams: StreamTable;
   readonly pool: SegmentPool;
   readonly instanceId: number;
   readonly socketPath: string;
@@ -48,8 +50,10 @@ class DaemonServer implements ConnectionHost, DaemonState {
     this.socketPath = options.socket;
     this.maxFrameBytes = options.maxFrameBytes;
     this.pool = new SegmentPool(new MemoryPolicy(options.size, options.idleReleaseMs), options.shmDir);
-    this.table = new ObjectTable(this.pool, new IdGenerator(options.instanceId), options.instanceId);
+    const ids = new IdGenerator(options.instanceId);
+    this.table = new ObjectTable(this.pool, ids, options.instanceId);
     this.names = new NameTable(this.table);
+    this.streams = new StreamTable(this.table, ids, options.streamBufferBytes ?? Math.min(256 * 1024 * 1024, Math.floor(options.size / 4)));
     this.pool.onRelease = (segment) => {
       for (const connection of this.clients.values()) {
         const session = connection.session!;
@@ -106,6 +110,7 @@ class DaemonServer implements ConnectionHost, DaemonState {
     if (session && this.clients.get(session.clientId) === connection) {
       this.clients.delete(session.clientId);
       this.names.cancelWaits(session.clientId);
+      this.streams.dropSession(session);
       this.table.dropSession(session);
     }
   }

@@ -86,6 +86,16 @@ export function typename(kind: string, body: Body): string {
   return value;
 }
 
+export function map(kind: string, body: Body, field: string): Record<string, unknown> {
+  return plainMap(kind, body, field);
+}
+
+export function bytes(kind: string, body: Body, field: string): Uint8Array {
+  const value = body[field];
+  if (!(value instanceof Uint8Array)) throw new TrellisError('InvalidArgument', `${kind}: ${field} must be bytes, got ${describe(value)}`);
+  return value;
+}
+
 function plainMap(kind: string, body: Body, field: string): Record<string, unknown> {
   const value = body[field];
   if (value === undefined || value === null) return {};

@@ -42,6 +42,7 @@ export interface DaemonStatus {
   names: number;
   clients: number;
   deferredFrees: number;
+  streams: number;
   /** Requests answered since start (lets tests count round trips). */
   requests: number;
 }
@@ -215,6 +216,59 @@ export interface ListNamesReply {
   names: string[];
 }
 
+export interface CreateStreamRequest {
+  typename: string;
+  /** Arrow IPC schema bytes for record-batch streams. */
+  schema?: Uint8Array;
+  params?: Record<string, unknown>;
+}
+export interface CreateStreamReply {
+  id: string;
+}
+
+export interface OpenStreamRequest {
+  id: string;
+}
+export interface OpenStreamReply {
+  typename: string;
+  schema?: Uint8Array;
+  params: Record<string, unknown>;
+}
+
+/** Appends a sealed object as the next chunk; `seal` seals the writer's blobs first. */
+export interface WriteChunkRequest {
+  id: string;
+  chunk: string;
+  seal?: string[];
+}
+export type WriteChunkReply = Record<string, never>;
+
+export interface ReadChunkRequest {
+  id: string;
+}
+/** The next chunk (this client now holds its blobs), or `end` once the writer finished. */
+export interface ReadChunkReply {
+  end: boolean;
+  meta?: ObjectMeta;
+  blobs?: BlobLocation[];
+}
+
+export interface FinishStreamRequest {
+  id: string;
+}
+export type FinishStreamReply = Record<string, never>;
+
+export interface FailStreamRequest {
+  id: string;
+  reason: string;
+}
+export type FailStreamReply = Record<string, never>;
+
+export interface CloseStreamRequest {
+  id: string;
+}
+export type CloseStreamReply = Record<string, never>;
+
 export type StatusRequest = Record<string, never>;
 export type StatusReply = DaemonStatus;
 
@@ -239,6 +293,15 @@ export interface Messages {
   getName: [GetNameRequest, GetNameReply];
   dropName: [DropNameRequest, DropNameReply];
   listNames: [ListNamesRequest, ListNamesReply];
+  createStream: [CreateStreamRequest, CreateStreamReply];
+  openWriter: [OpenStreamRequest, OpenStreamReply];
+  openReader: [OpenStreamRequest, OpenStreamReply];
+  writeChunk: [WriteChunkRequest, WriteChunkReply];
+  readChunk: [ReadChunkRequest, ReadChunkReply];
+  finishStream: [FinishStreamRequest, FinishStreamReply];
+  failStream: [FailStreamRequest, FailStreamReply];
+  /** A reader that stops early lets go of the stream (another reader may open it). */
+  closeReader: [CloseStreamRequest, CloseStreamReply];
   status: [StatusRequest, StatusReply];
 }
 

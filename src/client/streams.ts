@@ -1,0 +1,122 @@
+/**
+ * Streams, the client half: a writer appends chunks (sealed objects) and a reader takes them in
+ * order, in any process. Bytes go into blobs the writer fills in place; only ids cross the
+ * socket. What a chunk is beyond bytes (an arrow RecordBatch, say) is decided by the typed
+ * client through the encode/decode hooks, so this file stays below types/.
+ */
+import { TrellisError } from '../errors';
+import type { OpenStreamReply } from '../protocol/messages';
+import type { BlobCache } from './blobs';
+import type { IpcChannel } from './ipc';
+import { ObjectHandle } from './object-handle';
+
+/** Turns a chunk that is not bytes into a sealed object id (the typed client puts it). */
+export type ChunkEncoder = (chunk: unknown) => Promise<string>;
+/** Turns a chunk object into the value the reader yields. */
+export type ChunkDecoder = (chunk: ObjectHandle) => unknown;
+
+export class StreamWriter {
+  private done = false;
+
+  constructor(
+    private readonly channel: IpcChannel,
+    private readonly blobs: BlobCache,
+    readonly id: string,
+    readonly info: OpenStreamReply,
+    private readonly encode: ChunkEncoder,
+  ) {}
+
+  /**
+   * Appends a chunk: bytes are copied once into shared memory; anything else is put by the typed
+   * client. Resolves once the stream has room (back-pressure). Errors: StreamFailed, OutOfMemory.
+   */
+  async write(chunk: unknown): Promise<void> {
+    this.ensureOpen();
+    if (chunk instanceof Uint8Array) {
+      const [writer] = await this.blobs.create([chunk.byteLength]);
+      writer.buffer.set(chunk);
+      await this.channel.request('writeChunk', { id: this.id, chunk: writer.id, seal: [writer.id] });
+      writer.sealedElsewhere();
+      return;
+    }
+    await this.channel.request('writeChunk', { id: this.id, chunk: await this.encode(chunk) });
+  }
+
+  /** Ends the stream: the reader drains what is left and stops. */
+  async finish(): Promise<void> {
+    this.ensureOpen();
+    this.done = true;
+    await this.channel.request('finishStream', { id: this.id });
+  }
+
+  /** Fails the stream: the reader throws StreamFailed with this reason. */
+  async fail(reason: string): Promise<void> {
+    this.ensureOpen();
+    this.done = true;
+    await this.channel.request('failStream', { id: this.id, reason: String(reason) });
+  }
+
+  private ensureOpen(): void {
+    if (this.done) throw new TrellisError('StreamFailed', `stream ${this.id}: this writer already finished or failed`);
+  }
+}
+
+export class StreamReader implements AsyncIterable<unknown> {
+  private previous: string[] = [];
+  private ended = false;
+
+  constructor(
+    private readonly channel: IpcChannel,
+    private readonly blobs: BlobCache,
+    readonly id: string,
+    readonly info: OpenStreamReply,
+    private readonly decode: ChunkDecoder,
+  ) {}
+
+  /**
+   * The next chunk, or undefined at the end. The chunk before it is freed now: do not keep views
+   * of it. Errors: StreamFailed.
+   */
+  async next(): Promise<unknown> {
+    if (this.ended) return undefined;
+    this.blobs.forget(this.previous);
+    let reply;
+    try {
+      reply = await this.channel.request('readChunk', { id: this.id });
+    } catch (error) {
+      this.ended = true;
+      throw error;
+    }
+    if (reply.end) {
+      this.ended = true;
+      return undefined;
+    }
+    const views = new Map<string, Buffer>();
+    for (const location of reply.blobs ?? []) {
+      this.blobs.remember(location);
+      views.set(location.id, this.blobs.view(location).buffer);
+    }
+    this.previous = [...views.keys()];
+    return this.decode(new ObjectHandle(reply.meta!, views));
+  }
+
+  /** Stops early; the unread chunks stay for another reader. */
+  async close(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.blobs.forget(this.previous);
+    await this.channel.request('closeReader', { id: this.id });
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<unknown> {
+    try {
+      for (;;) {
+        const chunk = await this.next();
+        if (chunk === undefined) return;
+        yield chunk;
+      }
+    } finally {
+      await this.close();
+    }
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Streams: one writer appends sealed objects (chunks) while one reader takes them in order, in
+ * any process. The daemon only moves chunk ids; the bytes stay where the writer put them.
+ *
+ * - A reader waits for chunks not written yet; after finish it drains and gets `end`; after
+ *   fail it gets StreamFailed with the reason.
+ * - A chunk is deleted once read: when the reader asks for the next one, closes, or goes away.
+ * - Back-pressure: a write is answered only once the unread chunks take at most
+ *   `maxBufferedBytes`, so a fast writer waits instead of filling the store.
+ * - A writer that disconnects fails the stream; a reader that disconnects frees the reader slot,
+ *   and a new reader continues with the next unread chunk.
+ */
+import { TrellisError } from '../errors';
+import type { BlobLocation, ObjectMeta, OpenStreamReply, ReadChunkReply } from '../protocol/messages';
+import type { IdGenerator } from '../protocol/ids';
+import type { ObjectTable } from './object-table';
+import type { ClientSession } from './session';
+
+export const STREAM_TYPENAMES = ['trellis::ByteStream', 'trellis::RecordBatchStream', 'trellis::DataframeStream'] as const;
+
+type WriterState = 'unopened' | 'open' | 'finished' | 'failed';
+
+interface Stream {
+  readonly id: string;
+  readonly typename: string;
+  readonly schema?: Uint8Array;
+  readonly params: Record<string, unknown>;
+  writer?: ClientSession;
+  reader?: ClientSession;
+  state: WriterState;
+  failure?: string;
+  readonly queue: Array<{ id: string; nbytes: number }>;
+  queuedBytes: number;
+  /** The chunk the reader has now; deleted when it moves on. */
+  current?: string;
+  pendingRead?: { resolve(reply: ReadChunkReply): void; reject(error: Error): void };
+  pendingWrites: Array<() => void>;
+}
+
+export class StreamTable {
+  private readonly streams = new Map<string, Stream>();
+
+  constructor(
+    private readonly table: ObjectTable,
+    private readonly ids: IdGenerator,
+    private readonly maxBufferedBytes: number,
+  ) {}
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** Errors: InvalidArgument for an unknown stream typename. */
+  create(typename: string, schema: Uint8Array | undefined, params: Record<string, unknown>): string {
+    if (!(STREAM_TYPENAMES as readonly string[]).includes(typename)) {
+      throw new TrellisError('InvalidArgument', `unknown stream type ${JSON.stringify(typename)}; use one of ${STREAM_TYPENAMES.join(', ')}`);
+    }
+    const id = this.ids.next();
+    this.streams.set(id, { id, typename, schema, params, state: 'unopened', queue: [], queuedBytes: 0, pendingWrites: [] });
+    return id;
+  }
+
+  /** Errors: ObjectNotFound, StreamOpened (a writer is attached or was). */
+  openWriter(session: ClientSession, id: string): OpenStreamReply {
+    const stream = this.stream(id);
+    if (stream.state !== 'unopened') {
+      throw new TrellisError('StreamOpened', `stream ${id} already has a writer${stream.state === 'open' ? '' : ` (it ${stream.state})`}`);
+    }
+    stream.writer = session;
+    stream.state = 'open';
+    return describeStream(stream);
+  }
+
+  /** Errors: ObjectNotFound, StreamOpened. */
+  openReader(session: ClientSession, id: string): OpenStreamReply {
+    const stream = this.stream(id);
+    if (stream.reader) throw new TrellisError('StreamOpened', `stream ${id} already has a reader (client ${stream.reader.clientId})`);
+    stream.reader = session;
+    return describeStream(stream);
+  }
+
+  /**
+   * Appends a sealed object; answered once the buffer is below its limit.
+   * Errors: ObjectNotFound, NotSealed, PermissionDenied (not the writer), StreamFailed.
+   */
+  write(session: ClientSession, id: string, chunk: string, seal: string[]): void | Promise<void> {
+    const stream = this.writable(session, id);
+    for (const blob of seal) this.table.seal(session, blob, false);
+    const object = this.table.sealedObject(chunk);
+    stream.queue.push({ id: chunk, nbytes: object.nbytes });
+    stream.queuedBytes += object.nbytes;
+    this.deliver(stream);
+    if (stream.queuedBytes <= this.maxBufferedBytes) return;
+    return new Promise((resolve) => stream.pendingWrites.push(resolve));
+  }
+
+  /** Errors: ObjectNotFound, PermissionDenied (not the reader), StreamFailed. */
+  read(session: ClientSession, id: string): ReadChunkReply | Promise<ReadChunkReply> {
+    const stream = this.stream(id);
+    if (stream.reader !== session) throw new TrellisError('PermissionDenied', `stream ${id}: open it as a reader first`);
+    if (stream.pendingRead) throw new TrellisError('InvalidArgument', `stream ${id}: a read is already waiting`);
+    this.discardCurrent(stream);
+    return this.take(stream) ?? new Promise((resolve, reject) => (stream.pendingRead = { resolve, reject }));
+  }
+
+  /** Errors: ObjectNotFound, PermissionDenied, StreamFailed. */
+  finish(session: ClientSession, id: string): void {
+    const stream = this.writable(session, id);
+    stream.state = 'finished';
+    stream.writer = undefined;
+    this.deliver(stream);
+  }
+
+  /** Errors: ObjectNotFound, PermissionDenied, StreamFailed. */
+  fail(session: ClientSession, id: string, reason: string): void {
+    this.failStream(this.writable(session, id), reason);
+  }
+
+  closeReader(session: ClientSession, id: string): void {
+    const stream = this.streams.get(id);
+    if (!stream || stream.reader !== session) return;
+    this.discardCurrent(stream);
+    stream.reader = undefined;
+  }
+
+  /** A client went away: its streams fail (writer) or lose their reader. */
+  dropSession(session: ClientSession): void {
+    for (const stream of this.streams.values()) {
+      if (stream.writer === session && stream.state === 'open') this.failStream(stream, `the writer (client ${session.clientId}) disconnected`);
+      if (stream.reader === session) {
+        stream.pendingRead = undefined;
+        this.discardCurrent(stream);
+        stream.reader = undefined;
+      }
+    }
+  }
+
+  private take(stream: Stream): ReadChunkReply | undefined {
+    const next = stream.queue.shift();
+    if (next) {
+      stream.queuedBytes -= next.nbytes;
+      this.relieve(stream);
+      stream.current = next.id;
+      const described: { meta: ObjectMeta; blobs: BlobLocation[] } = this.table.describe(stream.reader, next.id);
+      return { end: false, ...described };
+    }
+    if (stream.state === 'finished') {
+      this.streams.delete(stream.id);
+      return { end: true };
+    }
+    if (stream.state === 'failed') {
+      this.streams.delete(stream.id);
+      throw new TrellisError('StreamFailed', `stream ${stream.id} failed: ${stream.failure}`);
+    }
+    return undefined;
+  }
+
+  /** Answers a waiting read, if there is one and something to give it. */
+  private deliver(stream: Stream): void {
+    const waiting = stream.pendingRead;
+    if (!waiting) return;
+    try {
+      const reply = this.take(stream);
+      if (!reply) return;
+      stream.pendingRead = undefined;
+      waiting.resolve(reply);
+    } catch (error) {
+      stream.pendingRead = undefined;
+      waiting.reject(error as Error);
+    }
+  }
+
+  private failStream(stream: Stream, reason: string): void {
+    stream.state = 'failed';
+    stream.failure = reason;
+    stream.writer = undefined;
+    const unread = stream.queue.splice(0).map((chunk) => chunk.id);
+    stream.queuedBytes = 0;
+    this.deleteChunks(stream.reader, unread);
+    this.relieve(stream);
+    this.deliver(stream);
+  }
+
+  private relieve(stream: Stream): void {
+    while (stream.pendingWrites.length > 0 && stream.queuedBytes <= this.maxBufferedBytes) stream.pendingWrites.shift()!();
+  }
+
+  private discardCurrent(stream: Stream): void {
+    if (stream.current === undefined) return;
+    this.deleteChunks(stream.reader, [stream.current]);
+    stream.current = undefined;
+  }
+
+  private deleteChunks(session: ClientSession | undefined, ids: string[]): void {
+    const live = ids.filter((id) => this.table.exists(id));
+    if (live.length > 0) this.table.delete(session, live, { deep: true, force: true });
+  }
+
+  private writable(session: ClientSession, id: string): Stream {
+    const stream = this.stream(id);
+    if (stream.state === 'failed') throw new TrellisError('StreamFailed', `stream ${id} failed: ${stream.failure}`);
+    if (stream.writer !== session) throw new TrellisError('PermissionDenied', `stream ${id}: open it as its writer first`);
+    return stream;
+  }
+
+  private stream(id: string): Stream {
+    const stream = this.streams.get(id);
+    if (!stream) throw new TrellisError('ObjectNotFound', `stream ${id} does not exist (or has ended)`);
+    return stream;
+  }
+}
+
+function describeStream(stream: Stream): OpenStreamReply {
+  return { typename: stream.typename, schema: stream.schema, params: stream.params };
+}

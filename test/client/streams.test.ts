@@ -1,0 +1,136 @@
+import * as assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { connect, type TrellisClient } from '../../src/index';
+import { startChild } from '../fixtures/child';
+import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
+import { fillPattern } from '../fixtures/pattern';
+import { settledStatus } from '../fixtures/status';
+
+function expectedHash(count: number): string {
+  const hash = createHash('sha256');
+  for (let i = 0; i < count; i++) {
+    const chunk = Buffer.alloc(1 + i * 37);
+    fillPattern(chunk, i);
+    hash.update(chunk);
+  }
+  return hash.digest('hex');
+}
+
+interface ReaderReport {
+  count: number;
+  sha256?: string;
+  error?: string;
+  message?: string;
+}
+
+describe('streams between processes', function () {
+  let daemon: TestDaemon;
+  let client: TrellisClient;
+  before(async () => {
+    // A small stream buffer, so the writer really waits for the reader.
+    daemon = await startTestDaemon(['--size', '64MiB', '--stream-buffer', '256KiB']);
+    client = await connect(daemon.socket);
+  });
+  after(async () => {
+    await client.close();
+    await daemon.stop();
+  });
+
+  it('1000 chunks of growing sizes arrive in order, then the reader stops; memory returns', async () => {
+    const baseline = await client.status();
+    const stream = await client.createStream('trellis::ByteStream');
+    const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '1000', 'finish']);
+    const reader = startChild('stream-reader.ts', [daemon.socket, stream.id]);
+    await writer.next();
+    await reader.next();
+    const report = await reader.next<ReaderReport>();
+    assert.equal(report.error, undefined, report.message);
+    assert.equal(report.count, 1000);
+    assert.equal(report.sha256, expectedHash(1000));
+    assert.equal(await reader.exited, 0);
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    assert.equal(after.objects, baseline.objects);
+    assert.equal(after.streams, baseline.streams);
+  });
+
+  it('a reader started before the writer waits for it', async () => {
+    const stream = await client.createStream('trellis::ByteStream');
+    const reader = startChild('stream-reader.ts', [daemon.socket, stream.id]);
+    await reader.next();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '20', 'finish']);
+    await writer.next();
+    const report = await reader.next<ReaderReport>();
+    assert.deepEqual(report, { count: 20, sha256: expectedHash(20) });
+  });
+
+  it('a failed stream throws StreamFailed with the reason in the reader', async () => {
+    const stream = await client.createStream('trellis::ByteStream');
+    const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '5', 'fail']);
+    await writer.next();
+    await writer.next();
+    const reader = startChild('stream-reader.ts', [daemon.socket, stream.id]);
+    await reader.next();
+    const report = await reader.next<ReaderReport>();
+    assert.equal(report.error, 'StreamFailed');
+    assert.match(report.message!, new RegExp(`stream ${stream.id} failed: the source went away`));
+  });
+
+  it('a second writer or a second reader gets StreamOpened', async () => {
+    const stream = await client.createStream('trellis::ByteStream');
+    const other = await connect(daemon.socket);
+    await client.openWriter(stream.id);
+    await assert.rejects(other.openWriter(stream.id), { code: 'StreamOpened', message: `stream ${stream.id} already has a writer` });
+    await other.openReader(stream.id);
+    await assert.rejects(client.openReader(stream.id), { code: 'StreamOpened', message: /already has a reader/ });
+    await other.close();
+  });
+
+  it('a writer killed mid-stream fails the stream for its reader, and nothing leaks', async () => {
+    const baseline = await client.status();
+    const stream = await client.createStream('trellis::ByteStream');
+    const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '50', 'hang']);
+    await writer.next();
+    await writer.next(); // wrote 50 chunks, not finished
+    const reader = startChild('stream-reader.ts', [daemon.socket, stream.id]);
+    await reader.next();
+    writer.kill('SIGKILL');
+    const report = await reader.next<ReaderReport>();
+    assert.equal(report.error, 'StreamFailed');
+    assert.match(report.message!, /the writer \(client \d+\) disconnected/);
+    assert.ok(report.count <= 50);
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    assert.equal(after.streams, baseline.streams, 'the failed stream is gone once its reader saw the failure');
+  });
+
+  it('a reader killed mid-stream frees its slot; a new reader gets the rest', async () => {
+    const baseline = await client.status();
+    const stream = await client.createStream('trellis::ByteStream');
+    const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '100', 'finish']);
+    await writer.next();
+    const first = startChild('stream-reader.ts', [daemon.socket, stream.id, '10']);
+    await first.next();
+    assert.equal((await first.next<ReaderReport>()).count, 10);
+    first.kill('SIGKILL');
+    await first.exited;
+    await settledStatus(client, (s) => s.clients <= 2);
+    const second = startChild('stream-reader.ts', [daemon.socket, stream.id]);
+    await second.next();
+    const report = await second.next<ReaderReport>();
+    assert.equal(report.error, undefined, report.message);
+    assert.equal(report.count, 90, 'the chunk the killed reader held was consumed; it got the other 90');
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
+  });
+
+  it('bad stream requests get typed errors', async () => {
+    await assert.rejects(client.createStream('trellis::Nonsense'), { code: 'InvalidArgument', message: /unknown stream type "trellis::Nonsense"/ });
+    await assert.rejects(client.openReader('o00000000deadbeef'), { code: 'ObjectNotFound', message: /stream o00000000deadbeef does not exist/ });
+    const stream = await client.createStream('trellis::ByteStream');
+    const writer = await client.openWriter(stream.id);
+    await writer.finish();
+    await assert.rejects(writer.write(Buffer.from('late')), { code: 'StreamFailed', message: /already finished or failed/ });
+  });
+});
