@@ -13,7 +13,12 @@ interface MappedSegment {
   size: number;
   readOnly?: NativeMapping;
   readWrite?: NativeMapping;
+  /** 2 MiB chunks of the writable mapping whose pages this process has already faulted in. */
+  prefaulted?: Set<number>;
 }
+
+/** Writable pages are faulted in once per process, in chunks of this size. */
+const PREFAULT_CHUNK = 2 * 1024 * 1024;
 
 export class SegmentMappings {
   private readonly segments = new Map<number, MappedSegment>();
@@ -48,9 +53,23 @@ export class SegmentMappings {
   writable(blob: BlobLocation): ArrayBuffer {
     const segment = this.segment(blob);
     segment.readWrite ??= new native.Mapping(segment.fd, segment.size, true);
-    const buffer = segment.readWrite.slice(blob.offset, blob.size, true);
+    const buffer = segment.readWrite.slice(blob.offset, blob.size, this.needsPrefault(segment, blob));
     this.shared.add(buffer);
     return buffer;
+  }
+
+  /** True (and remembered) when part of the blob's pages were never faulted in by this process. */
+  private needsPrefault(segment: MappedSegment, blob: BlobLocation): boolean {
+    const prefaulted = (segment.prefaulted ??= new Set());
+    let needed = false;
+    const last = Math.floor((blob.offset + Math.max(blob.size, 1) - 1) / PREFAULT_CHUNK);
+    for (let chunk = Math.floor(blob.offset / PREFAULT_CHUNK); chunk <= last; chunk++) {
+      if (!prefaulted.has(chunk)) {
+        prefaulted.add(chunk);
+        needed = true;
+      }
+    }
+    return needed;
   }
 
   isSharedMemory(view: ArrayBufferView | ArrayBufferLike): boolean {

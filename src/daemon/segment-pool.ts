@@ -58,8 +58,7 @@ export class SegmentPool {
    * Errors: OutOfMemory.
    */
   allocate(size: number, what: string): Placement {
-    for (const segment of this.segments.values()) {
-      if (segment.allocator.largestFree < size) continue;
+    for (const segment of this.candidates(size)) {
       const placement = this.allocateIn(segment, size);
       if (placement) return placement;
     }
@@ -67,6 +66,21 @@ export class SegmentPool {
     const placement = this.allocateIn(segment, size);
     if (!placement) throw this.outOfMemory(size, what);
     return placement;
+  }
+
+  /**
+   * Segments that could take `size`, best first: the smallest that fits, so a small blob does
+   * not land in (and pin) an idle dedicated segment that a large blob will want back.
+   */
+  private candidates(size: number): PooledSegment[] {
+    const fitting: PooledSegment[] = [];
+    for (const segment of this.segments.values()) if (segment.allocator.largestFree >= size) fitting.push(segment);
+    return fitting.length > 1 ? fitting.sort((a, b) => a.size - b.size || a.id - b.id) : fitting;
+  }
+
+  /** Reserves the first standard segment now, so the first put does not pay for it. */
+  warmUp(): void {
+    if (this.segments.size === 0) this.reserveSegment(1, 'warm-up');
   }
 
   /** Returns the bytes the block occupied. */

@@ -92,6 +92,7 @@ class DaemonServer implements ConnectionHost, DaemonState {
       process.umask(previous);
     }
     fs.chmodSync(this.socketPath, this.options.socketMode);
+    this.pool.warmUp();
   }
 
   register(connection: Connection, pid: number): ClientSession {

@@ -38,6 +38,7 @@
  */
 import { Data, Message, MessageHeader, RecordBatch, Schema, Struct, Table, Type, Vector, type DataType, type Dictionary, type Timestamp } from 'apache-arrow';
 import { TrellisError } from '../errors';
+import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
 
 export const ARROW_LAYOUT_VERSION = 1;
 
@@ -94,21 +95,6 @@ type AnyTypedArray = InstanceType<(typeof TYPED_ARRAYS)[TypedArrayName]>;
 
 /** The order of a node's `buffers`, which is arrow JS's BufferType order. */
 const BUFFER_SLOTS = 4;
-
-/**
- * Brands arrow JS sets on its classes, checked instead of instanceof so that a Table made by
- * another copy of apache-arrow (a user's own install) is recognised too.
- */
-const TABLE_BRAND = Symbol.for('apache-arrow/Table');
-const RECORD_BATCH_BRAND = Symbol.for('apache-arrow/RecordBatch');
-
-export function isArrowTable(value: unknown): value is Table {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[TABLE_BRAND] === true;
-}
-
-export function isArrowRecordBatch(value: unknown): value is RecordBatch {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[RECORD_BATCH_BRAND] === true;
-}
 
 /** The buffers of a Table or RecordBatch and the layout that rebuilds it. Errors: InvalidArgument. */
 export function planArrow(value: Table | RecordBatch): ArrowPlan {
@@ -237,11 +223,7 @@ export function rebuildArrow(layout: ArrowLayout, views: readonly Uint8Array[]):
     throw mismatch(`arrow layout lists ${layout.bufferTypes.length} buffers but ${views.length} were given`);
   }
   if (layout.kind === 'batch' && layout.batches.length !== 1) throw mismatch(`a RecordBatch layout holds ${layout.batches.length} batches, not 1`);
-  const schema = decodeSchema(layout.schema);
-  if (layout.unsetTimezones) {
-    const types = typesOf(schema);
-    for (const index of layout.unsetTimezones) if (types[index]?.typeId === Type.Timestamp) (types[index] as { timezone?: string | null }).timezone = undefined;
-  }
+  const schema = schemaOf(layout);
   const rebuilder = new ArrowRebuilder(layout, layout.bufferTypes.map((type, index) => typedView(type, views[index], index)));
   const batchType = new Struct(schema.fields);
   const batches = layout.batches.map(({ node, metadata }) => new RecordBatch(schema, rebuilder.node(batchType, node) as Data<Struct>, new Map(metadata ?? [])));
@@ -343,6 +325,29 @@ function encodeSchema(schema: Schema): string {
   // Message.from checks instanceof, so a schema from another copy of arrow is re-made with ours.
   const ours = schema instanceof Schema ? schema : new Schema((schema as Schema).fields, (schema as Schema).metadata);
   return Buffer.from(Message.encode(Message.from(ours))).toString('base64');
+}
+
+/**
+ * Decoded schemas, by encoding: a process that gets the same table again, or many tables of one
+ * shape, decodes the flatbuffer once. Sharing a Schema between tables is what arrow itself does
+ * (every slice of a table shares its schema). Bounded, oldest out first.
+ */
+const decodedSchemas = new Map<string, Schema>();
+const DECODED_SCHEMAS_KEPT = 64;
+
+function schemaOf(layout: ArrowLayout): Schema {
+  const key = layout.unsetTimezones ? `${layout.schema}|${layout.unsetTimezones.join(',')}` : layout.schema;
+  let schema = decodedSchemas.get(key);
+  if (!schema) {
+    schema = decodeSchema(layout.schema);
+    if (layout.unsetTimezones) {
+      const types = typesOf(schema);
+      for (const index of layout.unsetTimezones) if (types[index]?.typeId === Type.Timestamp) (types[index] as { timezone?: string | null }).timezone = undefined;
+    }
+    if (decodedSchemas.size >= DECODED_SCHEMAS_KEPT) decodedSchemas.delete(decodedSchemas.keys().next().value!);
+    decodedSchemas.set(key, schema);
+  }
+  return schema;
 }
 
 function decodeSchema(encoded: string): Schema {

@@ -1,0 +1,98 @@
+/**
+ * trellis::DataFrame (an apache-arrow Table) and trellis::RecordBatch: one blob per arrow
+ * buffer, and a metadata object whose `layout` field (arrow-layout.ts) puts them back together.
+ *
+ * A put is three steps whatever the table's size: one createBlobs for every buffer, one copy
+ * into each, and one createMetadata that seals them all, creates the object and names it. A get
+ * is one getObject, then a few allocations per buffer and per column: no pass over the rows, so
+ * a gigabyte-sized table resolves about as fast as a small value.
+ *
+ * Caveat: the resolved Table's buffers are read-only shared memory. Reading is free; writing
+ * through it (vector.set, data.setValid) faults the process, as any write to a sealed object does.
+ */
+import type { RecordBatch, Table } from 'apache-arrow';
+import type { BlobWriter } from '../client/blobs';
+import type { Client } from '../client/client';
+import type { ObjectHandle } from '../client/object-handle';
+import { isTrellisError, TrellisError } from '../errors';
+import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
+import type * as ArrowLayoutModule from './arrow-layout';
+import { registerBuilder, registerResolver, type PutOptions } from './registry';
+
+export const DATAFRAME_TYPENAME = 'trellis::DataFrame';
+export const RECORD_BATCH_TYPENAME = 'trellis::RecordBatch';
+
+const KIND_OF_TYPENAME: Record<string, ArrowLayoutModule.ArrowKind | undefined> = { [DATAFRAME_TYPENAME]: 'table', [RECORD_BATCH_TYPENAME]: 'batch' };
+
+/** The member key of stored buffer i. */
+function bufferKey(index: number): string {
+  return `b${index}`;
+}
+
+let arrowLayoutModule: typeof ArrowLayoutModule | undefined;
+
+/** arrow-layout.ts loads apache-arrow, so it is loaded on first use rather than with trellis. */
+function arrowLayout(): typeof ArrowLayoutModule {
+  return (arrowLayoutModule ??= require('./arrow-layout') as typeof ArrowLayoutModule);
+}
+
+export function isArrowValue(value: unknown): value is Table | RecordBatch {
+  return isArrowTable(value) || isArrowRecordBatch(value);
+}
+
+/** Errors: InvalidArgument, OutOfMemory, NameExists. */
+export async function buildArrow(client: Client, value: Table | RecordBatch, options: PutOptions): Promise<string> {
+  const { buffers, layout } = arrowLayout().planArrow(value);
+  const writers = await client.createBlobs(buffers.map((buffer) => buffer.byteLength));
+  const members: Record<string, string> = {};
+  writers.forEach((writer, i) => {
+    writer.buffer.set(buffers[i]);
+    members[bufferKey(i)] = writer.id;
+  });
+  const typename = layout.kind === 'table' ? DATAFRAME_TYPENAME : RECORD_BATCH_TYPENAME;
+  try {
+    return await client.createMetadata(
+      { typename, members, labels: options.labels, layout, numRows: value.numRows, numColumns: value.numCols },
+      { seal: writers, name: options.name, override: options.override },
+    );
+  } catch (error) {
+    // A table can be most of the store: give its blobs back now rather than at disconnect.
+    await abortAll(writers);
+    throw error;
+  }
+}
+
+async function abortAll(writers: BlobWriter[]): Promise<void> {
+  await Promise.all(writers.map((writer) => (writer.sealed ? undefined : writer.abort().catch(() => undefined))));
+}
+
+/** The Table or RecordBatch over the object's blobs, no copy. Errors: TypeMismatch. */
+export function resolveArrow(object: ObjectHandle): Table | RecordBatch {
+  const expectedKind = KIND_OF_TYPENAME[object.typename];
+  if (!expectedKind) throw new TrellisError('TypeMismatch', `object ${object.id} is a ${object.typename}, not a ${DATAFRAME_TYPENAME} or ${RECORD_BATCH_TYPENAME}`);
+  const layout = object.fields.layout as ArrowLayoutModule.ArrowLayout | undefined;
+  if (typeof layout !== 'object' || layout === null || !Array.isArray(layout.bufferTypes)) {
+    throw new TrellisError('TypeMismatch', `object ${object.id} (${object.typename}) has no arrow layout field`);
+  }
+  if (layout.kind !== expectedKind) {
+    throw new TrellisError('TypeMismatch', `object ${object.id} is a ${object.typename} but its arrow layout holds a ${layout.kind}`);
+  }
+  try {
+    const views = layout.bufferTypes.map((_, i) => object.member(bufferKey(i)).buffer);
+    return arrowLayout().rebuildArrow(layout, views);
+  } catch (error) {
+    if (isTrellisError(error)) throw new TrellisError(error.code, `object ${object.id} (${object.typename}): ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+let registered = false;
+
+/** Registers the arrow builder and both resolvers; the registry's built-ins call this once. */
+export function registerArrowTypes(): void {
+  if (registered) return;
+  registered = true;
+  registerBuilder(isArrowValue, buildArrow);
+  registerResolver(DATAFRAME_TYPENAME, resolveArrow);
+  registerResolver(RECORD_BATCH_TYPENAME, resolveArrow);
+}
