@@ -215,6 +215,16 @@ function asData(value: Data | Vector): Data {
  * be made over it. Errors: TypeMismatch (a layout or view that does not fit).
  */
 export function rebuildArrow(layout: ArrowLayout, views: readonly Uint8Array[]): Table | RecordBatch {
+  if (
+    typeof layout !== 'object' ||
+    layout === null ||
+    typeof layout.schema !== 'string' ||
+    !Array.isArray(layout.bufferTypes) ||
+    !Array.isArray(layout.batches) ||
+    !Array.isArray(layout.dictionaries)
+  ) {
+    throw mismatch('an arrow layout needs a schema string and bufferTypes, batches and dictionaries arrays');
+  }
   if (layout.version !== ARROW_LAYOUT_VERSION) {
     throw mismatch(`arrow layout version ${layout.version} is not one this trellis reads (${ARROW_LAYOUT_VERSION})`);
   }

@@ -5,6 +5,7 @@
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
 import { BLOB_TYPENAME, buildBlob, isBytes, resolveBlob } from './blob';
+import { registerArrowTypes } from './dataframe';
 import { registerBuilder, registerResolver, resolverFor, builderFor } from './registry';
 import { buildSequence, resolveSequence, SEQUENCE_TYPENAME } from './sequence';
 import { SHAREABLE_LIST_TYPENAME, ShareableList } from './shareable-list';
@@ -49,4 +50,6 @@ export function registerBuiltins(): void {
   registerResolver(SHAREABLE_LIST_TYPENAME, (object, client) =>
     ShareableList.fromBlob(client, { id: object.id, size: object.nbytes, buffer: object.buffer }),
   );
+
+  registerArrowTypes();
 }

@@ -22,7 +22,10 @@ import { registerBuilder, registerResolver, type PutOptions } from './registry';
 export const DATAFRAME_TYPENAME = 'trellis::DataFrame';
 export const RECORD_BATCH_TYPENAME = 'trellis::RecordBatch';
 
-const KIND_OF_TYPENAME: Record<string, ArrowLayoutModule.ArrowKind | undefined> = { [DATAFRAME_TYPENAME]: 'table', [RECORD_BATCH_TYPENAME]: 'batch' };
+const KIND_OF_TYPENAME = new Map<string, ArrowLayoutModule.ArrowKind>([
+  [DATAFRAME_TYPENAME, 'table'],
+  [RECORD_BATCH_TYPENAME, 'batch'],
+]);
 
 /** The member key of stored buffer i. */
 function bufferKey(index: number): string {
@@ -43,7 +46,8 @@ export function isArrowValue(value: unknown): value is Table | RecordBatch {
 /** Errors: InvalidArgument, OutOfMemory, NameExists. */
 export async function buildArrow(client: Client, value: Table | RecordBatch, options: PutOptions): Promise<string> {
   const { buffers, layout } = arrowLayout().planArrow(value);
-  const writers = await client.createBlobs(buffers.map((buffer) => buffer.byteLength));
+  // A table of no columns has no buffers, and createBlobs wants at least one size.
+  const writers = buffers.length > 0 ? await client.createBlobs(buffers.map((buffer) => buffer.byteLength)) : [];
   const members: Record<string, string> = {};
   writers.forEach((writer, i) => {
     writer.buffer.set(buffers[i]);
@@ -68,7 +72,7 @@ async function abortAll(writers: BlobWriter[]): Promise<void> {
 
 /** The Table or RecordBatch over the object's blobs, no copy. Errors: TypeMismatch. */
 export function resolveArrow(object: ObjectHandle): Table | RecordBatch {
-  const expectedKind = KIND_OF_TYPENAME[object.typename];
+  const expectedKind = KIND_OF_TYPENAME.get(object.typename);
   if (!expectedKind) throw new TrellisError('TypeMismatch', `object ${object.id} is a ${object.typename}, not a ${DATAFRAME_TYPENAME} or ${RECORD_BATCH_TYPENAME}`);
   const layout = object.fields.layout as ArrowLayoutModule.ArrowLayout | undefined;
   if (typeof layout !== 'object' || layout === null || !Array.isArray(layout.bufferTypes)) {

@@ -44,13 +44,23 @@ export function builderFor(value: unknown): Builder {
   throw new TrellisError('TypeMismatch', `no builder takes a value of type ${describeValue(value)}; register one with registerBuilder`);
 }
 
-/** The resolver with the longest matching prefix, or undefined (get then returns the raw object). */
+/**
+ * The resolver with the longest matching prefix, or undefined (get then returns the raw object).
+ * A prefix matches whole name parts: `trellis::Tensor` matches `trellis::Tensor<float64>` and
+ * `my::` matches `my::Thing`, but `trellis::RecordBatch` does not match `trellis::RecordBatchStream`.
+ */
 export function resolverFor(typename: string): Resolver | undefined {
   let best: string | undefined;
   for (const prefix of resolvers.keys()) {
-    if (typename.startsWith(prefix) && (best === undefined || prefix.length > best.length)) best = prefix;
+    if (matchesPrefix(typename, prefix) && (best === undefined || prefix.length > best.length)) best = prefix;
   }
   return best === undefined ? undefined : resolvers.get(best);
+}
+
+function matchesPrefix(typename: string, prefix: string): boolean {
+  if (!typename.startsWith(prefix)) return false;
+  if (typename.length === prefix.length || /[:<]$/.test(prefix)) return true;
+  return typename[prefix.length] === '<' || typename[prefix.length] === ':';
 }
 
 function describeValue(value: unknown): string {
