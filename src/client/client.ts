@@ -150,10 +150,13 @@ export class Client {
     return new StreamWriter(this.channel, this.blobs, id, info, (chunk) => this.encodeChunk(chunk));
   }
 
-  /** Errors: ObjectNotFound, StreamOpened (another reader has it). */
-  async openReader(id: string): Promise<StreamReader> {
+  /**
+   * Errors: ObjectNotFound, StreamOpened (another reader has it). With `keep`, chunks stay
+   * valid until this client closes instead of being freed as the reader moves on.
+   */
+  async openReader(id: string, options: { keep?: boolean } = {}): Promise<StreamReader> {
     const info = await this.channel.request('openReader', { id: checkId(id) });
-    return new StreamReader(this.channel, this.blobs, id, info, (chunk) => this.decodeChunk(chunk));
+    return new StreamReader(this.channel, this.blobs, id, info, (chunk) => this.decodeChunk(chunk), options.keep ?? false);
   }
 
   /** The raw client writes bytes only; the typed client puts other values. */

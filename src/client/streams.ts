@@ -71,18 +71,20 @@ export class StreamReader implements AsyncIterable<unknown> {
     readonly id: string,
     readonly info: OpenStreamReply,
     private readonly decode: ChunkDecoder,
+    /** Keep every chunk's memory until this client closes (readTable gathers them zero-copy). */
+    private readonly keep = false,
   ) {}
 
   /**
-   * The next chunk, or undefined at the end. The chunk before it is freed now: do not keep views
-   * of it. Errors: StreamFailed.
+   * The next chunk, or undefined at the end. Unless the reader keeps chunks, the one before is
+   * freed now: do not hold on to views of it. Errors: StreamFailed.
    */
   async next(): Promise<unknown> {
     if (this.ended) return undefined;
-    this.blobs.forget(this.previous);
+    if (!this.keep) this.blobs.forget(this.previous);
     let reply;
     try {
-      reply = await this.channel.request('readChunk', { id: this.id });
+      reply = await this.channel.request('readChunk', { id: this.id, keep: this.keep });
     } catch (error) {
       this.ended = true;
       throw error;

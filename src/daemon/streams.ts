@@ -33,6 +33,8 @@ interface Stream {
   queuedBytes: number;
   /** The chunk the reader has now; deleted when it moves on. */
   current?: string;
+  /** The reader keeps its references to `current` when it moves on. */
+  keepCurrent: boolean;
   pendingRead?: { resolve(reply: ReadChunkReply): void; reject(error: Error): void };
   pendingWrites: Array<() => void>;
 }
@@ -56,7 +58,7 @@ export class StreamTable {
       throw new TrellisError('InvalidArgument', `unknown stream type ${JSON.stringify(typename)}; use one of ${STREAM_TYPENAMES.join(', ')}`);
     }
     const id = this.ids.next();
-    this.streams.set(id, { id, typename, schema, params, state: 'unopened', queue: [], queuedBytes: 0, pendingWrites: [] });
+    this.streams.set(id, { id, typename, schema, params, state: 'unopened', queue: [], queuedBytes: 0, pendingWrites: [], keepCurrent: false });
     return id;
   }
 
@@ -95,11 +97,12 @@ export class StreamTable {
   }
 
   /** Errors: ObjectNotFound, PermissionDenied (not the reader), StreamFailed. */
-  read(session: ClientSession, id: string): ReadChunkReply | Promise<ReadChunkReply> {
+  read(session: ClientSession, id: string, keep: boolean): ReadChunkReply | Promise<ReadChunkReply> {
     const stream = this.stream(id);
     if (stream.reader !== session) throw new TrellisError('PermissionDenied', `stream ${id}: open it as a reader first`);
     if (stream.pendingRead) throw new TrellisError('InvalidArgument', `stream ${id}: a read is already waiting`);
     this.discardCurrent(stream);
+    stream.keepCurrent = keep;
     return this.take(stream) ?? new Promise((resolve, reject) => (stream.pendingRead = { resolve, reject }));
   }
 
@@ -187,7 +190,8 @@ export class StreamTable {
 
   private discardCurrent(stream: Stream): void {
     if (stream.current === undefined) return;
-    this.deleteChunks(stream.reader, [stream.current]);
+    // Without the reader's session, its references survive the delete: the free waits for them.
+    this.deleteChunks(stream.keepCurrent ? undefined : stream.reader, [stream.current]);
     stream.current = undefined;
   }
 

@@ -245,6 +245,11 @@ export type WriteChunkReply = Record<string, never>;
 
 export interface ReadChunkRequest {
   id: string;
+  /**
+   * Keep this chunk's bytes after moving on: it still leaves the store, but its memory is freed
+   * only when this client releases it or disconnects (for gathering a whole table zero-copy).
+   */
+  keep?: boolean;
 }
 /** The next chunk (this client now holds its blobs), or `end` once the writer finished. */
 export interface ReadChunkReply {

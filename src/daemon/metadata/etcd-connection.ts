@@ -54,6 +54,7 @@ export class EtcdConnection {
   /** The etcd3 API with every key under `<prefix>/`. Call it through `run`. */
   readonly kv: Namespace;
   private readonly client: Etcd3;
+  private readonly closeHooks = new Set<() => void>();
   private closed = false;
 
   /** Errors: InvalidArgument. */
@@ -127,10 +128,31 @@ export class EtcdConnection {
     return this.closed;
   }
 
-  /** Closes the gRPC channels. Leases are not revoked here: see Membership.leave(). */
+  /**
+   * Runs `hook` when the connection closes, returning a function that unregisters it. etcd3
+   * keeps retrying a lease keep-alive forever, even on a closed client, and that timer would
+   * keep the process alive: whoever holds a lease releases it here.
+   */
+  onClose(hook: () => void): () => void {
+    this.closeHooks.add(hook);
+    return () => this.closeHooks.delete(hook);
+  }
+
+  /**
+   * Closes the gRPC channels. Leases are released, not revoked: their keys stay until the TTL
+   * runs out. Membership.leave() first removes them at once.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const hook of [...this.closeHooks]) {
+      try {
+        hook();
+      } catch {
+        // One holder failing to let go must not keep the others from it.
+      }
+    }
+    this.closeHooks.clear();
     this.client.close();
   }
 }
