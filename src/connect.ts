@@ -1,19 +1,21 @@
 /**
  * connect(): the public client, the raw client of client/ plus typed put/get from types/.
  */
+import type { Channel } from './client/channel';
 import { Client } from './client/client';
 import { IpcChannel } from './client/ipc';
+import { RpcChannel, type RpcConnectOptions } from './client/rpc';
 import { defaultSocketPath } from './protocol/socket-path';
 import { registerBuiltins, resolveHandle } from './types/builtins';
 import type { MetadataSpec } from './client/objects';
 import type { ObjectHandle } from './client/object-handle';
 import { builderFor, type PutOptions } from './types/registry';
-import { inlineValueSpec } from './types/value';
+import { inlineValueSpec, isPlainValue } from './types/value';
 
 registerBuiltins();
 
 export class TrellisClient extends Client {
-  constructor(channel: IpcChannel) {
+  constructor(channel: Channel) {
     super(channel);
   }
 
@@ -22,7 +24,10 @@ export class TrellisClient extends Client {
    * trip. Errors: TypeMismatch (no builder), NameExists, OutOfMemory, InvalidArgument.
    */
   async put(value: unknown, options: PutOptions = {}): Promise<string> {
-    return builderFor(value)(this, value, options);
+    const id = await builderFor(value)(this, value, options);
+    // Plain values persist in their one round trip; other types are persisted once built.
+    if (options.persist && !isPlainValue(value)) await this.persist(id);
+    return id;
   }
 
   /**
@@ -41,7 +46,7 @@ export class TrellisClient extends Client {
     });
     if (batch.length > 0) {
       const created = await this.createMetadataMany(
-        batch.map(({ spec, options: o }) => ({ spec, options: { name: o.name, override: o.override } })),
+        batch.map(({ spec, options: o }) => ({ spec, options: { name: o.name, override: o.override, persist: o.persist } })),
       );
       batch.forEach(({ index }, i) => (ids[index] = created[i]));
     }
@@ -61,14 +66,24 @@ export class TrellisClient extends Client {
   /**
    * The value of an object (by id or name), rebuilt by the resolver for its typename; zero-copy
    * where the type allows. With no resolver for the typename, the object handle itself.
-   * Errors: ObjectNotFound, NameNotFound, NotSealed.
+   * With `fetch`, an object that lives on another instance is first copied here (migrate).
+   * Errors: ObjectNotFound, NameNotFound, NotSealed; with fetch, as migrate.
    */
-  async get(idOrName: string): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
-    return resolveHandle(await this.getObject(idOrName), this);
+  async get(idOrName: string, options: { fetch?: boolean } = {}): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const ref = options.fetch ? await this.migrate(idOrName) : idOrName;
+    return resolveHandle(await this.getObject(ref), this);
   }
 }
 
 /** Connects to the daemon at socketPath, $TRELLIS_SOCKET, or the default path. */
 export async function connect(socketPath: string = defaultSocketPath()): Promise<TrellisClient> {
   return new TrellisClient(await IpcChannel.open(socketPath));
+}
+
+/**
+ * Connects to a daemon's RPC port ('host:port'): the same client, with bytes copied over TCP
+ * instead of mapped, for processes on another machine. Errors: Unavailable, PermissionDenied.
+ */
+export async function connectRpc(endpoint: string, options: RpcConnectOptions = {}): Promise<TrellisClient> {
+  return new TrellisClient(await RpcChannel.open(endpoint, options));
 }

@@ -1,13 +1,15 @@
 /** The public surface of trellis (see API.md). */
-export { connect, TrellisClient } from './connect';
+export { connect, connectRpc, TrellisClient } from './connect';
+export type { RpcConnectOptions } from './client/rpc';
 export type { Client, DeleteOptions } from './client/client';
 export type { Blob, BlobWriter } from './client/blobs';
 export type { ObjectHandle } from './client/object-handle';
 export type { MetadataSpec, CreateMetadataOptions } from './client/objects';
+export type { ClusterInfo, PersistOptions } from './client/cluster';
 export { registerBuilder, registerResolver, type PutOptions, type Builder, type Resolver } from './types/registry';
 export { startDaemon, type Daemon } from './daemon/server';
 export type { DaemonOptions } from './daemon/options';
 export { TrellisError, ERROR_CODES, isTrellisError, type ErrorCode } from './errors';
-export type { DaemonStatus, ObjectMeta, ObjectSummary } from './protocol/messages';
+export type { DaemonStatus, InstanceSummary, ObjectMeta, ObjectSummary } from './protocol/messages';
 export { defaultSocketPath } from './protocol/socket-path';
 export { ShareableList, type ShareableItem, type ShareableListOptions } from './types/shareable-list';

@@ -64,8 +64,10 @@ export interface ReadArgs {
 }
 
 export interface ReadResult {
-  /** The first open in this process: its first request to the daemon, fd, mapping. */
+  /** The first open in this process (after one status request, which counts requests): fd passing, mapping, cold JIT. */
   firstOpen: SampleSet;
+  /** Requests the daemon answered for that open (see countRequests). */
+  firstOpenRequests: number;
   /** The first full pass right after it: first touch of the pages, decoding, a cold JIT. */
   firstPass: SampleSet;
   /** Later passes over the same list: items come from the decoded cache. */
@@ -94,8 +96,11 @@ function listCommands(client: Client) {
 
     async read({ name, count, iterations, warmup }: ReadArgs): Promise<ReadResult> {
       let list: ShareableList | undefined;
-      const firstOpen = await sampleOnce(async () => {
-        list = await ShareableList.open(client, name);
+      let firstOpen: SampleSet | undefined;
+      const firstOpenRequests = await countRequests(client, async () => {
+        firstOpen = await sampleOnce(async () => {
+          list = await ShareableList.open(client, name);
+        });
       });
       const firstPass = await sampleOnce(() => readList(list!));
       const cachedPass = await sample(() => readList(list!), { iterations, warmup });
@@ -110,7 +115,7 @@ function listCommands(client: Client) {
       collectGarbage();
       const items = benchItems(count);
       const arrayPass = await sample(() => readArray(items), { iterations, warmup });
-      return { firstOpen, firstPass, cachedPass, decodingPass, arrayPass, sink };
+      return { firstOpen: firstOpen!, firstOpenRequests, firstPass, cachedPass, decodingPass, arrayPass, sink };
     },
 
     /**
@@ -126,12 +131,25 @@ function listCommands(client: Client) {
     },
 
     /** ShareableList.open with a round trip each time (the reference is dropped after, untimed), and a bare request. */
-    async open({ name, iterations, warmup }: OpenArgs): Promise<{ open: SampleSet; roundTrip: SampleSet }> {
+    async open({ name, iterations, warmup }: OpenArgs): Promise<{ open: SampleSet; roundTrip: SampleSet; openRequests: number }> {
       const open = await sample(() => ShareableList.open(client, name), { iterations, warmup, after: () => client.release(name) });
       const roundTrip = await sample(() => client.exists(name), { iterations, warmup });
-      return { open, roundTrip };
+      const openRequests = await countRequests(client, () => ShareableList.open(client, name));
+      await client.release(name);
+      return { open, roundTrip, openRequests };
     },
   };
+}
+
+/**
+ * How many requests `operation` sent, from the daemon's own count (status().requests), with
+ * nothing else talking to the daemon meanwhile. Whether or not the count includes the status
+ * request asking, the difference between two statuses is the operation's requests plus one.
+ */
+async function countRequests(client: Client, operation: () => Promise<unknown>): Promise<number> {
+  const before = (await client.status()).requests;
+  await operation();
+  return (await client.status()).requests - before - 1;
 }
 
 export type ShareableListCommands = ReturnType<typeof listCommands>;

@@ -11,7 +11,7 @@ import { onCpu } from './cpu';
 import type { Scope } from './scope';
 
 export const DAEMON_SCRIPT = path.join(REPO_ROOT, 'src', 'cli', 'trellisd.ts');
-const READY_LINE = /^trellisd ready socket=(\S+) instance=(\d+)$/m;
+const READY_LINE = /^trellisd ready socket=(\S+) instance=(\d+)(?: rpc=(\S+))?$/m;
 const READY_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 5_000;
 
@@ -19,6 +19,8 @@ export interface BenchDaemon {
   readonly socket: string;
   readonly pid: number;
   readonly instanceId: number;
+  /** host:port of its RPC port, when started with --rpc-port. */
+  readonly rpcEndpoint?: string;
   stop(): Promise<void>;
 }
 
@@ -27,12 +29,14 @@ export interface BenchDaemonOptions {
   size: string;
   /** Pins the daemon to this CPU (see cpu.ts). */
   cpu?: number;
+  /** More trellisd flags, such as ['--rpc-port', '0']. */
+  args?: string[];
 }
 
 export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions): Promise<BenchDaemon> {
   const socket = scope.path('trellisd.sock');
   // The daemon runs without --expose-gc: it is measured as shipped.
-  const { command, args } = onCpu(options.cpu, process.execPath, ['--require', 'tsx/cjs', DAEMON_SCRIPT, '--socket', socket, '--size', options.size]);
+  const { command, args } = onCpu(options.cpu, process.execPath, ['--require', 'tsx/cjs', DAEMON_SCRIPT, '--socket', socket, '--size', options.size, ...(options.args ?? [])]);
   const child = spawn(command, args, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -68,6 +72,7 @@ export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions
     socket: match[1],
     pid: child.pid!,
     instanceId: Number(match[2]),
+    rpcEndpoint: match[3],
     async stop() {
       await stop();
       forget();

@@ -37,7 +37,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  process.stdout.write(`trellisd ready socket=${daemon.socket} instance=${daemon.instanceId}\n`);
+  const rpc = daemon.rpcEndpoint === undefined ? '' : ` rpc=${daemon.rpcEndpoint}`;
+  process.stdout.write(`trellisd ready socket=${daemon.socket} instance=${daemon.instanceId}${rpc}\n`);
 }
 
 if (require.main === module) void main();

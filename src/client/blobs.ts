@@ -7,7 +7,7 @@
 import { TrellisError } from '../errors';
 import { native } from '../native';
 import type { BlobLocation } from '../protocol/messages';
-import type { IpcChannel } from './ipc';
+import type { Channel } from './channel';
 
 export interface Blob {
   readonly id: string;
@@ -78,7 +78,7 @@ export class BlobWriter {
 export class BlobCache {
   private readonly held = new Map<string, BlobLocation>();
 
-  constructor(readonly channel: IpcChannel) {}
+  constructor(readonly channel: Channel) {}
 
   remember(location: BlobLocation): void {
     this.held.set(location.id, location);
@@ -86,6 +86,7 @@ export class BlobCache {
 
   forget(ids: string[]): void {
     for (const id of ids) this.held.delete(id);
+    this.channel.forget(ids);
   }
 
   /** One round trip for all of them; all or none. Errors: InvalidArgument, OutOfMemory. */
@@ -96,7 +97,7 @@ export class BlobCache {
       }
     }
     const { blobs } = await this.channel.request('createBlobs', typename === undefined ? { sizes } : { sizes, typename });
-    return blobs.map((location) => new BlobWriter(this, location, this.channel.mappings.writable(location)));
+    return blobs.map((location) => new BlobWriter(this, location, this.channel.writable(location)));
   }
 
   /** Views of sealed blobs, taking a reference to each; one round trip for all that are not held. */
@@ -110,6 +111,6 @@ export class BlobCache {
   }
 
   view(location: BlobLocation): Blob {
-    return { id: location.id, size: location.size, buffer: this.channel.mappings.view(location) };
+    return { id: location.id, size: location.size, buffer: this.channel.view(location) };
   }
 }

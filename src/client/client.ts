@@ -5,7 +5,8 @@
 import { TrellisError } from '../errors';
 import type { DaemonStatus, ObjectMeta, ObjectSummary } from '../protocol/messages';
 import { BlobCache, type Blob, type BlobWriter } from './blobs';
-import type { IpcChannel } from './ipc';
+import type { Channel } from './channel';
+import { Cluster, type ClusterInfo, type PersistOptions } from './cluster';
 import { checkId, Names } from './names';
 import { checkName } from '../protocol/names';
 import type { ObjectHandle } from './object-handle';
@@ -23,19 +24,22 @@ export class Client {
   private readonly blobs: BlobCache;
   private readonly objects: Objects;
   private readonly names: Names;
+  private readonly cluster: Cluster;
 
-  constructor(protected readonly channel: IpcChannel) {
+  constructor(protected readonly channel: Channel) {
     this.blobs = new BlobCache(channel);
     this.objects = new Objects(channel, this.blobs);
     this.names = new Names(channel);
+    this.cluster = new Cluster(channel);
   }
 
   get instanceId(): number {
-    return this.channel.registration.instanceId;
+    return this.channel.instanceId;
   }
 
+  /** The daemon's socket path, or host:port for a client from connectRpc. */
   get socketPath(): string {
-    return this.channel.socketPath;
+    return this.channel.endpoint;
   }
 
   // Blobs
@@ -114,6 +118,57 @@ export class Client {
     return (await this.channel.request('listObjects', options)).objects;
   }
 
+  // The cluster
+
+  /**
+   * The instances of the cluster as this daemon sees them (just itself without --etcd). Async,
+   * unlike API.md's sketch: the daemon answers from its cached view, in one round trip.
+   */
+  clusterInfo(): Promise<ClusterInfo> {
+    return this.cluster.info();
+  }
+
+  /**
+   * Makes an object and its members visible to every instance of the cluster (naming an object
+   * does this too); with `ttl` seconds, deleted everywhere once they pass. Alone, every client
+   * already sees every object, and only the ttl has an effect.
+   * Errors: ObjectNotFound, NotSealed, InvalidArgument, RemoteObject (a ttl for another
+   * instance's object), Unavailable (etcd unreachable).
+   */
+  persist(id: string, options?: PersistOptions): Promise<void> {
+    return this.cluster.persist(id, options);
+  }
+
+  // Objects on other instances
+
+  /**
+   * The id of a local copy of an object that lives on another instance (by id or name), made by
+   * the daemon copying it from its owner; a local object answers with itself. Migrating the same
+   * object again is free while the copy lives.
+   * Errors: ObjectNotFound, NameNotFound, Unavailable (owner unknown or unreachable), OutOfMemory.
+   */
+  async migrate(idOrName: string): Promise<string> {
+    return (await this.channel.request('migrate', { ref: checkRef(idOrName) })).id;
+  }
+
+  /**
+   * A global object: `typename` over members that may live on several instances (ids, local or
+   * remote; an array is keyed p0, p1, ...). Reading it lists every member's metadata; fetch the
+   * members wanted with get(id, { fetch: true }) or migrate.
+   * Errors: ObjectNotFound, Unavailable, InvalidArgument, NameExists.
+   */
+  async putGlobal(
+    typename: string,
+    memberIds: string[] | Record<string, string>,
+    fields: Record<string, unknown> = {},
+    options: { labels?: Record<string, string>; name?: string; override?: boolean } = {},
+  ): Promise<string> {
+    const entries = Array.isArray(memberIds) ? memberIds.map((id, i): [string, string] => [`p${i}`, id]) : Object.entries(memberIds);
+    const members = Object.fromEntries(entries.map(([key, id]) => [key, checkId(id)]));
+    const name = options.name === undefined ? undefined : checkName(options.name);
+    return (await this.channel.request('putGlobal', { typename, members, fields, labels: options.labels, name, override: options.override })).id;
+  }
+
   // Names
 
   putName(id: string, name: string, options?: { override?: boolean }): Promise<void> {
@@ -177,7 +232,7 @@ export class Client {
 
   /** True when the view is over trellis shared memory (sync). */
   isSharedMemory(view: ArrayBufferView | ArrayBufferLike): boolean {
-    return this.channel.mappings.isSharedMemory(view);
+    return this.channel.isSharedMemory(view);
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,7 @@ import { fromWireError, TrellisError } from '../errors';
 import { encodeFrame, FrameDecoder } from '../protocol/framing';
 import {
   PROTOCOL_VERSION,
+  type BlobLocation,
   type Kind,
   type RegisterReply,
   type ReplyEnvelope,
@@ -16,6 +17,7 @@ import {
   type RequestOf,
 } from '../protocol/messages';
 import { native } from '../native';
+import type { Channel } from './channel';
 import { SegmentMappings } from './mappings';
 
 /** How long to wait for an fd the daemon has already sent; only a broken daemon takes this long. */
@@ -26,7 +28,7 @@ interface Pending {
   reject(error: Error): void;
 }
 
-export class IpcChannel {
+export class IpcChannel implements Channel {
   readonly mappings = new SegmentMappings();
   registration!: RegisterReply;
   private readonly decoder = new FrameDecoder(Number.MAX_SAFE_INTEGER);
@@ -84,6 +86,29 @@ export class IpcChannel {
 
   get closed(): boolean {
     return this.closedError !== undefined;
+  }
+
+  get endpoint(): string {
+    return this.socketPath;
+  }
+
+  get instanceId(): number {
+    return this.registration.instanceId;
+  }
+
+  writable(blob: BlobLocation): ArrayBuffer {
+    return this.mappings.writable(blob);
+  }
+
+  view(blob: BlobLocation): Buffer {
+    return this.mappings.view(blob);
+  }
+
+  /** Nothing to do: views are of shared memory, which the daemon frees once released. */
+  forget(): void {}
+
+  isSharedMemory(view: ArrayBufferView | ArrayBufferLike): boolean {
+    return this.mappings.isSharedMemory(view);
   }
 
   request<K extends Kind>(kind: K, body: RequestOf<K>): Promise<ReplyOf<K>> {

@@ -2,10 +2,10 @@
 import { checkName } from '../protocol/names';
 import { isObjectId } from '../protocol/ids';
 import { TrellisError } from '../errors';
-import type { IpcChannel } from './ipc';
+import type { Channel } from './channel';
 
 export class Names {
-  constructor(private readonly channel: IpcChannel) {}
+  constructor(private readonly channel: Channel) {}
 
   /** Errors: NameExists (unless override), ObjectNotFound, InvalidArgument. */
   async put(id: string, name: string, options: { override?: boolean } = {}): Promise<void> {

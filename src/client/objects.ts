@@ -5,7 +5,7 @@
 import { TrellisError } from '../errors';
 import type { CreateMetadataRequest, ObjectMeta } from '../protocol/messages';
 import type { BlobCache, BlobWriter } from './blobs';
-import type { IpcChannel } from './ipc';
+import type { Channel } from './channel';
 import { ObjectHandle } from './object-handle';
 
 export interface MetadataSpec {
@@ -23,6 +23,8 @@ export interface CreateMetadataOptions {
   /** Publish the new object under this name in the same round trip. */
   name?: string;
   override?: boolean;
+  /** In a cluster: make it visible cluster-wide in the same round trip (a name implies it). */
+  persist?: boolean;
 }
 
 function toRequest(spec: MetadataSpec, options: CreateMetadataOptions): CreateMetadataRequest {
@@ -38,6 +40,7 @@ function toRequest(spec: MetadataSpec, options: CreateMetadataOptions): CreateMe
     seal: (options.seal ?? []).map((writer) => writer.id),
     name: options.name,
     override: options.override,
+    persist: options.persist,
   };
 }
 
@@ -46,7 +49,7 @@ export class Objects {
   private readonly blobsOf = new Map<string, string[]>();
 
   constructor(
-    private readonly channel: IpcChannel,
+    private readonly channel: Channel,
     private readonly blobs: BlobCache,
   ) {}
 

@@ -7,7 +7,7 @@
 import { TrellisError } from '../errors';
 import type { OpenStreamReply } from '../protocol/messages';
 import type { BlobCache } from './blobs';
-import type { IpcChannel } from './ipc';
+import type { Channel } from './channel';
 import { ObjectHandle } from './object-handle';
 
 /** Turns a chunk that is not bytes into a sealed object id (the typed client puts it). */
@@ -19,7 +19,7 @@ export class StreamWriter {
   private done = false;
 
   constructor(
-    private readonly channel: IpcChannel,
+    private readonly channel: Channel,
     private readonly blobs: BlobCache,
     readonly id: string,
     readonly info: OpenStreamReply,
@@ -66,7 +66,7 @@ export class StreamReader implements AsyncIterable<unknown> {
   private ended = false;
 
   constructor(
-    private readonly channel: IpcChannel,
+    private readonly channel: Channel,
     private readonly blobs: BlobCache,
     readonly id: string,
     readonly info: OpenStreamReply,

@@ -6,8 +6,12 @@
 import { TrellisError } from '../errors';
 import type { ClientKind, DaemonStatus, ReadChunkReply, ReplyOf } from '../protocol/messages';
 import { checkName } from '../protocol/names';
+import { MAX_TTL_SECONDS, standaloneInfo } from './cluster/cluster-info';
+import type { ClusterMetadata } from './cluster/cluster-metadata';
+import type { Expirations } from './cluster/expirations';
 import type { NameTable } from './names';
 import type { ObjectTable } from './object-table';
+import type { RemoteObjects } from './rpc/remote-objects';
 import type { SegmentPool } from './segment-pool';
 import type { StreamTable } from './streams';
 import type { ClientSession } from './session';
@@ -18,6 +22,12 @@ export interface DaemonState {
   readonly names: NameTable;
   readonly streams: StreamTable;
   readonly pool: SegmentPool;
+  /** Objects on other instances: migrate and putGlobal (rpc/remote-objects.ts). */
+  readonly remote: RemoteObjects;
+  /** The cluster (--etcd): objects and names shared through etcd; absent for a daemon alone. */
+  readonly cluster?: ClusterMetadata;
+  /** Objects persisted with a ttl, and when they go (cluster/expirations.ts). */
+  readonly expirations: Expirations;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version: string;
@@ -71,6 +81,11 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const name = optionalName(body);
     const override = check.flag('seal', body, 'override', false);
     if (name !== undefined && !override) state.names.refuseTaken(name);
+    if (name !== undefined && state.cluster) {
+      state.cluster.requireRegistered(`publish name ${JSON.stringify(name)}`);
+      state.table.seal(session, id, hold);
+      return state.cluster.publishNew(session, [{ id, name, override, persist: true }]).then(() => ({ id }));
+    }
     state.table.seal(session, id, hold);
     if (name !== undefined) state.names.put(name, id, override);
     return { id };
@@ -99,21 +114,25 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const ids = check.objectIds('delete', body);
     const deep = check.flag('delete', body, 'deep', true);
     const force = check.flag('delete', body, 'force', false);
+    if (state.cluster) return state.cluster.delete(session, ids, { deep, force }).then((deleted) => ({ deleted }));
     return { deleted: state.table.delete(session, ids, { deep, force }) };
   },
 
   exists({ state }, body) {
-    return { exists: state.table.exists(check.objectId('exists', body)) };
+    const id = check.objectId('exists', body);
+    return { exists: state.table.exists(id) || (state.cluster?.exists(id) ?? false) };
   },
 
   listObjects({ state }, body) {
     const pattern = check.optionalString('listObjects', body, 'pattern');
     const limit = check.nonNegativeInteger('listObjects', body, 'limit', DEFAULT_LIST_LIMIT);
-    return { objects: state.table.list(pattern, limit) };
+    const local = state.table.list(pattern, limit);
+    return { objects: state.cluster ? state.cluster.listObjects(local, pattern, limit) : local };
   },
 
   createMetadata({ state, session }, body) {
     const request = parseMetadataRequest('createMetadata', state, body);
+    if (state.cluster && publishes(request)) return createPublished(state, state.cluster, session, [request]).then(([id]) => ({ id }));
     return { id: createParsedMetadata(state, session, request) };
   },
 
@@ -131,6 +150,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       if (names.has(request.name)) throw new TrellisError('InvalidArgument', `createMetadataMany: name ${JSON.stringify(request.name)} appears twice`);
       names.add(request.name);
     }
+    if (state.cluster && requests.some(publishes)) return createPublished(state, state.cluster, session, requests).then((ids) => ({ ids }));
     return { ids: requests.map((request) => createParsedMetadata(state, session, request)) };
   },
 
@@ -138,23 +158,31 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const ref = check.string('getObject', body, 'ref', 256);
     const attaching = ctx.untilFdChannel();
     if (attaching) return attaching.then(() => handlers.getObject(ctx, body));
-    const described = ctx.state.table.describe(ctx.session, ctx.state.names.resolve(ref));
-    for (const blob of described.blobs) ctx.grant(blob.segment);
-    return described;
+    const id = ctx.state.names.resolve(ref);
+    const remote = ctx.state.cluster?.remoteObject(id, check.flag('getObject', body, 'fetch', false));
+    if (remote instanceof Promise) return remote.then((copy) => describeLocal(ctx, copy));
+    return remote ?? describeLocal(ctx, id);
   },
 
   getMeta({ state }, body) {
-    const ref = check.string('getMeta', body, 'ref', 256);
-    return { meta: state.table.describe(undefined, state.names.resolve(ref)).meta };
+    const id = state.names.resolve(check.string('getMeta', body, 'ref', 256));
+    return { meta: state.cluster?.remoteMeta(id) ?? state.table.describe(undefined, id).meta };
   },
 
   putName({ state }, body) {
-    state.names.put(check.string('putName', body, 'name', 1024), check.objectId('putName', body), check.flag('putName', body, 'override', false));
+    const name = check.string('putName', body, 'name', 1024);
+    const id = check.objectId('putName', body);
+    const override = check.flag('putName', body, 'override', false);
+    if (state.cluster) return state.cluster.putNames({ [checkName(name)]: id }, override).then(() => ({}));
+    state.names.put(name, id, override);
     return {};
   },
 
   putNames({ state }, body) {
-    state.names.putMany(check.nameRefs('putNames', body), check.flag('putNames', body, 'override', false));
+    const names = check.nameRefs('putNames', body);
+    const override = check.flag('putNames', body, 'override', false);
+    if (state.cluster) return state.cluster.putNames(names, override).then(() => ({}));
+    state.names.putMany(names, override);
     return {};
   },
 
@@ -167,7 +195,9 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
   },
 
   dropName({ state }, body) {
-    return { dropped: state.names.drop(check.string('dropName', body, 'name', 1024)) };
+    const name = check.string('dropName', body, 'name', 1024);
+    if (state.cluster) return state.cluster.dropName(name).then((dropped) => ({ dropped }));
+    return { dropped: state.names.drop(name) };
   },
 
   listNames({ state }, body) {
@@ -223,6 +253,36 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     return {};
   },
 
+  clusterInfo({ state }) {
+    return state.cluster ? state.cluster.info() : standaloneInfo(state.instanceId, state.socketPath);
+  },
+
+  persist({ state }, body) {
+    const id = check.objectId('persist', body);
+    const ttl = optionalTtl(body);
+    if (state.cluster) return state.cluster.persist(id, ttl).then(() => ({}));
+    // Alone, every client already sees every object: only the ttl has an effect.
+    state.table.sealedObject(id);
+    if (ttl !== undefined) state.expirations.schedule(id, Date.now() + ttl * 1000);
+    return {};
+  },
+
+  migrate({ state }, body) {
+    return state.remote.migrate(check.string('migrate', body, 'ref', 256));
+  },
+
+  putGlobal({ state, session }, body) {
+    const kind = 'putGlobal';
+    const spec = { typename: check.typename(kind, body), members: check.members(kind, body), fields: check.fields(kind, body), labels: check.labels(kind, body) };
+    const name = optionalName(body);
+    const override = check.flag(kind, body, 'override', false);
+    if (name !== undefined && !override) state.names.refuseTaken(name);
+    return state.remote.putGlobal(session, spec).then((id) => {
+      if (name !== undefined) state.names.put(name, id, override);
+      return { id };
+    });
+  },
+
   status({ state }): DaemonStatus {
     return {
       instanceId: state.instanceId,
@@ -248,6 +308,7 @@ interface MetadataRequest {
   seal: string[];
   name?: string;
   override: boolean;
+  persist: boolean;
 }
 
 /** Validates a createMetadata body; refuses a taken name up front, so a put is all or nothing. */
@@ -257,9 +318,37 @@ function parseMetadataRequest(kind: string, state: DaemonState, body: check.Body
     seal: check.optionalIds(kind, body, 'seal'),
     name: optionalName(body),
     override: check.flag(kind, body, 'override', false),
+    persist: check.flag(kind, body, 'persist', false),
   };
   if (request.name !== undefined && !request.override) state.names.refuseTaken(request.name);
   return request;
+}
+
+const publishes = (request: MetadataRequest): boolean => request.persist || request.name !== undefined;
+
+/** Cluster: creates the objects here, then publishes them through etcd (all or none). */
+function createPublished(state: DaemonState, cluster: ClusterMetadata, session: ClientSession, requests: MetadataRequest[]): Promise<string[]> {
+  cluster.requireRegistered(requests.length === 1 ? 'publish an object' : `publish ${requests.length} objects`);
+  const ids = requests.map((request) => state.table.createMetadata(session, request.spec, request.seal).id);
+  const created = requests.map((request, i) => ({ id: ids[i], name: request.name, override: request.override, persist: request.persist }));
+  return cluster.publishNew(session, created).then(() => ids);
+}
+
+/** A local object's tree, with references to its blobs for this client. */
+function describeLocal(ctx: RequestContext, id: string): ReplyOf<'getObject'> {
+  const described = ctx.state.table.describe(ctx.session, id);
+  for (const blob of described.blobs) ctx.grant(blob.segment);
+  return described;
+}
+
+/** persist's ttl in seconds, or undefined. Errors: InvalidArgument. */
+function optionalTtl(body: check.Body): number | undefined {
+  const ttl = body.ttl;
+  if (ttl === undefined || ttl === null) return undefined;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_SECONDS) {
+    throw new TrellisError('InvalidArgument', `persist: ttl must be a number of seconds above 0 and at most ${MAX_TTL_SECONDS}, got ${check.describe(ttl)}`);
+  }
+  return ttl;
 }
 
 function createParsedMetadata(state: DaemonState, session: ClientSession, request: MetadataRequest): string {

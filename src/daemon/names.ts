@@ -108,6 +108,23 @@ export class NameTable {
     return true;
   }
 
+  /**
+   * Cluster: takes a name as etcd has it (undefined: gone), whatever instance holds its object.
+   * Local objects it publishes are pinned as by `put`; waiters for it wake up.
+   */
+  mirror(name: string, id: string | undefined): void {
+    const current = this.names.get(name);
+    if (current === id) return;
+    if (current !== undefined) this.table.sealedObjectOrUndefined(current)?.names.delete(name);
+    if (id === undefined) {
+      this.names.delete(name);
+      return;
+    }
+    this.names.set(name, id);
+    this.table.sealedObjectOrUndefined(id)?.names.add(name);
+    this.wake(name, id);
+  }
+
   /** Sorted; `pattern` is a glob. */
   list(pattern?: string): string[] {
     const matcher = pattern ? globToRegExp(pattern) : undefined;

@@ -43,6 +43,11 @@ export interface StoredObject {
   readonly parents: Set<string>;
   /** Names that publish this object. */
   readonly names: Set<string>;
+  /**
+   * Global objects only: member key -> the metadata of a member that lives on another instance,
+   * as its owner described it when the object was made (sealed objects do not change).
+   */
+  readonly remoteMembers?: Record<string, ObjectMeta>;
 }
 
 export interface MetadataSpec {
@@ -50,6 +55,8 @@ export interface MetadataSpec {
   members: Record<string, string>;
   fields: Record<string, unknown>;
   labels: Record<string, string>;
+  /** Members on other instances (a global object), by key; their ids are in `members` too. */
+  remoteMembers?: Record<string, ObjectMeta>;
 }
 
 const NO_MEMBERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -121,7 +128,7 @@ export class ObjectTable {
     for (const id of new Set(seal)) this.seal(session, id, false);
     const object = this.newObject(session, spec.typename, nbytes, undefined, true, spec);
     this.objects.set(object.id, object);
-    for (const id of Object.values(spec.members)) this.objects.get(id)!.parents.add(object.id);
+    for (const [key, id] of Object.entries(spec.members)) if (!spec.remoteMembers?.[key]) this.objects.get(id)!.parents.add(object.id);
     return object;
   }
 
@@ -134,6 +141,12 @@ export class ObjectTable {
     for (const id of sealing) this.ownUnsealed(session, id, 'seal');
     let nbytes = 0;
     for (const [key, id] of Object.entries(spec.members)) {
+      const remote = spec.remoteMembers?.[key];
+      if (remote) {
+        if (remote.id !== id) throw new TrellisError('InvalidArgument', `member ${JSON.stringify(key)}: metadata of ${remote.id} given for ${id}`);
+        nbytes += remote.nbytes;
+        continue;
+      }
       const member = this.objects.get(id);
       if (!member) throw new TrellisError('ObjectNotFound', `member ${JSON.stringify(key)}: object ${id} does not exist`);
       if (!member.sealed && !sealing.has(id)) {
@@ -170,6 +183,23 @@ export class ObjectTable {
     return blobs.map(locate);
   }
 
+  /**
+   * Where the bytes of a blob this client may touch are: for 'read', a blob it holds (even one
+   * deleted since, whose memory waits for it); for 'write', its own unsealed blob.
+   * Errors: ObjectNotFound, PermissionDenied, AlreadySealed, TypeMismatch.
+   */
+  locate(session: ClientSession, id: string, access: 'read' | 'write'): BlobLocation {
+    if (access === 'write') return locate(this.ownUnsealed(session, id, 'write'));
+    const blob = session.held.has(id) ? (this.objects.get(id) ?? this.deferred.get(id)) : undefined;
+    if (!blob) {
+      const known = this.objects.get(id);
+      if (!known?.sealed) throw new TrellisError('ObjectNotFound', `cannot read ${id}: no such blob`);
+      throw new TrellisError('PermissionDenied', `cannot read ${id}: take it with getBlobs or getObject first`);
+    }
+    if (!blob.placement) throw new TrellisError('TypeMismatch', `object ${id} is a ${blob.typename}, not a blob`);
+    return locate(blob);
+  }
+
   /** Drops this client's references; ids it does not hold are ignored. */
   release(session: ClientSession, ids: string[]): void {
     for (const id of ids) {
@@ -183,11 +213,20 @@ export class ObjectTable {
    * Returns the ids removed, members included. Errors: ObjectNotFound, NotSealed, Conflict.
    */
   delete(session: ClientSession | undefined, ids: string[], options: { deep: boolean; force: boolean }): string[] {
+    const doomed = this.planDelete(ids, options);
+    for (const id of doomed) this.remove(session, this.objects.get(id)!, options.force);
+    return doomed;
+  }
+
+  /**
+   * The ids `delete` would remove, changing nothing (the cluster unpublishes them first).
+   * Errors: as delete.
+   */
+  planDelete(ids: string[], options: { deep: boolean; force: boolean }): string[] {
     const roots = [...new Set(ids)].map((id) => this.sealedObject(id));
     const doomed = new Set(roots.map((object) => object.id));
     if (!options.force) for (const root of roots) this.refuseIfReferenced(root, doomed);
     if (options.deep) this.addUnsharedMembers(roots, doomed);
-    for (const id of doomed) this.remove(session, this.objects.get(id)!, options.force);
     return [...doomed];
   }
 
@@ -255,6 +294,7 @@ export class ObjectTable {
       labels: spec?.labels ?? NO_LABELS,
       parents: new Set(),
       names: new Set(),
+      remoteMembers: spec?.remoteMembers,
     };
   }
 
@@ -262,6 +302,11 @@ export class ObjectTable {
     if (object.placement) blobs.set(object.id, object);
     const members: Record<string, ObjectMeta> = {};
     for (const [key, id] of Object.entries(object.members)) {
+      const remote = object.remoteMembers?.[key];
+      if (remote) {
+        members[key] = remote;
+        continue;
+      }
       const member = this.objects.get(id);
       if (!member) throw new TrellisError('ObjectNotFound', `object ${object.id}: member ${JSON.stringify(key)} (${id}) was deleted`);
       members[key] = this.metaOf(member, blobs);

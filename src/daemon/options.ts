@@ -2,8 +2,11 @@
 import * as fs from 'node:fs';
 import { TrellisError } from '../errors';
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/framing';
+import { MAX_INSTANCE_ID } from '../protocol/ids';
+import { parseEndpoint } from '../protocol/rpc-socket';
 import { defaultSocketPath } from '../protocol/socket-path';
 import { DEFAULT_IDLE_RELEASE_MS } from './memory-policy';
+import { DEFAULT_LEASE_TTL_SECONDS } from './metadata/membership';
 import { parseSize } from './sizes';
 
 export interface DaemonOptions {
@@ -23,6 +26,22 @@ export interface DaemonOptions {
   shmDir?: string;
   /** Unread bytes a stream may hold before its writer waits; default a quarter of size, at most 256 MiB. */
   streamBufferBytes?: number;
+  /** TCP port for RPC (remote clients, migrate between daemons); 0 picks a free one. Default: none. */
+  rpcPort?: number;
+  /** Address the RPC port binds to; default 127.0.0.1, loopback only. */
+  rpcHost?: string;
+  /** Shared secret every RPC connection must present, and this daemon presents to its peers. Default $TRELLIS_RPC_TOKEN. */
+  rpcToken?: string;
+  /** instance id -> host:port of other daemons' RPC ports, for migrate without a cluster view. */
+  rpcPeers?: Record<number, string>;
+  /** How long a peer daemon may take to answer one request before it counts as gone (ms). */
+  rpcTimeoutMs?: number;
+  /** etcd client URLs (a comma-separated string or a list): join that cluster. Default: none, run alone. */
+  etcd?: string | string[];
+  /** Keys live under `<prefix>/`; daemons with the same etcd and prefix are one cluster. Default 'trellis'. */
+  etcdPrefix?: string;
+  /** Seconds a dead daemon still looks alive (whole seconds, at least 2). Default 10. */
+  leaseTtl?: number;
 }
 
 export interface ResolvedOptions {
@@ -34,6 +53,15 @@ export interface ResolvedOptions {
   instanceId: number;
   shmDir: string;
   streamBufferBytes?: number;
+  rpcPort?: number;
+  rpcHost: string;
+  rpcToken?: string;
+  rpcPeers: Map<number, string>;
+  rpcTimeoutMs: number;
+  /** Empty: no cluster. */
+  etcd: string[];
+  etcdPrefix?: string;
+  leaseTtlSeconds: number;
 }
 
 export const DEFAULT_SIZE = '2GiB';
@@ -54,7 +82,36 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     instanceId: options.instanceId ?? 0,
     shmDir: options.shmDir ?? (fs.existsSync(DEFAULT_SHM_DIR) ? DEFAULT_SHM_DIR : ''),
     streamBufferBytes: options.streamBufferBytes === undefined ? undefined : parseSize(options.streamBufferBytes),
+    rpcPort: options.rpcPort === undefined ? undefined : checkPort(options.rpcPort),
+    rpcHost: options.rpcHost ?? DEFAULT_RPC_HOST,
+    rpcToken: options.rpcToken ?? (process.env.TRELLIS_RPC_TOKEN || undefined),
+    rpcPeers: checkPeers(options.rpcPeers ?? {}),
+    rpcTimeoutMs: options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS,
+    etcd: (typeof options.etcd === 'string' ? options.etcd.split(',') : (options.etcd ?? [])).map((url) => url.trim()).filter((url) => url !== ''),
+    etcdPrefix: options.etcdPrefix,
+    leaseTtlSeconds: options.leaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
   };
+}
+
+export const DEFAULT_RPC_HOST = '127.0.0.1';
+export const DEFAULT_RPC_TIMEOUT_MS = 15_000;
+
+function checkPort(port: number): number {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TrellisError('InvalidArgument', `--rpc-port must be 0 to 65535, got ${port}`);
+  return port;
+}
+
+function checkPeers(peers: Record<number, string>): Map<number, string> {
+  const checked = new Map<number, string>();
+  for (const [id, endpoint] of Object.entries(peers)) {
+    const instanceId = Number(id);
+    if (!Number.isInteger(instanceId) || instanceId < 0 || instanceId > MAX_INSTANCE_ID) {
+      throw new TrellisError('InvalidArgument', `--rpc-peer: instance id ${id} is outside 0..${MAX_INSTANCE_ID}`);
+    }
+    parseEndpoint(endpoint);
+    checked.set(instanceId, endpoint);
+  }
+  return checked;
 }
 
 export const USAGE = `usage: trellisd [options]
@@ -64,6 +121,15 @@ export const USAGE = `usage: trellisd [options]
   --size SIZE          shared memory limit: 512MiB, 2GiB, 1G or bytes (default ${DEFAULT_SIZE})
   --stream-buffer SIZE unread bytes a stream holds before its writer waits (default size/4, max 256MiB)
   --shm-dir DIR        tmpfs that holds the segments, as unnamed files (default ${DEFAULT_SHM_DIR})
+  --rpc-port N         serve RPC on this TCP port (0 picks one): remote clients, migrate (default: off)
+  --rpc-host HOST      address the RPC port binds to (default 127.0.0.1: this machine only)
+  --rpc-token TOKEN    secret every RPC connection must present (default $TRELLIS_RPC_TOKEN)
+  --rpc-peer ID=H:P    another daemon's RPC endpoint, for migrate without a cluster (repeatable)
+  --rpc-timeout MS     how long a peer daemon may take to answer before it counts as gone (default 15000)
+  --instance-id N      this daemon's instance id without a cluster (default 0)
+  --etcd URL[,URL]     join the cluster kept in this etcd, such as http://127.0.0.1:2379 (default: run alone)
+  --etcd-prefix P      etcd key prefix: same etcd and prefix, same cluster (default trellis)
+  --lease-ttl S        seconds a dead daemon still looks alive to the others, at least 2 (default ${DEFAULT_LEASE_TTL_SECONDS})
   --help               print this text
 `;
 
@@ -97,6 +163,37 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
       case '--shm-dir':
         options.shmDir = value();
         break;
+      case '--rpc-port':
+        options.rpcPort = integer(flag, value());
+        break;
+      case '--rpc-host':
+        options.rpcHost = value();
+        break;
+      case '--rpc-token':
+        options.rpcToken = value();
+        break;
+      case '--rpc-peer': {
+        const text = value();
+        const match = /^(\d+)=(.+)$/.exec(text);
+        if (!match) throw new TrellisError('InvalidArgument', `--rpc-peer takes ID=HOST:PORT, got ${text}`);
+        options.rpcPeers = { ...options.rpcPeers, [Number(match[1])]: match[2] };
+        break;
+      }
+      case '--rpc-timeout':
+        options.rpcTimeoutMs = integer(flag, value());
+        break;
+      case '--instance-id':
+        options.instanceId = integer(flag, value());
+        break;
+      case '--etcd':
+        options.etcd = value();
+        break;
+      case '--etcd-prefix':
+        options.etcdPrefix = value();
+        break;
+      case '--lease-ttl':
+        options.leaseTtl = integer(flag, value());
+        break;
       case '--help':
       case '-h':
         options.help = true;
@@ -106,4 +203,9 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
     }
   }
   return options;
+}
+
+function integer(flag: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw new TrellisError('InvalidArgument', `${flag} takes a whole number, got ${text}`);
+  return Number(text);
 }

@@ -6,6 +6,7 @@
 import { TrellisError } from '../errors';
 import { native, type NativeAllocator, type NativeSegment } from '../native';
 import { MemoryPolicy, type SegmentUsage } from './memory-policy';
+import { SegmentMemory } from './segment-memory';
 import { formatBytes } from './sizes';
 
 export interface Placement {
@@ -27,6 +28,9 @@ export class SegmentPool {
 
   /** Called after a segment is released, so that clients can drop their fds and mappings. */
   onRelease: (segment: number) => void = () => {};
+
+  /** The daemon's own mappings, for sessions that copy bytes through the RPC port. */
+  readonly memory = new SegmentMemory((segment) => this.segmentFd(segment));
 
   /** `shmDir`: the tmpfs folder segments are created in ('' for memfds). */
   constructor(
@@ -98,6 +102,7 @@ export class SegmentPool {
     clearInterval(this.idleTimer);
     for (const segment of this.segments.values()) segment.memory.close();
     this.segments.clear();
+    this.memory.close();
     this.reservedBytes = 0;
     this.usedBytes = 0;
   }
@@ -149,6 +154,7 @@ export class SegmentPool {
     if (!segment || segment.used !== 0) return;
     segment.memory.release();
     this.segments.delete(id);
+    this.memory.drop(id);
     this.reservedBytes -= segment.size;
     this.onRelease(id);
   }

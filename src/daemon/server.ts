@@ -9,6 +9,8 @@ import { TrellisError } from '../errors';
 import { native, type PeerCredentials } from '../native';
 import { IdGenerator } from '../protocol/ids';
 import { defaultSocketDir } from '../protocol/socket-path';
+import type { ClusterMetadata } from './cluster/cluster-metadata';
+import { Expirations } from './cluster/expirations';
 import { Connection, type ConnectionHost } from './connection';
 import type { DaemonState } from './dispatch';
 import { MemoryPolicy } from './memory-policy';
@@ -16,23 +18,30 @@ import { NameTable } from './names';
 import { ObjectTable } from './object-table';
 import { resolveOptions, type DaemonOptions, type ResolvedOptions } from './options';
 import { SegmentPool } from './segment-pool';
+import { RemoteObjects } from './rpc/remote-objects';
+import type { SessionHost } from './rpc/rpc-connection';
+import { RpcServer } from './rpc/rpc-server';
 import { StreamTable } from './streams';
 import { newSession, type ClientSession } from './session';
 
 export interface Daemon {
   readonly socket: string;
   readonly instanceId: number;
+  /** host:port of the RPC port, when it serves one. */
+  readonly rpcEndpoint?: string;
   stop(): Promise<void>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const VERSION: string = require('../../package.json').version;
 
-class DaemonServer implements ConnectionHost, DaemonState {
+class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   readonly table: ObjectTable;
   readonly names: NameTable;
   readonly streams: StreamTable;
   readonly pool: SegmentPool;
+  readonly remote: RemoteObjects;
+  readonly expirations: Expirations;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version = VERSION;
@@ -41,11 +50,17 @@ class DaemonServer implements ConnectionHost, DaemonState {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
   private readonly clients = new Map<number, Connection>();
+  /** Sessions of RPC connections and of the daemon's own jobs (migrate). */
+  private readonly remoteSessions = new Set<ClientSession>();
+  private rpc?: RpcServer;
   private nextClientId = 1;
   private requests = 0;
   private readonly uid = process.getuid?.() ?? 0;
 
-  constructor(private readonly options: ResolvedOptions) {
+  constructor(
+    private readonly options: ResolvedOptions,
+    readonly cluster?: ClusterMetadata,
+  ) {
     this.instanceId = options.instanceId;
     this.socketPath = options.socket;
     this.maxFrameBytes = options.maxFrameBytes;
@@ -60,11 +75,24 @@ class DaemonServer implements ConnectionHost, DaemonState {
         if (session.grantedSegments.delete(segment)) session.droppedSegments.push(segment);
       }
     };
+    this.remote = new RemoteObjects(this, { staticPeers: options.rpcPeers, token: options.rpcToken, requestTimeoutMs: options.rpcTimeoutMs });
+    // A cluster replaces this with a delete that also takes the object out of etcd.
+    this.expirations = new Expirations((id) => {
+      if (this.table.exists(id)) this.table.delete(undefined, [id], { deep: true, force: true });
+    });
+    if (cluster) {
+      this.remote.directory.cluster = cluster;
+      cluster.fetchRemote = async (record) => (await this.remote.migrate(record.id)).id;
+    }
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
+  get rpcEndpoint(): string | undefined {
+    return this.rpc?.endpoint;
+  }
+
   clientCount(): number {
-    return this.clients.size;
+    return this.clients.size + this.remoteSessions.size;
   }
 
   requestCount(): number {
@@ -92,6 +120,9 @@ class DaemonServer implements ConnectionHost, DaemonState {
       process.umask(previous);
     }
     fs.chmodSync(this.socketPath, this.options.socketMode);
+    if (this.options.rpcPort !== undefined) {
+      this.rpc = await RpcServer.start(this, { port: this.options.rpcPort, host: this.options.rpcHost, token: this.options.rpcToken });
+    }
     this.pool.warmUp();
   }
 
@@ -99,6 +130,16 @@ class DaemonServer implements ConnectionHost, DaemonState {
     const session = newSession(this.nextClientId++, pid, connection.peer.uid);
     this.clients.set(session.clientId, connection);
     return session;
+  }
+
+  openSession(pid: number): ClientSession {
+    const session = newSession(this.nextClientId++, pid, -1);
+    this.remoteSessions.add(session);
+    return session;
+  }
+
+  closeSession(session: ClientSession): void {
+    if (this.remoteSessions.delete(session)) this.dropSession(session);
   }
 
   mainConnection(clientId: number): Connection | undefined {
@@ -110,18 +151,31 @@ class DaemonServer implements ConnectionHost, DaemonState {
     const session = connection.session;
     if (session && this.clients.get(session.clientId) === connection) {
       this.clients.delete(session.clientId);
-      this.names.cancelWaits(session.clientId);
-      this.streams.dropSession(session);
-      this.table.dropSession(session);
+      this.dropSession(session);
     }
   }
 
+  /** Reclaims what a session had: its waits, streams, unsealed blobs and references. */
+  private dropSession(session: ClientSession): void {
+    this.names.cancelWaits(session.clientId);
+    this.streams.dropSession(session);
+    this.table.dropSession(session);
+  }
+
   async stop(): Promise<void> {
+    // Leaving first takes this daemon's objects and names out of the cluster view at once.
+    await this.cluster?.stop();
+    this.expirations.clear();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections) connection.close();
-    await closed;
+    this.remote.close();
+    await Promise.all([closed, this.rpc?.close()]);
     this.pool.close();
     fs.rmSync(this.socketPath, { force: true });
+  }
+
+  get listening(): boolean {
+    return this.server.listening;
   }
 
   private accept(socket: net.Socket): void {
@@ -177,12 +231,37 @@ async function prepareSocketPath(socketPath: string): Promise<void> {
 }
 
 export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
-  const daemon = new DaemonServer(resolveOptions(options));
+  const resolved = resolveOptions(options);
+  // With --etcd the instance id comes from the cluster, so object ids are unique across it.
+  const cluster = resolved.etcd.length > 0 ? await joinCluster(resolved) : undefined;
+  const daemon = new DaemonServer(cluster ? { ...resolved, instanceId: cluster.instanceId } : resolved, cluster);
   try {
+    await cluster?.attach(daemon.table, daemon.names, daemon.expirations);
     await daemon.listen();
+    const rpcEndpoint = daemon.rpcEndpoint ?? null;
+    if (cluster && cluster.rpcEndpoint !== rpcEndpoint) await cluster.setRpcEndpoint(rpcEndpoint);
   } catch (error) {
-    daemon.pool.close();
+    if (daemon.listening) await daemon.stop();
+    else {
+      daemon.pool.close();
+      await cluster?.stop();
+    }
     throw error;
   }
-  return { socket: daemon.socketPath, instanceId: daemon.instanceId, stop: () => daemon.stop() };
+  return { socket: daemon.socketPath, instanceId: daemon.instanceId, rpcEndpoint: daemon.rpcEndpoint, stop: () => daemon.stop() };
+}
+
+/** Joins the cluster in etcd. Errors: Unavailable, InvalidArgument, Conflict. */
+async function joinCluster(options: ResolvedOptions): Promise<ClusterMetadata> {
+  // Loaded only here, so that a daemon without --etcd never loads the etcd client.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { ClusterMetadata } = require('./cluster/cluster-metadata') as typeof import('./cluster/cluster-metadata');
+  return ClusterMetadata.join({
+    endpoints: options.etcd,
+    prefix: options.etcdPrefix,
+    leaseTtlSeconds: options.leaseTtlSeconds,
+    socket: options.socket,
+    // The RPC port is opened later, and may be picked by the system: registered once known.
+    rpcEndpoint: null,
+  });
 }

@@ -90,7 +90,7 @@ export function readHeader(head: Buffer, maxFrameBytes: number): number {
   return length;
 }
 
-function decodeBody(body: Buffer): unknown {
+export function decodeBody(body: Buffer): unknown {
   try {
     return packr.unpack(body);
   } catch (error) {

@@ -150,6 +150,8 @@ export interface CreateMetadataRequest {
   /** Publish the new object under this name, in the same step. */
   name?: string;
   override?: boolean;
+  /** In a cluster: make it visible cluster-wide, in the same step (a name implies it). */
+  persist?: boolean;
 }
 export interface CreateMetadataReply {
   id: string;
@@ -166,6 +168,8 @@ export interface CreateMetadataManyReply {
 /** `ref` is an object id or a name. */
 export interface GetObjectRequest {
   ref: string;
+  /** In a cluster: copy the bytes of another instance's object here (else RemoteObject). */
+  fetch?: boolean;
 }
 export interface GetObjectReply {
   meta: ObjectMeta;
@@ -277,6 +281,104 @@ export type CloseStreamReply = Record<string, never>;
 export type StatusRequest = Record<string, never>;
 export type StatusReply = DaemonStatus;
 
+/**
+ * Copies a remote object into this daemon (`ref`: an id or a name) and answers with the local
+ * copy's id; an object already here answers with itself. A second migrate of the same object
+ * copies nothing: the daemon remembers the copy while it lives.
+ */
+export interface MigrateRequest {
+  ref: string;
+}
+export interface MigrateReply {
+  id: string;
+  /** Bytes copied by this call: 0 when the object was local or copied before. */
+  copiedBytes: number;
+}
+
+/** A metadata object whose members may live on other instances (partitions). */
+export interface PutGlobalRequest {
+  typename: string;
+  /** member key -> object id, local or remote */
+  members: Record<string, string>;
+  fields?: Record<string, unknown>;
+  labels?: Record<string, string>;
+  name?: string;
+  override?: boolean;
+}
+export interface PutGlobalReply {
+  id: string;
+}
+
+// The RPC (TCP) port speaks the same frames and kinds, plus the three below. A remote session
+// cannot receive fds, so blob bytes travel inside its frames instead, copied.
+
+/** The first frame on the RPC port. */
+export interface RegisterRpcRequest {
+  protocolVersion: number;
+  /** The daemon's --rpc-token, when it requires one. */
+  token?: string;
+}
+export interface RegisterRpcReply {
+  clientId: number;
+  instanceId: number;
+  /** The largest request frame the daemon accepts; writeBlob chunks stay under it. */
+  maxFrameBytes: number;
+}
+
+export interface ByteRange {
+  id: string;
+  offset: number;
+  length: number;
+}
+
+/** Bytes of blobs this session holds (taken with getBlobs or getObject first). */
+export interface ReadBlobsRequest {
+  ranges: ByteRange[];
+}
+/** The ranges' bytes back to back, in request order. */
+export interface ReadBlobsReply {
+  data: Uint8Array;
+}
+
+/** Writes bytes into one of this session's unsealed blobs. */
+export interface WriteBlobRequest {
+  id: string;
+  offset: number;
+  data: Uint8Array;
+}
+export type WriteBlobReply = Record<string, never>;
+
+/** An instance as the cluster view shows it (clusterInfo). */
+export interface InstanceSummary {
+  instanceId: number;
+  hostname: string;
+  /** Its UNIX socket, on its host. */
+  socket: string;
+  /** host:port of its RPC port, or null when it serves none. */
+  rpcEndpoint: string | null;
+  /** False once its lease is gone: it stopped, died, or lost etcd for longer than its TTL. */
+  alive: boolean;
+}
+
+export type ClusterInfoRequest = Record<string, never>;
+/** Answered from the daemon's cached view of etcd: it never waits for etcd. */
+export interface ClusterInfoReply {
+  /** The instance that answered. */
+  instanceId: number;
+  /** False without --etcd: the list is just this instance. */
+  clustered: boolean;
+  /** Whether this instance is registered in etcd right now (false while etcd is unreachable). */
+  registered: boolean;
+  instances: InstanceSummary[];
+}
+
+/** Makes an object (and its members) visible cluster-wide; `ttl` in seconds makes it expire. */
+export interface PersistRequest {
+  id: string;
+  ttl?: number;
+}
+export type PersistReply = Record<string, never>;
+
 /** The table: kind -> [request, reply]. */
 export interface Messages {
   register: [RegisterRequest, RegisterReply];
@@ -308,14 +410,27 @@ export interface Messages {
   /** A reader that stops early lets go of the stream (another reader may open it). */
   closeReader: [CloseStreamRequest, CloseStreamReply];
   status: [StatusRequest, StatusReply];
+  clusterInfo: [ClusterInfoRequest, ClusterInfoReply];
+  persist: [PersistRequest, PersistReply];
+  migrate: [MigrateRequest, MigrateReply];
+  putGlobal: [PutGlobalRequest, PutGlobalReply];
+  registerRpc: [RegisterRpcRequest, RegisterRpcReply];
+  readBlobs: [ReadBlobsRequest, ReadBlobsReply];
+  writeBlob: [WriteBlobRequest, WriteBlobReply];
 }
 
 export type Kind = keyof Messages;
 export type RequestOf<K extends Kind> = Messages[K][0];
 export type ReplyOf<K extends Kind> = Messages[K][1];
 
+/** Kinds only the RPC port serves: bytes travel in frames there, never on the UNIX socket. */
+export type RpcOnlyKind = 'registerRpc' | 'readBlobs' | 'writeBlob';
+
 /** Kinds a registered client may send on its main socket. */
-export type ClientKind = Exclude<Kind, 'register' | 'attachFdChannel'>;
+export type ClientKind = Exclude<Kind, 'register' | 'attachFdChannel' | RpcOnlyKind>;
+
+/** Kinds a registered RPC session may send: every client kind, plus reading and writing bytes. */
+export type RpcKind = ClientKind | Exclude<RpcOnlyKind, 'registerRpc'>;
 
 
 /** A request frame's body. */

@@ -14,7 +14,7 @@ export interface PutOptions {
   labels?: Record<string, string>;
   /** Tensors: the shape; default [length]. */
   shape?: number[];
-  /** Cluster: make it visible cluster-wide (once clusters exist). */
+  /** Cluster: make it visible cluster-wide (naming does this too). */
   persist?: boolean;
 }
 

@@ -42,7 +42,7 @@ export function inlineValueSpec(value: unknown, options: PutOptions): MetadataSp
 }
 
 export async function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
-  const publish = { name: options.name, override: options.override };
+  const publish = { name: options.name, override: options.override, persist: options.persist };
   const spec = { typename: VALUE_TYPENAME, labels: options.labels };
   const encoded = packr.pack(value);
   if (encoded.length <= INLINE_VALUE_BYTES) return client.createMetadata({ ...spec, data: encoded }, publish);

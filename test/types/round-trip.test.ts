@@ -107,12 +107,12 @@ describe('built-in types between processes', function () {
   it('an unknown typename resolves to the raw object', async () => {
     const [writer] = await client.createBlobs([4]);
     writer.buffer.writeUInt32LE(77);
-    const id = await client.createMetadata({ typename: 'acme::Widget', members: { payload: writer.id }, color: 'blue' }, { seal: [writer] });
+    const id = await client.createMetadata({ typename: 'unregistered::Widget', members: { payload: writer.id }, color: 'blue' }, { seal: [writer] });
     const raw = await client.get(id);
-    assert.equal(raw.typename, 'acme::Widget');
+    assert.equal(raw.typename, 'unregistered::Widget');
     assert.equal(raw.fields.color, 'blue');
     assert.equal(raw.member('payload').buffer.readUInt32LE(0), 77);
-    assert.throws(() => raw.member('nope'), { code: 'ObjectNotFound', message: new RegExp(`${id} \\(acme::Widget\\) has no member "nope"`) });
+    assert.throws(() => raw.member('nope'), { code: 'ObjectNotFound', message: new RegExp(`${id} \\(unregistered::Widget\\) has no member "nope"`) });
   });
 
   it('memory returns to its baseline once everything put is deleted', async () => {

@@ -24,7 +24,7 @@ import type { Lease } from 'etcd3';
 import { TrellisError } from '../../errors';
 import type { EtcdConnection } from './etcd-connection';
 import { allocateInstanceId, reclaimInstanceId } from './instance-ids';
-import { decodeInstanceInfo, instanceKey, sameIncarnation, type InstanceInfo, type InstanceStatus } from './instance-info';
+import { decodeInstanceInfo, encodeInstanceInfo, instanceKey, sameIncarnation, type InstanceInfo, type InstanceStatus } from './instance-info';
 import { InstanceView } from './instance-view';
 
 export const DEFAULT_LEASE_TTL_SECONDS = 10;
@@ -139,6 +139,18 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   instance(instanceId: number): InstanceStatus | undefined {
     return this.view.get(instanceId);
+  }
+
+  /**
+   * Registers a new RPC endpoint (a daemon may learn its RPC port only after it joined, when
+   * the port was picked by the system). Errors: Unavailable.
+   */
+  async setRpcEndpoint(rpcEndpoint: string | null): Promise<void> {
+    this.info.rpcEndpoint = rpcEndpoint;
+    const key = instanceKey(this.instanceId);
+    await this.connection.run(`register the rpc endpoint of instance ${this.instanceId}`, (kv) =>
+      kv.put(key).value(encodeInstanceInfo(this.info)).lease(this.leaseIdValue).exec(),
+    );
   }
 
   /** Stops keeping the lease alive and revokes it, which removes this daemon's keys. Never throws. */

@@ -1,0 +1,123 @@
+/**
+ * The shareable-list suite's plan, and its measurements turned into rows, targets and notes.
+ * Passes are set against a pass over a plain JS array of the same items in the same reader;
+ * open is set against client.exists, one bare request, in the same process.
+ */
+import type { ReadResult } from '../../children/shareable-list-client';
+import { describePlacement, type Placement } from '../../lib/cpu';
+import { formatBytes, formatDuration, formatRatio } from '../../lib/format';
+import type { SampleSet } from '../../lib/sampler';
+import { MIN_SAMPLES_FOR_P99, summarize } from '../../lib/stats';
+import type { Row, SuiteReport, TargetCheck } from '../../lib/suite';
+
+export interface ListPlan {
+  items: number;
+  daemonSize: string;
+  /** Passes over all items, per kind of pass. */
+  passes: { iterations: number; warmup: number };
+  /** Opens (each released after, untimed) and bare round trips. */
+  opens: { iterations: number; warmup: number };
+}
+
+/** A pass over 100,000 items takes about a millisecond; the whole suite a few seconds. */
+export const LIST_PLAN: ListPlan = {
+  items: 100_000,
+  daemonSize: '1GiB',
+  passes: { iterations: 30, warmup: 3 },
+  opens: { iterations: 300, warmup: 30 },
+};
+
+export interface ListMeasurements {
+  placement: Placement | undefined;
+  listBytes: number;
+  read: ReadResult;
+  copied: { firstDeserializeAndRead: SampleSet };
+  opened: { open: SampleSet; roundTrip: SampleSet; openRequests: number };
+  /** 1-minute load average when the suite started and ended. */
+  loadAverage: { before: number; after: number };
+}
+
+// The issue's goals.
+const READ_VS_ARRAY_LIMIT = 3;
+const OPEN_REQUESTS = 1;
+
+const median = (set: SampleSet) => summarize(set.samplesNs).median;
+const only = (set: SampleSet) => set.samplesNs[0];
+
+function row(section: string, operation: string, set: SampleSet, bytes?: number, versus?: string): Row {
+  const ops = set.samplesNs.length * set.opsPerSample;
+  return { section, operation, bytes, stats: summarize(set.samplesNs), faultsPerOp: set.minorFaults / ops, gcMs: set.gcMs, versus };
+}
+
+/** Two single timings taken back to back, as one. */
+function sum(a: SampleSet, b: SampleSet): SampleSet {
+  return {
+    samplesNs: [only(a) + only(b)],
+    opsPerSample: 1,
+    minorFaults: a.minorFaults + b.minorFaults,
+    gcCount: a.gcCount + b.gcCount,
+    gcMs: a.gcMs + b.gcMs,
+  };
+}
+
+export function listReport(plan: ListPlan, m: ListMeasurements): SuiteReport {
+  const { read, opened } = m;
+  const array = median(read.arrayPass);
+  const rt = median(opened.roundTrip);
+  const vsArray = (ns: number) => `${formatRatio(ns / array)} array`;
+  const firstOpenAndPass = sum(read.firstOpen, read.firstPass);
+  const copy = only(m.copied.firstDeserializeAndRead);
+  const readSection = `read all ${plan.items} items of a frozen list another process made (${formatBytes(m.listBytes)})`;
+  const rows: Row[] = [
+    row('baseline', `plain JS array of the same items, one pass (in the reader)`, read.arrayPass, undefined, 'array'),
+    row('baseline', 'client.exists: one request round trip', opened.roundTrip, undefined, `RT = ${formatDuration(rt)}`),
+    row(readSection, 'every item decoded from shared memory (new list object a pass)', read.decodingPass, m.listBytes, vsArray(median(read.decodingPass))),
+    row(readSection, 'later passes over one list (items cached)', read.cachedPass, m.listBytes, vsArray(median(read.cachedPass))),
+    row(readSection, 'first open in a fresh process', read.firstOpen, undefined, `${(only(read.firstOpen) / rt).toFixed(1)} RT, ${read.firstOpenRequests} request(s)`),
+    row(readSection, 'first pass after it (decode, first touch, cold JIT)', read.firstPass, m.listBytes, vsArray(only(read.firstPass))),
+    row(readSection, 'first open + first pass', firstOpenAndPass, m.listBytes, `${vsArray(only(firstOpenAndPass))}, ${formatRatio(only(firstOpenAndPass) / copy)} copying in`),
+    row('copy the items in instead (fresh process)', 'v8.deserialize + first pass', m.copied.firstDeserializeAndRead, undefined, vsArray(copy)),
+    row('open', 'ShareableList.open, steady (released after each, untimed)', opened.open, undefined, `${(median(opened.open) / rt).toFixed(2)} RT, ${opened.openRequests} request(s)`),
+  ];
+  return { rows, targets: targets(plan, m), notes: notes(plan, m, rt), data: { plan, measurements: m } };
+}
+
+function targets(plan: ListPlan, m: ListMeasurements): TargetCheck[] {
+  const array = median(m.read.arrayPass);
+  const decoding = median(m.read.decodingPass) / array;
+  const cached = median(m.read.cachedPass) / array;
+  const openRt = median(m.opened.open) / median(m.opened.roundTrip);
+  return [
+    {
+      target: `reading all ${plan.items} items of a frozen list in another process within ${READ_VS_ARRAY_LIMIT}x a plain JS array, every item decoded from shared memory`,
+      measured: `${formatRatio(decoding)} (${formatDuration(median(m.read.decodingPass))} vs ${formatDuration(array)})`,
+      met: decoding <= READ_VS_ARRAY_LIMIT,
+    },
+    {
+      target: `the same, later passes over one list (its decoded-item cache)`,
+      measured: `${formatRatio(cached)} (${formatDuration(median(m.read.cachedPass))})`,
+      met: cached <= READ_VS_ARRAY_LIMIT,
+    },
+    {
+      target: `ShareableList.open costs ${OPEN_REQUESTS} round trip`,
+      measured:
+        `${m.opened.openRequests} request steady, ${m.read.firstOpenRequests} for the first open in a fresh process (daemon's count); ` +
+        `time ${openRt.toFixed(2)} RT (${formatDuration(median(m.opened.open))} vs exists ${formatDuration(median(m.opened.roundTrip))})`,
+      met: m.opened.openRequests === OPEN_REQUESTS && m.read.firstOpenRequests === OPEN_REQUESTS,
+    },
+  ];
+}
+
+function notes(plan: ListPlan, m: ListMeasurements, rt: number): string[] {
+  return [
+    `Placement: ${describePlacement(m.placement)}; trellisd (--size ${plan.daemonSize}) is its own process. RT = ${formatDuration(rt)} (client.exists, same process as the opens). ` +
+      `1-minute load average ${m.loadAverage.before.toFixed(2)} at the start, ${m.loadAverage.after.toFixed(2)} at the end.`,
+    'Items mix what a table row holds, eight kinds in turn: short and longer ASCII strings, UTF-8 strings, integers, floats, booleans, ' +
+      'null, 4-byte buffers and bigints past 2^53. A pass reads each item the way a caller would (a string\'s length, a number\'s value).',
+    `Passes: ${plan.passes.iterations} timed after ${plan.passes.warmup} warm-up, medians. "decoded from shared memory" wraps the same blob in a new list ` +
+      'object before each pass (untimed), so no item comes from a cache; "later passes" reuse one list, whose items were decoded once.',
+    'Requests per open come from the daemon\'s request count (status().requests) around the open, nothing else talking to it meanwhile.',
+    'The first open now follows two status requests (for that count), so it measures the open, not the process\'s first request.',
+    `faults/op and gc ms count only inside timed windows. p99 is shown from ${MIN_SAMPLES_FOR_P99} samples up.`,
+  ];
+}

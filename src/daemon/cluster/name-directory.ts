@@ -1,0 +1,184 @@
+/**
+ * Names, cluster-wide: one namespace in etcd under `names/`, mirrored into each daemon's
+ * NameTable (which then answers getName, listNames and getName's waits as before, now for names
+ * published anywhere).
+ *
+ * Every change is one etcd transaction, so two daemons can never both win a name:
+ * - a new name is put only if the key does not exist (create revision 0);
+ * - override, or a name already on the same object, is a compare-and-swap on the key's mod
+ *   revision as this daemon last saw it;
+ * - putNames compares every name in the same transaction: all or none.
+ * When the comparison fails, the transaction's else branch reads the names back, so one round
+ * trip tells who holds the name (NameExists) or gives the revision to retry a swap with.
+ *
+ * A name key lives on the lease of the daemon that holds the object, so the names of a dead
+ * daemon's objects disappear with it. `owned` lists the names that publish this daemon's
+ * objects: it puts them back after its lease was lost.
+ */
+import type { IKeyValue, Namespace } from 'etcd3';
+import { TrellisError } from '../../errors';
+import { instanceOf } from '../../protocol/ids';
+import type { TransactionOperation } from '../metadata/batched-transaction';
+import { MAX_OPERATIONS_PER_TRANSACTION } from '../metadata/batched-transaction';
+import type { EtcdConnection } from '../metadata/etcd-connection';
+import type { NameTable } from '../names';
+import { PrefixMirror } from './prefix-mirror';
+import { NAMES_PREFIX, decodeNameTarget, nameKey, nameOfKey, objectKey } from './records';
+
+/** putNames takes at most this many names: they must fit one etcd transaction. */
+export const MAX_NAMES_PER_CALL = MAX_OPERATIONS_PER_TRANSACTION;
+/** A swap that keeps losing to other writers gives up with Conflict after this many tries. */
+const MAX_SWAP_ATTEMPTS = 8;
+
+export interface NameChange {
+  readonly name: string;
+  readonly id: string;
+  /** The lease of the daemon that holds the object. */
+  readonly lease: string;
+  /** Move the name if another object has it (else NameExists). */
+  readonly override: boolean;
+}
+
+/** What a name holds as this daemon last saw it; null when absent. */
+type Observed = { id: string | undefined; modRevision: string } | null;
+
+export class NameDirectory {
+  readonly mirror: PrefixMirror;
+  /** Names that publish this daemon's objects, and the object each publishes. */
+  readonly owned = new Map<string, string>();
+  /** Every name in the cluster view, by the object it publishes, and the other way round. */
+  private readonly byId = new Map<string, Set<string>>();
+  private readonly targets = new Map<string, string>();
+
+  constructor(
+    private readonly connection: EtcdConnection,
+    private readonly names: NameTable,
+    private readonly instanceId: number,
+  ) {
+    this.mirror = new PrefixMirror(connection, NAMES_PREFIX);
+    this.mirror.on('put', (key, entry) => {
+      const name = nameOfKey(key);
+      if (name === undefined) return;
+      const id = decodeNameTarget(entry.value);
+      this.unindex(name);
+      this.names.mirror(name, id);
+      if (id === undefined) return;
+      this.targets.set(name, id);
+      this.byId.set(id, (this.byId.get(id) ?? new Set()).add(name));
+      if (instanceOf(id) === this.instanceId) this.owned.set(name, id);
+      else this.owned.delete(name);
+    });
+    this.mirror.on('delete', (key) => {
+      const name = nameOfKey(key);
+      if (name === undefined) return;
+      this.unindex(name);
+      // `owned` keeps it: only an explicit drop (see ClusterMetadata) removes it from there.
+      this.names.mirror(name, undefined);
+    });
+  }
+
+  /** Names in the cluster view that publish `id`. */
+  namesOf(id: string): string[] {
+    return [...(this.byId.get(id) ?? [])];
+  }
+
+  /**
+   * Publishes names in one transaction, with `records` (object records to persist first) in
+   * the same transaction. The caller keeps records.length + changes.length within one
+   * transaction. `mustExist` are objects of other instances that the names point at: the
+   * transaction also checks their records are still there. Returns the revision.
+   * Errors: NameExists, ObjectNotFound (via notFound), Conflict, Unavailable.
+   */
+  async put(
+    changes: readonly NameChange[],
+    records: readonly TransactionOperation[],
+    mustExist: readonly string[],
+    notFound: (id: string) => TrellisError,
+  ): Promise<bigint> {
+    const observed = new Map<string, Observed>();
+    for (const change of changes) {
+      const entry = this.mirror.get(nameKey(change.name));
+      observed.set(change.name, entry ? { id: decodeNameTarget(entry.value), modRevision: String(entry.modRevision) } : null);
+    }
+    // etcd allows as many comparisons as operations; checking objects is a bonus that must fit.
+    const checked = changes.length + mustExist.length <= MAX_OPERATIONS_PER_TRANSACTION ? mustExist : [];
+    for (let attempt = 1; attempt <= MAX_SWAP_ATTEMPTS; attempt++) {
+      for (const change of changes) {
+        const seen = observed.get(change.name);
+        if (!change.override && seen && seen.id !== change.id) throw nameExists(change.name, seen.id);
+      }
+      const what = changes.length === 1 ? `publish name ${JSON.stringify(changes[0].name)}` : `publish ${changes.length} names`;
+      const response = await this.connection.run(what, async (kv) => {
+        let txn = kv.if(nameKey(changes[0].name), ...compareFor(observed.get(changes[0].name)!));
+        for (const change of changes.slice(1)) txn = txn.and(nameKey(change.name), ...compareFor(observed.get(change.name)!));
+        for (const id of checked) txn = txn.and(objectKey(id), 'Create', '>', 0);
+        return txn
+          .then(...records.map((operation) => toRequest(kv, operation)), ...changes.map((change) => kv.put(nameKey(change.name)).value(change.id).lease(change.lease)))
+          .else(...changes.map((change) => kv.get(nameKey(change.name))), ...checked.map((id) => kv.get(objectKey(id))))
+          .commit();
+      });
+      if (response.succeeded) {
+        const revision = BigInt(response.header.revision);
+        for (const change of changes) this.mirror.applyLocal(nameKey(change.name), { value: Buffer.from(change.id), lease: change.lease }, revision);
+        return revision;
+      }
+      const reads = response.responses.map((op) => op.response_range?.kvs[0] as IKeyValue | undefined);
+      changes.forEach((change, i) => {
+        const kv = reads[i];
+        observed.set(change.name, kv ? { id: decodeNameTarget(kv.value), modRevision: kv.mod_revision } : null);
+      });
+      checked.forEach((id, i) => {
+        if (!reads[changes.length + i]) throw notFound(id);
+      });
+    }
+    throw new TrellisError('Conflict', `names ${changes.map((c) => JSON.stringify(c.name)).join(', ')} kept changing under ${MAX_SWAP_ATTEMPTS} attempts to publish them; try again`);
+  }
+
+  /** Deletes a name everywhere; whether it existed. Errors: Unavailable. */
+  async drop(name: string): Promise<boolean> {
+    const key = nameKey(name);
+    const owned = this.owned.get(name);
+    // Forgotten first, so that the delete coming back through the watch is not taken for a loss.
+    this.owned.delete(name);
+    let response;
+    try {
+      response = await this.connection.run(`drop name ${JSON.stringify(name)}`, (kv) => kv.delete().key(key).exec());
+    } catch (error) {
+      if (owned !== undefined && !this.owned.has(name)) this.owned.set(name, owned);
+      throw error;
+    }
+    this.mirror.applyLocal(key, undefined, BigInt(response.header.revision));
+    return Number(response.deleted) > 0;
+  }
+
+  /** Shows deletions this daemon committed (deleting named objects with force) at once. */
+  dropped(names: readonly string[], revision: bigint): void {
+    for (const name of names) {
+      this.owned.delete(name);
+      this.mirror.applyLocal(nameKey(name), undefined, revision);
+    }
+  }
+
+  private unindex(name: string): void {
+    const id = this.targets.get(name);
+    if (id === undefined) return;
+    this.targets.delete(name);
+    const set = this.byId.get(id);
+    set?.delete(name);
+    if (set?.size === 0) this.byId.delete(id);
+  }
+}
+
+function compareFor(seen: Observed): [column: 'Create' | 'Mod', cmp: '==', value: string | number] {
+  return seen === null ? ['Create', '==', 0] : ['Mod', '==', seen.modRevision];
+}
+
+function toRequest(kv: Namespace, operation: TransactionOperation) {
+  if (operation.kind === 'delete') return kv.delete().key(operation.key);
+  const put = kv.put(operation.key).value(operation.value);
+  return operation.leaseId === undefined ? put : put.lease(operation.leaseId);
+}
+
+function nameExists(name: string, holder: string | undefined): TrellisError {
+  return new TrellisError('NameExists', `name ${JSON.stringify(name)} is taken by ${holder ?? 'another object'}; pass override to move it`);
+}

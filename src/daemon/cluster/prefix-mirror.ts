@@ -1,0 +1,239 @@
+/**
+ * A live copy of every key under one etcd prefix: a snapshot, then a watch from the snapshot's
+ * revision on, so no change falls between the two. Reads are served from memory; nothing on a
+ * daemon's hot path waits for etcd.
+ *
+ * Like InstanceView, it never resumes a broken watch: it reads a fresh snapshot and watches
+ * again. An etcd that lost its data counts revisions from 1 again, and a resumed watch would
+ * wait silently for the old revision numbers to come back.
+ *
+ * A daemon's own writes are applied at once (`applyLocal`), so a client that put a name reads
+ * it back from the same daemon without waiting for the watch to echo it. The revision each
+ * write got keeps an older watch event from undoing it.
+ *
+ * Events:
+ * - 'put' (key, entry): the key was created or changed.
+ * - 'delete' (key, previous, how): the key is gone; `how` is 'event' when etcd reported a
+ *   delete (by a client, or a lease ending), 'snapshot' when a fresh snapshot lacks it.
+ * - 'synced' (revision): a snapshot was applied and the watch is running.
+ * - 'unavailable' (TrellisError): a resync failed; it keeps retrying until stopped.
+ */
+import { EventEmitter } from 'node:events';
+import type { IKeyValue, Watcher } from 'etcd3';
+import type { TrellisError } from '../../errors';
+import type { EtcdConnection } from '../metadata/etcd-connection';
+
+const RESYNC_FIRST_DELAY_MS = 100;
+const RESYNC_MAX_DELAY_MS = 2_000;
+
+export interface MirrorEntry {
+  readonly value: Buffer;
+  /** The lease the key is attached to, '0' for none. */
+  readonly lease: string;
+  readonly modRevision: bigint;
+}
+
+export interface PrefixMirrorEvents {
+  put: [key: string, entry: MirrorEntry];
+  delete: [key: string, previous: MirrorEntry, how: 'event' | 'snapshot'];
+  synced: [revision: bigint];
+  unavailable: [TrellisError];
+}
+
+export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
+  private readonly entries = new Map<string, MirrorEntry>();
+  /** Revisions of writes applied locally that the watch has not delivered yet, by key. */
+  private readonly localRevisions = new Map<string, bigint>();
+  /** The highest revision the watch (or the last snapshot) has delivered. */
+  private watchRevision = 0n;
+  /**
+   * Keys written locally while a snapshot is being read: the snapshot may predate the write,
+   * so it neither removes nor overwrites them (the new watch brings any later change).
+   */
+  private touched: Set<string> | undefined;
+  private watcher: Watcher | undefined;
+  private generation = 0;
+  private resyncing = false;
+  private resyncAgain = false;
+  private stopped = false;
+
+  constructor(
+    private readonly connection: EtcdConnection,
+    readonly prefix: string,
+  ) {
+    super();
+  }
+
+  /** Reads the first snapshot and starts watching. Errors: Unavailable. */
+  async start(): Promise<void> {
+    await this.sync();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(key: string): MirrorEntry | undefined {
+    return this.entries.get(key);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.entries.keys();
+  }
+
+  /**
+   * Applies a write this daemon just committed at `revision` (undefined entry: a delete),
+   * unless the watch already delivered that revision or a later one.
+   */
+  applyLocal(key: string, entry: Omit<MirrorEntry, 'modRevision'> | undefined, revision: bigint): void {
+    if (this.stopped || revision <= this.watchRevision) return;
+    const current = this.entries.get(key);
+    if (current && current.modRevision > revision) return;
+    this.localRevisions.set(key, revision);
+    this.touched?.add(key);
+    if (entry) this.setEntry(key, { ...entry, modRevision: revision });
+    else if (current) this.deleteEntry(key, current, 'event');
+  }
+
+  /**
+   * Reads a fresh snapshot and watches again soon, retrying with backoff until it works or the
+   * mirror stops. Calls made while one runs fold into one more round.
+   */
+  resync(): void {
+    if (this.stopped) return;
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return;
+    }
+    this.resyncing = true;
+    void (async () => {
+      let delay = RESYNC_FIRST_DELAY_MS;
+      try {
+        while (!this.stopped) {
+          this.resyncAgain = false;
+          try {
+            await this.sync();
+            if (!this.resyncAgain) return;
+          } catch (error) {
+            if (this.stopped) return;
+            this.emit('unavailable', this.connection.toTrellisError(`resynchronize ${this.prefix}`, error));
+            await new Promise((resolve) => setTimeout(resolve, delay));
+            delay = Math.min(delay * 2, RESYNC_MAX_DELAY_MS);
+          }
+        }
+      } finally {
+        this.resyncing = false;
+      }
+    })();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.generation++;
+    this.dropWatcher();
+  }
+
+  private async sync(): Promise<void> {
+    const generation = ++this.generation;
+    this.dropWatcher();
+    const touched = new Set<string>();
+    this.touched = touched;
+    let snapshot;
+    try {
+      snapshot = await this.connection.run(`list ${this.prefix}`, (kv) => kv.getAll().prefix(this.prefix).exec());
+    } finally {
+      if (this.touched === touched) this.touched = undefined;
+    }
+    if (generation !== this.generation) return;
+    const revision = BigInt(snapshot.header.revision);
+    this.applySnapshot(snapshot.kvs, revision, touched);
+    const watcher = this.connection.kv
+      .watch()
+      .prefix(this.prefix)
+      .startRevision(String(revision + 1n))
+      .watcher();
+    // Listeners go on before the watch connects, so no event can slip past them.
+    const current = (): boolean => generation === this.generation;
+    watcher.on('put', (kv) => current() && this.onPut(kv));
+    watcher.on('delete', (kv) => current() && this.onDelete(kv));
+    watcher.on('disconnected', () => current() && this.resync());
+    // Kept even on stale watchers: an 'error' event nobody listens to would throw.
+    watcher.on('error', () => current() && this.resync());
+    this.watcher = watcher;
+    try {
+      await this.connection.run(`watch ${this.prefix}`, () => waitConnected(watcher));
+    } catch (error) {
+      if (current()) this.dropWatcher();
+      throw error;
+    }
+    if (current()) this.emit('synced', revision);
+  }
+
+  private applySnapshot(kvs: IKeyValue[], revision: bigint, touched: ReadonlySet<string>): void {
+    // Revisions from before may belong to an etcd that has since lost its data: start afresh,
+    // except for writes made after the snapshot was read, which it cannot know about.
+    const newer = new Set([...touched].filter((key) => (this.localRevisions.get(key) ?? 0n) > revision));
+    for (const key of [...this.localRevisions.keys()]) if (!newer.has(key)) this.localRevisions.delete(key);
+    touched = newer;
+    this.watchRevision = revision;
+    const present = new Map<string, IKeyValue>(kvs.map((kv) => [kv.key.toString(), kv]));
+    for (const [key, previous] of [...this.entries]) if (!present.has(key) && !touched.has(key)) this.deleteEntry(key, previous, 'snapshot');
+    for (const [key, kv] of present) {
+      if (touched.has(key)) continue;
+      const known = this.entries.get(key);
+      const entry = toEntry(kv);
+      if (known && known.modRevision === entry.modRevision && known.lease === entry.lease && known.value.equals(entry.value)) continue;
+      this.setEntry(key, entry);
+    }
+  }
+
+  private onPut(kv: IKeyValue): void {
+    const key = kv.key.toString();
+    const entry = toEntry(kv);
+    if (this.watched(key, entry.modRevision)) this.setEntry(key, entry);
+  }
+
+  private onDelete(kv: IKeyValue): void {
+    const key = kv.key.toString();
+    const known = this.entries.get(key);
+    if (this.watched(key, BigInt(kv.mod_revision)) && known) this.deleteEntry(key, known, 'event');
+  }
+
+  /** Records a watch event's revision; false when a local write already moved past it. */
+  private watched(key: string, revision: bigint): boolean {
+    if (revision > this.watchRevision) this.watchRevision = revision;
+    const local = this.localRevisions.get(key);
+    if (local === undefined) return true;
+    if (revision < local) return false;
+    this.localRevisions.delete(key);
+    return revision > local;
+  }
+
+  private setEntry(key: string, entry: MirrorEntry): void {
+    this.entries.set(key, entry);
+    this.emit('put', key, entry);
+  }
+
+  private deleteEntry(key: string, previous: MirrorEntry, how: 'event' | 'snapshot'): void {
+    this.entries.delete(key);
+    this.emit('delete', key, previous, how);
+  }
+
+  private dropWatcher(): void {
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    // Not awaited: cancelling waits for etcd to confirm, which a dead link never does.
+    if (watcher) watcher.cancel().catch(() => undefined);
+  }
+}
+
+function toEntry(kv: IKeyValue): MirrorEntry {
+  return { value: kv.value, lease: kv.lease, modRevision: BigInt(kv.mod_revision) };
+}
+
+function waitConnected(watcher: Watcher): Promise<void> {
+  return new Promise((resolve, reject) => {
+    watcher.once('connected', () => resolve());
+    watcher.once('error', reject);
+  });
+}

@@ -1,0 +1,125 @@
+/**
+ * What the cluster keeps in etcd about objects and names, and where. Keys are relative to the
+ * cluster prefix (see EtcdConnection), beside Membership's `instances/`:
+ *
+ *   objects/<id>   msgpack ObjectRecord: one persisted object (members are separate keys), on
+ *                  the lease of the daemon that holds its bytes
+ *   names/<name>   the object id it publishes, on the lease of the daemon that holds the object
+ *
+ * Both vanish with the owning daemon's lease, so a dead daemon's objects and names leave the
+ * cluster view on their own. Records never say where bytes live (segment, offset): a blob may
+ * move (spilling) without its record changing.
+ */
+import { Packr } from 'msgpackr';
+import { instanceOf, isObjectId } from '../../protocol/ids';
+import type { ObjectMeta, ObjectSummary } from '../../protocol/messages';
+
+export const OBJECTS_PREFIX = 'objects/';
+export const NAMES_PREFIX = 'names/';
+
+/** The persisted form of one object; its id is in the key, its owner in the id. */
+export interface ObjectRecord {
+  typename: string;
+  nbytes: number;
+  createdAt: number;
+  labels: Record<string, string>;
+  fields: Record<string, unknown>;
+  /** member key -> object id; each member has a record of its own. */
+  members: Record<string, string>;
+  /** True when the object is a blob: its bytes are only on its owner. */
+  blob: boolean;
+  /** Milliseconds since the epoch after which the object is gone (persist's ttl); absent: never. */
+  expiresAt?: number;
+}
+
+/** A record as a daemon's cache holds it: decoded, with its id, owner and etcd lease. */
+export interface CachedRecord extends ObjectRecord {
+  readonly id: string;
+  readonly instanceId: number;
+  readonly lease: string;
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+export const objectKey = (id: string): string => OBJECTS_PREFIX + id;
+export const nameKey = (name: string): string => NAMES_PREFIX + name;
+
+export function encodeRecord(record: ObjectRecord): Buffer {
+  return packr.pack(record);
+}
+
+/** The id in an `objects/<id>` key, or undefined for anything else. */
+export function idOfObjectKey(key: string): string | undefined {
+  const id = key.startsWith(OBJECTS_PREFIX) ? key.slice(OBJECTS_PREFIX.length) : undefined;
+  return isObjectId(id) ? id : undefined;
+}
+
+/** The name in a `names/<name>` key. */
+export function nameOfKey(key: string): string | undefined {
+  return key.startsWith(NAMES_PREFIX) && key.length > NAMES_PREFIX.length ? key.slice(NAMES_PREFIX.length) : undefined;
+}
+
+/**
+ * Reads a record from etcd. Anyone with access to etcd can write there, so a value that does not
+ * decode into a well-formed record is ignored rather than trusted.
+ */
+export function decodeRecord(key: string, value: Buffer, lease: string): CachedRecord | undefined {
+  const id = idOfObjectKey(key);
+  if (id === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = packr.unpack(value);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const r = parsed as Record<string, unknown>;
+  if (typeof r.typename !== 'string' || typeof r.nbytes !== 'number' || typeof r.createdAt !== 'number') return undefined;
+  if (!isPlainMap(r.labels) || !isPlainMap(r.fields) || !isPlainMap(r.members)) return undefined;
+  if (!Object.values(r.members).every(isObjectId)) return undefined;
+  if (r.expiresAt !== undefined && typeof r.expiresAt !== 'number') return undefined;
+  return {
+    id,
+    instanceId: instanceOf(id),
+    lease,
+    typename: r.typename,
+    nbytes: r.nbytes,
+    createdAt: r.createdAt,
+    labels: r.labels as Record<string, string>,
+    fields: r.fields,
+    members: r.members as Record<string, string>,
+    blob: r.blob === true,
+    expiresAt: r.expiresAt as number | undefined,
+  };
+}
+
+/** The id a `names/` value publishes, or undefined when it is not an id. */
+export function decodeNameTarget(value: Buffer): string | undefined {
+  const id = value.toString();
+  return isObjectId(id) ? id : undefined;
+}
+
+export function isExpired(record: ObjectRecord, now = Date.now()): boolean {
+  return record.expiresAt !== undefined && record.expiresAt <= now;
+}
+
+export function summaryOf(record: CachedRecord): ObjectSummary {
+  return { id: record.id, typename: record.typename, nbytes: record.nbytes, sealed: true, createdAt: record.createdAt };
+}
+
+export function shallowMeta(record: CachedRecord, members: Record<string, ObjectMeta>): ObjectMeta {
+  return {
+    id: record.id,
+    typename: record.typename,
+    nbytes: record.nbytes,
+    instanceId: record.instanceId,
+    createdAt: record.createdAt,
+    labels: record.labels,
+    fields: record.fields,
+    members,
+  };
+}
+
+function isPlainMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}

@@ -1,0 +1,306 @@
+/**
+ * The calling end of a daemon's RPC port (TCP), shared by remote clients (client/rpc.ts) and by
+ * daemons that copy objects from each other (daemon/rpc/peers.ts). It frames requests, matches
+ * replies by seq, streams blob bytes in both directions without gathering them into frames, and
+ * never hangs: connecting, the handshake and each request have deadlines, and a peer that misses
+ * one is treated as gone.
+ *
+ * Socket errors become TrellisErrors here and nowhere else: a peer that cannot be reached, dies
+ * or stops answering is `Unavailable` (with the system error as `cause`); a refused token is
+ * `PermissionDenied`, as the daemon answers it.
+ */
+import * as net from 'node:net';
+import { fromWireError, TrellisError } from '../errors';
+import { encodeFrameWithBytes, planReads } from './bulk-frames';
+import { FrameReader, type BulkConsumer } from './frame-reader';
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame } from './framing';
+import { PROTOCOL_VERSION, type ByteRange, type Kind, type RegisterRpcReply, type ReplyEnvelope, type ReplyOf, type RequestOf } from './messages';
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
+/** Bytes per readBlobs or writeBlob frame; several are kept in flight. */
+export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
+/** readBlobs (or writeBlob) requests in flight at once while copying. */
+export const READ_WINDOW = 4;
+/** Replies can be larger than requests (a big listObjects); this bounds what a peer can make us allocate. */
+export const MAX_REPLY_FRAME_BYTES = 4 * DEFAULT_MAX_FRAME_BYTES;
+/** Room left in a writeBlob frame for its msgpack prefix. */
+const FRAME_OVERHEAD_BYTES = 4096;
+/** One reusable buffer for socket reads: big reads, no allocation per read. */
+const READ_BUFFER_BYTES = 1024 * 1024;
+
+export interface RpcSocketOptions {
+  /** The daemon's --rpc-token, when it requires one. */
+  token?: string;
+  connectTimeoutMs?: number;
+  /** Default deadline for a reply; 0 for none. */
+  requestTimeoutMs?: number;
+}
+
+export interface RequestOptions {
+  /** Overrides the socket's deadline for this request; 0 for none (a request that waits on purpose). */
+  timeoutMs?: number;
+}
+
+interface Pending {
+  kind: string;
+  resolve(reply: unknown): void;
+  reject(error: Error): void;
+  timer?: NodeJS.Timeout;
+  /** readBlobs: where the reply's bytes go as they arrive. */
+  consume?: BulkConsumer;
+  /** A consumer that threw: the bytes still drain, then the request fails with this. */
+  consumeError?: unknown;
+}
+
+/** host:port -> its parts. Errors: InvalidArgument. */
+export function parseEndpoint(endpoint: string): { host: string; port: number } {
+  const match = typeof endpoint === 'string' ? /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(endpoint) : null;
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port < 1 || port > 65535) {
+    throw new TrellisError('InvalidArgument', `an RPC endpoint is host:port, such as 127.0.0.1:9600; got ${JSON.stringify(endpoint)}`);
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
+}
+
+export class RpcSocket {
+  registration!: RegisterRpcReply;
+  private readonly pending = new Map<number, Pending>();
+  private readonly reader: FrameReader;
+  private nextSeq = 1;
+  private closedError?: TrellisError;
+  private readonly closeHooks: Array<(error: TrellisError) => void> = [];
+
+  private constructor(
+    private readonly socket: net.Socket,
+    readonly endpoint: string,
+    private readonly requestTimeoutMs: number,
+  ) {
+    this.reader = new FrameReader(MAX_REPLY_FRAME_BYTES, {
+      body: (body) => this.deliver(body as ReplyEnvelope),
+      bulkStart: (start) => this.pending.get(start.seq)?.consume && ((bytes) => this.consume(start.seq, bytes)),
+      bulkEnd: (seq) => this.finishBulk(seq),
+    });
+    socket.on('error', (error) => this.shutdown(this.unavailable(`the connection to trellisd at ${endpoint} failed`, error)));
+    socket.on('close', () => this.shutdown(new TrellisError('Unavailable', `trellisd at ${endpoint} closed the connection`)));
+  }
+
+  /** Connects and registers. Errors: Unavailable, PermissionDenied, ProtocolError, InvalidArgument. */
+  static async connect(endpoint: string, options: RpcSocketOptions = {}): Promise<RpcSocket> {
+    const { host, port } = parseEndpoint(endpoint);
+    const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    let rpc: RpcSocket | undefined;
+    const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const socket = net.connect({
+      host,
+      port,
+      noDelay: true,
+      onread: {
+        buffer: readBuffer,
+        callback: (bytes) => {
+          rpc!.receive(readBuffer.subarray(0, bytes));
+          return true;
+        },
+      },
+    });
+    rpc = new RpcSocket(socket, endpoint, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    const connected = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new TrellisError('Unavailable', `trellisd at ${endpoint} did not accept a connection within ${connectTimeoutMs} ms`));
+        socket.destroy();
+      }, connectTimeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (error) => {
+        clearTimeout(timer);
+        reject(rpc!.unavailable(`cannot connect to trellisd at ${endpoint}`, error));
+      });
+    });
+    await connected;
+    try {
+      rpc.registration = await rpc.request('registerRpc', { protocolVersion: PROTOCOL_VERSION, token: options.token }, { timeoutMs: connectTimeoutMs });
+    } catch (error) {
+      rpc.close();
+      throw error;
+    }
+    return rpc;
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  /** Called once when the connection ends, for whatever reason. */
+  onClose(hook: (error: TrellisError) => void): void {
+    if (this.closedError) hook(this.closedError);
+    else this.closeHooks.push(hook);
+  }
+
+  request<K extends Kind>(kind: K, body: RequestOf<K>, options: RequestOptions = {}): Promise<ReplyOf<K>> {
+    return this.send(kind, [encodeFrame({ kind, seq: this.nextSeq, body })], options) as Promise<ReplyOf<K>>;
+  }
+
+  /**
+   * writeBlob of `bytes` at `offset`, cut into frames the daemon accepts, READ_WINDOW of them in
+   * flight (so each chunk's deadline counts from when the link had room for it).
+   */
+  async writeBlob(id: string, offset: number, bytes: Uint8Array): Promise<void> {
+    const chunk = Math.max(1, Math.min(DEFAULT_CHUNK_BYTES, this.registration.maxFrameBytes - FRAME_OVERHEAD_BYTES));
+    let at = 0;
+    const lane = async (): Promise<void> => {
+      while (at < bytes.byteLength) {
+        const part = bytes.subarray(at, Math.min(at + chunk, bytes.byteLength));
+        const body = { id, offset: offset + at };
+        at += part.byteLength;
+        await this.send('writeBlob', encodeFrameWithBytes({ kind: 'writeBlob', seq: this.nextSeq, body }, ['body', 'data'], [part]), {});
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_WINDOW, Math.ceil(bytes.byteLength / chunk)) }, lane));
+  }
+
+  /**
+   * Copies blobs this session holds: `sink(id, offset, bytes)` gets each piece as it arrives
+   * (copy it before returning). Requests of DEFAULT_CHUNK_BYTES each, READ_WINDOW in flight.
+   * Errors: Unavailable, ObjectNotFound, and whatever `sink` throws.
+   */
+  async readBlobs(blobs: ReadonlyArray<{ id: string; size: number }>, sink: (id: string, offset: number, bytes: Buffer) => void): Promise<void> {
+    const requests = planReads(blobs, Math.min(DEFAULT_CHUNK_BYTES, this.registration.maxFrameBytes));
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < requests.length) await this.readRanges(requests[next++], sink);
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_WINDOW, requests.length) }, lane));
+  }
+
+  close(): void {
+    this.shutdown(new TrellisError('ConnectionClosed', `the connection to trellisd at ${this.endpoint} was closed`));
+  }
+
+  private readRanges(ranges: ByteRange[], sink: (id: string, offset: number, bytes: Buffer) => void): Promise<unknown> {
+    let range = 0;
+    let within = 0;
+    const consume = (bytes: Buffer): void => {
+      let at = 0;
+      while (at < bytes.length) {
+        const { id, offset, length } = ranges[range];
+        const take = Math.min(length - within, bytes.length - at);
+        sink(id, offset + within, bytes.subarray(at, at + take));
+        at += take;
+        within += take;
+        if (within === length) {
+          range++;
+          within = 0;
+        }
+      }
+    };
+    return this.send('readBlobs', [encodeFrame({ kind: 'readBlobs', seq: this.nextSeq, body: { ranges } })], {}, consume);
+  }
+
+  /** Sends frames already encoded with seq = nextSeq. */
+  private send(kind: string, frames: Buffer[], options: RequestOptions, consume?: BulkConsumer): Promise<unknown> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const seq = this.nextSeq++;
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { kind, resolve, reject, consume };
+      const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+      if (timeoutMs > 0) {
+        pending.timer = setTimeout(
+          () => this.shutdown(new TrellisError('Unavailable', `trellisd at ${this.endpoint} did not answer ${kind} within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }
+      this.pending.set(seq, pending);
+      if (frames.length === 1) {
+        this.socket.write(frames[0]);
+        return;
+      }
+      this.socket.cork();
+      for (const frame of frames) this.socket.write(frame);
+      this.socket.uncork();
+    });
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.closedError) return;
+    try {
+      this.reader.push(chunk);
+    } catch (error) {
+      this.shutdown(error instanceof TrellisError ? error : new TrellisError('ProtocolError', String(error)));
+    }
+  }
+
+  private consume(seq: number, bytes: Buffer): void {
+    const pending = this.pending.get(seq)!;
+    if (pending.consumeError !== undefined) return;
+    try {
+      pending.consume!(bytes);
+    } catch (error) {
+      pending.consumeError = error;
+    }
+  }
+
+  private finishBulk(seq: number): void {
+    const pending = this.take(seq);
+    if (!pending) return;
+    if (pending.consumeError !== undefined) pending.reject(pending.consumeError as Error);
+    else pending.resolve({});
+  }
+
+  private deliver(envelope: ReplyEnvelope): void {
+    if (typeof envelope !== 'object' || envelope === null || typeof envelope.seq !== 'number') {
+      this.shutdown(new TrellisError('ProtocolError', `trellisd at ${this.endpoint} sent a reply without a seq`));
+      return;
+    }
+    const pending = this.take(envelope.seq);
+    if (!pending) {
+      // seq 0 (or one we gave up on): the daemon refused the connection as a whole.
+      if (envelope.error) this.shutdown(fromWireError(envelope.error));
+      return;
+    }
+    if (envelope.error) pending.reject(fromWireError(envelope.error));
+    else if (pending.consume) this.deliverBulkWhole(pending, envelope.reply as { data?: unknown });
+    else pending.resolve(envelope.reply);
+  }
+
+  /** A readBlobs reply that came as an ordinary frame (an empty one, say). */
+  private deliverBulkWhole(pending: Pending, reply: { data?: unknown } | undefined): void {
+    const data = reply?.data;
+    if (!(data instanceof Uint8Array)) {
+      pending.reject(new TrellisError('ProtocolError', `trellisd at ${this.endpoint} answered readBlobs without data`));
+      return;
+    }
+    try {
+      pending.consume!(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      pending.resolve({});
+    } catch (error) {
+      pending.reject(error as Error);
+    }
+  }
+
+  private take(seq: number): Pending | undefined {
+    const pending = this.pending.get(seq);
+    if (!pending) return undefined;
+    this.pending.delete(seq);
+    clearTimeout(pending.timer);
+    return pending;
+  }
+
+  private unavailable(what: string, error: Error): TrellisError {
+    const code = (error as NodeJS.ErrnoException).code;
+    return new TrellisError('Unavailable', `${what}: ${code ?? error.message}`, { cause: error });
+  }
+
+  private shutdown(reason: TrellisError): void {
+    if (this.closedError) return;
+    this.closedError = reason;
+    this.socket.destroy();
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(reason);
+    }
+    this.pending.clear();
+    for (const hook of this.closeHooks.splice(0)) hook(reason);
+  }
+}

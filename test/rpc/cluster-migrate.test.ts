@@ -1,0 +1,68 @@
+/**
+ * migrate in a cluster: two daemons on a real etcd, each serving RPC; the migrating daemon finds
+ * the owner's endpoint in its cluster view (no --rpc-peer), and forgets it once the owner leaves.
+ */
+import * as assert from 'node:assert/strict';
+import type { Table } from 'apache-arrow';
+import { connect, isTrellisError, type TrellisClient } from '../../src/index';
+import { assertValuesEqual } from '../fixtures/arrow-compare';
+import { generatedTable } from '../fixtures/arrow-tables';
+import { uniquePrefix, waitFor } from '../fixtures/cluster';
+import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
+import { startEtcd, type TestEtcd } from '../fixtures/etcd';
+
+describe('migrate through the cluster view', function () {
+  this.timeout(60_000);
+  let etcd: TestEtcd;
+  let owner: TestDaemon;
+  let other: TestDaemon;
+  let onOwner: TrellisClient;
+  let onOther: TrellisClient;
+
+  before(async function () {
+    this.timeout(40_000);
+    etcd = await startEtcd();
+    const prefix = uniquePrefix('migrate');
+    const start = () => startTestDaemon(['--size', '128MiB', '--rpc-port', '0', '--etcd', etcd.endpoint, '--etcd-prefix', prefix, '--lease-ttl', '2']);
+    [owner, other] = await Promise.all([start(), start()]);
+    onOwner = await connect(owner.socket);
+    onOther = await connect(other.socket);
+    await waitFor(
+      'the other daemon to see the owner and its RPC endpoint',
+      async () => (await onOther.clusterInfo()).instances.some((i) => i.instanceId === owner.instanceId && i.alive && i.rpcEndpoint === owner.rpcEndpoint),
+      5_000,
+    );
+  });
+  after(async () => {
+    await onOwner?.close();
+    await onOther?.close();
+    await other?.stop();
+    await owner?.stop();
+    await etcd?.dispose();
+  });
+
+  it('copies an object found through the cluster view, persisted or not', async () => {
+    const table = generatedTable(10_000, 11);
+    const id = await onOwner.put(table);
+    const copy = await onOther.migrate(id);
+    assert.equal(parseInt(copy.slice(1, 5), 16), other.instanceId);
+    assertValuesEqual((await onOther.get(copy)) as Table, table);
+    assert.equal(await onOther.migrate(id), copy, 'a second migrate is free');
+
+    const named = await onOwner.put(new Float64Array([1, 2, 3]), { name: 'cluster/tensor' });
+    await waitFor('the name to reach the other daemon', async () => (await onOther.listNames()).includes('cluster/tensor'), 5_000);
+    assert.deepEqual([...((await onOther.get('cluster/tensor', { fetch: true })) as Float64Array)], [1, 2, 3]);
+    assert.notEqual(await onOther.migrate('cluster/tensor'), named);
+  });
+
+  it('an owner that has left the cluster is Unavailable', async () => {
+    const id = await onOwner.put(Buffer.from('short-lived'));
+    await owner.stop();
+    await waitFor('the owner to leave the view', async () => !(await onOther.clusterInfo()).instances.some((i) => i.instanceId === owner.instanceId && i.alive), 10_000);
+    await assert.rejects(onOther.migrate(id), (error: unknown) => {
+      assert.ok(isTrellisError(error, 'Unavailable'), String(error));
+      assert.match(error.message, new RegExp(`instance ${owner.instanceId} has left the cluster`));
+      return true;
+    });
+  });
+});
