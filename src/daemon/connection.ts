@@ -9,16 +9,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import type * as net from 'node:net';
-import { TrellisError, toWireError } from '../errors';
-import { encodeFrame, FrameDecoder } from '../protocol/framing';
+import { TrellisError } from '../errors';
 import { PROTOCOL_VERSION, type ReplyEnvelope, type SegmentGrant } from '../protocol/messages';
 import { native, type PeerCredentials } from '../native';
 import { handlers, isClientKind, type RequestContext } from './dispatch';
+import { FramedConnection } from './framed-connection';
 import type { ClientSession } from './session';
 import * as check from './validate';
 
 export const FD_CHANNEL_WAIT_MS = 5000;
-export const HANDSHAKE_TIMEOUT_MS = 10_000;
+export { HANDSHAKE_TIMEOUT_MS } from './framed-connection';
 
 /** What a connection needs from the daemon that owns it. */
 export interface ConnectionHost {
@@ -30,27 +30,19 @@ export interface ConnectionHost {
   closed(connection: Connection): void;
 }
 
-export class Connection {
+export class Connection extends FramedConnection {
   session?: ClientSession;
   readonly fdChannelToken = randomBytes(16).toString('hex');
   private fdChannel?: Connection;
   private fdChannelWaiters: Array<() => void> = [];
   private role: 'new' | 'client' | 'fdChannel' = 'new';
-  private readonly decoder: FrameDecoder;
-  private closing = false;
-  private readonly handshakeTimer: NodeJS.Timeout;
 
   constructor(
-    readonly socket: net.Socket,
+    socket: net.Socket,
     readonly peer: PeerCredentials,
     private readonly host: ConnectionHost,
   ) {
-    this.decoder = new FrameDecoder(host.maxFrameBytes);
-    this.handshakeTimer = setTimeout(() => this.fail('ProtocolError', 'no handshake within 10 s'), HANDSHAKE_TIMEOUT_MS);
-    this.handshakeTimer.unref();
-    socket.on('data', (chunk) => this.receive(chunk));
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.onClose());
+    super(socket, host.maxFrameBytes);
   }
 
   /** The raw fd of this socket (for sendFd on an fd channel). */
@@ -58,42 +50,9 @@ export class Connection {
     return (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
   }
 
-  close(): void {
-    this.closing = true;
-    this.socket.destroy();
-  }
-
-  private receive(chunk: Buffer): void {
-    if (this.closing) return;
-    let bodies: unknown[];
-    try {
-      bodies = this.decoder.push(chunk);
-    } catch (error) {
-      this.fail('ProtocolError', (error as Error).message);
-      return;
-    }
-    for (const body of bodies) {
-      if (this.closing) return;
-      this.handleFrame(body);
-    }
-  }
-
-  private handleFrame(frame: unknown): void {
-    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
-      this.fail('ProtocolError', 'a frame must be a map with kind, seq and body');
-      return;
-    }
-    const { kind, seq, body } = frame as { kind?: unknown; seq?: unknown; body?: unknown };
-    if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) {
-      this.fail('ProtocolError', `a frame needs an integer seq, got ${check.describe(seq)}`);
-      return;
-    }
+  protected request(kind: unknown, seq: number, body: unknown): void {
     if (this.role === 'fdChannel') {
       this.fail('ProtocolError', 'an fd channel carries no requests');
-      return;
-    }
-    if (this.role === 'new') {
-      this.handshake(kind, seq, body);
       return;
     }
     if (!isClientKind(kind)) {
@@ -101,56 +60,39 @@ export class Connection {
       return;
     }
     this.host.countRequest();
-    const session = this.session!;
     const grants: SegmentGrant[] = [];
     const ctx: RequestContext = {
       state: this.host.state,
-      session,
+      session: this.session!,
       grant: (segment) => this.grant(segment, grants),
       untilFdChannel: () => (this.fdChannel ? undefined : this.waitForFdChannel()),
     };
-    const answer = (reply: unknown) => this.reply({ seq, reply: reply as never, grants });
-    const refuse = (error: unknown) => this.reply({ seq, error: toWireError(error), grants });
     const handler = handlers[kind] as (c: RequestContext, b: check.Body) => unknown;
-    let result: unknown;
-    try {
-      result = handler(ctx, check.expectBody(kind, body));
-    } catch (error) {
-      refuse(error);
-      return;
-    }
-    if (result instanceof Promise) void result.then(answer, refuse);
-    else answer(result);
+    this.respond(seq, () => handler(ctx, check.expectBody(kind, body)), { grants });
   }
 
-  private handshake(kind: unknown, seq: number, body: unknown): void {
-    clearTimeout(this.handshakeTimer);
-    try {
-      const fields = check.expectBody(String(kind), body);
-      if (kind === 'register') {
-        const version = fields.protocolVersion;
-        if (version !== PROTOCOL_VERSION) {
-          throw new TrellisError('ProtocolError', `client speaks protocol ${check.describe(version)}, this daemon ${PROTOCOL_VERSION}`);
-        }
-        this.session = this.host.register(this, this.peer.pid);
-        this.role = 'client';
-        this.reply({
-          seq,
-          reply: {
-            clientId: this.session.clientId,
-            instanceId: this.host.state.instanceId,
-            fdChannelToken: this.fdChannelToken,
-            maxFrameBytes: this.host.maxFrameBytes,
-          },
-        });
-      } else if (kind === 'attachFdChannel') {
-        this.attachTo(fields);
-      } else {
-        throw new TrellisError('ProtocolError', `the first request must be register, got ${check.describe(kind)}`);
+  protected handshake(kind: unknown, seq: number, body: unknown): void {
+    const fields = check.expectBody(String(kind), body);
+    if (kind === 'register') {
+      const version = fields.protocolVersion;
+      if (version !== PROTOCOL_VERSION) {
+        throw new TrellisError('ProtocolError', `client speaks protocol ${check.describe(version)}, this daemon ${PROTOCOL_VERSION}`);
       }
-    } catch (error) {
-      const wire = toWireError(error);
-      this.fail(wire.code, wire.message, seq);
+      this.session = this.host.register(this, this.peer.pid);
+      this.role = 'client';
+      this.reply({
+        seq,
+        reply: {
+          clientId: this.session.clientId,
+          instanceId: this.host.state.instanceId,
+          fdChannelToken: this.fdChannelToken,
+          maxFrameBytes: this.host.maxFrameBytes,
+        },
+      });
+    } else if (kind === 'attachFdChannel') {
+      this.attachTo(fields);
+    } else {
+      throw new TrellisError('ProtocolError', `the first request must be register, got ${check.describe(kind)}`);
     }
   }
 
@@ -192,26 +134,15 @@ export class Connection {
     grants.push({ segment, size });
   }
 
-  private reply(envelope: ReplyEnvelope): void {
-    if (this.closing || this.socket.destroyed) return;
+  /** Every reply also tells the client which segments the daemon released since the last. */
+  protected override reply(envelope: ReplyEnvelope): void {
     const drops = this.session?.droppedSegments;
     if (drops && drops.length > 0) envelope.drops = drops.splice(0);
     if (envelope.grants && envelope.grants.length === 0) delete envelope.grants;
-    this.socket.write(encodeFrame(envelope));
+    super.reply(envelope);
   }
 
-  /** Answers with an error and closes this connection only. */
-  private fail(code: string, message: string, seq = 0): void {
-    if (this.closing) return;
-    this.reply({ seq, error: { code, message } });
-    this.closing = true;
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
-  }
-
-  private onClose(): void {
-    this.closing = true;
-    clearTimeout(this.handshakeTimer);
+  protected closed(): void {
     if (this.fdChannel) this.fdChannel.close();
     this.host.closed(this);
   }

@@ -1,0 +1,120 @@
+/**
+ * What every daemon connection does the same way, on the UNIX socket and on the RPC port: decode
+ * frames, check each is `{ kind, seq, body }`, time out a missing handshake, answer requests (at
+ * once, or later for a handler that waits) and, on a bad frame, answer ProtocolError and close
+ * this connection only. Subclasses decide what the handshake is and which handlers answer.
+ */
+import type * as net from 'node:net';
+import { toWireError } from '../errors';
+import { encodeFrame, FrameDecoder } from '../protocol/framing';
+import type { ReplyEnvelope } from '../protocol/messages';
+import * as check from './validate';
+
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export abstract class FramedConnection {
+  protected closing = false;
+  private handshaken = false;
+  private readonly decoder: FrameDecoder;
+  private readonly handshakeTimer: NodeJS.Timeout;
+
+  constructor(
+    readonly socket: net.Socket,
+    maxFrameBytes: number,
+  ) {
+    this.decoder = new FrameDecoder(maxFrameBytes);
+    this.handshakeTimer = setTimeout(() => this.fail('ProtocolError', `no handshake within ${HANDSHAKE_TIMEOUT_MS / 1000} s`), HANDSHAKE_TIMEOUT_MS);
+    this.handshakeTimer.unref();
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.closing = true;
+      clearTimeout(this.handshakeTimer);
+      this.closed();
+    });
+  }
+
+  close(): void {
+    this.closing = true;
+    this.socket.destroy();
+  }
+
+  /** The first frame: registers the connection, or throws to refuse it (and close). */
+  protected abstract handshake(kind: unknown, seq: number, body: unknown): void;
+  /** Every later frame. */
+  protected abstract request(kind: unknown, seq: number, body: unknown): void;
+  /** The socket closed: let go of what the connection had. */
+  protected abstract closed(): void;
+
+  /** Sends the reply of a handler's result, now or when its promise settles. */
+  protected respond(seq: number, run: () => unknown, extra: Partial<ReplyEnvelope> = {}): void {
+    let result: unknown;
+    try {
+      result = run();
+    } catch (error) {
+      this.reply({ seq, error: toWireError(error), ...extra });
+      return;
+    }
+    if (result instanceof Promise) {
+      void result.then(
+        (reply) => this.reply({ seq, reply: reply as never, ...extra }),
+        (error) => this.reply({ seq, error: toWireError(error), ...extra }),
+      );
+    } else {
+      this.reply({ seq, reply: result as never, ...extra });
+    }
+  }
+
+  protected reply(envelope: ReplyEnvelope): void {
+    if (this.closing || this.socket.destroyed) return;
+    this.socket.write(encodeFrame(envelope));
+  }
+
+  /** Answers with an error and closes this connection only. */
+  protected fail(code: string, message: string, seq = 0): void {
+    if (this.closing) return;
+    this.reply({ seq, error: { code, message } });
+    this.closing = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.closing) return;
+    let bodies: unknown[];
+    try {
+      bodies = this.decoder.push(chunk);
+    } catch (error) {
+      this.fail('ProtocolError', (error as Error).message);
+      return;
+    }
+    for (const body of bodies) {
+      if (this.closing) return;
+      this.frame(body);
+    }
+  }
+
+  private frame(frame: unknown): void {
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+      this.fail('ProtocolError', 'a frame must be a map with kind, seq and body');
+      return;
+    }
+    const { kind, seq, body } = frame as { kind?: unknown; seq?: unknown; body?: unknown };
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) {
+      this.fail('ProtocolError', `a frame needs an integer seq, got ${check.describe(seq)}`);
+      return;
+    }
+    if (this.handshaken) {
+      this.request(kind, seq, body);
+      return;
+    }
+    clearTimeout(this.handshakeTimer);
+    try {
+      this.handshake(kind, seq, body);
+      this.handshaken = true;
+    } catch (error) {
+      const wire = toWireError(error);
+      this.fail(wire.code, wire.message, seq);
+    }
+  }
+}
