@@ -62,9 +62,12 @@ function findPackageRoot(start: string): string {
   }
 }
 
+/** TRELLIS_ADDON points at another build of the addon, such as a sanitizer build. */
+export const ADDON_ENV = 'TRELLIS_ADDON';
+
 function loadAddon(): Addon {
   const root = findPackageRoot(__dirname);
-  const file = path.join(root, ADDON_FILE);
+  const file = process.env[ADDON_ENV] || path.join(root, ADDON_FILE);
   if (!fs.existsSync(file)) {
     throw new TrellisError('IOError', `the native addon is not built: ${file} is missing (run npm install)`);
   }
