@@ -103,7 +103,8 @@ describe('cluster names', function () {
     const id = await d2.client.put('pinned');
     assert.equal(await d1.client.exists(id), false);
     await d2.client.putName(id, 'pin/me');
-    await waitFor('daemon 1 to see the named object', () => d1.client.exists(id), PROPAGATION_MS);
+    await waitFor('daemon 1 to see the name', async () => (await d1.client.getName('pin/me').catch(() => undefined)) === id, PROPAGATION_MS);
+    assert.equal(await d1.client.exists(id), true);
     await assert.rejects(d2.client.delete(id), { code: 'Conflict', message: /is published as "pin\/me"/ });
     await assert.rejects(d1.client.delete(id), { code: 'Conflict', message: /is published as "pin\/me"/ });
     await d1.client.dropName('pin/me');

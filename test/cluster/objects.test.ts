@@ -55,6 +55,7 @@ describe('cluster objects', function () {
     await writer.call('persist', listId);
 
     for (const reader of [d2, d3]) {
+      // An object and its name come in one transaction, and show together.
       await waitFor(`daemon ${reader.instanceId} to see the objects`, async () => (await reader.client.exists(valueId)) && (await reader.client.exists(blobId)), PROPAGATION_MS);
       assert.equal(await reader.client.getName('objects/value'), valueId);
       // A value small enough to ride in metadata needs no bytes from its owner.
@@ -90,7 +91,7 @@ describe('cluster objects', function () {
     const before = await d1.client.status();
     const treeId = await d1.client.put([Buffer.alloc(100_000, 7), Buffer.alloc(50_000, 9)], { name: 'objects/doomed' });
     assert.ok((await d1.client.status()).memoryUsage > before.memoryUsage);
-    await waitFor('daemon 2 to see it', () => d2.client.exists(treeId), PROPAGATION_MS);
+    await waitFor('daemon 2 to see it', async () => (await d2.client.listNames()).includes('objects/doomed'), PROPAGATION_MS);
 
     await assert.rejects(d2.client.delete(treeId), {
       code: 'Conflict',
@@ -126,5 +127,31 @@ describe('cluster objects', function () {
     });
     await assert.rejects(d1.client.persist(other, { ttl: -1 }), { code: 'InvalidArgument', message: /ttl must be a positive number of seconds, got -1/ });
     await d2.client.delete(other);
+  });
+});
+
+describe('cluster objects with RPC ports', function () {
+  this.timeout(30_000);
+
+  it('registers each daemon\'s RPC endpoint, and get({ fetch: true }) copies a remote object\'s bytes', async () => {
+    const etcd = await startEtcd();
+    const [d1, d2] = await startClusterDaemons(etcd.endpoint, 2, 'rpc', 2, ['--rpc-port', '0']);
+    // A daemon registers its endpoint once its RPC port is open, before its ready line; the
+    // others learn it through their watch.
+    await waitFor('daemon 2 to see both endpoints', async () => (await d2.client.clusterInfo()).instances.every((i) => i.rpcEndpoint !== null), PROPAGATION_MS);
+    const info = await d2.client.clusterInfo();
+    for (const instance of info.instances) assert.match(instance.rpcEndpoint ?? '', /^127\.0\.0\.1:\d+$/, `instance ${instance.instanceId}`);
+    const id = await d1.client.put(Buffer.from('fetched across'), { name: 'rpc/blob' });
+    await waitFor('daemon 2 to see it by name', async () => (await d2.client.getName('rpc/blob').catch(() => undefined)) === id, PROPAGATION_MS);
+    const owner = info.instances.find((i) => i.instanceId === d1.instanceId)!;
+    await assert.rejects(d2.client.get('rpc/blob'), { code: 'RemoteObject', message: new RegExp(`on instance ${d1.instanceId} \\(.*, rpc ${owner.rpcEndpoint!.replace(/\./g, '\\.')}\\)`) });
+    const copy: Buffer = await d2.client.get('rpc/blob', { fetch: true });
+    assert.equal(copy.toString(), 'fetched across');
+    assert.equal(d2.client.isSharedMemory(copy), true, 'the copy lives in daemon 2\'s shared memory');
+
+    // A clean shutdown leaves the cluster at once: no waiting for the lease to run out.
+    assert.equal(await d1.daemon.stop(), 0);
+    await waitFor('daemon 2 to see daemon 1 and its name go', async () => !(await d2.client.exists(id)) && !(await d2.client.listNames()).includes('rpc/blob'), 1_500);
+    assert.equal(Buffer.from(copy).toString(), 'fetched across', 'the copy stays');
   });
 });

@@ -8,14 +8,9 @@
  * once committed. While etcd is unreachable, local work goes on and every call that would
  * change what is shared fails at once with Unavailable.
  *
- * Keys this daemon owns live on its lease. When the lease is lost (etcd restarted or lost its
- * data, or did not hear from the daemon within the TTL) Membership registers again under the
- * same id and emits 'reregistered'; the daemon then puts back its persisted objects and the
- * names of its objects. Telling such a loss from a deliberate delete by another daemon matters
- * (the first must be undone, the second obeyed): a key of ours that disappears while the lease
- * it was on is still alive was deleted on purpose; one that went with its lease was not.
+ * Keys this daemon owns live on its lease; ownership.ts puts them back after the lease is lost.
  */
-import { TrellisError, isTrellisError } from '../../errors';
+import { TrellisError } from '../../errors';
 import { instanceOf } from '../../protocol/ids';
 import type { ClusterInfoReply, GetObjectReply, InstanceSummary, ObjectMeta, ObjectSummary } from '../../protocol/messages';
 import { checkName } from '../../protocol/names';
@@ -29,10 +24,12 @@ import type { ClientSession } from '../session';
 import type { Expirations } from './expirations';
 import { MAX_NAMES_PER_CALL, NameDirectory, type NameChange } from './name-directory';
 import { ObjectDirectory } from './object-directory';
-import { decodeNameTarget, idOfObjectKey, nameKey, nameOfKey, objectKey, type CachedRecord } from './records';
+import { Ownership } from './ownership';
+import { PrefixMirror } from './prefix-mirror';
+import { NAMES_PREFIX, OBJECTS_PREFIX, nameKey, objectKey, type CachedRecord } from './records';
 
-const RETRY_FIRST_DELAY_MS = 100;
-const RETRY_MAX_DELAY_MS = 2_000;
+/** Transactions a large publish keeps in flight at once. */
+const TRANSACTIONS_IN_FLIGHT = 4;
 
 export interface ClusterOptions {
   endpoints: readonly string[];
@@ -51,8 +48,6 @@ export interface NewObject {
   persist: boolean;
 }
 
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 export class ClusterMetadata {
   /**
    * Set by the RPC layer: copies a remote object's bytes to this daemon and returns the id of
@@ -61,15 +56,13 @@ export class ClusterMetadata {
    */
   fetchRemote?: (record: CachedRecord, owner: InstanceStatus | undefined) => Promise<string>;
 
+  private mirror!: PrefixMirror;
   private objects!: ObjectDirectory;
   private names!: NameDirectory;
   private table!: ObjectTable;
   private expirations!: Expirations;
+  private ownership!: Ownership;
   private stopped = false;
-  private republishRound = 0;
-  /** Keys of ours that vanished, waiting to learn whether their lease was still alive. */
-  private readonly suspects = new Map<string, string>();
-  private verifying = false;
 
   private constructor(
     private readonly connection: EtcdConnection,
@@ -111,27 +104,21 @@ export class ClusterMetadata {
   async attach(table: ObjectTable, names: NameTable, expirations: Expirations): Promise<void> {
     this.table = table;
     this.expirations = expirations;
-    this.objects = new ObjectDirectory(this.connection, table, this.instanceId, (id) => this.membership.instance(id));
-    this.names = new NameDirectory(this.connection, names, this.instanceId);
-    this.objects.mirror.on('delete', (key, previous) => {
-      const id = idOfObjectKey(key);
-      if (id !== undefined && this.objects.persisted.has(id)) this.suspect(key, previous.lease);
-    });
-    this.names.mirror.on('delete', (key, previous) => {
-      const name = nameOfKey(key);
-      if (name !== undefined && this.names.owned.get(name) === decodeNameTarget(previous.value)) this.suspect(key, previous.lease);
-    });
+    // One mirror for both: an object and its name, written in one transaction, show together.
+    this.mirror = new PrefixMirror(this.connection, [OBJECTS_PREFIX, NAMES_PREFIX]);
+    this.objects = new ObjectDirectory(this.mirror, table, this.instanceId, (id) => this.membership.instance(id));
+    this.names = new NameDirectory(this.connection, this.mirror, names, this.instanceId);
+    this.ownership = new Ownership(this.connection, this.membership, this.objects, this.names, table, expirations);
     expirations.expire = (id) => this.expire(id);
-    this.membership.on('reregistered', () => this.republish());
-    await Promise.all([this.objects.mirror.start(), this.names.mirror.start()]);
+    await this.mirror.start();
   }
 
   /** Leaves the cluster: revoking the lease removes this daemon's objects and names from it. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.objects?.mirror.stop();
-    this.names?.mirror.stop();
+    this.ownership?.stop();
+    this.mirror?.stop();
     await this.membership.leave();
     this.connection.close();
   }
@@ -335,7 +322,7 @@ export class ClusterMetadata {
     return [...deleted, ...remoteDoomed];
   }
 
-  // Keeping what this daemon owns in etcd.
+  // Expiry and publishing in bulk.
 
   /** A persisted object's ttl ran out: delete it everywhere (a rejection retries later). */
   private async expire(id: string): Promise<void> {
@@ -353,7 +340,7 @@ export class ClusterMetadata {
       for (const id of gone) this.objects.persisted.delete(id);
       void commitInBatches(this.connection, gone.map((id) => ({ kind: 'delete', key: objectKey(id) }))).catch(() => undefined);
     }
-    if (lease !== this.membership.leaseId) this.republish();
+    if (lease !== this.membership.leaseId) this.ownership.republish();
   }
 
   private async publish(objects: readonly NewObject[]): Promise<void> {
@@ -384,27 +371,35 @@ export class ClusterMetadata {
     }
     if (size(batch) > 0) batches.push(batch);
 
+    // A few transactions in flight at once: etcd commits them faster than one after another.
     const committed: Batch[] = [];
-    try {
-      const notFound = (id: string) => this.objects.notFound(id);
-      for (const current of batches) {
-        if (current.changes.length > 0 && size(current) <= MAX_OPERATIONS_PER_TRANSACTION) {
-          const revision = await this.names.put(current.changes, [...current.records.values()], [], notFound);
-          committed.push(current);
-          this.objects.published(current.records, revision, new Map());
-          continue;
-        }
-        // Records without names, or too many for one transaction (one huge tree): on their own.
-        const revision = BigInt((await commitInBatches(this.connection, [...current.records.values()])).revision);
-        committed.push({ records: current.records, changes: [] });
+    const notFound = (id: string) => this.objects.notFound(id);
+    const commit = async (current: Batch): Promise<void> => {
+      if (current.changes.length > 0 && size(current) <= MAX_OPERATIONS_PER_TRANSACTION) {
+        const revision = await this.names.put(current.changes, [...current.records.values()], [], notFound);
+        committed.push(current);
         this.objects.published(current.records, revision, new Map());
-        if (current.changes.length === 0) continue;
-        await this.names.put(current.changes, [], [], notFound);
-        committed.push({ records: new Map(), changes: current.changes });
+        return;
       }
-    } catch (error) {
+      // Records without names, or too many for one transaction (one huge tree): on their own.
+      const revision = BigInt((await commitInBatches(this.connection, [...current.records.values()])).revision);
+      committed.push({ records: current.records, changes: [] });
+      this.objects.published(current.records, revision, new Map());
+      if (current.changes.length === 0) return;
+      await this.names.put(current.changes, [], [], notFound);
+      committed.push({ records: new Map(), changes: current.changes });
+    };
+    let failure: { error: unknown } | undefined;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (!failure && next < batches.length) {
+        await commit(batches[next++]).catch((error: unknown) => void (failure ??= { error }));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(TRANSACTIONS_IN_FLIGHT, batches.length) }, worker));
+    if (failure) {
       await this.unpublish(committed);
-      throw error;
+      throw failure.error;
     }
     this.afterPublish(lease, [...all.keys()]);
   }
@@ -424,108 +419,6 @@ export class ClusterMetadata {
     } catch {
       // They stay until this daemon's lease ends; their objects are gone from here already.
     }
-  }
-
-  /** Puts back this daemon's objects and names after a lost lease, retrying until it works. */
-  private republish(): void {
-    const round = ++this.republishRound;
-    void (async () => {
-      let delay = RETRY_FIRST_DELAY_MS;
-      while (!this.stopped && round === this.republishRound) {
-        try {
-          await this.republishOnce();
-          return;
-        } catch {
-          await pause(delay);
-          delay = Math.min(delay * 2, RETRY_MAX_DELAY_MS);
-        }
-      }
-    })();
-  }
-
-  private async republishOnce(): Promise<void> {
-    this.requireRegistered('publish again');
-    const lease = this.membership.leaseId;
-    const now = Date.now();
-    const puts = new Map<string, TransactionOperation>();
-    for (const [id, expiresAt] of [...this.objects.persisted]) {
-      if (!this.table.sealedObjectOrUndefined(id)) this.objects.persisted.delete(id);
-      else if (expiresAt === undefined || expiresAt > now) this.objects.recordPuts(id, lease, expiresAt, puts, true);
-    }
-    const result = await commitInBatches(this.connection, [...puts.values()]);
-    this.objects.published(puts, BigInt(result.revision), new Map());
-
-    const names = [...this.names.owned].filter(([, id]) => puts.has(id));
-    for (const [name, id] of this.names.owned) if (!puts.has(id)) this.names.owned.delete(name);
-    const changes = names.map(([name, id]): NameChange => ({ name, id, lease, override: false }));
-    const notFound = (id: string) => this.objects.notFound(id);
-    for (let start = 0; start < changes.length; start += MAX_NAMES_PER_CALL) {
-      const chunk = changes.slice(start, start + MAX_NAMES_PER_CALL);
-      try {
-        await this.names.put(chunk, [], [], notFound);
-      } catch (error) {
-        if (!isTrellisError(error, 'NameExists')) throw error;
-        // Someone took one of them while this daemon was away: put the others one by one.
-        for (const change of chunk) {
-          await this.names.put([change], [], [], notFound).catch((each: unknown) => {
-            if (!isTrellisError(each, 'NameExists')) throw each;
-            this.names.owned.delete(change.name);
-          });
-        }
-      }
-    }
-    if (lease !== this.membership.leaseId) throw new TrellisError('Unavailable', 'the lease changed while publishing again');
-  }
-
-  /** A key of ours vanished: find out whether on purpose (its lease lives on) or with its lease. */
-  private suspect(key: string, lease: string): void {
-    if (this.stopped || lease !== this.membership.leaseId) return;
-    this.suspects.set(key, lease);
-    if (this.verifying) return;
-    this.verifying = true;
-    void (async () => {
-      let delay = RETRY_FIRST_DELAY_MS;
-      try {
-        while (this.suspects.size > 0 && !this.stopped) {
-          const batch = new Map(this.suspects);
-          try {
-            const alive = new Map<string, boolean>();
-            for (const leaseId of new Set(batch.values())) alive.set(leaseId, await this.leaseAlive(leaseId));
-            for (const [suspectKey, leaseId] of batch) if (this.suspects.get(suspectKey) === leaseId) this.suspects.delete(suspectKey);
-            this.deletedOnPurpose([...batch].filter(([, leaseId]) => alive.get(leaseId)).map(([suspectKey]) => suspectKey));
-            delay = RETRY_FIRST_DELAY_MS;
-          } catch {
-            await pause(delay);
-            delay = Math.min(delay * 2, RETRY_MAX_DELAY_MS);
-          }
-        }
-      } finally {
-        this.verifying = false;
-      }
-    })();
-  }
-
-  private async leaseAlive(lease: string): Promise<boolean> {
-    const answer = await this.connection.run(`check lease ${lease}`, (kv) => kv.leaseClient.leaseTimeToLive({ ID: lease }));
-    return Number(answer.TTL) > 0;
-  }
-
-  /** Another daemon deleted these keys of ours: forget the names, free the objects. */
-  private deletedOnPurpose(keys: string[]): void {
-    const ids: string[] = [];
-    for (const key of keys) {
-      const id = idOfObjectKey(key);
-      if (id !== undefined) {
-        if (this.objects.mirror.get(key) || !this.objects.persisted.has(id)) continue;
-        this.objects.persisted.delete(id);
-        this.expirations.cancel(id);
-        if (this.table.sealedObjectOrUndefined(id)) ids.push(id);
-        continue;
-      }
-      const name = nameOfKey(key);
-      if (name !== undefined && !this.names.mirror.get(key)) this.names.owned.delete(name);
-    }
-    if (ids.length > 0) this.table.delete(undefined, ids, { deep: false, force: true });
   }
 }
 

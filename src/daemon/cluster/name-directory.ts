@@ -22,8 +22,8 @@ import type { TransactionOperation } from '../metadata/batched-transaction';
 import { MAX_OPERATIONS_PER_TRANSACTION } from '../metadata/batched-transaction';
 import type { EtcdConnection } from '../metadata/etcd-connection';
 import type { NameTable } from '../names';
-import { PrefixMirror } from './prefix-mirror';
-import { NAMES_PREFIX, decodeNameTarget, nameKey, nameOfKey, objectKey } from './records';
+import type { PrefixMirror } from './prefix-mirror';
+import { decodeNameTarget, nameKey, nameOfKey, objectKey } from './records';
 
 /** putNames takes at most this many names: they must fit one etcd transaction. */
 export const MAX_NAMES_PER_CALL = MAX_OPERATIONS_PER_TRANSACTION;
@@ -43,19 +43,19 @@ export interface NameChange {
 type Observed = { id: string | undefined; modRevision: string } | null;
 
 export class NameDirectory {
-  readonly mirror: PrefixMirror;
   /** Names that publish this daemon's objects, and the object each publishes. */
   readonly owned = new Map<string, string>();
   /** Every name in the cluster view, by the object it publishes, and the other way round. */
   private readonly byId = new Map<string, Set<string>>();
   private readonly targets = new Map<string, string>();
 
+  /** `mirror` holds `names/` (and may hold other keys, which are ignored). */
   constructor(
     private readonly connection: EtcdConnection,
+    readonly mirror: PrefixMirror,
     private readonly names: NameTable,
     private readonly instanceId: number,
   ) {
-    this.mirror = new PrefixMirror(connection, NAMES_PREFIX);
     this.mirror.on('put', (key, entry) => {
       const name = nameOfKey(key);
       if (name === undefined) return;

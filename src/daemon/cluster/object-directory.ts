@@ -12,13 +12,11 @@ import { TrellisError } from '../../errors';
 import { instanceOf } from '../../protocol/ids';
 import type { ObjectMeta, ObjectSummary } from '../../protocol/messages';
 import type { TransactionOperation } from '../metadata/batched-transaction';
-import type { EtcdConnection } from '../metadata/etcd-connection';
 import type { InstanceStatus } from '../metadata/instance-info';
 import { globToRegExp } from '../glob';
 import type { ObjectTable, StoredObject } from '../object-table';
-import { PrefixMirror } from './prefix-mirror';
+import type { PrefixMirror } from './prefix-mirror';
 import {
-  OBJECTS_PREFIX,
   decodeRecord,
   encodeRecord,
   idOfObjectKey,
@@ -31,21 +29,23 @@ import {
 } from './records';
 
 export class ObjectDirectory {
-  readonly mirror: PrefixMirror;
   private readonly records = new Map<string, CachedRecord>();
   /** Persisted objects that have each record as a member. */
   private readonly parents = new Map<string, Set<string>>();
   /** This daemon's objects it has persisted, and when each expires (undefined: never). */
   readonly persisted = new Map<string, number | undefined>();
 
+  /** `mirror` holds `objects/` (and may hold other keys, which are ignored). */
   constructor(
-    connection: EtcdConnection,
+    readonly mirror: PrefixMirror,
     private readonly table: ObjectTable,
     private readonly instanceId: number,
     private readonly instance: (instanceId: number) => InstanceStatus | undefined,
   ) {
-    this.mirror = new PrefixMirror(connection, OBJECTS_PREFIX);
     this.mirror.on('put', (key, entry) => {
+      // This daemon's own objects are answered from its table: only others' are decoded.
+      const id = idOfObjectKey(key);
+      if (id === undefined || instanceOf(id) === this.instanceId) return;
       const record = decodeRecord(key, entry.value, entry.lease);
       if (record) this.remember(record);
     });

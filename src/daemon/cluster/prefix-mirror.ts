@@ -1,7 +1,11 @@
 /**
- * A live copy of every key under one etcd prefix: a snapshot, then a watch from the snapshot's
- * revision on, so no change falls between the two. Reads are served from memory; nothing on a
- * daemon's hot path waits for etcd.
+ * A live copy of every key under some etcd prefixes: a snapshot, then a watch from the
+ * snapshot's revision on, so no change falls between the two. Reads are served from memory;
+ * nothing on a daemon's hot path waits for etcd.
+ *
+ * One watch covers all the prefixes (the key range from the first to the end of the last), so
+ * the keys of one transaction arrive together: a daemon never sees a new object before its
+ * name, nor a name before its object.
  *
  * Like InstanceView, it never resumes a broken watch: it reads a fresh snapshot and watches
  * again. An etcd that lost its data counts revisions from 1 again, and a resumed watch would
@@ -24,7 +28,8 @@ import type { TrellisError } from '../../errors';
 import type { EtcdConnection } from '../metadata/etcd-connection';
 
 const RESYNC_FIRST_DELAY_MS = 100;
-const RESYNC_MAX_DELAY_MS = 2_000;
+/** As EtcdConnection's reconnect backoff: a restarted etcd is read again within a second. */
+const RESYNC_MAX_DELAY_MS = 1_000;
 
 export interface MirrorEntry {
   readonly value: Buffer;
@@ -47,6 +52,12 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
   /** The highest revision the watch (or the last snapshot) has delivered. */
   private watchRevision = 0n;
   /**
+   * False from the moment the watch breaks until a fresh snapshot is in: `watchRevision` may
+   * then belong to an etcd that has since lost its data (whose revisions start again from 1),
+   * so it cannot tell whether a local write was already delivered.
+   */
+  private live = false;
+  /**
    * Keys written locally while a snapshot is being read: the snapshot may predate the write,
    * so it neither removes nor overwrites them (the new watch brings any later change).
    */
@@ -57,11 +68,24 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
   private resyncAgain = false;
   private stopped = false;
 
+  /** What it mirrors, for messages: 'names/, objects/'. */
+  readonly description: string;
+  private readonly range: { start: string; end: string };
+
+  /** `prefixes`: keys relative to the cluster prefix, such as 'objects/'; nothing else may fall between them. */
   constructor(
     private readonly connection: EtcdConnection,
-    readonly prefix: string,
+    private readonly prefixes: readonly string[],
   ) {
     super();
+    const sorted = [...prefixes].sort();
+    const last = sorted[sorted.length - 1];
+    this.range = { start: sorted[0], end: last.slice(0, -1) + String.fromCharCode(last.charCodeAt(last.length - 1) + 1) };
+    this.description = sorted.join(', ');
+  }
+
+  private mirrors(key: string): boolean {
+    return this.prefixes.some((prefix) => key.startsWith(prefix));
   }
 
   /** Reads the first snapshot and starts watching. Errors: Unavailable. */
@@ -86,9 +110,9 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
    * unless the watch already delivered that revision or a later one.
    */
   applyLocal(key: string, entry: Omit<MirrorEntry, 'modRevision'> | undefined, revision: bigint): void {
-    if (this.stopped || revision <= this.watchRevision) return;
+    if (this.stopped || (this.live && revision <= this.watchRevision)) return;
     const current = this.entries.get(key);
-    if (current && current.modRevision > revision) return;
+    if (current && this.live && current.modRevision > revision) return;
     this.localRevisions.set(key, revision);
     this.touched?.add(key);
     if (entry) this.setEntry(key, { ...entry, modRevision: revision });
@@ -101,6 +125,7 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
    */
   resync(): void {
     if (this.stopped) return;
+    this.live = false;
     if (this.resyncing) {
       this.resyncAgain = true;
       return;
@@ -116,7 +141,7 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
             if (!this.resyncAgain) return;
           } catch (error) {
             if (this.stopped) return;
-            this.emit('unavailable', this.connection.toTrellisError(`resynchronize ${this.prefix}`, error));
+            this.emit('unavailable', this.connection.toTrellisError(`resynchronize ${this.description}`, error));
             await new Promise((resolve) => setTimeout(resolve, delay));
             delay = Math.min(delay * 2, RESYNC_MAX_DELAY_MS);
           }
@@ -140,7 +165,7 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
     this.touched = touched;
     let snapshot;
     try {
-      snapshot = await this.connection.run(`list ${this.prefix}`, (kv) => kv.getAll().prefix(this.prefix).exec());
+      snapshot = await this.connection.run(`list ${this.description}`, (kv) => kv.getAll().inRange(this.range).exec());
     } finally {
       if (this.touched === touched) this.touched = undefined;
     }
@@ -149,7 +174,7 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
     this.applySnapshot(snapshot.kvs, revision, touched);
     const watcher = this.connection.kv
       .watch()
-      .prefix(this.prefix)
+      .inRange(this.range)
       .startRevision(String(revision + 1n))
       .watcher();
     // Listeners go on before the watch connects, so no event can slip past them.
@@ -157,11 +182,12 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
     watcher.on('put', (kv) => current() && this.onPut(kv));
     watcher.on('delete', (kv) => current() && this.onDelete(kv));
     watcher.on('disconnected', () => current() && this.resync());
+    this.live = true;
     // Kept even on stale watchers: an 'error' event nobody listens to would throw.
     watcher.on('error', () => current() && this.resync());
     this.watcher = watcher;
     try {
-      await this.connection.run(`watch ${this.prefix}`, () => waitConnected(watcher));
+      await this.connection.run(`watch ${this.description}`, () => waitConnected(watcher));
     } catch (error) {
       if (current()) this.dropWatcher();
       throw error;
@@ -176,7 +202,7 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
     for (const key of [...this.localRevisions.keys()]) if (!newer.has(key)) this.localRevisions.delete(key);
     touched = newer;
     this.watchRevision = revision;
-    const present = new Map<string, IKeyValue>(kvs.map((kv) => [kv.key.toString(), kv]));
+    const present = new Map<string, IKeyValue>(kvs.map((kv) => [kv.key.toString(), kv] as const).filter(([key]) => this.mirrors(key)));
     for (const [key, previous] of [...this.entries]) if (!present.has(key) && !touched.has(key)) this.deleteEntry(key, previous, 'snapshot');
     for (const [key, kv] of present) {
       if (touched.has(key)) continue;
@@ -189,12 +215,14 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
 
   private onPut(kv: IKeyValue): void {
     const key = kv.key.toString();
+    if (!this.mirrors(key)) return;
     const entry = toEntry(kv);
     if (this.watched(key, entry.modRevision)) this.setEntry(key, entry);
   }
 
   private onDelete(kv: IKeyValue): void {
     const key = kv.key.toString();
+    if (!this.mirrors(key)) return;
     const known = this.entries.get(key);
     if (this.watched(key, BigInt(kv.mod_revision)) && known) this.deleteEntry(key, known, 'event');
   }
