@@ -10,11 +10,13 @@
         "native/mapping.cc",
         "native/segment.cc"
       ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wshadow", "-Wno-unused-parameter"]
+      "cflags_cc": [
+        "-std=c++17", "-Wall", "-Wextra", "-Wshadow", "-Wno-unused-parameter",
+        "-isystem", "<!(node -p \"require('node-addon-api').include_dir\")"
+      ]
     }
   ]
 }
