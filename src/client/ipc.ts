@@ -136,19 +136,14 @@ export class IpcChannel implements Channel {
   }
 
   private deliver(envelope: ReplyEnvelope): void {
-    try {
-      for (const grant of envelope.grants ?? []) {
-        const { fd, tag } = native.recvFd(this.fdSocket, FD_RECEIVE_TIMEOUT_MS);
-        if (tag !== grant.segment) {
-          native.closeFd(fd);
-          throw new TrellisError('ProtocolError', `expected the fd of segment ${grant.segment}, got ${tag}`);
-        }
-        this.mappings.add(grant.segment, fd, grant.size);
+    // Most replies carry neither grants nor drops.
+    if (envelope.grants || envelope.drops) {
+      try {
+        this.receiveSegments(envelope);
+      } catch (error) {
+        this.shutdown(error as TrellisError);
+        return;
       }
-      for (const segment of envelope.drops ?? []) this.mappings.drop(segment);
-    } catch (error) {
-      this.shutdown(error as TrellisError);
-      return;
     }
     const waiter = this.pending.get(envelope.seq);
     if (!waiter) {
@@ -159,6 +154,18 @@ export class IpcChannel implements Channel {
     this.pending.delete(envelope.seq);
     if (envelope.error) waiter.reject(fromWireError(envelope.error));
     else waiter.resolve(envelope.reply);
+  }
+
+  private receiveSegments(envelope: ReplyEnvelope): void {
+    for (const grant of envelope.grants ?? []) {
+      const { fd, tag } = native.recvFd(this.fdSocket, FD_RECEIVE_TIMEOUT_MS);
+      if (tag !== grant.segment) {
+        native.closeFd(fd);
+        throw new TrellisError('ProtocolError', `expected the fd of segment ${grant.segment}, got ${tag}`);
+      }
+      this.mappings.add(grant.segment, fd, grant.size);
+    }
+    for (const segment of envelope.drops ?? []) this.mappings.drop(segment);
   }
 
   private shutdown(reason: TrellisError): void {

@@ -32,16 +32,16 @@ function toRequest(spec: MetadataSpec, options: CreateMetadataOptions): CreateMe
     throw new TrellisError('InvalidArgument', 'createMetadata: a typename is required (such as trellis::Value)');
   }
   const { typename, members, labels, ...fields } = spec;
-  return {
-    typename,
-    members,
-    labels,
-    fields,
-    seal: (options.seal ?? []).map((writer) => writer.id),
-    name: options.name,
-    override: options.override,
-    persist: options.persist,
-  };
+  // Only the keys that are set: an undefined value would still travel (msgpack has one) and be
+  // decoded, on the hot path of every small put.
+  const request: CreateMetadataRequest = { typename, fields };
+  if (members !== undefined) request.members = members;
+  if (labels !== undefined) request.labels = labels;
+  if (options.seal !== undefined && options.seal.length > 0) request.seal = options.seal.map((writer) => writer.id);
+  if (options.name !== undefined) request.name = options.name;
+  if (options.override !== undefined) request.override = options.override;
+  if (options.persist !== undefined) request.persist = options.persist;
+  return request;
 }
 
 export class Objects {

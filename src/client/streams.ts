@@ -5,7 +5,7 @@
  * client through the encode/decode hooks, so this file stays below types/.
  */
 import { TrellisError } from '../errors';
-import type { OpenStreamReply } from '../protocol/messages';
+import type { OpenStreamReply, WriteChunkRequest } from '../protocol/messages';
 import type { BlobCache } from './blobs';
 import type { Channel } from './channel';
 import { ObjectHandle } from './object-handle';
@@ -17,6 +17,12 @@ export type ChunkDecoder = (chunk: ObjectHandle) => unknown;
 
 export class StreamWriter {
   private done = false;
+  /**
+   * The last chunk's append, not awaited by write(): the next chunk is allocated and filled while
+   * it travels, so a stream moves a chunk per round trip instead of two. Its error (and the
+   * stream's back-pressure) reach the caller at the next write, finish or fail.
+   */
+  private appending: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly channel: Channel,
@@ -35,17 +41,27 @@ export class StreamWriter {
     if (chunk instanceof Uint8Array) {
       const [writer] = await this.blobs.create([chunk.byteLength]);
       writer.buffer.set(chunk);
-      await this.channel.request('writeChunk', { id: this.id, chunk: writer.id, seal: [writer.id] });
-      writer.sealedElsewhere();
+      await this.appending;
+      // Marked sealed once the daemon has it: over RPC the bytes travel with this very request.
+      this.append({ id: this.id, chunk: writer.id, seal: [writer.id] }, () => writer.sealedElsewhere());
       return;
     }
-    await this.channel.request('writeChunk', { id: this.id, chunk: await this.encode(chunk) });
+    const id = await this.encode(chunk);
+    await this.appending;
+    this.append({ id: this.id, chunk: id });
+  }
+
+  private append(request: WriteChunkRequest, appended: () => void = () => {}): void {
+    this.appending = this.channel.request('writeChunk', request).then(appended);
+    // Handled here so a failed append is never an unhandled rejection; the next call sees it.
+    this.appending.catch(() => {});
   }
 
   /** Ends the stream: the reader drains what is left and stops. */
   async finish(): Promise<void> {
     this.ensureOpen();
     this.done = true;
+    await this.appending;
     await this.channel.request('finishStream', { id: this.id });
   }
 
@@ -53,6 +69,7 @@ export class StreamWriter {
   async fail(reason: string): Promise<void> {
     this.ensureOpen();
     this.done = true;
+    await this.appending.catch(() => {});
     await this.channel.request('failStream', { id: this.id, reason: String(reason) });
   }
 

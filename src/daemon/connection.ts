@@ -9,10 +9,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type * as net from 'node:net';
-import { TrellisError } from '../errors';
+import { toWireError, TrellisError } from '../errors';
 import { PROTOCOL_VERSION, type ReplyEnvelope, type SegmentGrant } from '../protocol/messages';
 import { native, type PeerCredentials } from '../native';
-import { handlers, isClientKind, type RequestContext } from './dispatch';
+import { handlers, isClientKind, type DaemonState, type RequestContext } from './dispatch';
 import { FramedConnection } from './framed-connection';
 import type { ClientSession } from './session';
 import * as check from './validate';
@@ -60,15 +60,29 @@ export class Connection extends FramedConnection {
       return;
     }
     this.host.countRequest();
-    const grants: SegmentGrant[] = [];
-    const ctx: RequestContext = {
-      state: this.host.state,
-      session: this.session!,
-      grant: (segment) => this.grant(segment, grants),
-      untilFdChannel: () => (this.fdChannel ? undefined : this.waitForFdChannel()),
-    };
+    const scope = new RequestScope(this, this.host.state, this.session!);
     const handler = handlers[kind] as (c: RequestContext, b: check.Body) => unknown;
-    this.respond(seq, () => handler(ctx, check.expectBody(kind, body)), { grants });
+    let result: unknown;
+    try {
+      result = handler(scope, check.expectBody(kind, body));
+    } catch (error) {
+      this.answer(scope, { seq, error: toWireError(error) });
+      return;
+    }
+    if (result instanceof Promise) {
+      void result.then(
+        (reply) => this.answer(scope, { seq, reply: reply as never }),
+        (error) => this.answer(scope, { seq, error: toWireError(error) }),
+      );
+    } else {
+      this.answer(scope, { seq, reply: result as never });
+    }
+  }
+
+  /** Replies to a request, naming the segments whose fds it sent (they precede this reply). */
+  private answer(scope: RequestScope, envelope: ReplyEnvelope): void {
+    if (scope.grants) envelope.grants = scope.grants;
+    this.reply(envelope);
   }
 
   protected handshake(kind: unknown, seq: number, body: unknown): void {
@@ -109,6 +123,11 @@ export class Connection extends FramedConnection {
     for (const wake of main.fdChannelWaiters.splice(0)) wake();
   }
 
+  /** For RequestContext.untilFdChannel. */
+  untilFdChannel(): Promise<void> | undefined {
+    return this.fdChannel ? undefined : this.waitForFdChannel();
+  }
+
   private waitForFdChannel(): Promise<void> {
     if (this.fdChannel) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -123,27 +142,54 @@ export class Connection extends FramedConnection {
     });
   }
 
-  private grant(segment: number, grants: SegmentGrant[]): void {
+  /**
+   * For RequestContext.grant: sends the segment's fd on the fd channel unless this client has it
+   * already; returns what the reply must say about it, or undefined when nothing was sent.
+   */
+  grant(segment: number): SegmentGrant | undefined {
     const session = this.session!;
-    if (session.grantedSegments.has(segment)) return;
+    if (session.grantedSegments.has(segment)) return undefined;
     const channel = this.fdChannel;
     if (!channel) throw new TrellisError('Unavailable', 'this client has no fd channel');
     const { fd, size } = this.host.state.pool.segmentFd(segment);
     native.sendFd(channel.fd, fd, segment);
     session.grantedSegments.add(segment);
-    grants.push({ segment, size });
+    return { segment, size };
   }
 
   /** Every reply also tells the client which segments the daemon released since the last. */
   protected override reply(envelope: ReplyEnvelope): void {
     const drops = this.session?.droppedSegments;
     if (drops && drops.length > 0) envelope.drops = drops.splice(0);
-    if (envelope.grants && envelope.grants.length === 0) delete envelope.grants;
     super.reply(envelope);
   }
 
   protected closed(): void {
     if (this.fdChannel) this.fdChannel.close();
     this.host.closed(this);
+  }
+}
+
+/**
+ * The RequestContext of one request. A class rather than an object of closures, since there is
+ * one per request; it collects the segments the request granted, which its reply lists.
+ */
+class RequestScope implements RequestContext {
+  /** Made on the first grant: most requests grant nothing. */
+  grants?: SegmentGrant[];
+
+  constructor(
+    private readonly connection: Connection,
+    readonly state: DaemonState,
+    readonly session: ClientSession,
+  ) {}
+
+  grant(segment: number): void {
+    const granted = this.connection.grant(segment);
+    if (granted) (this.grants ??= []).push(granted);
+  }
+
+  untilFdChannel(): Promise<void> | undefined {
+    return this.connection.untilFdChannel();
   }
 }

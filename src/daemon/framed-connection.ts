@@ -47,21 +47,21 @@ export abstract class FramedConnection {
   protected abstract closed(): void;
 
   /** Sends the reply of a handler's result, now or when its promise settles. */
-  protected respond(seq: number, run: () => unknown, extra: Partial<ReplyEnvelope> = {}): void {
+  protected respond(seq: number, run: () => unknown): void {
     let result: unknown;
     try {
       result = run();
     } catch (error) {
-      this.reply({ seq, error: toWireError(error), ...extra });
+      this.reply({ seq, error: toWireError(error) });
       return;
     }
     if (result instanceof Promise) {
       void result.then(
-        (reply) => this.reply({ seq, reply: reply as never, ...extra }),
-        (error) => this.reply({ seq, error: toWireError(error), ...extra }),
+        (reply) => this.reply({ seq, reply: reply as never }),
+        (error) => this.reply({ seq, error: toWireError(error) }),
       );
     } else {
-      this.reply({ seq, reply: result as never, ...extra });
+      this.reply({ seq, reply: result as never });
     }
   }
 

@@ -33,6 +33,14 @@ export interface ShareableListOptions {
   capacity?: number;
 }
 
+/**
+ * The decoded-item cache is kept in pages of CACHE_PAGE items, each made when one of its items
+ * is first read. One array for a large list would be a large object, which V8 allocates with
+ * fresh pages of memory for every list and scans for young items at every minor collection.
+ */
+const CACHE_PAGE_BITS = 10;
+const CACHE_PAGE = 2 ** CACHE_PAGE_BITS;
+
 const SUPPORTED = 'a ShareableList holds Buffer/Uint8Array, string, number, bigint, boolean and null';
 
 export class ShareableList implements Iterable<ShareableItem> {
@@ -48,10 +56,10 @@ export class ShareableList implements Iterable<ShareableItem> {
   /** The creator's handle on the unsealed blob, until freeze. */
   private writer: BlobWriter | undefined;
   /**
-   * Decoded items of a frozen list, made on first read so that open stays cheap; undefined is
-   * never an item, so it marks "not read yet".
+   * Decoded items of a frozen list, in pages of CACHE_PAGE made on first read so that open
+   * stays cheap; undefined is never an item, so it marks "not read yet".
    */
-  private cache: ShareableItem[] | undefined;
+  private cache: Array<ShareableItem[] | undefined> | undefined;
   private freezing: Promise<void> | undefined;
 
   private constructor(
@@ -192,10 +200,11 @@ export class ShareableList implements Iterable<ShareableItem> {
 
   private read(index: number): ShareableItem {
     if (this.state === 'mutable' || this.state === 'freezing') return this.readMutable(index);
-    const cache = (this.cache ??= new Array<ShareableItem>(this.length));
-    const cached = cache[index];
+    const pages = (this.cache ??= new Array<ShareableItem[] | undefined>(Math.ceil(this.length / CACHE_PAGE)));
+    const page = (pages[index >>> CACHE_PAGE_BITS] ??= new Array<ShareableItem>(CACHE_PAGE));
+    const cached = page[index & (CACHE_PAGE - 1)];
     if (cached !== undefined) return cached;
-    return (cache[index] = this.slots.itemAt(index, true));
+    return (page[index & (CACHE_PAGE - 1)] = this.slots.itemAt(index, true));
   }
 
   private readMutable(index: number): ShareableItem {

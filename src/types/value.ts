@@ -15,6 +15,7 @@ export const INLINE_VALUE_BYTES = 64 * 1024;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
+/** Loops rather than every()/Object.values(): put tests every value, so this walk is hot. */
 export function isPlainValue(value: unknown, depth = 0): boolean {
   if (depth > 64) return false;
   if (value === null) return true;
@@ -24,11 +25,19 @@ export function isPlainValue(value: unknown, depth = 0): boolean {
     case 'boolean':
     case 'bigint':
       return true;
-    case 'object':
+    case 'object': {
       if (value instanceof Date) return true;
-      if (Array.isArray(value)) return value.every((item) => isPlainValue(item, depth + 1));
-      if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return false;
-      return Object.values(value).every((item) => isPlainValue(item, depth + 1));
+      if (Array.isArray(value)) {
+        for (const item of value) if (!isPlainValue(item, depth + 1)) return false;
+        return true;
+      }
+      const prototype = Object.getPrototypeOf(value);
+      if (prototype !== Object.prototype && prototype !== null) return false;
+      for (const key in value) {
+        if (Object.prototype.hasOwnProperty.call(value, key) && !isPlainValue((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
     default:
       return false;
   }
@@ -42,13 +51,16 @@ export function inlineValueSpec(value: unknown, options: PutOptions): MetadataSp
 }
 
 export async function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
-  const publish = { name: options.name, override: options.override, persist: options.persist };
-  const spec = { typename: VALUE_TYPENAME, labels: options.labels };
   const encoded = packr.pack(value);
-  if (encoded.length <= INLINE_VALUE_BYTES) return client.createMetadata({ ...spec, data: encoded }, publish);
+  if (encoded.length <= INLINE_VALUE_BYTES) {
+    return client.createMetadata({ typename: VALUE_TYPENAME, labels: options.labels, data: encoded }, { name: options.name, override: options.override, persist: options.persist });
+  }
   const [writer] = await client.createBlobs([encoded.length]);
   encoded.copy(writer.buffer);
-  return client.createMetadata({ ...spec, members: { data: writer.id } }, { ...publish, seal: [writer] });
+  return client.createMetadata(
+    { typename: VALUE_TYPENAME, labels: options.labels, members: { data: writer.id } },
+    { name: options.name, override: options.override, persist: options.persist, seal: [writer] },
+  );
 }
 
 export function resolveValue(object: ObjectHandle): unknown {

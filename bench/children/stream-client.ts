@@ -1,0 +1,53 @@
+/**
+ * A stream writer or reader in its own process. The writer copies a prepared 1 MiB-style chunk
+ * into each new chunk (what any producer pays); the reader touches one byte per chunk, since
+ * zero-copy reading means there is nothing else to pay for.
+ */
+import { connect } from '../../src/index';
+import { collectGarbage, serveCommands } from '../lib/serve-commands';
+
+export interface StreamRun {
+  bytes: number;
+  chunks: number;
+  elapsedNs: number;
+}
+
+const commands = {
+  async write({ socket, id, chunkBytes, chunks }: { socket: string; id: string; chunkBytes: number; chunks: number }): Promise<StreamRun> {
+    collectGarbage();
+    const client = await connect(socket);
+    const writer = await client.openWriter(id);
+    const chunk = Buffer.alloc(chunkBytes, 0x5a);
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < chunks; i++) await writer.write(chunk);
+    await writer.finish();
+    const elapsedNs = Number(process.hrtime.bigint() - started);
+    await client.close();
+    return { bytes: chunkBytes * chunks, chunks, elapsedNs };
+  },
+
+  async read({ socket, id }: { socket: string; id: string }): Promise<StreamRun> {
+    collectGarbage();
+    const client = await connect(socket);
+    const reader = await client.openReader(id);
+    let bytes = 0;
+    let chunks = 0;
+    let checksum = 0;
+    let started: bigint | undefined;
+    for await (const chunk of reader) {
+      started ??= process.hrtime.bigint();
+      const buffer = chunk as Buffer;
+      checksum += buffer[buffer.length - 1];
+      bytes += buffer.length;
+      chunks++;
+    }
+    const elapsedNs = Number(process.hrtime.bigint() - (started ?? process.hrtime.bigint()));
+    await client.close();
+    if (checksum !== chunks * 0x5a) throw new Error('stream bytes differ from what was written');
+    return { bytes, chunks, elapsedNs };
+  },
+};
+
+export type StreamClientCommands = typeof commands;
+
+if (require.main === module) serveCommands(commands);
