@@ -26,6 +26,7 @@ import { EventEmitter } from 'node:events';
 import type { IKeyValue, Watcher } from 'etcd3';
 import type { TrellisError } from '../../errors';
 import type { EtcdConnection } from '../metadata/etcd-connection';
+import { RetryLoop } from '../metadata/retry-loop';
 
 const RESYNC_FIRST_DELAY_MS = 100;
 /** As EtcdConnection's reconnect backoff: a restarted etcd is read again within a second. */
@@ -64,9 +65,13 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
   private touched: Set<string> | undefined;
   private watcher: Watcher | undefined;
   private generation = 0;
-  private resyncing = false;
-  private resyncAgain = false;
   private stopped = false;
+  private readonly resyncs = new RetryLoop(() => this.sync(), {
+    firstDelayMs: RESYNC_FIRST_DELAY_MS,
+    maxDelayMs: RESYNC_MAX_DELAY_MS,
+    stopped: () => this.stopped,
+    failed: (error) => this.emit('unavailable', this.connection.toTrellisError(`resynchronize ${this.description}`, error)),
+  });
 
   /** What it mirrors, for messages: 'names/, objects/'. */
   readonly description: string;
@@ -126,30 +131,7 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
   resync(): void {
     if (this.stopped) return;
     this.live = false;
-    if (this.resyncing) {
-      this.resyncAgain = true;
-      return;
-    }
-    this.resyncing = true;
-    void (async () => {
-      let delay = RESYNC_FIRST_DELAY_MS;
-      try {
-        while (!this.stopped) {
-          this.resyncAgain = false;
-          try {
-            await this.sync();
-            if (!this.resyncAgain) return;
-          } catch (error) {
-            if (this.stopped) return;
-            this.emit('unavailable', this.connection.toTrellisError(`resynchronize ${this.description}`, error));
-            await new Promise((resolve) => setTimeout(resolve, delay));
-            delay = Math.min(delay * 2, RESYNC_MAX_DELAY_MS);
-          }
-        }
-      } finally {
-        this.resyncing = false;
-      }
-    })();
+    this.resyncs.request();
   }
 
   stop(): void {

@@ -15,6 +15,7 @@ import type { IKeyValue, Watcher } from 'etcd3';
 import { TrellisError } from '../../errors';
 import type { EtcdConnection } from './etcd-connection';
 import { INSTANCES_PREFIX, decodeInstanceInfo, instanceIdOfKey, sameIncarnation, type InstanceStatus } from './instance-info';
+import { RetryLoop } from './retry-loop';
 
 const RESYNC_FIRST_DELAY_MS = 100;
 const RESYNC_MAX_DELAY_MS = 2_000;
@@ -31,9 +32,13 @@ export class InstanceView extends EventEmitter<InstanceViewEvents> {
   private watcher: Watcher | undefined;
   /** Bumped by every sync; events from an older watcher are ignored. */
   private generation = 0;
-  private resyncing = false;
-  private resyncAgain = false;
   private stopped = false;
+  private readonly resyncs = new RetryLoop(() => this.sync(), {
+    firstDelayMs: RESYNC_FIRST_DELAY_MS,
+    maxDelayMs: RESYNC_MAX_DELAY_MS,
+    stopped: () => this.stopped,
+    failed: (error) => this.emit('unavailable', this.connection.toTrellisError('resynchronize the instance list', error)),
+  });
 
   constructor(private readonly connection: EtcdConnection) {
     super();
@@ -60,30 +65,7 @@ export class InstanceView extends EventEmitter<InstanceViewEvents> {
    */
   resync(): void {
     if (this.stopped) return;
-    if (this.resyncing) {
-      this.resyncAgain = true;
-      return;
-    }
-    this.resyncing = true;
-    void (async () => {
-      let delay = RESYNC_FIRST_DELAY_MS;
-      try {
-        while (!this.stopped) {
-          this.resyncAgain = false;
-          try {
-            await this.sync();
-            if (!this.resyncAgain) return;
-          } catch (error) {
-            if (this.stopped) return;
-            this.emit('unavailable', this.connection.toTrellisError('resynchronize the instance list', error));
-            await new Promise((resolve) => setTimeout(resolve, delay));
-            delay = Math.min(delay * 2, RESYNC_MAX_DELAY_MS);
-          }
-        }
-      } finally {
-        this.resyncing = false;
-      }
-    })();
+    this.resyncs.request();
   }
 
   async stop(): Promise<void> {
