@@ -4,17 +4,8 @@ export const KiB = 1024;
 export const MiB = 1024 * KiB;
 export const GiB = 1024 * MiB;
 
-/** 1024 -> '1 KiB', 1536 -> '1.5 KiB'; whole numbers print without decimals. */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${Number.isInteger(value) ? value : value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
-}
+/** The daemon's own formatting, so tables and error messages say sizes the same way. */
+export { formatBytes } from '../../src/daemon/sizes';
 
 /** Nanoseconds in ns, µs, ms or s, with three significant digits. */
 export function formatDuration(ns: number): string {

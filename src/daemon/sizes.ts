@@ -35,6 +35,7 @@ export function parseSize(text: string | number): number {
   return bytes;
 }
 
+/** 1024 -> '1 KiB', 1536 -> '1.50 KiB': whole numbers print without decimals. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
@@ -43,5 +44,5 @@ export function formatBytes(bytes: number): string {
     value /= 1024;
     unit++;
   }
-  return `${unit === 0 ? value : value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+  return `${Number.isInteger(value) ? value : value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
 }
