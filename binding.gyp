@@ -15,7 +15,7 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": [
         "-std=c++17", "-Wall", "-Wextra", "-Wshadow", "-Wno-unused-parameter",
-        "-isystem", "<!(node -p \"require('node-addon-api').include_dir\")"
+        "-isystem", "<!(node -p \"require('path').resolve(require('node-addon-api').include_dir)\")"
       ]
     }
   ]
