@@ -2,7 +2,7 @@
  * What `open` returns for a file read: a DataframeStream in the store, being written by the
  * parser in this process while any process reads it by `id`. Iterating it reads it here.
  */
-import type { RecordBatch, Schema, Table } from 'apache-arrow';
+import { Table, type RecordBatch, type Schema } from 'apache-arrow';
 import type { TrellisClient } from '../connect';
 import { isTrellisError } from '../errors';
 
@@ -33,7 +33,6 @@ export class DataframeStream implements AsyncIterable<RecordBatch> {
   async readTable(): Promise<Table> {
     const batches: RecordBatch[] = [];
     for await (const batch of this.read(true)) batches.push(batch);
-    const { Table } = await import('apache-arrow');
     return batches.length > 0 ? new Table(batches) : new Table(await this.schema);
   }
 
