@@ -9,11 +9,11 @@ import * as path from 'node:path';
 import { REPO_ROOT } from './child';
 import { onCpu } from './cpu';
 import type { Scope } from './scope';
+import { stopProcess } from '../../test/fixtures/processes';
 
 export const DAEMON_SCRIPT = path.join(REPO_ROOT, 'src', 'cli', 'trellisd.ts');
 const READY_LINE = /^trellisd ready socket=(\S+) instance=(\d+)(?: rpc=(\S+))?$/m;
 const READY_TIMEOUT_MS = 20_000;
-const STOP_GRACE_MS = 5_000;
 
 export interface BenchDaemon {
   readonly socket: string;
@@ -47,12 +47,7 @@ export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions
   const exited = new Promise<string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? `code ${code}`)));
 
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopProcess(child, exited);
     // A daemon that was killed cannot remove its own socket.
     fs.rmSync(socket, { force: true });
   };

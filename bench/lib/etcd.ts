@@ -7,14 +7,13 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Scope } from './scope';
+import { freePort, stopProcess } from '../../test/fixtures/processes';
 
 const ETCD_BINARIES = [process.env.ETCD_BIN, '/usr/bin/etcd', '/usr/local/bin/etcd'];
 const READY_TIMEOUT_MS = 15_000;
-const STOP_GRACE_MS = 5_000;
 
 export interface BenchEtcd {
   readonly endpoint: string;
@@ -22,16 +21,6 @@ export interface BenchEtcd {
   unaryCalls(): Promise<number>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function httpGet(port: number, urlPath: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -65,12 +54,7 @@ export async function startBenchEtcd(scope: Scope): Promise<BenchEtcd> {
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   scope.defer(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopProcess(child, exited);
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 

@@ -14,9 +14,9 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { onCpu } from './cpu';
 import type { Scope } from './scope';
+import { freePort, stopProcess } from '../../test/fixtures/processes';
 
 const READY_TIMEOUT_MS = 10_000;
-const STOP_GRACE_MS = 5_000;
 const OUTPUT_TAIL_CHARS = 4_000;
 
 export interface BenchRedis {
@@ -69,17 +69,6 @@ export function ensureRedisServer(log: (message: string) => void = () => {}): st
   return installed;
 }
 
-/** A loopback port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Sends one inline command and returns the raw reply (small replies only). */
 export function redisCommand(port: number, host: string, command: string[]): Promise<string> {
@@ -172,12 +161,7 @@ async function launch(scope: Scope, binary: string, version: string, options: Be
   void exited.then(() => (hasExited = true));
 
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopProcess(child, exited);
     fs.rmSync(dir, { recursive: true, force: true });
   };
   const forget = scope.defer(stop);

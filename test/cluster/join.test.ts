@@ -6,7 +6,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { connect } from '../../src/index';
-import { freePort } from '../fixtures/etcd';
+import { freePort } from '../fixtures/processes';
 import { startTestDaemon } from '../fixtures/daemon';
 import { settledStatus } from '../fixtures/status';
 
