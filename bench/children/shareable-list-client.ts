@@ -70,7 +70,7 @@ export interface ReadResult {
   firstOpenRequests: number;
   /** The first full pass right after it: first touch of the pages, decoding, a cold JIT. */
   firstPass: SampleSet;
-  /** Later passes over the same list: items come from the decoded cache. */
+  /** Later passes over the same list: items come from its cache, filled as it was read again. */
   cachedPass: SampleSet;
   /** Passes over a new list object each time (after JIT warmup): every item decoded from shared memory. */
   decodingPass: SampleSet;

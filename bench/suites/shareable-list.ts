@@ -3,9 +3,10 @@
  * did not create it, against reading the same items from a plain JS array in that process; and
  * ShareableList.open against one request round trip to the daemon.
  *
- * A list decodes an item the first time it is read and caches it (a frozen list never changes),
- * so the suite times both: passes that decode every item from shared memory (a new list object
- * over the same blob each pass), and later passes over one list (from its cache). The first
+ * A list decodes items as they are read and keeps those of pages it reads a second time (a
+ * frozen list never changes), so the suite times both: passes that decode every item from shared
+ * memory (a new list object over the same blob each pass), and later passes over one list (from
+ * its cache). The first
  * open and pass in a fresh process, which also pay for mapping, first touch and a cold JIT, are
  * set against the alternative to sharing: copying the items in (v8.deserialize), also cold.
  *

@@ -56,6 +56,15 @@ export const TAG_BYTES = 6;
 
 export const FLAG_ASCII = 1;
 
+/**
+ * A sealed list's ASCII strings are cut from the text of their group of slots: TEXT_GROUP slots'
+ * payloads copied at once, when they span at most MAX_GROUP_TEXT bytes. Cutting a string costs a
+ * fraction of a call into Node's decoder; a string the caller keeps keeps its group's text alive.
+ */
+const TEXT_GROUP_BITS = 6;
+const TEXT_GROUP = 2 ** TEXT_GROUP_BITS;
+const MAX_GROUP_TEXT = 16 * 1024;
+
 // Field offsets inside the header and inside a slot.
 const MAGIC_AT = 0;
 const VERSION_AT = 4;
@@ -133,18 +142,27 @@ export class ListBytes {
   /** The memory under `bytes`, kept so that viewing a payload skips the Buffer's getter. */
   private readonly memory: ArrayBufferLike;
 
+  /**
+   * Of a sealed list only: the Latin-1 text of each group of TEXT_GROUP slots' payloads, made
+   * when one of its ASCII strings is first read; null for a group too large to copy whole.
+   */
+  private readonly texts: Array<string | null | undefined> | undefined;
+
   private constructor(
     readonly bytes: Buffer,
     readonly id: string,
     readonly count: number,
+    /** A sealed blob never changes: its bytes are viewed, not copied, and group texts are kept. */
+    readonly sealed: boolean,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.memory = bytes.buffer;
+    this.texts = sealed ? new Array<string | null | undefined>(Math.ceil(count / TEXT_GROUP)) : undefined;
   }
 
   /** Lays out an empty list of `capacities.length` slots (all null) in zeroed `bytes`. */
   static format(bytes: Buffer, id: string, capacities: readonly number[]): ListBytes {
-    const list = new ListBytes(bytes, id, capacities.length);
+    const list = new ListBytes(bytes, id, capacities.length, false);
     const view = list.view;
     view.setUint32(MAGIC_AT, LIST_MAGIC, true);
     view.setUint16(VERSION_AT, LAYOUT_VERSION, true);
@@ -158,7 +176,7 @@ export class ListBytes {
     return list;
   }
 
-  /** The list in `bytes`, after checking magic, version and count. Errors: TypeMismatch. */
+  /** The list in the sealed blob `bytes`, after checking magic, version and count. Errors: TypeMismatch. */
   static open(bytes: Buffer, id: string): ListBytes {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (bytes.length < HEADER_BYTES || view.getUint32(MAGIC_AT, true) !== LIST_MAGIC) {
@@ -172,7 +190,7 @@ export class ListBytes {
     if (slotAt(count) > bytes.length) {
       throw corrupt(`ShareableList ${id} claims ${count} slots, more than its ${bytes.length} bytes can hold`);
     }
-    return new ListBytes(bytes, id, count);
+    return new ListBytes(bytes, id, count, true);
   }
 
   capacityAt(index: number): number {
@@ -201,11 +219,11 @@ export class ListBytes {
   }
 
   /**
-   * The item in a slot. Bytes come back as a view of the blob when `viewBytes` (a sealed blob
-   * never changes), else as a copy. A slot is checked as it is read, not all at open, so that
-   * opening stays one round trip. Errors: TypeMismatch (a corrupt slot).
+   * The item in a slot. Bytes come back as a view of the blob when it is sealed, else as a copy.
+   * A slot is checked as it is read, not all at open, so that opening stays one round trip.
+   * Errors: TypeMismatch (a corrupt slot).
    */
-  itemAt(index: number, viewBytes: boolean): ShareableItem {
+  itemAt(index: number): ShareableItem {
     const { bytes, view } = this;
     const at = slotAt(index);
     const tag = view.getUint8(at + TAG_AT);
@@ -221,12 +239,37 @@ export class ListBytes {
       case TAG_INT64:
         return this.int64At(offset);
       case TAG_UTF8:
-        return view.getUint8(at + FLAGS_AT) & FLAG_ASCII ? decodeAscii(bytes, offset, end) : decodeUtf8(bytes, offset, end);
+        if ((view.getUint8(at + FLAGS_AT) & FLAG_ASCII) === 0) return decodeUtf8(bytes, offset, end);
+        return this.texts ? this.asciiFromText(index, offset, end) : decodeAscii(bytes, offset, end);
       case TAG_BYTES:
-        return viewBytes ? viewOf(this.memory, bytes.byteOffset + offset, end - offset) : Buffer.from(bytes.subarray(offset, end));
+        return this.sealed ? viewOf(this.memory, bytes.byteOffset + offset, end - offset) : Buffer.from(bytes.subarray(offset, end));
       default:
         throw corrupt(`ShareableList ${this.id}: slot ${index} has unknown tag ${tag}`);
     }
+  }
+
+  /**
+   * An ASCII string cut from its group's text: one copy out of shared memory per group, then a
+   * substring per string, which V8 makes without copying from 13 characters up. A string outside
+   * its group's payloads (possible in a list another writer laid out) is decoded alone.
+   */
+  private asciiFromText(index: number, offset: number, end: number): string {
+    const group = index >>> TEXT_GROUP_BITS;
+    let text = this.texts![group];
+    if (text === undefined) text = this.texts![group] = this.groupText(group);
+    const start = this.view.getUint32(slotAt(group << TEXT_GROUP_BITS) + OFFSET_AT, true);
+    if (text === null || offset < start || end - start > text.length) return decodeAscii(this.bytes, offset, end);
+    return text.substring(offset - start, end - start);
+  }
+
+  /** The payloads of a group's slots as Latin-1 text, or null when they span too many bytes. */
+  private groupText(group: number): string | null {
+    const first = group << TEXT_GROUP_BITS;
+    const last = Math.min(first + TEXT_GROUP, this.count) - 1;
+    const start = this.view.getUint32(slotAt(first) + OFFSET_AT, true);
+    const end = this.view.getUint32(slotAt(last) + OFFSET_AT, true) + this.capacityAt(last);
+    if (end <= start || end > this.bytes.length || end - start > MAX_GROUP_TEXT) return null;
+    return sliceLatin1(this.bytes, start, end);
   }
 
   /** A number when the int64 is a safe integer, else a bigint. */

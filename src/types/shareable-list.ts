@@ -4,9 +4,11 @@
  * blob, after which it never changes and any process can open it and read items straight from
  * shared memory, with no round trip per item.
  *
- * Reads of a frozen list decode an item once and keep it: the blob is immutable, so the cached
- * value can never go stale, and a second pass over the list costs what reading a JS array does.
- * Before freeze nothing is cached and bytes come back as copies, since set() may overwrite them.
+ * Reads decode items straight from shared memory: bytes come back as views of a frozen list's
+ * blob (copies before freeze, since set() may overwrite them), ASCII strings are cut from one copy
+ * of their group of slots (see ListBytes). The parts of a frozen list that are read again keep
+ * their decoded items (see ReadCache), so repeated passes cost what reading a JS array does and a
+ * single pass over a large list leaves next to nothing in the reader's heap.
  *
  * Caveat: a frozen list reads shared memory that this client holds a reference to. Once this
  * client deletes or releases the list, the daemon may hand that memory to another object, so the
@@ -15,6 +17,7 @@
 import type { Blob, BlobWriter } from '../client/blobs';
 import type { Client } from '../client/client';
 import { isTrellisError, TrellisError } from '../errors';
+import { ReadCache } from './read-cache';
 import {
   encodeItem,
   initialCapacity,
@@ -33,14 +36,6 @@ export interface ShareableListOptions {
   capacity?: number;
 }
 
-/**
- * The decoded-item cache is kept in pages of CACHE_PAGE items, each made when one of its items
- * is first read. One array for a large list would be a large object, which V8 allocates with
- * fresh pages of memory for every list and scans for young items at every minor collection.
- */
-const CACHE_PAGE_BITS = 10;
-const CACHE_PAGE = 2 ** CACHE_PAGE_BITS;
-
 const SUPPORTED = 'a ShareableList holds Buffer/Uint8Array, string, number, bigint, boolean and null';
 
 export class ShareableList implements Iterable<ShareableItem> {
@@ -55,12 +50,9 @@ export class ShareableList implements Iterable<ShareableItem> {
   private state: 'mutable' | 'freezing' | 'frozen' | 'opened';
   /** The creator's handle on the unsealed blob, until freeze. */
   private writer: BlobWriter | undefined;
-  /**
-   * Decoded items of a frozen list, in pages of CACHE_PAGE made on first read so that open
-   * stays cheap; undefined is never an item, so it marks "not read yet".
-   */
-  private cache: Array<ShareableItem[] | undefined> | undefined;
   private freezing: Promise<void> | undefined;
+  /** Decoded items of a sealed list that is being read again; undefined before the seal. */
+  private cache: ReadCache<ShareableItem> | undefined;
 
   private constructor(
     private readonly client: Client,
@@ -72,6 +64,7 @@ export class ShareableList implements Iterable<ShareableItem> {
     this.slots = slots;
     this.writer = writer;
     this.state = writer ? 'mutable' : 'opened';
+    this.cache = slots.sealed ? new ReadCache(slots) : undefined;
   }
 
   /**
@@ -138,7 +131,7 @@ export class ShareableList implements Iterable<ShareableItem> {
 
   /** Errors: InvalidArgument (index), TypeMismatch (a corrupt blob). */
   get(index: number): ShareableItem {
-    this.checkIndex(index, 'get');
+    if (!(Number.isInteger(index) && index >= 0 && index < this.length)) throw this.badIndex(index, 'get');
     return this.read(index);
   }
 
@@ -148,7 +141,7 @@ export class ShareableList implements Iterable<ShareableItem> {
       const why = this.state === 'opened' ? 'it was opened read-only' : 'it is frozen';
       throw new TrellisError('AlreadySealed', `ShareableList ${this.name}: cannot set item ${String(index)}: ${why}`);
     }
-    this.checkIndex(index, 'set');
+    if (!(Number.isInteger(index) && index >= 0 && index < this.length)) throw this.badIndex(index, 'set');
     const item = encodeOrThrow(value, index, `ShareableList ${this.name}: set`);
     const capacity = this.slots.capacityAt(index);
     if (item.length > capacity) {
@@ -194,32 +187,27 @@ export class ShareableList implements Iterable<ShareableItem> {
     // The writer's buffer is detached now; the sealed blob is already held, so this is local.
     const blob = await this.client.getBlob(this.name);
     this.slots = ListBytes.open(blob.buffer, blob.id);
+    this.cache = new ReadCache(this.slots);
     this.writer = undefined;
     this.state = 'frozen';
   }
 
   private read(index: number): ShareableItem {
-    if (this.state === 'mutable' || this.state === 'freezing') return this.readMutable(index);
-    const pages = (this.cache ??= new Array<ShareableItem[] | undefined>(Math.ceil(this.length / CACHE_PAGE)));
-    const page = (pages[index >>> CACHE_PAGE_BITS] ??= new Array<ShareableItem>(CACHE_PAGE));
-    const cached = page[index & (CACHE_PAGE - 1)];
-    if (cached !== undefined) return cached;
-    return (page[index & (CACHE_PAGE - 1)] = this.slots.itemAt(index, true));
+    return this.cache !== undefined ? this.cache.read(index) : this.readUnsealed(index);
   }
 
-  private readMutable(index: number): ShareableItem {
+  private readUnsealed(index: number): ShareableItem {
     if (this.slots.bytes.byteLength === 0) {
       // Between the seal's reply and freeze() resolving, the writable buffer is already gone.
       throw new TrellisError('NotSealed', `ShareableList ${this.name} is being frozen: read it once freeze() has resolved`);
     }
-    return this.slots.itemAt(index, false);
+    return this.slots.itemAt(index);
   }
 
-  private checkIndex(index: number, verb: string): void {
-    if (Number.isInteger(index) && index >= 0 && index < this.length) return;
+  private badIndex(index: number, verb: string): TrellisError {
     const what = Number.isInteger(index) ? 'is out of range' : 'is not an integer';
     const valid = this.length === 0 ? 'the list is empty' : `valid indexes are 0..${this.length - 1}`;
-    throw new TrellisError('InvalidArgument', `ShareableList ${this.name}: ${verb}(${String(index)}): the index ${what}; ${valid}`);
+    return new TrellisError('InvalidArgument', `ShareableList ${this.name}: ${verb}(${String(index)}): the index ${what}; ${valid}`);
   }
 }
 

@@ -93,6 +93,33 @@ describe('ShareableList layout', () => {
     assert.deepEqual(list.toArray(), [null, false, 2.5, Buffer.from([1, 2, 3]), 'ça', 2n ** 62n]);
   });
 
+  it('reads ASCII strings whose payloads are not in slot order', async () => {
+    // Slot 0's payload follows slot 1's, which a reader must not assume away.
+    const first = 'the first string, stored second';
+    const second = 'the second string, stored first';
+    const bytes = handWritten(
+      [
+        { tag: 5, flags: 1, length: first.length, offset: 80, capacity: 32 },
+        { tag: 5, flags: 1, length: second.length, offset: 48, capacity: 32 },
+      ],
+      112,
+    );
+    bytes.write(first, 80, 'latin1');
+    bytes.write(second, 48, 'latin1');
+    const list = await ShareableList.open(client, await sealedBlob(bytes));
+    for (let pass = 0; pass < 3; pass++) assert.deepEqual(list.toArray(), [first, second], `pass ${pass + 1}`);
+  });
+
+  it('reads ASCII strings of short and long slots, in groups small and too large to copy whole', async () => {
+    const strings = Array.from({ length: 200 }, (_, i) => (i % 3 === 0 ? `s${i}` : `a longer ascii string, number ${i}`));
+    for (const capacity of [0, 1024]) {
+      const list = await ShareableList.create(client, strings, { capacity });
+      await list.freeze();
+      const opened = await ShareableList.open(client, list.name);
+      for (let pass = 0; pass < 3; pass++) assert.deepEqual(opened.toArray(), strings, `capacity ${capacity}, pass ${pass + 1}`);
+    }
+  });
+
   it('refuses unknown versions and corrupt slots with TypeMismatch', async () => {
     const future = await sealedBlob(handWritten([], 16, 2));
     await expectTypeMismatch(() => ShareableList.open(client, future), new RegExp(`ShareableList ${future} has layout version 2; this trellis reads version 1`));
