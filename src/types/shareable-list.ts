@@ -7,8 +7,8 @@
  * Reads decode items straight from shared memory: bytes come back as views of a frozen list's
  * blob (copies before freeze, since set() may overwrite them), ASCII strings are cut from one copy
  * of their group of slots (see ListBytes). The parts of a frozen list that are read again keep
- * their decoded items (see ReadCache), so repeated passes cost what reading a JS array does and a
- * single pass over a large list leaves next to nothing in the reader's heap.
+ * their decoded items (see ReadCache), so repeated passes cost what reading a JS array does, while
+ * a single pass over a large list keeps no decoded items, only the group copies (a byte a byte).
  *
  * Caveat: a frozen list reads shared memory that this client holds a reference to. Once this
  * client deletes or releases the list, the daemon may hand that memory to another object, so the
