@@ -6,7 +6,9 @@
  * Why second-touch admission: keeping an item makes the garbage collector copy it out of the
  * young generation, which costs about as much as decoding it again. A single pass over a large
  * list (the common case) should leave nothing behind in the reader's heap and pay no such copies;
- * a list read over and over should cost what a JS array does from its third pass on.
+ * a list read over and over should cost what a JS array does from its third pass on. Pages rather
+ * than one array: one array for a large list would be a large object, which V8 allocates with
+ * fresh pages of memory and scans for young items at every minor collection.
  */
 const PAGE_BITS = 10;
 const PAGE = 2 ** PAGE_BITS;

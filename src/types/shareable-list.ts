@@ -131,7 +131,7 @@ export class ShareableList implements Iterable<ShareableItem> {
 
   /** Errors: InvalidArgument (index), TypeMismatch (a corrupt blob). */
   get(index: number): ShareableItem {
-    if (!(Number.isInteger(index) && index >= 0 && index < this.length)) throw this.badIndex(index, 'get');
+    if (!this.isIndex(index)) throw this.badIndex(index, 'get');
     return this.read(index);
   }
 
@@ -141,7 +141,7 @@ export class ShareableList implements Iterable<ShareableItem> {
       const why = this.state === 'opened' ? 'it was opened read-only' : 'it is frozen';
       throw new TrellisError('AlreadySealed', `ShareableList ${this.name}: cannot set item ${String(index)}: ${why}`);
     }
-    if (!(Number.isInteger(index) && index >= 0 && index < this.length)) throw this.badIndex(index, 'set');
+    if (!this.isIndex(index)) throw this.badIndex(index, 'set');
     const item = encodeOrThrow(value, index, `ShareableList ${this.name}: set`);
     const capacity = this.slots.capacityAt(index);
     if (item.length > capacity) {
@@ -204,6 +204,11 @@ export class ShareableList implements Iterable<ShareableItem> {
     return this.slots.itemAt(index);
   }
 
+  private isIndex(index: number): boolean {
+    return Number.isInteger(index) && index >= 0 && index < this.length;
+  }
+
+  /** The error for an index that is not one; built only then, so that a read stays cheap. */
   private badIndex(index: number, verb: string): TrellisError {
     const what = Number.isInteger(index) ? 'is out of range' : 'is not an integer';
     const valid = this.length === 0 ? 'the list is empty' : `valid indexes are 0..${this.length - 1}`;
