@@ -290,6 +290,23 @@ describe('ShareableList', () => {
     assert.deepEqual(await Promise.all(readers.map((child) => child.exited)), Array(8).fill(0));
   });
 
+  it('returns strings that stay as they were after the list is deleted and its memory reused', async () => {
+    const baseline = (await client.status()).memoryUsage;
+    const strings = Array.from({ length: 300 }, (_, i) => (i % 2 ? `an ascii string long enough to be a slice, ${i}` : `grüße ${i}`));
+    const list = await ShareableList.create(client, strings);
+    await list.freeze();
+    const read = list.toArray();
+    const size = (await client.getBlob(list.name)).size;
+    await client.delete(list.name);
+    await memoryUsageSettlesAt(baseline);
+
+    // The freed memory goes to the next blob of that size; overwrite all of it.
+    const writer = await client.createBlob(size);
+    writer.buffer.fill('X');
+    await writer.seal();
+    assert.deepEqual(read, strings);
+  });
+
   it('returns memory to its baseline after delete, once the last reader lets go', async () => {
     const baseline = (await client.status()).memoryUsage;
     const list = await ShareableList.create(client, generatedItems(1000));
