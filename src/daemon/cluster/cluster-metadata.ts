@@ -25,7 +25,7 @@ import type { Expirations } from './expirations';
 import { MAX_NAMES_PER_CALL, NameDirectory, type NameChange } from './name-directory';
 import { ObjectDirectory } from './object-directory';
 import { Ownership } from './ownership';
-import { PrefixMirror } from './prefix-mirror';
+import { PrefixMirror } from '../metadata/prefix-mirror';
 import { NAMES_PREFIX, OBJECTS_PREFIX, nameKey, objectKey, type CachedRecord } from './records';
 
 /** Transactions a large publish keeps in flight at once. */

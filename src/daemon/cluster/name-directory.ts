@@ -22,7 +22,7 @@ import type { TransactionOperation } from '../metadata/batched-transaction';
 import { MAX_OPERATIONS_PER_TRANSACTION } from '../metadata/batched-transaction';
 import type { EtcdConnection } from '../metadata/etcd-connection';
 import type { NameTable } from '../names';
-import type { PrefixMirror } from './prefix-mirror';
+import type { PrefixMirror } from '../metadata/prefix-mirror';
 import { decodeNameTarget, nameKey, nameOfKey, objectKey } from './records';
 
 /** putNames takes at most this many names: they must fit one etcd transaction. */

@@ -15,7 +15,7 @@ import type { TransactionOperation } from '../metadata/batched-transaction';
 import type { InstanceStatus } from '../metadata/instance-info';
 import { globToRegExp } from '../glob';
 import type { ObjectTable, StoredObject } from '../object-table';
-import type { PrefixMirror } from './prefix-mirror';
+import type { PrefixMirror } from '../metadata/prefix-mirror';
 import {
   decodeRecord,
   encodeRecord,

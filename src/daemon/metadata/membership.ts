@@ -165,7 +165,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.leaving = true;
     this.registeredNow = false;
     this.unhookClose();
-    void this.view.stop();
+    this.view.stop();
     this.lease.release();
   }
 

@@ -3,13 +3,15 @@
  * snapshot's revision on, so no change falls between the two. Reads are served from memory;
  * nothing on a daemon's hot path waits for etcd.
  *
+ * Used for the cluster's objects and names (ClusterMetadata) and for its instances (InstanceView).
+ *
  * One watch covers all the prefixes (the key range from the first to the end of the last), so
  * the keys of one transaction arrive together: a daemon never sees a new object before its
  * name, nor a name before its object.
  *
- * Like InstanceView, it never resumes a broken watch: it reads a fresh snapshot and watches
- * again. An etcd that lost its data counts revisions from 1 again, and a resumed watch would
- * wait silently for the old revision numbers to come back.
+ * It never resumes a broken watch: it reads a fresh snapshot and watches again. An etcd that
+ * lost its data counts revisions from 1 again, and a resumed watch would wait silently for the
+ * old revision numbers to come back.
  *
  * A daemon's own writes are applied at once (`applyLocal`), so a client that put a name reads
  * it back from the same daemon without waiting for the watch to echo it. The revision each
@@ -25,8 +27,8 @@
 import { EventEmitter } from 'node:events';
 import type { IKeyValue, Watcher } from 'etcd3';
 import type { TrellisError } from '../../errors';
-import type { EtcdConnection } from '../metadata/etcd-connection';
-import { RetryLoop } from '../metadata/retry-loop';
+import type { EtcdConnection } from './etcd-connection';
+import { RetryLoop } from './retry-loop';
 
 const RESYNC_FIRST_DELAY_MS = 100;
 /** As EtcdConnection's reconnect backoff: a restarted etcd is read again within a second. */
