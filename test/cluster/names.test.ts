@@ -6,25 +6,21 @@
  */
 import * as assert from 'node:assert/strict';
 import { waitFor } from '../fixtures/cluster';
-import { startChildClient, startClusterDaemons, type ChildClient, type ClusterDaemon } from '../fixtures/cluster-daemons';
-import { startEtcd, type TestEtcd } from '../fixtures/etcd';
+import { startChildClient, startTestCluster, type ChildClient, type ClusterDaemon, type TestCluster } from '../fixtures/cluster-daemons';
 
 const PROPAGATION_MS = 3_000;
 const RACE_ROUNDS = 10;
 
 describe('cluster names', function () {
   this.timeout(30_000);
-  let etcd: TestEtcd;
+  let cluster: TestCluster | undefined;
   let d1: ClusterDaemon, d2: ClusterDaemon, d3: ClusterDaemon;
   before(async function () {
     this.timeout(40_000);
-    etcd = await startEtcd();
-    [d1, d2, d3] = await startClusterDaemons(etcd.endpoint, 3, 'names');
+    cluster = await startTestCluster('names', 3);
+    [d1, d2, d3] = cluster.daemons;
   });
-  after(async () => {
-    await Promise.all([d1, d2, d3].map((d) => d?.daemon.stop()));
-    await etcd?.dispose();
-  });
+  after(() => cluster?.stop());
 
   it('concurrent putName of one name from clients of two daemons: exactly one wins, the other gets NameExists', async () => {
     const [left, right]: ChildClient[] = await Promise.all([startChildClient(d1.daemon.socket), startChildClient(d2.daemon.socket)]);

@@ -6,8 +6,8 @@
  */
 import * as assert from 'node:assert/strict';
 import { waitFor } from '../fixtures/cluster';
-import { startChildClient, startClusterDaemons, type ClusterDaemon } from '../fixtures/cluster-daemons';
-import { startEtcd, type TestEtcd } from '../fixtures/etcd';
+import { startChildClient, startClusterDaemons, startTestCluster, type ClusterDaemon, type TestCluster } from '../fixtures/cluster-daemons';
+import { startEtcd } from '../fixtures/etcd';
 import { settledStatus } from '../fixtures/status';
 
 /** How long a change made through one daemon may take to show on another (a watch event). */
@@ -15,17 +15,14 @@ const PROPAGATION_MS = 3_000;
 
 describe('cluster objects', function () {
   this.timeout(30_000);
-  let etcd: TestEtcd;
+  let cluster: TestCluster | undefined;
   let d1: ClusterDaemon, d2: ClusterDaemon, d3: ClusterDaemon;
   before(async function () {
     this.timeout(40_000);
-    etcd = await startEtcd();
-    [d1, d2, d3] = await startClusterDaemons(etcd.endpoint, 3, 'objects');
+    cluster = await startTestCluster('objects', 3);
+    [d1, d2, d3] = cluster.daemons;
   });
-  after(async () => {
-    await Promise.all([d1, d2, d3].map((d) => d?.daemon.stop()));
-    await etcd?.dispose();
-  });
+  after(() => cluster?.stop());
 
   it('gives each daemon its own instance id from etcd, in its object ids too, and lists all three', async () => {
     const ids = [d1, d2, d3].map((d) => d.instanceId);
