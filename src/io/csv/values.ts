@@ -83,26 +83,23 @@ export function readSimpleFloat(bytes: Uint8Array, start: number, end: number): 
   let significant = 0;
   let digits = 0;
   let scale = 0;
-  let digit = 0;
-  for (; i < end && (digit = bytes[i] - ZERO) >>> 0 <= 9; i++, digits++) {
+  // Digits, with at most one dot among them; each digit after the dot scales the number down.
+  let afterDot = false;
+  for (; i < end; i++) {
+    const digit = bytes[i] - ZERO;
+    if (digit >>> 0 > 9) {
+      if (bytes[i] !== DOT || afterDot) break;
+      afterDot = true;
+      continue;
+    }
+    digits++;
+    if (afterDot) scale--;
     if (significant < MAX_EXACT_DIGITS) {
       if (mantissa !== 0 || digit !== 0) significant++;
       mantissa = mantissa * 10 + digit;
     } else {
       low = low * 10 + digit;
       lowDigits++;
-    }
-  }
-  if (i < end && bytes[i] === DOT) {
-    for (i++; i < end && (digit = bytes[i] - ZERO) >>> 0 <= 9; i++, digits++) {
-      if (significant < MAX_EXACT_DIGITS) {
-        if (mantissa !== 0 || digit !== 0) significant++;
-        mantissa = mantissa * 10 + digit;
-      } else {
-        low = low * 10 + digit;
-        lowDigits++;
-      }
-      scale--;
     }
   }
   if (digits === 0 || lowDigits > MAX_LOW_DIGITS) return NaN;
@@ -113,7 +110,7 @@ export function readSimpleFloat(bytes: Uint8Array, start: number, end: number): 
     if (negativeExponent || sign === PLUS) i++;
     const exponentStart = i;
     let exponent = 0;
-    for (; i < end && (digit = bytes[i] - ZERO) >>> 0 <= 9 && i - exponentStart < 4; i++) exponent = exponent * 10 + digit;
+    for (let digit = 0; i < end && (digit = bytes[i] - ZERO) >>> 0 <= 9 && i - exponentStart < 4; i++) exponent = exponent * 10 + digit;
     if (i === exponentStart) return NaN;
     scale += negativeExponent ? -exponent : exponent;
   }
