@@ -9,14 +9,10 @@ import { isTrellisError, type ErrorCode } from '../../src/errors';
 import type { CsvReadOptions } from '../../src/io/csv/options';
 import { readTable, writeTemp } from '../fixtures/csv/read-table';
 import { tempPath } from '../fixtures/setup';
+import { expectRejects } from '../fixtures/trellis-errors';
 
 async function expectError(file: string, options: CsvReadOptions, code: ErrorCode, message: string | RegExp) {
-  await assert.rejects(readTable(file, options), (error: unknown) => {
-    assert.ok(isTrellisError(error, code), `expected a ${code} TrellisError, got ${error}`);
-    if (typeof message === 'string') assert.equal(error.message, message);
-    else assert.match(error.message, message);
-    return true;
-  });
+  await expectRejects(readTable(file, options), code, message);
 }
 
 async function expectParseError(name: string, text: string, options: CsvReadOptions, where: string, message: string | RegExp) {

@@ -1,10 +1,11 @@
 import * as assert from 'node:assert/strict';
 import type { Table } from 'apache-arrow';
-import { connect, isTrellisError, type ObjectMeta, type TrellisClient } from '../../src/index';
+import { connect, type ObjectMeta, type TrellisClient } from '../../src/index';
 import { assertValuesEqual } from '../fixtures/arrow-compare';
 import { generatedTable } from '../fixtures/arrow-tables';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { settledStatus } from '../fixtures/status';
+import { expectRejects } from '../fixtures/trellis-errors';
 
 /** The parts of a metadata tree a copy must keep: everything but ids, instance and time. */
 function shape(meta: ObjectMeta): unknown {
@@ -15,15 +16,6 @@ function shape(meta: ObjectMeta): unknown {
     fields: meta.fields,
     members: Object.fromEntries(Object.entries(meta.members).map(([key, member]) => [key, shape(member)])),
   };
-}
-
-async function expectError(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(isTrellisError(error), String(error));
-    assert.equal(error.code, code, error.message);
-    assert.match(error.message, message);
-    return true;
-  });
 }
 
 describe('migrate: copying objects between daemons over their RPC ports', function () {
@@ -107,10 +99,10 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
   });
 
   it('errors: an object its owner does not have, an instance nobody knows, a bad ref', async () => {
-    await expectError(onB.migrate('o0001ffffffffffff'), 'ObjectNotFound', /object o0001ffffffffffff does not exist/);
-    await expectError(onB.migrate('o0007000000000001'), 'Unavailable', /instance 7 is unknown here.*--rpc-peer 7=HOST:PORT/);
-    await expectError(onB.migrate('o0002ffffffffffff'), 'ObjectNotFound', /o0002ffffffffffff does not exist/);
-    await expectError(onB.migrate('no/such/name'), 'NameNotFound', /no\/such\/name/);
+    await expectRejects(onB.migrate('o0001ffffffffffff'), 'ObjectNotFound', /object o0001ffffffffffff does not exist/);
+    await expectRejects(onB.migrate('o0007000000000001'), 'Unavailable', /instance 7 is unknown here.*--rpc-peer 7=HOST:PORT/);
+    await expectRejects(onB.migrate('o0002ffffffffffff'), 'ObjectNotFound', /o0002ffffffffffff does not exist/);
+    await expectRejects(onB.migrate('no/such/name'), 'NameNotFound', /no\/such\/name/);
   });
 
   it('putGlobal: an object over partitions on both daemons lists them all and fetches what is asked', async () => {
@@ -145,6 +137,6 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
     assert.equal(await onB.exists(localId), false);
     assert.ok(await onA.exists(remoteIds[0]));
     assert.ok(await onA.exists(remoteIds[1]));
-    await expectError(onB.putGlobal('demo::Partitioned', ['o0001ffffffffffff']), 'ObjectNotFound', /o0001ffffffffffff does not exist/);
+    await expectRejects(onB.putGlobal('demo::Partitioned', ['o0001ffffffffffff']), 'ObjectNotFound', /o0001ffffffffffff does not exist/);
   });
 });

@@ -1,8 +1,9 @@
 import * as assert from 'node:assert/strict';
-import { connect, isTrellisError, type DaemonStatus, type TrellisClient } from '../../src/index';
+import { connect, type DaemonStatus, type TrellisClient } from '../../src/index';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { startProxy, type TestProxy } from '../fixtures/proxy';
 import { settledStatus } from '../fixtures/status';
+import { expectRejects } from '../fixtures/trellis-errors';
 
 const MiB = 1024 * 1024;
 /** B's deadline for each answer from A: short, so a silent peer fails the test quickly. */
@@ -11,15 +12,6 @@ const PEER_TIMEOUT_MS = 1500;
 /** Waits until B has allocated the copy's blobs, that is, until the bytes are on their way. */
 async function copyStarted(client: TrellisClient, before: DaemonStatus): Promise<void> {
   await settledStatus(client, (status) => status.memoryUsage > before.memoryUsage, 10_000);
-}
-
-async function expectUnavailable(promise: Promise<unknown>, message: RegExp): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(isTrellisError(error), String(error));
-    assert.equal(error.code, 'Unavailable', error.message);
-    assert.match(error.message, message);
-    return true;
-  });
 }
 
 describe('migrate when the owner fails: typed errors, bounded waits, nothing half-made', function () {
@@ -64,7 +56,7 @@ describe('migrate when the owner fails: typed errors, bounded waits, nothing hal
     proxy.cut();
     const before = await onB.status();
     const started = Date.now();
-    await expectUnavailable(onB.migrate(big), endpoint);
+    await expectRejects(onB.migrate(big), 'Unavailable', endpoint);
     assert.ok(Date.now() - started < PEER_TIMEOUT_MS, 'a refused connection fails without waiting for a deadline');
     proxy.restore();
     await assertNothingLeft(before);
@@ -77,7 +69,7 @@ describe('migrate when the owner fails: typed errors, bounded waits, nothing hal
     const started = Date.now();
     const migrating = onB.migrate(big);
     await copyStarted(onB, before);
-    await expectUnavailable(migrating, new RegExp(`${endpoint.source} did not answer readBlobs within ${PEER_TIMEOUT_MS} ms`));
+    await expectRejects(migrating, 'Unavailable', new RegExp(`${endpoint.source} did not answer readBlobs within ${PEER_TIMEOUT_MS} ms`));
     assert.ok(Date.now() - started < PEER_TIMEOUT_MS + 5000, 'bounded by the deadline');
     proxy.resume();
     await assertNothingLeft(before);
@@ -99,8 +91,8 @@ describe('migrate when the owner fails: typed errors, bounded waits, nothing hal
     // loaded machine the kill itself can outlast B's deadline: any Unavailable naming the peer
     // (closed, reset, or no answer in time) is right.
     proxy.resume();
-    await expectUnavailable(migrating, endpoint);
+    await expectRejects(migrating, 'Unavailable', endpoint);
     await assertNothingLeft(before);
-    await expectUnavailable(onB.migrate(big), endpoint);
+    await expectRejects(onB.migrate(big), 'Unavailable', endpoint);
   });
 });

@@ -1,11 +1,12 @@
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { connect, connectRpc, isTrellisError, type TrellisClient } from '../../src/index';
+import { connect, connectRpc, type TrellisClient } from '../../src/index';
 import { encodeFrame, FrameDecoder, HEADER_BYTES } from '../../src/protocol/framing';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages';
 import { RpcSocket } from '../../src/protocol/rpc-socket';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
+import { expectRejects } from '../fixtures/trellis-errors';
 
 /** Sends raw bytes to host:port and collects decoded frames until the daemon closes the connection. */
 async function exchange(endpoint: string, bytes: Buffer[], timeoutMs = 5000): Promise<{ frames: unknown[]; closed: boolean }> {
@@ -37,18 +38,6 @@ function header(length: number): Buffer {
   return head;
 }
 
-async function expectError(promise: Promise<unknown>, code: string, message: RegExp): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isTrellisError(error), `expected a TrellisError, got ${error}`);
-    assert.equal(error.code, code, error.message);
-    assert.match(error.message, message);
-    return error;
-  }
-  assert.fail(`expected ${code}`);
-}
-
 describe('the RPC port', function () {
   describe('binding and tokens', function () {
     it('binds to 127.0.0.1 unless told otherwise', async () => {
@@ -59,7 +48,7 @@ describe('the RPC port', function () {
         .find((address) => address && address.family === 'IPv4' && !address.internal);
       if (external) {
         const port = daemon.rpcEndpoint!.split(':')[1];
-        await expectError(connectRpc(`${external.address}:${port}`, { connectTimeoutMs: 2000 }), 'Unavailable', /cannot connect|did not accept/);
+        await expectRejects(connectRpc(`${external.address}:${port}`, { connectTimeoutMs: 2000 }), 'Unavailable', /cannot connect|did not accept/);
       }
       const client = await connectRpc(daemon.rpcEndpoint!);
       assert.equal((await client.status()).instanceId, daemon.instanceId);
@@ -68,9 +57,9 @@ describe('the RPC port', function () {
 
     it('with --rpc-token, refuses connections without the token or with a wrong one', async () => {
       const daemon = await startTestDaemon(['--rpc-port', '0', '--rpc-token', 's3cret-token']);
-      await expectError(connectRpc(daemon.rpcEndpoint!), 'PermissionDenied', /requires a token/);
-      await expectError(connectRpc(daemon.rpcEndpoint!, { token: 's3cret-tokeN' }), 'PermissionDenied', /wrong token/);
-      await expectError(connectRpc(daemon.rpcEndpoint!, { token: '' }), 'PermissionDenied', /wrong token/);
+      await expectRejects(connectRpc(daemon.rpcEndpoint!), 'PermissionDenied', /requires a token/);
+      await expectRejects(connectRpc(daemon.rpcEndpoint!, { token: 's3cret-tokeN' }), 'PermissionDenied', /wrong token/);
+      await expectRejects(connectRpc(daemon.rpcEndpoint!, { token: '' }), 'PermissionDenied', /wrong token/);
       const client = await connectRpc(daemon.rpcEndpoint!, { token: 's3cret-token' });
       const id = await client.put({ secret: true });
       assert.deepEqual(await client.get(id), { secret: true });
@@ -82,9 +71,9 @@ describe('the RPC port', function () {
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const { port } = server.address() as net.AddressInfo;
       await new Promise((resolve) => server.close(resolve));
-      const error = await expectError(connectRpc(`127.0.0.1:${port}`), 'Unavailable', new RegExp(`127\\.0\\.0\\.1:${port}.*ECONNREFUSED`));
+      const error = await expectRejects(connectRpc(`127.0.0.1:${port}`), 'Unavailable', new RegExp(`127\\.0\\.0\\.1:${port}.*ECONNREFUSED`));
       assert.equal((error.cause as NodeJS.ErrnoException).code, 'ECONNREFUSED');
-      await expectError(connectRpc('no-port-here'), 'InvalidArgument', /host:port/);
+      await expectRejects(connectRpc('no-port-here'), 'InvalidArgument', /host:port/);
     });
 
     it('a daemon that accepts but never answers the handshake is Unavailable within the deadline', async () => {
@@ -92,7 +81,7 @@ describe('the RPC port', function () {
       await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
       const { port } = silent.address() as net.AddressInfo;
       const started = Date.now();
-      await expectError(connectRpc(`127.0.0.1:${port}`, { connectTimeoutMs: 300 }), 'Unavailable', /did not answer registerRpc within 300 ms/);
+      await expectRejects(connectRpc(`127.0.0.1:${port}`, { connectTimeoutMs: 300 }), 'Unavailable', /did not answer registerRpc within 300 ms/);
       assert.ok(Date.now() - started < 3000);
       silent.close();
     });
@@ -146,8 +135,8 @@ describe('the RPC port', function () {
 
     it('an unknown kind gets an error and the connection stays up', async () => {
       const socket = await RpcSocket.connect(daemon.rpcEndpoint!);
-      await expectError(socket.request('nonsense' as 'status', {}), 'ProtocolError', /unknown request kind "nonsense" on the RPC port/);
-      await expectError(socket.request('register' as 'status', {}), 'ProtocolError', /unknown request kind "register"/);
+      await expectRejects(socket.request('nonsense' as 'status', {}), 'ProtocolError', /unknown request kind "nonsense" on the RPC port/);
+      await expectRejects(socket.request('register' as 'status', {}), 'ProtocolError', /unknown request kind "register"/);
       assert.equal((await socket.request('status', {})).instanceId, daemon.instanceId);
       socket.close();
     });
@@ -156,23 +145,23 @@ describe('the RPC port', function () {
       const socket = await RpcSocket.connect(daemon.rpcEndpoint!);
       const other = await local.put(Buffer.from('not yours yet'));
       const sink = () => undefined;
-      await expectError(socket.readBlobs([{ id: other, size: 13 }], sink), 'PermissionDenied', new RegExp(`cannot read ${other}: take it with getBlobs`));
-      await expectError(socket.readBlobs([{ id: 'o00000000000000ff', size: 1 }], sink), 'ObjectNotFound', /no such blob/);
+      await expectRejects(socket.readBlobs([{ id: other, size: 13 }], sink), 'PermissionDenied', new RegExp(`cannot read ${other}: take it with getBlobs`));
+      await expectRejects(socket.readBlobs([{ id: 'o00000000000000ff', size: 1 }], sink), 'ObjectNotFound', /no such blob/);
       await socket.request('getBlobs', { ids: [other] });
       const pieces: string[] = [];
       await socket.readBlobs([{ id: other, size: 13 }], (_id, _offset, bytes) => pieces.push(bytes.toString()));
       assert.equal(pieces.join(''), 'not yours yet');
-      await expectError(
+      await expectRejects(
         socket.request('readBlobs', { ranges: [{ id: other, offset: 10, length: 4 }] }),
         'InvalidArgument',
         /bytes \[10, 14\) are outside blob .* of 13 bytes/,
       );
 
-      await expectError(socket.writeBlob(other, 0, Buffer.from('x')), 'AlreadySealed', /cannot write .*already sealed/);
+      await expectRejects(socket.writeBlob(other, 0, Buffer.from('x')), 'AlreadySealed', /cannot write .*already sealed/);
       const [mine] = (await socket.request('createBlobs', { sizes: [4] })).blobs;
-      await expectError(socket.writeBlob(mine.id, 2, Buffer.from('xyz')), 'InvalidArgument', /bytes \[2, 5\) are outside blob/);
+      await expectRejects(socket.writeBlob(mine.id, 2, Buffer.from('xyz')), 'InvalidArgument', /bytes \[2, 5\) are outside blob/);
       const [theirs] = await local.createBlobs([4]);
-      await expectError(socket.writeBlob(theirs.id, 0, Buffer.from('x')), 'PermissionDenied', /another client created it/);
+      await expectRejects(socket.writeBlob(theirs.id, 0, Buffer.from('x')), 'PermissionDenied', /another client created it/);
       await theirs.abort();
       await socket.writeBlob(mine.id, 0, Buffer.from('abcd'));
       await socket.request('seal', { id: mine.id });

@@ -57,10 +57,10 @@ import {
   type DataType,
 } from 'apache-arrow';
 import { Packr } from 'msgpackr';
-import { isTrellisError, type ErrorCode } from '../../src/errors';
 import { planArrow, rebuildArrow, type ArrowLayout, type ArrowPlan } from '../../src/types/arrow-layout';
 import { allBuffers, assertSameStructure, assertValuesEqual } from '../fixtures/arrow-compare';
 import { generatedTable } from '../fixtures/arrow-tables';
+import { expectThrows } from '../fixtures/trellis-errors';
 
 /** The framing's msgpack settings: the layout must survive them unchanged. */
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -119,15 +119,6 @@ function unionOf(type: DenseUnion | SparseUnion, values: unknown[]): Vector {
   const builder = makeBuilder(options as Parameters<typeof makeBuilder>[0]);
   for (const value of values) builder.append(value);
   return builder.finish().toVector();
-}
-
-function expectError(run: () => unknown, code: ErrorCode, message: RegExp): void {
-  assert.throws(run, (error: unknown) => {
-    assert.ok(isTrellisError(error), `expected a TrellisError, got ${String(error)}`);
-    assert.equal(error.code, code);
-    assert.match(error.message, message);
-    return true;
-  });
 }
 
 const ints = [1, null, -3, 0, 100, null, 7, 8, 9, 10];
@@ -384,7 +375,7 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
     const table = tableOf({ n: [new Int32(), [1, 2, 3]], l: [new List(item(new Int32())), [[1], [], null]] });
 
     it('planArrow refuses what is not an arrow Table or RecordBatch (InvalidArgument)', () => {
-      expectError(() => planArrow({ schema: {} } as unknown as Table), 'InvalidArgument', /expects an apache-arrow Table or RecordBatch, got an object \(Object\)/);
+      expectThrows(() => planArrow({ schema: {} } as unknown as Table), 'InvalidArgument', /expects an apache-arrow Table or RecordBatch, got an object \(Object\)/);
     });
 
     it('rebuildArrow refuses layouts that do not fit their buffers (TypeMismatch)', () => {
@@ -394,19 +385,19 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
         edit(copy);
         return copy;
       };
-      expectError(() => rebuildArrow(edited((l) => delete (l as Partial<ArrowLayout>).batches), views), 'TypeMismatch', /needs a schema string and bufferTypes, batches and dictionaries arrays/);
-      expectError(() => rebuildArrow(edited((l) => (l.version = 99)), views), 'TypeMismatch', /arrow layout version 99/);
-      expectError(() => rebuildArrow(edited((l) => (l.kind = 'frame' as 'table')), views), 'TypeMismatch', /kind frame/);
-      expectError(() => rebuildArrow(layout, views.slice(1)), 'TypeMismatch', new RegExp(`lists ${views.length} buffers but ${views.length - 1} were given`));
-      expectError(() => rebuildArrow(edited((l) => (l.bufferTypes[0] = 'Function')), views), 'TypeMismatch', /buffer 0 the unknown class Function/);
+      expectThrows(() => rebuildArrow(edited((l) => delete (l as Partial<ArrowLayout>).batches), views), 'TypeMismatch', /needs a schema string and bufferTypes, batches and dictionaries arrays/);
+      expectThrows(() => rebuildArrow(edited((l) => (l.version = 99)), views), 'TypeMismatch', /arrow layout version 99/);
+      expectThrows(() => rebuildArrow(edited((l) => (l.kind = 'frame' as 'table')), views), 'TypeMismatch', /kind frame/);
+      expectThrows(() => rebuildArrow(layout, views.slice(1)), 'TypeMismatch', new RegExp(`lists ${views.length} buffers but ${views.length - 1} were given`));
+      expectThrows(() => rebuildArrow(edited((l) => (l.bufferTypes[0] = 'Function')), views), 'TypeMismatch', /buffer 0 the unknown class Function/);
       const int32 = layout.bufferTypes.indexOf('Int32Array');
       const oddViews = views.map((view, i) => (i === int32 ? Buffer.alloc(view.byteLength + 1) : view));
-      expectError(() => rebuildArrow(layout, oddViews), 'TypeMismatch', new RegExp(`buffer ${int32} of the arrow layout is a Int32Array but holds \\d+ bytes, not a multiple of 4`));
-      expectError(() => rebuildArrow(edited((l) => (l.schema = Buffer.from('not a schema').toString('base64'))), views), 'TypeMismatch', /schema of an arrow layout/);
-      expectError(() => rebuildArrow(edited((l) => l.batches[0].node.children![1].children!.pop()), views), 'TypeMismatch', /gives a List<Int32> column 0 children; its type has 1/);
-      expectError(() => rebuildArrow(edited((l) => (l.batches[0].node.children![0].buffers[1] = 99)), views), 'TypeMismatch', /refers to buffer 99 of/);
-      expectError(() => rebuildArrow(edited((l) => (l.batches[0].node.children![0].buffers = [null])), views), 'TypeMismatch', /malformed node for a column of type Int32/);
-      expectError(() => rebuildArrow(edited((l) => ((l.kind = 'batch'), l.batches.push(l.batches[0]))), views), 'TypeMismatch', /a RecordBatch layout holds 2 batches, not 1/);
+      expectThrows(() => rebuildArrow(layout, oddViews), 'TypeMismatch', new RegExp(`buffer ${int32} of the arrow layout is a Int32Array but holds \\d+ bytes, not a multiple of 4`));
+      expectThrows(() => rebuildArrow(edited((l) => (l.schema = Buffer.from('not a schema').toString('base64'))), views), 'TypeMismatch', /schema of an arrow layout/);
+      expectThrows(() => rebuildArrow(edited((l) => l.batches[0].node.children![1].children!.pop()), views), 'TypeMismatch', /gives a List<Int32> column 0 children; its type has 1/);
+      expectThrows(() => rebuildArrow(edited((l) => (l.batches[0].node.children![0].buffers[1] = 99)), views), 'TypeMismatch', /refers to buffer 99 of/);
+      expectThrows(() => rebuildArrow(edited((l) => (l.batches[0].node.children![0].buffers = [null])), views), 'TypeMismatch', /malformed node for a column of type Int32/);
+      expectThrows(() => rebuildArrow(edited((l) => ((l.kind = 'batch'), l.batches.push(l.batches[0]))), views), 'TypeMismatch', /a RecordBatch layout holds 2 batches, not 1/);
     });
   });
 });

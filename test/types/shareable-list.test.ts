@@ -1,10 +1,11 @@
 import * as assert from 'node:assert/strict';
-import { connect, isTrellisError, ShareableList, type Client, type ErrorCode } from '../../src/index';
+import { connect, ShareableList, type Client } from '../../src/index';
 import { startChild, type ChildHandle } from '../fixtures/child';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { onCleanup } from '../fixtures/setup';
 import { settledStatus } from '../fixtures/status';
 import { checksum, describeItem, generatedItems } from '../fixtures/children/shareable-list-items';
+import { expectRejects, expectThrows } from '../fixtures/trellis-errors';
 
 interface ReaderReport {
   items?: string[];
@@ -31,24 +32,6 @@ async function readInChild(name: string): Promise<{ child: ChildHandle; report: 
 
 function describeAll(items: Iterable<unknown>): string[] {
   return [...items].map(describeItem);
-}
-
-function expectError(run: () => unknown, code: ErrorCode, message: RegExp): void {
-  assert.throws(run, (error: unknown) => {
-    assert.ok(isTrellisError(error), `expected a TrellisError, got ${String(error)}`);
-    assert.equal(error.code, code);
-    assert.match(error.message, message);
-    return true;
-  });
-}
-
-async function expectRejection(promise: Promise<unknown>, code: ErrorCode, message: RegExp): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(isTrellisError(error), `expected a TrellisError, got ${String(error)}`);
-    assert.equal(error.code, code);
-    assert.match(error.message, message);
-    return true;
-  });
 }
 
 async function memoryUsageSettlesAt(expected: number): Promise<void> {
@@ -167,16 +150,16 @@ describe('ShareableList', () => {
     const roomy = await ShareableList.create(client, [1, 'x'], { capacity: 32 });
     roomy.set(0, 'y'.repeat(32));
     roomy.set(1, Buffer.alloc(32, 1));
-    expectError(() => roomy.set(0, 'y'.repeat(33)), 'InvalidArgument', /item 0 does not fit: the new value needs 33 bytes and the slot holds 32/);
+    expectThrows(() => roomy.set(0, 'y'.repeat(33)), 'InvalidArgument', /item 0 does not fit: the new value needs 33 bytes and the slot holds 32/);
   });
 
   it('refuses a set that does not fit, naming the index and sizes, and changes nothing', async () => {
     const list = await ShareableList.create(client, ['bb', 1234, 'héllo', Buffer.from('abc')]);
     const before = describeAll(list);
-    expectError(() => list.set(0, 'nine byte'), 'InvalidArgument', /item 0 does not fit: the new value needs 9 bytes and the slot holds 8/);
+    expectThrows(() => list.set(0, 'nine byte'), 'InvalidArgument', /item 0 does not fit: the new value needs 9 bytes and the slot holds 8/);
     // 'é' is two bytes in UTF-8: 'héllo' takes 6 and its slot 8; 'ééééé' needs 10.
-    expectError(() => list.set(2, 'ééééé'), 'InvalidArgument', /item 2 does not fit: the new value needs 10 bytes and the slot holds 8/);
-    expectError(() => list.set(3, Buffer.alloc(9)), 'InvalidArgument', /item 3 does not fit: the new value needs 9 bytes and the slot holds 8/);
+    expectThrows(() => list.set(2, 'ééééé'), 'InvalidArgument', /item 2 does not fit: the new value needs 10 bytes and the slot holds 8/);
+    expectThrows(() => list.set(3, Buffer.alloc(9)), 'InvalidArgument', /item 3 does not fit: the new value needs 9 bytes and the slot holds 8/);
     assert.deepEqual(describeAll(list), before);
   });
 
@@ -184,17 +167,17 @@ describe('ShareableList', () => {
     const list = await ShareableList.create(client, ['a', 'b', 'c']);
     const before = describeAll(list);
     for (const index of [3, -1, 100]) {
-      expectError(() => list.set(index, 'z'), 'InvalidArgument', new RegExp(`set\\(${index}\\): the index is out of range; valid indexes are 0\\.\\.2`));
-      expectError(() => list.get(index), 'InvalidArgument', new RegExp(`get\\(${index}\\): the index is out of range`));
+      expectThrows(() => list.set(index, 'z'), 'InvalidArgument', new RegExp(`set\\(${index}\\): the index is out of range; valid indexes are 0\\.\\.2`));
+      expectThrows(() => list.get(index), 'InvalidArgument', new RegExp(`get\\(${index}\\): the index is out of range`));
     }
     for (const index of [1.5, NaN, '1' as unknown as number, Symbol('i') as unknown as number]) {
-      expectError(() => list.set(index, 'z'), 'InvalidArgument', /the index is not an integer; valid indexes are 0\.\.2/);
-      expectError(() => list.get(index), 'InvalidArgument', /the index is not an integer/);
+      expectThrows(() => list.set(index, 'z'), 'InvalidArgument', /the index is not an integer; valid indexes are 0\.\.2/);
+      expectThrows(() => list.get(index), 'InvalidArgument', /the index is not an integer/);
     }
     const empty = await ShareableList.create(client, []);
     assert.equal(empty.length, 0);
     assert.deepEqual(empty.toArray(), []);
-    expectError(() => empty.get(0), 'InvalidArgument', /get\(0\): the index is out of range; the list is empty/);
+    expectThrows(() => empty.get(0), 'InvalidArgument', /get\(0\): the index is out of range; the list is empty/);
     assert.deepEqual(describeAll(list), before);
   });
 
@@ -213,17 +196,17 @@ describe('ShareableList', () => {
       [-(2n ** 63n) - 1n, /bigint -9223372036854775809 is outside the int64 range/],
     ];
     for (const [value, message] of unsupported) {
-      expectError(() => list.set(1, value as never), 'InvalidArgument', new RegExp(`ShareableList ${list.name}: set: item 1: ${message.source}`));
+      expectThrows(() => list.set(1, value as never), 'InvalidArgument', new RegExp(`ShareableList ${list.name}: set: item 1: ${message.source}`));
     }
     assert.deepEqual(describeAll(list), before);
 
     const objects = (await client.status()).objects;
     const usage = (await client.status()).memoryUsage;
-    await expectRejection(ShareableList.create(client, ['ok', 2, { no: 1 } as never]), 'InvalidArgument', /ShareableList\.create: item 2: unsupported type object \(Object\)/);
+    await expectRejects(ShareableList.create(client, ['ok', 2, { no: 1 } as never]), 'InvalidArgument', /ShareableList\.create: item 2: unsupported type object \(Object\)/);
     // eslint-disable-next-line no-sparse-arrays
-    await expectRejection(ShareableList.create(client, [1, , 3] as never), 'InvalidArgument', /item 1: unsupported type undefined/);
-    await expectRejection(ShareableList.create(client, 42 as never), 'InvalidArgument', /items must be an array or another iterable, got number/);
-    await expectRejection(ShareableList.create(client, [1], { capacity: -8 }), 'InvalidArgument', /capacity must be a non-negative integer number of bytes, got -8/);
+    await expectRejects(ShareableList.create(client, [1, , 3] as never), 'InvalidArgument', /item 1: unsupported type undefined/);
+    await expectRejects(ShareableList.create(client, 42 as never), 'InvalidArgument', /items must be an array or another iterable, got number/);
+    await expectRejects(ShareableList.create(client, [1], { capacity: -8 }), 'InvalidArgument', /capacity must be a non-negative integer number of bytes, got -8/);
     assert.equal((await client.status()).objects, objects, 'a refused create makes no object');
     assert.equal((await client.status()).memoryUsage, usage);
   });
@@ -231,17 +214,17 @@ describe('ShareableList', () => {
   it('refuses set once frozen, and on a list opened here or in another process', async () => {
     const list = await ShareableList.create(client, ['a', 1]);
     const freezing = list.freeze();
-    expectError(() => list.set(0, 'b'), 'AlreadySealed', new RegExp(`ShareableList ${list.name}: cannot set item 0: it is frozen`));
+    expectThrows(() => list.set(0, 'b'), 'AlreadySealed', new RegExp(`ShareableList ${list.name}: cannot set item 0: it is frozen`));
     await freezing;
     await list.freeze(); // again: nothing to do
-    expectError(() => list.set(1, 2), 'AlreadySealed', /cannot set item 1: it is frozen/);
-    expectError(() => list.set(Symbol('i') as never, 2), 'AlreadySealed', /cannot set item Symbol\(i\): it is frozen/);
+    expectThrows(() => list.set(1, 2), 'AlreadySealed', /cannot set item 1: it is frozen/);
+    expectThrows(() => list.set(Symbol('i') as never, 2), 'AlreadySealed', /cannot set item Symbol\(i\): it is frozen/);
     assert.deepEqual(describeAll(list), ['string:"a"', 'number:1']);
 
     const opened = await ShareableList.open(await openClient(), list.name);
     assert.equal(opened.frozen, true);
     await opened.freeze(); // an opened list is frozen already
-    expectError(() => opened.set(0, 'b'), 'AlreadySealed', new RegExp(`ShareableList ${list.name}: cannot set item 0: it was opened read-only`));
+    expectThrows(() => opened.set(0, 'b'), 'AlreadySealed', new RegExp(`ShareableList ${list.name}: cannot set item 0: it was opened read-only`));
 
     const { child, report } = await readInChild(list.name);
     assert.equal(report.setError?.code, 'AlreadySealed');
@@ -255,18 +238,18 @@ describe('ShareableList', () => {
     const { report } = await readInChild(list.name);
     assert.equal(report.error?.code, 'NotSealed');
     assert.match(report.error!.message, new RegExp(`ShareableList ${list.name} is not frozen yet: its creator must call freeze\\(\\)`));
-    await expectRejection(ShareableList.open(await openClient(), list.name), 'NotSealed', /is not frozen yet/);
+    await expectRejects(ShareableList.open(await openClient(), list.name), 'NotSealed', /is not frozen yet/);
 
-    await expectRejection(ShareableList.open(client, 'o0000ffffffffffff'), 'ObjectNotFound', /object o0000ffffffffffff does not exist/);
+    await expectRejects(ShareableList.open(client, 'o0000ffffffffffff'), 'ObjectNotFound', /object o0000ffffffffffff does not exist/);
     const unknown = await readInChild('o0000fffffffffffe');
     assert.equal(unknown.report.error?.code, 'ObjectNotFound');
     assert.match(unknown.report.error!.message, /o0000fffffffffffe does not exist/);
-    await expectRejection(ShareableList.open(client, 'my-list'), 'InvalidArgument', /"my-list" is not an object id/);
+    await expectRejects(ShareableList.open(client, 'my-list'), 'InvalidArgument', /"my-list" is not an object id/);
 
     const writer = await client.createBlob(64);
     writer.buffer.fill(7);
     const blobId = await writer.seal();
-    await expectRejection(ShareableList.open(client, blobId), 'TypeMismatch', new RegExp(`object ${blobId} is not a ShareableList`));
+    await expectRejects(ShareableList.open(client, blobId), 'TypeMismatch', new RegExp(`object ${blobId} is not a ShareableList`));
   });
 
   it('is read whole by 8 processes at once: 100,000 items', async function () {
