@@ -277,6 +277,11 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const name = optionalName(body);
     const override = check.flag(kind, body, 'override', false);
     if (name !== undefined && !override) state.names.refuseTaken(name);
+    const { cluster } = state;
+    if (name !== undefined && cluster) {
+      cluster.requireRegistered(`publish name ${JSON.stringify(name)}`);
+      return state.remote.putGlobal(session, spec).then((id) => cluster.publishNew(session, [{ id, name, override, persist: true }]).then(() => ({ id })));
+    }
     return state.remote.putGlobal(session, spec).then((id) => {
       if (name !== undefined) state.names.put(name, id, override);
       return { id };

@@ -55,6 +55,24 @@ describe('migrate through the cluster view', function () {
     assert.notEqual(await onOther.migrate('cluster/tensor'), named);
   });
 
+  it('putGlobal with a name publishes the object and its name to the whole cluster', async () => {
+    const remotePart = await onOwner.put(new Float64Array([1, 2]));
+    const localPart = await onOther.put(new Float64Array([3]));
+    const global = await onOther.putGlobal('demo::Partitioned', [remotePart, localPart], { rows: 3 }, { name: 'cluster/global' });
+    await waitFor('the name to reach the owner', async () => (await onOwner.listNames()).includes('cluster/global'), 5_000);
+    assert.equal(await onOwner.getName('cluster/global'), global);
+    const meta = await onOwner.getMeta('cluster/global');
+    assert.equal(meta.id, global);
+    assert.deepEqual(meta.fields, { rows: 3 });
+    assert.deepEqual(
+      Object.values(meta.members).map((member) => [member.id, member.instanceId]),
+      [
+        [remotePart, owner.instanceId],
+        [localPart, other.instanceId],
+      ],
+    );
+  });
+
   it('an owner that has left the cluster is Unavailable', async () => {
     const id = await onOwner.put(Buffer.from('short-lived'));
     await owner.stop();

@@ -86,6 +86,11 @@ export class ObjectDirectory {
   meta(record: CachedRecord): ObjectMeta {
     const members: Record<string, ObjectMeta> = {};
     for (const [key, id] of Object.entries(record.members)) {
+      const described = record.remoteMembers?.[key];
+      if (described) {
+        members[key] = described;
+        continue;
+      }
       const member = this.records.get(id);
       if (!member) throw new TrellisError('ObjectNotFound', `object ${record.id}: member ${JSON.stringify(key)} (${id}) is not in the cluster view`);
       members[key] = this.meta(member);
@@ -95,7 +100,9 @@ export class ObjectDirectory {
 
   /** Does the tree hold bytes (blobs), which only its owner has? */
   hasBytes(record: CachedRecord): boolean {
-    return record.blob || Object.values(record.members).some((id) => {
+    return record.blob || Object.entries(record.members).some(([key, id]) => {
+      const described = record.remoteMembers?.[key];
+      if (described) return described.nbytes > 0;
       const member = this.records.get(id);
       return member !== undefined && this.hasBytes(member);
     });
@@ -163,6 +170,7 @@ export class ObjectDirectory {
         members: object.members,
         blob: object.placement !== undefined,
       };
+      if (object.remoteMembers) record.remoteMembers = object.remoteMembers;
       const expiry = root && expiresAt !== undefined ? expiresAt : this.persisted.get(object.id);
       if (expiry !== undefined) record.expiresAt = expiry;
       into.set(object.id, { kind: 'put', key: objectKey(object.id), value: encodeRecord(record), leaseId });

@@ -24,8 +24,16 @@ export interface ObjectRecord {
   createdAt: number;
   labels: Record<string, string>;
   fields: Record<string, unknown>;
-  /** member key -> object id; each member has a record of its own. */
+  /**
+   * member key -> object id; each member has a record of its own, except those described in
+   * `remoteMembers`.
+   */
   members: Record<string, string>;
+  /**
+   * Of a global object (putGlobal): its members on other instances, as they were described when
+   * it was made. Their owners need not persist them, so the cluster view may not hold them.
+   */
+  remoteMembers?: Record<string, ObjectMeta>;
   /** True when the object is a blob: its bytes are only on its owner. */
   blob: boolean;
   /** Milliseconds since the epoch after which the object is gone (persist's ttl); absent: never. */
@@ -78,6 +86,7 @@ export function decodeRecord(key: string, value: Buffer, lease: string): CachedR
   if (!isPlainMap(r.labels) || !isPlainMap(r.fields) || !isPlainMap(r.members)) return undefined;
   if (!Object.values(r.members).every(isObjectId)) return undefined;
   if (r.expiresAt !== undefined && typeof r.expiresAt !== 'number') return undefined;
+  if (r.remoteMembers !== undefined && !describesMembers(r.remoteMembers, r.members as Record<string, string>)) return undefined;
   return {
     id,
     instanceId: instanceOf(id),
@@ -90,7 +99,14 @@ export function decodeRecord(key: string, value: Buffer, lease: string): CachedR
     members: r.members as Record<string, string>,
     blob: r.blob === true,
     expiresAt: r.expiresAt as number | undefined,
+    ...(r.remoteMembers === undefined ? {} : { remoteMembers: r.remoteMembers as Record<string, ObjectMeta> }),
   };
+}
+
+/** Whether `value` describes some of `members`: a map of member key to a meta with that id. */
+function describesMembers(value: unknown, members: Record<string, string>): boolean {
+  if (!isPlainMap(value)) return false;
+  return Object.entries(value).every(([key, meta]) => isPlainMap(meta) && meta.id === members[key] && isPlainMap(meta.members));
 }
 
 /** The id a `names/` value publishes, or undefined when it is not an id. */
