@@ -3,6 +3,13 @@
  * most once read-only and once read-write per process. Reads are Buffers over the read-only
  * mapping, so writing through one (or its .buffer) faults instead of changing a sealed object.
  * A writer's unsealed blob gets an ArrayBuffer of exactly its own bytes, detached at seal.
+ *
+ * A read is a view of the read-only window of READ_WINDOW bytes that holds the blob, an
+ * ArrayBuffer made when first needed, rather than of one ArrayBuffer over the whole segment: V8
+ * counts an external ArrayBuffer's bytes as memory this process allocated and collects garbage
+ * when that count jumps, so mapping a 128 MiB segment whole cost a few ms of GC at a fresh
+ * process's first get. A blob that does not fit in one window is viewed through the whole
+ * segment's ArrayBuffer, made once, as before.
  */
 import { TrellisError } from '../errors';
 import { native, type NativeMapping } from '../native';
@@ -12,10 +19,15 @@ interface MappedSegment {
   fd: number;
   size: number;
   readOnly?: NativeMapping;
+  /** ArrayBuffers over windows of the read-only mapping, by window index. */
+  windows?: Map<number, ArrayBuffer>;
   readWrite?: NativeMapping;
   /** 2 MiB chunks of the writable mapping whose pages this process has already faulted in. */
   prefaulted?: Set<number>;
 }
+
+/** Reads view the read-only mapping through ArrayBuffers of this size (see above). */
+const READ_WINDOW = 16 * 1024 * 1024;
 
 /** Writable pages are faulted in once per process, in chunks of this size. */
 const PREFAULT_CHUNK = 2 * 1024 * 1024;
@@ -42,18 +54,28 @@ export class SegmentMappings {
   /** A read-only Buffer over a sealed blob: no copy. */
   view(blob: BlobLocation): Buffer {
     const segment = this.segment(blob);
-    if (!segment.readOnly) {
-      segment.readOnly = new native.Mapping(segment.fd, segment.size, false);
-      this.shared.add(segment.readOnly.buffer);
+    const mapping = (segment.readOnly ??= new native.Mapping(segment.fd, segment.size, false));
+    const index = Math.floor(blob.offset / READ_WINDOW);
+    const start = index * READ_WINDOW;
+    if (blob.offset + blob.size > start + READ_WINDOW) return Buffer.from(this.track(mapping.buffer), blob.offset, blob.size);
+    const windows = (segment.windows ??= new Map());
+    let window = windows.get(index);
+    if (!window) {
+      window = this.track(mapping.slice(start, Math.min(READ_WINDOW, segment.size - start)));
+      windows.set(index, window);
     }
-    return Buffer.from(segment.readOnly.buffer, blob.offset, blob.size);
+    return Buffer.from(window, blob.offset - start, blob.size);
   }
 
   /** A writable ArrayBuffer of exactly the blob's bytes, for its creator until seal. */
   writable(blob: BlobLocation): ArrayBuffer {
     const segment = this.segment(blob);
     segment.readWrite ??= new native.Mapping(segment.fd, segment.size, true);
-    const buffer = segment.readWrite.slice(blob.offset, blob.size, this.needsPrefault(segment, blob));
+    return this.track(segment.readWrite.slice(blob.offset, blob.size, this.needsPrefault(segment, blob)));
+  }
+
+  /** Remembers a buffer as shared memory, for isSharedMemory. */
+  private track(buffer: ArrayBuffer): ArrayBuffer {
     this.shared.add(buffer);
     return buffer;
   }

@@ -32,6 +32,24 @@ describe('blobs shared between processes', function () {
     assert.equal(status.objects, 1);
   });
 
+  it('blobs before, across and after the edge of a 16 MiB read window read back exactly in another process', async () => {
+    const [writer, reader] = await Promise.all([startWorker(daemon.socket), startWorker(daemon.socket)]);
+    // A 30 MiB segment, emptied and kept: the 15 MiB blob goes at its start and the 10 MiB one
+    // after it, across 16 MiB; the small one goes to a small segment.
+    const { id: spacer } = await writer.run<{ id: string }>('put', { size: 30 * MiB, seed: 9 });
+    await writer.run('delete', { id: spacer });
+    const sizes = [15 * MiB, 10 * MiB, 1000];
+    const ids: string[] = [];
+    for (const [i, size] of sizes.entries()) ids.push((await writer.run<{ id: string }>('put', { size, seed: 10 + i })).id);
+    const straddling = await (await observer(daemon)).getBlob(ids[1]);
+    assert.ok(straddling.buffer.buffer.byteLength > 16 * MiB, 'the setup puts the second blob across a window edge');
+    for (const [i, size] of sizes.entries()) {
+      const got = await reader.run<{ size: number; sha256: string; shared: boolean }>('get', { id: ids[i] });
+      assert.equal(got.sha256, patternHash(size, 10 + i), `blob ${i} (${size} bytes)`);
+      assert.equal(got.shared, true);
+    }
+  });
+
   it('an unsealed blob is invisible to others until it is sealed', async () => {
     const [writer, reader] = await Promise.all([startWorker(daemon.socket), startWorker(daemon.socket)]);
     const { id } = await writer.run<{ id: string }>('createUnsealed', { size: 1000, seed: 7 });
