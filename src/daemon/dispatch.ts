@@ -278,12 +278,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const override = check.flag(kind, body, 'override', false);
     if (name !== undefined && !override) state.names.refuseTaken(name);
     const { cluster } = state;
-    if (name !== undefined && cluster) {
-      cluster.requireRegistered(`publish name ${JSON.stringify(name)}`);
-      return state.remote.putGlobal(session, spec).then((id) => cluster.publishNew(session, [{ id, name, override, persist: true }]).then(() => ({ id })));
-    }
+    if (name !== undefined && cluster) cluster.requireRegistered(`publish name ${JSON.stringify(name)}`);
     return state.remote.putGlobal(session, spec).then((id) => {
-      if (name !== undefined) state.names.put(name, id, override);
+      if (name === undefined) return { id };
+      // In a cluster the name goes through etcd, with the object, as a named put's does.
+      if (cluster) return cluster.publishNew(session, [{ id, name, override, persist: true }]).then(() => ({ id }));
+      state.names.put(name, id, override);
       return { id };
     });
   },
