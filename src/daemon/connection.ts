@@ -12,7 +12,8 @@ import type * as net from 'node:net';
 import { toWireError, TrellisError } from '../errors';
 import { PROTOCOL_VERSION, type ReplyEnvelope, type SegmentGrant } from '../protocol/messages';
 import { native, type PeerCredentials } from '../native';
-import { handlers, isClientKind, type DaemonState, type RequestContext } from './dispatch';
+import { handlers, isClientKind } from './dispatch';
+import type { DaemonState, RequestContext } from './request-context';
 import { FramedConnection } from './framed-connection';
 import type { ClientSession } from './session';
 import * as check from './validate';
@@ -23,7 +24,7 @@ export { HANDSHAKE_TIMEOUT_MS } from './framed-connection';
 /** What a connection needs from the daemon that owns it. */
 export interface ConnectionHost {
   readonly maxFrameBytes: number;
-  readonly state: RequestContext['state'];
+  readonly state: DaemonState;
   countRequest(): void;
   register(connection: Connection, pid: number): ClientSession;
   mainConnection(clientId: number): Connection | undefined;

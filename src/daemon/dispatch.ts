@@ -6,46 +6,11 @@
 import { TrellisError } from '../errors';
 import type { ClientKind, DaemonStatus, ReadChunkReply, ReplyOf } from '../protocol/messages';
 import { checkName } from '../protocol/names';
-import { MAX_TTL_SECONDS, standaloneInfo } from './cluster/cluster-info';
-import type { ClusterMetadata } from './cluster/cluster-metadata';
-import type { Expirations } from './cluster/expirations';
-import type { NameTable } from './names';
-import type { ObjectTable } from './object-table';
-import type { RemoteObjects } from './rpc/remote-objects';
-import type { SegmentPool } from './segment-pool';
-import type { StreamTable } from './streams';
+import { MAX_TTL_SECONDS } from './cluster/cluster-info';
+import { whenDone, type NewObject } from './metadata/meta-service';
+import type { DaemonState, RequestContext } from './request-context';
 import type { ClientSession } from './session';
 import * as check from './validate';
-
-export interface DaemonState {
-  readonly table: ObjectTable;
-  readonly names: NameTable;
-  readonly streams: StreamTable;
-  readonly pool: SegmentPool;
-  /** Objects on other instances: migrate and putGlobal (rpc/remote-objects.ts). */
-  readonly remote: RemoteObjects;
-  /** The cluster (--etcd): objects and names shared through etcd; absent for a daemon alone. */
-  readonly cluster?: ClusterMetadata;
-  /** Objects persisted with a ttl, and when they go (cluster/expirations.ts). */
-  readonly expirations: Expirations;
-  readonly instanceId: number;
-  readonly socketPath: string;
-  readonly version: string;
-  clientCount(): number;
-  requestCount(): number;
-}
-
-export interface RequestContext {
-  readonly state: DaemonState;
-  readonly session: ClientSession;
-  /** Sends the segment's fd to this client unless it already has it. */
-  grant(segment: number): void;
-  /**
-   * Undefined once the client's fd channel is attached; until then a promise for it. The first
-   * request that needs fds can overtake the channel's attach frame, which comes on another socket.
-   */
-  untilFdChannel(): Promise<void> | undefined;
-}
 
 type Handler<K extends ClientKind> = (ctx: RequestContext, body: check.Body) => ReplyOf<K> | Promise<ReplyOf<K>>;
 
@@ -80,15 +45,14 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const hold = check.flag('seal', body, 'hold', true);
     const name = optionalName(body);
     const override = check.flag('seal', body, 'override', false);
-    if (name !== undefined && !override) state.names.refuseTaken(name);
-    if (name !== undefined && state.cluster) {
-      state.cluster.requireRegistered(`publish name ${JSON.stringify(name)}`);
+    if (name === undefined) {
       state.table.seal(session, id, hold);
-      return state.cluster.publishNew(session, [{ id, name, override, persist: true }]).then(() => ({ id }));
+      return { id };
     }
+    if (!override) state.names.refuseTaken(name);
+    state.meta.requireWritable(`publish name ${JSON.stringify(name)}`);
     state.table.seal(session, id, hold);
-    if (name !== undefined) state.names.put(name, id, override);
-    return { id };
+    return whenDone(state.meta.publishNew(session, [{ id, name, override, persist: false }]), () => ({ id }));
   },
 
   abort({ state, session }, body) {
@@ -114,26 +78,23 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const ids = check.objectIds('delete', body);
     const deep = check.flag('delete', body, 'deep', true);
     const force = check.flag('delete', body, 'force', false);
-    if (state.cluster) return state.cluster.delete(session, ids, { deep, force }).then((deleted) => ({ deleted }));
-    return { deleted: state.table.delete(session, ids, { deep, force }) };
+    return whenDone(state.meta.delete(session, ids, { deep, force }), (deleted) => ({ deleted }));
   },
 
   exists({ state }, body) {
     const id = check.objectId('exists', body);
-    return { exists: state.table.exists(id) || (state.cluster?.exists(id) ?? false) };
+    return { exists: state.meta.exists(id) };
   },
 
   listObjects({ state }, body) {
     const pattern = check.optionalString('listObjects', body, 'pattern');
     const limit = check.nonNegativeInteger('listObjects', body, 'limit', DEFAULT_LIST_LIMIT);
-    const local = state.table.list(pattern, limit);
-    return { objects: state.cluster ? state.cluster.listObjects(local, pattern, limit) : local };
+    return { objects: state.meta.listObjects(pattern, limit) };
   },
 
   createMetadata({ state, session }, body) {
     const request = parseMetadataRequest('createMetadata', state, body);
-    if (state.cluster && publishes(request)) return createPublished(state, state.cluster, session, [request]).then(([id]) => ({ id }));
-    return { id: createParsedMetadata(state, session, request) };
+    return whenDone(createAndPublish(state, session, [request]), ([id]) => ({ id }));
   },
 
   createMetadataMany({ state, session }, body) {
@@ -150,8 +111,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       if (names.has(request.name)) throw new TrellisError('InvalidArgument', `createMetadataMany: name ${JSON.stringify(request.name)} appears twice`);
       names.add(request.name);
     }
-    if (state.cluster && requests.some(publishes)) return createPublished(state, state.cluster, session, requests).then((ids) => ({ ids }));
-    return { ids: requests.map((request) => createParsedMetadata(state, session, request)) };
+    return whenDone(createAndPublish(state, session, requests), (ids) => ({ ids }));
   },
 
   getObject(ctx, body) {
@@ -159,31 +119,27 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const attaching = ctx.untilFdChannel();
     if (attaching) return attaching.then(() => handlers.getObject(ctx, body));
     const id = ctx.state.names.resolve(ref);
-    const remote = ctx.state.cluster?.remoteObject(id, check.flag('getObject', body, 'fetch', false));
+    const remote = ctx.state.meta.remoteObject(id, check.flag('getObject', body, 'fetch', false));
     if (remote instanceof Promise) return remote.then((copy) => describeLocal(ctx, copy));
     return remote ?? describeLocal(ctx, id);
   },
 
   getMeta({ state }, body) {
     const id = state.names.resolve(check.string('getMeta', body, 'ref', 256));
-    return { meta: state.cluster?.remoteMeta(id) ?? state.table.describe(undefined, id).meta };
+    return { meta: state.meta.getMeta(id) };
   },
 
   putName({ state }, body) {
     const name = check.string('putName', body, 'name', 1024);
     const id = check.objectId('putName', body);
     const override = check.flag('putName', body, 'override', false);
-    if (state.cluster) return state.cluster.putNames({ [checkName(name)]: id }, override).then(() => ({}));
-    state.names.put(name, id, override);
-    return {};
+    return whenDone(state.meta.putNames({ [checkName(name)]: id }, override), () => ({}));
   },
 
   putNames({ state }, body) {
     const names = check.nameRefs('putNames', body);
     const override = check.flag('putNames', body, 'override', false);
-    if (state.cluster) return state.cluster.putNames(names, override).then(() => ({}));
-    state.names.putMany(names, override);
-    return {};
+    return whenDone(state.meta.putNames(names, override), () => ({}));
   },
 
   getName({ state, session }, body) {
@@ -196,8 +152,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   dropName({ state }, body) {
     const name = check.string('dropName', body, 'name', 1024);
-    if (state.cluster) return state.cluster.dropName(name).then((dropped) => ({ dropped }));
-    return { dropped: state.names.drop(name) };
+    return whenDone(state.meta.dropName(name), (dropped) => ({ dropped }));
   },
 
   listNames({ state }, body) {
@@ -254,17 +209,13 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
   },
 
   clusterInfo({ state }) {
-    return state.cluster ? state.cluster.info() : standaloneInfo(state.instanceId, state.socketPath);
+    return state.meta.info();
   },
 
   persist({ state }, body) {
     const id = check.objectId('persist', body);
     const ttl = optionalTtl(body);
-    if (state.cluster) return state.cluster.persist(id, ttl).then(() => ({}));
-    // Alone, every client already sees every object: only the ttl has an effect.
-    state.table.sealedObject(id);
-    if (ttl !== undefined) state.expirations.schedule(id, Date.now() + ttl * 1000);
-    return {};
+    return whenDone(state.meta.persist(id, ttl), () => ({}));
   },
 
   migrate({ state }, body) {
@@ -276,15 +227,14 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const spec = { typename: check.typename(kind, body), members: check.members(kind, body), fields: check.fields(kind, body), labels: check.labels(kind, body) };
     const name = optionalName(body);
     const override = check.flag(kind, body, 'override', false);
-    if (name !== undefined && !override) state.names.refuseTaken(name);
-    const { cluster } = state;
-    if (name !== undefined && cluster) cluster.requireRegistered(`publish name ${JSON.stringify(name)}`);
+    if (name !== undefined) {
+      if (!override) state.names.refuseTaken(name);
+      state.meta.requireWritable(`publish name ${JSON.stringify(name)}`);
+    }
     return state.remote.putGlobal(session, spec).then((id) => {
       if (name === undefined) return { id };
-      // In a cluster the name goes through etcd, with the object, as a named put's does.
-      if (cluster) return cluster.publishNew(session, [{ id, name, override, persist: true }]).then(() => ({ id }));
-      state.names.put(name, id, override);
-      return { id };
+      // The name is published with the object, as a named put's is.
+      return whenDone(state.meta.publishNew(session, [{ id, name, override, persist: false }]), () => ({ id }));
     });
   },
 
@@ -329,14 +279,15 @@ function parseMetadataRequest(kind: string, state: DaemonState, body: check.Body
   return request;
 }
 
-const publishes = (request: MetadataRequest): boolean => request.persist || request.name !== undefined;
-
-/** Cluster: creates the objects here, then publishes them through etcd (all or none). */
-function createPublished(state: DaemonState, cluster: ClusterMetadata, session: ClientSession, requests: MetadataRequest[]): Promise<string[]> {
-  cluster.requireRegistered(requests.length === 1 ? 'publish an object' : `publish ${requests.length} objects`);
+/** Creates the objects here, then publishes those named or persisted (all or none). */
+function createAndPublish(state: DaemonState, session: ClientSession, requests: MetadataRequest[]): string[] | Promise<string[]> {
+  const published = requests.filter((request) => request.persist || request.name !== undefined).length;
+  if (published > 0) state.meta.requireWritable(published === 1 ? 'publish an object' : `publish ${published} objects`);
   const ids = requests.map((request) => state.table.createMetadata(session, request.spec, request.seal).id);
-  const created = requests.map((request, i) => ({ id: ids[i], name: request.name, override: request.override, persist: request.persist }));
-  return cluster.publishNew(session, created).then(() => ids);
+  if (published === 0) return ids;
+  const created: NewObject[] = requests.map((request, i) => ({ id: ids[i], name: request.name, override: request.override, persist: request.persist }));
+  // All of them, so that a failure takes back the whole batch.
+  return whenDone(state.meta.publishNew(session, created), () => ids);
 }
 
 /** A local object's tree, with references to its blobs for this client. */
@@ -354,12 +305,6 @@ function optionalTtl(body: check.Body): number | undefined {
     throw new TrellisError('InvalidArgument', `persist: ttl must be a number of seconds above 0 and at most ${MAX_TTL_SECONDS}, got ${check.describe(ttl)}`);
   }
   return ttl;
-}
-
-function createParsedMetadata(state: DaemonState, session: ClientSession, request: MetadataRequest): string {
-  const object = state.table.createMetadata(session, request.spec, request.seal);
-  if (request.name !== undefined) state.names.put(request.name, object.id, request.override);
-  return object.id;
 }
 
 function optionalName(body: check.Body): string | undefined {

@@ -7,7 +7,7 @@ import { TrellisError } from '../errors';
 import { isObjectId } from '../protocol/ids';
 import { checkName } from '../protocol/names';
 import { globToRegExp } from './glob';
-import type { ObjectTable } from './object-table';
+import type { ObjectTable, StoredObject } from './object-table';
 
 interface Waiter {
   readonly owner: number;
@@ -19,11 +19,12 @@ export class NameTable {
   private readonly names = new Map<string, string>();
   private readonly waiters = new Map<string, Set<Waiter>>();
 
-  constructor(private readonly table: ObjectTable) {
-    table.onNamesDropped = (object) => {
-      for (const name of object.names) this.names.delete(name);
-      object.names.clear();
-    };
+  constructor(private readonly table: ObjectTable) {}
+
+  /** Drops the names of an object that a forced delete took away. */
+  forget(object: StoredObject): void {
+    for (const name of object.names) this.names.delete(name);
+    object.names.clear();
   }
 
   get size(): number {

@@ -68,10 +68,12 @@ export class ObjectTable {
   /** Deleted blobs some client still holds. */
   private readonly deferred = new Map<string, StoredObject>();
 
+  /** `onNamesDropped` is told when a forced delete takes an object's names with it. */
   constructor(
     private readonly pool: SegmentPool,
     private readonly ids: IdGenerator,
     private readonly instanceId: number,
+    private readonly onNamesDropped: (object: StoredObject) => void = () => {},
   ) {}
 
   get size(): number {
@@ -352,9 +354,6 @@ export class ObjectTable {
     if (session) this.unhold(session, object);
     if (object.holders.size === 0) this.discard(object);
   }
-
-  /** Set by the name table: called when a forced delete takes an object's names with it. */
-  onNamesDropped: (object: StoredObject) => void = () => {};
 
   private hold(session: ClientSession, object: StoredObject): void {
     object.holders.add(session.clientId);

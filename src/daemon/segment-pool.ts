@@ -26,16 +26,17 @@ export class SegmentPool {
   private usedBytes = 0;
   private readonly idleTimer: NodeJS.Timeout;
 
-  /** Called after a segment is released, so that clients can drop their fds and mappings. */
-  onRelease: (segment: number) => void = () => {};
-
   /** The daemon's own mappings, for sessions that copy bytes through the RPC port. */
   readonly memory = new SegmentMemory((segment) => this.segmentFd(segment));
 
-  /** `shmDir`: the tmpfs folder segments are created in ('' for memfds). */
+  /**
+   * `shmDir`: the tmpfs folder segments are created in ('' for memfds). `onRelease` is called
+   * after a segment is released, so that clients can drop their fds and mappings.
+   */
   constructor(
     readonly policy: MemoryPolicy,
     private readonly shmDir: string,
+    private readonly onRelease: (segment: number) => void = () => {},
   ) {
     this.idleTimer = setInterval(() => this.releaseIdle(), Math.max(1000, policy.idleReleaseMs / 2));
     this.idleTimer.unref();

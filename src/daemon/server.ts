@@ -1,6 +1,9 @@
 /**
  * The daemon: listens on a UNIX socket, checks who connects, and owns the object table and the
  * shared memory. `startDaemon` is the programmatic entry (tests, embedding); bin/trellisd wraps it.
+ *
+ * This is the one place that builds the daemon's parts and hands each its collaborators in its
+ * constructor; it also picks the metadata backend, once (local, or etcd with --etcd).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -9,13 +12,14 @@ import { TrellisError } from '../errors';
 import { native, type PeerCredentials } from '../native';
 import { IdGenerator } from '../protocol/ids';
 import { defaultSocketDir } from '../protocol/socket-path';
-import type { ClusterMetadata } from './cluster/cluster-metadata';
-import { Expirations } from './cluster/expirations';
+import type { ClusterLink, ClusterMetadata } from './cluster/cluster-metadata';
 import { Connection, type ConnectionHost } from './connection';
-import type { DaemonState } from './dispatch';
+import { LocalMetadata } from './metadata/local-metadata';
+import type { MetaService } from './metadata/meta-service';
 import { MemoryPolicy } from './memory-policy';
 import { NameTable } from './names';
 import { ObjectTable } from './object-table';
+import type { DaemonState } from './request-context';
 import { resolveOptions, type DaemonOptions, type ResolvedOptions } from './options';
 import { SegmentPool } from './segment-pool';
 import { RemoteObjects } from './rpc/remote-objects';
@@ -41,7 +45,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   readonly streams: StreamTable;
   readonly pool: SegmentPool;
   readonly remote: RemoteObjects;
-  readonly expirations: Expirations;
+  readonly meta: MetaService;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version = VERSION;
@@ -57,34 +61,48 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   private requests = 0;
   private readonly uid = process.getuid?.() ?? 0;
 
+  /** `cluster`: the daemon's seat in a cluster, joined before (its instance id is in every object id). */
   constructor(
     private readonly options: ResolvedOptions,
-    readonly cluster?: ClusterMetadata,
+    cluster?: ClusterLink,
   ) {
-    this.instanceId = options.instanceId;
+    this.instanceId = cluster?.membership.instanceId ?? options.instanceId;
     this.socketPath = options.socket;
     this.maxFrameBytes = options.maxFrameBytes;
-    this.pool = new SegmentPool(new MemoryPolicy(options.size, options.idleReleaseMs), options.shmDir);
-    const ids = new IdGenerator(options.instanceId);
-    this.table = new ObjectTable(this.pool, ids, options.instanceId);
+    const policy = new MemoryPolicy(options.size, options.idleReleaseMs);
+    this.pool = new SegmentPool(policy, options.shmDir, (segment) => this.segmentReleased(segment));
+    const ids = new IdGenerator(this.instanceId);
+    this.table = new ObjectTable(this.pool, ids, this.instanceId, (object) => this.names.forget(object));
     this.names = new NameTable(this.table);
-    this.streams = new StreamTable(this.table, ids, options.streamBufferBytes ?? Math.min(256 * 1024 * 1024, Math.floor(options.size / 4)));
-    this.pool.onRelease = (segment) => {
-      for (const connection of this.clients.values()) {
-        const session = connection.session!;
-        if (session.grantedSegments.delete(segment)) session.droppedSegments.push(segment);
-      }
-    };
-    this.remote = new RemoteObjects(this, { staticPeers: options.rpcPeers, token: options.rpcToken, requestTimeoutMs: options.rpcTimeoutMs });
-    // A cluster replaces this with a delete that also takes the object out of etcd.
-    this.expirations = new Expirations((id) => {
-      if (this.table.exists(id)) this.table.delete(undefined, [id], { deep: true, force: true });
+    const streamBufferBytes = options.streamBufferBytes ?? Math.min(256 * 1024 * 1024, Math.floor(options.size / 4));
+    this.streams = new StreamTable(this.table, ids, streamBufferBytes);
+    this.remote = new RemoteObjects(this, {
+      staticPeers: options.rpcPeers,
+      cluster: cluster?.membership,
+      token: options.rpcToken,
+      requestTimeoutMs: options.rpcTimeoutMs,
     });
-    if (cluster) {
-      this.remote.directory.cluster = cluster;
-      cluster.fetchRemote = async (record) => (await this.remote.migrate(record.id)).id;
-    }
+    this.meta = cluster ? this.clusterMetadata(cluster) : new LocalMetadata(this.table, this.names, this.instanceId, this.socketPath);
     this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  /** The etcd backend; loaded only here, so that a daemon without --etcd never loads the etcd client. */
+  private clusterMetadata(link: ClusterLink): ClusterMetadata {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { ClusterMetadata } = require('./cluster/cluster-metadata') as typeof import('./cluster/cluster-metadata');
+    return new ClusterMetadata(link, {
+      table: this.table,
+      names: this.names,
+      fetchRemote: async (record) => (await this.remote.migrate(record.id)).id,
+    });
+  }
+
+  /** A released segment's fd is dropped by every client that had it, with their next reply. */
+  private segmentReleased(segment: number): void {
+    for (const connection of this.clients.values()) {
+      const session = connection.session!;
+      if (session.grantedSegments.delete(segment)) session.droppedSegments.push(segment);
+    }
   }
 
   get rpcEndpoint(): string | undefined {
@@ -164,8 +182,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
 
   async stop(): Promise<void> {
     // Leaving first takes this daemon's objects and names out of the cluster view at once.
-    await this.cluster?.stop();
-    this.expirations.clear();
+    await this.meta.stop();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections) connection.close();
     this.remote.close();
@@ -234,17 +251,17 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   const resolved = resolveOptions(options);
   // With --etcd the instance id comes from the cluster, so object ids are unique across it.
   const cluster = resolved.etcd.length > 0 ? await joinCluster(resolved) : undefined;
-  const daemon = new DaemonServer(cluster ? { ...resolved, instanceId: cluster.instanceId } : resolved, cluster);
+  const daemon = new DaemonServer(resolved, cluster);
   try {
-    await cluster?.attach(daemon.table, daemon.names, daemon.expirations);
+    await daemon.meta.start();
     await daemon.listen();
     const rpcEndpoint = daemon.rpcEndpoint ?? null;
-    if (cluster && cluster.rpcEndpoint !== rpcEndpoint) await cluster.setRpcEndpoint(rpcEndpoint);
+    if (cluster && cluster.membership.info.rpcEndpoint !== rpcEndpoint) await cluster.membership.setRpcEndpoint(rpcEndpoint);
   } catch (error) {
     if (daemon.listening) await daemon.stop();
     else {
       daemon.pool.close();
-      await cluster?.stop();
+      await daemon.meta.stop();
     }
     throw error;
   }
@@ -252,7 +269,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
 }
 
 /** Joins the cluster in etcd. Errors: Unavailable, InvalidArgument, Conflict. */
-async function joinCluster(options: ResolvedOptions): Promise<ClusterMetadata> {
+async function joinCluster(options: ResolvedOptions): Promise<ClusterLink> {
   // Loaded only here, so that a daemon without --etcd never loads the etcd client.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { ClusterMetadata } = require('./cluster/cluster-metadata') as typeof import('./cluster/cluster-metadata');

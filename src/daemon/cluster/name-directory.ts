@@ -44,7 +44,7 @@ type Observed = { id: string | undefined; modRevision: string } | null;
 
 export class NameDirectory {
   /** Names that publish this daemon's objects, and the object each publishes. */
-  readonly owned = new Map<string, string>();
+  private readonly owned = new Map<string, string>();
   /** Every name in the cluster view, by the object it publishes, and the other way round. */
   private readonly byId = new Map<string, Set<string>>();
   private readonly targets = new Map<string, string>();
@@ -75,6 +75,28 @@ export class NameDirectory {
       // `owned` keeps it: only an explicit drop (see ClusterMetadata) removes it from there.
       this.names.mirror(name, undefined);
     });
+  }
+
+  /** The object of this daemon that `name` publishes, if it is one of its names. */
+  ownedTarget(name: string): string | undefined {
+    return this.owned.get(name);
+  }
+
+  /** This daemon's names and their objects, as a list to go through. */
+  ownedNames(): Array<[name: string, id: string]> {
+    return [...this.owned];
+  }
+
+  /** Forgets that `name` is this daemon's (it is going, or was taken); returns its object. */
+  forgetOwned(name: string): string | undefined {
+    const id = this.owned.get(name);
+    this.owned.delete(name);
+    return id;
+  }
+
+  /** Takes back a forgetOwned whose etcd write failed. */
+  restoreOwned(name: string, id: string): void {
+    this.owned.set(name, id);
   }
 
   /** Names in the cluster view that publish `id`. */

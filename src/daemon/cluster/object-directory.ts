@@ -33,7 +33,7 @@ export class ObjectDirectory {
   /** Persisted objects that have each record as a member. */
   private readonly parents = new Map<string, Set<string>>();
   /** This daemon's objects it has persisted, and when each expires (undefined: never). */
-  readonly persisted = new Map<string, number | undefined>();
+  private readonly persisted = new Map<string, number | undefined>();
 
   /** `mirror` holds `objects/` (and may hold other keys, which are ignored). */
   constructor(
@@ -53,6 +53,38 @@ export class ObjectDirectory {
       const id = idOfObjectKey(key);
       if (id !== undefined) this.forget(id);
     });
+  }
+
+  /** Whether this daemon has persisted its object `id`. */
+  isPersisted(id: string): boolean {
+    return this.persisted.has(id);
+  }
+
+  /** This daemon's persisted objects and their expiries, as a list to go through. */
+  persistedObjects(): Array<[id: string, expiresAt: number | undefined]> {
+    return [...this.persisted];
+  }
+
+  /** Forgets that `id` is persisted (its key is going, or is gone); returns its expiry as it was. */
+  forgetPersisted(id: string): { expiresAt: number | undefined } | undefined {
+    if (!this.persisted.has(id)) return undefined;
+    const expiresAt = this.persisted.get(id);
+    this.persisted.delete(id);
+    return { expiresAt };
+  }
+
+  /** Takes back a forgetPersisted whose etcd write failed. */
+  restorePersisted(id: string, expiresAt: number | undefined): void {
+    this.persisted.set(id, expiresAt);
+  }
+
+  /**
+   * The cluster record of an id this daemon does not hold; undefined when the id is (or would
+   * be) local. Errors: ObjectNotFound naming the instance, for another instance's unknown id.
+   */
+  lookup(id: string): CachedRecord | undefined {
+    if (this.table.sealedObjectOrUndefined(id) || instanceOf(id) === this.instanceId) return undefined;
+    return this.remote(id) ?? throwError(this.notFound(id));
   }
 
   /** Another instance's live persisted object, or undefined (local, unknown, or expired). */

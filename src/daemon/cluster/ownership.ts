@@ -44,7 +44,7 @@ export class Ownership {
     objects.mirror.on('delete', (key, previous) => {
       const id = idOfObjectKey(key);
       const name = nameOfKey(key);
-      if (id !== undefined ? objects.persisted.has(id) : name !== undefined && names.owned.get(name) === decodeNameTarget(previous.value)) {
+      if (id !== undefined ? objects.isPersisted(id) : name !== undefined && names.ownedTarget(name) === decodeNameTarget(previous.value)) {
         this.suspect(key, previous.lease);
       }
     });
@@ -77,15 +77,16 @@ export class Ownership {
     const lease = this.membership.leaseId;
     const now = Date.now();
     const puts = new Map<string, TransactionOperation>();
-    for (const [id, expiresAt] of [...this.objects.persisted]) {
-      if (!this.table.sealedObjectOrUndefined(id)) this.objects.persisted.delete(id);
+    for (const [id, expiresAt] of this.objects.persistedObjects()) {
+      if (!this.table.sealedObjectOrUndefined(id)) this.objects.forgetPersisted(id);
       else if (expiresAt === undefined || expiresAt > now) this.objects.recordPuts(id, lease, expiresAt, puts, true);
     }
     const result = await commitInBatches(this.connection, [...puts.values()]);
     this.objects.published(puts, BigInt(result.revision), new Map());
 
-    const names = [...this.names.owned].filter(([, id]) => puts.has(id));
-    for (const [name, id] of this.names.owned) if (!puts.has(id)) this.names.owned.delete(name);
+    const owned = this.names.ownedNames();
+    const names = owned.filter(([, id]) => puts.has(id));
+    for (const [name, id] of owned) if (!puts.has(id)) this.names.forgetOwned(name);
     const changes = names.map(([name, id]): NameChange => ({ name, id, lease, override: false }));
     const notFound = (id: string) => this.objects.notFound(id);
     for (let start = 0; start < changes.length; start += MAX_NAMES_PER_CALL) {
@@ -98,7 +99,7 @@ export class Ownership {
         for (const change of chunk) {
           await this.names.put([change], [], [], notFound).catch((each: unknown) => {
             if (!isTrellisError(each, 'NameExists')) throw each;
-            this.names.owned.delete(change.name);
+            this.names.forgetOwned(change.name);
           });
         }
       }
@@ -145,14 +146,13 @@ export class Ownership {
     for (const key of keys) {
       const id = idOfObjectKey(key);
       if (id !== undefined) {
-        if (this.objects.mirror.get(key) || !this.objects.persisted.has(id)) continue;
-        this.objects.persisted.delete(id);
+        if (this.objects.mirror.get(key) || !this.objects.forgetPersisted(id)) continue;
         this.expirations.cancel(id);
         if (this.table.sealedObjectOrUndefined(id)) ids.push(id);
         continue;
       }
       const name = nameOfKey(key);
-      if (name !== undefined && !this.names.mirror.get(key)) this.names.owned.delete(name);
+      if (name !== undefined && !this.names.mirror.get(key)) this.names.forgetOwned(name);
     }
     if (ids.length > 0) this.table.delete(undefined, ids, { deep: false, force: true });
   }

@@ -5,7 +5,7 @@
  */
 import { TrellisError } from '../../errors';
 import type { BlobLocation, ReplyOf, RpcOnlyKind } from '../../protocol/messages';
-import type { RequestContext } from '../dispatch';
+import type { RequestContext } from '../request-context';
 import * as check from '../validate';
 
 export type ByteKind = Exclude<RpcOnlyKind, 'registerRpc'>;

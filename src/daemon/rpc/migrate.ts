@@ -19,7 +19,7 @@ import type { BlobLocation, MigrateReply, ObjectMeta } from '../../protocol/mess
 import type { RpcSocket } from '../../protocol/rpc-socket';
 import type { ClientSession } from '../session';
 import type { PeerDirectory, PeerPool } from './peers';
-import type { SessionHost } from './rpc-connection';
+import type { LocalStore } from './local-store';
 
 export class Migrator {
   /** Original id -> the id of its copy here. */
@@ -27,7 +27,7 @@ export class Migrator {
   private readonly running = new Map<string, Promise<MigrateReply>>();
 
   constructor(
-    private readonly host: SessionHost,
+    private readonly store: LocalStore,
     private readonly directory: PeerDirectory,
     private readonly peers: PeerPool,
   ) {}
@@ -37,7 +37,7 @@ export class Migrator {
    * mid-copy), PermissionDenied (its token differs), OutOfMemory.
    */
   async migrate(ref: string): Promise<MigrateReply> {
-    const { table, names, instanceId } = this.host.state;
+    const { table, names, instanceId } = this.store;
     const id = names.resolve(ref);
     if (table.exists(id)) return { id, copiedBytes: 0 };
     const known = this.copyOf(id);
@@ -56,7 +56,7 @@ export class Migrator {
   copyOf(id: string): string | undefined {
     const copy = this.copies.get(id);
     if (copy === undefined) return undefined;
-    if (this.host.state.table.exists(copy)) return copy;
+    if (this.store.table.exists(copy)) return copy;
     this.copies.delete(id);
     return undefined;
   }
@@ -74,8 +74,8 @@ export class Migrator {
   }
 
   private async copyTree(peer: RpcSocket, root: ObjectMeta, remoteBlobs: BlobLocation[]): Promise<MigrateReply> {
-    const { table, pool } = this.host.state;
-    const session = this.host.openSession(process.pid);
+    const { table, pool } = this.store;
+    const session = this.store.openSession(process.pid);
     try {
       const typenames = typenamesOf(root);
       const wanted = remoteBlobs.filter((blob) => this.copyOf(blob.id) === undefined);
@@ -96,13 +96,13 @@ export class Migrator {
       return { id: this.createTree(session, root, peer.registration.instanceId, blobIds, local), copiedBytes };
     } finally {
       // Frees every blob not sealed into the tree: all of them when the copy failed.
-      this.host.closeSession(session);
+      this.store.closeSession(session);
     }
   }
 
   /** Seals the copied blobs and creates the metadata, bottom up, in one synchronous step. */
   private createTree(session: ClientSession, root: ObjectMeta, ownerInstance: number, blobIds: Set<string>, local: Map<string, BlobLocation>): string {
-    const { table } = this.host.state;
+    const { table } = this.store;
     const made = new Map<string, string>();
     const created: string[] = [];
     const copyOf = (node: ObjectMeta): string => {

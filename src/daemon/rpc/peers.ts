@@ -18,10 +18,11 @@ export interface ClusterDirectory {
 export const PEER_IDLE_MS = 30_000;
 
 export class PeerDirectory {
-  /** Set once the daemon has joined a cluster; it is asked before the static peers. */
-  cluster?: ClusterDirectory;
-
-  constructor(private readonly staticPeers: ReadonlyMap<number, string> = new Map()) {}
+  /** `cluster`, when the daemon is in one, is asked before the static peers. */
+  constructor(
+    private readonly staticPeers: ReadonlyMap<number, string> = new Map(),
+    private readonly cluster?: ClusterDirectory,
+  ) {}
 
   /** Errors: Unavailable (unknown instance, no longer alive, or serving no RPC). */
   endpointOf(instanceId: number): string {

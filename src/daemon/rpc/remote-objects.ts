@@ -10,12 +10,14 @@ import type { RpcSocketOptions } from '../../protocol/rpc-socket';
 import type { MetadataSpec } from '../object-table';
 import type { ClientSession } from '../session';
 import { Migrator } from './migrate';
-import { PeerDirectory, PeerPool } from './peers';
-import type { SessionHost } from './rpc-connection';
+import { PeerDirectory, PeerPool, type ClusterDirectory } from './peers';
+import type { LocalStore } from './local-store';
 
 export interface RemoteObjectsOptions extends RpcSocketOptions {
   /** instance id -> host:port, for daemons without a cluster view (`--rpc-peer`). */
   staticPeers?: ReadonlyMap<number, string>;
+  /** The cluster view, asked before the static peers (a daemon in a cluster). */
+  cluster?: ClusterDirectory;
 }
 
 export class RemoteObjects {
@@ -24,13 +26,13 @@ export class RemoteObjects {
   private readonly migrator: Migrator;
 
   constructor(
-    private readonly host: SessionHost,
+    private readonly store: LocalStore,
     options: RemoteObjectsOptions = {},
   ) {
-    const { staticPeers, ...socketOptions } = options;
-    this.directory = new PeerDirectory(staticPeers);
+    const { staticPeers, cluster, ...socketOptions } = options;
+    this.directory = new PeerDirectory(staticPeers, cluster);
     this.peers = new PeerPool(socketOptions);
-    this.migrator = new Migrator(host, this.directory, this.peers);
+    this.migrator = new Migrator(store, this.directory, this.peers);
   }
 
   /** See migrate.ts. Errors: ObjectNotFound, NameNotFound, Unavailable, PermissionDenied, OutOfMemory. */
@@ -45,7 +47,7 @@ export class RemoteObjects {
    * Errors: ObjectNotFound, Unavailable, PermissionDenied, InvalidArgument.
    */
   async putGlobal(session: ClientSession, spec: MetadataSpec): Promise<string> {
-    const { table, instanceId } = this.host.state;
+    const { table, instanceId } = this.store;
     const remote = Object.entries(spec.members).filter(([, id]) => !table.exists(id));
     for (const [key, id] of remote) {
       if (instanceOf(id) === instanceId) throw new TrellisError('ObjectNotFound', `member ${JSON.stringify(key)}: object ${id} does not exist`);

@@ -11,7 +11,8 @@ import type * as net from 'node:net';
 import { TrellisError, toWireError } from '../../errors';
 import { encodeFrameWithBytes } from '../../protocol/bulk-frames';
 import { PROTOCOL_VERSION, type RegisterRpcReply } from '../../protocol/messages';
-import { handlers, isClientKind, type RequestContext } from '../dispatch';
+import { handlers, isClientKind } from '../dispatch';
+import type { DaemonState, RequestContext } from '../request-context';
 import { FramedConnection } from '../framed-connection';
 import type { ClientSession } from '../session';
 import * as check from '../validate';
@@ -19,10 +20,10 @@ import { byteHandlers, BytesReply, isByteKind } from './byte-handlers';
 
 /** What a remote session needs from the daemon. */
 export interface SessionHost {
-  readonly state: RequestContext['state'];
+  readonly state: DaemonState;
   readonly maxFrameBytes: number;
   countRequest(): void;
-  /** A session for a remote client or a daemon job, counted as a client until closed. */
+  /** A session for a remote client, counted as a client until closed. */
   openSession(pid: number): ClientSession;
   /** Reclaims what the session had, as for a local client that disconnects. */
   closeSession(session: ClientSession): void;

@@ -1,0 +1,33 @@
+/**
+ * The parts of a daemon's cluster metadata that its readers and writers share: the etcd
+ * connection, the membership, the two directories (what is published, as the cache shows it)
+ * and the local tables they tie to. Built once by ClusterMetadata; nothing else writes the
+ * directories' own sets, which only their methods change.
+ */
+import { TrellisError } from '../../errors';
+import type { EtcdConnection } from '../metadata/etcd-connection';
+import type { Membership } from '../metadata/membership';
+import type { ObjectTable } from '../object-table';
+import type { Expirations } from './expirations';
+import type { NameDirectory } from './name-directory';
+import type { ObjectDirectory } from './object-directory';
+
+export interface ClusterContext {
+  readonly connection: EtcdConnection;
+  readonly membership: Membership;
+  readonly objects: ObjectDirectory;
+  readonly names: NameDirectory;
+  readonly table: ObjectTable;
+  readonly expirations: Expirations;
+}
+
+/** Errors: Unavailable, when this daemon cannot write to etcd right now (or has left). */
+export function requireRegistered(cluster: ClusterContext, what: string): void {
+  if (cluster.membership.registered) return;
+  const { instanceId } = cluster.membership;
+  throw new TrellisError(
+    'Unavailable',
+    `cannot ${what}: instance ${instanceId} is not registered with etcd at ${cluster.connection.describe()} right now ` +
+      '(etcd is unreachable, or the daemon is registering again); local objects still work',
+  );
+}

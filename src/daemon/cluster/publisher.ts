@@ -1,0 +1,195 @@
+/**
+ * Putting things into the cluster: persisting local objects (their records, one key per object
+ * and member) and publishing names, in as few etcd transactions as fit, a few in flight at once.
+ * Writes go to etcd first and show in the local cache once committed.
+ */
+import { TrellisError } from '../../errors';
+import { checkName } from '../../protocol/names';
+import { commitInBatches, MAX_OPERATIONS_PER_TRANSACTION, type TransactionOperation } from '../metadata/batched-transaction';
+import type { NewObject } from '../metadata/meta-service';
+import type { ClientSession } from '../session';
+import { requireRegistered, type ClusterContext } from './cluster-context';
+import { MAX_NAMES_PER_CALL, type NameChange } from './name-directory';
+import type { Ownership } from './ownership';
+import type { CommittedBatch, Unpublisher } from './unpublisher';
+
+/** Transactions a large publish keeps in flight at once. */
+const TRANSACTIONS_IN_FLIGHT = 4;
+
+export class Publisher {
+  constructor(
+    private readonly cluster: ClusterContext,
+    private readonly ownership: Ownership,
+    private readonly unpublisher: Unpublisher,
+  ) {}
+
+  /**
+   * Makes a local object and its members visible cluster-wide; with `ttlSeconds`, until then.
+   * Persisting again keeps an earlier ttl unless a new one is given.
+   * Errors: ObjectNotFound, NotSealed, RemoteObject (a ttl for another instance's object), Unavailable.
+   */
+  async persist(id: string, ttlSeconds?: number): Promise<void> {
+    const { objects, table, membership } = this.cluster;
+    const remote = objects.lookup(id);
+    if (remote) {
+      if (ttlSeconds === undefined) return;
+      throw new TrellisError('RemoteObject', `object ${id} belongs to instance ${remote.instanceId}: only that instance can give it a ttl`);
+    }
+    table.sealedObject(id);
+    const expiresAt = ttlSeconds === undefined ? undefined : Date.now() + ttlSeconds * 1000;
+    if (expiresAt === undefined && objects.isPersisted(id)) return;
+    requireRegistered(this.cluster, `persist ${id}`);
+    const lease = membership.leaseId;
+    const puts = new Map<string, TransactionOperation>();
+    objects.recordPuts(id, lease, expiresAt, puts);
+    const result = await commitInBatches(this.cluster.connection, [...puts.values()]);
+    objects.published(puts, BigInt(result.revision), expiresAt === undefined ? new Map() : new Map([[id, expiresAt]]));
+    if (expiresAt !== undefined) this.cluster.expirations.schedule(id, expiresAt);
+    this.afterPublish(lease, [...puts.keys()]);
+  }
+
+  /**
+   * Publishes objects just created here (seal or createMetadata with a name or persist): their
+   * records and names, in as few transactions as fit. All or none: on failure the objects are
+   * deleted again, with whatever keys went in before. Errors: NameExists, Unavailable, Conflict.
+   */
+  async publishNew(session: ClientSession, created: readonly NewObject[]): Promise<void> {
+    const wanted = created.filter((object) => object.persist || object.name !== undefined);
+    if (wanted.length === 0) return;
+    try {
+      requireRegistered(this.cluster, wanted.length === 1 ? `publish ${wanted[0].id}` : `publish ${wanted.length} objects`);
+      await this.publish(wanted);
+    } catch (error) {
+      try {
+        const ids = created.map((object) => object.id);
+        this.cluster.table.delete(session, ids, { deep: true, force: true });
+      } catch {
+        // Already gone: nothing left to undo.
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Names objects of any instance: one transaction for all the names (all or none), after
+   * persisting local objects that were not yet. Errors: InvalidArgument, ObjectNotFound,
+   * NotSealed, NameExists, Conflict, Unavailable.
+   */
+  async putNames(entries: Record<string, string>, override: boolean): Promise<void> {
+    const { objects, table, membership } = this.cluster;
+    const list = Object.entries(entries);
+    if (list.length === 0) return;
+    if (list.length > MAX_NAMES_PER_CALL) {
+      throw new TrellisError(
+        'InvalidArgument',
+        `putNames: at most ${MAX_NAMES_PER_CALL} names per call in a cluster (one etcd transaction), got ${list.length}`,
+      );
+    }
+    const lease = membership.leaseId;
+    const puts = new Map<string, TransactionOperation>();
+    const remote = new Set<string>();
+    const changes: NameChange[] = list.map(([name, id]) => {
+      checkName(name);
+      const record = objects.lookup(id);
+      if (record) {
+        remote.add(id);
+        return { name, id, lease: record.lease, override };
+      }
+      if (!objects.isPersisted(table.sealedObject(id).id)) objects.recordPuts(id, lease, undefined, puts);
+      return { name, id, lease, override };
+    });
+    requireRegistered(this.cluster, list.length === 1 ? `publish name ${JSON.stringify(list[0][0])}` : `publish ${list.length} names`);
+    let inline: TransactionOperation[] = [...puts.values()];
+    if (inline.length + changes.length > MAX_OPERATIONS_PER_TRANSACTION) {
+      const result = await commitInBatches(this.cluster.connection, inline);
+      objects.published(puts, BigInt(result.revision), new Map());
+      inline = [];
+    }
+    const revision = await this.cluster.names.put(changes, inline, [...remote], (id) => objects.notFound(id));
+    if (inline.length > 0) objects.published(puts, revision, new Map());
+    this.afterPublish(lease, [...puts.keys()]);
+  }
+
+  /** Drops a name wherever it was published; whether it existed. Errors: Unavailable. */
+  async dropName(name: string): Promise<boolean> {
+    checkName(name);
+    requireRegistered(this.cluster, `drop name ${JSON.stringify(name)}`);
+    return this.cluster.names.drop(name);
+  }
+
+  /** After a write on `lease`: undo records of objects deleted meanwhile; republish if the lease changed. */
+  private afterPublish(lease: string, ids: string[]): void {
+    this.unpublisher.dropDeletedMeanwhile(ids);
+    if (lease !== this.cluster.membership.leaseId) this.ownership.republish();
+  }
+
+  private async publish(created: readonly NewObject[]): Promise<void> {
+    const { objects, membership } = this.cluster;
+    const lease = membership.leaseId;
+    const all = new Map<string, TransactionOperation>();
+    // One unit per object: its records (those no earlier unit wrote) and its name.
+    const units = created.map((object) => {
+      const puts = new Map<string, TransactionOperation>();
+      objects.recordPuts(object.id, lease, undefined, puts);
+      const records = new Map([...puts].filter(([id]) => !all.has(id)));
+      for (const [id, operation] of records) all.set(id, operation);
+      const change: NameChange | undefined =
+        object.name === undefined ? undefined : { name: object.name, id: object.id, lease, override: object.override };
+      return { records, change };
+    });
+    const batches = packIntoTransactions(units);
+
+    // A few transactions in flight at once: etcd commits them faster than one after another.
+    const committed: CommittedBatch[] = [];
+    const notFound = (id: string) => objects.notFound(id);
+    const commit = async (current: CommittedBatch): Promise<void> => {
+      if (current.changes.length > 0 && sizeOf(current) <= MAX_OPERATIONS_PER_TRANSACTION) {
+        const revision = await this.cluster.names.put(current.changes, [...current.records.values()], [], notFound);
+        committed.push(current);
+        objects.published(current.records, revision, new Map());
+        return;
+      }
+      // Records without names, or too many for one transaction (one huge tree): on their own.
+      const revision = BigInt((await commitInBatches(this.cluster.connection, [...current.records.values()])).revision);
+      committed.push({ records: current.records, changes: [] });
+      objects.published(current.records, revision, new Map());
+      if (current.changes.length === 0) return;
+      await this.cluster.names.put(current.changes, [], [], notFound);
+      committed.push({ records: new Map(), changes: current.changes });
+    };
+    let failure: { error: unknown } | undefined;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (!failure && next < batches.length) {
+        await commit(batches[next++]).catch((error: unknown) => void (failure ??= { error }));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(TRANSACTIONS_IN_FLIGHT, batches.length) }, worker));
+    if (failure) {
+      await this.unpublisher.undo(committed);
+      throw failure.error;
+    }
+    this.afterPublish(lease, [...all.keys()]);
+  }
+}
+
+const sizeOf = (batch: CommittedBatch): number => batch.records.size + batch.changes.length;
+
+/** Packs units into transactions of at most MAX_OPERATIONS_PER_TRANSACTION operations. */
+function packIntoTransactions(
+  units: ReadonlyArray<{ records: Map<string, TransactionOperation>; change: NameChange | undefined }>,
+): CommittedBatch[] {
+  const batches: CommittedBatch[] = [];
+  let batch: CommittedBatch = { records: new Map(), changes: [] };
+  for (const unit of units) {
+    const unitSize = unit.records.size + (unit.change ? 1 : 0);
+    if (sizeOf(batch) + unitSize > MAX_OPERATIONS_PER_TRANSACTION && sizeOf(batch) > 0) {
+      batches.push(batch);
+      batch = { records: new Map(), changes: [] };
+    }
+    for (const [id, operation] of unit.records) batch.records.set(id, operation);
+    if (unit.change) batch.changes.push(unit.change);
+  }
+  if (sizeOf(batch) > 0) batches.push(batch);
+  return batches;
+}

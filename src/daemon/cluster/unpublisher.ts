@@ -1,0 +1,102 @@
+/**
+ * Taking things out of the cluster: deletes (over the graph rules of ObjectTable.delete, for
+ * local and other instances' objects alike), expiry, and the undo of a publish that failed part
+ * way. Keys go from etcd first; the local table follows once they are gone.
+ */
+import type { ClientSession } from '../session';
+import { commitInBatches, type TransactionOperation } from '../metadata/batched-transaction';
+import type { DeleteOptions } from '../metadata/meta-service';
+import { requireRegistered, type ClusterContext } from './cluster-context';
+import type { NameChange } from './name-directory';
+import { nameKey, objectKey } from './records';
+
+/** What one publish transaction wrote: records by object id, and name changes. */
+export interface CommittedBatch {
+  records: Map<string, TransactionOperation>;
+  changes: NameChange[];
+}
+
+export class Unpublisher {
+  constructor(private readonly cluster: ClusterContext) {}
+
+  /**
+   * Deletes objects of any instance by the graph rules of ObjectTable.delete, over the cluster
+   * view for other instances' objects. Their keys go first (the owner of a remote object sees
+   * them go and frees the bytes); local objects are then deleted here. Deleting objects that
+   * were never shared needs no etcd. Returns the ids removed.
+   * Errors: ObjectNotFound, NotSealed, Conflict, Unavailable.
+   */
+  async delete(session: ClientSession | undefined, ids: string[], options: DeleteOptions): Promise<string[]> {
+    const { objects, names, table } = this.cluster;
+    const unique = [...new Set(ids)];
+    const remoteIds = new Set(unique.filter((id) => objects.lookup(id) !== undefined));
+    const localIds = unique.filter((id) => !remoteIds.has(id));
+    const localDoomed = localIds.length > 0 ? table.planDelete(localIds, options) : [];
+    const remoteDoomed = remoteIds.size > 0 ? objects.planDelete([...remoteIds], options, (id) => names.namesOf(id)) : [];
+
+    const unpersist = [...localDoomed.filter((id) => objects.isPersisted(id)), ...remoteDoomed];
+    const droppedNames = options.force ? unpersist.flatMap((id) => names.namesOf(id)) : [];
+    if (unpersist.length > 0 || droppedNames.length > 0) {
+      requireRegistered(this.cluster, `delete ${unique.join(', ')}`);
+      await this.removeKeys(unpersist, droppedNames);
+    }
+    const deleted = localIds.length > 0 ? table.delete(session, localIds, options) : [];
+    return [...deleted, ...remoteDoomed];
+  }
+
+  /** A persisted object's ttl ran out: delete it everywhere (a rejection retries later). */
+  async expire(id: string): Promise<void> {
+    if (!this.cluster.table.sealedObjectOrUndefined(id)) {
+      this.cluster.objects.forgetPersisted(id);
+      return;
+    }
+    await this.delete(undefined, [id], { deep: true, force: true });
+  }
+
+  /** After a publish: takes out the records of objects deleted while it was in flight. */
+  dropDeletedMeanwhile(ids: string[]): void {
+    const gone = ids.filter((id) => !this.cluster.table.sealedObjectOrUndefined(id));
+    if (gone.length === 0) return;
+    for (const id of gone) this.cluster.objects.forgetPersisted(id);
+    const operations = gone.map((id): TransactionOperation => ({ kind: 'delete', key: objectKey(id) }));
+    void commitInBatches(this.cluster.connection, operations).catch(() => undefined);
+  }
+
+  /** Best effort: takes back keys written by a publish that failed part way. */
+  async undo(batches: readonly CommittedBatch[]): Promise<void> {
+    const ids = [...new Set(batches.flatMap((batch) => [...batch.records.keys()]))];
+    const names = [...new Set(batches.flatMap((batch) => batch.changes.map((change) => change.name)))];
+    if (ids.length === 0 && names.length === 0) return;
+    try {
+      await this.removeKeys(ids, names);
+    } catch {
+      // They stay until this daemon's lease ends; their objects are gone from here already.
+    }
+  }
+
+  /**
+   * Deletes the keys of `ids` and `names` in etcd and shows it at once. They are forgotten as
+   * this daemon's first, so that the deletes coming back through the watch are not taken for
+   * losses; a failed write puts them back. Errors: Unavailable.
+   */
+  private async removeKeys(ids: readonly string[], names: readonly string[]): Promise<void> {
+    const { objects, table, connection, expirations } = this.cluster;
+    const forgottenIds = ids.map((id) => [id, objects.forgetPersisted(id)] as const);
+    const forgottenNames = names.map((name) => [name, this.cluster.names.forgetOwned(name)] as const);
+    const operations: TransactionOperation[] = [
+      ...names.map((name): TransactionOperation => ({ kind: 'delete', key: nameKey(name) })),
+      ...ids.map((id): TransactionOperation => ({ kind: 'delete', key: objectKey(id) })),
+    ];
+    let revision: bigint;
+    try {
+      revision = BigInt((await commitInBatches(connection, operations)).revision);
+    } catch (error) {
+      for (const [id, was] of forgottenIds) if (was && table.sealedObjectOrUndefined(id)) objects.restorePersisted(id, was.expiresAt);
+      for (const [name, id] of forgottenNames) if (id !== undefined) this.cluster.names.restoreOwned(name, id);
+      throw error;
+    }
+    this.cluster.names.dropped(names, revision);
+    objects.unpublished([...ids], revision);
+    for (const id of ids) expirations.cancel(id);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The metadata backend of a daemon alone: every client already sees every object, so
+ * publishing is naming, and persist only sets an expiry. Everything answers at once.
+ */
+import type { ClusterInfoReply, GetObjectReply, ObjectMeta, ObjectSummary } from '../../protocol/messages';
+import { standaloneInfo } from '../cluster/cluster-info';
+import { Expirations } from '../cluster/expirations';
+import type { NameTable } from '../names';
+import type { ObjectTable } from '../object-table';
+import type { ClientSession } from '../session';
+import type { DeleteOptions, MetaService, NewObject } from './meta-service';
+
+export class LocalMetadata implements MetaService {
+  private readonly expirations = new Expirations((id) => {
+    if (this.table.exists(id)) this.delete(undefined, [id], { deep: true, force: true });
+  });
+
+  constructor(
+    private readonly table: ObjectTable,
+    private readonly names: NameTable,
+    private readonly instanceId: number,
+    private readonly socketPath: string,
+  ) {}
+
+  async start(): Promise<void> {}
+
+  async stop(): Promise<void> {
+    this.expirations.clear();
+  }
+
+  info(): ClusterInfoReply {
+    return standaloneInfo(this.instanceId, this.socketPath);
+  }
+
+  requireWritable(): void {}
+
+  exists(id: string): boolean {
+    return this.table.exists(id);
+  }
+
+  listObjects(pattern: string | undefined, limit: number): ObjectSummary[] {
+    return this.table.list(pattern, limit);
+  }
+
+  getMeta(id: string): ObjectMeta {
+    return this.table.describe(undefined, id).meta;
+  }
+
+  remoteObject(): GetObjectReply | Promise<string> | undefined {
+    return undefined;
+  }
+
+  publishNew(session: ClientSession, created: readonly NewObject[]): void {
+    try {
+      for (const object of created) if (object.name !== undefined) this.names.put(object.name, object.id, object.override);
+    } catch (error) {
+      // Handlers refuse taken names up front, so this undoes only what cannot happen alone.
+      this.table.delete(session, created.map((object) => object.id), { deep: true, force: true });
+      throw error;
+    }
+  }
+
+  putNames(entries: Record<string, string>, override: boolean): void {
+    this.names.putMany(entries, override);
+  }
+
+  dropName(name: string): boolean {
+    return this.names.drop(name);
+  }
+
+  delete(session: ClientSession | undefined, ids: string[], options: DeleteOptions): string[] {
+    const deleted = this.table.delete(session, ids, options);
+    for (const id of deleted) this.expirations.cancel(id);
+    return deleted;
+  }
+
+  persist(id: string, ttlSeconds: number | undefined): void {
+    // Alone, every client already sees every object: only the ttl has an effect.
+    this.table.sealedObject(id);
+    if (ttlSeconds !== undefined) this.expirations.schedule(id, Date.now() + ttlSeconds * 1000);
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Where the daemon keeps what outlives a request: which objects are published (persisted,
+ * named), their names and expiries. The request handlers (dispatch.ts) talk to this interface
+ * only, and the daemon picks its backend once at start, as Vineyard's IMetaService does:
+ * - local-metadata.ts: a daemon alone; names live in its NameTable and nothing leaves memory.
+ * - cluster/cluster-metadata.ts: `--etcd`; what is published goes through etcd first.
+ * Reads that any backend answers the same way from memory (names, the object table) stay with
+ * NameTable and ObjectTable; this interface holds the reads and writes that differ.
+ *
+ * Methods return a plain value when they finish at once and a promise when they wait (etcd, or
+ * the disk): the local backend answers most requests synchronously, which keeps them cheap.
+ */
+import type { ClusterInfoReply, GetObjectReply, ObjectMeta, ObjectSummary } from '../../protocol/messages';
+import type { ClientSession } from '../session';
+
+export type Pending<T> = T | Promise<T>;
+
+/** A new local object to publish: persisted, and named when `name` is set. */
+export interface NewObject {
+  id: string;
+  name?: string;
+  override: boolean;
+  persist: boolean;
+}
+
+export interface DeleteOptions {
+  deep: boolean;
+  force: boolean;
+}
+
+export interface MetaService {
+  /** Loads what the backend holds and starts following it. Errors: Unavailable, IOError. */
+  start(): Promise<void>;
+  /** Leaves: stops timers and watches, and takes this daemon's entries out of a shared view. */
+  stop(): Promise<void>;
+
+  /** clusterInfo: this daemon alone, or every instance of its cluster. */
+  info(): ClusterInfoReply;
+  /**
+   * Refuses at once, before anything is created, a write that cannot be published now.
+   * Errors: Unavailable.
+   */
+  requireWritable(what: string): void;
+
+  /** Whether a sealed object with this id is here or published by another instance. */
+  exists(id: string): boolean;
+  /** Sealed objects, newest first; `pattern` is a glob over the typename. */
+  listObjects(pattern: string | undefined, limit: number): ObjectSummary[];
+  /** An object's metadata tree, wherever it lives. Errors: ObjectNotFound, NotSealed. */
+  getMeta(id: string): ObjectMeta;
+  /**
+   * getObject of an object that lives on another instance: its metadata when its tree has no
+   * bytes, or (with `fetch`) the id of a local copy; undefined when the id is local.
+   * Errors: ObjectNotFound, RemoteObject, Unavailable.
+   */
+  remoteObject(id: string, fetch: boolean): GetObjectReply | Promise<string> | undefined;
+
+  /**
+   * Publishes objects just created here by this session (a named seal, createMetadata with a
+   * name or persist, a named putGlobal). All or none: on failure they are deleted again.
+   * Errors: NameExists, Unavailable, Conflict, IOError.
+   */
+  publishNew(session: ClientSession, created: readonly NewObject[]): Pending<void>;
+  /** Names objects, all or none. Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists, Conflict, Unavailable. */
+  putNames(entries: Record<string, string>, override: boolean): Pending<void>;
+  /** Whether the name existed; a missing name is not an error. Errors: Unavailable. */
+  dropName(name: string): Pending<boolean>;
+  /**
+   * Deletes by the graph rules of ObjectTable.delete; returns the ids removed.
+   * Errors: ObjectNotFound, NotSealed, Conflict, Unavailable.
+   */
+  delete(session: ClientSession | undefined, ids: string[], options: DeleteOptions): Pending<string[]>;
+  /**
+   * Publishes an object (cluster-wide in a cluster), with an expiry when `ttlSeconds` is given;
+   * persisting again keeps an earlier ttl unless a new one is given.
+   * Errors: ObjectNotFound, NotSealed, RemoteObject, Unavailable, IOError.
+   */
+  persist(id: string, ttlSeconds: number | undefined): Pending<void>;
+}
+
+/** Applies `next` to a value that may still be pending, without a microtask when it is not. */
+export function whenDone<T, R>(value: Pending<T>, next: (done: T) => R): R | Promise<R> {
+  return value instanceof Promise ? value.then(next) : next(value);
+}
