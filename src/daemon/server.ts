@@ -13,6 +13,7 @@ import type { ClusterMetadata } from './cluster/cluster-metadata';
 import { Expirations } from './cluster/expirations';
 import { Connection, type ConnectionHost } from './connection';
 import type { DaemonState } from './dispatch';
+import { MachineCapacity } from './machine-capacity';
 import { MemoryPolicy } from './memory-policy';
 import { NameTable } from './names';
 import { ObjectTable } from './object-table';
@@ -64,7 +65,8 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     this.instanceId = options.instanceId;
     this.socketPath = options.socket;
     this.maxFrameBytes = options.maxFrameBytes;
-    this.pool = new SegmentPool(new MemoryPolicy(options.size, options.idleReleaseMs), options.shmDir);
+    const machine = new MachineCapacity(options.shmDir);
+    this.pool = new SegmentPool(new MemoryPolicy(options.size, options.idleReleaseMs, machine), options.shmDir);
     const ids = new IdGenerator(options.instanceId);
     this.table = new ObjectTable(this.pool, ids, options.instanceId);
     this.names = new NameTable(this.table);
@@ -235,6 +237,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   // With --etcd the instance id comes from the cluster, so object ids are unique across it.
   const cluster = resolved.etcd.length > 0 ? await joinCluster(resolved) : undefined;
   const daemon = new DaemonServer(cluster ? { ...resolved, instanceId: cluster.instanceId } : resolved, cluster);
+  const overCapacity = daemon.pool.policy.startWarning();
+  if (overCapacity) process.stderr.write(`trellisd: ${overCapacity}\n`);
   try {
     await cluster?.attach(daemon.table, daemon.names, daemon.expirations);
     await daemon.listen();
