@@ -246,6 +246,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       version: state.version,
       memoryUsage: state.pool.used,
       memoryLimit: state.pool.policy.limit,
+      memoryCapacity: state.pool.capacity,
       memoryReserved: state.pool.reserved,
       segments: state.pool.count,
       objects: state.table.size,

@@ -6,8 +6,16 @@
  * a blob larger than that gets a segment of its own. An empty segment is kept for reuse (a
  * fresh segment costs a fallocate and every client's page faults) until it has been idle for
  * `idleReleaseMs`, or until its room is needed for a segment of another size.
+ *
+ * `--size` stays the ceiling, but the machine may hold less (less RAM left, a small tmpfs, a
+ * container's cgroup limit), and what it holds changes while the daemon runs. So the limit is
+ * not clamped once at start: each new segment is checked against what the machine can hold at
+ * that moment, less a safety margin, and refused with OutOfMemory well before the kernel's OOM
+ * killer would act. Only the standard segment size is taken from the machine at start, so that
+ * a 64 MiB /dev/shm does not get 256 MiB standard segments it can never hold.
  */
 import { TrellisError } from '../errors';
+import type { CapacityProbe, CapacityReading } from './machine-capacity';
 import { formatBytes } from './sizes';
 
 const MiB = 1024 * 1024;
@@ -18,6 +26,20 @@ export const MAX_SEGMENT_BYTES = 4 * 1024 * MiB - 2 * MiB;
 /** Large segments are rounded to huge-page size. */
 export const SEGMENT_GRANULE = 2 * MiB;
 export const DEFAULT_IDLE_RELEASE_MS = 30_000;
+/**
+ * Left free for everything else (clients' own heaps, the daemon's, the kernel) when reserving:
+ * this share of RAM (of a cgroup's limit), and at least the floor below.
+ */
+export const SAFETY_MARGIN_SHARE = 0.05;
+export const MIN_RAM_MARGIN = 256 * MiB;
+export const MIN_CGROUP_MARGIN = 64 * MiB;
+
+/** How many more bytes may be reserved, and what bounds it (for messages). */
+export interface Room {
+  bytes: number;
+  bound: 'ram' | 'shm' | 'cgroup' | 'none';
+  why: string;
+}
 
 export interface SegmentUsage {
   id: number;
@@ -26,26 +48,72 @@ export interface SegmentUsage {
   idleSince: number;
 }
 
+const NO_MACHINE_BOUND: Room = { bytes: Infinity, bound: 'none', why: 'no machine bound' };
+
 export class MemoryPolicy {
   readonly standardSegmentSize: number;
+  /** What the machine held when the daemon started; absent without a probe. */
+  private readonly atStart?: CapacityReading;
 
+  /** `machine`: reads what this machine can hold now; without one, only `limit` bounds reservations. */
   constructor(
     readonly limit: number,
     readonly idleReleaseMs = DEFAULT_IDLE_RELEASE_MS,
+    private readonly machine?: CapacityProbe,
   ) {
-    const eighth = Math.floor(limit / 8 / MiB) * MiB;
+    this.atStart = machine?.read();
+    const holdable = this.atStart ? Math.min(limit, machineRoomOf(this.atStart).bytes) : limit;
+    const eighth = Math.floor(holdable / 8 / MiB) * MiB;
     this.standardSegmentSize = Math.min(limit, Math.max(MIN_STANDARD_SEGMENT, Math.min(MAX_STANDARD_SEGMENT, eighth)));
   }
 
-  /** The size of a new segment to hold a blob of `size` bytes, or an OutOfMemory error. */
-  segmentSizeFor(size: number, reserved: number): number {
+  /** What the machine lets the daemon reserve beyond what it has now (a live reading). */
+  machineRoom(): Room {
+    return this.machine ? machineRoomOf(this.machine.read()) : NO_MACHINE_BOUND;
+  }
+
+  /** What `reserved` can grow to now: `limit`, or less when the machine holds less. */
+  capacity(reserved: number): number {
+    return reserved + Math.min(this.limit - reserved, this.machineRoom().bytes);
+  }
+
+  /**
+   * One line for stderr when `--size` is more than the machine can hold at start, naming each
+   * bound; undefined when it is not.
+   */
+  startWarning(): string | undefined {
+    if (!this.atStart) return undefined;
+    const room = machineRoomOf(this.atStart);
+    if (room.bytes >= this.limit) return undefined;
+    const { memAvailable, shm, cgroup } = this.atStart;
+    const bounds = [
+      `MemAvailable ${Number.isFinite(memAvailable) ? formatBytes(memAvailable) : 'unknown'}`,
+      shm ? `${shm.dir} free ${formatBytes(shm.free)} of ${formatBytes(shm.size)}` : 'memfd segments',
+      cgroup ? `cgroup limit ${formatBytes(cgroup.limit)} with ${formatBytes(cgroup.usage)} in use` : 'cgroup limit none',
+    ];
+    const hint =
+      shm && room.bound === 'shm'
+        ? `; to hold more, enlarge ${shm.dir} (docker run --shm-size, mount -o remount,size=) or pass --shm-dir`
+        : '';
+    return (
+      `--size ${formatBytes(this.limit)} exceeds what this machine can hold now (${bounds.join(', ')}): ` +
+      `OutOfMemory will be answered past about ${formatBytes(room.bytes)} (${room.why})${hint}`
+    );
+  }
+
+  /**
+   * The size of a new segment to hold a blob of `size` bytes, or 0 when none fits in the room
+   * `--size` leaves after `reserved` bytes, nor in `machineRoom` (from machineRoom()).
+   * Errors: OutOfMemory (a blob larger than any segment).
+   */
+  segmentSizeFor(size: number, reserved: number, machineRoom = Infinity): number {
     if (size > MAX_SEGMENT_BYTES) {
       throw new TrellisError(
         'OutOfMemory',
         `a blob of ${size} bytes (${formatBytes(size)}) is larger than the largest segment, ${formatBytes(MAX_SEGMENT_BYTES)}`,
       );
     }
-    const room = this.limit - reserved;
+    const room = Math.min(this.limit - reserved, machineRoom);
     const wanted = size <= this.standardSegmentSize ? this.standardSegmentSize : roundUp(size, SEGMENT_GRANULE);
     if (wanted <= room) return wanted;
     // Near the limit, a segment just big enough still fits where a standard one does not.
@@ -53,10 +121,13 @@ export class MemoryPolicy {
     return tight <= room ? tight : 0;
   }
 
-  /** Empty segments to release, oldest first, so that `needed` bytes can be reserved. */
-  releaseToFit(segments: SegmentUsage[], reserved: number, needed: number): number[] {
+  /**
+   * Empty segments to release, oldest first, so that `needed` bytes can be reserved. A released
+   * segment's pages are punched out, so it gives its size back to the machine's room too.
+   */
+  releaseToFit(segments: SegmentUsage[], reserved: number, needed: number, machineRoom = Infinity): number[] {
     const chosen: number[] = [];
-    let room = this.limit - reserved;
+    let room = Math.min(this.limit - reserved, machineRoom);
     for (const segment of emptiest(segments)) {
       if (room >= needed) break;
       chosen.push(segment.id);
@@ -69,6 +140,41 @@ export class MemoryPolicy {
   idle(segments: SegmentUsage[], now: number): number[] {
     return segments.filter((s) => s.used === 0 && now - s.idleSince >= this.idleReleaseMs).map((s) => s.id);
   }
+}
+
+/**
+ * How many more bytes this machine lets the daemon reserve, from a reading: the least of RAM
+ * left less a margin, the tmpfs's free space, and a cgroup's room less a margin.
+ */
+export function machineRoomOf(reading: CapacityReading): Room {
+  const bounds: Room[] = [];
+  if (Number.isFinite(reading.memAvailable)) {
+    const total = Number.isFinite(reading.memTotal) ? reading.memTotal : reading.memAvailable;
+    const margin = Math.max(Math.floor(SAFETY_MARGIN_SHARE * total), MIN_RAM_MARGIN);
+    bounds.push({
+      bytes: reading.memAvailable - margin,
+      bound: 'ram',
+      why: `MemAvailable ${formatBytes(reading.memAvailable)} less a ${formatBytes(margin)} safety margin`,
+    });
+  }
+  const { shm, cgroup } = reading;
+  if (shm) {
+    const why = `${shm.dir} has ${formatBytes(shm.free)} free of ${formatBytes(shm.size)}`;
+    bounds.push({ bytes: shm.free, bound: 'shm', why });
+  }
+  if (cgroup) {
+    const margin = Math.max(Math.floor(SAFETY_MARGIN_SHARE * cgroup.limit), MIN_CGROUP_MARGIN);
+    bounds.push({
+      bytes: cgroup.limit - cgroup.usage - margin,
+      bound: 'cgroup',
+      why:
+        `memory cgroup ${cgroup.dir} has ${formatBytes(cgroup.usage)} of its ${formatBytes(cgroup.limit)} limit ` +
+        `in use, less a ${formatBytes(margin)} safety margin`,
+    });
+  }
+  let least = NO_MACHINE_BOUND;
+  for (const bound of bounds) if (bound.bytes < least.bytes) least = bound;
+  return { ...least, bytes: Math.max(0, Math.floor(least.bytes)) };
 }
 
 function emptiest(segments: SegmentUsage[]): SegmentUsage[] {

@@ -118,7 +118,8 @@ export const USAGE = `usage: trellisd [options]
 
   --socket PATH        UNIX socket to serve (default: $TRELLIS_SOCKET, then a per-user path)
   --socket-mode MODE   socket file permissions, octal (default 0600: this user only)
-  --size SIZE          shared memory limit: 512MiB, 2GiB, 1G or bytes (default ${DEFAULT_SIZE})
+  --size SIZE          shared memory limit: 512MiB, 2GiB, 1G or bytes (default ${DEFAULT_SIZE}); a ceiling:
+                       OutOfMemory comes sooner when RAM, the shm dir or a cgroup holds less
   --stream-buffer SIZE unread bytes a stream holds before its writer waits (default size/4, max 256MiB)
   --shm-dir DIR        tmpfs that holds the segments, as unnamed files (default ${DEFAULT_SHM_DIR})
   --rpc-port N         serve RPC on this TCP port (0 picks one): remote clients, migrate (default: off)

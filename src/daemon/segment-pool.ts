@@ -5,7 +5,7 @@
  */
 import { TrellisError } from '../errors';
 import { native, type NativeAllocator, type NativeSegment } from '../native';
-import { MemoryPolicy, type SegmentUsage } from './memory-policy';
+import { MemoryPolicy, type Room, type SegmentUsage } from './memory-policy';
 import { SegmentMemory } from './segment-memory';
 import { formatBytes } from './sizes';
 
@@ -51,6 +51,10 @@ export class SegmentPool {
   get count(): number {
     return this.segments.size;
   }
+  /** What `reserved` can grow to now: the limit, or less when the machine holds less (a live reading). */
+  get capacity(): number {
+    return this.policy.capacity(this.reservedBytes);
+  }
 
   segmentFd(segment: number): { fd: number; size: number } {
     const found = this.segments.get(segment);
@@ -83,9 +87,17 @@ export class SegmentPool {
     return fitting.length > 1 ? fitting.sort((a, b) => a.size - b.size || a.id - b.id) : fitting;
   }
 
-  /** Reserves the first standard segment now, so the first put does not pay for it. */
+  /**
+   * Reserves the first standard segment now, so the first put does not pay for it. A machine
+   * that cannot hold even that does not stop the daemon from starting: puts answer OutOfMemory.
+   */
   warmUp(): void {
-    if (this.segments.size === 0) this.reserveSegment(1, 'warm-up');
+    if (this.segments.size > 0) return;
+    try {
+      this.reserveSegment(1, 'warm-up');
+    } catch (error) {
+      if (!(error instanceof TrellisError && error.code === 'OutOfMemory')) throw error;
+    }
   }
 
   /** Returns the bytes the block occupied. */
@@ -118,14 +130,17 @@ export class SegmentPool {
   }
 
   private reserveSegment(size: number, what: string): PooledSegment {
-    let segmentSize = this.policy.segmentSizeFor(size, this.reservedBytes);
+    // One reading of the machine per new segment (not per blob): what it can hold right now.
+    let machine = this.policy.machineRoom();
+    let segmentSize = this.policy.segmentSizeFor(size, this.reservedBytes, machine.bytes);
     if (segmentSize === 0) {
       const wanted = this.policy.segmentSizeFor(size, 0);
-      const victims = this.policy.releaseToFit([...this.segments.values()], this.reservedBytes, wanted);
+      const victims = this.policy.releaseToFit([...this.segments.values()], this.reservedBytes, wanted, machine.bytes);
       victims.forEach((id) => this.release(id));
-      segmentSize = this.policy.segmentSizeFor(size, this.reservedBytes);
+      if (victims.length > 0) machine = this.policy.machineRoom();
+      segmentSize = this.policy.segmentSizeFor(size, this.reservedBytes, machine.bytes);
     }
-    if (segmentSize === 0) throw this.outOfMemory(size, what);
+    if (segmentSize === 0) throw this.outOfMemory(size, what, machine);
     const id = this.nextSegmentId++;
     let memory: NativeSegment;
     try {
@@ -164,14 +179,18 @@ export class SegmentPool {
     for (const id of this.policy.idle([...this.segments.values()], Date.now())) this.release(id);
   }
 
-  private outOfMemory(size: number, what: string): TrellisError {
+  /** `machine`: the machine's room when it was read, if that (not --size) is what ran out. */
+  private outOfMemory(size: number, what: string, machine?: Room): TrellisError {
     let largest = 0;
     for (const segment of this.segments.values()) largest = Math.max(largest, segment.allocator.largestFree);
     const unreserved = this.policy.limit - this.reservedBytes;
+    const machineBound = machine !== undefined && machine.bytes < unreserved;
+    const short = machineBound ? `; this machine can hold only ${formatBytes(machine.bytes)} more now (${machine.why})` : '';
+    const free = Math.max(largest, machineBound ? machine.bytes : unreserved);
     return new TrellisError(
       'OutOfMemory',
-      `${what}: ${size} bytes (${formatBytes(size)}) do not fit; ${formatBytes(this.usedBytes)} of the ` +
-        `${formatBytes(this.policy.limit)} limit in use, largest free block ${formatBytes(Math.max(largest, unreserved))}`,
+      `${what}: ${size} bytes (${formatBytes(size)}) do not fit${short}; ${formatBytes(this.usedBytes)} of the ` +
+        `${formatBytes(this.policy.limit)} limit in use, largest free block ${formatBytes(free)}`,
     );
   }
 }

@@ -14,6 +14,7 @@ import { IdGenerator } from '../protocol/ids';
 import { defaultSocketDir } from '../protocol/socket-path';
 import type { ClusterLink, ClusterMetadata } from './cluster/cluster-metadata';
 import { Connection, type ConnectionHost } from './connection';
+import { MachineCapacity } from './machine-capacity';
 import { LocalMetadata } from './metadata/local-metadata';
 import type { MetaService } from './metadata/meta-service';
 import { MemoryPolicy } from './memory-policy';
@@ -69,7 +70,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     this.instanceId = cluster?.membership.instanceId ?? options.instanceId;
     this.socketPath = options.socket;
     this.maxFrameBytes = options.maxFrameBytes;
-    const policy = new MemoryPolicy(options.size, options.idleReleaseMs);
+    const policy = new MemoryPolicy(options.size, options.idleReleaseMs, new MachineCapacity(options.shmDir));
     this.pool = new SegmentPool(policy, options.shmDir, (segment) => this.segmentReleased(segment));
     const ids = new IdGenerator(this.instanceId);
     this.table = new ObjectTable(this.pool, ids, this.instanceId, (object) => this.names.forget(object));
@@ -252,6 +253,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   // With --etcd the instance id comes from the cluster, so object ids are unique across it.
   const cluster = resolved.etcd.length > 0 ? await joinCluster(resolved) : undefined;
   const daemon = new DaemonServer(resolved, cluster);
+  const overCapacity = daemon.pool.policy.startWarning();
+  if (overCapacity) process.stderr.write(`trellisd: ${overCapacity}\n`);
   try {
     await daemon.meta.start();
     await daemon.listen();

@@ -35,7 +35,13 @@ export interface DaemonStatus {
   socket: string;
   version: string;
   memoryUsage: number;
+  /** `--size`, as given: the ceiling on memoryReserved. */
   memoryLimit: number;
+  /**
+   * What memoryReserved can grow to now: memoryLimit, or less when the machine holds less (RAM
+   * left less a safety margin, the shm dir's free space, a memory cgroup's room), read live.
+   */
+  memoryCapacity: number;
   memoryReserved: number;
   segments: number;
   objects: number;
