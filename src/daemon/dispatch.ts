@@ -4,7 +4,7 @@
  * promise of it when it has to wait (for a name, or for the client's fd channel).
  */
 import { TrellisError } from '../errors';
-import type { ClientKind, DaemonStatus, ReadChunkReply, ReplyOf } from '../protocol/messages';
+import type { BlobLocation, ClientKind, DaemonStatus, ReadChunkReply, ReplyOf } from '../protocol/messages';
 import { checkName } from '../protocol/names';
 import { MAX_TTL_SECONDS } from './cluster/cluster-info';
 import { whenDone, type NewObject } from './metadata/meta-service';
@@ -30,14 +30,16 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const typename = check.optionalTypename('createBlobs', body);
     const attaching = ctx.untilFdChannel();
     if (attaching) return attaching.then(() => handlers.createBlobs(ctx, body));
-    const blobs = ctx.state.table.createBlobs(ctx.session, sizes as number[], typename);
-    try {
-      for (const blob of blobs) ctx.grant(blob.segment);
-    } catch (error) {
-      for (const blob of blobs) ctx.state.table.abort(ctx.session, blob.id);
-      throw error;
-    }
-    return { blobs };
+    const grantAll = (blobs: BlobLocation[]) => {
+      try {
+        for (const blob of blobs) ctx.grant(blob.segment);
+      } catch (error) {
+        for (const blob of blobs) ctx.state.table.abort(ctx.session, blob.id);
+        throw error;
+      }
+      return { blobs };
+    };
+    return whenDone(ctx.state.residency.createBlobs(ctx.session, sizes as number[], typename), grantAll);
   },
 
   seal({ state, session }, body) {
@@ -64,9 +66,15 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const ids = check.objectIds('getBlobs', body);
     const attaching = ctx.untilFdChannel();
     if (attaching) return attaching.then(() => handlers.getBlobs(ctx, body));
-    const blobs = ctx.state.table.getBlobs(ctx.session, ids);
-    for (const blob of blobs) ctx.grant(blob.segment);
-    return { blobs };
+    const { table, residency } = ctx.state;
+    const blobs = residency.withResident(
+      () => table.sealedBlobs(ids),
+      () => table.getBlobs(ctx.session, ids),
+    );
+    return whenDone(blobs, (held) => {
+      for (const blob of held) ctx.grant(blob.segment);
+      return { blobs: held };
+    });
   },
 
   release({ state, session }, body) {
@@ -254,6 +262,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       clients: state.clientCount(),
       deferredFrees: state.table.deferredCount,
       streams: state.streams.size,
+      spilled: state.table.notResident,
       requests: state.requestCount(),
     };
   },
@@ -291,11 +300,17 @@ function createAndPublish(state: DaemonState, session: ClientSession, requests: 
   return whenDone(state.meta.publishNew(session, created), () => ids);
 }
 
-/** A local object's tree, with references to its blobs for this client. */
-function describeLocal(ctx: RequestContext, id: string): ReplyOf<'getObject'> {
-  const described = ctx.state.table.describe(ctx.session, id);
-  for (const blob of described.blobs) ctx.grant(blob.segment);
-  return described;
+/** A local object's tree, with references to its blobs for this client (loaded first if on disk). */
+function describeLocal(ctx: RequestContext, id: string): ReplyOf<'getObject'> | Promise<ReplyOf<'getObject'>> {
+  const { table, residency } = ctx.state;
+  return residency.withResident(
+    () => table.blobsOf(id),
+    () => {
+      const described = table.describe(ctx.session, id);
+      for (const blob of described.blobs) ctx.grant(blob.segment);
+      return described;
+    },
+  );
 }
 
 /** persist's ttl in seconds, or undefined. Errors: InvalidArgument. */

@@ -13,6 +13,10 @@
  * - `deep` also deletes members that nothing outside the deleted set refers to (no name, no
  *   other live parent), recursively. Shallow delete leaves members in place.
  * A client's references and unsealed blobs go when it disconnects (dropSession).
+ *
+ * A sealed blob is resident (its bytes in shared memory) or not: spilled to disk under memory
+ * pressure, or persisted and not loaded since a restart. The table keeps resident blobs in
+ * least-recently-used order and says which may go (evictable); residency.ts moves the bytes.
  */
 import { TrellisError } from '../errors';
 import type { BlobLocation, ObjectMeta, ObjectSummary } from '../protocol/messages';
@@ -31,8 +35,14 @@ export interface StoredObject {
   sealed: boolean;
   /** Set once deleted: invisible, waiting for its last holder. */
   deleted: boolean;
-  /** Blobs only: where the bytes are. */
-  readonly placement?: Placement;
+  /** Whether this is a blob (bytes), rather than a metadata object. */
+  readonly blob: boolean;
+  /** Blobs only: where the bytes are in shared memory; undefined while not resident. */
+  placement?: Placement;
+  /** Blobs only: a copy of the bytes on disk (spilled, or persisted), if there is one. */
+  backing?: BlobBacking;
+  /** Never moved out of memory (stream chunks, which are read once and freed). */
+  transient: boolean;
   readonly owner: number;
   /** Client ids holding a reference (blobs). */
   readonly holders: Set<number>;
@@ -48,6 +58,37 @@ export interface StoredObject {
    * as its owner described it when the object was made (sealed objects do not change).
    */
   readonly remoteMembers?: Record<string, ObjectMeta>;
+}
+
+/** Where a sealed blob's bytes are kept on disk. */
+export interface BlobBacking {
+  readonly path: string;
+  /** Persisted bytes are durable and checked when loaded; spilled ones are scratch. */
+  readonly durable: boolean;
+  /** Hex digest the bytes must match when loaded (durable bytes). */
+  readonly checksum?: string;
+}
+
+/** What the table tells the parts beside it. */
+export interface TableListener {
+  /** A forced delete took the object's names with it. */
+  namesDropped?(object: StoredObject): void;
+  /** The object left the view (a blob's memory may still wait for its holders). */
+  deleted?(object: StoredObject): void;
+}
+
+/** An object kept from before a restart, to put back under its id (members first). */
+export interface RestoredObject {
+  id: string;
+  typename: string;
+  nbytes: number;
+  createdAt: number;
+  members: Record<string, string>;
+  fields: Record<string, unknown>;
+  labels: Record<string, string>;
+  remoteMembers?: Record<string, ObjectMeta>;
+  /** A blob: where its bytes are on disk (loaded on first use). */
+  backing?: BlobBacking;
 }
 
 export interface MetadataSpec {
@@ -67,13 +108,16 @@ export class ObjectTable {
   private readonly objects = new Map<string, StoredObject>();
   /** Deleted blobs some client still holds. */
   private readonly deferred = new Map<string, StoredObject>();
+  /** Sealed blobs whose bytes are in memory, least recently used first. */
+  private readonly resident = new Map<string, StoredObject>();
+  private nonResidentBytes = 0;
+  private nonResidentCount = 0;
 
-  /** `onNamesDropped` is told when a forced delete takes an object's names with it. */
   constructor(
     private readonly pool: SegmentPool,
     private readonly ids: IdGenerator,
     private readonly instanceId: number,
-    private readonly onNamesDropped: (object: StoredObject) => void = () => {},
+    private readonly listener: TableListener = {},
   ) {}
 
   get size(): number {
@@ -81,6 +125,10 @@ export class ObjectTable {
   }
   get deferredCount(): number {
     return this.deferred.size;
+  }
+  /** Sealed blobs whose bytes are on disk only, and their size. */
+  get notResident(): { objects: number; bytes: number } {
+    return { objects: this.nonResidentCount, bytes: this.nonResidentBytes };
   }
 
   /** Allocates every blob or none. Errors: InvalidArgument, OutOfMemory. */
@@ -92,7 +140,7 @@ export class ObjectTable {
           throw new TrellisError('InvalidArgument', `blob size must be a non-negative integer, got ${size}`);
         }
         const placement = this.pool.allocate(size, `createBlob(${size})`);
-        const blob = this.newObject(session, typename, size, placement, false);
+        const blob = this.newObject(session, typename, size, placement, false, undefined, true);
         created.push(blob);
         this.objects.set(blob.id, blob);
         session.unsealed.add(blob.id);
@@ -109,6 +157,7 @@ export class ObjectTable {
     const blob = this.ownUnsealed(session, id, 'seal');
     blob.sealed = true;
     session.unsealed.delete(id);
+    this.resident.set(id, blob);
     if (hold) this.hold(session, blob);
   }
 
@@ -128,7 +177,7 @@ export class ObjectTable {
   createMetadata(session: ClientSession, spec: MetadataSpec, seal: string[] = []): StoredObject {
     const nbytes = this.checkMetadata(session, spec, seal);
     for (const id of new Set(seal)) this.seal(session, id, false);
-    const object = this.newObject(session, spec.typename, nbytes, undefined, true, spec);
+    const object = this.newObject(session, spec.typename, nbytes, undefined, true, spec, false);
     this.objects.set(object.id, object);
     for (const [key, id] of Object.entries(spec.members)) if (!spec.remoteMembers?.[key]) this.objects.get(id)!.parents.add(object.id);
     return object;
@@ -175,14 +224,102 @@ export class ObjectTable {
    * Errors: ObjectNotFound, NotSealed, TypeMismatch.
    */
   getBlobs(session: ClientSession, ids: string[]): BlobLocation[] {
-    const blobs = ids.map((id) => this.sealedObject(id));
-    for (const blob of blobs) {
-      if (!blob.placement) {
-        throw new TrellisError('TypeMismatch', `object ${blob.id} is a ${blob.typename}, not a blob: use getObject`);
-      }
-    }
+    const blobs = this.sealedBlobs(ids);
     for (const blob of blobs) this.hold(session, blob);
     return blobs.map(locate);
+  }
+
+  /** Sealed blobs by id. Errors: ObjectNotFound, NotSealed, TypeMismatch (not a blob). */
+  sealedBlobs(ids: string[]): StoredObject[] {
+    const blobs = ids.map((id) => this.sealedObject(id));
+    for (const blob of blobs) {
+      if (!blob.blob) throw new TrellisError('TypeMismatch', `object ${blob.id} is a ${blob.typename}, not a blob: use getObject`);
+    }
+    return blobs;
+  }
+
+  /** The blobs in a sealed object's tree (itself, when it is one). Errors: ObjectNotFound, NotSealed. */
+  blobsOf(id: string): StoredObject[] {
+    const blobs = new Map<string, StoredObject>();
+    this.metaOf(this.sealedObject(id), blobs);
+    return [...blobs.values()];
+  }
+
+  /** Marks a sealed object's blobs as never to leave memory (stream chunks). */
+  markTransient(id: string): void {
+    for (const blob of this.blobsOf(id)) blob.transient = true;
+  }
+
+  /** Resident sealed blobs that may leave memory now (nobody holds them), least recently used first. */
+  *evictable(): Iterable<StoredObject> {
+    for (const blob of this.resident.values()) if (blob.holders.size === 0 && !blob.transient) yield blob;
+  }
+
+  /** Marks blobs as used now: they are the last to be evicted. */
+  touch(blobs: Iterable<StoredObject>): void {
+    for (const blob of blobs) {
+      if (!this.resident.delete(blob.id)) continue;
+      this.resident.set(blob.id, blob);
+    }
+  }
+
+  /** Frees a sealed blob's memory once its bytes are safe on disk (`backing`). */
+  evict(blob: StoredObject, backing: BlobBacking): void {
+    if (!blob.placement || blob.holders.size > 0 || blob.deleted) {
+      throw new TrellisError('InvalidArgument', `blob ${blob.id} cannot leave memory now: it is held, deleted or not resident`);
+    }
+    this.resident.delete(blob.id);
+    this.pool.free(blob.placement);
+    blob.placement = undefined;
+    blob.backing = backing;
+    this.nonResidentBytes += blob.nbytes;
+    this.nonResidentCount++;
+  }
+
+  /** A blob's bytes are back in memory, at `placement`. */
+  reinstate(blob: StoredObject, placement: Placement): void {
+    blob.placement = placement;
+    this.resident.set(blob.id, blob);
+    this.nonResidentBytes -= blob.nbytes;
+    this.nonResidentCount--;
+  }
+
+  /**
+   * Puts back objects kept from before a restart under their ids, sealed and held by nobody;
+   * members come before the objects that hold them. Blobs come back not resident (loaded on
+   * first use). Errors: InvalidArgument (an id in use, a missing member).
+   */
+  restore(objects: readonly RestoredObject[]): void {
+    for (const restored of objects) {
+      if (this.objects.has(restored.id)) throw new TrellisError('InvalidArgument', `cannot restore ${restored.id}: the id is in use`);
+      for (const [key, id] of Object.entries(restored.members)) {
+        if (!restored.remoteMembers?.[key] && !this.objects.has(id)) {
+          throw new TrellisError('InvalidArgument', `cannot restore ${restored.id}: member ${JSON.stringify(key)} (${id}) is missing`);
+        }
+      }
+      const object = new TableObject(
+        restored.id,
+        restored.typename,
+        restored.nbytes,
+        true,
+        restored.backing !== undefined,
+        undefined,
+        0,
+        restored.members,
+        restored.fields,
+        restored.labels,
+        restored.remoteMembers,
+        restored.createdAt,
+      );
+      object.backing = restored.backing;
+      this.objects.set(object.id, object);
+      this.ids.advancePast(object.id);
+      if (object.blob) {
+        this.nonResidentBytes += object.nbytes;
+        this.nonResidentCount++;
+      }
+      for (const [key, id] of Object.entries(restored.members)) if (!restored.remoteMembers?.[key]) this.objects.get(id)!.parents.add(object.id);
+    }
   }
 
   /**
@@ -198,7 +335,7 @@ export class ObjectTable {
       if (!known?.sealed) throw new TrellisError('ObjectNotFound', `cannot read ${id}: no such blob`);
       throw new TrellisError('PermissionDenied', `cannot read ${id}: take it with getBlobs or getObject first`);
     }
-    if (!blob.placement) throw new TrellisError('TypeMismatch', `object ${id} is a ${blob.typename}, not a blob`);
+    if (!blob.blob) throw new TrellisError('TypeMismatch', `object ${id} is a ${blob.typename}, not a blob`);
     return locate(blob);
   }
 
@@ -279,13 +416,15 @@ export class ObjectTable {
     nbytes: number,
     placement: Placement | undefined,
     sealed: boolean,
-    spec?: MetadataSpec,
+    spec: MetadataSpec | undefined,
+    blob: boolean,
   ): StoredObject {
     return new TableObject(
       this.ids.next(),
       typename,
       nbytes,
       sealed,
+      blob,
       placement,
       session.clientId,
       spec?.members ?? NO_MEMBERS,
@@ -296,7 +435,7 @@ export class ObjectTable {
   }
 
   private metaOf(object: StoredObject, blobs: Map<string, StoredObject>): ObjectMeta {
-    if (object.placement) blobs.set(object.id, object);
+    if (object.blob) blobs.set(object.id, object);
     const members: Record<string, ObjectMeta> = {};
     for (const [key, id] of Object.entries(object.members)) {
       const remote = object.remoteMembers?.[key];
@@ -347,9 +486,16 @@ export class ObjectTable {
   private remove(session: ClientSession | undefined, object: StoredObject, force: boolean): void {
     this.objects.delete(object.id);
     object.deleted = true;
-    if (force) this.onNamesDropped(object);
+    if (force) this.listener.namesDropped?.(object);
     for (const id of Object.values(object.members)) this.objects.get(id)?.parents.delete(object.id);
-    if (!object.placement) return;
+    this.listener.deleted?.(object);
+    if (!object.blob) return;
+    this.resident.delete(object.id);
+    if (!object.placement) {
+      this.nonResidentBytes -= object.nbytes;
+      this.nonResidentCount--;
+      return;
+    }
     this.deferred.set(object.id, object);
     if (session) this.unhold(session, object);
     if (object.holders.size === 0) this.discard(object);
@@ -388,8 +534,9 @@ export class ObjectTable {
  * a parent or a name, and three empty Sets per put were a measurable share of its cost in GC.
  */
 class TableObject implements StoredObject {
-  readonly createdAt = Date.now();
   deleted = false;
+  backing?: BlobBacking;
+  transient = false;
   private holderSet?: Set<number>;
   private parentSet?: Set<string>;
   private nameSet?: Set<string>;
@@ -399,12 +546,14 @@ class TableObject implements StoredObject {
     readonly typename: string,
     readonly nbytes: number,
     public sealed: boolean,
-    readonly placement: Placement | undefined,
+    readonly blob: boolean,
+    public placement: Placement | undefined,
     readonly owner: number,
     readonly members: Record<string, string>,
     readonly fields: Record<string, unknown>,
     readonly labels: Record<string, string>,
     readonly remoteMembers: Record<string, ObjectMeta> | undefined,
+    readonly createdAt = Date.now(),
   ) {}
 
   get holders(): Set<number> {
@@ -418,6 +567,8 @@ class TableObject implements StoredObject {
   }
 }
 
+/** Where a resident blob's bytes are. Callers make it resident first (residency.ts). */
 function locate(object: StoredObject): BlobLocation {
+  if (!object.placement) throw new TrellisError('InvalidArgument', `blob ${object.id} is not in memory`);
   return { id: object.id, size: object.nbytes, segment: object.placement!.segment, offset: object.placement!.offset };
 }

@@ -42,6 +42,8 @@ export interface DaemonOptions {
   etcdPrefix?: string;
   /** Seconds a dead daemon still looks alive (whole seconds, at least 2). Default 10. */
   leaseTtl?: number;
+  /** Where sealed blobs go under memory pressure instead of OutOfMemory. Default: off. */
+  spillDir?: string;
 }
 
 export interface ResolvedOptions {
@@ -62,6 +64,7 @@ export interface ResolvedOptions {
   etcd: string[];
   etcdPrefix?: string;
   leaseTtlSeconds: number;
+  spillDir?: string;
 }
 
 export const DEFAULT_SIZE = '2GiB';
@@ -90,6 +93,7 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     etcd: (typeof options.etcd === 'string' ? options.etcd.split(',') : (options.etcd ?? [])).map((url) => url.trim()).filter((url) => url !== ''),
     etcdPrefix: options.etcdPrefix,
     leaseTtlSeconds: options.leaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
+    spillDir: options.spillDir,
   };
 }
 
@@ -131,6 +135,7 @@ export const USAGE = `usage: trellisd [options]
   --etcd URL[,URL]     join the cluster kept in this etcd, such as http://127.0.0.1:2379 (default: run alone)
   --etcd-prefix P      etcd key prefix: same etcd and prefix, same cluster (default trellis)
   --lease-ttl S        seconds a dead daemon still looks alive to the others, at least 2 (default ${DEFAULT_LEASE_TTL_SECONDS})
+  --spill-dir DIR      move least-recently-used unheld blobs here when memory is full (default: off)
   --help               print this text
 `;
 
@@ -194,6 +199,9 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
         break;
       case '--lease-ttl':
         options.leaseTtl = integer(flag, value());
+        break;
+      case '--spill-dir':
+        options.spillDir = value();
         break;
       case '--help':
       case '-h':

@@ -5,6 +5,7 @@
 import type { MetaService } from './metadata/meta-service';
 import type { NameTable } from './names';
 import type { ObjectTable } from './object-table';
+import type { Residency } from './residency';
 import type { RemoteObjects } from './rpc/remote-objects';
 import type { SegmentPool } from './segment-pool';
 import type { ClientSession } from './session';
@@ -15,6 +16,8 @@ export interface DaemonState {
   readonly names: NameTable;
   readonly streams: StreamTable;
   readonly pool: SegmentPool;
+  /** Which blobs are in memory; spills and loads them (residency.ts). */
+  readonly residency: Residency;
   /** Where published objects and names are kept: chosen once at start (metadata/meta-service.ts). */
   readonly meta: MetaService;
   /** Objects on other instances: migrate and putGlobal (rpc/remote-objects.ts). */

@@ -23,7 +23,9 @@ import { ObjectTable } from './object-table';
 import type { DaemonState } from './request-context';
 import { resolveOptions, type DaemonOptions, type ResolvedOptions } from './options';
 import { SegmentPool } from './segment-pool';
+import { Residency } from './residency';
 import { RemoteObjects } from './rpc/remote-objects';
+import { SpillDir } from './spill/spill-dir';
 import type { SessionHost } from './rpc/rpc-connection';
 import { RpcServer } from './rpc/rpc-server';
 import { StreamTable } from './streams';
@@ -45,6 +47,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   readonly names: NameTable;
   readonly streams: StreamTable;
   readonly pool: SegmentPool;
+  readonly residency: Residency;
   readonly remote: RemoteObjects;
   readonly meta: MetaService;
   readonly instanceId: number;
@@ -73,8 +76,13 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     const policy = new MemoryPolicy(options.size, options.idleReleaseMs, new MachineCapacity(options.shmDir));
     this.pool = new SegmentPool(policy, options.shmDir, (segment) => this.segmentReleased(segment));
     const ids = new IdGenerator(this.instanceId);
-    this.table = new ObjectTable(this.pool, ids, this.instanceId, (object) => this.names.forget(object));
+    this.table = new ObjectTable(this.pool, ids, this.instanceId, {
+      namesDropped: (object) => this.names.forget(object),
+      deleted: (object) => this.residency.forget(object),
+    });
     this.names = new NameTable(this.table);
+    const spill = options.spillDir === undefined ? undefined : SpillDir.open(options.spillDir);
+    this.residency = new Residency(this.table, this.pool, spill, undefined);
     const streamBufferBytes = options.streamBufferBytes ?? Math.min(256 * 1024 * 1024, Math.floor(options.size / 4));
     this.streams = new StreamTable(this.table, ids, streamBufferBytes);
     this.remote = new RemoteObjects(this, {

@@ -89,6 +89,8 @@ export class StreamTable {
     const stream = this.writable(session, id);
     for (const blob of seal) this.table.seal(session, blob, false);
     const object = this.table.sealedObject(chunk);
+    // Read once and freed: never worth spilling.
+    this.table.markTransient(chunk);
     stream.queue.push({ id: chunk, nbytes: object.nbytes });
     stream.queuedBytes += object.nbytes;
     this.deliver(stream);

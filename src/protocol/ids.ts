@@ -18,6 +18,12 @@ export class IdGenerator {
     }
   }
 
+  /** After a restart: never hand out `id` or anything before it again, whatever the clock says. */
+  advancePast(id: string): void {
+    const sequence = parseInt(id.slice(5), 16);
+    if (instanceOf(id) === this.instanceId && sequence > this.last) this.last = sequence;
+  }
+
   next(): string {
     const now = Math.floor(performance.timeOrigin * 1000 + performance.now() * 1000) % SEQUENCE_SPACE;
     this.last = now > this.last ? now : (this.last + 1) % SEQUENCE_SPACE;

@@ -51,6 +51,8 @@ export interface DaemonStatus {
   streams: number;
   /** Requests answered since start (lets tests count round trips). */
   requests: number;
+  /** Sealed blobs whose bytes are on disk, not in memory (spilled, or persisted and not loaded yet). */
+  spilled: { objects: number; bytes: number };
 }
 
 // Requests and replies, grouped by the kind that carries them.

@@ -200,7 +200,7 @@ export class ObjectDirectory {
         labels: object.labels,
         fields: object.fields,
         members: object.members,
-        blob: object.placement !== undefined,
+        blob: object.blob,
       };
       if (object.remoteMembers) record.remoteMembers = object.remoteMembers;
       const expiry = root && expiresAt !== undefined ? expiresAt : this.persisted.get(object.id);
