@@ -7,6 +7,7 @@
         "native/allocator.cc",
         "native/errors.cc",
         "native/fd-passing.cc",
+        "native/file-lock.cc",
         "native/mapping.cc",
         "native/segment.cc"
       ],

@@ -4,6 +4,7 @@
 #include "allocator.h"
 #include "errors.h"
 #include "fd-passing.h"
+#include "file-lock.h"
 #include "mapping.h"
 #include "segment.h"
 
@@ -35,6 +36,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("recvFd", Napi::Function::New(env, RecvFd));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials));
+  exports.Set("lockFile", Napi::Function::New(env, LockFile));
   return exports;
 }
 

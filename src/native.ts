@@ -51,6 +51,8 @@ interface Addon {
   recvFd(socketFd: number, timeoutMs: number): { fd: number; tag: number };
   closeFd(fd: number): void;
   peerCredentials(socketFd: number): PeerCredentials;
+  /** flock(LOCK_EX | LOCK_NB): true when `fd` now holds the lock, false when another holder has it. */
+  lockFile(fd: number): boolean;
 }
 
 export const ADDON_FILE = path.join('build', 'Release', 'trellis.node');
