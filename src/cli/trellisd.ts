@@ -1,7 +1,11 @@
-/** `trellisd`: runs the daemon until SIGTERM or SIGINT, then shuts down cleanly and exits 0. */
+/**
+ * `trellisd`: runs the daemon until SIGTERM or SIGINT, then shuts down cleanly and exits 0. Started
+ * by npm (npx trellisd, npm run), it also shuts down so when npm goes away (launcher-watch.ts).
+ */
 import { isTrellisError } from '../errors';
 import { parseArgs, USAGE } from '../daemon/options';
 import { startDaemon } from '../daemon/server';
+import { launchedByPackageManager, watchLauncher } from './launcher-watch';
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   let options;
@@ -37,6 +41,12 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  if (launchedByPackageManager()) {
+    watchLauncher((launcher) => {
+      process.stderr.write(`trellisd: process ${launcher}, which launched it, exited: shutting down\n`);
+      shutdown(`process ${launcher} exited`);
+    });
+  }
   const rpc = daemon.rpcEndpoint === undefined ? '' : ` rpc=${daemon.rpcEndpoint}`;
   process.stdout.write(`trellisd ready socket=${daemon.socket} instance=${daemon.instanceId}${rpc}\n`);
 }

@@ -1,6 +1,9 @@
 /**
- * Blobs: raw bytes in shared memory. A BlobWriter's buffer is writable until seal or abort;
- * after that it is detached (zero-length), so the creator cannot change what others read.
+ * Blobs: raw bytes in shared memory. A BlobWriter's buffer is writable until seal or abort.
+ * Seal detaches the writable ArrayBuffer (so the creator cannot change what others read) and
+ * from then on `buffer` is a read-only view of the same bytes, the one getBlob gives: writers
+ * checksum or read back what they sealed. A Buffer taken from `buffer` before the seal is
+ * detached with it (length 0): take `buffer` again after the seal.
  * A new blob's bytes are not cleared (like malloc): write all of them.
  * Sealing keeps a reference for the creator, like any get, so its own getBlob costs no trip.
  */
@@ -20,8 +23,15 @@ export class BlobWriter {
   readonly id: string;
   readonly size: number;
   /** Writable bytes of exactly `size`, until seal or abort. */
-  readonly buffer: Buffer;
-  private state: 'open' | 'sealed' | 'aborted' = 'open';
+  private readonly writableBytes: Buffer;
+  /** The read-only view after seal(), made when first asked for. */
+  private sealedView: Buffer | undefined;
+  /**
+   * sealing: seal() is on its way (a second seal or an abort must wait for its outcome);
+   * sealedUnheld: sealed by a request that keeps no reference for this client (sealBlob,
+   * createMetadata, a stream write), so there is no view to hand out.
+   */
+  private state: 'open' | 'sealing' | 'sealed' | 'sealedUnheld' | 'aborted' = 'open';
 
   constructor(
     private readonly blobs: BlobCache,
@@ -30,42 +40,72 @@ export class BlobWriter {
   ) {
     this.id = location.id;
     this.size = location.size;
-    this.buffer = Buffer.from(arrayBuffer, 0, location.size);
+    this.writableBytes = Buffer.from(arrayBuffer, 0, location.size);
+  }
+
+  /**
+   * Writable until seal or abort; after seal(), a read-only view of the sealed bytes (no copy).
+   * Errors (after abort, or after a seal that kept no reference): ObjectNotFound, InvalidArgument.
+   */
+  get buffer(): Buffer {
+    if (this.state === 'open' || this.state === 'sealing') return this.writableBytes;
+    if (this.state === 'sealed') return (this.sealedView ??= this.blobs.channel.view(this.location));
+    if (this.state === 'aborted') {
+      throw new TrellisError('ObjectNotFound', `blob ${this.id} was aborted: its buffer is gone`);
+    }
+    throw new TrellisError(
+      'InvalidArgument',
+      `blob ${this.id} was sealed without a reference for its writer (by sealBlob, createMetadata or a ` +
+        `stream write), so the writer has no view of it: read it with client.getBlob('${this.id}')`,
+    );
   }
 
   get sealed(): boolean {
-    return this.state === 'sealed';
+    return this.state === 'sealed' || this.state === 'sealedUnheld';
   }
 
-  /** Makes the blob immutable and visible to others. Errors: AlreadySealed, ConnectionClosed. */
+  /** Makes the blob immutable and visible to others. Errors: AlreadySealed, ObjectNotFound, ConnectionClosed. */
   async seal(): Promise<string> {
     this.ensureOpen('seal');
-    const { id } = await this.blobs.channel.request('seal', { id: this.id });
-    this.sealedElsewhere();
+    this.state = 'sealing';
+    let id: string;
+    try {
+      ({ id } = await this.blobs.channel.request('seal', { id: this.id }));
+    } catch (error) {
+      // Still ours and writable (the daemon refused or never answered): seal may be retried.
+      this.state = 'open';
+      throw error;
+    }
+    this.finish('sealed');
     this.blobs.remember(this.location);
     return id;
   }
 
-  /** Gives the memory back; the id never becomes visible. */
+  /** Gives the memory back; the id never becomes visible. Errors: AlreadySealed, ObjectNotFound. */
   async abort(): Promise<void> {
     this.ensureOpen('abort');
     this.finish('aborted');
     await this.blobs.channel.request('abort', { id: this.id });
   }
 
-  /** For requests that seal this blob as part of something else (createMetadata). */
+  /** For requests that seal this blob as part of something else, keeping no reference (createMetadata). */
   sealedElsewhere(): void {
     this.ensureOpen('seal');
-    this.finish('sealed');
+    this.finish('sealedUnheld');
   }
 
   private ensureOpen(verb: string): void {
-    if (this.state !== 'open') {
-      throw new TrellisError(this.state === 'sealed' ? 'AlreadySealed' : 'ObjectNotFound', `cannot ${verb} blob ${this.id}: it was already ${this.state}`);
-    }
+    if (this.state === 'open') return;
+    const [code, why] =
+      this.state === 'aborted'
+        ? (['ObjectNotFound', 'it was aborted'] as const)
+        : this.state === 'sealing'
+          ? (['AlreadySealed', 'a seal() of it is already under way'] as const)
+          : (['AlreadySealed', 'it was already sealed'] as const);
+    throw new TrellisError(code, `cannot ${verb} blob ${this.id}: ${why}`);
   }
 
-  private finish(state: 'sealed' | 'aborted'): void {
+  private finish(state: 'sealed' | 'sealedUnheld' | 'aborted'): void {
     this.state = state;
     native.detach(this.arrayBuffer);
   }

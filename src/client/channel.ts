@@ -25,5 +25,7 @@ export interface Channel {
   forget(ids: string[]): void;
   /** True when the view is over trellis shared memory (sync). */
   isSharedMemory(view: ArrayBufferView | ArrayBufferLike): boolean;
+  /** From now on the connection keeps the process running only while a request is in flight. */
+  unref(): void;
   close(): void;
 }

@@ -235,6 +235,15 @@ export class Client {
     return this.channel.isSharedMemory(view);
   }
 
+  /**
+   * Lets the process exit while this client is idle, as net.Socket's unref does: the connection
+   * keeps the process running only while a request is in flight. What the client holds stays
+   * held until it closes or the process exits.
+   */
+  unref(): void {
+    this.channel.unref();
+  }
+
   async close(): Promise<void> {
     this.channel.close();
   }

@@ -36,6 +36,8 @@ export class IpcChannel implements Channel {
   private nextSeq = 1;
   private fdSocket = -1;
   private closedError?: TrellisError;
+  /** False after unref(): the socket is then ref'd only while requests are pending. */
+  private keepsProcessAlive = true;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -113,11 +115,17 @@ export class IpcChannel implements Channel {
 
   request<K extends Kind>(kind: K, body: RequestOf<K>): Promise<ReplyOf<K>> {
     if (this.closedError) return Promise.reject(this.closedError);
+    if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.ref();
     const seq = this.nextSeq++;
     return new Promise<ReplyOf<K>>((resolve, reject) => {
       this.pending.set(seq, { resolve: resolve as (reply: unknown) => void, reject });
       this.socket.write(encodeFrame({ kind, seq, body }));
     });
+  }
+
+  unref(): void {
+    this.keepsProcessAlive = false;
+    if (this.pending.size === 0) this.socket.unref();
   }
 
   close(): void {
@@ -152,6 +160,7 @@ export class IpcChannel implements Channel {
       return;
     }
     this.pending.delete(envelope.seq);
+    if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.unref();
     if (envelope.error) waiter.reject(fromWireError(envelope.error));
     else waiter.resolve(envelope.reply);
   }

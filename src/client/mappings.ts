@@ -2,7 +2,8 @@
  * The client's view of the daemon's segments: one fd per segment (received once), mapped at
  * most once read-only and once read-write per process. Reads are Buffers over the read-only
  * mapping, so writing through one (or its .buffer) faults instead of changing a sealed object.
- * A writer's unsealed blob gets an ArrayBuffer of exactly its own bytes, detached at seal.
+ * A writer's unsealed blob gets an ArrayBuffer of exactly its own bytes, detached at seal; the
+ * writer then reads what it sealed through view(), as any reader does.
  *
  * A read is a view of the read-only window of READ_WINDOW bytes that holds the blob, an
  * ArrayBuffer made when first needed, rather than of one ArrayBuffer over the whole segment: V8

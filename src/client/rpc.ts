@@ -90,6 +90,10 @@ export class RpcChannel implements Channel {
     return false;
   }
 
+  unref(): void {
+    this.socket.unref();
+  }
+
   close(): void {
     this.socket.close();
     this.uploads.clear();

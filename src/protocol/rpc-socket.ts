@@ -69,6 +69,8 @@ export class RpcSocket {
   private readonly reader: FrameReader;
   private nextSeq = 1;
   private closedError?: TrellisError;
+  /** False after unref(): the socket is then ref'd only while requests are pending. */
+  private keepsProcessAlive = true;
   private readonly closeHooks: Array<(error: TrellisError) => void> = [];
 
   private constructor(
@@ -174,6 +176,12 @@ export class RpcSocket {
     await Promise.all(Array.from({ length: Math.min(READ_WINDOW, requests.length) }, lane));
   }
 
+  /** From now on the socket keeps the process running only while a request is in flight. */
+  unref(): void {
+    this.keepsProcessAlive = false;
+    if (this.pending.size === 0) this.socket.unref();
+  }
+
   close(): void {
     this.shutdown(new TrellisError('ConnectionClosed', `the connection to trellisd at ${this.endpoint} was closed`));
   }
@@ -201,6 +209,7 @@ export class RpcSocket {
   /** Sends frames already encoded with seq = nextSeq. */
   private send(kind: string, frames: Buffer[], options: RequestOptions, consume?: BulkConsumer): Promise<unknown> {
     if (this.closedError) return Promise.reject(this.closedError);
+    if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.ref();
     const seq = this.nextSeq++;
     return new Promise((resolve, reject) => {
       const pending: Pending = { kind, resolve, reject, consume };
@@ -284,6 +293,7 @@ export class RpcSocket {
     if (!pending) return undefined;
     this.pending.delete(seq);
     clearTimeout(pending.timer);
+    if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.unref();
     return pending;
   }
 

@@ -184,9 +184,8 @@ export class ShareableList implements Iterable<ShareableItem> {
       this.freezing = undefined;
       throw error;
     }
-    // The writer's buffer is detached now; the sealed blob is already held, so this is local.
-    const blob = await this.client.getBlob(this.name);
-    this.slots = ListBytes.open(blob.buffer, blob.id);
+    // The writable bytes are detached now; writer.buffer is the sealed blob's read-only view.
+    this.slots = ListBytes.open(writer.buffer, this.name);
     this.cache = new ReadCache(this.slots);
     this.writer = undefined;
     this.state = 'frozen';

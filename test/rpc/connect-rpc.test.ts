@@ -75,7 +75,8 @@ describe('connectRpc: the same client over TCP, bytes copied instead of mapped',
     const writer = await remote.createBlob(5);
     writer.buffer.write('hello');
     assert.equal(await writer.seal(), writer.id);
-    assert.equal(writer.buffer.length, 0, 'the writer is detached once sealed');
+    assert.equal(writer.buffer.toString(), 'hello', 'once sealed, the writer reads the local copy');
+    assert.equal(remote.isSharedMemory(writer.buffer), false);
     assert.equal((await remote.getBlob(writer.id)).buffer.toString(), 'hello');
     assert.equal((await local.getBlob(writer.id)).buffer.toString(), 'hello');
     await remote.putName(writer.id, 'rpc/hello');
