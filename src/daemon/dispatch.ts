@@ -134,7 +134,9 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   getMeta({ state }, body) {
     const id = state.names.resolve(check.string('getMeta', body, 'ref', 256));
-    return { meta: state.meta.getMeta(id) };
+    const meta = state.meta.getMeta(id);
+    const resident = !state.table.exists(id) || state.table.blobsOf(id).every((blob) => blob.placement !== undefined);
+    return { meta: { ...meta, ...state.meta.persistence(id), resident } };
   },
 
   putName({ state }, body) {

@@ -1,5 +1,6 @@
 /** The daemon's options, their defaults, and how the command line spells them. */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { TrellisError } from '../errors';
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/framing';
 import { MAX_INSTANCE_ID } from '../protocol/ids';
@@ -42,8 +43,10 @@ export interface DaemonOptions {
   etcdPrefix?: string;
   /** Seconds a dead daemon still looks alive (whole seconds, at least 2). Default 10. */
   leaseTtl?: number;
-  /** Where sealed blobs go under memory pressure instead of OutOfMemory. Default: off. */
+  /** Where sealed blobs go under memory pressure instead of OutOfMemory. Default: DATA_DIR/spill with dataDir, else off. */
   spillDir?: string;
+  /** Makes persist durable: objects, names and ttls are kept here across restarts. Default: none. */
+  dataDir?: string;
 }
 
 export interface ResolvedOptions {
@@ -65,6 +68,7 @@ export interface ResolvedOptions {
   etcdPrefix?: string;
   leaseTtlSeconds: number;
   spillDir?: string;
+  dataDir?: string;
 }
 
 export const DEFAULT_SIZE = '2GiB';
@@ -93,7 +97,8 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     etcd: (typeof options.etcd === 'string' ? options.etcd.split(',') : (options.etcd ?? [])).map((url) => url.trim()).filter((url) => url !== ''),
     etcdPrefix: options.etcdPrefix,
     leaseTtlSeconds: options.leaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
-    spillDir: options.spillDir,
+    spillDir: options.spillDir ?? (options.dataDir === undefined ? undefined : path.join(options.dataDir, 'spill')),
+    dataDir: options.dataDir,
   };
 }
 
@@ -135,7 +140,9 @@ export const USAGE = `usage: trellisd [options]
   --etcd URL[,URL]     join the cluster kept in this etcd, such as http://127.0.0.1:2379 (default: run alone)
   --etcd-prefix P      etcd key prefix: same etcd and prefix, same cluster (default trellis)
   --lease-ttl S        seconds a dead daemon still looks alive to the others, at least 2 (default ${DEFAULT_LEASE_TTL_SECONDS})
-  --spill-dir DIR      move least-recently-used unheld blobs here when memory is full (default: off)
+  --data-dir DIR       make persist durable: objects, names and ttls kept here across restarts (default: none)
+  --spill-dir DIR      move least-recently-used unheld blobs here when memory is full
+                       (default: DATA_DIR/spill with --data-dir, else off)
   --help               print this text
 `;
 
@@ -202,6 +209,9 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
         break;
       case '--spill-dir':
         options.spillDir = value();
+        break;
+      case '--data-dir':
+        options.dataDir = value();
         break;
       case '--help':
       case '-h':

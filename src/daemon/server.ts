@@ -3,7 +3,8 @@
  * shared memory. `startDaemon` is the programmatic entry (tests, embedding); bin/trellisd wraps it.
  *
  * This is the one place that builds the daemon's parts and hands each its collaborators in its
- * constructor; it also picks the metadata backend, once (local, or etcd with --etcd).
+ * constructor; it also picks the metadata backend, once (local, or etcd with --etcd), and puts
+ * the durable layer over it with --data-dir.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -14,6 +15,8 @@ import { IdGenerator } from '../protocol/ids';
 import { defaultSocketDir } from '../protocol/socket-path';
 import type { ClusterLink, ClusterMetadata } from './cluster/cluster-metadata';
 import { Connection, type ConnectionHost } from './connection';
+import { DurableMetadata } from './durable/durable-metadata';
+import { DurableStore } from './durable/durable-store';
 import { MachineCapacity } from './machine-capacity';
 import { LocalMetadata } from './metadata/local-metadata';
 import type { MetaService } from './metadata/meta-service';
@@ -65,10 +68,14 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   private requests = 0;
   private readonly uid = process.getuid?.() ?? 0;
 
-  /** `cluster`: the daemon's seat in a cluster, joined before (its instance id is in every object id). */
+  /**
+   * `cluster`: the daemon's seat in a cluster, joined before (its instance id is in every object
+   * id); `store`: the data dir, opened before (--data-dir).
+   */
   constructor(
     private readonly options: ResolvedOptions,
     cluster?: ClusterLink,
+    store?: DurableStore,
   ) {
     this.instanceId = cluster?.membership.instanceId ?? options.instanceId;
     this.socketPath = options.socket;
@@ -78,11 +85,15 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     const ids = new IdGenerator(this.instanceId);
     this.table = new ObjectTable(this.pool, ids, this.instanceId, {
       namesDropped: (object) => this.names.forget(object),
-      deleted: (object) => this.residency.forget(object),
+      deleted: (object) => {
+        this.residency.forget(object);
+        durable?.deleted(object);
+      },
     });
     this.names = new NameTable(this.table);
     const spill = options.spillDir === undefined ? undefined : SpillDir.open(options.spillDir);
-    this.residency = new Residency(this.table, this.pool, spill, undefined);
+    const persistedBytes = store && { read: (id: string, _: unknown, into: Uint8Array) => store.readBlob(id, into) };
+    this.residency = new Residency(this.table, this.pool, spill, persistedBytes);
     const streamBufferBytes = options.streamBufferBytes ?? Math.min(256 * 1024 * 1024, Math.floor(options.size / 4));
     this.streams = new StreamTable(this.table, ids, streamBufferBytes);
     this.remote = new RemoteObjects(this, {
@@ -91,7 +102,19 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       token: options.rpcToken,
       requestTimeoutMs: options.rpcTimeoutMs,
     });
-    this.meta = cluster ? this.clusterMetadata(cluster) : new LocalMetadata(this.table, this.names, this.instanceId, this.socketPath);
+    const shared = cluster ? this.clusterMetadata(cluster) : new LocalMetadata(this.table, this.names, this.instanceId, this.socketPath);
+    const durable =
+      store &&
+      new DurableMetadata(shared, store, {
+        table: this.table,
+        names: this.names,
+        pool: this.pool,
+        residency: this.residency,
+        openSession: (pid) => this.openSession(pid),
+        closeSession: (session) => this.closeSession(session),
+        namingPersists: cluster !== undefined,
+      });
+    this.meta = durable ?? shared;
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
@@ -259,8 +282,19 @@ async function prepareSocketPath(socketPath: string): Promise<void> {
 export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
   const resolved = resolveOptions(options);
   // With --etcd the instance id comes from the cluster, so object ids are unique across it.
-  const cluster = resolved.etcd.length > 0 ? await joinCluster(resolved) : undefined;
-  const daemon = new DaemonServer(resolved, cluster);
+  // The data dir first: a second daemon on it is refused before it joins anything.
+  const store = resolved.dataDir === undefined ? undefined : await DurableStore.open(resolved.dataDir);
+  let cluster: ClusterLink | undefined;
+  let daemon: DaemonServer;
+  try {
+    cluster = resolved.etcd.length > 0 ? await joinCluster(resolved) : undefined;
+    daemon = new DaemonServer(resolved, cluster, store);
+  } catch (error) {
+    await cluster?.membership.leave();
+    cluster?.connection.close();
+    await store?.close();
+    throw error;
+  }
   const overCapacity = daemon.pool.policy.startWarning();
   if (overCapacity) process.stderr.write(`trellisd: ${overCapacity}\n`);
   try {

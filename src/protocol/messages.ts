@@ -146,6 +146,12 @@ export interface ObjectMeta {
   labels: Record<string, string>;
   fields: Record<string, unknown>;
   members: Record<string, ObjectMeta>;
+  /** getMeta's root only: whether it is persisted (durable with --data-dir). */
+  persisted?: boolean;
+  /** getMeta's root only: when its ttl runs out (ms since the epoch), or null. */
+  expiresAt?: number | null;
+  /** getMeta's root only: false while any of its blobs is on disk rather than in memory. */
+  resident?: boolean;
 }
 
 export interface CreateMetadataRequest {

@@ -15,7 +15,7 @@ import type { ClusterInfoReply, GetObjectReply, InstanceSummary, ObjectMeta, Obj
 import { EtcdConnection } from '../metadata/etcd-connection';
 import type { InstanceStatus } from '../metadata/instance-info';
 import { Membership } from '../metadata/membership';
-import type { DeleteOptions, MetaService, NewObject } from '../metadata/meta-service';
+import type { Adopted, DeleteOptions, MetaService, NewObject, Persistence } from '../metadata/meta-service';
 import { PrefixMirror } from '../metadata/prefix-mirror';
 import type { NameTable } from '../names';
 import type { ObjectTable } from '../object-table';
@@ -134,7 +134,25 @@ export class ClusterMetadata implements MetaService {
     requireRegistered(this.cluster, what);
   }
 
+  async adopt(adopted: Adopted): Promise<void> {
+    const { objects, names, expirations } = this.cluster;
+    for (const { id, expiresAt } of adopted.objects) {
+      objects.restorePersisted(id, expiresAt);
+      if (expiresAt !== undefined) expirations.schedule(id, expiresAt);
+    }
+    for (const [name, id] of Object.entries(adopted.names)) names.restoreOwned(name, id);
+    await this.ownership.publishNow();
+  }
+
   // Reads, from the cache.
+
+  persistence(id: string): Persistence {
+    const { objects } = this.cluster;
+    const record = objects.lookup(id);
+    if (record) return { persisted: true, expiresAt: record.expiresAt ?? null };
+    this.local.table.sealedObject(id);
+    return { persisted: objects.isPersisted(id), expiresAt: objects.expiryOf(id) ?? null };
+  }
 
   exists(id: string): boolean {
     return this.local.table.exists(id) || this.cluster.objects.remote(id) !== undefined;

@@ -60,6 +60,11 @@ export class ObjectDirectory {
     return this.persisted.has(id);
   }
 
+  /** When this daemon's persisted object `id` expires (undefined: never, or not persisted). */
+  expiryOf(id: string): number | undefined {
+    return this.persisted.get(id);
+  }
+
   /** This daemon's persisted objects and their expiries, as a list to go through. */
   persistedObjects(): Array<[id: string, expiresAt: number | undefined]> {
     return [...this.persisted];

@@ -72,6 +72,18 @@ export class Ownership {
     })();
   }
 
+  /**
+   * Publishes this daemon's objects and names once (after a restart on its data dir); on
+   * failure, keeps trying in the background. Errors: none.
+   */
+  async publishNow(): Promise<void> {
+    try {
+      await this.republishOnce();
+    } catch {
+      this.republish();
+    }
+  }
+
   private async republishOnce(): Promise<void> {
     if (!this.membership.registered) throw new TrellisError('Unavailable', 'not registered');
     const lease = this.membership.leaseId;

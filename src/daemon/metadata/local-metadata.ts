@@ -8,12 +8,14 @@ import { Expirations } from '../cluster/expirations';
 import type { NameTable } from '../names';
 import type { ObjectTable } from '../object-table';
 import type { ClientSession } from '../session';
-import type { DeleteOptions, MetaService, NewObject } from './meta-service';
+import type { Adopted, DeleteOptions, MetaService, NewObject, Persistence } from './meta-service';
 
 export class LocalMetadata implements MetaService {
   private readonly expirations = new Expirations((id) => {
     if (this.table.exists(id)) this.delete(undefined, [id], { deep: true, force: true });
   });
+  /** Objects persist() was called for (alone, that changes nothing but getMeta's answer and expiry). */
+  private readonly persisted = new Set<string>();
 
   constructor(
     private readonly table: ObjectTable,
@@ -33,6 +35,19 @@ export class LocalMetadata implements MetaService {
   }
 
   requireWritable(): void {}
+
+  async adopt(adopted: Adopted): Promise<void> {
+    for (const { id, expiresAt } of adopted.objects) {
+      this.persisted.add(id);
+      if (expiresAt !== undefined) this.expirations.schedule(id, expiresAt);
+    }
+    this.names.putMany({ ...adopted.names }, true);
+  }
+
+  persistence(id: string): Persistence {
+    this.table.sealedObject(id);
+    return { persisted: this.persisted.has(id), expiresAt: this.expirations.expiresAt(id) ?? null };
+  }
 
   exists(id: string): boolean {
     return this.table.exists(id);
@@ -70,13 +85,17 @@ export class LocalMetadata implements MetaService {
 
   delete(session: ClientSession | undefined, ids: string[], options: DeleteOptions): string[] {
     const deleted = this.table.delete(session, ids, options);
-    for (const id of deleted) this.expirations.cancel(id);
+    for (const id of deleted) {
+      this.expirations.cancel(id);
+      this.persisted.delete(id);
+    }
     return deleted;
   }
 
   persist(id: string, ttlSeconds: number | undefined): void {
     // Alone, every client already sees every object: only the ttl has an effect.
     this.table.sealedObject(id);
+    this.persisted.add(id);
     if (ttlSeconds !== undefined) this.expirations.schedule(id, Date.now() + ttlSeconds * 1000);
   }
 }

@@ -23,6 +23,21 @@ export interface NewObject {
   persist: boolean;
 }
 
+/** Whether an object is persisted, and until when. */
+export interface Persistence {
+  persisted: boolean;
+  /** Milliseconds since the epoch; null: never. */
+  expiresAt: number | null;
+}
+
+/** What a restarted daemon found kept from before (--data-dir), to publish again. */
+export interface Adopted {
+  /** Persisted objects already back in the table, with their expiry (undefined: never). */
+  objects: ReadonlyArray<{ id: string; expiresAt: number | undefined }>;
+  /** Names that point to them. */
+  names: Readonly<Record<string, string>>;
+}
+
 export interface DeleteOptions {
   deep: boolean;
   force: boolean;
@@ -41,6 +56,15 @@ export interface MetaService {
    * Errors: Unavailable.
    */
   requireWritable(what: string): void;
+
+  /**
+   * Takes up objects and names a restarted daemon put back in its table: schedules their
+   * expiries and publishes them again (through etcd in a cluster). Errors: Unavailable.
+   */
+  adopt(adopted: Adopted): Promise<void>;
+
+  /** Whether the object is persisted, and its expiry. Errors: ObjectNotFound. */
+  persistence(id: string): Persistence;
 
   /** Whether a sealed object with this id is here or published by another instance. */
   exists(id: string): boolean;

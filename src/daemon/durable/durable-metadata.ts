@@ -1,0 +1,312 @@
+/**
+ * The durable layer (`--data-dir`): a MetaService over the local or etcd one that also keeps
+ * persisted objects (their metadata trees and bytes) and the names that point to them in the
+ * data dir. It is one more layer behind the interface, not a branch in any handler.
+ *
+ * - persist, and publishing with `persist` (or any name, in a cluster, where naming persists),
+ *   resolve only once the bytes and the catalog entry are durable (durable-store.ts).
+ * - Deletes, forced name drops and expiries reach the catalog through the table's `deleted`
+ *   event, whatever path took the object away; a delete answers once its removal is durable.
+ * - At start, persisted objects come back into the table under their ids, not resident (their
+ *   bytes load on first get), with their names; those whose ttl passed while the daemon was
+ *   down are deleted before it is ready.
+ */
+import type { ClusterInfoReply, GetObjectReply, ObjectMeta, ObjectSummary } from '../../protocol/messages';
+import type { Adopted, DeleteOptions, MetaService, NewObject, Pending, Persistence } from '../metadata/meta-service';
+import type { NameTable } from '../names';
+import type { ObjectTable, RestoredObject, StoredObject } from '../object-table';
+import type { Residency } from '../residency';
+import type { SegmentPool } from '../segment-pool';
+import type { ClientSession } from '../session';
+import type { DurableStore, ObjectToPersist } from './durable-store';
+import type { PersistedName, PersistedObject } from './records';
+
+/** What the durable layer needs from the daemon it serves. */
+export interface DurableParts {
+  readonly table: ObjectTable;
+  readonly names: NameTable;
+  readonly pool: SegmentPool;
+  readonly residency: Residency;
+  /** A session of the daemon's own, to hold blobs while their bytes are written. */
+  openSession(pid: number): ClientSession;
+  closeSession(session: ClientSession): void;
+  /** In a cluster, naming an object persists it. */
+  readonly namingPersists: boolean;
+}
+
+export class DurableMetadata implements MetaService {
+  /** Names kept in the catalog, and the object each points to; and the other way round. */
+  private readonly durableNames = new Map<string, string>();
+  private readonly namesById = new Map<string, Set<string>>();
+  /** Persisted objects deleted from the table, waiting to leave the catalog together. */
+  private pendingRemovals = new Set<string>();
+  private removing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly inner: MetaService,
+    private readonly store: DurableStore,
+    private readonly local: DurableParts,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.inner.start();
+    const { objects, names, expired } = this.store.loaded;
+    const restored = membersFirst([...objects, ...expired]);
+    this.local.table.restore(restored.map((record) => this.toRestored(record)));
+    const adoptedNames: Record<string, string> = {};
+    for (const record of names) {
+      const latest = record.versions[0];
+      if (!latest || !this.local.table.sealedObjectOrUndefined(latest.id)) continue;
+      adoptedNames[record.name] = latest.id;
+      this.rememberName(record.name, latest.id);
+    }
+    const live = new Set(restored.map((record) => record.id));
+    for (const record of expired) live.delete(record.id);
+    await this.inner.adopt({
+      objects: objects.filter((record) => live.has(record.id)).map((record) => ({ id: record.id, expiresAt: record.expiresAt ?? undefined })),
+      names: adoptedNames,
+    });
+    const gone = expired.map((record) => record.id).filter((id) => this.local.table.sealedObjectOrUndefined(id));
+    if (gone.length > 0) await this.delete(undefined, gone, { deep: true, force: true });
+  }
+
+  async stop(): Promise<void> {
+    await this.inner.stop();
+    await this.removing;
+    await this.store.close();
+  }
+
+  info(): ClusterInfoReply {
+    return this.inner.info();
+  }
+
+  requireWritable(what: string): void {
+    this.inner.requireWritable(what);
+  }
+
+  adopt(adopted: Adopted): Promise<void> {
+    return this.inner.adopt(adopted);
+  }
+
+  persistence(id: string): Persistence {
+    const inner = this.inner.persistence(id);
+    return this.local.table.sealedObjectOrUndefined(id) ? { ...inner, persisted: this.store.isPersisted(id) } : inner;
+  }
+
+  exists(id: string): boolean {
+    return this.inner.exists(id);
+  }
+
+  listObjects(pattern: string | undefined, limit: number): ObjectSummary[] {
+    return this.inner.listObjects(pattern, limit);
+  }
+
+  getMeta(id: string): ObjectMeta {
+    return this.inner.getMeta(id);
+  }
+
+  remoteObject(id: string, fetch: boolean): GetObjectReply | Promise<string> | undefined {
+    return this.inner.remoteObject(id, fetch);
+  }
+
+  /** Another instance's object is the inner backend's; a local one goes to disk first. */
+  async persist(id: string, ttlSeconds: number | undefined): Promise<void> {
+    const object = this.local.table.sealedObjectOrUndefined(id);
+    if (!object) return this.inner.persist(id, ttlSeconds);
+    const wasPersisted = this.store.isPersisted(id);
+    if (!wasPersisted || ttlSeconds !== undefined) {
+      const expiresAt = ttlSeconds === undefined ? null : Date.now() + ttlSeconds * 1000;
+      await this.writeTrees([id], new Map([[id, expiresAt]]));
+    }
+    try {
+      await this.inner.persist(id, ttlSeconds);
+    } catch (error) {
+      if (!wasPersisted) await this.store.remove([id]).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  publishNew(session: ClientSession, created: readonly NewObject[]): Pending<void> {
+    const durable = created.filter((object) => object.persist || (this.local.namingPersists && object.name !== undefined));
+    const published = this.inner.publishNew(session, created);
+    if (durable.length === 0) return published;
+    return (async () => {
+      await published;
+      try {
+        await this.writeTrees(durable.map((object) => object.id), new Map());
+      } catch (error) {
+        const ids = created.map((object) => object.id).filter((id) => this.local.table.sealedObjectOrUndefined(id));
+        await Promise.resolve(this.inner.delete(session, ids, { deep: true, force: true })).catch(() => undefined);
+        throw error;
+      }
+    })();
+  }
+
+  async putNames(entries: Record<string, string>, override: boolean): Promise<void> {
+    await this.inner.putNames(entries, override);
+    const trees: string[] = [];
+    const put: PersistedName[] = [];
+    const drop: string[] = [];
+    for (const [name, id] of Object.entries(entries)) {
+      const local = this.local.table.sealedObjectOrUndefined(id) !== undefined;
+      if (local && this.store.isPersisted(id)) put.push(nameRecord(name, id));
+      else if (local && this.local.namingPersists) trees.push(id);
+      else if (this.durableNames.has(name)) drop.push(name);
+    }
+    // writeTrees keeps the names that point into the trees it writes.
+    if (trees.length > 0) await this.writeTrees(trees, new Map());
+    if (put.length > 0 || drop.length > 0) await this.store.updateNames({ put, drop });
+    for (const record of put) this.rememberName(record.name, record.versions[0].id);
+    for (const name of drop) this.forgetName(name);
+  }
+
+  async dropName(name: string): Promise<boolean> {
+    const dropped = await this.inner.dropName(name);
+    if (this.durableNames.has(name)) {
+      await this.store.updateNames({ drop: [name] });
+      this.forgetName(name);
+    }
+    return dropped;
+  }
+
+  async delete(session: ClientSession | undefined, ids: string[], options: DeleteOptions): Promise<string[]> {
+    const deleted = await this.inner.delete(session, ids, options);
+    await this.removing;
+    return deleted;
+  }
+
+  /**
+   * The table's `deleted` event: a persisted object left the view (deleted, expired, or its
+   * names forced away with it). Removals batch into one catalog commit.
+   */
+  deleted(object: StoredObject): void {
+    if (!this.store.isPersisted(object.id)) return;
+    const first = this.pendingRemovals.size === 0;
+    this.pendingRemovals.add(object.id);
+    if (!first) return;
+    this.removing = this.removing.then(
+      () =>
+        new Promise<void>((resolve) => {
+          // Everything one request deletes is gathered before the commit.
+          setImmediate(() => {
+            const ids = [...this.pendingRemovals];
+            this.pendingRemovals = new Set();
+            const names = ids.flatMap((id) => [...(this.namesById.get(id) ?? [])]);
+            for (const name of names) this.forgetName(name);
+            this.store.remove(ids, { drop: names }).then(resolve, resolve);
+          });
+        }),
+    );
+  }
+
+  /**
+   * Writes the trees of local objects (root and members not yet persisted) with the names that
+   * point into them, in one commit. Every blob is held by a session of the daemon's own while
+   * its bytes are written, so it can be neither spilled nor freed meanwhile; spilled ones are
+   * loaded first. `expiry` gives roots their expiry; others keep theirs.
+   * Errors: IOError naming the path, OutOfMemory (loading a spilled blob).
+   */
+  private async writeTrees(roots: readonly string[], expiry: ReadonlyMap<string, number | null>): Promise<void> {
+    const { table, residency, pool } = this.local;
+    const session = this.local.openSession(process.pid);
+    try {
+      const blobs = () => roots.flatMap((id) => table.blobsOf(id));
+      const described = await residency.withResident(blobs, () => roots.map((id) => table.describe(session, id)));
+      const locations = new Map(described.flatMap((tree) => tree.blobs.map((blob) => [blob.id, blob] as const)));
+      const objects: ObjectToPersist[] = [];
+      const names: PersistedName[] = [];
+      const seen = new Set<string>();
+      const walk = (object: StoredObject, root: boolean): void => {
+        if (seen.has(object.id) || (!root && this.store.isPersisted(object.id))) return;
+        seen.add(object.id);
+        const location = locations.get(object.id);
+        objects.push({
+          id: object.id,
+          typename: object.typename,
+          nbytes: object.nbytes,
+          createdAt: object.createdAt,
+          members: object.members,
+          fields: object.fields,
+          labels: object.labels,
+          ...(object.remoteMembers ? { remoteMembers: object.remoteMembers } : {}),
+          expiresAt: expiry.get(object.id) ?? null,
+          ...(location ? { bytes: pool.memory.read(location, 0, location.size) } : {}),
+        });
+        for (const name of object.names) names.push(nameRecord(name, object.id));
+        for (const [key, id] of Object.entries(object.members)) {
+          if (object.remoteMembers?.[key]) continue;
+          const member = table.sealedObjectOrUndefined(id);
+          if (member) walk(member, false);
+        }
+      };
+      for (const id of roots) walk(table.sealedObject(id), true);
+      await this.store.persist(objects, { put: names });
+      for (const record of names) this.rememberName(record.name, record.versions[0].id);
+    } finally {
+      this.local.closeSession(session);
+    }
+  }
+
+  private toRestored(record: PersistedObject): RestoredObject {
+    return {
+      id: record.id,
+      typename: record.typename,
+      nbytes: record.nbytes,
+      createdAt: record.createdAt,
+      members: record.members,
+      fields: record.fields,
+      labels: record.labels,
+      remoteMembers: record.remoteMembers,
+      backing: record.blob ? { path: this.store.dir, durable: true, checksum: record.blob.checksum } : undefined,
+    };
+  }
+
+  private rememberName(name: string, id: string): void {
+    this.forgetName(name);
+    this.durableNames.set(name, id);
+    const set = this.namesById.get(id) ?? new Set<string>();
+    set.add(name);
+    this.namesById.set(id, set);
+  }
+
+  private forgetName(name: string): void {
+    const id = this.durableNames.get(name);
+    if (id === undefined) return;
+    this.durableNames.delete(name);
+    const set = this.namesById.get(id);
+    set?.delete(name);
+    if (set?.size === 0) this.namesById.delete(id);
+  }
+}
+
+function nameRecord(name: string, id: string): PersistedName {
+  return { name, versions: [{ version: 1, id, createdAt: Date.now() }] };
+}
+
+/**
+ * Orders records so that members come before the objects that hold them, leaving out any whose
+ * members are missing (a damaged catalog), and what depends on those.
+ */
+function membersFirst(records: readonly PersistedObject[]): PersistedObject[] {
+  const byId = new Map(records.map((record) => [record.id, record]));
+  const state = new Map<string, 'visiting' | 'done' | 'dropped'>();
+  const ordered: PersistedObject[] = [];
+  const visit = (record: PersistedObject): boolean => {
+    const seen = state.get(record.id);
+    if (seen) return seen === 'done';
+    state.set(record.id, 'visiting');
+    for (const [key, id] of Object.entries(record.members)) {
+      if (record.remoteMembers?.[key]) continue;
+      const member = byId.get(id);
+      if (!member || !visit(member)) {
+        state.set(record.id, 'dropped');
+        return false;
+      }
+    }
+    state.set(record.id, 'done');
+    ordered.push(record);
+    return true;
+  };
+  for (const record of records) visit(record);
+  return ordered;
+}
