@@ -1,6 +1,8 @@
 /**
- * The only file that loads the addon. It finds build/Release/trellis.node by walking up to the
- * package root, so the same code works from src/ (tsx) and from dist/ (compiled).
+ * The only file that loads the addon. node-gyp-build looks in the package root: first
+ * build/Release/trellis.node (a clone's cmake-js or node-gyp build, or one made on a user's machine
+ * when no prebuild fits), then prebuilds/<platform>-<arch>/ (the addon shipped in the package). The
+ * root is found by walking up to package.json, so the same code works from src/ (tsx) and dist/.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -55,7 +57,9 @@ interface Addon {
   lockFile(fd: number): boolean;
 }
 
-export const ADDON_FILE = path.join('build', 'Release', 'trellis.node');
+/** Finds the addon for this platform in a package folder; throws when there is none. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const findAddon = require('node-gyp-build') as { path(packageRoot: string): string };
 
 function findPackageRoot(start: string): string {
   for (let dir = start; ; dir = path.dirname(dir)) {
@@ -67,14 +71,29 @@ function findPackageRoot(start: string): string {
 /** TRELLIS_ADDON points at another build of the addon, such as a sanitizer build. */
 export const ADDON_ENV = 'TRELLIS_ADDON';
 
-function loadAddon(): Addon {
-  const root = findPackageRoot(__dirname);
-  const file = process.env[ADDON_ENV] || path.join(root, ADDON_FILE);
-  if (!fs.existsSync(file)) {
-    throw new TrellisError('IOError', `the native addon is not built: ${file} is missing (run npm install)`);
+function addonFile(): string {
+  const override = process.env[ADDON_ENV];
+  if (override) {
+    if (!fs.existsSync(override)) throw new TrellisError('IOError', `${ADDON_ENV}=${override}: no such file`);
+    return override;
   }
+  const root = findPackageRoot(__dirname);
+  try {
+    return findAddon.path(root);
+  } catch (error) {
+    throw new TrellisError(
+      'IOError',
+      `the native addon is not built: no ${path.join(root, 'build', 'Release', 'trellis.node')} and no prebuild ` +
+        `for ${process.platform}-${process.arch} (in a clone run npm install; where trellis is a dependency, ` +
+        'let its install script build it: npm rebuild trellis)',
+      { cause: error },
+    );
+  }
+}
+
+function loadAddon(): Addon {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const addon = require(file) as Addon;
+  const addon = require(addonFile()) as Addon;
   addon.initialize(TrellisError);
   return addon;
 }
