@@ -65,8 +65,6 @@ export interface BlobBacking {
   readonly path: string;
   /** Persisted bytes are durable and checked when loaded; spilled ones are scratch. */
   readonly durable: boolean;
-  /** Hex digest the bytes must match when loaded (durable bytes). */
-  readonly checksum?: string;
 }
 
 /** What the table tells the parts beside it. */
@@ -208,9 +206,14 @@ export class ObjectTable {
     return nbytes;
   }
 
+  /** A sealed object's metadata tree, wherever its bytes are. Errors: ObjectNotFound, NotSealed. */
+  metaTree(id: string): ObjectMeta {
+    return this.metaOf(this.sealedObject(id), new Map());
+  }
+
   /**
-   * A sealed object's metadata tree, and with `hold`, references to every blob in it.
-   * Errors: ObjectNotFound, NotSealed.
+   * A sealed object's metadata tree, and with `hold`, references to every blob in it (which
+   * must be resident). Errors: ObjectNotFound, NotSealed.
    */
   describe(session: ClientSession | undefined, id: string): { meta: ObjectMeta; blobs: BlobLocation[] } {
     const blobs = new Map<string, StoredObject>();

@@ -90,6 +90,12 @@ export class Residency {
     return retry(1);
   }
 
+  /** The blob's bytes are durable on disk now: it can leave memory without being written (again). */
+  keptOnDisk(blob: StoredObject, backing: BlobBacking): void {
+    this.forget(blob);
+    blob.backing = backing;
+  }
+
   /** The spill files of a deleted blob go with it. */
   forget(object: StoredObject): void {
     if (object.backing && !object.backing.durable) this.spill?.remove(object.backing);

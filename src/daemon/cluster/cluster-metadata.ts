@@ -167,7 +167,7 @@ export class ClusterMetadata implements MetaService {
 
   getMeta(id: string): ObjectMeta {
     const record = this.cluster.objects.lookup(id);
-    return record ? this.cluster.objects.meta(record) : this.local.table.describe(undefined, id).meta;
+    return record ? this.cluster.objects.meta(record) : this.local.table.metaTree(id);
   }
 
   /**

@@ -14,7 +14,7 @@
 import type { ClusterInfoReply, GetObjectReply, ObjectMeta, ObjectSummary } from '../../protocol/messages';
 import type { Adopted, DeleteOptions, MetaService, NewObject, Pending, Persistence } from '../metadata/meta-service';
 import type { NameTable } from '../names';
-import type { ObjectTable, RestoredObject, StoredObject } from '../object-table';
+import type { BlobBacking, ObjectTable, RestoredObject, StoredObject } from '../object-table';
 import type { Residency } from '../residency';
 import type { SegmentPool } from '../segment-pool';
 import type { ClientSession } from '../session';
@@ -114,16 +114,18 @@ export class DurableMetadata implements MetaService {
     const object = this.local.table.sealedObjectOrUndefined(id);
     if (!object) return this.inner.persist(id, ttlSeconds);
     const wasPersisted = this.store.isPersisted(id);
+    let written: string[] = [];
     if (!wasPersisted || ttlSeconds !== undefined) {
       const expiresAt = ttlSeconds === undefined ? null : Date.now() + ttlSeconds * 1000;
-      await this.writeTrees([id], new Map([[id, expiresAt]]));
+      written = await this.writeTrees([id], new Map([[id, expiresAt]]));
     }
     try {
       await this.inner.persist(id, ttlSeconds);
     } catch (error) {
-      if (!wasPersisted) await this.store.remove([id]).catch(() => undefined);
+      if (!wasPersisted) await this.store.remove(written).catch(() => undefined);
       throw error;
     }
+    this.markOnDisk(written);
   }
 
   publishNew(session: ClientSession, created: readonly NewObject[]): Pending<void> {
@@ -133,7 +135,7 @@ export class DurableMetadata implements MetaService {
     return (async () => {
       await published;
       try {
-        await this.writeTrees(durable.map((object) => object.id), new Map());
+        this.markOnDisk(await this.writeTrees(durable.map((object) => object.id), new Map()));
       } catch (error) {
         const ids = created.map((object) => object.id).filter((id) => this.local.table.sealedObjectOrUndefined(id));
         await Promise.resolve(this.inner.delete(session, ids, { deep: true, force: true })).catch(() => undefined);
@@ -154,7 +156,7 @@ export class DurableMetadata implements MetaService {
       else if (this.durableNames.has(name)) drop.push(name);
     }
     // writeTrees keeps the names that point into the trees it writes.
-    if (trees.length > 0) await this.writeTrees(trees, new Map());
+    if (trees.length > 0) this.markOnDisk(await this.writeTrees(trees, new Map()));
     if (put.length > 0 || drop.length > 0) await this.store.updateNames({ put, drop });
     for (const record of put) this.rememberName(record.name, record.versions[0].id);
     for (const name of drop) this.forgetName(name);
@@ -203,10 +205,10 @@ export class DurableMetadata implements MetaService {
    * Writes the trees of local objects (root and members not yet persisted) with the names that
    * point into them, in one commit. Every blob is held by a session of the daemon's own while
    * its bytes are written, so it can be neither spilled nor freed meanwhile; spilled ones are
-   * loaded first. `expiry` gives roots their expiry; others keep theirs.
+   * loaded first. `expiry` gives roots their expiry; others keep theirs. Returns the ids written.
    * Errors: IOError naming the path, OutOfMemory (loading a spilled blob).
    */
-  private async writeTrees(roots: readonly string[], expiry: ReadonlyMap<string, number | null>): Promise<void> {
+  private async writeTrees(roots: readonly string[], expiry: ReadonlyMap<string, number | null>): Promise<string[]> {
     const { table, residency, pool } = this.local;
     const session = this.local.openSession(process.pid);
     try {
@@ -242,9 +244,22 @@ export class DurableMetadata implements MetaService {
       for (const id of roots) walk(table.sealedObject(id), true);
       await this.store.persist(objects, { put: names });
       for (const record of names) this.rememberName(record.name, record.versions[0].id);
+      return objects.map((object) => object.id);
     } finally {
       this.local.closeSession(session);
     }
+  }
+
+  /** Blobs whose persist is complete can leave memory without being written again. */
+  private markOnDisk(ids: readonly string[]): void {
+    for (const id of ids) {
+      const object = this.local.table.sealedObjectOrUndefined(id);
+      if (object?.blob) this.local.residency.keptOnDisk(object, this.durableBacking());
+    }
+  }
+
+  private durableBacking(): BlobBacking {
+    return { path: this.store.dir, durable: true };
   }
 
   private toRestored(record: PersistedObject): RestoredObject {
@@ -257,7 +272,7 @@ export class DurableMetadata implements MetaService {
       fields: record.fields,
       labels: record.labels,
       remoteMembers: record.remoteMembers,
-      backing: record.blob ? { path: this.store.dir, durable: true, checksum: record.blob.checksum } : undefined,
+      backing: record.blob ? this.durableBacking() : undefined,
     };
   }
 

@@ -58,7 +58,7 @@ export class LocalMetadata implements MetaService {
   }
 
   getMeta(id: string): ObjectMeta {
-    return this.table.describe(undefined, id).meta;
+    return this.table.metaTree(id);
   }
 
   remoteObject(): GetObjectReply | Promise<string> | undefined {
