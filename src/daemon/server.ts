@@ -287,8 +287,11 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   let cluster: ClusterLink | undefined;
   let daemon: DaemonServer;
   try {
-    cluster = resolved.etcd.length > 0 ? await joinCluster(resolved) : undefined;
-    daemon = new DaemonServer(resolved, cluster, store);
+    // Object ids carry the instance id: a daemon restarted on its data dir serves under the old one.
+    const instanceId = options.instanceId ?? store?.instanceId ?? resolved.instanceId;
+    cluster = resolved.etcd.length > 0 ? await joinCluster(resolved, store?.instanceId) : undefined;
+    await store?.claimInstanceId(cluster?.membership.instanceId ?? instanceId);
+    daemon = new DaemonServer({ ...resolved, instanceId }, cluster, store);
   } catch (error) {
     await cluster?.membership.leave();
     cluster?.connection.close();
@@ -314,7 +317,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
 }
 
 /** Joins the cluster in etcd. Errors: Unavailable, InvalidArgument, Conflict. */
-async function joinCluster(options: ResolvedOptions): Promise<ClusterLink> {
+async function joinCluster(options: ResolvedOptions, instanceId: number | undefined): Promise<ClusterLink> {
   // Loaded only here, so that a daemon without --etcd never loads the etcd client.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { ClusterMetadata } = require('./cluster/cluster-metadata') as typeof import('./cluster/cluster-metadata');
@@ -325,5 +328,6 @@ async function joinCluster(options: ResolvedOptions): Promise<ClusterLink> {
     socket: options.socket,
     // The RPC port is opened later, and may be picked by the system: registered once known.
     rpcEndpoint: null,
+    instanceId,
   });
 }

@@ -37,6 +37,8 @@ export interface ClusterOptions {
   leaseTtlSeconds: number;
   socket: string;
   rpcEndpoint: string | null;
+  /** The instance id to take back (a restart on a data dir); default a new one. */
+  instanceId?: number;
 }
 
 /** A daemon's seat in a cluster: its etcd connection and its registered membership. */
@@ -75,6 +77,7 @@ export class ClusterMetadata implements MetaService {
         socket: options.socket,
         rpcEndpoint: options.rpcEndpoint,
         leaseTtlSeconds: options.leaseTtlSeconds,
+        instanceId: options.instanceId,
       });
       return { connection, membership };
     } catch (error) {

@@ -61,6 +61,8 @@ export interface CatalogContents {
 }
 
 const FORMAT_KEY = 'format';
+/** The instance id of the daemon whose objects these are (their ids carry it). */
+const INSTANCE_KEY = 'instance';
 /** Named tables in the environment (lmdb's maxDbs). */
 const TABLES = 4;
 
@@ -72,7 +74,22 @@ export class DurableCatalog {
     private readonly objectTable: Database<Buffer, string>,
     private readonly nameTable: Database<Buffer, string>,
     private readonly inlineTable: Database<Uint8Array, string>,
+    private readonly metaTable: Database<number, string>,
   ) {}
+
+  /** The instance id recorded by setInstanceId, if any. */
+  instanceId(): number | undefined {
+    return this.metaTable.get(INSTANCE_KEY);
+  }
+
+  /** Records the instance id the objects in here were made under; resolves once durable. Errors: IOError. */
+  async setInstanceId(instanceId: number): Promise<void> {
+    try {
+      await this.metaTable.transaction(() => this.metaTable.putSync(INSTANCE_KEY, instanceId));
+    } catch (error) {
+      throw ioError('cannot record the instance id in', this.path, await commitCause(error));
+    }
+  }
 
   /**
    * Opens (or creates) the catalog in `path`, a directory that exists. Call it with the data
@@ -94,8 +111,9 @@ export class DurableCatalog {
     }
     try {
       const table = <V>(name: string) => env.openDB<V, string>(name, { encoding: 'binary' });
-      const catalog = new DurableCatalog(path, env, table<Buffer>('objects'), table<Buffer>('names'), table<Uint8Array>('inline'));
-      await catalog.checkFormat(env.openDB<number, string>('meta', { encoding: 'msgpack' }));
+      const meta = env.openDB<number, string>('meta', { encoding: 'msgpack' });
+      const catalog = new DurableCatalog(path, env, table<Buffer>('objects'), table<Buffer>('names'), table<Uint8Array>('inline'), meta);
+      await catalog.checkFormat(meta);
       return catalog;
     } catch (error) {
       await env.close().catch(() => undefined);

@@ -110,6 +110,29 @@ export class DurableStore {
     }
   }
 
+  /** The instance id the persisted objects were made under; undefined for a new data dir. */
+  get instanceId(): number | undefined {
+    return this.catalog.instanceId();
+  }
+
+  /**
+   * Ties the data dir to the instance id this daemon serves under: a new dir records it; a dir
+   * that holds another one is refused, since its objects' ids would point elsewhere.
+   * Errors: Conflict, IOError.
+   */
+  async claimInstanceId(instanceId: number): Promise<void> {
+    const recorded = this.instanceId;
+    if (recorded === instanceId) return;
+    if (recorded !== undefined && this.persisted.size > 0) {
+      throw new TrellisError(
+        'Conflict',
+        `the data dir ${this.dir} holds objects of instance ${recorded}, but this daemon is instance ${instanceId}: ` +
+          `start it as instance ${recorded} (or use another data dir)`,
+      );
+    }
+    await this.catalog.setInstanceId(instanceId);
+  }
+
   /** Whether `id` has a durable record. */
   isPersisted(id: string): boolean {
     return this.persisted.has(id);

@@ -43,6 +43,11 @@ export interface MembershipOptions {
   startedAt?: number;
   /** Seconds a dead daemon keeps looking alive (`--lease-ttl`); whole seconds, at least 2. */
   leaseTtlSeconds?: number;
+  /**
+   * The id to take back (a daemon restarted on its data dir, whose object ids carry it): it
+   * waits while the old registration's lease runs out, then takes the id. Default: a new id.
+   */
+  instanceId?: number;
 }
 
 export interface MembershipEvents {
@@ -107,7 +112,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const { lease, leaseId } = await grantLease(connection, leaseTtlSeconds);
     let membership: Membership | undefined;
     try {
-      const info = await allocateInstanceId(connection, describe, leaseId);
+      const info =
+        options.instanceId === undefined
+          ? await allocateInstanceId(connection, describe, leaseId)
+          : await takeBack(connection, describe(options.instanceId), leaseId, (leaseTtlSeconds + 3) * 1000);
       membership = new Membership(connection, info, leaseTtlSeconds, lease, leaseId, new InstanceView(connection));
       await membership.view.start();
       return membership;
@@ -299,5 +307,27 @@ async function revokeQuietly(connection: EtcdConnection, lease: Lease): Promise<
     await connection.run('revoke a lease', () => lease.revoke());
   } catch {
     lease.release();
+  }
+}
+
+/**
+ * Takes `info.instanceId` again for a restarted daemon: free, or once the lease of its earlier
+ * registration has run out (within `waitMs`). Errors: Conflict (still held by someone else
+ * after the wait), Unavailable.
+ */
+async function takeBack(connection: EtcdConnection, info: InstanceInfo, leaseId: string, waitMs: number): Promise<InstanceInfo> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const result = await reclaimInstanceId(connection, info, leaseId);
+    if (result.claimed) return info;
+    if (Date.now() >= deadline) {
+      const holder = result.holder ? ` by ${result.holder.hostname} (socket ${result.holder.socket})` : '';
+      throw new TrellisError(
+        'Conflict',
+        `instance id ${info.instanceId}, which this daemon's data dir holds objects of, is still registered${holder} ` +
+          `after ${Math.round(waitMs / 1000)} s: is another daemon running with it?`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
