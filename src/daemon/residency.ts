@@ -139,7 +139,8 @@ export class Residency {
     try {
       return allocate();
     } catch (error) {
-      if (!this.canMakeRoom || !isTrellisError(error, 'OutOfMemory')) throw error;
+      // More than the whole limit cannot be helped by moving anything out.
+      if (!this.canMakeRoom || !isTrellisError(error, 'OutOfMemory') || bytes > this.pool.policy.limit) throw error;
     }
     const retry = async (): Promise<T> => {
       for (let round = 1; ; round++) {
