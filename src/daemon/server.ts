@@ -13,6 +13,7 @@ import { native, type PeerCredentials } from '../native';
 import { IdGenerator } from '../protocol/ids';
 import { defaultSocketDir } from '../protocol/socket-path';
 import type { ClusterLink, ClusterMetadata } from './cluster/cluster-metadata';
+import { ArchiveIndex } from './archive-index';
 import { Connection, type ConnectionHost } from './connection';
 import { MachineCapacity } from './machine-capacity';
 import { LocalMetadata } from './metadata/local-metadata';
@@ -50,6 +51,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   readonly residency: Residency;
   readonly remote: RemoteObjects;
   readonly meta: MetaService;
+  readonly archives: ArchiveIndex;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version = VERSION;
@@ -78,8 +80,12 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     const ids = new IdGenerator(this.instanceId);
     this.table = new ObjectTable(this.pool, ids, this.instanceId, {
       namesDropped: (object) => this.names.forget(object),
-      deleted: (object) => this.residency.forget(object),
+      deleted: (object) => {
+        this.residency.forget(object);
+        this.archives.forget(object.id);
+      },
     });
+    this.archives = new ArchiveIndex((id) => this.table.exists(id));
     this.names = new NameTable(this.table);
     const spill = options.spillDir === undefined ? undefined : SpillDir.open(options.spillDir);
     this.residency = new Residency(this.table, this.pool, spill, undefined);
