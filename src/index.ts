@@ -6,6 +6,7 @@ export type { Blob, BlobWriter } from './client/blobs';
 export type { ObjectHandle } from './client/object-handle';
 export type { MetadataSpec, CreateMetadataOptions } from './client/objects';
 export type { ClusterInfo, PersistOptions } from './client/cluster';
+export type { ArchiveProgress, ExportArchiveOptions, ImportArchiveOptions } from './client/archive/archive-client';
 export { registerBuilder, registerResolver, type PutOptions, type Builder, type Resolver } from './types/registry';
 export { startDaemon, type Daemon } from './daemon/server';
 export type { DaemonOptions } from './daemon/options';

@@ -10,6 +10,9 @@ import { Cluster, type ClusterInfo, type PersistOptions } from './cluster';
 import { checkId, Names } from './names';
 import { checkName } from '../protocol/names';
 import type { ObjectHandle } from './object-handle';
+import type { ArchiveClient, ExportArchiveOptions, ImportArchiveOptions } from './archive/archive-client';
+import { exportArchive } from './archive/export';
+import { importArchive } from './archive/import';
 import { StreamReader, StreamWriter } from './streams';
 import { Objects, type CreateMetadataOptions, type MetadataSpec } from './objects';
 
@@ -116,6 +119,37 @@ export class Client {
 
   async listObjects(options: { pattern?: string; limit?: number } = {}): Promise<ObjectSummary[]> {
     return (await this.channel.request('listObjects', options)).objects;
+  }
+
+  // Archives (docs/archive-format.md)
+
+  /**
+   * Writes the object (by id or name) as an archive at `path`: a directory (created; it must
+   * not exist or be empty) or a file ending in `.tar`. `bytes` is the archive's size.
+   * Errors: ObjectNotFound, NameNotFound, InvalidArgument (a stream, a path in the way), IOError.
+   */
+  exportArchive(idOrName: string, path: string, options?: ExportArchiveOptions): Promise<{ topHash: string; bytes: number }> {
+    return exportArchive(this.archiveClient(), checkRef(idOrName), checkPath(path), options);
+  }
+
+  /**
+   * Stores the archive at `path` once every blob and its topHash check out; content this daemon
+   * already has is not stored again (`existed: true`).
+   * Errors: IOError, ParseError, HashMismatch, OutOfMemory, NameExists.
+   */
+  importArchive(path: string, options?: ImportArchiveOptions): Promise<{ id: string; topHash: string; existed: boolean }> {
+    return importArchive(this.archiveClient(), checkPath(path), options);
+  }
+
+  private archiveClient(): ArchiveClient {
+    return {
+      instanceId: this.instanceId,
+      request: (kind, body) => this.channel.request(kind, body),
+      getObject: (id) => this.getObject(id),
+      release: (id) => this.release(id),
+      createBlobs: (sizes, options) => this.createBlobs(sizes, options),
+      putName: (id, name, options) => this.putName(id, name, options),
+    };
   }
 
   // The cluster
@@ -251,6 +285,13 @@ export class Client {
 
 function toList(idOrIds: string | string[]): string[] {
   return Array.isArray(idOrIds) ? idOrIds : [idOrIds];
+}
+
+function checkPath(path: unknown): string {
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new TrellisError('InvalidArgument', `expected a path (a directory, or a file ending in .tar), got ${JSON.stringify(path)}`);
+  }
+  return path;
 }
 
 function checkRef(ref: unknown): string {

@@ -44,6 +44,11 @@ export class ObjectHandle {
     return new ObjectHandle(meta, this.views);
   }
 
+  /** Whether this object is a blob (bytes of its own) rather than a metadata object. */
+  get isBlob(): boolean {
+    return this.views.has(this.id);
+  }
+
   /** A blob's bytes: a read-only view of shared memory. Errors: TypeMismatch for non-blobs. */
   get buffer(): Buffer {
     const view = this.views.get(this.id);

@@ -21,6 +21,7 @@ const SEALED_BY: { [K in ClientKind]?: (body: RequestOf<K>) => string[] } = {
   createMetadata: (body) => body.seal ?? [],
   createMetadataMany: (body) => body.objects.flatMap((object) => object.seal ?? []),
   writeChunk: (body) => body.seal ?? [],
+  importArchive: (body) => body.seal,
 };
 
 /** Blobs uploaded at a time: a table's many small buffers overlap, and big ones do not pile up past their deadlines. */

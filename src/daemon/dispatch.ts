@@ -6,6 +6,7 @@
 import { TrellisError } from '../errors';
 import type { BlobLocation, ClientKind, DaemonStatus, ReadChunkReply, ReplyOf } from '../protocol/messages';
 import { checkName } from '../protocol/names';
+import { importArchive, topHash } from './archive-import';
 import { MAX_TTL_SECONDS } from './cluster/cluster-info';
 import { whenDone, type NewObject } from './metadata/meta-service';
 import type { DaemonState, RequestContext } from './request-context';
@@ -246,6 +247,32 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       // The name is published with the object, as a named put's is.
       return whenDone(state.meta.publishNew(session, [{ id, name, override, persist: false }]), () => ({ id }));
     });
+  },
+
+  exportArchive({ state }, body) {
+    const ref = check.string('exportArchive', body, 'ref', 256);
+    const id = state.names.resolve(ref);
+    const stream = state.streams.typenameOf(id);
+    if (stream !== undefined) {
+      throw new TrellisError('InvalidArgument', `exportArchive: ${ref} is a stream (${stream}): streams are not exportable, read it into an object first`);
+    }
+    state.table.sealedObject(id);
+    return { id };
+  },
+
+  recordArchive({ state }, body) {
+    const id = check.objectId('recordArchive', body);
+    state.table.sealedObject(id);
+    state.archives.record(topHash('recordArchive', body), id);
+    return {};
+  },
+
+  findArchive({ state }, body) {
+    return { id: state.archives.find(topHash('findArchive', body)) ?? null };
+  },
+
+  importArchive({ state, session }, body) {
+    return importArchive(state, session, body);
   },
 
   status({ state }): DaemonStatus {

@@ -2,6 +2,7 @@
  * What a request handler sees: the daemon's parts and the client's session. A leaf module, so
  * that dispatch, the connections and rpc/ can all name these types without importing each other.
  */
+import type { ArchiveIndex } from './archive-index';
 import type { MetaService } from './metadata/meta-service';
 import type { NameTable } from './names';
 import type { ObjectTable } from './object-table';
@@ -22,6 +23,8 @@ export interface DaemonState {
   readonly meta: MetaService;
   /** Objects on other instances: migrate and putGlobal (rpc/remote-objects.ts). */
   readonly remote: RemoteObjects;
+  /** topHash -> the object holding that content (archives). */
+  readonly archives: ArchiveIndex;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version: string;

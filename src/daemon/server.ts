@@ -14,6 +14,7 @@ import { native, type PeerCredentials } from '../native';
 import { IdGenerator } from '../protocol/ids';
 import { defaultSocketDir } from '../protocol/socket-path';
 import type { ClusterLink, ClusterMetadata } from './cluster/cluster-metadata';
+import { ArchiveIndex } from './archive-index';
 import { Connection, type ConnectionHost } from './connection';
 import { DurableMetadata } from './durable/durable-metadata';
 import { DurableStore } from './durable/durable-store';
@@ -53,6 +54,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   readonly residency: Residency;
   readonly remote: RemoteObjects;
   readonly meta: MetaService;
+  readonly archives: ArchiveIndex;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version = VERSION;
@@ -88,8 +90,10 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       deleted: (object) => {
         this.residency.forget(object);
         durable?.deleted(object);
+        this.archives.forget(object.id);
       },
     });
+    this.archives = new ArchiveIndex((id) => this.table.exists(id));
     this.names = new NameTable(this.table);
     const spill = options.spillDir === undefined ? undefined : SpillDir.open(options.spillDir);
     const persistedBytes = store && { read: (id: string, _: unknown, into: Uint8Array) => store.readBlob(id, into) };

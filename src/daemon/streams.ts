@@ -52,6 +52,11 @@ export class StreamTable {
     return this.streams.size;
   }
 
+  /** The stream's typename, or undefined when `id` is no stream. */
+  typenameOf(id: string): string | undefined {
+    return this.streams.get(id)?.typename;
+  }
+
   /** Errors: InvalidArgument for an unknown stream typename. */
   create(typename: string, schema: Uint8Array | undefined, params: Record<string, unknown>): string {
     if (!(STREAM_TYPENAMES as readonly string[]).includes(typename)) {

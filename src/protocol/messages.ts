@@ -393,6 +393,61 @@ export interface PersistRequest {
 }
 export type PersistReply = Record<string, never>;
 
+// Archives (client/archive/): the daemon keeps an index topHash -> object, so that importing
+// content it already has stores nothing twice, and creates an imported tree in one step.
+
+/** Checks that `ref` (an id or a name) can be exported: a stream cannot. */
+export interface ExportArchiveRequest {
+  ref: string;
+}
+export interface ExportArchiveReply {
+  id: string;
+}
+
+/** Remembers that object `id` has this topHash (an export computed it). */
+export interface RecordArchiveRequest {
+  topHash: string;
+  id: string;
+}
+export type RecordArchiveReply = Record<string, never>;
+
+/** The live object with this topHash, if the daemon knows one. */
+export interface FindArchiveRequest {
+  topHash: string;
+}
+export interface FindArchiveReply {
+  id: string | null;
+}
+
+/** A member of an imported tree: one of the request's blobs, or an earlier node by index. */
+export type ArchiveRef = { blob: string } | { node: number };
+
+/** A metadata object of an imported tree; members refer to blobs or to earlier nodes. */
+export interface ArchiveNode {
+  typename: string;
+  fields: Record<string, unknown>;
+  labels: Record<string, string>;
+  members: Record<string, ArchiveRef>;
+}
+
+/**
+ * Creates a verified archive's tree at once: seals `seal` (this client's unsealed blobs, already
+ * written and checked), creates `nodes` in order, names the root. When the daemon already has
+ * an object with this topHash, it aborts `seal` instead and answers with that object.
+ */
+export interface ImportArchiveRequest {
+  topHash: string;
+  root: ArchiveRef;
+  nodes: ArchiveNode[];
+  seal: string[];
+  name?: string;
+  override?: boolean;
+}
+export interface ImportArchiveReply {
+  id: string;
+  existed: boolean;
+}
+
 /** The table: kind -> [request, reply]. */
 export interface Messages {
   register: [RegisterRequest, RegisterReply];
@@ -428,6 +483,10 @@ export interface Messages {
   persist: [PersistRequest, PersistReply];
   migrate: [MigrateRequest, MigrateReply];
   putGlobal: [PutGlobalRequest, PutGlobalReply];
+  exportArchive: [ExportArchiveRequest, ExportArchiveReply];
+  recordArchive: [RecordArchiveRequest, RecordArchiveReply];
+  findArchive: [FindArchiveRequest, FindArchiveReply];
+  importArchive: [ImportArchiveRequest, ImportArchiveReply];
   registerRpc: [RegisterRpcRequest, RegisterRpcReply];
   readBlobs: [ReadBlobsRequest, ReadBlobsReply];
   writeBlob: [WriteBlobRequest, WriteBlobReply];
