@@ -40,7 +40,7 @@ describe('durable blob files', () => {
     const handle = fs.openSync(file, 'r+');
     fs.writeSync(handle, Buffer.from([bytes[CHUNK_BYTES + 7] ^ 0x10]), 0, 1, CHUNK_BYTES + 7);
     fs.closeSync(handle);
-    await expectRejects(files.read(id, into, expected), 'IOError', new RegExp(`^blob of object ${id} is damaged: ${file} has checksum crc32:[0-9a-f]{8}, its record says ${expected.checksum}$`));
+    await expectRejects(files.read(id, into, expected), 'IOError', new RegExp(`^blob of object ${id} is damaged: ${file} has checksum xxh64:[0-9a-f]{16}, its record says ${expected.checksum}$`));
 
     fs.truncateSync(file, 10);
     await expectRejects(files.read(id, into, expected), 'IOError', new RegExp(`blob of object ${id} is damaged: ${file} has 10 bytes, its record says ${bytes.length}`));
