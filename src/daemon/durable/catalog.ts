@@ -144,15 +144,6 @@ export class DurableCatalog {
     return contents;
   }
 
-  /** The record of `id`, or undefined. Synchronous (a map lookup that may fault a page in). */
-  object(id: string): PersistedObject | undefined {
-    const bytes = this.objectTable.getBinary(id);
-    if (bytes === undefined) return undefined;
-    const record = decodeObject(id, bytes);
-    if (typeof record === 'string') throw new TrellisError('IOError', `the catalog record of ${id} in ${this.path} is damaged: ${record}`);
-    return record;
-  }
-
   /**
    * Copies the inline bytes of blob `id` into `into` and checks them against its record.
    * Errors: IOError naming the id (missing, wrong size or checksum), InvalidArgument.

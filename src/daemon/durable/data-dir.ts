@@ -47,6 +47,9 @@ export class DataDir {
   /**
    * Creates DIR (and its parents) if missing, takes its lock, and creates catalog/ and blobs/.
    * Errors: Conflict (another daemon holds DIR), IOError (DIR cannot be created or written).
+   * Conflict rather than IOError because nothing failed: DIR is fine and claimed by a live
+   * daemon, as a socket path another trellisd serves is (also Conflict); IOError would send an
+   * operator looking for a disk problem.
    */
   static async open(dir: string): Promise<DataDir> {
     const root = path.resolve(dir);
