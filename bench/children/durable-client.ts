@@ -19,7 +19,8 @@ const READS_PER_TRIAL = 2;
 /** Loaded on first use, so that openCatalog in a fresh process can time the loading too. */
 function loadStore(): typeof DurableStoreClass {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require('../../src/daemon/durable/durable-store') as typeof import('../../src/daemon/durable/durable-store')).DurableStore;
+  return (require('../../src/daemon/durable/durable-store') as typeof import('../../src/daemon/durable/durable-store'))
+    .DurableStore;
 }
 
 export interface BigBlobArgs {
@@ -72,7 +73,8 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
 async function fsWrite(file: string, bytes: Buffer): Promise<void> {
   const handle = await fsp.open(file, 'w', 0o600);
   try {
-    for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, done)).bytesWritten;
+    for (let done = 0; done < bytes.length;)
+      done += (await handle.write(bytes, done, bytes.length - done, done)).bytesWritten;
     await handle.sync();
   } finally {
     await handle.close();
@@ -82,7 +84,7 @@ async function fsWrite(file: string, bytes: Buffer): Promise<void> {
 async function fsRead(file: string, into: Buffer): Promise<void> {
   const handle = await fsp.open(file, 'r');
   try {
-    for (let done = 0; done < into.length; ) done += (await handle.read(into, done, into.length - done, done)).bytesRead;
+    for (let done = 0; done < into.length;) done += (await handle.read(into, done, into.length - done, done)).bytesRead;
   } finally {
     await handle.close();
   }
@@ -109,7 +111,16 @@ const commands = {
     const dataDir = path.join(dir, 'data');
     for (let trial = 0; trial < trials; trial++) {
       const id = ids.next();
-      const blob = { id, typename: 'trellis::Blob', nbytes: bytes, createdAt: Date.now(), members: {}, fields: {}, labels: {}, expiresAt: null };
+      const blob = {
+        id,
+        typename: 'trellis::Blob',
+        nbytes: bytes,
+        createdAt: Date.now(),
+        members: {},
+        fields: {},
+        labels: {},
+        expiresAt: null,
+      };
       let store = await DurableStore.open(dataDir);
       const persist = () => store.persist([{ ...blob, bytes: source }]);
       const write = () => fsWrite(plainFile, source);
@@ -139,16 +150,34 @@ const commands = {
   },
 
   /** Persists `small` inline blobs (each its own persist call, all at once) and `large` files. */
-  async fillCatalog({ dir, small, smallBytes, large, largeBytes }: CatalogArgs): Promise<{ smallNs: number; largeNs: number }> {
+  async fillCatalog({
+    dir,
+    small,
+    smallBytes,
+    large,
+    largeBytes,
+  }: CatalogArgs): Promise<{ smallNs: number; largeNs: number }> {
     const store = await loadStore().open(dir);
-    const base = { typename: 'trellis::Blob', createdAt: Date.now(), members: {}, fields: { note: 'bench' }, labels: {}, expiresAt: null };
+    const base = {
+      typename: 'trellis::Blob',
+      createdAt: Date.now(),
+      members: {},
+      fields: { note: 'bench' },
+      labels: {},
+      expiresAt: null,
+    };
     const smallSource = sharedMemory(smallBytes, 1);
     const smallNs = await timed(() =>
-      Promise.all(Array.from({ length: small }, () => store.persist([{ ...base, id: ids.next(), nbytes: smallBytes, bytes: smallSource }]))),
+      Promise.all(
+        Array.from({ length: small }, () =>
+          store.persist([{ ...base, id: ids.next(), nbytes: smallBytes, bytes: smallSource }]),
+        ),
+      ),
     );
     const largeSource = sharedMemory(largeBytes, 2);
     const largeNs = await timed(async () => {
-      for (let i = 0; i < large; i++) await store.persist([{ ...base, id: ids.next(), nbytes: largeBytes, bytes: largeSource }]);
+      for (let i = 0; i < large; i++)
+        await store.persist([{ ...base, id: ids.next(), nbytes: largeBytes, bytes: largeSource }]);
     });
     await store.close();
     releaseSharedMemory();

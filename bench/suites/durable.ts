@@ -31,13 +31,21 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
   );
   const catalogDir = scope.path('catalog');
   log(`filling a data dir with ${CATALOG.small} small and ${CATALOG.large} large objects`);
-  const filled = await withChild<DurableClientCommands, { smallNs: number; largeNs: number }>(scope, 'durable-client.ts', [], {}, (child) =>
-    child.call('fillCatalog', { dir: catalogDir, ...CATALOG }),
+  const filled = await withChild<DurableClientCommands, { smallNs: number; largeNs: number }>(
+    scope,
+    'durable-client.ts',
+    [],
+    {},
+    (child) => child.call('fillCatalog', { dir: catalogDir, ...CATALOG }),
   );
   const opens: Array<{ requireNs: number; openNs: number; objects: number }> = [];
   for (let trial = 0; trial < OPEN_TRIALS; trial++) {
     log(`opening it in a fresh process, ${trial + 1} of ${OPEN_TRIALS}`);
-    opens.push(await withChild<DurableClientCommands, (typeof opens)[number]>(scope, 'durable-client.ts', [], {}, (child) => child.call('openCatalog', { dir: catalogDir })));
+    opens.push(
+      await withChild<DurableClientCommands, (typeof opens)[number]>(scope, 'durable-client.ts', [], {}, (child) =>
+        child.call('openCatalog', { dir: catalogDir }),
+      ),
+    );
   }
 
   const persist = summarize(big.persistNs);
@@ -56,16 +64,51 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
     rows: [
       { section: 'baseline', operation: 'fs write + fsync (one file)', bytes: BIG_BYTES, stats: fsWrite },
       { section: 'baseline', operation: `fs read into shared memory, ${cache}`, bytes: BIG_BYTES, stats: fsRead },
-      { section: 'persist', operation: 'persist of one blob (file)', bytes: BIG_BYTES, stats: persist, versus: `${formatRatio(persistRatio)} of fs write + fsync` },
-      { section: 'persist', operation: `persist of ${smallObjects} inline blobs, concurrent calls (per object)`, bytes: CATALOG.smallBytes, stats: perSmall },
-      { section: 'persist', operation: `persist of ${CATALOG.large} file blobs, one after another (per object)`, bytes: CATALOG.largeBytes, stats: perLarge },
-      { section: 'first get after restart', operation: `readBlob into shared memory, ${cache}`, bytes: BIG_BYTES, stats: readBlob, versus: `${formatRatio(readRatio)} of fs read` },
-      { section: 'restart', operation: `open a data dir of ${smallObjects} small + ${CATALOG.large} large objects`, stats: open, versus: `${opens[0].objects} objects loaded` },
+      {
+        section: 'persist',
+        operation: 'persist of one blob (file)',
+        bytes: BIG_BYTES,
+        stats: persist,
+        versus: `${formatRatio(persistRatio)} of fs write + fsync`,
+      },
+      {
+        section: 'persist',
+        operation: `persist of ${smallObjects} inline blobs, concurrent calls (per object)`,
+        bytes: CATALOG.smallBytes,
+        stats: perSmall,
+      },
+      {
+        section: 'persist',
+        operation: `persist of ${CATALOG.large} file blobs, one after another (per object)`,
+        bytes: CATALOG.largeBytes,
+        stats: perLarge,
+      },
+      {
+        section: 'first get after restart',
+        operation: `readBlob into shared memory, ${cache}`,
+        bytes: BIG_BYTES,
+        stats: readBlob,
+        versus: `${formatRatio(readRatio)} of fs read`,
+      },
+      {
+        section: 'restart',
+        operation: `open a data dir of ${smallObjects} small + ${CATALOG.large} large objects`,
+        stats: open,
+        versus: `${opens[0].objects} objects loaded`,
+      },
       { section: 'restart', operation: 'load the durable store code (lmdb, via tsx)', stats: load },
     ],
     targets: [
-      { target: `persist of ${formatBytes(BIG_BYTES)} >= ${GOALS.persist}x fs write + fsync`, measured: formatRatio(persistRatio), met: persistRatio >= GOALS.persist },
-      { target: `first get after restart >= ${GOALS.firstGet}x fs read`, measured: formatRatio(readRatio), met: readRatio >= GOALS.firstGet },
+      {
+        target: `persist of ${formatBytes(BIG_BYTES)} >= ${GOALS.persist}x fs write + fsync`,
+        measured: formatRatio(persistRatio),
+        met: persistRatio >= GOALS.persist,
+      },
+      {
+        target: `first get after restart >= ${GOALS.firstGet}x fs read`,
+        measured: formatRatio(readRatio),
+        met: readRatio >= GOALS.firstGet,
+      },
       {
         target: `restart with ${smallObjects} persisted small objects ready in < ${GOALS.openMs} ms`,
         measured: `${(open.median / 1e6).toFixed(0)} ms open (+ ${(load.median / 1e6).toFixed(0)} ms loading code)`,
@@ -73,12 +116,20 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
       },
     ],
     notes: [
-      `big blob: ${BIG_TRIALS} trials in one process (persist, reopen, two reads each), store and fs alternating which goes first; both read into the same touched shared memory`,
-      `catalog: ${smallObjects} blobs of ${formatBytes(CATALOG.smallBytes)} (inline) and ${CATALOG.large} of ${formatBytes(CATALOG.largeBytes)} (files); open = lock, lmdb open, read every record, sweep blobs/, in a fresh process`,
-      'disk: os.tmpdir() on a virtio disk: fsync speed swings by 3x or more between runs, and reads after dropping the page cache can still come from the host\'s cache at memory speed',
+      `big blob: ${BIG_TRIALS} trials in one process (persist, reopen, two reads each), store and fs alternating ` +
+        'which goes first; both read into the same touched shared memory',
+      `catalog: ${smallObjects} blobs of ${formatBytes(CATALOG.smallBytes)} (inline) and ${CATALOG.large} of ` +
+        `${formatBytes(CATALOG.largeBytes)} (files); open = lock, lmdb open, read every record, sweep blobs/, ` +
+        'in a fresh process',
+      'disk: os.tmpdir() on a virtio disk: fsync speed swings by 3x or more between runs, and reads after dropping ' +
+        "the page cache can still come from the host's cache at memory speed",
     ],
     data: { big, filled, opens },
   };
 }
 
-export const suite: Suite = { name: 'durable', title: 'durable store: persist and first get of 1 GiB vs fs, restart with 10,000 objects', run };
+export const suite: Suite = {
+  name: 'durable',
+  title: 'durable store: persist and first get of 1 GiB vs fs, restart with 10,000 objects',
+  run,
+};

@@ -40,6 +40,10 @@ describe('native checksum (XXH64)', () => {
     const running = checksum.update(Buffer.alloc(1 << 20));
     expectThrows(() => checksum.digest(), 'InvalidArgument', 'checksum: wait for update() to settle first');
     await running;
-    expectThrows(() => checksum.updateSync('text' as unknown as Uint8Array), 'InvalidArgument', 'checksum.updateSync(view): expected a Uint8Array');
+    expectThrows(
+      () => checksum.updateSync('text' as unknown as Uint8Array),
+      'InvalidArgument',
+      'checksum.updateSync(view): expected a Uint8Array',
+    );
   });
 });

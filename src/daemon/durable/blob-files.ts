@@ -97,18 +97,27 @@ export class BlobFiles {
   async read(id: string, into: Uint8Array, expected: { size: number; checksum: string }): Promise<void> {
     const file = this.pathOf(id);
     if (into.length !== expected.size) {
-      throw new TrellisError('InvalidArgument', `blob ${id} is ${expected.size} bytes; got a ${into.length}-byte buffer to read it into`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `blob ${id} is ${expected.size} bytes; got a ${into.length}-byte buffer to read it into`,
+      );
     }
     let handle: FileHandle | undefined;
     try {
       handle = await fsp.open(file, 'r');
       const { size } = await handle.stat();
       if (size !== expected.size) {
-        throw new TrellisError('IOError', `blob of object ${id} is damaged: ${file} has ${size} bytes, its record says ${expected.size}`);
+        throw new TrellisError(
+          'IOError',
+          `blob of object ${id} is damaged: ${file} has ${size} bytes, its record says ${expected.size}`,
+        );
       }
       const actual = await readChecked(handle, into);
       if (actual !== expected.checksum) {
-        throw new TrellisError('IOError', `blob of object ${id} is damaged: ${file} has checksum ${actual}, its record says ${expected.checksum}`);
+        throw new TrellisError(
+          'IOError',
+          `blob of object ${id} is damaged: ${file} has checksum ${actual}, its record says ${expected.checksum}`,
+        );
       }
     } catch (error) {
       if (error instanceof TrellisError) throw error;
@@ -242,14 +251,14 @@ function handledLater<T>(promise: Promise<T>): Promise<T> {
 }
 
 async function writeFully(handle: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < chunk.length; ) {
+  for (let done = 0; done < chunk.length;) {
     const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position + done);
     done += bytesWritten;
   }
 }
 
 async function readFully(handle: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < chunk.length; ) {
+  for (let done = 0; done < chunk.length;) {
     const { bytesRead } = await handle.read(chunk, done, chunk.length - done, position + done);
     if (bytesRead === 0) throw new Error(`the file ended at byte ${position + done}, before the blob did`);
     done += bytesRead;

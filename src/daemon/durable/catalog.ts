@@ -94,7 +94,13 @@ export class DurableCatalog {
     }
     try {
       const table = <V>(name: string) => env.openDB<V, string>(name, { encoding: 'binary' });
-      const catalog = new DurableCatalog(path, env, table<Buffer>('objects'), table<Buffer>('names'), table<Uint8Array>('inline'));
+      const catalog = new DurableCatalog(
+        path,
+        env,
+        table<Buffer>('objects'),
+        table<Buffer>('names'),
+        table<Uint8Array>('inline'),
+      );
       await catalog.checkFormat(env.openDB<number, string>('meta', { encoding: 'msgpack' }));
       return catalog;
     } catch (error) {
@@ -150,7 +156,10 @@ export class DurableCatalog {
    */
   async readInline(id: string, into: Uint8Array, expected: { size: number; checksum: string }): Promise<void> {
     if (into.length !== expected.size) {
-      throw new TrellisError('InvalidArgument', `blob ${id} is ${expected.size} bytes; got a ${into.length}-byte buffer to read it into`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `blob ${id} is ${expected.size} bytes; got a ${into.length}-byte buffer to read it into`,
+      );
     }
     await this.inlineTable.prefetch([id]);
     // getBinaryFast hands out lmdb's reused buffer with `length` set to the value's size (its
@@ -159,12 +168,18 @@ export class DurableCatalog {
     const where = `inline in the catalog ${this.path}`;
     if (found === undefined) throw new TrellisError('IOError', `blob of object ${id} is missing: not ${where}`);
     if (found.length !== expected.size) {
-      throw new TrellisError('IOError', `blob of object ${id} is damaged: ${found.length} bytes ${where}, its record says ${expected.size}`);
+      throw new TrellisError(
+        'IOError',
+        `blob of object ${id} is damaged: ${found.length} bytes ${where}, its record says ${expected.size}`,
+      );
     }
     into.set(new Uint8Array(found.buffer, found.byteOffset, found.length));
     const actual = checksumOf(into);
     if (actual !== expected.checksum) {
-      throw new TrellisError('IOError', `blob of object ${id} is damaged: checksum ${actual} ${where}, its record says ${expected.checksum}`);
+      throw new TrellisError(
+        'IOError',
+        `blob of object ${id} is damaged: checksum ${actual} ${where}, its record says ${expected.checksum}`,
+      );
     }
   }
 
@@ -198,7 +213,10 @@ function inlineEntries(change: CatalogChange): Array<[string, Uint8Array]> {
     if (record.blob?.stored !== 'inline') continue;
     const bytes = given.get(record.id);
     if (bytes === undefined || bytes.length !== record.blob.size) {
-      throw new TrellisError('InvalidArgument', `object ${record.id} is stored inline: its ${record.blob.size} bytes must come with it`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `object ${record.id} is stored inline: its ${record.blob.size} bytes must come with it`,
+      );
     }
     entries.push([record.id, bytes]);
   }

@@ -15,9 +15,9 @@
  * The threat is corruption, not an adversary: whoever can rewrite a blob file can rewrite the
  * catalog too, so a non-cryptographic checksum is enough, as in ZFS (fletcher4 by default), HDFS
  * and Ceph BlueStore (CRC-32C) and RocksDB (CRC-32C or XXH3). Content addresses for archives are
- * a separate sha256, computed on export. The digest is standard XXH64 (seed 0) of the whole blob, so `xxhsum -H1 FILE` checks a
- * blob file by hand, and the stored form names its algorithm ('xxh64:984e30868633d428') so a
- * later format can change it.
+ * a separate sha256, computed on export. The digest is standard XXH64 (seed 0) of the whole
+ * blob, so `xxhsum -H1 FILE` checks a blob file by hand, and the stored form names its algorithm
+ * ('xxh64:984e30868633d428') so a later format can change it.
  */
 import { native, type NativeChecksum } from '../../native';
 

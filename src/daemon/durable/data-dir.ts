@@ -85,11 +85,9 @@ async function lock(root: string): Promise<FileHandle> {
   try {
     if (!native.lockFile(handle.fd)) {
       const holder = (await handle.readFile('utf8')).trim();
-      throw new TrellisError(
-        'Conflict',
-        `data dir ${root} is in use by another trellis daemon (${/^\d+$/.test(holder) ? `pid ${holder}` : 'pid unknown'}); ` +
-          'one daemon per data dir',
-      );
+      const pid = /^\d+$/.test(holder) ? `pid ${holder}` : 'pid unknown';
+      const message = `data dir ${root} is in use by another trellis daemon (${pid}); one daemon per data dir`;
+      throw new TrellisError('Conflict', message);
     }
     // The pid is only for the message above: the lock itself is the flock, whatever the file says.
     await handle.truncate(0);

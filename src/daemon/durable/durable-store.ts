@@ -140,7 +140,10 @@ export class DurableStore {
       for (const { bytes, ...object } of objects) {
         const existing = this.persisted.get(object.id);
         if (bytes !== undefined && bytes.length !== object.nbytes) {
-          throw new TrellisError('InvalidArgument', `blob ${object.id} has nbytes ${object.nbytes} but ${bytes.length} bytes were given`);
+          throw new TrellisError(
+            'InvalidArgument',
+            `blob ${object.id} has nbytes ${object.nbytes} but ${bytes.length} bytes were given`,
+          );
         }
         if (existing !== undefined || bytes === undefined) {
           records.push(existing === undefined ? object : { ...object, blob: existing });
