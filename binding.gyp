@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/allocator.cc",
+        "native/checksum.cc",
         "native/errors.cc",
         "native/fd-passing.cc",
         "native/file-lock.cc",

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "allocator.h"
+#include "checksum.h"
 #include "errors.h"
 #include "fd-passing.h"
 #include "file-lock.h"
@@ -29,6 +30,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("Segment", Segment::Init(env));
   exports.Set("Mapping", Mapping::Init(env));
   exports.Set("Allocator", Allocator::Init(env));
+  exports.Set("Checksum", Checksum::Init(env));
   exports.Set("detach", Napi::Function::New(env, Detach));
   exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix));
   exports.Set("sendBytes", Napi::Function::New(env, SendBytes));

@@ -34,6 +34,16 @@ export interface NativeAllocator {
   readonly largestFree: number;
 }
 
+/** XXH64 (seed 0) of bytes given in order; see native/checksum.h. */
+export interface NativeChecksum {
+  /** Hashes `view` on libuv's threadpool; `view` must not change until it settles. One at a time. */
+  update(view: Uint8Array): Promise<void>;
+  /** Hashes `view` on this thread (small buffers). */
+  updateSync(view: Uint8Array): void;
+  /** 16 lowercase hex digits. */
+  digest(): string;
+}
+
 export interface PeerCredentials {
   pid: number;
   uid: number;
@@ -46,6 +56,7 @@ interface Addon {
   Segment: new (size: number, name: string, dir?: string) => NativeSegment;
   Mapping: new (fd: number, size: number, writable: boolean, populate?: boolean) => NativeMapping;
   Allocator: new (capacity: number) => NativeAllocator;
+  Checksum: new () => NativeChecksum;
   detach(buffer: ArrayBuffer): void;
   connectUnix(path: string): number;
   sendBytes(socketFd: number, bytes: Uint8Array): void;

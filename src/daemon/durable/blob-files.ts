@@ -8,9 +8,9 @@
  *
  * Bytes never pass through the JS heap: writes go straight from the caller's view (a view of
  * shared memory) and reads straight into the caller's buffer, in CHUNK_BYTES steps run by
- * libuv's threadpool. The checksum of each chunk is computed on the event loop while the
- * threadpool writes or reads the next one, so the event loop never waits on the disk and is
- * never held for more than one chunk's checksum.
+ * libuv's threadpool, and the checksum of each chunk is computed on another pool thread at the
+ * same time (checksum.ts). The event loop only hands out the steps: it never waits on the disk
+ * and never hashes.
  */
 import type { FileHandle } from 'node:fs/promises';
 import * as fsp from 'node:fs/promises';
@@ -24,8 +24,9 @@ export const TEMP_SUFFIX = '.tmp';
 const FILE_MODE = 0o600;
 /**
  * Blob files written at once by one `write`: several help when blobs are small (one chunk, and
- * the fsync is most of the time). With CHUNKS_IN_FLIGHT each, a write of big blobs occupies at
- * most four threadpool threads (libuv's default number), so other file I/O queues behind it.
+ * the fsync is most of the time). Each file keeps two pool threads busy (one writes a chunk, one
+ * hashes it), so a write of big blobs takes all four of libuv's default threads; a read takes
+ * three (READS_AHEAD reading, one hashing).
  */
 const PARALLEL_FILES = 2;
 
@@ -96,18 +97,27 @@ export class BlobFiles {
   async read(id: string, into: Uint8Array, expected: { size: number; checksum: string }): Promise<void> {
     const file = this.pathOf(id);
     if (into.length !== expected.size) {
-      throw new TrellisError('InvalidArgument', `blob ${id} is ${expected.size} bytes; got a ${into.length}-byte buffer to read it into`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `blob ${id} is ${expected.size} bytes; got a ${into.length}-byte buffer to read it into`,
+      );
     }
     let handle: FileHandle | undefined;
     try {
       handle = await fsp.open(file, 'r');
       const { size } = await handle.stat();
       if (size !== expected.size) {
-        throw new TrellisError('IOError', `blob of object ${id} is damaged: ${file} has ${size} bytes, its record says ${expected.size}`);
+        throw new TrellisError(
+          'IOError',
+          `blob of object ${id} is damaged: ${file} has ${size} bytes, its record says ${expected.size}`,
+        );
       }
       const actual = await readChecked(handle, into);
       if (actual !== expected.checksum) {
-        throw new TrellisError('IOError', `blob of object ${id} is damaged: ${file} has checksum ${actual}, its record says ${expected.checksum}`);
+        throw new TrellisError(
+          'IOError',
+          `blob of object ${id} is damaged: ${file} has checksum ${actual}, its record says ${expected.checksum}`,
+        );
       }
     } catch (error) {
       if (error instanceof TrellisError) throw error;
@@ -181,77 +191,74 @@ export class BlobFiles {
   }
 }
 
-/** Chunk writes or reads a file keeps in the threadpool at once. */
-const CHUNKS_IN_FLIGHT = 2;
-
 /**
- * Writes `bytes` at offset 0 in CHUNK_BYTES steps, CHUNKS_IN_FLIGHT at a time, and returns their
- * checksum, computed on the event loop while the threadpool writes.
+ * Writes `bytes` at offset 0 in CHUNK_BYTES steps and returns their checksum: each chunk is
+ * written by one pool thread while another hashes it.
  */
 async function writeChecked(handle: FileHandle, bytes: Uint8Array): Promise<string> {
   const checksum = new RunningChecksum();
-  const inFlight: Array<Promise<void>> = [];
-  try {
-    for (let offset = 0; offset < bytes.length; offset += CHUNK_BYTES) {
-      const chunk = bytes.subarray(offset, Math.min(offset + CHUNK_BYTES, bytes.length));
-      inFlight.push(settledLater(writeFully(handle, chunk, offset)));
-      checksum.update(chunk);
-      if (inFlight.length === CHUNKS_IN_FLIGHT) await inFlight.shift();
-    }
-    while (inFlight.length > 0) await inFlight.shift();
-  } catch (error) {
-    // The caller closes the handle next: let the chunks still in the threadpool finish first.
-    await Promise.allSettled(inFlight);
-    throw error;
+  for (let offset = 0; offset < bytes.length; offset += CHUNK_BYTES) {
+    const chunk = bytes.subarray(offset, Math.min(offset + CHUNK_BYTES, bytes.length));
+    // allSettled, then throw: the caller closes the handle next, so no write may still be running.
+    const [written, hashed] = await Promise.allSettled([writeFully(handle, chunk, offset), checksum.update(chunk)]);
+    if (written.status === 'rejected') throw written.reason;
+    if (hashed.status === 'rejected') throw hashed.reason;
   }
   return checksum.digest();
 }
 
+/** Chunks read ahead of the one being hashed, so the reading threads never wait on the event loop. */
+const READS_AHEAD = 2;
+
 /**
- * Reads the file into `into` in CHUNK_BYTES steps, CHUNKS_IN_FLIGHT at a time, checksumming each
- * chunk once it has arrived while the next ones are read.
+ * Reads the file into `into` in CHUNK_BYTES steps and returns their checksum: one pool thread
+ * hashes each chunk once it has arrived while others read the next READS_AHEAD chunks.
  */
 async function readChecked(handle: FileHandle, into: Uint8Array): Promise<string> {
   const checksum = new RunningChecksum();
-  const inFlight: Array<{ chunk: Uint8Array; reading: Promise<void> }> = [];
-  const checkOldest = async (): Promise<void> => {
-    const { chunk, reading } = inFlight[0];
-    await reading;
-    inFlight.shift();
-    checksum.update(chunk);
+  const reads: Array<{ chunk: Uint8Array; done: Promise<void> }> = [];
+  let next = 0;
+  const readAhead = () => {
+    for (; reads.length < READS_AHEAD && next < into.length; next += CHUNK_BYTES) {
+      const chunk = into.subarray(next, Math.min(next + CHUNK_BYTES, into.length));
+      reads.push({ chunk, done: handledLater(readFully(handle, chunk, next)) });
+    }
   };
   try {
-    for (let offset = 0; offset < into.length; offset += CHUNK_BYTES) {
-      const chunk = into.subarray(offset, Math.min(offset + CHUNK_BYTES, into.length));
-      inFlight.push({ chunk, reading: settledLater(readFully(handle, chunk, offset)) });
-      if (inFlight.length === CHUNKS_IN_FLIGHT) await checkOldest();
+    readAhead();
+    while (reads.length > 0) {
+      const { chunk, done } = reads[0];
+      await done;
+      reads.shift();
+      readAhead();
+      await checksum.update(chunk);
     }
-    while (inFlight.length > 0) await checkOldest();
   } catch (error) {
-    await Promise.allSettled(inFlight.map(({ reading }) => reading));
+    // As above: no read may still be running when the caller closes the handle.
+    await Promise.allSettled(reads.map((read) => read.done));
     throw error;
   }
   return checksum.digest();
 }
 
 /**
- * Returns `promise` after marking its rejection as handled: a chunk that fails while an earlier
- * one is awaited is thrown when its turn comes, instead of being an unhandled rejection first.
+ * Returns `promise` with its rejection marked as handled: a read that fails while an earlier
+ * chunk is awaited is thrown when its turn comes, not reported as an unhandled rejection first.
  */
-function settledLater<T>(promise: Promise<T>): Promise<T> {
+function handledLater<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => undefined);
   return promise;
 }
 
 async function writeFully(handle: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < chunk.length; ) {
+  for (let done = 0; done < chunk.length;) {
     const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position + done);
     done += bytesWritten;
   }
 }
 
 async function readFully(handle: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < chunk.length; ) {
+  for (let done = 0; done < chunk.length;) {
     const { bytesRead } = await handle.read(chunk, done, chunk.length - done, position + done);
     if (bytesRead === 0) throw new Error(`the file ended at byte ${position + done}, before the blob did`);
     done += bytesRead;

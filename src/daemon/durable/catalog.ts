@@ -112,7 +112,14 @@ export class DurableCatalog {
     try {
       const table = <V>(name: string) => env.openDB<V, string>(name, { encoding: 'binary' });
       const meta = env.openDB<number, string>('meta', { encoding: 'msgpack' });
-      const catalog = new DurableCatalog(path, env, table<Buffer>('objects'), table<Buffer>('names'), table<Uint8Array>('inline'), meta);
+      const catalog = new DurableCatalog(
+        path,
+        env,
+        table<Buffer>('objects'),
+        table<Buffer>('names'),
+        table<Uint8Array>('inline'),
+        meta,
+      );
       await catalog.checkFormat(meta);
       return catalog;
     } catch (error) {
@@ -162,22 +169,16 @@ export class DurableCatalog {
     return contents;
   }
 
-  /** The record of `id`, or undefined. Synchronous (a map lookup that may fault a page in). */
-  object(id: string): PersistedObject | undefined {
-    const bytes = this.objectTable.getBinary(id);
-    if (bytes === undefined) return undefined;
-    const record = decodeObject(id, bytes);
-    if (typeof record === 'string') throw new TrellisError('IOError', `the catalog record of ${id} in ${this.path} is damaged: ${record}`);
-    return record;
-  }
-
   /**
    * Copies the inline bytes of blob `id` into `into` and checks them against its record.
    * Errors: IOError naming the id (missing, wrong size or checksum), InvalidArgument.
    */
   async readInline(id: string, into: Uint8Array, expected: { size: number; checksum: string }): Promise<void> {
     if (into.length !== expected.size) {
-      throw new TrellisError('InvalidArgument', `blob ${id} is ${expected.size} bytes; got a ${into.length}-byte buffer to read it into`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `blob ${id} is ${expected.size} bytes; got a ${into.length}-byte buffer to read it into`,
+      );
     }
     await this.inlineTable.prefetch([id]);
     // getBinaryFast hands out lmdb's reused buffer with `length` set to the value's size (its
@@ -186,12 +187,18 @@ export class DurableCatalog {
     const where = `inline in the catalog ${this.path}`;
     if (found === undefined) throw new TrellisError('IOError', `blob of object ${id} is missing: not ${where}`);
     if (found.length !== expected.size) {
-      throw new TrellisError('IOError', `blob of object ${id} is damaged: ${found.length} bytes ${where}, its record says ${expected.size}`);
+      throw new TrellisError(
+        'IOError',
+        `blob of object ${id} is damaged: ${found.length} bytes ${where}, its record says ${expected.size}`,
+      );
     }
     into.set(new Uint8Array(found.buffer, found.byteOffset, found.length));
     const actual = checksumOf(into);
     if (actual !== expected.checksum) {
-      throw new TrellisError('IOError', `blob of object ${id} is damaged: checksum ${actual} ${where}, its record says ${expected.checksum}`);
+      throw new TrellisError(
+        'IOError',
+        `blob of object ${id} is damaged: checksum ${actual} ${where}, its record says ${expected.checksum}`,
+      );
     }
   }
 
@@ -225,7 +232,10 @@ function inlineEntries(change: CatalogChange): Array<[string, Uint8Array]> {
     if (record.blob?.stored !== 'inline') continue;
     const bytes = given.get(record.id);
     if (bytes === undefined || bytes.length !== record.blob.size) {
-      throw new TrellisError('InvalidArgument', `object ${record.id} is stored inline: its ${record.blob.size} bytes must come with it`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `object ${record.id} is stored inline: its ${record.blob.size} bytes must come with it`,
+      );
     }
     entries.push([record.id, bytes]);
   }

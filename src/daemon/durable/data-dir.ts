@@ -47,6 +47,9 @@ export class DataDir {
   /**
    * Creates DIR (and its parents) if missing, takes its lock, and creates catalog/ and blobs/.
    * Errors: Conflict (another daemon holds DIR), IOError (DIR cannot be created or written).
+   * Conflict rather than IOError because nothing failed: DIR is fine and claimed by a live
+   * daemon, as a socket path another trellisd serves is (also Conflict); IOError would send an
+   * operator looking for a disk problem.
    */
   static async open(dir: string): Promise<DataDir> {
     const root = path.resolve(dir);
@@ -82,11 +85,9 @@ async function lock(root: string): Promise<FileHandle> {
   try {
     if (!native.lockFile(handle.fd)) {
       const holder = (await handle.readFile('utf8')).trim();
-      throw new TrellisError(
-        'Conflict',
-        `data dir ${root} is in use by another trellis daemon (${/^\d+$/.test(holder) ? `pid ${holder}` : 'pid unknown'}); ` +
-          'one daemon per data dir',
-      );
+      const pid = /^\d+$/.test(holder) ? `pid ${holder}` : 'pid unknown';
+      const message = `data dir ${root} is in use by another trellis daemon (${pid}); one daemon per data dir`;
+      throw new TrellisError('Conflict', message);
     }
     // The pid is only for the message above: the lock itself is the flock, whatever the file says.
     await handle.truncate(0);

@@ -13,13 +13,15 @@
  * their own, and any number of them shares one commit's fsync.
  *
  * Operations that share an object id or a name apply in the order they were called (see
- * keyed-queue.ts); others run concurrently, and lmdb groups their commits.
+ * keyed-queue.ts); others run concurrently, and lmdb groups their commits. The store keeps what
+ * it is given: the caller persists whole trees (an object with all its members) and drops the
+ * names of what it removes; the store does not walk the graph.
  */
 import { TrellisError } from '../../errors';
 import { BlobFiles, type BlobToWrite } from './blob-files';
 import { DurableCatalog, type DamagedRecord } from './catalog';
 import { CHUNK_BYTES, checksumOf } from './checksum';
-import { DataDir } from './data-dir';
+import { DataDir, syncDirectory } from './data-dir';
 import { KeyedQueue } from './keyed-queue';
 import { isExpired, type BlobRecord, type PersistedName, type PersistedObject } from './records';
 
@@ -85,6 +87,9 @@ export class DurableStore {
     let catalog: DurableCatalog | undefined;
     try {
       catalog = await DurableCatalog.open(dataDir.catalogPath);
+      // lmdb fsyncs its files but not the folder that names them: a new catalog's data.mdb must not
+      // vanish with a power loss after its first commits.
+      await syncDirectory(dataDir.catalogPath);
       const blobFiles = new BlobFiles(dataDir.blobsPath);
       const contents = catalog.read();
       const persisted = new Map<string, BlobRecord | undefined>();
@@ -158,7 +163,10 @@ export class DurableStore {
       for (const { bytes, ...object } of objects) {
         const existing = this.persisted.get(object.id);
         if (bytes !== undefined && bytes.length !== object.nbytes) {
-          throw new TrellisError('InvalidArgument', `blob ${object.id} has nbytes ${object.nbytes} but ${bytes.length} bytes were given`);
+          throw new TrellisError(
+            'InvalidArgument',
+            `blob ${object.id} has nbytes ${object.nbytes} but ${bytes.length} bytes were given`,
+          );
         }
         if (existing !== undefined || bytes === undefined) {
           records.push(existing === undefined ? object : { ...object, blob: existing });

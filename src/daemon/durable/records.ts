@@ -116,7 +116,9 @@ export function decodeName(name: string, bytes: Uint8Array): PersistedName | str
     return 'the record has no versions';
   }
   const versions = value.versions as unknown[];
-  const wellFormed = versions.every((v) => isPlainMap(v) && isCount(v.version) && isObjectId(v.id) && Number.isFinite(v.createdAt));
+  const wellFormed = versions.every(
+    (v) => isPlainMap(v) && isCount(v.version) && isObjectId(v.id) && Number.isFinite(v.createdAt),
+  );
   return wellFormed ? { name, versions: versions as NameVersion[] } : 'a version is not { version, id, createdAt }';
 }
 

@@ -41,10 +41,23 @@ describe('durable catalog', () => {
     const blob = inlineBlob(blobId, bytes);
     const tensor = withoutBytes(metadataToPersist(newId(), { data: blobId }));
     tensor.remoteMembers = {
-      other: { id: 'o00ff000000000001', typename: 'trellis::Blob', nbytes: 8, instanceId: 255, createdAt: 2, labels: {}, fields: {}, members: {} },
+      other: {
+        id: 'o00ff000000000001',
+        typename: 'trellis::Blob',
+        nbytes: 8,
+        instanceId: 255,
+        createdAt: 2,
+        labels: {},
+        fields: {},
+        members: {},
+      },
     };
     const first = await openCatalog(dir);
-    await first.commit({ putObjects: [blob, tensor], inline: new Map([[blobId, bytes]]), putNames: [nameFor('prices', tensor.id)] });
+    await first.commit({
+      putObjects: [blob, tensor],
+      inline: new Map([[blobId, bytes]]),
+      putNames: [nameFor('prices', tensor.id)],
+    });
     await first.close();
 
     const second = await openCatalog(dir);
@@ -64,7 +77,11 @@ describe('durable catalog', () => {
     const catalog = await openCatalog();
     const [a, b] = [newId(), newId()];
     const bytesA = patternBytes(a, 10);
-    await catalog.commit({ putObjects: [inlineBlob(a, bytesA)], inline: new Map([[a, bytesA]]), putNames: [nameFor('x', a)] });
+    await catalog.commit({
+      putObjects: [inlineBlob(a, bytesA)],
+      inline: new Map([[a, bytesA]]),
+      putNames: [nameFor('x', a)],
+    });
     const bytesB = patternBytes(b, 20);
     await catalog.commit({
       deleteObjects: [a],
@@ -74,16 +91,27 @@ describe('durable catalog', () => {
       putNames: [nameFor('y', b, 2)],
     });
     const contents = catalog.read();
-    assert.deepEqual(contents.objects.map((o) => o.id), [b]);
+    assert.deepEqual(
+      contents.objects.map((o) => o.id),
+      [b],
+    );
     assert.deepEqual(contents.names, [nameFor('y', b, 2)]);
-    await expectRejects(catalog.readInline(a, Buffer.alloc(10), { size: 10, checksum: checksumOf(bytesA) }), 'IOError', /blob of object o\w+ is missing/);
+    await expectRejects(
+      catalog.readInline(a, Buffer.alloc(10), { size: 10, checksum: checksumOf(bytesA) }),
+      'IOError',
+      /blob of object o\w+ is missing/,
+    );
   });
 
   it('refuses inline bytes that do not match the records, before anything is written', async () => {
     const catalog = await openCatalog();
     const id = newId();
     const bytes = patternBytes(id, 10);
-    await expectRejects(catalog.commit({ putObjects: [inlineBlob(id, bytes)] }), 'InvalidArgument', new RegExp(`object ${id} is stored inline`));
+    await expectRejects(
+      catalog.commit({ putObjects: [inlineBlob(id, bytes)] }),
+      'InvalidArgument',
+      new RegExp(`object ${id} is stored inline`),
+    );
     await expectRejects(
       catalog.commit({ putObjects: [], inline: new Map([[id, bytes]]) }),
       'InvalidArgument',
@@ -99,7 +127,11 @@ describe('durable catalog', () => {
     const record = inlineBlob(id, bytes);
     await catalog.commit({ putObjects: [record], inline: new Map([[id, bytes]]) });
     const wrong = { size: 100, checksum: checksumOf(Buffer.alloc(100)) };
-    await expectRejects(catalog.readInline(id, Buffer.alloc(100), wrong), 'IOError', new RegExp(`blob of object ${id} is damaged: checksum`));
+    await expectRejects(
+      catalog.readInline(id, Buffer.alloc(100), wrong),
+      'IOError',
+      new RegExp(`blob of object ${id} is damaged: checksum`),
+    );
   });
 
   it('reports records that do not decode instead of serving them', async () => {
@@ -118,10 +150,13 @@ describe('durable catalog', () => {
     const reopened = await openCatalog(dir);
     const contents = reopened.read();
     assert.deepEqual(contents.objects, [good]);
-    assert.deepEqual(contents.damaged.map((d) => [d.key, d.reason.split(' (')[0]]), [
-      ['o0007000000000bad', 'undecodable record'],
-      ['o0007000000000bee', 'the record names id undefined'],
-    ]);
+    assert.deepEqual(
+      contents.damaged.map((d) => [d.key, d.reason.split(' (')[0]]),
+      [
+        ['o0007000000000bad', 'undecodable record'],
+        ['o0007000000000bee', 'the record names id undefined'],
+      ],
+    );
   });
 
   it('refuses a catalog written in a later format', async () => {
@@ -131,6 +166,10 @@ describe('durable catalog', () => {
     await env.openDB('meta', { encoding: 'msgpack' }).put('format', 99);
     await env.close();
     fs.mkdirSync(dir, { recursive: true });
-    await expectRejects(DurableCatalog.open(dir), 'IOError', new RegExp(`the catalog ${dir} has format 99; this trellis reads format 1`));
+    await expectRejects(
+      DurableCatalog.open(dir),
+      'IOError',
+      new RegExp(`the catalog ${dir} has format 99; this trellis reads format 1`),
+    );
   });
 });

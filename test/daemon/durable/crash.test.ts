@@ -60,7 +60,8 @@ describe('durable store after SIGKILL', function () {
           await store.readBlob(object.id, into);
           assert.ok(into.equals(patternBytes(object.id, object.nbytes)), `round ${round}: bytes of ${object.id}`);
         }
-        for (const name of names) assert.ok(present.has(name.versions[0].id), `round ${round}: name ${name.name} dangles`);
+        for (const name of names)
+          assert.ok(present.has(name.versions[0].id), `round ${round}: name ${name.name} dangles`);
         assert.deepEqual(blobFilesIn(dir), expectedFiles.sort(), `round ${round}: files without a record are gone`);
         assert.ok(!fs.readdirSync(path.join(dir, 'blobs')).some((f) => f.endsWith('.tmp')));
       } finally {

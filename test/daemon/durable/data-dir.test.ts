@@ -25,7 +25,11 @@ describe('durable data dir', () => {
     const dir = tempPath('data');
     const holder = startChild('durable-holder.ts', [dir]);
     assert.deepEqual(await holder.next<HolderMessage>(), { opened: true });
-    await expectRejects(DataDir.open(dir), 'Conflict', `data dir ${dir} is in use by another trellis daemon (pid ${holder.pid}); one daemon per data dir`);
+    await expectRejects(
+      DataDir.open(dir),
+      'Conflict',
+      `data dir ${dir} is in use by another trellis daemon (pid ${holder.pid}); one daemon per data dir`,
+    );
     holder.send('close');
     assert.equal(await holder.exited, 0);
     // The same process cannot take it twice either (two stores in one daemon would be the same bug).
@@ -41,7 +45,11 @@ describe('durable data dir', () => {
     assert.deepEqual(await holder.next<HolderMessage>(), { opened: true });
     holder.kill('SIGKILL');
     await holder.exited;
-    assert.equal(fs.readFileSync(path.join(dir, 'lock'), 'utf8'), `${holder.pid}\n`, 'the dead daemon left its pid behind');
+    assert.equal(
+      fs.readFileSync(path.join(dir, 'lock'), 'utf8'),
+      `${holder.pid}\n`,
+      'the dead daemon left its pid behind',
+    );
     const taken = await DataDir.open(dir);
     assert.equal(fs.readFileSync(path.join(dir, 'lock'), 'utf8'), `${process.pid}\n`);
     // And a child refused while we hold it reports the same Conflict.

@@ -72,7 +72,10 @@ describe('durable store on a full disk or a read-only folder', function () {
     await store.persist([blobToPersist(newId(), 100)]);
     await store.close();
     store = await DurableStore.open(dir);
-    assert.deepEqual(store.loaded.names.map((n) => n.name), ['kept']);
+    assert.deepEqual(
+      store.loaded.names.map((n) => n.name),
+      ['kept'],
+    );
     assert.equal(store.loaded.objects.length, 2);
     assert.deepEqual(store.loaded.removedFiles, []);
   });
@@ -85,7 +88,11 @@ describe('durable store on a full disk or a read-only folder', function () {
     // 120 inline blobs of 40 KB need about 5 MB of catalog pages: more than the disk holds.
     const many = Array.from({ length: 120 }, () => blobToPersist(newId(), 40_000));
     // (lmdb-js also logs the failed commit's system error on stderr.)
-    await expectRejects(store.persist(many), 'IOError', new RegExp(`^cannot commit to the catalog ${path.join(dir, 'catalog')}: `));
+    await expectRejects(
+      store.persist(many),
+      'IOError',
+      new RegExp(`^cannot commit to the catalog ${path.join(dir, 'catalog')}: `),
+    );
     assert.ok(many.every((blob) => !store!.isPersisted(blob.id)));
     const after = blobToPersist(newId(), 10);
     await store.persist([after]);
@@ -105,7 +112,11 @@ describe('durable store on a full disk or a read-only folder', function () {
       execFileSync('mount', ['-o', 'remount,bind,ro', blobs]);
       const big = blobToPersist(newId(), 200_000);
       const file = path.join(blobs, big.id);
-      await expectRejects(store.persist([big]), 'IOError', new RegExp(`^cannot persist the blob of object ${big.id} to ${file}: EROFS`));
+      await expectRejects(
+        store.persist([big]),
+        'IOError',
+        new RegExp(`^cannot persist the blob of object ${big.id} to ${file}: EROFS`),
+      );
       await store.persist([blobToPersist(newId(), 10)]);
     } finally {
       unmount(blobs);

@@ -79,8 +79,17 @@ describe('durable store', () => {
     await store.close();
 
     const reopened = await openStore(dir, now + 5000);
-    assert.deepEqual(reopened.loaded.expired.map((o) => o.id), [later.id]);
-    assert.deepEqual(reopened.loaded.objects.map((o) => [o.id, o.expiresAt]).sort(), [[soon.id, now + 9000], [never.id, null]].sort());
+    assert.deepEqual(
+      reopened.loaded.expired.map((o) => o.id),
+      [later.id],
+    );
+    assert.deepEqual(
+      reopened.loaded.objects.map((o) => [o.id, o.expiresAt]).sort(),
+      [
+        [soon.id, now + 9000],
+        [never.id, null],
+      ].sort(),
+    );
     assert.ok((await readBack(reopened, soon.id, soon.nbytes)).equals(soon.bytes!));
   });
 
@@ -92,11 +101,21 @@ describe('durable store', () => {
     await store.persist([big, small], { put: [nameFor('big', big.id), nameFor('small', small.id)] });
     await store.remove([big.id], { drop: ['big'] });
     assert.deepEqual(blobFilesIn(dir), []);
-    await expectRejects(store.readBlob(big.id, Buffer.alloc(big.nbytes)), 'ObjectNotFound', `no persisted blob ${big.id} in ${dir}`);
+    await expectRejects(
+      store.readBlob(big.id, Buffer.alloc(big.nbytes)),
+      'ObjectNotFound',
+      `no persisted blob ${big.id} in ${dir}`,
+    );
     await store.close();
     const reopened = await openStore(dir);
-    assert.deepEqual(reopened.loaded.objects.map((o) => o.id), [small.id]);
-    assert.deepEqual(reopened.loaded.names.map((n) => n.name), ['small']);
+    assert.deepEqual(
+      reopened.loaded.objects.map((o) => o.id),
+      [small.id],
+    );
+    assert.deepEqual(
+      reopened.loaded.names.map((n) => n.name),
+      ['small'],
+    );
   });
 
   it('a changed byte in a blob file is an IOError naming the object and the file', async () => {
@@ -108,7 +127,11 @@ describe('durable store', () => {
     const bytes = fs.readFileSync(file);
     bytes[123_456] ^= 1;
     fs.writeFileSync(file, bytes);
-    await expectRejects(store.readBlob(blob.id, Buffer.alloc(blob.nbytes)), 'IOError', new RegExp(`^blob of object ${blob.id} is damaged: ${file} has checksum`));
+    await expectRejects(
+      store.readBlob(blob.id, Buffer.alloc(blob.nbytes)),
+      'IOError',
+      new RegExp(`^blob of object ${blob.id} is damaged: ${file} has checksum`),
+    );
   });
 
   it('operations on the same object apply in call order', async () => {
@@ -116,7 +139,10 @@ describe('durable store', () => {
     const blob = blobToPersist(newId(), 2 * 1024 * 1024);
     const store = await openStore(dir);
     // The remove is called while the persist still writes its file: it must wait for the commit.
-    await Promise.all([store.persist([blob], { put: [nameFor('n', blob.id)] }), store.remove([blob.id], { drop: ['n'] })]);
+    await Promise.all([
+      store.persist([blob], { put: [nameFor('n', blob.id)] }),
+      store.remove([blob.id], { drop: ['n'] }),
+    ]);
     assert.ok(!store.isPersisted(blob.id));
     assert.deepEqual(blobFilesIn(dir), []);
     await store.close();
