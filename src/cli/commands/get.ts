@@ -50,7 +50,7 @@ export function getCommand(): Command {
           `object ${meta.id} is a ${meta.typename}: it can be written as ${FORMATS_OF[kind].join(', ')}, not ${format}`,
         );
       }
-      await writeObject(client, meta, kind, format, options.output);
+      await writeObject(client, ref, meta, kind, format, options.output);
     }),
   );
 }
@@ -63,8 +63,15 @@ function kindOf(typename: string): Kind {
   return 'other';
 }
 
-async function writeObject(client: TrellisClient, meta: ObjectMeta, kind: Kind, format: Format, path: string | undefined): Promise<void> {
-  const bar = progressBar(`get ${meta.id}`, meta.nbytes);
+async function writeObject(
+  client: TrellisClient,
+  ref: string,
+  meta: ObjectMeta,
+  kind: Kind,
+  format: Format,
+  path: string | undefined,
+): Promise<void> {
+  const bar = progressBar(`get ${ref}`, meta.nbytes);
   try {
     if (kind === 'table' && format === 'csv') {
       return await writeTableCsv(await client.get(meta.id), path, () => openOutput(undefined), (bytes) => bar.update(bytes));
