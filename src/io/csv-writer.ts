@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RecordBatch, Table, type Field } from 'apache-arrow';
 import { TrellisError } from '../errors';
-import { ByteSink } from './csv/byte-sink';
+import { ByteSink, type ByteOutput } from './csv/byte-sink';
 import { fieldWriterFor, type WriteFormat } from './csv/field-writers';
 import { formatDefaultsFor, WHITESPACE_DELIMITER } from './csv/options';
 
@@ -44,36 +44,16 @@ interface Format extends WriteFormat {
 
 /** Errors: IOError (cannot write the file, with the system error as cause), InvalidArgument (bad options or source). */
 export async function writeCsv(file: string, source: CsvSource, options: CsvWriteOptions = {}): Promise<CsvWriteResult> {
-  const format = resolveFormat(file, options);
-  const header = options.header ?? formatDefaultsFor(file).header;
+  resolveFormat(file, options); // bad options fail before a file is made
   const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.partial`);
   let handle: fs.promises.FileHandle | undefined;
   try {
     handle = await fs.promises.open(temporary, 'w');
-    const sink = new ByteSink(handle);
-    let rows = 0;
-    let wroteHeader = false;
-    for await (const batch of batchesOf(source)) {
-      if (header && !wroteHeader) {
-        writeHeader(sink, batch.schema.fields, format);
-        wroteHeader = true;
-      }
-      const writers = batch.schema.fields.map((field, i) => fieldWriterFor(field, batch.getChildAt(i)!, sink, format));
-      for (let row = 0; row < batch.numRows; row++) {
-        for (let column = 0; column < writers.length; column++) {
-          if (column > 0) sink.byte(format.delimiter);
-          writers[column](row);
-        }
-        sink.copy(format.lineEnding, 0, format.lineEnding.length);
-        if (sink.full) await sink.flush();
-      }
-      rows += batch.numRows;
-    }
-    await sink.flush();
+    const { rows, bytes } = await writeCsvTo(handle, source, options, file);
     await handle.close();
     handle = undefined;
     await fs.promises.rename(temporary, file);
-    return { path: file, rows, bytes: sink.written };
+    return { path: file, rows, bytes };
   } catch (error) {
     await handle?.close().catch(() => {});
     await fs.promises.rm(temporary, { force: true }).catch(() => {});
@@ -83,6 +63,42 @@ export async function writeCsv(file: string, source: CsvSource, options: CsvWrit
     }
     throw error;
   }
+}
+
+/**
+ * The same rows to any output with a FileHandle's write (stdout, for the command line).
+ * `formatOf` is a file name whose extension picks the defaults, as writeCsv's file does.
+ * Errors: InvalidArgument (bad options or source); whatever the output's write throws.
+ */
+export async function writeCsvTo(
+  output: ByteOutput,
+  source: CsvSource,
+  options: CsvWriteOptions = {},
+  formatOf = 'out.csv',
+): Promise<{ rows: number; bytes: number }> {
+  const format = resolveFormat(formatOf, options);
+  const header = options.header ?? formatDefaultsFor(formatOf).header;
+  const sink = new ByteSink(output);
+  let rows = 0;
+  let wroteHeader = false;
+  for await (const batch of batchesOf(source)) {
+    if (header && !wroteHeader) {
+      writeHeader(sink, batch.schema.fields, format);
+      wroteHeader = true;
+    }
+    const writers = batch.schema.fields.map((field, i) => fieldWriterFor(field, batch.getChildAt(i)!, sink, format));
+    for (let row = 0; row < batch.numRows; row++) {
+      for (let column = 0; column < writers.length; column++) {
+        if (column > 0) sink.byte(format.delimiter);
+        writers[column](row);
+      }
+      sink.copy(format.lineEnding, 0, format.lineEnding.length);
+      if (sink.full) await sink.flush();
+    }
+    rows += batch.numRows;
+  }
+  await sink.flush();
+  return { rows, bytes: sink.written };
 }
 
 /** Names are quoted only when they hold a special byte: an empty name stays empty. */

@@ -3,7 +3,10 @@
  * whenever it fills. Building bytes, not JS strings, lets string columns go from arrow's UTF-8
  * buffer to the file without being decoded and encoded again.
  */
-import type { promises as fsPromises } from 'node:fs';
+/** Where the bytes go: a FileHandle, or anything that writes the same way (a stdout adapter). */
+export interface ByteOutput {
+  write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
+}
 
 /** The buffer is written out once it holds this much. */
 const FLUSH_BYTES = 1 << 20;
@@ -14,7 +17,7 @@ export class ByteSink {
   /** Bytes handed to the file so far. */
   written = 0;
 
-  constructor(private readonly handle: fsPromises.FileHandle) {}
+  constructor(private readonly handle: ByteOutput) {}
 
   /** Room for `count` more bytes. */
   private reserve(count: number): void {
