@@ -4,13 +4,13 @@
  * same bytes, a read of it back into shared memory against an fs read of the same file, and
  * opening a catalog of many small and a few big objects.
  */
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { DurableStore as DurableStoreClass } from '../../src/daemon/durable/durable-store';
 import { IdGenerator } from '../../src/protocol/ids';
 import { native, type NativeSegment } from '../../src/native';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
+import { dropPageCache, readInto, writeAndSync } from '../lib/disk';
 
 const ids = new IdGenerator(1);
 /** Reads are quicker than writes and noisier: a few per trial. */
@@ -70,34 +70,6 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - start);
 }
 
-async function fsWrite(file: string, bytes: Buffer): Promise<void> {
-  const handle = await fsp.open(file, 'w', 0o600);
-  try {
-    for (let done = 0; done < bytes.length;)
-      done += (await handle.write(bytes, done, bytes.length - done, done)).bytesWritten;
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function fsRead(file: string, into: Buffer): Promise<void> {
-  const handle = await fsp.open(file, 'r');
-  try {
-    for (let done = 0; done < into.length;) done += (await handle.read(into, done, into.length - done, done)).bytesRead;
-  } finally {
-    await handle.close();
-  }
-}
-
-function dropPageCache(): boolean {
-  try {
-    fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const commands = {
   /** Alternates store and fs each trial, so drift in the disk's speed hits both alike. */
@@ -123,7 +95,7 @@ const commands = {
       };
       let store = await DurableStore.open(dataDir);
       const persist = () => store.persist([{ ...blob, bytes: source }]);
-      const write = () => fsWrite(plainFile, source);
+      const write = () => writeAndSync(plainFile, source);
       for (const step of trial % 2 === 0 ? [persist, write] : [write, persist]) {
         const ns = await timed(step);
         (step === persist ? result.persistNs : result.fsWriteNs).push(ns);
@@ -132,7 +104,7 @@ const commands = {
       await store.close();
       store = await DurableStore.open(dataDir);
       const readBlob = () => store.readBlob(id, into);
-      const read = () => fsRead(plainFile, into);
+      const read = () => readInto(plainFile, into);
       for (let round = 0; round < READS_PER_TRIAL; round++) {
         for (const step of (trial + round) % 2 === 0 ? [readBlob, read] : [read, readBlob]) {
           if (cold) result.coldReads = dropPageCache();
