@@ -75,16 +75,22 @@ export interface TableListener {
   deleted?(object: StoredObject): void;
 }
 
-/** An object kept from before a restart, to put back under its id (members first). */
-export interface RestoredObject {
+/** What an object is, apart from where its bytes are and who holds it: what is kept on disk. */
+export interface ObjectDescription {
   id: string;
   typename: string;
   nbytes: number;
   createdAt: number;
+  /** member key -> object id. */
   members: Record<string, string>;
   fields: Record<string, unknown>;
   labels: Record<string, string>;
+  /** A global object's members on other instances, as described when it was made. */
   remoteMembers?: Record<string, ObjectMeta>;
+}
+
+/** An object kept from before a restart, to put back under its id (members first). */
+export interface RestoredObject extends ObjectDescription {
   /** A blob: where its bytes are on disk (loaded on first use). */
   backing?: BlobBacking;
 }

@@ -263,17 +263,8 @@ export class DurableMetadata implements MetaService {
   }
 
   private toRestored(record: PersistedObject): RestoredObject {
-    return {
-      id: record.id,
-      typename: record.typename,
-      nbytes: record.nbytes,
-      createdAt: record.createdAt,
-      members: record.members,
-      fields: record.fields,
-      labels: record.labels,
-      remoteMembers: record.remoteMembers,
-      backing: record.blob ? this.durableBacking() : undefined,
-    };
+    const { blob, expiresAt, ...description } = record;
+    return { ...description, backing: blob ? this.durableBacking() : undefined };
   }
 
   private rememberName(name: string, id: string): void {

@@ -9,7 +9,7 @@
  */
 import { Packr } from 'msgpackr';
 import { isObjectId } from '../../protocol/ids';
-import type { ObjectMeta } from '../../protocol/messages';
+import type { ObjectDescription } from '../object-table';
 
 /** Where a persisted blob's bytes are, and how to check them when they are loaded. */
 export interface BlobRecord {
@@ -21,17 +21,7 @@ export interface BlobRecord {
 }
 
 /** One persisted object: a blob or a metadata object (whose members have records of their own). */
-export interface PersistedObject {
-  id: string;
-  typename: string;
-  nbytes: number;
-  createdAt: number;
-  /** member key -> object id. */
-  members: Record<string, string>;
-  fields: Record<string, unknown>;
-  labels: Record<string, string>;
-  /** A global object's members on other instances, as described when it was made. */
-  remoteMembers?: Record<string, ObjectMeta>;
+export interface PersistedObject extends ObjectDescription {
   /** Blobs only. */
   blob?: BlobRecord;
   /** Milliseconds since the epoch when the object expires (persist's ttl); null: never. */
