@@ -69,7 +69,8 @@ export class TrellisClient extends Client {
    * With `fetch`, an object that lives on another instance is first copied here (migrate).
    * Errors: ObjectNotFound, NameNotFound, NotSealed; with fetch, as migrate.
    */
-  async get(idOrName: string, options: { fetch?: boolean } = {}): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async get(idOrName: string, options: { fetch?: boolean } = {}): Promise<any> {
     const ref = options.fetch ? await this.migrate(idOrName) : idOrName;
     return resolveHandle(await this.getObject(ref), this);
   }

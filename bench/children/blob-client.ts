@@ -64,8 +64,6 @@ export interface GetResult extends ColdAndSteady {
 const PAGE_BYTES = 4096;
 /** Requests sent before the first get, so it measures the new segment rather than cold JIT. */
 const REQUEST_PATH_WARMUP = 100;
-/** Written by page touches so that the reads cannot be optimized away. */
-let checksum = 0;
 
 function blobCommands(client: Client) {
   /** A fresh JS buffer, fully touched: the put copies from it like from a user's data. */
@@ -139,8 +137,8 @@ function blobCommands(client: Client) {
       const pick = (i: number) => ids[i % ids.length];
       const steady = await sample((i) => client.getBlob(pick(i)), { iterations, warmup, after: (i) => client.release(pick(i)) });
       const blob = await client.getBlob(ids[0]);
-      const firstRead = await sampleOnce(() => touchEveryPage(blob.buffer));
-      const secondRead = await sampleOnce(() => touchEveryPage(blob.buffer));
+      const firstRead = await sampleOnce(() => touchEveryPage(blob.buffer, patternByte(0)));
+      const secondRead = await sampleOnce(() => touchEveryPage(blob.buffer, patternByte(0)));
       await client.release(ids[0]);
       return { firstRequest, first, steady, firstRead, secondRead };
     },
@@ -177,10 +175,12 @@ function patternByte(index: number): number {
   return (index * 37 + 11) & 0xff;
 }
 
-function touchEveryPage(buffer: Buffer): void {
+/** Reads one byte of every page and checks them all, so that the reads cannot be optimized away. */
+function touchEveryPage(buffer: Buffer, byte: number): void {
   let sum = 0;
-  for (let offset = 0; offset < buffer.length; offset += PAGE_BYTES) sum += buffer[offset];
-  checksum += sum;
+  let pages = 0;
+  for (let offset = 0; offset < buffer.length; offset += PAGE_BYTES, pages++) sum += buffer[offset];
+  if (sum !== pages * byte) throw new Error(`a page of the blob does not hold the byte ${byte} its writer wrote`);
 }
 
 export type BlobClientCommands = ReturnType<typeof blobCommands>;

@@ -65,7 +65,10 @@ const commands = {
     });
   },
 
-  /** read_csv into a DuckDB table: DuckDB's own columnar form (its arrow export needs an extension it cannot download here). */
+  /**
+   * read_csv into a DuckDB table: DuckDB's own columnar form (its arrow export needs an extension it
+   * cannot download here).
+   */
   async duckdb({ file, threads }: { file: string; threads: number }): Promise<ParseTrial> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { DuckDBInstance } = require('@duckdb/node-api') as typeof import('@duckdb/node-api');

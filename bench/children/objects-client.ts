@@ -193,6 +193,7 @@ function objectCommands(trellis: TrellisClient | undefined, redis: Redis | undef
       if (ipc.byteLength > args.redisMaxValueBytes) {
         // The largest whole-row prefix whose IPC bytes Redis accepts (headers take a few KiB).
         const rows = Math.floor((table.numRows * (args.redisMaxValueBytes - 1024 * 1024)) / ipc.byteLength);
+        // eslint-disable-next-line no-useless-assignment -- drops the big encoding before the collection
         ipc = undefined;
         collectGarbage();
         redisTable = makeBenchTable(rows * (result.tableBytes / table.numRows));

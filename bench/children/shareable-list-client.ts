@@ -64,7 +64,10 @@ export interface ReadArgs {
 }
 
 export interface ReadResult {
-  /** The first open in this process (after one status request, which counts requests): fd passing, mapping, cold JIT. */
+  /**
+   * The first open in this process (after one status request, which counts requests): fd passing,
+   * mapping, cold JIT.
+   */
   firstOpen: SampleSet;
   /** Requests the daemon answered for that open (see countRequests). */
   firstOpenRequests: number;

@@ -31,7 +31,10 @@ export interface DaemonOptions {
   rpcPort?: number;
   /** Address the RPC port binds to; default 127.0.0.1, loopback only. */
   rpcHost?: string;
-  /** Shared secret every RPC connection must present, and this daemon presents to its peers. Default $TRELLIS_RPC_TOKEN. */
+  /**
+   * Shared secret every RPC connection must present, and this daemon presents to its peers.
+   * Default $TRELLIS_RPC_TOKEN.
+   */
   rpcToken?: string;
   /** instance id -> host:port of other daemons' RPC ports, for migrate without a cluster view. */
   rpcPeers?: Record<number, string>;

@@ -22,7 +22,10 @@ export interface CsvWriteOptions {
   delimiter?: string;
   /** Whether to write a header row: default true, but false for .e and .v. */
   header?: boolean;
-  /** The quote character; null never quotes (and fails on a value that would need it). Default '"', none for .e and .v. */
+  /**
+   * The quote character; null never quotes (and fails on a value that would need it).
+   * Default '"', none for .e and .v.
+   */
   quote?: string | null;
   /** How a null is written; default '' (an empty field). */
   nullValue?: string;

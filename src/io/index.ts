@@ -11,7 +11,8 @@ import { fileDriver, type FileOpenOptions } from './file-driver';
 registerDriver('file', fileDriver);
 
 /** Errors: InvalidArgument (bad URL, unknown scheme), IOError, ParseError. */
-export async function open(url: string, options: FileOpenOptions & Record<string, unknown> = {}): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function open(url: string, options: FileOpenOptions & Record<string, unknown> = {}): Promise<any> {
   const { driver, parsed } = driverFor(url);
   return driver.open(parsed, options);
 }

@@ -91,7 +91,6 @@ export class RpcSocket {
   static async connect(endpoint: string, options: RpcSocketOptions = {}): Promise<RpcSocket> {
     const { host, port } = parseEndpoint(endpoint);
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    let rpc: RpcSocket | undefined;
     const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     const socket = net.connect({
       host,
@@ -100,12 +99,13 @@ export class RpcSocket {
       onread: {
         buffer: readBuffer,
         callback: (bytes) => {
-          rpc!.receive(readBuffer.subarray(0, bytes));
+          // Bytes arrive in a later tick than this one, which sets rpc just below.
+          rpc.receive(readBuffer.subarray(0, bytes));
           return true;
         },
       },
     });
-    rpc = new RpcSocket(socket, endpoint, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+    const rpc = new RpcSocket(socket, endpoint, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
     const connected = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new TrellisError('Unavailable', `trellisd at ${endpoint} did not accept a connection within ${connectTimeoutMs} ms`));
@@ -117,7 +117,7 @@ export class RpcSocket {
       });
       socket.once('error', (error) => {
         clearTimeout(timer);
-        reject(rpc!.unavailable(`cannot connect to trellisd at ${endpoint}`, error));
+        reject(rpc.unavailable(`cannot connect to trellisd at ${endpoint}`, error));
       });
     });
     await connected;

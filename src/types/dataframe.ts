@@ -36,6 +36,7 @@ let arrowLayoutModule: typeof ArrowLayoutModule | undefined;
 
 /** arrow-layout.ts loads apache-arrow, so it is loaded on first use rather than with trellis. */
 function arrowLayout(): typeof ArrowLayoutModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy load needs require
   return (arrowLayoutModule ??= require('./arrow-layout') as typeof ArrowLayoutModule);
 }
 

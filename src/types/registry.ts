@@ -18,7 +18,8 @@ export interface PutOptions {
   persist?: boolean;
 }
 
-export type Builder = (client: Client, value: any, options: PutOptions) => Promise<string>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Builder = (client: Client, value: any, options: PutOptions) => Promise<string>;
 export type Resolver = (object: ObjectHandle, client: Client) => unknown;
 
 const builders: Array<{ test: (value: unknown) => boolean; build: Builder }> = [];

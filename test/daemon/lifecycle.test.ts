@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { connect } from '../../src/index';
 import { REPO_ROOT, TSX_ARGS } from '../fixtures/child';
 import { DAEMON_SCRIPT, startTestDaemon } from '../fixtures/daemon';
@@ -22,7 +23,7 @@ describe('daemon lifecycle and socket security', function () {
   it('refuses a user the socket mode does not admit', async function () {
     if (process.getuid?.() !== 0) this.skip();
     const daemon = await startTestDaemon();
-    fs.chmodSync(require('node:path').dirname(daemon.socket), 0o755);
+    fs.chmodSync(path.dirname(daemon.socket), 0o755);
     const script = `require('net').connect(${JSON.stringify(daemon.socket)}).on('error', e => { console.log(e.code); process.exit(0) }).on('connect', () => { console.log('connected'); process.exit(0) })`;
     const child = spawn(process.execPath, ['-e', script], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';

@@ -20,6 +20,7 @@ const DUCKDB_TYPES: Record<string, string> = { BIGINT: 'Int64', DOUBLE: 'Float64
 
 function loadDuckDB(): DuckDB | undefined {
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- optional: the test skips without it
     return require('@duckdb/node-api') as DuckDB;
   } catch {
     return undefined;

@@ -48,7 +48,10 @@ export const byteHandlers: { [K in ByteKind]: ByteHandler<K> } = {
     return new BytesReply(checked.map(({ location, offset, length }) => state.pool.memory.read(location, offset, length)));
   },
 
-  /** Copies a chunk into this session's unsealed blob. Errors: InvalidArgument, ObjectNotFound, AlreadySealed, PermissionDenied. */
+  /**
+   * Copies a chunk into this session's unsealed blob.
+   * Errors: InvalidArgument, ObjectNotFound, AlreadySealed, PermissionDenied.
+   */
   writeBlob({ state, session }, body) {
     const id = check.objectId('writeBlob', body);
     const offset = check.nonNegativeInteger('writeBlob', body, 'offset');

@@ -33,7 +33,10 @@ interface FirstRow {
   lines: number;
 }
 
-/** The first row's fields as strings, where it ends, and the newlines up to there; undefined for a file with no rows. */
+/**
+ * The first row's fields as strings, where it ends, and the newlines up to there; undefined for a
+ * file with no rows.
+ */
 export function readFirstRow(window: FileWindow, options: ResolvedReadOptions): FirstRow | TokenizerError | undefined {
   const tokenizer = new RowTokenizer(options.settings, MAX_COLUMNS, false, 1);
   window.load(0, 64 * 1024);
@@ -77,7 +80,10 @@ function defaultNames(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `column_${i + 1}`);
 }
 
-/** Empty names become column_N; a repeated name gets _1, _2, ... (as DuckDB does), so rows read as objects lose nothing. */
+/**
+ * Empty names become column_N; a repeated name gets _1, _2, ... (as DuckDB does), so rows read as
+ * objects lose nothing.
+ */
 export function uniqueNames(names: readonly string[]): string[] {
   const seen = new Set<string>();
   return names.map((name, i) => {

@@ -149,7 +149,7 @@ export class RowTokenizer {
           let newlines = 0;
           let fieldFlags = FIELD_QUOTED;
           for (;;) {
-            let b = 0;
+            let b: number;
             while (close < length && (b = bytes[close]) !== quote) {
               if (b === LF) newlines++;
               close++;
