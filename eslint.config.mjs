@@ -26,6 +26,11 @@ export default defineConfig(
     // Prettier keeps lines to 120 but cannot break a comment, string, template or regexp; this
     // catches the comments. (max-len is deprecated in eslint core but kept there until eslint 11.)
     rules: {
+      // A rest sibling leaves out what it names on purpose; a leading _ marks an unused parameter.
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { ignoreRestSiblings: true, argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       'max-len': [
         'error',
         { code: 120, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true, ignoreUrls: true },

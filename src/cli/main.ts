@@ -17,6 +17,7 @@ import { putCommand } from './commands/put';
 import { rmCommand } from './commands/rm';
 import { statusCommand } from './commands/status';
 import { versionsCommand } from './commands/versions';
+import { VERSION } from '../version';
 
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
@@ -34,7 +35,7 @@ class UsageError extends Error {
 export function buildProgram(): Command {
   const program = new Command('trellis')
     .description('inspect and move data in a trellis daemon')
-    .version(packageVersion(), '-V, --version')
+    .version(VERSION, '-V, --version')
     .helpCommand(true);
   const subcommands = [
     statusCommand(),
@@ -104,11 +105,6 @@ function commandPath(command: Command): string {
   const names: string[] = [];
   for (let at: Command | null = command; at; at = at.parent) names.unshift(at.name());
   return names.join(' ');
-}
-
-function packageVersion(): string {
-  // The same relative path from src/cli and from dist/cli.
-  return (require('../../package.json') as { version: string }).version;
 }
 
 if (require.main === module) {

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { TrellisError } from '../errors';
+import { VERSION } from '../version';
 import { native, type PeerCredentials } from '../native';
 import { IdGenerator } from '../protocol/ids';
 import { defaultSocketDir } from '../protocol/socket-path';
@@ -43,8 +44,6 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const VERSION: string = require('../../package.json').version;
 
 class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   readonly table: ObjectTable;
