@@ -31,6 +31,7 @@ import { RemoteObjects } from './rpc/remote-objects';
 import { SpillDir } from './spill/spill-dir';
 import type { SessionHost } from './rpc/rpc-connection';
 import { RpcServer } from './rpc/rpc-server';
+import { loadDaemonTls, type DaemonTls } from './rpc/daemon-tls';
 import { StreamTable } from './streams';
 import { newSession, type ClientSession } from './session';
 
@@ -64,6 +65,8 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   /** Sessions of RPC connections and of the daemon's own jobs (migrate). */
   private readonly remoteSessions = new Set<ClientSession>();
   private rpc?: RpcServer;
+  /** --rpc-tls-*: read before anything else is built, so bad files fail the start with nothing to undo. */
+  private readonly tls?: DaemonTls;
   private nextClientId = 1;
   private requests = 0;
   private readonly uid = process.getuid?.() ?? 0;
@@ -77,6 +80,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     cluster?: ClusterLink,
     store?: DurableStore,
   ) {
+    this.tls = loadDaemonTls(options);
     this.instanceId = cluster?.membership.instanceId ?? options.instanceId;
     this.socketPath = options.socket;
     this.maxFrameBytes = options.maxFrameBytes;
@@ -101,6 +105,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       cluster: cluster?.membership,
       token: options.rpcToken,
       requestTimeoutMs: options.rpcTimeoutMs,
+      tls: this.tls?.peers,
     });
     const shared = cluster ? this.clusterMetadata(cluster) : new LocalMetadata(this.table, this.names, this.instanceId, this.socketPath);
     const durable =
@@ -171,7 +176,8 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     }
     fs.chmodSync(this.socketPath, this.options.socketMode);
     if (this.options.rpcPort !== undefined) {
-      this.rpc = await RpcServer.start(this, { port: this.options.rpcPort, host: this.options.rpcHost, token: this.options.rpcToken });
+      const { rpcPort: port, rpcHost: host, rpcToken: token } = this.options;
+      this.rpc = await RpcServer.start(this, { port, host, token, tls: this.tls?.server });
     }
     this.pool.warmUp();
   }

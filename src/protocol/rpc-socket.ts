@@ -10,11 +10,13 @@
  * `PermissionDenied`, as the daemon answers it.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { fromWireError, TrellisError } from '../errors';
 import { encodeFrameWithBytes, planReads } from './bulk-frames';
 import { FrameReader, type BulkConsumer } from './frame-reader';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame } from './framing';
 import { PROTOCOL_VERSION, type ByteRange, type Kind, type RegisterRpcReply, type ReplyEnvelope, type ReplyOf, type RequestOf } from './messages';
+import { looksLikeTls, tlsConnectOptions, tlsFailure, tlsRequired, type RpcTlsOptions } from './rpc-tls';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
@@ -35,6 +37,8 @@ export interface RpcSocketOptions {
   connectTimeoutMs?: number;
   /** Default deadline for a reply; 0 for none. */
   requestTimeoutMs?: number;
+  /** Connect over TLS (a daemon started with --rpc-tls-cert). Default: plain TCP. */
+  tls?: RpcTlsOptions;
 }
 
 export interface RequestOptions {
@@ -72,11 +76,14 @@ export class RpcSocket {
   /** False after unref(): the socket is then ref'd only while requests are pending. */
   private keepsProcessAlive = true;
   private readonly closeHooks: Array<(error: TrellisError) => void> = [];
+  /** Nothing has arrived yet: the first bytes tell a plain frame from a TLS daemon's answer. */
+  private firstChunk = true;
 
   private constructor(
     private readonly socket: net.Socket,
     readonly endpoint: string,
     private readonly requestTimeoutMs: number,
+    private readonly overTls: boolean,
   ) {
     this.reader = new FrameReader(MAX_REPLY_FRAME_BYTES, {
       body: (body) => this.deliver(body as ReplyEnvelope),
@@ -84,7 +91,7 @@ export class RpcSocket {
       bulkEnd: (seq) => this.finishBulk(seq),
     });
     socket.on('error', (error) => this.shutdown(this.unavailable(`the connection to trellisd at ${endpoint} failed`, error)));
-    socket.on('close', () => this.shutdown(new TrellisError('Unavailable', `trellisd at ${endpoint} closed the connection`)));
+    socket.on('close', () => this.shutdown(this.closedByPeer()));
   }
 
   /** Connects and registers. Errors: Unavailable, PermissionDenied, ProtocolError, InvalidArgument. */
@@ -92,26 +99,34 @@ export class RpcSocket {
     const { host, port } = parseEndpoint(endpoint);
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     let rpc: RpcSocket | undefined;
-    const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-    const socket = net.connect({
-      host,
-      port,
-      noDelay: true,
-      onread: {
-        buffer: readBuffer,
-        callback: (bytes) => {
-          rpc!.receive(readBuffer.subarray(0, bytes));
-          return true;
+    let socket: net.Socket;
+    if (options.tls !== undefined) {
+      // TLS decrypts into buffers of its own (onread is for plain sockets), so bytes come as 'data'.
+      socket = tls.connect({ ...tlsConnectOptions(options.tls), host, port });
+      socket.setNoDelay(true);
+      socket.on('data', (chunk: Buffer) => rpc!.receive(chunk));
+    } else {
+      const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+      socket = net.connect({
+        host,
+        port,
+        noDelay: true,
+        onread: {
+          buffer: readBuffer,
+          callback: (bytes) => {
+            rpc!.receive(readBuffer.subarray(0, bytes));
+            return true;
+          },
         },
-      },
-    });
-    rpc = new RpcSocket(socket, endpoint, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+      });
+    }
+    rpc = new RpcSocket(socket, endpoint, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, options.tls !== undefined);
     const connected = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new TrellisError('Unavailable', `trellisd at ${endpoint} did not accept a connection within ${connectTimeoutMs} ms`));
         socket.destroy();
       }, connectTimeoutMs);
-      socket.once('connect', () => {
+      socket.once(options.tls !== undefined ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         resolve();
       });
@@ -233,6 +248,11 @@ export class RpcSocket {
 
   private receive(chunk: Buffer): void {
     if (this.closedError) return;
+    if (this.firstChunk) {
+      this.firstChunk = false;
+      // A TLS daemon answers a plain hello with a TLS alert, which would read as a bad frame.
+      if (!this.overTls && looksLikeTls(chunk)) return this.shutdown(tlsRequired(this.endpoint));
+    }
     try {
       this.reader.push(chunk);
     } catch (error) {
@@ -297,7 +317,15 @@ export class RpcSocket {
     return pending;
   }
 
+  private closedByPeer(): TrellisError {
+    // Before the handshake's answer, a plain client is most likely talking to a TLS port, which drops it unanswered.
+    const hint = this.registration === undefined && !this.overTls ? ' before answering the handshake; a daemon serving TLS (--rpc-tls-cert) drops plain connections: connect with { tls }' : '';
+    return new TrellisError('Unavailable', `trellisd at ${this.endpoint} closed the connection${hint}`);
+  }
+
   private unavailable(what: string, error: Error): TrellisError {
+    const refused = this.overTls ? tlsFailure(this.endpoint, error) : undefined;
+    if (refused) return refused;
     const code = (error as NodeJS.ErrnoException).code;
     return new TrellisError('Unavailable', `${what}: ${code ?? error.message}`, { cause: error });
   }
