@@ -41,7 +41,7 @@ export interface DaemonOptions {
   rpcTlsCert?: string;
   /** PEM private key file of rpcTlsCert. */
   rpcTlsKey?: string;
-  /** PEM CA file: RPC clients must present a certificate it signed (mutual TLS); peers' certificates are checked against it. */
+  /** PEM CA file: RPC clients must show a certificate it signed (mutual TLS), and so must peers this daemon reaches. */
   rpcTlsCa?: string;
   /** etcd client URLs (a comma-separated string or a list): join that cluster. Default: none, run alone. */
   etcd?: string | string[];
@@ -124,10 +124,12 @@ function checkPort(port: number): number {
 function checkTlsFiles(options: DaemonOptions): Pick<ResolvedOptions, 'rpcTlsCert' | 'rpcTlsKey' | 'rpcTlsCa'> {
   const { rpcTlsCert, rpcTlsKey, rpcTlsCa } = options;
   if ((rpcTlsCert === undefined) !== (rpcTlsKey === undefined)) {
-    throw new TrellisError('InvalidArgument', `--rpc-tls-cert and --rpc-tls-key come together; got only ${rpcTlsCert === undefined ? '--rpc-tls-key' : '--rpc-tls-cert'}`);
+    const given = rpcTlsCert === undefined ? '--rpc-tls-key' : '--rpc-tls-cert';
+    throw new TrellisError('InvalidArgument', `--rpc-tls-cert and --rpc-tls-key come together; got only ${given}`);
   }
   if (rpcTlsCa !== undefined && rpcTlsCert === undefined) {
-    throw new TrellisError('InvalidArgument', `--rpc-tls-ca ${rpcTlsCa} needs --rpc-tls-cert and --rpc-tls-key: mutual TLS is TLS first`);
+    const message = `--rpc-tls-ca ${rpcTlsCa} needs --rpc-tls-cert and --rpc-tls-key: mutual TLS is TLS first`;
+    throw new TrellisError('InvalidArgument', message);
   }
   return { rpcTlsCert, rpcTlsKey, rpcTlsCa };
 }

@@ -16,7 +16,7 @@ import { encodeFrameWithBytes, planReads } from './bulk-frames';
 import { FrameReader, type BulkConsumer } from './frame-reader';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame } from './framing';
 import { PROTOCOL_VERSION, type ByteRange, type Kind, type RegisterRpcReply, type ReplyEnvelope, type ReplyOf, type RequestOf } from './messages';
-import { looksLikeTls, tlsConnectOptions, tlsFailure, tlsRequired, type RpcTlsOptions } from './rpc-tls';
+import { tlsConnectOptions, tlsFailure, type RpcTlsOptions } from './rpc-tls';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
@@ -76,8 +76,6 @@ export class RpcSocket {
   /** False after unref(): the socket is then ref'd only while requests are pending. */
   private keepsProcessAlive = true;
   private readonly closeHooks: Array<(error: TrellisError) => void> = [];
-  /** Nothing has arrived yet: the first bytes tell a plain frame from a TLS daemon's answer. */
-  private firstChunk = true;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -120,7 +118,8 @@ export class RpcSocket {
         },
       });
     }
-    rpc = new RpcSocket(socket, endpoint, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, options.tls !== undefined);
+    const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    rpc = new RpcSocket(socket, endpoint, requestTimeoutMs, options.tls !== undefined);
     const connected = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new TrellisError('Unavailable', `trellisd at ${endpoint} did not accept a connection within ${connectTimeoutMs} ms`));
@@ -248,11 +247,6 @@ export class RpcSocket {
 
   private receive(chunk: Buffer): void {
     if (this.closedError) return;
-    if (this.firstChunk) {
-      this.firstChunk = false;
-      // A TLS daemon answers a plain hello with a TLS alert, which would read as a bad frame.
-      if (!this.overTls && looksLikeTls(chunk)) return this.shutdown(tlsRequired(this.endpoint));
-    }
     try {
       this.reader.push(chunk);
     } catch (error) {
@@ -318,8 +312,12 @@ export class RpcSocket {
   }
 
   private closedByPeer(): TrellisError {
-    // Before the handshake's answer, a plain client is most likely talking to a TLS port, which drops it unanswered.
-    const hint = this.registration === undefined && !this.overTls ? ' before answering the handshake; a daemon serving TLS (--rpc-tls-cert) drops plain connections: connect with { tls }' : '';
+    // Closed before the handshake's answer: most likely a TLS port, which drops a plain client unanswered.
+    const hint =
+      this.registration === undefined && !this.overTls
+        ? ' before answering the handshake; a daemon serving TLS (--rpc-tls-cert) drops plain connections: ' +
+          'connect with { tls }'
+        : '';
     return new TrellisError('Unavailable', `trellisd at ${this.endpoint} closed the connection${hint}`);
   }
 

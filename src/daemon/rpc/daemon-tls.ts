@@ -23,8 +23,14 @@ export interface DaemonTls {
   peers: RpcTlsOptions;
 }
 
+export interface TlsFiles {
+  rpcTlsCert?: string;
+  rpcTlsKey?: string;
+  rpcTlsCa?: string;
+}
+
 /** Errors: IOError (a file that cannot be read), InvalidArgument (a certificate or key OpenSSL refuses). */
-export function loadDaemonTls(files: { rpcTlsCert?: string; rpcTlsKey?: string; rpcTlsCa?: string }): DaemonTls | undefined {
+export function loadDaemonTls(files: TlsFiles): DaemonTls | undefined {
   if (files.rpcTlsCert === undefined || files.rpcTlsKey === undefined) return undefined;
   const cert = readPem('--rpc-tls-cert', files.rpcTlsCert);
   const key = readPem('--rpc-tls-key', files.rpcTlsKey);
@@ -33,8 +39,9 @@ export function loadDaemonTls(files: { rpcTlsCert?: string; rpcTlsKey?: string; 
     // Fails now, at start, rather than on the first connection.
     tls.createSecureContext({ cert, key, ca });
   } catch (error) {
-    const which = `${files.rpcTlsCert}, ${files.rpcTlsKey}${files.rpcTlsCa === undefined ? '' : ` and ${files.rpcTlsCa}`}`;
-    throw new TrellisError('InvalidArgument', `cannot use the TLS files ${which}: ${(error as Error).message}`, { cause: error });
+    const which = [files.rpcTlsCert, files.rpcTlsKey, files.rpcTlsCa].filter((file) => file !== undefined).join(', ');
+    const message = `cannot use the TLS files ${which}: ${(error as Error).message}`;
+    throw new TrellisError('InvalidArgument', message, { cause: error });
   }
   const mutual = ca !== undefined;
   return {
@@ -48,6 +55,7 @@ function readPem(flag: string, file: string): Buffer {
   try {
     return fs.readFileSync(file);
   } catch (error) {
-    throw new TrellisError('IOError', `${flag} ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new TrellisError('IOError', `${flag} ${file}: ${why}`, { cause: error });
   }
 }

@@ -45,8 +45,9 @@ export class RpcServer {
       const connection = new RpcConnection(socket, this.host, (token) => this.tokenMatches(token), (closed) => this.connections.delete(closed));
       this.connections.add(connection);
     };
-    // A TLS server hands over a socket once its handshake passed. OpenSSL asks for the client certificate but leaves the verdict to accept(), so a refused
-    // client hears why (a frame) instead of a bare reset; nothing is read from it before that.
+    // A TLS server hands over a socket once its handshake passed. OpenSSL asks for the client
+    // certificate but leaves the verdict to accept(), so a refused client hears why (a frame)
+    // instead of a bare reset; nothing is read from it before that.
     const tlsOptions = options.tls && { ...options.tls, rejectUnauthorized: false };
     this.server = tlsOptions ? tls.createServer(tlsOptions, accept) : net.createServer(accept);
   }
