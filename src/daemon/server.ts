@@ -30,7 +30,7 @@ import { Residency } from './residency';
 import { RemoteObjects } from './rpc/remote-objects';
 import { SpillDir } from './spill/spill-dir';
 import type { SessionHost } from './rpc/rpc-connection';
-import { RpcServer } from './rpc/rpc-server';
+import { exposureWarning, RpcServer } from './rpc/rpc-server';
 import { loadDaemonTls, type DaemonTls } from './rpc/daemon-tls';
 import { StreamTable } from './streams';
 import { newSession, type ClientSession } from './session';
@@ -140,6 +140,11 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       const session = connection.session!;
       if (session.grantedSegments.delete(segment)) session.droppedSegments.push(segment);
     }
+  }
+
+  /** See exposureWarning. */
+  rpcExposure(endpoint: string): string | undefined {
+    return exposureWarning(endpoint, { host: this.options.rpcHost, token: this.options.rpcToken, tls: this.tls?.server });
   }
 
   get rpcEndpoint(): string | undefined {
@@ -310,6 +315,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     await daemon.meta.start();
     await daemon.listen();
     const rpcEndpoint = daemon.rpcEndpoint ?? null;
+    const exposure = rpcEndpoint === null ? undefined : daemon.rpcExposure(rpcEndpoint);
+    if (exposure) process.stderr.write(`trellisd: warning: ${exposure}\n`);
     if (cluster && cluster.membership.info.rpcEndpoint !== rpcEndpoint) await cluster.membership.setRpcEndpoint(rpcEndpoint);
   } catch (error) {
     if (daemon.listening) await daemon.stop();

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { connect, connectRpc, type TrellisClient } from '../../src/index';
 import { loadDaemonTls } from '../../src/daemon/rpc/daemon-tls';
 import { parseArgs, resolveOptions } from '../../src/daemon/options';
+import { exposureWarning } from '../../src/daemon/rpc/rpc-server';
 import { makeCertificates, type TestCertificates } from '../fixtures/certificates';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { tempPath } from '../fixtures/setup';
@@ -131,6 +132,19 @@ describe('TLS on the RPC port: --rpc-tls-cert, --rpc-tls-key, --rpc-tls-ca', fun
     } finally {
       await daemon.stop();
     }
+  });
+
+  it('a daemon warns at start when its RPC port takes no token', () => {
+    const noToken = /^trellisd: warning: the RPC port \S+ takes no token: every local user can read, write and delete/m;
+    assert.match(plain.output(), noToken);
+    assert.match(tlsOnly.output(), noToken);
+    assert.doesNotMatch(mutualA.output(), /warning/);
+    // Beyond loopback: no token reaches further, and a token over plain TCP is readable on the way.
+    const wide = exposureWarning('10.0.0.5:9600', { host: '0.0.0.0' });
+    assert.match(wide!, /every local user and every host that reaches it can read, write and delete every object/);
+    const clear = exposureWarning('10.0.0.5:9600', { host: '0.0.0.0', token });
+    assert.match(clear!, /plain TCP beyond loopback: the token and every byte cross the network in the clear/);
+    assert.equal(exposureWarning('10.0.0.5:9600', { host: '0.0.0.0', token, tls: {} }), undefined);
   });
 
   describe('options', () => {

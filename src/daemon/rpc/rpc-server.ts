@@ -99,6 +99,24 @@ function digest(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
+/**
+ * What an operator should know about who can reach the port, said once at start; undefined when
+ * a token guards it and nothing crosses the network in the clear.
+ */
+export function exposureWarning(endpoint: string, options: Omit<RpcServerOptions, 'port'>): string | undefined {
+  const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(options.host);
+  if (options.token === undefined) {
+    const who = loopback ? 'every local user' : 'every local user and every host that reaches it';
+    return `the RPC port ${endpoint} takes no token: ${who} can read, write and delete every object ` +
+      '(set TRELLIS_RPC_TOKEN or --rpc-token)';
+  }
+  if (!loopback && options.tls === undefined) {
+    return `the RPC port ${endpoint} is plain TCP beyond loopback: the token and every byte cross the network ` +
+      'in the clear (add --rpc-tls-cert and --rpc-tls-key)';
+  }
+  return undefined;
+}
+
 export function formatEndpoint(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
