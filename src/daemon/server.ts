@@ -144,7 +144,8 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
 
   /** See exposureWarning. */
   rpcExposure(endpoint: string): string | undefined {
-    return exposureWarning(endpoint, { host: this.options.rpcHost, token: this.options.rpcToken, tls: this.tls?.server });
+    const { rpcHost: host, rpcToken: token } = this.options;
+    return exposureWarning(endpoint, { host, token, tls: this.tls?.server });
   }
 
   get rpcEndpoint(): string | undefined {
@@ -268,7 +269,10 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
  */
 async function prepareSocketPath(socketPath: string): Promise<void> {
   const dir = path.dirname(socketPath);
-  if (dir === defaultSocketDir()) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (dir === defaultSocketDir()) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    checkPrivateDir(dir);
+  }
   let stat: fs.Stats;
   try {
     stat = fs.lstatSync(socketPath);
@@ -288,6 +292,21 @@ async function prepareSocketPath(socketPath: string): Promise<void> {
   });
   if (alive) throw new TrellisError('Conflict', `another trellisd is already serving ${socketPath}`);
   fs.rmSync(socketPath, { force: true });
+}
+
+/**
+ * The default folder (/tmp/trellis-$UID without XDG_RUNTIME_DIR) has a name anyone can guess
+ * and make first: whoever owns it could swap the socket for one of their own and receive this
+ * user's objects. So it must be ours, a real folder, and closed to others. Errors: PermissionDenied.
+ */
+function checkPrivateDir(dir: string): void {
+  const stat = fs.lstatSync(dir);
+  const uid = process.getuid?.() ?? 0;
+  if (!stat.isDirectory() || stat.uid !== uid || (stat.mode & 0o077) !== 0) {
+    const what = !stat.isDirectory() ? 'is not a folder' : stat.uid !== uid ? `belongs to uid ${stat.uid}` : 'is open to others';
+    const fix = "it must be this user's with mode 0700 (remove it, or pass --socket)";
+    throw new TrellisError('PermissionDenied', `socket folder ${dir} ${what}; ${fix}`);
+  }
 }
 
 export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
