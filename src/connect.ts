@@ -83,7 +83,9 @@ export async function connect(socketPath: string = defaultSocketPath()): Promise
 
 /**
  * Connects to a daemon's RPC port ('host:port'): the same client, with bytes copied over TCP
- * instead of mapped, for processes on another machine. Errors: Unavailable, PermissionDenied.
+ * instead of mapped, for processes on another machine. `{ tls: { ca, cert?, key?, servername? } }`
+ * (PEM contents) reaches a daemon started with --rpc-tls-cert; cert and key answer --rpc-tls-ca.
+ * Errors: Unavailable, PermissionDenied (token, or a certificate refused either way), InvalidArgument.
  */
 export async function connectRpc(endpoint: string, options: RpcConnectOptions = {}): Promise<TrellisClient> {
   return new TrellisClient(await RpcChannel.open(endpoint, options));

@@ -1,6 +1,7 @@
 /** The public surface of trellis (see API.md). */
 export { connect, connectRpc, TrellisClient } from './connect';
 export type { RpcConnectOptions } from './client/rpc';
+export type { RpcTlsOptions } from './protocol/rpc-tls';
 export type { Client, DeleteOptions } from './client/client';
 export type { Blob, BlobWriter } from './client/blobs';
 export type { ObjectHandle } from './client/object-handle';

@@ -40,6 +40,12 @@ export interface DaemonOptions {
   rpcPeers?: Record<number, string>;
   /** How long a peer daemon may take to answer one request before it counts as gone (ms). */
   rpcTimeoutMs?: number;
+  /** PEM certificate file: serve RPC over TLS (with rpcTlsKey), and present it to peers with rpcTlsCa. */
+  rpcTlsCert?: string;
+  /** PEM private key file of rpcTlsCert. */
+  rpcTlsKey?: string;
+  /** PEM CA file: RPC clients must show a certificate it signed (mutual TLS), and so must peers this daemon reaches. */
+  rpcTlsCa?: string;
   /** etcd client URLs (a comma-separated string or a list): join that cluster. Default: none, run alone. */
   etcd?: string | string[];
   /** Keys live under `<prefix>/`; daemons with the same etcd and prefix are one cluster. Default 'trellis'. */
@@ -66,6 +72,10 @@ export interface ResolvedOptions {
   rpcToken?: string;
   rpcPeers: Map<number, string>;
   rpcTimeoutMs: number;
+  /** Paths, checked to come as a pair (cert and key), with the CA only beside them. */
+  rpcTlsCert?: string;
+  rpcTlsKey?: string;
+  rpcTlsCa?: string;
   /** Empty: no cluster. */
   etcd: string[];
   etcdPrefix?: string;
@@ -97,6 +107,7 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     rpcToken: options.rpcToken ?? (process.env.TRELLIS_RPC_TOKEN || undefined),
     rpcPeers: checkPeers(options.rpcPeers ?? {}),
     rpcTimeoutMs: options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS,
+    ...checkTlsFiles(options),
     etcd: (typeof options.etcd === 'string' ? options.etcd.split(',') : (options.etcd ?? [])).map((url) => url.trim()).filter((url) => url !== ''),
     etcdPrefix: options.etcdPrefix,
     leaseTtlSeconds: options.leaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
@@ -111,6 +122,19 @@ export const DEFAULT_RPC_TIMEOUT_MS = 15_000;
 function checkPort(port: number): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TrellisError('InvalidArgument', `--rpc-port must be 0 to 65535, got ${port}`);
   return port;
+}
+
+function checkTlsFiles(options: DaemonOptions): Pick<ResolvedOptions, 'rpcTlsCert' | 'rpcTlsKey' | 'rpcTlsCa'> {
+  const { rpcTlsCert, rpcTlsKey, rpcTlsCa } = options;
+  if ((rpcTlsCert === undefined) !== (rpcTlsKey === undefined)) {
+    const given = rpcTlsCert === undefined ? '--rpc-tls-key' : '--rpc-tls-cert';
+    throw new TrellisError('InvalidArgument', `--rpc-tls-cert and --rpc-tls-key come together; got only ${given}`);
+  }
+  if (rpcTlsCa !== undefined && rpcTlsCert === undefined) {
+    const message = `--rpc-tls-ca ${rpcTlsCa} needs --rpc-tls-cert and --rpc-tls-key: mutual TLS is TLS first`;
+    throw new TrellisError('InvalidArgument', message);
+  }
+  return { rpcTlsCert, rpcTlsKey, rpcTlsCa };
 }
 
 function checkPeers(peers: Record<number, string>): Map<number, string> {
@@ -139,6 +163,11 @@ export const USAGE = `usage: trellisd [options]
   --rpc-token TOKEN    secret every RPC connection must present (default $TRELLIS_RPC_TOKEN)
   --rpc-peer ID=H:P    another daemon's RPC endpoint, for migrate without a cluster (repeatable)
   --rpc-timeout MS     how long a peer daemon may take to answer before it counts as gone (default 15000)
+  --rpc-tls-cert FILE  serve RPC over TLS with this PEM certificate (and --rpc-tls-key); peers are then
+                       reached over TLS too (default: plain TCP)
+  --rpc-tls-key FILE   the PEM private key of --rpc-tls-cert
+  --rpc-tls-ca FILE    mutual TLS: RPC clients must present a certificate this PEM CA signed; peers are
+                       checked against it and shown --rpc-tls-cert (default: Node's trusted CAs, no client cert)
   --instance-id N      this daemon's instance id without a cluster (default 0)
   --etcd URL[,URL]     join the cluster kept in this etcd, such as http://127.0.0.1:2379 (default: run alone)
   --etcd-prefix P      etcd key prefix: same etcd and prefix, same cluster (default trellis)
@@ -197,6 +226,15 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
       }
       case '--rpc-timeout':
         options.rpcTimeoutMs = integer(flag, value());
+        break;
+      case '--rpc-tls-cert':
+        options.rpcTlsCert = value();
+        break;
+      case '--rpc-tls-key':
+        options.rpcTlsKey = value();
+        break;
+      case '--rpc-tls-ca':
+        options.rpcTlsCa = value();
         break;
       case '--instance-id':
         options.instanceId = integer(flag, value());

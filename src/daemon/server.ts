@@ -32,7 +32,8 @@ import { Residency } from './residency';
 import { RemoteObjects } from './rpc/remote-objects';
 import { SpillDir } from './spill/spill-dir';
 import type { SessionHost } from './rpc/rpc-connection';
-import { RpcServer } from './rpc/rpc-server';
+import { exposureWarning, RpcServer } from './rpc/rpc-server';
+import { loadDaemonTls, type DaemonTls } from './rpc/daemon-tls';
 import { StreamTable } from './streams';
 import { newSession, type ClientSession } from './session';
 
@@ -65,6 +66,8 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   /** Sessions of RPC connections and of the daemon's own jobs (migrate). */
   private readonly remoteSessions = new Set<ClientSession>();
   private rpc?: RpcServer;
+  /** --rpc-tls-*: read before anything else is built, so bad files fail the start with nothing to undo. */
+  private readonly tls?: DaemonTls;
   private nextClientId = 1;
   private requests = 0;
   private readonly uid = process.getuid?.() ?? 0;
@@ -78,6 +81,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     cluster?: ClusterLink,
     store?: DurableStore,
   ) {
+    this.tls = loadDaemonTls(options);
     this.instanceId = cluster?.membership.instanceId ?? options.instanceId;
     this.socketPath = options.socket;
     this.maxFrameBytes = options.maxFrameBytes;
@@ -104,6 +108,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       cluster: cluster?.membership,
       token: options.rpcToken,
       requestTimeoutMs: options.rpcTimeoutMs,
+      tls: this.tls?.peers,
     });
     const shared = cluster ? this.clusterMetadata(cluster) : new LocalMetadata(this.table, this.names, this.instanceId, this.socketPath);
     const durable =
@@ -140,6 +145,12 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     }
   }
 
+  /** See exposureWarning. */
+  rpcExposure(endpoint: string): string | undefined {
+    const { rpcHost: host, rpcToken: token } = this.options;
+    return exposureWarning(endpoint, { host, token, tls: this.tls?.server });
+  }
+
   get rpcEndpoint(): string | undefined {
     return this.rpc?.endpoint;
   }
@@ -174,7 +185,8 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     }
     fs.chmodSync(this.socketPath, this.options.socketMode);
     if (this.options.rpcPort !== undefined) {
-      this.rpc = await RpcServer.start(this, { port: this.options.rpcPort, host: this.options.rpcHost, token: this.options.rpcToken });
+      const { rpcPort: port, rpcHost: host, rpcToken: token } = this.options;
+      this.rpc = await RpcServer.start(this, { port, host, token, tls: this.tls?.server });
     }
     this.pool.warmUp();
   }
@@ -260,7 +272,10 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
  */
 async function prepareSocketPath(socketPath: string): Promise<void> {
   const dir = path.dirname(socketPath);
-  if (dir === defaultSocketDir()) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (dir === defaultSocketDir()) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    checkPrivateDir(dir);
+  }
   let stat: fs.Stats;
   try {
     stat = fs.lstatSync(socketPath);
@@ -280,6 +295,21 @@ async function prepareSocketPath(socketPath: string): Promise<void> {
   });
   if (alive) throw new TrellisError('Conflict', `another trellisd is already serving ${socketPath}`);
   fs.rmSync(socketPath, { force: true });
+}
+
+/**
+ * The default folder (/tmp/trellis-$UID without XDG_RUNTIME_DIR) has a name anyone can guess
+ * and make first: whoever owns it could swap the socket for one of their own and receive this
+ * user's objects. So it must be ours, a real folder, and closed to others. Errors: PermissionDenied.
+ */
+function checkPrivateDir(dir: string): void {
+  const stat = fs.lstatSync(dir);
+  const uid = process.getuid?.() ?? 0;
+  if (!stat.isDirectory() || stat.uid !== uid || (stat.mode & 0o077) !== 0) {
+    const what = !stat.isDirectory() ? 'is not a folder' : stat.uid !== uid ? `belongs to uid ${stat.uid}` : 'is open to others';
+    const fix = "it must be this user's with mode 0700 (remove it, or pass --socket)";
+    throw new TrellisError('PermissionDenied', `socket folder ${dir} ${what}; ${fix}`);
+  }
 }
 
 export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
@@ -307,6 +337,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     await daemon.meta.start();
     await daemon.listen();
     const rpcEndpoint = daemon.rpcEndpoint ?? null;
+    const exposure = rpcEndpoint === null ? undefined : daemon.rpcExposure(rpcEndpoint);
+    if (exposure) process.stderr.write(`trellisd: warning: ${exposure}\n`);
     if (cluster && cluster.membership.info.rpcEndpoint !== rpcEndpoint) await cluster.membership.setRpcEndpoint(rpcEndpoint);
   } catch (error) {
     if (daemon.listening) await daemon.stop();

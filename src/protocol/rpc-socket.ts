@@ -10,11 +10,13 @@
  * `PermissionDenied`, as the daemon answers it.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { fromWireError, TrellisError } from '../errors';
 import { encodeFrameWithBytes, planReads } from './bulk-frames';
 import { FrameReader, type BulkConsumer } from './frame-reader';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame } from './framing';
 import { PROTOCOL_VERSION, type ByteRange, type Kind, type RegisterRpcReply, type ReplyEnvelope, type ReplyOf, type RequestOf } from './messages';
+import { tlsConnectOptions, tlsFailure, type RpcTlsOptions } from './rpc-tls';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
@@ -35,6 +37,8 @@ export interface RpcSocketOptions {
   connectTimeoutMs?: number;
   /** Default deadline for a reply; 0 for none. */
   requestTimeoutMs?: number;
+  /** Connect over TLS (a daemon started with --rpc-tls-cert). Default: plain TCP. */
+  tls?: RpcTlsOptions;
 }
 
 export interface RequestOptions {
@@ -77,6 +81,7 @@ export class RpcSocket {
     private readonly socket: net.Socket,
     readonly endpoint: string,
     private readonly requestTimeoutMs: number,
+    private readonly overTls: boolean,
   ) {
     this.reader = new FrameReader(MAX_REPLY_FRAME_BYTES, {
       body: (body) => this.deliver(body as ReplyEnvelope),
@@ -84,34 +89,44 @@ export class RpcSocket {
       bulkEnd: (seq) => this.finishBulk(seq),
     });
     socket.on('error', (error) => this.shutdown(this.unavailable(`the connection to trellisd at ${endpoint} failed`, error)));
-    socket.on('close', () => this.shutdown(new TrellisError('Unavailable', `trellisd at ${endpoint} closed the connection`)));
+    socket.on('close', () => this.shutdown(this.closedByPeer()));
   }
 
   /** Connects and registers. Errors: Unavailable, PermissionDenied, ProtocolError, InvalidArgument. */
   static async connect(endpoint: string, options: RpcSocketOptions = {}): Promise<RpcSocket> {
     const { host, port } = parseEndpoint(endpoint);
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-    const socket = net.connect({
-      host,
-      port,
-      noDelay: true,
-      onread: {
-        buffer: readBuffer,
-        callback: (bytes) => {
-          // Bytes arrive in a later tick than this one, which sets rpc just below.
-          rpc.receive(readBuffer.subarray(0, bytes));
-          return true;
+    // Bytes arrive in a later tick than this one, which sets rpc just below.
+    const receive = (bytes: Buffer) => rpc.receive(bytes);
+    let socket: net.Socket;
+    if (options.tls !== undefined) {
+      // TLS decrypts into buffers of its own (onread is for plain sockets), so bytes come as 'data'.
+      socket = tls.connect({ ...tlsConnectOptions(options.tls), host, port });
+      socket.setNoDelay(true);
+      socket.on('data', receive);
+    } else {
+      const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+      socket = net.connect({
+        host,
+        port,
+        noDelay: true,
+        onread: {
+          buffer: readBuffer,
+          callback: (bytes) => {
+            receive(readBuffer.subarray(0, bytes));
+            return true;
+          },
         },
-      },
-    });
-    const rpc = new RpcSocket(socket, endpoint, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+      });
+    }
+    const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const rpc = new RpcSocket(socket, endpoint, requestTimeoutMs, options.tls !== undefined);
     const connected = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new TrellisError('Unavailable', `trellisd at ${endpoint} did not accept a connection within ${connectTimeoutMs} ms`));
         socket.destroy();
       }, connectTimeoutMs);
-      socket.once('connect', () => {
+      socket.once(options.tls !== undefined ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         resolve();
       });
@@ -297,7 +312,19 @@ export class RpcSocket {
     return pending;
   }
 
+  private closedByPeer(): TrellisError {
+    // Closed before the handshake's answer: most likely a TLS port, which drops a plain client unanswered.
+    const hint =
+      this.registration === undefined && !this.overTls
+        ? ' before answering the handshake; a daemon serving TLS (--rpc-tls-cert) drops plain connections: ' +
+          'connect with { tls }'
+        : '';
+    return new TrellisError('Unavailable', `trellisd at ${this.endpoint} closed the connection${hint}`);
+  }
+
   private unavailable(what: string, error: Error): TrellisError {
+    const refused = this.overTls ? tlsFailure(this.endpoint, error) : undefined;
+    if (refused) return refused;
     const code = (error as NodeJS.ErrnoException).code;
     return new TrellisError('Unavailable', `${what}: ${code ?? error.message}`, { cause: error });
   }

@@ -65,6 +65,24 @@ describe('daemon lifecycle and socket security', function () {
     assert.equal(fs.readFileSync(plainFile, 'utf8'), 'precious');
   });
 
+  it('refuses a default socket folder that another user made first, or that others can open', async () => {
+    const runtime = tempPath('xdg-runtime');
+    const folder = `${runtime}/trellis`;
+    fs.mkdirSync(folder, { recursive: true, mode: 0o755 });
+    fs.chmodSync(folder, 0o755);
+    const env = { ...process.env, XDG_RUNTIME_DIR: runtime, TRELLIS_SOCKET: '' };
+    const open = await runDaemonToExit(['--size', '64MiB'], env);
+    assert.equal(open.code, 1);
+    assert.match(open.output, new RegExp(`\\[PermissionDenied\\].*socket folder ${folder} is open to others; it must be`));
+    if (process.getuid?.() === 0) {
+      fs.chmodSync(folder, 0o700);
+      fs.chownSync(folder, 12345, 12345);
+      const foreign = await runDaemonToExit(['--size', '64MiB'], env);
+      assert.match(foreign.output, new RegExp(`socket folder ${folder} belongs to uid 12345; .*remove it, or pass --socket`));
+    }
+    assert.deepEqual(fs.readdirSync(folder), [], 'no socket was made there');
+  });
+
   it('rejects bad command-line options with a clear message', async () => {
     const result = await runDaemonToExit(['--size', 'lots']);
     assert.equal(result.code, 2);
@@ -90,8 +108,8 @@ describe('daemon lifecycle and socket security', function () {
   });
 });
 
-async function runDaemonToExit(args: string[]): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [...TSX_ARGS, DAEMON_SCRIPT, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+async function runDaemonToExit(args: string[], env = process.env): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [...TSX_ARGS, DAEMON_SCRIPT, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   onCleanup(() => child.kill('SIGKILL'));
   let output = '';
   child.stdout.on('data', (c) => (output += c));
