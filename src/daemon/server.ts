@@ -14,13 +14,17 @@ import { IdGenerator } from '../protocol/ids';
 import { defaultSocketDir } from '../protocol/socket-path';
 import type { ClusterLink, ClusterMetadata } from './cluster/cluster-metadata';
 import { Connection, type ConnectionHost } from './connection';
+import type { HttpServer } from './http/http-server';
+import { configureDaemonLog, daemonLog } from './log';
 import { MachineCapacity } from './machine-capacity';
 import { LocalMetadata } from './metadata/local-metadata';
+import { logMembership } from './metadata/membership-log';
 import type { MetaService } from './metadata/meta-service';
 import { MemoryPolicy } from './memory-policy';
 import { NameTable } from './names';
 import { ObjectTable } from './object-table';
 import type { DaemonState } from './request-context';
+import { RequestStats, type KindStats } from './request-stats';
 import { resolveOptions, type DaemonOptions, type ResolvedOptions } from './options';
 import { SegmentPool } from './segment-pool';
 import { Residency } from './residency';
@@ -36,6 +40,8 @@ export interface Daemon {
   readonly instanceId: number;
   /** host:port of the RPC port, when it serves one. */
   readonly rpcEndpoint?: string;
+  /** host:port of the HTTP port (dashboard, /metrics, /api), when it serves one. */
+  readonly httpEndpoint?: string;
   stop(): Promise<void>;
 }
 
@@ -61,6 +67,9 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   /** Sessions of RPC connections and of the daemon's own jobs (migrate). */
   private readonly remoteSessions = new Set<ClientSession>();
   private rpc?: RpcServer;
+  private http?: HttpServer;
+  /** Per-kind counts and durations, for /metrics. */
+  readonly requestStats = new RequestStats();
   private nextClientId = 1;
   private requests = 0;
   private readonly uid = process.getuid?.() ?? 0;
@@ -126,8 +135,13 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     return this.requests;
   }
 
-  countRequest(): void {
+  countRequest(kind: string): KindStats {
     this.requests++;
+    return this.requestStats.count(kind);
+  }
+
+  get httpEndpoint(): string | undefined {
+    return this.http?.endpoint;
   }
 
   async listen(): Promise<void> {
@@ -149,6 +163,12 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     fs.chmodSync(this.socketPath, this.options.socketMode);
     if (this.options.rpcPort !== undefined) {
       this.rpc = await RpcServer.start(this, { port: this.options.rpcPort, host: this.options.rpcHost, token: this.options.rpcToken });
+    }
+    if (this.options.httpPort !== undefined) {
+      // Loaded only here, so that a daemon without --http-port never loads ws or prom-client.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { HttpServer } = require('./http/http-server') as typeof import('./http/http-server');
+      this.http = await HttpServer.start(this, { port: this.options.httpPort, host: this.options.httpHost, token: this.options.rpcToken });
     }
     this.pool.warmUp();
   }
@@ -195,7 +215,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections) connection.close();
     this.remote.close();
-    await Promise.all([closed, this.rpc?.close()]);
+    await Promise.all([closed, this.rpc?.close(), this.http?.close()]);
     this.pool.close();
     fs.rmSync(this.socketPath, { force: true });
   }
@@ -258,11 +278,13 @@ async function prepareSocketPath(socketPath: string): Promise<void> {
 
 export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
   const resolved = resolveOptions(options);
+  const log = configureDaemonLog({ level: resolved.logLevel, format: resolved.logFormat });
   // With --etcd the instance id comes from the cluster, so object ids are unique across it.
   const cluster = resolved.etcd.length > 0 ? await joinCluster(resolved) : undefined;
   const daemon = new DaemonServer(resolved, cluster);
   const overCapacity = daemon.pool.policy.startWarning();
-  if (overCapacity) process.stderr.write(`trellisd: ${overCapacity}\n`);
+  if (overCapacity) log.warn(overCapacity);
+  if (cluster) logMembership(cluster.membership);
   try {
     await daemon.meta.start();
     await daemon.listen();
@@ -276,7 +298,15 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     }
     throw error;
   }
-  return { socket: daemon.socketPath, instanceId: daemon.instanceId, rpcEndpoint: daemon.rpcEndpoint, stop: () => daemon.stop() };
+  log.info(
+    { socket: daemon.socketPath, instance: daemon.instanceId, rpc: daemon.rpcEndpoint, http: daemon.httpEndpoint, size: resolved.size },
+    'started',
+  );
+  const stop = async () => {
+    await daemon.stop();
+    log.info({ socket: daemon.socketPath, instance: daemon.instanceId }, 'stopped');
+  };
+  return { socket: daemon.socketPath, instanceId: daemon.instanceId, rpcEndpoint: daemon.rpcEndpoint, httpEndpoint: daemon.httpEndpoint, stop };
 }
 
 /** Joins the cluster in etcd. Errors: Unavailable, InvalidArgument, Conflict. */
