@@ -84,20 +84,27 @@ export class DaemonMetrics {
  * Histogram whose values come from there rather than from observe().
  */
 class RequestDurations extends Histogram<'kind' | 'le'> {
+  static readonly HELP = 'Time from a request\'s arrival to its reply, by kind.';
+  readonly help = RequestDurations.HELP;
   constructor(private readonly requests: RequestStats) {
     super({
       name: 'trellis_request_duration_seconds',
-      help: 'Time from a request\'s arrival to its reply, by kind.',
+      help: RequestDurations.HELP,
       labelNames: ['kind'],
       buckets: [...DURATION_BUCKETS],
       registers: [],
     });
   }
 
-  override async get(): ReturnType<Histogram<'kind' | 'le'>['get']> {
-    const base = await super.get();
+  override get(): ReturnType<Histogram<'kind' | 'le'>['get']> {
+    return this.getForPromString();
+  }
+
+  /** What the registry reads for the text format (prom-client prefers it to get() when present). */
+  async getForPromString(): ReturnType<Histogram<'kind' | 'le'>['get']> {
     const name = 'trellis_request_duration_seconds';
-    const values: typeof base.values = [];
+    type Result = Awaited<ReturnType<Histogram<'kind' | 'le'>['get']>>;
+    const values: Result['values'] = [];
     for (const stats of this.requests.all()) {
       if (stats.timed === 0) continue;
       const kind = stats.kind;
@@ -110,6 +117,7 @@ class RequestDurations extends Histogram<'kind' | 'le'> {
       values.push({ metricName: `${name}_sum`, labels: { kind }, value: stats.sum });
       values.push({ metricName: `${name}_count`, labels: { kind }, value: stats.timed });
     }
-    return { ...base, values };
+    // The shape Histogram's own get() returns (super's would call back into this method).
+    return { name, help: this.help, type: 'histogram', aggregator: 'sum', values } as unknown as Result;
   }
 }
