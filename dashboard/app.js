@@ -97,11 +97,11 @@
         height: 200,
         series: [
           {},
-          { label: 'used', stroke: '#2f6fde', fill: 'rgba(47,111,222,0.12)', value: (u, v) => bytes(v) },
-          { label: 'limit', stroke: '#c0392b', dash: [6, 4], value: (u, v) => bytes(v) },
-          { label: 'spilled', stroke: '#e08e0b', value: (u, v) => bytes(v) },
+          { label: 'used', points: { show: false }, stroke: '#2f6fde', fill: 'rgba(47,111,222,0.12)', value: (u, v) => bytes(v) },
+          { label: 'limit', points: { show: false }, stroke: '#c0392b', dash: [6, 4], value: (u, v) => bytes(v) },
+          { label: 'spilled', points: { show: false }, stroke: '#e08e0b', value: (u, v) => bytes(v) },
         ],
-        axes: [{}, { size: 70, values: (u, ticks) => ticks.map(bytes) }],
+        axes: [{}, { size: 84, values: (u, ticks) => ticks.map(bytes) }],
         scales: { y: { range: (u, min, max) => [0, Math.max(max, 1)] } },
       }, data, $('chart'));
       window.addEventListener('resize', () => chart.setSize({ width: $('chart').clientWidth, height: 200 }));
