@@ -48,7 +48,7 @@ describe('the dashboard in a browser', function () {
     });
     await page.goto(`http://${daemon.httpEndpoint}/?token=tok`);
     await page.waitForSelector('#connection.live');
-    await page.waitForFunction(() => document.querySelector('#objects')?.textContent?.includes('none'));
+    await page.locator('#objects', { hasText: 'none' }).waitFor();
 
     const publisher = startChild('name-publisher.ts', [daemon.socket, 'seen-live', '0', 'hello']);
     const { id } = await publisher.next<{ id: string }>();
