@@ -12,7 +12,7 @@ import type { Scope } from './scope';
 import { stopProcess } from '../../test/fixtures/processes';
 
 export const DAEMON_SCRIPT = path.join(REPO_ROOT, 'src', 'cli', 'trellisd.ts');
-const READY_LINE = /^trellisd ready socket=(\S+) instance=(\d+)(?: rpc=(\S+))?$/m;
+const READY_LINE = /^trellisd ready socket=(\S+) instance=(\d+)(?: rpc=(\S+))?(?: http=(\S+))?$/m;
 const READY_TIMEOUT_MS = 20_000;
 
 export interface BenchDaemon {
@@ -21,6 +21,8 @@ export interface BenchDaemon {
   readonly instanceId: number;
   /** host:port of its RPC port, when started with --rpc-port. */
   readonly rpcEndpoint?: string;
+  /** host:port of its HTTP port, when started with --http-port. */
+  readonly httpEndpoint?: string;
   stop(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions
     pid: child.pid!,
     instanceId: Number(match[2]),
     rpcEndpoint: match[3],
+    httpEndpoint: match[4],
     async stop() {
       await stop();
       forget();

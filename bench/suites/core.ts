@@ -22,6 +22,20 @@ import type { Suite, SuiteContext } from '../lib/suite';
 import { CORE_PLAN, type CorePlan } from './core/plan';
 import { coreReport, type CoreMeasurements, type PlacementRun } from './core/report';
 
+/** A dashboard page open on /live and a Prometheus scrape every second; returns the stop. */
+function watchDaemon(endpoint: string): () => void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const WebSocket = require('ws') as typeof import('ws');
+  const page = new WebSocket(`ws://${endpoint}/live`);
+  page.on('message', () => undefined);
+  page.on('error', () => undefined);
+  const scrape = setInterval(() => void fetch(`http://${endpoint}/metrics`).then((r) => r.text(), () => undefined), 1000);
+  return () => {
+    clearInterval(scrape);
+    page.terminate();
+  };
+}
+
 type StoredBlobs = Array<{ bytes: number; ids: string[] }>;
 
 /** Fresh reader processes get blobs another process wrote; then one fresh process runs the small-blob cycle. */
@@ -51,8 +65,11 @@ async function measureReads(
 async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreMeasurements> {
   const { scope, log } = context;
   const cross = crossCorePlacement();
-  const daemon = await startBenchDaemon(scope, { size: plan.daemonSize, cpu: cross?.serverCpu });
-  log(`trellisd pid ${daemon.pid} (--size ${plan.daemonSize}); ${describePlacement(cross)}`);
+  // TRELLIS_BENCH_HTTP=1: the same run with the dashboard open and /metrics scraped every second.
+  const watched = process.env.TRELLIS_BENCH_HTTP === '1';
+  const daemon = await startBenchDaemon(scope, { size: plan.daemonSize, cpu: cross?.serverCpu, args: watched ? ['--http-port', '0'] : [] });
+  log(`trellisd pid ${daemon.pid} (--size ${plan.daemonSize}); ${describePlacement(cross)}${watched ? `; watched on ${daemon.httpEndpoint}` : ''}`);
+  if (watched) scope.defer(watchDaemon(daemon.httpEndpoint!));
 
   log('socket round trip baseline');
   const roundTrips = [await measureSocketRoundTrip(scope, plan.roundTrip, cross)];

@@ -4,6 +4,7 @@
  */
 import { isTrellisError } from '../errors';
 import { parseArgs, USAGE } from '../daemon/options';
+import { daemonLog } from '../daemon/log';
 import { startDaemon } from '../daemon/server';
 import { launchedByPackageManager, watchLauncher } from './launcher-watch';
 
@@ -43,12 +44,13 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
   if (launchedByPackageManager()) {
     watchLauncher((launcher) => {
-      process.stderr.write(`trellisd: process ${launcher}, which launched it, exited: shutting down\n`);
+      daemonLog().info(`process ${launcher}, which launched it, exited: shutting down`);
       shutdown(`process ${launcher} exited`);
     });
   }
   const rpc = daemon.rpcEndpoint === undefined ? '' : ` rpc=${daemon.rpcEndpoint}`;
-  process.stdout.write(`trellisd ready socket=${daemon.socket} instance=${daemon.instanceId}${rpc}\n`);
+  const http = daemon.httpEndpoint === undefined ? '' : ` http=${daemon.httpEndpoint}`;
+  process.stdout.write(`trellisd ready socket=${daemon.socket} instance=${daemon.instanceId}${rpc}${http}\n`);
 }
 
 if (require.main === module) void main();

@@ -13,7 +13,9 @@ import { toWireError, TrellisError } from '../errors';
 import { PROTOCOL_VERSION, type ReplyEnvelope, type SegmentGrant } from '../protocol/messages';
 import { native, type PeerCredentials } from '../native';
 import { handlers, isClientKind } from './dispatch';
+import { daemonLog } from './log';
 import type { DaemonState, RequestContext } from './request-context';
+import type { KindStats } from './request-stats';
 import { FramedConnection } from './framed-connection';
 import type { ClientSession } from './session';
 import * as check from './validate';
@@ -25,7 +27,8 @@ export { HANDSHAKE_TIMEOUT_MS } from './framed-connection';
 export interface ConnectionHost {
   readonly maxFrameBytes: number;
   readonly state: DaemonState;
-  countRequest(): void;
+  /** Counts a request of a known kind; its stats time it when metrics are on. */
+  countRequest(kind: string): KindStats;
   register(connection: Connection, pid: number): ClientSession;
   mainConnection(clientId: number): Connection | undefined;
   closed(connection: Connection): void;
@@ -60,30 +63,41 @@ export class Connection extends FramedConnection {
       this.reply({ seq, error: { code: 'ProtocolError', message: `unknown request kind ${check.describe(kind)}` } });
       return;
     }
-    this.host.countRequest();
+    const stats = this.host.countRequest(kind);
+    const started = stats.started();
     const scope = new RequestScope(this, this.host.state, this.session!);
     const handler = handlers[kind] as (c: RequestContext, b: check.Body) => unknown;
     let result: unknown;
     try {
       result = handler(scope, check.expectBody(kind, body));
     } catch (error) {
-      this.answer(scope, { seq, error: toWireError(error) });
+      stats.failed(error);
+      this.answer(scope, { seq, error: toWireError(error) }, stats, started);
       return;
     }
     if (result instanceof Promise) {
       void result.then(
-        (reply) => this.answer(scope, { seq, reply: reply as never }),
-        (error) => this.answer(scope, { seq, error: toWireError(error) }),
+        (reply) => this.answer(scope, { seq, reply: reply as never }, stats, started),
+        (error) => {
+          stats.failed(error);
+          this.answer(scope, { seq, error: toWireError(error) }, stats, started);
+        },
       );
     } else {
-      this.answer(scope, { seq, reply: result as never });
+      this.answer(scope, { seq, reply: result as never }, stats, started);
     }
   }
 
   /** Replies to a request, naming the segments whose fds it sent (they precede this reply). */
-  private answer(scope: RequestScope, envelope: ReplyEnvelope): void {
+  private answer(scope: RequestScope, envelope: ReplyEnvelope, stats: KindStats, started: number): void {
     if (scope.grants) envelope.grants = scope.grants;
     this.reply(envelope);
+    stats.finished(started);
+  }
+
+  protected override failed(code: string, message: string): void {
+    const session = this.session;
+    daemonLog().warn({ pid: this.peer.pid, uid: this.peer.uid, client: session?.clientId, code }, `closed a client connection: ${message}`);
   }
 
   protected handshake(kind: unknown, seq: number, body: unknown): void {

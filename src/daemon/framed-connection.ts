@@ -8,6 +8,8 @@ import type * as net from 'node:net';
 import { toWireError } from '../errors';
 import { encodeFrame, FrameDecoder } from '../protocol/framing';
 import type { ReplyEnvelope } from '../protocol/messages';
+import { daemonLog } from './log';
+import type { KindStats } from './request-stats';
 import * as check from './validate';
 
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -46,22 +48,37 @@ export abstract class FramedConnection {
   /** The socket closed: let go of what the connection had. */
   protected abstract closed(): void;
 
-  /** Sends the reply of a handler's result, now or when its promise settles. */
-  protected respond(seq: number, run: () => unknown): void {
+  /** This connection is being closed for a protocol error: one log line, naming the peer. */
+  protected failed(code: string, message: string): void {
+    daemonLog().warn({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}`, code }, `closed a connection: ${message}`);
+  }
+
+  /** Sends the reply of a handler's result, now or when its promise settles; `stats` counts it. */
+  protected respond(seq: number, run: () => unknown, stats?: KindStats, started = 0): void {
     let result: unknown;
     try {
       result = run();
     } catch (error) {
+      stats?.failed(error);
       this.reply({ seq, error: toWireError(error) });
+      stats?.finished(started);
       return;
     }
     if (result instanceof Promise) {
       void result.then(
-        (reply) => this.reply({ seq, reply: reply as never }),
-        (error) => this.reply({ seq, error: toWireError(error) }),
+        (reply) => {
+          this.reply({ seq, reply: reply as never });
+          stats?.finished(started);
+        },
+        (error) => {
+          stats?.failed(error);
+          this.reply({ seq, error: toWireError(error) });
+          stats?.finished(started);
+        },
       );
     } else {
       this.reply({ seq, reply: result as never });
+      stats?.finished(started);
     }
   }
 
@@ -73,6 +90,7 @@ export abstract class FramedConnection {
   /** Answers with an error and closes this connection only. */
   protected fail(code: string, message: string, seq = 0): void {
     if (this.closing) return;
+    this.failed(code, message);
     this.reply({ seq, error: { code, message } });
     this.closing = true;
     this.socket.end();

@@ -6,6 +6,7 @@ import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/framing';
 import { MAX_INSTANCE_ID } from '../protocol/ids';
 import { parseEndpoint } from '../protocol/rpc-socket';
 import { defaultSocketPath } from '../protocol/socket-path';
+import { checkLogFormat, checkLogLevel, defaultLogLevel, type LogFormat, type LogLevel } from './log';
 import { DEFAULT_IDLE_RELEASE_MS } from './memory-policy';
 import { DEFAULT_LEASE_TTL_SECONDS } from './metadata/membership';
 import { parseSize } from './sizes';
@@ -56,6 +57,14 @@ export interface DaemonOptions {
   spillDir?: string;
   /** Makes persist durable: objects, names and ttls are kept here across restarts. Default: none. */
   dataDir?: string;
+  /** TCP port for the dashboard, /metrics and /api (0 picks a free one). Default: none. */
+  httpPort?: number;
+  /** Address the HTTP port binds to; default 127.0.0.1, loopback only. */
+  httpHost?: string;
+  /** debug|info|warn|error; default $TRELLIS_LOG, then info. */
+  logLevel?: LogLevel;
+  /** text (for people) or json (one object a line). Default text. */
+  logFormat?: LogFormat;
 }
 
 export interface ResolvedOptions {
@@ -82,6 +91,10 @@ export interface ResolvedOptions {
   leaseTtlSeconds: number;
   spillDir?: string;
   dataDir?: string;
+  httpPort?: number;
+  httpHost: string;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 export const DEFAULT_SIZE = '2GiB';
@@ -113,14 +126,19 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     leaseTtlSeconds: options.leaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
     spillDir: options.spillDir ?? (options.dataDir === undefined ? undefined : path.join(options.dataDir, 'spill')),
     dataDir: options.dataDir,
+    httpPort: options.httpPort === undefined ? undefined : checkPort(options.httpPort, '--http-port'),
+    httpHost: options.httpHost ?? DEFAULT_HTTP_HOST,
+    logLevel: options.logLevel === undefined ? defaultLogLevel() : checkLogLevel('--log-level', options.logLevel),
+    logFormat: options.logFormat === undefined ? 'text' : checkLogFormat('--log-format', options.logFormat),
   };
 }
 
 export const DEFAULT_RPC_HOST = '127.0.0.1';
 export const DEFAULT_RPC_TIMEOUT_MS = 15_000;
+export const DEFAULT_HTTP_HOST = '127.0.0.1';
 
-function checkPort(port: number): number {
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TrellisError('InvalidArgument', `--rpc-port must be 0 to 65535, got ${port}`);
+function checkPort(port: number, flag = '--rpc-port'): number {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TrellisError('InvalidArgument', `${flag} must be 0 to 65535, got ${port}`);
   return port;
 }
 
@@ -175,6 +193,11 @@ export const USAGE = `usage: trellisd [options]
   --data-dir DIR       make persist durable: objects, names and ttls kept here across restarts (default: none)
   --spill-dir DIR      move least-recently-used unheld blobs here when memory is full
                        (default: DATA_DIR/spill with --data-dir, else off)
+  --http-port N        serve the dashboard, /metrics and /api on this TCP port (0 picks one) (default: off)
+  --http-host HOST     address the HTTP port binds to (default 127.0.0.1: this machine only); with
+                       --rpc-token, everything but /metrics asks for the token
+  --log-level LEVEL    debug|info|warn|error: the least a line on stderr must be (default $TRELLIS_LOG, then info)
+  --log-format FORMAT  text (for people) or json (one object a line) (default text)
   --help               print this text
 `;
 
@@ -253,6 +276,18 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
         break;
       case '--data-dir':
         options.dataDir = value();
+        break;
+      case '--http-port':
+        options.httpPort = integer(flag, value());
+        break;
+      case '--http-host':
+        options.httpHost = value();
+        break;
+      case '--log-level':
+        options.logLevel = checkLogLevel(flag, value());
+        break;
+      case '--log-format':
+        options.logFormat = checkLogFormat(flag, value());
         break;
       case '--help':
       case '-h':

@@ -13,6 +13,7 @@
  */
 import { isTrellisError, TrellisError } from '../errors';
 import type { BlobLocation } from '../protocol/messages';
+import { daemonLog } from './log';
 import type { BlobBacking, ObjectTable, StoredObject } from './object-table';
 import type { Placement, SegmentPool } from './segment-pool';
 import type { ClientSession } from './session';
@@ -176,6 +177,7 @@ export class Residency {
       chosen += blob.nbytes;
     }
     let freed = 0;
+    let spilled = 0;
     for (const blob of victims) {
       let backing = blob.backing;
       // Sealed bytes never change: a copy on disk from before is still good.
@@ -184,6 +186,7 @@ export class Residency {
         try {
           backing = await this.spill.write(blob.id, this.pool.memory.read(locationOf(blob), 0, blob.nbytes));
         } catch (error) {
+          daemonLog().warn({ object: blob.id, bytes: blob.nbytes }, `spill failed: ${(error as Error).message}`);
           // A full or broken disk: what was freed so far stands; the request may still fit.
           if (freed === 0) throw error;
           break;
@@ -193,10 +196,12 @@ export class Residency {
       if (blob.placement && blob.holders.size === 0 && !blob.deleted) {
         this.table.evict(blob, backing);
         freed += blob.nbytes;
+        spilled++;
       } else if (!blob.backing) {
         this.spill?.remove(backing);
       }
     }
+    if (spilled > 0) daemonLog().info({ objects: spilled, bytes: freed, asked: bytes }, `spilled ${formatBytes(freed)} to make room`);
     return freed;
   }
 }

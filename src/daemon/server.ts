@@ -19,13 +19,17 @@ import { ArchiveIndex } from './archive-index';
 import { Connection, type ConnectionHost } from './connection';
 import { DurableMetadata } from './durable/durable-metadata';
 import { DurableStore } from './durable/durable-store';
+import type { HttpServer } from './http/http-server';
+import { configureDaemonLog, daemonLog } from './log';
 import { MachineCapacity } from './machine-capacity';
 import { LocalMetadata } from './metadata/local-metadata';
+import { logMembership } from './metadata/membership-log';
 import type { MetaService } from './metadata/meta-service';
 import { MemoryPolicy } from './memory-policy';
 import { NameTable } from './names';
 import { ObjectTable } from './object-table';
 import type { DaemonState } from './request-context';
+import { RequestStats, type KindStats } from './request-stats';
 import { resolveOptions, type DaemonOptions, type ResolvedOptions } from './options';
 import { SegmentPool } from './segment-pool';
 import { Residency } from './residency';
@@ -42,6 +46,8 @@ export interface Daemon {
   readonly instanceId: number;
   /** host:port of the RPC port, when it serves one. */
   readonly rpcEndpoint?: string;
+  /** host:port of the HTTP port (dashboard, /metrics, /api), when it serves one. */
+  readonly httpEndpoint?: string;
   stop(): Promise<void>;
 }
 
@@ -68,6 +74,9 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   private rpc?: RpcServer;
   /** --rpc-tls-*: read before anything else is built, so bad files fail the start with nothing to undo. */
   private readonly tls?: DaemonTls;
+  private http?: HttpServer;
+  /** Per-kind counts and durations, for /metrics. */
+  readonly requestStats = new RequestStats();
   private nextClientId = 1;
   private requests = 0;
   private readonly uid = process.getuid?.() ?? 0;
@@ -163,8 +172,13 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     return this.requests;
   }
 
-  countRequest(): void {
+  countRequest(kind: string): KindStats {
     this.requests++;
+    return this.requestStats.count(kind);
+  }
+
+  get httpEndpoint(): string | undefined {
+    return this.http?.endpoint;
   }
 
   async listen(): Promise<void> {
@@ -187,6 +201,12 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     if (this.options.rpcPort !== undefined) {
       const { rpcPort: port, rpcHost: host, rpcToken: token } = this.options;
       this.rpc = await RpcServer.start(this, { port, host, token, tls: this.tls?.server });
+    }
+    if (this.options.httpPort !== undefined) {
+      // Loaded only here, so that a daemon without --http-port never loads ws or prom-client.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { HttpServer } = require('./http/http-server') as typeof import('./http/http-server');
+      this.http = await HttpServer.start(this, { port: this.options.httpPort, host: this.options.httpHost, token: this.options.rpcToken });
     }
     this.pool.warmUp();
   }
@@ -233,7 +253,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections) connection.close();
     this.remote.close();
-    await Promise.all([closed, this.rpc?.close()]);
+    await Promise.all([closed, this.rpc?.close(), this.http?.close()]);
     this.pool.close();
     fs.rmSync(this.socketPath, { force: true });
   }
@@ -314,6 +334,7 @@ function checkPrivateDir(dir: string): void {
 
 export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
   const resolved = resolveOptions(options);
+  const log = configureDaemonLog({ level: resolved.logLevel, format: resolved.logFormat });
   // With --etcd the instance id comes from the cluster, so object ids are unique across it.
   // The data dir first: a second daemon on it is refused before it joins anything.
   const store = resolved.dataDir === undefined ? undefined : await DurableStore.open(resolved.dataDir);
@@ -332,7 +353,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     throw error;
   }
   const overCapacity = daemon.pool.policy.startWarning();
-  if (overCapacity) process.stderr.write(`trellisd: ${overCapacity}\n`);
+  if (overCapacity) log.warn(overCapacity);
+  if (cluster) logMembership(cluster.membership);
   try {
     await daemon.meta.start();
     await daemon.listen();
@@ -348,7 +370,15 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     }
     throw error;
   }
-  return { socket: daemon.socketPath, instanceId: daemon.instanceId, rpcEndpoint: daemon.rpcEndpoint, stop: () => daemon.stop() };
+  log.info(
+    { socket: daemon.socketPath, instance: daemon.instanceId, rpc: daemon.rpcEndpoint, http: daemon.httpEndpoint, size: resolved.size },
+    'started',
+  );
+  const stop = async () => {
+    await daemon.stop();
+    log.info({ socket: daemon.socketPath, instance: daemon.instanceId }, 'stopped');
+  };
+  return { socket: daemon.socketPath, instanceId: daemon.instanceId, rpcEndpoint: daemon.rpcEndpoint, httpEndpoint: daemon.httpEndpoint, stop };
 }
 
 /** Joins the cluster in etcd. Errors: Unavailable, InvalidArgument, Conflict. */

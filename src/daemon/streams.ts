@@ -20,6 +20,17 @@ export const STREAM_TYPENAMES = ['trellis::ByteStream', 'trellis::RecordBatchStr
 
 type WriterState = 'unopened' | 'open' | 'finished' | 'failed';
 
+export interface StreamSummary {
+  id: string;
+  typename: string;
+  state: WriterState;
+  /** Chunks written and not yet taken by a reader. */
+  queuedChunks: number;
+  queuedBytes: number;
+  /** Whether a reader is attached. */
+  reading: boolean;
+}
+
 interface Stream {
   readonly id: string;
   readonly typename: string;
@@ -55,6 +66,23 @@ export class StreamTable {
   /** The stream's typename, or undefined when `id` is no stream. */
   typenameOf(id: string): string | undefined {
     return this.streams.get(id)?.typename;
+  }
+
+  /** The first `limit` streams, oldest first: what the dashboard shows. */
+  list(limit: number): StreamSummary[] {
+    const found: StreamSummary[] = [];
+    for (const stream of this.streams.values()) {
+      if (found.length >= limit) break;
+      found.push({
+        id: stream.id,
+        typename: stream.typename,
+        state: stream.state,
+        queuedChunks: stream.queue.length,
+        queuedBytes: stream.queuedBytes,
+        reading: stream.reader !== undefined,
+      });
+    }
+    return found;
   }
 
   /** Errors: InvalidArgument for an unknown stream typename. */

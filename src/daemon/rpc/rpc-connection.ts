@@ -14,6 +14,7 @@ import { PROTOCOL_VERSION, type RegisterRpcReply } from '../../protocol/messages
 import { handlers, isClientKind } from '../dispatch';
 import type { DaemonState, RequestContext } from '../request-context';
 import { FramedConnection } from '../framed-connection';
+import type { KindStats } from '../request-stats';
 import type { ClientSession } from '../session';
 import * as check from '../validate';
 import { byteHandlers, BytesReply, isByteKind } from './byte-handlers';
@@ -22,7 +23,8 @@ import { byteHandlers, BytesReply, isByteKind } from './byte-handlers';
 export interface SessionHost {
   readonly state: DaemonState;
   readonly maxFrameBytes: number;
-  countRequest(): void;
+  /** Counts a request of a known kind; its stats time it when metrics are on. */
+  countRequest(kind: string): KindStats;
   /** A session for a remote client, counted as a client until closed. */
   openSession(pid: number): ClientSession;
   /** Reclaims what the session had, as for a local client that disconnects. */
@@ -43,7 +45,9 @@ export class RpcConnection extends FramedConnection {
   }
 
   protected request(kind: unknown, seq: number, body: unknown): void {
-    this.host.countRequest();
+    // An unknown kind is counted under one label: a peer cannot grow the table with made-up kinds.
+    const stats = this.host.countRequest(isByteKind(kind) || isClientKind(kind) ? kind : 'unknown');
+    const started = stats.started();
     const ctx: RequestContext = { state: this.host.state, session: this.session!, grant: () => undefined, untilFdChannel: () => undefined };
     if (isByteKind(kind)) {
       const handler = byteHandlers[kind] as (c: RequestContext, b: check.Body, maxBytes: number) => unknown;
@@ -51,11 +55,17 @@ export class RpcConnection extends FramedConnection {
       try {
         result = handler(ctx, check.expectBody(kind, body), this.host.maxFrameBytes);
       } catch (error) {
+        stats.failed(error);
         this.reply({ seq, error: toWireError(error) });
+        stats.finished(started);
         return;
       }
-      if (result instanceof BytesReply) this.replyWithBytes(seq, result.parts);
-      else this.respond(seq, () => result);
+      if (result instanceof BytesReply) {
+        this.replyWithBytes(seq, result.parts);
+        stats.finished(started);
+      } else {
+        this.respond(seq, () => result, stats, started);
+      }
       return;
     }
     if (!isClientKind(kind)) {
@@ -63,7 +73,7 @@ export class RpcConnection extends FramedConnection {
       return;
     }
     const handler = handlers[kind] as (c: RequestContext, b: check.Body) => unknown;
-    this.respond(seq, () => handler(ctx, check.expectBody(kind, body)));
+    this.respond(seq, () => handler(ctx, check.expectBody(kind, body)), stats, started);
   }
 
   protected handshake(kind: unknown, seq: number, body: unknown): void {
