@@ -292,6 +292,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       deferredFrees: state.table.deferredCount,
       streams: state.streams.size,
       spilled: state.table.notResident,
+      persisted: state.meta.persistedCount(),
       requests: state.requestCount(),
     };
   },

@@ -53,6 +53,8 @@ export interface DaemonStatus {
   requests: number;
   /** Sealed blobs whose bytes are on disk, not in memory (spilled, or persisted and not loaded yet). */
   spilled: { objects: number; bytes: number };
+  /** This daemon's persisted objects (durable ones with --data-dir). */
+  persisted: number;
 }
 
 // Requests and replies, grouped by the kind that carries them.

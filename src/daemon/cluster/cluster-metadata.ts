@@ -149,6 +149,10 @@ export class ClusterMetadata implements MetaService {
 
   // Reads, from the cache.
 
+  persistedCount(): number {
+    return this.cluster.objects.persistedCount;
+  }
+
   persistence(id: string): Persistence {
     const { objects } = this.cluster;
     const record = objects.lookup(id);

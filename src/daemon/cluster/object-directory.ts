@@ -65,6 +65,11 @@ export class ObjectDirectory {
     return this.persisted.get(id);
   }
 
+  /** How many objects this daemon has persisted. */
+  get persistedCount(): number {
+    return this.persisted.size;
+  }
+
   /** This daemon's persisted objects and their expiries, as a list to go through. */
   persistedObjects(): Array<[id: string, expiresAt: number | undefined]> {
     return [...this.persisted];

@@ -88,6 +88,10 @@ export class DurableMetadata implements MetaService {
     return this.inner.adopt(adopted);
   }
 
+  persistedCount(): number {
+    return this.store.persistedCount;
+  }
+
   persistence(id: string): Persistence {
     const inner = this.inner.persistence(id);
     return this.local.table.sealedObjectOrUndefined(id) ? { ...inner, persisted: this.store.isPersisted(id) } : inner;

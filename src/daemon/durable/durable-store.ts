@@ -138,6 +138,11 @@ export class DurableStore {
     await this.catalog.setInstanceId(instanceId);
   }
 
+  /** How many objects have a durable record. */
+  get persistedCount(): number {
+    return this.persisted.size;
+  }
+
   /** Whether `id` has a durable record. */
   isPersisted(id: string): boolean {
     return this.persisted.has(id);

@@ -39,9 +39,7 @@ export class DaemonMetrics {
     gauge('trellis_clients', 'Connected clients: local, remote (RPC) and the daemon\'s own jobs.', () => current().clients);
     gauge('trellis_spilled_bytes', 'Bytes of sealed blobs on disk, not in memory.', () => current().spilled.bytes);
     gauge('trellis_spilled_objects', 'Sealed blobs on disk, not in memory.', () => current().spilled.objects);
-    // The metadata backends do not count persisted objects yet (they are being reworked for
-    // --data-dir): reported as 0 until they do.
-    gauge('trellis_persisted_objects', 'Persisted objects (0: not counted by this version yet).', () => 0);
+    gauge('trellis_persisted_objects', 'Objects this daemon has persisted (on disk with --data-dir).', () => current().persisted);
     gauge('trellis_cluster_instances_alive', 'Instances of the cluster alive as this daemon sees them (1 without --etcd).', () =>
       view.instances().instances.filter((instance) => instance.alive).length,
     );

@@ -44,6 +44,10 @@ export class LocalMetadata implements MetaService {
     this.names.putMany({ ...adopted.names }, true);
   }
 
+  persistedCount(): number {
+    return this.persisted.size;
+  }
+
   persistence(id: string): Persistence {
     this.table.sealedObject(id);
     return { persisted: this.persisted.has(id), expiresAt: this.expirations.expiresAt(id) ?? null };

@@ -63,6 +63,9 @@ export interface MetaService {
    */
   adopt(adopted: Adopted): Promise<void>;
 
+  /** How many of this daemon's objects are persisted (durable with --data-dir). */
+  persistedCount(): number;
+
   /** Whether the object is persisted, and its expiry. Errors: ObjectNotFound. */
   persistence(id: string): Persistence;
 
