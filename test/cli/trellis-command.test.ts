@@ -191,8 +191,6 @@ describe('trellis command line', () => {
 
   describe('commands for features this client may not have yet', () => {
     const cases: Array<[string, string, string[]]> = [
-      ['export', 'exportArchive', ['export', 'x', tempPath('archive')]],
-      ['import', 'importArchive', ['import', tempPath('archive')]],
       ['versions', 'versions', ['versions', 'x']],
       ['lineage', 'lineage', ['lineage', 'x']],
     ];

@@ -92,6 +92,17 @@ describe('archives: export and import', function () {
     assertSameValue(await b.get('archives/child-import'), table);
   });
 
+  it('writes a .tar whose blobs (of sizes not a multiple of 512) import where the content is new', async () => {
+    // Content no other test puts, so the import reads and checks every blob (no existed shortcut).
+    const value = [new Float64Array([0.25, 5, -7]), Buffer.from('tar bytes \x01\xfe'), { note: 'only here' }];
+    const id = await a.put(value);
+    const tarPath = tempPath('fresh.tar');
+    const { topHash } = await a.exportArchive(id, tarPath);
+    const imported = await b.importArchive(tarPath);
+    assert.deepEqual({ topHash: imported.topHash, existed: imported.existed }, { topHash, existed: false });
+    assert.deepEqual(await b.get(imported.id), value);
+  });
+
   it('gives equal content one topHash, and a changed byte or field another', async () => {
     const one = await a.exportArchive(await a.put(new Float64Array([1, 2, 3]), { labels: { x: '1' } }), tempPath('one'));
     const two = await b.exportArchive(await b.put(new Float64Array([1, 2, 3]), { labels: { x: '2' } }), tempPath('two.tar'));

@@ -1,6 +1,5 @@
 /** `trellis export ID|NAME PATH`: writes an object as an archive (a directory or a .tar); prints its topHash. */
 import { Command } from 'commander';
-import { optionalMethod } from '../optional-features';
 import { progressBar, type ProgressBar } from '../progress-bar';
 import { withClient, withCommonOptions, type CommonOptions } from '../options';
 
@@ -11,11 +10,10 @@ export function exportCommand(): Command {
     .argument('<path>', 'the archive to create');
   return withCommonOptions(command).action((ref: string, path: string, options: CommonOptions) =>
     withClient(options, async (client) => {
-      const exportArchive = optionalMethod(client, 'exportArchive', 'export');
       let bar: ProgressBar | undefined;
       let result;
       try {
-        result = await exportArchive(ref, path, {
+        result = await client.exportArchive(ref, path, {
           onProgress: ({ bytesDone, bytesTotal }) => (bar ??= progressBar(`export ${ref}`, bytesTotal)).update(bytesDone),
         });
       } finally {

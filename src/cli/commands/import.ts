@@ -1,6 +1,5 @@
-/** `trellis import PATH [--name N]`: reads an archive back into the store; prints the id. */
+/** `trellis import PATH [--name N] [--override]`: reads an archive back into the store; prints the id. */
 import { Command } from 'commander';
-import { optionalMethod } from '../optional-features';
 import { progressBar, type ProgressBar } from '../progress-bar';
 import { withClient, withCommonOptions, type CommonOptions } from '../options';
 
@@ -12,11 +11,10 @@ export function importCommand(): Command {
     .option('--override', 'move the name if it is taken');
   return withCommonOptions(command).action((path: string, options: CommonOptions & { name?: string; override?: boolean }) =>
     withClient(options, async (client) => {
-      const importArchive = optionalMethod(client, 'importArchive', 'import');
       let bar: ProgressBar | undefined;
       let result;
       try {
-        result = await importArchive(path, {
+        result = await client.importArchive(path, {
           name: options.name,
           override: options.override,
           onProgress: ({ bytesDone, bytesTotal }) => (bar ??= progressBar(`import ${path}`, bytesTotal)).update(bytesDone),

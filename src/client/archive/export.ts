@@ -191,7 +191,8 @@ class TarWriter implements ArchiveWriter {
     this.written.add(sha256);
     await ioCall(this.temp, async () => {
       await writeFully(this.file, encodeHeader(`${BLOBS_DIR}/${sha256}`, view.length, 'File'), headerAt);
-      await writePadding(this.file, view.length, headerAt + BLOCK_BYTES);
+      // The padding goes after the data (writePadding takes where the data ends).
+      await writePadding(this.file, view.length, headerAt + BLOCK_BYTES + view.length);
     });
     this.position = headerAt + BLOCK_BYTES + paddedSize(view.length);
     return sha256;
