@@ -39,7 +39,7 @@
 import { Data, Message, MessageHeader, RecordBatch, Schema, Struct, Table, Type, Vector, type DataType, type Dictionary, type Timestamp } from 'apache-arrow';
 import { TrellisError } from '../errors';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
-import { checkArrowNode, checkBatchColumns } from './arrow-node-checks';
+import { checkArrowNode, checkBatchColumns, pathOf, type Where } from './arrow-node-checks';
 
 export const ARROW_LAYOUT_VERSION = 1;
 
@@ -260,13 +260,13 @@ class ArrowRebuilder {
    * new Data rather than makeData: makeData fills in defaults for missing buffers and re-views
    * the ones given, where this must reproduce the stored node as it was, buffer for buffer.
    */
-  node(type: DataType, node: NodeLayout, where: string): Data {
+  node(type: DataType, node: NodeLayout, where: Where): Data {
     if (!node || typeof node !== 'object' || !Array.isArray(node.buffers) || node.buffers.length !== BUFFER_SLOTS) {
-      throw mismatch(`${where} (${type}) is a malformed node`);
+      throw mismatch(`${pathOf(where)} (${type}) is a malformed node`);
     }
     const shape = { length: node.length, offset: node.offset ?? 0, nullCount: node.nullCount ?? 0 };
     if (!isCount(shape.length) || !isCount(shape.offset) || !Number.isSafeInteger(shape.nullCount)) {
-      throw mismatch(`${where} (${type}) has length ${String(node.length)}, offset ${String(node.offset)}, nullCount ${String(node.nullCount)}`);
+      throw mismatch(`${pathOf(where)} (${type}) has length ${String(node.length)}, offset ${String(node.offset)}, nullCount ${String(node.nullCount)}`);
     }
     const buffers = node.buffers.map((index) => (index === null ? undefined : this.array(index, where)));
     const isDictionary = type.typeId === Type.Dictionary;
@@ -274,17 +274,17 @@ class ArrowRebuilder {
     const childFields = isDictionary ? [] : (type.children ?? []);
     const children = node.children ?? [];
     if (!Array.isArray(children) || children.length !== childFields.length) {
-      throw mismatch(`${where} (${type}) has ${describeCount(children)} children; its type has ${childFields.length}`);
+      throw mismatch(`${pathOf(where)} (${type}) has ${describeCount(children)} children; its type has ${childFields.length}`);
     }
-    const childData = children.map((child, i) => this.node(childFields[i].type, child, `${where}.${childFields[i].name}`));
+    const childData = children.map((child, i) => this.node(childFields[i].type, child, { parent: where, name: childFields[i].name }));
     checkArrowNode(type, shape, buffers, childData, where);
     let dictionary: Vector | undefined;
     if (isDictionary) {
-      if (node.dictionary === undefined) throw mismatch(`${where} (${type}) names no dictionary`);
+      if (node.dictionary === undefined) throw mismatch(`${pathOf(where)} (${type}) names no dictionary`);
       dictionary = this.dictionary((type as Dictionary).dictionary, node.dictionary, where);
     }
     const variadic = node.variadic ?? [];
-    if (!Array.isArray(variadic)) throw mismatch(`${where} (${type}) has variadic buffers ${describe(variadic)}, not a list`);
+    if (!Array.isArray(variadic)) throw mismatch(`${pathOf(where)} (${type}) has variadic buffers ${describe(variadic)}, not a list`);
     return new Data(
       type,
       shape.offset,
@@ -297,9 +297,9 @@ class ArrowRebuilder {
     );
   }
 
-  private dictionary(valueType: DataType, index: number, where: string): Vector {
+  private dictionary(valueType: DataType, index: number, where: Where): Vector {
     const chunks = isIndex(index, this.layout.dictionaries.length) ? this.layout.dictionaries[index] : undefined;
-    if (!Array.isArray(chunks)) throw mismatch(`${where} refers to dictionary ${String(index)} of ${this.layout.dictionaries.length}`);
+    if (!Array.isArray(chunks)) throw mismatch(`${pathOf(where)} refers to dictionary ${String(index)} of ${this.layout.dictionaries.length}`);
     let vector = this.dictionaries[index];
     if (!vector) {
       // A Vector of no chunks would forget its type, so an empty dictionary gets one empty chunk.
@@ -309,13 +309,13 @@ class ArrowRebuilder {
       this.dictionaries[index] = vector = new Vector(data);
     } else if (vector.type.typeId !== valueType.typeId) {
       // Two columns may share a dictionary only if they agree on what it holds.
-      throw mismatch(`${where} reads dictionary ${index} as ${valueType}; another column read it as ${vector.type}`);
+      throw mismatch(`${pathOf(where)} reads dictionary ${index} as ${valueType}; another column read it as ${vector.type}`);
     }
     return vector;
   }
 
-  private array(index: number, where: string): AnyTypedArray {
-    if (!isIndex(index, this.arrays.length)) throw mismatch(`${where} refers to buffer ${String(index)} of ${this.arrays.length}`);
+  private array(index: number, where: Where): AnyTypedArray {
+    if (!isIndex(index, this.arrays.length)) throw mismatch(`${pathOf(where)} refers to buffer ${String(index)} of ${this.arrays.length}`);
     return this.arrays[index];
   }
 }

@@ -40,15 +40,33 @@ const VIEW_BYTES = 16;
  * Refuses a node whose buffers or children cannot hold what its type and length say.
  * `where` names the node (batch, column path) for the message. Errors: TypeMismatch.
  */
-export function checkArrowNode(type: DataType, shape: NodeShape, buffers: NodeBuffers, children: readonly Data[], where: string): void {
+export function checkArrowNode(type: DataType, shape: NodeShape, buffers: NodeBuffers, children: readonly Data[], where: Where): void {
+  try {
+    checkNode(type, shape, buffers, children);
+  } catch (error) {
+    // The node's name is made only now: building it for every node would cost more than the checks.
+    throw mismatch(`${pathOf(where)} (${type}, ${shape.length} rows) ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Where a node is, for messages: a batch or dictionary chunk, then field names. Kept as a chain
+ * of small objects and made into a string only when a node is refused.
+ */
+export type Where = string | { readonly parent: Where; readonly name: string };
+
+export function pathOf(where: Where): string {
+  return typeof where === 'string' ? where : `${pathOf(where.parent)}.${where.name}`;
+}
+
+function checkNode(type: DataType, shape: NodeShape, buffers: NodeBuffers, children: readonly Data[]): void {
   const { length, offset, nullCount } = shape;
-  const at = (): string => `${where} (${type}, ${length} rows)`;
   if (type.typeId !== Type.Null && type.typeId !== Type.Union) {
-    if (nullCount < -1 || nullCount > length) throw mismatch(`${at()} claims ${nullCount} nulls`);
+    if (nullCount < -1 || nullCount > length) throw mismatch(`claims ${nullCount} nulls`);
     const validity = buffers[VALIDITY];
     // An empty bitmap with no nulls is how arrow JS says "all valid"; anything else must cover every row.
-    if (nullCount !== 0 && !validity) throw mismatch(`${at()} claims ${nullCount} nulls but has no validity bitmap`);
-    if (validity && (validity.byteLength > 0 || nullCount !== 0)) needBits(validity, offset + length, 'validity bitmap', at);
+    if (nullCount !== 0 && !validity) throw mismatch(`claims ${nullCount} nulls but has no validity bitmap`);
+    if (validity && (validity.byteLength > 0 || nullCount !== 0)) needBits(validity, offset + length, 'validity bitmap');
     // A column arrow padded with nulls (a table's shorter column) has a bitmap and nothing else;
     // its values are never read, and if a lying bitmap says otherwise, reads come back undefined.
     if (nullCount === length && length > 0) return;
@@ -57,7 +75,7 @@ export function checkArrowNode(type: DataType, shape: NodeShape, buffers: NodeBu
     case Type.Null:
       return;
     case Type.Bool:
-      needBits(need(buffers[VALUES], 'values', at), offset + length, 'values bitmap', at);
+      needBits(need(buffers[VALUES], 'values'), offset + length, 'values bitmap');
       return;
     case Type.Int:
     case Type.Float:
@@ -67,41 +85,41 @@ export function checkArrowNode(type: DataType, shape: NodeShape, buffers: NodeBu
     case Type.Timestamp:
     case Type.Interval:
     case Type.Duration:
-      needElements(buffers[VALUES], type.ArrayType, length * strideOf(type), 'values', at);
+      needElements(buffers[VALUES], type.ArrayType, length * strideOf(type), 'values');
       return;
     case Type.FixedSizeBinary:
-      needElements(buffers[VALUES], Uint8Array, length * (type as FixedSizeBinary).byteWidth, 'values', at);
+      needElements(buffers[VALUES], Uint8Array, length * (type as FixedSizeBinary).byteWidth, 'values');
       return;
     case Type.Dictionary:
-      needElements(buffers[VALUES], (type as Dictionary).indices.ArrayType, length, 'indices', at);
+      needElements(buffers[VALUES], (type as Dictionary).indices.ArrayType, length, 'indices');
       return;
     case Type.Utf8:
     case Type.Binary:
     case Type.LargeUtf8:
     case Type.LargeBinary: {
-      const values = need(buffers[VALUES], 'values', at);
-      checkOffsets(buffers[OFFSETS], type, length, values.byteLength, 'data bytes', at);
+      const values = need(buffers[VALUES], 'values');
+      checkOffsets(buffers[OFFSETS], type, length, values.byteLength, 'data bytes');
       return;
     }
     case Type.Utf8View:
     case Type.BinaryView:
-      needElements(buffers[VALUES], Uint8Array, length * VIEW_BYTES, 'views', at);
+      needElements(buffers[VALUES], Uint8Array, length * VIEW_BYTES, 'views');
       return;
     case Type.List:
     case Type.LargeList:
     case Type.Map:
-      checkOffsets(buffers[OFFSETS], type, length, children[0].length, 'child rows', at);
+      checkOffsets(buffers[OFFSETS], type, length, children[0].length, 'child rows');
       return;
     case Type.FixedSizeList:
-      needChildRows(children, length * (type as FixedSizeList).listSize, at);
+      needChildRows(children, length * (type as FixedSizeList).listSize);
       return;
     case Type.Struct:
-      needChildRows(children, length, at);
+      needChildRows(children, length);
       return;
     case Type.Union: {
       // Sparse children may be shorter than the union (arrow's builders leave them so).
-      needElements(buffers[TYPE_IDS], Int8Array, length, 'type ids', at);
-      if ((type as Union).mode === UnionMode.Dense) needElements(buffers[OFFSETS], Int32Array, length, 'value offsets', at);
+      needElements(buffers[TYPE_IDS], Int8Array, length, 'type ids');
+      if ((type as Union).mode === UnionMode.Dense) needElements(buffers[OFFSETS], Int32Array, length, 'value offsets');
       return;
     }
     default:
@@ -131,44 +149,44 @@ function strideOf(type: DataType): number {
   return 1;
 }
 
-function checkOffsets(offsets: ArrayBufferView | undefined, type: DataType, length: number, reach: number, what: string, at: () => string): void {
+function checkOffsets(offsets: ArrayBufferView | undefined, type: DataType, length: number, reach: number, what: string): void {
   const OffsetClass = (type as DataType & { OffsetArrayType: TypedArrayClass }).OffsetArrayType;
   if (length === 0 && (!offsets || offsets.byteLength === 0)) return;
-  const array = needElements(offsets, OffsetClass, length + 1, 'offsets', at) as unknown as ArrayLike<number | bigint>;
+  const array = needElements(offsets, OffsetClass, length + 1, 'offsets') as unknown as ArrayLike<number | bigint>;
   const first = Number(array[0]);
   const last = Number(array[length]);
   if (first < 0 || last < first || last > reach) {
-    throw mismatch(`${at()} has offsets from ${first} to ${last}, outside its ${reach} ${what}`);
+    throw mismatch(`has offsets from ${first} to ${last}, outside its ${reach} ${what}`);
   }
 }
 
-function needChildRows(children: readonly Data[], rows: number, at: () => string): void {
+function needChildRows(children: readonly Data[], rows: number): void {
   for (let i = 0; i < children.length; i++) {
-    if (children[i].length < rows) throw mismatch(`${at()} needs ${rows} rows of child ${i}, which has ${children[i].length}`);
+    if (children[i].length < rows) throw mismatch(`needs ${rows} rows of child ${i}, which has ${children[i].length}`);
   }
 }
 
 type TypedArrayClass = { new (...args: never[]): ArrayBufferView; BYTES_PER_ELEMENT: number; name: string };
 
-function need(buffer: ArrayBufferView | undefined, what: string, at: () => string): ArrayBufferView {
-  if (!buffer) throw mismatch(`${at()} has no ${what} buffer`);
+function need(buffer: ArrayBufferView | undefined, what: string): ArrayBufferView {
+  if (!buffer) throw mismatch(`has no ${what} buffer`);
   return buffer;
 }
 
 /** The buffer, checked to be of `Class` (so its elements are read as stored) and to hold `count` of them. */
-function needElements(buffer: ArrayBufferView | undefined, Class: TypedArrayClass, count: number, what: string, at: () => string): ArrayBufferView {
+function needElements(buffer: ArrayBufferView | undefined, Class: TypedArrayClass, count: number, what: string): ArrayBufferView {
   if (!buffer) {
     if (count === 0) return new Uint8Array(0);
-    throw mismatch(`${at()} has no ${what} buffer`);
+    throw mismatch(`has no ${what} buffer`);
   }
-  if (!(buffer instanceof Class)) throw mismatch(`${at()} has a ${(buffer as ArrayBufferView).constructor.name} ${what} buffer, not a ${Class.name}`);
+  if (!(buffer instanceof Class)) throw mismatch(`has a ${(buffer as ArrayBufferView).constructor.name} ${what} buffer, not a ${Class.name}`);
   const held = buffer.byteLength / Class.BYTES_PER_ELEMENT;
-  if (held < count) throw mismatch(`${at()} needs ${count} ${what} elements; its buffer holds ${held} (${buffer.byteLength} bytes)`);
+  if (held < count) throw mismatch(`needs ${count} ${what} elements; its buffer holds ${held} (${buffer.byteLength} bytes)`);
   return buffer;
 }
 
-function needBits(buffer: ArrayBufferView, bits: number, what: string, at: () => string): void {
-  if (buffer.byteLength * 8 < bits) throw mismatch(`${at()} needs ${bits} bits of ${what}; it holds ${buffer.byteLength} bytes`);
+function needBits(buffer: ArrayBufferView, bits: number, what: string): void {
+  if (buffer.byteLength * 8 < bits) throw mismatch(`needs ${bits} bits of ${what}; it holds ${buffer.byteLength} bytes`);
 }
 
 function mismatch(message: string): TrellisError {
