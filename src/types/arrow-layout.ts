@@ -39,6 +39,7 @@
 import { Data, Message, MessageHeader, RecordBatch, Schema, Struct, Table, Type, Vector, type DataType, type Dictionary, type Timestamp } from 'apache-arrow';
 import { TrellisError } from '../errors';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
+import { checkArrowNode, checkBatchColumns, pathOf, type Where } from './arrow-node-checks';
 
 export const ARROW_LAYOUT_VERSION = 1;
 
@@ -236,7 +237,13 @@ export function rebuildArrow(layout: ArrowLayout, views: readonly Uint8Array[]):
   const schema = schemaOf(layout);
   const rebuilder = new ArrowRebuilder(layout, layout.bufferTypes.map((type, index) => typedView(type, views[index], index)));
   const batchType = new Struct(schema.fields);
-  const batches = layout.batches.map(({ node, metadata }) => new RecordBatch(schema, rebuilder.node(batchType, node) as Data<Struct>, new Map(metadata ?? [])));
+  const batches = layout.batches.map((batch, i) => {
+    const where = `batch ${i}`;
+    if (typeof batch !== 'object' || batch === null) throw mismatch(`${where} of the arrow layout is ${describe(batch)}`);
+    const data = rebuilder.node(batchType, batch.node, where) as Data<Struct>;
+    checkBatchColumns(data.length, data.children, where);
+    return new RecordBatch(schema, data, batchMetadata(batch.metadata, where));
+  });
   return layout.kind === 'table' ? new Table(schema, batches) : batches[0];
 }
 
@@ -253,48 +260,84 @@ class ArrowRebuilder {
    * new Data rather than makeData: makeData fills in defaults for missing buffers and re-views
    * the ones given, where this must reproduce the stored node as it was, buffer for buffer.
    */
-  node(type: DataType, node: NodeLayout): Data {
-    if (!node || typeof node.length !== 'number' || !Array.isArray(node.buffers) || node.buffers.length !== BUFFER_SLOTS) {
-      throw mismatch(`arrow layout has a malformed node for a column of type ${type}`);
+  node(type: DataType, node: NodeLayout, where: Where): Data {
+    if (!node || typeof node !== 'object' || !Array.isArray(node.buffers) || node.buffers.length !== BUFFER_SLOTS) {
+      throw mismatch(`${pathOf(where)} (${type}) is a malformed node`);
     }
-    const buffers = node.buffers.map((index) => (index === null ? undefined : this.array(index)));
+    const shape = { length: node.length, offset: node.offset ?? 0, nullCount: node.nullCount ?? 0 };
+    if (!isCount(shape.length) || !isCount(shape.offset) || !Number.isSafeInteger(shape.nullCount)) {
+      throw mismatch(`${pathOf(where)} (${type}) has length ${String(node.length)}, offset ${String(node.offset)}, nullCount ${String(node.nullCount)}`);
+    }
+    const buffers = node.buffers.map((index) => (index === null ? undefined : this.array(index, where)));
     const isDictionary = type.typeId === Type.Dictionary;
     // A Dictionary type reports its value type's children; its own nodes have none.
     const childFields = isDictionary ? [] : (type.children ?? []);
     const children = node.children ?? [];
-    if (children.length !== childFields.length) {
-      throw mismatch(`arrow layout gives a ${type} column ${children.length} children; its type has ${childFields.length}`);
+    if (!Array.isArray(children) || children.length !== childFields.length) {
+      throw mismatch(`${pathOf(where)} (${type}) has ${describeCount(children)} children; its type has ${childFields.length}`);
     }
-    const dictionary = isDictionary && node.dictionary !== undefined ? this.dictionary((type as Dictionary).dictionary, node.dictionary) : undefined;
+    const childData = children.map((child, i) => this.node(childFields[i].type, child, { parent: where, name: childFields[i].name }));
+    checkArrowNode(type, shape, buffers, childData, where);
+    let dictionary: Vector | undefined;
+    if (isDictionary) {
+      if (node.dictionary === undefined) throw mismatch(`${pathOf(where)} (${type}) names no dictionary`);
+      dictionary = this.dictionary((type as Dictionary).dictionary, node.dictionary, where);
+    }
+    const variadic = node.variadic ?? [];
+    if (!Array.isArray(variadic)) throw mismatch(`${pathOf(where)} (${type}) has variadic buffers ${describe(variadic)}, not a list`);
     return new Data(
       type,
-      node.offset ?? 0,
-      node.length,
-      node.nullCount ?? 0,
+      shape.offset,
+      shape.length,
+      shape.nullCount,
       buffers as unknown as Data['buffers'],
-      children.map((child, i) => this.node(childFields[i].type, child)),
+      childData,
       dictionary,
-      (node.variadic ?? []).map((index) => this.array(index) as Uint8Array),
+      variadic.map((index) => this.array(index, where) as Uint8Array),
     );
   }
 
-  private dictionary(valueType: DataType, index: number): Vector {
-    const chunks = this.layout.dictionaries[index];
-    if (!Array.isArray(chunks)) throw mismatch(`arrow layout refers to dictionary ${index} of ${this.layout.dictionaries.length}`);
+  private dictionary(valueType: DataType, index: number, where: Where): Vector {
+    const chunks = isIndex(index, this.layout.dictionaries.length) ? this.layout.dictionaries[index] : undefined;
+    if (!Array.isArray(chunks)) throw mismatch(`${pathOf(where)} refers to dictionary ${String(index)} of ${this.layout.dictionaries.length}`);
     let vector = this.dictionaries[index];
     if (!vector) {
       // A Vector of no chunks would forget its type, so an empty dictionary gets one empty chunk.
-      const data = chunks.length > 0 ? chunks.map((chunk) => this.node(valueType, chunk)) : [new Data(valueType, 0, 0, 0)];
+      const data = chunks.length > 0
+        ? chunks.map((chunk, i) => this.node(valueType, chunk, `dictionary ${index} chunk ${i}`))
+        : [new Data(valueType, 0, 0, 0)];
       this.dictionaries[index] = vector = new Vector(data);
+    } else if (vector.type.typeId !== valueType.typeId) {
+      // Two columns may share a dictionary only if they agree on what it holds.
+      throw mismatch(`${pathOf(where)} reads dictionary ${index} as ${valueType}; another column read it as ${vector.type}`);
     }
     return vector;
   }
 
-  private array(index: number): AnyTypedArray {
-    const array = this.arrays[index];
-    if (!array) throw mismatch(`arrow layout refers to buffer ${index} of ${this.arrays.length}`);
-    return array;
+  private array(index: number, where: Where): AnyTypedArray {
+    if (!isIndex(index, this.arrays.length)) throw mismatch(`${pathOf(where)} refers to buffer ${String(index)} of ${this.arrays.length}`);
+    return this.arrays[index];
   }
+}
+
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+function isIndex(value: unknown, length: number): value is number {
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) < length;
+}
+
+function describeCount(value: unknown): string {
+  return Array.isArray(value) ? String(value.length) : describe(value);
+}
+
+/** A batch's custom metadata: [key, value] string pairs. */
+function batchMetadata(pairs: unknown, where: string): Map<string, string> {
+  if (pairs === undefined) return new Map();
+  const valid = Array.isArray(pairs) && pairs.every((pair) => Array.isArray(pair) && pair.length === 2 && pair.every((part) => typeof part === 'string'));
+  if (!valid) throw mismatch(`${where} has custom metadata that is not a list of [key, value] strings`);
+  return new Map(pairs as Array<[string, string]>);
 }
 
 /** Every type in a schema, depth first, each before its children: the numbering of unsetTimezones. */

@@ -6,6 +6,7 @@ import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
 import { BLOB_TYPENAME, buildBlob, isBytes, resolveBlob } from './blob';
 import { registerArrowTypes } from './dataframe';
+import { guardResolve } from './malformed';
 import { registerBuilder, registerResolver, resolverFor, builderFor } from './registry';
 import { buildSequence, resolveSequence, SEQUENCE_TYPENAME } from './sequence';
 import { SHAREABLE_LIST_TYPENAME, ShareableList } from './shareable-list';
@@ -48,7 +49,7 @@ export function registerBuiltins(): void {
     },
   );
   registerResolver(SHAREABLE_LIST_TYPENAME, (object, client) =>
-    ShareableList.fromBlob(client, { id: object.id, size: object.nbytes, buffer: object.buffer }),
+    guardResolve(object, () => ShareableList.fromBlob(client, { id: object.id, size: object.nbytes, buffer: object.buffer })),
   );
 
   registerArrowTypes();

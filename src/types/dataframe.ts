@@ -14,7 +14,8 @@ import type { RecordBatch, Table } from 'apache-arrow';
 import type { BlobWriter } from '../client/blobs';
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
-import { isTrellisError, TrellisError } from '../errors';
+import { TrellisError } from '../errors';
+import { guardResolve } from './malformed';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
 import type * as ArrowLayoutModule from './arrow-layout';
 import { registerBuilder, registerResolver, type PutOptions } from './registry';
@@ -82,13 +83,10 @@ export function resolveArrow(object: ObjectHandle): Table | RecordBatch {
   if (layout.kind !== expectedKind) {
     throw new TrellisError('TypeMismatch', `object ${object.id} is a ${object.typename} but its arrow layout holds a ${layout.kind}`);
   }
-  try {
+  return guardResolve(object, () => {
     const views = layout.bufferTypes.map((_, i) => object.member(bufferKey(i)).buffer);
     return arrowLayout().rebuildArrow(layout, views);
-  } catch (error) {
-    if (isTrellisError(error)) throw new TrellisError(error.code, `object ${object.id} (${object.typename}): ${error.message}`, { cause: error });
-    throw error;
-  }
+  });
 }
 
 let registered = false;

@@ -4,6 +4,7 @@
  */
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
+import { malformed } from './malformed';
 import type { PutOptions } from './registry';
 
 export const SEQUENCE_TYPENAME = 'trellis::Sequence';
@@ -22,7 +23,18 @@ export async function buildSequence(
   );
 }
 
+/**
+ * The items, resolved in order. `length` must count members "0" to "length - 1" that all exist:
+ * it is checked against the members before anything is made, so a lying length costs nothing.
+ * Errors: TypeMismatch naming the object; whatever resolving an item throws.
+ */
 export function resolveSequence(object: ObjectHandle, resolveItem: (item: ObjectHandle) => unknown): Promise<unknown[]> {
-  const length = object.fields.length as number;
-  return Promise.all(Array.from({ length }, (_, index) => resolveItem(object.member(String(index)))));
+  const length = object.fields.length;
+  if (!Number.isSafeInteger(length) || (length as number) < 0) throw malformed(object, `length ${String(length)} is not a count`);
+  const items: ObjectHandle[] = [];
+  for (let index = 0; index < (length as number); index++) {
+    if (!object.hasMember(String(index))) throw malformed(object, `length ${length} but no member ${JSON.stringify(String(index))}`);
+    items.push(object.member(String(index)));
+  }
+  return Promise.all(items.map(resolveItem));
 }

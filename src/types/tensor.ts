@@ -5,6 +5,7 @@
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
 import { TrellisError } from '../errors';
+import { guardResolve, malformed } from './malformed';
 import type { PutOptions } from './registry';
 
 export const TENSOR_TYPENAME = 'trellis::Tensor';
@@ -57,10 +58,23 @@ export async function buildTensor(client: Client, value: ArrayBufferView & { len
   );
 }
 
+/**
+ * The tensor's TypedArray over its blob. The dtype must be the one the typename names, and the
+ * shape must account for exactly the blob's elements, since callers index by it.
+ * Errors: TypeMismatch naming the object and the field that does not fit.
+ */
 export function resolveTensor(object: ObjectHandle): ArrayBufferView {
-  const dtype = object.fields.dtype as string;
-  const constructor = DTYPES[dtype];
-  if (!constructor) throw new TrellisError('TypeMismatch', `object ${object.id}: unknown tensor dtype ${JSON.stringify(dtype)}`);
-  const bytes = object.member('data').buffer;
-  return new constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / constructor.BYTES_PER_ELEMENT);
+  const dtype = object.fields.dtype;
+  const constructor = typeof dtype === 'string' && Object.hasOwn(DTYPES, dtype) ? DTYPES[dtype] : undefined;
+  if (!constructor) throw malformed(object, `unknown tensor dtype ${JSON.stringify(dtype) ?? String(dtype)}`);
+  if (object.typename !== `${TENSOR_TYPENAME}<${dtype}>`) throw malformed(object, `dtype ${dtype} is not the one its typename names`);
+  const bytes = guardResolve(object, () => object.member('data').buffer);
+  const width = constructor.BYTES_PER_ELEMENT;
+  if (bytes.byteLength % width !== 0) throw malformed(object, `its data holds ${bytes.byteLength} bytes, not a whole number of ${dtype}s`);
+  const length = bytes.byteLength / width;
+  const shape = object.fields.shape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0) || shape.reduce((a, b) => a * b, 1) !== length) {
+    throw malformed(object, `shape ${JSON.stringify(shape) ?? String(shape)} does not hold the ${length} ${dtype}s of its data`);
+  }
+  return new constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, length);
 }

@@ -7,6 +7,7 @@ import { Packr } from 'msgpackr';
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
 import type { MetadataSpec } from '../client/objects';
+import { guardResolve, malformed } from './malformed';
 import type { PutOptions } from './registry';
 
 export const VALUE_TYPENAME = 'trellis::Value';
@@ -63,7 +64,9 @@ export async function buildValue(client: Client, value: unknown, options: PutOpt
   );
 }
 
+/** Errors: TypeMismatch naming the object when its bytes are not msgpack of a value. */
 export function resolveValue(object: ObjectHandle): unknown {
-  const inline = object.fields.data as Uint8Array | undefined;
-  return packr.unpack(inline ?? object.member('data').buffer);
+  const inline = object.fields.data;
+  if (inline !== undefined && !(inline instanceof Uint8Array)) throw malformed(object, `its inline data is ${typeof inline}, not bytes`);
+  return guardResolve(object, () => packr.unpack(inline ?? object.member('data').buffer));
 }
