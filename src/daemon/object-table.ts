@@ -26,6 +26,12 @@ import type { SegmentPool, Placement } from './segment-pool';
 import type { ClientSession } from './session';
 
 export const BLOB_TYPENAME = 'trellis::Blob';
+/**
+ * The most nodes an object's metadata tree may expand to. A member shared by several keys is
+ * described once per key, so without a bound a chain of objects that each name the one below
+ * twice would expand to 2^depth nodes on every get.
+ */
+export const MAX_TREE_NODES = 1 << 16;
 
 export interface StoredObject {
   readonly id: string;
@@ -43,6 +49,8 @@ export interface StoredObject {
   backing?: BlobBacking;
   /** Never moved out of memory (stream chunks, which are read once and freed). */
   transient: boolean;
+  /** Nodes its metadata tree expands to (itself and every member, once per key). */
+  readonly treeNodes: number;
   readonly owner: number;
   /** Client ids holding a reference (blobs). */
   readonly holders: Set<number>;
@@ -179,27 +187,30 @@ export class ObjectTable {
    * Errors: ObjectNotFound, NotSealed, AlreadySealed, PermissionDenied, InvalidArgument.
    */
   createMetadata(session: ClientSession, spec: MetadataSpec, seal: string[] = []): StoredObject {
-    const nbytes = this.checkMetadata(session, spec, seal);
+    const { nbytes, treeNodes } = this.checkMetadata(session, spec, seal);
     for (const id of new Set(seal)) this.seal(session, id, false);
     const object = this.newObject(session, spec.typename, nbytes, undefined, true, spec, false);
+    object.treeNodes = treeNodes;
     this.objects.set(object.id, object);
     for (const [key, id] of Object.entries(spec.members)) if (!spec.remoteMembers?.[key]) this.objects.get(id)!.parents.add(object.id);
     return object;
   }
 
   /**
-   * Checks what createMetadata would do, changing nothing; returns the object's nbytes.
-   * Errors: as createMetadata.
+   * Checks what createMetadata would do, changing nothing; returns the object's nbytes and the
+   * nodes its tree expands to. Errors: as createMetadata.
    */
-  checkMetadata(session: ClientSession, spec: MetadataSpec, seal: string[] = []): number {
+  checkMetadata(session: ClientSession, spec: MetadataSpec, seal: string[] = []): { nbytes: number; treeNodes: number } {
     const sealing = new Set(seal);
     for (const id of sealing) this.ownUnsealed(session, id, 'seal');
     let nbytes = 0;
+    let treeNodes = 1;
     for (const [key, id] of Object.entries(spec.members)) {
       const remote = spec.remoteMembers?.[key];
       if (remote) {
         if (remote.id !== id) throw new TrellisError('InvalidArgument', `member ${JSON.stringify(key)}: metadata of ${remote.id} given for ${id}`);
         nbytes += remote.nbytes;
+        treeNodes += countNodes(remote);
         continue;
       }
       const member = this.objects.get(id);
@@ -208,8 +219,16 @@ export class ObjectTable {
         throw new TrellisError('NotSealed', `member ${JSON.stringify(key)}: object ${id} is not sealed`);
       }
       nbytes += member.nbytes;
+      treeNodes += member.treeNodes;
     }
-    return nbytes;
+    if (treeNodes > MAX_TREE_NODES) {
+      throw new TrellisError(
+        'InvalidArgument',
+        `a ${spec.typename} whose tree expands to ${treeNodes} nodes (members shared by several keys count once per key) ` +
+          `is over the limit of ${MAX_TREE_NODES}`,
+      );
+    }
+    return { nbytes, treeNodes };
   }
 
   /** A sealed object's metadata tree, wherever its bytes are. Errors: ObjectNotFound, NotSealed. */
@@ -321,6 +340,11 @@ export class ObjectTable {
         restored.createdAt,
       );
       object.backing = restored.backing;
+      object.treeNodes = 1;
+      for (const [key, id] of Object.entries(restored.members)) {
+        const remote = restored.remoteMembers?.[key];
+        object.treeNodes += remote ? countNodes(remote) : this.objects.get(id)!.treeNodes;
+      }
       this.objects.set(object.id, object);
       this.ids.advancePast(object.id);
       if (object.blob) {
@@ -427,7 +451,7 @@ export class ObjectTable {
     sealed: boolean,
     spec: MetadataSpec | undefined,
     blob: boolean,
-  ): StoredObject {
+  ): TableObject {
     return new TableObject(
       this.ids.next(),
       typename,
@@ -544,6 +568,7 @@ export class ObjectTable {
  */
 class TableObject implements StoredObject {
   deleted = false;
+  treeNodes = 1;
   backing?: BlobBacking;
   transient = false;
   private holderSet?: Set<number>;
@@ -574,6 +599,13 @@ class TableObject implements StoredObject {
   get names(): Set<string> {
     return (this.nameSet ??= new Set());
   }
+}
+
+/** Nodes of a metadata tree as described (a remote member's, as its owner sent it). */
+function countNodes(meta: ObjectMeta): number {
+  let nodes = 1;
+  for (const member of Object.values(meta.members)) nodes += countNodes(member);
+  return nodes;
 }
 
 /** Where a resident blob's bytes are. Callers make it resident first (residency.ts). */

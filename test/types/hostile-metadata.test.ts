@@ -276,4 +276,26 @@ describe('hostile metadata', () => {
     const status = await settledStatus(watcher, ({ memoryUsage }) => memoryUsage === baseline);
     assert.equal(status.memoryUsage, baseline, `memory in use went from ${baseline} and stayed at ${status.memoryUsage}`);
   });
+
+  it('refuses a tree that would expand without bound (each level naming the one below twice)', async () => {
+    const client = await connect(daemon.socket);
+    onCleanup(() => client.close());
+    let below = await client.put(Buffer.from('leaf'));
+    const made = [below];
+    let refused: (Error & { code?: string }) | undefined;
+    for (let level = 0; level < 40 && !refused; level++) {
+      try {
+        below = await client.createMetadata({ typename: 'test::Doubling', members: { left: below, right: below } });
+        made.push(below);
+      } catch (error) {
+        refused = error as Error & { code?: string };
+      }
+    }
+    assert.equal(refused?.code, 'InvalidArgument');
+    assert.match(refused!.message, /expands to \d+ nodes .* over the limit of 65536/);
+    // The deepest object allowed still describes itself quickly, and the daemon serves on.
+    assert.equal((await client.getMeta(below)).typename, 'test::Doubling');
+    await client.delete(below, { deep: true, force: true });
+    await client.close();
+  });
 });
