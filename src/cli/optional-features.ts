@@ -1,6 +1,6 @@
 /**
- * Client methods the command line uses before every build of trellis has them (archives and
- * versions land separately). This is the one place that checks for them: once they are part
+ * Client methods the command line uses before every build of trellis has them (archives,
+ * lineage and labels land separately). This is the one place that checks for them: once they are part
  * of TrellisClient for good, call the methods directly and delete this file.
  */
 import type { TrellisClient } from '../connect';
@@ -10,12 +10,6 @@ import { TrellisError } from '../errors';
 export interface ArchiveProgress {
   bytesDone: number;
   bytesTotal: number;
-}
-
-export interface VersionEntry {
-  version: number;
-  id: string;
-  createdAt: number;
 }
 
 export interface LineageEntry {
@@ -38,7 +32,6 @@ export interface OptionalClientMethods {
     path: string,
     options?: { name?: string; override?: boolean; onProgress?: (progress: ArchiveProgress) => void },
   ): Promise<{ id: string; topHash: string; existed: boolean }>;
-  versions(name: string): Promise<VersionEntry[]>;
   lineage(idOrName: string, options?: { maxDepth?: number }): Promise<LineageEntry[]>;
   /** Merges labels into a sealed object (null removes one). */
   label(idOrName: string, labels: Record<string, string | null>): Promise<unknown>;
