@@ -27,11 +27,15 @@ export class Names {
    * expectVersion), ObjectNotFound, InvalidArgument.
    */
   async put(id: string, name: string, options: PutNameOptions = {}): Promise<number> {
-    const request = { id: checkId(id), name: checkName(name), override: options.override ?? false, expectVersion: options.expectVersion };
+    const { override = false, expectVersion } = options;
+    const request = { id: checkId(id), name: checkName(name), override, expectVersion };
     return (await this.channel.request('putName', request)).version;
   }
 
-  /** All or none; returns each name's version. Errors: NameExists (unless override), ObjectNotFound, InvalidArgument. */
+  /**
+   * All or none; returns each name's version.
+   * Errors: NameExists (unless override), ObjectNotFound, InvalidArgument.
+   */
   async putMany(names: Record<string, string>, options: { override?: boolean } = {}): Promise<Record<string, number>> {
     for (const [name, id] of Object.entries(names)) {
       checkName(name);
@@ -42,7 +46,8 @@ export class Names {
 
   /** Errors: NameNotFound (after `timeoutMs` when waiting; or that version is not kept), InvalidArgument. */
   async get(name: string, options: GetNameOptions = {}): Promise<string> {
-    const request = { name: checkName(name), version: options.version, wait: options.wait ?? false, timeoutMs: options.timeoutMs };
+    const { version, wait = false, timeoutMs } = options;
+    const request = { name: checkName(name), version, wait, timeoutMs };
     return (await this.channel.request('getName', request)).id;
   }
 

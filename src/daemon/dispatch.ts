@@ -147,7 +147,8 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const override = check.flag('putName', body, 'override', false);
     const unchecked = body.expectVersion === undefined || body.expectVersion === null;
     const expect = unchecked ? undefined : { [name]: check.nonNegativeInteger('putName', body, 'expectVersion') };
-    return whenDone(state.meta.putNames({ [checkName(name)]: id }, override, expect), (versions) => ({ version: versions[name] }));
+    const written = state.meta.putNames({ [checkName(name)]: id }, override, expect);
+    return whenDone(written, (versions) => ({ version: versions[name] }));
   },
 
   putNames({ state }, body) {
@@ -164,7 +165,8 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const name = checkName(check.string('dropVersion', body, 'name', 1024));
     const version = optionalVersion('dropVersion', body);
     if (version === undefined) {
-      throw new TrellisError('InvalidArgument', `dropVersion: version must be an integer of 1 or more, got ${check.describe(body.version)}`);
+      const got = check.describe(body.version);
+      throw new TrellisError('InvalidArgument', `dropVersion: version must be an integer of 1 or more, got ${got}`);
     }
     return whenDone(state.meta.dropVersion(name, version), () => ({}));
   },
@@ -376,7 +378,8 @@ function optionalVersion(kind: string, body: check.Body): number | undefined {
   const version = body.version;
   if (version === undefined || version === null) return undefined;
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
-    throw new TrellisError('InvalidArgument', `${kind}: version must be an integer of 1 or more, got ${check.describe(version)}`);
+    const got = check.describe(version);
+    throw new TrellisError('InvalidArgument', `${kind}: version must be an integer of 1 or more, got ${got}`);
   }
   return version;
 }

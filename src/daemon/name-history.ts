@@ -33,22 +33,38 @@ export const latestVersion = (history: NameHistory | undefined): number => histo
  * The history after setting `name` to write.id. Setting it to what it already points to keeps
  * the history as it is. Errors: Conflict (expectVersion), NameExists.
  */
-export function nextHistory(name: string, current: NameHistory | undefined, write: NameWrite, keep: number, now = Date.now()): NameHistory {
+export function nextHistory(
+  name: string,
+  current: NameHistory | undefined,
+  write: NameWrite,
+  keep: number,
+  now = Date.now(),
+): NameHistory {
   const latest = current?.versions[0];
   if (write.expectVersion !== undefined && write.expectVersion !== (latest?.version ?? 0)) {
     throw versionConflict(name, write.expectVersion, latest?.version ?? 0);
   }
   if (latest?.id === write.id) return current!;
   if (latest && !write.override && write.expectVersion === undefined) {
-    throw new TrellisError('NameExists', `name ${JSON.stringify(name)} is taken by ${latest.id}; pass override to move it`);
+    throw new TrellisError(
+      'NameExists',
+      `name ${JSON.stringify(name)} is taken by ${latest.id}; pass override to move it`,
+    );
   }
   const version = (current?.last ?? 0) + 1;
-  const versions = [{ version, id: write.id, createdAt: now }, ...(current?.versions ?? [])].slice(0, Math.max(1, keep));
+  const versions = [{ version, id: write.id, createdAt: now }, ...(current?.versions ?? [])].slice(
+    0,
+    Math.max(1, keep),
+  );
   return { versions, last: version };
 }
 
 /** The history without `version`; undefined when it was the only one. Errors: NameNotFound. */
-export function withoutVersion(name: string, current: NameHistory | undefined, version: number): NameHistory | undefined {
+export function withoutVersion(
+  name: string,
+  current: NameHistory | undefined,
+  version: number,
+): NameHistory | undefined {
   if (!current?.versions.some((entry) => entry.version === version)) throw versionNotFound(name, version, current);
   const versions = current.versions.filter((entry) => entry.version !== version);
   return versions.length === 0 ? undefined : { versions, last: current.last };
@@ -78,7 +94,11 @@ export function versionConflict(name: string, expected: number, current: number)
 }
 
 function versionNotFound(name: string, version: number, current: NameHistory | undefined): TrellisError {
-  if (!current) return new TrellisError('NameNotFound', `name ${JSON.stringify(name)} is not published (asked for version ${version})`);
+  if (!current)
+    return new TrellisError(
+      'NameNotFound',
+      `name ${JSON.stringify(name)} is not published (asked for version ${version})`,
+    );
   const kept = current.versions.map((entry) => entry.version).join(', ');
   return new TrellisError('NameNotFound', `name ${JSON.stringify(name)} has no version ${version} (kept: ${kept})`);
 }

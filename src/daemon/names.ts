@@ -37,7 +37,8 @@ export class NameTable {
 
   /** Drops the versions that point to an object a forced delete took away; an earlier one may become latest. */
   forget(object: StoredObject): void {
-    const names = new Set([...object.names, ...[...object.keptVersions].map((kept) => kept.slice(0, kept.lastIndexOf('@')))]);
+    const kept = [...object.keptVersions].map((entry) => entry.slice(0, entry.lastIndexOf('@')));
+    const names = new Set([...object.names, ...kept]);
     for (const name of names) {
       const history = this.histories.get(name);
       if (history) this.set(name, withoutObject(history, object.id));
@@ -60,7 +61,8 @@ export class NameTable {
 
   /** Returns the name's version. Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists, Conflict. */
   put(name: string, id: string, override: boolean, expectVersion?: number): number {
-    return this.putMany({ [name]: id }, override, expectVersion === undefined ? undefined : { [name]: expectVersion })[name];
+    const expect = expectVersion === undefined ? undefined : { [name]: expectVersion };
+    return this.putMany({ [name]: id }, override, expect)[name];
   }
 
   /**

@@ -481,7 +481,8 @@ export class ObjectTable {
       const [keptName, version] = [kept.value.slice(0, at), kept.value.slice(at + 1)];
       throw new TrellisError(
         'Conflict',
-        `object ${object.id} is version ${version} of name ${JSON.stringify(keptName)}: drop that version first, or delete with force`,
+        `object ${object.id} is version ${version} of name ${JSON.stringify(keptName)}: ` +
+          'drop that version first, or delete with force',
       );
     }
     for (const parent of object.parents) {

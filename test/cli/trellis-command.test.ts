@@ -196,7 +196,8 @@ describe('trellis command line', () => {
     await client.putName(second, 'cli/versioned', { override: true });
     const run = await trellisOk(daemon.socket, ['versions', 'cli/versioned', '--json']);
     const listed = JSON.parse(run.text) as Array<{ version: number; id: string }>;
-    assert.deepEqual(listed.map(({ version, id }) => ({ version, id })), [{ version: 2, id: second }, { version: 1, id: first }]);
+    const expected = [{ version: 2, id: second }, { version: 1, id: first }];
+    assert.deepEqual(listed.map(({ version, id }) => ({ version, id })), expected);
     const table = await trellisOk(daemon.socket, ['versions', 'cli/versioned']);
     assert.match(table.text, new RegExp(`^\\s*2\\s+${second}\\s`, 'm'));
     const missing = await runTrellis(['versions', 'cli/nothing', '--socket', daemon.socket]);

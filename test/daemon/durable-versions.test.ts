@@ -36,7 +36,13 @@ describe('name versions with --data-dir survive a restart', function () {
       }
       await client.dropVersion('kept/history', 2);
       const before = await client.versions('kept/history');
-      assert.deepEqual(before.map((v) => [v.version, v.id]), [[3, ids[2]], [1, ids[0]]]);
+      assert.deepEqual(
+        before.map((v) => [v.version, v.id]),
+        [
+          [3, ids[2]],
+          [1, ids[0]],
+        ],
+      );
       await restart(signal);
       assert.deepEqual(await client.versions('kept/history'), before);
       assert.deepEqual(await client.get('kept/history', { version: 1 }), { n: 1 });
@@ -44,7 +50,10 @@ describe('name versions with --data-dir survive a restart', function () {
       const next = await client.put({ n: 4 }, { persist: true });
       assert.equal(await client.putName(next, 'kept/history', { override: true, expectVersion: 3 }), 4);
       await restart(signal);
-      assert.deepEqual((await client.versions('kept/history')).map((v) => v.version), [4, 3, 1]);
+      assert.deepEqual(
+        (await client.versions('kept/history')).map((v) => v.version),
+        [4, 3, 1],
+      );
     });
   }
 
@@ -56,6 +65,9 @@ describe('name versions with --data-dir survive a restart', function () {
     await client.delete(b, { force: true });
     assert.equal(await client.getName('forced'), a);
     await restart('SIGTERM');
-    assert.deepEqual((await client.versions('forced')).map((v) => [v.version, v.id]), [[1, a]]);
+    assert.deepEqual(
+      (await client.versions('forced')).map((v) => [v.version, v.id]),
+      [[1, a]],
+    );
   });
 });

@@ -26,12 +26,19 @@ describe('name versions', function () {
     const versions4 = await client.putNames({ 'history/one': c, 'history/two': c }, { override: true });
     assert.deepEqual(versions4, { 'history/one': 4, 'history/two': 1 });
     const versions = await client.versions('history/one');
-    assert.deepEqual(versions.map((v) => v.version), [4, 3, 2], '--keep-versions 3 keeps the newest three');
+    assert.deepEqual(
+      versions.map((v) => v.version),
+      [4, 3, 2],
+      '--keep-versions 3 keeps the newest three',
+    );
     assert.equal(versions[0].id, c);
     assert.equal(versions[2].id, b);
     assert.ok(versions.every((v) => typeof v.createdAt === 'number' && v.createdAt <= Date.now()));
     assert.ok(versions[0].createdAt >= versions[2].createdAt);
-    await assert.rejects(client.versions('history/none'), { code: 'NameNotFound', message: 'name "history/none" is not published' });
+    await assert.rejects(client.versions('history/none'), {
+      code: 'NameNotFound',
+      message: 'name "history/none" is not published',
+    });
   });
 
   it('get and getName of a kept version; a version not kept is NameNotFound naming both', async () => {
@@ -47,7 +54,10 @@ describe('name versions', function () {
       code: 'NameNotFound',
       message: 'name "by-version" has no version 7 (kept: 2, 1)',
     });
-    await assert.rejects(client.getName('nothing-here', { version: 1 }), { code: 'NameNotFound', message: /"nothing-here".*version 1/ });
+    await assert.rejects(client.getName('nothing-here', { version: 1 }), {
+      code: 'NameNotFound',
+      message: /"nothing-here".*version 1/,
+    });
   });
 
   it('a kept version pins its object: Conflict without force, force drops that version', async () => {
@@ -60,7 +70,10 @@ describe('name versions', function () {
       message: `object ${old} is version 1 of name "pinning": drop that version first, or delete with force`,
     });
     await client.delete(old, { force: true });
-    assert.deepEqual((await client.versions('pinning')).map((v) => v.version), [2]);
+    assert.deepEqual(
+      (await client.versions('pinning')).map((v) => v.version),
+      [2],
+    );
     assert.equal(await client.getName('pinning'), current);
   });
 
@@ -77,11 +90,17 @@ describe('name versions', function () {
     await client.putName(b, 'dropping', { override: true });
     await client.dropVersion('dropping', 2);
     assert.equal(await client.getName('dropping'), a);
-    assert.deepEqual((await client.versions('dropping')).map((v) => v.version), [1]);
+    assert.deepEqual(
+      (await client.versions('dropping')).map((v) => v.version),
+      [1],
+    );
     await client.delete(b); // no longer pinned
     const c = await client.put('c');
     assert.equal(await client.putName(c, 'dropping', { override: true }), 3, 'a dropped number is not given again');
-    await assert.rejects(client.dropVersion('dropping', 2), { code: 'NameNotFound', message: 'name "dropping" has no version 2 (kept: 3, 1)' });
+    await assert.rejects(client.dropVersion('dropping', 2), {
+      code: 'NameNotFound',
+      message: 'name "dropping" has no version 2 (kept: 3, 1)',
+    });
     await client.dropVersion('dropping', 3);
     await client.dropVersion('dropping', 1);
     assert.deepEqual(await client.listNames({ pattern: 'dropping' }), []);
@@ -122,7 +141,9 @@ describe('name versions', function () {
     const losers = results.filter((result): result is { code: string; message: string } => 'code' in result);
     assert.equal(winners.length, 1, JSON.stringify(results));
     assert.equal(winners[0].version, 2);
-    assert.deepEqual(losers, [{ code: 'Conflict', message: 'name "raced": expected version 1, but it is at version 2' }]);
+    assert.deepEqual(losers, [
+      { code: 'Conflict', message: 'name "raced": expected version 1, but it is at version 2' },
+    ]);
     assert.equal(await client.getName('raced'), winners[0].id);
   });
 });

@@ -143,7 +143,9 @@ export class ClusterMetadata implements MetaService {
       objects.restorePersisted(id, expiresAt);
       if (expiresAt !== undefined) expirations.schedule(id, expiresAt);
     }
-    for (const [name, history] of Object.entries(adopted.names)) names.restoreOwned(name, history.versions[0].id, history);
+    for (const [name, history] of Object.entries(adopted.names)) {
+      names.restoreOwned(name, history.versions[0].id, history);
+    }
     await this.ownership.publishNow();
   }
 
@@ -207,7 +209,11 @@ export class ClusterMetadata implements MetaService {
     return this.publisher.publishNew(session, created);
   }
 
-  putNames(entries: Record<string, string>, override: boolean, expect?: Record<string, number>): Promise<Record<string, number>> {
+  putNames(
+    entries: Record<string, string>,
+    override: boolean,
+    expect?: Record<string, number>,
+  ): Promise<Record<string, number>> {
     return this.publisher.putNames(entries, override, expect);
   }
 

@@ -130,7 +130,8 @@ export class NameDirectory {
     const observed = new Map<string, Observed>();
     for (const change of changes) {
       const entry = this.mirror.get(nameKey(change.name));
-      observed.set(change.name, entry ? { history: decodeNameHistory(entry.value), modRevision: String(entry.modRevision) } : null);
+      const seen = entry && { history: decodeNameHistory(entry.value), modRevision: String(entry.modRevision) };
+      observed.set(change.name, seen ?? null);
     }
     // etcd allows as many comparisons as operations; checking objects is a bonus that must fit.
     const checked = changes.length + mustExist.length <= MAX_OPERATIONS_PER_TRANSACTION ? mustExist : [];
@@ -150,7 +151,9 @@ export class NameDirectory {
         return txn
           .then(
             ...records.map((operation) => toRequest(kv, operation)),
-            ...changes.map((change, i) => kv.put(nameKey(change.name)).value(encodeNameHistory(next[i])).lease(change.lease)),
+            ...changes.map((change, i) =>
+              kv.put(nameKey(change.name)).value(encodeNameHistory(next[i])).lease(change.lease),
+            ),
           )
           .else(...changes.map((change) => kv.get(nameKey(change.name))), ...checked.map((id) => kv.get(objectKey(id))))
           .commit();
@@ -161,7 +164,8 @@ export class NameDirectory {
         changes.forEach((change, i) => {
           this.restoring.delete(change.name);
           versions[change.name] = next[i].versions[0].version;
-          this.mirror.applyLocal(nameKey(change.name), { value: encodeNameHistory(next[i]), lease: change.lease }, revision);
+          const entry = { value: encodeNameHistory(next[i]), lease: change.lease };
+          this.mirror.applyLocal(nameKey(change.name), entry, revision);
         });
         return { revision, versions };
       }
@@ -200,13 +204,17 @@ export class NameDirectory {
       );
       if (response.succeeded) {
         if (!next) this.owned.delete(name);
-        this.mirror.applyLocal(key, next && { value: encodeNameHistory(next), lease }, BigInt(response.header.revision));
+        const written = next && { value: encodeNameHistory(next), lease };
+        this.mirror.applyLocal(key, written, BigInt(response.header.revision));
         return;
       }
       const kv = response.responses[0]?.response_range?.kvs[0] as IKeyValue | undefined;
       entry = kv && { value: kv.value, lease: String(kv.lease), modRevision: kv.mod_revision };
     }
-    throw new TrellisError('Conflict', `name ${JSON.stringify(name)} kept changing under ${MAX_SWAP_ATTEMPTS} attempts to drop version ${version}; try again`);
+    throw new TrellisError(
+      'Conflict',
+      `name ${JSON.stringify(name)} kept changing under ${MAX_SWAP_ATTEMPTS} attempts to drop version ${version}; try again`,
+    );
   }
 
   /** Deletes a name everywhere; whether it existed. Errors: Unavailable. */

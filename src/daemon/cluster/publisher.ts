@@ -75,7 +75,11 @@ export class Publisher {
    * persisting local objects that were not yet. Errors: InvalidArgument, ObjectNotFound,
    * NotSealed, NameExists, Conflict, Unavailable.
    */
-  async putNames(entries: Record<string, string>, override: boolean, expect?: Record<string, number>): Promise<Record<string, number>> {
+  async putNames(
+    entries: Record<string, string>,
+    override: boolean,
+    expect?: Record<string, number>,
+  ): Promise<Record<string, number>> {
     const { objects, table, membership } = this.cluster;
     const list = Object.entries(entries);
     if (list.length === 0) return {};
@@ -106,7 +110,8 @@ export class Publisher {
       objects.published(puts, BigInt(result.revision), new Map());
       inline = [];
     }
-    const { revision, versions } = await this.cluster.names.put(changes, inline, [...remote], (id) => objects.notFound(id));
+    const notFound = (id: string) => objects.notFound(id);
+    const { revision, versions } = await this.cluster.names.put(changes, inline, [...remote], notFound);
     if (inline.length > 0) objects.published(puts, revision, new Map());
     this.afterPublish(lease, [...puts.keys()]);
     return versions;

@@ -151,7 +151,11 @@ export class DurableMetadata implements MetaService {
     })();
   }
 
-  async putNames(entries: Record<string, string>, override: boolean, expect?: Record<string, number>): Promise<Record<string, number>> {
+  async putNames(
+    entries: Record<string, string>,
+    override: boolean,
+    expect?: Record<string, number>,
+  ): Promise<Record<string, number>> {
     const versions = await this.inner.putNames(entries, override, expect);
     const trees: string[] = [];
     const put: PersistedName[] = [];

@@ -79,7 +79,11 @@ export class LocalMetadata implements MetaService {
     }
   }
 
-  putNames(entries: Record<string, string>, override: boolean, expect?: Record<string, number>): Record<string, number> {
+  putNames(
+    entries: Record<string, string>,
+    override: boolean,
+    expect?: Record<string, number>,
+  ): Record<string, number> {
     return this.names.putMany(entries, override, expect);
   }
 

@@ -94,7 +94,11 @@ export interface MetaService {
    * they must be at (0: not published), checked atomically with the write.
    * Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists, Conflict, Unavailable.
    */
-  putNames(entries: Record<string, string>, override: boolean, expect?: Record<string, number>): Pending<Record<string, number>>;
+  putNames(
+    entries: Record<string, string>,
+    override: boolean,
+    expect?: Record<string, number>,
+  ): Pending<Record<string, number>>;
   /** Drops one kept version of a name; the last one drops the name. Errors: NameNotFound, Unavailable. */
   dropVersion(name: string, version: number): Pending<void>;
   /** Whether the name existed; a missing name is not an error. Errors: Unavailable. */
