@@ -67,11 +67,13 @@ export class TrellisClient extends Client {
    * The value of an object (by id or name), rebuilt by the resolver for its typename; zero-copy
    * where the type allows. With no resolver for the typename, the object handle itself.
    * With `fetch`, an object that lives on another instance is first copied here (migrate).
+   * With `version`, that kept version of the name (NameNotFound when it is not kept).
    * Errors: ObjectNotFound, NameNotFound, NotSealed; with fetch, as migrate.
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  async get(idOrName: string, options: { fetch?: boolean } = {}): Promise<any> {
-    const ref = options.fetch ? await this.migrate(idOrName) : idOrName;
+  async get(idOrName: string, options: { fetch?: boolean; version?: number } = {}): Promise<any> {
+    const named = options.version === undefined ? idOrName : await this.getName(idOrName, { version: options.version });
+    const ref = options.fetch ? await this.migrate(named) : named;
     return resolveHandle(await this.getObject(ref), this);
   }
 }

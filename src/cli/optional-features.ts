@@ -1,16 +1,10 @@
 /**
- * Client methods the command line uses before every build of trellis has them (versions,
- * lineage and label land separately). This is the one place that checks for them: once they
- * are part of TrellisClient for good, call the methods directly and drop them from here.
+ * Client methods the command line uses before every build of trellis has them (lineage and
+ * label land separately). This is the one place that checks for them: once they are part of
+ * TrellisClient for good, call the methods directly and drop them from here.
  */
 import type { TrellisClient } from '../connect';
 import { TrellisError } from '../errors';
-
-export interface VersionEntry {
-  version: number;
-  id: string;
-  createdAt: number;
-}
 
 export interface LineageEntry {
   depth: number;
@@ -23,7 +17,6 @@ export interface LineageEntry {
 
 /** The shapes the command line expects of them. */
 export interface OptionalClientMethods {
-  versions(name: string): Promise<VersionEntry[]>;
   lineage(idOrName: string, options?: { maxDepth?: number }): Promise<LineageEntry[]>;
   /** Merges labels into a sealed object (null removes one). */
   label(idOrName: string, labels: Record<string, string | null>): Promise<unknown>;

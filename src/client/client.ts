@@ -3,11 +3,11 @@
  * live in connect.ts, on top of this; this file never imports from types/.
  */
 import { TrellisError } from '../errors';
-import type { DaemonStatus, ObjectMeta, ObjectSummary } from '../protocol/messages';
+import type { DaemonStatus, NameVersion, ObjectMeta, ObjectSummary } from '../protocol/messages';
 import { BlobCache, type Blob, type BlobWriter } from './blobs';
 import type { Channel } from './channel';
 import { Cluster, type ClusterInfo, type PersistOptions } from './cluster';
-import { checkId, Names } from './names';
+import { checkId, Names, type GetNameOptions, type PutNameOptions } from './names';
 import { checkName } from '../protocol/names';
 import type { ObjectHandle } from './object-handle';
 import type { ArchiveClient, ExportArchiveOptions, ImportArchiveOptions } from './archive/archive-client';
@@ -148,7 +148,7 @@ export class Client {
       getObject: (id) => this.getObject(id),
       release: (id) => this.release(id),
       createBlobs: (sizes, options) => this.createBlobs(sizes, options),
-      putName: (id, name, options) => this.putName(id, name, options),
+      putName: async (id, name, options) => void (await this.putName(id, name, options)),
     };
   }
 
@@ -205,16 +205,27 @@ export class Client {
 
   // Names
 
-  putName(id: string, name: string, options?: { override?: boolean }): Promise<void> {
+  /** Returns the name's new version (its current one when it already pointed to `id`). */
+  putName(id: string, name: string, options?: PutNameOptions): Promise<number> {
     return this.names.put(id, name, options);
   }
 
-  putNames(names: Record<string, string>, options?: { override?: boolean }): Promise<void> {
+  putNames(names: Record<string, string>, options?: { override?: boolean }): Promise<Record<string, number>> {
     return this.names.putMany(names, options);
   }
 
-  getName(name: string, options?: { wait?: boolean; timeoutMs?: number }): Promise<string> {
+  getName(name: string, options?: GetNameOptions): Promise<string> {
     return this.names.get(name, options);
+  }
+
+  /** A name's kept versions, newest first. Errors: NameNotFound. */
+  versions(name: string): Promise<NameVersion[]> {
+    return this.names.versions(name);
+  }
+
+  /** Drops one kept version: the previous becomes latest; the last one drops the name. Errors: NameNotFound. */
+  dropVersion(name: string, version: number): Promise<void> {
+    return this.names.dropVersion(name, version);
   }
 
   async dropName(name: string): Promise<void> {

@@ -2,29 +2,63 @@
 import { checkName } from '../protocol/names';
 import { isObjectId } from '../protocol/ids';
 import { TrellisError } from '../errors';
+import type { NameVersion } from '../protocol/messages';
 import type { Channel } from './channel';
+
+export interface PutNameOptions {
+  /** Move the name if it points to another object. */
+  override?: boolean;
+  /** Refuse with Conflict unless the name is at this version (0: unless it does not exist). */
+  expectVersion?: number;
+}
+
+export interface GetNameOptions {
+  /** A kept version rather than the latest. */
+  version?: number;
+  wait?: boolean;
+  timeoutMs?: number;
+}
 
 export class Names {
   constructor(private readonly channel: Channel) {}
 
-  /** Errors: NameExists (unless override), ObjectNotFound, InvalidArgument. */
-  async put(id: string, name: string, options: { override?: boolean } = {}): Promise<void> {
-    await this.channel.request('putName', { id: checkId(id), name: checkName(name), override: options.override ?? false });
+  /**
+   * Returns the name's version. Errors: NameExists (unless override), Conflict (not at
+   * expectVersion), ObjectNotFound, InvalidArgument.
+   */
+  async put(id: string, name: string, options: PutNameOptions = {}): Promise<number> {
+    const { override = false, expectVersion } = options;
+    const request = { id: checkId(id), name: checkName(name), override, expectVersion };
+    return (await this.channel.request('putName', request)).version;
   }
 
-  /** All or none. Errors: NameExists (unless override), ObjectNotFound, InvalidArgument. */
-  async putMany(names: Record<string, string>, options: { override?: boolean } = {}): Promise<void> {
+  /**
+   * All or none; returns each name's version.
+   * Errors: NameExists (unless override), ObjectNotFound, InvalidArgument.
+   */
+  async putMany(names: Record<string, string>, options: { override?: boolean } = {}): Promise<Record<string, number>> {
     for (const [name, id] of Object.entries(names)) {
       checkName(name);
       checkId(id);
     }
-    await this.channel.request('putNames', { names, override: options.override ?? false });
+    return (await this.channel.request('putNames', { names, override: options.override ?? false })).versions;
   }
 
-  /** Errors: NameNotFound (after `timeoutMs` when waiting), InvalidArgument. */
-  async get(name: string, options: { wait?: boolean; timeoutMs?: number } = {}): Promise<string> {
-    const request = { name: checkName(name), wait: options.wait ?? false, timeoutMs: options.timeoutMs };
+  /** Errors: NameNotFound (after `timeoutMs` when waiting; or that version is not kept), InvalidArgument. */
+  async get(name: string, options: GetNameOptions = {}): Promise<string> {
+    const { version, wait = false, timeoutMs } = options;
+    const request = { name: checkName(name), version, wait, timeoutMs };
     return (await this.channel.request('getName', request)).id;
+  }
+
+  /** The name's kept versions, newest first. Errors: NameNotFound, InvalidArgument. */
+  async versions(name: string): Promise<NameVersion[]> {
+    return (await this.channel.request('versions', { name: checkName(name) })).versions;
+  }
+
+  /** The previous version becomes latest; dropping the last one drops the name. Errors: NameNotFound. */
+  async dropVersion(name: string, version: number): Promise<void> {
+    await this.channel.request('dropVersion', { name: checkName(name), version });
   }
 
   /** A missing name is not an error; returns whether it existed. */

@@ -127,7 +127,8 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const ref = check.string('getObject', body, 'ref', 256);
     const attaching = ctx.untilFdChannel();
     if (attaching) return attaching.then(() => handlers.getObject(ctx, body));
-    const id = ctx.state.names.resolve(ref);
+    const version = optionalVersion('getObject', body);
+    const id = version === undefined ? ctx.state.names.resolve(ref) : ctx.state.names.resolveVersion(ref, version);
     const remote = ctx.state.meta.remoteObject(id, check.flag('getObject', body, 'fetch', false));
     if (remote instanceof Promise) return remote.then((copy) => describeLocal(ctx, copy));
     return remote ?? describeLocal(ctx, id);
@@ -144,17 +145,36 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const name = check.string('putName', body, 'name', 1024);
     const id = check.objectId('putName', body);
     const override = check.flag('putName', body, 'override', false);
-    return whenDone(state.meta.putNames({ [checkName(name)]: id }, override), () => ({}));
+    const unchecked = body.expectVersion === undefined || body.expectVersion === null;
+    const expect = unchecked ? undefined : { [name]: check.nonNegativeInteger('putName', body, 'expectVersion') };
+    const written = state.meta.putNames({ [checkName(name)]: id }, override, expect);
+    return whenDone(written, (versions) => ({ version: versions[name] }));
   },
 
   putNames({ state }, body) {
     const names = check.nameRefs('putNames', body);
     const override = check.flag('putNames', body, 'override', false);
-    return whenDone(state.meta.putNames(names, override), () => ({}));
+    return whenDone(state.meta.putNames(names, override), (versions) => ({ versions }));
+  },
+
+  versions({ state }, body) {
+    return { versions: state.names.versions(check.string('versions', body, 'name', 1024)) };
+  },
+
+  dropVersion({ state }, body) {
+    const name = checkName(check.string('dropVersion', body, 'name', 1024));
+    const version = optionalVersion('dropVersion', body);
+    if (version === undefined) {
+      const got = check.describe(body.version);
+      throw new TrellisError('InvalidArgument', `dropVersion: version must be an integer of 1 or more, got ${got}`);
+    }
+    return whenDone(state.meta.dropVersion(name, version), () => ({}));
   },
 
   getName({ state, session }, body) {
     const name = check.string('getName', body, 'name', 1024);
+    const version = optionalVersion('getName', body);
+    if (version !== undefined) return { id: state.names.resolveVersion(name, version) };
     const wait = check.flag('getName', body, 'wait', false);
     const timeoutMs = body.timeoutMs === undefined || body.timeoutMs === null ? undefined : check.nonNegativeInteger('getName', body, 'timeoutMs');
     const id = state.names.get(name, wait ? { owner: session.clientId, timeoutMs } : undefined);
@@ -351,6 +371,17 @@ function optionalTtl(body: check.Body): number | undefined {
     throw new TrellisError('InvalidArgument', `persist: ttl must be a number of seconds above 0 and at most ${MAX_TTL_SECONDS}, got ${check.describe(ttl)}`);
   }
   return ttl;
+}
+
+/** A version number (1, 2, ...), or undefined. Errors: InvalidArgument. */
+function optionalVersion(kind: string, body: check.Body): number | undefined {
+  const version = body.version;
+  if (version === undefined || version === null) return undefined;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    const got = check.describe(version);
+    throw new TrellisError('InvalidArgument', `${kind}: version must be an integer of 1 or more, got ${got}`);
+  }
+  return version;
 }
 
 function optionalName(body: check.Body): string | undefined {

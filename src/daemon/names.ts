@@ -1,12 +1,22 @@
 /**
- * Published names: name -> object id. A name pins its object: it cannot be deleted without
- * force while a name publishes it. Changing names never deletes objects (a sealed object stays
- * until it is deleted); moving or dropping a name only unpins. `putMany` is all or nothing.
+ * Published names: name -> its versions (name-history.ts), the latest being what the name
+ * points to. A name pins its object, and each kept version its own: it cannot be deleted
+ * without force while one points to it. Changing names never deletes objects (a sealed object
+ * stays until it is deleted); moving or dropping a name only unpins. `putMany` is all or nothing.
  */
 import { TrellisError } from '../errors';
 import { isObjectId } from '../protocol/ids';
 import { checkName } from '../protocol/names';
 import { globToRegExp } from './glob';
+import {
+  DEFAULT_KEEP_VERSIONS,
+  idAtVersion,
+  nextHistory,
+  withoutObject,
+  withoutVersion,
+  type NameHistory,
+  type NameVersion,
+} from './name-history';
 import type { ObjectTable, StoredObject } from './object-table';
 
 interface Waiter {
@@ -16,62 +26,98 @@ interface Waiter {
 }
 
 export class NameTable {
-  private readonly names = new Map<string, string>();
+  private readonly histories = new Map<string, NameHistory>();
   private readonly waiters = new Map<string, Set<Waiter>>();
 
-  constructor(private readonly table: ObjectTable) {}
+  /** `keep`: versions kept per name (--keep-versions). */
+  constructor(
+    private readonly table: ObjectTable,
+    readonly keep = DEFAULT_KEEP_VERSIONS,
+  ) {}
 
-  /** Drops the names of an object that a forced delete took away. */
+  /** Drops the versions that point to an object a forced delete took away; an earlier one may become latest. */
   forget(object: StoredObject): void {
-    for (const name of object.names) this.names.delete(name);
+    const kept = [...object.keptVersions].map((entry) => entry.slice(0, entry.lastIndexOf('@')));
+    const names = new Set([...object.names, ...kept]);
+    for (const name of names) {
+      const history = this.histories.get(name);
+      if (history) this.set(name, withoutObject(history, object.id));
+    }
     object.names.clear();
+    object.keptVersions.clear();
   }
 
   get size(): number {
-    return this.names.size;
+    return this.histories.size;
   }
 
   /** Errors: NameExists, InvalidArgument. */
   refuseTaken(name: string): void {
-    const current = this.names.get(checkName(name));
+    const current = this.histories.get(checkName(name))?.versions[0].id;
     if (current !== undefined) {
       throw new TrellisError('NameExists', `name ${JSON.stringify(name)} is taken by ${current}; pass override to move it`);
     }
   }
 
-  /** Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists. */
-  put(name: string, id: string, override: boolean): void {
-    this.putMany({ [name]: id }, override);
+  /** Returns the name's version. Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists, Conflict. */
+  put(name: string, id: string, override: boolean, expectVersion?: number): number {
+    const expect = expectVersion === undefined ? undefined : { [name]: expectVersion };
+    return this.putMany({ [name]: id }, override, expect)[name];
   }
 
-  /** All or none. Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists. */
-  putMany(entries: Record<string, string>, override: boolean): void {
+  /**
+   * All or none; returns each name's version. `expect` gives names the version they must be at.
+   * Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists, Conflict.
+   */
+  putMany(entries: Record<string, string>, override: boolean, expect?: Record<string, number>): Record<string, number> {
+    const now = Date.now();
     const planned = Object.entries(entries).map(([name, id]) => {
       checkName(name);
-      const object = this.table.sealedObject(id);
-      const current = this.names.get(name);
-      if (current !== id && !override) this.refuseTaken(name);
-      return { name, object, current };
+      this.table.sealedObject(id);
+      const write = { id, override, expectVersion: expect?.[name] };
+      return [name, nextHistory(name, this.histories.get(name), write, this.keep, now)] as const;
     });
-    for (const { name, object, current } of planned) {
-      if (current !== undefined) this.table.sealedObjectOrUndefined(current)?.names.delete(name);
-      this.names.set(name, object.id);
-      object.names.add(name);
-      this.wake(name, object.id);
+    const versions: Record<string, number> = {};
+    for (const [name, history] of planned) {
+      this.set(name, history);
+      versions[name] = history.versions[0].version;
     }
+    return versions;
+  }
+
+  /** A name's history as this daemon knows it. */
+  history(name: string): NameHistory | undefined {
+    return this.histories.get(name);
+  }
+
+  /** The name's versions, newest first. Errors: NameNotFound, InvalidArgument. */
+  versions(name: string): NameVersion[] {
+    const history = this.histories.get(checkName(name));
+    if (!history) throw new TrellisError('NameNotFound', `name ${JSON.stringify(name)} is not published`);
+    return history.versions.map((entry) => ({ ...entry }));
+  }
+
+  /** The id one kept version of a name points to. Errors: NameNotFound, InvalidArgument. */
+  resolveVersion(name: string, version: number): string {
+    return idAtVersion(name, this.histories.get(checkName(name)), version);
+  }
+
+  /** Drops one version; the previous becomes latest, and the last one drops the name. Errors: NameNotFound. */
+  dropVersion(name: string, version: number): void {
+    this.set(name, withoutVersion(name, this.histories.get(checkName(name)), version));
   }
 
   /** The id a name or an id refers to. Errors: NameNotFound, InvalidArgument. */
   resolve(ref: string): string {
     if (isObjectId(ref)) return ref;
-    const id = this.names.get(checkName(ref));
+    const id = this.histories.get(checkName(ref))?.versions[0].id;
     if (id === undefined) throw new TrellisError('NameNotFound', `name ${JSON.stringify(ref)} is not published`);
     return id;
   }
 
   /** Errors: NameNotFound (naming how long it waited), InvalidArgument. */
   get(name: string, wait: { owner: number; timeoutMs?: number } | undefined): string | Promise<string> {
-    const id = this.names.get(checkName(name));
+    const id = this.histories.get(checkName(name))?.versions[0].id;
     if (id !== undefined) return id;
     if (!wait) throw new TrellisError('NameNotFound', `name ${JSON.stringify(name)} is not published`);
     return new Promise<string>((resolve, reject) => {
@@ -102,34 +148,32 @@ export class NameTable {
 
   /** Returns whether the name existed; a missing name is not an error. */
   drop(name: string): boolean {
-    const id = this.names.get(checkName(name));
-    if (id === undefined) return false;
-    this.names.delete(name);
-    this.table.sealedObjectOrUndefined(id)?.names.delete(name);
+    if (!this.histories.has(checkName(name))) return false;
+    this.set(name, undefined);
     return true;
   }
 
   /**
-   * Cluster: takes a name as etcd has it (undefined: gone), whatever instance holds its object.
-   * Local objects it publishes are pinned as by `put`; waiters for it wake up.
+   * Sets a name's history (undefined: the name is gone): a cluster takes it as etcd has it,
+   * whatever instance holds its objects. Local objects its versions point to are pinned (the
+   * latest by `names`, older kept ones by `keptVersions`); waiters wake when the latest changes.
    */
-  mirror(name: string, id: string | undefined): void {
-    const current = this.names.get(name);
-    if (current === id) return;
-    if (current !== undefined) this.table.sealedObjectOrUndefined(current)?.names.delete(name);
-    if (id === undefined) {
-      this.names.delete(name);
-      return;
+  set(name: string, history: NameHistory | undefined): void {
+    const before = this.histories.get(name);
+    if (before === history) return;
+    if (before) this.pin(name, before, false);
+    if (history === undefined) this.histories.delete(name);
+    else {
+      this.histories.set(name, history);
+      this.pin(name, history, true);
+      if (before?.versions[0].id !== history.versions[0].id) this.wake(name, history.versions[0].id);
     }
-    this.names.set(name, id);
-    this.table.sealedObjectOrUndefined(id)?.names.add(name);
-    this.wake(name, id);
   }
 
   /** Sorted; `pattern` is a glob. */
   list(pattern?: string): string[] {
     const matcher = pattern ? globToRegExp(pattern) : undefined;
-    return [...this.names.keys()].filter((name) => !matcher || matcher.test(name)).sort();
+    return [...this.histories.keys()].filter((name) => !matcher || matcher.test(name)).sort();
   }
 
   /** Stops the waits of a client that went away. */
@@ -137,6 +181,17 @@ export class NameTable {
     for (const waiting of [...this.waiters.values()]) {
       for (const waiter of [...waiting]) if (waiter.owner === owner) waiter.cancel();
     }
+  }
+
+  private pin(name: string, history: NameHistory, on: boolean): void {
+    history.versions.forEach((entry, i) => {
+      const object = this.table.sealedObjectOrUndefined(entry.id);
+      if (!object) return;
+      const set = i === 0 ? object.names : object.keptVersions;
+      const key = i === 0 ? name : `${name}@${entry.version}`;
+      if (on) set.add(key);
+      else set.delete(key);
+    });
   }
 
   private wake(name: string, id: string): void {

@@ -61,6 +61,8 @@ export interface StoredObject {
   readonly parents: Set<string>;
   /** Names that publish this object. */
   readonly names: Set<string>;
+  /** Older kept versions of names that point to this object, as `name@version`: they pin it too. */
+  readonly keptVersions: Set<string>;
   /**
    * Global objects only: member key -> the metadata of a member that lives on another instance,
    * as its owner described it when the object was made (sealed objects do not change).
@@ -77,7 +79,7 @@ export interface BlobBacking {
 
 /** What the table tells the parts beside it. */
 export interface TableListener {
-  /** A forced delete took the object's names with it. */
+  /** A forced delete took the object's names (and the kept versions pointing to it) with it. */
   namesDropped?(object: StoredObject): void;
   /** The object left the view (a blob's memory may still wait for its holders). */
   deleted?(object: StoredObject): void;
@@ -497,6 +499,16 @@ export class ObjectTable {
     if (!name.done) {
       throw new TrellisError('Conflict', `object ${object.id} is published as ${JSON.stringify(name.value)}: drop the name first, or delete with force`);
     }
+    const kept = object.keptVersions.values().next();
+    if (!kept.done) {
+      const at = kept.value.lastIndexOf('@');
+      const [keptName, version] = [kept.value.slice(0, at), kept.value.slice(at + 1)];
+      throw new TrellisError(
+        'Conflict',
+        `object ${object.id} is version ${version} of name ${JSON.stringify(keptName)}: ` +
+          'drop that version first, or delete with force',
+      );
+    }
     for (const parent of object.parents) {
       if (!doomed.has(parent)) {
         throw new TrellisError('Conflict', `object ${object.id} is a member of ${parent}: delete that first, or delete with force`);
@@ -509,7 +521,7 @@ export class ObjectTable {
     const pending = roots.flatMap((root) => Object.values(root.members));
     while (pending.length > 0) {
       const member = this.objects.get(pending.pop()!);
-      if (!member || doomed.has(member.id) || member.names.size > 0) continue;
+      if (!member || doomed.has(member.id) || member.names.size > 0 || member.keptVersions.size > 0) continue;
       if (![...member.parents].every((parent) => doomed.has(parent))) continue;
       doomed.add(member.id);
       pending.push(...Object.values(member.members));
@@ -574,6 +586,7 @@ class TableObject implements StoredObject {
   private holderSet?: Set<number>;
   private parentSet?: Set<string>;
   private nameSet?: Set<string>;
+  private keptSet?: Set<string>;
 
   constructor(
     readonly id: string,
@@ -598,6 +611,9 @@ class TableObject implements StoredObject {
   }
   get names(): Set<string> {
     return (this.nameSet ??= new Set());
+  }
+  get keptVersions(): Set<string> {
+    return (this.keptSet ??= new Set());
   }
 }
 

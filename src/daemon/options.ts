@@ -9,6 +9,7 @@ import { defaultSocketPath } from '../protocol/socket-path';
 import { checkLogFormat, checkLogLevel, defaultLogLevel, type LogFormat, type LogLevel } from './log';
 import { DEFAULT_IDLE_RELEASE_MS } from './memory-policy';
 import { DEFAULT_LEASE_TTL_SECONDS } from './metadata/membership';
+import { DEFAULT_KEEP_VERSIONS } from './name-history';
 import { parseSize } from './sizes';
 
 export interface DaemonOptions {
@@ -57,6 +58,8 @@ export interface DaemonOptions {
   spillDir?: string;
   /** Makes persist durable: objects, names and ttls are kept here across restarts. Default: none. */
   dataDir?: string;
+  /** Versions kept per name (at least 1); older ones are dropped. Default 10. */
+  keepVersions?: number;
   /** TCP port for the dashboard, /metrics and /api (0 picks a free one). Default: none. */
   httpPort?: number;
   /** Address the HTTP port binds to; default 127.0.0.1, loopback only. */
@@ -91,6 +94,7 @@ export interface ResolvedOptions {
   leaseTtlSeconds: number;
   spillDir?: string;
   dataDir?: string;
+  keepVersions: number;
   httpPort?: number;
   httpHost: string;
   logLevel: LogLevel;
@@ -126,6 +130,7 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     leaseTtlSeconds: options.leaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
     spillDir: options.spillDir ?? (options.dataDir === undefined ? undefined : path.join(options.dataDir, 'spill')),
     dataDir: options.dataDir,
+    keepVersions: checkKeepVersions(options.keepVersions ?? DEFAULT_KEEP_VERSIONS),
     httpPort: options.httpPort === undefined ? undefined : checkPort(options.httpPort, '--http-port'),
     httpHost: options.httpHost ?? DEFAULT_HTTP_HOST,
     logLevel: options.logLevel === undefined ? defaultLogLevel() : checkLogLevel('--log-level', options.logLevel),
@@ -136,6 +141,13 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
 export const DEFAULT_RPC_HOST = '127.0.0.1';
 export const DEFAULT_RPC_TIMEOUT_MS = 15_000;
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
+
+function checkKeepVersions(keep: number): number {
+  if (!Number.isSafeInteger(keep) || keep < 1) {
+    throw new TrellisError('InvalidArgument', `--keep-versions must be an integer of 1 or more, got ${keep}`);
+  }
+  return keep;
+}
 
 function checkPort(port: number, flag = '--rpc-port'): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TrellisError('InvalidArgument', `${flag} must be 0 to 65535, got ${port}`);
@@ -191,6 +203,7 @@ export const USAGE = `usage: trellisd [options]
   --etcd-prefix P      etcd key prefix: same etcd and prefix, same cluster (default trellis)
   --lease-ttl S        seconds a dead daemon still looks alive to the others, at least 2 (default ${DEFAULT_LEASE_TTL_SECONDS})
   --data-dir DIR       make persist durable: objects, names and ttls kept here across restarts (default: none)
+  --keep-versions N    versions kept per name, older ones dropped (default ${DEFAULT_KEEP_VERSIONS})
   --spill-dir DIR      move least-recently-used unheld blobs here when memory is full
                        (default: DATA_DIR/spill with --data-dir, else off)
   --http-port N        serve the dashboard, /metrics and /api on this TCP port (0 picks one) (default: off)
@@ -276,6 +289,9 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
         break;
       case '--data-dir':
         options.dataDir = value();
+        break;
+      case '--keep-versions':
+        options.keepVersions = integer(flag, value());
         break;
       case '--http-port':
         options.httpPort = integer(flag, value());

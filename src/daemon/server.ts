@@ -106,7 +106,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       },
     });
     this.archives = new ArchiveIndex((id) => this.table.exists(id));
-    this.names = new NameTable(this.table);
+    this.names = new NameTable(this.table, options.keepVersions);
     const spill = options.spillDir === undefined ? undefined : SpillDir.open(options.spillDir);
     const persistedBytes = store && { read: (id: string, _: unknown, into: Uint8Array) => store.readBlob(id, into) };
     this.residency = new Residency(this.table, this.pool, spill, persistedBytes);

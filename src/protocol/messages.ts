@@ -186,6 +186,8 @@ export interface GetObjectRequest {
   ref: string;
   /** In a cluster: copy the bytes of another instance's object here (else RemoteObject). */
   fetch?: boolean;
+  /** `ref` is a name: get this kept version of it. */
+  version?: number;
 }
 export interface GetObjectReply {
   meta: ObjectMeta;
@@ -204,17 +206,48 @@ export interface PutNameRequest {
   id: string;
   name: string;
   override?: boolean;
+  /** Refuse (Conflict) unless the name is at this version; 0: unless it does not exist. */
+  expectVersion?: number;
 }
-export type PutNameReply = Record<string, never>;
+export interface PutNameReply {
+  /** The name's version after the write (unchanged when it already pointed to the object). */
+  version: number;
+}
 
 export interface PutNamesRequest {
   names: Record<string, string>;
   override?: boolean;
 }
-export type PutNamesReply = Record<string, never>;
+export interface PutNamesReply {
+  /** name -> its version after the write. */
+  versions: Record<string, number>;
+}
+
+/** One version of a name: what it pointed to from `createdAt` (ms since the epoch). */
+export interface NameVersion {
+  version: number;
+  id: string;
+  createdAt: number;
+}
+
+export interface VersionsRequest {
+  name: string;
+}
+export interface VersionsReply {
+  /** Newest first. */
+  versions: NameVersion[];
+}
+
+export interface DropVersionRequest {
+  name: string;
+  version: number;
+}
+export type DropVersionReply = Record<string, never>;
 
 export interface GetNameRequest {
   name: string;
+  /** A kept version instead of the latest (no waiting then). */
+  version?: number;
   wait?: boolean;
   timeoutMs?: number;
 }
@@ -471,6 +504,8 @@ export interface Messages {
   getName: [GetNameRequest, GetNameReply];
   dropName: [DropNameRequest, DropNameReply];
   listNames: [ListNamesRequest, ListNamesReply];
+  versions: [VersionsRequest, VersionsReply];
+  dropVersion: [DropVersionRequest, DropVersionReply];
   createStream: [CreateStreamRequest, CreateStreamReply];
   openWriter: [OpenStreamRequest, OpenStreamReply];
   openReader: [OpenStreamRequest, OpenStreamReply];

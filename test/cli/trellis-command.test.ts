@@ -189,9 +189,24 @@ describe('trellis command line', () => {
     });
   });
 
+  it('versions lists a name\'s versions, newest first (--json), and an unknown name exits 1', async () => {
+    const first = await client.put('v1');
+    const second = await client.put('v2');
+    await client.putName(first, 'cli/versioned');
+    await client.putName(second, 'cli/versioned', { override: true });
+    const run = await trellisOk(daemon.socket, ['versions', 'cli/versioned', '--json']);
+    const listed = JSON.parse(run.text) as Array<{ version: number; id: string }>;
+    const expected = [{ version: 2, id: second }, { version: 1, id: first }];
+    assert.deepEqual(listed.map(({ version, id }) => ({ version, id })), expected);
+    const table = await trellisOk(daemon.socket, ['versions', 'cli/versioned']);
+    assert.match(table.text, new RegExp(`^\\s*2\\s+${second}\\s`, 'm'));
+    const missing = await runTrellis(['versions', 'cli/nothing', '--socket', daemon.socket]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /NameNotFound/);
+  });
+
   describe('commands for features this client may not have yet', () => {
     const cases: Array<[string, string, string[]]> = [
-      ['versions', 'versions', ['versions', 'x']],
       ['lineage', 'lineage', ['lineage', 'x']],
     ];
     for (const [command, method, args] of cases) {

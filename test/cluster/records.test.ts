@@ -4,7 +4,15 @@
  */
 import * as assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
-import { decodeRecord, encodeRecord, objectKey, type ObjectRecord } from '../../src/daemon/cluster/records';
+import {
+  decodeNameHistory,
+  decodeNameTarget,
+  decodeRecord,
+  encodeNameHistory,
+  encodeRecord,
+  objectKey,
+  type ObjectRecord,
+} from '../../src/daemon/cluster/records';
 
 const GLOBAL = 'o0002000000000001';
 const LOCAL_PART = 'o0002000000000002';
@@ -53,5 +61,20 @@ describe('object records', () => {
     assert.equal(decodeRecord(objectKey(GLOBAL), Buffer.from('not msgpack at all \xc1'), '7'), undefined);
     assert.equal(decodeRecord(objectKey(GLOBAL), packr.pack({ ...globalRecord, members: { p0: 'not an id' } }), '7'), undefined);
     assert.equal(decodeRecord('objects/nope', encodeRecord(globalRecord), '7'), undefined);
+  });
+
+  it('a name value carries its kept versions; the bare id older daemons wrote reads as version 1', () => {
+    const versions = [
+      { version: 5, id: GLOBAL, createdAt: 2000 },
+      { version: 3, id: 'o0000000700000002', createdAt: 1000 },
+    ];
+    const history = { versions, last: 6 };
+    assert.deepEqual(decodeNameHistory(encodeNameHistory(history)), history);
+    assert.equal(decodeNameTarget(encodeNameHistory(history)), GLOBAL);
+    const bare = { versions: [{ version: 1, id: GLOBAL, createdAt: 0 }], last: 1 };
+    assert.deepEqual(decodeNameHistory(Buffer.from(GLOBAL)), bare);
+    assert.equal(decodeNameHistory(Buffer.from('{"versions":[]}')), undefined);
+    assert.equal(decodeNameHistory(Buffer.from('{"versions":[{"version":1,"id":"nope","createdAt":1}]}')), undefined);
+    assert.equal(decodeNameHistory(Buffer.from('not json')), undefined);
   });
 });

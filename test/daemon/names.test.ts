@@ -36,7 +36,10 @@ describe('names', function () {
     await client.putName(second, 'taken', { override: true });
     assert.equal(await client.getName('taken'), second);
     assert.equal(await client.exists(first), true, 'moving a name does not delete the old object');
-    await client.delete(first); // and it is no longer pinned
+    // The old object stays pinned by the name's kept version 1 until that version is dropped.
+    await assert.rejects(client.delete(first), { code: 'Conflict' });
+    await client.dropVersion('taken', 1);
+    await client.delete(first);
   });
 
   it('putNames is atomic: one conflict and nothing changes', async () => {

@@ -1,6 +1,5 @@
 /** `trellis versions NAME`: the versions of a name, newest first. */
 import { Command } from 'commander';
-import { optionalMethod } from '../optional-features';
 import { formatAge, printJson, printTable } from '../output';
 import { withClient, withCommonOptions, withJsonOption, type ListingOptions } from '../options';
 
@@ -8,7 +7,7 @@ export function versionsCommand(): Command {
   const command = new Command('versions').description('the versions of a name, newest first').argument('<name>', 'the name');
   return withJsonOption(withCommonOptions(command)).action((name: string, options: ListingOptions) =>
     withClient(options, async (client) => {
-      const versions = await optionalMethod(client, 'versions', 'versions')(name);
+      const versions = await client.versions(name);
       if (options.json) return printJson(versions);
       const now = Date.now();
       printTable(

@@ -143,7 +143,9 @@ export class ClusterMetadata implements MetaService {
       objects.restorePersisted(id, expiresAt);
       if (expiresAt !== undefined) expirations.schedule(id, expiresAt);
     }
-    for (const [name, id] of Object.entries(adopted.names)) names.restoreOwned(name, id);
+    for (const [name, history] of Object.entries(adopted.names)) {
+      names.restoreOwned(name, history.versions[0].id, history);
+    }
     await this.ownership.publishNow();
   }
 
@@ -207,8 +209,16 @@ export class ClusterMetadata implements MetaService {
     return this.publisher.publishNew(session, created);
   }
 
-  putNames(entries: Record<string, string>, override: boolean): Promise<void> {
-    return this.publisher.putNames(entries, override);
+  putNames(
+    entries: Record<string, string>,
+    override: boolean,
+    expect?: Record<string, number>,
+  ): Promise<Record<string, number>> {
+    return this.publisher.putNames(entries, override, expect);
+  }
+
+  dropVersion(name: string, version: number): Promise<void> {
+    return this.publisher.dropVersion(name, version);
   }
 
   dropName(name: string): Promise<boolean> {

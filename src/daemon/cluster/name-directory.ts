@@ -11,6 +11,9 @@
  * When the comparison fails, the transaction's else branch reads the names back, so one round
  * trip tells who holds the name (NameExists) or gives the revision to retry a swap with.
  *
+ * A name's versions live in its key's value (records.ts), so `expectVersion` is checked against
+ * the history the same transaction swaps: two writers expecting the same version cannot both win.
+ *
  * A name key lives on the lease of the daemon that holds the object, so the names of a dead
  * daemon's objects disappear with it. `owned` lists the names that publish this daemon's
  * objects: it puts them back after its lease was lost.
@@ -23,7 +26,8 @@ import { MAX_OPERATIONS_PER_TRANSACTION } from '../metadata/batched-transaction'
 import type { EtcdConnection } from '../metadata/etcd-connection';
 import type { NameTable } from '../names';
 import type { PrefixMirror } from '../metadata/prefix-mirror';
-import { decodeNameTarget, nameKey, nameOfKey, objectKey } from './records';
+import { nextHistory, withoutVersion, type NameHistory } from '../name-history';
+import { decodeNameHistory, encodeNameHistory, nameKey, nameOfKey, objectKey } from './records';
 
 /** putNames takes at most this many names: they must fit one etcd transaction. */
 export const MAX_NAMES_PER_CALL = MAX_OPERATIONS_PER_TRANSACTION;
@@ -37,10 +41,12 @@ export interface NameChange {
   readonly lease: string;
   /** Move the name if another object has it (else NameExists). */
   readonly override: boolean;
+  /** The version the name must be at (0: absent), checked in the transaction. */
+  readonly expectVersion?: number;
 }
 
 /** What a name holds as this daemon last saw it; null when absent. */
-type Observed = { id: string | undefined; modRevision: string } | null;
+type Observed = { history: NameHistory | undefined; modRevision: string } | null;
 
 export class NameDirectory {
   /** Names that publish this daemon's objects, and the object each publishes. */
@@ -48,6 +54,8 @@ export class NameDirectory {
   /** Every name in the cluster view, by the object it publishes, and the other way round. */
   private readonly byId = new Map<string, Set<string>>();
   private readonly targets = new Map<string, string>();
+  /** Histories a restart on a data dir brought back, to write when the names are published again. */
+  private readonly restoring = new Map<string, NameHistory>();
 
   /** `mirror` holds `names/` (and may hold other keys, which are ignored). */
   constructor(
@@ -59,9 +67,10 @@ export class NameDirectory {
     this.mirror.on('put', (key, entry) => {
       const name = nameOfKey(key);
       if (name === undefined) return;
-      const id = decodeNameTarget(entry.value);
+      const history = decodeNameHistory(entry.value);
+      const id = history?.versions[0].id;
       this.unindex(name);
-      this.names.mirror(name, id);
+      this.names.set(name, history);
       if (id === undefined) return;
       this.targets.set(name, id);
       this.byId.set(id, (this.byId.get(id) ?? new Set()).add(name));
@@ -73,7 +82,7 @@ export class NameDirectory {
       if (name === undefined) return;
       this.unindex(name);
       // `owned` keeps it: only an explicit drop (see ClusterMetadata) removes it from there.
-      this.names.mirror(name, undefined);
+      this.names.set(name, undefined);
     });
   }
 
@@ -94,9 +103,10 @@ export class NameDirectory {
     return id;
   }
 
-  /** Takes back a forgetOwned whose etcd write failed. */
-  restoreOwned(name: string, id: string): void {
+  /** Takes back a forgetOwned whose etcd write failed; `history`: versions kept on disk, to publish. */
+  restoreOwned(name: string, id: string, history?: NameHistory): void {
     this.owned.set(name, id);
+    if (history) this.restoring.set(name, history);
   }
 
   /** Names in the cluster view that publish `id`. */
@@ -108,52 +118,103 @@ export class NameDirectory {
    * Publishes names in one transaction, with `records` (object records to persist first) in
    * the same transaction. The caller keeps records.length + changes.length within one
    * transaction. `mustExist` are objects of other instances that the names point at: the
-   * transaction also checks their records are still there. Returns the revision.
-   * Errors: NameExists, ObjectNotFound (via notFound), Conflict, Unavailable.
+   * transaction also checks their records are still there. Returns the revision and each
+   * name's version. Errors: NameExists, ObjectNotFound (via notFound), Conflict, Unavailable.
    */
   async put(
     changes: readonly NameChange[],
     records: readonly TransactionOperation[],
     mustExist: readonly string[],
     notFound: (id: string) => TrellisError,
-  ): Promise<bigint> {
+  ): Promise<{ revision: bigint; versions: Record<string, number> }> {
     const observed = new Map<string, Observed>();
     for (const change of changes) {
       const entry = this.mirror.get(nameKey(change.name));
-      observed.set(change.name, entry ? { id: decodeNameTarget(entry.value), modRevision: String(entry.modRevision) } : null);
+      const seen = entry && { history: decodeNameHistory(entry.value), modRevision: String(entry.modRevision) };
+      observed.set(change.name, seen ?? null);
     }
     // etcd allows as many comparisons as operations; checking objects is a bonus that must fit.
     const checked = changes.length + mustExist.length <= MAX_OPERATIONS_PER_TRANSACTION ? mustExist : [];
     for (let attempt = 1; attempt <= MAX_SWAP_ATTEMPTS; attempt++) {
-      for (const change of changes) {
+      // The histories to write, computed over what the comparisons below check is still there.
+      const now = Date.now();
+      const next = changes.map((change) => {
         const seen = observed.get(change.name);
-        if (!change.override && seen && seen.id !== change.id) throw nameExists(change.name, seen.id);
-      }
+        const base = seen ? seen.history : this.restoring.get(change.name);
+        return nextHistory(change.name, base, change, this.names.keep, now);
+      });
       const what = changes.length === 1 ? `publish name ${JSON.stringify(changes[0].name)}` : `publish ${changes.length} names`;
       const response = await this.connection.run(what, async (kv) => {
         let txn = kv.if(nameKey(changes[0].name), ...compareFor(observed.get(changes[0].name)!));
         for (const change of changes.slice(1)) txn = txn.and(nameKey(change.name), ...compareFor(observed.get(change.name)!));
         for (const id of checked) txn = txn.and(objectKey(id), 'Create', '>', 0);
         return txn
-          .then(...records.map((operation) => toRequest(kv, operation)), ...changes.map((change) => kv.put(nameKey(change.name)).value(change.id).lease(change.lease)))
+          .then(
+            ...records.map((operation) => toRequest(kv, operation)),
+            ...changes.map((change, i) =>
+              kv.put(nameKey(change.name)).value(encodeNameHistory(next[i])).lease(change.lease),
+            ),
+          )
           .else(...changes.map((change) => kv.get(nameKey(change.name))), ...checked.map((id) => kv.get(objectKey(id))))
           .commit();
       });
       if (response.succeeded) {
         const revision = BigInt(response.header.revision);
-        for (const change of changes) this.mirror.applyLocal(nameKey(change.name), { value: Buffer.from(change.id), lease: change.lease }, revision);
-        return revision;
+        const versions: Record<string, number> = {};
+        changes.forEach((change, i) => {
+          this.restoring.delete(change.name);
+          versions[change.name] = next[i].versions[0].version;
+          const entry = { value: encodeNameHistory(next[i]), lease: change.lease };
+          this.mirror.applyLocal(nameKey(change.name), entry, revision);
+        });
+        return { revision, versions };
       }
       const reads = response.responses.map((op) => op.response_range?.kvs[0] as IKeyValue | undefined);
       changes.forEach((change, i) => {
         const kv = reads[i];
-        observed.set(change.name, kv ? { id: decodeNameTarget(kv.value), modRevision: kv.mod_revision } : null);
+        observed.set(change.name, kv ? { history: decodeNameHistory(kv.value), modRevision: kv.mod_revision } : null);
       });
       checked.forEach((id, i) => {
         if (!reads[changes.length + i]) throw notFound(id);
       });
     }
     throw new TrellisError('Conflict', `names ${changes.map((c) => JSON.stringify(c.name)).join(', ')} kept changing under ${MAX_SWAP_ATTEMPTS} attempts to publish them; try again`);
+  }
+
+  /**
+   * Drops one version of a name with a compare-and-swap on its key: the previous becomes latest
+   * (the key moves to `leaseOf` its object), and the last one deletes the key.
+   * Errors: NameNotFound, Conflict (kept changing), Unavailable.
+   */
+  async dropVersion(name: string, version: number, leaseOf: (id: string, current: string) => string): Promise<void> {
+    const key = nameKey(name);
+    let entry: { value: Buffer; lease: string; modRevision: string } | undefined;
+    const cached = this.mirror.get(key);
+    if (cached) entry = { value: cached.value, lease: cached.lease, modRevision: String(cached.modRevision) };
+    for (let attempt = 1; attempt <= MAX_SWAP_ATTEMPTS; attempt++) {
+      const next = withoutVersion(name, entry && decodeNameHistory(entry.value), version);
+      const seen = entry!;
+      const lease = next ? leaseOf(next.versions[0].id, seen.lease) : seen.lease;
+      const response = await this.connection.run(`drop version ${version} of name ${JSON.stringify(name)}`, (kv) =>
+        kv
+          .if(key, 'Mod', '==', seen.modRevision)
+          .then(next ? kv.put(key).value(encodeNameHistory(next)).lease(lease) : kv.delete().key(key))
+          .else(kv.get(key))
+          .commit(),
+      );
+      if (response.succeeded) {
+        if (!next) this.owned.delete(name);
+        const written = next && { value: encodeNameHistory(next), lease };
+        this.mirror.applyLocal(key, written, BigInt(response.header.revision));
+        return;
+      }
+      const kv = response.responses[0]?.response_range?.kvs[0] as IKeyValue | undefined;
+      entry = kv && { value: kv.value, lease: String(kv.lease), modRevision: kv.mod_revision };
+    }
+    throw new TrellisError(
+      'Conflict',
+      `name ${JSON.stringify(name)} kept changing under ${MAX_SWAP_ATTEMPTS} attempts to drop version ${version}; try again`,
+    );
   }
 
   /** Deletes a name everywhere; whether it existed. Errors: Unavailable. */
@@ -199,8 +260,4 @@ function toRequest(kv: Namespace, operation: TransactionOperation) {
   if (operation.kind === 'delete') return kv.delete().key(operation.key);
   const put = kv.put(operation.key).value(operation.value);
   return operation.leaseId === undefined ? put : put.lease(operation.leaseId);
-}
-
-function nameExists(name: string, holder: string | undefined): TrellisError {
-  return new TrellisError('NameExists', `name ${JSON.stringify(name)} is taken by ${holder ?? 'another object'}; pass override to move it`);
 }

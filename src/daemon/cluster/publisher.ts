@@ -75,10 +75,14 @@ export class Publisher {
    * persisting local objects that were not yet. Errors: InvalidArgument, ObjectNotFound,
    * NotSealed, NameExists, Conflict, Unavailable.
    */
-  async putNames(entries: Record<string, string>, override: boolean): Promise<void> {
+  async putNames(
+    entries: Record<string, string>,
+    override: boolean,
+    expect?: Record<string, number>,
+  ): Promise<Record<string, number>> {
     const { objects, table, membership } = this.cluster;
     const list = Object.entries(entries);
-    if (list.length === 0) return;
+    if (list.length === 0) return {};
     if (list.length > MAX_NAMES_PER_CALL) {
       throw new TrellisError(
         'InvalidArgument',
@@ -91,12 +95,13 @@ export class Publisher {
     const changes: NameChange[] = list.map(([name, id]) => {
       checkName(name);
       const record = objects.lookup(id);
+      const expectVersion = expect?.[name];
       if (record) {
         remote.add(id);
-        return { name, id, lease: record.lease, override };
+        return { name, id, lease: record.lease, override, expectVersion };
       }
       if (!objects.isPersisted(table.sealedObject(id).id)) objects.recordPuts(id, lease, undefined, puts);
-      return { name, id, lease, override };
+      return { name, id, lease, override, expectVersion };
     });
     requireRegistered(this.cluster, list.length === 1 ? `publish name ${JSON.stringify(list[0][0])}` : `publish ${list.length} names`);
     let inline: TransactionOperation[] = [...puts.values()];
@@ -105,9 +110,22 @@ export class Publisher {
       objects.published(puts, BigInt(result.revision), new Map());
       inline = [];
     }
-    const revision = await this.cluster.names.put(changes, inline, [...remote], (id) => objects.notFound(id));
+    const notFound = (id: string) => objects.notFound(id);
+    const { revision, versions } = await this.cluster.names.put(changes, inline, [...remote], notFound);
     if (inline.length > 0) objects.published(puts, revision, new Map());
     this.afterPublish(lease, [...puts.keys()]);
+    return versions;
+  }
+
+  /** Drops one version of a name, in one compare-and-swap. Errors: NameNotFound, Conflict, Unavailable. */
+  async dropVersion(name: string, version: number): Promise<void> {
+    checkName(name);
+    requireRegistered(this.cluster, `drop version ${version} of name ${JSON.stringify(name)}`);
+    const { objects, membership, table } = this.cluster;
+    // The key lives on the lease of whoever holds the object that becomes latest.
+    const leaseOf = (id: string, current: string) =>
+      table.sealedObjectOrUndefined(id) ? membership.leaseId : (objects.lookup(id)?.lease ?? current);
+    await this.cluster.names.dropVersion(name, version, leaseOf);
   }
 
   /** Drops a name wherever it was published; whether it existed. Errors: Unavailable. */
@@ -144,7 +162,7 @@ export class Publisher {
     const notFound = (id: string) => objects.notFound(id);
     const commit = async (current: CommittedBatch): Promise<void> => {
       if (current.changes.length > 0 && sizeOf(current) <= MAX_OPERATIONS_PER_TRANSACTION) {
-        const revision = await this.cluster.names.put(current.changes, [...current.records.values()], [], notFound);
+        const { revision } = await this.cluster.names.put(current.changes, [...current.records.values()], [], notFound);
         committed.push(current);
         objects.published(current.records, revision, new Map());
         return;

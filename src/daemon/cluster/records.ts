@@ -4,7 +4,10 @@
  *
  *   objects/<id>   msgpack ObjectRecord: one persisted object (members are separate keys), on
  *                  the lease of the daemon that holds its bytes
- *   names/<name>   the object id it publishes, on the lease of the daemon that holds the object
+ *   names/<name>   JSON { id, version, last, versions: [{ version, id, createdAt }] }: the object
+ *                  it publishes now and its kept versions, newest first (one key, so that one
+ *                  transaction checks and writes both), on the lease of the daemon that holds
+ *                  the latest object. Older daemons wrote the bare id: read as version 1.
  *
  * Both vanish with the owning daemon's lease, so a dead daemon's objects and names leave the
  * cluster view on their own. Records never say where bytes live (segment, offset): a blob may
@@ -12,7 +15,8 @@
  */
 import { Packr } from 'msgpackr';
 import { instanceOf, isObjectId } from '../../protocol/ids';
-import type { ObjectMeta, ObjectSummary } from '../../protocol/messages';
+import type { NameVersion, ObjectMeta, ObjectSummary } from '../../protocol/messages';
+import type { NameHistory } from '../name-history';
 
 export const OBJECTS_PREFIX = 'objects/';
 export const NAMES_PREFIX = 'names/';
@@ -109,10 +113,35 @@ function describesMembers(value: unknown, members: Record<string, string>): bool
   return Object.entries(value).every(([key, meta]) => isPlainMap(meta) && meta.id === members[key] && isPlainMap(meta.members));
 }
 
-/** The id a `names/` value publishes, or undefined when it is not an id. */
+/** The id a `names/` value publishes now, or undefined when it is not well formed. */
 export function decodeNameTarget(value: Buffer): string | undefined {
-  const id = value.toString();
-  return isObjectId(id) ? id : undefined;
+  return decodeNameHistory(value)?.versions[0].id;
+}
+
+export function encodeNameHistory(history: NameHistory): Buffer {
+  const { versions, last } = history;
+  return Buffer.from(JSON.stringify({ id: versions[0].id, version: versions[0].version, last, versions }));
+}
+
+/** A `names/` value's history; a bare id (the format before versions) is version 1. */
+export function decodeNameHistory(value: Buffer): NameHistory | undefined {
+  const text = value.toString();
+  if (isObjectId(text)) return { versions: [{ version: 1, id: text, createdAt: 0 }], last: 1 };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isPlainMap(parsed) || !Array.isArray(parsed.versions) || parsed.versions.length === 0) return undefined;
+  const versions = parsed.versions as unknown[];
+  const wellFormed = versions.every(
+    (v) => isPlainMap(v) && Number.isSafeInteger(v.version) && isObjectId(v.id) && Number.isFinite(v.createdAt),
+  );
+  if (!wellFormed) return undefined;
+  const kept = versions as NameVersion[];
+  const last = Number.isSafeInteger(parsed.last) ? (parsed.last as number) : kept[0].version;
+  return { versions: kept.map(({ version, id, createdAt }) => ({ version, id, createdAt })), last };
 }
 
 export function isExpired(record: ObjectRecord, now = Date.now()): boolean {

@@ -13,6 +13,7 @@
  */
 import type { ClusterInfoReply, GetObjectReply, ObjectMeta, ObjectSummary } from '../../protocol/messages';
 import type { Adopted, DeleteOptions, MetaService, NewObject, Pending, Persistence } from '../metadata/meta-service';
+import { historyOf, type NameHistory } from '../name-history';
 import type { NameTable } from '../names';
 import type { BlobBacking, ObjectTable, RestoredObject, StoredObject } from '../object-table';
 import type { Residency } from '../residency';
@@ -53,11 +54,13 @@ export class DurableMetadata implements MetaService {
     const { objects, names, expired } = this.store.loaded;
     const restored = membersFirst([...objects, ...expired]);
     this.local.table.restore(restored.map((record) => this.toRestored(record)));
-    const adoptedNames: Record<string, string> = {};
+    const adoptedNames: Record<string, NameHistory> = {};
     for (const record of names) {
       const latest = record.versions[0];
       if (!latest || !this.local.table.sealedObjectOrUndefined(latest.id)) continue;
-      adoptedNames[record.name] = latest.id;
+      // Older versions whose objects were not persisted (or are gone) are not kept.
+      const kept = record.versions.filter((entry, i) => i === 0 || this.local.table.sealedObjectOrUndefined(entry.id));
+      adoptedNames[record.name] = historyOf(kept);
       this.rememberName(record.name, latest.id);
     }
     const live = new Set(restored.map((record) => record.id));
@@ -148,14 +151,18 @@ export class DurableMetadata implements MetaService {
     })();
   }
 
-  async putNames(entries: Record<string, string>, override: boolean): Promise<void> {
-    await this.inner.putNames(entries, override);
+  async putNames(
+    entries: Record<string, string>,
+    override: boolean,
+    expect?: Record<string, number>,
+  ): Promise<Record<string, number>> {
+    const versions = await this.inner.putNames(entries, override, expect);
     const trees: string[] = [];
     const put: PersistedName[] = [];
     const drop: string[] = [];
     for (const [name, id] of Object.entries(entries)) {
       const local = this.local.table.sealedObjectOrUndefined(id) !== undefined;
-      if (local && this.store.isPersisted(id)) put.push(nameRecord(name, id));
+      if (local && this.store.isPersisted(id)) put.push(this.nameRecord(name));
       else if (local && this.local.namingPersists) trees.push(id);
       else if (this.durableNames.has(name)) drop.push(name);
     }
@@ -164,6 +171,21 @@ export class DurableMetadata implements MetaService {
     if (put.length > 0 || drop.length > 0) await this.store.updateNames({ put, drop });
     for (const record of put) this.rememberName(record.name, record.versions[0].id);
     for (const name of drop) this.forgetName(name);
+    return versions;
+  }
+
+  /** The catalog keeps the name's whole version list, or drops it with its last version. */
+  async dropVersion(name: string, version: number): Promise<void> {
+    await this.inner.dropVersion(name, version);
+    if (!this.durableNames.has(name)) return;
+    const history = this.local.names.history(name);
+    if (history) {
+      await this.store.updateNames({ put: [this.nameRecord(name)] });
+      this.rememberName(name, history.versions[0].id);
+    } else {
+      await this.store.updateNames({ drop: [name] });
+      this.forgetName(name);
+    }
   }
 
   async dropName(name: string): Promise<boolean> {
@@ -199,7 +221,11 @@ export class DurableMetadata implements MetaService {
             this.pendingRemovals = new Set();
             const names = ids.flatMap((id) => [...(this.namesById.get(id) ?? [])]);
             for (const name of names) this.forgetName(name);
-            this.store.remove(ids, { drop: names }).then(resolve, resolve);
+            // A forced delete drops only the versions pointing to the object: an earlier one may be latest now.
+            const put = names.filter((name) => this.local.names.history(name)).map((name) => this.nameRecord(name));
+            const drop = names.filter((name) => !this.local.names.history(name));
+            for (const record of put) this.rememberName(record.name, record.versions[0].id);
+            this.store.remove(ids, { put, drop }).then(resolve, resolve);
           });
         }),
     );
@@ -238,7 +264,7 @@ export class DurableMetadata implements MetaService {
           expiresAt: expiry.get(object.id) ?? null,
           ...(location ? { bytes: pool.memory.read(location, 0, location.size) } : {}),
         });
-        for (const name of object.names) names.push(nameRecord(name, object.id));
+        for (const name of object.names) names.push(this.nameRecord(name));
         for (const [key, id] of Object.entries(object.members)) {
           if (object.remoteMembers?.[key]) continue;
           const member = table.sealedObjectOrUndefined(id);
@@ -271,6 +297,12 @@ export class DurableMetadata implements MetaService {
     return { ...description, backing: blob ? this.durableBacking() : undefined };
   }
 
+  /** A name as the catalog keeps it: its whole version list, newest first. */
+  private nameRecord(name: string): PersistedName {
+    const versions = this.local.names.history(name)?.versions ?? [];
+    return { name, versions: versions.map(({ version, id, createdAt }) => ({ version, id, createdAt })) };
+  }
+
   private rememberName(name: string, id: string): void {
     this.forgetName(name);
     this.durableNames.set(name, id);
@@ -287,10 +319,6 @@ export class DurableMetadata implements MetaService {
     set?.delete(name);
     if (set?.size === 0) this.namesById.delete(id);
   }
-}
-
-function nameRecord(name: string, id: string): PersistedName {
-  return { name, versions: [{ version: 1, id, createdAt: Date.now() }] };
 }
 
 /**

@@ -41,7 +41,7 @@ export class LocalMetadata implements MetaService {
       this.persisted.add(id);
       if (expiresAt !== undefined) this.expirations.schedule(id, expiresAt);
     }
-    this.names.putMany({ ...adopted.names }, true);
+    for (const [name, history] of Object.entries(adopted.names)) this.names.set(name, history);
   }
 
   persistedCount(): number {
@@ -79,8 +79,16 @@ export class LocalMetadata implements MetaService {
     }
   }
 
-  putNames(entries: Record<string, string>, override: boolean): void {
-    this.names.putMany(entries, override);
+  putNames(
+    entries: Record<string, string>,
+    override: boolean,
+    expect?: Record<string, number>,
+  ): Record<string, number> {
+    return this.names.putMany(entries, override, expect);
+  }
+
+  dropVersion(name: string, version: number): void {
+    this.names.dropVersion(name, version);
   }
 
   dropName(name: string): boolean {

@@ -11,6 +11,7 @@
  * the disk): the local backend answers most requests synchronously, which keeps them cheap.
  */
 import type { ClusterInfoReply, GetObjectReply, ObjectMeta, ObjectSummary } from '../../protocol/messages';
+import type { NameHistory } from '../name-history';
 import type { ClientSession } from '../session';
 
 export type Pending<T> = T | Promise<T>;
@@ -34,8 +35,8 @@ export interface Persistence {
 export interface Adopted {
   /** Persisted objects already back in the table, with their expiry (undefined: never). */
   objects: ReadonlyArray<{ id: string; expiresAt: number | undefined }>;
-  /** Names that point to them. */
-  names: Readonly<Record<string, string>>;
+  /** Names that point to them, with their kept versions, newest first. */
+  names: Readonly<Record<string, NameHistory>>;
 }
 
 export interface DeleteOptions {
@@ -88,8 +89,18 @@ export interface MetaService {
    * Errors: NameExists, Unavailable, Conflict, IOError.
    */
   publishNew(session: ClientSession, created: readonly NewObject[]): Pending<void>;
-  /** Names objects, all or none. Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists, Conflict, Unavailable. */
-  putNames(entries: Record<string, string>, override: boolean): Pending<void>;
+  /**
+   * Names objects, all or none; returns each name's version. `expect` gives names the version
+   * they must be at (0: not published), checked atomically with the write.
+   * Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists, Conflict, Unavailable.
+   */
+  putNames(
+    entries: Record<string, string>,
+    override: boolean,
+    expect?: Record<string, number>,
+  ): Pending<Record<string, number>>;
+  /** Drops one kept version of a name; the last one drops the name. Errors: NameNotFound, Unavailable. */
+  dropVersion(name: string, version: number): Pending<void>;
   /** Whether the name existed; a missing name is not an error. Errors: Unavailable. */
   dropName(name: string): Pending<boolean>;
   /**
