@@ -18,15 +18,6 @@ export interface VersionEntry {
   createdAt: number;
 }
 
-export interface LineageEntry {
-  depth: number;
-  id: string;
-  typename: string;
-  name?: string;
-  version?: number;
-  missing: boolean;
-}
-
 /** The shapes the command line expects of them. */
 export interface OptionalClientMethods {
   exportArchive(
@@ -39,9 +30,6 @@ export interface OptionalClientMethods {
     options?: { name?: string; override?: boolean; onProgress?: (progress: ArchiveProgress) => void },
   ): Promise<{ id: string; topHash: string; existed: boolean }>;
   versions(name: string): Promise<VersionEntry[]>;
-  lineage(idOrName: string, options?: { maxDepth?: number }): Promise<LineageEntry[]>;
-  /** Merges labels into a sealed object (null removes one). */
-  label(idOrName: string, labels: Record<string, string | null>): Promise<unknown>;
 }
 
 /**

@@ -17,7 +17,7 @@ import type { ObjectHandle } from '../client/object-handle';
 import { isTrellisError, TrellisError } from '../errors';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
 import type * as ArrowLayoutModule from './arrow-layout';
-import { registerBuilder, registerResolver, type PutOptions } from './registry';
+import { publishOptions, registerBuiltinBuilder, registerResolver, type PutOptions } from './registry';
 
 export const DATAFRAME_TYPENAME = 'trellis::DataFrame';
 export const RECORD_BATCH_TYPENAME = 'trellis::RecordBatch';
@@ -58,7 +58,7 @@ export async function buildArrow(client: Client, value: Table | RecordBatch, opt
   try {
     return await client.createMetadata(
       { typename, members, labels: options.labels, layout, numRows: value.numRows, numColumns: value.numCols },
-      { seal: writers, name: options.name, override: options.override },
+      { seal: writers, ...publishOptions(options) },
     );
   } catch (error) {
     // A table can be most of the store: give its blobs back now rather than at disconnect.
@@ -97,7 +97,7 @@ let registered = false;
 export function registerArrowTypes(): void {
   if (registered) return;
   registered = true;
-  registerBuilder(isArrowValue, buildArrow);
+  registerBuiltinBuilder(isArrowValue, buildArrow);
   registerResolver(DATAFRAME_TYPENAME, resolveArrow);
   registerResolver(RECORD_BATCH_TYPENAME, resolveArrow);
 }

@@ -5,7 +5,7 @@
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
 import { TrellisError } from '../errors';
-import type { PutOptions } from './registry';
+import { publishOptions, type PutOptions } from './registry';
 
 export const TENSOR_TYPENAME = 'trellis::Tensor';
 
@@ -53,7 +53,7 @@ export async function buildTensor(client: Client, value: ArrayBufferView & { len
   writer.buffer.set(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
   return client.createMetadata(
     { typename: `${TENSOR_TYPENAME}<${dtype}>`, members: { data: writer.id }, labels: options.labels, dtype, shape },
-    { seal: [writer], name: options.name, override: options.override },
+    { seal: [writer], ...publishOptions(options) },
   );
 }
 
