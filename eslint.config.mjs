@@ -16,6 +16,11 @@ export default defineConfig(
     linterOptions: { reportUnusedDisableDirectives: 'error' },
   },
   {
+    // The dashboard's script runs in the browser, with uPlot loaded beside it.
+    files: ['dashboard/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser, uPlot: 'readonly' } },
+  },
+  {
     // Plain JavaScript here is CommonJS run by node as is, so require() is how it imports.
     files: ['**/*.js', 'bin/trellisd'],
     languageOptions: { sourceType: 'commonjs' },

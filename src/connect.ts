@@ -9,8 +9,8 @@ import { defaultSocketPath } from './protocol/socket-path';
 import { registerBuiltins, resolveHandle } from './types/builtins';
 import type { MetadataSpec } from './client/objects';
 import type { ObjectHandle } from './client/object-handle';
-import { builderFor, type PutOptions } from './types/registry';
-import { inlineValueSpec, isPlainValue } from './types/value';
+import { builderFor, isBuiltinBuilder, publishOptions, type PutOptions } from './types/registry';
+import { inlineValueSpec } from './types/value';
 
 registerBuiltins();
 
@@ -24,9 +24,16 @@ export class TrellisClient extends Client {
    * trip. Errors: TypeMismatch (no builder), NameExists, OutOfMemory, InvalidArgument.
    */
   async put(value: unknown, options: PutOptions = {}): Promise<string> {
-    const id = await builderFor(value)(this, value, options);
-    // Plain values persist in their one round trip; other types are persisted once built.
-    if (options.persist && !isPlainValue(value)) await this.persist(id);
+    const build = builderFor(value);
+    const id = await build(this, value, options);
+    // Built-in builders apply every option in their creating request (publishOptions); a user's
+    // builder may not, so its labels and persist follow in requests of their own.
+    if (!isBuiltinBuilder(build)) {
+      if (options.labels !== undefined && Object.keys(options.labels).length > 0) await this.label(id, options.labels);
+      if (options.persist && options.ttl === undefined) await this.persist(id);
+    }
+    // The creating requests carry no ttl: it is set once the object is there.
+    if (options.ttl !== undefined && options.ttl !== null) await this.persist(id, { ttl: options.ttl });
     return id;
   }
 
@@ -46,9 +53,12 @@ export class TrellisClient extends Client {
     });
     if (batch.length > 0) {
       const created = await this.createMetadataMany(
-        batch.map(({ spec, options: o }) => ({ spec, options: { name: o.name, override: o.override, persist: o.persist } })),
+        batch.map(({ spec, options: o }) => ({ spec, options: publishOptions(o) })),
       );
       batch.forEach(({ index }, i) => (ids[index] = created[i]));
+      await Promise.all(
+        batch.map(({ index, options: o }) => (o.ttl !== undefined && o.ttl !== null ? this.persist(ids[index], { ttl: o.ttl }) : undefined)),
+      );
     }
     await Promise.all(others);
     return ids;

@@ -9,7 +9,7 @@
  */
 import { TrellisError } from '../errors';
 import { native } from '../native';
-import type { BlobLocation } from '../protocol/messages';
+import type { BlobLocation, SealRequest } from '../protocol/messages';
 import type { Channel } from './channel';
 
 export interface Blob {
@@ -64,13 +64,19 @@ export class BlobWriter {
     return this.state === 'sealed' || this.state === 'sealedUnheld';
   }
 
-  /** Makes the blob immutable and visible to others. Errors: AlreadySealed, ObjectNotFound, ConnectionClosed. */
-  async seal(): Promise<string> {
+  /**
+   * Makes the blob immutable and visible to others, with its labels and lineage parents (ids or
+   * names). Errors: AlreadySealed, ObjectNotFound, ConnectionClosed, InvalidArgument, NameNotFound.
+   */
+  async seal(options: { labels?: Record<string, string>; parents?: string[] } = {}): Promise<string> {
     this.ensureOpen('seal');
     this.state = 'sealing';
     let id: string;
+    const request: SealRequest = { id: this.id };
+    if (options.labels !== undefined) request.labels = options.labels;
+    if (options.parents !== undefined && options.parents.length > 0) request.parents = options.parents;
     try {
-      ({ id } = await this.blobs.channel.request('seal', { id: this.id }));
+      ({ id } = await this.blobs.channel.request('seal', request));
     } catch (error) {
       // Still ours and writable (the daemon refused or never answered): seal may be retried.
       this.state = 'open';

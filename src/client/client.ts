@@ -3,7 +3,7 @@
  * live in connect.ts, on top of this; this file never imports from types/.
  */
 import { TrellisError } from '../errors';
-import type { DaemonStatus, NameVersion, ObjectMeta, ObjectSummary } from '../protocol/messages';
+import type { DaemonStatus, LineageEntry, NameVersion, ObjectMeta, ObjectSummary, RequestOf } from '../protocol/messages';
 import { BlobCache, type Blob, type BlobWriter } from './blobs';
 import type { Channel } from './channel';
 import { Cluster, type ClusterInfo, type PersistOptions } from './cluster';
@@ -14,13 +14,24 @@ import type { ArchiveClient, ExportArchiveOptions, ImportArchiveOptions } from '
 import { exportArchive } from './archive/export';
 import { importArchive } from './archive/import';
 import { StreamReader, StreamWriter } from './streams';
-import { Objects, type CreateMetadataOptions, type MetadataSpec } from './objects';
+import { checkParents, Objects, type CreateMetadataOptions, type MetadataSpec } from './objects';
 
 export interface DeleteOptions {
   /** Also delete members nothing else refers to (default true). */
   deep?: boolean;
   /** Delete even when a name or another object still refers to it (default false). */
   force?: boolean;
+}
+
+/** What a seal (sealBlob, a put of bytes) publishes and records in its one round trip. */
+export interface SealOptions {
+  name?: string;
+  override?: boolean;
+  /** In a cluster: make it visible cluster-wide (a name implies it); durable with --data-dir. */
+  persist?: boolean;
+  labels?: Record<string, string>;
+  /** Lineage: the objects (ids or names) this one was made from. */
+  parents?: string[];
 }
 
 export class Client {
@@ -58,12 +69,18 @@ export class Client {
   }
 
   /**
-   * Seals a writer without keeping a reference, optionally publishing it under a name, in one
-   * round trip (what put does). Errors: AlreadySealed, NameExists, InvalidArgument.
+   * Seals a writer without keeping a reference, with its labels and parents, optionally
+   * publishing it (a name, persist), in one round trip (what put does).
+   * Errors: AlreadySealed, NameExists, InvalidArgument, ObjectNotFound/NameNotFound (a parent).
    */
-  async sealBlob(writer: BlobWriter, options: { name?: string; override?: boolean } = {}): Promise<string> {
-    const name = options.name === undefined ? undefined : checkName(options.name);
-    const { id } = await this.channel.request('seal', { id: writer.id, hold: false, name, override: options.override });
+  async sealBlob(writer: BlobWriter, options: SealOptions = {}): Promise<string> {
+    const request: RequestOf<'seal'> = { id: writer.id, hold: false };
+    if (options.name !== undefined) request.name = checkName(options.name);
+    if (options.override !== undefined) request.override = options.override;
+    if (options.persist) request.persist = true;
+    if (options.labels !== undefined) request.labels = options.labels;
+    if (options.parents !== undefined && options.parents.length > 0) request.parents = checkParents(options.parents);
+    const { id } = await this.channel.request('seal', request);
     writer.sealedElsewhere();
     return id;
   }
@@ -117,8 +134,34 @@ export class Client {
     return (await this.channel.request('exists', { id: checkId(id) })).exists;
   }
 
-  async listObjects(options: { pattern?: string; limit?: number } = {}): Promise<ObjectSummary[]> {
+  /** Sealed objects, newest first; `labels`: only objects carrying every pair given. */
+  async listObjects(options: { pattern?: string; labels?: Record<string, string>; limit?: number } = {}): Promise<ObjectSummary[]> {
     return (await this.channel.request('listObjects', options)).objects;
+  }
+
+  /**
+   * Merges labels into a sealed object (by id or name): a string sets a label, null removes it.
+   * The bytes, the id and an export's topHash stay as they are; a persisted object's record is
+   * written again (etcd, --data-dir). Resolves to the object's labels now.
+   * Errors: ObjectNotFound, NameNotFound, InvalidArgument (naming the label), RemoteObject
+   * (another instance's object: label it there), Unavailable.
+   */
+  async label(idOrName: string, labels: Record<string, string | null>): Promise<Record<string, string>> {
+    if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) {
+      throw new TrellisError('InvalidArgument', `label(idOrName, labels): labels must be a map of strings (or null), got ${JSON.stringify(labels)}`);
+    }
+    return (await this.channel.request('label', { ref: checkRef(idOrName), labels })).labels;
+  }
+
+  /**
+   * The object (by id or name) and the objects it was made from, breadth first, the object at
+   * depth 0, each once: `[{ depth, id, typename, name?, version?, missing }]`. A parent deleted
+   * since is `missing: true` with typename null. Errors: ObjectNotFound, NameNotFound, InvalidArgument.
+   */
+  async lineage(idOrName: string, options: { maxDepth?: number } = {}): Promise<LineageEntry[]> {
+    const request: RequestOf<'lineage'> = { ref: checkRef(idOrName) };
+    if (options.maxDepth !== undefined) request.maxDepth = options.maxDepth;
+    return (await this.channel.request('lineage', request)).entries;
   }
 
   // Archives (docs/archive-format.md)

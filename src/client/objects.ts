@@ -25,6 +25,8 @@ export interface CreateMetadataOptions {
   override?: boolean;
   /** In a cluster: make it visible cluster-wide in the same round trip (a name implies it). */
   persist?: boolean;
+  /** Lineage: the objects (ids or names) this one was made from, recorded by id. */
+  parents?: string[];
 }
 
 function toRequest(spec: MetadataSpec, options: CreateMetadataOptions): CreateMetadataRequest {
@@ -41,7 +43,16 @@ function toRequest(spec: MetadataSpec, options: CreateMetadataOptions): CreateMe
   if (options.name !== undefined) request.name = options.name;
   if (options.override !== undefined) request.override = options.override;
   if (options.persist !== undefined) request.persist = options.persist;
+  if (options.parents !== undefined && options.parents.length > 0) request.parents = checkParents(options.parents);
   return request;
+}
+
+/** Parents as the daemon takes them: a list of ids or names. Errors: InvalidArgument. */
+export function checkParents(parents: unknown): string[] {
+  if (!Array.isArray(parents) || !parents.every((ref) => typeof ref === 'string' && ref.length > 0)) {
+    throw new TrellisError('InvalidArgument', `parents must be a list of object ids or names, got ${JSON.stringify(parents)}`);
+  }
+  return parents;
 }
 
 export class Objects {

@@ -7,6 +7,7 @@
  */
 import { TrellisError } from '../errors';
 import type { ArchiveRef, ImportArchiveReply } from '../protocol/messages';
+import { isObjectId } from '../protocol/ids';
 import { checkName } from '../protocol/names';
 import { whenDone } from './metadata/meta-service';
 import type { MetadataSpec } from './object-table';
@@ -32,6 +33,8 @@ interface ParsedImport {
   seal: string[];
   name?: string;
   override: boolean;
+  /** The manifest's parents (ids); those that exist here are recorded on a new root. */
+  parents: string[];
 }
 
 /**
@@ -51,6 +54,9 @@ export function importArchive(state: DaemonState, session: ClientSession, body: 
     if (!request.override) state.names.refuseTaken(request.name);
     state.meta.requireWritable(`publish name ${JSON.stringify(request.name)}`);
   }
+  // Lineage travels with the archive, but only parents this daemon can see are recorded.
+  const derivedFrom = request.parents.filter((id) => state.meta.exists(id)).map((id) => ({ id }));
+  if ('node' in request.root) request.nodes[request.root.node].derivedFrom = derivedFrom;
   const sealed = new Set<string>();
   const created: string[] = [];
   try {
@@ -66,7 +72,7 @@ export function importArchive(state: DaemonState, session: ClientSession, body: 
       }
       created.push(state.table.createMetadata(session, node, toSeal).id);
     }
-    if ('blob' in request.root) state.table.seal(session, request.root.blob, false);
+    if ('blob' in request.root) state.table.seal(session, request.root.blob, false, { derivedFrom });
   } catch (error) {
     // Not expected after the checks above; still, leave nothing half made.
     if (created.length > 0) state.table.delete(undefined, created, { deep: true, force: true });
@@ -130,5 +136,6 @@ function parseImport(body: check.Body): ParsedImport {
     if (!used.has(id)) throw new TrellisError('InvalidArgument', `${KIND}: blob ${id} is in seal but no member refers to it`);
   }
   const name = body.name === undefined || body.name === null ? undefined : checkName(body.name);
-  return { topHash: topHash(KIND, body), root, nodes, seal, name, override: check.flag(KIND, body, 'override', false) };
+  const parents = check.parentRefs(KIND, body).filter(isObjectId);
+  return { topHash: topHash(KIND, body), root, nodes, seal, name, override: check.flag(KIND, body, 'override', false), parents };
 }

@@ -4,10 +4,11 @@
  * promise of it when it has to wait (for a name, or for the client's fd channel).
  */
 import { TrellisError } from '../errors';
-import type { BlobLocation, ClientKind, DaemonStatus, ReadChunkReply, ReplyOf } from '../protocol/messages';
+import type { BlobLocation, ClientKind, DaemonStatus, ParentRef, ReadChunkReply, ReplyOf } from '../protocol/messages';
 import { checkName } from '../protocol/names';
 import { importArchive, topHash } from './archive-import';
 import { MAX_TTL_SECONDS } from './cluster/cluster-info';
+import { DEFAULT_LINEAGE_DEPTH, lineage, resolveParents } from './lineage';
 import { whenDone, type NewObject } from './metadata/meta-service';
 import type { DaemonState, RequestContext } from './request-context';
 import type { ClientSession } from './session';
@@ -48,14 +49,17 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const hold = check.flag('seal', body, 'hold', true);
     const name = optionalName(body);
     const override = check.flag('seal', body, 'override', false);
-    if (name === undefined) {
-      state.table.seal(session, id, hold);
+    const persist = check.flag('seal', body, 'persist', false);
+    const labels = check.labels('seal', body);
+    const derivedFrom = resolveParents('seal', check.parentRefs('seal', body), state.names, state.meta);
+    if (name === undefined && !persist) {
+      state.table.seal(session, id, hold, { labels, derivedFrom });
       return { id };
     }
-    if (!override) state.names.refuseTaken(name);
-    state.meta.requireWritable(`publish name ${JSON.stringify(name)}`);
-    state.table.seal(session, id, hold);
-    return whenDone(state.meta.publishNew(session, [{ id, name, override, persist: false }]), () => ({ id }));
+    if (name !== undefined && !override) state.names.refuseTaken(name);
+    state.meta.requireWritable(name === undefined ? `persist ${id}` : `publish name ${JSON.stringify(name)}`);
+    state.table.seal(session, id, hold, { labels, derivedFrom });
+    return whenDone(state.meta.publishNew(session, [{ id, name, override, persist }]), () => ({ id }));
   },
 
   abort({ state, session }, body) {
@@ -97,8 +101,9 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   listObjects({ state }, body) {
     const pattern = check.optionalString('listObjects', body, 'pattern');
+    const labels = check.labels('listObjects', body);
     const limit = check.nonNegativeInteger('listObjects', body, 'limit', DEFAULT_LIST_LIMIT);
-    return { objects: state.meta.listObjects(pattern, limit) };
+    return { objects: state.meta.listObjects({ pattern, labels }, limit) };
   },
 
   createMetadata({ state, session }, body) {
@@ -138,7 +143,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const id = state.names.resolve(check.string('getMeta', body, 'ref', 256));
     const meta = state.meta.getMeta(id);
     const resident = !state.table.exists(id) || state.table.blobsOf(id).every((blob) => blob.placement !== undefined);
-    return { meta: { ...meta, ...state.meta.persistence(id), resident } };
+    return { meta: { ...meta, parents: meta.parents ?? [], ...state.meta.persistence(id), resident } };
   },
 
   putName({ state }, body) {
@@ -188,6 +193,18 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   listNames({ state }, body) {
     return { names: state.names.list(check.optionalString('listNames', body, 'pattern')) };
+  },
+
+  label({ state }, body) {
+    const id = state.names.resolve(check.string('label', body, 'ref', 256));
+    const changes = check.labelChanges('label', body);
+    return whenDone(state.meta.label(id, changes), (labels) => ({ labels }));
+  },
+
+  lineage({ state }, body) {
+    const ref = check.string('lineage', body, 'ref', 256);
+    const maxDepth = check.nonNegativeInteger('lineage', body, 'maxDepth', DEFAULT_LINEAGE_DEPTH);
+    return { entries: lineage(ref, maxDepth, state.names, state.meta) };
   },
 
   createStream({ state }, body) {
@@ -319,7 +336,13 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 };
 
 interface MetadataRequest {
-  spec: { typename: string; members: Record<string, string>; fields: Record<string, unknown>; labels: Record<string, string> };
+  spec: {
+    typename: string;
+    members: Record<string, string>;
+    fields: Record<string, unknown>;
+    labels: Record<string, string>;
+    derivedFrom: ParentRef[];
+  };
   seal: string[];
   name?: string;
   override: boolean;
@@ -329,7 +352,13 @@ interface MetadataRequest {
 /** Validates a createMetadata body; refuses a taken name up front, so a put is all or nothing. */
 function parseMetadataRequest(kind: string, state: DaemonState, body: check.Body): MetadataRequest {
   const request: MetadataRequest = {
-    spec: { typename: check.typename(kind, body), members: check.members(kind, body), fields: check.fields(kind, body), labels: check.labels(kind, body) },
+    spec: {
+      typename: check.typename(kind, body),
+      members: check.members(kind, body),
+      fields: check.fields(kind, body),
+      labels: check.labels(kind, body),
+      derivedFrom: resolveParents(kind, check.parentRefs(kind, body), state.names, state.meta),
+    },
     seal: check.optionalIds(kind, body, 'seal'),
     name: optionalName(body),
     override: check.flag(kind, body, 'override', false),

@@ -19,9 +19,10 @@
  * least-recently-used order and says which may go (evictable); residency.ts moves the bytes.
  */
 import { TrellisError } from '../errors';
-import type { BlobLocation, ObjectMeta, ObjectSummary } from '../protocol/messages';
+import type { BlobLocation, ObjectMeta, ObjectSummary, ParentRef } from '../protocol/messages';
 import { IdGenerator } from '../protocol/ids';
 import { globToRegExp } from './glob';
+import { MAX_LABELS } from './validate';
 import type { SegmentPool, Placement } from './segment-pool';
 import type { ClientSession } from './session';
 
@@ -56,7 +57,13 @@ export interface StoredObject {
   readonly holders: Set<number>;
   readonly members: Record<string, string>;
   readonly fields: Record<string, unknown>;
-  readonly labels: Record<string, string>;
+  /** Replaced whole by relabel, never changed in place (records and replies share it). */
+  labels: Record<string, string>;
+  /**
+   * Lineage: what the object was made from (ParentRef, `parents` on the wire), set when it is
+   * sealed. Not to be confused with `parents` below, the objects that hold this one as a member.
+   */
+  derivedFrom: readonly ParentRef[];
   /** Live objects that have this one as a member. */
   readonly parents: Set<string>;
   /** Names that publish this object. */
@@ -95,6 +102,8 @@ export interface ObjectDescription {
   members: Record<string, string>;
   fields: Record<string, unknown>;
   labels: Record<string, string>;
+  /** Lineage (see StoredObject.derivedFrom); absent in records written before lineage existed. */
+  derivedFrom?: readonly ParentRef[];
   /** A global object's members on other instances, as described when it was made. */
   remoteMembers?: Record<string, ObjectMeta>;
 }
@@ -110,13 +119,29 @@ export interface MetadataSpec {
   members: Record<string, string>;
   fields: Record<string, unknown>;
   labels: Record<string, string>;
+  /** Lineage: what the object was made from. */
+  derivedFrom?: readonly ParentRef[];
   /** Members on other instances (a global object), by key; their ids are in `members` too. */
   remoteMembers?: Record<string, ObjectMeta>;
 }
 
+/** What a seal may record on the blob besides sealing it. */
+export interface SealExtras {
+  labels?: Record<string, string>;
+  derivedFrom?: readonly ParentRef[];
+}
+
+/** What listObjects keeps: a glob over the typename, and labels every object must carry. */
+export interface ObjectFilter {
+  pattern?: string;
+  labels?: Record<string, string>;
+}
+
+
 const NO_MEMBERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const NO_FIELDS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_PARENTS: readonly ParentRef[] = Object.freeze([]);
 
 export class ObjectTable {
   private readonly objects = new Map<string, StoredObject>();
@@ -167,8 +192,10 @@ export class ObjectTable {
   }
 
   /** Errors: ObjectNotFound, AlreadySealed, PermissionDenied. */
-  seal(session: ClientSession, id: string, hold = true): void {
+  seal(session: ClientSession, id: string, hold = true, extras: SealExtras = {}): void {
     const blob = this.ownUnsealed(session, id, 'seal');
+    if (extras.labels !== undefined && Object.keys(extras.labels).length > 0) blob.labels = extras.labels;
+    if (extras.derivedFrom !== undefined && extras.derivedFrom.length > 0) blob.derivedFrom = extras.derivedFrom;
     blob.sealed = true;
     session.unsealed.delete(id);
     this.resident.set(id, blob);
@@ -231,6 +258,32 @@ export class ObjectTable {
       );
     }
     return { nbytes, treeNodes };
+  }
+
+  /**
+   * Merges label changes into a sealed object (null removes a label) and returns its labels
+   * now; the bytes and everything else stay as they are. Errors: ObjectNotFound, NotSealed,
+   * InvalidArgument (more than MAX_LABELS labels).
+   */
+  relabel(id: string, changes: Record<string, string | null>): Record<string, string> {
+    const object = this.sealedObject(id);
+    const labels: Record<string, string> = { ...object.labels };
+    for (const [key, value] of Object.entries(changes)) {
+      if (value === null) delete labels[key];
+      else labels[key] = value;
+    }
+    const count = Object.keys(labels).length;
+    if (count > MAX_LABELS) {
+      throw new TrellisError('InvalidArgument', `label: object ${id} would carry ${count} labels, more than the ${MAX_LABELS} allowed`);
+    }
+    object.labels = count === 0 ? NO_LABELS : labels;
+    return object.labels;
+  }
+
+  /** Puts back labels a failed relabel had set (when nothing changed them since). */
+  restoreLabels(id: string, expected: Record<string, string>, previous: Record<string, string>): void {
+    const object = this.sealedObjectOrUndefined(id);
+    if (object && object.labels === expected) object.labels = previous;
   }
 
   /** A sealed object's metadata tree, wherever its bytes are. Errors: ObjectNotFound, NotSealed. */
@@ -341,6 +394,7 @@ export class ObjectTable {
         restored.remoteMembers,
         restored.createdAt,
       );
+      if (restored.derivedFrom !== undefined && restored.derivedFrom.length > 0) object.derivedFrom = restored.derivedFrom;
       object.backing = restored.backing;
       object.treeNodes = 1;
       for (const [key, id] of Object.entries(restored.members)) {
@@ -421,12 +475,12 @@ export class ObjectTable {
     return object;
   }
 
-  /** Sealed objects, newest first; `pattern` is a glob over the typename. */
-  list(pattern: string | undefined, limit: number): ObjectSummary[] {
-    const matcher = pattern ? globToRegExp(pattern) : undefined;
+  /** Sealed objects, newest first, that pass the filter. */
+  list(filter: ObjectFilter, limit: number): ObjectSummary[] {
+    const matches = objectMatcher(filter);
     const found: ObjectSummary[] = [];
     for (const object of this.objects.values()) {
-      if (!object.sealed || (matcher && !matcher.test(object.typename))) continue;
+      if (!object.sealed || !matches(object)) continue;
       found.push({ id: object.id, typename: object.typename, nbytes: object.nbytes, sealed: true, createdAt: object.createdAt });
     }
     found.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
@@ -466,6 +520,8 @@ export class ObjectTable {
       spec?.fields ?? NO_FIELDS,
       spec?.labels ?? NO_LABELS,
       spec?.remoteMembers,
+      undefined,
+      spec?.derivedFrom,
     );
   }
 
@@ -482,7 +538,7 @@ export class ObjectTable {
       if (!member) throw new TrellisError('ObjectNotFound', `object ${object.id}: member ${JSON.stringify(key)} (${id}) was deleted`);
       members[key] = this.metaOf(member, blobs);
     }
-    return {
+    const meta: ObjectMeta = {
       id: object.id,
       typename: object.typename,
       nbytes: object.nbytes,
@@ -492,6 +548,8 @@ export class ObjectTable {
       fields: object.fields,
       members,
     };
+    if (object.derivedFrom.length > 0) meta.parents = [...object.derivedFrom];
+    return meta;
   }
 
   private refuseIfReferenced(object: StoredObject, doomed: Set<string>): void {
@@ -581,6 +639,7 @@ export class ObjectTable {
 class TableObject implements StoredObject {
   deleted = false;
   treeNodes = 1;
+  derivedFrom: readonly ParentRef[];
   backing?: BlobBacking;
   transient = false;
   private holderSet?: Set<number>;
@@ -598,10 +657,13 @@ class TableObject implements StoredObject {
     readonly owner: number,
     readonly members: Record<string, string>,
     readonly fields: Record<string, unknown>,
-    readonly labels: Record<string, string>,
+    public labels: Record<string, string>,
     readonly remoteMembers: Record<string, ObjectMeta> | undefined,
     readonly createdAt = Date.now(),
-  ) {}
+    derivedFrom?: readonly ParentRef[],
+  ) {
+    this.derivedFrom = derivedFrom !== undefined && derivedFrom.length > 0 ? derivedFrom : NO_PARENTS;
+  }
 
   get holders(): Set<number> {
     return (this.holderSet ??= new Set());
@@ -622,6 +684,13 @@ function countNodes(meta: ObjectMeta): number {
   let nodes = 1;
   for (const member of Object.values(meta.members)) nodes += countNodes(member);
   return nodes;
+}
+
+/** A test for listObjects' filter, over anything with a typename and labels. */
+export function objectMatcher(filter: ObjectFilter): (object: { typename: string; labels: Record<string, string> }) => boolean {
+  const typename = filter.pattern ? globToRegExp(filter.pattern) : undefined;
+  const wanted = Object.entries(filter.labels ?? {});
+  return (object) => (!typename || typename.test(object.typename)) && wanted.every(([key, value]) => object.labels[key] === value);
 }
 
 /** Where a resident blob's bytes are. Callers make it resident first (residency.ts). */

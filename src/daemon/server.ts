@@ -20,7 +20,7 @@ import { Connection, type ConnectionHost } from './connection';
 import { DurableMetadata } from './durable/durable-metadata';
 import { DurableStore } from './durable/durable-store';
 import type { HttpServer } from './http/http-server';
-import { configureDaemonLog, daemonLog } from './log';
+import { configureDaemonLog } from './log';
 import { MachineCapacity } from './machine-capacity';
 import { LocalMetadata } from './metadata/local-metadata';
 import { logMembership } from './metadata/membership-log';

@@ -115,14 +115,59 @@ export function members(kind: string, body: Body): Record<string, string> {
   return map as Record<string, string>;
 }
 
-export function labels(kind: string, body: Body): Record<string, string> {
+/** Labels an object may carry, and the longest key and value. */
+export const MAX_LABELS = 64;
+export const MAX_LABEL_KEY_LENGTH = 256;
+export const MAX_LABEL_VALUE_LENGTH = 4096;
+
+export function labels(kind: string, body: Body, field = 'labels'): Record<string, string> {
+  return labelMap(kind, plainMap(kind, body, field), false) as Record<string, string>;
+}
+
+/** label's changes: a map of label to a string, or to null (remove it). */
+export function labelChanges(kind: string, body: Body): Record<string, string | null> {
   const map = plainMap(kind, body, 'labels');
-  for (const [key, value] of Object.entries(map)) {
-    if (typeof value !== 'string' || key.length > 256 || value.length > 4096) {
-      throw new TrellisError('InvalidArgument', `${kind}: label ${JSON.stringify(key)} must map to a string, got ${describe(value)}`);
+  if (Object.keys(map).length === 0) throw new TrellisError('InvalidArgument', `${kind}: labels must name at least one label`);
+  return labelMap(kind, map, true);
+}
+
+function labelMap(kind: string, map: Record<string, unknown>, nullable: boolean): Record<string, string | null> {
+  const entries = Object.entries(map);
+  if (entries.length > MAX_LABELS) {
+    throw new TrellisError('InvalidArgument', `${kind}: at most ${MAX_LABELS} labels, got ${entries.length}`);
+  }
+  for (const [key, value] of entries) {
+    if (key.length === 0 || key.length > MAX_LABEL_KEY_LENGTH) {
+      throw new TrellisError('InvalidArgument', `${kind}: label ${describe(key)}: a key is 1 to ${MAX_LABEL_KEY_LENGTH} characters`);
+    }
+    if (value === null && nullable) continue;
+    if (typeof value !== 'string' || value.length > MAX_LABEL_VALUE_LENGTH) {
+      const what = nullable ? 'a string (or null to remove it)' : 'a string';
+      throw new TrellisError(
+        'InvalidArgument',
+        `${kind}: label ${JSON.stringify(key)} must map to ${what} of at most ${MAX_LABEL_VALUE_LENGTH} characters, got ${describe(value)}`,
+      );
     }
   }
-  return map as Record<string, string>;
+  return map as Record<string, string | null>;
+}
+
+/** Parents a lineage may record per object. */
+export const MAX_PARENTS = 1024;
+
+/** Lineage parents: a list of object ids or names (resolved by the caller). */
+export function parentRefs(kind: string, body: Body): string[] {
+  const value = body.parents;
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.length > MAX_PARENTS) {
+    throw new TrellisError('InvalidArgument', `${kind}: parents must be a list of at most ${MAX_PARENTS} ids or names, got ${describe(value)}`);
+  }
+  for (const ref of value) {
+    if (typeof ref !== 'string' || ref.length === 0 || ref.length > 1024) {
+      throw new TrellisError('InvalidArgument', `${kind}: a parent must be an object id or a name, got ${describe(ref)}`);
+    }
+  }
+  return value as string[];
 }
 
 export function fields(kind: string, body: Body): Record<string, unknown> {

@@ -92,6 +92,11 @@ export interface SealRequest {
   /** Publish the blob under this name, in the same step. */
   name?: string;
   override?: boolean;
+  /** In a cluster: make it visible cluster-wide, in the same step (a name implies it). */
+  persist?: boolean;
+  labels?: Record<string, string>;
+  /** Lineage: the objects (ids or names) this one was made from. */
+  parents?: string[];
 }
 export interface SealReply {
   id: string;
@@ -132,10 +137,23 @@ export interface ExistsReply {
 
 export interface ListObjectsRequest {
   pattern?: string;
+  /** Only objects carrying every one of these labels. */
+  labels?: Record<string, string>;
   limit?: number;
 }
 export interface ListObjectsReply {
   objects: ObjectSummary[];
+}
+
+/**
+ * A parent in an object's lineage: recorded by id when the object was made, with the name (and
+ * the name's version, once names have versions) when the parent was given by name. A parent
+ * is recorded, not pinned: it may be deleted since.
+ */
+export interface ParentRef {
+  id: string;
+  name?: string;
+  version?: number;
 }
 
 /** An object's metadata tree as clients see it; members are expanded recursively. */
@@ -148,6 +166,8 @@ export interface ObjectMeta {
   labels: Record<string, string>;
   fields: Record<string, unknown>;
   members: Record<string, ObjectMeta>;
+  /** Lineage: what the object was made from (getMeta's root always has it; members when set). */
+  parents?: ParentRef[];
   /** getMeta's root only: whether it is persisted (durable with --data-dir). */
   persisted?: boolean;
   /** getMeta's root only: when its ttl runs out (ms since the epoch), or null. */
@@ -168,6 +188,8 @@ export interface CreateMetadataRequest {
   override?: boolean;
   /** In a cluster: make it visible cluster-wide, in the same step (a name implies it). */
   persist?: boolean;
+  /** Lineage: the objects (ids or names) this one was made from. */
+  parents?: string[];
 }
 export interface CreateMetadataReply {
   id: string;
@@ -267,6 +289,35 @@ export interface ListNamesRequest {
 }
 export interface ListNamesReply {
   names: string[];
+}
+
+/** Merges labels into a sealed object (`ref`: an id or a name); a null value removes that label. */
+export interface LabelRequest {
+  ref: string;
+  labels: Record<string, string | null>;
+}
+/** The object's labels after the change. */
+export interface LabelReply {
+  labels: Record<string, string>;
+}
+
+/** One object of a lineage: `typename` is null when the object is missing (deleted since). */
+export interface LineageEntry {
+  depth: number;
+  id: string;
+  typename: string | null;
+  name?: string;
+  version?: number;
+  missing: boolean;
+}
+
+/** An object (`ref`: an id or a name) and its parents, breadth first, up to `maxDepth` generations. */
+export interface LineageRequest {
+  ref: string;
+  maxDepth?: number;
+}
+export interface LineageReply {
+  entries: LineageEntry[];
 }
 
 export interface CreateStreamRequest {
@@ -477,6 +528,8 @@ export interface ImportArchiveRequest {
   seal: string[];
   name?: string;
   override?: boolean;
+  /** The manifest's parents (ids): recorded on a new root for those that exist here. */
+  parents?: string[];
 }
 export interface ImportArchiveReply {
   id: string;
@@ -506,6 +559,8 @@ export interface Messages {
   listNames: [ListNamesRequest, ListNamesReply];
   versions: [VersionsRequest, VersionsReply];
   dropVersion: [DropVersionRequest, DropVersionReply];
+  label: [LabelRequest, LabelReply];
+  lineage: [LineageRequest, LineageReply];
   createStream: [CreateStreamRequest, CreateStreamReply];
   openWriter: [OpenStreamRequest, OpenStreamReply];
   openReader: [OpenStreamRequest, OpenStreamReply];

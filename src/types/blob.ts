@@ -1,7 +1,7 @@
 /** trellis::Blob: Buffer, Uint8Array and ArrayBuffer values; gets are read-only views. */
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
-import type { PutOptions } from './registry';
+import { publishOptions, type PutOptions } from './registry';
 
 export const BLOB_TYPENAME = 'trellis::Blob';
 
@@ -13,7 +13,7 @@ export async function buildBlob(client: Client, value: Uint8Array | ArrayBuffer,
   const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : value;
   const [writer] = await client.createBlobs([bytes.byteLength]);
   writer.buffer.set(bytes);
-  return client.sealBlob(writer, { name: options.name, override: options.override });
+  return client.sealBlob(writer, { ...publishOptions(options), labels: options.labels });
 }
 
 export function resolveBlob(object: ObjectHandle): Buffer {

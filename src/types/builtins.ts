@@ -4,10 +4,11 @@
  */
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
+import { TrellisError } from '../errors';
 import { BLOB_TYPENAME, buildBlob, isBytes, resolveBlob } from './blob';
 import { registerArrowTypes } from './dataframe';
 import { guardResolve } from './malformed';
-import { registerBuilder, registerResolver, resolverFor, builderFor } from './registry';
+import { builderFor, registerBuiltinBuilder, registerResolver, resolverFor } from './registry';
 import { buildSequence, resolveSequence, SEQUENCE_TYPENAME } from './sequence';
 import { SHAREABLE_LIST_TYPENAME, ShareableList } from './shareable-list';
 import { buildTensor, isTensor, resolveTensor, TENSOR_TYPENAME } from './tensor';
@@ -25,26 +26,38 @@ export function registerBuiltins(): void {
   if (registered) return;
   registered = true;
 
-  registerBuilder(isPlainValue, buildValue);
+  registerBuiltinBuilder(isPlainValue, buildValue);
   registerResolver(VALUE_TYPENAME, resolveValue);
 
-  registerBuilder(
+  registerBuiltinBuilder(
     (value) => Array.isArray(value) && !isPlainValue(value),
     (client, items: unknown[], options) => buildSequence(client, items, options, (item) => builderFor(item)(client, item, {})),
   );
   registerResolver(SEQUENCE_TYPENAME, (object, client) => resolveSequence(object, (item) => resolveHandle(item, client)));
 
-  registerBuilder(isBytes, buildBlob);
+  registerBuiltinBuilder(isBytes, buildBlob);
   registerResolver(BLOB_TYPENAME, resolveBlob);
 
-  registerBuilder(isTensor, buildTensor);
+  registerBuiltinBuilder(isTensor, buildTensor);
   registerResolver(TENSOR_TYPENAME, resolveTensor);
 
-  registerBuilder(
+  registerBuiltinBuilder(
     (value) => value instanceof ShareableList,
     async (client, list: ShareableList, options) => {
-      if (!list.frozen) await list.freeze();
+      // A list is sealed by freeze(): labels and parents go with that seal when put freezes it.
+      if (!list.frozen) {
+        await list.freeze({ labels: options.labels, parents: options.parents });
+      } else {
+        if (options.parents !== undefined && options.parents.length > 0) {
+          throw new TrellisError(
+            'InvalidArgument',
+            `ShareableList ${list.name} is frozen already, so put cannot record its parents: pass them to freeze({ parents })`,
+          );
+        }
+        if (options.labels !== undefined && Object.keys(options.labels).length > 0) await client.label(list.name, options.labels);
+      }
       if (options.name) await client.putName(list.name, options.name, { override: options.override });
+      if (options.persist && options.ttl === undefined) await client.persist(list.name);
       return list.name;
     },
   );

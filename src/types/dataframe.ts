@@ -18,7 +18,7 @@ import { TrellisError } from '../errors';
 import { guardResolve } from './malformed';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
 import type * as ArrowLayoutModule from './arrow-layout';
-import { registerBuilder, registerResolver, type PutOptions } from './registry';
+import { publishOptions, registerBuiltinBuilder, registerResolver, type PutOptions } from './registry';
 
 export const DATAFRAME_TYPENAME = 'trellis::DataFrame';
 export const RECORD_BATCH_TYPENAME = 'trellis::RecordBatch';
@@ -59,7 +59,7 @@ export async function buildArrow(client: Client, value: Table | RecordBatch, opt
   try {
     return await client.createMetadata(
       { typename, members, labels: options.labels, layout, numRows: value.numRows, numColumns: value.numCols },
-      { seal: writers, name: options.name, override: options.override },
+      { seal: writers, ...publishOptions(options) },
     );
   } catch (error) {
     // A table can be most of the store: give its blobs back now rather than at disconnect.
@@ -95,7 +95,7 @@ let registered = false;
 export function registerArrowTypes(): void {
   if (registered) return;
   registered = true;
-  registerBuilder(isArrowValue, buildArrow);
+  registerBuiltinBuilder(isArrowValue, buildArrow);
   registerResolver(DATAFRAME_TYPENAME, resolveArrow);
   registerResolver(RECORD_BATCH_TYPENAME, resolveArrow);
 }

@@ -14,8 +14,26 @@ export interface PutOptions {
   labels?: Record<string, string>;
   /** Tensors: the shape; default [length]. */
   shape?: number[];
-  /** Cluster: make it visible cluster-wide (naming does this too). */
+  /** Cluster: make it visible cluster-wide (naming does this too); durable with --data-dir. */
   persist?: boolean;
+  /** Seconds until the object is deleted; implies persist (a second request, after the put). */
+  ttl?: number;
+  /** Lineage: the objects (ids or names) this one was made from, recorded by id. */
+  parents?: string[];
+}
+
+/**
+ * What a builder's one creating request carries from the put's options: name, override,
+ * persist and parents (labels go in the metadata spec, or in a seal's options). Every built-in
+ * builder passes its options through here, so each put applies all of them in that request.
+ */
+export function publishOptions(options: PutOptions): { name?: string; override?: boolean; persist?: boolean; parents?: string[] } {
+  const published: { name?: string; override?: boolean; persist?: boolean; parents?: string[] } = {};
+  if (options.name !== undefined) published.name = options.name;
+  if (options.override !== undefined) published.override = options.override;
+  if (options.persist || options.ttl !== undefined) published.persist = true;
+  if (options.parents !== undefined) published.parents = options.parents;
+  return published;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -23,6 +41,8 @@ export type Builder = (client: Client, value: any, options: PutOptions) => Promi
 export type Resolver = (object: ObjectHandle, client: Client) => unknown;
 
 const builders: Array<{ test: (value: unknown) => boolean; build: Builder }> = [];
+/** Builders registered by trellis itself, which apply every put option (publishOptions). */
+const builtinBuilders = new WeakSet<Builder>();
 const resolvers = new Map<string, Resolver>();
 
 export function registerBuilder(test: (value: unknown) => boolean, build: Builder): void {
@@ -30,6 +50,16 @@ export function registerBuilder(test: (value: unknown) => boolean, build: Builde
     throw new TrellisError('InvalidArgument', 'registerBuilder(test, build): expected two functions');
   }
   builders.unshift({ test, build });
+}
+
+/** Registers one of trellis's own builders (builtins.ts). */
+export function registerBuiltinBuilder(test: (value: unknown) => boolean, build: Builder): void {
+  registerBuilder(test, build);
+  builtinBuilders.add(build);
+}
+
+export function isBuiltinBuilder(build: Builder): boolean {
+  return builtinBuilders.has(build);
 }
 
 export function registerResolver(typenamePrefix: string, resolve: Resolver): void {

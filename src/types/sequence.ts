@@ -5,7 +5,7 @@
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
 import { malformed } from './malformed';
-import type { PutOptions } from './registry';
+import { publishOptions, type PutOptions } from './registry';
 
 export const SEQUENCE_TYPENAME = 'trellis::Sequence';
 
@@ -19,7 +19,7 @@ export async function buildSequence(
   const members = Object.fromEntries(ids.map((id, index) => [String(index), id]));
   return client.createMetadata(
     { typename: SEQUENCE_TYPENAME, members, labels: options.labels, length: items.length },
-    { name: options.name, override: options.override },
+    publishOptions(options),
   );
 }
 

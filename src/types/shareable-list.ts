@@ -165,19 +165,20 @@ export class ShareableList implements Iterable<ShareableItem> {
 
   /**
    * Seals the blob: the list becomes immutable and other processes can open it. Calling it
-   * again, or on an opened list, does nothing. Errors: ConnectionClosed.
+   * again, or on an opened list, does nothing. `labels` and `parents` (lineage) are recorded
+   * with the seal. Errors: ConnectionClosed, InvalidArgument, ObjectNotFound (a parent).
    */
-  freeze(): Promise<void> {
+  freeze(options: { labels?: Record<string, string>; parents?: string[] } = {}): Promise<void> {
     if (this.state === 'mutable') {
       this.state = 'freezing';
-      this.freezing = this.seal(this.writer!);
+      this.freezing = this.seal(this.writer!, options);
     }
     return this.freezing ?? Promise.resolve();
   }
 
-  private async seal(writer: BlobWriter): Promise<void> {
+  private async seal(writer: BlobWriter, options: { labels?: Record<string, string>; parents?: string[] }): Promise<void> {
     try {
-      await writer.seal();
+      await writer.seal(options);
     } catch (error) {
       // The blob is still ours and writable: leave the list as it was, so freeze can be retried.
       this.state = 'mutable';

@@ -6,7 +6,7 @@ import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
 import { TrellisError } from '../errors';
 import { guardResolve, malformed } from './malformed';
-import type { PutOptions } from './registry';
+import { publishOptions, type PutOptions } from './registry';
 
 export const TENSOR_TYPENAME = 'trellis::Tensor';
 
@@ -54,7 +54,7 @@ export async function buildTensor(client: Client, value: ArrayBufferView & { len
   writer.buffer.set(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
   return client.createMetadata(
     { typename: `${TENSOR_TYPENAME}<${dtype}>`, members: { data: writer.id }, labels: options.labels, dtype, shape },
-    { seal: [writer], name: options.name, override: options.override },
+    { seal: [writer], ...publishOptions(options) },
   );
 }
 

@@ -8,7 +8,7 @@ import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
 import type { MetadataSpec } from '../client/objects';
 import { guardResolve, malformed } from './malformed';
-import type { PutOptions } from './registry';
+import { publishOptions, type PutOptions } from './registry';
 
 export const VALUE_TYPENAME = 'trellis::Value';
 /** Encoded values up to this size ride inline in the metadata. */
@@ -54,13 +54,13 @@ export function inlineValueSpec(value: unknown, options: PutOptions): MetadataSp
 export async function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
   const encoded = packr.pack(value);
   if (encoded.length <= INLINE_VALUE_BYTES) {
-    return client.createMetadata({ typename: VALUE_TYPENAME, labels: options.labels, data: encoded }, { name: options.name, override: options.override, persist: options.persist });
+    return client.createMetadata({ typename: VALUE_TYPENAME, labels: options.labels, data: encoded }, publishOptions(options));
   }
   const [writer] = await client.createBlobs([encoded.length]);
   encoded.copy(writer.buffer);
   return client.createMetadata(
     { typename: VALUE_TYPENAME, labels: options.labels, members: { data: writer.id } },
-    { name: options.name, override: options.override, persist: options.persist, seal: [writer] },
+    { ...publishOptions(options), seal: [writer] },
   );
 }
 

@@ -205,17 +205,17 @@ describe('trellis command line', () => {
     assert.match(missing.stderr, /NameNotFound/);
   });
 
-  describe('commands for features this client may not have yet', () => {
-    const cases: Array<[string, string, string[]]> = [
-      ['lineage', 'lineage', ['lineage', 'x']],
-    ];
-    for (const [command, method, args] of cases) {
-      it(`${command} exits 1 with InvalidArgument when the client has no ${method}`, async function () {
-        if (typeof (client as unknown as Record<string, unknown>)[method] === 'function') this.skip();
-        const run = await runTrellis([...args, '--socket', daemon.socket]);
-        assert.equal(run.code, 1);
-        assert.equal(run.stderr, `trellis: InvalidArgument: ${command} is not available in this version of the daemon/client\n`);
-      });
-    }
+  describe('lineage', () => {
+    it('lists an object and its parents, breadth first, as JSON and as a table', async () => {
+      const parent = await client.put({ step: 'raw' }, { name: 'cli/lineage-raw' });
+      const child = await client.put({ step: 'cooked' }, { parents: ['cli/lineage-raw'] });
+      const json = JSON.parse((await trellisOk(daemon.socket, ['lineage', child, '--json'])).text);
+      assert.deepEqual(json, [
+        { depth: 0, id: child, typename: 'trellis::Value', missing: false },
+        { depth: 1, id: parent, typename: 'trellis::Value', name: 'cli/lineage-raw', missing: false },
+      ]);
+      const table = await trellisOk(daemon.socket, ['lineage', child]);
+      assert.match(table.text, new RegExp(`^\\s*1\\s+${parent}\\s+trellis::Value\\s+cli/lineage-raw`, 'm'));
+    });
   });
 });

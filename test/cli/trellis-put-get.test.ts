@@ -76,9 +76,12 @@ describe('trellis put and get', () => {
     const file = tempPath('random.bin');
     const bytes = randomBytes(3 * 1024 * 1024 + 17);
     fs.writeFileSync(file, bytes);
-    const put = await trellisOk(daemon.socket, ['put', file, '--name', 'cli/random']);
+    const put = await trellisOk(daemon.socket, ['put', file, '--name', 'cli/random', '--label', 'kind=noise']);
     assert.match(put.text, ID_LINE);
-    assert.equal((await client.getMeta('cli/random')).typename, 'trellis::Blob');
+    assert.equal(put.stderr, '');
+    const meta = await client.getMeta('cli/random');
+    assert.equal(meta.typename, 'trellis::Blob');
+    assert.deepEqual(meta.labels, { kind: 'noise' });
     const got = await trellisOk(daemon.socket, ['get', 'cli/random']);
     assert.equal(sha256(got.stdout), sha256(bytes));
     const out = tempPath('random.out');

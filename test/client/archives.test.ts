@@ -72,7 +72,10 @@ describe('archives: export and import', function () {
       const imported = await b.importArchive(dir, { onProgress: (progress) => (reported = progress) });
       assert.equal(reported.bytesDone, reported.bytesTotal);
       assert.deepEqual({ topHash: imported.topHash, existed: imported.existed }, { topHash: exported.topHash, existed: false });
-      assert.deepEqual(contentOf(await b.getMeta(imported.id)), contentOf(await a.getMeta(id)));
+      const expected = contentOf(await a.getMeta(id));
+      // A blob NODE is { typename, blob } (docs/archive-format.md): a root blob's labels do not travel.
+      if (expected.typename === 'trellis::Blob' || expected.typename === 'trellis::ShareableList') expected.labels = {};
+      assert.deepEqual(contentOf(await b.getMeta(imported.id)), expected);
       const original = await a.get(id);
       const copy = await b.get(imported.id);
       assertSameValue(value instanceof ShareableList ? copy.toArray() : copy, value instanceof ShareableList ? original.toArray() : original);

@@ -1,6 +1,5 @@
 /** `trellis lineage ID|NAME`: an object and its ancestors, breadth first. */
 import { Command, Option } from 'commander';
-import { optionalMethod } from '../optional-features';
 import { printJson, printTable } from '../output';
 import { parsePositiveInteger, withClient, withCommonOptions, withJsonOption, type ListingOptions } from '../options';
 
@@ -11,7 +10,7 @@ export function lineageCommand(): Command {
     .addOption(new Option('--max-depth <n>', 'how many generations (default 10)').argParser(parsePositiveInteger));
   return withJsonOption(withCommonOptions(command)).action((ref: string, options: ListingOptions & { maxDepth?: number }) =>
     withClient(options, async (client) => {
-      const lineage = await optionalMethod(client, 'lineage', 'lineage')(ref, options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth });
+      const lineage = await client.lineage(ref, options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth });
       if (options.json) return printJson(lineage);
       const rows = lineage.map((entry) => [
         String(entry.depth),

@@ -9,7 +9,6 @@ import type { TrellisClient } from '../../connect';
 import { ARROW_EXTENSIONS, putArrowFile } from '../files/put-arrow-file';
 import { putBlobFile } from '../files/put-blob-file';
 import { putTableFile, TABLE_EXTENSIONS } from '../files/put-table-file';
-import { hasOptionalMethod, optionalMethod } from '../optional-features';
 import { labelOption, ttlOption, withClient, withCommonOptions, type CommonOptions } from '../options';
 
 interface PutCommandOptions extends CommonOptions {
@@ -48,16 +47,6 @@ async function putFile(client: TrellisClient, file: string, options: PutCommandO
   const putOptions = { name: options.name, override: options.override, labels: options.label };
   if (!options.blob && TABLE_EXTENSIONS.includes(extension)) return putTableFile(client, file, putOptions);
   if (!options.blob && ARROW_EXTENSIONS.includes(extension)) return putArrowFile(client, file, putOptions);
-  const id = await putBlobFile(client, file, putOptions);
-  if (options.label) await labelBlob(client, id, options.label);
-  return id;
-}
-
-/** A Blob has no metadata of its own to carry labels until the client can label sealed objects. */
-async function labelBlob(client: TrellisClient, id: string, labels: Record<string, string>): Promise<void> {
-  if (hasOptionalMethod(client, 'label')) {
-    await optionalMethod(client, 'label', 'put --label')(id, labels);
-    return;
-  }
-  process.stderr.write(`trellis: warning: blob ${id} was stored without its labels: this client cannot label a Blob yet\n`);
+  // The labels go with the blob's seal, in the same request.
+  return putBlobFile(client, file, putOptions);
 }

@@ -14,7 +14,7 @@ const READ_CHUNK_BYTES = 8 << 20;
 export async function putBlobFile(
   client: TrellisClient,
   path: string,
-  options: { name?: string; override?: boolean },
+  options: { name?: string; override?: boolean; labels?: Record<string, string> },
 ): Promise<string> {
   const handle = await fs.promises.open(path, 'r');
   try {

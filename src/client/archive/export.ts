@@ -85,11 +85,9 @@ function describe(client: ArchiveClient, object: ObjectHandle, key: string, leav
   return { typename: object.typename, fields, labels: { ...object.labels }, members };
 }
 
-/** Lineage, once objects carry it (getMeta(id).parents); informative, never hashed. */
+/** Lineage (getMeta(id).parents) as ids; informative, never hashed. */
 function parentsOf(object: ObjectHandle): string[] {
-  const parents = (object.meta as { parents?: unknown }).parents;
-  if (!Array.isArray(parents)) return [];
-  return parents.map((parent) => (typeof parent === 'string' ? parent : String((parent as { id?: unknown }).id)));
+  return (object.meta.parents ?? []).map((parent) => parent.id);
 }
 
 interface ArchiveWriter {

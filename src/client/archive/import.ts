@@ -93,6 +93,7 @@ async function storeVerified(
       root,
       nodes,
       seal,
+      ...(manifest.header.parents.length > 0 ? { parents: manifest.header.parents } : {}),
       ...(options.name !== undefined ? { name: options.name, override: options.override ?? false } : {}),
     });
     sealed = true;

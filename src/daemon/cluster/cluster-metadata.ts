@@ -18,7 +18,7 @@ import { Membership } from '../metadata/membership';
 import type { Adopted, DeleteOptions, MetaService, NewObject, Persistence } from '../metadata/meta-service';
 import { PrefixMirror } from '../metadata/prefix-mirror';
 import type { NameTable } from '../names';
-import type { ObjectTable } from '../object-table';
+import type { ObjectFilter, ObjectTable } from '../object-table';
 import type { ClientSession } from '../session';
 import { TrellisError } from '../../errors';
 import { requireRegistered, type ClusterContext } from './cluster-context';
@@ -168,8 +168,8 @@ export class ClusterMetadata implements MetaService {
   }
 
   /** This daemon's objects and other instances' persisted ones, newest first. */
-  listObjects(pattern: string | undefined, limit: number): ObjectSummary[] {
-    const all = [...this.local.table.list(pattern, limit), ...this.cluster.objects.list(pattern)];
+  listObjects(filter: ObjectFilter, limit: number): ObjectSummary[] {
+    const all = [...this.local.table.list(filter, limit), ...this.cluster.objects.list(filter)];
     all.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
     return all.slice(0, limit);
   }
@@ -227,6 +227,16 @@ export class ClusterMetadata implements MetaService {
 
   delete(session: ClientSession | undefined, ids: string[], options: DeleteOptions): Promise<string[]> {
     return this.unpublisher.delete(session, ids, options);
+  }
+
+  /** A persisted object's record is put again with the new labels, etcd first. */
+  label(id: string, changes: Record<string, string | null>): Record<string, string> | Promise<Record<string, string>> {
+    const record = this.cluster.objects.lookup(id);
+    if (record) {
+      throw new TrellisError('RemoteObject', `object ${id} belongs to instance ${record.instanceId}: only that instance can label it`);
+    }
+    if (!this.cluster.objects.isPersisted(this.local.table.sealedObject(id).id)) return this.local.table.relabel(id, changes);
+    return this.publisher.relabel(id, changes);
   }
 }
 

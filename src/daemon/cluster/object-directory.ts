@@ -13,8 +13,7 @@ import { instanceOf } from '../../protocol/ids';
 import type { ObjectMeta, ObjectSummary } from '../../protocol/messages';
 import type { TransactionOperation } from '../metadata/batched-transaction';
 import type { InstanceStatus } from '../metadata/instance-info';
-import { globToRegExp } from '../glob';
-import type { ObjectTable, StoredObject } from '../object-table';
+import { objectMatcher, type ObjectFilter, type ObjectTable, type StoredObject } from '../object-table';
 import type { PrefixMirror } from '../metadata/prefix-mirror';
 import {
   decodeRecord,
@@ -150,14 +149,14 @@ export class ObjectDirectory {
     });
   }
 
-  /** Other instances' persisted objects, as listObjects shows them. */
-  list(pattern: string | undefined): ObjectSummary[] {
-    const matcher = pattern ? globToRegExp(pattern) : undefined;
+  /** Other instances' persisted objects that pass the filter, as listObjects shows them. */
+  list(filter: ObjectFilter): ObjectSummary[] {
+    const matches = objectMatcher(filter);
     const now = Date.now();
     const found: ObjectSummary[] = [];
     for (const record of this.records.values()) {
       if (record.instanceId === this.instanceId || isExpired(record, now) || this.table.sealedObjectOrUndefined(record.id)) continue;
-      if (!matcher || matcher.test(record.typename)) found.push(summaryOf(record));
+      if (matches(record)) found.push(summaryOf(record));
     }
     return found;
   }
@@ -213,6 +212,7 @@ export class ObjectDirectory {
         blob: object.blob,
       };
       if (object.remoteMembers) record.remoteMembers = object.remoteMembers;
+      if (object.derivedFrom.length > 0) record.derivedFrom = [...object.derivedFrom];
       const expiry = root && expiresAt !== undefined ? expiresAt : this.persisted.get(object.id);
       if (expiry !== undefined) record.expiresAt = expiry;
       into.set(object.id, { kind: 'put', key: objectKey(object.id), value: encodeRecord(record), leaseId });

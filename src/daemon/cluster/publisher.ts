@@ -49,6 +49,30 @@ export class Publisher {
   }
 
   /**
+   * Labels a persisted local object: the table changes, then its record is put again (its
+   * members' records and its expiry stay as they are); a failed write puts the labels back.
+   * Errors: ObjectNotFound, NotSealed, InvalidArgument, Unavailable.
+   */
+  async relabel(id: string, changes: Record<string, string | null>): Promise<Record<string, string>> {
+    const { objects, table, membership } = this.cluster;
+    requireRegistered(this.cluster, `label ${id}`);
+    const previous = table.sealedObject(id).labels;
+    const labels = table.relabel(id, changes);
+    const lease = membership.leaseId;
+    const puts = new Map<string, TransactionOperation>();
+    try {
+      objects.recordPuts(id, lease, undefined, puts);
+      const result = await commitInBatches(this.cluster.connection, [...puts.values()]);
+      objects.published(puts, BigInt(result.revision), new Map());
+    } catch (error) {
+      table.restoreLabels(id, labels, previous);
+      throw error;
+    }
+    this.afterPublish(lease, [...puts.keys()]);
+    return labels;
+  }
+
+  /**
    * Publishes objects just created here (seal or createMetadata with a name or persist): their
    * records and names, in as few transactions as fit. All or none: on failure the objects are
    * deleted again, with whatever keys went in before. Errors: NameExists, Unavailable, Conflict.

@@ -15,7 +15,7 @@
  */
 import { Packr } from 'msgpackr';
 import { instanceOf, isObjectId } from '../../protocol/ids';
-import type { NameVersion, ObjectMeta, ObjectSummary } from '../../protocol/messages';
+import type { NameVersion, ObjectMeta, ObjectSummary, ParentRef } from '../../protocol/messages';
 import type { NameHistory } from '../name-history';
 
 export const OBJECTS_PREFIX = 'objects/';
@@ -40,6 +40,8 @@ export interface ObjectRecord {
   remoteMembers?: Record<string, ObjectMeta>;
   /** True when the object is a blob: its bytes are only on its owner. */
   blob: boolean;
+  /** Lineage: what the object was made from; absent when nothing (and in older records). */
+  derivedFrom?: ParentRef[];
   /** Milliseconds since the epoch after which the object is gone (persist's ttl); absent: never. */
   expiresAt?: number;
 }
@@ -91,6 +93,7 @@ export function decodeRecord(key: string, value: Buffer, lease: string): CachedR
   if (!Object.values(r.members).every(isObjectId)) return undefined;
   if (r.expiresAt !== undefined && typeof r.expiresAt !== 'number') return undefined;
   if (r.remoteMembers !== undefined && !describesMembers(r.remoteMembers, r.members as Record<string, string>)) return undefined;
+  if (r.derivedFrom !== undefined && !isParentList(r.derivedFrom)) return undefined;
   return {
     id,
     instanceId: instanceOf(id),
@@ -104,7 +107,22 @@ export function decodeRecord(key: string, value: Buffer, lease: string): CachedR
     blob: r.blob === true,
     expiresAt: r.expiresAt as number | undefined,
     ...(r.remoteMembers === undefined ? {} : { remoteMembers: r.remoteMembers as Record<string, ObjectMeta> }),
+    ...(r.derivedFrom === undefined ? {} : { derivedFrom: r.derivedFrom as ParentRef[] }),
   };
+}
+
+/** Whether `value` is a list of { id, name?, version? } (lineage parents, as records keep them). */
+export function isParentList(value: unknown): value is ParentRef[] {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (parent) =>
+        isPlainMap(parent) &&
+        isObjectId(parent.id) &&
+        (parent.name === undefined || typeof parent.name === 'string') &&
+        (parent.version === undefined || Number.isSafeInteger(parent.version)),
+    )
+  );
 }
 
 /** Whether `value` describes some of `members`: a map of member key to a meta with that id. */
@@ -153,7 +171,7 @@ export function summaryOf(record: CachedRecord): ObjectSummary {
 }
 
 export function shallowMeta(record: CachedRecord, members: Record<string, ObjectMeta>): ObjectMeta {
-  return {
+  const meta: ObjectMeta = {
     id: record.id,
     typename: record.typename,
     nbytes: record.nbytes,
@@ -163,6 +181,8 @@ export function shallowMeta(record: CachedRecord, members: Record<string, Object
     fields: record.fields,
     members,
   };
+  if (record.derivedFrom !== undefined && record.derivedFrom.length > 0) meta.parents = record.derivedFrom;
+  return meta;
 }
 
 function isPlainMap(value: unknown): value is Record<string, unknown> {

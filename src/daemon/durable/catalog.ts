@@ -41,6 +41,8 @@ export interface CatalogChange {
   putObjects?: readonly PersistedObject[];
   /** The bytes of each object in putObjects whose blob is stored 'inline', by id. */
   inline?: ReadonlyMap<string, Uint8Array>;
+  /** Objects in putObjects stored inline already, whose record changes and whose bytes stay. */
+  keepInline?: ReadonlySet<string>;
   /** Their inline bytes go too. */
   deleteObjects?: readonly string[];
   putNames?: readonly PersistedName[];
@@ -229,7 +231,7 @@ function inlineEntries(change: CatalogChange): Array<[string, Uint8Array]> {
   const given = change.inline ?? new Map<string, Uint8Array>();
   const entries: Array<[string, Uint8Array]> = [];
   for (const record of change.putObjects ?? []) {
-    if (record.blob?.stored !== 'inline') continue;
+    if (record.blob?.stored !== 'inline' || change.keepInline?.has(record.id)) continue;
     const bytes = given.get(record.id);
     if (bytes === undefined || bytes.length !== record.blob.size) {
       throw new TrellisError(

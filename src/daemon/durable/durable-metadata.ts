@@ -15,7 +15,7 @@ import type { ClusterInfoReply, GetObjectReply, ObjectMeta, ObjectSummary } from
 import type { Adopted, DeleteOptions, MetaService, NewObject, Pending, Persistence } from '../metadata/meta-service';
 import { historyOf, type NameHistory } from '../name-history';
 import type { NameTable } from '../names';
-import type { BlobBacking, ObjectTable, RestoredObject, StoredObject } from '../object-table';
+import type { BlobBacking, ObjectFilter, ObjectTable, RestoredObject, StoredObject } from '../object-table';
 import type { Residency } from '../residency';
 import type { SegmentPool } from '../segment-pool';
 import type { ClientSession } from '../session';
@@ -104,8 +104,8 @@ export class DurableMetadata implements MetaService {
     return this.inner.exists(id);
   }
 
-  listObjects(pattern: string | undefined, limit: number): ObjectSummary[] {
-    return this.inner.listObjects(pattern, limit);
+  listObjects(filter: ObjectFilter, limit: number): ObjectSummary[] {
+    return this.inner.listObjects(filter, limit);
   }
 
   getMeta(id: string): ObjectMeta {
@@ -133,6 +133,19 @@ export class DurableMetadata implements MetaService {
       throw error;
     }
     this.markOnDisk(written);
+  }
+
+  /**
+   * A persisted object's record is written again with the new labels, keeping its bytes and
+   * expiry on disk (DurableStore.persist with a record and no bytes).
+   */
+  async label(id: string, changes: Record<string, string | null>): Promise<Record<string, string>> {
+    const labels = await this.inner.label(id, changes);
+    const object = this.local.table.sealedObjectOrUndefined(id);
+    if (object && this.store.isPersisted(id)) {
+      await this.store.persist([describeForDisk(object, this.inner.persistence(id).expiresAt)]);
+    }
+    return labels;
   }
 
   publishNew(session: ClientSession, created: readonly NewObject[]): Pending<void> {
@@ -253,15 +266,7 @@ export class DurableMetadata implements MetaService {
         seen.add(object.id);
         const location = locations.get(object.id);
         objects.push({
-          id: object.id,
-          typename: object.typename,
-          nbytes: object.nbytes,
-          createdAt: object.createdAt,
-          members: object.members,
-          fields: object.fields,
-          labels: object.labels,
-          ...(object.remoteMembers ? { remoteMembers: object.remoteMembers } : {}),
-          expiresAt: expiry.get(object.id) ?? null,
+          ...describeForDisk(object, expiry.get(object.id) ?? null),
           ...(location ? { bytes: pool.memory.read(location, 0, location.size) } : {}),
         });
         for (const name of object.names) names.push(this.nameRecord(name));
@@ -319,6 +324,22 @@ export class DurableMetadata implements MetaService {
     set?.delete(name);
     if (set?.size === 0) this.namesById.delete(id);
   }
+}
+
+/** An object's durable record, without bytes. */
+function describeForDisk(object: StoredObject, expiresAt: number | null): ObjectToPersist {
+  return {
+    id: object.id,
+    typename: object.typename,
+    nbytes: object.nbytes,
+    createdAt: object.createdAt,
+    members: object.members,
+    fields: object.fields,
+    labels: object.labels,
+    ...(object.remoteMembers ? { remoteMembers: object.remoteMembers } : {}),
+    ...(object.derivedFrom.length > 0 ? { derivedFrom: object.derivedFrom } : {}),
+    expiresAt,
+  };
 }
 
 /**

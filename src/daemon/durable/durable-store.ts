@@ -163,6 +163,8 @@ export class DurableStore {
     await this.queue.run(keys, async () => {
       const records: PersistedObject[] = [];
       const inline = new Map<string, Uint8Array>();
+      // Persisted before (a new ttl, new labels): the record changes, the bytes on disk stay.
+      const keepInline = new Set<string>();
       const toWrite: BlobToWrite[] = [];
       let checksummed = 0;
       for (const { bytes, ...object } of objects) {
@@ -175,6 +177,7 @@ export class DurableStore {
         }
         if (existing !== undefined || bytes === undefined) {
           records.push(existing === undefined ? object : { ...object, blob: existing });
+          if (existing?.stored === 'inline') keepInline.add(object.id);
         } else if (bytes.length <= INLINE_MAX_BYTES) {
           records.push({ ...object, blob: { size: bytes.length, checksum: checksumOf(bytes), stored: 'inline' } });
           inline.set(object.id, bytes);
@@ -194,7 +197,7 @@ export class DurableStore {
         if (checksum !== undefined) record.blob = { size: record.nbytes, checksum, stored: 'file' };
       }
       try {
-        await this.catalog.commit({ putObjects: records, inline, putNames: names.put, dropNames: names.drop });
+        await this.catalog.commit({ putObjects: records, inline, keepInline, putNames: names.put, dropNames: names.drop });
       } catch (error) {
         // Nothing refers to the new files: delete them now rather than at the next open.
         await this.blobFiles.remove(checksums.keys()).catch(() => undefined);

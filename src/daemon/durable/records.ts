@@ -9,6 +9,7 @@
  */
 import { Packr } from 'msgpackr';
 import { isObjectId } from '../../protocol/ids';
+import { isParentList } from '../cluster/records';
 import type { ObjectDescription } from '../object-table';
 
 /** Where a persisted blob's bytes are, and how to check them when they are loaded. */
@@ -51,7 +52,7 @@ export const CATALOG_FORMAT = 1;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
 
 export function encodeObject(record: PersistedObject): Buffer {
-  const { id, typename, nbytes, createdAt, members, fields, labels, remoteMembers, blob, expiresAt } = record;
+  const { id, typename, nbytes, createdAt, members, fields, labels, remoteMembers, derivedFrom, blob, expiresAt } = record;
   return packr.pack({
     id,
     typename,
@@ -61,6 +62,7 @@ export function encodeObject(record: PersistedObject): Buffer {
     fields,
     labels,
     ...(remoteMembers === undefined ? {} : { remoteMembers }),
+    ...(derivedFrom === undefined || derivedFrom.length === 0 ? {} : { derivedFrom }),
     ...(blob === undefined ? {} : { blob: { size: blob.size, checksum: blob.checksum, stored: blob.stored } }),
     expiresAt,
   });
@@ -89,6 +91,8 @@ export function decodeObject(id: string, bytes: Uint8Array): PersistedObject | s
   if (!isPlainMap(r.members) || !Object.values(r.members).every(isObjectId)) return 'members is not a map of ids';
   if (!isPlainMap(r.fields) || !isPlainMap(r.labels)) return 'fields or labels is not a map';
   if (r.remoteMembers !== undefined && !isPlainMap(r.remoteMembers)) return 'remoteMembers is not a map';
+  // Records written before lineage have no derivedFrom: they decode as objects without parents.
+  if (r.derivedFrom !== undefined && !isParentList(r.derivedFrom)) return 'derivedFrom is not a list of { id, name?, version? }';
   if (r.expiresAt !== null && !Number.isFinite(r.expiresAt)) return 'expiresAt is neither a number nor null';
   if (r.blob !== undefined && !isBlobRecord(r.blob)) return 'blob is not { size, checksum, stored }';
   return r as unknown as PersistedObject;

@@ -6,7 +6,7 @@ import type { ClusterInfoReply, GetObjectReply, ObjectMeta, ObjectSummary } from
 import { standaloneInfo } from '../cluster/cluster-info';
 import { Expirations } from '../cluster/expirations';
 import type { NameTable } from '../names';
-import type { ObjectTable } from '../object-table';
+import type { ObjectFilter, ObjectTable } from '../object-table';
 import type { ClientSession } from '../session';
 import type { Adopted, DeleteOptions, MetaService, NewObject, Persistence } from './meta-service';
 
@@ -57,8 +57,8 @@ export class LocalMetadata implements MetaService {
     return this.table.exists(id);
   }
 
-  listObjects(pattern: string | undefined, limit: number): ObjectSummary[] {
-    return this.table.list(pattern, limit);
+  listObjects(filter: ObjectFilter, limit: number): ObjectSummary[] {
+    return this.table.list(filter, limit);
   }
 
   getMeta(id: string): ObjectMeta {
@@ -109,5 +109,9 @@ export class LocalMetadata implements MetaService {
     this.table.sealedObject(id);
     this.persisted.add(id);
     if (ttlSeconds !== undefined) this.expirations.schedule(id, Date.now() + ttlSeconds * 1000);
+  }
+
+  label(id: string, changes: Record<string, string | null>): Record<string, string> {
+    return this.table.relabel(id, changes);
   }
 }

@@ -12,6 +12,7 @@
  */
 import type { ClusterInfoReply, GetObjectReply, ObjectMeta, ObjectSummary } from '../../protocol/messages';
 import type { NameHistory } from '../name-history';
+import type { ObjectFilter } from '../object-table';
 import type { ClientSession } from '../session';
 
 export type Pending<T> = T | Promise<T>;
@@ -72,8 +73,8 @@ export interface MetaService {
 
   /** Whether a sealed object with this id is here or published by another instance. */
   exists(id: string): boolean;
-  /** Sealed objects, newest first; `pattern` is a glob over the typename. */
-  listObjects(pattern: string | undefined, limit: number): ObjectSummary[];
+  /** Sealed objects, newest first, that pass the filter (a typename glob, labels to carry). */
+  listObjects(filter: ObjectFilter, limit: number): ObjectSummary[];
   /** An object's metadata tree, wherever it lives. Errors: ObjectNotFound, NotSealed. */
   getMeta(id: string): ObjectMeta;
   /**
@@ -114,6 +115,13 @@ export interface MetaService {
    * Errors: ObjectNotFound, NotSealed, RemoteObject, Unavailable, IOError.
    */
   persist(id: string, ttlSeconds: number | undefined): Pending<void>;
+  /**
+   * Merges label changes into a local sealed object (null removes a label) and returns its
+   * labels now. A persisted object's record is written again (etcd, the data dir) with the
+   * new labels; its bytes are not. Errors: ObjectNotFound, NotSealed, InvalidArgument,
+   * RemoteObject (another instance's object: label it there), Unavailable, IOError.
+   */
+  label(id: string, changes: Record<string, string | null>): Pending<Record<string, string>>;
 }
 
 /** Applies `next` to a value that may still be pending, without a microtask when it is not. */

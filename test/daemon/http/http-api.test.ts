@@ -115,13 +115,13 @@ describe('the daemon HTTP port (--http-port)', function () {
     it('sends snapshots over /live, and the page asked for', async () => {
       const ws = new WebSocket(`ws://${daemon.httpEndpoint}/live`);
       onCleanup(() => ws.terminate());
-      const messages: Array<Record<string, any>> = [];
+      const messages: Array<Record<string, unknown>> = [];
       const waiters: Array<() => void> = [];
       ws.on('message', (data) => {
         messages.push(JSON.parse(data.toString()));
         waiters.splice(0).forEach((wake) => wake());
       });
-      const next = async (type: string, test: (m: Record<string, any>) => boolean = () => true) => {
+      const next = async (type: string, test: (m: Record<string, unknown>) => boolean = () => true) => {
         for (;;) {
           const found = messages.findIndex((m) => m.type === type && test(m));
           if (found >= 0) return messages.splice(0, found + 1)[found];
@@ -133,8 +133,9 @@ describe('the daemon HTTP port (--http-port)', function () {
       const first = await next('snapshot');
       assert.deepEqual(Object.keys(first).sort(), ['at', 'cluster', 'errors', 'names', 'objects', 'sample', 'status', 'streams', 'type']);
       ws.send(JSON.stringify({ objects: { offset: 0, limit: 1 } }));
-      const paged = await next('snapshot', (m) => m.objects.limit === 1);
-      assert.ok(paged.objects.objects.length <= 1);
+      type ObjectsPage = { limit: number; objects: unknown[] };
+      const paged = await next('snapshot', (m) => (m.objects as ObjectsPage).limit === 1);
+      assert.ok((paged.objects as ObjectsPage).objects.length <= 1);
     });
 
     it('refuses a WebSocket from a page of another origin', async () => {
