@@ -24,7 +24,9 @@ function loadSuites(): Suite[] {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { suite } = require(path.join(SUITES_DIR, file)) as { suite?: Suite };
       if (!suite || suite.name !== path.basename(file, '.ts')) {
-        throw new Error(`bench/suites/${file} must export \`suite\` named ${JSON.stringify(path.basename(file, '.ts'))}`);
+        throw new Error(
+          `bench/suites/${file} must export \`suite\` named ${JSON.stringify(path.basename(file, '.ts'))}`,
+        );
       }
       return suite;
     });
@@ -53,7 +55,9 @@ async function runSuite(suite: Suite): Promise<void> {
     const durationMs = Date.now() - startedAt.getTime();
     process.stdout.write(`\n${renderReport(`${suite.name}: ${suite.title}`, report)}\n`);
     const file = writeResults(suite.name, startedAt, durationMs, report);
-    process.stdout.write(`\n${suite.name} took ${(durationMs / 1000).toFixed(1)} s; results in ${path.relative(process.cwd(), file)}\n`);
+    process.stdout.write(
+      `\n${suite.name} took ${(durationMs / 1000).toFixed(1)} s; results in ${path.relative(process.cwd(), file)}\n`,
+    );
   } finally {
     await scope.close();
     activeScope = undefined;
@@ -67,12 +71,15 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const filters = argv.filter((arg) => !arg.startsWith('-'));
-  const chosen = filters.length === 0 ? suites : suites.filter((suite) => filters.some((filter) => suite.name.includes(filter)));
+  const chosen =
+    filters.length === 0 ? suites : suites.filter((suite) => filters.some((filter) => suite.name.includes(filter)));
   if (chosen.length === 0) {
     throw new Error(`no suite matches ${filters.join(', ')}; suites: ${suites.map((suite) => suite.name).join(', ')}`);
   }
   const machine = describeMachine();
-  process.stdout.write(`trellis bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${(machine.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, linux ${machine.kernel}\n`);
+  process.stdout.write(
+    `trellis bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${(machine.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, linux ${machine.kernel}\n`,
+  );
   stopOnSignal('SIGINT');
   stopOnSignal('SIGTERM');
   let failed = 0;

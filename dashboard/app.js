@@ -14,14 +14,20 @@
   let retryMs = 500;
 
   function escapeHtml(text) {
-    return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+    return String(text).replace(
+      /[&<>"']/g,
+      (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c],
+    );
   }
 
   function bytes(n) {
     if (n === undefined || n === null) return '';
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let i = 0;
-    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i++;
+    }
     return `${i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)} ${units[i]}`;
   }
 
@@ -34,9 +40,8 @@
   }
 
   function rows(tbody, items, columns, render) {
-    tbody.innerHTML = items.length === 0
-      ? `<tr><td class="empty" colspan="${columns}">none</td></tr>`
-      : items.map(render).join('');
+    tbody.innerHTML =
+      items.length === 0 ? `<tr><td class="empty" colspan="${columns}">none</td></tr>` : items.map(render).join('');
   }
 
   function connect() {
@@ -72,7 +77,10 @@
   }
 
   function history(list) {
-    samples.t = []; samples.used = []; samples.limit = []; samples.spilled = [];
+    samples.t = [];
+    samples.used = [];
+    samples.limit = [];
+    samples.spilled = [];
     for (const sample of list) push(sample);
     redrawChart();
   }
@@ -92,18 +100,28 @@
     const data = [samples.t, samples.used, samples.limit, samples.spilled];
     const width = $('chart').clientWidth || 800;
     if (!chart) {
-      chart = new uPlot({
-        width,
-        height: 200,
-        series: [
-          {},
-          { label: 'used', points: { show: false }, stroke: '#2f6fde', fill: 'rgba(47,111,222,0.12)', value: (u, v) => bytes(v) },
-          { label: 'limit', points: { show: false }, stroke: '#c0392b', dash: [6, 4], value: (u, v) => bytes(v) },
-          { label: 'spilled', points: { show: false }, stroke: '#e08e0b', value: (u, v) => bytes(v) },
-        ],
-        axes: [{}, { size: 84, values: (u, ticks) => ticks.map(bytes) }],
-        scales: { y: { range: (u, min, max) => [0, Math.max(max, 1)] } },
-      }, data, $('chart'));
+      chart = new uPlot(
+        {
+          width,
+          height: 200,
+          series: [
+            {},
+            {
+              label: 'used',
+              points: { show: false },
+              stroke: '#2f6fde',
+              fill: 'rgba(47,111,222,0.12)',
+              value: (u, v) => bytes(v),
+            },
+            { label: 'limit', points: { show: false }, stroke: '#c0392b', dash: [6, 4], value: (u, v) => bytes(v) },
+            { label: 'spilled', points: { show: false }, stroke: '#e08e0b', value: (u, v) => bytes(v) },
+          ],
+          axes: [{}, { size: 84, values: (u, ticks) => ticks.map(bytes) }],
+          scales: { y: { range: (u, min, max) => [0, Math.max(max, 1)] } },
+        },
+        data,
+        $('chart'),
+      );
       window.addEventListener('resize', () => chart.setSize({ width: $('chart').clientWidth, height: 200 }));
     } else {
       chart.setData(data);
@@ -112,7 +130,8 @@
 
   function draw(snap) {
     const { status } = snap;
-    $('identity').textContent = `instance ${status.instanceId} · pid ${status.pid} · ${status.socket} · v${status.version}`;
+    $('identity').textContent =
+      `instance ${status.instanceId} · pid ${status.pid} · ${status.socket} · v${status.version}`;
     push(snap.sample);
     redrawChart();
     const cards = [
@@ -127,7 +146,10 @@
       ['requests', status.requests],
     ];
     $('summary').innerHTML = cards
-      .map(([label, value]) => `<div class="card"><div class="label">${label}</div><div class="value">${escapeHtml(value)}</div></div>`)
+      .map(
+        ([label, value]) =>
+          `<div class="card"><div class="label">${label}</div><div class="value">${escapeHtml(value)}</div></div>`,
+      )
       .join('');
     if (snap.objects) drawObjects(snap.objects, snap.at);
     if (snap.names) drawNames(snap.names);
@@ -145,30 +167,52 @@
   function drawObjects(page, now) {
     $('objects-count').textContent = `(${page.total})`;
     $('objects-range').textContent = range(page);
-    rows($('objects'), page.objects, 6, (o) => `<tr data-id="${escapeHtml(o.id)}">
+    rows(
+      $('objects'),
+      page.objects,
+      6,
+      (o) => `<tr data-id="${escapeHtml(o.id)}">
       <td class="id">${escapeHtml(o.id)}</td><td>${escapeHtml(o.typename)}</td><td class="num">${bytes(o.nbytes)}</td>
       <td>${o.names.map((n) => `<span class="tag">${escapeHtml(n)}</span>`).join('')}</td>
-      <td>${Object.entries(o.labels).map(([k, v]) => `<span class="tag">${escapeHtml(k)}=${escapeHtml(v)}</span>`).join('')}</td>
-      <td class="num">${age(o.createdAt, now)}</td></tr>`);
+      <td>${Object.entries(o.labels)
+        .map(([k, v]) => `<span class="tag">${escapeHtml(k)}=${escapeHtml(v)}</span>`)
+        .join('')}</td>
+      <td class="num">${age(o.createdAt, now)}</td></tr>`,
+    );
   }
 
   function drawNames(page) {
     $('names-count').textContent = `(${page.total})`;
     $('names-range').textContent = range(page);
-    rows($('names'), page.names, 2, (n) => `<tr><td>${escapeHtml(n.name)}</td><td class="id">${escapeHtml(n.id ?? '')}</td></tr>`);
+    rows(
+      $('names'),
+      page.names,
+      2,
+      (n) => `<tr><td>${escapeHtml(n.name)}</td><td class="id">${escapeHtml(n.id ?? '')}</td></tr>`,
+    );
   }
 
   function drawStreams(streams) {
     $('streams-count').textContent = `(${streams.total})`;
-    rows($('streams'), streams.streams, 5, (s) => `<tr><td class="id">${escapeHtml(s.id)}</td><td>${escapeHtml(s.typename)}</td>
-      <td>${escapeHtml(s.state)}</td><td class="num">${s.queuedChunks} · ${bytes(s.queuedBytes)}</td><td>${s.reading ? 'attached' : ''}</td></tr>`);
+    rows(
+      $('streams'),
+      streams.streams,
+      5,
+      (s) => `<tr><td class="id">${escapeHtml(s.id)}</td><td>${escapeHtml(s.typename)}</td>
+      <td>${escapeHtml(s.state)}</td><td class="num">${s.queuedChunks} · ${bytes(s.queuedBytes)}</td><td>${s.reading ? 'attached' : ''}</td></tr>`,
+    );
   }
 
   function drawInstances(cluster) {
     $('instances-count').textContent = cluster.clustered ? `(${cluster.instances.length})` : '(no cluster)';
-    rows($('instances'), cluster.instances, 5, (i) => `<tr><td>${i.instanceId}</td><td>${escapeHtml(i.hostname)}</td>
+    rows(
+      $('instances'),
+      cluster.instances,
+      5,
+      (i) => `<tr><td>${i.instanceId}</td><td>${escapeHtml(i.hostname)}</td>
       <td>${escapeHtml(i.socket)}</td><td>${escapeHtml(i.rpcEndpoint ?? '')}</td>
-      <td class="${i.alive ? 'alive' : 'gone'}">${i.alive ? 'alive' : 'gone'}</td></tr>`);
+      <td class="${i.alive ? 'alive' : 'gone'}">${i.alive ? 'alive' : 'gone'}</td></tr>`,
+    );
   }
 
   function pager(kind) {

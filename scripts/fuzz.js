@@ -33,12 +33,16 @@ let failed = false;
 for (const name of targets) {
   const ms = Math.round((seconds * 1000) / targets.length);
   console.log(`fuzz ${name}: about ${ms / 1000} s per property, seed ${seed}`);
-  const result = spawnSync(process.execPath, [path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js'), `test/fuzz/${name}.test.ts`, '--timeout', '0'], {
-    cwd: root,
-    stdio: 'inherit',
-    // Runs bounded by time, not count: a very large count that the time limit cuts short.
-    env: { ...process.env, FUZZ_RUNS: '100000000', FUZZ_MS: String(ms), FUZZ_SEED: String(seed) },
-  });
+  const result = spawnSync(
+    process.execPath,
+    [path.join(root, 'node_modules', 'mocha', 'bin', 'mocha.js'), `test/fuzz/${name}.test.ts`, '--timeout', '0'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+      // Runs bounded by time, not count: a very large count that the time limit cuts short.
+      env: { ...process.env, FUZZ_RUNS: '100000000', FUZZ_MS: String(ms), FUZZ_SEED: String(seed) },
+    },
+  );
   if (result.status !== 0) failed = true;
 }
 process.exit(failed ? 1 : 0);

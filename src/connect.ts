@@ -57,7 +57,9 @@ export class TrellisClient extends Client {
       );
       batch.forEach(({ index }, i) => (ids[index] = created[i]));
       await Promise.all(
-        batch.map(({ index, options: o }) => (o.ttl !== undefined && o.ttl !== null ? this.persist(ids[index], { ttl: o.ttl }) : undefined)),
+        batch.map(({ index, options: o }) =>
+          o.ttl !== undefined && o.ttl !== null ? this.persist(ids[index], { ttl: o.ttl }) : undefined,
+        ),
       );
     }
     await Promise.all(others);

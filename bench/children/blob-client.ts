@@ -106,7 +106,11 @@ function blobCommands(client: Client) {
     },
 
     /** Seals `count` blobs of each size for other processes to get; returns their ids by size. */
-    async store({ blobs }: { blobs: Array<{ bytes: number; count: number }> }): Promise<Array<{ bytes: number; ids: string[] }>> {
+    async store({
+      blobs,
+    }: {
+      blobs: Array<{ bytes: number; count: number }>;
+    }): Promise<Array<{ bytes: number; ids: string[] }>> {
       const stored: Array<{ bytes: number; ids: string[] }> = [];
       for (const { bytes, count } of blobs) {
         const ids: string[] = [];
@@ -132,10 +136,15 @@ function blobCommands(client: Client) {
       for (let i = 0; i < REQUEST_PATH_WARMUP; i++) await client.exists(ids[0]);
       const first = await sampleOnce(() => client.getBlob(ids[0]));
       const probe = await client.getBlob(ids[0]);
-      if (probe.size > 0 && probe.buffer[0] !== patternByte(0)) throw new Error(`blob ${ids[0]} does not hold what its writer wrote`);
+      if (probe.size > 0 && probe.buffer[0] !== patternByte(0))
+        throw new Error(`blob ${ids[0]} does not hold what its writer wrote`);
       await client.release(ids[0]);
       const pick = (i: number) => ids[i % ids.length];
-      const steady = await sample((i) => client.getBlob(pick(i)), { iterations, warmup, after: (i) => client.release(pick(i)) });
+      const steady = await sample((i) => client.getBlob(pick(i)), {
+        iterations,
+        warmup,
+        after: (i) => client.release(pick(i)),
+      });
       const blob = await client.getBlob(ids[0]);
       const firstRead = await sampleOnce(() => touchEveryPage(blob.buffer, patternByte(0)));
       const secondRead = await sampleOnce(() => touchEveryPage(blob.buffer, patternByte(0)));

@@ -51,7 +51,8 @@ function clusterCommands(client: TrellisClient) {
     async waitForNames(args: { pattern: string; count: number; timeoutMs: number }): Promise<number> {
       const began = Date.now();
       while ((await client.listNames({ pattern: args.pattern })).length < args.count) {
-        if (Date.now() - began > args.timeoutMs) throw new Error(`${args.pattern}: fewer than ${args.count} names after ${args.timeoutMs} ms`);
+        if (Date.now() - began > args.timeoutMs)
+          throw new Error(`${args.pattern}: fewer than ${args.count} names after ${args.timeoutMs} ms`);
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       return Date.now() - began;

@@ -27,10 +27,23 @@ async function timed(parse: () => Promise<number>): Promise<ParseTrial> {
 }
 
 /** Streams the file through a Node stream parser and counts the rows it emits. */
-function countStreamRows(file: string, start: (input: fs.ReadStream, onRows: (count: number) => void, onEnd: () => void, onError: (error: Error) => void) => void): Promise<number> {
+function countStreamRows(
+  file: string,
+  start: (
+    input: fs.ReadStream,
+    onRows: (count: number) => void,
+    onEnd: () => void,
+    onError: (error: Error) => void,
+  ) => void,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     let rows = 0;
-    start(fs.createReadStream(file, { highWaterMark: 1 << 20 }), (count) => (rows += count), () => resolve(rows), reject);
+    start(
+      fs.createReadStream(file, { highWaterMark: 1 << 20 }),
+      (count) => (rows += count),
+      () => resolve(rows),
+      reject,
+    );
   });
 }
 
@@ -48,7 +61,12 @@ const commands = {
     const Papa = require('papaparse') as typeof import('papaparse');
     return timed(async () => {
       const rows = await countStreamRows(file, (input, onRows, onEnd, onError) => {
-        Papa.parse(input, { dynamicTyping: typed, chunk: (results: { data: unknown[] }) => onRows(results.data.length), complete: onEnd, error: onError });
+        Papa.parse(input, {
+          dynamicTyping: typed,
+          chunk: (results: { data: unknown[] }) => onRows(results.data.length),
+          complete: onEnd,
+          error: onError,
+        });
       });
       return rows - 1; // papaparse counts the header as a row
     });
@@ -59,7 +77,11 @@ const commands = {
     const { parse } = require('csv-parse') as typeof import('csv-parse');
     return timed(async () => {
       const rows = await countStreamRows(file, (input, onRows, onEnd, onError) => {
-        input.pipe(parse({ from_line: 2 })).on('data', () => onRows(1)).on('end', onEnd).on('error', onError);
+        input
+          .pipe(parse({ from_line: 2 }))
+          .on('data', () => onRows(1))
+          .on('end', onEnd)
+          .on('error', onError);
       });
       return rows;
     });

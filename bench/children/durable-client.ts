@@ -70,7 +70,6 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - start);
 }
 
-
 const commands = {
   /** Alternates store and fs each trial, so drift in the disk's speed hits both alike. */
   async bigBlob({ dir, bytes, trials, cold }: BigBlobArgs): Promise<BigBlobTrials> {

@@ -19,7 +19,15 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** A small plain record whose msgpack encoding is `bytes` long (from about 100 B up). */
 export function benchValue(i: number, bytes: number): Record<string, unknown> {
-  const base = { id: i, user: `user-${i % 997}`, ts: 1_700_000_000_000 + i, score: i / 7, active: i % 3 === 0, tags: ['a', 'bc'], note: '' };
+  const base = {
+    id: i,
+    user: `user-${i % 997}`,
+    ts: 1_700_000_000_000 + i,
+    score: i / 7,
+    active: i % 3 === 0,
+    tags: ['a', 'bc'],
+    note: '',
+  };
   const room = bytes - packr.pack(base).length;
   if (room < 0) throw new Error(`a bench value cannot be as small as ${bytes} bytes`);
   // The string's header grows from 1 to 2 bytes past 31 characters and to 3 past 255.
@@ -52,7 +60,14 @@ export interface StoreTableResult {
   redisRows: number;
   redisBytes: number;
   /** Milliseconds, each the first (and only) time in this process. */
-  ms: { build: number; trellisPut?: number; ipcEncode: number; ipcWrite: number; redisSet: number; redisEncode?: number };
+  ms: {
+    build: number;
+    trellisPut?: number;
+    ipcEncode: number;
+    ipcWrite: number;
+    redisSet: number;
+    redisEncode?: number;
+  };
 }
 
 export interface TrellisGetArgs {
@@ -108,7 +123,13 @@ export interface PutRateArgs {
   rounds: number;
 }
 
-export type PutDriver = 'trellis put' | 'redis SET' | 'trellis putMany' | 'trellis put, all in flight' | 'redis MSET' | 'redis pipeline of SETs';
+export type PutDriver =
+  | 'trellis put'
+  | 'redis SET'
+  | 'trellis putMany'
+  | 'trellis put, all in flight'
+  | 'redis MSET'
+  | 'redis pipeline of SETs';
 
 export interface PutRateResult {
   encodedBytes: number;
@@ -146,7 +167,8 @@ function objectCommands(trellis: TrellisClient | undefined, redis: Redis | undef
       try {
         id = await client.put(table);
       } catch (error) {
-        if (isTrellisError(error) && error.code === 'TypeMismatch') return { available: false, reason: `put(table) threw TypeMismatch: ${error.message}` };
+        if (isTrellisError(error) && error.code === 'TypeMismatch')
+          return { available: false, reason: `put(table) threw TypeMismatch: ${error.message}` };
         throw error;
       }
       const typename = (await client.getMeta(id)).typename;
@@ -154,7 +176,9 @@ function objectCommands(trellis: TrellisClient | undefined, redis: Redis | undef
       const available = got instanceof Table;
       await client.release(id);
       await client.delete(id);
-      return available ? { available, typename } : { available, typename, reason: `get of a ${typename} did not return an arrow Table` };
+      return available
+        ? { available, typename }
+        : { available, typename, reason: `get of a ${typename} did not return an arrow Table` };
     },
 
     async storeValue({ bytes }: { bytes: number }): Promise<{ id: string; encodedBytes: number }> {
@@ -233,17 +257,29 @@ function objectCommands(trellis: TrellisClient | undefined, redis: Redis | undef
         checkBenchTable(got, args.rows);
         got = undefined;
         await client.release(tableId);
-        table = { first, steady: [], firstTouch, secondTouch, zeroCopy, typename: (await client.getMeta(tableId)).typename };
+        table = {
+          first,
+          steady: [],
+          firstTouch,
+          secondTouch,
+          zeroCopy,
+          typename: (await client.getMeta(tableId)).typename,
+        };
       }
 
       const valueSteady: SampleSet[] = [];
       for (let round = 0; round < args.rounds; round++) {
         valueSteady.push(
-          await sample(() => client.get(args.valueId), { ...args.valueGets, after: () => client.release(args.valueId) }),
+          await sample(() => client.get(args.valueId), {
+            ...args.valueGets,
+            after: () => client.release(args.valueId),
+          }),
         );
         if (table && args.tableId) {
           const tableId = args.tableId;
-          table.steady.push(await sample(() => client.get(tableId), { ...args.tableGets, after: () => client.release(tableId) }));
+          table.steady.push(
+            await sample(() => client.get(tableId), { ...args.tableGets, after: () => client.release(tableId) }),
+          );
         }
       }
       return { firstRequest, valueFirst, valueSteady, table };
@@ -255,18 +291,33 @@ function objectCommands(trellis: TrellisClient | undefined, redis: Redis | undef
      * an Arrow IPC file: one copy into the heap, then arrow builds the table over that copy
      * without another (a fresh buffer is 8-byte aligned).
      */
-    async readFromFile({ file, rows, iterations, warmup }: BaselineReadArgs & { file: string }): Promise<BaselineReadResult> {
+    async readFromFile({
+      file,
+      rows,
+      iterations,
+      warmup,
+    }: BaselineReadArgs & { file: string }): Promise<BaselineReadResult> {
       return loadRepeatedly(() => fs.readFileSync(file), rows, iterations, warmup);
     },
 
     /** GET of the IPC bytes (as a Buffer) + tableFromIPC, in a fresh process. */
-    async getFromRedis({ key, rows, iterations, warmup }: BaselineReadArgs & { key: string }): Promise<BaselineReadResult> {
+    async getFromRedis({
+      key,
+      rows,
+      iterations,
+      warmup,
+    }: BaselineReadArgs & { key: string }): Promise<BaselineReadResult> {
       const client = needRedis();
-      return loadRepeatedly(async () => {
-        const bytes = await client.getBuffer(key);
-        if (!bytes) throw new Error(`redis has no key ${key}`);
-        return bytes;
-      }, rows, iterations, warmup);
+      return loadRepeatedly(
+        async () => {
+          const bytes = await client.getBuffer(key);
+          if (!bytes) throw new Error(`redis has no key ${key}`);
+          return bytes;
+        },
+        rows,
+        iterations,
+        warmup,
+      );
     },
 
     /** Puts per second of small plain values: trellis and Redis from this one process, interleaved. */
@@ -286,18 +337,29 @@ function objectCommands(trellis: TrellisClient | undefined, redis: Redis | undef
       const flush = async () => {
         await kv.flushdb();
       };
-      const batchOf = (i: number) => Array.from({ length: args.batch.batchSize }, (_, j) => pick(i * args.batch.batchSize + j));
+      const batchOf = (i: number) =>
+        Array.from({ length: args.batch.batchSize }, (_, j) => pick(i * args.batch.batchSize + j));
 
       const drivers: Record<PutDriver, () => Promise<SampleSet>> = {
-        'trellis put': () => sample(async (i) => void made.push(await client.put(pick(i))), { ...args.single, after: deleteMade }),
+        'trellis put': () =>
+          sample(async (i) => void made.push(await client.put(pick(i))), { ...args.single, after: deleteMade }),
         // What a user does: encode, then SET under a fresh key.
         'redis SET': () => sample((i) => kv.set(key(), packr.pack(pick(i))), { ...args.single, after: flush }),
         'trellis putMany': () =>
-          perValue(sample(async (i) => void made.push(...(await client.putMany(batchOf(i)))), { ...args.batch, after: deleteMade }), args.batch.batchSize),
+          perValue(
+            sample(async (i) => void made.push(...(await client.putMany(batchOf(i)))), {
+              ...args.batch,
+              after: deleteMade,
+            }),
+            args.batch.batchSize,
+          ),
         // A batch of plain puts issued together: the client sends them without waiting, like a pipeline.
         'trellis put, all in flight': () =>
           perValue(
-            sample(async (i) => void made.push(...(await Promise.all(batchOf(i).map((value) => client.put(value))))), { ...args.batch, after: deleteMade }),
+            sample(async (i) => void made.push(...(await Promise.all(batchOf(i).map((value) => client.put(value))))), {
+              ...args.batch,
+              after: deleteMade,
+            }),
             args.batch.batchSize,
           ),
         'redis MSET': () =>
@@ -325,7 +387,10 @@ function objectCommands(trellis: TrellisClient | undefined, redis: Redis | undef
             args.batch.batchSize,
           ),
       };
-      const results = Object.fromEntries(Object.keys(drivers).map((name) => [name, [] as SampleSet[]])) as Record<PutDriver, SampleSet[]>;
+      const results = Object.fromEntries(Object.keys(drivers).map((name) => [name, [] as SampleSet[]])) as Record<
+        PutDriver,
+        SampleSet[]
+      >;
       for (let round = 0; round < args.rounds; round++) {
         for (const [name, run] of Object.entries(drivers) as Array<[PutDriver, () => Promise<SampleSet>]>) {
           collectGarbage();
@@ -355,7 +420,12 @@ async function perValue(pending: Promise<SampleSet>, batchSize: number): Promise
  * Loads the table `warmup + iterations` times: fetch the bytes, then decode them, each table
  * dropped and collected (untimed) before the next load so two never sit in memory together.
  */
-async function loadRepeatedly(fetch: () => Buffer | Promise<Buffer>, rows: number, iterations: number, warmup: number): Promise<BaselineReadResult> {
+async function loadRepeatedly(
+  fetch: () => Buffer | Promise<Buffer>,
+  rows: number,
+  iterations: number,
+  warmup: number,
+): Promise<BaselineReadResult> {
   collectGarbage();
   const phases: Array<{ fetch: number; decode: number }> = [];
   let table: Table | undefined;
@@ -379,7 +449,13 @@ async function loadRepeatedly(fetch: () => Buffer | Promise<Buffer>, rows: numbe
   const total = await sample(load, { iterations, warmup, after: drop });
   const timed = phases.slice(-iterations);
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-  return { total, fetchMs: median(timed.map((p) => p.fetch)), decodeMs: median(timed.map((p) => p.decode)), zeroCopyDecode, touch };
+  return {
+    total,
+    fetchMs: median(timed.map((p) => p.fetch)),
+    decodeMs: median(timed.map((p) => p.decode)),
+    zeroCopyDecode,
+    touch,
+  };
 }
 
 export type ObjectsClientCommands = ReturnType<typeof objectCommands>;
@@ -387,7 +463,10 @@ export type ObjectsClientCommands = ReturnType<typeof objectCommands>;
 async function main(): Promise<void> {
   const { socket, redisPort } = parseArgs(process.argv.slice(2));
   const trellis = socket === undefined ? undefined : await connect(socket);
-  const redis = redisPort === undefined ? undefined : new Redis({ host: '127.0.0.1', port: redisPort, lazyConnect: true, maxRetriesPerRequest: 0 });
+  const redis =
+    redisPort === undefined
+      ? undefined
+      : new Redis({ host: '127.0.0.1', port: redisPort, lazyConnect: true, maxRetriesPerRequest: 0 });
   await redis?.connect();
   // Keeps the bench's own variable alive for the optimizer's sake.
   process.on('exit', () => void sink);

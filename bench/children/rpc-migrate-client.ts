@@ -19,7 +19,11 @@ function checkPattern(bytes: Buffer): void {
   for (let mib = 0; mib * MiB < bytes.length; mib++) {
     const block = bytes.subarray(mib * MiB, Math.min((mib + 1) * MiB, bytes.length));
     const expected = patternByte(mib);
-    if (block[0] !== expected || block[block.length - 1] !== expected || !block.equals(Buffer.alloc(block.length, expected))) {
+    if (
+      block[0] !== expected ||
+      block[block.length - 1] !== expected ||
+      !block.equals(Buffer.alloc(block.length, expected))
+    ) {
       throw new Error(`the copy differs from the original in MiB ${mib}`);
     }
   }
@@ -55,7 +59,8 @@ const commands = {
   async store({ socket, bytes }: { socket: string; bytes: number }): Promise<string> {
     const client = await connect(socket);
     const writer = await client.createBlob(bytes);
-    for (let mib = 0; mib * MiB < bytes; mib++) writer.buffer.fill(patternByte(mib), mib * MiB, Math.min((mib + 1) * MiB, bytes));
+    for (let mib = 0; mib * MiB < bytes; mib++)
+      writer.buffer.fill(patternByte(mib), mib * MiB, Math.min((mib + 1) * MiB, bytes));
     const id = await client.sealBlob(writer);
     await client.close();
     return id;
@@ -84,7 +89,17 @@ const commands = {
   },
 
   /** connectRpc + put of `bytes` from a ready Buffer (copied locally, then uploaded), each deleted after (untimed). */
-  async rpcPut({ endpoint, bytes, iterations, warmup }: { endpoint: string; bytes: number; iterations: number; warmup: number }): Promise<SampleSet> {
+  async rpcPut({
+    endpoint,
+    bytes,
+    iterations,
+    warmup,
+  }: {
+    endpoint: string;
+    bytes: number;
+    iterations: number;
+    warmup: number;
+  }): Promise<SampleSet> {
     const client = await connectRpc(endpoint);
     const source = Buffer.alloc(bytes, 0x33);
     const ids: string[] = [];

@@ -134,8 +134,16 @@ function listCommands(client: Client) {
     },
 
     /** ShareableList.open with a round trip each time (the reference is dropped after, untimed), and a bare request. */
-    async open({ name, iterations, warmup }: OpenArgs): Promise<{ open: SampleSet; roundTrip: SampleSet; openRequests: number }> {
-      const open = await sample(() => ShareableList.open(client, name), { iterations, warmup, after: () => client.release(name) });
+    async open({
+      name,
+      iterations,
+      warmup,
+    }: OpenArgs): Promise<{ open: SampleSet; roundTrip: SampleSet; openRequests: number }> {
+      const open = await sample(() => ShareableList.open(client, name), {
+        iterations,
+        warmup,
+        after: () => client.release(name),
+      });
       const roundTrip = await sample(() => client.exists(name), { iterations, warmup });
       const openRequests = await countRequests(client, () => ShareableList.open(client, name));
       await client.release(name);

@@ -13,7 +13,17 @@ export interface StreamRun {
 }
 
 const commands = {
-  async write({ socket, id, chunkBytes, chunks }: { socket: string; id: string; chunkBytes: number; chunks: number }): Promise<StreamRun> {
+  async write({
+    socket,
+    id,
+    chunkBytes,
+    chunks,
+  }: {
+    socket: string;
+    id: string;
+    chunkBytes: number;
+    chunks: number;
+  }): Promise<StreamRun> {
     collectGarbage();
     const client = await connect(socket);
     const writer = await client.openWriter(id);

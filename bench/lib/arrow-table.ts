@@ -34,7 +34,8 @@ export function tableBytes(table: Table): number {
   let total = 0;
   for (const field of table.schema.fields) {
     for (const data of table.getChild(field.name)!.data) {
-      for (const buffer of [data.values, data.valueOffsets, data.nullBitmap, data.typeIds]) total += buffer?.byteLength ?? 0;
+      for (const buffer of [data.values, data.valueOffsets, data.nullBitmap, data.typeIds])
+        total += buffer?.byteLength ?? 0;
     }
   }
   return total;

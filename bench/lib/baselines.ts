@@ -17,14 +17,28 @@ export interface RoundTripOptions {
 }
 
 /** One process echoes, a second one times write-then-read-it-all-back, placed like a daemon and its client. */
-export async function measureSocketRoundTrip(scope: Scope, options: RoundTripOptions, placement?: Placement): Promise<SampleSet> {
+export async function measureSocketRoundTrip(
+  scope: Scope,
+  options: RoundTripOptions,
+  placement?: Placement,
+): Promise<SampleSet> {
   const socket = scope.path('echo.sock');
-  return withChild<SocketEchoCommands, SampleSet>(scope, 'socket-echo.ts', ['server'], { cpu: placement?.serverCpu }, async (server) => {
-    await server.call('listen', { socket });
-    return withChild<SocketEchoCommands, SampleSet>(scope, 'socket-echo.ts', ['client'], { cpu: placement?.clientCpu }, (client) =>
-      client.call('pingPong', { socket, ...options }),
-    );
-  });
+  return withChild<SocketEchoCommands, SampleSet>(
+    scope,
+    'socket-echo.ts',
+    ['server'],
+    { cpu: placement?.serverCpu },
+    async (server) => {
+      await server.call('listen', { socket });
+      return withChild<SocketEchoCommands, SampleSet>(
+        scope,
+        'socket-echo.ts',
+        ['client'],
+        { cpu: placement?.clientCpu },
+        (client) => client.call('pingPong', { socket, ...options }),
+      );
+    },
+  );
 }
 
 export interface MemcpyPlan {
@@ -35,7 +49,11 @@ export interface MemcpyPlan {
 }
 
 /** Every size in one child (on `cpu`), largest buffers freed before the next size allocates. */
-export async function measureMemcpy(scope: Scope, plans: readonly MemcpyPlan[], cpu?: number): Promise<Map<number, SampleSet>> {
+export async function measureMemcpy(
+  scope: Scope,
+  plans: readonly MemcpyPlan[],
+  cpu?: number,
+): Promise<Map<number, SampleSet>> {
   return withChild<MemcpyCommands, Map<number, SampleSet>>(scope, 'memcpy.ts', [], { cpu }, async (child) => {
     const results = new Map<number, SampleSet>();
     for (const plan of plans) {

@@ -51,7 +51,9 @@ export async function startChild<C extends CommandTable>(
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-STDERR_TAIL_CHARS);
   });
-  const exited = new Promise<string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? `code ${code}`)));
+  const exited = new Promise<string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(signal ?? `code ${code}`)),
+  );
   const describeExit = (how: string) => new Error(`bench child ${name} exited (${how})${stderr ? `:\n${stderr}` : ''}`);
 
   const replies = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
@@ -84,7 +86,13 @@ export async function startChild<C extends CommandTable>(
     await Promise.race([
       ready,
       exited.then((how) => Promise.reject(describeExit(how))),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`bench child ${name} not ready within ${READY_TIMEOUT_MS} ms\n${stderr}`)), READY_TIMEOUT_MS))),
+      new Promise(
+        (_, reject) =>
+          (timer = setTimeout(
+            () => reject(new Error(`bench child ${name} not ready within ${READY_TIMEOUT_MS} ms\n${stderr}`)),
+            READY_TIMEOUT_MS,
+          )),
+      ),
     ]);
   } finally {
     clearTimeout(timer);

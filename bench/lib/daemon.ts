@@ -38,7 +38,16 @@ export interface BenchDaemonOptions {
 export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions): Promise<BenchDaemon> {
   const socket = scope.path('trellisd.sock');
   // The daemon runs without --expose-gc: it is measured as shipped.
-  const { command, args } = onCpu(options.cpu, process.execPath, ['--require', 'tsx/cjs', DAEMON_SCRIPT, '--socket', socket, '--size', options.size, ...(options.args ?? [])]);
+  const { command, args } = onCpu(options.cpu, process.execPath, [
+    '--require',
+    'tsx/cjs',
+    DAEMON_SCRIPT,
+    '--socket',
+    socket,
+    '--size',
+    options.size,
+    ...(options.args ?? []),
+  ]);
   const child = spawn(command, args, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -46,7 +55,9 @@ export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? `code ${code}`)));
+  const exited = new Promise<string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(signal ?? `code ${code}`)),
+  );
 
   const stop = async (): Promise<void> => {
     await stopProcess(child, exited);
@@ -57,7 +68,10 @@ export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions
 
   let timer: NodeJS.Timeout | undefined;
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`trellisd not ready within ${READY_TIMEOUT_MS} ms:\n${output}`)), READY_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new Error(`trellisd not ready within ${READY_TIMEOUT_MS} ms:\n${output}`)),
+      READY_TIMEOUT_MS,
+    );
     child.stdout!.on('data', () => {
       const found = READY_LINE.exec(output);
       if (found) resolve(found);

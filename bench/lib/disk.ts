@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 export async function writeAndSync(file: string, bytes: Uint8Array): Promise<void> {
   const handle = await fs.promises.open(file, 'w', 0o600);
   try {
-    for (let done = 0; done < bytes.length; ) done += (await handle.write(bytes, done, bytes.length - done, done)).bytesWritten;
+    for (let done = 0; done < bytes.length;)
+      done += (await handle.write(bytes, done, bytes.length - done, done)).bytesWritten;
     await handle.sync();
   } finally {
     await handle.close();
@@ -16,7 +17,7 @@ export async function writeAndSync(file: string, bytes: Uint8Array): Promise<voi
 export async function readInto(file: string, into: Uint8Array): Promise<void> {
   const handle = await fs.promises.open(file, 'r');
   try {
-    for (let done = 0; done < into.length; ) done += (await handle.read(into, done, into.length - done, done)).bytesRead;
+    for (let done = 0; done < into.length;) done += (await handle.read(into, done, into.length - done, done)).bytesRead;
   } finally {
     await handle.close();
   }

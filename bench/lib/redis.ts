@@ -53,9 +53,11 @@ export function ensureRedisServer(log: (message: string) => void = () => {}): st
   const found = findOnPath('redis-server');
   if (found) return found;
   if (process.getuid?.() !== 0 || !findOnPath('apt-get')) {
-    throw new Error('redis-server not found on PATH; install it (Debian: apt-get install -y redis-server) to run the Redis baselines');
+    throw new Error(
+      'redis-server not found on PATH; install it (Debian: apt-get install -y redis-server) to run the Redis baselines',
+    );
   }
-  log('redis-server not found: installing Debian\'s redis-server with apt-get');
+  log("redis-server not found: installing Debian's redis-server with apt-get");
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   try {
     execFileSync('apt-get', ['install', '-y', '-qq', 'redis-server'], { stdio: 'ignore', env });
@@ -68,7 +70,6 @@ export function ensureRedisServer(log: (message: string) => void = () => {}): st
   if (!installed) throw new Error('apt-get install redis-server finished but redis-server is still not on PATH');
   return installed;
 }
-
 
 /** Sends one inline command and returns the raw reply (small replies only). */
 export function redisCommand(port: number, host: string, command: string[]): Promise<string> {
@@ -100,7 +101,10 @@ function isCompleteReply(reply: string): boolean {
   if (lines.length < 2) return false;
   const head = lines[0];
   if (head[0] === '+' || head[0] === '-' || head[0] === ':') return true;
-  if (head[0] === '$') return Number(head.slice(1)) < 0 || Buffer.byteLength(reply, 'latin1') >= head.length + 2 + Number(head.slice(1)) + 2;
+  if (head[0] === '$')
+    return (
+      Number(head.slice(1)) < 0 || Buffer.byteLength(reply, 'latin1') >= head.length + 2 + Number(head.slice(1)) + 2
+    );
   if (head[0] === '*') {
     const count = Number(head.slice(1));
     // Each element of a flat array of bulk strings is two lines.
@@ -126,29 +130,50 @@ export async function startBenchRedis(scope: Scope, options: BenchRedisOptions =
   } catch (error) {
     if (raised === undefined) throw error;
     // An old server that refuses the raised limits: run with its defaults and let the suite say so.
-    log(`redis-server refused proto-max-bulk-len ${raised} (${(error as Error).message.split('\n')[0]}); using its default`);
+    log(
+      `redis-server refused proto-max-bulk-len ${raised} (${(error as Error).message.split('\n')[0]}); using its default`,
+    );
     return launch(scope, binary, version, options, undefined);
   }
 }
 
-async function launch(scope: Scope, binary: string, version: string, options: BenchRedisOptions, maxValueBytes: number | undefined): Promise<BenchRedis> {
+async function launch(
+  scope: Scope,
+  binary: string,
+  version: string,
+  options: BenchRedisOptions,
+  maxValueBytes: number | undefined,
+): Promise<BenchRedis> {
   const host = '127.0.0.1';
   const port = await freePort();
   const dir = scope.path('redis');
   fs.mkdirSync(dir);
   const args = [
-    '--port', String(port),
-    '--bind', host,
-    '--save', '',
-    '--appendonly', 'no',
-    '--dir', dir,
-    '--daemonize', 'no',
-    '--protected-mode', 'yes',
-    '--loglevel', 'warning',
+    '--port',
+    String(port),
+    '--bind',
+    host,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--daemonize',
+    'no',
+    '--protected-mode',
+    'yes',
+    '--loglevel',
+    'warning',
   ];
   if (maxValueBytes !== undefined) {
     // A request carrying the value must fit the query buffer too.
-    args.push('--proto-max-bulk-len', String(maxValueBytes), '--client-query-buffer-limit', String(Math.max(2 * maxValueBytes, 1024 ** 3)));
+    args.push(
+      '--proto-max-bulk-len',
+      String(maxValueBytes),
+      '--client-query-buffer-limit',
+      String(Math.max(2 * maxValueBytes, 1024 ** 3)),
+    );
   }
   const { command, args: argv } = onCpu(options.cpu, binary, args);
   const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -156,7 +181,9 @@ async function launch(scope: Scope, binary: string, version: string, options: Be
   const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS));
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  const exited = new Promise<string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? `code ${code}`)));
+  const exited = new Promise<string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(signal ?? `code ${code}`)),
+  );
   let hasExited = false;
   void exited.then(() => (hasExited = true));
 

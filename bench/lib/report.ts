@@ -17,7 +17,8 @@ const COLUMNS: Column[] = [
 
 export function renderReport(title: string, report: SuiteReport): string {
   const lines = [title, '', renderTable(COLUMNS, tableRows(report.rows))];
-  if (report.targets.length > 0) lines.push('', 'Targets (reported, not asserted):', ...report.targets.map(renderTarget));
+  if (report.targets.length > 0)
+    lines.push('', 'Targets (reported, not asserted):', ...report.targets.map(renderTarget));
   if (report.notes.length > 0) lines.push('', 'Notes:', ...report.notes.map((note) => `  - ${note}`));
   return lines.join('\n');
 }

@@ -54,7 +54,9 @@ export async function sample(op: Operation, options: SampleOptions): Promise<Sam
     windows.push([start, end]);
     if (after) await after(i);
   }
-  const collections = (await gc.stop()).filter((entry) => windows.some(([start, end]) => entry.startTime >= start && entry.startTime < end));
+  const collections = (await gc.stop()).filter((entry) =>
+    windows.some(([start, end]) => entry.startTime >= start && entry.startTime < end),
+  );
   return {
     samplesNs,
     opsPerSample,

@@ -15,9 +15,7 @@ export interface CommandRequest {
 }
 
 export type ChildMessage =
-  | { ready: true }
-  | { seq: number; result: unknown }
-  | { seq: number; error: { message: string; stack?: string } };
+  { ready: true } | { seq: number; result: unknown } | { seq: number; error: { message: string; stack?: string } };
 
 /**
  * Answers the runner's calls until the runner disconnects, then exits. Calls are handled in
@@ -38,8 +36,14 @@ export function serveCommands(commands: CommandTable): void {
   send({ ready: true } satisfies ChildMessage);
 }
 
-async function handle(commands: CommandTable, request: CommandRequest, send: (message: ChildMessage) => boolean): Promise<void> {
-  const command = Object.prototype.hasOwnProperty.call(commands, request.command) ? commands[request.command] : undefined;
+async function handle(
+  commands: CommandTable,
+  request: CommandRequest,
+  send: (message: ChildMessage) => boolean,
+): Promise<void> {
+  const command = Object.prototype.hasOwnProperty.call(commands, request.command)
+    ? commands[request.command]
+    : undefined;
   try {
     if (!command) throw new Error(`unknown command ${JSON.stringify(request.command)}`);
     const result = await command(request.args as never);

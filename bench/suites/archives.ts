@@ -59,7 +59,10 @@ async function readAndHash(dir: string): Promise<void> {
 
 async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
   const daemonSize = `${Math.ceil((TABLE_BYTES * 1.25) / MiB)}MiB`;
-  const [source, target] = await Promise.all([startBenchDaemon(scope, { size: daemonSize }), startBenchDaemon(scope, { size: daemonSize })]);
+  const [source, target] = await Promise.all([
+    startBenchDaemon(scope, { size: daemonSize }),
+    startBenchDaemon(scope, { size: daemonSize }),
+  ]);
   const [a, b] = await Promise.all([connect(source.socket), connect(target.socket)]);
   scope.defer(() => a.close());
   scope.defer(() => b.close());
@@ -86,14 +89,35 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
   await fs.rm(archive, { recursive: true, force: true });
 
   const gb = (ns: number) => `${(bytes / ns).toFixed(2)} GB/s`;
-  const row = (section: string, operation: string, ns: number, versus?: string) => ({ section, operation, bytes, stats: summarize([ns]), versus });
+  const row = (section: string, operation: string, ns: number, versus?: string) => ({
+    section,
+    operation,
+    bytes,
+    stats: summarize([ns]),
+    versus,
+  });
   return {
     rows: [
       row('baseline', 'sha256 + fs write of the table buffers', baseline.ns, gb(baseline.ns)),
-      row('export', 'exportArchive (directory)', exported.ns, `${gb(exported.ns)}, ${(exported.ns / baseline.ns).toFixed(2)}x the baseline's time`),
+      row(
+        'export',
+        'exportArchive (directory)',
+        exported.ns,
+        `${gb(exported.ns)}, ${(exported.ns / baseline.ns).toFixed(2)}x the baseline's time`,
+      ),
       row('baseline', 'fs read + sha256 of the archive blobs', readBaseline.ns, gb(readBaseline.ns)),
-      row('import', 'importArchive, first', first.ns, `${gb(first.ns)}, ${(first.ns / readBaseline.ns).toFixed(2)}x the baseline's time`),
-      row('import', 'importArchive, second (same topHash)', second.ns, `${((second.ns / first.ns) * 100).toFixed(3)}% of the first`),
+      row(
+        'import',
+        'importArchive, first',
+        first.ns,
+        `${gb(first.ns)}, ${(first.ns / readBaseline.ns).toFixed(2)}x the baseline's time`,
+      ),
+      row(
+        'import',
+        'importArchive, second (same topHash)',
+        second.ns,
+        `${((second.ns / first.ns) * 100).toFixed(3)}% of the first`,
+      ),
     ],
     targets: [],
     notes: [

@@ -36,21 +36,41 @@ async function measure({ scope, log }: SuiteContext): Promise<Run[]> {
   const cluster = ['--etcd', etcd.endpoint, '--etcd-prefix', 'bench', '--lease-ttl', String(PLAN.leaseTtlSeconds)];
   const writer = await startBenchDaemon(scope, { size: PLAN.daemonSize, args: cluster });
   const observer = await startBenchDaemon(scope, { size: PLAN.daemonSize, args: cluster });
-  log(`etcd at ${etcd.endpoint}; trellisd instances ${writer.instanceId} (writer) and ${observer.instanceId} (observer)`);
+  log(
+    `etcd at ${etcd.endpoint}; trellisd instances ${writer.instanceId} (writer) and ${observer.instanceId} (observer)`,
+  );
 
   const runs: Run[] = [];
-  const publish = async (label: string, count: number, prefix: string, call: (client: BenchChild<ClusterClientCommands>) => Promise<PublishResult>): Promise<void> => {
+  const publish = async (
+    label: string,
+    count: number,
+    prefix: string,
+    call: (client: BenchChild<ClusterClientCommands>) => Promise<PublishResult>,
+  ): Promise<void> => {
     log(`${label}: ${count} objects`);
     const before = await etcd.unaryCalls();
-    const result = await withChild<ClusterClientCommands, PublishResult>(scope, 'cluster-client.ts', ['--socket', writer.socket], {}, (client) => call(client));
+    const result = await withChild<ClusterClientCommands, PublishResult>(
+      scope,
+      'cluster-client.ts',
+      ['--socket', writer.socket],
+      {},
+      (client) => call(client),
+    );
     const etcdCalls = (await etcd.unaryCalls()) - before;
-    const visibleAfterMs = await withChild<ClusterClientCommands, number>(scope, 'cluster-client.ts', ['--socket', observer.socket], {}, (client) =>
-      client.call('waitForNames', { pattern: `${prefix}/*`, count, timeoutMs: PLAN.visibleTimeoutMs }),
+    const visibleAfterMs = await withChild<ClusterClientCommands, number>(
+      scope,
+      'cluster-client.ts',
+      ['--socket', observer.socket],
+      {},
+      (client) => client.call('waitForNames', { pattern: `${prefix}/*`, count, timeoutMs: PLAN.visibleTimeoutMs }),
     );
     runs.push({ label, count, result, etcdCalls, visibleAfterMs });
   };
-  await publish(`putMany, ${PLAN.batched.batch} per call, name + persist each`, PLAN.batched.count, 'batched', (client) =>
-    client.call('putManyNamed', { prefix: 'batched', ...PLAN.batched }),
+  await publish(
+    `putMany, ${PLAN.batched.batch} per call, name + persist each`,
+    PLAN.batched.count,
+    'batched',
+    (client) => client.call('putManyNamed', { prefix: 'batched', ...PLAN.batched }),
   );
   await publish('put(value, { name }), one at a time', PLAN.oneByOne.count, 'single', (client) =>
     client.call('putNamedOneByOne', { prefix: 'single', ...PLAN.oneByOne }),
@@ -84,9 +104,12 @@ function report(runs: Run[]): SuiteReport {
       },
     ],
     notes: [
-      'etcd round trips are etcd\'s own count of unary gRPC calls answered (KV and Lease services) during the run; watch and keep-alive streams are not round trips.',
-      'Each named object is one record key (objects/<id>) and one name key (names/<name>) on the writer\'s lease; a transaction holds at most 128 operations (etcd\'s --max-txn-ops), so 64 objects.',
-      ...runs.map((run) => `${run.label}: every name visible on the observer daemon ${run.visibleAfterMs} ms after the last put returned (through its watch).`),
+      "etcd round trips are etcd's own count of unary gRPC calls answered (KV and Lease services) during the run; watch and keep-alive streams are not round trips.",
+      "Each named object is one record key (objects/<id>) and one name key (names/<name>) on the writer's lease; a transaction holds at most 128 operations (etcd's --max-txn-ops), so 64 objects.",
+      ...runs.map(
+        (run) =>
+          `${run.label}: every name visible on the observer daemon ${run.visibleAfterMs} ms after the last put returned (through its watch).`,
+      ),
       'etcd runs with its data dir on /dev/shm: the numbers leave out disk fsync.',
     ],
     data: { plan: PLAN, runs },

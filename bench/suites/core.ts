@@ -29,7 +29,14 @@ function watchDaemon(endpoint: string): () => void {
   const page = new WebSocket(`ws://${endpoint}/live`);
   page.on('message', () => undefined);
   page.on('error', () => undefined);
-  const scrape = setInterval(() => void fetch(`http://${endpoint}/metrics`).then((r) => r.text(), () => undefined), 1000);
+  const scrape = setInterval(
+    () =>
+      void fetch(`http://${endpoint}/metrics`).then(
+        (r) => r.text(),
+        () => undefined,
+      ),
+    1000,
+  );
   return () => {
     clearInterval(scrape);
     page.terminate();
@@ -49,9 +56,15 @@ async function measureReads(
   const cpu = placement?.clientCpu;
   const gets = new Map<number, GetResult>();
   for (const { bytes, ids } of stored) {
-    log(`get ${formatBytes(bytes)}: fresh reader process, ${ids.length} distinct id${ids.length > 1 ? 's' : ''} (${describePlacement(placement)})`);
-    const result = await withChild<BlobClientCommands, GetResult>(scope, 'blob-client.ts', [socket], { cpu }, (reader) =>
-      reader.call('get', { ids, ...plan.get }),
+    log(
+      `get ${formatBytes(bytes)}: fresh reader process, ${ids.length} distinct id${ids.length > 1 ? 's' : ''} (${describePlacement(placement)})`,
+    );
+    const result = await withChild<BlobClientCommands, GetResult>(
+      scope,
+      'blob-client.ts',
+      [socket],
+      { cpu },
+      (reader) => reader.call('get', { ids, ...plan.get }),
     );
     gets.set(bytes, result);
   }
@@ -67,8 +80,14 @@ async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreM
   const cross = crossCorePlacement();
   // TRELLIS_BENCH_HTTP=1: the same run with the dashboard open and /metrics scraped every second.
   const watched = process.env.TRELLIS_BENCH_HTTP === '1';
-  const daemon = await startBenchDaemon(scope, { size: plan.daemonSize, cpu: cross?.serverCpu, args: watched ? ['--http-port', '0'] : [] });
-  log(`trellisd pid ${daemon.pid} (--size ${plan.daemonSize}); ${describePlacement(cross)}${watched ? `; watched on ${daemon.httpEndpoint}` : ''}`);
+  const daemon = await startBenchDaemon(scope, {
+    size: plan.daemonSize,
+    cpu: cross?.serverCpu,
+    args: watched ? ['--http-port', '0'] : [],
+  });
+  log(
+    `trellisd pid ${daemon.pid} (--size ${plan.daemonSize}); ${describePlacement(cross)}${watched ? `; watched on ${daemon.httpEndpoint}` : ''}`,
+  );
   if (watched) scope.defer(watchDaemon(daemon.httpEndpoint!));
 
   log('socket round trip baseline');
@@ -83,16 +102,24 @@ async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreM
   const puts = new Map<number, PutResult>();
   for (const { bytes, put } of plan.sizes) {
     log(`put ${formatBytes(bytes)}: fresh client process`);
-    const result = await withChild<BlobClientCommands, PutResult>(scope, 'blob-client.ts', [daemon.socket], { cpu: cross?.clientCpu }, (client) =>
-      client.call('put', { bytes, ...put, daemonPid: daemon.pid }),
+    const result = await withChild<BlobClientCommands, PutResult>(
+      scope,
+      'blob-client.ts',
+      [daemon.socket],
+      { cpu: cross?.clientCpu },
+      (client) => client.call('put', { bytes, ...put, daemonPid: daemon.pid }),
     );
     puts.set(bytes, result);
   }
 
   // One process writes every blob that others get, and stays connected while they read.
   log('storing blobs for the get trials: writer process');
-  const writer = await startChild<BlobClientCommands>(scope, 'blob-client.ts', [daemon.socket], { cpu: cross?.clientCpu });
-  const stored = await writer.call('store', { blobs: plan.sizes.map(({ bytes, getCopies }) => ({ bytes, count: getCopies })) });
+  const writer = await startChild<BlobClientCommands>(scope, 'blob-client.ts', [daemon.socket], {
+    cpu: cross?.clientCpu,
+  });
+  const stored = await writer.call('store', {
+    blobs: plan.sizes.map(({ bytes, getCopies }) => ({ bytes, count: getCopies })),
+  });
 
   const crossReads = await measureReads(context, plan, daemon.socket, stored, cross);
   log('socket round trip baseline, again');
@@ -105,7 +132,11 @@ async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreM
     log(`same-CPU pass (${describePlacement(same)})`);
     const sameRoundTrip = await measureSocketRoundTrip(scope, plan.roundTrip, same);
     const sameStored = stored.filter(({ bytes }) => plan.sameCoreGetSizes.includes(bytes));
-    sameCore = { placement: same, roundTrips: [sameRoundTrip], ...(await measureReads(context, plan, daemon.socket, sameStored, same)) };
+    sameCore = {
+      placement: same,
+      roundTrips: [sameRoundTrip],
+      ...(await measureReads(context, plan, daemon.socket, sameStored, same)),
+    };
   }
 
   // Deleting everything and reading the status back doubles as a leak check.

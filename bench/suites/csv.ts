@@ -20,28 +20,70 @@ const DUCKDB_TRIALS = 2;
 interface Driver {
   operation: string;
   trials: number;
-  run(child: { call: <K extends keyof CsvParserCommands & string>(command: K, args: Parameters<CsvParserCommands[K]>[0]) => Promise<Awaited<ReturnType<CsvParserCommands[K]>>> }, file: string): Promise<ParseTrial>;
+  run(
+    child: {
+      call: <K extends keyof CsvParserCommands & string>(
+        command: K,
+        args: Parameters<CsvParserCommands[K]>[0],
+      ) => Promise<Awaited<ReturnType<CsvParserCommands[K]>>>;
+    },
+    file: string,
+  ): Promise<ParseTrial>;
 }
 
 const DRIVERS: Record<string, Driver> = {
-  trellis: { operation: 'trellis parseFile, 2 workers', trials: TRELLIS_TRIALS, run: (child, file) => child.call('trellis', { file, workers: 2 }) },
-  trellisOne: { operation: 'trellis parseFile, 1 worker', trials: 1, run: (child, file) => child.call('trellis', { file, workers: 1 }) },
-  papaparse: { operation: 'papaparse (strings)', trials: 1, run: (child, file) => child.call('papaparse', { file, typed: false }) },
-  papaparseTyped: { operation: 'papaparse dynamicTyping', trials: 1, run: (child, file) => child.call('papaparse', { file, typed: true }) },
+  trellis: {
+    operation: 'trellis parseFile, 2 workers',
+    trials: TRELLIS_TRIALS,
+    run: (child, file) => child.call('trellis', { file, workers: 2 }),
+  },
+  trellisOne: {
+    operation: 'trellis parseFile, 1 worker',
+    trials: 1,
+    run: (child, file) => child.call('trellis', { file, workers: 1 }),
+  },
+  papaparse: {
+    operation: 'papaparse (strings)',
+    trials: 1,
+    run: (child, file) => child.call('papaparse', { file, typed: false }),
+  },
+  papaparseTyped: {
+    operation: 'papaparse dynamicTyping',
+    trials: 1,
+    run: (child, file) => child.call('papaparse', { file, typed: true }),
+  },
   csvParse: { operation: 'csv-parse (strings)', trials: 1, run: (child, file) => child.call('csvParse', { file }) },
-  duckdb: { operation: 'DuckDB read_csv, 2 threads', trials: DUCKDB_TRIALS, run: (child, file) => child.call('duckdb', { file, threads: 2 }) },
+  duckdb: {
+    operation: 'DuckDB read_csv, 2 threads',
+    trials: DUCKDB_TRIALS,
+    run: (child, file) => child.call('duckdb', { file, threads: 2 }),
+  },
 };
 
 async function measure({ scope, log }: SuiteContext): Promise<SuiteReport> {
   const file = scope.path('bench.csv');
   log(`generating a ${formatBytes(FILE_BYTES)} CSV`);
-  const rows = await withChild<CsvParserCommands, number>(scope, 'csv-parser.ts', [], {}, (child) => child.call('generate', { file, bytes: FILE_BYTES }));
-  const available = await withChild<CsvParserCommands, Record<string, boolean>>(scope, 'csv-parser.ts', [], {}, (child) => child.call('available', undefined));
+  const rows = await withChild<CsvParserCommands, number>(scope, 'csv-parser.ts', [], {}, (child) =>
+    child.call('generate', { file, bytes: FILE_BYTES }),
+  );
+  const available = await withChild<CsvParserCommands, Record<string, boolean>>(
+    scope,
+    'csv-parser.ts',
+    [],
+    {},
+    (child) => child.call('available', undefined),
+  );
 
   const results = new Map<string, ParseTrial[]>();
   const notes: string[] = [];
   for (const [name, driver] of Object.entries(DRIVERS)) {
-    const needs = name.startsWith('papaparse') ? 'papaparse' : name === 'csvParse' ? 'csvParse' : name === 'duckdb' ? 'duckdb' : undefined;
+    const needs = name.startsWith('papaparse')
+      ? 'papaparse'
+      : name === 'csvParse'
+        ? 'csvParse'
+        : name === 'duckdb'
+          ? 'duckdb'
+          : undefined;
     if (needs && !available[needs]) {
       notes.push(`${driver.operation}: not installed, skipped`);
       continue;
@@ -50,8 +92,11 @@ async function measure({ scope, log }: SuiteContext): Promise<SuiteReport> {
     for (let i = 0; i < driver.trials; i++) {
       log(`${driver.operation}: trial ${i + 1} of ${driver.trials}`);
       try {
-        const trial = await withChild<CsvParserCommands, ParseTrial>(scope, 'csv-parser.ts', [], {}, (child) => driver.run(child, file));
-        if (trial.rows !== rows) throw new Error(`${driver.operation} counted ${trial.rows} rows, the file has ${rows}`);
+        const trial = await withChild<CsvParserCommands, ParseTrial>(scope, 'csv-parser.ts', [], {}, (child) =>
+          driver.run(child, file),
+        );
+        if (trial.rows !== rows)
+          throw new Error(`${driver.operation} counted ${trial.rows} rows, the file has ${rows}`);
         trials.push(trial);
       } catch (error) {
         notes.push(`${driver.operation}: failed: ${(error as Error).message.split('\n')[0]}`);
@@ -74,15 +119,34 @@ function report(rows: number, results: Map<string, ParseTrial[]>, notes: string[
     const stats = summarize(trials.map((trial) => trial.ns));
     const cpu = summarize(trials.map((trial) => trial.cpuMs)).median;
     const cores = `${(cpu / (stats.median / 1e6)).toFixed(2)} cores busy`;
-    const versus = name === 'trellis' ? cores : name === 'trellisOne' ? `${cores}; 2 workers ${formatRatio(stats.median / trellis)} faster` : `trellis ${formatRatio(stats.median / trellis)} faster`;
-    tableRows.push({ section: name.startsWith('trellis') ? 'trellis' : 'baselines', operation: DRIVERS[name].operation, bytes: FILE_BYTES, stats, versus });
+    const versus =
+      name === 'trellis'
+        ? cores
+        : name === 'trellisOne'
+          ? `${cores}; 2 workers ${formatRatio(stats.median / trellis)} faster`
+          : `trellis ${formatRatio(stats.median / trellis)} faster`;
+    tableRows.push({
+      section: name.startsWith('trellis') ? 'trellis' : 'baselines',
+      operation: DRIVERS[name].operation,
+      bytes: FILE_BYTES,
+      stats,
+      versus,
+    });
   }
   const rate = (ns: number) => `${((FILE_BYTES / ns) * 1000).toFixed(0)} MB/s`;
   const targets: TargetCheck[] = [];
-  for (const [name, goal, label] of [['papaparse', 2, '>= 2x papaparse'], ['csvParse', 2, '>= 2x csv-parse'], ['duckdb', 1, 'match DuckDB read_csv']] as const) {
+  for (const [name, goal, label] of [
+    ['papaparse', 2, '>= 2x papaparse'],
+    ['csvParse', 2, '>= 2x csv-parse'],
+    ['duckdb', 1, 'match DuckDB read_csv'],
+  ] as const) {
     const theirs = median(name);
     if (Number.isFinite(theirs) && Number.isFinite(trellis)) {
-      targets.push({ target: `parse 1 GiB ${label}`, measured: `${formatRatio(theirs / trellis)} (${rate(trellis)} vs ${rate(theirs)})`, met: theirs / trellis >= goal });
+      targets.push({
+        target: `parse 1 GiB ${label}`,
+        measured: `${formatRatio(theirs / trellis)} (${rate(trellis)} vs ${rate(theirs)})`,
+        met: theirs / trellis >= goal,
+      });
     }
   }
   notes.push(

@@ -19,7 +19,15 @@ import type { Suite, SuiteContext, SuiteReport } from '../lib/suite';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const PLAN = { bigBytes: GiB, small: 10_000, smallBytes: 1024, large: 10, largeBytes: 8 * MiB, trials: 3, size: '2GiB' };
+const PLAN = {
+  bigBytes: GiB,
+  small: 10_000,
+  smallBytes: 1024,
+  large: 10,
+  largeBytes: 8 * MiB,
+  trials: 3,
+  size: '2GiB',
+};
 const GOALS = { persist: 0.7, readyMs: 1000, firstGet: 0.7 };
 
 const now = (): number => Number(process.hrtime.bigint());
@@ -30,7 +38,10 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
   return now() - started;
 }
 
-async function startTimed(scope: Scope, dataDir: string): Promise<{ daemon: BenchDaemon; client: TrellisClient; readyNs: number }> {
+async function startTimed(
+  scope: Scope,
+  dataDir: string,
+): Promise<{ daemon: BenchDaemon; client: TrellisClient; readyNs: number }> {
   const started = now();
   const daemon = await startBenchDaemon(scope, { size: PLAN.size, args: ['--data-dir', dataDir] });
   const readyNs = now() - started;
@@ -53,7 +64,9 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
     const dataDir = scope.path(`data-${trial}`);
     const emptyDir = scope.path(`empty-${trial}`);
     const plainFile = scope.path(`plain-${trial}`);
-    log(`trial ${trial} of ${PLAN.trials}: persist 1 GiB, fill ${PLAN.small} + ${PLAN.large} objects, restart, first get`);
+    log(
+      `trial ${trial} of ${PLAN.trials}: persist 1 GiB, fill ${PLAN.small} + ${PLAN.large} objects, restart, first get`,
+    );
     fsWriteNs.push(await timed(() => writeAndSync(plainFile, bytes)));
 
     let { daemon, client } = await startTimed(scope, dataDir);
@@ -66,10 +79,13 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
     await client.release(big);
     const small: string[] = [];
     for (let i = 0; i < PLAN.small; i += 250) {
-      const batch = Array.from({ length: Math.min(250, PLAN.small - i) }, (_, j) => client.put(Buffer.alloc(PLAN.smallBytes, (i + j) & 0xff), { persist: true }));
+      const batch = Array.from({ length: Math.min(250, PLAN.small - i) }, (_, j) =>
+        client.put(Buffer.alloc(PLAN.smallBytes, (i + j) & 0xff), { persist: true }),
+      );
       small.push(...(await Promise.all(batch)));
     }
-    for (let i = 0; i < PLAN.large; i++) await client.release(await client.put(Buffer.alloc(PLAN.largeBytes, i), { persist: true }));
+    for (let i = 0; i < PLAN.large; i++)
+      await client.release(await client.put(Buffer.alloc(PLAN.largeBytes, i), { persist: true }));
     await client.close();
     await daemon.stop();
 
@@ -104,12 +120,30 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
   const persistRatio = median(fsWriteNs) / median(persistNs);
   const firstGetRatio = median(fsReadNs) / median(firstGetNs);
   const readyMs = median(readyFullNs) / 1e6;
-  const where = dropped ? 'from the disk (page cache dropped)' : 'page cache not dropped (not root): both may come from memory';
+  const where = dropped
+    ? 'from the disk (page cache dropped)'
+    : 'page cache not dropped (not root): both may come from memory';
   return {
     rows: [
-      { section: 'baseline (fs, same folder)', operation: 'write 1 GiB + fsync', bytes: PLAN.bigBytes, stats: summarize(fsWriteNs) },
-      { section: 'baseline (fs, same folder)', operation: `read 1 GiB, ${where}`, bytes: PLAN.bigBytes, stats: summarize(fsReadNs) },
-      { section: 'persist', operation: 'client.persist of a sealed 1 GiB blob', bytes: PLAN.bigBytes, stats: summarize(persistNs), versus: `${persistRatio.toFixed(2)}x fs write + fsync` },
+      {
+        section: 'baseline (fs, same folder)',
+        operation: 'write 1 GiB + fsync',
+        bytes: PLAN.bigBytes,
+        stats: summarize(fsWriteNs),
+      },
+      {
+        section: 'baseline (fs, same folder)',
+        operation: `read 1 GiB, ${where}`,
+        bytes: PLAN.bigBytes,
+        stats: summarize(fsReadNs),
+      },
+      {
+        section: 'persist',
+        operation: 'client.persist of a sealed 1 GiB blob',
+        bytes: PLAN.bigBytes,
+        stats: summarize(persistNs),
+        versus: `${persistRatio.toFixed(2)}x fs write + fsync`,
+      },
       { section: 'restart (spawn to ready line)', operation: 'empty data dir', stats: summarize(readyEmptyNs) },
       {
         section: 'restart (spawn to ready line)',
@@ -117,14 +151,43 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
         stats: summarize(readyFullNs),
         versus: `${(median(readyFullNs) / median(readyEmptyNs)).toFixed(2)}x an empty dir`,
       },
-      { section: 'get after the restart (fresh daemon)', operation: `first get of the 1 GiB blob, ${where}`, bytes: PLAN.bigBytes, stats: summarize(firstGetNs), versus: `${firstGetRatio.toFixed(2)}x fs read` },
-      { section: 'get after the restart (fresh daemon)', operation: 'later get of the 1 GiB blob', bytes: PLAN.bigBytes, stats: summarize(laterGetNs), versus: `${(median(laterGetNs) / median(smallGetNs)).toFixed(1)}x a 1 KiB get` },
-      { section: 'get after the restart (fresh daemon)', operation: 'get of a loaded 1 KiB blob', bytes: 1024, stats: summarize(smallGetNs) },
+      {
+        section: 'get after the restart (fresh daemon)',
+        operation: `first get of the 1 GiB blob, ${where}`,
+        bytes: PLAN.bigBytes,
+        stats: summarize(firstGetNs),
+        versus: `${firstGetRatio.toFixed(2)}x fs read`,
+      },
+      {
+        section: 'get after the restart (fresh daemon)',
+        operation: 'later get of the 1 GiB blob',
+        bytes: PLAN.bigBytes,
+        stats: summarize(laterGetNs),
+        versus: `${(median(laterGetNs) / median(smallGetNs)).toFixed(1)}x a 1 KiB get`,
+      },
+      {
+        section: 'get after the restart (fresh daemon)',
+        operation: 'get of a loaded 1 KiB blob',
+        bytes: 1024,
+        stats: summarize(smallGetNs),
+      },
     ],
     targets: [
-      { target: `persist of 1 GiB >= ${GOALS.persist}x fs write + fsync`, measured: `${persistRatio.toFixed(2)}x`, met: persistRatio >= GOALS.persist },
-      { target: `restart with ${PLAN.small} small + ${PLAN.large} large objects ready < ${GOALS.readyMs} ms`, measured: `${readyMs.toFixed(0)} ms (spawn to ready, node start included)`, met: readyMs < GOALS.readyMs },
-      { target: `first get of 1 GiB after restart >= ${GOALS.firstGet}x fs read`, measured: `${firstGetRatio.toFixed(2)}x`, met: firstGetRatio >= GOALS.firstGet },
+      {
+        target: `persist of 1 GiB >= ${GOALS.persist}x fs write + fsync`,
+        measured: `${persistRatio.toFixed(2)}x`,
+        met: persistRatio >= GOALS.persist,
+      },
+      {
+        target: `restart with ${PLAN.small} small + ${PLAN.large} large objects ready < ${GOALS.readyMs} ms`,
+        measured: `${readyMs.toFixed(0)} ms (spawn to ready, node start included)`,
+        met: readyMs < GOALS.readyMs,
+      },
+      {
+        target: `first get of 1 GiB after restart >= ${GOALS.firstGet}x fs read`,
+        measured: `${firstGetRatio.toFixed(2)}x`,
+        met: firstGetRatio >= GOALS.firstGet,
+      },
     ],
     notes: [
       'the client runs in the bench process; each daemon is a separate process started fresh (tsx, as tests run it).',
@@ -133,4 +196,8 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
   };
 }
 
-export const suite: Suite = { name: 'data-dir', title: 'data-dir: persist, restart and first get through a real daemon, against fs', run };
+export const suite: Suite = {
+  name: 'data-dir',
+  title: 'data-dir: persist, restart and first get through a real daemon, against fs',
+  run,
+};

@@ -42,12 +42,22 @@ interface Measurements {
 }
 
 async function measureTcp(scope: Scope, placement: Placement | undefined): Promise<SampleSet> {
-  return withChild<TcpCopyCommands, SampleSet>(scope, 'tcp-copy.ts', ['receiver'], { cpu: placement?.clientCpu }, async (receiver) => {
-    const port = await receiver.call('listen', { bytes: PLAN.bytes });
-    return withChild<TcpCopyCommands, SampleSet>(scope, 'tcp-copy.ts', ['sender'], { cpu: placement?.serverCpu }, (sender) =>
-      sender.call('send', { port, bytes: PLAN.bytes, ...PLAN.tcp }),
-    );
-  });
+  return withChild<TcpCopyCommands, SampleSet>(
+    scope,
+    'tcp-copy.ts',
+    ['receiver'],
+    { cpu: placement?.clientCpu },
+    async (receiver) => {
+      const port = await receiver.call('listen', { bytes: PLAN.bytes });
+      return withChild<TcpCopyCommands, SampleSet>(
+        scope,
+        'tcp-copy.ts',
+        ['sender'],
+        { cpu: placement?.serverCpu },
+        (sender) => sender.call('send', { port, bytes: PLAN.bytes, ...PLAN.tcp }),
+      );
+    },
+  );
 }
 
 async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
@@ -55,7 +65,11 @@ async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
   log(`plain TCP copy of ${formatBytes(PLAN.bytes)} (${describePlacement(placement)})`);
   const tcp = [await measureTcp(scope, placement)];
 
-  const owner = await startBenchDaemon(scope, { size: PLAN.daemonSize, cpu: placement?.serverCpu, args: ['--rpc-port', '0', '--instance-id', '1'] });
+  const owner = await startBenchDaemon(scope, {
+    size: PLAN.daemonSize,
+    cpu: placement?.serverCpu,
+    args: ['--rpc-port', '0', '--instance-id', '1'],
+  });
   const migrating = await startBenchDaemon(scope, {
     size: PLAN.daemonSize,
     cpu: placement?.clientCpu,
@@ -84,7 +98,13 @@ function report(m: Measurements): SuiteReport {
   const median = (set: SampleSet) => summarize(set.samplesNs).median;
   const gbPerS = (ns: number) => PLAN.bytes / ns;
   const versusTcp = (ns: number) => `${formatRatio(tcpNs / ns)} plain TCP speed`;
-  const row = (section: string, operation: string, set: SampleSet, bytes: number | undefined, versus?: string): Row => ({
+  const row = (
+    section: string,
+    operation: string,
+    set: SampleSet,
+    bytes: number | undefined,
+    versus?: string,
+  ): Row => ({
     section,
     operation,
     bytes,
@@ -97,18 +117,50 @@ function report(m: Measurements): SuiteReport {
   const rows: Row[] = [
     row('baseline', 'plain TCP copy, net module, 16 MiB writes (before)', m.tcp[0], PLAN.bytes),
     row('baseline', 'plain TCP copy (after)', m.tcp[1], PLAN.bytes, `TCP = ${formatDuration(tcpNs)} (pooled)`),
-    row('migrate: daemon to daemon over loopback', 'steady (segment reused)', m.migrate.steady, PLAN.bytes, versusTcp(steady)),
-    row('migrate: daemon to daemon over loopback', 'first (fresh segment on the copy side)', m.migrate.first, PLAN.bytes, versusTcp(median(m.migrate.first))),
+    row(
+      'migrate: daemon to daemon over loopback',
+      'steady (segment reused)',
+      m.migrate.steady,
+      PLAN.bytes,
+      versusTcp(steady),
+    ),
+    row(
+      'migrate: daemon to daemon over loopback',
+      'first (fresh segment on the copy side)',
+      m.migrate.first,
+      PLAN.bytes,
+      versusTcp(median(m.migrate.first)),
+    ),
     row('migrate: daemon to daemon over loopback', 'again, copy alive (no bytes move)', m.migrate.again, undefined),
-    row('connectRpc: remote client', 'getBlob (copied into a fresh local Buffer)', m.rpcGet, PLAN.bytes, versusTcp(median(m.rpcGet))),
-    row('connectRpc: remote client', 'put of a Buffer (local copy, then uploaded)', m.rpcPut, PLAN.bytes, versusTcp(median(m.rpcPut))),
+    row(
+      'connectRpc: remote client',
+      'getBlob (copied into a fresh local Buffer)',
+      m.rpcGet,
+      PLAN.bytes,
+      versusTcp(median(m.rpcGet)),
+    ),
+    row(
+      'connectRpc: remote client',
+      'put of a Buffer (local copy, then uploaded)',
+      m.rpcPut,
+      PLAN.bytes,
+      versusTcp(median(m.rpcPut)),
+    ),
   ];
   const after = m.migrate.statusAfter;
   return {
     rows,
     targets: [
-      { target: `migrate of ${formatBytes(PLAN.bytes)} at least ${TARGET_GB_PER_S} GB/s`, measured: `${gbPerS(steady).toFixed(2)} GB/s steady, ${gbPerS(median(m.migrate.first)).toFixed(2)} GB/s first`, met: gbPerS(steady) >= TARGET_GB_PER_S },
-      { target: `migrate at least ${TARGET_TCP_FRACTION}x a plain TCP copy`, measured: `${(tcpNs / steady).toFixed(2)}x (TCP ${gbPerS(tcpNs).toFixed(2)} GB/s)`, met: tcpNs / steady >= TARGET_TCP_FRACTION },
+      {
+        target: `migrate of ${formatBytes(PLAN.bytes)} at least ${TARGET_GB_PER_S} GB/s`,
+        measured: `${gbPerS(steady).toFixed(2)} GB/s steady, ${gbPerS(median(m.migrate.first)).toFixed(2)} GB/s first`,
+        met: gbPerS(steady) >= TARGET_GB_PER_S,
+      },
+      {
+        target: `migrate at least ${TARGET_TCP_FRACTION}x a plain TCP copy`,
+        measured: `${(tcpNs / steady).toFixed(2)}x (TCP ${gbPerS(tcpNs).toFixed(2)} GB/s)`,
+        met: tcpNs / steady >= TARGET_TCP_FRACTION,
+      },
     ],
     notes: [
       `placement: ${describePlacement(m.placement)}; owner daemon and TCP sender on the server CPU, migrating daemon and TCP receiver on the client CPU`,

@@ -11,7 +11,12 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import type { ObjectsClientCommands, PutRateResult, StoreTableResult, TrellisGetResult } from '../children/objects-client';
+import type {
+  ObjectsClientCommands,
+  PutRateResult,
+  StoreTableResult,
+  TrellisGetResult,
+} from '../children/objects-client';
 import { measureSocketRoundTrip } from '../lib/baselines';
 import { startChild, withChild } from '../lib/child';
 import { crossCorePlacement, describePlacement } from '../lib/cpu';
@@ -33,7 +38,11 @@ async function measureObjects({ scope, log }: SuiteContext, plan: ObjectsPlan): 
   const placement = crossCorePlacement();
   const cpu = placement?.clientCpu;
   const daemon = await startBenchDaemon(scope, { size: plan.daemonSize, cpu: placement?.serverCpu });
-  const redis = await startBenchRedis(scope, { cpu: placement?.serverCpu, maxValueBytes: plan.redisMaxValueBytes, log });
+  const redis = await startBenchRedis(scope, {
+    cpu: placement?.serverCpu,
+    maxValueBytes: plan.redisMaxValueBytes,
+    log,
+  });
   log(`trellisd pid ${daemon.pid} (--size ${plan.daemonSize}), ${redis.description}; ${describePlacement(placement)}`);
   const shmDir = fs.mkdtempSync(`${SHM_DIR}/trellis-bench-`);
   scope.defer(() => fs.rmSync(shmDir, { recursive: true, force: true }));
@@ -45,13 +54,20 @@ async function measureObjects({ scope, log }: SuiteContext, plan: ObjectsPlan): 
 
   const putRates = new Map<number, PutRateResult>();
   for (const bytes of plan.putValueBytes) {
-    log(`put rate of ${bytes} B values: trellis and Redis from one fresh process, ${plan.putRate.rounds} interleaved rounds`);
-    putRates.set(bytes, await withChild<ObjectsClientCommands, PutRateResult>(scope, 'objects-client.ts', both, { cpu }, (child) =>
-      child.call('putRate', { valueBytes: bytes, ...plan.putRate }),
-    ));
+    log(
+      `put rate of ${bytes} B values: trellis and Redis from one fresh process, ${plan.putRate.rounds} interleaved rounds`,
+    );
+    putRates.set(
+      bytes,
+      await withChild<ObjectsClientCommands, PutRateResult>(scope, 'objects-client.ts', both, { cpu }, (child) =>
+        child.call('putRate', { valueBytes: bytes, ...plan.putRate }),
+      ),
+    );
   }
 
-  log(`writer process: probing the DataFrame type, then storing a ${formatBytes(plan.tableBytes)} table in trellis, ${ipcFile} and Redis`);
+  log(
+    `writer process: probing the DataFrame type, then storing a ${formatBytes(plan.tableBytes)} table in trellis, ${ipcFile} and Redis`,
+  );
   const writer = await startChild<ObjectsClientCommands>(scope, 'objects-client.ts', both, { cpu });
   const dataFrame = await writer.call('probeDataFrame', undefined);
   if (!dataFrame.available) log(`DataFrame type not available: ${dataFrame.reason}`);
@@ -67,25 +83,51 @@ async function measureObjects({ scope, log }: SuiteContext, plan: ObjectsPlan): 
   await writer.stop();
 
   log('trellis gets: fresh reader process');
-  const gets = await withChild<ObjectsClientCommands, TrellisGetResult>(scope, 'objects-client.ts', ['--socket', daemon.socket], { cpu }, (reader) =>
-    reader.call('getFromTrellis', { valueId: value.id, tableId: stored.tableId, rows: stored.rows, valueGets: plan.trellisGets.value, tableGets: plan.trellisGets.table, rounds: plan.trellisGets.rounds }),
+  const gets = await withChild<ObjectsClientCommands, TrellisGetResult>(
+    scope,
+    'objects-client.ts',
+    ['--socket', daemon.socket],
+    { cpu },
+    (reader) =>
+      reader.call('getFromTrellis', {
+        valueId: value.id,
+        tableId: stored.tableId,
+        rows: stored.rows,
+        valueGets: plan.trellisGets.value,
+        tableGets: plan.trellisGets.table,
+        rounds: plan.trellisGets.rounds,
+      }),
   );
   log(`readFileSync + tableFromIPC of ${formatBytes(stored.ipcBytes)} from ${SHM_DIR}: fresh process`);
-  const file = await withChild<ObjectsClientCommands, Awaited<ReturnType<ObjectsClientCommands['readFromFile']>>>(scope, 'objects-client.ts', [], { cpu }, (reader) =>
-    reader.call('readFromFile', { file: ipcFile, rows: stored.rows, ...plan.fileLoads }),
+  const file = await withChild<ObjectsClientCommands, Awaited<ReturnType<ObjectsClientCommands['readFromFile']>>>(
+    scope,
+    'objects-client.ts',
+    [],
+    { cpu },
+    (reader) => reader.call('readFromFile', { file: ipcFile, rows: stored.rows, ...plan.fileLoads }),
   );
   fs.rmSync(ipcFile, { force: true });
   log(`Redis GET + tableFromIPC of ${formatBytes(stored.redisBytes)}: fresh process`);
-  const fromRedis = await withChild<ObjectsClientCommands, Awaited<ReturnType<ObjectsClientCommands['getFromRedis']>>>(scope, 'objects-client.ts', ['--redis', String(redis.port)], { cpu }, (reader) =>
-    reader.call('getFromRedis', { key: REDIS_KEY, rows: stored.redisRows, ...plan.redisLoads }),
+  const fromRedis = await withChild<ObjectsClientCommands, Awaited<ReturnType<ObjectsClientCommands['getFromRedis']>>>(
+    scope,
+    'objects-client.ts',
+    ['--redis', String(redis.port)],
+    { cpu },
+    (reader) => reader.call('getFromRedis', { key: REDIS_KEY, rows: stored.redisRows, ...plan.redisLoads }),
   );
   await redis.stop();
 
   // Deleting what the suite stored and reading the status back doubles as a leak check.
-  const daemonAfter = await withChild<ObjectsClientCommands, Awaited<ReturnType<ObjectsClientCommands['status']>>>(scope, 'objects-client.ts', ['--socket', daemon.socket], { cpu }, async (client) => {
-    await client.call('deleteObjects', { ids: [value.id, ...(stored.tableId ? [stored.tableId] : [])] });
-    return client.call('status', undefined);
-  });
+  const daemonAfter = await withChild<ObjectsClientCommands, Awaited<ReturnType<ObjectsClientCommands['status']>>>(
+    scope,
+    'objects-client.ts',
+    ['--socket', daemon.socket],
+    { cpu },
+    async (client) => {
+      await client.call('deleteObjects', { ids: [value.id, ...(stored.tableId ? [stored.tableId] : [])] });
+      return client.call('status', undefined);
+    },
+  );
   await daemon.stop();
   return {
     placement,
@@ -106,7 +148,8 @@ async function measureObjects({ scope, log }: SuiteContext, plan: ObjectsPlan): 
 
 export const suite: Suite = {
   name: 'objects',
-  title: 'get of a 1 GiB DataFrame against a 1 KiB value, an Arrow IPC file and Redis; small-value put rate against Redis',
+  title:
+    'get of a 1 GiB DataFrame against a 1 KiB value, an Arrow IPC file and Redis; small-value put rate against Redis',
   async run(context) {
     return objectsReport(OBJECTS_PLAN, await measureObjects(context, OBJECTS_PLAN));
   },

@@ -33,24 +33,36 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
   const args = [daemon.socket];
 
   log(`creating and freezing a list of ${plan.items} items: writer process`);
-  const created = await withChild<Commands, Result<'create'>>(scope, script, args, { cpu }, (writer) => writer.call('create', { count: plan.items }));
+  const created = await withChild<Commands, Result<'create'>>(scope, script, args, { cpu }, (writer) =>
+    writer.call('create', { count: plan.items }),
+  );
   log('reading it: fresh reader process');
   const read = await withChild<Commands, Result<'read'>>(scope, script, args, { cpu }, (reader) =>
     reader.call('read', { name: created.name, count: plan.items, ...plan.passes }),
   );
   log('copying the items into a fresh process instead (v8.deserialize)');
-  const copied = await withChild<Commands, Result<'copyFirst'>>(scope, script, args, { cpu }, (copier) => copier.call('copyFirst', { count: plan.items }));
+  const copied = await withChild<Commands, Result<'copyFirst'>>(scope, script, args, { cpu }, (copier) =>
+    copier.call('copyFirst', { count: plan.items }),
+  );
   log('ShareableList.open against a round trip: fresh process');
   const opened = await withChild<Commands, Result<'open'>>(scope, script, args, { cpu }, (opener) =>
     opener.call('open', { name: created.name, ...plan.opens }),
   );
   await daemon.stop();
-  return { placement, listBytes: created.bytes, read, copied, opened, loadAverage: { before: loadBefore, after: os.loadavg()[0] } };
+  return {
+    placement,
+    listBytes: created.bytes,
+    read,
+    copied,
+    opened,
+    loadAverage: { before: loadBefore, after: os.loadavg()[0] },
+  };
 }
 
 export const suite: Suite = {
   name: 'shareable-list',
-  title: 'reading a frozen 100,000-item ShareableList in another process against a plain JS array; open against a round trip',
+  title:
+    'reading a frozen 100,000-item ShareableList in another process against a plain JS array; open against a round trip',
   async run(context) {
     return listReport(LIST_PLAN, await measureList(context, LIST_PLAN));
   },

@@ -102,8 +102,18 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
   const latencyRatio = duringStats.p99 / quietStats.p99;
   return {
     rows: [
-      { section: 'baseline (fs, same file system, page cache)', operation: 'write 1 GiB (fs.promises.writeFile)', bytes: PLAN.blobBytes, stats: summarize(baseline.write) },
-      { section: 'baseline (fs, same file system, page cache)', operation: 'read 1 GiB (FileHandle.read)', bytes: PLAN.blobBytes, stats: summarize(baseline.read) },
+      {
+        section: 'baseline (fs, same file system, page cache)',
+        operation: 'write 1 GiB (fs.promises.writeFile)',
+        bytes: PLAN.blobBytes,
+        stats: summarize(baseline.write),
+      },
+      {
+        section: 'baseline (fs, same file system, page cache)',
+        operation: 'read 1 GiB (FileHandle.read)',
+        bytes: PLAN.blobBytes,
+        stats: summarize(baseline.read),
+      },
       {
         section: 'spill (fresh daemon each trial)',
         operation: 'createBlob(1 GiB) that spills a 1 GiB blob first',
@@ -128,8 +138,16 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
       },
     ],
     targets: [
-      { target: `spill of 1 GiB >= ${GOAL_DISK_RATIO}x fs write speed`, measured: `${spillRatio.toFixed(2)}x`, met: spillRatio >= GOAL_DISK_RATIO },
-      { target: `reload of 1 GiB >= ${GOAL_DISK_RATIO}x fs read speed`, measured: `${reloadRatio.toFixed(2)}x`, met: reloadRatio >= GOAL_DISK_RATIO },
+      {
+        target: `spill of 1 GiB >= ${GOAL_DISK_RATIO}x fs write speed`,
+        measured: `${spillRatio.toFixed(2)}x`,
+        met: spillRatio >= GOAL_DISK_RATIO,
+      },
+      {
+        target: `reload of 1 GiB >= ${GOAL_DISK_RATIO}x fs read speed`,
+        measured: `${reloadRatio.toFixed(2)}x`,
+        met: reloadRatio >= GOAL_DISK_RATIO,
+      },
       {
         target: `1 KiB get p99 during a spill < ${GOAL_LATENCY_RATIO}x its quiet p99`,
         measured: `${latencyRatio.toFixed(1)}x (${during.length} gets during the spills)`,

@@ -27,12 +27,19 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
     const reader = await startChild<StreamClientCommands>(scope, 'stream-client.ts', [], { cpu: 1 });
     const { id } = await control.createStream('trellis::ByteStream');
     const reading = reader.call('read', { socket: daemon.socket, id });
-    const written = await writer.call('write', { socket: daemon.socket, id, chunkBytes: PLAN.chunkBytes, chunks: PLAN.chunks });
+    const written = await writer.call('write', {
+      socket: daemon.socket,
+      id,
+      chunkBytes: PLAN.chunkBytes,
+      chunks: PLAN.chunks,
+    });
     trials.push({ writer: written, reader: await reading });
     await writer.stop();
     await reader.stop();
   }
-  const memcpy = (await measureMemcpy(scope, [{ bytes: PLAN.chunkBytes, iterations: 500, opsPerSample: 1 }])).get(PLAN.chunkBytes)!;
+  const memcpy = (await measureMemcpy(scope, [{ bytes: PLAN.chunkBytes, iterations: 500, opsPerSample: 1 }])).get(
+    PLAN.chunkBytes,
+  )!;
   const memcpyNs = summarize(memcpy.samplesNs).median;
   const perChunk = trials.map((t) => t.reader.elapsedNs / t.reader.chunks);
   const stats = summarize(perChunk);
@@ -40,7 +47,12 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
   const status = await control.status();
   return {
     rows: [
-      { section: 'baseline', operation: 'memcpy of one chunk (TypedArray.set)', bytes: PLAN.chunkBytes, stats: summarize(memcpy.samplesNs) },
+      {
+        section: 'baseline',
+        operation: 'memcpy of one chunk (TypedArray.set)',
+        bytes: PLAN.chunkBytes,
+        stats: summarize(memcpy.samplesNs),
+      },
       {
         section: 'ByteStream between two processes (per chunk, median of trials)',
         operation: 'write (copy in) + read (view)',
@@ -49,7 +61,13 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
         versus: `${gbPerS.toFixed(2)} GB/s, ${(memcpyNs / stats.median).toFixed(2)}x memcpy speed`,
       },
     ],
-    targets: [{ target: `stream throughput for 1 MiB chunks >= ${GOAL_GB_PER_S} GB/s`, measured: `${gbPerS.toFixed(2)} GB/s`, met: gbPerS >= GOAL_GB_PER_S }],
+    targets: [
+      {
+        target: `stream throughput for 1 MiB chunks >= ${GOAL_GB_PER_S} GB/s`,
+        measured: `${gbPerS.toFixed(2)} GB/s`,
+        met: gbPerS >= GOAL_GB_PER_S,
+      },
+    ],
     notes: [
       `stream buffer ${PLAN.streamBuffer} (the writer waits beyond it); writer on CPU 0, reader on CPU 1 where taskset exists.`,
       `after the runs the daemon holds ${status.memoryUsage} bytes in ${status.objects} objects (chunks are freed once read).`,

@@ -44,7 +44,7 @@ export function launchedByPackageManager(env: NodeJS.ProcessEnv = process.env): 
  */
 export function watchLauncher(onGone: (launcher: number) => void, intervalMs = LAUNCHER_POLL_MS): () => void {
   const launchers: Launcher[] = [];
-  for (let pid = process.ppid; pid > 1 && launchers.length < WATCHED_LEVELS; ) {
+  for (let pid = process.ppid; pid > 1 && launchers.length < WATCHED_LEVELS;) {
     const stat = readStat(pid);
     if (!stat) break;
     launchers.push({ pid, startTime: stat.startTime });

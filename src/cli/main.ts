@@ -82,7 +82,9 @@ function report(error: unknown, debug: boolean): number {
     return EXIT_USAGE;
   }
   const trellisError = asTrellisError(error);
-  const message = trellisError ? `${trellisError.code}: ${trellisError.message}` : String((error as Error)?.message ?? error);
+  const message = trellisError
+    ? `${trellisError.code}: ${trellisError.message}`
+    : String((error as Error)?.message ?? error);
   process.stderr.write(`trellis: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
   if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   return EXIT_FAILURE;

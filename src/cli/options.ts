@@ -55,7 +55,8 @@ export function parsePositiveNumber(text: string): number {
 
 export function parsePositiveInteger(text: string): number {
   const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError(`expected a positive integer, got ${JSON.stringify(text)}`);
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new InvalidArgumentError(`expected a positive integer, got ${JSON.stringify(text)}`);
   return value;
 }
 

@@ -19,7 +19,11 @@ export interface ProgressBar {
 
 const SILENT: ProgressBar = { update() {}, done() {} };
 
-export function progressBar(label: string, totalBytes: number, stream: NodeJS.WriteStream = process.stderr): ProgressBar {
+export function progressBar(
+  label: string,
+  totalBytes: number,
+  stream: NodeJS.WriteStream = process.stderr,
+): ProgressBar {
   if (!stream.isTTY) return SILENT;
   const started = Date.now();
   let drawnAt = 0;

@@ -142,7 +142,10 @@ export class BlobCache {
         throw new TrellisError('InvalidArgument', `createBlob(size): size must be a non-negative integer, got ${size}`);
       }
     }
-    const { blobs } = await this.channel.request('createBlobs', typename === undefined ? { sizes } : { sizes, typename });
+    const { blobs } = await this.channel.request(
+      'createBlobs',
+      typename === undefined ? { sizes } : { sizes, typename },
+    );
     return blobs.map((location) => new BlobWriter(this, location, this.channel.writable(location)));
   }
 

@@ -3,7 +3,14 @@
  * live in connect.ts, on top of this; this file never imports from types/.
  */
 import { TrellisError } from '../errors';
-import type { DaemonStatus, LineageEntry, NameVersion, ObjectMeta, ObjectSummary, RequestOf } from '../protocol/messages';
+import type {
+  DaemonStatus,
+  LineageEntry,
+  NameVersion,
+  ObjectMeta,
+  ObjectSummary,
+  RequestOf,
+} from '../protocol/messages';
 import { BlobCache, type Blob, type BlobWriter } from './blobs';
 import type { Channel } from './channel';
 import { Cluster, type ClusterInfo, type PersistOptions } from './cluster';
@@ -126,7 +133,11 @@ export class Client {
   /** Errors: ObjectNotFound, NotSealed, Conflict (still named or a member; pass force). */
   async delete(idOrIds: string | string[], options: DeleteOptions = {}): Promise<void> {
     const ids = toList(idOrIds).map(checkId);
-    const { deleted } = await this.channel.request('delete', { ids, deep: options.deep ?? true, force: options.force ?? false });
+    const { deleted } = await this.channel.request('delete', {
+      ids,
+      deep: options.deep ?? true,
+      force: options.force ?? false,
+    });
     this.blobs.forget(this.objects.expand(deleted));
   }
 
@@ -135,7 +146,9 @@ export class Client {
   }
 
   /** Sealed objects, newest first; `labels`: only objects carrying every pair given. */
-  async listObjects(options: { pattern?: string; labels?: Record<string, string>; limit?: number } = {}): Promise<ObjectSummary[]> {
+  async listObjects(
+    options: { pattern?: string; labels?: Record<string, string>; limit?: number } = {},
+  ): Promise<ObjectSummary[]> {
     return (await this.channel.request('listObjects', options)).objects;
   }
 
@@ -148,7 +161,10 @@ export class Client {
    */
   async label(idOrName: string, labels: Record<string, string | null>): Promise<Record<string, string>> {
     if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) {
-      throw new TrellisError('InvalidArgument', `label(idOrName, labels): labels must be a map of strings (or null), got ${JSON.stringify(labels)}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `label(idOrName, labels): labels must be a map of strings (or null), got ${JSON.stringify(labels)}`,
+      );
     }
     return (await this.channel.request('label', { ref: checkRef(idOrName), labels })).labels;
   }
@@ -171,7 +187,11 @@ export class Client {
    * not exist or be empty) or a file ending in `.tar`. `bytes` is the archive's size.
    * Errors: ObjectNotFound, NameNotFound, InvalidArgument (a stream, a path in the way), IOError.
    */
-  exportArchive(idOrName: string, path: string, options?: ExportArchiveOptions): Promise<{ topHash: string; bytes: number }> {
+  exportArchive(
+    idOrName: string,
+    path: string,
+    options?: ExportArchiveOptions,
+  ): Promise<{ topHash: string; bytes: number }> {
     return exportArchive(this.archiveClient(), checkRef(idOrName), checkPath(path), options);
   }
 
@@ -180,7 +200,10 @@ export class Client {
    * already has is not stored again (`existed: true`).
    * Errors: IOError, ParseError, HashMismatch, OutOfMemory, NameExists.
    */
-  importArchive(path: string, options?: ImportArchiveOptions): Promise<{ id: string; topHash: string; existed: boolean }> {
+  importArchive(
+    path: string,
+    options?: ImportArchiveOptions,
+  ): Promise<{ id: string; topHash: string; existed: boolean }> {
     return importArchive(this.archiveClient(), checkPath(path), options);
   }
 
@@ -240,10 +263,21 @@ export class Client {
     fields: Record<string, unknown> = {},
     options: { labels?: Record<string, string>; name?: string; override?: boolean } = {},
   ): Promise<string> {
-    const entries = Array.isArray(memberIds) ? memberIds.map((id, i): [string, string] => [`p${i}`, id]) : Object.entries(memberIds);
+    const entries = Array.isArray(memberIds)
+      ? memberIds.map((id, i): [string, string] => [`p${i}`, id])
+      : Object.entries(memberIds);
     const members = Object.fromEntries(entries.map(([key, id]) => [key, checkId(id)]));
     const name = options.name === undefined ? undefined : checkName(options.name);
-    return (await this.channel.request('putGlobal', { typename, members, fields, labels: options.labels, name, override: options.override })).id;
+    return (
+      await this.channel.request('putGlobal', {
+        typename,
+        members,
+        fields,
+        labels: options.labels,
+        name,
+        override: options.override,
+      })
+    ).id;
   }
 
   // Names
@@ -282,8 +316,15 @@ export class Client {
   // Streams
 
   /** typename: trellis::ByteStream, trellis::RecordBatchStream or trellis::DataframeStream. */
-  async createStream(typename: string, options: { schema?: Uint8Array; params?: Record<string, unknown> } = {}): Promise<{ id: string; typename: string }> {
-    const { id } = await this.channel.request('createStream', { typename, schema: options.schema, params: options.params });
+  async createStream(
+    typename: string,
+    options: { schema?: Uint8Array; params?: Record<string, unknown> } = {},
+  ): Promise<{ id: string; typename: string }> {
+    const { id } = await this.channel.request('createStream', {
+      typename,
+      schema: options.schema,
+      params: options.params,
+    });
     return { id, typename };
   }
 
@@ -299,12 +340,21 @@ export class Client {
    */
   async openReader(id: string, options: { keep?: boolean } = {}): Promise<StreamReader> {
     const info = await this.channel.request('openReader', { id: checkId(id) });
-    return new StreamReader(this.channel, this.blobs, id, info, (chunk) => this.decodeChunk(chunk), options.keep ?? false);
+    return new StreamReader(
+      this.channel,
+      this.blobs,
+      id,
+      info,
+      (chunk) => this.decodeChunk(chunk),
+      options.keep ?? false,
+    );
   }
 
   /** The raw client writes bytes only; the typed client puts other values. */
   protected encodeChunk(chunk: unknown): Promise<string> {
-    return Promise.reject(new TrellisError('TypeMismatch', `this client writes only bytes to streams, got ${typeof chunk}`));
+    return Promise.reject(
+      new TrellisError('TypeMismatch', `this client writes only bytes to streams, got ${typeof chunk}`),
+    );
   }
 
   /** The raw client yields blob chunks as Buffers and other chunks as handles. */
@@ -343,7 +393,10 @@ function toList(idOrIds: string | string[]): string[] {
 
 function checkPath(path: unknown): string {
   if (typeof path !== 'string' || path.length === 0) {
-    throw new TrellisError('InvalidArgument', `expected a path (a directory, or a file ending in .tar), got ${JSON.stringify(path)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `expected a path (a directory, or a file ending in .tar), got ${JSON.stringify(path)}`,
+    );
   }
   return path;
 }

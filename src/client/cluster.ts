@@ -25,7 +25,10 @@ export class Cluster {
   async persist(id: string, options: PersistOptions = {}): Promise<void> {
     const { ttl } = options;
     if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0)) {
-      throw new TrellisError('InvalidArgument', `persist: ttl must be a positive number of seconds, got ${String(ttl)}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `persist: ttl must be a positive number of seconds, got ${String(ttl)}`,
+      );
     }
     await this.channel.request('persist', ttl === undefined ? { id: checkId(id) } : { id: checkId(id), ttl });
   }

@@ -44,8 +44,16 @@ export class IpcChannel implements Channel {
     readonly socketPath: string,
   ) {
     socket.on('data', (chunk) => this.receive(chunk));
-    socket.on('error', (error) => this.shutdown(new TrellisError('ConnectionClosed', `connection to trellisd at ${socketPath} failed: ${error.message}`, { cause: error })));
-    socket.on('close', () => this.shutdown(new TrellisError('ConnectionClosed', `trellisd at ${socketPath} closed the connection`)));
+    socket.on('error', (error) =>
+      this.shutdown(
+        new TrellisError('ConnectionClosed', `connection to trellisd at ${socketPath} failed: ${error.message}`, {
+          cause: error,
+        }),
+      ),
+    );
+    socket.on('close', () =>
+      this.shutdown(new TrellisError('ConnectionClosed', `trellisd at ${socketPath} closed the connection`)),
+    );
   }
 
   /** Connects, registers and attaches the fd channel. Errors: ConnectionClosed, ProtocolError. */

@@ -58,7 +58,8 @@ export class SegmentMappings {
     const mapping = (segment.readOnly ??= new native.Mapping(segment.fd, segment.size, false));
     const index = Math.floor(blob.offset / READ_WINDOW);
     const start = index * READ_WINDOW;
-    if (blob.offset + blob.size > start + READ_WINDOW) return Buffer.from(this.track(mapping.buffer), blob.offset, blob.size);
+    if (blob.offset + blob.size > start + READ_WINDOW)
+      return Buffer.from(this.track(mapping.buffer), blob.offset, blob.size);
     const windows = (segment.windows ??= new Map());
     let window = windows.get(index);
     if (!window) {
@@ -108,7 +109,11 @@ export class SegmentMappings {
 
   private segment(blob: BlobLocation): MappedSegment {
     const segment = this.segments.get(blob.segment);
-    if (!segment) throw new TrellisError('ProtocolError', `blob ${blob.id} is in segment ${blob.segment}, which this client was never sent`);
+    if (!segment)
+      throw new TrellisError(
+        'ProtocolError',
+        `blob ${blob.id} is in segment ${blob.segment}, which this client was never sent`,
+      );
     return segment;
   }
 }

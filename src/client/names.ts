@@ -73,7 +73,10 @@ export class Names {
 
 export function checkId(id: unknown): string {
   if (!isObjectId(id)) {
-    throw new TrellisError('InvalidArgument', `${JSON.stringify(id)} is not an object id (expected o followed by 16 hex digits)`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${JSON.stringify(id)} is not an object id (expected o followed by 16 hex digits)`,
+    );
   }
   return id;
 }

@@ -39,7 +39,10 @@ export class ObjectHandle {
   member(key: string): ObjectHandle {
     const meta = this.meta.members[key];
     if (!meta || !this.hasMember(key)) {
-      throw new TrellisError('ObjectNotFound', `object ${this.id} (${this.typename}) has no member ${JSON.stringify(key)}`);
+      throw new TrellisError(
+        'ObjectNotFound',
+        `object ${this.id} (${this.typename}) has no member ${JSON.stringify(key)}`,
+      );
     }
     return new ObjectHandle(meta, this.views);
   }
@@ -52,7 +55,8 @@ export class ObjectHandle {
   /** A blob's bytes: a read-only view of shared memory. Errors: TypeMismatch for non-blobs. */
   get buffer(): Buffer {
     const view = this.views.get(this.id);
-    if (!view) throw new TrellisError('TypeMismatch', `object ${this.id} is a ${this.typename} with no bytes of its own`);
+    if (!view)
+      throw new TrellisError('TypeMismatch', `object ${this.id} is a ${this.typename} with no bytes of its own`);
     return view;
   }
 }

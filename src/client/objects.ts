@@ -50,7 +50,10 @@ function toRequest(spec: MetadataSpec, options: CreateMetadataOptions): CreateMe
 /** Parents as the daemon takes them: a list of ids or names. Errors: InvalidArgument. */
 export function checkParents(parents: unknown): string[] {
   if (!Array.isArray(parents) || !parents.every((ref) => typeof ref === 'string' && ref.length > 0)) {
-    throw new TrellisError('InvalidArgument', `parents must be a list of object ids or names, got ${JSON.stringify(parents)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `parents must be a list of object ids or names, got ${JSON.stringify(parents)}`,
+    );
   }
   return parents;
 }
@@ -73,7 +76,9 @@ export class Objects {
 
   /** Many objects in one round trip; all or none. */
   async createMany(entries: Array<{ spec: MetadataSpec; options?: CreateMetadataOptions }>): Promise<string[]> {
-    const { ids } = await this.channel.request('createMetadataMany', { objects: entries.map((entry) => toRequest(entry.spec, entry.options ?? {})) });
+    const { ids } = await this.channel.request('createMetadataMany', {
+      objects: entries.map((entry) => toRequest(entry.spec, entry.options ?? {})),
+    });
     for (const entry of entries) for (const writer of entry.options?.seal ?? []) writer.sealedElsewhere();
     return ids;
   }
@@ -86,7 +91,11 @@ export class Objects {
       this.blobs.remember(location);
       views.set(location.id, this.blobs.view(location).buffer);
     }
-    if (blobs.length > 0 && !(blobs.length === 1 && blobs[0].id === meta.id)) this.blobsOf.set(meta.id, blobs.map((b) => b.id));
+    if (blobs.length > 0 && !(blobs.length === 1 && blobs[0].id === meta.id))
+      this.blobsOf.set(
+        meta.id,
+        blobs.map((b) => b.id),
+      );
     return new ObjectHandle(meta, views);
   }
 

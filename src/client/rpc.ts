@@ -79,7 +79,8 @@ export class RpcChannel implements Channel {
 
   view(blob: BlobLocation): Buffer {
     const copy = this.copies.get(blob.id);
-    if (!copy) throw new TrellisError('ProtocolError', `blob ${blob.id} has no local copy: it was released or never fetched`);
+    if (!copy)
+      throw new TrellisError('ProtocolError', `blob ${blob.id} has no local copy: it was released or never fetched`);
     return copy;
   }
 

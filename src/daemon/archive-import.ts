@@ -21,7 +21,10 @@ const TOP_HASH = /^[0-9a-f]{64}$/;
 export function topHash(kind: string, body: check.Body): string {
   const value = body.topHash;
   if (typeof value !== 'string' || !TOP_HASH.test(value)) {
-    throw new TrellisError('InvalidArgument', `${kind}: topHash must be 64 lowercase hex digits, got ${check.describe(value)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: topHash must be 64 lowercase hex digits, got ${check.describe(value)}`,
+    );
   }
   return value;
 }
@@ -41,7 +44,11 @@ interface ParsedImport {
  * Errors: InvalidArgument (a malformed tree, a blob not referenced or not this client's),
  * NameExists, AlreadySealed, PermissionDenied, ObjectNotFound.
  */
-export function importArchive(state: DaemonState, session: ClientSession, body: check.Body): ImportArchiveReply | Promise<ImportArchiveReply> {
+export function importArchive(
+  state: DaemonState,
+  session: ClientSession,
+  body: check.Body,
+): ImportArchiveReply | Promise<ImportArchiveReply> {
   const request = parseImport(body);
   const existing = state.archives.find(request.topHash);
   if (existing !== undefined) {
@@ -110,10 +117,19 @@ function parseImport(body: check.Body): ParsedImport {
       used.add(ref.blob);
       return { blob: ref.blob };
     }
-    if (typeof ref === 'object' && ref !== null && Number.isSafeInteger(ref.node) && (ref.node as number) >= 0 && (ref.node as number) < before) {
+    if (
+      typeof ref === 'object' &&
+      ref !== null &&
+      Number.isSafeInteger(ref.node) &&
+      (ref.node as number) >= 0 &&
+      (ref.node as number) < before
+    ) {
       return { node: ref.node as number };
     }
-    throw new TrellisError('InvalidArgument', `${KIND}: ${where} must be one of the seal blobs or an earlier node, got ${check.describe(value)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${KIND}: ${where} must be one of the seal blobs or an earlier node, got ${check.describe(value)}`,
+    );
   };
   const nodes = nodesBody.map((value, index) => {
     const node = check.expectBody(KIND, value);
@@ -123,19 +139,38 @@ function parseImport(body: check.Body): ParsedImport {
     }
     const refs: Record<string, ArchiveRef> = {};
     for (const [key, ref] of Object.entries(refsBody)) {
-      if (key.length === 0 || key.length > 256) throw new TrellisError('InvalidArgument', `${KIND}: member keys must be 1 to 256 characters`);
+      if (key.length === 0 || key.length > 256)
+        throw new TrellisError('InvalidArgument', `${KIND}: member keys must be 1 to 256 characters`);
       refs[key] = parseRef(ref, index, `node ${index} member ${JSON.stringify(key)}`);
     }
-    return { typename: check.typename(KIND, node), fields: check.fields(KIND, node), labels: check.labels(KIND, node), members: {}, refs };
+    return {
+      typename: check.typename(KIND, node),
+      fields: check.fields(KIND, node),
+      labels: check.labels(KIND, node),
+      members: {},
+      refs,
+    };
   });
   const root = parseRef(body.root, nodes.length, 'root');
   if ('node' in root ? root.node !== nodes.length - 1 : nodes.length > 0) {
-    throw new TrellisError('InvalidArgument', `${KIND}: the root must be the last node, or a blob when there are no nodes`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${KIND}: the root must be the last node, or a blob when there are no nodes`,
+    );
   }
   for (const id of blobs) {
-    if (!used.has(id)) throw new TrellisError('InvalidArgument', `${KIND}: blob ${id} is in seal but no member refers to it`);
+    if (!used.has(id))
+      throw new TrellisError('InvalidArgument', `${KIND}: blob ${id} is in seal but no member refers to it`);
   }
   const name = body.name === undefined || body.name === null ? undefined : checkName(body.name);
   const parents = check.parentRefs(KIND, body).filter(isObjectId);
-  return { topHash: topHash(KIND, body), root, nodes, seal, name, override: check.flag(KIND, body, 'override', false), parents };
+  return {
+    topHash: topHash(KIND, body),
+    root,
+    nodes,
+    seal,
+    name,
+    override: check.flag(KIND, body, 'override', false),
+    parents,
+  };
 }

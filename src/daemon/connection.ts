@@ -97,7 +97,10 @@ export class Connection extends FramedConnection {
 
   protected override failed(code: string, message: string): void {
     const session = this.session;
-    daemonLog().warn({ pid: this.peer.pid, uid: this.peer.uid, client: session?.clientId, code }, `closed a client connection: ${message}`);
+    daemonLog().warn(
+      { pid: this.peer.pid, uid: this.peer.uid, client: session?.clientId, code },
+      `closed a client connection: ${message}`,
+    );
   }
 
   protected handshake(kind: unknown, seq: number, body: unknown): void {
@@ -105,7 +108,10 @@ export class Connection extends FramedConnection {
     if (kind === 'register') {
       const version = fields.protocolVersion;
       if (version !== PROTOCOL_VERSION) {
-        throw new TrellisError('ProtocolError', `client speaks protocol ${check.describe(version)}, this daemon ${PROTOCOL_VERSION}`);
+        throw new TrellisError(
+          'ProtocolError',
+          `client speaks protocol ${check.describe(version)}, this daemon ${PROTOCOL_VERSION}`,
+        );
       }
       this.session = this.host.register(this, this.peer.pid);
       this.role = 'client';
@@ -147,7 +153,13 @@ export class Connection extends FramedConnection {
     if (this.fdChannel) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new TrellisError('Unavailable', `client ${this.session?.clientId} attached no fd channel within ${FD_CHANNEL_WAIT_MS} ms`)),
+        () =>
+          reject(
+            new TrellisError(
+              'Unavailable',
+              `client ${this.session?.clientId} attached no fd channel within ${FD_CHANNEL_WAIT_MS} ms`,
+            ),
+          ),
         FD_CHANNEL_WAIT_MS,
       );
       this.fdChannelWaiters.push(() => {

@@ -22,11 +22,17 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
   createBlobs(ctx, body) {
     const sizes = body.sizes;
     if (!Array.isArray(sizes) || sizes.length === 0 || sizes.length > check.MAX_IDS_PER_REQUEST) {
-      throw new TrellisError('InvalidArgument', `createBlobs: sizes must be a list of 1 to ${check.MAX_IDS_PER_REQUEST} sizes, got ${check.describe(sizes)}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `createBlobs: sizes must be a list of 1 to ${check.MAX_IDS_PER_REQUEST} sizes, got ${check.describe(sizes)}`,
+      );
     }
     for (const size of sizes) {
       if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-        throw new TrellisError('InvalidArgument', `createBlobs: blob size must be a non-negative integer, got ${check.describe(size)}`);
+        throw new TrellisError(
+          'InvalidArgument',
+          `createBlobs: blob size must be a non-negative integer, got ${check.describe(size)}`,
+        );
       }
     }
     const typename = check.optionalTypename('createBlobs', body);
@@ -114,15 +120,24 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
   createMetadataMany({ state, session }, body) {
     const objects = body.objects;
     if (!Array.isArray(objects) || objects.length > check.MAX_IDS_PER_REQUEST) {
-      throw new TrellisError('InvalidArgument', `createMetadataMany: objects must be a list of at most ${check.MAX_IDS_PER_REQUEST}, got ${check.describe(objects)}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `createMetadataMany: objects must be a list of at most ${check.MAX_IDS_PER_REQUEST}, got ${check.describe(objects)}`,
+      );
     }
     // Check everything first: the batch is all or none.
-    const requests = objects.map((object) => parseMetadataRequest('createMetadataMany', state, check.expectBody('createMetadataMany', object)));
+    const requests = objects.map((object) =>
+      parseMetadataRequest('createMetadataMany', state, check.expectBody('createMetadataMany', object)),
+    );
     const names = new Set<string>();
     for (const request of requests) {
       state.table.checkMetadata(session, request.spec, request.seal);
       if (request.name === undefined) continue;
-      if (names.has(request.name)) throw new TrellisError('InvalidArgument', `createMetadataMany: name ${JSON.stringify(request.name)} appears twice`);
+      if (names.has(request.name))
+        throw new TrellisError(
+          'InvalidArgument',
+          `createMetadataMany: name ${JSON.stringify(request.name)} appears twice`,
+        );
       names.add(request.name);
     }
     return whenDone(createAndPublish(state, session, requests), (ids) => ({ ids }));
@@ -181,7 +196,10 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const version = optionalVersion('getName', body);
     if (version !== undefined) return { id: state.names.resolveVersion(name, version) };
     const wait = check.flag('getName', body, 'wait', false);
-    const timeoutMs = body.timeoutMs === undefined || body.timeoutMs === null ? undefined : check.nonNegativeInteger('getName', body, 'timeoutMs');
+    const timeoutMs =
+      body.timeoutMs === undefined || body.timeoutMs === null
+        ? undefined
+        : check.nonNegativeInteger('getName', body, 'timeoutMs');
     const id = state.names.get(name, wait ? { owner: session.clientId, timeoutMs } : undefined);
     return typeof id === 'string' ? { id } : id.then((found) => ({ id: found }));
   },
@@ -209,7 +227,8 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   createStream({ state }, body) {
     const typename = check.typename('createStream', body);
-    const schema = body.schema === undefined || body.schema === null ? undefined : check.bytes('createStream', body, 'schema');
+    const schema =
+      body.schema === undefined || body.schema === null ? undefined : check.bytes('createStream', body, 'schema');
     const params = check.map('createStream', body, 'params');
     return { id: state.streams.create(typename, schema, params) };
   },
@@ -272,7 +291,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   putGlobal({ state, session }, body) {
     const kind = 'putGlobal';
-    const spec = { typename: check.typename(kind, body), members: check.members(kind, body), fields: check.fields(kind, body), labels: check.labels(kind, body) };
+    const spec = {
+      typename: check.typename(kind, body),
+      members: check.members(kind, body),
+      fields: check.fields(kind, body),
+      labels: check.labels(kind, body),
+    };
     const name = optionalName(body);
     const override = check.flag(kind, body, 'override', false);
     if (name !== undefined) {
@@ -291,7 +315,10 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const id = state.names.resolve(ref);
     const stream = state.streams.typenameOf(id);
     if (stream !== undefined) {
-      throw new TrellisError('InvalidArgument', `exportArchive: ${ref} is a stream (${stream}): streams are not exportable, read it into an object first`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `exportArchive: ${ref} is a stream (${stream}): streams are not exportable, read it into an object first`,
+      );
     }
     state.table.sealedObject(id);
     return { id };
@@ -369,12 +396,21 @@ function parseMetadataRequest(kind: string, state: DaemonState, body: check.Body
 }
 
 /** Creates the objects here, then publishes those named or persisted (all or none). */
-function createAndPublish(state: DaemonState, session: ClientSession, requests: MetadataRequest[]): string[] | Promise<string[]> {
+function createAndPublish(
+  state: DaemonState,
+  session: ClientSession,
+  requests: MetadataRequest[],
+): string[] | Promise<string[]> {
   const published = requests.filter((request) => request.persist || request.name !== undefined).length;
   if (published > 0) state.meta.requireWritable(published === 1 ? 'publish an object' : `publish ${published} objects`);
   const ids = requests.map((request) => state.table.createMetadata(session, request.spec, request.seal).id);
   if (published === 0) return ids;
-  const created: NewObject[] = requests.map((request, i) => ({ id: ids[i], name: request.name, override: request.override, persist: request.persist }));
+  const created: NewObject[] = requests.map((request, i) => ({
+    id: ids[i],
+    name: request.name,
+    override: request.override,
+    persist: request.persist,
+  }));
   // All of them, so that a failure takes back the whole batch.
   return whenDone(state.meta.publishNew(session, created), () => ids);
 }
@@ -397,7 +433,10 @@ function optionalTtl(body: check.Body): number | undefined {
   const ttl = body.ttl;
   if (ttl === undefined || ttl === null) return undefined;
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_SECONDS) {
-    throw new TrellisError('InvalidArgument', `persist: ttl must be a number of seconds above 0 and at most ${MAX_TTL_SECONDS}, got ${check.describe(ttl)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `persist: ttl must be a number of seconds above 0 and at most ${MAX_TTL_SECONDS}, got ${check.describe(ttl)}`,
+    );
   }
   return ttl;
 }

@@ -25,7 +25,10 @@ export abstract class FramedConnection {
     maxFrameBytes: number,
   ) {
     this.decoder = new FrameDecoder(maxFrameBytes);
-    this.handshakeTimer = setTimeout(() => this.fail('ProtocolError', `no handshake within ${HANDSHAKE_TIMEOUT_MS / 1000} s`), HANDSHAKE_TIMEOUT_MS);
+    this.handshakeTimer = setTimeout(
+      () => this.fail('ProtocolError', `no handshake within ${HANDSHAKE_TIMEOUT_MS / 1000} s`),
+      HANDSHAKE_TIMEOUT_MS,
+    );
     this.handshakeTimer.unref();
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', () => socket.destroy());
@@ -50,7 +53,10 @@ export abstract class FramedConnection {
 
   /** This connection is being closed for a protocol error: one log line, naming the peer. */
   protected failed(code: string, message: string): void {
-    daemonLog().warn({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}`, code }, `closed a connection: ${message}`);
+    daemonLog().warn(
+      { remote: `${this.socket.remoteAddress}:${this.socket.remotePort}`, code },
+      `closed a connection: ${message}`,
+    );
   }
 
   /** Sends the reply of a handler's result, now or when its promise settles; `stats` counts it. */

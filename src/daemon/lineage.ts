@@ -19,7 +19,12 @@ export const MAX_LINEAGE_ENTRIES = 10_000;
  * Names are resolved now; a parent named twice is recorded once.
  * Errors: NameNotFound, ObjectNotFound naming the parent, InvalidArgument.
  */
-export function resolveParents(kind: string, refs: readonly string[], names: NameTable, meta: MetaService): ParentRef[] {
+export function resolveParents(
+  kind: string,
+  refs: readonly string[],
+  names: NameTable,
+  meta: MetaService,
+): ParentRef[] {
   if (refs.length === 0) return [];
   const parents = new Map<string, ParentRef>();
   for (const ref of refs) {
@@ -40,7 +45,9 @@ export function resolveParents(kind: string, refs: readonly string[], names: Nam
 export function lineage(ref: string, maxDepth: number, names: NameTable, meta: MetaService): LineageEntry[] {
   const id = names.resolve(ref);
   const root = meta.getMeta(id);
-  const entries: LineageEntry[] = [{ depth: 0, id, typename: root.typename, ...(isObjectId(ref) ? {} : { name: ref }), missing: false }];
+  const entries: LineageEntry[] = [
+    { depth: 0, id, typename: root.typename, ...(isObjectId(ref) ? {} : { name: ref }), missing: false },
+  ];
   const seen = new Set([id]);
   let generation: Array<{ parents: readonly ParentRef[] }> = [{ parents: root.parents ?? [] }];
   for (let depth = 1; depth <= maxDepth && generation.length > 0; depth++) {
@@ -50,7 +57,12 @@ export function lineage(ref: string, maxDepth: number, names: NameTable, meta: M
         if (seen.has(parent.id) || entries.length >= MAX_LINEAGE_ENTRIES) continue;
         seen.add(parent.id);
         const found = metaOrUndefined(meta, parent.id);
-        const entry: LineageEntry = { depth, id: parent.id, typename: found?.typename ?? null, missing: found === undefined };
+        const entry: LineageEntry = {
+          depth,
+          id: parent.id,
+          typename: found?.typename ?? null,
+          missing: found === undefined,
+        };
         if (parent.name !== undefined) entry.name = parent.name;
         if (parent.version !== undefined) entry.version = parent.version;
         entries.push(entry);

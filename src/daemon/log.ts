@@ -48,7 +48,8 @@ export function checkLogFormat(source: string, format: string): LogFormat {
 
 /** Replaces the process's daemon logger. */
 export function configureDaemonLog(options: LogOptions): Logger {
-  const destination = options.format === 'json' ? pino.destination({ fd: 2, sync: true }) : new TextLines(process.stderr.isTTY === true);
+  const destination =
+    options.format === 'json' ? pino.destination({ fd: 2, sync: true }) : new TextLines(process.stderr.isTTY === true);
   current = pino(
     { level: options.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
     destination,
@@ -68,8 +69,21 @@ function safeDefaultLevel(): LogLevel {
   }
 }
 
-const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
-const LEVEL_COLORS: Record<number, string> = { 20: '\x1b[90m', 30: '\x1b[32m', 40: '\x1b[33m', 50: '\x1b[31m', 60: '\x1b[31m' };
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warn',
+  50: 'error',
+  60: 'fatal',
+};
+const LEVEL_COLORS: Record<number, string> = {
+  20: '\x1b[90m',
+  30: '\x1b[32m',
+  40: '\x1b[33m',
+  50: '\x1b[31m',
+  60: '\x1b[31m',
+};
 /** Fields every line has, said by the line's shape instead. */
 const HIDDEN_FIELDS = new Set(['level', 'time', 'pid', 'msg']);
 

@@ -89,7 +89,9 @@ export class MemoryPolicy {
     const bounds = [
       `MemAvailable ${Number.isFinite(memAvailable) ? formatBytes(memAvailable) : 'unknown'}`,
       shm ? `${shm.dir} free ${formatBytes(shm.free)} of ${formatBytes(shm.size)}` : 'memfd segments',
-      cgroup ? `cgroup limit ${formatBytes(cgroup.limit)} with ${formatBytes(cgroup.usage)} in use` : 'cgroup limit none',
+      cgroup
+        ? `cgroup limit ${formatBytes(cgroup.limit)} with ${formatBytes(cgroup.usage)} in use`
+        : 'cgroup limit none',
     ];
     const hint =
       shm && room.bound === 'shm'

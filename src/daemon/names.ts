@@ -55,7 +55,10 @@ export class NameTable {
   refuseTaken(name: string): void {
     const current = this.histories.get(checkName(name))?.versions[0].id;
     if (current !== undefined) {
-      throw new TrellisError('NameExists', `name ${JSON.stringify(name)} is taken by ${current}; pass override to move it`);
+      throw new TrellisError(
+        'NameExists',
+        `name ${JSON.stringify(name)} is taken by ${current}; pass override to move it`,
+      );
     }
   }
 
@@ -128,7 +131,12 @@ export class NameTable {
           ? undefined
           : setTimeout(() => {
               waiter.cancel();
-              reject(new TrellisError('NameNotFound', `name ${JSON.stringify(name)} was not published within ${wait.timeoutMs} ms`));
+              reject(
+                new TrellisError(
+                  'NameNotFound',
+                  `name ${JSON.stringify(name)} was not published within ${wait.timeoutMs} ms`,
+                ),
+              );
             }, wait.timeoutMs);
       const waiter: Waiter = {
         owner: wait.owner,

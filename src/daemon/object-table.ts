@@ -137,7 +137,6 @@ export interface ObjectFilter {
   labels?: Record<string, string>;
 }
 
-
 const NO_MEMBERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const NO_FIELDS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -221,7 +220,8 @@ export class ObjectTable {
     const object = this.newObject(session, spec.typename, nbytes, undefined, true, spec, false);
     object.treeNodes = treeNodes;
     this.objects.set(object.id, object);
-    for (const [key, id] of Object.entries(spec.members)) if (!spec.remoteMembers?.[key]) this.objects.get(id)!.parents.add(object.id);
+    for (const [key, id] of Object.entries(spec.members))
+      if (!spec.remoteMembers?.[key]) this.objects.get(id)!.parents.add(object.id);
     return object;
   }
 
@@ -229,7 +229,11 @@ export class ObjectTable {
    * Checks what createMetadata would do, changing nothing; returns the object's nbytes and the
    * nodes its tree expands to. Errors: as createMetadata.
    */
-  checkMetadata(session: ClientSession, spec: MetadataSpec, seal: string[] = []): { nbytes: number; treeNodes: number } {
+  checkMetadata(
+    session: ClientSession,
+    spec: MetadataSpec,
+    seal: string[] = [],
+  ): { nbytes: number; treeNodes: number } {
     const sealing = new Set(seal);
     for (const id of sealing) this.ownUnsealed(session, id, 'seal');
     let nbytes = 0;
@@ -237,13 +241,18 @@ export class ObjectTable {
     for (const [key, id] of Object.entries(spec.members)) {
       const remote = spec.remoteMembers?.[key];
       if (remote) {
-        if (remote.id !== id) throw new TrellisError('InvalidArgument', `member ${JSON.stringify(key)}: metadata of ${remote.id} given for ${id}`);
+        if (remote.id !== id)
+          throw new TrellisError(
+            'InvalidArgument',
+            `member ${JSON.stringify(key)}: metadata of ${remote.id} given for ${id}`,
+          );
         nbytes += remote.nbytes;
         treeNodes += countNodes(remote);
         continue;
       }
       const member = this.objects.get(id);
-      if (!member) throw new TrellisError('ObjectNotFound', `member ${JSON.stringify(key)}: object ${id} does not exist`);
+      if (!member)
+        throw new TrellisError('ObjectNotFound', `member ${JSON.stringify(key)}: object ${id} does not exist`);
       if (!member.sealed && !sealing.has(id)) {
         throw new TrellisError('NotSealed', `member ${JSON.stringify(key)}: object ${id} is not sealed`);
       }
@@ -274,7 +283,10 @@ export class ObjectTable {
     }
     const count = Object.keys(labels).length;
     if (count > MAX_LABELS) {
-      throw new TrellisError('InvalidArgument', `label: object ${id} would carry ${count} labels, more than the ${MAX_LABELS} allowed`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `label: object ${id} would carry ${count} labels, more than the ${MAX_LABELS} allowed`,
+      );
     }
     object.labels = count === 0 ? NO_LABELS : labels;
     return object.labels;
@@ -316,7 +328,8 @@ export class ObjectTable {
   sealedBlobs(ids: string[]): StoredObject[] {
     const blobs = ids.map((id) => this.sealedObject(id));
     for (const blob of blobs) {
-      if (!blob.blob) throw new TrellisError('TypeMismatch', `object ${blob.id} is a ${blob.typename}, not a blob: use getObject`);
+      if (!blob.blob)
+        throw new TrellisError('TypeMismatch', `object ${blob.id} is a ${blob.typename}, not a blob: use getObject`);
     }
     return blobs;
   }
@@ -349,7 +362,10 @@ export class ObjectTable {
   /** Frees a sealed blob's memory once its bytes are safe on disk (`backing`). */
   evict(blob: StoredObject, backing: BlobBacking): void {
     if (!blob.placement || blob.holders.size > 0 || blob.deleted) {
-      throw new TrellisError('InvalidArgument', `blob ${blob.id} cannot leave memory now: it is held, deleted or not resident`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `blob ${blob.id} cannot leave memory now: it is held, deleted or not resident`,
+      );
     }
     this.resident.delete(blob.id);
     this.pool.free(blob.placement);
@@ -374,10 +390,14 @@ export class ObjectTable {
    */
   restore(objects: readonly RestoredObject[]): void {
     for (const restored of objects) {
-      if (this.objects.has(restored.id)) throw new TrellisError('InvalidArgument', `cannot restore ${restored.id}: the id is in use`);
+      if (this.objects.has(restored.id))
+        throw new TrellisError('InvalidArgument', `cannot restore ${restored.id}: the id is in use`);
       for (const [key, id] of Object.entries(restored.members)) {
         if (!restored.remoteMembers?.[key] && !this.objects.has(id)) {
-          throw new TrellisError('InvalidArgument', `cannot restore ${restored.id}: member ${JSON.stringify(key)} (${id}) is missing`);
+          throw new TrellisError(
+            'InvalidArgument',
+            `cannot restore ${restored.id}: member ${JSON.stringify(key)} (${id}) is missing`,
+          );
         }
       }
       const object = new TableObject(
@@ -394,7 +414,8 @@ export class ObjectTable {
         restored.remoteMembers,
         restored.createdAt,
       );
-      if (restored.derivedFrom !== undefined && restored.derivedFrom.length > 0) object.derivedFrom = restored.derivedFrom;
+      if (restored.derivedFrom !== undefined && restored.derivedFrom.length > 0)
+        object.derivedFrom = restored.derivedFrom;
       object.backing = restored.backing;
       object.treeNodes = 1;
       for (const [key, id] of Object.entries(restored.members)) {
@@ -407,7 +428,8 @@ export class ObjectTable {
         this.nonResidentBytes += object.nbytes;
         this.nonResidentCount++;
       }
-      for (const [key, id] of Object.entries(restored.members)) if (!restored.remoteMembers?.[key]) this.objects.get(id)!.parents.add(object.id);
+      for (const [key, id] of Object.entries(restored.members))
+        if (!restored.remoteMembers?.[key]) this.objects.get(id)!.parents.add(object.id);
     }
   }
 
@@ -481,7 +503,13 @@ export class ObjectTable {
     const found: ObjectSummary[] = [];
     for (const object of this.objects.values()) {
       if (!object.sealed || !matches(object)) continue;
-      found.push({ id: object.id, typename: object.typename, nbytes: object.nbytes, sealed: true, createdAt: object.createdAt });
+      found.push({
+        id: object.id,
+        typename: object.typename,
+        nbytes: object.nbytes,
+        sealed: true,
+        createdAt: object.createdAt,
+      });
     }
     found.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
     return found.slice(0, limit);
@@ -535,7 +563,11 @@ export class ObjectTable {
         continue;
       }
       const member = this.objects.get(id);
-      if (!member) throw new TrellisError('ObjectNotFound', `object ${object.id}: member ${JSON.stringify(key)} (${id}) was deleted`);
+      if (!member)
+        throw new TrellisError(
+          'ObjectNotFound',
+          `object ${object.id}: member ${JSON.stringify(key)} (${id}) was deleted`,
+        );
       members[key] = this.metaOf(member, blobs);
     }
     const meta: ObjectMeta = {
@@ -555,7 +587,10 @@ export class ObjectTable {
   private refuseIfReferenced(object: StoredObject, doomed: Set<string>): void {
     const name = object.names.values().next();
     if (!name.done) {
-      throw new TrellisError('Conflict', `object ${object.id} is published as ${JSON.stringify(name.value)}: drop the name first, or delete with force`);
+      throw new TrellisError(
+        'Conflict',
+        `object ${object.id} is published as ${JSON.stringify(name.value)}: drop the name first, or delete with force`,
+      );
     }
     const kept = object.keptVersions.values().next();
     if (!kept.done) {
@@ -569,7 +604,10 @@ export class ObjectTable {
     }
     for (const parent of object.parents) {
       if (!doomed.has(parent)) {
-        throw new TrellisError('Conflict', `object ${object.id} is a member of ${parent}: delete that first, or delete with force`);
+        throw new TrellisError(
+          'Conflict',
+          `object ${object.id} is a member of ${parent}: delete that first, or delete with force`,
+        );
       }
     }
   }
@@ -687,10 +725,13 @@ function countNodes(meta: ObjectMeta): number {
 }
 
 /** A test for listObjects' filter, over anything with a typename and labels. */
-export function objectMatcher(filter: ObjectFilter): (object: { typename: string; labels: Record<string, string> }) => boolean {
+export function objectMatcher(
+  filter: ObjectFilter,
+): (object: { typename: string; labels: Record<string, string> }) => boolean {
   const typename = filter.pattern ? globToRegExp(filter.pattern) : undefined;
   const wanted = Object.entries(filter.labels ?? {});
-  return (object) => (!typename || typename.test(object.typename)) && wanted.every(([key, value]) => object.labels[key] === value);
+  return (object) =>
+    (!typename || typename.test(object.typename)) && wanted.every(([key, value]) => object.labels[key] === value);
 }
 
 /** Where a resident blob's bytes are. Callers make it resident first (residency.ts). */

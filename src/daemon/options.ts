@@ -54,7 +54,10 @@ export interface DaemonOptions {
   etcdPrefix?: string;
   /** Seconds a dead daemon still looks alive (whole seconds, at least 2). Default 10. */
   leaseTtl?: number;
-  /** Where sealed blobs go under memory pressure instead of OutOfMemory. Default: DATA_DIR/spill with dataDir, else off. */
+  /**
+   * Where sealed blobs go under memory pressure instead of OutOfMemory.
+   * Default: DATA_DIR/spill with dataDir, else off.
+   */
   spillDir?: string;
   /** Makes persist durable: objects, names and ttls are kept here across restarts. Default: none. */
   dataDir?: string;
@@ -108,7 +111,10 @@ export const DEFAULT_SHM_DIR = '/dev/shm';
 export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
   const socketMode = options.socketMode ?? DEFAULT_SOCKET_MODE;
   if (!Number.isInteger(socketMode) || socketMode < 0 || socketMode > 0o777) {
-    throw new TrellisError('InvalidArgument', `socket mode must be an octal permission such as 0600, got ${socketMode}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `socket mode must be an octal permission such as 0600, got ${socketMode}`,
+    );
   }
   return {
     socket: options.socket ?? defaultSocketPath(),
@@ -125,7 +131,9 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     rpcPeers: checkPeers(options.rpcPeers ?? {}),
     rpcTimeoutMs: options.rpcTimeoutMs ?? DEFAULT_RPC_TIMEOUT_MS,
     ...checkTlsFiles(options),
-    etcd: (typeof options.etcd === 'string' ? options.etcd.split(',') : (options.etcd ?? [])).map((url) => url.trim()).filter((url) => url !== ''),
+    etcd: (typeof options.etcd === 'string' ? options.etcd.split(',') : (options.etcd ?? []))
+      .map((url) => url.trim())
+      .filter((url) => url !== ''),
     etcdPrefix: options.etcdPrefix,
     leaseTtlSeconds: options.leaseTtl ?? DEFAULT_LEASE_TTL_SECONDS,
     spillDir: options.spillDir ?? (options.dataDir === undefined ? undefined : path.join(options.dataDir, 'spill')),
@@ -150,7 +158,8 @@ function checkKeepVersions(keep: number): number {
 }
 
 function checkPort(port: number, flag = '--rpc-port'): number {
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TrellisError('InvalidArgument', `${flag} must be 0 to 65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new TrellisError('InvalidArgument', `${flag} must be 0 to 65535, got ${port}`);
   return port;
 }
 
@@ -219,7 +228,9 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
   const options: DaemonOptions & { help?: boolean } = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, undefined];
     const value = (): string => {
       const next = inline ?? argv[++i];
       if (next === undefined) throw new TrellisError('InvalidArgument', `${flag} needs a value`);
@@ -231,7 +242,8 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
         break;
       case '--socket-mode': {
         const text = value();
-        if (!/^0?[0-7]{3}$/.test(text)) throw new TrellisError('InvalidArgument', `--socket-mode must be octal such as 0600, got ${text}`);
+        if (!/^0?[0-7]{3}$/.test(text))
+          throw new TrellisError('InvalidArgument', `--socket-mode must be octal such as 0600, got ${text}`);
         options.socketMode = parseInt(text, 8);
         break;
       }

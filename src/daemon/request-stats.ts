@@ -49,7 +49,11 @@ export class KindStats {
   /** An error reply. A persist that fails for a reason other than a bad request is worth a log line. */
   failed(error: unknown): void {
     this.errors++;
-    if (this.kind === 'persist' && !isTrellisError(error, 'InvalidArgument') && !isTrellisError(error, 'ObjectNotFound')) {
+    if (
+      this.kind === 'persist' &&
+      !isTrellisError(error, 'InvalidArgument') &&
+      !isTrellisError(error, 'ObjectNotFound')
+    ) {
       daemonLog().warn({ code: (error as { code?: string }).code }, `persist failed: ${(error as Error).message}`);
     }
   }

@@ -51,7 +51,10 @@ export class Residency {
    * Errors: InvalidArgument, OutOfMemory (what clients hold leaves no room), IOError.
    */
   createBlobs(session: ClientSession, sizes: number[], typename?: string): BlobLocation[] | Promise<BlobLocation[]> {
-    return this.withRoom(() => this.table.createBlobs(session, sizes, typename), sizes.reduce((a, b) => a + b, 0));
+    return this.withRoom(
+      () => this.table.createBlobs(session, sizes, typename),
+      sizes.reduce((a, b) => a + b, 0),
+    );
   }
 
   /**
@@ -83,7 +86,10 @@ export class Residency {
         const again = this.whenResident(blobsOf());
         if (!again) return attempt();
         if (++round > MAX_ROOM_ROUNDS) {
-          throw new TrellisError('OutOfMemory', 'cannot keep every blob of the object in memory at once: the limit is too small for it');
+          throw new TrellisError(
+            'OutOfMemory',
+            'cannot keep every blob of the object in memory at once: the limit is too small for it',
+          );
         }
         await again;
       }
@@ -201,7 +207,8 @@ export class Residency {
         this.spill?.remove(backing);
       }
     }
-    if (spilled > 0) daemonLog().info({ objects: spilled, bytes: freed, asked: bytes }, `spilled ${formatBytes(freed)} to make room`);
+    if (spilled > 0)
+      daemonLog().info({ objects: spilled, bytes: freed, asked: bytes }, `spilled ${formatBytes(freed)} to make room`);
     return freed;
   }
 }

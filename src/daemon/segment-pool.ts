@@ -185,7 +185,9 @@ export class SegmentPool {
     for (const segment of this.segments.values()) largest = Math.max(largest, segment.allocator.largestFree);
     const unreserved = this.policy.limit - this.reservedBytes;
     const machineBound = machine !== undefined && machine.bytes < unreserved;
-    const short = machineBound ? `; this machine can hold only ${formatBytes(machine.bytes)} more now (${machine.why})` : '';
+    const short = machineBound
+      ? `; this machine can hold only ${formatBytes(machine.bytes)} more now (${machine.why})`
+      : '';
     const free = Math.max(largest, machineBound ? machine.bytes : unreserved);
     return new TrellisError(
       'OutOfMemory',

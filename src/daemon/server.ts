@@ -51,7 +51,6 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-
 class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   readonly table: ObjectTable;
   readonly names: NameTable;
@@ -119,7 +118,9 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       requestTimeoutMs: options.rpcTimeoutMs,
       tls: this.tls?.peers,
     });
-    const shared = cluster ? this.clusterMetadata(cluster) : new LocalMetadata(this.table, this.names, this.instanceId, this.socketPath);
+    const shared = cluster
+      ? this.clusterMetadata(cluster)
+      : new LocalMetadata(this.table, this.names, this.instanceId, this.socketPath);
     const durable =
       store &&
       new DurableMetadata(shared, store, {
@@ -206,7 +207,11 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       // Loaded only here, so that a daemon without --http-port never loads ws or prom-client.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { HttpServer } = require('./http/http-server') as typeof import('./http/http-server');
-      this.http = await HttpServer.start(this, { port: this.options.httpPort, host: this.options.httpHost, token: this.options.rpcToken });
+      this.http = await HttpServer.start(this, {
+        port: this.options.httpPort,
+        host: this.options.httpHost,
+        token: this.options.rpcToken,
+      });
     }
     this.pool.warmUp();
   }
@@ -326,7 +331,11 @@ function checkPrivateDir(dir: string): void {
   const stat = fs.lstatSync(dir);
   const uid = process.getuid?.() ?? 0;
   if (!stat.isDirectory() || stat.uid !== uid || (stat.mode & 0o077) !== 0) {
-    const what = !stat.isDirectory() ? 'is not a folder' : stat.uid !== uid ? `belongs to uid ${stat.uid}` : 'is open to others';
+    const what = !stat.isDirectory()
+      ? 'is not a folder'
+      : stat.uid !== uid
+        ? `belongs to uid ${stat.uid}`
+        : 'is open to others';
     const fix = "it must be this user's with mode 0700 (remove it, or pass --socket)";
     throw new TrellisError('PermissionDenied', `socket folder ${dir} ${what}; ${fix}`);
   }
@@ -361,7 +370,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     const rpcEndpoint = daemon.rpcEndpoint ?? null;
     const exposure = rpcEndpoint === null ? undefined : daemon.rpcExposure(rpcEndpoint);
     if (exposure) process.stderr.write(`trellisd: warning: ${exposure}\n`);
-    if (cluster && cluster.membership.info.rpcEndpoint !== rpcEndpoint) await cluster.membership.setRpcEndpoint(rpcEndpoint);
+    if (cluster && cluster.membership.info.rpcEndpoint !== rpcEndpoint)
+      await cluster.membership.setRpcEndpoint(rpcEndpoint);
   } catch (error) {
     if (daemon.listening) await daemon.stop();
     else {
@@ -371,14 +381,26 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     throw error;
   }
   log.info(
-    { socket: daemon.socketPath, instance: daemon.instanceId, rpc: daemon.rpcEndpoint, http: daemon.httpEndpoint, size: resolved.size },
+    {
+      socket: daemon.socketPath,
+      instance: daemon.instanceId,
+      rpc: daemon.rpcEndpoint,
+      http: daemon.httpEndpoint,
+      size: resolved.size,
+    },
     'started',
   );
   const stop = async () => {
     await daemon.stop();
     log.info({ socket: daemon.socketPath, instance: daemon.instanceId }, 'stopped');
   };
-  return { socket: daemon.socketPath, instanceId: daemon.instanceId, rpcEndpoint: daemon.rpcEndpoint, httpEndpoint: daemon.httpEndpoint, stop };
+  return {
+    socket: daemon.socketPath,
+    instanceId: daemon.instanceId,
+    rpcEndpoint: daemon.rpcEndpoint,
+    httpEndpoint: daemon.httpEndpoint,
+    stop,
+  };
 }
 
 /** Joins the cluster in etcd. Errors: Unavailable, InvalidArgument, Conflict. */

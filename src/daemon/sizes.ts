@@ -26,7 +26,10 @@ export function parseSize(text: string | number): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
   const unit = match ? UNITS[match[2].toLowerCase()] : undefined;
   if (!match || unit === undefined) {
-    throw new TrellisError('InvalidArgument', `cannot read size "${text}": use bytes or a unit such as 512MiB, 2GiB, 1G`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `cannot read size "${text}": use bytes or a unit such as 512MiB, 2GiB, 1G`,
+    );
   }
   const bytes = Math.floor(parseFloat(match[1]) * unit);
   if (!(bytes > 0) || !Number.isSafeInteger(bytes)) {

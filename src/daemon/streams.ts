@@ -16,7 +16,11 @@ import type { IdGenerator } from '../protocol/ids';
 import type { ObjectTable } from './object-table';
 import type { ClientSession } from './session';
 
-export const STREAM_TYPENAMES = ['trellis::ByteStream', 'trellis::RecordBatchStream', 'trellis::DataframeStream'] as const;
+export const STREAM_TYPENAMES = [
+  'trellis::ByteStream',
+  'trellis::RecordBatchStream',
+  'trellis::DataframeStream',
+] as const;
 
 type WriterState = 'unopened' | 'open' | 'finished' | 'failed';
 
@@ -88,10 +92,23 @@ export class StreamTable {
   /** Errors: InvalidArgument for an unknown stream typename. */
   create(typename: string, schema: Uint8Array | undefined, params: Record<string, unknown>): string {
     if (!(STREAM_TYPENAMES as readonly string[]).includes(typename)) {
-      throw new TrellisError('InvalidArgument', `unknown stream type ${JSON.stringify(typename)}; use one of ${STREAM_TYPENAMES.join(', ')}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `unknown stream type ${JSON.stringify(typename)}; use one of ${STREAM_TYPENAMES.join(', ')}`,
+      );
     }
     const id = this.ids.next();
-    this.streams.set(id, { id, typename, schema, params, state: 'unopened', queue: [], queuedBytes: 0, pendingWrites: [], keepCurrent: false });
+    this.streams.set(id, {
+      id,
+      typename,
+      schema,
+      params,
+      state: 'unopened',
+      queue: [],
+      queuedBytes: 0,
+      pendingWrites: [],
+      keepCurrent: false,
+    });
     return id;
   }
 
@@ -99,7 +116,10 @@ export class StreamTable {
   openWriter(session: ClientSession, id: string): OpenStreamReply {
     const stream = this.stream(id);
     if (stream.state !== 'unopened') {
-      throw new TrellisError('StreamOpened', `stream ${id} already has a writer${stream.state === 'open' ? '' : ` (it ${stream.state})`}`);
+      throw new TrellisError(
+        'StreamOpened',
+        `stream ${id} already has a writer${stream.state === 'open' ? '' : ` (it ${stream.state})`}`,
+      );
     }
     stream.writer = session;
     stream.state = 'open';
@@ -109,7 +129,8 @@ export class StreamTable {
   /** Errors: ObjectNotFound, StreamOpened. */
   openReader(session: ClientSession, id: string): OpenStreamReply {
     const stream = this.stream(id);
-    if (stream.reader) throw new TrellisError('StreamOpened', `stream ${id} already has a reader (client ${stream.reader.clientId})`);
+    if (stream.reader)
+      throw new TrellisError('StreamOpened', `stream ${id} already has a reader (client ${stream.reader.clientId})`);
     stream.reader = session;
     return describeStream(stream);
   }
@@ -134,7 +155,8 @@ export class StreamTable {
   /** Errors: ObjectNotFound, PermissionDenied (not the reader), StreamFailed. */
   read(session: ClientSession, id: string, keep: boolean): ReadChunkReply | Promise<ReadChunkReply> {
     const stream = this.stream(id);
-    if (stream.reader !== session) throw new TrellisError('PermissionDenied', `stream ${id}: open it as a reader first`);
+    if (stream.reader !== session)
+      throw new TrellisError('PermissionDenied', `stream ${id}: open it as a reader first`);
     if (stream.pendingRead) throw new TrellisError('InvalidArgument', `stream ${id}: a read is already waiting`);
     this.discardCurrent(stream);
     stream.keepCurrent = keep;
@@ -164,7 +186,8 @@ export class StreamTable {
   /** A client went away: its streams fail (writer) or lose their reader. */
   dropSession(session: ClientSession): void {
     for (const stream of this.streams.values()) {
-      if (stream.writer === session && stream.state === 'open') this.failStream(stream, `the writer (client ${session.clientId}) disconnected`);
+      if (stream.writer === session && stream.state === 'open')
+        this.failStream(stream, `the writer (client ${session.clientId}) disconnected`);
       if (stream.reader === session) {
         stream.pendingRead = undefined;
         this.discardCurrent(stream);
@@ -220,7 +243,8 @@ export class StreamTable {
   }
 
   private relieve(stream: Stream): void {
-    while (stream.pendingWrites.length > 0 && stream.queuedBytes <= this.maxBufferedBytes) stream.pendingWrites.shift()!();
+    while (stream.pendingWrites.length > 0 && stream.queuedBytes <= this.maxBufferedBytes)
+      stream.pendingWrites.shift()!();
   }
 
   private discardCurrent(stream: Stream): void {
@@ -238,7 +262,8 @@ export class StreamTable {
   private writable(session: ClientSession, id: string): Stream {
     const stream = this.stream(id);
     if (stream.state === 'failed') throw new TrellisError('StreamFailed', `stream ${id} failed: ${stream.failure}`);
-    if (stream.writer !== session) throw new TrellisError('PermissionDenied', `stream ${id}: open it as its writer first`);
+    if (stream.writer !== session)
+      throw new TrellisError('PermissionDenied', `stream ${id}: open it as its writer first`);
     return stream;
   }
 

@@ -15,7 +15,10 @@ export function expectBody(kind: string, body: unknown): Body {
 export function objectId(kind: string, body: Body, field = 'id'): string {
   const value = body[field];
   if (!isObjectId(value)) {
-    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be an object id such as o0000000000000001, got ${describe(value)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: ${field} must be an object id such as o0000000000000001, got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -25,7 +28,10 @@ export const MAX_IDS_PER_REQUEST = 100_000;
 export function objectIds(kind: string, body: Body, field = 'ids'): string[] {
   const value = body[field];
   if (!Array.isArray(value) || value.length > MAX_IDS_PER_REQUEST) {
-    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be a list of at most ${MAX_IDS_PER_REQUEST} object ids, got ${describe(value)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: ${field} must be a list of at most ${MAX_IDS_PER_REQUEST} object ids, got ${describe(value)}`,
+    );
   }
   for (const id of value) {
     if (!isObjectId(id)) throw new TrellisError('InvalidArgument', `${kind}: ${describe(id)} is not an object id`);
@@ -36,7 +42,10 @@ export function objectIds(kind: string, body: Body, field = 'ids'): string[] {
 export function nonNegativeInteger(kind: string, body: Body, field: string, fallback?: number): number {
   const value = body[field] ?? fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be a non-negative integer, got ${describe(value)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: ${field} must be a non-negative integer, got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -45,7 +54,10 @@ export function optionalString(kind: string, body: Body, field: string, maxLengt
   const value = body[field];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string' || value.length > maxLength) {
-    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be a string of at most ${maxLength} characters, got ${describe(value)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: ${field} must be a string of at most ${maxLength} characters, got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -72,17 +84,30 @@ export const MAX_TYPENAME_LENGTH = 256;
 export function optionalTypename(kind: string, body: Body, field = 'typename'): string | undefined {
   const value = optionalString(kind, body, field, MAX_TYPENAME_LENGTH);
   if (value !== undefined && !TYPENAME_PATTERN.test(value)) {
-    throw new TrellisError('InvalidArgument', `${kind}: ${describe(value)} is not a typename (such as trellis::Blob or my::Type<int64>)`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: ${describe(value)} is not a typename (such as trellis::Blob or my::Type<int64>)`,
+    );
   }
   return value;
 }
 
 /** Keys an object's metadata has of its own; user fields may not use them. */
-export const RESERVED_KEYS = new Set(['id', 'typename', 'nbytes', 'instanceId', 'createdAt', 'labels', 'members', 'fields']);
+export const RESERVED_KEYS = new Set([
+  'id',
+  'typename',
+  'nbytes',
+  'instanceId',
+  'createdAt',
+  'labels',
+  'members',
+  'fields',
+]);
 
 export function typename(kind: string, body: Body): string {
   const value = optionalTypename(kind, body);
-  if (value === undefined) throw new TrellisError('InvalidArgument', `${kind}: a typename is required (such as trellis::Value)`);
+  if (value === undefined)
+    throw new TrellisError('InvalidArgument', `${kind}: a typename is required (such as trellis::Value)`);
   return value;
 }
 
@@ -92,7 +117,8 @@ export function map(kind: string, body: Body, field: string): Record<string, unk
 
 export function bytes(kind: string, body: Body, field: string): Uint8Array {
   const value = body[field];
-  if (!(value instanceof Uint8Array)) throw new TrellisError('InvalidArgument', `${kind}: ${field} must be bytes, got ${describe(value)}`);
+  if (!(value instanceof Uint8Array))
+    throw new TrellisError('InvalidArgument', `${kind}: ${field} must be bytes, got ${describe(value)}`);
   return value;
 }
 
@@ -109,8 +135,13 @@ function plainMap(kind: string, body: Body, field: string): Record<string, unkno
 export function members(kind: string, body: Body): Record<string, string> {
   const map = plainMap(kind, body, 'members');
   for (const [key, id] of Object.entries(map)) {
-    if (key.length === 0 || key.length > 256) throw new TrellisError('InvalidArgument', `${kind}: member keys must be 1 to 256 characters`);
-    if (!isObjectId(id)) throw new TrellisError('InvalidArgument', `${kind}: member ${JSON.stringify(key)} must be an object id, got ${describe(id)}`);
+    if (key.length === 0 || key.length > 256)
+      throw new TrellisError('InvalidArgument', `${kind}: member keys must be 1 to 256 characters`);
+    if (!isObjectId(id))
+      throw new TrellisError(
+        'InvalidArgument',
+        `${kind}: member ${JSON.stringify(key)} must be an object id, got ${describe(id)}`,
+      );
   }
   return map as Record<string, string>;
 }
@@ -127,7 +158,8 @@ export function labels(kind: string, body: Body, field = 'labels'): Record<strin
 /** label's changes: a map of label to a string, or to null (remove it). */
 export function labelChanges(kind: string, body: Body): Record<string, string | null> {
   const map = plainMap(kind, body, 'labels');
-  if (Object.keys(map).length === 0) throw new TrellisError('InvalidArgument', `${kind}: labels must name at least one label`);
+  if (Object.keys(map).length === 0)
+    throw new TrellisError('InvalidArgument', `${kind}: labels must name at least one label`);
   return labelMap(kind, map, true);
 }
 
@@ -138,7 +170,10 @@ function labelMap(kind: string, map: Record<string, unknown>, nullable: boolean)
   }
   for (const [key, value] of entries) {
     if (key.length === 0 || key.length > MAX_LABEL_KEY_LENGTH) {
-      throw new TrellisError('InvalidArgument', `${kind}: label ${describe(key)}: a key is 1 to ${MAX_LABEL_KEY_LENGTH} characters`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `${kind}: label ${describe(key)}: a key is 1 to ${MAX_LABEL_KEY_LENGTH} characters`,
+      );
     }
     if (value === null && nullable) continue;
     if (typeof value !== 'string' || value.length > MAX_LABEL_VALUE_LENGTH) {
@@ -160,11 +195,17 @@ export function parentRefs(kind: string, body: Body): string[] {
   const value = body.parents;
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value) || value.length > MAX_PARENTS) {
-    throw new TrellisError('InvalidArgument', `${kind}: parents must be a list of at most ${MAX_PARENTS} ids or names, got ${describe(value)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: parents must be a list of at most ${MAX_PARENTS} ids or names, got ${describe(value)}`,
+    );
   }
   for (const ref of value) {
     if (typeof ref !== 'string' || ref.length === 0 || ref.length > 1024) {
-      throw new TrellisError('InvalidArgument', `${kind}: a parent must be an object id or a name, got ${describe(ref)}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `${kind}: a parent must be an object id or a name, got ${describe(ref)}`,
+      );
     }
   }
   return value as string[];
@@ -173,7 +214,11 @@ export function parentRefs(kind: string, body: Body): string[] {
 export function fields(kind: string, body: Body): Record<string, unknown> {
   const map = plainMap(kind, body, 'fields');
   for (const key of Object.keys(map)) {
-    if (RESERVED_KEYS.has(key)) throw new TrellisError('InvalidArgument', `${kind}: ${JSON.stringify(key)} is reserved and cannot be set as a field`);
+    if (RESERVED_KEYS.has(key))
+      throw new TrellisError(
+        'InvalidArgument',
+        `${kind}: ${JSON.stringify(key)} is reserved and cannot be set as a field`,
+      );
   }
   return map;
 }
@@ -181,7 +226,11 @@ export function fields(kind: string, body: Body): Record<string, unknown> {
 export function nameRefs(kind: string, body: Body): Record<string, string> {
   const map = plainMap(kind, body, 'names');
   for (const [name, id] of Object.entries(map)) {
-    if (!isObjectId(id)) throw new TrellisError('InvalidArgument', `${kind}: name ${JSON.stringify(name)} must map to an object id, got ${describe(id)}`);
+    if (!isObjectId(id))
+      throw new TrellisError(
+        'InvalidArgument',
+        `${kind}: name ${JSON.stringify(name)} must map to an object id, got ${describe(id)}`,
+      );
   }
   return map as Record<string, string>;
 }

@@ -46,7 +46,11 @@ interface Format extends WriteFormat {
 }
 
 /** Errors: IOError (cannot write the file, with the system error as cause), InvalidArgument (bad options or source). */
-export async function writeCsv(file: string, source: CsvSource, options: CsvWriteOptions = {}): Promise<CsvWriteResult> {
+export async function writeCsv(
+  file: string,
+  source: CsvSource,
+  options: CsvWriteOptions = {},
+): Promise<CsvWriteResult> {
   resolveFormat(file, options); // bad options fail before a file is made
   const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.partial`);
   let handle: fs.promises.FileHandle | undefined;
@@ -109,9 +113,20 @@ function writeHeader(sink: ByteSink, fields: readonly Field[], format: Format): 
   fields.forEach((field, i) => {
     if (i > 0) sink.byte(format.delimiter);
     const name = field.name;
-    const special = [...Buffer.from(name)].some((byte) => byte === format.delimiter || byte === format.quote || byte === 0x0a || byte === 0x0d || byte === format.alsoSeparates);
+    const special = [...Buffer.from(name)].some(
+      (byte) =>
+        byte === format.delimiter ||
+        byte === format.quote ||
+        byte === 0x0a ||
+        byte === 0x0d ||
+        byte === format.alsoSeparates,
+    );
     if (!special) return sink.text(name);
-    if (format.quote < 0) throw new TrellisError('InvalidArgument', `cannot write the column name ${JSON.stringify(name)} without quoting (quote is null)`);
+    if (format.quote < 0)
+      throw new TrellisError(
+        'InvalidArgument',
+        `cannot write the column name ${JSON.stringify(name)} without quoting (quote is null)`,
+      );
     const bytes = Buffer.from(name);
     sink.copyQuoted(bytes, 0, bytes.length, format.quote);
   });
@@ -124,10 +139,16 @@ function resolveFormat(file: string, options: CsvWriteOptions): Format {
   if (delimiter === WHITESPACE_DELIMITER) delimiter = ' ';
   const quote = options.quote === undefined ? defaults.quote : options.quote;
   if (Buffer.byteLength(delimiter) !== 1 || /[\r\n]/.test(delimiter)) {
-    throw new TrellisError('InvalidArgument', `delimiter must be one single-byte character other than a line break, got ${JSON.stringify(delimiter)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `delimiter must be one single-byte character other than a line break, got ${JSON.stringify(delimiter)}`,
+    );
   }
   if (quote !== null && (Buffer.byteLength(quote) !== 1 || quote === delimiter || /[\r\n]/.test(quote))) {
-    throw new TrellisError('InvalidArgument', `quote must be one single-byte character other than the delimiter or a line break, got ${JSON.stringify(quote)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `quote must be one single-byte character other than the delimiter or a line break, got ${JSON.stringify(quote)}`,
+    );
   }
   return {
     delimiter: delimiter.charCodeAt(0),
@@ -146,11 +167,18 @@ async function* batchesOf(source: CsvSource): AsyncIterable<RecordBatch> {
     yield* source.batches;
   } else if (source && (Symbol.asyncIterator in source || Symbol.iterator in source)) {
     for await (const batch of source as AsyncIterable<RecordBatch>) {
-      if (!(batch instanceof RecordBatch)) throw new TrellisError('InvalidArgument', `writeCsv: the source yielded ${describe(batch)}, expected apache-arrow RecordBatches`);
+      if (!(batch instanceof RecordBatch))
+        throw new TrellisError(
+          'InvalidArgument',
+          `writeCsv: the source yielded ${describe(batch)}, expected apache-arrow RecordBatches`,
+        );
       yield batch;
     }
   } else {
-    throw new TrellisError('InvalidArgument', `writeCsv: expected a Table, a RecordBatch or an iterable of RecordBatches, got ${describe(source)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `writeCsv: expected a Table, a RecordBatch or an iterable of RecordBatches, got ${describe(source)}`,
+    );
   }
 }
 

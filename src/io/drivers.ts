@@ -12,7 +12,8 @@ const drivers = new Map<string, Driver>();
 
 /** `scheme` without the colon, such as 'file' or 's3'. */
 export function registerDriver(scheme: string, driver: Driver): void {
-  if (!/^[a-z][a-z0-9+.-]*$/.test(scheme)) throw new TrellisError('InvalidArgument', `invalid URL scheme ${JSON.stringify(scheme)}`);
+  if (!/^[a-z][a-z0-9+.-]*$/.test(scheme))
+    throw new TrellisError('InvalidArgument', `invalid URL scheme ${JSON.stringify(scheme)}`);
   drivers.set(scheme, driver);
 }
 
@@ -22,12 +23,19 @@ export function driverFor(url: string): { driver: Driver; parsed: URL } {
   try {
     parsed = new URL(url);
   } catch (error) {
-    throw new TrellisError('InvalidArgument', `cannot parse URL ${JSON.stringify(url)}: use a URL such as file:///data/edges.e`, { cause: error });
+    throw new TrellisError(
+      'InvalidArgument',
+      `cannot parse URL ${JSON.stringify(url)}: use a URL such as file:///data/edges.e`,
+      { cause: error },
+    );
   }
   const scheme = parsed.protocol.replace(/:$/, '');
   const driver = drivers.get(scheme);
   if (!driver) {
-    throw new TrellisError('InvalidArgument', `no driver for URL scheme "${scheme}:" in ${url}; known: ${[...drivers.keys()].map((s) => s + ':').join(', ')}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `no driver for URL scheme "${scheme}:" in ${url}; known: ${[...drivers.keys()].map((s) => s + ':').join(', ')}`,
+    );
   }
   return { driver, parsed };
 }

@@ -29,7 +29,8 @@ export const fileDriver: Driver = {
     const opts = options as FileOpenOptions;
     const path = pathOf(url);
     if (opts.mode === 'w') return writeFile(path, opts);
-    if (opts.mode !== undefined && opts.mode !== 'r') throw new TrellisError('InvalidArgument', `mode must be 'r' or 'w', got ${JSON.stringify(opts.mode)}`);
+    if (opts.mode !== undefined && opts.mode !== 'r')
+      throw new TrellisError('InvalidArgument', `mode must be 'r' or 'w', got ${JSON.stringify(opts.mode)}`);
     return readFile(path, opts);
   },
 };
@@ -38,7 +39,9 @@ function pathOf(url: URL): string {
   try {
     return fileURLToPath(url);
   } catch (error) {
-    throw new TrellisError('InvalidArgument', `${url.href} is not a local file URL (use file:///absolute/path)`, { cause: error });
+    throw new TrellisError('InvalidArgument', `${url.href} is not a local file URL (use file:///absolute/path)`, {
+      cause: error,
+    });
   }
 }
 
@@ -81,6 +84,7 @@ async function readFile(path: string, options: FileOpenOptions): Promise<Datafra
 }
 
 async function writeFile(path: string, options: FileOpenOptions): Promise<{ path: string; rows: number }> {
-  if (!options.source) throw new TrellisError('InvalidArgument', `open(${path}, { mode: 'w' }) needs a source: a Table or a stream`);
+  if (!options.source)
+    throw new TrellisError('InvalidArgument', `open(${path}, { mode: 'w' }) needs a source: a Table or a stream`);
   return writeCsv(path, options.source, options);
 }

@@ -7,7 +7,10 @@ export interface Progress {
   totalBytes: number;
 }
 
-export function terminalProgress(label: string, stream: NodeJS.WriteStream = process.stderr): ((progress: Progress) => void) | undefined {
+export function terminalProgress(
+  label: string,
+  stream: NodeJS.WriteStream = process.stderr,
+): ((progress: Progress) => void) | undefined {
   if (!stream.isTTY) return undefined;
   const started = Date.now();
   let drawn = 0;

@@ -26,7 +26,11 @@ const BIN32 = 0xc6;
  * of keys ending at the binary's key). Returns the header plus prefix, then the parts themselves:
  * write them in order, without copying. Keys whose value is undefined are left out.
  */
-export function encodeFrameWithBytes(body: Record<string, unknown>, path: readonly string[], parts: readonly Uint8Array[]): Buffer[] {
+export function encodeFrameWithBytes(
+  body: Record<string, unknown>,
+  path: readonly string[],
+  parts: readonly Uint8Array[],
+): Buffer[] {
   const dataBytes = parts.reduce((total, part) => total + part.byteLength, 0);
   const prefix: Buffer[] = [];
   encodeLevel(body, path, dataBytes, prefix);
@@ -39,7 +43,12 @@ export function encodeFrameWithBytes(body: Record<string, unknown>, path: readon
   frame.writeUInt32LE(bodyLength % 2 ** 32, 4);
   frame.writeUInt32LE(Math.floor(bodyLength / 2 ** 32), 8);
   head.copy(frame, HEADER_BYTES);
-  return [frame, ...parts.filter((part) => part.byteLength > 0).map((part) => Buffer.from(part.buffer, part.byteOffset, part.byteLength))];
+  return [
+    frame,
+    ...parts
+      .filter((part) => part.byteLength > 0)
+      .map((part) => Buffer.from(part.buffer, part.byteOffset, part.byteLength)),
+  ];
 }
 
 function encodeLevel(level: Record<string, unknown>, path: readonly string[], dataBytes: number, out: Buffer[]): void {
@@ -50,7 +59,12 @@ function encodeLevel(level: Record<string, unknown>, path: readonly string[], da
   out.push(packr.pack(key));
   if (rest.length > 0) {
     const inner = level[key];
-    encodeLevel(typeof inner === 'object' && inner !== null ? (inner as Record<string, unknown>) : {}, rest, dataBytes, out);
+    encodeLevel(
+      typeof inner === 'object' && inner !== null ? (inner as Record<string, unknown>) : {},
+      rest,
+      dataBytes,
+      out,
+    );
     return;
   }
   const bin = Buffer.allocUnsafe(5);
@@ -87,7 +101,8 @@ export function matchBulkReply(peek: Buffer, bodyBytes: number): BulkReplyStart 
   const reader = new PrefixReader(peek);
   if (reader.mapSize() !== 2 || reader.string() !== 'seq') return undefined;
   const seq = reader.unsigned();
-  if (seq === undefined || reader.string() !== 'reply' || reader.mapSize() !== 1 || reader.string() !== 'data') return undefined;
+  if (seq === undefined || reader.string() !== 'reply' || reader.mapSize() !== 1 || reader.string() !== 'data')
+    return undefined;
   const dataBytes = reader.bin32Length();
   if (dataBytes === undefined || reader.offset + dataBytes !== bodyBytes) return undefined;
   return { seq, prefixBytes: reader.offset, dataBytes };
@@ -154,7 +169,7 @@ export function planReads(blobs: ReadonlyArray<{ id: string; size: number }>, ch
   let current: ByteRange[] = [];
   let currentBytes = 0;
   for (const { id, size } of blobs) {
-    for (let offset = 0; offset < size; ) {
+    for (let offset = 0; offset < size;) {
       if (currentBytes === chunkBytes) {
         requests.push(current);
         current = [];

@@ -85,7 +85,10 @@ export function readHeader(head: Buffer, maxFrameBytes: number): number {
   }
   const version = head.readUInt8(2);
   if (version !== PROTOCOL_VERSION) {
-    throw new TrellisError('ProtocolError', `unsupported protocol version ${version} (this daemon speaks ${PROTOCOL_VERSION})`);
+    throw new TrellisError(
+      'ProtocolError',
+      `unsupported protocol version ${version} (this daemon speaks ${PROTOCOL_VERSION})`,
+    );
   }
   const low = head.readUInt32LE(4);
   const high = head.readUInt32LE(8);

@@ -597,7 +597,6 @@ export type ClientKind = Exclude<Kind, 'register' | 'attachFdChannel' | RpcOnlyK
 /** Kinds a registered RPC session may send: every client kind, plus reading and writing bytes. */
 export type RpcKind = ClientKind | Exclude<RpcOnlyKind, 'registerRpc'>;
 
-
 /** A request frame's body. */
 export interface RequestEnvelope<K extends Kind = Kind> {
   kind: K;

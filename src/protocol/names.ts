@@ -13,7 +13,10 @@ const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.\-:/@+=]*$/;
 export function checkName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_LENGTH) {
     const shown = typeof name === 'string' ? `a ${name.length}-character string` : typeof name;
-    throw new TrellisError('InvalidArgument', `a name must be a string of 1 to ${MAX_NAME_LENGTH} characters, got ${shown}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `a name must be a string of 1 to ${MAX_NAME_LENGTH} characters, got ${shown}`,
+    );
   }
   if (!NAME_PATTERN.test(name) || name.includes('//') || name.endsWith('/') || name.split('/').includes('..')) {
     throw new TrellisError(

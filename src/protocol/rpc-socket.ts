@@ -15,7 +15,15 @@ import { fromWireError, TrellisError } from '../errors';
 import { encodeFrameWithBytes, planReads } from './bulk-frames';
 import { FrameReader, type BulkConsumer } from './frame-reader';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame } from './framing';
-import { PROTOCOL_VERSION, type ByteRange, type Kind, type RegisterRpcReply, type ReplyEnvelope, type ReplyOf, type RequestOf } from './messages';
+import {
+  PROTOCOL_VERSION,
+  type ByteRange,
+  type Kind,
+  type RegisterRpcReply,
+  type ReplyEnvelope,
+  type ReplyOf,
+  type RequestOf,
+} from './messages';
 import { tlsConnectOptions, tlsFailure, type RpcTlsOptions } from './rpc-tls';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -62,7 +70,10 @@ export function parseEndpoint(endpoint: string): { host: string; port: number } 
   const match = typeof endpoint === 'string' ? /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(endpoint) : null;
   const port = match ? Number(match[2]) : NaN;
   if (!match || port < 1 || port > 65535) {
-    throw new TrellisError('InvalidArgument', `an RPC endpoint is host:port, such as 127.0.0.1:9600; got ${JSON.stringify(endpoint)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `an RPC endpoint is host:port, such as 127.0.0.1:9600; got ${JSON.stringify(endpoint)}`,
+    );
   }
   return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
@@ -88,7 +99,9 @@ export class RpcSocket {
       bulkStart: (start) => this.pending.get(start.seq)?.consume && ((bytes) => this.consume(start.seq, bytes)),
       bulkEnd: (seq) => this.finishBulk(seq),
     });
-    socket.on('error', (error) => this.shutdown(this.unavailable(`the connection to trellisd at ${endpoint} failed`, error)));
+    socket.on('error', (error) =>
+      this.shutdown(this.unavailable(`the connection to trellisd at ${endpoint} failed`, error)),
+    );
     socket.on('close', () => this.shutdown(this.closedByPeer()));
   }
 
@@ -123,7 +136,12 @@ export class RpcSocket {
     const rpc = new RpcSocket(socket, endpoint, requestTimeoutMs, options.tls !== undefined);
     const connected = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new TrellisError('Unavailable', `trellisd at ${endpoint} did not accept a connection within ${connectTimeoutMs} ms`));
+        reject(
+          new TrellisError(
+            'Unavailable',
+            `trellisd at ${endpoint} did not accept a connection within ${connectTimeoutMs} ms`,
+          ),
+        );
         socket.destroy();
       }, connectTimeoutMs);
       socket.once(options.tls !== undefined ? 'secureConnect' : 'connect', () => {
@@ -137,7 +155,11 @@ export class RpcSocket {
     });
     await connected;
     try {
-      rpc.registration = await rpc.request('registerRpc', { protocolVersion: PROTOCOL_VERSION, token: options.token }, { timeoutMs: connectTimeoutMs });
+      rpc.registration = await rpc.request(
+        'registerRpc',
+        { protocolVersion: PROTOCOL_VERSION, token: options.token },
+        { timeoutMs: connectTimeoutMs },
+      );
     } catch (error) {
       rpc.close();
       throw error;
@@ -171,7 +193,11 @@ export class RpcSocket {
         const part = bytes.subarray(at, Math.min(at + chunk, bytes.byteLength));
         const body = { id, offset: offset + at };
         at += part.byteLength;
-        await this.send('writeBlob', encodeFrameWithBytes({ kind: 'writeBlob', seq: this.nextSeq, body }, ['body', 'data'], [part]), {});
+        await this.send(
+          'writeBlob',
+          encodeFrameWithBytes({ kind: 'writeBlob', seq: this.nextSeq, body }, ['body', 'data'], [part]),
+          {},
+        );
       }
     };
     await Promise.all(Array.from({ length: Math.min(READ_WINDOW, Math.ceil(bytes.byteLength / chunk)) }, lane));
@@ -182,7 +208,10 @@ export class RpcSocket {
    * (copy it before returning). Requests of DEFAULT_CHUNK_BYTES each, READ_WINDOW in flight.
    * Errors: Unavailable, ObjectNotFound, and whatever `sink` throws.
    */
-  async readBlobs(blobs: ReadonlyArray<{ id: string; size: number }>, sink: (id: string, offset: number, bytes: Buffer) => void): Promise<void> {
+  async readBlobs(
+    blobs: ReadonlyArray<{ id: string; size: number }>,
+    sink: (id: string, offset: number, bytes: Buffer) => void,
+  ): Promise<void> {
     const requests = planReads(blobs, Math.min(DEFAULT_CHUNK_BYTES, this.registration.maxFrameBytes));
     let next = 0;
     const lane = async (): Promise<void> => {
@@ -218,7 +247,12 @@ export class RpcSocket {
         }
       }
     };
-    return this.send('readBlobs', [encodeFrame({ kind: 'readBlobs', seq: this.nextSeq, body: { ranges } })], {}, consume);
+    return this.send(
+      'readBlobs',
+      [encodeFrame({ kind: 'readBlobs', seq: this.nextSeq, body: { ranges } })],
+      {},
+      consume,
+    );
   }
 
   /** Sends frames already encoded with seq = nextSeq. */
@@ -231,7 +265,13 @@ export class RpcSocket {
       const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
       if (timeoutMs > 0) {
         pending.timer = setTimeout(
-          () => this.shutdown(new TrellisError('Unavailable', `trellisd at ${this.endpoint} did not answer ${kind} within ${timeoutMs} ms`)),
+          () =>
+            this.shutdown(
+              new TrellisError(
+                'Unavailable',
+                `trellisd at ${this.endpoint} did not answer ${kind} within ${timeoutMs} ms`,
+              ),
+            ),
           timeoutMs,
         );
       }

@@ -70,7 +70,8 @@ export function tlsFailure(endpoint: string, error: Error): TrellisError | undef
     );
   }
   if (NOT_TLS.test(code)) {
-    const message = `trellisd at ${endpoint} does not speak TLS on that port (${code}); it serves plain RPC: ` +
+    const message =
+      `trellisd at ${endpoint} does not speak TLS on that port (${code}); it serves plain RPC: ` +
       'connect without tls';
     return new TrellisError('Unavailable', message, { cause: error });
   }

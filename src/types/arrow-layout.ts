@@ -36,7 +36,20 @@
  *
  * Types come from the schema, not from the nodes: node i of a struct is read as field i's type.
  */
-import { Data, Message, MessageHeader, RecordBatch, Schema, Struct, Table, Type, Vector, type DataType, type Dictionary, type Timestamp } from 'apache-arrow';
+import {
+  Data,
+  Message,
+  MessageHeader,
+  RecordBatch,
+  Schema,
+  Struct,
+  Table,
+  Type,
+  Vector,
+  type DataType,
+  type Dictionary,
+  type Timestamp,
+} from 'apache-arrow';
 import { TrellisError } from '../errors';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
 import { checkArrowNode, checkBatchColumns, pathOf, type Where } from './arrow-node-checks';
@@ -109,7 +122,10 @@ export function planArrow(value: Table | RecordBatch): ArrowPlan {
     kind = 'batch';
     batches = [value];
   } else {
-    throw new TrellisError('InvalidArgument', `planArrow expects an apache-arrow Table or RecordBatch, got ${describe(value)}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `planArrow expects an apache-arrow Table or RecordBatch, got ${describe(value)}`,
+    );
   }
   const layout: ArrowLayout = {
     version: ARROW_LAYOUT_VERSION,
@@ -119,7 +135,9 @@ export function planArrow(value: Table | RecordBatch): ArrowPlan {
     batches: batches.map((batch) => planner.batch(batch)),
     dictionaries: planner.dictionaries,
   };
-  const unsetTimezones = typesOf(value.schema).flatMap((type, index) => (type.typeId === Type.Timestamp && (type as Timestamp).timezone === undefined ? [index] : []));
+  const unsetTimezones = typesOf(value.schema).flatMap((type, index) =>
+    type.typeId === Type.Timestamp && (type as Timestamp).timezone === undefined ? [index] : [],
+  );
   if (unsetTimezones.length > 0) layout.unsetTimezones = unsetTimezones;
   return { buffers: planner.buffers, layout };
 }
@@ -229,17 +247,23 @@ export function rebuildArrow(layout: ArrowLayout, views: readonly Uint8Array[]):
   if (layout.version !== ARROW_LAYOUT_VERSION) {
     throw mismatch(`arrow layout version ${layout.version} is not one this trellis reads (${ARROW_LAYOUT_VERSION})`);
   }
-  if (layout.kind !== 'table' && layout.kind !== 'batch') throw mismatch(`arrow layout kind ${String(layout.kind)} is neither 'table' nor 'batch'`);
+  if (layout.kind !== 'table' && layout.kind !== 'batch')
+    throw mismatch(`arrow layout kind ${String(layout.kind)} is neither 'table' nor 'batch'`);
   if (views.length !== layout.bufferTypes.length) {
     throw mismatch(`arrow layout lists ${layout.bufferTypes.length} buffers but ${views.length} were given`);
   }
-  if (layout.kind === 'batch' && layout.batches.length !== 1) throw mismatch(`a RecordBatch layout holds ${layout.batches.length} batches, not 1`);
+  if (layout.kind === 'batch' && layout.batches.length !== 1)
+    throw mismatch(`a RecordBatch layout holds ${layout.batches.length} batches, not 1`);
   const schema = schemaOf(layout);
-  const rebuilder = new ArrowRebuilder(layout, layout.bufferTypes.map((type, index) => typedView(type, views[index], index)));
+  const rebuilder = new ArrowRebuilder(
+    layout,
+    layout.bufferTypes.map((type, index) => typedView(type, views[index], index)),
+  );
   const batchType = new Struct(schema.fields);
   const batches = layout.batches.map((batch, i) => {
     const where = `batch ${i}`;
-    if (typeof batch !== 'object' || batch === null) throw mismatch(`${where} of the arrow layout is ${describe(batch)}`);
+    if (typeof batch !== 'object' || batch === null)
+      throw mismatch(`${where} of the arrow layout is ${describe(batch)}`);
     const data = rebuilder.node(batchType, batch.node, where) as Data<Struct>;
     checkBatchColumns(data.length, data.children, where);
     return new RecordBatch(schema, data, batchMetadata(batch.metadata, where));
@@ -266,7 +290,9 @@ class ArrowRebuilder {
     }
     const shape = { length: node.length, offset: node.offset ?? 0, nullCount: node.nullCount ?? 0 };
     if (!isCount(shape.length) || !isCount(shape.offset) || !Number.isSafeInteger(shape.nullCount)) {
-      throw mismatch(`${pathOf(where)} (${type}) has length ${String(node.length)}, offset ${String(node.offset)}, nullCount ${String(node.nullCount)}`);
+      throw mismatch(
+        `${pathOf(where)} (${type}) has length ${String(node.length)}, offset ${String(node.offset)}, nullCount ${String(node.nullCount)}`,
+      );
     }
     const buffers = node.buffers.map((index) => (index === null ? undefined : this.array(index, where)));
     const isDictionary = type.typeId === Type.Dictionary;
@@ -274,9 +300,13 @@ class ArrowRebuilder {
     const childFields = isDictionary ? [] : (type.children ?? []);
     const children = node.children ?? [];
     if (!Array.isArray(children) || children.length !== childFields.length) {
-      throw mismatch(`${pathOf(where)} (${type}) has ${describeCount(children)} children; its type has ${childFields.length}`);
+      throw mismatch(
+        `${pathOf(where)} (${type}) has ${describeCount(children)} children; its type has ${childFields.length}`,
+      );
     }
-    const childData = children.map((child, i) => this.node(childFields[i].type, child, { parent: where, name: childFields[i].name }));
+    const childData = children.map((child, i) =>
+      this.node(childFields[i].type, child, { parent: where, name: childFields[i].name }),
+    );
     checkArrowNode(type, shape, buffers, childData, where);
     let dictionary: Vector | undefined;
     if (isDictionary) {
@@ -284,7 +314,8 @@ class ArrowRebuilder {
       dictionary = this.dictionary((type as Dictionary).dictionary, node.dictionary, where);
     }
     const variadic = node.variadic ?? [];
-    if (!Array.isArray(variadic)) throw mismatch(`${pathOf(where)} (${type}) has variadic buffers ${describe(variadic)}, not a list`);
+    if (!Array.isArray(variadic))
+      throw mismatch(`${pathOf(where)} (${type}) has variadic buffers ${describe(variadic)}, not a list`);
     return new Data(
       type,
       shape.offset,
@@ -299,23 +330,28 @@ class ArrowRebuilder {
 
   private dictionary(valueType: DataType, index: number, where: Where): Vector {
     const chunks = isIndex(index, this.layout.dictionaries.length) ? this.layout.dictionaries[index] : undefined;
-    if (!Array.isArray(chunks)) throw mismatch(`${pathOf(where)} refers to dictionary ${String(index)} of ${this.layout.dictionaries.length}`);
+    if (!Array.isArray(chunks))
+      throw mismatch(`${pathOf(where)} refers to dictionary ${String(index)} of ${this.layout.dictionaries.length}`);
     let vector = this.dictionaries[index];
     if (!vector) {
       // A Vector of no chunks would forget its type, so an empty dictionary gets one empty chunk.
-      const data = chunks.length > 0
-        ? chunks.map((chunk, i) => this.node(valueType, chunk, `dictionary ${index} chunk ${i}`))
-        : [new Data(valueType, 0, 0, 0)];
+      const data =
+        chunks.length > 0
+          ? chunks.map((chunk, i) => this.node(valueType, chunk, `dictionary ${index} chunk ${i}`))
+          : [new Data(valueType, 0, 0, 0)];
       this.dictionaries[index] = vector = new Vector(data);
     } else if (vector.type.typeId !== valueType.typeId) {
       // Two columns may share a dictionary only if they agree on what it holds.
-      throw mismatch(`${pathOf(where)} reads dictionary ${index} as ${valueType}; another column read it as ${vector.type}`);
+      throw mismatch(
+        `${pathOf(where)} reads dictionary ${index} as ${valueType}; another column read it as ${vector.type}`,
+      );
     }
     return vector;
   }
 
   private array(index: number, where: Where): AnyTypedArray {
-    if (!isIndex(index, this.arrays.length)) throw mismatch(`${pathOf(where)} refers to buffer ${String(index)} of ${this.arrays.length}`);
+    if (!isIndex(index, this.arrays.length))
+      throw mismatch(`${pathOf(where)} refers to buffer ${String(index)} of ${this.arrays.length}`);
     return this.arrays[index];
   }
 }
@@ -335,7 +371,9 @@ function describeCount(value: unknown): string {
 /** A batch's custom metadata: [key, value] string pairs. */
 function batchMetadata(pairs: unknown, where: string): Map<string, string> {
   if (pairs === undefined) return new Map();
-  const valid = Array.isArray(pairs) && pairs.every((pair) => Array.isArray(pair) && pair.length === 2 && pair.every((part) => typeof part === 'string'));
+  const valid =
+    Array.isArray(pairs) &&
+    pairs.every((pair) => Array.isArray(pair) && pair.length === 2 && pair.every((part) => typeof part === 'string'));
   if (!valid) throw mismatch(`${where} has custom metadata that is not a list of [key, value] strings`);
   return new Map(pairs as Array<[string, string]>);
 }
@@ -354,14 +392,19 @@ function typesOf(schema: Schema): DataType[] {
 }
 
 function typedView(type: string, view: Uint8Array | undefined, index: number): AnyTypedArray {
-  if (!Object.hasOwn(TYPED_ARRAYS, type)) throw mismatch(`arrow layout gives buffer ${index} the unknown class ${String(type)}`);
-  if (!(view instanceof Uint8Array)) throw mismatch(`buffer ${index} of the arrow layout is ${describe(view)}, not bytes`);
+  if (!Object.hasOwn(TYPED_ARRAYS, type))
+    throw mismatch(`arrow layout gives buffer ${index} the unknown class ${String(type)}`);
+  if (!(view instanceof Uint8Array))
+    throw mismatch(`buffer ${index} of the arrow layout is ${describe(view)}, not bytes`);
   const Class = TYPED_ARRAYS[type as TypedArrayName];
   const width = Class.BYTES_PER_ELEMENT;
   if (view.byteLength % width !== 0) {
-    throw mismatch(`buffer ${index} of the arrow layout is a ${type} but holds ${view.byteLength} bytes, not a multiple of ${width}`);
+    throw mismatch(
+      `buffer ${index} of the arrow layout is a ${type} but holds ${view.byteLength} bytes, not a multiple of ${width}`,
+    );
   }
-  if (view.byteOffset % width === 0) return new Class(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength / width);
+  if (view.byteOffset % width === 0)
+    return new Class(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength / width);
   const copy = new Class(view.byteLength / width);
   new Uint8Array(copy.buffer).set(view);
   return copy;
@@ -395,7 +438,9 @@ function schemaOf(layout: ArrowLayout): Schema {
     schema = decodeSchema(layout.schema);
     if (layout.unsetTimezones) {
       const types = typesOf(schema);
-      for (const index of layout.unsetTimezones) if (types[index]?.typeId === Type.Timestamp) (types[index] as { timezone?: string | null }).timezone = undefined;
+      for (const index of layout.unsetTimezones)
+        if (types[index]?.typeId === Type.Timestamp)
+          (types[index] as { timezone?: string | null }).timezone = undefined;
     }
     if (decodedSchemas.size >= DECODED_SCHEMAS_KEPT) decodedSchemas.delete(decodedSchemas.keys().next().value!);
     decodedSchemas.set(key, schema);
@@ -410,7 +455,10 @@ function decodeSchema(encoded: string): Schema {
   } catch (error) {
     throw mismatch('the schema of an arrow layout is not an Arrow IPC message', error);
   }
-  if (message.headerType !== MessageHeader.Schema) throw mismatch(`the schema of an arrow layout is an IPC ${MessageHeader[message.headerType]} message, not a Schema`);
+  if (message.headerType !== MessageHeader.Schema)
+    throw mismatch(
+      `the schema of an arrow layout is an IPC ${MessageHeader[message.headerType]} message, not a Schema`,
+    );
   return message.header() as Schema;
 }
 

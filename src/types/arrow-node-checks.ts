@@ -15,7 +15,16 @@
  * A lie there gives wrong values or a TypeError when that row is read, never a read outside the
  * stored bytes: typed-array reads and subarray() are bounds-checked by the language.
  */
-import { Type, UnionMode, type DataType, type Data, type Dictionary, type FixedSizeBinary, type FixedSizeList, type Union } from 'apache-arrow';
+import {
+  Type,
+  UnionMode,
+  type DataType,
+  type Data,
+  type Dictionary,
+  type FixedSizeBinary,
+  type FixedSizeList,
+  type Union,
+} from 'apache-arrow';
 import { TrellisError } from '../errors';
 
 /** A node's buffers, in arrow JS's BufferType order: valueOffsets, values, validity, typeIds. */
@@ -40,7 +49,13 @@ const VIEW_BYTES = 16;
  * Refuses a node whose buffers or children cannot hold what its type and length say.
  * `where` names the node (batch, column path) for the message. Errors: TypeMismatch.
  */
-export function checkArrowNode(type: DataType, shape: NodeShape, buffers: NodeBuffers, children: readonly Data[], where: Where): void {
+export function checkArrowNode(
+  type: DataType,
+  shape: NodeShape,
+  buffers: NodeBuffers,
+  children: readonly Data[],
+  where: Where,
+): void {
   try {
     checkNode(type, shape, buffers, children);
   } catch (error) {
@@ -66,7 +81,8 @@ function checkNode(type: DataType, shape: NodeShape, buffers: NodeBuffers, child
     const validity = buffers[VALIDITY];
     // An empty bitmap with no nulls is how arrow JS says "all valid"; anything else must cover every row.
     if (nullCount !== 0 && !validity) throw mismatch(`claims ${nullCount} nulls but has no validity bitmap`);
-    if (validity && (validity.byteLength > 0 || nullCount !== 0)) needBits(validity, offset + length, 'validity bitmap');
+    if (validity && (validity.byteLength > 0 || nullCount !== 0))
+      needBits(validity, offset + length, 'validity bitmap');
     // A column arrow padded with nulls (a table's shorter column) has a bitmap and nothing else;
     // its values are never read, and if a lying bitmap says otherwise, reads come back undefined.
     if (nullCount === length && length > 0) return;
@@ -134,7 +150,8 @@ function checkNode(type: DataType, shape: NodeShape, buffers: NodeBuffers, child
  */
 export function checkBatchColumns(length: number, columns: readonly Data[], where: string): void {
   for (let i = 0; i < columns.length; i++) {
-    if (columns[i].length !== length) throw mismatch(`${where}: column ${i} has ${columns[i].length} rows; the batch has ${length}`);
+    if (columns[i].length !== length)
+      throw mismatch(`${where}: column ${i} has ${columns[i].length} rows; the batch has ${length}`);
   }
 }
 
@@ -149,7 +166,13 @@ function strideOf(type: DataType): number {
   return 1;
 }
 
-function checkOffsets(offsets: ArrayBufferView | undefined, type: DataType, length: number, reach: number, what: string): void {
+function checkOffsets(
+  offsets: ArrayBufferView | undefined,
+  type: DataType,
+  length: number,
+  reach: number,
+  what: string,
+): void {
   const OffsetClass = (type as DataType & { OffsetArrayType: TypedArrayClass }).OffsetArrayType;
   if (length === 0 && (!offsets || offsets.byteLength === 0)) return;
   const array = needElements(offsets, OffsetClass, length + 1, 'offsets') as unknown as ArrayLike<number | bigint>;
@@ -174,19 +197,27 @@ function need(buffer: ArrayBufferView | undefined, what: string): ArrayBufferVie
 }
 
 /** The buffer, checked to be of `Class` (so its elements are read as stored) and to hold `count` of them. */
-function needElements(buffer: ArrayBufferView | undefined, Class: TypedArrayClass, count: number, what: string): ArrayBufferView {
+function needElements(
+  buffer: ArrayBufferView | undefined,
+  Class: TypedArrayClass,
+  count: number,
+  what: string,
+): ArrayBufferView {
   if (!buffer) {
     if (count === 0) return new Uint8Array(0);
     throw mismatch(`has no ${what} buffer`);
   }
-  if (!(buffer instanceof Class)) throw mismatch(`has a ${(buffer as ArrayBufferView).constructor.name} ${what} buffer, not a ${Class.name}`);
+  if (!(buffer instanceof Class))
+    throw mismatch(`has a ${(buffer as ArrayBufferView).constructor.name} ${what} buffer, not a ${Class.name}`);
   const held = buffer.byteLength / Class.BYTES_PER_ELEMENT;
-  if (held < count) throw mismatch(`needs ${count} ${what} elements; its buffer holds ${held} (${buffer.byteLength} bytes)`);
+  if (held < count)
+    throw mismatch(`needs ${count} ${what} elements; its buffer holds ${held} (${buffer.byteLength} bytes)`);
   return buffer;
 }
 
 function needBits(buffer: ArrayBufferView, bits: number, what: string): void {
-  if (buffer.byteLength * 8 < bits) throw mismatch(`needs ${bits} bits of ${what}; it holds ${buffer.byteLength} bytes`);
+  if (buffer.byteLength * 8 < bits)
+    throw mismatch(`needs ${bits} bits of ${what}; it holds ${buffer.byteLength} bytes`);
 }
 
 function mismatch(message: string): TrellisError {

@@ -6,7 +6,10 @@ import { publishOptions, type PutOptions } from './registry';
 export const BLOB_TYPENAME = 'trellis::Blob';
 
 export function isBytes(value: unknown): value is Uint8Array | ArrayBuffer {
-  return value instanceof ArrayBuffer || (value instanceof Uint8Array && (value.constructor === Uint8Array || Buffer.isBuffer(value)));
+  return (
+    value instanceof ArrayBuffer ||
+    (value instanceof Uint8Array && (value.constructor === Uint8Array || Buffer.isBuffer(value)))
+  );
 }
 
 export async function buildBlob(client: Client, value: Uint8Array | ArrayBuffer, options: PutOptions): Promise<string> {

@@ -31,9 +31,12 @@ export function registerBuiltins(): void {
 
   registerBuiltinBuilder(
     (value) => Array.isArray(value) && !isPlainValue(value),
-    (client, items: unknown[], options) => buildSequence(client, items, options, (item) => builderFor(item)(client, item, {})),
+    (client, items: unknown[], options) =>
+      buildSequence(client, items, options, (item) => builderFor(item)(client, item, {})),
   );
-  registerResolver(SEQUENCE_TYPENAME, (object, client) => resolveSequence(object, (item) => resolveHandle(item, client)));
+  registerResolver(SEQUENCE_TYPENAME, (object, client) =>
+    resolveSequence(object, (item) => resolveHandle(item, client)),
+  );
 
   registerBuiltinBuilder(isBytes, buildBlob);
   registerResolver(BLOB_TYPENAME, resolveBlob);
@@ -54,7 +57,8 @@ export function registerBuiltins(): void {
             `ShareableList ${list.name} is frozen already, so put cannot record its parents: pass them to freeze({ parents })`,
           );
         }
-        if (options.labels !== undefined && Object.keys(options.labels).length > 0) await client.label(list.name, options.labels);
+        if (options.labels !== undefined && Object.keys(options.labels).length > 0)
+          await client.label(list.name, options.labels);
       }
       if (options.name) await client.putName(list.name, options.name, { override: options.override });
       if (options.persist && options.ttl === undefined) await client.persist(list.name);
@@ -62,7 +66,9 @@ export function registerBuiltins(): void {
     },
   );
   registerResolver(SHAREABLE_LIST_TYPENAME, (object, client) =>
-    guardResolve(object, () => ShareableList.fromBlob(client, { id: object.id, size: object.nbytes, buffer: object.buffer })),
+    guardResolve(object, () =>
+      ShareableList.fromBlob(client, { id: object.id, size: object.nbytes, buffer: object.buffer }),
+    ),
   );
 
   registerArrowTypes();

@@ -75,13 +75,20 @@ async function abortAll(writers: BlobWriter[]): Promise<void> {
 /** The Table or RecordBatch over the object's blobs, no copy. Errors: TypeMismatch. */
 export function resolveArrow(object: ObjectHandle): Table | RecordBatch {
   const expectedKind = KIND_OF_TYPENAME.get(object.typename);
-  if (!expectedKind) throw new TrellisError('TypeMismatch', `object ${object.id} is a ${object.typename}, not a ${DATAFRAME_TYPENAME} or ${RECORD_BATCH_TYPENAME}`);
+  if (!expectedKind)
+    throw new TrellisError(
+      'TypeMismatch',
+      `object ${object.id} is a ${object.typename}, not a ${DATAFRAME_TYPENAME} or ${RECORD_BATCH_TYPENAME}`,
+    );
   const layout = object.fields.layout as ArrowLayoutModule.ArrowLayout | undefined;
   if (typeof layout !== 'object' || layout === null || !Array.isArray(layout.bufferTypes)) {
     throw new TrellisError('TypeMismatch', `object ${object.id} (${object.typename}) has no arrow layout field`);
   }
   if (layout.kind !== expectedKind) {
-    throw new TrellisError('TypeMismatch', `object ${object.id} is a ${object.typename} but its arrow layout holds a ${layout.kind}`);
+    throw new TrellisError(
+      'TypeMismatch',
+      `object ${object.id} is a ${object.typename} but its arrow layout holds a ${layout.kind}`,
+    );
   }
   return guardResolve(object, () => {
     const views = layout.bufferTypes.map((_, i) => object.member(bufferKey(i)).buffer);

@@ -19,7 +19,9 @@ export function malformed(object: ObjectHandle, what: string, cause?: unknown): 
  */
 export function resolveError(object: ObjectHandle, error: unknown): TrellisError {
   if (isTrellisError(error) && error.code !== 'ObjectNotFound') {
-    return error.message.includes(object.id) ? error : new TrellisError(error.code, `object ${object.id} (${object.typename}): ${error.message}`, { cause: error });
+    return error.message.includes(object.id)
+      ? error
+      : new TrellisError(error.code, `object ${object.id} (${object.typename}): ${error.message}`, { cause: error });
   }
   const message = error instanceof Error ? error.message : String(error);
   return malformed(object, message, error);

@@ -27,7 +27,12 @@ export interface PutOptions {
  * persist and parents (labels go in the metadata spec, or in a seal's options). Every built-in
  * builder passes its options through here, so each put applies all of them in that request.
  */
-export function publishOptions(options: PutOptions): { name?: string; override?: boolean; persist?: boolean; parents?: string[] } {
+export function publishOptions(options: PutOptions): {
+  name?: string;
+  override?: boolean;
+  persist?: boolean;
+  parents?: string[];
+} {
   const published: { name?: string; override?: boolean; persist?: boolean; parents?: string[] } = {};
   if (options.name !== undefined) published.name = options.name;
   if (options.override !== undefined) published.override = options.override;
@@ -64,7 +69,10 @@ export function isBuiltinBuilder(build: Builder): boolean {
 
 export function registerResolver(typenamePrefix: string, resolve: Resolver): void {
   if (typeof typenamePrefix !== 'string' || typenamePrefix.length === 0 || typeof resolve !== 'function') {
-    throw new TrellisError('InvalidArgument', 'registerResolver(typenamePrefix, resolve): expected a non-empty string and a function');
+    throw new TrellisError(
+      'InvalidArgument',
+      'registerResolver(typenamePrefix, resolve): expected a non-empty string and a function',
+    );
   }
   resolvers.set(typenamePrefix, resolve);
 }
@@ -72,7 +80,10 @@ export function registerResolver(typenamePrefix: string, resolve: Resolver): voi
 /** Errors: TypeMismatch when no builder takes the value. */
 export function builderFor(value: unknown): Builder {
   for (const { test, build } of builders) if (test(value)) return build;
-  throw new TrellisError('TypeMismatch', `no builder takes a value of type ${describeValue(value)}; register one with registerBuilder`);
+  throw new TrellisError(
+    'TypeMismatch',
+    `no builder takes a value of type ${describeValue(value)}; register one with registerBuilder`,
+  );
 }
 
 /**

@@ -28,12 +28,17 @@ export async function buildSequence(
  * it is checked against the members before anything is made, so a lying length costs nothing.
  * Errors: TypeMismatch naming the object; whatever resolving an item throws.
  */
-export function resolveSequence(object: ObjectHandle, resolveItem: (item: ObjectHandle) => unknown): Promise<unknown[]> {
+export function resolveSequence(
+  object: ObjectHandle,
+  resolveItem: (item: ObjectHandle) => unknown,
+): Promise<unknown[]> {
   const length = object.fields.length;
-  if (!Number.isSafeInteger(length) || (length as number) < 0) throw malformed(object, `length ${String(length)} is not a count`);
+  if (!Number.isSafeInteger(length) || (length as number) < 0)
+    throw malformed(object, `length ${String(length)} is not a count`);
   const items: ObjectHandle[] = [];
   for (let index = 0; index < (length as number); index++) {
-    if (!object.hasMember(String(index))) throw malformed(object, `length ${length} but no member ${JSON.stringify(String(index))}`);
+    if (!object.hasMember(String(index)))
+      throw malformed(object, `length ${length} but no member ${JSON.stringify(String(index))}`);
     items.push(object.member(String(index)));
   }
   return Promise.all(items.map(resolveItem));

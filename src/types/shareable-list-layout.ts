@@ -180,7 +180,9 @@ export class ListBytes {
   static open(bytes: Buffer, id: string): ListBytes {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (bytes.length < HEADER_BYTES || view.getUint32(MAGIC_AT, true) !== LIST_MAGIC) {
-      throw corrupt(`object ${id} is not a ShareableList: its ${bytes.length} bytes do not start with the TRSL magic number`);
+      throw corrupt(
+        `object ${id} is not a ShareableList: its ${bytes.length} bytes do not start with the TRSL magic number`,
+      );
     }
     const version = view.getUint16(VERSION_AT, true);
     if (version !== LAYOUT_VERSION) {
@@ -203,7 +205,8 @@ export class ListBytes {
     const at = slotAt(index);
     const offset = view.getUint32(at + OFFSET_AT, true);
     const { value } = item;
-    if (item.tag === TAG_UTF8) bytes.write(value as string, offset, item.length, item.flags & FLAG_ASCII ? 'latin1' : 'utf8');
+    if (item.tag === TAG_UTF8)
+      bytes.write(value as string, offset, item.length, item.flags & FLAG_ASCII ? 'latin1' : 'utf8');
     else if (item.tag === TAG_BYTES) bytes.set(value as Uint8Array, offset);
     else if (item.tag === TAG_FLOAT64) view.setFloat64(offset, value as number, true);
     else if (item.tag === TAG_INT64 && typeof value === 'bigint') view.setBigInt64(offset, value, true);
@@ -232,7 +235,10 @@ export class ListBytes {
     const offset = view.getUint32(at + OFFSET_AT, true);
     const isNumber = tag === TAG_INT64 || tag === TAG_FLOAT64;
     const end = offset + (isNumber ? 8 : view.getUint32(at + LENGTH_AT, true));
-    if (end > bytes.length) throw corrupt(`ShareableList ${this.id}: slot ${index} ends at byte ${end}, past the end of the ${bytes.length}-byte list`);
+    if (end > bytes.length)
+      throw corrupt(
+        `ShareableList ${this.id}: slot ${index} ends at byte ${end}, past the end of the ${bytes.length}-byte list`,
+      );
     switch (tag) {
       case TAG_FLOAT64:
         return view.getFloat64(offset, true);
@@ -242,7 +248,9 @@ export class ListBytes {
         if ((view.getUint8(at + FLAGS_AT) & FLAG_ASCII) === 0) return decodeUtf8(bytes, offset, end);
         return this.texts ? this.asciiFromText(index, offset, end) : decodeAscii(bytes, offset, end);
       case TAG_BYTES:
-        return this.sealed ? viewOf(this.memory, bytes.byteOffset + offset, end - offset) : Buffer.from(bytes.subarray(offset, end));
+        return this.sealed
+          ? viewOf(this.memory, bytes.byteOffset + offset, end - offset)
+          : Buffer.from(bytes.subarray(offset, end));
       default:
         throw corrupt(`ShareableList ${this.id}: slot ${index} has unknown tag ${tag}`);
     }
@@ -290,7 +298,8 @@ export class ListBytes {
 type BufferClass = new (memory: ArrayBufferLike, byteOffset: number, length: number) => Buffer;
 
 const species: unknown = (Buffer as unknown as { [Symbol.species]?: unknown })[Symbol.species];
-const ViewBuffer = typeof species === 'function' && species.prototype === Buffer.prototype ? (species as BufferClass) : undefined;
+const ViewBuffer =
+  typeof species === 'function' && species.prototype === Buffer.prototype ? (species as BufferClass) : undefined;
 
 const viewOf: (memory: ArrayBufferLike, byteOffset: number, length: number) => Buffer = ViewBuffer
   ? (memory, byteOffset, length) => new ViewBuffer(memory, byteOffset, length)
@@ -306,7 +315,9 @@ interface SliceMethods extends Buffer {
   utf8Slice(start: number, end: number): string;
 }
 
-const hasSliceMethods = typeof (Buffer.prototype as SliceMethods).latin1Slice === 'function' && typeof (Buffer.prototype as SliceMethods).utf8Slice === 'function';
+const hasSliceMethods =
+  typeof (Buffer.prototype as SliceMethods).latin1Slice === 'function' &&
+  typeof (Buffer.prototype as SliceMethods).utf8Slice === 'function';
 
 const sliceLatin1: (bytes: Buffer, start: number, end: number) => string = hasSliceMethods
   ? (bytes, start, end) => (bytes as SliceMethods).latin1Slice(start, end)
@@ -349,7 +360,13 @@ function decodeUtf8(bytes: Buffer, start: number, end: number): string {
     } else if (lead >= 0xc2 && lead <= 0xdf && i + 1 < end && (bytes[i + 1] & 0xc0) === 0x80) {
       units[count++] = ((lead & 0x1f) << 6) | (bytes[i + 1] & 0x3f);
       i += 2;
-    } else if (lead >= 0xe0 && lead <= 0xef && i + 2 < end && isSecondOfThree(lead, bytes[i + 1]) && (bytes[i + 2] & 0xc0) === 0x80) {
+    } else if (
+      lead >= 0xe0 &&
+      lead <= 0xef &&
+      i + 2 < end &&
+      isSecondOfThree(lead, bytes[i + 1]) &&
+      (bytes[i + 2] & 0xc0) === 0x80
+    ) {
       units[count++] = ((lead & 0x0f) << 12) | ((bytes[i + 1] & 0x3f) << 6) | (bytes[i + 2] & 0x3f);
       i += 3;
     } else {
@@ -390,21 +407,129 @@ function textOf(c: ArrayLike<number>, at: number, count: number): string {
     case 8:
       return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6], c[at + 7]);
     case 9:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6], c[at + 7], c[at + 8]);
+      return fromCharCode(
+        c[at],
+        c[at + 1],
+        c[at + 2],
+        c[at + 3],
+        c[at + 4],
+        c[at + 5],
+        c[at + 6],
+        c[at + 7],
+        c[at + 8],
+      );
     case 10:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6], c[at + 7], c[at + 8], c[at + 9]);
+      return fromCharCode(
+        c[at],
+        c[at + 1],
+        c[at + 2],
+        c[at + 3],
+        c[at + 4],
+        c[at + 5],
+        c[at + 6],
+        c[at + 7],
+        c[at + 8],
+        c[at + 9],
+      );
     case 11:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6], c[at + 7], c[at + 8], c[at + 9], c[at + 10]);
+      return fromCharCode(
+        c[at],
+        c[at + 1],
+        c[at + 2],
+        c[at + 3],
+        c[at + 4],
+        c[at + 5],
+        c[at + 6],
+        c[at + 7],
+        c[at + 8],
+        c[at + 9],
+        c[at + 10],
+      );
     case 12:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6], c[at + 7], c[at + 8], c[at + 9], c[at + 10], c[at + 11]);
+      return fromCharCode(
+        c[at],
+        c[at + 1],
+        c[at + 2],
+        c[at + 3],
+        c[at + 4],
+        c[at + 5],
+        c[at + 6],
+        c[at + 7],
+        c[at + 8],
+        c[at + 9],
+        c[at + 10],
+        c[at + 11],
+      );
     case 13:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6], c[at + 7], c[at + 8], c[at + 9], c[at + 10], c[at + 11], c[at + 12]);
+      return fromCharCode(
+        c[at],
+        c[at + 1],
+        c[at + 2],
+        c[at + 3],
+        c[at + 4],
+        c[at + 5],
+        c[at + 6],
+        c[at + 7],
+        c[at + 8],
+        c[at + 9],
+        c[at + 10],
+        c[at + 11],
+        c[at + 12],
+      );
     case 14:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6], c[at + 7], c[at + 8], c[at + 9], c[at + 10], c[at + 11], c[at + 12], c[at + 13]);
+      return fromCharCode(
+        c[at],
+        c[at + 1],
+        c[at + 2],
+        c[at + 3],
+        c[at + 4],
+        c[at + 5],
+        c[at + 6],
+        c[at + 7],
+        c[at + 8],
+        c[at + 9],
+        c[at + 10],
+        c[at + 11],
+        c[at + 12],
+        c[at + 13],
+      );
     case 15:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6], c[at + 7], c[at + 8], c[at + 9], c[at + 10], c[at + 11], c[at + 12], c[at + 13], c[at + 14]);
+      return fromCharCode(
+        c[at],
+        c[at + 1],
+        c[at + 2],
+        c[at + 3],
+        c[at + 4],
+        c[at + 5],
+        c[at + 6],
+        c[at + 7],
+        c[at + 8],
+        c[at + 9],
+        c[at + 10],
+        c[at + 11],
+        c[at + 12],
+        c[at + 13],
+        c[at + 14],
+      );
     case 16:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6], c[at + 7], c[at + 8], c[at + 9], c[at + 10], c[at + 11], c[at + 12], c[at + 13], c[at + 14], c[at + 15]);
+      return fromCharCode(
+        c[at],
+        c[at + 1],
+        c[at + 2],
+        c[at + 3],
+        c[at + 4],
+        c[at + 5],
+        c[at + 6],
+        c[at + 7],
+        c[at + 8],
+        c[at + 9],
+        c[at + 10],
+        c[at + 11],
+        c[at + 12],
+        c[at + 13],
+        c[at + 14],
+        c[at + 15],
+      );
     default:
       throw new RangeError(`textOf: ${count} units, more than ${SHORT_TEXT}`);
   }

@@ -71,11 +71,18 @@ export class ShareableList implements Iterable<ShareableItem> {
    * A new, mutable list holding `items`, visible to others once frozen.
    * Errors: InvalidArgument (an item or option), OutOfMemory.
    */
-  static async create(client: Client, items: Iterable<ShareableItem>, options: ShareableListOptions = {}): Promise<ShareableList> {
+  static async create(
+    client: Client,
+    items: Iterable<ShareableItem>,
+    options: ShareableListOptions = {},
+  ): Promise<ShareableList> {
     const values = toArray(items);
     const reserved = options.capacity ?? 0;
     if (!Number.isSafeInteger(reserved) || reserved < 0) {
-      throw new TrellisError('InvalidArgument', `ShareableList.create: capacity must be a non-negative integer number of bytes, got ${String(reserved)}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `ShareableList.create: capacity must be a non-negative integer number of bytes, got ${String(reserved)}`,
+      );
     }
     // An index loop, not map(): a sparse array's holes are undefined items, which must be refused.
     const encoded: EncodedItem[] = [];
@@ -86,7 +93,10 @@ export class ShareableList implements Iterable<ShareableItem> {
     }
     const size = listBytes(capacities);
     if (size > MAX_LIST_BYTES) {
-      throw new TrellisError('InvalidArgument', `ShareableList.create: ${values.length} items need ${size} bytes; a list holds at most ${MAX_LIST_BYTES}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `ShareableList.create: ${values.length} items need ${size} bytes; a list holds at most ${MAX_LIST_BYTES}`,
+      );
     }
 
     const writer = await client.createBlob(size, { typename: SHAREABLE_LIST_TYPENAME });
@@ -112,9 +122,13 @@ export class ShareableList implements Iterable<ShareableItem> {
       blob = await client.getBlob(name);
     } catch (error) {
       if (!isTrellisError(error, 'NotSealed')) throw error;
-      throw new TrellisError('NotSealed', `ShareableList ${name} is not frozen yet: its creator must call freeze() before others can open it`, {
-        cause: error,
-      });
+      throw new TrellisError(
+        'NotSealed',
+        `ShareableList ${name} is not frozen yet: its creator must call freeze() before others can open it`,
+        {
+          cause: error,
+        },
+      );
     }
     return ShareableList.fromBlob(client, blob);
   }
@@ -176,7 +190,10 @@ export class ShareableList implements Iterable<ShareableItem> {
     return this.freezing ?? Promise.resolve();
   }
 
-  private async seal(writer: BlobWriter, options: { labels?: Record<string, string>; parents?: string[] }): Promise<void> {
+  private async seal(
+    writer: BlobWriter,
+    options: { labels?: Record<string, string>; parents?: string[] },
+  ): Promise<void> {
     try {
       await writer.seal(options);
     } catch (error) {
@@ -199,7 +216,10 @@ export class ShareableList implements Iterable<ShareableItem> {
   private readUnsealed(index: number): ShareableItem {
     if (this.slots.bytes.byteLength === 0) {
       // Between the seal's reply and freeze() resolving, the writable buffer is already gone.
-      throw new TrellisError('NotSealed', `ShareableList ${this.name} is being frozen: read it once freeze() has resolved`);
+      throw new TrellisError(
+        'NotSealed',
+        `ShareableList ${this.name} is being frozen: read it once freeze() has resolved`,
+      );
     }
     return this.slots.itemAt(index);
   }
@@ -212,20 +232,27 @@ export class ShareableList implements Iterable<ShareableItem> {
   private badIndex(index: number, verb: string): TrellisError {
     const what = Number.isInteger(index) ? 'is out of range' : 'is not an integer';
     const valid = this.length === 0 ? 'the list is empty' : `valid indexes are 0..${this.length - 1}`;
-    return new TrellisError('InvalidArgument', `ShareableList ${this.name}: ${verb}(${String(index)}): the index ${what}; ${valid}`);
+    return new TrellisError(
+      'InvalidArgument',
+      `ShareableList ${this.name}: ${verb}(${String(index)}): the index ${what}; ${valid}`,
+    );
   }
 }
 
 function encodeOrThrow(value: unknown, index: number, context: string): EncodedItem {
   const item = encodeItem(value);
-  if (typeof item === 'string') throw new TrellisError('InvalidArgument', `${context}: item ${index}: ${item}; ${SUPPORTED}`);
+  if (typeof item === 'string')
+    throw new TrellisError('InvalidArgument', `${context}: item ${index}: ${item}; ${SUPPORTED}`);
   return item;
 }
 
 function toArray(items: Iterable<ShareableItem>): unknown[] {
   if (Array.isArray(items)) return items;
   if (items === null || typeof (items as Partial<Iterable<unknown>>)?.[Symbol.iterator] !== 'function') {
-    throw new TrellisError('InvalidArgument', `ShareableList.create: items must be an array or another iterable, got ${typeof items}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `ShareableList.create: items must be an array or another iterable, got ${typeof items}`,
+    );
   }
   return Array.from(items);
 }

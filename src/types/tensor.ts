@@ -44,11 +44,22 @@ export function isTensor(value: unknown): value is ArrayBufferView {
   return ArrayBuffer.isView(value) && dtypeOf(value) !== undefined;
 }
 
-export async function buildTensor(client: Client, value: ArrayBufferView & { length: number }, options: PutOptions): Promise<string> {
+export async function buildTensor(
+  client: Client,
+  value: ArrayBufferView & { length: number },
+  options: PutOptions,
+): Promise<string> {
   const dtype = dtypeOf(value)!;
   const shape = options.shape ?? [value.length];
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0) || shape.reduce((a, b) => a * b, 1) !== value.length) {
-    throw new TrellisError('InvalidArgument', `shape ${JSON.stringify(shape)} does not hold the ${value.length} elements of a ${dtype} tensor`);
+  if (
+    !Array.isArray(shape) ||
+    !shape.every((d) => Number.isSafeInteger(d) && d >= 0) ||
+    shape.reduce((a, b) => a * b, 1) !== value.length
+  ) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `shape ${JSON.stringify(shape)} does not hold the ${value.length} elements of a ${dtype} tensor`,
+    );
   }
   const [writer] = await client.createBlobs([value.byteLength]);
   writer.buffer.set(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
@@ -67,14 +78,23 @@ export function resolveTensor(object: ObjectHandle): ArrayBufferView {
   const dtype = object.fields.dtype;
   const constructor = typeof dtype === 'string' && Object.hasOwn(DTYPES, dtype) ? DTYPES[dtype] : undefined;
   if (!constructor) throw malformed(object, `unknown tensor dtype ${JSON.stringify(dtype) ?? String(dtype)}`);
-  if (object.typename !== `${TENSOR_TYPENAME}<${dtype}>`) throw malformed(object, `dtype ${dtype} is not the one its typename names`);
+  if (object.typename !== `${TENSOR_TYPENAME}<${dtype}>`)
+    throw malformed(object, `dtype ${dtype} is not the one its typename names`);
   const bytes = guardResolve(object, () => object.member('data').buffer);
   const width = constructor.BYTES_PER_ELEMENT;
-  if (bytes.byteLength % width !== 0) throw malformed(object, `its data holds ${bytes.byteLength} bytes, not a whole number of ${dtype}s`);
+  if (bytes.byteLength % width !== 0)
+    throw malformed(object, `its data holds ${bytes.byteLength} bytes, not a whole number of ${dtype}s`);
   const length = bytes.byteLength / width;
   const shape = object.fields.shape;
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0) || shape.reduce((a, b) => a * b, 1) !== length) {
-    throw malformed(object, `shape ${JSON.stringify(shape) ?? String(shape)} does not hold the ${length} ${dtype}s of its data`);
+  if (
+    !Array.isArray(shape) ||
+    !shape.every((d) => Number.isSafeInteger(d) && d >= 0) ||
+    shape.reduce((a, b) => a * b, 1) !== length
+  ) {
+    throw malformed(
+      object,
+      `shape ${JSON.stringify(shape) ?? String(shape)} does not hold the ${length} ${dtype}s of its data`,
+    );
   }
   return new constructor(bytes.buffer as ArrayBuffer, bytes.byteOffset, length);
 }

@@ -35,7 +35,11 @@ export function isPlainValue(value: unknown, depth = 0): boolean {
       const prototype = Object.getPrototypeOf(value);
       if (prototype !== Object.prototype && prototype !== null) return false;
       for (const key in value) {
-        if (Object.prototype.hasOwnProperty.call(value, key) && !isPlainValue((value as Record<string, unknown>)[key], depth + 1)) return false;
+        if (
+          Object.prototype.hasOwnProperty.call(value, key) &&
+          !isPlainValue((value as Record<string, unknown>)[key], depth + 1)
+        )
+          return false;
       }
       return true;
     }
@@ -48,13 +52,18 @@ export function isPlainValue(value: unknown, depth = 0): boolean {
 export function inlineValueSpec(value: unknown, options: PutOptions): MetadataSpec | undefined {
   if (!isPlainValue(value)) return undefined;
   const encoded = packr.pack(value);
-  return encoded.length <= INLINE_VALUE_BYTES ? { typename: VALUE_TYPENAME, labels: options.labels, data: encoded } : undefined;
+  return encoded.length <= INLINE_VALUE_BYTES
+    ? { typename: VALUE_TYPENAME, labels: options.labels, data: encoded }
+    : undefined;
 }
 
 export async function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
   const encoded = packr.pack(value);
   if (encoded.length <= INLINE_VALUE_BYTES) {
-    return client.createMetadata({ typename: VALUE_TYPENAME, labels: options.labels, data: encoded }, publishOptions(options));
+    return client.createMetadata(
+      { typename: VALUE_TYPENAME, labels: options.labels, data: encoded },
+      publishOptions(options),
+    );
   }
   const [writer] = await client.createBlobs([encoded.length]);
   encoded.copy(writer.buffer);
@@ -67,6 +76,7 @@ export async function buildValue(client: Client, value: unknown, options: PutOpt
 /** Errors: TypeMismatch naming the object when its bytes are not msgpack of a value. */
 export function resolveValue(object: ObjectHandle): unknown {
   const inline = object.fields.data;
-  if (inline !== undefined && !(inline instanceof Uint8Array)) throw malformed(object, `its inline data is ${typeof inline}, not bytes`);
+  if (inline !== undefined && !(inline instanceof Uint8Array))
+    throw malformed(object, `its inline data is ${typeof inline}, not bytes`);
   return guardResolve(object, () => packr.unpack(inline ?? object.member('data').buffer));
 }

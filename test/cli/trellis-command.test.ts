@@ -59,14 +59,25 @@ describe('trellis command line', () => {
     let plain: string;
 
     before(async () => {
-      labelled = await client.put({ kind: 'labelled' }, { name: 'cli/ls-labelled', labels: { team: 'blue', stage: 'raw' } });
+      labelled = await client.put(
+        { kind: 'labelled' },
+        { name: 'cli/ls-labelled', labels: { team: 'blue', stage: 'raw' } },
+      );
       plain = await client.put([1, 2, 3], { labels: { team: 'red' } });
     });
 
     it('ls --json lists objects with names and labels', async () => {
       const objects = JSON.parse((await trellisOk(daemon.socket, ['ls', '--json'])).text);
       const found = objects.find((object: { id: string }) => object.id === labelled);
-      assert.deepEqual(Object.keys(found).sort(), ['createdAt', 'id', 'labels', 'names', 'nbytes', 'sealed', 'typename']);
+      assert.deepEqual(Object.keys(found).sort(), [
+        'createdAt',
+        'id',
+        'labels',
+        'names',
+        'nbytes',
+        'sealed',
+        'typename',
+      ]);
       assert.equal(found.typename, 'trellis::Value');
       assert.deepEqual(found.names, ['cli/ls-labelled']);
       assert.deepEqual(found.labels, { team: 'blue', stage: 'raw' });
@@ -74,7 +85,10 @@ describe('trellis command line', () => {
     });
 
     it('ls --label keeps only objects with every given label', async () => {
-      const ids = (args: string[]) => trellisOk(daemon.socket, ['ls', '--json', ...args]).then((run) => JSON.parse(run.text).map((o: { id: string }) => o.id));
+      const ids = (args: string[]) =>
+        trellisOk(daemon.socket, ['ls', '--json', ...args]).then((run) =>
+          JSON.parse(run.text).map((o: { id: string }) => o.id),
+        );
       assert.deepEqual(await ids(['--label', 'team=blue']), [labelled]);
       assert.deepEqual(await ids(['--label', 'team=blue', '--label', 'stage=cooked']), []);
       assert.deepEqual(await ids(['--label', 'team=red']), [plain]);
@@ -189,15 +203,21 @@ describe('trellis command line', () => {
     });
   });
 
-  it('versions lists a name\'s versions, newest first (--json), and an unknown name exits 1', async () => {
+  it("versions lists a name's versions, newest first (--json), and an unknown name exits 1", async () => {
     const first = await client.put('v1');
     const second = await client.put('v2');
     await client.putName(first, 'cli/versioned');
     await client.putName(second, 'cli/versioned', { override: true });
     const run = await trellisOk(daemon.socket, ['versions', 'cli/versioned', '--json']);
     const listed = JSON.parse(run.text) as Array<{ version: number; id: string }>;
-    const expected = [{ version: 2, id: second }, { version: 1, id: first }];
-    assert.deepEqual(listed.map(({ version, id }) => ({ version, id })), expected);
+    const expected = [
+      { version: 2, id: second },
+      { version: 1, id: first },
+    ];
+    assert.deepEqual(
+      listed.map(({ version, id }) => ({ version, id })),
+      expected,
+    );
     const table = await trellisOk(daemon.socket, ['versions', 'cli/versioned']);
     assert.match(table.text, new RegExp(`^\\s*2\\s+${second}\\s`, 'm'));
     const missing = await runTrellis(['versions', 'cli/nothing', '--socket', daemon.socket]);

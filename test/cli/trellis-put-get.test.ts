@@ -44,7 +44,16 @@ describe('trellis put and get', () => {
     const file = tempPath('people.csv');
     const csv = 'id,name,score\n1,ada,9.5\n2,"lovelace, ada",7.25\n3,,\n4,"say ""hi""",0.5\n';
     fs.writeFileSync(file, csv);
-    const put = await trellisOk(daemon.socket, ['put', file, '--name', 'cli/people', '--label', 'src=test', '--label', 'v=1']);
+    const put = await trellisOk(daemon.socket, [
+      'put',
+      file,
+      '--name',
+      'cli/people',
+      '--label',
+      'src=test',
+      '--label',
+      'v=1',
+    ]);
     assert.match(put.text, ID_LINE);
     const id = put.text.trim();
     const meta = await client.getMeta('cli/people');
@@ -106,7 +115,11 @@ describe('trellis put and get', () => {
   });
 
   it('puts Arrow IPC files and streams as DataFrames and gets them back as Arrow', async () => {
-    const table = tableFromArrays({ x: Float64Array.from([1.5, 2.5, 3.5]), n: Int32Array.from([7, 8, 9]), s: ['a', 'b', 'c'] });
+    const table = tableFromArrays({
+      x: Float64Array.from([1.5, 2.5, 3.5]),
+      n: Int32Array.from([7, 8, 9]),
+      s: ['a', 'b', 'c'],
+    });
     for (const format of ['file', 'stream'] as const) {
       const file = tempPath(`table-${format}.arrow`);
       fs.writeFileSync(file, tableToIPC(table, format));
@@ -140,7 +153,10 @@ describe('trellis put and get', () => {
     const id = await client.put({ a: 1 });
     const run = await runTrellis(['get', id, '--format', 'csv', '--socket', daemon.socket]);
     assert.equal(run.code, 1);
-    assert.equal(run.stderr, `trellis: InvalidArgument: object ${id} is a trellis::Value: it can be written as json, not csv\n`);
+    assert.equal(
+      run.stderr,
+      `trellis: InvalidArgument: object ${id} is a trellis::Value: it can be written as json, not csv\n`,
+    );
   });
 
   it('put --persist persists; --ttl also makes the object expire', async () => {

@@ -20,7 +20,10 @@ describe('archives: export and import', function () {
   let a: TrellisClient;
   let b: TrellisClient;
   before(async () => {
-    [daemonA, daemonB] = await Promise.all([startTestDaemon(['--size', '128MiB']), startTestDaemon(['--size', '128MiB'])]);
+    [daemonA, daemonB] = await Promise.all([
+      startTestDaemon(['--size', '128MiB']),
+      startTestDaemon(['--size', '128MiB']),
+    ]);
     [a, b] = await Promise.all([connect(daemonA.socket), connect(daemonB.socket)]);
   });
   after(async () => {
@@ -49,9 +52,22 @@ describe('archives: export and import', function () {
     'Tensor<int64>': () => new BigInt64Array([-(2n ** 63n), 2n ** 63n - 1n]),
     Blob: () => Buffer.from('raw bytes \x00\xff'),
     'empty Blob': () => Buffer.alloc(0),
-    'inline Value': () => ({ text: 'héllo ☃', n: 42, big: 2n ** 63n - 1n, when: new Date(Date.UTC(2026, 1, 2)), list: [1, null, true] }),
+    'inline Value': () => ({
+      text: 'héllo ☃',
+      n: 42,
+      big: 2n ** 63n - 1n,
+      when: new Date(Date.UTC(2026, 1, 2)),
+      list: [1, null, true],
+    }),
     'Value in a blob': () => ({ rows: Array.from({ length: 20000 }, (_, i) => ({ i, s: `row ${i}` })) }),
-    Sequence: () => [table.batches[0], new Int32Array([7, 8]), Buffer.from('seq'), { plain: true }, 'text', Buffer.from('seq')],
+    Sequence: () => [
+      table.batches[0],
+      new Int32Array([7, 8]),
+      Buffer.from('seq'),
+      { plain: true },
+      'text',
+      Buffer.from('seq'),
+    ],
     'frozen ShareableList': async () => {
       const list = await ShareableList.create(a, [Buffer.from('a'), 'bb', 1234, 56.78, true, null, 2n ** 60n]);
       await list.freeze();
@@ -71,14 +87,20 @@ describe('archives: export and import', function () {
       assert.ok(blobFilesNamedByHash(dir));
       const imported = await b.importArchive(dir, { onProgress: (progress) => (reported = progress) });
       assert.equal(reported.bytesDone, reported.bytesTotal);
-      assert.deepEqual({ topHash: imported.topHash, existed: imported.existed }, { topHash: exported.topHash, existed: false });
+      assert.deepEqual(
+        { topHash: imported.topHash, existed: imported.existed },
+        { topHash: exported.topHash, existed: false },
+      );
       const expected = contentOf(await a.getMeta(id));
       // A blob NODE is { typename, blob } (docs/archive-format.md): a root blob's labels do not travel.
       if (expected.typename === 'trellis::Blob' || expected.typename === 'trellis::ShareableList') expected.labels = {};
       assert.deepEqual(contentOf(await b.getMeta(imported.id)), expected);
       const original = await a.get(id);
       const copy = await b.get(imported.id);
-      assertSameValue(value instanceof ShareableList ? copy.toArray() : copy, value instanceof ShareableList ? original.toArray() : original);
+      assertSameValue(
+        value instanceof ShareableList ? copy.toArray() : copy,
+        value instanceof ShareableList ? original.toArray() : original,
+      );
     });
   }
 
@@ -107,10 +129,19 @@ describe('archives: export and import', function () {
   });
 
   it('gives equal content one topHash, and a changed byte or field another', async () => {
-    const one = await a.exportArchive(await a.put(new Float64Array([1, 2, 3]), { labels: { x: '1' } }), tempPath('one'));
-    const two = await b.exportArchive(await b.put(new Float64Array([1, 2, 3]), { labels: { x: '2' } }), tempPath('two.tar'));
+    const one = await a.exportArchive(
+      await a.put(new Float64Array([1, 2, 3]), { labels: { x: '1' } }),
+      tempPath('one'),
+    );
+    const two = await b.exportArchive(
+      await b.put(new Float64Array([1, 2, 3]), { labels: { x: '2' } }),
+      tempPath('two.tar'),
+    );
     const byte = await a.exportArchive(await a.put(new Float64Array([1, 2, 4])), tempPath('three'));
-    const shape = await a.exportArchive(await a.put(new Float64Array([1, 2, 3, 4]), { shape: [2, 2] }), tempPath('four'));
+    const shape = await a.exportArchive(
+      await a.put(new Float64Array([1, 2, 3, 4]), { shape: [2, 2] }),
+      tempPath('four'),
+    );
     const flat = await a.exportArchive(await a.put(new Float64Array([1, 2, 3, 4])), tempPath('five'));
     assert.equal(one.topHash, two.topHash);
     assert.notEqual(one.topHash, byte.topHash);
@@ -122,7 +153,11 @@ describe('archives: export and import', function () {
     assert.equal(imported.topHash, GOLDEN_TOP_HASH);
     const exported = await a.exportArchive(await putGolden(a), tempPath('golden'));
     assert.equal(exported.topHash, GOLDEN_TOP_HASH);
-    assert.deepEqual(await b.get(imported.id), [new Float64Array([1.5, -2, 3]), Buffer.from('golden bytes'), 'a value']);
+    assert.deepEqual(await b.get(imported.id), [
+      new Float64Array([1.5, -2, 3]),
+      Buffer.from('golden bytes'),
+      'a value',
+    ]);
   });
 
   it('stores an archive imported twice once, and an export imported back returns the original', async () => {
@@ -146,10 +181,15 @@ describe('archives: export and import', function () {
       dir = tempPath('damaged');
       await a.exportArchive(await a.put([new Float64Array([1, 2, 3]), Buffer.from('second blob')]), dir);
     });
-    const blobFile = (dir: string, index: number) => path.join(dir, 'blobs', fs.readdirSync(path.join(dir, 'blobs')).sort()[index]);
+    const blobFile = (dir: string, index: number) =>
+      path.join(dir, 'blobs', fs.readdirSync(path.join(dir, 'blobs')).sort()[index]);
     const manifestLines = (dir: string) => fs.readFileSync(path.join(dir, 'manifest.jsonl'), 'utf8').split('\n');
 
-    async function refused(archivePath: string, code: 'HashMismatch' | 'ParseError' | 'IOError', message: RegExp): Promise<void> {
+    async function refused(
+      archivePath: string,
+      code: 'HashMismatch' | 'ParseError' | 'IOError',
+      message: RegExp,
+    ): Promise<void> {
       const before = await b.status();
       await expectRejects(b.importArchive(archivePath), code, message);
       const after = await b.status();
@@ -197,7 +237,12 @@ describe('archives: export and import', function () {
       const data = Buffer.from('evil');
       fs.writeFileSync(
         tarPath,
-        Buffer.concat([encodeHeader('blobs/../../evil', data.length, 'File'), data, Buffer.alloc(paddedSize(data.length) - data.length), Buffer.alloc(1024)]),
+        Buffer.concat([
+          encodeHeader('blobs/../../evil', data.length, 'File'),
+          data,
+          Buffer.alloc(paddedSize(data.length) - data.length),
+          Buffer.alloc(1024),
+        ]),
       );
       await refused(tarPath, 'ParseError', /entry "blobs\/..\/..\/evil" has a "..": refused/);
     });
@@ -205,10 +250,18 @@ describe('archives: export and import', function () {
 
   it('refuses streams (InvalidArgument) and a non-empty target directory', async () => {
     const stream = await a.createStream('trellis::ByteStream');
-    await expectRejects(a.exportArchive(stream.id, tempPath('stream')), 'InvalidArgument', /is a stream \(trellis::ByteStream\): streams are not exportable/);
+    await expectRejects(
+      a.exportArchive(stream.id, tempPath('stream')),
+      'InvalidArgument',
+      /is a stream \(trellis::ByteStream\): streams are not exportable/,
+    );
     const dir = tempPath('full');
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'x'), 'x');
-    await expectRejects(a.exportArchive(await a.put(Buffer.from('b')), dir), 'InvalidArgument', /exists and is not empty/);
+    await expectRejects(
+      a.exportArchive(await a.put(Buffer.from('b')), dir),
+      'InvalidArgument',
+      /exists and is not empty/,
+    );
   });
 });

@@ -10,7 +10,9 @@ describe('many client processes at once', function () {
     const watcher = await connect(daemon.socket);
     const baseline = await watcher.status();
     const results = await Promise.all(
-      Array.from({ length: 16 }, (_, seed) => runChild('blob-cycles.ts', [daemon.socket, '1000', String(seed)], 120_000)),
+      Array.from({ length: 16 }, (_, seed) =>
+        runChild('blob-cycles.ts', [daemon.socket, '1000', String(seed)], 120_000),
+      ),
     );
     for (const [seed, result] of results.entries()) assert.equal(result.code, 0, `worker ${seed}: ${result.stderr}`);
     const after = await settledStatus(watcher, (s) => s.clients === 1);

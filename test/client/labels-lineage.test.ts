@@ -59,8 +59,13 @@ describe('labels and lineage', function () {
       assert.deepEqual(labels, { stage: 'cooked', owner: 'ann' });
       const meta = await other.call<{ labels: Record<string, string> }>('getMeta', id);
       assert.deepEqual(meta.labels, { stage: 'cooked', owner: 'ann' });
-      const found = await other.call<Array<{ id: string }>>('listObjects', { labels: { stage: 'cooked', owner: 'ann' } });
-      assert.deepEqual(found.map((o) => o.id), [id]);
+      const found = await other.call<Array<{ id: string }>>('listObjects', {
+        labels: { stage: 'cooked', owner: 'ann' },
+      });
+      assert.deepEqual(
+        found.map((o) => o.id),
+        [id],
+      );
       assert.deepEqual(await other.call('listObjects', { labels: { stage: 'raw' } }), []);
       // The bytes are as they were.
       assert.equal((await client.get(id)).toString(), 'label me');
@@ -77,9 +82,21 @@ describe('labels and lineage', function () {
 
     it('refuses bad labels with InvalidArgument naming the label', async () => {
       const id = await client.put('v');
-      await expectRejects(client.label(id, { n: 5 as unknown as string }), 'InvalidArgument', /label "n" must map to a string \(or null/);
-      await expectRejects(client.put(Buffer.from('x'), { labels: { big: 'x'.repeat(5000) } }), 'InvalidArgument', /label "big" must map to a string of at most 4096/);
-      await expectRejects(client.put('x', { labels: { '': 'empty' } }), 'InvalidArgument', /label "": a key is 1 to 256 characters/);
+      await expectRejects(
+        client.label(id, { n: 5 as unknown as string }),
+        'InvalidArgument',
+        /label "n" must map to a string \(or null/,
+      );
+      await expectRejects(
+        client.put(Buffer.from('x'), { labels: { big: 'x'.repeat(5000) } }),
+        'InvalidArgument',
+        /label "big" must map to a string of at most 4096/,
+      );
+      await expectRejects(
+        client.put('x', { labels: { '': 'empty' } }),
+        'InvalidArgument',
+        /label "": a key is 1 to 256 characters/,
+      );
       await expectRejects(client.label(id, {}), 'InvalidArgument', /at least one label/);
       await expectRejects(client.label('o00000000000ffff1', { a: 'b' }), 'ObjectNotFound', /o00000000000ffff1/);
     });
@@ -109,8 +126,14 @@ describe('labels and lineage', function () {
           [2, b, 'trellis::Value', false],
         ],
       );
-      assert.deepEqual((await client.lineage(d, { maxDepth: 1 })).map((e) => e.id), [d, c]);
-      assert.deepEqual((await client.lineage(d, { maxDepth: 0 })).map((e) => e.id), [d]);
+      assert.deepEqual(
+        (await client.lineage(d, { maxDepth: 1 })).map((e) => e.id),
+        [d, c],
+      );
+      assert.deepEqual(
+        (await client.lineage(d, { maxDepth: 0 })).map((e) => e.id),
+        [d],
+      );
     });
 
     it('a parent deleted since is missing, with typename null; deleting a parent is allowed', async () => {
@@ -124,8 +147,16 @@ describe('labels and lineage', function () {
     });
 
     it('refuses a parent that does not exist', async () => {
-      await expectRejects(client.put('x', { parents: ['lineage/no-such-name'] }), 'NameNotFound', /lineage\/no-such-name/);
-      await expectRejects(client.put(Buffer.from('x'), { parents: ['o00000000000ffff2'] }), 'ObjectNotFound', /parent o00000000000ffff2 does not exist/);
+      await expectRejects(
+        client.put('x', { parents: ['lineage/no-such-name'] }),
+        'NameNotFound',
+        /lineage\/no-such-name/,
+      );
+      await expectRejects(
+        client.put(Buffer.from('x'), { parents: ['o00000000000ffff2'] }),
+        'ObjectNotFound',
+        /parent o00000000000ffff2 does not exist/,
+      );
     });
 
     it('travels in an exported archive and is recorded on import where the parent exists', async () => {
@@ -162,7 +193,11 @@ describe('labels and lineage with --data-dir', function () {
     let daemon = await startTestDaemon(['--size', '64MiB', '--data-dir', dataDir]);
     let client = await connect(daemon.socket);
     const parent = await client.put({ source: true }, { persist: true });
-    const blob = await client.put(Buffer.from('persisted bytes'), { persist: true, labels: { stage: 'raw', gone: 'x' }, parents: [parent] });
+    const blob = await client.put(Buffer.from('persisted bytes'), {
+      persist: true,
+      labels: { stage: 'raw', gone: 'x' },
+      parents: [parent],
+    });
     await client.label(blob, { stage: 'cooked', gone: null });
     await client.close();
     await daemon.stop();
@@ -174,8 +209,17 @@ describe('labels and lineage with --data-dir', function () {
       assert.deepEqual(meta.labels, { stage: 'cooked' });
       assert.deepEqual(meta.parents, [{ id: parent }]);
       assert.equal((await client.get(blob)).toString(), 'persisted bytes');
-      assert.deepEqual((await client.listObjects({ labels: { stage: 'cooked' } })).map((o) => o.id), [blob]);
-      assert.deepEqual((await client.lineage(blob)).map((e) => [e.id, e.missing]), [[blob, false], [parent, false]]);
+      assert.deepEqual(
+        (await client.listObjects({ labels: { stage: 'cooked' } })).map((o) => o.id),
+        [blob],
+      );
+      assert.deepEqual(
+        (await client.lineage(blob)).map((e) => [e.id, e.missing]),
+        [
+          [blob, false],
+          [parent, false],
+        ],
+      );
       await client.close();
     } finally {
       await daemon.stop();

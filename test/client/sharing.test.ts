@@ -40,7 +40,8 @@ describe('blobs shared between processes', function () {
     await writer.run('delete', { id: spacer });
     const sizes = [15 * MiB, 10 * MiB, 1000];
     const ids: string[] = [];
-    for (const [i, size] of sizes.entries()) ids.push((await writer.run<{ id: string }>('put', { size, seed: 10 + i })).id);
+    for (const [i, size] of sizes.entries())
+      ids.push((await writer.run<{ id: string }>('put', { size, seed: 10 + i })).id);
     const straddling = await (await observer(daemon)).getBlob(ids[1]);
     assert.ok(straddling.buffer.buffer.byteLength > 16 * MiB, 'the setup puts the second blob across a window edge');
     for (const [i, size] of sizes.entries()) {

@@ -81,7 +81,10 @@ describe('streams between processes', function () {
     const stream = await client.createStream('trellis::ByteStream');
     const other = await connect(daemon.socket);
     await client.openWriter(stream.id);
-    await assert.rejects(other.openWriter(stream.id), { code: 'StreamOpened', message: `stream ${stream.id} already has a writer` });
+    await assert.rejects(other.openWriter(stream.id), {
+      code: 'StreamOpened',
+      message: `stream ${stream.id} already has a writer`,
+    });
     await other.openReader(stream.id);
     await assert.rejects(client.openReader(stream.id), { code: 'StreamOpened', message: /already has a reader/ });
     await other.close();
@@ -126,11 +129,20 @@ describe('streams between processes', function () {
   });
 
   it('bad stream requests get typed errors', async () => {
-    await assert.rejects(client.createStream('trellis::Nonsense'), { code: 'InvalidArgument', message: /unknown stream type "trellis::Nonsense"/ });
-    await assert.rejects(client.openReader('o00000000deadbeef'), { code: 'ObjectNotFound', message: /stream o00000000deadbeef does not exist/ });
+    await assert.rejects(client.createStream('trellis::Nonsense'), {
+      code: 'InvalidArgument',
+      message: /unknown stream type "trellis::Nonsense"/,
+    });
+    await assert.rejects(client.openReader('o00000000deadbeef'), {
+      code: 'ObjectNotFound',
+      message: /stream o00000000deadbeef does not exist/,
+    });
     const stream = await client.createStream('trellis::ByteStream');
     const writer = await client.openWriter(stream.id);
     await writer.finish();
-    await assert.rejects(writer.write(Buffer.from('late')), { code: 'StreamFailed', message: /already finished or failed/ });
+    await assert.rejects(writer.write(Buffer.from('late')), {
+      code: 'StreamFailed',
+      message: /already finished or failed/,
+    });
   });
 });

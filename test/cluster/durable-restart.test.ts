@@ -39,7 +39,11 @@ describe('a cluster daemon restarted on its data dir', function () {
     daemon = await startTestDaemon([...daemonArgs(), '--data-dir', dataDir], 30_000);
     client = await connect(daemon.socket);
     try {
-      assert.equal(daemon.instanceId, Number.parseInt(named.slice(1, 5), 16), 'the same instance id: ids still point to their owner');
+      assert.equal(
+        daemon.instanceId,
+        Number.parseInt(named.slice(1, 5), 16),
+        'the same instance id: ids still point to their owner',
+      );
       assert.deepEqual(await client.get('durable/value'), { kept: true });
       assert.ok(((await client.get('durable/blob')) as Buffer).equals(Buffer.alloc(100_000, 7)));
       // The other daemon sees them again, through etcd.

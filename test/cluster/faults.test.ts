@@ -16,8 +16,13 @@ const PROPAGATION_MS = 3_000;
 /** A cluster call while etcd is down answers within the etcd call deadline (2 s), plus slack. */
 const FAIL_FAST_MS = 2_500;
 
-const alive = async (client: { clusterInfo(): Promise<{ instances: Array<{ instanceId: number; alive: boolean }> }> }) =>
-  (await client.clusterInfo()).instances.filter((i) => i.alive).map((i) => i.instanceId).sort((a, b) => a - b);
+const alive = async (client: {
+  clusterInfo(): Promise<{ instances: Array<{ instanceId: number; alive: boolean }> }>;
+}) =>
+  (await client.clusterInfo()).instances
+    .filter((i) => i.alive)
+    .map((i) => i.instanceId)
+    .sort((a, b) => a - b);
 
 describe('cluster faults', function () {
   this.timeout(40_000);
@@ -29,7 +34,11 @@ describe('cluster faults', function () {
     const valueId = await writer.call<string>('put', { owner: 1 }, { name: 'dead/value' });
     const blobId = await writer.call<string>('put', { hex: 'c0ffee' }, { persist: true });
     const survivorId = await d3.client.put({ owner: 3 }, { name: 'alive/three' });
-    await waitFor('daemon 2 to see daemon 1 objects', async () => (await d2.client.exists(valueId)) && (await d2.client.exists(blobId)), PROPAGATION_MS);
+    await waitFor(
+      'daemon 2 to see daemon 1 objects',
+      async () => (await d2.client.exists(valueId)) && (await d2.client.exists(blobId)),
+      PROPAGATION_MS,
+    );
     // A name on daemon 1's object, published through daemon 2: it lives on daemon 1's lease.
     await d2.client.putName(blobId, 'dead/named-by-two');
     await waitFor('daemon 3 to see all names', async () => (await d3.client.listNames()).length === 3, PROPAGATION_MS);
@@ -38,8 +47,16 @@ describe('cluster faults', function () {
     const killedAt = Date.now();
     const limit = TTL_SECONDS * 1000 + EXPIRY_MARGIN_MS;
     for (const d of [d2, d3]) {
-      await waitFor(`daemon ${d.instanceId} to see daemon 1 gone`, async () => !(await alive(d.client)).includes(d1.instanceId), limit);
-      await waitFor(`daemon ${d.instanceId} to lose daemon 1's names`, async () => (await d.client.listNames()).join() === 'alive/three', limit);
+      await waitFor(
+        `daemon ${d.instanceId} to see daemon 1 gone`,
+        async () => !(await alive(d.client)).includes(d1.instanceId),
+        limit,
+      );
+      await waitFor(
+        `daemon ${d.instanceId} to lose daemon 1's names`,
+        async () => (await d.client.listNames()).join() === 'alive/three',
+        limit,
+      );
     }
     assert.ok(Date.now() - killedAt <= limit + 500, `took ${Date.now() - killedAt} ms`);
     const info = (await d2.client.clusterInfo()).instances.find((i) => i.instanceId === d1.instanceId)!;
@@ -49,7 +66,9 @@ describe('cluster faults', function () {
     for (const id of [valueId, blobId]) {
       await assert.rejects(d2.client.get(id), {
         code: 'ObjectNotFound',
-        message: new RegExp(`^object ${id} does not exist here or in the cluster: instance ${d1.instanceId} \\(.+\\) that made it has left the cluster$`),
+        message: new RegExp(
+          `^object ${id} does not exist here or in the cluster: instance ${d1.instanceId} \\(.+\\) that made it has left the cluster$`,
+        ),
       });
       await assert.rejects(d3.client.getMeta(id), { code: 'ObjectNotFound' });
       assert.equal(await d3.client.exists(id), false);
@@ -64,7 +83,11 @@ describe('cluster faults', function () {
     const one = await d1.client.put({ from: 1 }, { name: 'keep/one' });
     const blob = await d1.client.put(Buffer.from('persisted bytes'), { persist: true });
     const two = await d2.client.put({ from: 2 }, { name: 'keep/two' });
-    await waitFor('daemon 2 to see daemon 1 objects', async () => (await d2.client.exists(blob)) && (await d2.client.exists(one)), PROPAGATION_MS);
+    await waitFor(
+      'daemon 2 to see daemon 1 objects',
+      async () => (await d2.client.exists(blob)) && (await d2.client.exists(one)),
+      PROPAGATION_MS,
+    );
     await d2.client.putName(one, 'keep/cross');
     await waitFor('daemon 1 to see every name', async () => (await d1.client.listNames()).length === 3, PROPAGATION_MS);
     const before = await d1.client.status();
@@ -92,23 +115,44 @@ describe('cluster faults', function () {
       });
       assert.ok(Date.now() - started < FAIL_FAST_MS, `${what} took ${Date.now() - started} ms`);
     }
-    assert.equal((await d1.client.status()).objects, before.objects + 1, 'a failed named put leaves nothing behind (the persist test put one object)');
+    assert.equal(
+      (await d1.client.status()).objects,
+      before.objects + 1,
+      'a failed named put leaves nothing behind (the persist test put one object)',
+    );
 
     // Past the TTL the leases are gone; then etcd comes back with nothing.
     await new Promise((resolve) => setTimeout(resolve, TTL_SECONDS * 1000 + 500));
     await etcd.restart({ wipe: true });
     const both = [d1.instanceId, d2.instanceId].sort((a, b) => a - b);
     for (const d of [d1, d2]) {
-      await waitFor(`daemon ${d.instanceId} to register again`, async () => (await d.client.clusterInfo()).registered && JSON.stringify(await alive(d.client)) === JSON.stringify(both), 15_000);
+      await waitFor(
+        `daemon ${d.instanceId} to register again`,
+        async () =>
+          (await d.client.clusterInfo()).registered && JSON.stringify(await alive(d.client)) === JSON.stringify(both),
+        15_000,
+      );
     }
-    await waitFor('the names to come back on both daemons', async () => {
-      for (const d of [d1, d2]) if ((await d.client.listNames({ pattern: 'keep/*' })).join() !== 'keep/cross,keep/one,keep/two') return false;
-      return true;
-    }, 10_000);
+    await waitFor(
+      'the names to come back on both daemons',
+      async () => {
+        for (const d of [d1, d2])
+          if ((await d.client.listNames({ pattern: 'keep/*' })).join() !== 'keep/cross,keep/one,keep/two') return false;
+        return true;
+      },
+      10_000,
+    );
     // Back in etcd itself, put there again by their owners after the wipe.
     const inspect = connectEtcd(etcd.endpoint, d1.prefix);
     const keys = await inspect.run('list keys', (kv) => kv.getAll().keys());
-    for (const key of [`names/keep/one`, `names/keep/two`, `names/keep/cross`, `objects/${one}`, `objects/${two}`, `objects/${blob}`]) {
+    for (const key of [
+      `names/keep/one`,
+      `names/keep/two`,
+      `names/keep/cross`,
+      `objects/${one}`,
+      `objects/${two}`,
+      `objects/${blob}`,
+    ]) {
       assert.ok(keys.includes(key), `${key} in ${keys.join(', ')}`);
     }
     assert.equal(await d2.client.getName('keep/one'), one);
@@ -120,7 +164,11 @@ describe('cluster faults', function () {
 
     // And cluster calls work again.
     await d1.client.putName(one, 'keep/after');
-    await waitFor('daemon 2 to see the new name', async () => (await d2.client.getName('keep/after').catch(() => undefined)) === one, PROPAGATION_MS);
+    await waitFor(
+      'daemon 2 to see the new name',
+      async () => (await d2.client.getName('keep/after').catch(() => undefined)) === one,
+      PROPAGATION_MS,
+    );
     await d2.client.delete(blob);
     await waitFor('daemon 1 to delete the blob', async () => !(await d1.client.exists(blob)), PROPAGATION_MS);
   });

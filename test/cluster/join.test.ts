@@ -34,9 +34,15 @@ describe('joining a cluster', function () {
     assert.ok(unreachable.ms < 10_000, `gave up after ${unreachable.ms} ms`);
 
     const notUrl = await startFailure(['--etcd', '127.0.0.1:2379']);
-    assert.deepEqual([notUrl.code, notUrl.message], ['InvalidArgument', 'etcd endpoint "127.0.0.1:2379" is not a URL such as http://127.0.0.1:2379']);
+    assert.deepEqual(
+      [notUrl.code, notUrl.message],
+      ['InvalidArgument', 'etcd endpoint "127.0.0.1:2379" is not a URL such as http://127.0.0.1:2379'],
+    );
     const shortLease = await startFailure(['--etcd', `http://127.0.0.1:${port}`, '--lease-ttl', '1']);
-    assert.deepEqual([shortLease.code, shortLease.message], ['InvalidArgument', 'lease TTL must be a whole number of seconds, at least 2 (etcd ignores shorter ones), got 1']);
+    assert.deepEqual(
+      [shortLease.code, shortLease.message],
+      ['InvalidArgument', 'lease TTL must be a whole number of seconds, at least 2 (etcd ignores shorter ones), got 1'],
+    );
   });
 
   it('alone, clusterInfo lists just this daemon and persist applies only its ttl', async () => {
@@ -48,7 +54,15 @@ describe('joining a cluster', function () {
         instanceId: 0,
         clustered: false,
         registered: false,
-        instances: [{ instanceId: 0, hostname: info.instances[0].hostname, socket: daemon.socket, rpcEndpoint: null, alive: true }],
+        instances: [
+          {
+            instanceId: 0,
+            hostname: info.instances[0].hostname,
+            socket: daemon.socket,
+            rpcEndpoint: null,
+            alive: true,
+          },
+        ],
       });
       const before = await client.status();
       const kept = await client.put({ kept: true }, { persist: true });
@@ -60,8 +74,14 @@ describe('joining a cluster', function () {
       assert.equal(await client.exists(brief), false);
       assert.equal(await client.exists(kept), true);
       await assert.rejects(client.getName('alone/brief'), { code: 'NameNotFound' });
-      await assert.rejects(client.persist('o0000ffffffffffff'), { code: 'ObjectNotFound', message: 'object o0000ffffffffffff does not exist' });
-      await assert.rejects(client.persist(kept, { ttl: 0 }), { code: 'InvalidArgument', message: /ttl must be a positive number of seconds, got 0/ });
+      await assert.rejects(client.persist('o0000ffffffffffff'), {
+        code: 'ObjectNotFound',
+        message: 'object o0000ffffffffffff does not exist',
+      });
+      await assert.rejects(client.persist(kept, { ttl: 0 }), {
+        code: 'InvalidArgument',
+        message: /ttl must be a positive number of seconds, got 0/,
+      });
     } finally {
       await client.close();
       await daemon.stop();

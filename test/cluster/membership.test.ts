@@ -5,7 +5,11 @@
  */
 import * as assert from 'node:assert/strict';
 import { EtcdConnection } from '../../src/daemon/metadata/etcd-connection';
-import { commitInBatches, splitIntoBatches, type TransactionOperation } from '../../src/daemon/metadata/batched-transaction';
+import {
+  commitInBatches,
+  splitIntoBatches,
+  type TransactionOperation,
+} from '../../src/daemon/metadata/batched-transaction';
 import { INSTANCE_COUNTER_KEY, encodeInstanceInfo, instanceKey } from '../../src/daemon/metadata/instance-info';
 import { Membership } from '../../src/daemon/metadata/membership';
 import { aliveIds, connectEtcd, joinChild, joinLocal, sortedNumbers, uniquePrefix, waitFor } from '../fixtures/cluster';
@@ -33,12 +37,18 @@ describe('cluster membership', function () {
     const ids = sortedNumbers(members.map((member) => member.instanceId));
     assert.deepEqual(ids, [1, 2, 3], 'the counter hands out 1, 2, 3 to the first three members');
     for (const member of members) {
-      await waitFor(`member ${member.instanceId} to see all three`, async () => {
-        const status = await member.status();
-        return JSON.stringify(aliveIds(status.instances)) === JSON.stringify(ids);
-      }, 5_000);
+      await waitFor(
+        `member ${member.instanceId} to see all three`,
+        async () => {
+          const status = await member.status();
+          return JSON.stringify(aliveIds(status.instances)) === JSON.stringify(ids);
+        },
+        5_000,
+      );
     }
-    const seen = (await members[0].status()).instances.find((instance) => instance.instanceId === members[1].instanceId)!;
+    const seen = (await members[0].status()).instances.find(
+      (instance) => instance.instanceId === members[1].instanceId,
+    )!;
     assert.equal(seen.alive, true);
     assert.match(seen.socket, /child-member\.sock$/);
     assert.equal(seen.rpcEndpoint, null);
@@ -49,7 +59,10 @@ describe('cluster membership', function () {
     const prefix = uniquePrefix('race');
     const members = await Promise.all(Array.from({ length: 20 }, () => joinLocal(etcd.endpoint, prefix)));
     const ids = sortedNumbers(members.map((member) => member.membership.instanceId));
-    assert.deepEqual(ids, Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepEqual(
+      ids,
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
     // A member that leaves frees its key, but the counter moves on: its id is not reused soon.
     await members[0].membership.leave();
     const late = await joinLocal(etcd.endpoint, prefix);
@@ -60,18 +73,31 @@ describe('cluster membership', function () {
     const prefix = uniquePrefix('sigkill');
     const observer = await joinLocal(etcd.endpoint, prefix, { leaseTtlSeconds: TTL_SECONDS });
     const victim = await joinChild(etcd.endpoint, prefix, TTL_SECONDS);
-    await waitFor('the observer to see the victim', () => observer.membership.instance(victim.instanceId)?.alive === true, 5_000);
+    await waitFor(
+      'the observer to see the victim',
+      () => observer.membership.instance(victim.instanceId)?.alive === true,
+      5_000,
+    );
 
     victim.child.kill('SIGKILL');
     const killedAt = Date.now();
     await victim.child.exited;
     const limit = TTL_SECONDS * 1000 + EXPIRY_MARGIN_MS;
-    await waitFor('the victim to be seen as gone', () => observer.membership.instance(victim.instanceId)?.alive === false, limit, 20);
+    await waitFor(
+      'the victim to be seen as gone',
+      () => observer.membership.instance(victim.instanceId)?.alive === false,
+      limit,
+      20,
+    );
     const elapsed = Date.now() - killedAt;
     assert.ok(elapsed <= limit, `seen as gone after ${elapsed} ms`);
     assert.ok(observer.events.includes(`left ${victim.instanceId}`), observer.events.join(', '));
     assert.deepEqual(aliveIds(observer.membership.instances()), [observer.membership.instanceId]);
-    assert.equal(observer.membership.instance(victim.instanceId)?.socket.endsWith('child-member.sock'), true, 'a dead instance keeps its last info');
+    assert.equal(
+      observer.membership.instance(victim.instanceId)?.socket.endsWith('child-member.sock'),
+      true,
+      'a dead instance keeps its last info',
+    );
   });
 
   it('a member that leaves is gone at once; one that only closes its connection lets its process exit', async () => {
@@ -83,11 +109,18 @@ describe('cluster membership', function () {
 
     leaver.child.send({ op: 'leave' });
     // Far sooner than the 10 s TTL: leaving revokes the lease, which deletes the key.
-    await waitFor('the leaver to be seen as gone', () => observer.membership.instance(leaver.instanceId)?.alive === false, 1_500);
+    await waitFor(
+      'the leaver to be seen as gone',
+      () => observer.membership.instance(leaver.instanceId)?.alive === false,
+      1_500,
+    );
     assert.equal(await leaver.child.exited, 0);
 
     closer.child.send({ op: 'close' });
-    const exited = await Promise.race([closer.child.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 3_000))]);
+    const exited = await Promise.race([
+      closer.child.exited,
+      new Promise((resolve) => setTimeout(() => resolve('still running'), 3_000)),
+    ]);
     assert.equal(exited, 0, 'a closed connection leaves no timer behind');
   });
 
@@ -96,7 +129,11 @@ describe('cluster membership', function () {
     const prefix = uniquePrefix('down');
     const local = await joinLocal(own.endpoint, prefix, { leaseTtlSeconds: TTL_SECONDS });
     const remote = await joinChild(own.endpoint, prefix, TTL_SECONDS);
-    await waitFor('both members to see each other', () => local.membership.instance(remote.instanceId)?.alive === true, 5_000);
+    await waitFor(
+      'both members to see each other',
+      () => local.membership.instance(remote.instanceId)?.alive === true,
+      5_000,
+    );
 
     await own.stop();
     const started = Date.now();
@@ -104,13 +141,20 @@ describe('cluster membership', function () {
       local.connection.run('read a key', (kv) => kv.get('anything').string()),
       (error: Error & { code?: string; cause?: unknown }) => {
         assert.equal(error.code, 'Unavailable');
-        assert.match(error.message, new RegExp(`^could not read a key: etcd at ${own.endpoint} failed: 14 UNAVAILABLE`));
+        assert.match(
+          error.message,
+          new RegExp(`^could not read a key: etcd at ${own.endpoint} failed: 14 UNAVAILABLE`),
+        );
         assert.ok(error.cause instanceof Error, 'the etcd error is kept as cause');
         return true;
       },
     );
     assert.ok(Date.now() - started < local.connection.callTimeoutMs, `took ${Date.now() - started} ms`);
-    await waitFor('the member to report etcd unavailable', () => local.events.includes('unavailable Unavailable'), 3_000);
+    await waitFor(
+      'the member to report etcd unavailable',
+      () => local.events.includes('unavailable Unavailable'),
+      3_000,
+    );
 
     // Longer than twice the TTL: the leases are lost and both members keep trying to come back.
     await new Promise((resolve) => setTimeout(resolve, 2 * TTL_SECONDS * 1000 + 500));
@@ -119,8 +163,18 @@ describe('cluster membership', function () {
     assert.ok(remoteStatus.events.includes('unavailable Unavailable'), remoteStatus.events.join(', '));
 
     await own.restart();
-    await waitFor('both members to be registered again', async () => local.membership.registered && (await remote.status()).registered, 10_000);
-    await waitFor('the view to come back', () => JSON.stringify(aliveIds(local.membership.instances())) === JSON.stringify(sortedNumbers([local.membership.instanceId, remote.instanceId])), 5_000);
+    await waitFor(
+      'both members to be registered again',
+      async () => local.membership.registered && (await remote.status()).registered,
+      10_000,
+    );
+    await waitFor(
+      'the view to come back',
+      () =>
+        JSON.stringify(aliveIds(local.membership.instances())) ===
+        JSON.stringify(sortedNumbers([local.membership.instanceId, remote.instanceId])),
+      5_000,
+    );
     assert.ok(local.events.includes('available'), local.events.join(', '));
   });
 
@@ -131,7 +185,10 @@ describe('cluster membership', function () {
 
     proxy.pause();
     const started = Date.now();
-    await assert.rejects(connection.run('read a key', (kv) => kv.get('k').string()), { code: 'Unavailable' });
+    await assert.rejects(
+      connection.run('read a key', (kv) => kv.get('k').string()),
+      { code: 'Unavailable' },
+    );
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 400 && elapsed < 1_500, `failed after ${elapsed} ms`);
 
@@ -139,15 +196,22 @@ describe('cluster membership', function () {
     assert.equal(await connection.run('read a key', (kv) => kv.get('k').string()), 'v');
 
     proxy.cut();
-    await assert.rejects(connection.run('read a key', (kv) => kv.get('k').string()), { code: 'Unavailable' });
+    await assert.rejects(
+      connection.run('read a key', (kv) => kv.get('k').string()),
+      { code: 'Unavailable' },
+    );
     proxy.restore();
-    await waitFor('calls to work after the cut', async () => {
-      try {
-        return (await connection.run('read a key', (kv) => kv.get('k').string())) === 'v';
-      } catch {
-        return false;
-      }
-    }, 5_000);
+    await waitFor(
+      'calls to work after the cut',
+      async () => {
+        try {
+          return (await connection.run('read a key', (kv) => kv.get('k').string())) === 'v';
+        } catch {
+          return false;
+        }
+      },
+      5_000,
+    );
   });
 
   it('after etcd loses its data, members register again under the same ids', async () => {
@@ -156,15 +220,35 @@ describe('cluster membership', function () {
     const local = await joinLocal(own.endpoint, prefix, { leaseTtlSeconds: TTL_SECONDS });
     const remote = await joinChild(own.endpoint, prefix, TTL_SECONDS);
     const both = sortedNumbers([local.membership.instanceId, remote.instanceId]);
-    await waitFor('both members to see each other', () => local.membership.instance(remote.instanceId)?.alive === true, 5_000);
+    await waitFor(
+      'both members to see each other',
+      () => local.membership.instance(remote.instanceId)?.alive === true,
+      5_000,
+    );
     const leaseBefore = local.membership.leaseId;
 
     await own.restart({ wipe: true });
-    await waitFor('the local member to re-register', () => local.events.includes(`reregistered ${local.membership.instanceId}`), 8_000);
+    await waitFor(
+      'the local member to re-register',
+      () => local.events.includes(`reregistered ${local.membership.instanceId}`),
+      8_000,
+    );
     assert.notEqual(local.membership.leaseId, leaseBefore, 'a new lease');
-    await waitFor('the child member to re-register', async () => (await remote.status()).events.includes(`reregistered ${remote.instanceId}`), 8_000);
-    await waitFor('the local view to come back', () => JSON.stringify(aliveIds(local.membership.instances())) === JSON.stringify(both), 5_000);
-    await waitFor('the child view to come back', async () => JSON.stringify(aliveIds((await remote.status()).instances)) === JSON.stringify(both), 5_000);
+    await waitFor(
+      'the child member to re-register',
+      async () => (await remote.status()).events.includes(`reregistered ${remote.instanceId}`),
+      8_000,
+    );
+    await waitFor(
+      'the local view to come back',
+      () => JSON.stringify(aliveIds(local.membership.instances())) === JSON.stringify(both),
+      5_000,
+    );
+    await waitFor(
+      'the child view to come back',
+      async () => JSON.stringify(aliveIds((await remote.status()).instances)) === JSON.stringify(both),
+      5_000,
+    );
 
     // etcd holds both registrations again, and the counter moved past them.
     const inspect = connectEtcd(own.endpoint, prefix);
@@ -179,7 +263,13 @@ describe('cluster membership', function () {
     const member = await joinLocal(etcd.endpoint, prefix, { leaseTtlSeconds: TTL_SECONDS });
     const id = member.membership.instanceId;
     // What a daemon that joined while this one was cut off would have written.
-    const impostor = { instanceId: id, hostname: 'elsewhere', socket: '/run/other.sock', rpcEndpoint: null, startedAt: 1 };
+    const impostor = {
+      instanceId: id,
+      hostname: 'elsewhere',
+      socket: '/run/other.sock',
+      rpcEndpoint: null,
+      startedAt: 1,
+    };
     const inspect = connectEtcd(etcd.endpoint, prefix);
     await inspect.run('overwrite', (kv) => kv.put(instanceKey(id)).value(encodeInstanceInfo(impostor)).exec());
     await waitFor('a conflict', () => member.events.includes('conflict Conflict'), 5_000);
@@ -192,9 +282,19 @@ describe('cluster membership', function () {
   });
 
   it('batched transactions split more than 128 operations and keep each batch atomic', async () => {
-    assert.deepEqual(splitIntoBatches(Array.from({ length: 300 }, (_, i) => i), 128).map((batch) => batch.length), [128, 128, 44]);
+    assert.deepEqual(
+      splitIntoBatches(
+        Array.from({ length: 300 }, (_, i) => i),
+        128,
+      ).map((batch) => batch.length),
+      [128, 128, 44],
+    );
     const connection = connectEtcd(etcd.endpoint, uniquePrefix('batch'));
-    const puts: TransactionOperation[] = Array.from({ length: 300 }, (_, i) => ({ kind: 'put', key: `objects/${i}`, value: `v${i}` }));
+    const puts: TransactionOperation[] = Array.from({ length: 300 }, (_, i) => ({
+      kind: 'put',
+      key: `objects/${i}`,
+      value: `v${i}`,
+    }));
     assert.equal((await commitInBatches(connection, puts)).transactions, 3);
     const stored = await connection.run('list', (kv) => kv.getAll().prefix('objects/').strings());
     assert.equal(Object.keys(stored).length, 300);
@@ -202,10 +302,13 @@ describe('cluster membership', function () {
 
     // Why the helper exists: etcd refuses one transaction of 129 operations.
     const tooMany = await Promise.all(puts.slice(0, 129).map((op) => connection.kv.put(op.key).value('x').op()));
-    await assert.rejects(connection.run('commit 129 operations', (kv) => kv.kv.txn({ compare: [], success: tooMany, failure: [] })), {
-      code: 'Unavailable',
-      message: /^could not commit 129 operations: .*too many operations in txn request/,
-    });
+    await assert.rejects(
+      connection.run('commit 129 operations', (kv) => kv.kv.txn({ compare: [], success: tooMany, failure: [] })),
+      {
+        code: 'Unavailable',
+        message: /^could not commit 129 operations: .*too many operations in txn request/,
+      },
+    );
 
     const deletes: TransactionOperation[] = puts.map((op) => ({ kind: 'delete', key: op.key }));
     assert.equal((await commitInBatches(connection, deletes)).transactions, 3);
@@ -218,8 +321,14 @@ describe('cluster membership', function () {
       code: 'InvalidArgument',
       message: 'etcd endpoint "127.0.0.1:2379" is not a URL such as http://127.0.0.1:2379',
     });
-    assert.throws(() => new EtcdConnection({ endpoints: '' }), { code: 'InvalidArgument', message: /at least one endpoint/ });
-    assert.throws(() => new EtcdConnection({ endpoints: etcd.endpoint, prefix: '/' }), { code: 'InvalidArgument', message: /prefix "\/"/ });
+    assert.throws(() => new EtcdConnection({ endpoints: '' }), {
+      code: 'InvalidArgument',
+      message: /at least one endpoint/,
+    });
+    assert.throws(() => new EtcdConnection({ endpoints: etcd.endpoint, prefix: '/' }), {
+      code: 'InvalidArgument',
+      message: /prefix "\/"/,
+    });
     const connection = connectEtcd(etcd.endpoint, uniquePrefix('bad'));
     await assert.rejects(Membership.join(connection, { socket: tempPath('s'), leaseTtlSeconds: 1 }), {
       code: 'InvalidArgument',

@@ -6,7 +6,13 @@
  */
 import * as assert from 'node:assert/strict';
 import { waitFor } from '../fixtures/cluster';
-import { startChildClient, startTestCluster, type ChildClient, type ClusterDaemon, type TestCluster } from '../fixtures/cluster-daemons';
+import {
+  startChildClient,
+  startTestCluster,
+  type ChildClient,
+  type ClusterDaemon,
+  type TestCluster,
+} from '../fixtures/cluster-daemons';
 
 const PROPAGATION_MS = 3_000;
 const RACE_ROUNDS = 10;
@@ -23,11 +29,20 @@ describe('cluster names', function () {
   after(() => cluster?.stop());
 
   it('concurrent putName of one name from clients of two daemons: exactly one wins, the other gets NameExists', async () => {
-    const [left, right]: ChildClient[] = await Promise.all([startChildClient(d1.daemon.socket), startChildClient(d2.daemon.socket)]);
+    const [left, right]: ChildClient[] = await Promise.all([
+      startChildClient(d1.daemon.socket),
+      startChildClient(d2.daemon.socket),
+    ]);
     for (let round = 0; round < RACE_ROUNDS; round++) {
       const name = `race/${round}`;
-      const [leftId, rightId] = await Promise.all([left.call<string>('put', `left ${round}`), right.call<string>('put', `right ${round}`)]);
-      const outcomes = await Promise.all([left.attempt('putName', leftId, name), right.attempt('putName', rightId, name)]);
+      const [leftId, rightId] = await Promise.all([
+        left.call<string>('put', `left ${round}`),
+        right.call<string>('put', `right ${round}`),
+      ]);
+      const outcomes = await Promise.all([
+        left.attempt('putName', leftId, name),
+        right.attempt('putName', rightId, name),
+      ]);
       const winners = outcomes.filter((outcome) => outcome.ok);
       assert.equal(winners.length, 1, `round ${round}: ${JSON.stringify(outcomes)}`);
       const loser = outcomes.find((outcome) => !outcome.ok)!;
@@ -35,7 +50,11 @@ describe('cluster names', function () {
       assert.equal(loser.code, 'NameExists');
       assert.equal(loser.message, `name "${name}" is taken by ${winnerId}; pass override to move it`);
       for (const d of [d1, d2, d3]) {
-        await waitFor(`daemon ${d.instanceId} to agree on ${name}`, async () => (await d.client.getName(name).catch(() => undefined)) === winnerId, PROPAGATION_MS);
+        await waitFor(
+          `daemon ${d.instanceId} to agree on ${name}`,
+          async () => (await d.client.getName(name).catch(() => undefined)) === winnerId,
+          PROPAGATION_MS,
+        );
       }
     }
   });
@@ -57,7 +76,11 @@ describe('cluster names', function () {
     const a = await d1.client.put('a');
     const b = await d2.client.put('b');
     await d1.client.putName(a, 'set/taken');
-    await waitFor('daemon 2 to see set/taken', async () => (await d2.client.listNames({ pattern: 'set/*' })).includes('set/taken'), PROPAGATION_MS);
+    await waitFor(
+      'daemon 2 to see set/taken',
+      async () => (await d2.client.listNames({ pattern: 'set/*' })).includes('set/taken'),
+      PROPAGATION_MS,
+    );
     await assert.rejects(d2.client.putNames({ 'set/one': b, 'set/taken': b, 'set/two': b }), {
       code: 'NameExists',
       message: `name "set/taken" is taken by ${a}; pass override to move it`,
@@ -68,7 +91,11 @@ describe('cluster names', function () {
     await waitFor('daemon 2 to see a persisted', () => d2.client.exists(a), PROPAGATION_MS);
     await d2.client.putNames({ 'set/one': b, 'set/two': b, 'set/of-a': a });
     for (const d of [d1, d3]) {
-      await waitFor(`daemon ${d.instanceId} to see the batch`, async () => (await d.client.listNames({ pattern: 'set/*' })).length === 4, PROPAGATION_MS);
+      await waitFor(
+        `daemon ${d.instanceId} to see the batch`,
+        async () => (await d.client.listNames({ pattern: 'set/*' })).length === 4,
+        PROPAGATION_MS,
+      );
     }
     assert.equal(await d3.client.getName('set/of-a'), a);
 
@@ -80,7 +107,11 @@ describe('cluster names', function () {
     await d3.client.dropName('set/one');
     await d3.client.dropName('set/one'); // no-op when absent
     for (const d of [d1, d2]) {
-      await waitFor(`daemon ${d.instanceId} to lose set/one`, async () => !(await d.client.listNames({ pattern: 'set/*' })).includes('set/one'), PROPAGATION_MS);
+      await waitFor(
+        `daemon ${d.instanceId} to lose set/one`,
+        async () => !(await d.client.listNames({ pattern: 'set/*' })).includes('set/one'),
+        PROPAGATION_MS,
+      );
     }
     await assert.rejects(d1.client.getName('set/one'), { code: 'NameNotFound' });
 
@@ -91,7 +122,8 @@ describe('cluster names', function () {
     });
     await assert.rejects(d2.client.putName('o00ff000000000001', 'set/nowhere'), {
       code: 'ObjectNotFound',
-      message: /^object o00ff000000000001 does not exist here or in the cluster: instance 255 that made it is not in the cluster$/,
+      message:
+        /^object o00ff000000000001 does not exist here or in the cluster: instance 255 that made it is not in the cluster$/,
     });
   });
 
@@ -99,12 +131,20 @@ describe('cluster names', function () {
     const id = await d2.client.put('pinned');
     assert.equal(await d1.client.exists(id), false);
     await d2.client.putName(id, 'pin/me');
-    await waitFor('daemon 1 to see the name', async () => (await d1.client.getName('pin/me').catch(() => undefined)) === id, PROPAGATION_MS);
+    await waitFor(
+      'daemon 1 to see the name',
+      async () => (await d1.client.getName('pin/me').catch(() => undefined)) === id,
+      PROPAGATION_MS,
+    );
     assert.equal(await d1.client.exists(id), true);
     await assert.rejects(d2.client.delete(id), { code: 'Conflict', message: /is published as "pin\/me"/ });
     await assert.rejects(d1.client.delete(id), { code: 'Conflict', message: /is published as "pin\/me"/ });
     await d1.client.dropName('pin/me');
-    await waitFor('daemon 2 to see the name dropped', async () => (await d2.client.listNames({ pattern: 'pin/*' })).length === 0, PROPAGATION_MS);
+    await waitFor(
+      'daemon 2 to see the name dropped',
+      async () => (await d2.client.listNames({ pattern: 'pin/*' })).length === 0,
+      PROPAGATION_MS,
+    );
     await d1.client.delete(id);
     await waitFor('daemon 2 to delete it', async () => !(await d2.client.exists(id)), PROPAGATION_MS);
   });

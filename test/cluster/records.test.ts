@@ -53,13 +53,20 @@ describe('object records', () => {
     const unknownKey = { ...globalRecord, remoteMembers: { p9: remotePartMeta } };
     const notAMeta = { ...globalRecord, remoteMembers: { p0: 'o0001000000000003' } };
     for (const record of [wrongId, unknownKey, notAMeta]) {
-      assert.equal(decodeRecord(objectKey(GLOBAL), packr.pack(record), '7'), undefined, JSON.stringify(record.remoteMembers));
+      assert.equal(
+        decodeRecord(objectKey(GLOBAL), packr.pack(record), '7'),
+        undefined,
+        JSON.stringify(record.remoteMembers),
+      );
     }
   });
 
   it('ignores values that are not records, and keys that are not object ids', () => {
     assert.equal(decodeRecord(objectKey(GLOBAL), Buffer.from('not msgpack at all \xc1'), '7'), undefined);
-    assert.equal(decodeRecord(objectKey(GLOBAL), packr.pack({ ...globalRecord, members: { p0: 'not an id' } }), '7'), undefined);
+    assert.equal(
+      decodeRecord(objectKey(GLOBAL), packr.pack({ ...globalRecord, members: { p0: 'not an id' } }), '7'),
+      undefined,
+    );
     assert.equal(decodeRecord('objects/nope', encodeRecord(globalRecord), '7'), undefined);
   });
 

@@ -101,7 +101,9 @@ describe('bad input on the socket', function () {
 
   it('an unknown command gets a ProtocolError and the connection keeps working', async () => {
     const raw = await rawSocket(daemon);
-    raw.socket.write(encodeFrame({ kind: 'register', seq: 1, body: { protocolVersion: PROTOCOL_VERSION, pid: process.pid } }));
+    raw.socket.write(
+      encodeFrame({ kind: 'register', seq: 1, body: { protocolVersion: PROTOCOL_VERSION, pid: process.pid } }),
+    );
     assert.ok((await raw.nextReply()).reply?.clientId);
     raw.socket.write(encodeFrame({ kind: 'launchMissiles', seq: 2, body: {} }));
     const unknown = await raw.nextReply();
@@ -141,10 +143,16 @@ describe('bad input on the socket', function () {
     const real = await client.createBlob(8);
     const realId = await real.seal();
     const missing = 'o00000000deadbeef';
-    await assert.rejects(client.getBlob(missing), { code: 'ObjectNotFound', message: `object ${missing} does not exist` });
+    await assert.rejects(client.getBlob(missing), {
+      code: 'ObjectNotFound',
+      message: `object ${missing} does not exist`,
+    });
     await assert.rejects(client.delete([realId, missing]), { code: 'ObjectNotFound' });
     assert.equal(await client.exists(realId), true, 'all or nothing: the real id survived');
-    await assert.rejects(client.getBlob('nonsense'), { code: 'InvalidArgument', message: /"nonsense" is not an object id/ });
+    await assert.rejects(client.getBlob('nonsense'), {
+      code: 'InvalidArgument',
+      message: /"nonsense" is not an object id/,
+    });
     await client.delete(realId);
     assert.equal((await client.status()).memoryUsage, before.memoryUsage);
   });

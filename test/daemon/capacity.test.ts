@@ -17,7 +17,11 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 /** Creates `size`-byte blobs, each filled with its index, until the daemon answers an error. */
-async function fillUntilRefused(client: Client, size: number, most: number): Promise<{ ids: string[]; error: unknown }> {
+async function fillUntilRefused(
+  client: Client,
+  size: number,
+  most: number,
+): Promise<{ ids: string[]; error: unknown }> {
   const ids: string[] = [];
   for (let i = 0; i < most; i++) {
     let writer;
@@ -34,7 +38,8 @@ async function fillUntilRefused(client: Client, size: number, most: number): Pro
 
 async function untilOutput(daemon: TestDaemon, pattern: RegExp, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(daemon.output()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  while (!pattern.test(daemon.output()) && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
   assert.match(daemon.output(), pattern);
 }
 
@@ -119,7 +124,11 @@ describe('a --size larger than the machine holds', function () {
       try {
         const daemon = await startTestDaemon(['--shm-dir', shmDir, '--size', '1GiB']);
         const client = await connect(daemon.socket);
-        await expectRejects(client.createBlob(1024), 'OutOfMemory', /^createBlob\(1024\): .*this machine can hold only 0 B more now/);
+        await expectRejects(
+          client.createBlob(1024),
+          'OutOfMemory',
+          /^createBlob\(1024\): .*this machine can hold only 0 B more now/,
+        );
         assert.equal((await client.status()).memoryCapacity, 0);
         await client.close();
         assert.equal(await daemon.stop(), 0);
@@ -194,7 +203,9 @@ interface CgroupBox {
  */
 function makeCgroup(limit: number): CgroupBox | string {
   const membership = fs.readFileSync('/proc/self/cgroup', 'utf8');
-  const hierarchy = memoryHierarchies(fs.readFileSync('/proc/self/mountinfo', 'utf8')).sort((a, b) => a.version - b.version)[0];
+  const hierarchy = memoryHierarchies(fs.readFileSync('/proc/self/mountinfo', 'utf8')).sort(
+    (a, b) => a.version - b.version,
+  )[0];
   if (!hierarchy) return 'no cgroup hierarchy with the memory controller is mounted';
   const line = membership
     .split('\n')

@@ -25,7 +25,10 @@ describe('delete and the object graph', function () {
   /** parent -> { left: blob, right: blob } */
   async function pair(): Promise<{ parent: string; left: string; right: string }> {
     const [left, right] = await client.createBlobs([1000, 3000]);
-    const parent = await client.createMetadata({ typename: 'test::Pair', members: { left: left.id, right: right.id } }, { seal: [left, right] });
+    const parent = await client.createMetadata(
+      { typename: 'test::Pair', members: { left: left.id, right: right.id } },
+      { seal: [left, right] },
+    );
     return { parent, left: left.id, right: right.id };
   }
 
@@ -55,7 +58,10 @@ describe('delete and the object graph', function () {
 
   it('an object that is a member of another is not deleted unless forced', async () => {
     const { parent, left } = await pair();
-    await assert.rejects(client.delete(left), { code: 'Conflict', message: `object ${left} is a member of ${parent}: delete that first, or delete with force` });
+    await assert.rejects(client.delete(left), {
+      code: 'Conflict',
+      message: `object ${left} is a member of ${parent}: delete that first, or delete with force`,
+    });
     assert.equal(await client.exists(left), true);
     await client.delete(left, { force: true });
     assert.equal(await client.exists(left), false);
@@ -90,15 +96,29 @@ describe('delete and the object graph', function () {
   it('metadata is validated: typename, members, reserved keys; nothing changes on error', async () => {
     const before = await client.status();
     const [blob] = await client.createBlobs([10]);
-    await assert.rejects(client.createMetadata({} as never), { code: 'InvalidArgument', message: /a typename is required/ });
-    await assert.rejects(client.createMetadata({ typename: 'bad type' }), { code: 'InvalidArgument', message: /is not a typename/ });
+    await assert.rejects(client.createMetadata({} as never), {
+      code: 'InvalidArgument',
+      message: /a typename is required/,
+    });
+    await assert.rejects(client.createMetadata({ typename: 'bad type' }), {
+      code: 'InvalidArgument',
+      message: /is not a typename/,
+    });
     await assert.rejects(client.createMetadata({ typename: 't::T', members: { m: 'o00000000deadbeef' } }), {
       code: 'ObjectNotFound',
       message: 'member "m": object o00000000deadbeef does not exist',
     });
-    await assert.rejects(client.createMetadata({ typename: 't::T', members: { m: blob.id } }), { code: 'NotSealed', message: /member "m".* is not sealed/ });
-    await assert.rejects(client.createMetadata({ typename: 't::T', nbytes: 5 }), { code: 'InvalidArgument', message: /"nbytes" is reserved/ });
-    await assert.rejects(client.createMetadata({ typename: 't::T', members: { m: 'not-an-id' } }), { code: 'InvalidArgument' });
+    await assert.rejects(client.createMetadata({ typename: 't::T', members: { m: blob.id } }), {
+      code: 'NotSealed',
+      message: /member "m".* is not sealed/,
+    });
+    await assert.rejects(client.createMetadata({ typename: 't::T', nbytes: 5 }), {
+      code: 'InvalidArgument',
+      message: /"nbytes" is reserved/,
+    });
+    await assert.rejects(client.createMetadata({ typename: 't::T', members: { m: 'not-an-id' } }), {
+      code: 'InvalidArgument',
+    });
     await blob.abort();
     const after = await client.status();
     assert.equal(after.objects, before.objects);

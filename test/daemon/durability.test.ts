@@ -52,18 +52,22 @@ describe('durability: --data-dir keeps persisted objects, names and ttls across 
         table,
       };
       const ids: Record<string, string> = {};
-      for (const [name, value] of Object.entries(values)) ids[name] = await client.put(value, { name: `kept/${name}`, persist: true });
+      for (const [name, value] of Object.entries(values))
+        ids[name] = await client.put(value, { name: `kept/${name}`, persist: true });
       await client.persist(list.name);
       await client.putName(list.name, 'kept/list');
       const lost = await client.put('not persisted', { name: 'lost/value' });
 
       await restart(signal);
       assert.deepEqual(await client.get(ids.value), values.value);
-      assert.ok((await client.get(ids.blob) as Buffer).equals(blob));
-      assert.ok((await client.get('kept/small') as Buffer).equals(Buffer.from('tiny')));
+      assert.ok(((await client.get(ids.blob)) as Buffer).equals(blob));
+      assert.ok(((await client.get('kept/small')) as Buffer).equals(Buffer.from('tiny')));
       assert.deepEqual(await client.get('kept/tensor'), values.tensor);
       const gotTable = (await client.get('kept/table')) as typeof table;
-      assert.deepEqual(gotTable.toArray().map((row) => row.toJSON()), table.toArray().map((row) => row.toJSON()));
+      assert.deepEqual(
+        gotTable.toArray().map((row) => row.toJSON()),
+        table.toArray().map((row) => row.toJSON()),
+      );
       const reopened = await ShareableList.open(client, list.name);
       assert.deepEqual(reopened.toArray(), ['a', 12, 3.5, true, null, Buffer.from('xyz')]);
       for (const [name, id] of Object.entries(ids)) assert.equal(await client.getName(`kept/${name}`), id);
@@ -141,7 +145,7 @@ describe('durability: --data-dir keeps persisted objects, names and ttls across 
     fs.closeSync(fd);
     await start();
     await expectRejects(client.get(big), 'IOError', new RegExp(big));
-    assert.ok((await client.get(other) as Buffer).equals(Buffer.alloc(200_000, 6)));
+    assert.ok(((await client.get(other)) as Buffer).equals(Buffer.alloc(200_000, 6)));
     assert.equal(await client.get(await client.put('still serving')), 'still serving');
   });
 
@@ -150,10 +154,14 @@ describe('durability: --data-dir keeps persisted objects, names and ttls across 
     const kept = await client.put(Buffer.alloc(40 * MiB, 4), { persist: true });
     await client.release(kept);
     for (let i = 0; i < 3; i++) await client.release(await client.put(Buffer.alloc(40 * MiB, 10 + i)));
-    assert.equal((await client.getMeta(kept)).resident, false, 'the persisted blob left memory first (least recently used)');
+    assert.equal(
+      (await client.getMeta(kept)).resident,
+      false,
+      'the persisted blob left memory first (least recently used)',
+    );
     const spilled = fs.readdirSync(path.join(dataDir, 'spill'));
     assert.ok(!spilled.some((file) => file.includes(kept)), `no spill file for it: ${spilled.join(', ')}`);
-    assert.ok((await client.get(kept) as Buffer).equals(Buffer.alloc(40 * MiB, 4)));
+    assert.ok(((await client.get(kept)) as Buffer).equals(Buffer.alloc(40 * MiB, 4)));
   });
 
   it('a full disk during persist is IOError; the object stays in memory and the daemon serves on', async function () {
@@ -172,10 +180,13 @@ describe('durability: --data-dir keeps persisted objects, names and ttls across 
       const fits = await client.put(Buffer.alloc(1_000_000, 1), { persist: true });
       const id = await client.put(Buffer.alloc(16 * 1024 * 1024, 3));
       await expectRejects(client.persist(id), 'IOError', /./);
-      assert.ok((await client.get(id) as Buffer).equals(Buffer.alloc(16 * 1024 * 1024, 3)), 'still in memory');
+      assert.ok(((await client.get(id)) as Buffer).equals(Buffer.alloc(16 * 1024 * 1024, 3)), 'still in memory');
       assert.equal((await client.getMeta(id)).persisted, false);
       await restart();
-      assert.ok((await client.get(fits) as Buffer).equals(Buffer.alloc(1_000_000, 1)), 'what was persisted before is whole');
+      assert.ok(
+        ((await client.get(fits)) as Buffer).equals(Buffer.alloc(1_000_000, 1)),
+        'what was persisted before is whole',
+      );
       assert.equal(await client.exists(id), false);
     } finally {
       await client.close();

@@ -25,7 +25,11 @@ describe('daemon lifecycle and socket security', function () {
     const daemon = await startTestDaemon();
     fs.chmodSync(path.dirname(daemon.socket), 0o755);
     const script = `require('net').connect(${JSON.stringify(daemon.socket)}).on('error', e => { console.log(e.code); process.exit(0) }).on('connect', () => { console.log('connected'); process.exit(0) })`;
-    const child = spawn(process.execPath, ['-e', script], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['-e', script], {
+      uid: 65534,
+      gid: 65534,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (c) => (out += c));
     await new Promise((resolve) => child.on('exit', resolve));
@@ -73,12 +77,18 @@ describe('daemon lifecycle and socket security', function () {
     const env = { ...process.env, XDG_RUNTIME_DIR: runtime, TRELLIS_SOCKET: '' };
     const open = await runDaemonToExit(['--size', '64MiB'], env);
     assert.equal(open.code, 1);
-    assert.match(open.output, new RegExp(`\\[PermissionDenied\\].*socket folder ${folder} is open to others; it must be`));
+    assert.match(
+      open.output,
+      new RegExp(`\\[PermissionDenied\\].*socket folder ${folder} is open to others; it must be`),
+    );
     if (process.getuid?.() === 0) {
       fs.chmodSync(folder, 0o700);
       fs.chownSync(folder, 12345, 12345);
       const foreign = await runDaemonToExit(['--size', '64MiB'], env);
-      assert.match(foreign.output, new RegExp(`socket folder ${folder} belongs to uid 12345; .*remove it, or pass --socket`));
+      assert.match(
+        foreign.output,
+        new RegExp(`socket folder ${folder} belongs to uid 12345; .*remove it, or pass --socket`),
+      );
     }
     assert.deepEqual(fs.readdirSync(folder), [], 'no socket was made there');
   });
@@ -109,7 +119,11 @@ describe('daemon lifecycle and socket security', function () {
 });
 
 async function runDaemonToExit(args: string[], env = process.env): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [...TSX_ARGS, DAEMON_SCRIPT, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...TSX_ARGS, DAEMON_SCRIPT, ...args], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   onCleanup(() => child.kill('SIGKILL'));
   let output = '';
   child.stdout.on('data', (c) => (output += c));

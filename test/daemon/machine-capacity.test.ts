@@ -51,10 +51,16 @@ describe('what the machine can hold', () => {
     const shm = machineRoomOf({ ...roomyMachine, shm: { dir: '/dev/shm', free: 60 * MiB, size: 64 * MiB } });
     assert.deepEqual(shm, { bytes: 60 * MiB, bound: 'shm', why: '/dev/shm has 60 MiB free of 64 MiB' });
 
-    const cgroup = machineRoomOf({ ...roomyMachine, cgroup: { dir: '/sys/fs/cgroup/box', limit: GiB, usage: 300 * MiB } });
+    const cgroup = machineRoomOf({
+      ...roomyMachine,
+      cgroup: { dir: '/sys/fs/cgroup/box', limit: GiB, usage: 300 * MiB },
+    });
     assert.equal(cgroup.bound, 'cgroup');
     assert.equal(cgroup.bytes, GiB - 300 * MiB - 64 * MiB);
-    assert.match(cgroup.why, /memory cgroup \/sys\/fs\/cgroup\/box has 300 MiB of its 1 GiB limit in use, less a 64 MiB/);
+    assert.match(
+      cgroup.why,
+      /memory cgroup \/sys\/fs\/cgroup\/box has 300 MiB of its 1 GiB limit in use, less a 64 MiB/,
+    );
 
     const full = machineRoomOf({ memTotal: 4 * GiB, memAvailable: 100 * MiB });
     assert.equal(full.bytes, 0, 'never negative');
@@ -84,9 +90,17 @@ describe('what the machine can hold', () => {
     assert.equal(policy.standardSegmentSize, 8 * MiB, 'an eighth of 64 MiB, not of 2 GiB');
     assert.equal(policy.limit, 2 * GiB, '--size stays the ceiling');
     assert.equal(policy.capacity(0), 64 * MiB);
-    assert.equal(policy.segmentSizeFor(1000, 0, 5 * MiB), 64 * 1024, 'a tight segment where a standard one does not fit');
+    assert.equal(
+      policy.segmentSizeFor(1000, 0, 5 * MiB),
+      64 * 1024,
+      'a tight segment where a standard one does not fit',
+    );
     assert.equal(policy.segmentSizeFor(6 * MiB, 0, 5 * MiB), 0);
     const segments = [{ id: 1, size: 8 * MiB, used: 0, idleSince: 0 }];
-    assert.deepEqual(policy.releaseToFit(segments, 8 * MiB, 10 * MiB, 5 * MiB), [1], 'released pages return to the tmpfs');
+    assert.deepEqual(
+      policy.releaseToFit(segments, 8 * MiB, 10 * MiB, 5 * MiB),
+      [1],
+      'released pages return to the tmpfs',
+    );
   });
 });

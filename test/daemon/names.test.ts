@@ -46,9 +46,13 @@ describe('names', function () {
     const a = await client.put('a');
     const b = await client.put('b');
     await client.putName(a, 'batch/existing');
-    await assert.rejects(client.putNames({ 'batch/new-1': a, 'batch/existing': b, 'batch/new-2': b }), { code: 'NameExists' });
+    await assert.rejects(client.putNames({ 'batch/new-1': a, 'batch/existing': b, 'batch/new-2': b }), {
+      code: 'NameExists',
+    });
     assert.deepEqual(await client.listNames({ pattern: 'batch/*' }), ['batch/existing']);
-    await assert.rejects(client.putNames({ 'batch/new-1': a, 'batch/missing': 'o00000000deadbeef' }), { code: 'ObjectNotFound' });
+    await assert.rejects(client.putNames({ 'batch/new-1': a, 'batch/missing': 'o00000000deadbeef' }), {
+      code: 'ObjectNotFound',
+    });
     assert.deepEqual(await client.listNames({ pattern: 'batch/*' }), ['batch/existing']);
     await client.putNames({ 'batch/new-1': a, 'batch/existing': b }, { override: true });
     assert.deepEqual(await client.listNames({ pattern: 'batch/*' }), ['batch/existing', 'batch/new-1']);
@@ -64,7 +68,10 @@ describe('names', function () {
   });
 
   it('getName throws NameNotFound at once, or after waiting, saying how long', async () => {
-    await assert.rejects(client.getName('never/published'), { code: 'NameNotFound', message: 'name "never/published" is not published' });
+    await assert.rejects(client.getName('never/published'), {
+      code: 'NameNotFound',
+      message: 'name "never/published" is not published',
+    });
     await assert.rejects(client.getName('never/published', { wait: true, timeoutMs: 150 }), {
       code: 'NameNotFound',
       message: 'name "never/published" was not published within 150 ms',
@@ -92,7 +99,18 @@ describe('names', function () {
 
   it('names are validated with clear errors', async () => {
     const id = await client.put(1);
-    const bad = ['', 'has space', '/leading', 'trailing/', 'a//b', '../up', 'x/../y', 'o0000000000000001', 'x'.repeat(257), 'tab\tname'];
+    const bad = [
+      '',
+      'has space',
+      '/leading',
+      'trailing/',
+      'a//b',
+      '../up',
+      'x/../y',
+      'o0000000000000001',
+      'x'.repeat(257),
+      'tab\tname',
+    ];
     for (const name of bad) {
       await assert.rejects(client.putName(id, name), (error: Error & { code: string }) => {
         assert.equal(error.code, 'InvalidArgument', JSON.stringify(name));
@@ -100,6 +118,7 @@ describe('names', function () {
         return true;
       });
     }
-    for (const name of ['dataset', 'prices/2026-11', 'model:v3', 'user@host', 'a_b.c-d+e=f']) await client.putName(id, name);
+    for (const name of ['dataset', 'prices/2026-11', 'model:v3', 'user@host', 'a_b.c-d+e=f'])
+      await client.putName(id, name);
   });
 });

@@ -22,7 +22,10 @@ describe('sizes and the memory policy', () => {
     assert.equal(policy.segmentSizeFor(300 * MiB + 1, 0), 302 * MiB);
     assert.equal(policy.segmentSizeFor(10 * MiB, 2030 * MiB), 10 * MiB, 'a tight segment near the limit');
     assert.equal(policy.segmentSizeFor(10 * MiB, 2045 * MiB), 0, 'no room');
-    assert.throws(() => policy.segmentSizeFor(MAX_SEGMENT_BYTES + 1, 0), { code: 'OutOfMemory', message: /larger than the largest segment/ });
+    assert.throws(() => policy.segmentSizeFor(MAX_SEGMENT_BYTES + 1, 0), {
+      code: 'OutOfMemory',
+      message: /larger than the largest segment/,
+    });
   });
 
   it('releases the oldest empty segments first, and only when that makes room', () => {

@@ -14,7 +14,14 @@ const MAX_FRAME = 1024 * 1024;
 /** Plain msgpack-able bodies, as requests are. */
 const body = fc.dictionary(
   fc.string({ maxLength: 8 }),
-  fc.oneof(fc.string(), fc.integer(), fc.double({ noNaN: true }), fc.boolean(), fc.constant(null), fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b))),
+  fc.oneof(
+    fc.string(),
+    fc.integer(),
+    fc.double({ noNaN: true }),
+    fc.boolean(),
+    fc.constant(null),
+    fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+  ),
   { maxKeys: 6, noNullPrototype: true },
 );
 
@@ -44,7 +51,11 @@ const hostileBytes = fc.oneof(
 );
 
 function readerOf(bodies: unknown[]): FrameReader {
-  return new FrameReader(MAX_FRAME, { body: (decoded) => bodies.push(decoded), bulkStart: () => undefined, bulkEnd: () => undefined });
+  return new FrameReader(MAX_FRAME, {
+    body: (decoded) => bodies.push(decoded),
+    bulkStart: () => undefined,
+    bulkEnd: () => undefined,
+  });
 }
 
 describe('fuzz: frame readers', () => {
@@ -70,21 +81,28 @@ describe('fuzz: frame readers', () => {
 
   it('valid frames split at arbitrary points decode to the same bodies, in order, in both readers', () => {
     fc.assert(
-      fc.property(fc.array(body, { minLength: 1, maxLength: 5 }), fc.array(fc.nat(), { maxLength: 8 }), (bodies, cuts) => {
-        const stream = Buffer.concat(bodies.map((b) => Buffer.from(encodeFrame(b))));
-        const chunks = split(stream, cuts);
-        const decoder = new FrameDecoder(MAX_FRAME);
-        assert.deepEqual(chunks.flatMap((chunk) => decoder.push(chunk)), bodies);
-        const read: unknown[] = [];
-        const reader = readerOf(read);
-        // FrameReader may keep a chunk's bytes only by copying: hand it a buffer that is then overwritten.
-        for (const chunk of chunks) {
-          const reused = Buffer.from(chunk);
-          reader.push(reused);
-          reused.fill(0xee);
-        }
-        assert.deepEqual(read, bodies);
-      }),
+      fc.property(
+        fc.array(body, { minLength: 1, maxLength: 5 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (bodies, cuts) => {
+          const stream = Buffer.concat(bodies.map((b) => Buffer.from(encodeFrame(b))));
+          const chunks = split(stream, cuts);
+          const decoder = new FrameDecoder(MAX_FRAME);
+          assert.deepEqual(
+            chunks.flatMap((chunk) => decoder.push(chunk)),
+            bodies,
+          );
+          const read: unknown[] = [];
+          const reader = readerOf(read);
+          // FrameReader may keep a chunk's bytes only by copying: hand it a buffer that is then overwritten.
+          for (const chunk of chunks) {
+            const reused = Buffer.from(chunk);
+            reader.push(reused);
+            reused.fill(0xee);
+          }
+          assert.deepEqual(read, bodies);
+        },
+      ),
       runs(500),
     );
   });

@@ -9,7 +9,11 @@ import { isTrellisError, type ErrorCode } from '../../src/errors';
 export function runs(normal: number): fc.Parameters<unknown> {
   const scale = Number(process.env.FUZZ_RUNS ?? 0);
   const seed = Number(process.env.FUZZ_SEED ?? 20261206);
-  return { seed, numRuns: scale > 0 ? scale : normal, interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 0) || undefined };
+  return {
+    seed,
+    numRuns: scale > 0 ? scale : normal,
+    interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 0) || undefined,
+  };
 }
 
 /** Runs `act`; passes if it returns, or throws a TrellisError of one of `codes` (anything else is a bug). */

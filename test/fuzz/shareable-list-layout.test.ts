@@ -5,7 +5,15 @@
  */
 import * as assert from 'node:assert/strict';
 import * as fc from 'fast-check';
-import { encodeItem, initialCapacity, LAYOUT_VERSION, LIST_MAGIC, listBytes, ListBytes, type EncodedItem } from '../../src/types/shareable-list-layout';
+import {
+  encodeItem,
+  initialCapacity,
+  LAYOUT_VERSION,
+  LIST_MAGIC,
+  listBytes,
+  ListBytes,
+  type EncodedItem,
+} from '../../src/types/shareable-list-layout';
 import { onlyTyped, runs } from './properties';
 
 const MAX_ITEMS_READ = 300;
@@ -38,7 +46,9 @@ function readAll(bytes: Buffer): void {
     const value = list.itemAt(i);
     if (Buffer.isBuffer(value)) {
       // A bytes item must lie inside the list's own bytes, not in the memory around them.
-      assert.ok(value.byteOffset >= bytes.byteOffset && value.byteOffset + value.length <= bytes.byteOffset + bytes.length);
+      assert.ok(
+        value.byteOffset >= bytes.byteOffset && value.byteOffset + value.length <= bytes.byteOffset + bytes.length,
+      );
     }
   }
 }
@@ -68,7 +78,9 @@ describe('fuzz: ShareableList layout reader', () => {
 
   it('arbitrary bytes (no header) are a TypeMismatch or, rarely, a list', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 128 }), (bytes) => onlyTyped(() => readAll(guarded(bytes)), ['TypeMismatch'])),
+      fc.property(fc.uint8Array({ maxLength: 128 }), (bytes) =>
+        onlyTyped(() => readAll(guarded(bytes)), ['TypeMismatch']),
+      ),
       runs(1000),
     );
   });
@@ -93,8 +105,15 @@ describe('fuzz: ShareableList layout reader', () => {
       fc.property(fc.array(item, { maxLength: 30 }), (items) => {
         const list = ListBytes.open(guarded(listOf(items)), 'fuzz');
         const read = items.map((_, i) => list.itemAt(i));
-        const expected = items.map((v) => (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v));
-        assert.deepEqual(read.map((v) => (Buffer.isBuffer(v) ? Buffer.from(v) : v)), expected);
+        const expected = items.map((v) =>
+          typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
+            ? Number(v)
+            : v,
+        );
+        assert.deepEqual(
+          read.map((v) => (Buffer.isBuffer(v) ? Buffer.from(v) : v)),
+          expected,
+        );
       }),
       runs(1000),
     );

@@ -16,7 +16,13 @@ type DuckDB = typeof import('@duckdb/node-api');
 type Connection = Awaited<ReturnType<Awaited<ReturnType<DuckDB['DuckDBInstance']['create']>>['connect']>>;
 
 const DAY_MS = 86_400_000;
-const DUCKDB_TYPES: Record<string, string> = { BIGINT: 'Int64', DOUBLE: 'Float64', BOOLEAN: 'Bool', DATE: 'Date32<DAY>', VARCHAR: 'Utf8' };
+const DUCKDB_TYPES: Record<string, string> = {
+  BIGINT: 'Int64',
+  DOUBLE: 'Float64',
+  BOOLEAN: 'Bool',
+  DATE: 'Date32<DAY>',
+  VARCHAR: 'Utf8',
+};
 
 function loadDuckDB(): DuckDB | undefined {
   try {
@@ -28,12 +34,24 @@ function loadDuckDB(): DuckDB | undefined {
 }
 
 /** DuckDB's view of the file: arrow type names, and rows as arrow would give them back. */
-async function duckdbRead(connection: Connection, file: string, options = ''): Promise<{ types: string[]; rows: unknown[][] }> {
-  const reader = await connection.runAndReadAll(`select * from read_csv('${file}', allow_quoted_nulls = false${options})`);
-  const types = reader.columnTypes().map((type) => DUCKDB_TYPES[String(type)] ?? String(type));
-  const rows = reader.getRows().map((row) =>
-    row.map((value) => (value !== null && typeof value === 'object' && 'days' in value ? Number((value as { days: number }).days) * DAY_MS : value)),
+async function duckdbRead(
+  connection: Connection,
+  file: string,
+  options = '',
+): Promise<{ types: string[]; rows: unknown[][] }> {
+  const reader = await connection.runAndReadAll(
+    `select * from read_csv('${file}', allow_quoted_nulls = false${options})`,
   );
+  const types = reader.columnTypes().map((type) => DUCKDB_TYPES[String(type)] ?? String(type));
+  const rows = reader
+    .getRows()
+    .map((row) =>
+      row.map((value) =>
+        value !== null && typeof value === 'object' && 'days' in value
+          ? Number((value as { days: number }).days) * DAY_MS
+          : value,
+      ),
+    );
   return { types, rows };
 }
 
@@ -50,7 +68,11 @@ describe('csv: against DuckDB read_csv', function () {
   async function compare(file: string, duckdbOptions = '') {
     const ours = await readTable(file);
     const theirs = await duckdbRead(connection, file, duckdbOptions);
-    assert.deepEqual(ours.table.schema.fields.map((field) => String(field.type)), theirs.types, 'inferred types');
+    assert.deepEqual(
+      ours.table.schema.fields.map((field) => String(field.type)),
+      theirs.types,
+      'inferred types',
+    );
     assert.deepEqual(rowsOf(ours.table), theirs.rows);
   }
 
@@ -62,7 +84,8 @@ describe('csv: against DuckDB read_csv', function () {
   });
 
   it('a small file with every kind of field, CRLF line endings', async () => {
-    const text = 'id,price,ok,day,text\r\n1,1.5,true,2024-01-31,"a,b"\r\n2,,false,,"say ""hi"""\r\n3,-2e-3,true,1969-12-31,"x\r\ny"\r\n4,7,,2000-02-29,""\r\n';
+    const text =
+      'id,price,ok,day,text\r\n1,1.5,true,2024-01-31,"a,b"\r\n2,,false,,"say ""hi"""\r\n3,-2e-3,true,1969-12-31,"x\r\ny"\r\n4,7,,2000-02-29,""\r\n';
     await compare(writeTemp('kinds.csv', text));
   });
 

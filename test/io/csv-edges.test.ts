@@ -25,7 +25,13 @@ describe('csv: edge and vertex lists', () => {
 
   it('names more weight columns weight_2, weight_3', async () => {
     const { table } = await readTable(writeTemp('multi.e', '1 2 0.5 7 x\n'));
-    assert.deepEqual(describeSchema(table), ['src: Int64', 'dst: Int64', 'weight: Float64', 'weight_2: Int64', 'weight_3: Utf8']);
+    assert.deepEqual(describeSchema(table), [
+      'src: Int64',
+      'dst: Int64',
+      'weight: Float64',
+      'weight_2: Int64',
+      'weight_3: Utf8',
+    ]);
   });
 
   it('reads vertex lists as id (and value) columns', async () => {
@@ -38,7 +44,10 @@ describe('csv: edge and vertex lists', () => {
 
   it('reads string vertex names and takes given names and types', async () => {
     const text = 'alice bob 3\nbob carol 4\n';
-    const { table } = await readTable(writeTemp('names.e', text), { columns: ['from', 'to', 'w'], columnTypes: { w: 'float64' } });
+    const { table } = await readTable(writeTemp('names.e', text), {
+      columns: ['from', 'to', 'w'],
+      columnTypes: { w: 'float64' },
+    });
     assert.deepEqual(describeSchema(table), ['from: Utf8', 'to: Utf8', 'w: Float64']);
     assert.deepEqual(rowsOf(table), expectedRows(text, ['string', 'string', 'float64'], EDGE_REFERENCE));
   });

@@ -15,7 +15,10 @@ describe('csv: inference from spread samples', () => {
     }
     const file = writeTemp('late-types.csv', `id,num,mixed,day\n${rows.join('\n')}\n`);
     const schema = await inferCsvSchema(file);
-    assert.deepEqual(schema.fields.map((field) => `${field.name}: ${field.type}`), ['id: Int64', 'num: Float64', 'mixed: Utf8', 'day: Date32<DAY>']);
+    assert.deepEqual(
+      schema.fields.map((field) => `${field.name}: ${field.type}`),
+      ['id: Int64', 'num: Float64', 'mixed: Utf8', 'day: Date32<DAY>'],
+    );
     const { result } = await readTable(file);
     assert.equal(result.rows, 600_000);
   });

@@ -16,7 +16,7 @@ const BIG_BYTES = process.env.TRELLIS_BIG_TESTS === '1' ? 1024 * MiB : 200 * MiB
 
 describe('csv: parallel parsing', () => {
   it(`parses a generated ${BIG_BYTES / MiB} MiB file on worker threads exactly as on one thread`, async function () {
-    this.timeout(BIG_BYTES / MiB * 1000);
+    this.timeout((BIG_BYTES / MiB) * 1000);
     const file = tempPath('big.csv');
     const rows = generateCsv(file, { bytes: BIG_BYTES, quoting: true, nullEvery: 40 });
     try {
@@ -27,7 +27,16 @@ describe('csv: parallel parsing', () => {
       assert.equal(parallel.result.reparsedChunks, 0, 'no quoted newlines: no speculative chunk is wrong');
       assert.deepEqual(
         parallel.table.schema.fields.map((field) => `${field.name}: ${field.type}`),
-        ['id: Int64', 'user: Int64', 'price: Float64', 'score: Float64', 'active: Bool', 'day: Date32<DAY>', 'name: Utf8', 'note: Utf8'],
+        [
+          'id: Int64',
+          'user: Int64',
+          'price: Float64',
+          'score: Float64',
+          'active: Bool',
+          'day: Date32<DAY>',
+          'name: Utf8',
+          'note: Utf8',
+        ],
       );
       assertSameStructure(parallel.table, sequential.table);
       const ids = parallel.table.getChild('id')!;
@@ -48,12 +57,22 @@ describe('csv: parallel parsing', () => {
     const whole = await readTable(file, { workers: 0 });
     assert.deepEqual(rowsOf(parallel.table), rowsOf(whole.table));
     const text = fs.readFileSync(file, 'utf8');
-    assert.deepEqual(rowsOf(whole.table), expectedRows(text, ['int64', 'int64', 'float64', 'float64', 'bool', 'date', 'string', 'string']));
+    assert.deepEqual(
+      rowsOf(whole.table),
+      expectedRows(text, ['int64', 'int64', 'float64', 'float64', 'bool', 'date', 'string', 'string']),
+    );
   });
 
   it('handles rows longer than a chunk, and quoted fields spanning several chunks', async () => {
     const long = 'x'.repeat(50_000);
-    const lines = ['a,b', `1,${long}`, `2,"${long}\n${long},""${long}"""`, '3,short', `4,"${'\n'.repeat(20_000)}"`, '5,end'];
+    const lines = [
+      'a,b',
+      `1,${long}`,
+      `2,"${long}\n${long},""${long}"""`,
+      '3,short',
+      `4,"${'\n'.repeat(20_000)}"`,
+      '5,end',
+    ];
     const text = `${lines.join('\n')}\n`;
     const file = writeTemp('long-rows.csv', text);
     for (const workers of [0, 2]) {
@@ -63,7 +82,9 @@ describe('csv: parallel parsing', () => {
   });
 
   it('cuts anywhere: every chunk size from 4 KiB gives the same rows', async () => {
-    const lines = Array.from({ length: 3000 }, (_, i) => (i % 7 === 0 ? `${i},"multi\r\nline, ${i}"` : `${i},plain ${i}`));
+    const lines = Array.from({ length: 3000 }, (_, i) =>
+      i % 7 === 0 ? `${i},"multi\r\nline, ${i}"` : `${i},plain ${i}`,
+    );
     const text = `id,text\r\n${lines.join('\r\n')}\r\n`;
     const file = writeTemp('cuts.csv', text);
     const expected = expectedRows(text, ['int64', 'string']);

@@ -9,11 +9,27 @@ import { describeSchema, readTable, writeTemp } from '../fixtures/csv/read-table
 import type { CsvReadOptions } from '../../src/io/csv/options';
 
 /** Parses `text` as `name` and checks types and every value against the reference. */
-async function check(name: string, text: string, types: ReferenceType[], options: CsvReadOptions = {}, reference: ReferenceOptions & { header?: boolean } = {}) {
+async function check(
+  name: string,
+  text: string,
+  types: ReferenceType[],
+  options: CsvReadOptions = {},
+  reference: ReferenceOptions & { header?: boolean } = {},
+) {
   const file = writeTemp(name, text);
   const { table, result } = await readTable(file, options);
-  const arrowTypes: Record<ReferenceType, string> = { int64: 'Int64', float64: 'Float64', bool: 'Bool', date: 'Date32<DAY>', string: 'Utf8' };
-  assert.deepEqual(table.schema.fields.map((field) => String(field.type)), types.map((type) => arrowTypes[type]), 'column types');
+  const arrowTypes: Record<ReferenceType, string> = {
+    int64: 'Int64',
+    float64: 'Float64',
+    bool: 'Bool',
+    date: 'Date32<DAY>',
+    string: 'Utf8',
+  };
+  assert.deepEqual(
+    table.schema.fields.map((field) => String(field.type)),
+    types.map((type) => arrowTypes[type]),
+    'column types',
+  );
   const expected = expectedRows(text, types, { header: options.header, nullValues: options.nullValues, ...reference });
   assert.deepEqual(rowsOf(table), expected);
   assert.equal(result.rows, expected.length);
@@ -32,15 +48,35 @@ describe('csv: parsing', () => {
   });
 
   it('widens int to float64, and anything unreadable to string', async () => {
-    await check('widen.csv', 'a,b,c,d\n1,1,true,2024-01-01\n2.5,x,1,2024-13-01\n', ['float64', 'string', 'string', 'string']);
+    await check('widen.csv', 'a,b,c,d\n1,1,true,2024-01-01\n2.5,x,1,2024-13-01\n', [
+      'float64',
+      'string',
+      'string',
+      'string',
+    ]);
   });
 
   it('reads integers beyond int64 as float64, and keeps int64 extremes exact', async () => {
-    await check('big.csv', 'a,b\n-9223372036854775808,99999999999999999999\n9223372036854775807,1\n', ['int64', 'float64']);
+    await check('big.csv', 'a,b\n-9223372036854775808,99999999999999999999\n9223372036854775807,1\n', [
+      'int64',
+      'float64',
+    ]);
   });
 
   it('reads float64 values exactly, including 17-digit and special ones', async () => {
-    const values = ['0.1', '1e308', '-2.2250738585072014e-308', '61.106390692293644', '0.30000000000000004', '123456789012345678', 'NaN', '-inf', 'Infinity', '5e-324', ' 2.5 '];
+    const values = [
+      '0.1',
+      '1e308',
+      '-2.2250738585072014e-308',
+      '61.106390692293644',
+      '0.30000000000000004',
+      '123456789012345678',
+      'NaN',
+      '-inf',
+      'Infinity',
+      '5e-324',
+      ' 2.5 ',
+    ];
     await check('floats.csv', `x\n${values.join('\n')}\n`, ['float64']);
   });
 
@@ -65,7 +101,12 @@ describe('csv: parsing', () => {
   });
 
   it('treats empty fields as null, and quoted empty strings as empty strings', async () => {
-    const table = await check('nulls.csv', 'a,b,c,d\n1,,x,2024-01-01\n,2.5,,\n3,,"",\n', ['int64', 'float64', 'string', 'date']);
+    const table = await check('nulls.csv', 'a,b,c,d\n1,,x,2024-01-01\n,2.5,,\n3,,"",\n', [
+      'int64',
+      'float64',
+      'string',
+      'date',
+    ]);
     assert.deepEqual(table.getChild('c')!.toArray(), ['x', null, '']);
     assert.equal(table.getChild('a')!.nullCount, 1);
   });
@@ -73,7 +114,11 @@ describe('csv: parsing', () => {
   it('takes a list of null texts, checked before a value is read', async () => {
     const text = 'a,b,c\nNA,1.5,x\n-999,NA,NA\n3,-999,"NA"\n';
     const table = await check('na.csv', text, ['int64', 'float64', 'string'], { nullValues: ['NA', '-999'] });
-    assert.deepEqual(rowsOf(table), [[null, 1.5, 'x'], [null, null, null], [3n, null, 'NA']]);
+    assert.deepEqual(rowsOf(table), [
+      [null, 1.5, 'x'],
+      [null, null, null],
+      [3n, null, 'NA'],
+    ]);
   });
 
   it('with nullValues not listing "", reads an empty string field as an empty string', async () => {
@@ -87,24 +132,44 @@ describe('csv: parsing', () => {
 
   it('reads files without a header, naming columns column_1, column_2, ...', async () => {
     const table = await check('noheader.csv', '1,x\n2,y\n', ['int64', 'string'], { header: false });
-    assert.deepEqual(table.schema.fields.map((field) => field.name), ['column_1', 'column_2']);
+    assert.deepEqual(
+      table.schema.fields.map((field) => field.name),
+      ['column_1', 'column_2'],
+    );
   });
 
   it('takes column names, with or without a header', async () => {
     const withHeader = await check('named.csv', 'a,b\n1,x\n', ['int64', 'string'], { columns: ['id', 'name'] });
-    assert.deepEqual(withHeader.schema.fields.map((field) => field.name), ['id', 'name']);
-    const without = await check('named-noheader.csv', '1,x\n', ['int64', 'string'], { header: false, columns: ['id', 'name'] }, { header: false });
-    assert.deepEqual(without.schema.fields.map((field) => field.name), ['id', 'name']);
+    assert.deepEqual(
+      withHeader.schema.fields.map((field) => field.name),
+      ['id', 'name'],
+    );
+    const without = await check(
+      'named-noheader.csv',
+      '1,x\n',
+      ['int64', 'string'],
+      { header: false, columns: ['id', 'name'] },
+      { header: false },
+    );
+    assert.deepEqual(
+      without.schema.fields.map((field) => field.name),
+      ['id', 'name'],
+    );
   });
 
   it('makes repeated and empty header names unique', async () => {
     const table = await check('dups.csv', 'a,a,,a\n1,2,3,4\n', ['int64', 'int64', 'int64', 'int64']);
-    assert.deepEqual(table.schema.fields.map((field) => field.name), ['a', 'a_1', 'column_3', 'a_2']);
+    assert.deepEqual(
+      table.schema.fields.map((field) => field.name),
+      ['a', 'a_1', 'column_3', 'a_2'],
+    );
   });
 
   it('uses given column types by name or position instead of inferring', async () => {
     const text = 'zip,amount,flag\n01234,10,true\n98765,20,false\n';
-    await check('given.csv', text, ['string', 'float64', 'string'], { columnTypes: { zip: 'string', amount: 'float64', flag: 'string' } });
+    await check('given.csv', text, ['string', 'float64', 'string'], {
+      columnTypes: { zip: 'string', amount: 'float64', flag: 'string' },
+    });
     await check('given-array.csv', text, ['string', 'int64', 'bool'], { columnTypes: ['string'] });
   });
 
@@ -134,7 +199,10 @@ describe('csv: parsing', () => {
 
   it('calls onSchema before the first batch and progress after each', async () => {
     const events: string[] = [];
-    const file = writeTemp('events.csv', `a,b\n${Array.from({ length: 5000 }, (_, i) => `${i},row ${i}`).join('\n')}\n`);
+    const file = writeTemp(
+      'events.csv',
+      `a,b\n${Array.from({ length: 5000 }, (_, i) => `${i},row ${i}`).join('\n')}\n`,
+    );
     let lastBytes = 0;
     await readTable(file, {
       chunkBytes: 8192,

@@ -30,15 +30,31 @@ describe('csv: value readers', () => {
       const dot = Math.floor(next() * (length + 1));
       const exponent = next() < 0.3 ? `e${Math.floor(next() * 60) - 30}` : '';
       const sign = next() < 0.3 ? '-' : '';
-      for (const text of [`${sign}${mantissa.slice(0, dot)}.${mantissa.slice(dot)}${exponent}`, String((next() - 0.5) * 10 ** (Math.floor(next() * 40) - 20)), String(next())]) {
+      for (const text of [
+        `${sign}${mantissa.slice(0, dot)}.${mantissa.slice(dot)}${exponent}`,
+        String((next() - 0.5) * 10 ** (Math.floor(next() * 40) - 20)),
+        String(next()),
+      ]) {
         const b = bytes(text);
-        assert.ok(Object.is(readFloatText(b, 0, b.length), Number(text)), `${text}: ${readFloatText(b, 0, b.length)} != ${Number(text)}`);
+        assert.ok(
+          Object.is(readFloatText(b, 0, b.length), Number(text)),
+          `${text}: ${readFloatText(b, 0, b.length)} != ${Number(text)}`,
+        );
       }
     }
   });
 
   it('gets hard halfway cases right (or leaves them to Number())', () => {
-    for (const text of ['9007199254740993', '9007199254740992.5', '0.1000000000000000055511151231257827', '2.2250738585072011e-308', '1.7976931348623157e308', '4.9406564584124654e-324', '1e23', '8.5e-1']) {
+    for (const text of [
+      '9007199254740993',
+      '9007199254740992.5',
+      '0.1000000000000000055511151231257827',
+      '2.2250738585072011e-308',
+      '1.7976931348623157e308',
+      '4.9406564584124654e-324',
+      '1e23',
+      '8.5e-1',
+    ]) {
       const b = bytes(text);
       const fast = readSimpleFloat(b, 0, b.length);
       assert.ok(Number.isNaN(fast) || Object.is(fast, Number(text)), `fast path ${text}`);
@@ -55,9 +71,17 @@ describe('csv: value readers', () => {
 
   it('reads int64 to its limits and nothing beyond', () => {
     const cases: Array<[string, number | bigint | undefined]> = [
-      ['0', 0], ['-0', -0], ['+17', 17], [' 42 ', 42], ['9007199254740993', 9007199254740993n],
-      ['-9223372036854775808', -9223372036854775808n], ['9223372036854775807', 9223372036854775807n],
-      ['9223372036854775808', undefined], ['1.0', undefined], ['', undefined], ['1 2', undefined],
+      ['0', 0],
+      ['-0', -0],
+      ['+17', 17],
+      [' 42 ', 42],
+      ['9007199254740993', 9007199254740993n],
+      ['-9223372036854775808', -9223372036854775808n],
+      ['9223372036854775807', 9223372036854775807n],
+      ['9223372036854775808', undefined],
+      ['1.0', undefined],
+      ['', undefined],
+      ['1 2', undefined],
     ];
     for (const [text, expected] of cases) {
       const b = bytes(text);
@@ -66,7 +90,14 @@ describe('csv: value readers', () => {
   });
 
   it('reads booleans and ISO dates', () => {
-    for (const [text, expected] of [['true', 1], ['FALSE', 0], ['True', 1], [' false ', 0], ['yes', -1], ['1', -1]] as const) {
+    for (const [text, expected] of [
+      ['true', 1],
+      ['FALSE', 0],
+      ['True', 1],
+      [' false ', 0],
+      ['yes', -1],
+      ['1', -1],
+    ] as const) {
       assert.equal(readBool(bytes(text), 0, text.length), expected, text);
     }
     for (const text of ['1970-01-01', '2024-02-29', '1900-03-01', '0001-01-01', '9999-12-31', '1969-07-20']) {

@@ -5,7 +5,22 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Bool, DateDay, Dictionary, Field, Float64, Int32, Int64, makeData, RecordBatch, Schema, Struct, Table, Utf8, vectorFromArray } from 'apache-arrow';
+import {
+  Bool,
+  DateDay,
+  Dictionary,
+  Field,
+  Float64,
+  Int32,
+  Int64,
+  makeData,
+  RecordBatch,
+  Schema,
+  Struct,
+  Table,
+  Utf8,
+  vectorFromArray,
+} from 'apache-arrow';
 import { isTrellisError } from '../../src/errors';
 import { writeCsv } from '../../src/io/csv-writer';
 import { assertValuesEqual } from '../fixtures/arrow-compare';
@@ -32,7 +47,12 @@ function sampleBatch(): RecordBatch {
     vectorFromArray([0, 19_000 * DAY_MS, null, -DAY_MS, 2 * DAY_MS, 3 * DAY_MS], new DateDay()),
     vectorFromArray(['plain', 'a,b', 'say "hi"', 'two\nlines', '', null], new Utf8()),
   ];
-  const data = makeData({ type: new Struct(fields), length: 6, nullCount: 0, children: columns.map((column) => column.data[0]) });
+  const data = makeData({
+    type: new Struct(fields),
+    length: 6,
+    nullCount: 0,
+    children: columns.map((column) => column.data[0]),
+  });
   return new RecordBatch(new Schema(fields), data);
 }
 
@@ -102,11 +122,17 @@ describe('csv: writer', () => {
     const { table } = await readTable(writeSource('names.csv', 'a,b\nx y,1\n'));
     await assert.rejects(writeCsv(file, table), (error: unknown) => {
       assert.ok(isTrellisError(error, 'InvalidArgument'));
-      assert.equal(error.message, 'cannot write "x y" without quoting (quote is null); choose a quote character or another delimiter');
+      assert.equal(
+        error.message,
+        'cannot write "x y" without quoting (quote is null); choose a quote character or another delimiter',
+      );
       return true;
     });
     assert.equal(fs.existsSync(file), false);
-    assert.deepEqual(fs.readdirSync(path.dirname(file)).filter((name) => name.includes('partial')), []);
+    assert.deepEqual(
+      fs.readdirSync(path.dirname(file)).filter((name) => name.includes('partial')),
+      [],
+    );
   });
 
   it('throws IOError with the cause when the file cannot be written', async () => {

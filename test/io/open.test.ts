@@ -33,7 +33,13 @@ describe('open(): files as DataframeStreams', function () {
     const stream = await open(`file://${edgeFile(rows)}`, { client, chunkBytes: 256 * 1024 });
     assert.equal(stream.typename, 'trellis::DataframeStream');
     const reader = startChild('dataframe-stream-reader.ts', [daemon.socket, stream.id]);
-    const report = await reader.next<{ rows: number; columns: number; sum: string; shared: boolean; message?: string }>();
+    const report = await reader.next<{
+      rows: number;
+      columns: number;
+      sum: string;
+      shared: boolean;
+      message?: string;
+    }>();
     assert.equal(report.message, undefined);
     assert.equal(report.rows, rows);
     assert.equal(report.columns, 3);
@@ -50,7 +56,10 @@ describe('open(): files as DataframeStreams', function () {
     const stream = await open(`file://${file}`, { client });
     const table = await stream.readTable();
     assert.equal(table.numRows, 2);
-    assert.deepEqual(table.schema.fields.map((f: { name: string }) => f.name), ['name', 'age', 'member', 'joined']);
+    assert.deepEqual(
+      table.schema.fields.map((f: { name: string }) => f.name),
+      ['name', 'age', 'member', 'joined'],
+    );
     assert.equal(table.getChild('name')!.get(0), 'Smith, Ann');
     assert.equal(table.getChild('age')!.get(1), null);
     assert.equal(table.getChild('member')!.get(0), true);
@@ -77,13 +86,19 @@ describe('open(): files as DataframeStreams', function () {
 
   it('an unreadable file is an IOError with the system error as cause; an unknown scheme is InvalidArgument', async () => {
     const missing = tempPath('missing.csv');
-    await assert.rejects(open(`file://${missing}`, { client }), (error: Error & { code: string; cause?: { code?: string } }) => {
-      assert.equal(error.code, 'IOError');
-      assert.ok(error.message.includes(missing));
-      assert.equal(error.cause?.code, 'ENOENT');
-      return true;
+    await assert.rejects(
+      open(`file://${missing}`, { client }),
+      (error: Error & { code: string; cause?: { code?: string } }) => {
+        assert.equal(error.code, 'IOError');
+        assert.ok(error.message.includes(missing));
+        assert.equal(error.cause?.code, 'ENOENT');
+        return true;
+      },
+    );
+    await assert.rejects(open('ftp://example.invalid/x.csv', { client }), {
+      code: 'InvalidArgument',
+      message: /no driver for URL scheme "ftp:"/,
     });
-    await assert.rejects(open('ftp://example.invalid/x.csv', { client }), { code: 'InvalidArgument', message: /no driver for URL scheme "ftp:"/ });
     await assert.rejects(open('not a url', { client }), { code: 'InvalidArgument', message: /cannot parse URL/ });
   });
 

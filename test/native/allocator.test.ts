@@ -19,7 +19,8 @@ describe('native allocator', () => {
       }
     }
     const sorted = [...blocks].sort((a, b) => a[0] - b[0]);
-    for (let i = 1; i < sorted.length; i++) assert.ok(sorted[i - 1][0] + sorted[i - 1][1] <= sorted[i][0], 'blocks overlap');
+    for (let i = 1; i < sorted.length; i++)
+      assert.ok(sorted[i - 1][0] + sorted[i - 1][1] <= sorted[i][0], 'blocks overlap');
     for (const [offset] of blocks) allocator.free(offset);
     assert.equal(allocator.used, 0);
     assert.equal(allocator.largestFree, 1 << 20, 'everything coalesced back into one range');
@@ -43,6 +44,9 @@ describe('native allocator', () => {
 describe('native segments', () => {
   it('a segment larger than /dev/shm can hold fails with OutOfMemory, not SIGBUS', () => {
     // Never try this with a memfd ('' dir): nothing bounds it but the OOM killer.
-    assert.throws(() => new native.Segment(2 ** 50, 'too-big', '/dev/shm'), { code: 'OutOfMemory', message: /cannot reserve a 1125899906842624-byte segment/ });
+    assert.throws(() => new native.Segment(2 ** 50, 'too-big', '/dev/shm'), {
+      code: 'OutOfMemory',
+      message: /cannot reserve a 1125899906842624-byte segment/,
+    });
   });
 });

@@ -64,8 +64,13 @@ async function installTarball(tarball: string, app: string): Promise<Finished> {
   const install = ['install', '--no-audit', '--no-fund', tarball];
   const offline = await run('npm', [...install, '--offline'], app, INSTALL_DEADLINE_MS);
   if (offline.code === 0 || !/\bENOTCACHED\b/.test(offline.output)) return offline;
-  const online = ['--prefer-offline', '--fetch-timeout=15000', '--fetch-retries=1', '--fetch-retry-mintimeout=1000',
-    '--fetch-retry-maxtimeout=3000'];
+  const online = [
+    '--prefer-offline',
+    '--fetch-timeout=15000',
+    '--fetch-retries=1',
+    '--fetch-retry-mintimeout=1000',
+    '--fetch-retry-maxtimeout=3000',
+  ];
   return run('npm', [...install, ...online], app, INSTALL_DEADLINE_MS);
 }
 
@@ -98,7 +103,10 @@ describe('the packed package installed into another project', function () {
 
     const packageDir = path.join(app, 'node_modules', 'trellis');
     const prebuilds = path.join(packageDir, 'prebuilds', `${process.platform}-${process.arch}`);
-    assert.ok(fs.readdirSync(prebuilds).some((name) => name.endsWith('.node')), `no addon in ${prebuilds}`);
+    assert.ok(
+      fs.readdirSync(prebuilds).some((name) => name.endsWith('.node')),
+      `no addon in ${prebuilds}`,
+    );
     for (const unpacked of ['src', 'test', 'bench', 'build']) {
       assert.equal(fs.existsSync(path.join(packageDir, unpacked)), false, `the installed package has ${unpacked}/`);
     }

@@ -4,7 +4,11 @@ import { IdGenerator, instanceOf, isObjectId } from '../../src/protocol/ids';
 
 describe('framing', () => {
   it('round-trips bodies split at every byte boundary', () => {
-    const bodies = [{ kind: 'createBlob', seq: 1, body: { size: 10 } }, { seq: 2, reply: { ids: ['a', 'b'] } }, 'x'.repeat(300)];
+    const bodies = [
+      { kind: 'createBlob', seq: 1, body: { size: 10 } },
+      { seq: 2, reply: { ids: ['a', 'b'] } },
+      'x'.repeat(300),
+    ];
     const stream = Buffer.concat(bodies.map(encodeFrame));
     for (let cut = 1; cut < stream.length; cut += 7) {
       const decoder = new FrameDecoder();
@@ -14,18 +18,26 @@ describe('framing', () => {
   });
 
   it('keeps binary payloads as bytes', () => {
-    const [decoded] = new FrameDecoder().push(encodeFrame({ data: Buffer.from([1, 2, 3]) })) as Array<{ data: Uint8Array }>;
+    const [decoded] = new FrameDecoder().push(encodeFrame({ data: Buffer.from([1, 2, 3]) })) as Array<{
+      data: Uint8Array;
+    }>;
     assert.deepEqual([...decoded.data], [1, 2, 3]);
   });
 
   it('rejects a frame over the limit from its header alone', () => {
     const decoder = new FrameDecoder(1024);
     const frame = encodeFrame({ blob: Buffer.alloc(2000) });
-    assert.throws(() => decoder.push(frame.subarray(0, HEADER_BYTES)), { code: 'ProtocolError', message: /exceeds the 1024-byte limit/ });
+    assert.throws(() => decoder.push(frame.subarray(0, HEADER_BYTES)), {
+      code: 'ProtocolError',
+      message: /exceeds the 1024-byte limit/,
+    });
   });
 
   it('rejects bad magic', () => {
-    assert.throws(() => new FrameDecoder().push(Buffer.from('GET / HTTP/1.1\r\n\r\n')), { code: 'ProtocolError', message: /bad frame magic/ });
+    assert.throws(() => new FrameDecoder().push(Buffer.from('GET / HTTP/1.1\r\n\r\n')), {
+      code: 'ProtocolError',
+      message: /bad frame magic/,
+    });
   });
 });
 
@@ -40,6 +52,9 @@ describe('object ids', () => {
   });
 
   it('refuse instance ids that do not fit', () => {
-    assert.throws(() => new IdGenerator(70000), { code: 'InvalidArgument', message: /instance id 70000 is outside 0..65535/ });
+    assert.throws(() => new IdGenerator(70000), {
+      code: 'InvalidArgument',
+      message: /instance id 70000 is outside 0..65535/,
+    });
   });
 });

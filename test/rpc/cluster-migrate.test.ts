@@ -23,13 +23,28 @@ describe('migrate through the cluster view', function () {
     this.timeout(40_000);
     etcd = await startEtcd();
     const prefix = uniquePrefix('migrate');
-    const start = () => startTestDaemon(['--size', '128MiB', '--rpc-port', '0', '--etcd', etcd.endpoint, '--etcd-prefix', prefix, '--lease-ttl', '2']);
+    const start = () =>
+      startTestDaemon([
+        '--size',
+        '128MiB',
+        '--rpc-port',
+        '0',
+        '--etcd',
+        etcd.endpoint,
+        '--etcd-prefix',
+        prefix,
+        '--lease-ttl',
+        '2',
+      ]);
     [owner, other] = await Promise.all([start(), start()]);
     onOwner = await connect(owner.socket);
     onOther = await connect(other.socket);
     await waitFor(
       'the other daemon to see the owner and its RPC endpoint',
-      async () => (await onOther.clusterInfo()).instances.some((i) => i.instanceId === owner.instanceId && i.alive && i.rpcEndpoint === owner.rpcEndpoint),
+      async () =>
+        (await onOther.clusterInfo()).instances.some(
+          (i) => i.instanceId === owner.instanceId && i.alive && i.rpcEndpoint === owner.rpcEndpoint,
+        ),
       5_000,
     );
   });
@@ -50,7 +65,11 @@ describe('migrate through the cluster view', function () {
     assert.equal(await onOther.migrate(id), copy, 'a second migrate is free');
 
     const named = await onOwner.put(new Float64Array([1, 2, 3]), { name: 'cluster/tensor' });
-    await waitFor('the name to reach the other daemon', async () => (await onOther.listNames()).includes('cluster/tensor'), 5_000);
+    await waitFor(
+      'the name to reach the other daemon',
+      async () => (await onOther.listNames()).includes('cluster/tensor'),
+      5_000,
+    );
     assert.deepEqual([...((await onOther.get('cluster/tensor', { fetch: true })) as Float64Array)], [1, 2, 3]);
     assert.notEqual(await onOther.migrate('cluster/tensor'), named);
   });
@@ -58,8 +77,17 @@ describe('migrate through the cluster view', function () {
   it('putGlobal with a name publishes the object and its name to the whole cluster', async () => {
     const remotePart = await onOwner.put(new Float64Array([1, 2]));
     const localPart = await onOther.put(new Float64Array([3]));
-    const global = await onOther.putGlobal('demo::Partitioned', [remotePart, localPart], { rows: 3 }, { name: 'cluster/global' });
-    await waitFor('the name to reach the owner', async () => (await onOwner.listNames()).includes('cluster/global'), 5_000);
+    const global = await onOther.putGlobal(
+      'demo::Partitioned',
+      [remotePart, localPart],
+      { rows: 3 },
+      { name: 'cluster/global' },
+    );
+    await waitFor(
+      'the name to reach the owner',
+      async () => (await onOwner.listNames()).includes('cluster/global'),
+      5_000,
+    );
     assert.equal(await onOwner.getName('cluster/global'), global);
     const meta = await onOwner.getMeta('cluster/global');
     assert.equal(meta.id, global);
@@ -76,7 +104,11 @@ describe('migrate through the cluster view', function () {
   it('an owner that has left the cluster is Unavailable', async () => {
     const id = await onOwner.put(Buffer.from('short-lived'));
     await owner.stop();
-    await waitFor('the owner to leave the view', async () => !(await onOther.clusterInfo()).instances.some((i) => i.instanceId === owner.instanceId && i.alive), 10_000);
+    await waitFor(
+      'the owner to leave the view',
+      async () => !(await onOther.clusterInfo()).instances.some((i) => i.instanceId === owner.instanceId && i.alive),
+      10_000,
+    );
     await assert.rejects(onOther.migrate(id), (error: unknown) => {
       assert.ok(isTrellisError(error, 'Unavailable'), String(error));
       assert.match(error.message, new RegExp(`instance ${owner.instanceId} has left the cluster`));

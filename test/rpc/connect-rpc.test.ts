@@ -41,10 +41,18 @@ describe('connectRpc: the same client over TCP, bytes copied instead of mapped',
     for (const [name, make] of Object.entries(cases)) {
       const id = await remote.put(make());
       // Described through the RPC client, every buffer must say shared: false.
-      assert.deepEqual(describeValue(await remote.get(id), remote), describeValue(make(), remote), `${name} read back over RPC`);
+      assert.deepEqual(
+        describeValue(await remote.get(id), remote),
+        describeValue(make(), remote),
+        `${name} read back over RPC`,
+      );
       assert.deepEqual(describeValue(await local.get(id)), describeValue(make()), `${name} read locally`);
       const localId = await local.put(make());
-      assert.deepEqual(describeValue(await remote.get(localId), remote), describeValue(make(), remote), `${name} put locally, read over RPC`);
+      assert.deepEqual(
+        describeValue(await remote.get(localId), remote),
+        describeValue(make(), remote),
+        `${name} put locally, read over RPC`,
+      );
     }
   });
 
@@ -53,10 +61,16 @@ describe('connectRpc: the same client over TCP, bytes copied instead of mapped',
     const id = await remote.put(table);
     const overRpc = (await remote.get(id)) as Table;
     assertValuesEqual(overRpc, table);
-    assert.ok(allBuffers(overRpc).every((view) => !remote.isSharedMemory(view)), 'no buffer of the RPC copy is shared memory');
+    assert.ok(
+      allBuffers(overRpc).every((view) => !remote.isSharedMemory(view)),
+      'no buffer of the RPC copy is shared memory',
+    );
     const mapped = (await local.get(id)) as Table;
     assertValuesEqual(mapped, table);
-    assert.ok(allBuffers(mapped).some((view) => local.isSharedMemory(view)), 'the local client maps the same object');
+    assert.ok(
+      allBuffers(mapped).some((view) => local.isSharedMemory(view)),
+      'the local client maps the same object',
+    );
     assertValuesEqual((await remote.get(await local.put(table))) as Table, table);
   });
 
@@ -119,9 +133,16 @@ describe('connectRpc: the same client over TCP, bytes copied instead of mapped',
     await client.createBlobs([1024 * 1024, 4096]);
     assert.ok((await local.status()).memoryUsage > before.memoryUsage);
     await local.delete(held);
-    assert.equal((await local.status()).deferredFrees, before.deferredFrees + 1, 'the RPC client still holds the deleted blob');
+    assert.equal(
+      (await local.status()).deferredFrees,
+      before.deferredFrees + 1,
+      'the RPC client still holds the deleted blob',
+    );
     await client.close();
-    const after = await settledStatus(local, (status) => status.clients === before.clients && status.deferredFrees === before.deferredFrees);
+    const after = await settledStatus(
+      local,
+      (status) => status.clients === before.clients && status.deferredFrees === before.deferredFrees,
+    );
     assert.equal(after.memoryUsage, before.memoryUsage);
     assert.equal(after.clients, before.clients);
   });

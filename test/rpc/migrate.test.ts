@@ -25,7 +25,16 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
   let onB: TrellisClient;
   before(async () => {
     a = await startTestDaemon(['--rpc-port', '0', '--instance-id', '1', '--size', '256MiB']);
-    b = await startTestDaemon(['--rpc-port', '0', '--instance-id', '2', '--size', '256MiB', '--rpc-peer', `1=${a.rpcEndpoint}`]);
+    b = await startTestDaemon([
+      '--rpc-port',
+      '0',
+      '--instance-id',
+      '2',
+      '--size',
+      '256MiB',
+      '--rpc-peer',
+      `1=${a.rpcEndpoint}`,
+    ]);
     onA = await connect(a.socket);
     onB = await connect(b.socket);
   });
@@ -54,7 +63,11 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
 
     const bAfter = await onB.status();
     assert.equal(bAfter.memoryUsage - bBefore.memoryUsage, stored, 'B holds exactly what A stored');
-    assert.equal(bAfter.objects - bBefore.objects, aAfterPut.objects - aEmpty.objects, 'B has one object per object of the tree');
+    assert.equal(
+      bAfter.objects - bBefore.objects,
+      aAfterPut.objects - aEmpty.objects,
+      'B has one object per object of the tree',
+    );
     // A let go of what it lent: same memory, nothing waiting, the original intact.
     const aAfter = await settledStatus(onA, (status) => status.deferredFrees === aAfterPut.deferredFrees);
     assert.equal(aAfter.memoryUsage, aAfterPut.memoryUsage);
@@ -71,7 +84,11 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
     const after = await onB.status();
     assert.equal(after.memoryUsage, before.memoryUsage);
     assert.equal(after.objects, before.objects);
-    assert.equal((await onA.status()).requests, requestsOnA + 1, 'A was not asked again (the one request is this status)');
+    assert.equal(
+      (await onA.status()).requests,
+      requestsOnA + 1,
+      'A was not asked again (the one request is this status)',
+    );
     // Once the copy is deleted, migrate copies afresh.
     await onB.delete(first);
     const again = await onB.migrate(id);
@@ -100,7 +117,11 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
 
   it('errors: an object its owner does not have, an instance nobody knows, a bad ref', async () => {
     await expectRejects(onB.migrate('o0001ffffffffffff'), 'ObjectNotFound', /object o0001ffffffffffff does not exist/);
-    await expectRejects(onB.migrate('o0007000000000001'), 'Unavailable', /instance 7 is unknown here.*--rpc-peer 7=HOST:PORT/);
+    await expectRejects(
+      onB.migrate('o0007000000000001'),
+      'Unavailable',
+      /instance 7 is unknown here.*--rpc-peer 7=HOST:PORT/,
+    );
     await expectRejects(onB.migrate('o0002ffffffffffff'), 'ObjectNotFound', /o0002ffffffffffff does not exist/);
     await expectRejects(onB.migrate('no/such/name'), 'NameNotFound', /no\/such\/name/);
   });
@@ -109,7 +130,12 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
     const parts = [new Float64Array([1, 2]), new Float64Array([3, 4, 5])];
     const remoteIds = await Promise.all(parts.map((part) => onA.put(part)));
     const localId = await onB.put(new Float64Array([6]));
-    const global = await onB.putGlobal('demo::Partitioned', [...remoteIds, localId], { rows: 6 }, { name: 'demo/global' });
+    const global = await onB.putGlobal(
+      'demo::Partitioned',
+      [...remoteIds, localId],
+      { rows: 6 },
+      { name: 'demo/global' },
+    );
 
     const meta = await onB.getMeta('demo/global');
     assert.equal(meta.id, global);
@@ -127,8 +153,13 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
     assert.equal(meta.nbytes, 6 * 8);
 
     const handle = await onB.getObject(global);
-    const fetched = await Promise.all(handle.memberKeys().map((key) => onB.get(handle.member(key).id, { fetch: true })));
-    assert.deepEqual(fetched.map((part) => [...(part as Float64Array)]), [[1, 2], [3, 4, 5], [6]]);
+    const fetched = await Promise.all(
+      handle.memberKeys().map((key) => onB.get(handle.member(key).id, { fetch: true })),
+    );
+    assert.deepEqual(
+      fetched.map((part) => [...(part as Float64Array)]),
+      [[1, 2], [3, 4, 5], [6]],
+    );
 
     // A deep delete takes the local partition with it (nothing else refers to it); the remote
     // ones belong to their own daemon and stay.
@@ -137,6 +168,10 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
     assert.equal(await onB.exists(localId), false);
     assert.ok(await onA.exists(remoteIds[0]));
     assert.ok(await onA.exists(remoteIds[1]));
-    await expectRejects(onB.putGlobal('demo::Partitioned', ['o0001ffffffffffff']), 'ObjectNotFound', /o0001ffffffffffff does not exist/);
+    await expectRejects(
+      onB.putGlobal('demo::Partitioned', ['o0001ffffffffffff']),
+      'ObjectNotFound',
+      /o0001ffffffffffff does not exist/,
+    );
   });
 });

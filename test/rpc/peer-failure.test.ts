@@ -45,7 +45,10 @@ describe('migrate when the owner fails: typed errors, bounded waits, nothing hal
 
   /** B's memory and objects are back where they were, and B still works. */
   async function assertNothingLeft(before: DaemonStatus): Promise<void> {
-    const after = await settledStatus(onB, (status) => status.memoryUsage === before.memoryUsage && status.clients === before.clients);
+    const after = await settledStatus(
+      onB,
+      (status) => status.memoryUsage === before.memoryUsage && status.clients === before.clients,
+    );
     assert.equal(after.memoryUsage, before.memoryUsage, 'no copied blob is left on B');
     assert.equal(after.objects, before.objects, 'no object is left on B');
     assert.equal(after.clients, before.clients, 'the copy job has ended');
@@ -70,7 +73,11 @@ describe('migrate when the owner fails: typed errors, bounded waits, nothing hal
     const migrating = onB.migrate(big);
     // Watched from the start: on a loaded machine the deadline can pass before a status poll
     // sees the partial copy. The message naming readBlobs shows the copy had begun either way.
-    const failed = expectRejects(migrating, 'Unavailable', new RegExp(`${endpoint.source} did not answer readBlobs within ${PEER_TIMEOUT_MS} ms`));
+    const failed = expectRejects(
+      migrating,
+      'Unavailable',
+      new RegExp(`${endpoint.source} did not answer readBlobs within ${PEER_TIMEOUT_MS} ms`),
+    );
     await Promise.race([copyStarted(onB, before), failed]);
     await failed;
     assert.ok(Date.now() - started < PEER_TIMEOUT_MS + 5000, 'bounded by the deadline');

@@ -9,7 +9,11 @@ import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { expectRejects } from '../fixtures/trellis-errors';
 
 /** Sends raw bytes to host:port and collects decoded frames until the daemon closes the connection. */
-async function exchange(endpoint: string, bytes: Buffer[], timeoutMs = 5000): Promise<{ frames: unknown[]; closed: boolean }> {
+async function exchange(
+  endpoint: string,
+  bytes: Buffer[],
+  timeoutMs = 5000,
+): Promise<{ frames: unknown[]; closed: boolean }> {
   const [host, port] = endpoint.split(':');
   const socket = net.connect(Number(port), host);
   const decoder = new FrameDecoder(Number.MAX_SAFE_INTEGER);
@@ -48,7 +52,11 @@ describe('the RPC port', function () {
         .find((address) => address && address.family === 'IPv4' && !address.internal);
       if (external) {
         const port = daemon.rpcEndpoint!.split(':')[1];
-        await expectRejects(connectRpc(`${external.address}:${port}`, { connectTimeoutMs: 2000 }), 'Unavailable', /cannot connect|did not accept/);
+        await expectRejects(
+          connectRpc(`${external.address}:${port}`, { connectTimeoutMs: 2000 }),
+          'Unavailable',
+          /cannot connect|did not accept/,
+        );
       }
       const client = await connectRpc(daemon.rpcEndpoint!);
       assert.equal((await client.status()).instanceId, daemon.instanceId);
@@ -58,7 +66,11 @@ describe('the RPC port', function () {
     it('with --rpc-token, refuses connections without the token or with a wrong one', async () => {
       const daemon = await startTestDaemon(['--rpc-port', '0', '--rpc-token', 's3cret-token']);
       await expectRejects(connectRpc(daemon.rpcEndpoint!), 'PermissionDenied', /requires a token/);
-      await expectRejects(connectRpc(daemon.rpcEndpoint!, { token: 's3cret-tokeN' }), 'PermissionDenied', /wrong token/);
+      await expectRejects(
+        connectRpc(daemon.rpcEndpoint!, { token: 's3cret-tokeN' }),
+        'PermissionDenied',
+        /wrong token/,
+      );
       await expectRejects(connectRpc(daemon.rpcEndpoint!, { token: '' }), 'PermissionDenied', /wrong token/);
       const client = await connectRpc(daemon.rpcEndpoint!, { token: 's3cret-token' });
       const id = await client.put({ secret: true });
@@ -71,7 +83,11 @@ describe('the RPC port', function () {
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const { port } = server.address() as net.AddressInfo;
       await new Promise((resolve) => server.close(resolve));
-      const error = await expectRejects(connectRpc(`127.0.0.1:${port}`), 'Unavailable', new RegExp(`127\\.0\\.0\\.1:${port}.*ECONNREFUSED`));
+      const error = await expectRejects(
+        connectRpc(`127.0.0.1:${port}`),
+        'Unavailable',
+        new RegExp(`127\\.0\\.0\\.1:${port}.*ECONNREFUSED`),
+      );
       assert.equal((error.cause as NodeJS.ErrnoException).code, 'ECONNREFUSED');
       await expectRejects(connectRpc('no-port-here'), 'InvalidArgument', /host:port/);
     });
@@ -81,7 +97,11 @@ describe('the RPC port', function () {
       await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
       const { port } = silent.address() as net.AddressInfo;
       const started = Date.now();
-      await expectRejects(connectRpc(`127.0.0.1:${port}`, { connectTimeoutMs: 300 }), 'Unavailable', /did not answer registerRpc within 300 ms/);
+      await expectRejects(
+        connectRpc(`127.0.0.1:${port}`, { connectTimeoutMs: 300 }),
+        'Unavailable',
+        /did not answer registerRpc within 300 ms/,
+      );
       assert.ok(Date.now() - started < 3000);
       silent.close();
     });
@@ -101,7 +121,9 @@ describe('the RPC port', function () {
 
     it('garbage gets a ProtocolError and closes that connection only', async () => {
       const bystander = await connectRpc(daemon.rpcEndpoint!);
-      const { frames, closed } = await exchange(daemon.rpcEndpoint!, [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')]);
+      const { frames, closed } = await exchange(daemon.rpcEndpoint!, [
+        Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
+      ]);
       assert.ok(closed, 'the daemon closed the connection');
       const [reply] = frames as Array<{ error: { code: string; message: string } }>;
       assert.equal(reply.error.code, 'ProtocolError');
@@ -129,14 +151,27 @@ describe('the RPC port', function () {
       const [reply] = early.frames as Array<{ seq: number; error: { code: string; message: string } }>;
       assert.equal(reply.error.code, 'ProtocolError');
       assert.match(reply.error.message, /first request on the RPC port must be registerRpc, got "status"/);
-      const version = await exchange(daemon.rpcEndpoint!, [encodeFrame({ kind: 'registerRpc', seq: 1, body: { protocolVersion: 99 } })]);
-      assert.match((version.frames[0] as { error: { message: string } }).error.message, /client speaks protocol number 99, this daemon 1/);
+      const version = await exchange(daemon.rpcEndpoint!, [
+        encodeFrame({ kind: 'registerRpc', seq: 1, body: { protocolVersion: 99 } }),
+      ]);
+      assert.match(
+        (version.frames[0] as { error: { message: string } }).error.message,
+        /client speaks protocol number 99, this daemon 1/,
+      );
     });
 
     it('an unknown kind gets an error and the connection stays up', async () => {
       const socket = await RpcSocket.connect(daemon.rpcEndpoint!);
-      await expectRejects(socket.request('nonsense' as 'status', {}), 'ProtocolError', /unknown request kind "nonsense" on the RPC port/);
-      await expectRejects(socket.request('register' as 'status', {}), 'ProtocolError', /unknown request kind "register"/);
+      await expectRejects(
+        socket.request('nonsense' as 'status', {}),
+        'ProtocolError',
+        /unknown request kind "nonsense" on the RPC port/,
+      );
+      await expectRejects(
+        socket.request('register' as 'status', {}),
+        'ProtocolError',
+        /unknown request kind "register"/,
+      );
       assert.equal((await socket.request('status', {})).instanceId, daemon.instanceId);
       socket.close();
     });
@@ -145,8 +180,16 @@ describe('the RPC port', function () {
       const socket = await RpcSocket.connect(daemon.rpcEndpoint!);
       const other = await local.put(Buffer.from('not yours yet'));
       const sink = () => undefined;
-      await expectRejects(socket.readBlobs([{ id: other, size: 13 }], sink), 'PermissionDenied', new RegExp(`cannot read ${other}: take it with getBlobs`));
-      await expectRejects(socket.readBlobs([{ id: 'o00000000000000ff', size: 1 }], sink), 'ObjectNotFound', /no such blob/);
+      await expectRejects(
+        socket.readBlobs([{ id: other, size: 13 }], sink),
+        'PermissionDenied',
+        new RegExp(`cannot read ${other}: take it with getBlobs`),
+      );
+      await expectRejects(
+        socket.readBlobs([{ id: 'o00000000000000ff', size: 1 }], sink),
+        'ObjectNotFound',
+        /no such blob/,
+      );
       await socket.request('getBlobs', { ids: [other] });
       const pieces: string[] = [];
       await socket.readBlobs([{ id: other, size: 13 }], (_id, _offset, bytes) => pieces.push(bytes.toString()));
@@ -157,11 +200,23 @@ describe('the RPC port', function () {
         /bytes \[10, 14\) are outside blob .* of 13 bytes/,
       );
 
-      await expectRejects(socket.writeBlob(other, 0, Buffer.from('x')), 'AlreadySealed', /cannot write .*already sealed/);
+      await expectRejects(
+        socket.writeBlob(other, 0, Buffer.from('x')),
+        'AlreadySealed',
+        /cannot write .*already sealed/,
+      );
       const [mine] = (await socket.request('createBlobs', { sizes: [4] })).blobs;
-      await expectRejects(socket.writeBlob(mine.id, 2, Buffer.from('xyz')), 'InvalidArgument', /bytes \[2, 5\) are outside blob/);
+      await expectRejects(
+        socket.writeBlob(mine.id, 2, Buffer.from('xyz')),
+        'InvalidArgument',
+        /bytes \[2, 5\) are outside blob/,
+      );
       const [theirs] = await local.createBlobs([4]);
-      await expectRejects(socket.writeBlob(theirs.id, 0, Buffer.from('x')), 'PermissionDenied', /another client created it/);
+      await expectRejects(
+        socket.writeBlob(theirs.id, 0, Buffer.from('x')),
+        'PermissionDenied',
+        /another client created it/,
+      );
       await theirs.abort();
       await socket.writeBlob(mine.id, 0, Buffer.from('abcd'));
       await socket.request('seal', { id: mine.id });
@@ -176,7 +231,9 @@ describe('the RPC port', function () {
       const replies: Array<{ seq: number; error?: { code: string; message: string } }> = [];
       raw.on('data', (chunk: Buffer) => replies.push(...(decoder.push(chunk) as typeof replies)));
       await new Promise((resolve) => raw.once('connect', resolve));
-      raw.write(encodeFrame({ kind: 'register', seq: 1, body: { protocolVersion: PROTOCOL_VERSION, pid: process.pid } }));
+      raw.write(
+        encodeFrame({ kind: 'register', seq: 1, body: { protocolVersion: PROTOCOL_VERSION, pid: process.pid } }),
+      );
       raw.write(encodeFrame({ kind: 'readBlobs', seq: 2, body: { ranges: [{ id, offset: 0, length: 5 }] } }));
       const deadline = Date.now() + 5000;
       while (replies.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));

@@ -61,7 +61,10 @@ describe('DataFrame and RecordBatch sharing', () => {
     assert.equal(report.numRows, rows);
     assert.equal(report.batches, batches);
     assert.equal(report.dictionaries, 1, 'every batch reads the one stored dictionary');
-    assert.ok(report.buffers >= 8 * batches, `expected a buffer or more for each of 8 columns in ${batches} batches, found ${report.buffers}`);
+    assert.ok(
+      report.buffers >= 8 * batches,
+      `expected a buffer or more for each of 8 columns in ${batches} batches, found ${report.buffers}`,
+    );
     assert.equal(report.notShared, 0, 'every buffer of the table is a view of shared memory');
     await client.delete(put.id, { force: true });
     return report;
@@ -123,15 +126,25 @@ describe('DataFrame and RecordBatch sharing', () => {
   it('a DataFrame object without an arrow layout, or whose layout does not fit, fails to resolve (TypeMismatch)', async () => {
     const client = await openClient();
     const bare = await client.createMetadata({ typename: 'trellis::DataFrame' });
-    await assert.rejects(client.get(bare), { code: 'TypeMismatch', message: `object ${bare} (trellis::DataFrame) has no arrow layout field` });
+    await assert.rejects(client.get(bare), {
+      code: 'TypeMismatch',
+      message: `object ${bare} (trellis::DataFrame) has no arrow layout field`,
+    });
 
     const table = tableFromArrays({ a: Int32Array.from([1, 2, 3]) });
     const meta = await client.getMeta(await client.put(table));
     const layout = meta.fields.layout as { kind: string; version: number };
     const asBatch = await client.createMetadata({ typename: 'trellis::RecordBatch', layout });
-    await assert.rejects(client.get(asBatch), { code: 'TypeMismatch', message: `object ${asBatch} is a trellis::RecordBatch but its arrow layout holds a table` });
+    await assert.rejects(client.get(asBatch), {
+      code: 'TypeMismatch',
+      message: `object ${asBatch} is a trellis::RecordBatch but its arrow layout holds a table`,
+    });
     const members = Object.fromEntries(Object.entries(meta.members).map(([key, member]) => [key, member.id]));
-    const future = await client.createMetadata({ typename: 'trellis::DataFrame', members, layout: { ...layout, version: 2 } });
+    const future = await client.createMetadata({
+      typename: 'trellis::DataFrame',
+      members,
+      layout: { ...layout, version: 2 },
+    });
     await assert.rejects(client.get(future), {
       code: 'TypeMismatch',
       message: `object ${future} (trellis::DataFrame): arrow layout version 2 is not one this trellis reads (1)`,
@@ -145,6 +158,10 @@ describe('DataFrame and RecordBatch sharing', () => {
     const afterName = (await client.status()).memoryUsage;
     await assert.rejects(client.put(generatedTable(50_000, 9), { name: 'taken-frame' }), { code: 'NameExists' });
     const status = await settledStatus(client, ({ memoryUsage }) => memoryUsage === afterName);
-    assert.equal(status.memoryUsage, afterName, `memory in use went from ${baseline} to ${afterName} and stayed at ${status.memoryUsage}`);
+    assert.equal(
+      status.memoryUsage,
+      afterName,
+      `memory in use went from ${baseline} to ${afterName} and stayed at ${status.memoryUsage}`,
+    );
   });
 });

@@ -95,7 +95,8 @@ function store(value: Table | RecordBatch): Stored {
 function roundTrip<T extends Table | RecordBatch>(value: T): T {
   const { layout, views, segment } = store(value);
   const rebuilt = rebuildArrow(layout, views) as T;
-  for (const buffer of allBuffers(rebuilt)) assert.equal(buffer.buffer, segment, 'every buffer of the result is a view of the stored bytes');
+  for (const buffer of allBuffers(rebuilt))
+    assert.equal(buffer.buffer, segment, 'every buffer of the result is a view of the stored bytes');
   return rebuilt;
 }
 
@@ -115,7 +116,11 @@ function tableOf(columns: Record<string, [DataType, unknown[]]>): Table {
 
 function unionOf(type: DenseUnion | SparseUnion, values: unknown[]): Vector {
   // valueToChildTypeId is an option of union builders that the options type does not list.
-  const options = { type, nullValues: [null], valueToChildTypeId: (_: unknown, value: unknown) => (typeof value === 'number' ? 0 : 1) };
+  const options = {
+    type,
+    nullValues: [null],
+    valueToChildTypeId: (_: unknown, value: unknown) => (typeof value === 'number' ? 0 : 1),
+  };
   const builder = makeBuilder(options as Parameters<typeof makeBuilder>[0]);
   for (const value of values) builder.append(value);
   return builder.finish().toVector();
@@ -146,7 +151,13 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
 
   it('round-trips floats of every precision, including NaN, -0 and infinities', () => {
     const floats = [1.5, null, NaN, -0, Infinity, -Infinity, 1e-300, 3.25];
-    assertRoundTrips(tableOf({ f16: [new Float16(), [1.5, null, -2, 0.25]], f32: [new Float32(), floats], f64: [new Float64(), floats] }));
+    assertRoundTrips(
+      tableOf({
+        f16: [new Float16(), [1.5, null, -2, 0.25]],
+        f32: [new Float32(), floats],
+        f64: [new Float64(), floats],
+      }),
+    );
   });
 
   it('round-trips utf8, large utf8, binary, large binary and fixed-size binary', () => {
@@ -155,7 +166,10 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
       tableOf({
         binary: [new Binary(), bytes],
         large: [new LargeBinary(), bytes],
-        fixed: [new FixedSizeBinary(3), [new Uint8Array([1, 2, 3]), null, new Uint8Array([4, 5, 6]), new Uint8Array(3), null]],
+        fixed: [
+          new FixedSizeBinary(3),
+          [new Uint8Array([1, 2, 3]), null, new Uint8Array([4, 5, 6]), new Uint8Array(3), null],
+        ],
       }),
     );
   });
@@ -166,7 +180,11 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
   });
 
   it('keeps an undefined timezone undefined, so the rebuilt table concatenates with the original', () => {
-    const table = tableOf({ plain: [new TimestampMillisecond(), [1, 2]], zoned: [new TimestampMillisecond('UTC'), [3, 4]], nested: [new List(item(new TimestampSecond())), [[1000], []]] });
+    const table = tableOf({
+      plain: [new TimestampMillisecond(), [1, 2]],
+      zoned: [new TimestampMillisecond('UTC'), [3, 4]],
+      nested: [new List(item(new TimestampSecond())), [[1000], []]],
+    });
     const rebuilt = roundTrip(table);
     assert.equal((rebuilt.schema.fields[0].type as TimestampMillisecond).timezone, undefined);
     assert.equal((rebuilt.schema.fields[1].type as TimestampMillisecond).timezone, 'UTC');
@@ -189,14 +207,30 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
         durUs: [new DurationMicrosecond(), [1000n, null, 2n ** 62n, 0n]],
         dayTime: [new IntervalDayTime(), [new Int32Array([1, 2]), null, new Int32Array([-3, 4]), new Int32Array(2)]],
         yearMonth: [new IntervalYearMonth(), [new Int32Array([14]), null, new Int32Array([-1]), new Int32Array([0])]],
-        decimal: [new Decimal(2, 12, 128), [new Uint32Array([12345, 0, 0, 0]), null, new Uint32Array([0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff]), new Uint32Array(4)]],
+        decimal: [
+          new Decimal(2, 12, 128),
+          [
+            new Uint32Array([12345, 0, 0, 0]),
+            null,
+            new Uint32Array([0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff]),
+            new Uint32Array(4),
+          ],
+        ],
       }),
     );
   });
 
   it('round-trips lists, large lists, fixed-size lists, structs and maps, nested and with nulls', () => {
-    const struct = new Struct([new Field('a', new Int32(), true), new Field('b', new Utf8(), true), new Field('inner', new Struct([new Field('x', new Float64(), true)]), true)]);
-    const entries = new Field('entries', new Struct([new Field('key', new Utf8(), false), new Field('value', new Int64(), true)]), false);
+    const struct = new Struct([
+      new Field('a', new Int32(), true),
+      new Field('b', new Utf8(), true),
+      new Field('inner', new Struct([new Field('x', new Float64(), true)]), true),
+    ]);
+    const entries = new Field(
+      'entries',
+      new Struct([new Field('key', new Utf8(), false), new Field('value', new Int64(), true)]),
+      false,
+    );
     assertRoundTrips(
       tableOf({
         list: [new List(item(new Int32())), [[1, 2], null, [], [3, null, 4], [5]]],
@@ -204,8 +238,29 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
         large: [new LargeList(item(new Float64())), [[1.5], null, [], [2, 3, null], [4]]],
         fixed: [new FixedSizeList(2, item(new Int32())), [[1, 2], null, [3, null], [5, 6], [7, 8]]],
         nested: [new List(item(new List(item(new Int32())))), [[[1], [2, 3]], null, [[]], [null, [4]], []]],
-        struct: [struct, [{ a: 1, b: 'x', inner: { x: 1.5 } }, null, { a: null, b: null, inner: null }, { a: 4, b: 'y', inner: { x: null } }, { a: 5, b: '', inner: { x: 2 } }]],
-        map: [new Map_(entries), [new Map([['a', 1n]]), null, new Map(), new Map([['b', null], ['c', 3n]]), new Map([['d', 4n]])]],
+        struct: [
+          struct,
+          [
+            { a: 1, b: 'x', inner: { x: 1.5 } },
+            null,
+            { a: null, b: null, inner: null },
+            { a: 4, b: 'y', inner: { x: null } },
+            { a: 5, b: '', inner: { x: 2 } },
+          ],
+        ],
+        map: [
+          new Map_(entries),
+          [
+            new Map([['a', 1n]]),
+            null,
+            new Map(),
+            new Map([
+              ['b', null],
+              ['c', 3n],
+            ]),
+            new Map([['d', 4n]]),
+          ],
+        ],
       }),
     );
   });
@@ -213,7 +268,12 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
   it('round-trips dense and sparse unions', () => {
     const children = () => [new Field('i', new Int32(), true), new Field('s', new Utf8(), true)];
     const values = [1, 'a', null, 3, 'bcd', 'e', 7];
-    assertRoundTrips(new Table({ dense: unionOf(new DenseUnion([0, 1], children()), values), sparse: unionOf(new SparseUnion([0, 1], children()), values) }));
+    assertRoundTrips(
+      new Table({
+        dense: unionOf(new DenseUnion([0, 1], children()), values),
+        sparse: unionOf(new SparseUnion([0, 1], children()), values),
+      }),
+    );
   });
 
   it('round-trips the null type', () => {
@@ -223,7 +283,10 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
   it('round-trips Utf8View and BinaryView, variadic data buffers included', () => {
     const longBytes = new Uint8Array(40).fill(3);
     const table = tableOf({
-      utf8: [new Utf8View(), ['short', null, 'a string longer than twelve bytes', '', 'another long string, also stored out of line']],
+      utf8: [
+        new Utf8View(),
+        ['short', null, 'a string longer than twelve bytes', '', 'another long string, also stored out of line'],
+      ],
       binary: [new BinaryView(), [new Uint8Array([1]), null, longBytes, new Uint8Array(0), longBytes]],
     });
     assert.ok(table.getChild('utf8')!.data[0].variadicBuffers.length > 0, 'the test needs strings stored out of line');
@@ -234,7 +297,11 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
     const table = generatedTable(1000, 5, 4);
     const { plan } = store(table);
     const dictionaryData = table.getChild('category')!.data[0].dictionary!.data[0];
-    const dictionaryBytes = new Uint8Array(dictionaryData.values.buffer, dictionaryData.values.byteOffset, dictionaryData.values.byteLength);
+    const dictionaryBytes = new Uint8Array(
+      dictionaryData.values.buffer,
+      dictionaryData.values.byteOffset,
+      dictionaryData.values.byteLength,
+    );
     assert.equal(plan.layout.dictionaries.length, 1);
     assert.equal(plan.buffers.filter((buffer) => Buffer.from(buffer).equals(dictionaryBytes)).length, 1);
     const rebuilt = roundTrip(table);
@@ -251,7 +318,10 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
         i8: [new Dictionary(new Utf8(), new Int8()), colours],
         u16: [new Dictionary(new Utf8(), new Uint16(), 42, true), colours],
         u32: [new Dictionary(new Float64(), new Uint32()), [1.5, 2.5, 1.5, null, 3, 3, 1.5]],
-        listed: [new List(item(new Dictionary(new Utf8(), new Int32()))), [['a', 'b'], null, [], ['a'], ['c', null], ['b'], ['a']]],
+        listed: [
+          new List(item(new Dictionary(new Utf8(), new Int32()))),
+          [['a', 'b'], null, [], ['a'], ['c', null], ['b'], ['a']],
+        ],
       }),
     );
   });
@@ -262,16 +332,33 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
       s: [new Utf8(), Array.from({ length: 40 }, (_, i) => (i % 6 === 0 ? null : `s${i}`))],
       b: [new Bool(), Array.from({ length: 40 }, (_, i) => (i % 5 === 0 ? null : i % 2 === 0))],
       list: [new List(item(new Int32())), Array.from({ length: 40 }, (_, i) => (i % 4 === 0 ? null : [i, i + 1]))],
-      fixed: [new FixedSizeList(2, item(new Int16())), Array.from({ length: 40 }, (_, i) => (i % 9 === 0 ? null : [i, -i]))],
-      struct: [new Struct([new Field('x', new Int32(), true)]), Array.from({ length: 40 }, (_, i) => (i % 8 === 3 ? null : { x: i }))],
-      dict: [new Dictionary(new Utf8(), new Int32()), Array.from({ length: 40 }, (_, i) => (i % 10 === 1 ? null : ['p', 'q', 'r'][i % 3]))],
+      fixed: [
+        new FixedSizeList(2, item(new Int16())),
+        Array.from({ length: 40 }, (_, i) => (i % 9 === 0 ? null : [i, -i])),
+      ],
+      struct: [
+        new Struct([new Field('x', new Int32(), true)]),
+        Array.from({ length: 40 }, (_, i) => (i % 8 === 3 ? null : { x: i })),
+      ],
+      dict: [
+        new Dictionary(new Utf8(), new Int32()),
+        Array.from({ length: 40 }, (_, i) => (i % 10 === 1 ? null : ['p', 'q', 'r'][i % 3])),
+      ],
     });
-    for (const [begin, end] of [[3, 17], [9, 40], [13, 13], [0, 1]]) {
+    for (const [begin, end] of [
+      [3, 17],
+      [9, 40],
+      [13, 13],
+      [0, 1],
+    ]) {
       const slice = base.slice(begin, end);
       assertRoundTrips(slice);
     }
     const { plan } = store(base.slice(9, 17));
-    assert.ok(plan.layout.batches[0].node.children!.some((column) => (column.offset ?? 0) > 0), 'the slice keeps a non-zero offset');
+    assert.ok(
+      plan.layout.batches[0].node.children!.some((column) => (column.offset ?? 0) > 0),
+      'the slice keeps a non-zero offset',
+    );
   });
 
   it('round-trips several batches, each with its own length and custom metadata', () => {
@@ -280,7 +367,10 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
     const withMetadata = new RecordBatch(second.schema, second.batches[0].data, new Map([['part', '2']]));
     const table = new Table(first.schema, [...first.batches, withMetadata, ...first.batches]);
     const rebuilt = roundTrip(table);
-    assert.deepEqual(rebuilt.batches.map((batch) => batch.numRows), [3, 1, 3]);
+    assert.deepEqual(
+      rebuilt.batches.map((batch) => batch.numRows),
+      [3, 1, 3],
+    );
     assert.deepEqual([...rebuilt.batches[1].metadata], [['part', '2']]);
     assertValuesEqual(rebuilt, table);
     assertSameStructure(rebuilt, table);
@@ -290,24 +380,56 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
     const inner = new Field('x', new Int32(), true, new Map([['unit', 'metres']]));
     const schema = new Schema(
       [
-        new Field('id', new Int32(), false, new Map([['role', 'key'], ['empty', '']])),
+        new Field(
+          'id',
+          new Int32(),
+          false,
+          new Map([
+            ['role', 'key'],
+            ['empty', ''],
+          ]),
+        ),
         new Field('point', new Struct([inner]), true, new Map([['kind', 'struct']])),
         new Field('tag', new Dictionary(new Utf8(), new Int32(), 1234), true),
       ],
-      new Map([['source', 'test'], ['ünïcödé', '漢字']]),
+      new Map([
+        ['source', 'test'],
+        ['ünïcödé', '漢字'],
+      ]),
     );
     const table = new Table(schema, [
-      new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 2, children: tableOf({ id: [new Int32(), [1, 2]], point: [schema.fields[1].type, [{ x: 1 }, null]], tag: [schema.fields[2].type, ['a', null]] }).batches[0].data.children })),
+      new RecordBatch(
+        schema,
+        makeData({
+          type: new Struct(schema.fields),
+          length: 2,
+          children: tableOf({
+            id: [new Int32(), [1, 2]],
+            point: [schema.fields[1].type, [{ x: 1 }, null]],
+            tag: [schema.fields[2].type, ['a', null]],
+          }).batches[0].data.children,
+        }),
+      ),
     ]);
     assertRoundTrips(table);
   });
 
   it('round-trips empty tables, tables with no batches and zero-length columns', () => {
     assertRoundTrips(new Table());
-    const columns = { i: [new Int32(), []], s: [new Utf8(), []], l: [new List(item(new Int32())), []], d: [new Dictionary(new Utf8(), new Int32()), []] } as const;
+    const columns = {
+      i: [new Int32(), []],
+      s: [new Utf8(), []],
+      l: [new List(item(new Int32())), []],
+      d: [new Dictionary(new Utf8(), new Int32()), []],
+    } as const;
     const vectors = Object.values(columns).map(([type, values]) => vectorFromArray([...values], type as DataType));
     const schema = new Schema(Object.keys(columns).map((name, i) => new Field(name, vectors[i].type, true)));
-    const empty = new Table(schema, [new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 0, children: vectors.map((v) => v.data[0]) }))]);
+    const empty = new Table(schema, [
+      new RecordBatch(
+        schema,
+        makeData({ type: new Struct(schema.fields), length: 0, children: vectors.map((v) => v.data[0]) }),
+      ),
+    ]);
     assert.equal(empty.numRows, 0);
     assertRoundTrips(empty);
     // Made this way, arrow puts the Vectors themselves where the batch's Data belong.
@@ -339,8 +461,13 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
 
   it('stores every empty buffer of a class once, as 0 bytes', () => {
     const { plan } = store(tableOf({ a: [new Int32(), [1, 2]], b: [new Float64(), [1, 2]], c: [new Int32(), []] }));
-    const empty = plan.buffers.map((buffer, i) => [buffer.byteLength, plan.layout.bufferTypes[i]]).filter(([size]) => size === 0);
-    assert.deepEqual(empty, [[0, 'Uint8Array'], [0, 'Int32Array']]);
+    const empty = plan.buffers
+      .map((buffer, i) => [buffer.byteLength, plan.layout.bufferTypes[i]])
+      .filter(([size]) => size === 0);
+    assert.deepEqual(empty, [
+      [0, 'Uint8Array'],
+      [0, 'Int32Array'],
+    ]);
   });
 
   it('copies a view that does not start on its element size, and still rebuilds the same table', () => {
@@ -375,7 +502,11 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
     const table = tableOf({ n: [new Int32(), [1, 2, 3]], l: [new List(item(new Int32())), [[1], [], null]] });
 
     it('planArrow refuses what is not an arrow Table or RecordBatch (InvalidArgument)', () => {
-      expectThrows(() => planArrow({ schema: {} } as unknown as Table), 'InvalidArgument', /expects an apache-arrow Table or RecordBatch, got an object \(Object\)/);
+      expectThrows(
+        () => planArrow({ schema: {} } as unknown as Table),
+        'InvalidArgument',
+        /expects an apache-arrow Table or RecordBatch, got an object \(Object\)/,
+      );
     });
 
     it('rebuildArrow refuses layouts that do not fit their buffers (TypeMismatch)', () => {
@@ -385,19 +516,99 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
         edit(copy);
         return copy;
       };
-      expectThrows(() => rebuildArrow(edited((l) => delete (l as Partial<ArrowLayout>).batches), views), 'TypeMismatch', /needs a schema string and bufferTypes, batches and dictionaries arrays/);
-      expectThrows(() => rebuildArrow(edited((l) => (l.version = 99)), views), 'TypeMismatch', /arrow layout version 99/);
-      expectThrows(() => rebuildArrow(edited((l) => (l.kind = 'frame' as 'table')), views), 'TypeMismatch', /kind frame/);
-      expectThrows(() => rebuildArrow(layout, views.slice(1)), 'TypeMismatch', new RegExp(`lists ${views.length} buffers but ${views.length - 1} were given`));
-      expectThrows(() => rebuildArrow(edited((l) => (l.bufferTypes[0] = 'Function')), views), 'TypeMismatch', /buffer 0 the unknown class Function/);
+      expectThrows(
+        () =>
+          rebuildArrow(
+            edited((l) => delete (l as Partial<ArrowLayout>).batches),
+            views,
+          ),
+        'TypeMismatch',
+        /needs a schema string and bufferTypes, batches and dictionaries arrays/,
+      );
+      expectThrows(
+        () =>
+          rebuildArrow(
+            edited((l) => (l.version = 99)),
+            views,
+          ),
+        'TypeMismatch',
+        /arrow layout version 99/,
+      );
+      expectThrows(
+        () =>
+          rebuildArrow(
+            edited((l) => (l.kind = 'frame' as 'table')),
+            views,
+          ),
+        'TypeMismatch',
+        /kind frame/,
+      );
+      expectThrows(
+        () => rebuildArrow(layout, views.slice(1)),
+        'TypeMismatch',
+        new RegExp(`lists ${views.length} buffers but ${views.length - 1} were given`),
+      );
+      expectThrows(
+        () =>
+          rebuildArrow(
+            edited((l) => (l.bufferTypes[0] = 'Function')),
+            views,
+          ),
+        'TypeMismatch',
+        /buffer 0 the unknown class Function/,
+      );
       const int32 = layout.bufferTypes.indexOf('Int32Array');
       const oddViews = views.map((view, i) => (i === int32 ? Buffer.alloc(view.byteLength + 1) : view));
-      expectThrows(() => rebuildArrow(layout, oddViews), 'TypeMismatch', new RegExp(`buffer ${int32} of the arrow layout is a Int32Array but holds \\d+ bytes, not a multiple of 4`));
-      expectThrows(() => rebuildArrow(edited((l) => (l.schema = Buffer.from('not a schema').toString('base64'))), views), 'TypeMismatch', /schema of an arrow layout/);
-      expectThrows(() => rebuildArrow(edited((l) => l.batches[0].node.children![1].children!.pop()), views), 'TypeMismatch', /batch 0\.\w+ \(List<Int32>\) has 0 children; its type has 1/);
-      expectThrows(() => rebuildArrow(edited((l) => (l.batches[0].node.children![0].buffers[1] = 99)), views), 'TypeMismatch', /refers to buffer 99 of/);
-      expectThrows(() => rebuildArrow(edited((l) => (l.batches[0].node.children![0].buffers = [null])), views), 'TypeMismatch', /batch 0\.\w+ \(Int32\) is a malformed node/);
-      expectThrows(() => rebuildArrow(edited((l) => ((l.kind = 'batch'), l.batches.push(l.batches[0]))), views), 'TypeMismatch', /a RecordBatch layout holds 2 batches, not 1/);
+      expectThrows(
+        () => rebuildArrow(layout, oddViews),
+        'TypeMismatch',
+        new RegExp(`buffer ${int32} of the arrow layout is a Int32Array but holds \\d+ bytes, not a multiple of 4`),
+      );
+      expectThrows(
+        () =>
+          rebuildArrow(
+            edited((l) => (l.schema = Buffer.from('not a schema').toString('base64'))),
+            views,
+          ),
+        'TypeMismatch',
+        /schema of an arrow layout/,
+      );
+      expectThrows(
+        () =>
+          rebuildArrow(
+            edited((l) => l.batches[0].node.children![1].children!.pop()),
+            views,
+          ),
+        'TypeMismatch',
+        /batch 0\.\w+ \(List<Int32>\) has 0 children; its type has 1/,
+      );
+      expectThrows(
+        () =>
+          rebuildArrow(
+            edited((l) => (l.batches[0].node.children![0].buffers[1] = 99)),
+            views,
+          ),
+        'TypeMismatch',
+        /refers to buffer 99 of/,
+      );
+      expectThrows(
+        () =>
+          rebuildArrow(
+            edited((l) => (l.batches[0].node.children![0].buffers = [null])),
+            views,
+          ),
+        'TypeMismatch',
+        /batch 0\.\w+ \(Int32\) is a malformed node/,
+      );
+      expectThrows(
+        () =>
+          rebuildArrow(
+            edited((l) => ((l.kind = 'batch'), l.batches.push(l.batches[0]))),
+            views,
+          ),
+        'TypeMismatch',
+        /a RecordBatch layout holds 2 batches, not 1/,
+      );
     });
   });
 });

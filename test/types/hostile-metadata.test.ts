@@ -36,8 +36,14 @@ function sampleTable(): Table {
   return new Table({
     price: vectorFromArray(Float64Array.from({ length: ROWS }, (_, i) => i * 0.5)),
     count: vectorFromArray(Int32Array.from({ length: ROWS }, (_, i) => i)),
-    label: vectorFromArray(Array.from({ length: ROWS }, (_, i) => `row ${i}`), new Utf8()),
-    kind: vectorFromArray(Array.from({ length: ROWS }, (_, i) => ['a', 'b', 'c'][i % 3]), new Dictionary(new Utf8(), new Int32())),
+    label: vectorFromArray(
+      Array.from({ length: ROWS }, (_, i) => `row ${i}`),
+      new Utf8(),
+    ),
+    kind: vectorFromArray(
+      Array.from({ length: ROWS }, (_, i) => ['a', 'b', 'c'][i % 3]),
+      new Dictionary(new Utf8(), new Int32()),
+    ),
   });
 }
 
@@ -159,7 +165,12 @@ const LIES: Lie[] = [
     what: 'a Tensor<float64> whose shape claims 1e9 elements over 8 bytes',
     make: async (client) => {
       const data = await sealedBlob(client, new Uint8Array(8));
-      return client.createMetadata({ typename: 'trellis::Tensor<float64>', members: { data }, dtype: 'float64', shape: [1e9] });
+      return client.createMetadata({
+        typename: 'trellis::Tensor<float64>',
+        members: { data },
+        dtype: 'float64',
+        shape: [1e9],
+      });
     },
     message: /shape \[1000000000\] does not hold the 1 float64s of its data/,
   },
@@ -167,7 +178,12 @@ const LIES: Lie[] = [
     what: 'a Tensor whose dtype is not the one its typename names',
     make: async (client) => {
       const data = await sealedBlob(client, new Uint8Array(8));
-      return client.createMetadata({ typename: 'trellis::Tensor<float64>', members: { data }, dtype: 'int8', shape: [8] });
+      return client.createMetadata({
+        typename: 'trellis::Tensor<float64>',
+        members: { data },
+        dtype: 'int8',
+        shape: [8],
+      });
     },
     message: /dtype int8 is not the one its typename names/,
   },
@@ -175,18 +191,25 @@ const LIES: Lie[] = [
     what: 'a Tensor of 7 bytes of float32',
     make: async (client) => {
       const data = await sealedBlob(client, new Uint8Array(7));
-      return client.createMetadata({ typename: 'trellis::Tensor<float32>', members: { data }, dtype: 'float32', shape: [1] });
+      return client.createMetadata({
+        typename: 'trellis::Tensor<float32>',
+        members: { data },
+        dtype: 'float32',
+        shape: [1],
+      });
     },
     message: /its data holds 7 bytes, not a whole number of float32s/,
   },
   {
     what: 'a Value whose msgpack bytes are malformed (a string cut short)',
-    make: (client) => client.createMetadata({ typename: 'trellis::Value', data: Buffer.from([0xd9, 0x10, 0x61, 0x62]) }),
+    make: (client) =>
+      client.createMetadata({ typename: 'trellis::Value', data: Buffer.from([0xd9, 0x10, 0x61, 0x62]) }),
     message: /Unexpected end of MessagePack data/,
   },
   {
     what: 'a Value whose msgpack claims an array of 2^32 - 1 items in 5 bytes',
-    make: (client) => client.createMetadata({ typename: 'trellis::Value', data: Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]) }),
+    make: (client) =>
+      client.createMetadata({ typename: 'trellis::Value', data: Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]) }),
     message: /Unexpected end of MessagePack data/,
   },
   {
@@ -255,7 +278,10 @@ describe('hostile metadata', () => {
       assert.equal(outcome.outcome, 'threw', `${lie.what}: the get ${outcome.outcome}`);
       assert.equal(outcome.name, 'TrellisError', `${lie.what}: threw ${outcome.name}: ${outcome.message}`);
       assert.equal(outcome.code, 'TypeMismatch', `${lie.what}: ${outcome.code}: ${outcome.message}`);
-      assert.ok(outcome.message!.includes(ids[i]), `${lie.what}: the message does not name ${ids[i]}: ${outcome.message}`);
+      assert.ok(
+        outcome.message!.includes(ids[i]),
+        `${lie.what}: the message does not name ${ids[i]}: ${outcome.message}`,
+      );
       assert.match(outcome.message!, lie.message, `${lie.what}: ${outcome.message}`);
     });
     assert.ok(report.rssGrowth < MAX_READER_GROWTH, `the reader grew by ${report.rssGrowth} bytes`);
@@ -274,7 +300,11 @@ describe('hostile metadata', () => {
     const watcher = await connect(daemon.socket);
     onCleanup(() => watcher.close());
     const status = await settledStatus(watcher, ({ memoryUsage }) => memoryUsage === baseline);
-    assert.equal(status.memoryUsage, baseline, `memory in use went from ${baseline} and stayed at ${status.memoryUsage}`);
+    assert.equal(
+      status.memoryUsage,
+      baseline,
+      `memory in use went from ${baseline} and stayed at ${status.memoryUsage}`,
+    );
   });
 
   it('refuses a tree that would expand without bound (each level naming the one below twice)', async () => {

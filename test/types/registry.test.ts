@@ -24,7 +24,10 @@ describe('type registry', () => {
     const build = async () => 'o0000000000000001';
     registerBuilder((value) => value instanceof Celsius, build);
     assert.equal(builderFor(new Celsius(21)), build);
-    assert.throws(() => builderFor(Symbol('x')), { code: 'TypeMismatch', message: /no builder takes a value of type symbol/ });
+    assert.throws(() => builderFor(Symbol('x')), {
+      code: 'TypeMismatch',
+      message: /no builder takes a value of type symbol/,
+    });
   });
 
   it('registration checks its arguments', () => {

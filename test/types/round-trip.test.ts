@@ -18,7 +18,16 @@ describe('built-in types between processes', function () {
   });
 
   const cases: Record<string, () => unknown> = {
-    'value/object': () => ({ text: 'héllo ☃', n: 42, f: -1.5, yes: true, no: false, none: null, list: [1, 'two', [3]], nested: { deep: { deeper: 'x' } } }),
+    'value/object': () => ({
+      text: 'héllo ☃',
+      n: 42,
+      f: -1.5,
+      yes: true,
+      no: false,
+      none: null,
+      list: [1, 'two', [3]],
+      nested: { deep: { deeper: 'x' } },
+    }),
     'value/bigint': () => ({ big: 2n ** 63n - 1n, negative: -(2n ** 62n) }),
     'value/date': () => new Date(Date.UTC(2026, 10, 21, 12, 0, 0, 123)),
     'value/string': () => 'just a string',
@@ -83,8 +92,14 @@ describe('built-in types between processes', function () {
     assert.equal(after.requests - before.requests, 2, 'one createMetadataMany, then this status');
     assert.deepEqual(await client.get(ids[999]), values[999]);
     await client.put('holder', { name: 'batch/taken' });
-    await assert.rejects(client.putMany(['x', 'y'], [{ name: 'batch/free' }, { name: 'batch/taken' }]), { code: 'NameExists' });
-    assert.equal(await client.listNames({ pattern: 'batch/free' }).then((n) => n.length), 0, 'nothing of the batch was kept');
+    await assert.rejects(client.putMany(['x', 'y'], [{ name: 'batch/free' }, { name: 'batch/taken' }]), {
+      code: 'NameExists',
+    });
+    assert.equal(
+      await client.listNames({ pattern: 'batch/free' }).then((n) => n.length),
+      0,
+      'nothing of the batch was kept',
+    );
     assert.equal((await client.status()).objects, after.objects + 1);
     const mixed = await client.putMany([1, new Float64Array([2]), 'three']);
     assert.deepEqual(await client.get(mixed[0]), 1);
@@ -107,18 +122,28 @@ describe('built-in types between processes', function () {
   it('an unknown typename resolves to the raw object', async () => {
     const [writer] = await client.createBlobs([4]);
     writer.buffer.writeUInt32LE(77);
-    const id = await client.createMetadata({ typename: 'unregistered::Widget', members: { payload: writer.id }, color: 'blue' }, { seal: [writer] });
+    const id = await client.createMetadata(
+      { typename: 'unregistered::Widget', members: { payload: writer.id }, color: 'blue' },
+      { seal: [writer] },
+    );
     const raw = await client.get(id);
     assert.equal(raw.typename, 'unregistered::Widget');
     assert.equal(raw.fields.color, 'blue');
     assert.equal(raw.member('payload').buffer.readUInt32LE(0), 77);
-    assert.throws(() => raw.member('nope'), { code: 'ObjectNotFound', message: new RegExp(`${id} \\(unregistered::Widget\\) has no member "nope"`) });
+    assert.throws(() => raw.member('nope'), {
+      code: 'ObjectNotFound',
+      message: new RegExp(`${id} \\(unregistered::Widget\\) has no member "nope"`),
+    });
   });
 
   it('memory returns to its baseline once everything put is deleted', async () => {
     const fresh = await connect(daemon.socket);
     const before = await fresh.status();
-    const ids = [await fresh.put(new Float64Array(100000)), await fresh.put([Buffer.alloc(1000), new Int32Array(50)]), await fresh.put({ x: 'y'.repeat(100000) })];
+    const ids = [
+      await fresh.put(new Float64Array(100000)),
+      await fresh.put([Buffer.alloc(1000), new Int32Array(50)]),
+      await fresh.put({ x: 'y'.repeat(100000) }),
+    ];
     assert.ok((await fresh.status()).memoryUsage > before.memoryUsage);
     await fresh.delete(ids);
     const after = await settledStatus(fresh, (s) => s.memoryUsage === before.memoryUsage);

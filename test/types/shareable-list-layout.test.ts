@@ -17,7 +17,11 @@ async function sealedBlob(bytes: Buffer): Promise<string> {
 }
 
 /** Header and slot table, as the layout comment spells them; payloads are filled in by the caller. */
-function handWritten(slots: Array<{ tag: number; flags?: number; length: number; offset: number; capacity: number }>, size: number, version = 1): Buffer {
+function handWritten(
+  slots: Array<{ tag: number; flags?: number; length: number; offset: number; capacity: number }>,
+  size: number,
+  version = 1,
+): Buffer {
   const bytes = Buffer.alloc(size);
   bytes.write('TRSL', 0, 'latin1');
   bytes.writeUInt16LE(version, 4);
@@ -57,7 +61,13 @@ describe('ShareableList layout', () => {
     assert.equal(buffer.readUInt32LE(8), 5, 'count');
     const slot = (i: number) => {
       const at = 16 + 16 * i;
-      return { tag: buffer[at], flags: buffer[at + 1], length: buffer.readUInt32LE(at + 4), offset: buffer.readUInt32LE(at + 8), capacity: buffer.readUInt32LE(at + 12) };
+      return {
+        tag: buffer[at],
+        flags: buffer[at + 1],
+        length: buffer.readUInt32LE(at + 4),
+        offset: buffer.readUInt32LE(at + 8),
+        capacity: buffer.readUInt32LE(at + 12),
+      };
     };
     const payloads = 16 + 16 * 5;
     assert.deepEqual(slot(0), { tag: 5, flags: 1, length: 2, offset: payloads, capacity: 8 });
@@ -67,9 +77,16 @@ describe('ShareableList layout', () => {
     assert.deepEqual(slot(2), { tag: 2, flags: 0, length: 0, offset: payloads + 16, capacity: 8 });
     assert.deepEqual(slot(3), { tag: 3, flags: 0, length: 8, offset: payloads + 24, capacity: 8 });
     assert.equal(buffer.readBigInt64LE(payloads + 24), -2n);
-    assert.deepEqual(slot(4), { tag: 5, flags: 0, length: 2, offset: payloads + 32, capacity: 8 }, 'non-ASCII UTF-8 has no ASCII flag');
+    assert.deepEqual(
+      slot(4),
+      { tag: 5, flags: 0, length: 2, offset: payloads + 32, capacity: 8 },
+      'non-ASCII UTF-8 has no ASCII flag',
+    );
     assert.equal(buffer.length, payloads + 40);
-    assert.deepEqual(await client.listObjects({ pattern: 'trellis::ShareableList' }).then((objects) => objects.map((o) => o.id)), [list.name]);
+    assert.deepEqual(
+      await client.listObjects({ pattern: 'trellis::ShareableList' }).then((objects) => objects.map((o) => o.id)),
+      [list.name],
+    );
   });
 
   it('reads a list written by hand from the documentation', async () => {
@@ -111,30 +128,48 @@ describe('ShareableList layout', () => {
   });
 
   it('reads ASCII strings of short and long slots, in groups small and too large to copy whole', async () => {
-    const strings = Array.from({ length: 200 }, (_, i) => (i % 3 === 0 ? `s${i}` : `a longer ascii string, number ${i}`));
+    const strings = Array.from({ length: 200 }, (_, i) =>
+      i % 3 === 0 ? `s${i}` : `a longer ascii string, number ${i}`,
+    );
     for (const capacity of [0, 1024]) {
       const list = await ShareableList.create(client, strings, { capacity });
       await list.freeze();
       const opened = await ShareableList.open(client, list.name);
-      for (let pass = 0; pass < 3; pass++) assert.deepEqual(opened.toArray(), strings, `capacity ${capacity}, pass ${pass + 1}`);
+      for (let pass = 0; pass < 3; pass++)
+        assert.deepEqual(opened.toArray(), strings, `capacity ${capacity}, pass ${pass + 1}`);
     }
   });
 
   it('refuses unknown versions and corrupt slots with TypeMismatch', async () => {
     const future = await sealedBlob(handWritten([], 16, 2));
-    await expectTypeMismatch(() => ShareableList.open(client, future), new RegExp(`ShareableList ${future} has layout version 2; this trellis reads version 1`));
+    await expectTypeMismatch(
+      () => ShareableList.open(client, future),
+      new RegExp(`ShareableList ${future} has layout version 2; this trellis reads version 1`),
+    );
 
     const tooMany = handWritten([], 32);
     tooMany.writeUInt32LE(1000, 8);
     const tooManyId = await sealedBlob(tooMany);
-    await expectTypeMismatch(() => ShareableList.open(client, tooManyId), /claims 1000 slots, more than its 32 bytes can hold/);
+    await expectTypeMismatch(
+      () => ShareableList.open(client, tooManyId),
+      /claims 1000 slots, more than its 32 bytes can hold/,
+    );
 
-    const badTag = await ShareableList.open(client, await sealedBlob(handWritten([{ tag: 9, length: 0, offset: 32, capacity: 0 }], 32)));
+    const badTag = await ShareableList.open(
+      client,
+      await sealedBlob(handWritten([{ tag: 9, length: 0, offset: 32, capacity: 0 }], 32)),
+    );
     await expectTypeMismatch(() => badTag.get(0), new RegExp(`ShareableList ${badTag.name}: slot 0 has unknown tag 9`));
 
-    const pastEnd = await ShareableList.open(client, await sealedBlob(handWritten([{ tag: 5, length: 100, offset: 32, capacity: 8 }], 40)));
+    const pastEnd = await ShareableList.open(
+      client,
+      await sealedBlob(handWritten([{ tag: 5, length: 100, offset: 32, capacity: 8 }], 40)),
+    );
     await expectTypeMismatch(() => pastEnd.toArray(), /slot 0 ends at byte 132, past the end of the 40-byte list/);
-    const numberPastEnd = await ShareableList.open(client, await sealedBlob(handWritten([{ tag: 4, length: 8, offset: 36, capacity: 8 }], 40)));
+    const numberPastEnd = await ShareableList.open(
+      client,
+      await sealedBlob(handWritten([{ tag: 4, length: 8, offset: 36, capacity: 8 }], 40)),
+    );
     await expectTypeMismatch(() => numberPastEnd.get(0), /slot 0 ends at byte 44, past the end of the 40-byte list/);
   });
 });

@@ -134,7 +134,13 @@ describe('ShareableList', () => {
     list.set(3, Buffer.from('12345678'));
     list.set(4, true);
     list.set(4, Buffer.alloc(0));
-    assert.deepEqual(describeAll(list), ['bigint:9223372036854775807', 'string:"eight ch"', 'number:3.5', 'bytes:3132333435363738', 'bytes:']);
+    assert.deepEqual(describeAll(list), [
+      'bigint:9223372036854775807',
+      'string:"eight ch"',
+      'number:3.5',
+      'bytes:3132333435363738',
+      'bytes:',
+    ]);
     list.set(3, 'ab');
     assert.equal(list.get(3), 'ab');
 
@@ -150,16 +156,32 @@ describe('ShareableList', () => {
     const roomy = await ShareableList.create(client, [1, 'x'], { capacity: 32 });
     roomy.set(0, 'y'.repeat(32));
     roomy.set(1, Buffer.alloc(32, 1));
-    expectThrows(() => roomy.set(0, 'y'.repeat(33)), 'InvalidArgument', /item 0 does not fit: the new value needs 33 bytes and the slot holds 32/);
+    expectThrows(
+      () => roomy.set(0, 'y'.repeat(33)),
+      'InvalidArgument',
+      /item 0 does not fit: the new value needs 33 bytes and the slot holds 32/,
+    );
   });
 
   it('refuses a set that does not fit, naming the index and sizes, and changes nothing', async () => {
     const list = await ShareableList.create(client, ['bb', 1234, 'héllo', Buffer.from('abc')]);
     const before = describeAll(list);
-    expectThrows(() => list.set(0, 'nine byte'), 'InvalidArgument', /item 0 does not fit: the new value needs 9 bytes and the slot holds 8/);
+    expectThrows(
+      () => list.set(0, 'nine byte'),
+      'InvalidArgument',
+      /item 0 does not fit: the new value needs 9 bytes and the slot holds 8/,
+    );
     // 'é' is two bytes in UTF-8: 'héllo' takes 6 and its slot 8; 'ééééé' needs 10.
-    expectThrows(() => list.set(2, 'ééééé'), 'InvalidArgument', /item 2 does not fit: the new value needs 10 bytes and the slot holds 8/);
-    expectThrows(() => list.set(3, Buffer.alloc(9)), 'InvalidArgument', /item 3 does not fit: the new value needs 9 bytes and the slot holds 8/);
+    expectThrows(
+      () => list.set(2, 'ééééé'),
+      'InvalidArgument',
+      /item 2 does not fit: the new value needs 10 bytes and the slot holds 8/,
+    );
+    expectThrows(
+      () => list.set(3, Buffer.alloc(9)),
+      'InvalidArgument',
+      /item 3 does not fit: the new value needs 9 bytes and the slot holds 8/,
+    );
     assert.deepEqual(describeAll(list), before);
   });
 
@@ -167,11 +189,23 @@ describe('ShareableList', () => {
     const list = await ShareableList.create(client, ['a', 'b', 'c']);
     const before = describeAll(list);
     for (const index of [3, -1, 100]) {
-      expectThrows(() => list.set(index, 'z'), 'InvalidArgument', new RegExp(`set\\(${index}\\): the index is out of range; valid indexes are 0\\.\\.2`));
-      expectThrows(() => list.get(index), 'InvalidArgument', new RegExp(`get\\(${index}\\): the index is out of range`));
+      expectThrows(
+        () => list.set(index, 'z'),
+        'InvalidArgument',
+        new RegExp(`set\\(${index}\\): the index is out of range; valid indexes are 0\\.\\.2`),
+      );
+      expectThrows(
+        () => list.get(index),
+        'InvalidArgument',
+        new RegExp(`get\\(${index}\\): the index is out of range`),
+      );
     }
     for (const index of [1.5, NaN, '1' as unknown as number, Symbol('i') as unknown as number]) {
-      expectThrows(() => list.set(index, 'z'), 'InvalidArgument', /the index is not an integer; valid indexes are 0\.\.2/);
+      expectThrows(
+        () => list.set(index, 'z'),
+        'InvalidArgument',
+        /the index is not an integer; valid indexes are 0\.\.2/,
+      );
       expectThrows(() => list.get(index), 'InvalidArgument', /the index is not an integer/);
     }
     const empty = await ShareableList.create(client, []);
@@ -196,18 +230,38 @@ describe('ShareableList', () => {
       [-(2n ** 63n) - 1n, /bigint -9223372036854775809 is outside the int64 range/],
     ];
     for (const [value, message] of unsupported) {
-      expectThrows(() => list.set(1, value as never), 'InvalidArgument', new RegExp(`ShareableList ${list.name}: set: item 1: ${message.source}`));
+      expectThrows(
+        () => list.set(1, value as never),
+        'InvalidArgument',
+        new RegExp(`ShareableList ${list.name}: set: item 1: ${message.source}`),
+      );
     }
     assert.deepEqual(describeAll(list), before);
 
     const objects = (await client.status()).objects;
     const usage = (await client.status()).memoryUsage;
-    await expectRejects(ShareableList.create(client, ['ok', 2, { no: 1 } as never]), 'InvalidArgument', /ShareableList\.create: item 2: unsupported type object \(Object\)/);
+    await expectRejects(
+      ShareableList.create(client, ['ok', 2, { no: 1 } as never]),
+      'InvalidArgument',
+      /ShareableList\.create: item 2: unsupported type object \(Object\)/,
+    );
     // eslint-disable-next-line no-sparse-arrays -- a hole, which reads as undefined
     const holey = [1, , 3];
-    await expectRejects(ShareableList.create(client, holey as never), 'InvalidArgument', /item 1: unsupported type undefined/);
-    await expectRejects(ShareableList.create(client, 42 as never), 'InvalidArgument', /items must be an array or another iterable, got number/);
-    await expectRejects(ShareableList.create(client, [1], { capacity: -8 }), 'InvalidArgument', /capacity must be a non-negative integer number of bytes, got -8/);
+    await expectRejects(
+      ShareableList.create(client, holey as never),
+      'InvalidArgument',
+      /item 1: unsupported type undefined/,
+    );
+    await expectRejects(
+      ShareableList.create(client, 42 as never),
+      'InvalidArgument',
+      /items must be an array or another iterable, got number/,
+    );
+    await expectRejects(
+      ShareableList.create(client, [1], { capacity: -8 }),
+      'InvalidArgument',
+      /capacity must be a non-negative integer number of bytes, got -8/,
+    );
     assert.equal((await client.status()).objects, objects, 'a refused create makes no object');
     assert.equal((await client.status()).memoryUsage, usage);
   });
@@ -215,7 +269,11 @@ describe('ShareableList', () => {
   it('refuses set once frozen, and on a list opened here or in another process', async () => {
     const list = await ShareableList.create(client, ['a', 1]);
     const freezing = list.freeze();
-    expectThrows(() => list.set(0, 'b'), 'AlreadySealed', new RegExp(`ShareableList ${list.name}: cannot set item 0: it is frozen`));
+    expectThrows(
+      () => list.set(0, 'b'),
+      'AlreadySealed',
+      new RegExp(`ShareableList ${list.name}: cannot set item 0: it is frozen`),
+    );
     await freezing;
     await list.freeze(); // again: nothing to do
     expectThrows(() => list.set(1, 2), 'AlreadySealed', /cannot set item 1: it is frozen/);
@@ -225,7 +283,11 @@ describe('ShareableList', () => {
     const opened = await ShareableList.open(await openClient(), list.name);
     assert.equal(opened.frozen, true);
     await opened.freeze(); // an opened list is frozen already
-    expectThrows(() => opened.set(0, 'b'), 'AlreadySealed', new RegExp(`ShareableList ${list.name}: cannot set item 0: it was opened read-only`));
+    expectThrows(
+      () => opened.set(0, 'b'),
+      'AlreadySealed',
+      new RegExp(`ShareableList ${list.name}: cannot set item 0: it was opened read-only`),
+    );
 
     const { child, report } = await readInChild(list.name);
     assert.equal(report.setError?.code, 'AlreadySealed');
@@ -238,10 +300,17 @@ describe('ShareableList', () => {
     const list = await ShareableList.create(client, ['not yet']);
     const { report } = await readInChild(list.name);
     assert.equal(report.error?.code, 'NotSealed');
-    assert.match(report.error!.message, new RegExp(`ShareableList ${list.name} is not frozen yet: its creator must call freeze\\(\\)`));
+    assert.match(
+      report.error!.message,
+      new RegExp(`ShareableList ${list.name} is not frozen yet: its creator must call freeze\\(\\)`),
+    );
     await expectRejects(ShareableList.open(await openClient(), list.name), 'NotSealed', /is not frozen yet/);
 
-    await expectRejects(ShareableList.open(client, 'o0000ffffffffffff'), 'ObjectNotFound', /object o0000ffffffffffff does not exist/);
+    await expectRejects(
+      ShareableList.open(client, 'o0000ffffffffffff'),
+      'ObjectNotFound',
+      /object o0000ffffffffffff does not exist/,
+    );
     const unknown = await readInChild('o0000fffffffffffe');
     assert.equal(unknown.report.error?.code, 'ObjectNotFound');
     assert.match(unknown.report.error!.message, /o0000fffffffffffe does not exist/);
@@ -250,7 +319,11 @@ describe('ShareableList', () => {
     const writer = await client.createBlob(64);
     writer.buffer.fill(7);
     const blobId = await writer.seal();
-    await expectRejects(ShareableList.open(client, blobId), 'TypeMismatch', new RegExp(`object ${blobId} is not a ShareableList`));
+    await expectRejects(
+      ShareableList.open(client, blobId),
+      'TypeMismatch',
+      new RegExp(`object ${blobId} is not a ShareableList`),
+    );
   });
 
   it('is read whole by 8 processes at once: 100,000 items', async function () {
@@ -264,7 +337,9 @@ describe('ShareableList', () => {
 
     const readers = Array.from({ length: 8 }, () => startChild('shareable-list-verify.ts', [daemon.socket, list.name]));
     const reports = await Promise.all(
-      readers.map((child) => child.next<{ length: number; mismatches: number; firstMismatch?: string; checksum: string }>(90_000)),
+      readers.map((child) =>
+        child.next<{ length: number; mismatches: number; firstMismatch?: string; checksum: string }>(90_000),
+      ),
     );
     for (const report of reports) {
       assert.equal(report.length, count);
@@ -276,7 +351,9 @@ describe('ShareableList', () => {
 
   it('returns strings that stay as they were after the list is deleted and its memory reused', async () => {
     const baseline = (await client.status()).memoryUsage;
-    const strings = Array.from({ length: 300 }, (_, i) => (i % 2 ? `an ascii string long enough to be a slice, ${i}` : `grüße ${i}`));
+    const strings = Array.from({ length: 300 }, (_, i) =>
+      i % 2 ? `an ascii string long enough to be a slice, ${i}` : `grüße ${i}`,
+    );
     const list = await ShareableList.create(client, strings);
     await list.freeze();
     const read = list.toArray();

@@ -33,7 +33,12 @@ export const CORE_PLAN: CorePlan = {
   daemonSize: '4GiB',
   sizes: [
     { bytes: KiB, memcpy: { iterations: 300, opsPerSample: 256 }, put: { iterations: 500, warmup: 50 }, getCopies: 8 },
-    { bytes: 64 * KiB, memcpy: { iterations: 300, opsPerSample: 8 }, put: { iterations: 300, warmup: 30 }, getCopies: 8 },
+    {
+      bytes: 64 * KiB,
+      memcpy: { iterations: 300, opsPerSample: 8 },
+      put: { iterations: 300, warmup: 30 },
+      getCopies: 8,
+    },
     { bytes: MiB, memcpy: { iterations: 200, opsPerSample: 1 }, put: { iterations: 200, warmup: 20 }, getCopies: 8 },
     { bytes: 16 * MiB, memcpy: { iterations: 50, opsPerSample: 1 }, put: { iterations: 50, warmup: 3 }, getCopies: 4 },
     { bytes: 256 * MiB, memcpy: { iterations: 20, opsPerSample: 1 }, put: { iterations: 16, warmup: 1 }, getCopies: 1 },

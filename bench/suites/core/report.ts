@@ -42,13 +42,21 @@ const only = (set: SampleSet) => set.samplesNs[0];
 
 export function coreReport(plan: CorePlan, m: CoreMeasurements): SuiteReport {
   const crossRt = pooledMedian(m.crossCore.roundTrips);
-  const rows: Row[] = [...baselineRows(plan, m, crossRt), ...putRows(plan, m, crossRt), ...readRows(plan, m.crossCore, crossRt, m.memcpy)];
+  const rows: Row[] = [
+    ...baselineRows(plan, m, crossRt),
+    ...putRows(plan, m, crossRt),
+    ...readRows(plan, m.crossCore, crossRt, m.memcpy),
+  ];
   if (m.sameCore) rows.push(...sameCoreRows(plan, m.sameCore));
   return {
     rows,
     targets: targets(m),
     notes: notes(plan, m, crossRt),
-    data: { plan, roundTripNs: { crossCore: crossRt, sameCore: m.sameCore && pooledMedian(m.sameCore.roundTrips) }, measurements: serializable(m) },
+    data: {
+      plan,
+      roundTripNs: { crossCore: crossRt, sameCore: m.sameCore && pooledMedian(m.sameCore.roundTrips) },
+      measurements: serializable(m),
+    },
   };
 }
 
@@ -64,7 +72,8 @@ function baselineRows(plan: CorePlan, m: CoreMeasurements, rt: number): Row[] {
 
 function putRows(plan: CorePlan, m: CoreMeasurements, rt: number): Row[] {
   const section = 'put: createBlob + fill from a JS buffer + seal';
-  const versus = (bytes: number, ns: number) => `${formatRatio(median(m.memcpy.get(bytes)!) / ns)} memcpy speed, ${inRoundTrips(ns, rt)}`;
+  const versus = (bytes: number, ns: number) =>
+    `${formatRatio(median(m.memcpy.get(bytes)!) / ns)} memcpy speed, ${inRoundTrips(ns, rt)}`;
   return plan.sizes.flatMap(({ bytes }) => {
     const { first, steady } = m.puts.get(bytes)!;
     return [
@@ -88,16 +97,40 @@ function readRows(plan: CorePlan, run: PlacementRun, rt: number, memcpy: Map<num
   ];
   for (const { bytes } of plan.sizes) {
     const { first, steady } = run.gets.get(bytes)!;
-    rows.push(row(section, 'steady', steady, bytes, `${inRoundTrips(median(steady), rt)}, ${formatRatio(median(steady) / smallGet)} get 1 KiB`));
+    rows.push(
+      row(
+        section,
+        'steady',
+        steady,
+        bytes,
+        `${inRoundTrips(median(steady), rt)}, ${formatRatio(median(steady) / smallGet)} get 1 KiB`,
+      ),
+    );
     rows.push(row(section, 'first get of a new segment', first, bytes, inRoundTrips(only(first), rt)));
   }
   for (const { bytes } of plan.sizes.filter(({ bytes }) => bytes >= MIN_READ_ROW_BYTES)) {
     const { firstRead, secondRead } = run.gets.get(bytes)!;
     const readSection = 'read 1 byte per 4 KiB page of a got blob';
-    rows.push(row(readSection, 'first touch in this process', firstRead, bytes, `${formatRatio(only(firstRead) / median(memcpy.get(bytes)!))} memcpy time`));
+    rows.push(
+      row(
+        readSection,
+        'first touch in this process',
+        firstRead,
+        bytes,
+        `${formatRatio(only(firstRead) / median(memcpy.get(bytes)!))} memcpy time`,
+      ),
+    );
     rows.push(row(readSection, 'second pass', secondRead, bytes));
   }
-  rows.push(row('small blob', 'createBlob + fill + seal + getBlob + release', run.cycle, plan.cycle.bytes, inRoundTrips(median(run.cycle), rt)));
+  rows.push(
+    row(
+      'small blob',
+      'createBlob + fill + seal + getBlob + release',
+      run.cycle,
+      plan.cycle.bytes,
+      inRoundTrips(median(run.cycle), rt),
+    ),
+  );
   return rows;
 }
 
@@ -106,11 +139,29 @@ function sameCoreRows(plan: CorePlan, run: PlacementRun): Row[] {
   const rt = pooledMedian(run.roundTrips);
   const smallGet = median(run.gets.get(KiB)!.steady);
   return [
-    row(section, `socket round trip, ${plan.roundTrip.messageBytes} B echo`, run.roundTrips[0], undefined, `RT = ${formatDuration(rt)}`),
-    ...[...run.gets].map(([bytes, { steady }]) =>
-      row(section, 'get, ids not held: steady', steady, bytes, `${inRoundTrips(median(steady), rt)}, ${formatRatio(median(steady) / smallGet)} get 1 KiB`),
+    row(
+      section,
+      `socket round trip, ${plan.roundTrip.messageBytes} B echo`,
+      run.roundTrips[0],
+      undefined,
+      `RT = ${formatDuration(rt)}`,
     ),
-    row(section, 'createBlob + fill + seal + getBlob + release', run.cycle, plan.cycle.bytes, inRoundTrips(median(run.cycle), rt)),
+    ...[...run.gets].map(([bytes, { steady }]) =>
+      row(
+        section,
+        'get, ids not held: steady',
+        steady,
+        bytes,
+        `${inRoundTrips(median(steady), rt)}, ${formatRatio(median(steady) / smallGet)} get 1 KiB`,
+      ),
+    ),
+    row(
+      section,
+      'createBlob + fill + seal + getBlob + release',
+      run.cycle,
+      plan.cycle.bytes,
+      inRoundTrips(median(run.cycle), rt),
+    ),
   ];
 }
 
@@ -191,7 +242,8 @@ function notes(plan: CorePlan, m: CoreMeasurements, rt: number): string[] {
 }
 
 function putPhasesNote(bytes: number, put: PutResult): string {
-  const phases = (p: PutPhases) => `createBlob ${formatDuration(p.create)} + fill ${formatDuration(p.fill)} + seal ${formatDuration(p.seal)}`;
+  const phases = (p: PutPhases) =>
+    `createBlob ${formatDuration(p.create)} + fill ${formatDuration(p.fill)} + seal ${formatDuration(p.seal)}`;
   return (
     `put ${formatBytes(bytes)}: first = ${phases(put.firstPhases)} (daemon CPU ${put.firstDaemonCpuMs} ms, ` +
     `${formatCount(put.first.minorFaults)} client page faults, gc ${put.first.gcMs.toFixed(1)} ms); steady medians = ${phases(put.steadyPhases)}.`
@@ -200,7 +252,15 @@ function putPhasesNote(bytes: number, put: PutResult): string {
 
 function row(section: string, operation: string, set: SampleSet, bytes?: number, versus?: string): Row {
   const ops = set.samplesNs.length * set.opsPerSample;
-  return { section, operation, bytes, stats: summarize(set.samplesNs), faultsPerOp: set.minorFaults / ops, gcMs: set.gcMs, versus };
+  return {
+    section,
+    operation,
+    bytes,
+    stats: summarize(set.samplesNs),
+    faultsPerOp: set.minorFaults / ops,
+    gcMs: set.gcMs,
+    versus,
+  };
 }
 
 function pooledMedian(sets: SampleSet[]): number {

@@ -20,7 +20,11 @@ export interface ObjectsPlan {
   /** Redis is asked to accept values this large (proto-max-bulk-len). */
   redisMaxValueBytes: number;
   /** Gets by a fresh reader; value and table alternate `rounds` times. */
-  trellisGets: { value: { iterations: number; warmup: number }; table: { iterations: number; warmup: number }; rounds: number };
+  trellisGets: {
+    value: { iterations: number; warmup: number };
+    table: { iterations: number; warmup: number };
+    rounds: number;
+  };
   fileLoads: { iterations: number; warmup: number };
   redisLoads: { iterations: number; warmup: number };
   /** Encoded sizes of the values whose put rate is measured. */

@@ -3,7 +3,13 @@
  * against the 1 KiB value get (same reader, interleaved) and against the two ways of loading
  * the same table without trellis; put rates are set against Redis from the same process.
  */
-import type { BaselineReadResult, PutDriver, PutRateResult, StoreTableResult, TrellisGetResult } from '../../children/objects-client';
+import type {
+  BaselineReadResult,
+  PutDriver,
+  PutRateResult,
+  StoreTableResult,
+  TrellisGetResult,
+} from '../../children/objects-client';
 import type { DaemonStatus } from '../../../src/index';
 import { describePlacement, type Placement } from '../../lib/cpu';
 import { formatBytes, formatDuration, formatRatio } from '../../lib/format';
@@ -50,7 +56,15 @@ function pooled(sets: SampleSet[]): SampleSet {
 
 function row(section: string, operation: string, set: SampleSet, bytes?: number, versus?: string): Row {
   const ops = set.samplesNs.length * set.opsPerSample;
-  return { section, operation, bytes, stats: summarize(set.samplesNs), faultsPerOp: set.minorFaults / ops, gcMs: set.gcMs, versus };
+  return {
+    section,
+    operation,
+    bytes,
+    stats: summarize(set.samplesNs),
+    faultsPerOp: set.minorFaults / ops,
+    gcMs: set.gcMs,
+    versus,
+  };
 }
 
 /** A one-off timing taken in milliseconds (the writer's steps), as a one-sample row. */
@@ -66,7 +80,13 @@ function perSecond(nsPerOp: number): string {
 export function objectsReport(plan: ObjectsPlan, m: ObjectsMeasurements): SuiteReport {
   const rt = median(m.roundTrip);
   const rows: Row[] = [
-    row('baseline', `socket round trip, ${plan.roundTrip.messageBytes} B echo, cross-CPU`, m.roundTrip, undefined, `RT = ${formatDuration(rt)}`),
+    row(
+      'baseline',
+      `socket round trip, ${plan.roundTrip.messageBytes} B echo, cross-CPU`,
+      m.roundTrip,
+      undefined,
+      `RT = ${formatDuration(rt)}`,
+    ),
     ...putRows(m, rt),
     ...getRows(m, rt),
     ...touchRows(m),
@@ -92,12 +112,48 @@ function putRows(m: ObjectsMeasurements, rt: number): Row[] {
     const set = median(d('redis SET'));
     const faster = (name: PutDriver, than: PutDriver) => `${formatRatio(median(d(than)) / median(d(name)))} ${than}`;
     rows.push(
-      row(section, 'trellis put, one at a time', d('trellis put'), undefined, `${perSecond(median(d('trellis put')))}, ${(median(d('trellis put')) / rt).toFixed(1)} RT, ${faster('trellis put', 'redis SET')} rate`),
-      row(section, 'redis SET, one at a time (encode + SET)', d('redis SET'), undefined, `${perSecond(set)}, ${(set / rt).toFixed(1)} RT`),
-      row(section, `trellis putMany, ${rate.batchSize} a call`, d('trellis putMany'), undefined, `${perSecond(median(d('trellis putMany')))}, ${faster('trellis putMany', 'redis SET')} rate`),
-      row(section, `trellis put, ${rate.batchSize} in flight (Promise.all)`, d('trellis put, all in flight'), undefined, `${perSecond(median(d('trellis put, all in flight')))}; ${faster('trellis put, all in flight', 'redis pipeline of SETs')} rate`),
-      row(section, `redis MSET, ${rate.batchSize} a call`, d('redis MSET'), undefined, `${perSecond(median(d('redis MSET')))}; putMany: ${faster('trellis putMany', 'redis MSET')} rate`),
-      row(section, `redis pipeline of ${rate.batchSize} SETs`, d('redis pipeline of SETs'), undefined, `${perSecond(median(d('redis pipeline of SETs')))}; putMany: ${faster('trellis putMany', 'redis pipeline of SETs')} rate`),
+      row(
+        section,
+        'trellis put, one at a time',
+        d('trellis put'),
+        undefined,
+        `${perSecond(median(d('trellis put')))}, ${(median(d('trellis put')) / rt).toFixed(1)} RT, ${faster('trellis put', 'redis SET')} rate`,
+      ),
+      row(
+        section,
+        'redis SET, one at a time (encode + SET)',
+        d('redis SET'),
+        undefined,
+        `${perSecond(set)}, ${(set / rt).toFixed(1)} RT`,
+      ),
+      row(
+        section,
+        `trellis putMany, ${rate.batchSize} a call`,
+        d('trellis putMany'),
+        undefined,
+        `${perSecond(median(d('trellis putMany')))}, ${faster('trellis putMany', 'redis SET')} rate`,
+      ),
+      row(
+        section,
+        `trellis put, ${rate.batchSize} in flight (Promise.all)`,
+        d('trellis put, all in flight'),
+        undefined,
+        `${perSecond(median(d('trellis put, all in flight')))}; ${faster('trellis put, all in flight', 'redis pipeline of SETs')} rate`,
+      ),
+      row(
+        section,
+        `redis MSET, ${rate.batchSize} a call`,
+        d('redis MSET'),
+        undefined,
+        `${perSecond(median(d('redis MSET')))}; putMany: ${faster('trellis putMany', 'redis MSET')} rate`,
+      ),
+      row(
+        section,
+        `redis pipeline of ${rate.batchSize} SETs`,
+        d('redis pipeline of SETs'),
+        undefined,
+        `${perSecond(median(d('redis pipeline of SETs')))}; putMany: ${faster('trellis putMany', 'redis pipeline of SETs')} rate`,
+      ),
     );
   }
   return rows;
@@ -108,23 +164,60 @@ function getRows(m: ObjectsMeasurements, rt: number): Row[] {
   const value = pooled(m.gets.valueSteady);
   const valueNs = median(value);
   const rows: Row[] = [
-    row(section, 'first request of the process (exists)', m.gets.firstRequest, undefined, `${(only(m.gets.firstRequest) / rt).toFixed(1)} RT`),
-    row(section, `trellis::Value, first get`, m.gets.valueFirst, m.valueEncodedBytes, `${(only(m.gets.valueFirst) / rt).toFixed(1)} RT`),
+    row(
+      section,
+      'first request of the process (exists)',
+      m.gets.firstRequest,
+      undefined,
+      `${(only(m.gets.firstRequest) / rt).toFixed(1)} RT`,
+    ),
+    row(
+      section,
+      `trellis::Value, first get`,
+      m.gets.valueFirst,
+      m.valueEncodedBytes,
+      `${(only(m.gets.valueFirst) / rt).toFixed(1)} RT`,
+    ),
     row(section, `trellis::Value, steady`, value, m.valueEncodedBytes, `${(valueNs / rt).toFixed(1)} RT`),
   ];
   const table = m.gets.table;
   if (table) {
     const steady = pooled(table.steady);
     rows.push(
-      row(section, `${table.typename}, first get (maps its segments)`, table.first, m.stored.tableBytes, `${(only(table.first) / rt).toFixed(1)} RT, ${formatRatio(only(table.first) / valueNs)} get Value`),
-      row(section, `${table.typename}, steady`, steady, m.stored.tableBytes, `${(median(steady) / rt).toFixed(1)} RT, ${formatRatio(median(steady) / valueNs)} get Value`),
+      row(
+        section,
+        `${table.typename}, first get (maps its segments)`,
+        table.first,
+        m.stored.tableBytes,
+        `${(only(table.first) / rt).toFixed(1)} RT, ${formatRatio(only(table.first) / valueNs)} get Value`,
+      ),
+      row(
+        section,
+        `${table.typename}, steady`,
+        steady,
+        m.stored.tableBytes,
+        `${(median(steady) / rt).toFixed(1)} RT, ${formatRatio(median(steady) / valueNs)} get Value`,
+      ),
     );
   }
   const loadSection = `load the same ${formatBytes(m.stored.tableBytes)} table without trellis (fresh process)`;
-  const speedup = (ns: number) => (table ? `trellis get is ${formatRatio(ns / median(pooled(table.steady)))} faster` : 'trellis get: missing');
+  const speedup = (ns: number) =>
+    table ? `trellis get is ${formatRatio(ns / median(pooled(table.steady)))} faster` : 'trellis get: missing';
   rows.push(
-    row(loadSection, 'readFileSync + tableFromIPC, /dev/shm', m.file.total, m.stored.ipcBytes, speedup(median(m.file.total))),
-    row(loadSection, 'redis GET (ioredis getBuffer) + tableFromIPC', m.redisLoad.total, m.stored.redisBytes, speedup(scaledRedisNs(m))),
+    row(
+      loadSection,
+      'readFileSync + tableFromIPC, /dev/shm',
+      m.file.total,
+      m.stored.ipcBytes,
+      speedup(median(m.file.total)),
+    ),
+    row(
+      loadSection,
+      'redis GET (ioredis getBuffer) + tableFromIPC',
+      m.redisLoad.total,
+      m.stored.redisBytes,
+      speedup(scaledRedisNs(m)),
+    ),
   );
   return rows;
 }
@@ -139,7 +232,12 @@ function touchRows(m: ObjectsMeasurements): Row[] {
   const rows: Row[] = [];
   if (m.gets.table) {
     rows.push(
-      row(section, 'trellis: first time in the reader (faults in shared pages)', m.gets.table.firstTouch, m.stored.tableBytes),
+      row(
+        section,
+        'trellis: first time in the reader (faults in shared pages)',
+        m.gets.table.firstTouch,
+        m.stored.tableBytes,
+      ),
       row(section, 'trellis: second time', m.gets.table.secondTouch, m.stored.tableBytes),
     );
   }
@@ -154,12 +252,14 @@ function storeRows(m: ObjectsMeasurements): Row[] {
   const section = 'store the table once (writer process, first time each; one sample)';
   const s = m.stored;
   const rows = [onceRow(section, 'build the Table (typed arrays)', s.ms.build, s.tableBytes)];
-  if (s.ms.trellisPut !== undefined) rows.push(onceRow(section, 'trellis put (DataFrame)', s.ms.trellisPut, s.tableBytes));
+  if (s.ms.trellisPut !== undefined)
+    rows.push(onceRow(section, 'trellis put (DataFrame)', s.ms.trellisPut, s.tableBytes));
   rows.push(
     onceRow(section, 'tableToIPC (file format)', s.ms.ipcEncode, s.ipcBytes),
     onceRow(section, 'writeFileSync to /dev/shm', s.ms.ipcWrite, s.ipcBytes),
   );
-  if (s.ms.redisEncode !== undefined) rows.push(onceRow(section, `tableToIPC of the ${s.redisRows} rows Redis accepts`, s.ms.redisEncode, s.redisBytes));
+  if (s.ms.redisEncode !== undefined)
+    rows.push(onceRow(section, `tableToIPC of the ${s.redisRows} rows Redis accepts`, s.ms.redisEncode, s.redisBytes));
   rows.push(onceRow(section, 'redis SET of the IPC bytes', s.ms.redisSet, s.redisBytes));
   return rows;
 }
@@ -170,9 +270,21 @@ function getTargets(m: ObjectsMeasurements): TargetCheck[] {
   const missing = `missing: ${m.dataFrame.reason ?? 'the DataFrame type is not registered'}`;
   if (!table) {
     return [
-      { target: `get of a ${size} DataFrame within ${TABLE_VS_VALUE_LIMIT}x get of a 1 KiB Value`, measured: missing, met: false },
-      { target: `get of a ${size} DataFrame >= ${TABLE_SPEEDUP_GOAL}x faster than readFileSync + tableFromIPC from /dev/shm`, measured: missing, met: false },
-      { target: `get of a ${size} DataFrame >= ${TABLE_SPEEDUP_GOAL}x faster than Redis GET + tableFromIPC`, measured: missing, met: false },
+      {
+        target: `get of a ${size} DataFrame within ${TABLE_VS_VALUE_LIMIT}x get of a 1 KiB Value`,
+        measured: missing,
+        met: false,
+      },
+      {
+        target: `get of a ${size} DataFrame >= ${TABLE_SPEEDUP_GOAL}x faster than readFileSync + tableFromIPC from /dev/shm`,
+        measured: missing,
+        met: false,
+      },
+      {
+        target: `get of a ${size} DataFrame >= ${TABLE_SPEEDUP_GOAL}x faster than Redis GET + tableFromIPC`,
+        measured: missing,
+        met: false,
+      },
     ];
   }
   const steady = median(pooled(table.steady));
@@ -180,7 +292,10 @@ function getTargets(m: ObjectsMeasurements): TargetCheck[] {
   const valueNs = median(pooled(m.gets.valueSteady));
   const fileNs = median(m.file.total);
   const redisNs = scaledRedisNs(m);
-  const partial = m.stored.redisRows < m.stored.rows ? ` (Redis took ${m.stored.redisRows} of ${m.stored.rows} rows; scaled linearly)` : '';
+  const partial =
+    m.stored.redisRows < m.stored.rows
+      ? ` (Redis took ${m.stored.redisRows} of ${m.stored.rows} rows; scaled linearly)`
+      : '';
   return [
     {
       target: `get of a ${size} DataFrame from another process within ${TABLE_VS_VALUE_LIMIT}x get of a 1 KiB Value (steady medians)`,

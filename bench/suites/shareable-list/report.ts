@@ -46,7 +46,15 @@ const only = (set: SampleSet) => set.samplesNs[0];
 
 function row(section: string, operation: string, set: SampleSet, bytes?: number, versus?: string): Row {
   const ops = set.samplesNs.length * set.opsPerSample;
-  return { section, operation, bytes, stats: summarize(set.samplesNs), faultsPerOp: set.minorFaults / ops, gcMs: set.gcMs, versus };
+  return {
+    section,
+    operation,
+    bytes,
+    stats: summarize(set.samplesNs),
+    faultsPerOp: set.minorFaults / ops,
+    gcMs: set.gcMs,
+    versus,
+  };
 }
 
 /** Two single timings taken back to back, as one. */
@@ -71,13 +79,55 @@ export function listReport(plan: ListPlan, m: ListMeasurements): SuiteReport {
   const rows: Row[] = [
     row('baseline', `plain JS array of the same items, one pass (in the reader)`, read.arrayPass, undefined, 'array'),
     row('baseline', 'client.exists: one request round trip', opened.roundTrip, undefined, `RT = ${formatDuration(rt)}`),
-    row(readSection, 'every item decoded from shared memory (new list object a pass)', read.decodingPass, m.listBytes, vsArray(median(read.decodingPass))),
-    row(readSection, 'later passes over one list (read again: items cached)', read.cachedPass, m.listBytes, vsArray(median(read.cachedPass))),
-    row(readSection, 'first open in a fresh process', read.firstOpen, undefined, `${(only(read.firstOpen) / rt).toFixed(1)} RT, ${read.firstOpenRequests} request(s)`),
-    row(readSection, 'first pass after it (decode, first touch, cold JIT)', read.firstPass, m.listBytes, vsArray(only(read.firstPass))),
-    row(readSection, 'first open + first pass', firstOpenAndPass, m.listBytes, `${vsArray(only(firstOpenAndPass))}, ${formatRatio(only(firstOpenAndPass) / copy)} copying in`),
-    row('copy the items in instead (fresh process)', 'v8.deserialize + first pass', m.copied.firstDeserializeAndRead, undefined, vsArray(copy)),
-    row('open', 'ShareableList.open, steady (released after each, untimed)', opened.open, undefined, `${(median(opened.open) / rt).toFixed(2)} RT, ${opened.openRequests} request(s)`),
+    row(
+      readSection,
+      'every item decoded from shared memory (new list object a pass)',
+      read.decodingPass,
+      m.listBytes,
+      vsArray(median(read.decodingPass)),
+    ),
+    row(
+      readSection,
+      'later passes over one list (read again: items cached)',
+      read.cachedPass,
+      m.listBytes,
+      vsArray(median(read.cachedPass)),
+    ),
+    row(
+      readSection,
+      'first open in a fresh process',
+      read.firstOpen,
+      undefined,
+      `${(only(read.firstOpen) / rt).toFixed(1)} RT, ${read.firstOpenRequests} request(s)`,
+    ),
+    row(
+      readSection,
+      'first pass after it (decode, first touch, cold JIT)',
+      read.firstPass,
+      m.listBytes,
+      vsArray(only(read.firstPass)),
+    ),
+    row(
+      readSection,
+      'first open + first pass',
+      firstOpenAndPass,
+      m.listBytes,
+      `${vsArray(only(firstOpenAndPass))}, ${formatRatio(only(firstOpenAndPass) / copy)} copying in`,
+    ),
+    row(
+      'copy the items in instead (fresh process)',
+      'v8.deserialize + first pass',
+      m.copied.firstDeserializeAndRead,
+      undefined,
+      vsArray(copy),
+    ),
+    row(
+      'open',
+      'ShareableList.open, steady (released after each, untimed)',
+      opened.open,
+      undefined,
+      `${(median(opened.open) / rt).toFixed(2)} RT, ${opened.openRequests} request(s)`,
+    ),
   ];
   return { rows, targets: targets(plan, m), notes: notes(plan, m, rt), data: { plan, measurements: m } };
 }
@@ -113,13 +163,13 @@ function notes(plan: ListPlan, m: ListMeasurements, rt: number): string[] {
     `Placement: ${describePlacement(m.placement)}; trellisd (--size ${plan.daemonSize}) is its own process. RT = ${formatDuration(rt)} (client.exists, same process as the opens). ` +
       `1-minute load average ${m.loadAverage.before.toFixed(2)} at the start, ${m.loadAverage.after.toFixed(2)} at the end.`,
     'Items mix what a table row holds, eight kinds in turn: short and longer ASCII strings, UTF-8 strings, integers, floats, booleans, ' +
-      'null, 4-byte buffers and bigints past 2^53. A pass reads each item the way a caller would (a string\'s length, a number\'s value).',
+      "null, 4-byte buffers and bigints past 2^53. A pass reads each item the way a caller would (a string's length, a number's value).",
     `Passes: ${plan.passes.iterations} timed after ${plan.passes.warmup} warm-up, medians. "decoded from shared memory" wraps the same blob in a new list ` +
       'object before each pass (untimed), so no item comes from a cache; "later passes" reuse one list, which keeps the items of pages read ' +
       'a second time (the first pass and the warm-up fill it).',
     'A decoding pass is bounded by making the JS values themselves (strings, floats, bigints, Buffers), which the array pass finds made.',
-    'Requests per open come from the daemon\'s request count (status().requests) around the open, nothing else talking to it meanwhile.',
-    'The first open now follows two status requests (for that count), so it measures the open, not the process\'s first request.',
+    "Requests per open come from the daemon's request count (status().requests) around the open, nothing else talking to it meanwhile.",
+    "The first open now follows two status requests (for that count), so it measures the open, not the process's first request.",
     `faults/op and gc ms count only inside timed windows. p99 is shown from ${MIN_SAMPLES_FOR_P99} samples up.`,
   ];
 }

@@ -14,7 +14,8 @@ export function exportCommand(): Command {
       let result;
       try {
         result = await client.exportArchive(ref, path, {
-          onProgress: ({ bytesDone, bytesTotal }) => (bar ??= progressBar(`export ${ref}`, bytesTotal)).update(bytesDone),
+          onProgress: ({ bytesDone, bytesTotal }) =>
+            (bar ??= progressBar(`export ${ref}`, bytesTotal)).update(bytesDone),
         });
       } finally {
         bar?.done();

@@ -74,14 +74,21 @@ async function writeObject(
   const bar = progressBar(`get ${ref}`, meta.nbytes);
   try {
     if (kind === 'table' && format === 'csv') {
-      return await writeTableCsv(await client.get(meta.id), path, () => openOutput(undefined), (bytes) => bar.update(bytes));
+      return await writeTableCsv(
+        await client.get(meta.id),
+        path,
+        () => openOutput(undefined),
+        (bytes) => bar.update(bytes),
+      );
     }
     await withSink(path, async (sink) => {
       if (format === 'arrow') return writeTableArrow(await client.get(meta.id), sink, (bytes) => bar.update(bytes));
       if (format === 'raw') {
         const value = await client.get(meta.id);
-        return writeBytes(sink, kind === 'blob' ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength), (bytes) =>
-          bar.update(bytes),
+        return writeBytes(
+          sink,
+          kind === 'blob' ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+          (bytes) => bar.update(bytes),
         );
       }
       const value = kind === 'other' ? meta : await client.get(meta.id);

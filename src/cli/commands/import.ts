@@ -9,20 +9,22 @@ export function importCommand(): Command {
     .argument('<path>', 'the archive')
     .option('--name <name>', 'publish the object under this name')
     .option('--override', 'move the name if it is taken');
-  return withCommonOptions(command).action((path: string, options: CommonOptions & { name?: string; override?: boolean }) =>
-    withClient(options, async (client) => {
-      let bar: ProgressBar | undefined;
-      let result;
-      try {
-        result = await client.importArchive(path, {
-          name: options.name,
-          override: options.override,
-          onProgress: ({ bytesDone, bytesTotal }) => (bar ??= progressBar(`import ${path}`, bytesTotal)).update(bytesDone),
-        });
-      } finally {
-        bar?.done();
-      }
-      process.stdout.write(`${result.id}\n`);
-    }),
+  return withCommonOptions(command).action(
+    (path: string, options: CommonOptions & { name?: string; override?: boolean }) =>
+      withClient(options, async (client) => {
+        let bar: ProgressBar | undefined;
+        let result;
+        try {
+          result = await client.importArchive(path, {
+            name: options.name,
+            override: options.override,
+            onProgress: ({ bytesDone, bytesTotal }) =>
+              (bar ??= progressBar(`import ${path}`, bytesTotal)).update(bytesDone),
+          });
+        } finally {
+          bar?.done();
+        }
+        process.stdout.write(`${result.id}\n`);
+      }),
   );
 }

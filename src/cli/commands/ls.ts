@@ -8,7 +8,14 @@ import type { TrellisClient } from '../../connect';
 import { isTrellisError } from '../../errors';
 import type { ObjectMeta, ObjectSummary } from '../../protocol/messages';
 import { formatAge, formatBytes, formatLabels, printJson, printTable } from '../output';
-import { labelOption, parsePositiveInteger, withClient, withCommonOptions, withJsonOption, type ListingOptions } from '../options';
+import {
+  labelOption,
+  parsePositiveInteger,
+  withClient,
+  withCommonOptions,
+  withJsonOption,
+  type ListingOptions,
+} from '../options';
 import { resolveNames } from './names';
 
 /** Metadata lookups in flight at once. */
@@ -31,7 +38,11 @@ export function lsCommand(): Command {
     .argument('[pattern]', 'a glob over the typename, such as "trellis::DataFrame"')
     .addOption(labelOption('only objects with this label (repeatable)'))
     .option('-a, --all', 'also list blobs that are members of other objects')
-    .addOption(new Option('--limit <n>', 'at most this many objects (default: the daemon\'s, 1000)').argParser(parsePositiveInteger));
+    .addOption(
+      new Option('--limit <n>', "at most this many objects (default: the daemon's, 1000)").argParser(
+        parsePositiveInteger,
+      ),
+    );
   return withJsonOption(withCommonOptions(command)).action((pattern: string | undefined, options: LsOptions) =>
     withClient(options, async (client) => {
       const objects = await listObjects(client, pattern, options);
@@ -50,8 +61,15 @@ export function lsCommand(): Command {
   );
 }
 
-async function listObjects(client: TrellisClient, pattern: string | undefined, options: LsOptions): Promise<ListedObject[]> {
-  const [summaries, names] = await Promise.all([client.listObjects({ pattern, limit: options.limit }), resolveNames(client)]);
+async function listObjects(
+  client: TrellisClient,
+  pattern: string | undefined,
+  options: LsOptions,
+): Promise<ListedObject[]> {
+  const [summaries, names] = await Promise.all([
+    client.listObjects({ pattern, limit: options.limit }),
+    resolveNames(client),
+  ]);
   const metas = await metadataOf(client, summaries);
   const members = new Set<string>();
   for (const meta of metas.values()) collectMembers(meta, members);
@@ -61,7 +79,11 @@ async function listObjects(client: TrellisClient, pattern: string | undefined, o
   return summaries
     .filter((summary) => metas.has(summary.id))
     .filter((summary) => options.all || !members.has(summary.id) || namesOf.has(summary.id))
-    .map((summary) => ({ ...summary, names: namesOf.get(summary.id) ?? [], labels: metas.get(summary.id)!.labels ?? {} }))
+    .map((summary) => ({
+      ...summary,
+      names: namesOf.get(summary.id) ?? [],
+      labels: metas.get(summary.id)!.labels ?? {},
+    }))
     .filter((object) => wanted.every(([key, value]) => object.labels[key] === value));
 }
 

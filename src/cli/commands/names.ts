@@ -13,13 +13,19 @@ export function namesCommand(): Command {
     withClient(options, async (client) => {
       const names = await resolveNames(client, pattern);
       if (options.json) return printJson(names);
-      printTable(['NAME', 'ID'], names.map(({ name, id }) => [name, id]));
+      printTable(
+        ['NAME', 'ID'],
+        names.map(({ name, id }) => [name, id]),
+      );
     }),
   );
 }
 
 /** Each name with its id; a name dropped between the listing and its lookup is left out. */
-export async function resolveNames(client: TrellisClient, pattern?: string): Promise<Array<{ name: string; id: string }>> {
+export async function resolveNames(
+  client: TrellisClient,
+  pattern?: string,
+): Promise<Array<{ name: string; id: string }>> {
   const names = await client.listNames({ pattern });
   const ids = await Promise.all(
     names.map((name) =>

@@ -4,7 +4,9 @@ import { formatAge, printJson, printTable } from '../output';
 import { withClient, withCommonOptions, withJsonOption, type ListingOptions } from '../options';
 
 export function versionsCommand(): Command {
-  const command = new Command('versions').description('the versions of a name, newest first').argument('<name>', 'the name');
+  const command = new Command('versions')
+    .description('the versions of a name, newest first')
+    .argument('<name>', 'the name');
   return withJsonOption(withCommonOptions(command)).action((name: string, options: ListingOptions) =>
     withClient(options, async (client) => {
       const versions = await client.versions(name);

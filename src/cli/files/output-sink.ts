@@ -56,7 +56,11 @@ function stdoutSink(): OutputSink {
 }
 
 /** Writes a view in chunks, calling `onProgress` with the bytes done; the view is never copied. */
-export async function writeBytes(sink: OutputSink, bytes: Uint8Array, onProgress: (done: number) => void): Promise<void> {
+export async function writeBytes(
+  sink: OutputSink,
+  bytes: Uint8Array,
+  onProgress: (done: number) => void,
+): Promise<void> {
   const CHUNK = 8 << 20;
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let offset = 0; offset < buffer.length; offset += CHUNK) {

@@ -22,7 +22,8 @@ export async function putArrowFile(client: TrellisClient, file: string, options:
   try {
     const { size } = await handle.stat();
     const bar = progressBar(`put ${file}`, size);
-    let reader: Awaited<ReturnType<typeof RecordBatchReader.from<any>>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any schema: the file says which
+    let reader: Awaited<ReturnType<typeof RecordBatchReader.from<any>>>;
     try {
       reader = await RecordBatchReader.from(handle);
       let bytes = 0;
@@ -33,7 +34,9 @@ export async function putArrowFile(client: TrellisClient, file: string, options:
       }
     } catch (error) {
       if (isTrellisError(error)) throw error;
-      throw new TrellisError('ParseError', `cannot read ${file} as Arrow IPC: ${(error as Error).message}`, { cause: error });
+      throw new TrellisError('ParseError', `cannot read ${file} as Arrow IPC: ${(error as Error).message}`, {
+        cause: error,
+      });
     } finally {
       bar.done();
     }

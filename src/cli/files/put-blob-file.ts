@@ -26,7 +26,8 @@ export async function putBlobFile(
       let offset = 0;
       while (offset < size) {
         const { bytesRead } = await handle.read(target, offset, Math.min(READ_CHUNK_BYTES, size - offset), offset);
-        if (bytesRead === 0) throw new TrellisError('IOError', `${path} shrank while it was read: ${offset} of ${size} bytes`);
+        if (bytesRead === 0)
+          throw new TrellisError('IOError', `${path} shrank while it was read: ${offset} of ${size} bytes`);
         offset += bytesRead;
         bar.update(offset);
       }

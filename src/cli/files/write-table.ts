@@ -37,7 +37,11 @@ export async function writeTableCsv(
   }
 }
 
-export async function writeTableArrow(table: Table | RecordBatch, sink: OutputSink, onProgress: (bytes: number) => void): Promise<void> {
+export async function writeTableArrow(
+  table: Table | RecordBatch,
+  sink: OutputSink,
+  onProgress: (bytes: number) => void,
+): Promise<void> {
   // writeAll queues views of the table's buffers (and small headers); draining sends them on.
   const writer = RecordBatchFileWriter.writeAll('batches' in table ? table : [table]);
   for await (const chunk of writer) {

@@ -37,11 +37,17 @@ export async function ioCall<T>(target: string, call: () => Promise<T>): Promise
 }
 
 function tooBig(name: string, size: number): never {
-  throw new TrellisError('ParseError', `${name}: the manifest is ${size} bytes, more than the ${MAX_MANIFEST_BYTES} allowed`);
+  throw new TrellisError(
+    'ParseError',
+    `${name}: the manifest is ${size} bytes, more than the ${MAX_MANIFEST_BYTES} allowed`,
+  );
 }
 
 function unexpected(where: string, entry: string): never {
-  throw new TrellisError('ParseError', `${where}: ${JSON.stringify(entry)} does not belong in an archive (only ${MANIFEST_FILE} and ${BLOBS_DIR}/)`);
+  throw new TrellisError(
+    'ParseError',
+    `${where}: ${JSON.stringify(entry)} does not belong in an archive (only ${MANIFEST_FILE} and ${BLOBS_DIR}/)`,
+  );
 }
 
 class DirectorySource implements ArchiveSource {
@@ -63,12 +69,14 @@ class DirectorySource implements ArchiveSource {
     const blobsDir = path.join(root, BLOBS_DIR);
     const blobFiles = new Map<string, number>();
     const entries = await ioCall(blobsDir, () => fs.readdir(blobsDir, { withFileTypes: true })).catch((error) => {
-      if ((error as TrellisError).cause && ((error as TrellisError).cause as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((error as TrellisError).cause && ((error as TrellisError).cause as NodeJS.ErrnoException).code === 'ENOENT')
+        return [];
       throw error;
     });
     for (const entry of entries) {
       const file = path.join(blobsDir, entry.name);
-      if (!entry.isFile()) throw new TrellisError('ParseError', `${file}: only plain files are accepted under ${BLOBS_DIR}/ (no links)`);
+      if (!entry.isFile())
+        throw new TrellisError('ParseError', `${file}: only plain files are accepted under ${BLOBS_DIR}/ (no links)`);
       blobFiles.set(entry.name, (await ioCall(file, () => fs.stat(file))).size);
     }
     return new DirectorySource(root, blobFiles);
@@ -115,7 +123,8 @@ class TarSource implements ArchiveSource {
       let manifest: TarEntry | undefined;
       for (const [entryPath, entry] of entries) {
         if (entryPath === MANIFEST_FILE) manifest = entry;
-        else if (entryPath.startsWith(`${BLOBS_DIR}/`) && !entryPath.slice(BLOBS_DIR.length + 1).includes('/')) blobs.set(entryPath.slice(BLOBS_DIR.length + 1), entry);
+        else if (entryPath.startsWith(`${BLOBS_DIR}/`) && !entryPath.slice(BLOBS_DIR.length + 1).includes('/'))
+          blobs.set(entryPath.slice(BLOBS_DIR.length + 1), entry);
         else unexpected(tarPath, entryPath);
       }
       const blobFiles = new Map([...blobs].map(([name, entry]) => [name, entry.size]));

@@ -11,7 +11,12 @@ import { TrellisError } from '../../errors';
 export const CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** Writes `view` at `position` and returns its sha256 (hex). */
-export async function writeHashed(file: FileHandle, view: Uint8Array, position: number, progress: (bytes: number) => void): Promise<string> {
+export async function writeHashed(
+  file: FileHandle,
+  view: Uint8Array,
+  position: number,
+  progress: (bytes: number) => void,
+): Promise<string> {
   const hash = createHash('sha256');
   for (let offset = 0; offset < view.length; offset += CHUNK_BYTES) {
     const chunk = view.subarray(offset, Math.min(offset + CHUNK_BYTES, view.length));
@@ -24,9 +29,16 @@ export async function writeHashed(file: FileHandle, view: Uint8Array, position: 
 }
 
 /** Fills `target` from the file at `position` and returns the sha256 (hex) of what was read. */
-export async function readHashed(file: FileHandle, target: Uint8Array, position: number, where: string, progress: (bytes: number) => void): Promise<string> {
+export async function readHashed(
+  file: FileHandle,
+  target: Uint8Array,
+  position: number,
+  where: string,
+  progress: (bytes: number) => void,
+): Promise<string> {
   const hash = createHash('sha256');
-  const readChunk = (offset: number) => readFully(file, target.subarray(offset, Math.min(offset + CHUNK_BYTES, target.length)), position + offset, where);
+  const readChunk = (offset: number) =>
+    readFully(file, target.subarray(offset, Math.min(offset + CHUNK_BYTES, target.length)), position + offset, where);
   let pending = target.length > 0 ? readChunk(0) : undefined;
   for (let offset = 0; offset < target.length; offset += CHUNK_BYTES) {
     await pending;
@@ -39,7 +51,7 @@ export async function readHashed(file: FileHandle, target: Uint8Array, position:
 }
 
 export async function writeFully(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length; ) {
+  for (let done = 0; done < bytes.length;) {
     const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
     done += bytesWritten;
   }
@@ -47,9 +59,10 @@ export async function writeFully(file: FileHandle, bytes: Uint8Array, position: 
 
 /** Errors: IOError when the file ends first. */
 export async function readFully(file: FileHandle, target: Uint8Array, position: number, where: string): Promise<void> {
-  for (let done = 0; done < target.length; ) {
+  for (let done = 0; done < target.length;) {
     const { bytesRead } = await file.read(target, done, target.length - done, position + done);
-    if (bytesRead === 0) throw new TrellisError('IOError', `${where}: the file ended ${target.length - done} bytes early`);
+    if (bytesRead === 0)
+      throw new TrellisError('IOError', `${where}: the file ended ${target.length - done} bytes early`);
     done += bytesRead;
   }
 }

@@ -46,14 +46,26 @@ export async function exportArchive(
     const root = describe(client, handle, '', leaves);
     const distinct = new Map<string, Uint8Array>();
     for (const leaf of leaves) distinct.set(leaf.id, leaf.view);
-    const progress = new Progress([...distinct.values()].reduce((sum, view) => sum + view.length, 0), options.onProgress);
-    const writer = archivePath.endsWith('.tar') ? await TarWriter.create(archivePath) : await DirectoryWriter.create(archivePath);
+    const progress = new Progress(
+      [...distinct.values()].reduce((sum, view) => sum + view.length, 0),
+      options.onProgress,
+    );
+    const writer = archivePath.endsWith('.tar')
+      ? await TarWriter.create(archivePath)
+      : await DirectoryWriter.create(archivePath);
     try {
       const hashOf = new Map<string, string>();
       for (const [blobId, view] of distinct) hashOf.set(blobId, await writer.addBlob(view, progress.add));
-      const blobs: ManifestBlob[] = leaves.map((leaf) => ({ key: leaf.key, size: leaf.view.length, sha256: hashOf.get(leaf.id)! }));
+      const blobs: ManifestBlob[] = leaves.map((leaf) => ({
+        key: leaf.key,
+        size: leaf.view.length,
+        sha256: hashOf.get(leaf.id)!,
+      }));
       const topHash = computeTopHash(root, new Map(blobs.map((blob) => [blob.key, blob])));
-      const manifest = formatManifest({ header: { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, topHash, parents: parentsOf(handle), root }, blobs });
+      const manifest = formatManifest({
+        header: { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, topHash, parents: parentsOf(handle), root },
+        blobs,
+      });
       const bytes = await writer.finish(Buffer.from(manifest, 'utf8'));
       progress.finish();
       await client.request('recordArchive', { topHash, id });
@@ -70,7 +82,10 @@ export async function exportArchive(
 /** The manifest node of `object`, adding its blob leaves (depth first, keys sorted). */
 function describe(client: ArchiveClient, object: ObjectHandle, key: string, leaves: Leaf[]): ManifestNode {
   if (object.meta.instanceId !== client.instanceId) {
-    throw new TrellisError('InvalidArgument', `cannot export ${object.id}: it lives on instance ${object.meta.instanceId}; migrate it here first`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `cannot export ${object.id}: it lives on instance ${object.meta.instanceId}; migrate it here first`,
+    );
   }
   if (object.isBlob) {
     leaves.push({ key, id: object.id, view: object.buffer });
@@ -113,10 +128,15 @@ class DirectoryWriter implements ArchiveWriter {
   static async create(root: string): Promise<DirectoryWriter> {
     const existing = await fs.readdir(root).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
-      if (error.code === 'ENOTDIR') throw new TrellisError('InvalidArgument', `exportArchive: ${root} exists and is not a directory (a tar path ends in .tar)`);
+      if (error.code === 'ENOTDIR')
+        throw new TrellisError(
+          'InvalidArgument',
+          `exportArchive: ${root} exists and is not a directory (a tar path ends in .tar)`,
+        );
       throw new TrellisError('IOError', `${root}: ${error.code}: ${error.message}`, { cause: error });
     });
-    if (existing && existing.length > 0) throw new TrellisError('InvalidArgument', `exportArchive: ${root} exists and is not empty`);
+    if (existing && existing.length > 0)
+      throw new TrellisError('InvalidArgument', `exportArchive: ${root} exists and is not empty`);
     await ioCall(root, () => fs.mkdir(path.join(root, BLOBS_DIR), { recursive: true }));
     return new DirectoryWriter(root, existing === undefined);
   }
@@ -173,7 +193,8 @@ class TarWriter implements ArchiveWriter {
   /** Errors: InvalidArgument (a file that is not empty is in the way), IOError. */
   static async create(target: string): Promise<TarWriter> {
     const stat = await fs.stat(target).catch(() => undefined);
-    if (stat && (!stat.isFile() || stat.size > 0)) throw new TrellisError('InvalidArgument', `exportArchive: ${target} exists and is not an empty file`);
+    if (stat && (!stat.isFile() || stat.size > 0))
+      throw new TrellisError('InvalidArgument', `exportArchive: ${target} exists and is not an empty file`);
     const temp = `${target}.partial-${process.pid}-${Date.now()}`;
     const file = await ioCall(temp, () => fs.open(temp, 'wx'));
     const writer = new TarWriter(target, temp, file);

@@ -21,7 +21,8 @@ export function encodeField(value: unknown, where: string): Json {
     return { $number: Object.is(value, -0) ? '-0' : String(value) };
   }
   if (typeof value === 'bigint') return { $bigint: value.toString() };
-  if (value instanceof Uint8Array) return { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
+  if (value instanceof Uint8Array)
+    return { $bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
   if (value instanceof Date) return { $date: encodeField(value.getTime(), where) };
   if (Array.isArray(value)) return value.map((item, i) => encodeField(item, `${where}[${i}]`));
   const prototype = typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
@@ -32,7 +33,7 @@ export function encodeField(value: unknown, where: string): Json {
     }
     return out;
   }
-  const kind = typeof value === 'object' ? (value as object).constructor?.name ?? 'object' : typeof value;
+  const kind = typeof value === 'object' ? ((value as object).constructor?.name ?? 'object') : typeof value;
   throw new TrellisError('InvalidArgument', `field ${where} holds a ${kind}, which an archive cannot hold`);
 }
 
@@ -42,10 +43,12 @@ export function decodeField(json: unknown, where: string): unknown {
   if (Array.isArray(json)) return json.map((item, i) => decodeField(item, `${where}[${i}]`));
   if (typeof json !== 'object') throw new TrellisError('ParseError', `${where}: not a JSON value`);
   const entries = Object.entries(json as Record<string, unknown>);
-  if (entries.length === 1 && (TAGS as readonly string[]).includes(entries[0][0])) return decodeTag(entries[0][0], entries[0][1], where);
+  if (entries.length === 1 && (TAGS as readonly string[]).includes(entries[0][0]))
+    return decodeTag(entries[0][0], entries[0][1], where);
   const out: Record<string, unknown> = {};
   for (const [key, item] of entries) {
-    if (key.startsWith('$') && !key.startsWith('$$')) throw new TrellisError('ParseError', `${where}: unknown tag ${JSON.stringify(key)}`);
+    if (key.startsWith('$') && !key.startsWith('$$'))
+      throw new TrellisError('ParseError', `${where}: unknown tag ${JSON.stringify(key)}`);
     const plainKey = key.startsWith('$') ? key.slice(1) : key;
     out[plainKey] = decodeField(item, `${where}.${plainKey}`);
   }

@@ -44,14 +44,22 @@ function checkBlobFiles(source: ArchiveSource, blobs: ManifestBlob[]): void {
   const wanted = new Set<string>();
   for (const blob of blobs) {
     const size = source.blobFiles.get(blob.sha256);
-    if (size === undefined) throw new TrellisError('HashMismatch', `blob ${JSON.stringify(blob.key)} is missing: no ${BLOBS_DIR}/${blob.sha256}`);
+    if (size === undefined)
+      throw new TrellisError(
+        'HashMismatch',
+        `blob ${JSON.stringify(blob.key)} is missing: no ${BLOBS_DIR}/${blob.sha256}`,
+      );
     if (size !== blob.size) {
-      throw new TrellisError('HashMismatch', `blob ${JSON.stringify(blob.key)}: ${BLOBS_DIR}/${blob.sha256} holds ${size} bytes, the manifest says ${blob.size}`);
+      throw new TrellisError(
+        'HashMismatch',
+        `blob ${JSON.stringify(blob.key)}: ${BLOBS_DIR}/${blob.sha256} holds ${size} bytes, the manifest says ${blob.size}`,
+      );
     }
     wanted.add(blob.sha256);
   }
   for (const name of source.blobFiles.keys()) {
-    if (!wanted.has(name)) throw new TrellisError('HashMismatch', `extra blob ${BLOBS_DIR}/${name}: the manifest lists no such blob`);
+    if (!wanted.has(name))
+      throw new TrellisError('HashMismatch', `extra blob ${BLOBS_DIR}/${name}: the manifest lists no such blob`);
   }
 }
 
@@ -69,22 +77,32 @@ async function storeVerified(
   let sealed = false;
   try {
     const byTypename = new Map<string, string[]>();
-    for (const [leafId, leaf] of leaves) byTypename.set(leaf.typename, [...(byTypename.get(leaf.typename) ?? []), leafId]);
+    for (const [leafId, leaf] of leaves)
+      byTypename.set(leaf.typename, [...(byTypename.get(leaf.typename) ?? []), leafId]);
     for (const [typename, leafIds] of byTypename) {
       for (let i = 0; i < leafIds.length; i += BLOBS_PER_REQUEST) {
         const batch = leafIds.slice(i, i + BLOBS_PER_REQUEST);
-        const created = await client.createBlobs(batch.map((leafId) => leaves.get(leafId)!.size), { typename });
+        const created = await client.createBlobs(
+          batch.map((leafId) => leaves.get(leafId)!.size),
+          { typename },
+        );
         batch.forEach((leafId, j) => writers.set(leafId, created[j]));
       }
     }
     // Fields are decoded before any byte is read, so a bad manifest fails fast.
     const nodes: ArchiveNode[] = [];
     const root = requestTree(manifest.header.root, blobByKey, writers, nodes, source.manifestName);
-    const progress = new Progress([...leaves.values()].reduce((sum, leaf) => sum + leaf.size, 0), options.onProgress);
+    const progress = new Progress(
+      [...leaves.values()].reduce((sum, leaf) => sum + leaf.size, 0),
+      options.onProgress,
+    );
     for (const [leafId, leaf] of leaves) {
       const actual = await source.readBlob(leaf.sha256, writers.get(leafId)!.buffer, progress.add);
       if (actual !== leaf.sha256) {
-        throw new TrellisError('HashMismatch', `blob ${JSON.stringify(leaf.keys[0])}: ${BLOBS_DIR}/${leaf.sha256} has sha256 ${actual}`);
+        throw new TrellisError(
+          'HashMismatch',
+          `blob ${JSON.stringify(leaf.keys[0])}: ${BLOBS_DIR}/${leaf.sha256} has sha256 ${actual}`,
+        );
       }
     }
     const seal = [...writers.values()].map((writer) => writer.id);
@@ -135,9 +153,11 @@ function requestTree(
 ): ArchiveRef {
   if (isBlobRef(node)) return { blob: writers.get(leafIdOf(blobs.get(node.blob)!, node.typename))!.id };
   const members: Record<string, ArchiveRef> = {};
-  for (const [key, member] of Object.entries(node.members)) members[key] = requestTree(member, blobs, writers, nodes, where);
+  for (const [key, member] of Object.entries(node.members))
+    members[key] = requestTree(member, blobs, writers, nodes, where);
   const fields: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(node.fields)) fields[name] = decodeField(value, `${where} line 1: field ${name}`);
+  for (const [name, value] of Object.entries(node.fields))
+    fields[name] = decodeField(value, `${where} line 1: field ${name}`);
   nodes.push({ typename: node.typename, fields, labels: node.labels, members });
   return { node: nodes.length - 1 };
 }

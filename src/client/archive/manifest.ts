@@ -62,7 +62,9 @@ export function memberPointer(parent: string, key: string): string {
 
 /** sha256 over the canonical form: typenames, fields, member keys, blob sizes and hashes. */
 export function computeTopHash(root: ManifestNode, blobs: ReadonlyMap<string, ManifestBlob>): string {
-  return createHash('sha256').update(canonicalJson(canonicalForm(root, blobs)), 'utf8').digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson(canonicalForm(root, blobs)), 'utf8')
+    .digest('hex');
 }
 
 function canonicalForm(node: ManifestNode, blobs: ReadonlyMap<string, ManifestBlob>): Json {
@@ -93,7 +95,9 @@ export function parseManifest(text: string, where: string): Manifest {
     try {
       value = JSON.parse(lines[index]);
     } catch (error) {
-      throw new TrellisError('ParseError', `${where} line ${index + 1}: not JSON (${(error as Error).message})`, { cause: error });
+      throw new TrellisError('ParseError', `${where} line ${index + 1}: not JSON (${(error as Error).message})`, {
+        cause: error,
+      });
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new TrellisError('ParseError', `${where} line ${index + 1}: expected a JSON object`);
@@ -105,21 +109,30 @@ export function parseManifest(text: string, where: string): Manifest {
   const byKey = new Map<string, ManifestBlob>();
   for (let i = 1; i < lines.length; i++) {
     const blob = parseBlobLine(parseLine(i), `${where} line ${i + 1}`);
-    if (byKey.has(blob.key)) throw new TrellisError('ParseError', `${where} line ${i + 1}: blob ${JSON.stringify(blob.key)} is listed twice`);
+    if (byKey.has(blob.key))
+      throw new TrellisError('ParseError', `${where} line ${i + 1}: blob ${JSON.stringify(blob.key)} is listed twice`);
     byKey.set(blob.key, blob);
     blobs.push(blob);
   }
   const inTree = new Set<string>();
   collectBlobKeys(header.root, inTree);
   for (const key of inTree) {
-    if (!byKey.has(key)) throw new TrellisError('HashMismatch', `${where}: blob ${JSON.stringify(key)} of the tree has no blob line`);
+    if (!byKey.has(key))
+      throw new TrellisError('HashMismatch', `${where}: blob ${JSON.stringify(key)} of the tree has no blob line`);
   }
   for (const blob of blobs) {
-    if (!inTree.has(blob.key)) throw new TrellisError('HashMismatch', `${where}: extra blob ${JSON.stringify(blob.key)}: no member of the tree is that blob`);
+    if (!inTree.has(blob.key))
+      throw new TrellisError(
+        'HashMismatch',
+        `${where}: extra blob ${JSON.stringify(blob.key)}: no member of the tree is that blob`,
+      );
   }
   const actual = computeTopHash(header.root, byKey);
   if (actual !== header.topHash) {
-    throw new TrellisError('HashMismatch', `${where}: topHash ${header.topHash} does not match the content described (${actual})`);
+    throw new TrellisError(
+      'HashMismatch',
+      `${where}: topHash ${header.topHash} does not match the content described (${actual})`,
+    );
   }
   return { header, blobs };
 }
@@ -130,25 +143,45 @@ function collectBlobKeys(node: ManifestNode, keys: Set<string>): void {
 }
 
 function parseHeader(line: Record<string, unknown>, where: string): ManifestHeader {
-  if (line.format !== ARCHIVE_FORMAT) throw new TrellisError('ParseError', `${where}: format must be ${JSON.stringify(ARCHIVE_FORMAT)}, got ${JSON.stringify(line.format)}`);
+  if (line.format !== ARCHIVE_FORMAT)
+    throw new TrellisError(
+      'ParseError',
+      `${where}: format must be ${JSON.stringify(ARCHIVE_FORMAT)}, got ${JSON.stringify(line.format)}`,
+    );
   if (line.version !== ARCHIVE_VERSION) {
-    throw new TrellisError('ParseError', `${where}: archive format version ${JSON.stringify(line.version)} is not supported (this trellis reads ${ARCHIVE_VERSION})`);
+    throw new TrellisError(
+      'ParseError',
+      `${where}: archive format version ${JSON.stringify(line.version)} is not supported (this trellis reads ${ARCHIVE_VERSION})`,
+    );
   }
-  if (typeof line.topHash !== 'string' || !SHA256_HEX.test(line.topHash)) throw new TrellisError('ParseError', `${where}: topHash must be 64 lowercase hex digits`);
+  if (typeof line.topHash !== 'string' || !SHA256_HEX.test(line.topHash))
+    throw new TrellisError('ParseError', `${where}: topHash must be 64 lowercase hex digits`);
   const parents = line.parents ?? [];
-  if (!Array.isArray(parents) || !parents.every((p) => typeof p === 'string')) throw new TrellisError('ParseError', `${where}: parents must be a list of strings`);
-  return { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, topHash: line.topHash, parents, root: parseNode(line.root, '', where, 0) };
+  if (!Array.isArray(parents) || !parents.every((p) => typeof p === 'string'))
+    throw new TrellisError('ParseError', `${where}: parents must be a list of strings`);
+  return {
+    format: ARCHIVE_FORMAT,
+    version: ARCHIVE_VERSION,
+    topHash: line.topHash,
+    parents,
+    root: parseNode(line.root, '', where, 0),
+  };
 }
 
 function parseNode(value: unknown, pointer: string, where: string, depth: number): ManifestNode {
   const at = `${where}: node ${JSON.stringify(pointer)}`;
   if (depth > MAX_DEPTH) throw new TrellisError('ParseError', `${at}: members nest deeper than ${MAX_DEPTH}`);
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TrellisError('ParseError', `${at}: expected an object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new TrellisError('ParseError', `${at}: expected an object`);
   const node = value as Record<string, unknown>;
-  if (typeof node.typename !== 'string' || node.typename.length === 0) throw new TrellisError('ParseError', `${at}: typename must be a string`);
+  if (typeof node.typename !== 'string' || node.typename.length === 0)
+    throw new TrellisError('ParseError', `${at}: typename must be a string`);
   if ('blob' in node) {
     if (node.blob !== pointer || Object.keys(node).length !== 2) {
-      throw new TrellisError('ParseError', `${at}: a blob is { typename, blob } with blob ${JSON.stringify(pointer)}, its key`);
+      throw new TrellisError(
+        'ParseError',
+        `${at}: a blob is { typename, blob } with blob ${JSON.stringify(pointer)}, its key`,
+      );
     }
     return { typename: node.typename, blob: pointer };
   }
@@ -157,17 +190,34 @@ function parseNode(value: unknown, pointer: string, where: string, depth: number
     throw new TrellisError('ParseError', `${at}: an object is { typename, fields, labels, members }`);
   }
   for (const [key, label] of Object.entries(node.labels)) {
-    if (typeof label !== 'string') throw new TrellisError('ParseError', `${at}: label ${JSON.stringify(key)} must be a string`);
+    if (typeof label !== 'string')
+      throw new TrellisError('ParseError', `${at}: label ${JSON.stringify(key)} must be a string`);
   }
   const members: Record<string, ManifestNode> = {};
-  for (const [key, member] of Object.entries(node.members)) members[key] = parseNode(member, memberPointer(pointer, key), where, depth + 1);
-  return { typename: node.typename, fields: node.fields as { [key: string]: Json }, labels: node.labels as Record<string, string>, members };
+  for (const [key, member] of Object.entries(node.members))
+    members[key] = parseNode(member, memberPointer(pointer, key), where, depth + 1);
+  return {
+    typename: node.typename,
+    fields: node.fields as { [key: string]: Json },
+    labels: node.labels as Record<string, string>,
+    members,
+  };
 }
 
 function parseBlobLine(line: Record<string, unknown>, where: string): ManifestBlob {
   const { key, size, sha256 } = line;
-  if (typeof key !== 'string' || !Number.isSafeInteger(size) || (size as number) < 0 || typeof sha256 !== 'string' || !SHA256_HEX.test(sha256) || Object.keys(line).length !== 3) {
-    throw new TrellisError('ParseError', `${where}: a blob line is { key, size, sha256 } (size a non-negative integer, sha256 64 lowercase hex digits)`);
+  if (
+    typeof key !== 'string' ||
+    !Number.isSafeInteger(size) ||
+    (size as number) < 0 ||
+    typeof sha256 !== 'string' ||
+    !SHA256_HEX.test(sha256) ||
+    Object.keys(line).length !== 3
+  ) {
+    throw new TrellisError(
+      'ParseError',
+      `${where}: a blob line is { key, size, sha256 } (size a non-negative integer, sha256 64 lowercase hex digits)`,
+    );
   }
   return { key, size: size as number, sha256 };
 }

@@ -25,7 +25,17 @@ export function paddedSize(size: number): number {
 /** A header block; mtime 0 and no owner, so the same content gives the same tar bytes. */
 export function encodeHeader(path: string, size: number, type: 'File' | 'Directory'): Buffer {
   const block = Buffer.alloc(BLOCK_BYTES);
-  const header = new Header({ path, size, type, mode: type === 'File' ? 0o644 : 0o755, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) });
+  const header = new Header({
+    path,
+    size,
+    type,
+    mode: type === 'File' ? 0o644 : 0o755,
+    uid: 0,
+    gid: 0,
+    uname: '',
+    gname: '',
+    mtime: new Date(0),
+  });
   header.encode(block, 0);
   return block;
 }
@@ -46,14 +56,15 @@ export async function scanTar(file: FileHandle, tarSize: number, where: string):
   const block = Buffer.alloc(BLOCK_BYTES);
   let extended: Pax | undefined;
   let longPath: string | undefined;
-  for (let position = 0; position + BLOCK_BYTES <= tarSize; ) {
+  for (let position = 0; position + BLOCK_BYTES <= tarSize;) {
     await readFully(file, block, position, where);
     const header = new Header(block, 0, extended);
     if (header.nullBlock) break;
     if (!header.cksumValid) throw new TrellisError('ParseError', `${where}: bad tar header at byte ${position}`);
     const size = header.size ?? 0;
     const dataPosition = position + BLOCK_BYTES;
-    if (dataPosition + size > tarSize) throw new TrellisError('ParseError', `${where}: entry at byte ${position} runs past the end of the tar`);
+    if (dataPosition + size > tarSize)
+      throw new TrellisError('ParseError', `${where}: entry at byte ${position} runs past the end of the tar`);
     position = dataPosition + paddedSize(size);
     const body = async () => {
       const bytes = Buffer.alloc(size);
@@ -76,9 +87,13 @@ export async function scanTar(file: FileHandle, tarSize: number, where: string):
     const path = normalizePath(rawPath, where);
     if (header.type === 'Directory') continue;
     if (header.type !== 'File' && header.type !== 'OldFile' && header.type !== 'ContiguousFile') {
-      throw new TrellisError('ParseError', `${where}: entry ${JSON.stringify(rawPath)} is a ${header.type}: only files and directories are accepted`);
+      throw new TrellisError(
+        'ParseError',
+        `${where}: entry ${JSON.stringify(rawPath)} is a ${header.type}: only files and directories are accepted`,
+      );
     }
-    if (entries.has(path)) throw new TrellisError('ParseError', `${where}: entry ${JSON.stringify(rawPath)} appears twice`);
+    if (entries.has(path))
+      throw new TrellisError('ParseError', `${where}: entry ${JSON.stringify(rawPath)} appears twice`);
     entries.set(path, { position: dataPosition, size });
   }
   return entries;
@@ -89,6 +104,7 @@ function normalizePath(rawPath: string, where: string): string {
     throw new TrellisError('ParseError', `${where}: entry ${JSON.stringify(rawPath)} has an absolute path: refused`);
   }
   const parts = rawPath.split('/').filter((part) => part !== '' && part !== '.');
-  if (parts.includes('..')) throw new TrellisError('ParseError', `${where}: entry ${JSON.stringify(rawPath)} has a "..": refused`);
+  if (parts.includes('..'))
+    throw new TrellisError('ParseError', `${where}: entry ${JSON.stringify(rawPath)} has a "..": refused`);
   return parts.join('/');
 }

@@ -9,6 +9,15 @@ import type { ClusterInfoReply } from '../../protocol/messages';
 export const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
 
 /** clusterInfo of a daemon without --etcd: just itself. */
-export function standaloneInfo(instanceId: number, socket: string, rpcEndpoint: string | null = null): ClusterInfoReply {
-  return { instanceId, clustered: false, registered: false, instances: [{ instanceId, hostname: os.hostname(), socket, rpcEndpoint, alive: true }] };
+export function standaloneInfo(
+  instanceId: number,
+  socket: string,
+  rpcEndpoint: string | null = null,
+): ClusterInfoReply {
+  return {
+    instanceId,
+    clustered: false,
+    registered: false,
+    instances: [{ instanceId, hostname: os.hostname(), socket, rpcEndpoint, alive: true }],
+  };
 }

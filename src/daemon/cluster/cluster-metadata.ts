@@ -11,7 +11,13 @@
  *
  * Keys this daemon owns live on its lease; ownership.ts puts them back after the lease is lost.
  */
-import type { ClusterInfoReply, GetObjectReply, InstanceSummary, ObjectMeta, ObjectSummary } from '../../protocol/messages';
+import type {
+  ClusterInfoReply,
+  GetObjectReply,
+  InstanceSummary,
+  ObjectMeta,
+  ObjectSummary,
+} from '../../protocol/messages';
 import { EtcdConnection } from '../metadata/etcd-connection';
 import type { InstanceStatus } from '../metadata/instance-info';
 import { Membership } from '../metadata/membership';
@@ -196,7 +202,10 @@ export class ClusterMetadata implements MetaService {
       ? `instance ${owner.instanceId} (${owner.hostname}${owner.rpcEndpoint ? `, rpc ${owner.rpcEndpoint}` : ', no rpc endpoint'})`
       : `instance ${record.instanceId}`;
     const how = fetch ? 'this daemon cannot fetch it (it serves no RPC)' : 'get it with { fetch: true }, or migrate it';
-    throw new TrellisError('RemoteObject', `object ${id} (${record.typename}) has its bytes on ${where}, not here: ${how}`);
+    throw new TrellisError(
+      'RemoteObject',
+      `object ${id} (${record.typename}) has its bytes on ${where}, not here: ${how}`,
+    );
   }
 
   // Writes: etcd first, then locally.
@@ -233,9 +242,13 @@ export class ClusterMetadata implements MetaService {
   label(id: string, changes: Record<string, string | null>): Record<string, string> | Promise<Record<string, string>> {
     const record = this.cluster.objects.lookup(id);
     if (record) {
-      throw new TrellisError('RemoteObject', `object ${id} belongs to instance ${record.instanceId}: only that instance can label it`);
+      throw new TrellisError(
+        'RemoteObject',
+        `object ${id} belongs to instance ${record.instanceId}: only that instance can label it`,
+      );
     }
-    if (!this.cluster.objects.isPersisted(this.local.table.sealedObject(id).id)) return this.local.table.relabel(id, changes);
+    if (!this.cluster.objects.isPersisted(this.local.table.sealedObject(id).id))
+      return this.local.table.relabel(id, changes);
     return this.publisher.relabel(id, changes);
   }
 }

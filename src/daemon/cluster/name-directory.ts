@@ -143,10 +143,12 @@ export class NameDirectory {
         const base = seen ? seen.history : this.restoring.get(change.name);
         return nextHistory(change.name, base, change, this.names.keep, now);
       });
-      const what = changes.length === 1 ? `publish name ${JSON.stringify(changes[0].name)}` : `publish ${changes.length} names`;
+      const what =
+        changes.length === 1 ? `publish name ${JSON.stringify(changes[0].name)}` : `publish ${changes.length} names`;
       const response = await this.connection.run(what, async (kv) => {
         let txn = kv.if(nameKey(changes[0].name), ...compareFor(observed.get(changes[0].name)!));
-        for (const change of changes.slice(1)) txn = txn.and(nameKey(change.name), ...compareFor(observed.get(change.name)!));
+        for (const change of changes.slice(1))
+          txn = txn.and(nameKey(change.name), ...compareFor(observed.get(change.name)!));
         for (const id of checked) txn = txn.and(objectKey(id), 'Create', '>', 0);
         return txn
           .then(
@@ -178,7 +180,10 @@ export class NameDirectory {
         if (!reads[changes.length + i]) throw notFound(id);
       });
     }
-    throw new TrellisError('Conflict', `names ${changes.map((c) => JSON.stringify(c.name)).join(', ')} kept changing under ${MAX_SWAP_ATTEMPTS} attempts to publish them; try again`);
+    throw new TrellisError(
+      'Conflict',
+      `names ${changes.map((c) => JSON.stringify(c.name)).join(', ')} kept changing under ${MAX_SWAP_ATTEMPTS} attempts to publish them; try again`,
+    );
   }
 
   /**

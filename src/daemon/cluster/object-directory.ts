@@ -112,7 +112,10 @@ export class ObjectDirectory {
     if (owner === this.instanceId) return new TrellisError('ObjectNotFound', `object ${id} does not exist`);
     const record = this.records.get(id);
     if (record && isExpired(record)) {
-      return new TrellisError('ObjectNotFound', `object ${id} expired at ${new Date(record.expiresAt!).toISOString()} (persisted with a ttl by instance ${owner})`);
+      return new TrellisError(
+        'ObjectNotFound',
+        `object ${id} expired at ${new Date(record.expiresAt!).toISOString()} (persisted with a ttl by instance ${owner})`,
+      );
     }
     const status = this.instance(owner);
     const where = !status
@@ -133,7 +136,11 @@ export class ObjectDirectory {
         continue;
       }
       const member = this.records.get(id);
-      if (!member) throw new TrellisError('ObjectNotFound', `object ${record.id}: member ${JSON.stringify(key)} (${id}) is not in the cluster view`);
+      if (!member)
+        throw new TrellisError(
+          'ObjectNotFound',
+          `object ${record.id}: member ${JSON.stringify(key)} (${id}) is not in the cluster view`,
+        );
       members[key] = this.meta(member);
     }
     return shallowMeta(record, members);
@@ -141,12 +148,15 @@ export class ObjectDirectory {
 
   /** Does the tree hold bytes (blobs), which only its owner has? */
   hasBytes(record: CachedRecord): boolean {
-    return record.blob || Object.entries(record.members).some(([key, id]) => {
-      const described = record.remoteMembers?.[key];
-      if (described) return described.nbytes > 0;
-      const member = this.records.get(id);
-      return member !== undefined && this.hasBytes(member);
-    });
+    return (
+      record.blob ||
+      Object.entries(record.members).some(([key, id]) => {
+        const described = record.remoteMembers?.[key];
+        if (described) return described.nbytes > 0;
+        const member = this.records.get(id);
+        return member !== undefined && this.hasBytes(member);
+      })
+    );
   }
 
   /** Other instances' persisted objects that pass the filter, as listObjects shows them. */
@@ -155,7 +165,12 @@ export class ObjectDirectory {
     const now = Date.now();
     const found: ObjectSummary[] = [];
     for (const record of this.records.values()) {
-      if (record.instanceId === this.instanceId || isExpired(record, now) || this.table.sealedObjectOrUndefined(record.id)) continue;
+      if (
+        record.instanceId === this.instanceId ||
+        isExpired(record, now) ||
+        this.table.sealedObjectOrUndefined(record.id)
+      )
+        continue;
       if (matches(record)) found.push(summaryOf(record));
     }
     return found;
@@ -172,11 +187,17 @@ export class ObjectDirectory {
       for (const root of roots) {
         const [name] = namesOf(root.id);
         if (name !== undefined) {
-          throw new TrellisError('Conflict', `object ${root.id} is published as ${JSON.stringify(name)}: drop the name first, or delete with force`);
+          throw new TrellisError(
+            'Conflict',
+            `object ${root.id} is published as ${JSON.stringify(name)}: drop the name first, or delete with force`,
+          );
         }
         for (const parent of this.parents.get(root.id) ?? []) {
           if (!doomed.has(parent) && this.records.has(parent)) {
-            throw new TrellisError('Conflict', `object ${root.id} is a member of ${parent}: delete that first, or delete with force`);
+            throw new TrellisError(
+              'Conflict',
+              `object ${root.id} is a member of ${parent}: delete that first, or delete with force`,
+            );
           }
         }
       }
@@ -186,7 +207,10 @@ export class ObjectDirectory {
       while (pending.length > 0) {
         const member = this.records.get(pending.pop()!);
         if (!member || doomed.has(member.id) || namesOf(member.id).length > 0) continue;
-        if (![...(this.parents.get(member.id) ?? [])].every((parent) => doomed.has(parent) || !this.records.has(parent))) continue;
+        if (
+          ![...(this.parents.get(member.id) ?? [])].every((parent) => doomed.has(parent) || !this.records.has(parent))
+        )
+          continue;
         doomed.add(member.id);
         pending.push(...Object.values(member.members));
       }
@@ -199,7 +223,13 @@ export class ObjectDirectory {
    * persisted are skipped unless `all` (publishing everything again after a lost lease).
    * Errors: ObjectNotFound, NotSealed.
    */
-  recordPuts(id: string, leaseId: string, expiresAt: number | undefined, into: Map<string, TransactionOperation>, all = false): void {
+  recordPuts(
+    id: string,
+    leaseId: string,
+    expiresAt: number | undefined,
+    into: Map<string, TransactionOperation>,
+    all = false,
+  ): void {
     const walk = (object: StoredObject, root: boolean): void => {
       if (into.has(object.id) || (!root && !all && this.persisted.has(object.id))) return;
       const record: ObjectRecord = {
@@ -220,7 +250,11 @@ export class ObjectDirectory {
         // A global object's member on another instance is that instance's to persist.
         if (object.remoteMembers?.[key]) continue;
         const found = this.table.sealedObjectOrUndefined(member);
-        if (!found) throw new TrellisError('ObjectNotFound', `cannot persist ${object.id}: member ${JSON.stringify(key)} (${member}) was deleted`);
+        if (!found)
+          throw new TrellisError(
+            'ObjectNotFound',
+            `cannot persist ${object.id}: member ${JSON.stringify(key)} (${member}) was deleted`,
+          );
         walk(found, false);
       }
     };
@@ -231,11 +265,19 @@ export class ObjectDirectory {
    * Marks records as published by this daemon and shows them in the cache at once. `rootExpiry`
    * holds the objects given a new ttl; the others keep whatever expiry they had.
    */
-  published(puts: Iterable<[string, TransactionOperation]>, revision: bigint, rootExpiry: Map<string, number | undefined>): void {
+  published(
+    puts: Iterable<[string, TransactionOperation]>,
+    revision: bigint,
+    rootExpiry: Map<string, number | undefined>,
+  ): void {
     for (const [id, operation] of puts) {
       if (operation.kind !== 'put') continue;
       if (!this.persisted.has(id) || rootExpiry.has(id)) this.persisted.set(id, rootExpiry.get(id));
-      this.mirror.applyLocal(operation.key, { value: Buffer.from(operation.value), lease: operation.leaseId ?? '0' }, revision);
+      this.mirror.applyLocal(
+        operation.key,
+        { value: Buffer.from(operation.value), lease: operation.leaseId ?? '0' },
+        revision,
+      );
     }
   }
 

@@ -44,7 +44,11 @@ export class Ownership {
     objects.mirror.on('delete', (key, previous) => {
       const id = idOfObjectKey(key);
       const name = nameOfKey(key);
-      if (id !== undefined ? objects.isPersisted(id) : name !== undefined && names.ownedTarget(name) === decodeNameTarget(previous.value)) {
+      if (
+        id !== undefined
+          ? objects.isPersisted(id)
+          : name !== undefined && names.ownedTarget(name) === decodeNameTarget(previous.value)
+      ) {
         this.suspect(key, previous.lease);
       }
     });
@@ -116,7 +120,8 @@ export class Ownership {
         }
       }
     }
-    if (lease !== this.membership.leaseId) throw new TrellisError('Unavailable', 'the lease changed while publishing again');
+    if (lease !== this.membership.leaseId)
+      throw new TrellisError('Unavailable', 'the lease changed while publishing again');
   }
 
   /** A key of ours vanished: find out whether on purpose (its lease lives on) or with its lease. */
@@ -133,8 +138,11 @@ export class Ownership {
           try {
             const alive = new Map<string, boolean>();
             for (const leaseId of new Set(batch.values())) alive.set(leaseId, await this.leaseAlive(leaseId));
-            for (const [suspectKey, leaseId] of batch) if (this.suspects.get(suspectKey) === leaseId) this.suspects.delete(suspectKey);
-            this.deletedOnPurpose([...batch].filter(([, leaseId]) => alive.get(leaseId)).map(([suspectKey]) => suspectKey));
+            for (const [suspectKey, leaseId] of batch)
+              if (this.suspects.get(suspectKey) === leaseId) this.suspects.delete(suspectKey);
+            this.deletedOnPurpose(
+              [...batch].filter(([, leaseId]) => alive.get(leaseId)).map(([suspectKey]) => suspectKey),
+            );
             delay = RETRY_FIRST_DELAY_MS;
           } catch {
             await pause(delay);
@@ -148,7 +156,9 @@ export class Ownership {
   }
 
   private async leaseAlive(lease: string): Promise<boolean> {
-    const answer = await this.connection.run(`check lease ${lease}`, (kv) => kv.leaseClient.leaseTimeToLive({ ID: lease }));
+    const answer = await this.connection.run(`check lease ${lease}`, (kv) =>
+      kv.leaseClient.leaseTimeToLive({ ID: lease }),
+    );
     return Number(answer.TTL) > 0;
   }
 

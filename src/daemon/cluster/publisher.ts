@@ -5,7 +5,11 @@
  */
 import { TrellisError } from '../../errors';
 import { checkName } from '../../protocol/names';
-import { commitInBatches, MAX_OPERATIONS_PER_TRANSACTION, type TransactionOperation } from '../metadata/batched-transaction';
+import {
+  commitInBatches,
+  MAX_OPERATIONS_PER_TRANSACTION,
+  type TransactionOperation,
+} from '../metadata/batched-transaction';
 import type { NewObject } from '../metadata/meta-service';
 import type { ClientSession } from '../session';
 import { requireRegistered, type ClusterContext } from './cluster-context';
@@ -33,7 +37,10 @@ export class Publisher {
     const remote = objects.lookup(id);
     if (remote) {
       if (ttlSeconds === undefined) return;
-      throw new TrellisError('RemoteObject', `object ${id} belongs to instance ${remote.instanceId}: only that instance can give it a ttl`);
+      throw new TrellisError(
+        'RemoteObject',
+        `object ${id} belongs to instance ${remote.instanceId}: only that instance can give it a ttl`,
+      );
     }
     table.sealedObject(id);
     const expiresAt = ttlSeconds === undefined ? undefined : Date.now() + ttlSeconds * 1000;
@@ -81,7 +88,10 @@ export class Publisher {
     const wanted = created.filter((object) => object.persist || object.name !== undefined);
     if (wanted.length === 0) return;
     try {
-      requireRegistered(this.cluster, wanted.length === 1 ? `publish ${wanted[0].id}` : `publish ${wanted.length} objects`);
+      requireRegistered(
+        this.cluster,
+        wanted.length === 1 ? `publish ${wanted[0].id}` : `publish ${wanted.length} objects`,
+      );
       await this.publish(wanted);
     } catch (error) {
       try {
@@ -127,7 +137,10 @@ export class Publisher {
       if (!objects.isPersisted(table.sealedObject(id).id)) objects.recordPuts(id, lease, undefined, puts);
       return { name, id, lease, override, expectVersion };
     });
-    requireRegistered(this.cluster, list.length === 1 ? `publish name ${JSON.stringify(list[0][0])}` : `publish ${list.length} names`);
+    requireRegistered(
+      this.cluster,
+      list.length === 1 ? `publish name ${JSON.stringify(list[0][0])}` : `publish ${list.length} names`,
+    );
     let inline: TransactionOperation[] = [...puts.values()];
     if (inline.length + changes.length > MAX_OPERATIONS_PER_TRANSACTION) {
       const result = await commitInBatches(this.cluster.connection, inline);

@@ -88,11 +88,13 @@ export function decodeRecord(key: string, value: Buffer, lease: string): CachedR
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined;
   const r = parsed as Record<string, unknown>;
-  if (typeof r.typename !== 'string' || typeof r.nbytes !== 'number' || typeof r.createdAt !== 'number') return undefined;
+  if (typeof r.typename !== 'string' || typeof r.nbytes !== 'number' || typeof r.createdAt !== 'number')
+    return undefined;
   if (!isPlainMap(r.labels) || !isPlainMap(r.fields) || !isPlainMap(r.members)) return undefined;
   if (!Object.values(r.members).every(isObjectId)) return undefined;
   if (r.expiresAt !== undefined && typeof r.expiresAt !== 'number') return undefined;
-  if (r.remoteMembers !== undefined && !describesMembers(r.remoteMembers, r.members as Record<string, string>)) return undefined;
+  if (r.remoteMembers !== undefined && !describesMembers(r.remoteMembers, r.members as Record<string, string>))
+    return undefined;
   if (r.derivedFrom !== undefined && !isParentList(r.derivedFrom)) return undefined;
   return {
     id,
@@ -128,7 +130,9 @@ export function isParentList(value: unknown): value is ParentRef[] {
 /** Whether `value` describes some of `members`: a map of member key to a meta with that id. */
 function describesMembers(value: unknown, members: Record<string, string>): boolean {
   if (!isPlainMap(value)) return false;
-  return Object.entries(value).every(([key, meta]) => isPlainMap(meta) && meta.id === members[key] && isPlainMap(meta.members));
+  return Object.entries(value).every(
+    ([key, meta]) => isPlainMap(meta) && meta.id === members[key] && isPlainMap(meta.members),
+  );
 }
 
 /** The id a `names/` value publishes now, or undefined when it is not well formed. */

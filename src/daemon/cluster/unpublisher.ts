@@ -32,7 +32,8 @@ export class Unpublisher {
     const remoteIds = new Set(unique.filter((id) => objects.lookup(id) !== undefined));
     const localIds = unique.filter((id) => !remoteIds.has(id));
     const localDoomed = localIds.length > 0 ? table.planDelete(localIds, options) : [];
-    const remoteDoomed = remoteIds.size > 0 ? objects.planDelete([...remoteIds], options, (id) => names.namesOf(id)) : [];
+    const remoteDoomed =
+      remoteIds.size > 0 ? objects.planDelete([...remoteIds], options, (id) => names.namesOf(id)) : [];
 
     const unpersist = [...localDoomed.filter((id) => objects.isPersisted(id)), ...remoteDoomed];
     const droppedNames = options.force ? unpersist.flatMap((id) => names.namesOf(id)) : [];
@@ -91,7 +92,8 @@ export class Unpublisher {
     try {
       revision = BigInt((await commitInBatches(connection, operations)).revision);
     } catch (error) {
-      for (const [id, was] of forgottenIds) if (was && table.sealedObjectOrUndefined(id)) objects.restorePersisted(id, was.expiresAt);
+      for (const [id, was] of forgottenIds)
+        if (was && table.sealedObjectOrUndefined(id)) objects.restorePersisted(id, was.expiresAt);
       for (const [name, id] of forgottenNames) if (id !== undefined) this.cluster.names.restoreOwned(name, id);
       throw error;
     }

@@ -66,7 +66,9 @@ export class DurableMetadata implements MetaService {
     const live = new Set(restored.map((record) => record.id));
     for (const record of expired) live.delete(record.id);
     await this.inner.adopt({
-      objects: objects.filter((record) => live.has(record.id)).map((record) => ({ id: record.id, expiresAt: record.expiresAt ?? undefined })),
+      objects: objects
+        .filter((record) => live.has(record.id))
+        .map((record) => ({ id: record.id, expiresAt: record.expiresAt ?? undefined })),
       names: adoptedNames,
     });
     const gone = expired.map((record) => record.id).filter((id) => this.local.table.sealedObjectOrUndefined(id));
@@ -149,13 +151,20 @@ export class DurableMetadata implements MetaService {
   }
 
   publishNew(session: ClientSession, created: readonly NewObject[]): Pending<void> {
-    const durable = created.filter((object) => object.persist || (this.local.namingPersists && object.name !== undefined));
+    const durable = created.filter(
+      (object) => object.persist || (this.local.namingPersists && object.name !== undefined),
+    );
     const published = this.inner.publishNew(session, created);
     if (durable.length === 0) return published;
     return (async () => {
       await published;
       try {
-        this.markOnDisk(await this.writeTrees(durable.map((object) => object.id), new Map()));
+        this.markOnDisk(
+          await this.writeTrees(
+            durable.map((object) => object.id),
+            new Map(),
+          ),
+        );
       } catch (error) {
         const ids = created.map((object) => object.id).filter((id) => this.local.table.sealedObjectOrUndefined(id));
         await Promise.resolve(this.inner.delete(session, ids, { deep: true, force: true })).catch(() => undefined);

@@ -197,7 +197,13 @@ export class DurableStore {
         if (checksum !== undefined) record.blob = { size: record.nbytes, checksum, stored: 'file' };
       }
       try {
-        await this.catalog.commit({ putObjects: records, inline, keepInline, putNames: names.put, dropNames: names.drop });
+        await this.catalog.commit({
+          putObjects: records,
+          inline,
+          keepInline,
+          putNames: names.put,
+          dropNames: names.drop,
+        });
       } catch (error) {
         // Nothing refers to the new files: delete them now rather than at the next open.
         await this.blobFiles.remove(checksums.keys()).catch(() => undefined);

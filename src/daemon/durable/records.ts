@@ -52,7 +52,8 @@ export const CATALOG_FORMAT = 1;
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
 
 export function encodeObject(record: PersistedObject): Buffer {
-  const { id, typename, nbytes, createdAt, members, fields, labels, remoteMembers, derivedFrom, blob, expiresAt } = record;
+  const { id, typename, nbytes, createdAt, members, fields, labels, remoteMembers, derivedFrom, blob, expiresAt } =
+    record;
   return packr.pack({
     id,
     typename,
@@ -92,7 +93,8 @@ export function decodeObject(id: string, bytes: Uint8Array): PersistedObject | s
   if (!isPlainMap(r.fields) || !isPlainMap(r.labels)) return 'fields or labels is not a map';
   if (r.remoteMembers !== undefined && !isPlainMap(r.remoteMembers)) return 'remoteMembers is not a map';
   // Records written before lineage have no derivedFrom: they decode as objects without parents.
-  if (r.derivedFrom !== undefined && !isParentList(r.derivedFrom)) return 'derivedFrom is not a list of { id, name?, version? }';
+  if (r.derivedFrom !== undefined && !isParentList(r.derivedFrom))
+    return 'derivedFrom is not a list of { id, name?, version? }';
   if (r.expiresAt !== null && !Number.isFinite(r.expiresAt)) return 'expiresAt is neither a number nor null';
   if (r.blob !== undefined && !isBlobRecord(r.blob)) return 'blob is not { size, checksum, stored }';
   return r as unknown as PersistedObject;

@@ -29,7 +29,8 @@ export function answerApi(view: DaemonView, path: string, query: URLSearchParams
         return undefined;
     }
   } catch (error) {
-    if (isTrellisError(error, 'InvalidArgument')) return { status: 400, body: { error: { code: error.code, message: error.message } } };
+    if (isTrellisError(error, 'InvalidArgument'))
+      return { status: 400, body: { error: { code: error.code, message: error.message } } };
     throw error;
   }
 }

@@ -8,7 +8,13 @@
  * it (a request, a client gone) or a few seconds pass: a dashboard open on 10,000 objects costs
  * one sort a tick at most, and none on an idle daemon.
  */
-import type { ClusterInfoReply, DaemonStatus, ListNamesReply, ListObjectsReply, ObjectSummary } from '../../protocol/messages';
+import type {
+  ClusterInfoReply,
+  DaemonStatus,
+  ListNamesReply,
+  ListObjectsReply,
+  ObjectSummary,
+} from '../../protocol/messages';
 import { handlers } from '../dispatch';
 import type { DaemonState, RequestContext } from '../request-context';
 import { newSession } from '../session';
@@ -55,7 +61,12 @@ export class DaemonView {
   private listing?: { pattern: string | undefined; generation: string; at: number; objects: ObjectSummary[] };
 
   constructor(private readonly state: DaemonState) {
-    this.ctx = { state, session: newSession(0, process.pid, -1), grant: () => undefined, untilFdChannel: () => undefined };
+    this.ctx = {
+      state,
+      session: newSession(0, process.pid, -1),
+      grant: () => undefined,
+      untilFdChannel: () => undefined,
+    };
   }
 
   status(): DaemonStatus {
@@ -92,8 +103,10 @@ export class DaemonView {
     const generation = `${this.state.requestCount()}/${this.state.clientCount()}/${this.state.table.size}`;
     const now = Date.now();
     const last = this.listing;
-    if (last && last.pattern === pattern && last.generation === generation && now - last.at < LISTING_REUSE_MS) return last.objects;
-    const body = pattern === undefined ? { limit: Number.MAX_SAFE_INTEGER } : { pattern, limit: Number.MAX_SAFE_INTEGER };
+    if (last && last.pattern === pattern && last.generation === generation && now - last.at < LISTING_REUSE_MS)
+      return last.objects;
+    const body =
+      pattern === undefined ? { limit: Number.MAX_SAFE_INTEGER } : { pattern, limit: Number.MAX_SAFE_INTEGER };
     const objects = (handlers.listObjects(this.ctx, body) as ListObjectsReply).objects;
     this.listing = { pattern, generation, at: now, objects };
     return objects;

@@ -66,7 +66,11 @@ export class HttpServer {
       http_.live.close();
       const where = formatEndpoint(options.host, options.port);
       const { code, message } = error as NodeJS.ErrnoException;
-      throw new TrellisError(code === 'EADDRINUSE' ? 'Conflict' : 'InvalidArgument', `cannot serve HTTP on ${where}: ${code ?? message}`, { cause: error });
+      throw new TrellisError(
+        code === 'EADDRINUSE' ? 'Conflict' : 'InvalidArgument',
+        `cannot serve HTTP on ${where}: ${code ?? message}`,
+        { cause: error },
+      );
     }
     http_.auth = new TokenCheck(options.token, (server.address() as AddressInfo).port);
     return http_;
@@ -99,9 +103,15 @@ export class HttpServer {
       return;
     }
     if (!this.auth.admits(request, url)) {
-      send(response, 401, 'text/plain; charset=utf-8', 'this daemon asks for its token: Authorization: Bearer TOKEN, or ?token=TOKEN\n', {
-        'www-authenticate': 'Bearer realm="trellisd"',
-      });
+      send(
+        response,
+        401,
+        'text/plain; charset=utf-8',
+        'this daemon asks for its token: Authorization: Bearer TOKEN, or ?token=TOKEN\n',
+        {
+          'www-authenticate': 'Bearer realm="trellisd"',
+        },
+      );
       return;
     }
     if (url.pathname.startsWith('/api/')) {
@@ -110,7 +120,12 @@ export class HttpServer {
         answer = answerApi(this.view, url.pathname, url.searchParams);
       } catch (error) {
         daemonLog().error({ path: url.pathname }, `HTTP ${url.pathname} failed: ${(error as Error).message}`);
-        send(response, 500, 'application/json', JSON.stringify({ error: { code: 'Internal', message: (error as Error).message } }));
+        send(
+          response,
+          500,
+          'application/json',
+          JSON.stringify({ error: { code: 'Internal', message: (error as Error).message } }),
+        );
         return;
       }
       if (answer) send(response, answer.status, 'application/json', JSON.stringify(answer.body));

@@ -31,17 +31,35 @@ export class DaemonMetrics {
       });
     gauge('trellis_memory_used_bytes', 'Bytes of shared memory held by blobs.', () => current().memoryUsage);
     gauge('trellis_memory_limit_bytes', 'The --size limit on shared memory.', () => current().memoryLimit);
-    gauge('trellis_memory_capacity_bytes', 'What shared memory can grow to now (the limit, or less when the machine holds less).', () => current().memoryCapacity);
-    gauge('trellis_memory_reserved_bytes', 'Bytes of shared memory in segments, used or free.', () => current().memoryReserved);
+    gauge(
+      'trellis_memory_capacity_bytes',
+      'What shared memory can grow to now (the limit, or less when the machine holds less).',
+      () => current().memoryCapacity,
+    );
+    gauge(
+      'trellis_memory_reserved_bytes',
+      'Bytes of shared memory in segments, used or free.',
+      () => current().memoryReserved,
+    );
     gauge('trellis_objects', 'Objects in this daemon, sealed or not.', () => current().objects);
     gauge('trellis_names', 'Names published on this daemon.', () => current().names);
     gauge('trellis_streams', 'Open streams.', () => current().streams);
-    gauge('trellis_clients', 'Connected clients: local, remote (RPC) and the daemon\'s own jobs.', () => current().clients);
+    gauge(
+      'trellis_clients',
+      "Connected clients: local, remote (RPC) and the daemon's own jobs.",
+      () => current().clients,
+    );
     gauge('trellis_spilled_bytes', 'Bytes of sealed blobs on disk, not in memory.', () => current().spilled.bytes);
     gauge('trellis_spilled_objects', 'Sealed blobs on disk, not in memory.', () => current().spilled.objects);
-    gauge('trellis_persisted_objects', 'Objects this daemon has persisted (on disk with --data-dir).', () => current().persisted);
-    gauge('trellis_cluster_instances_alive', 'Instances of the cluster alive as this daemon sees them (1 without --etcd).', () =>
-      view.instances().instances.filter((instance) => instance.alive).length,
+    gauge(
+      'trellis_persisted_objects',
+      'Objects this daemon has persisted (on disk with --data-dir).',
+      () => current().persisted,
+    );
+    gauge(
+      'trellis_cluster_instances_alive',
+      'Instances of the cluster alive as this daemon sees them (1 without --etcd).',
+      () => view.instances().instances.filter((instance) => instance.alive).length,
     );
     new Counter({
       name: 'trellis_requests_total',
@@ -82,7 +100,7 @@ export class DaemonMetrics {
  * Histogram whose values come from there rather than from observe().
  */
 class RequestDurations extends Histogram<'kind' | 'le'> {
-  static readonly HELP = 'Time from a request\'s arrival to its reply, by kind.';
+  static readonly HELP = "Time from a request's arrival to its reply, by kind.";
   readonly help = RequestDurations.HELP;
   constructor(private readonly requests: RequestStats) {
     super({

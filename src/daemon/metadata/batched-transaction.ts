@@ -26,7 +26,8 @@ export interface BatchResult {
 
 /** Splits `items` into consecutive slices of at most `size`. */
 export function splitIntoBatches<T>(items: readonly T[], size: number): T[][] {
-  if (!Number.isInteger(size) || size < 1) throw new TrellisError('InvalidArgument', `batch size must be a positive integer, got ${size}`);
+  if (!Number.isInteger(size) || size < 1)
+    throw new TrellisError('InvalidArgument', `batch size must be a positive integer, got ${size}`);
   const batches: T[][] = [];
   for (let start = 0; start < items.length; start += size) batches.push(items.slice(start, start + size));
   return batches;
@@ -59,9 +60,13 @@ export async function commitInBatches(
       revision = response.header.revision;
     } catch (error) {
       if (!(error instanceof TrellisError) || batches.length === 1) throw error;
-      throw new TrellisError(error.code, `${error.message} (transaction ${index + 1} of ${batches.length}; the ${index} before it committed)`, {
-        cause: error.cause ?? error,
-      });
+      throw new TrellisError(
+        error.code,
+        `${error.message} (transaction ${index + 1} of ${batches.length}; the ${index} before it committed)`,
+        {
+          cause: error.cause ?? error,
+        },
+      );
     }
   }
   return { transactions: batches.length, revision };

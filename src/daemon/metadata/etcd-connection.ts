@@ -37,7 +37,8 @@ type FaultHandling = NonNullable<IOptions['faultHandling']>;
  * object here keeps cockatiel (etcd3's dependency, not ours) out of our imports.
  */
 const callThrough = {
-  execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => fn({ signal: new AbortController().signal }),
+  execute: async <T>(fn: (context: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> =>
+    fn({ signal: new AbortController().signal }),
 } as unknown as NonNullable<FaultHandling['global']>;
 
 const constantWatchBackoff = {
@@ -61,18 +62,26 @@ export class EtcdConnection {
   constructor(options: EtcdConnectionOptions) {
     const endpoints = typeof options.endpoints === 'string' ? options.endpoints.split(',') : [...options.endpoints];
     this.endpoints = endpoints.map((endpoint) => endpoint.trim()).filter((endpoint) => endpoint !== '');
-    if (this.endpoints.length === 0) throw new TrellisError('InvalidArgument', 'etcd needs at least one endpoint, such as http://127.0.0.1:2379');
+    if (this.endpoints.length === 0)
+      throw new TrellisError('InvalidArgument', 'etcd needs at least one endpoint, such as http://127.0.0.1:2379');
     for (const endpoint of this.endpoints) {
       if (!/^https?:\/\/[^/\s]+\/?$/.test(endpoint)) {
-        throw new TrellisError('InvalidArgument', `etcd endpoint ${JSON.stringify(endpoint)} is not a URL such as http://127.0.0.1:2379`);
+        throw new TrellisError(
+          'InvalidArgument',
+          `etcd endpoint ${JSON.stringify(endpoint)} is not a URL such as http://127.0.0.1:2379`,
+        );
       }
     }
     this.prefix = (options.prefix ?? DEFAULT_ETCD_PREFIX).replace(/\/+$/, '');
     if (this.prefix === '' || /\s/.test(this.prefix)) {
-      throw new TrellisError('InvalidArgument', `etcd prefix ${JSON.stringify(options.prefix)} must be a non-empty word such as "trellis"`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `etcd prefix ${JSON.stringify(options.prefix)} must be a non-empty word such as "trellis"`,
+      );
     }
     this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    if (!(this.callTimeoutMs > 0)) throw new TrellisError('InvalidArgument', `etcd call timeout must be positive, got ${this.callTimeoutMs}`);
+    if (!(this.callTimeoutMs > 0))
+      throw new TrellisError('InvalidArgument', `etcd call timeout must be positive, got ${this.callTimeoutMs}`);
 
     this.client = new Etcd3({
       hosts: [...this.endpoints],
@@ -100,7 +109,16 @@ export class EtcdConnection {
     let timer: NodeJS.Timeout | undefined;
     const attempt = Promise.resolve().then(() => operation(this.kv));
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TrellisError('Unavailable', `could not ${what}: etcd at ${this.describe()} did not answer within ${this.callTimeoutMs} ms`)), this.callTimeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new TrellisError(
+              'Unavailable',
+              `could not ${what}: etcd at ${this.describe()} did not answer within ${this.callTimeoutMs} ms`,
+            ),
+          ),
+        this.callTimeoutMs,
+      );
     });
     try {
       return await Promise.race([attempt, timeout]);
@@ -117,7 +135,9 @@ export class EtcdConnection {
   toTrellisError(what: string, error: unknown): TrellisError {
     if (isTrellisError(error)) return error;
     const detail = error instanceof Error ? error.message : String(error);
-    return new TrellisError('Unavailable', `could not ${what}: etcd at ${this.describe()} failed: ${detail}`, { cause: error });
+    return new TrellisError('Unavailable', `could not ${what}: etcd at ${this.describe()} failed: ${detail}`, {
+      cause: error,
+    });
   }
 
   describe(): string {

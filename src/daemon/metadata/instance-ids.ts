@@ -40,7 +40,10 @@ async function readCounter(connection: EtcdConnection): Promise<CounterState> {
   const found = response.kvs[0];
   if (!found) return { last: 0, modRevision: '0' };
   const last = Number(found.value.toString());
-  return { last: Number.isInteger(last) && last >= 0 && last <= MAX_INSTANCE_ID ? last : 0, modRevision: found.mod_revision };
+  return {
+    last: Number.isInteger(last) && last >= 0 && last <= MAX_INSTANCE_ID ? last : 0,
+    modRevision: found.mod_revision,
+  };
 }
 
 /** The next id after `last` (wrapping to 1) that no live instance holds, or undefined if all are held. */
@@ -78,13 +81,19 @@ export async function allocateInstanceId(
       kv
         .if(INSTANCE_COUNTER_KEY, 'Mod', '==', counter.modRevision)
         .and(instanceKey(candidate), 'Create', '==', 0)
-        .then(kv.put(INSTANCE_COUNTER_KEY).value(String(candidate)), kv.put(instanceKey(candidate)).value(encodeInstanceInfo(info)).lease(leaseId))
+        .then(
+          kv.put(INSTANCE_COUNTER_KEY).value(String(candidate)),
+          kv.put(instanceKey(candidate)).value(encodeInstanceInfo(info)).lease(leaseId),
+        )
         .commit(),
     );
     if (committed.succeeded) return info;
     await pause(Math.random() * RETRY_JITTER_MS);
   }
-  throw new TrellisError('Conflict', `could not claim an instance id after ${MAX_CLAIM_ATTEMPTS} attempts: too many daemons joining at once`);
+  throw new TrellisError(
+    'Conflict',
+    `could not claim an instance id after ${MAX_CLAIM_ATTEMPTS} attempts: too many daemons joining at once`,
+  );
 }
 
 export type ReclaimResult = { claimed: true } | { claimed: false; holder: InstanceInfo | undefined };
@@ -95,7 +104,11 @@ export type ReclaimResult = { claimed: true } | { claimed: false; holder: Instan
  * info (etcd kept it). Reports the holder if another daemon took the id in the meantime.
  * Errors: Unavailable, Conflict (the contention never settled).
  */
-export async function reclaimInstanceId(connection: EtcdConnection, info: InstanceInfo, leaseId: string): Promise<ReclaimResult> {
+export async function reclaimInstanceId(
+  connection: EtcdConnection,
+  info: InstanceInfo,
+  leaseId: string,
+): Promise<ReclaimResult> {
   const key = instanceKey(info.instanceId);
   const value = encodeInstanceInfo(info);
   for (let attempt = 1; attempt <= MAX_CLAIM_ATTEMPTS; attempt++) {
@@ -118,12 +131,19 @@ export async function reclaimInstanceId(connection: EtcdConnection, info: Instan
       const created = await connection.run(`reclaim instance id ${info.instanceId}`, (kv) => {
         const puts = [kv.put(key).value(value).lease(leaseId)];
         if (counter.last < info.instanceId) puts.push(kv.put(INSTANCE_COUNTER_KEY).value(String(info.instanceId)));
-        return kv.if(key, 'Create', '==', 0).and(INSTANCE_COUNTER_KEY, 'Mod', '==', counter.modRevision).then(...puts).commit();
+        return kv
+          .if(key, 'Create', '==', 0)
+          .and(INSTANCE_COUNTER_KEY, 'Mod', '==', counter.modRevision)
+          .then(...puts)
+          .commit();
       });
       committed = created.succeeded;
     }
     if (committed) return { claimed: true };
     await pause(Math.random() * RETRY_JITTER_MS);
   }
-  throw new TrellisError('Conflict', `could not reclaim instance id ${info.instanceId} after ${MAX_CLAIM_ATTEMPTS} attempts`);
+  throw new TrellisError(
+    'Conflict',
+    `could not reclaim instance id ${info.instanceId} after ${MAX_CLAIM_ATTEMPTS} attempts`,
+  );
 }

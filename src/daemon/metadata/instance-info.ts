@@ -74,10 +74,18 @@ export function decodeInstanceInfo(key: string, value: Buffer | string): Instanc
   if (typeof record.hostname !== 'string' || typeof record.socket !== 'string') return undefined;
   if (record.rpcEndpoint !== null && typeof record.rpcEndpoint !== 'string') return undefined;
   if (typeof record.startedAt !== 'number') return undefined;
-  return { instanceId: keyId, hostname: record.hostname, socket: record.socket, rpcEndpoint: record.rpcEndpoint, startedAt: record.startedAt };
+  return {
+    instanceId: keyId,
+    hostname: record.hostname,
+    socket: record.socket,
+    rpcEndpoint: record.rpcEndpoint,
+    startedAt: record.startedAt,
+  };
 }
 
 /** Are these the same run of the same daemon (not just the same id)? */
 export function sameIncarnation(a: InstanceInfo, b: InstanceInfo): boolean {
-  return a.instanceId === b.instanceId && a.hostname === b.hostname && a.socket === b.socket && a.startedAt === b.startedAt;
+  return (
+    a.instanceId === b.instanceId && a.hostname === b.hostname && a.socket === b.socket && a.startedAt === b.startedAt
+  );
 }

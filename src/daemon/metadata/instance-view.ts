@@ -9,7 +9,13 @@
 import { EventEmitter } from 'node:events';
 import type { TrellisError } from '../../errors';
 import type { EtcdConnection } from './etcd-connection';
-import { INSTANCES_PREFIX, decodeInstanceInfo, instanceIdOfKey, sameIncarnation, type InstanceStatus } from './instance-info';
+import {
+  INSTANCES_PREFIX,
+  decodeInstanceInfo,
+  instanceIdOfKey,
+  sameIncarnation,
+  type InstanceStatus,
+} from './instance-info';
 import { PrefixMirror, type MirrorEntry } from './prefix-mirror';
 
 export interface InstanceViewEvents {

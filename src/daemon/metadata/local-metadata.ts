@@ -71,10 +71,15 @@ export class LocalMetadata implements MetaService {
 
   publishNew(session: ClientSession, created: readonly NewObject[]): void {
     try {
-      for (const object of created) if (object.name !== undefined) this.names.put(object.name, object.id, object.override);
+      for (const object of created)
+        if (object.name !== undefined) this.names.put(object.name, object.id, object.override);
     } catch (error) {
       // Handlers refuse taken names up front, so this undoes only what cannot happen alone.
-      this.table.delete(session, created.map((object) => object.id), { deep: true, force: true });
+      this.table.delete(
+        session,
+        created.map((object) => object.id),
+        { deep: true, force: true },
+      );
       throw error;
     }
   }

@@ -24,7 +24,14 @@ import type { Lease } from 'etcd3';
 import { TrellisError } from '../../errors';
 import type { EtcdConnection } from './etcd-connection';
 import { allocateInstanceId, reclaimInstanceId } from './instance-ids';
-import { decodeInstanceInfo, encodeInstanceInfo, instanceKey, sameIncarnation, type InstanceInfo, type InstanceStatus } from './instance-info';
+import {
+  decodeInstanceInfo,
+  encodeInstanceInfo,
+  instanceKey,
+  sameIncarnation,
+  type InstanceInfo,
+  type InstanceStatus,
+} from './instance-info';
 import { InstanceView } from './instance-view';
 
 export const DEFAULT_LEASE_TTL_SECONDS = 10;
@@ -104,11 +111,20 @@ export class Membership extends EventEmitter<MembershipEvents> {
   static async join(connection: EtcdConnection, options: MembershipOptions): Promise<Membership> {
     const leaseTtlSeconds = options.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
     if (!Number.isInteger(leaseTtlSeconds) || leaseTtlSeconds < MIN_LEASE_TTL_SECONDS) {
-      throw new TrellisError('InvalidArgument', `lease TTL must be a whole number of seconds, at least ${MIN_LEASE_TTL_SECONDS} (etcd ignores shorter ones), got ${leaseTtlSeconds}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `lease TTL must be a whole number of seconds, at least ${MIN_LEASE_TTL_SECONDS} (etcd ignores shorter ones), got ${leaseTtlSeconds}`,
+      );
     }
     const hostname = options.hostname ?? os.hostname();
     const startedAt = options.startedAt ?? Date.now();
-    const describe = (instanceId: number): InstanceInfo => ({ instanceId, hostname, socket: options.socket, rpcEndpoint: options.rpcEndpoint ?? null, startedAt });
+    const describe = (instanceId: number): InstanceInfo => ({
+      instanceId,
+      hostname,
+      socket: options.socket,
+      rpcEndpoint: options.rpcEndpoint ?? null,
+      startedAt,
+    });
     const { lease, leaseId } = await grantLease(connection, leaseTtlSeconds);
     let membership: Membership | undefined;
     try {
@@ -185,7 +201,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.reregister();
     });
     lease.on('keepaliveFailed', (error) => {
-      if (lease === this.lease) this.lostContact(this.connection.toTrellisError(`keep lease ${this.leaseIdValue} alive`, error));
+      if (lease === this.lease)
+        this.lostContact(this.connection.toTrellisError(`keep lease ${this.leaseIdValue} alive`, error));
     });
     lease.on('keepaliveSucceeded', () => {
       if (lease === this.lease) this.recovered();
@@ -249,7 +266,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       }
     } catch (error) {
       await revokeQuietly(this.connection, granted.lease);
-      if (!this.leaving) this.lostContact(this.connection.toTrellisError(`register instance ${this.instanceId} again`, error));
+      if (!this.leaving)
+        this.lostContact(this.connection.toTrellisError(`register instance ${this.instanceId} again`, error));
       return false;
     }
     const previous = this.lease;
@@ -269,8 +287,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private reportConflict(holder: InstanceInfo | undefined): void {
     if (this.conflictReported) return;
     this.conflictReported = true;
-    const who = holder ? `${holder.hostname} (socket ${holder.socket}, started ${new Date(holder.startedAt).toISOString()})` : 'an unreadable entry';
-    this.emit('conflict', new TrellisError('Conflict', `instance id ${this.instanceId} is now held by ${who}; waiting for it to be free`));
+    const who = holder
+      ? `${holder.hostname} (socket ${holder.socket}, started ${new Date(holder.startedAt).toISOString()})`
+      : 'an unreadable entry';
+    this.emit(
+      'conflict',
+      new TrellisError('Conflict', `instance id ${this.instanceId} is now held by ${who}; waiting for it to be free`),
+    );
   }
 
   private lostContact(error: TrellisError): void {
@@ -315,7 +338,12 @@ async function revokeQuietly(connection: EtcdConnection, lease: Lease): Promise<
  * registration has run out (within `waitMs`). Errors: Conflict (still held by someone else
  * after the wait), Unavailable.
  */
-async function takeBack(connection: EtcdConnection, info: InstanceInfo, leaseId: string, waitMs: number): Promise<InstanceInfo> {
+async function takeBack(
+  connection: EtcdConnection,
+  info: InstanceInfo,
+  leaseId: string,
+  waitMs: number,
+): Promise<InstanceInfo> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     const result = await reclaimInstanceId(connection, info, leaseId);

@@ -72,7 +72,8 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
     firstDelayMs: RESYNC_FIRST_DELAY_MS,
     maxDelayMs: RESYNC_MAX_DELAY_MS,
     stopped: () => this.stopped,
-    failed: (error) => this.emit('unavailable', this.connection.toTrellisError(`resynchronize ${this.description}`, error)),
+    failed: (error) =>
+      this.emit('unavailable', this.connection.toTrellisError(`resynchronize ${this.description}`, error)),
   });
 
   /** What it mirrors, for messages: 'names/, objects/'. */
@@ -87,7 +88,10 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
     super();
     const sorted = [...prefixes].sort();
     const last = sorted[sorted.length - 1];
-    this.range = { start: sorted[0], end: last.slice(0, -1) + String.fromCharCode(last.charCodeAt(last.length - 1) + 1) };
+    this.range = {
+      start: sorted[0],
+      end: last.slice(0, -1) + String.fromCharCode(last.charCodeAt(last.length - 1) + 1),
+    };
     this.description = sorted.join(', ');
   }
 
@@ -186,13 +190,22 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
     for (const key of [...this.localRevisions.keys()]) if (!newer.has(key)) this.localRevisions.delete(key);
     touched = newer;
     this.watchRevision = revision;
-    const present = new Map<string, IKeyValue>(kvs.map((kv) => [kv.key.toString(), kv] as const).filter(([key]) => this.mirrors(key)));
-    for (const [key, previous] of [...this.entries]) if (!present.has(key) && !touched.has(key)) this.deleteEntry(key, previous, 'snapshot');
+    const present = new Map<string, IKeyValue>(
+      kvs.map((kv) => [kv.key.toString(), kv] as const).filter(([key]) => this.mirrors(key)),
+    );
+    for (const [key, previous] of [...this.entries])
+      if (!present.has(key) && !touched.has(key)) this.deleteEntry(key, previous, 'snapshot');
     for (const [key, kv] of present) {
       if (touched.has(key)) continue;
       const known = this.entries.get(key);
       const entry = toEntry(kv);
-      if (known && known.modRevision === entry.modRevision && known.lease === entry.lease && known.value.equals(entry.value)) continue;
+      if (
+        known &&
+        known.modRevision === entry.modRevision &&
+        known.lease === entry.lease &&
+        known.value.equals(entry.value)
+      )
+        continue;
       this.setEntry(key, entry);
     }
   }

@@ -15,7 +15,11 @@ export class BytesReply {
   constructor(readonly parts: Uint8Array[]) {}
 }
 
-type ByteHandler<K extends ByteKind> = (ctx: RequestContext, body: check.Body, maxBytes: number) => ReplyOf<K> | BytesReply;
+type ByteHandler<K extends ByteKind> = (
+  ctx: RequestContext,
+  body: check.Body,
+  maxBytes: number,
+) => ReplyOf<K> | BytesReply;
 
 /** Ranges in one readBlobs request; their bytes are bounded by the frame limit as well. */
 export const MAX_RANGES_PER_READ = 10_000;
@@ -30,7 +34,10 @@ export const byteHandlers: { [K in ByteKind]: ByteHandler<K> } = {
   readBlobs({ state, session }, body, maxBytes) {
     const ranges = body.ranges;
     if (!Array.isArray(ranges) || ranges.length > MAX_RANGES_PER_READ) {
-      throw new TrellisError('InvalidArgument', `readBlobs: ranges must be a list of at most ${MAX_RANGES_PER_READ}, got ${check.describe(ranges)}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `readBlobs: ranges must be a list of at most ${MAX_RANGES_PER_READ}, got ${check.describe(ranges)}`,
+      );
     }
     const checked = ranges.map((range) => {
       const fields = check.expectBody('readBlobs', range);
@@ -43,9 +50,14 @@ export const byteHandlers: { [K in ByteKind]: ByteHandler<K> } = {
     });
     const total = checked.reduce((sum, range) => sum + range.length, 0);
     if (total > maxBytes) {
-      throw new TrellisError('InvalidArgument', `readBlobs: ${total} bytes asked for at once; at most ${maxBytes} per request`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `readBlobs: ${total} bytes asked for at once; at most ${maxBytes} per request`,
+      );
     }
-    return new BytesReply(checked.map(({ location, offset, length }) => state.pool.memory.read(location, offset, length)));
+    return new BytesReply(
+      checked.map(({ location, offset, length }) => state.pool.memory.read(location, offset, length)),
+    );
   },
 
   /**
@@ -65,7 +77,10 @@ export const byteHandlers: { [K in ByteKind]: ByteHandler<K> } = {
 
 function checkBounds(kind: string, location: BlobLocation, offset: number, length: number): void {
   if (offset + length > location.size) {
-    throw new TrellisError('InvalidArgument', `${kind}: bytes [${offset}, ${offset + length}) are outside blob ${location.id} of ${location.size} bytes`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: bytes [${offset}, ${offset + length}) are outside blob ${location.id} of ${location.size} bytes`,
+    );
   }
 }
 

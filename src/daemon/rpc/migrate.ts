@@ -81,7 +81,11 @@ export class Migrator {
       const wanted = remoteBlobs.filter((blob) => this.copyOf(blob.id) === undefined);
       const local = new Map<string, BlobLocation>();
       for (const [typename, group] of groupBy(wanted, (blob) => typenames.get(blob.id)!)) {
-        const created = table.createBlobs(session, group.map((blob) => blob.size), typename);
+        const created = table.createBlobs(
+          session,
+          group.map((blob) => blob.size),
+          typename,
+        );
         group.forEach((blob, i) => local.set(blob.id, created[i]));
       }
       const targets = new Map<string, Uint8Array>();
@@ -101,7 +105,13 @@ export class Migrator {
   }
 
   /** Seals the copied blobs and creates the metadata, bottom up, in one synchronous step. */
-  private createTree(session: ClientSession, root: ObjectMeta, ownerInstance: number, blobIds: Set<string>, local: Map<string, BlobLocation>): string {
+  private createTree(
+    session: ClientSession,
+    root: ObjectMeta,
+    ownerInstance: number,
+    blobIds: Set<string>,
+    local: Map<string, BlobLocation>,
+  ): string {
     const { table } = this.store;
     const made = new Map<string, string>();
     const created: string[] = [];
@@ -125,7 +135,10 @@ export class Migrator {
           }
         }
         const spec = { typename: node.typename, members, fields: node.fields, labels: node.labels };
-        id = table.createMetadata(session, Object.keys(remoteMembers).length > 0 ? { ...spec, remoteMembers } : spec).id;
+        id = table.createMetadata(
+          session,
+          Object.keys(remoteMembers).length > 0 ? { ...spec, remoteMembers } : spec,
+        ).id;
       }
       made.set(node.id, id);
       created.push(id);

@@ -28,7 +28,11 @@ export class PeerDirectory {
   endpointOf(instanceId: number): string {
     const member = this.cluster?.instance(instanceId);
     if (member) {
-      if (!member.alive) throw new TrellisError('Unavailable', `instance ${instanceId} has left the cluster; its objects cannot be copied`);
+      if (!member.alive)
+        throw new TrellisError(
+          'Unavailable',
+          `instance ${instanceId} has left the cluster; its objects cannot be copied`,
+        );
       if (member.rpcEndpoint) return member.rpcEndpoint;
       throw new TrellisError('Unavailable', `instance ${instanceId} serves no RPC port (start it with --rpc-port)`);
     }
@@ -94,6 +98,9 @@ export class PeerPool {
 
   private drop(endpoint: string, pooled: PooledPeer): void {
     this.forget(endpoint, pooled);
-    pooled.socket.then((socket) => socket.close(), () => undefined);
+    pooled.socket.then(
+      (socket) => socket.close(),
+      () => undefined,
+    );
   }
 }

@@ -50,7 +50,8 @@ export class RemoteObjects {
     const { table, instanceId } = this.store;
     const remote = Object.entries(spec.members).filter(([, id]) => !table.exists(id));
     for (const [key, id] of remote) {
-      if (instanceOf(id) === instanceId) throw new TrellisError('ObjectNotFound', `member ${JSON.stringify(key)}: object ${id} does not exist`);
+      if (instanceOf(id) === instanceId)
+        throw new TrellisError('ObjectNotFound', `member ${JSON.stringify(key)}: object ${id} does not exist`);
     }
     const metas = await Promise.all(remote.map(([, id]) => this.describeRemote(id)));
     const remoteMembers: Record<string, ObjectMeta> = {};

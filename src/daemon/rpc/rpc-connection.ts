@@ -48,7 +48,12 @@ export class RpcConnection extends FramedConnection {
     // An unknown kind is counted under one label: a peer cannot grow the table with made-up kinds.
     const stats = this.host.countRequest(isByteKind(kind) || isClientKind(kind) ? kind : 'unknown');
     const started = stats.started();
-    const ctx: RequestContext = { state: this.host.state, session: this.session!, grant: () => undefined, untilFdChannel: () => undefined };
+    const ctx: RequestContext = {
+      state: this.host.state,
+      session: this.session!,
+      grant: () => undefined,
+      untilFdChannel: () => undefined,
+    };
     if (isByteKind(kind)) {
       const handler = byteHandlers[kind] as (c: RequestContext, b: check.Body, maxBytes: number) => unknown;
       let result: unknown;
@@ -69,7 +74,10 @@ export class RpcConnection extends FramedConnection {
       return;
     }
     if (!isClientKind(kind)) {
-      this.reply({ seq, error: { code: 'ProtocolError', message: `unknown request kind ${check.describe(kind)} on the RPC port` } });
+      this.reply({
+        seq,
+        error: { code: 'ProtocolError', message: `unknown request kind ${check.describe(kind)} on the RPC port` },
+      });
       return;
     }
     const handler = handlers[kind] as (c: RequestContext, b: check.Body) => unknown;
@@ -78,17 +86,30 @@ export class RpcConnection extends FramedConnection {
 
   protected handshake(kind: unknown, seq: number, body: unknown): void {
     if (kind !== 'registerRpc') {
-      throw new TrellisError('ProtocolError', `the first request on the RPC port must be registerRpc, got ${check.describe(kind)}`);
+      throw new TrellisError(
+        'ProtocolError',
+        `the first request on the RPC port must be registerRpc, got ${check.describe(kind)}`,
+      );
     }
     const fields = check.expectBody('registerRpc', body);
     if (fields.protocolVersion !== PROTOCOL_VERSION) {
-      throw new TrellisError('ProtocolError', `client speaks protocol ${check.describe(fields.protocolVersion)}, this daemon ${PROTOCOL_VERSION}`);
+      throw new TrellisError(
+        'ProtocolError',
+        `client speaks protocol ${check.describe(fields.protocolVersion)}, this daemon ${PROTOCOL_VERSION}`,
+      );
     }
     if (!this.tokenMatches(fields.token)) {
-      throw new TrellisError('PermissionDenied', `RPC handshake refused: ${fields.token === undefined || fields.token === null ? 'this daemon requires a token' : 'wrong token'}`);
+      throw new TrellisError(
+        'PermissionDenied',
+        `RPC handshake refused: ${fields.token === undefined || fields.token === null ? 'this daemon requires a token' : 'wrong token'}`,
+      );
     }
     this.session = this.host.openSession(0);
-    const reply: RegisterRpcReply = { clientId: this.session.clientId, instanceId: this.host.state.instanceId, maxFrameBytes: this.host.maxFrameBytes };
+    const reply: RegisterRpcReply = {
+      clientId: this.session.clientId,
+      instanceId: this.host.state.instanceId,
+      maxFrameBytes: this.host.maxFrameBytes,
+    };
     this.reply({ seq, reply });
   }
 

@@ -15,7 +15,6 @@ import { TrellisError } from '../../errors';
 import { encodeFrame } from '../../protocol/framing';
 import { RpcConnection, type SessionHost } from './rpc-connection';
 
-
 export interface RpcServerOptions {
   /** 0 picks a free port. */
   port: number;
@@ -42,7 +41,12 @@ export class RpcServer {
         refuse(socket, `this daemon's RPC port requires a client certificate signed by its --rpc-tls-ca; ${why}`);
         return;
       }
-      const connection = new RpcConnection(socket, this.host, (token) => this.tokenMatches(token), (closed) => this.connections.delete(closed));
+      const connection = new RpcConnection(
+        socket,
+        this.host,
+        (token) => this.tokenMatches(token),
+        (closed) => this.connections.delete(closed),
+      );
       this.connections.add(connection);
     };
     // A TLS server hands over a socket once its handshake passed. OpenSSL asks for the client
@@ -58,7 +62,13 @@ export class RpcServer {
     await new Promise<void>((resolve, reject) => {
       rpc.server.once('error', (error: NodeJS.ErrnoException) => {
         const code = error.code === 'EADDRINUSE' ? 'Conflict' : 'InvalidArgument';
-        reject(new TrellisError(code, `cannot serve RPC on ${formatEndpoint(options.host, options.port)}: ${error.code ?? error.message}`, { cause: error }));
+        reject(
+          new TrellisError(
+            code,
+            `cannot serve RPC on ${formatEndpoint(options.host, options.port)}: ${error.code ?? error.message}`,
+            { cause: error },
+          ),
+        );
       });
       rpc.server.listen(options.port, options.host, () => resolve());
     });
@@ -107,12 +117,16 @@ export function exposureWarning(endpoint: string, options: Omit<RpcServerOptions
   const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(options.host);
   if (options.token === undefined) {
     const who = loopback ? 'every local user' : 'every local user and every host that reaches it';
-    return `the RPC port ${endpoint} takes no token: ${who} can read, write and delete every object ` +
-      '(set TRELLIS_RPC_TOKEN or --rpc-token)';
+    return (
+      `the RPC port ${endpoint} takes no token: ${who} can read, write and delete every object ` +
+      '(set TRELLIS_RPC_TOKEN or --rpc-token)'
+    );
   }
   if (!loopback && options.tls === undefined) {
-    return `the RPC port ${endpoint} is plain TCP beyond loopback: the token and every byte cross the network ` +
-      'in the clear (add --rpc-tls-cert and --rpc-tls-key)';
+    return (
+      `the RPC port ${endpoint} is plain TCP beyond loopback: the token and every byte cross the network ` +
+      'in the clear (add --rpc-tls-cert and --rpc-tls-key)'
+    );
   }
   return undefined;
 }

@@ -23,11 +23,14 @@ export class SpillDir {
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       for (const entry of fs.readdirSync(dir)) {
-        if (entry.endsWith(SPILL_SUFFIX) || entry.endsWith(`${SPILL_SUFFIX}.tmp`)) fs.rmSync(path.join(dir, entry), { force: true });
+        if (entry.endsWith(SPILL_SUFFIX) || entry.endsWith(`${SPILL_SUFFIX}.tmp`))
+          fs.rmSync(path.join(dir, entry), { force: true });
       }
       fs.accessSync(dir, fs.constants.W_OK);
     } catch (error) {
-      throw new TrellisError('IOError', `spill dir ${dir} cannot be used: ${(error as Error).message}`, { cause: error });
+      throw new TrellisError('IOError', `spill dir ${dir} cannot be used: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     return new SpillDir(dir);
   }
@@ -71,20 +74,26 @@ export async function readWhole(file: string, into: Uint8Array, what: string): P
   try {
     handle = await fs.promises.open(file, 'r');
   } catch (error) {
-    throw new TrellisError('IOError', `cannot load ${what} from ${file}: ${(error as Error).message}`, { cause: error });
+    throw new TrellisError('IOError', `cannot load ${what} from ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   try {
     const { size } = await handle.stat();
-    if (size !== into.length) throw new TrellisError('IOError', `cannot load ${what} from ${file}: it holds ${size} bytes, not ${into.length}`);
+    if (size !== into.length)
+      throw new TrellisError('IOError', `cannot load ${what} from ${file}: it holds ${size} bytes, not ${into.length}`);
     let done = 0;
     while (done < into.length) {
       const { bytesRead } = await handle.read(into, done, into.length - done, done);
-      if (bytesRead === 0) throw new TrellisError('IOError', `cannot load ${what} from ${file}: it ended after ${done} bytes`);
+      if (bytesRead === 0)
+        throw new TrellisError('IOError', `cannot load ${what} from ${file}: it ended after ${done} bytes`);
       done += bytesRead;
     }
   } catch (error) {
     if (error instanceof TrellisError) throw error;
-    throw new TrellisError('IOError', `cannot load ${what} from ${file}: ${(error as Error).message}`, { cause: error });
+    throw new TrellisError('IOError', `cannot load ${what} from ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
   } finally {
     await handle.close();
   }

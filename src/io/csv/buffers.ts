@@ -24,7 +24,8 @@ export interface ColumnBuffers {
 export function transferList(columns: readonly ColumnBuffers[]): ArrayBuffer[] {
   const buffers = new Set<ArrayBuffer>();
   for (const column of columns) {
-    for (const view of [column.values, column.offsets, column.validity]) if (view) buffers.add(view.buffer as ArrayBuffer);
+    for (const view of [column.values, column.offsets, column.validity])
+      if (view) buffers.add(view.buffer as ArrayBuffer);
   }
   return [...buffers];
 }

@@ -66,10 +66,19 @@ export class ChunkParser {
   private readonly tokenizer: RowTokenizer;
   private readonly nulls: NullTexts;
 
-  constructor(fd: number, fileSize: number, private readonly plan: ChunkPlan) {
+  constructor(
+    fd: number,
+    fileSize: number,
+    private readonly plan: ChunkPlan,
+  ) {
     this.window = new FileWindow(fd, fileSize);
     const width = plan.types.length;
-    this.tokenizer = new RowTokenizer(plan.settings, width, true, Math.max(16, Math.floor(BLOCK_FIELDS / Math.max(1, width))));
+    this.tokenizer = new RowTokenizer(
+      plan.settings,
+      width,
+      true,
+      Math.max(16, Math.floor(BLOCK_FIELDS / Math.max(1, width))),
+    );
     this.nulls = new NullTexts(plan.settings);
   }
 
@@ -136,6 +145,10 @@ export class ChunkParser {
     const why = plan.typeGiven[column]
       ? 'as columnTypes says'
       : 'as inferred from a sample of rows; pass columnTypes (or sampleRows: Infinity) to change it';
-    return { line: tokenizer.rowLines[row], column: column + 1, message: `${JSON.stringify(text)} is not a valid ${type} (the column is ${type}, ${why})` };
+    return {
+      line: tokenizer.rowLines[row],
+      column: column + 1,
+      message: `${JSON.stringify(text)} is not a valid ${type} (the column is ${type}, ${why})`,
+    };
   }
 }

@@ -47,7 +47,12 @@ export class NullTexts {
 }
 
 /** A builder for `type` with room for about `rows` values (and `textBytes` of string data). */
-export function createColumnBuilder(type: CsvColumnType, nulls: NullTexts, rows: number, textBytes: number): ColumnBuilder {
+export function createColumnBuilder(
+  type: CsvColumnType,
+  nulls: NullTexts,
+  rows: number,
+  textBytes: number,
+): ColumnBuilder {
   switch (type) {
     case 'int64':
       return new Int64Builder(nulls, rows);
@@ -77,7 +82,10 @@ class Int64Builder implements ColumnBuilder {
   private length = 0;
   private readonly validity = new Validity();
 
-  constructor(private readonly nulls: NullTexts, rows: number) {
+  constructor(
+    private readonly nulls: NullTexts,
+    rows: number,
+  ) {
     this.words = new Int32Array(2 * Math.max(rows, 16));
   }
 
@@ -120,7 +128,13 @@ class Int64Builder implements ColumnBuilder {
 
   finish(): ColumnBuffers {
     const { length, validity } = this;
-    return { type: 'int64', length, nullCount: validity.nullCount, values: trim(this.words, 2 * length), validity: validity.finish(length) };
+    return {
+      type: 'int64',
+      length,
+      nullCount: validity.nullCount,
+      values: trim(this.words, 2 * length),
+      validity: validity.finish(length),
+    };
   }
 }
 
@@ -129,7 +143,10 @@ class Float64Builder implements ColumnBuilder {
   private length = 0;
   private readonly validity = new Validity();
 
-  constructor(private readonly nulls: NullTexts, rows: number) {
+  constructor(
+    private readonly nulls: NullTexts,
+    rows: number,
+  ) {
     this.values = new Float64Array(Math.max(rows, 16));
   }
 
@@ -164,7 +181,13 @@ class Float64Builder implements ColumnBuilder {
 
   finish(): ColumnBuffers {
     const { length, validity } = this;
-    return { type: 'float64', length, nullCount: validity.nullCount, values: trim(this.values, length), validity: validity.finish(length) };
+    return {
+      type: 'float64',
+      length,
+      nullCount: validity.nullCount,
+      values: trim(this.values, length),
+      validity: validity.finish(length),
+    };
   }
 }
 
@@ -173,7 +196,10 @@ class BoolBuilder implements ColumnBuilder {
   private length = 0;
   private readonly validity = new Validity();
 
-  constructor(private readonly nulls: NullTexts, rows: number) {
+  constructor(
+    private readonly nulls: NullTexts,
+    rows: number,
+  ) {
     this.bits = new Uint8Array(Math.max(rows >>> 3, 16));
   }
 
@@ -204,7 +230,13 @@ class BoolBuilder implements ColumnBuilder {
 
   finish(): ColumnBuffers {
     const { length, validity } = this;
-    return { type: 'bool', length, nullCount: validity.nullCount, values: trim(this.bits, (length + 7) >>> 3), validity: validity.finish(length) };
+    return {
+      type: 'bool',
+      length,
+      nullCount: validity.nullCount,
+      values: trim(this.bits, (length + 7) >>> 3),
+      validity: validity.finish(length),
+    };
   }
 }
 
@@ -213,7 +245,10 @@ class DateBuilder implements ColumnBuilder {
   private length = 0;
   private readonly validity = new Validity();
 
-  constructor(private readonly nulls: NullTexts, rows: number) {
+  constructor(
+    private readonly nulls: NullTexts,
+    rows: number,
+  ) {
     this.days = new Int32Array(Math.max(rows, 16));
   }
 
@@ -247,7 +282,13 @@ class DateBuilder implements ColumnBuilder {
 
   finish(): ColumnBuffers {
     const { length, validity } = this;
-    return { type: 'date', length, nullCount: validity.nullCount, values: trim(this.days, length), validity: validity.finish(length) };
+    return {
+      type: 'date',
+      length,
+      nullCount: validity.nullCount,
+      values: trim(this.days, length),
+      validity: validity.finish(length),
+    };
   }
 }
 
@@ -262,7 +303,11 @@ class StringBuilder implements ColumnBuilder {
   private length = 0;
   private readonly validity = new Validity();
 
-  constructor(private readonly nulls: NullTexts, rows: number, textBytes: number) {
+  constructor(
+    private readonly nulls: NullTexts,
+    rows: number,
+    textBytes: number,
+  ) {
     this.offsets = new Int32Array(Math.max(rows, 16) + 1);
     this.data = new Uint8Array(Math.max(textBytes, 64));
     this.dataView = new DataView(this.data.buffer);

@@ -28,7 +28,7 @@ function twoProductError(a: number, b: number, product: number): number {
   const al = a - ah;
   const bh = splitHigh(b);
   const bl = b - bh;
-  return ((ah * bh - product) + ah * bl + al * bh) + al * bl;
+  return ah * bh - product + ah * bl + al * bh + al * bl;
 }
 
 /**

@@ -40,13 +40,17 @@ export function fieldWriterFor(field: Field, column: Vector, sink: ByteSink, for
 function nullTest(column: Vector, data: Data | undefined): ((row: number) => boolean) | undefined {
   if (column.nullCount === 0) return undefined;
   const bitmap = data?.nullBitmap;
-  if (data && data.offset === 0 && bitmap && bitmap.length > 0) return (row) => (bitmap[row >>> 3] & (1 << (row & 7))) === 0;
+  if (data && data.offset === 0 && bitmap && bitmap.length > 0)
+    return (row) => (bitmap[row >>> 3] & (1 << (row & 7))) === 0;
   return (row) => !column.isValid(row);
 }
 
 function writeNullValue(sink: ByteSink, format: WriteFormat, field: Field): void {
   if (format.nullValue.length === 0 && format.delimiter === 0x20) {
-    throw new TrellisError('InvalidArgument', `cannot write a null (column ${JSON.stringify(field.name)}) to a whitespace-separated file as an empty field; pass nullValue, such as 'NA'`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `cannot write a null (column ${JSON.stringify(field.name)}) to a whitespace-separated file as an empty field; pass nullValue, such as 'NA'`,
+    );
   }
   sink.copy(format.nullValue, 0, format.nullValue.length);
 }
@@ -98,8 +102,12 @@ function genericWriter(type: DataType, column: Vector, sink: ByteSink, format: W
       return ms % DAY_MS === 0 ? iso.slice(0, 10) : iso;
     }, false);
   }
-  if (DataType.isTimestamp(type)) return text((value) => new Date(value instanceof Date ? value.getTime() : Number(value)).toISOString(), false);
-  return text((value) => (typeof value === 'object' && value !== null ? JSON.stringify(value, jsonSafe) : String(value)), true);
+  if (DataType.isTimestamp(type))
+    return text((value) => new Date(value instanceof Date ? value.getTime() : Number(value)).toISOString(), false);
+  return text(
+    (value) => (typeof value === 'object' && value !== null ? JSON.stringify(value, jsonSafe) : String(value)),
+    true,
+  );
 }
 
 /**
@@ -110,7 +118,9 @@ export function formatDay(days: number): string {
   const z = days + 719468;
   const era = Math.floor(z / 146097);
   const dayOfEra = z - era * 146097;
-  const yearOfEra = Math.floor((dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365);
+  const yearOfEra = Math.floor(
+    (dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36524) - Math.floor(dayOfEra / 146096)) / 365,
+  );
   const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
   const monthIndex = Math.floor((5 * dayOfYear + 2) / 153);
   const day = dayOfYear - Math.floor((153 * monthIndex + 2) / 5) + 1;
@@ -137,7 +147,10 @@ function writeStringBytes(sink: ByteSink, format: WriteFormat, bytes: Uint8Array
   if (!quoted) return sink.copy(bytes, start, end);
   if (quote < 0) {
     const text = Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('utf8');
-    throw new TrellisError('InvalidArgument', `cannot write ${JSON.stringify(text)} without quoting (quote is null); choose a quote character or another delimiter`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `cannot write ${JSON.stringify(text)} without quoting (quote is null); choose a quote character or another delimiter`,
+    );
   }
   sink.copyQuoted(bytes, start, end, quote);
 }
@@ -151,5 +164,7 @@ function sameBytes(bytes: Uint8Array, start: number, other: Uint8Array): boolean
 function jsonSafe(_key: string, value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString();
   const object = value as { toJSON?: () => unknown } | null;
-  return object && typeof object === 'object' && typeof object.toJSON === 'function' && !(object instanceof Date) ? object.toJSON() : value;
+  return object && typeof object === 'object' && typeof object.toJSON === 'function' && !(object instanceof Date)
+    ? object.toJSON()
+    : value;
 }

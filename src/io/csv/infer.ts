@@ -68,7 +68,12 @@ export function inferTypes(input: InferInput): Inference {
     const rowsEach = Math.ceil(sampleRows / SPREAD_SAMPLES);
     for (let i = 0; i < SPREAD_SAMPLES; i++) {
       const offset = head.end + Math.floor((rest * i) / SPREAD_SAMPLES);
-      const spread: Tally = { kinds: tally.kinds.slice(), textBytes: tally.textBytes.slice(), rows: tally.rows, bytes: tally.bytes };
+      const spread: Tally = {
+        kinds: tally.kinds.slice(),
+        textBytes: tally.textBytes.slice(),
+        rows: tally.rows,
+        bytes: tally.bytes,
+      };
       const region = sampleRegion(input, spread, lineStartAfter(window, offset), rowsEach, SPREAD_SAMPLE_BYTES);
       if (!region.failed) Object.assign(tally, spread);
     }
@@ -108,7 +113,8 @@ function sampleRegion(input: InferInput, tally: Tally, start: number, maxRows: n
         const fieldStart = tokenizer.starts[field];
         const fieldEnd = tokenizer.ends[field];
         const flags = tokenizer.flags[field];
-        if (!(tally.kinds[column] & STRING)) tally.kinds[column] |= classify(window.bytes, fieldStart, fieldEnd, flags, nulls);
+        if (!(tally.kinds[column] & STRING))
+          tally.kinds[column] |= classify(window.bytes, fieldStart, fieldEnd, flags, nulls);
         tally.textBytes[column] += fieldEnd - fieldStart;
       }
     }

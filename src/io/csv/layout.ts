@@ -52,7 +52,11 @@ export function readFirstRow(window: FileWindow, options: ResolvedReadOptions): 
   const fields: string[] = [];
   for (let i = 0; i < tokenizer.fieldCounts[0]; i++) {
     let text = window.bytes.toString('utf8', tokenizer.starts[i], tokenizer.ends[i]);
-    if (tokenizer.flags[i] & FIELD_ESCAPED) text = text.replaceAll(String.fromCharCode(options.settings.quote).repeat(2), String.fromCharCode(options.settings.quote));
+    if (tokenizer.flags[i] & FIELD_ESCAPED)
+      text = text.replaceAll(
+        String.fromCharCode(options.settings.quote).repeat(2),
+        String.fromCharCode(options.settings.quote),
+      );
     fields.push(text);
   }
   return { fields, start, end: window.base + tokenizer.pos, lines: tokenizer.line };
@@ -67,7 +71,10 @@ export function readLayout(window: FileWindow, options: ResolvedReadOptions, fil
   if (!first) return { names: given ? uniqueNames(given) : [], dataStart: window.fileSize, headerLines: 0 };
   const count = first.fields.length;
   if (given && options.header && given.length !== count) {
-    throw new TrellisError('InvalidArgument', `columns names ${given.length} columns, but the header of ${file} has ${count}`);
+    throw new TrellisError(
+      'InvalidArgument',
+      `columns names ${given.length} columns, but the header of ${file} has ${count}`,
+    );
   }
   const names = given ?? (options.header ? first.fields : (options.defaultNames?.(count) ?? defaultNames(count)));
   return options.header

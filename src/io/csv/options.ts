@@ -107,14 +107,27 @@ const FORMAT_DEFAULTS: Record<string, FormatDefaults> = {
   '.csv': CSV_DEFAULTS,
   '.tsv': { ...CSV_DEFAULTS, delimiter: '\t' },
   '.tab': { ...CSV_DEFAULTS, delimiter: '\t' },
-  '.e': { delimiter: WHITESPACE_DELIMITER, header: false, quote: null, comment: '#', defaultNames: (n) => graphNames(['src', 'dst'], 'weight', n) },
-  '.v': { delimiter: WHITESPACE_DELIMITER, header: false, quote: null, comment: '#', defaultNames: (n) => graphNames(['id'], 'value', n) },
+  '.e': {
+    delimiter: WHITESPACE_DELIMITER,
+    header: false,
+    quote: null,
+    comment: '#',
+    defaultNames: (n) => graphNames(['src', 'dst'], 'weight', n),
+  },
+  '.v': {
+    delimiter: WHITESPACE_DELIMITER,
+    header: false,
+    quote: null,
+    comment: '#',
+    defaultNames: (n) => graphNames(['id'], 'value', n),
+  },
 };
 
 /** src, dst, weight, weight_2, ... */
 function graphNames(leading: string[], extra: string, count: number): string[] {
   const names = leading.slice(0, count);
-  for (let i = names.length; i < count; i++) names.push(i === leading.length ? extra : `${extra}_${i - leading.length + 1}`);
+  for (let i = names.length; i < count; i++)
+    names.push(i === leading.length ? extra : `${extra}_${i - leading.length + 1}`);
   return names;
 }
 
@@ -124,7 +137,11 @@ export function formatDefaultsFor(file: string): FormatDefaults {
 
 function singleByte(what: string, value: string): number {
   const bytes = Buffer.from(value, 'utf8');
-  if (bytes.length !== 1) throw new TrellisError('InvalidArgument', `${what} must be one single-byte character, got ${JSON.stringify(value)}`);
+  if (bytes.length !== 1)
+    throw new TrellisError(
+      'InvalidArgument',
+      `${what} must be one single-byte character, got ${JSON.stringify(value)}`,
+    );
   return bytes[0];
 }
 
@@ -149,7 +166,10 @@ export function resolveReadOptions(file: string, options: CsvReadOptions = {}): 
   if (options.workers !== undefined && !(Number.isInteger(options.workers) && options.workers >= 0)) {
     throw new TrellisError('InvalidArgument', `workers must be a whole number >= 0, got ${options.workers}`);
   }
-  if (options.columns !== undefined && (!Array.isArray(options.columns) || options.columns.some((name) => typeof name !== 'string'))) {
+  if (
+    options.columns !== undefined &&
+    (!Array.isArray(options.columns) || options.columns.some((name) => typeof name !== 'string'))
+  ) {
     throw new TrellisError('InvalidArgument', 'columns must be an array of strings');
   }
   return {

@@ -31,7 +31,11 @@ const LOOKAHEAD_PER_WORKER = 2;
  * may carry an error; the caller decides what to do with it (every outcome before it is real).
  * `stats.reparsed` counts speculative chunks that started in the wrong place.
  */
-export async function* orderedChunks(runner: ChunkRunner, tasks: readonly ChunkTask[], stats: { reparsed: number } = { reparsed: 0 }): AsyncGenerator<ChunkOutcome> {
+export async function* orderedChunks(
+  runner: ChunkRunner,
+  tasks: readonly ChunkTask[],
+  stats: { reparsed: number } = { reparsed: 0 },
+): AsyncGenerator<ChunkOutcome> {
   const speculate = runner.parallelism > 0;
   const lookahead = runner.parallelism * LOOKAHEAD_PER_WORKER;
   const pending = new Map<number, Promise<ChunkOutcome>>();

@@ -17,7 +17,14 @@ import { InThreadRunner, type ChunkRunner } from './chunk-runner';
 import { FileWindow } from './file-window';
 import { inferTypes } from './infer';
 import { readLayout } from './layout';
-import { CSV_COLUMN_TYPES, resolveReadOptions, type CsvColumnType, type CsvReadOptions, type OnBatch, type ResolvedReadOptions } from './options';
+import {
+  CSV_COLUMN_TYPES,
+  resolveReadOptions,
+  type CsvColumnType,
+  type CsvReadOptions,
+  type OnBatch,
+  type ResolvedReadOptions,
+} from './options';
 import { orderedChunks, planChunks } from './ordered-chunks';
 import { makeRecordBatch, makeSchema } from './record-batch';
 import { WorkerPool } from './worker-pool';
@@ -52,7 +59,10 @@ export async function parseFile(file: string, options: CsvReadOptions, onBatch: 
     };
     const tasks = layout.names.length === 0 ? [] : planChunks(layout.dataStart, size, resolved.chunkBytes);
     const workers = resolved.workers ?? (tasks.length >= MIN_CHUNKS_FOR_WORKERS ? os.availableParallelism() : 0);
-    runner = workers > 0 ? new WorkerPool(Math.min(workers, tasks.length), { fd, fileSize: size, plan }) : new InThreadRunner(new ChunkParser(fd, size, plan));
+    runner =
+      workers > 0
+        ? new WorkerPool(Math.min(workers, tasks.length), { fd, fileSize: size, plan })
+        : new InThreadRunner(new ChunkParser(fd, size, plan));
 
     let line = layout.headerLines;
     let rows = 0;
@@ -100,7 +110,14 @@ export async function inferCsvSchema(file: string, options: CsvReadOptions = {})
 function describeFile(window: FileWindow, resolved: ResolvedReadOptions, file: string) {
   const layout = readLayout(window, resolved, file);
   const given = givenTypes(layout.names, resolved.columnTypes);
-  const inference = inferTypes({ window, settings: resolved.settings, width: layout.names.length, dataStart: layout.dataStart, sampleRows: resolved.sampleRows, given });
+  const inference = inferTypes({
+    window,
+    settings: resolved.settings,
+    width: layout.names.length,
+    dataStart: layout.dataStart,
+    sampleRows: resolved.sampleRows,
+    given,
+  });
   return { layout, given, inference, schema: makeSchema(layout.names, inference.types) };
 }
 
@@ -110,7 +127,10 @@ function openForReading(file: string): { fd: number; size: number } {
     fd = fs.openSync(file, 'r');
     const stats = fs.fstatSync(fd);
     // Chunking needs the size up front: pipes and devices are not read.
-    if (!stats.isFile()) throw Object.assign(new Error(stats.isDirectory() ? 'it is a directory' : 'it is not a regular file'), { code: stats.isDirectory() ? 'EISDIR' : 'EINVAL' });
+    if (!stats.isFile())
+      throw Object.assign(new Error(stats.isDirectory() ? 'it is a directory' : 'it is not a regular file'), {
+        code: stats.isDirectory() ? 'EISDIR' : 'EINVAL',
+      });
     return { fd, size: stats.size };
   } catch (error) {
     if (fd !== undefined) fs.closeSync(fd);
@@ -129,7 +149,10 @@ function asTrellisError(file: string, error: unknown): unknown {
 }
 
 /** columnTypes as one entry per column; names it does not know are an InvalidArgument. */
-function givenTypes(names: readonly string[], columnTypes: CsvReadOptions['columnTypes']): Array<CsvColumnType | undefined> {
+function givenTypes(
+  names: readonly string[],
+  columnTypes: CsvReadOptions['columnTypes'],
+): Array<CsvColumnType | undefined> {
   const types: Array<CsvColumnType | undefined> = new Array(names.length).fill(undefined);
   if (columnTypes === undefined) return types;
   const entries: Array<[number, unknown, string]> = Array.isArray(columnTypes)
@@ -138,10 +161,16 @@ function givenTypes(names: readonly string[], columnTypes: CsvReadOptions['colum
   for (const [index, type, label] of entries) {
     if (type === undefined) continue;
     if (index < 0 || index >= names.length) {
-      throw new TrellisError('InvalidArgument', `columnTypes names ${label}, but the columns are ${names.map((name) => JSON.stringify(name)).join(', ')}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `columnTypes names ${label}, but the columns are ${names.map((name) => JSON.stringify(name)).join(', ')}`,
+      );
     }
     if (!(CSV_COLUMN_TYPES as readonly unknown[]).includes(type)) {
-      throw new TrellisError('InvalidArgument', `columnTypes gives ${label} the type ${JSON.stringify(type)}; expected one of ${CSV_COLUMN_TYPES.join(', ')}`);
+      throw new TrellisError(
+        'InvalidArgument',
+        `columnTypes gives ${label} the type ${JSON.stringify(type)}; expected one of ${CSV_COLUMN_TYPES.join(', ')}`,
+      );
     }
     types[index] = type as CsvColumnType;
   }

@@ -4,7 +4,20 @@
  * reads it back as milliseconds), string -> Utf8. Every field is nullable, since any chunk may
  * hold a null. Nothing is copied: the arrow Data wraps the typed arrays as they are.
  */
-import { Bool, DateDay, Field, Float64, Int64, makeData, RecordBatch, Schema, Struct, Utf8, type Data, type DataType } from 'apache-arrow';
+import {
+  Bool,
+  DateDay,
+  Field,
+  Float64,
+  Int64,
+  makeData,
+  RecordBatch,
+  Schema,
+  Struct,
+  Utf8,
+  type Data,
+  type DataType,
+} from 'apache-arrow';
 import type { ColumnBuffers } from './buffers';
 import type { CsvColumnType } from './options';
 
@@ -32,16 +45,41 @@ function columnData(field: Field, column: ColumnBuffers): Data {
   switch (column.type) {
     case 'int64': {
       const words = column.values as Int32Array;
-      return makeData({ type: field.type as Int64, length, nullCount, nullBitmap, data: new BigInt64Array(words.buffer, words.byteOffset, length) });
+      return makeData({
+        type: field.type as Int64,
+        length,
+        nullCount,
+        nullBitmap,
+        data: new BigInt64Array(words.buffer, words.byteOffset, length),
+      });
     }
     case 'float64':
-      return makeData({ type: field.type as Float64, length, nullCount, nullBitmap, data: column.values as Float64Array });
+      return makeData({
+        type: field.type as Float64,
+        length,
+        nullCount,
+        nullBitmap,
+        data: column.values as Float64Array,
+      });
     case 'bool':
       return makeData({ type: field.type as Bool, length, nullCount, nullBitmap, data: column.values as Uint8Array });
     case 'date':
-      return makeData({ type: field.type as DateDay, length, nullCount, nullBitmap, data: column.values as Int32Array });
+      return makeData({
+        type: field.type as DateDay,
+        length,
+        nullCount,
+        nullBitmap,
+        data: column.values as Int32Array,
+      });
     case 'string':
-      return makeData({ type: field.type as Utf8, length, nullCount, nullBitmap, data: column.values as Uint8Array, valueOffsets: column.offsets! });
+      return makeData({
+        type: field.type as Utf8,
+        length,
+        nullCount,
+        nullBitmap,
+        data: column.values as Uint8Array,
+        valueOffsets: column.offsets!,
+      });
   }
 }
 

@@ -137,7 +137,11 @@ export class RowTokenizer {
       let count = 0;
       for (;;) {
         if (count === width) {
-          this.error = { line, column: width + 1, message: `the row has more than ${width} field${width === 1 ? '' : 's'}` };
+          this.error = {
+            line,
+            column: width + 1,
+            message: `the row has more than ${width} field${width === 1 ? '' : 's'}`,
+          };
           status = FAILED;
           break rowLoop;
         }
@@ -215,7 +219,11 @@ export class RowTokenizer {
           if (!whitespace) pos++;
           continue;
         }
-        this.error = { line, column: count, message: `${describeByte(c)} follows a closing quote (expected a delimiter or the end of the line)` };
+        this.error = {
+          line,
+          column: count,
+          message: `${describeByte(c)} follows a closing quote (expected a delimiter or the end of the line)`,
+        };
         status = FAILED;
         break rowLoop;
       }
@@ -227,7 +235,11 @@ export class RowTokenizer {
         break;
       }
       if (this.strict && count !== width) {
-        this.error = { line, column: count + 1, message: `the row has ${count} field${count === 1 ? '' : 's'}, expected ${width}` };
+        this.error = {
+          line,
+          column: count + 1,
+          message: `the row has ${count} field${count === 1 ? '' : 's'}, expected ${width}`,
+        };
         status = FAILED;
         break;
       }
@@ -255,5 +267,7 @@ export class RowTokenizer {
 }
 
 function describeByte(byte: number): string {
-  return byte >= 0x20 && byte < 0x7f ? `'${String.fromCharCode(byte)}'` : `byte 0x${byte.toString(16).padStart(2, '0')}`;
+  return byte >= 0x20 && byte < 0x7f
+    ? `'${String.fromCharCode(byte)}'`
+    : `byte 0x${byte.toString(16).padStart(2, '0')}`;
 }

@@ -110,7 +110,8 @@ export function readSimpleFloat(bytes: Uint8Array, start: number, end: number): 
     if (negativeExponent || sign === PLUS) i++;
     const exponentStart = i;
     let exponent = 0;
-    for (let digit: number; i < end && (digit = bytes[i] - ZERO) >>> 0 <= 9 && i - exponentStart < 4; i++) exponent = exponent * 10 + digit;
+    for (let digit: number; i < end && (digit = bytes[i] - ZERO) >>> 0 <= 9 && i - exponentStart < 4; i++)
+      exponent = exponent * 10 + digit;
     if (i === exponentStart) return NaN;
     scale += negativeExponent ? -exponent : exponent;
   }

@@ -107,7 +107,12 @@ describe('the daemon HTTP port (--http-port)', function () {
       assert.equal(page.status, 200);
       assert.match(page.headers.get('content-type')!, /^text\/html/);
       assert.match(await page.text(), /<title>trellisd<\/title>/);
-      for (const path of ['/dashboard/app.js', '/dashboard/style.css', '/vendor/uPlot.iife.min.js', '/vendor/uPlot.min.css']) {
+      for (const path of [
+        '/dashboard/app.js',
+        '/dashboard/style.css',
+        '/vendor/uPlot.iife.min.js',
+        '/vendor/uPlot.min.css',
+      ]) {
         assert.equal((await get(daemon, path)).status, 200, path);
       }
     });
@@ -131,7 +136,17 @@ describe('the daemon HTTP port (--http-port)', function () {
       const history = await next('history');
       assert.ok(Array.isArray(history.samples) && history.samples.length >= 1);
       const first = await next('snapshot');
-      assert.deepEqual(Object.keys(first).sort(), ['at', 'cluster', 'errors', 'names', 'objects', 'sample', 'status', 'streams', 'type']);
+      assert.deepEqual(Object.keys(first).sort(), [
+        'at',
+        'cluster',
+        'errors',
+        'names',
+        'objects',
+        'sample',
+        'status',
+        'streams',
+        'type',
+      ]);
       ws.send(JSON.stringify({ objects: { offset: 0, limit: 1 } }));
       type ObjectsPage = { limit: number; objects: unknown[] };
       const paged = await next('snapshot', (m) => (m.objects as ObjectsPage).limit === 1);
@@ -140,7 +155,9 @@ describe('the daemon HTTP port (--http-port)', function () {
 
     it('refuses a WebSocket from a page of another origin', async () => {
       const ws = new WebSocket(`ws://${daemon.httpEndpoint}/live`, { origin: 'http://evil.example' });
-      const status = await new Promise<number>((resolve) => ws.on('unexpected-response', (_req, res) => resolve(res.statusCode!)));
+      const status = await new Promise<number>((resolve) =>
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode!)),
+      );
       assert.equal(status, 403);
     });
   });
@@ -159,7 +176,9 @@ describe('the daemon HTTP port (--http-port)', function () {
       }
       assert.equal((await get(daemon, '/metrics')).status, 200);
       const ws = new WebSocket(`ws://${daemon.httpEndpoint}/live`);
-      const status = await new Promise<number>((resolve) => ws.on('unexpected-response', (_req, res) => resolve(res.statusCode!)));
+      const status = await new Promise<number>((resolve) =>
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode!)),
+      );
       assert.equal(status, 401);
     });
 
@@ -172,7 +191,9 @@ describe('the daemon HTTP port (--http-port)', function () {
       assert.equal((await get(daemon, '/dashboard/app.js', { cookie })).status, 200);
       const ws = new WebSocket(`ws://${daemon.httpEndpoint}/live?token=s3cret`);
       onCleanup(() => ws.terminate());
-      const first = await new Promise<Record<string, unknown>>((resolve) => ws.once('message', (data) => resolve(JSON.parse(data.toString()))));
+      const first = await new Promise<Record<string, unknown>>((resolve) =>
+        ws.once('message', (data) => resolve(JSON.parse(data.toString()))),
+      );
       assert.equal(first.type, 'history');
     });
   });
@@ -192,6 +213,9 @@ describe('the daemon HTTP port (--http-port)', function () {
   });
 
   it('refuses a bad --log-level', async () => {
-    await assert.rejects(startTestDaemon(['--log-level', 'loud']), /--log-level must be one of debug\|info\|warn\|error, got loud/);
+    await assert.rejects(
+      startTestDaemon(['--log-level', 'loud']),
+      /--log-level must be one of debug\|info\|warn\|error, got loud/,
+    );
   });
 });
