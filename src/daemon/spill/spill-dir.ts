@@ -11,6 +11,11 @@ import { TrellisError } from '../../errors';
 import type { BlobBacking } from '../object-table';
 
 const SPILL_SUFFIX = '.spill';
+/**
+ * Bytes per write or read call. One call over a whole 1 GiB blob took 3.3 s here against 0.13 s
+ * in 64 MiB calls (the kernel handles a huge single write badly); 8 to 64 MiB all do as well.
+ */
+const IO_CHUNK_BYTES = 16 * 1024 * 1024;
 
 export class SpillDir {
   private constructor(readonly dir: string) {}
@@ -60,7 +65,7 @@ export async function writeWhole(file: string, bytes: Uint8Array): Promise<void>
   try {
     let done = 0;
     while (done < bytes.length) {
-      const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
+      const { bytesWritten } = await handle.write(bytes, done, Math.min(IO_CHUNK_BYTES, bytes.length - done));
       done += bytesWritten;
     }
   } finally {
@@ -84,7 +89,7 @@ export async function readWhole(file: string, into: Uint8Array, what: string): P
       throw new TrellisError('IOError', `cannot load ${what} from ${file}: it holds ${size} bytes, not ${into.length}`);
     let done = 0;
     while (done < into.length) {
-      const { bytesRead } = await handle.read(into, done, into.length - done, done);
+      const { bytesRead } = await handle.read(into, done, Math.min(IO_CHUNK_BYTES, into.length - done), done);
       if (bytesRead === 0)
         throw new TrellisError('IOError', `cannot load ${what} from ${file}: it ended after ${done} bytes`);
       done += bytesRead;
