@@ -159,7 +159,7 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
     ],
     notes: [
       'the spill row includes allocating the new 1 GiB blob; the reload row includes allocating room and the first touch of its pages.',
-      'the spill is timed alone in all trials but the last, which runs the other client\'s get loop during its spill instead.',
+      "the spill is timed alone in all trials but the last, which runs the other client's get loop during its spill instead.",
       'both clients run in the bench process; the daemon is a separate process started fresh each trial.',
     ],
   };
