@@ -24,9 +24,9 @@ export const TEMP_SUFFIX = '.tmp';
 const FILE_MODE = 0o600;
 /**
  * Blob files written at once by one `write`: several help when blobs are small (one chunk, and
- * the fsync is most of the time). Each file keeps two pool threads busy (one writes a chunk, one
- * hashes it), so a write of big blobs takes all four of libuv's default threads; a read takes
- * three (READS_AHEAD reading, one hashing).
+ * the fsync is most of the time). Each file keeps up to three pool threads busy (WRITES_IN_FLIGHT
+ * writing, one hashing), so a persist can fill libuv's default pool of four and other file I/O
+ * queues behind it meanwhile; the daemon may raise UV_THREADPOOL_SIZE. A read takes three.
  */
 const PARALLEL_FILES = 2;
 
@@ -191,18 +191,28 @@ export class BlobFiles {
   }
 }
 
+/** Chunk writes kept in flight, so the writing threads never wait on the event loop. */
+const WRITES_IN_FLIGHT = 2;
+
 /**
- * Writes `bytes` at offset 0 in CHUNK_BYTES steps and returns their checksum: each chunk is
- * written by one pool thread while another hashes it.
+ * Writes `bytes` at offset 0 in CHUNK_BYTES steps and returns their checksum: one pool thread
+ * hashes each chunk while others write it and the one before.
  */
 async function writeChecked(handle: FileHandle, bytes: Uint8Array): Promise<string> {
   const checksum = new RunningChecksum();
-  for (let offset = 0; offset < bytes.length; offset += CHUNK_BYTES) {
-    const chunk = bytes.subarray(offset, Math.min(offset + CHUNK_BYTES, bytes.length));
-    // allSettled, then throw: the caller closes the handle next, so no write may still be running.
-    const [written, hashed] = await Promise.allSettled([writeFully(handle, chunk, offset), checksum.update(chunk)]);
-    if (written.status === 'rejected') throw written.reason;
-    if (hashed.status === 'rejected') throw hashed.reason;
+  const writes: Array<Promise<void>> = [];
+  try {
+    for (let offset = 0; offset < bytes.length; offset += CHUNK_BYTES) {
+      const chunk = bytes.subarray(offset, Math.min(offset + CHUNK_BYTES, bytes.length));
+      writes.push(handledLater(writeFully(handle, chunk, offset)));
+      await checksum.update(chunk);
+      if (writes.length === WRITES_IN_FLIGHT) await writes.shift();
+    }
+    while (writes.length > 0) await writes.shift();
+  } catch (error) {
+    // The caller closes the handle next: no write may still be running then.
+    await Promise.allSettled(writes);
+    throw error;
   }
   return checksum.digest();
 }
@@ -234,7 +244,7 @@ async function readChecked(handle: FileHandle, into: Uint8Array): Promise<string
       await checksum.update(chunk);
     }
   } catch (error) {
-    // As above: no read may still be running when the caller closes the handle.
+    // As in writeChecked: no read may still be running when the caller closes the handle.
     await Promise.allSettled(reads.map((read) => read.done));
     throw error;
   }
@@ -242,8 +252,8 @@ async function readChecked(handle: FileHandle, into: Uint8Array): Promise<string
 }
 
 /**
- * Returns `promise` with its rejection marked as handled: a read that fails while an earlier
- * chunk is awaited is thrown when its turn comes, not reported as an unhandled rejection first.
+ * Returns `promise` with its rejection marked as handled: a write or read that fails while an
+ * earlier chunk is awaited is thrown when its turn comes, not reported as an unhandled rejection.
  */
 function handledLater<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => undefined);
