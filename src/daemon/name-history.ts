@@ -83,9 +83,12 @@ export function idAtVersion(name: string, current: NameHistory | undefined, vers
   return found.id;
 }
 
-/** A history as the durable catalog or an older daemon kept it: version 1 when there was none. */
-export function historyOf(versions: readonly NameVersion[]): NameHistory {
-  return { versions: [...versions], last: Math.max(...versions.map((entry) => entry.version)) };
+/**
+ * A history as the durable catalog or an older daemon kept it; `last` is the highest version
+ * ever given, when it was kept (a dropped latest version's number is not given again).
+ */
+export function historyOf(versions: readonly NameVersion[], last = 0): NameHistory {
+  return { versions: [...versions], last: Math.max(last, ...versions.map((entry) => entry.version)) };
 }
 
 export function versionConflict(name: string, expected: number, current: number): TrellisError {

@@ -57,6 +57,19 @@ describe('name versions with --data-dir survive a restart', function () {
     });
   }
 
+  it("a dropped latest version's number is not given again after a restart", async () => {
+    const ids = [];
+    for (const n of [1, 2, 3]) ids.push(await client.put({ n }, { persist: true }));
+    for (const id of ids) await client.putName(id, 'high-water', { override: true });
+    await client.dropVersion('high-water', 3);
+    await restart('SIGTERM');
+    assert.deepEqual(
+      (await client.versions('high-water')).map((v) => v.version),
+      [2, 1],
+    );
+    assert.equal(await client.putName(ids[2], 'high-water', { override: true }), 4);
+  });
+
   it('a forced delete of the latest object leaves the previous version latest after a restart', async () => {
     const a = await client.put('a', { persist: true });
     const b = await client.put('b', { persist: true });

@@ -60,7 +60,7 @@ export class DurableMetadata implements MetaService {
       if (!latest || !this.local.table.sealedObjectOrUndefined(latest.id)) continue;
       // Older versions whose objects were not persisted (or are gone) are not kept.
       const kept = record.versions.filter((entry, i) => i === 0 || this.local.table.sealedObjectOrUndefined(entry.id));
-      adoptedNames[record.name] = historyOf(kept);
+      adoptedNames[record.name] = historyOf(kept, record.last);
       this.rememberName(record.name, latest.id);
     }
     const live = new Set(restored.map((record) => record.id));
@@ -313,8 +313,9 @@ export class DurableMetadata implements MetaService {
 
   /** A name as the catalog keeps it: its whole version list, newest first. */
   private nameRecord(name: string): PersistedName {
-    const versions = this.local.names.history(name)?.versions ?? [];
-    return { name, versions: versions.map(({ version, id, createdAt }) => ({ version, id, createdAt })) };
+    const history = this.local.names.history(name);
+    const versions = (history?.versions ?? []).map(({ version, id, createdAt }) => ({ version, id, createdAt }));
+    return history === undefined ? { name, versions } : { name, versions, last: history.last };
   }
 
   private rememberName(name: string, id: string): void {

@@ -43,6 +43,8 @@ export interface NameVersion {
 export interface PersistedName {
   name: string;
   versions: NameVersion[];
+  /** The highest version ever given (absent in records written before it was kept). */
+  last?: number;
 }
 
 /** Version 1 of the catalog's layout; a catalog written by a later format is refused. */
@@ -70,7 +72,8 @@ export function encodeObject(record: PersistedObject): Buffer {
 }
 
 export function encodeName(record: PersistedName): Buffer {
-  return packr.pack({ versions: record.versions.map(({ version, id, createdAt }) => ({ version, id, createdAt })) });
+  const versions = record.versions.map(({ version, id, createdAt }) => ({ version, id, createdAt }));
+  return packr.pack(record.last === undefined ? { versions } : { versions, last: record.last });
 }
 
 /**
@@ -115,7 +118,10 @@ export function decodeName(name: string, bytes: Uint8Array): PersistedName | str
   const wellFormed = versions.every(
     (v) => isPlainMap(v) && isCount(v.version) && isObjectId(v.id) && Number.isFinite(v.createdAt),
   );
-  return wellFormed ? { name, versions: versions as NameVersion[] } : 'a version is not { version, id, createdAt }';
+  if (!wellFormed) return 'a version is not { version, id, createdAt }';
+  return isCount(value.last)
+    ? { name, versions: versions as NameVersion[], last: value.last }
+    : { name, versions: versions as NameVersion[] };
 }
 
 /** Whether the object's ttl has passed at `now`. */
