@@ -17,6 +17,7 @@ import { Packr } from 'msgpackr';
 import { instanceOf, isObjectId } from '../../protocol/ids';
 import type { NameVersion, ObjectMeta, ObjectSummary, ParentRef } from '../../protocol/messages';
 import type { NameHistory } from '../name-history';
+import { isParentList, isPlainMap } from '../record-checks';
 
 export const OBJECTS_PREFIX = 'objects/';
 export const NAMES_PREFIX = 'names/';
@@ -113,20 +114,6 @@ export function decodeRecord(key: string, value: Buffer, lease: string): CachedR
   };
 }
 
-/** Whether `value` is a list of { id, name?, version? } (lineage parents, as records keep them). */
-export function isParentList(value: unknown): value is ParentRef[] {
-  return (
-    Array.isArray(value) &&
-    value.every(
-      (parent) =>
-        isPlainMap(parent) &&
-        isObjectId(parent.id) &&
-        (parent.name === undefined || typeof parent.name === 'string') &&
-        (parent.version === undefined || Number.isSafeInteger(parent.version)),
-    )
-  );
-}
-
 /** Whether `value` describes some of `members`: a map of member key to a meta with that id. */
 function describesMembers(value: unknown, members: Record<string, string>): boolean {
   if (!isPlainMap(value)) return false;
@@ -187,8 +174,4 @@ export function shallowMeta(record: CachedRecord, members: Record<string, Object
   };
   if (record.derivedFrom !== undefined && record.derivedFrom.length > 0) meta.parents = record.derivedFrom;
   return meta;
-}
-
-function isPlainMap(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
 }

@@ -9,7 +9,7 @@
  */
 import { Packr } from 'msgpackr';
 import { isObjectId } from '../../protocol/ids';
-import { isParentList } from '../cluster/records';
+import { isParentList, isPlainMap } from '../record-checks';
 import type { ObjectDescription } from '../object-table';
 
 /** Where a persisted blob's bytes are, and how to check them when they are loaded. */
@@ -140,8 +140,4 @@ function isBlobRecord(value: unknown): value is BlobRecord {
 
 function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
-}
-
-function isPlainMap(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
 }
