@@ -4,7 +4,7 @@
  *
  * Runs one target's fast-check properties (test/fuzz/TARGET.test.ts) with a large number of runs
  * for about N seconds (default 60), each property given the whole time budget in turn.
- * Targets: frames, validate, csv, shareable-list-layout, or all. A failure prints its seed and
+ * Targets: frames, validate, csv, shareable-list-layout, dataframe-layout, or all. A failure prints its seed and
  * path, which reproduce it: FUZZ_SEED=S npx mocha test/fuzz/TARGET.test.ts.
  *
  * fast-check rather than libFuzzer (@jazzer.js/core 4.0.0): jazzer installs from npm, but the
@@ -14,7 +14,7 @@
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
-const TARGETS = ['frames', 'validate', 'csv', 'shareable-list-layout'];
+const TARGETS = ['frames', 'validate', 'csv', 'shareable-list-layout', 'dataframe-layout'];
 const args = process.argv.slice(2);
 const target = args.find((arg) => !arg.startsWith('--')) ?? 'all';
 const option = (name, fallback) => {

@@ -432,6 +432,10 @@ const decodedSchemas = new Map<string, Schema>();
 const DECODED_SCHEMAS_KEPT = 64;
 
 function schemaOf(layout: ArrowLayout): Schema {
+  const unset = layout.unsetTimezones;
+  if (unset !== undefined && !(Array.isArray(unset) && unset.every((index) => isCount(index)))) {
+    throw mismatch(`arrow layout's unsetTimezones is ${describe(unset)}, not a list of type numbers`);
+  }
   const key = layout.unsetTimezones ? `${layout.schema}|${layout.unsetTimezones.join(',')}` : layout.schema;
   let schema = decodedSchemas.get(key);
   if (!schema) {

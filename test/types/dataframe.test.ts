@@ -56,41 +56,11 @@ import {
   vectorFromArray,
   type DataType,
 } from 'apache-arrow';
-import { Packr } from 'msgpackr';
-import { planArrow, rebuildArrow, type ArrowLayout, type ArrowPlan } from '../../src/types/arrow-layout';
+import { planArrow, rebuildArrow, type ArrowLayout } from '../../src/types/arrow-layout';
+import { storeArrow as store, type StoredArrow } from '../fixtures/arrow-store';
 import { allBuffers, assertSameStructure, assertValuesEqual } from '../fixtures/arrow-compare';
 import { generatedTable } from '../fixtures/arrow-tables';
 import { expectThrows } from '../fixtures/trellis-errors';
-
-/** The framing's msgpack settings: the layout must survive them unchanged. */
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-const BLOB_ALIGNMENT = 64;
-
-interface Stored {
-  plan: ArrowPlan;
-  layout: ArrowLayout;
-  views: Buffer[];
-  segment: ArrayBuffer;
-}
-
-/** Plans, stores the buffers the way the store would, and returns what a reader would get. */
-function store(value: Table | RecordBatch): Stored {
-  const plan = planArrow(value);
-  const layout = packr.unpack(packr.pack(plan.layout)) as ArrowLayout;
-  const offsets: number[] = [];
-  let size = 0;
-  for (const buffer of plan.buffers) {
-    offsets.push(size);
-    size += Math.ceil(buffer.byteLength / BLOB_ALIGNMENT) * BLOB_ALIGNMENT;
-  }
-  const segment = new ArrayBuffer(size);
-  const views = plan.buffers.map((buffer, i) => {
-    const view = Buffer.from(segment, offsets[i], buffer.byteLength);
-    view.set(buffer);
-    return view;
-  });
-  return { plan, layout, views, segment };
-}
 
 function roundTrip<T extends Table | RecordBatch>(value: T): T {
   const { layout, views, segment } = store(value);
@@ -484,7 +454,7 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
   it('rebuilds a large table in time that does not depend on its rows', () => {
     const small = store(generatedTable(100, 1));
     const large = store(generatedTable(2_000_000, 1));
-    const median = ({ layout, views }: Stored): number => {
+    const median = ({ layout, views }: StoredArrow): number => {
       const times: number[] = [];
       for (let i = 0; i < 30; i++) {
         const started = process.hrtime.bigint();
@@ -524,6 +494,16 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
           ),
         'TypeMismatch',
         /needs a schema string and bufferTypes, batches and dictionaries arrays/,
+      );
+      // Found by the dataframe-layout fuzz target: a non-list here was a bare TypeError (join).
+      expectThrows(
+        () =>
+          rebuildArrow(
+            edited((l) => (l.unsetTimezones = {} as unknown as number[])),
+            views,
+          ),
+        'TypeMismatch',
+        /unsetTimezones is .* not a list of type numbers/,
       );
       expectThrows(
         () =>
