@@ -17,7 +17,8 @@ const body = fc.dictionary(
   fc.oneof(
     fc.string(),
     fc.integer(),
-    fc.double({ noNaN: true }),
+    // msgpack writes -0 as the integer 0 (found by a 10-minute run): a property of msgpack, not of framing.
+    fc.double({ noNaN: true }).map((d) => (Object.is(d, -0) ? 0 : d)),
     fc.boolean(),
     fc.constant(null),
     fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
