@@ -13,6 +13,8 @@ export function runs(normal: number): fc.Parameters<unknown> {
     seed,
     numRuns: scale > 0 ? scale : normal,
     interruptAfterTimeLimit: Number(process.env.FUZZ_MS ?? 0) || undefined,
+    // FUZZ_PATH (with FUZZ_SEED) replays one failure that a long run printed.
+    path: process.env.FUZZ_PATH,
   };
 }
 
@@ -28,7 +30,10 @@ export function check<Ts>(
 ): void | Promise<void> {
   const started = performance.now();
   const report = (details: fc.RunDetails<Ts>): void => {
-    if (details.failed) throw new Error(fc.defaultReportMessage(details));
+    if (details.failed) {
+      const cause = details.errorInstance instanceof Error ? `\n${details.errorInstance.stack}` : '';
+      throw new Error(`${fc.defaultReportMessage(details)}${cause}`);
+    }
     if (process.env.FUZZ_MS) {
       const seconds = ((performance.now() - started) / 1000).toFixed(0);
       console.log(`      ${details.numRuns} executions in ${seconds} s, seed ${details.seed}, no failure`);

@@ -487,6 +487,18 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
         'TypeMismatch',
         /needs a schema string and bufferTypes, batches and dictionaries arrays/,
       );
+      // Found by the dataframe-layout fuzz target: a bool column pointed at an int64 column's
+      // values read them as a BigInt64Array bitmap, a bare TypeError on the first row.
+      const mixed = store(tableOf({ flag: [new Bool(), [true, false]], big: [new Int64(), [1n, 2n]] }));
+      const [flag, big] = mixed.layout.batches[0].node.children!;
+      const pointed = structuredClone(mixed.layout);
+      pointed.batches[0].node.children![0].buffers[1] = big.buffers[1];
+      assert.notEqual(flag.buffers[1], big.buffers[1]);
+      expectThrows(
+        () => rebuildArrow(pointed, mixed.views),
+        'TypeMismatch',
+        /batch 0\.flag \(Bool, 2 rows\) has a BigInt64Array values bitmap, not a Uint8Array/,
+      );
       // Found by the dataframe-layout fuzz target: a non-list here was a bare TypeError (join).
       expectThrows(
         () =>
