@@ -57,7 +57,7 @@ import {
   type DataType,
 } from 'apache-arrow';
 import { planArrow, rebuildArrow, type ArrowLayout } from '../../src/types/arrow-layout';
-import { storeArrow as store, type StoredArrow } from '../fixtures/arrow-store';
+import { storeArrow as store } from '../fixtures/arrow-store';
 import { allBuffers, assertSameStructure, assertValuesEqual } from '../fixtures/arrow-compare';
 import { generatedTable } from '../fixtures/arrow-tables';
 import { expectThrows } from '../fixtures/trellis-errors';
