@@ -314,6 +314,9 @@ class ArrowRebuilder {
     if (isDictionary) {
       if (node.dictionary === undefined) throw mismatch(`${pathOf(where)} (${type}) names no dictionary`);
       dictionary = this.dictionary((type as Dictionary).dictionary, node.dictionary, where);
+      // Every index of a non-null row would be out of range: arrow JS reads an empty chunk's missing buffers.
+      if (dictionary.length === 0 && shape.nullCount !== shape.length)
+        throw mismatch(`${pathOf(where)} (${type}) has rows that are not null but its dictionary is empty`);
     }
     const variadic = node.variadic ?? [];
     if (!Array.isArray(variadic))

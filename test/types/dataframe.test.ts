@@ -499,6 +499,15 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
         'TypeMismatch',
         /batch 0\.flag \(Bool, 2 rows\) has a BigInt64Array values bitmap, not a Uint8Array/,
       );
+      // Found by the fuzz target too: a dictionary column over an empty dictionary read missing buffers.
+      const coded = store(generatedTable(10, 1, 1));
+      const emptied = structuredClone(coded.layout);
+      emptied.dictionaries = emptied.dictionaries.map(() => []);
+      expectThrows(
+        () => rebuildArrow(emptied, coded.views),
+        'TypeMismatch',
+        /batch 0\.category .* has rows that are not null but its dictionary is empty/,
+      );
       // Found by the dataframe-layout fuzz target: a non-list here was a bare TypeError (join).
       expectThrows(
         () =>
