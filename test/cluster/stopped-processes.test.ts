@@ -132,6 +132,13 @@ describe('cluster faults: stopped processes', function () {
     // Past the call deadline and the lease TTL.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, pausedAt + 3_500 - Date.now())));
     assert.equal((await d1.client.getBlob(local)).buffer[0], 7, 'local gets still work');
+    // No lease renewal for a TTL: names may have moved, so the daemons do not answer them.
+    for (const d of [d1, d2]) {
+      const started = Date.now();
+      await assert.rejects(d.client.getName('hung/one'), { code: 'Unavailable' });
+      assert.ok(Date.now() - started < FAIL_FAST_MS, `getName took ${Date.now() - started} ms`);
+    }
+    assert.deepEqual(await d1.client.get(one), { from: 1 }, 'objects by id are still served');
 
     etcd.resume();
     const both = [d1.instanceId, d2.instanceId].sort((a, b) => a - b);

@@ -14,12 +14,14 @@
  * - 'reregistered' ({ instanceId, leaseId }): registered again after a loss; re-put your keys.
  * - 'unavailable' (TrellisError): etcd stopped answering; emitted once per outage.
  * - 'available' (): etcd answers again after an outage.
+ * - 'renewed' (): etcd renewed the current lease; `leaseSurelyAlive()` holds again.
  * - 'conflict' (TrellisError, code Conflict): another daemon holds this daemon's id (possible
  *   only after etcd lost its data and a new daemon joined before this one came back). It keeps
  *   retrying until the id is free; the daemon may prefer to stop.
  */
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import type { Lease } from 'etcd3';
 import { TrellisError } from '../../errors';
 import type { EtcdConnection } from './etcd-connection';
@@ -39,6 +41,8 @@ export const DEFAULT_LEASE_TTL_SECONDS = 10;
 export const MIN_LEASE_TTL_SECONDS = 2;
 const REREGISTER_FIRST_DELAY_MS = 100;
 const REREGISTER_MAX_DELAY_MS = 2_000;
+/** Keep-alives fired and not answered yet that are remembered (etcd answers them in order). */
+const MAX_UNANSWERED_KEEPALIVES = 8;
 
 export interface MembershipOptions {
   /** The daemon's UNIX socket. */
@@ -64,6 +68,7 @@ export interface MembershipEvents {
   unavailable: [TrellisError];
   available: [];
   conflict: [TrellisError];
+  renewed: [];
 }
 
 export class Membership extends EventEmitter<MembershipEvents> {
@@ -74,6 +79,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private leaving = false;
   private outage = false;
   private conflictReported = false;
+  /**
+   * performance.now() when the current lease was last surely renewed: when the keep-alive that
+   * etcd last answered was sent (or the lease was granted). etcd cannot expire the lease before
+   * this plus the TTL, whatever the daemon did since (a monotonic clock counts a SIGSTOP).
+   */
+  private renewedAt: number;
+  /** When each keep-alive still unanswered was sent, oldest first. */
+  private unanswered: number[] = [];
   private readonly unhookClose: () => void;
 
   private constructor(
@@ -82,11 +95,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
     readonly leaseTtlSeconds: number,
     lease: Lease,
     leaseId: string,
+    grantedAt: number,
     private readonly view: InstanceView,
   ) {
     super();
     this.lease = lease;
     this.leaseIdValue = leaseId;
+    this.renewedAt = grantedAt;
     this.watchLease(lease);
     view.on('joined', (status) => {
       this.emit('joined', status);
@@ -125,14 +140,15 @@ export class Membership extends EventEmitter<MembershipEvents> {
       rpcEndpoint: options.rpcEndpoint ?? null,
       startedAt,
     });
-    const { lease, leaseId } = await grantLease(connection, leaseTtlSeconds);
+    const { lease, leaseId, grantedAt } = await grantLease(connection, leaseTtlSeconds);
     let membership: Membership | undefined;
     try {
       const info =
         options.instanceId === undefined
           ? await allocateInstanceId(connection, describe, leaseId)
           : await takeBack(connection, describe(options.instanceId), leaseId, (leaseTtlSeconds + 3) * 1000);
-      membership = new Membership(connection, info, leaseTtlSeconds, lease, leaseId, new InstanceView(connection));
+      const view = new InstanceView(connection);
+      membership = new Membership(connection, info, leaseTtlSeconds, lease, leaseId, grantedAt, view);
       await membership.view.start();
       return membership;
     } catch (error) {
@@ -154,6 +170,20 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** Whether this daemon's key is believed to be in etcd right now. */
   get registered(): boolean {
     return this.registeredNow;
+  }
+
+  /**
+   * Whether etcd surely still holds this daemon's lease: registered, and renewed less than a
+   * TTL ago. Past that, the lease may have expired and other daemons may have taken this
+   * daemon's names (a daemon stopped or cut off from etcd cannot tell until it hears again).
+   */
+  leaseSurelyAlive(): boolean {
+    return this.registeredNow && this.msSinceRenewal() < this.leaseTtlSeconds * 1000;
+  }
+
+  /** Milliseconds since the current lease was last surely renewed. */
+  msSinceRenewal(): number {
+    return performance.now() - this.renewedAt;
   }
 
   /** Every instance seen, alive or not (this one included), in id order. */
@@ -204,8 +234,21 @@ export class Membership extends EventEmitter<MembershipEvents> {
       if (lease === this.lease)
         this.lostContact(this.connection.toTrellisError(`keep lease ${this.leaseIdValue} alive`, error));
     });
+    lease.on('keepaliveFired', () => {
+      if (lease !== this.lease) return;
+      this.unanswered.push(performance.now());
+      if (this.unanswered.length > MAX_UNANSWERED_KEEPALIVES) this.unanswered.shift();
+    });
+    lease.on('keepaliveEstablished', () => {
+      // A new keep-alive stream: what the old one sent will not be answered.
+      if (lease === this.lease) this.unanswered = [];
+    });
     lease.on('keepaliveSucceeded', () => {
-      if (lease === this.lease) this.recovered();
+      if (lease !== this.lease) return;
+      const sentAt = this.unanswered.shift();
+      if (sentAt !== undefined && sentAt > this.renewedAt) this.renewedAt = sentAt;
+      this.recovered();
+      this.emit('renewed');
     });
   }
 
@@ -249,7 +292,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private async tryReregister(): Promise<boolean> {
-    let granted: { lease: Lease; leaseId: string };
+    let granted: { lease: Lease; leaseId: string; grantedAt: number };
     try {
       granted = await grantLease(this.connection, this.leaseTtlSeconds);
     } catch (error) {
@@ -273,9 +316,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const previous = this.lease;
     this.lease = granted.lease;
     this.leaseIdValue = granted.leaseId;
+    this.unanswered = [];
     this.watchLease(granted.lease);
     // Keys the daemon left on the old lease go with it; it re-puts them on 'reregistered'.
     await revokeQuietly(this.connection, previous);
+    this.renewedAt = granted.grantedAt;
     this.registeredNow = true;
     this.conflictReported = false;
     this.recovered();
@@ -310,13 +355,18 @@ export class Membership extends EventEmitter<MembershipEvents> {
 }
 
 /** Grants a lease and starts keeping it alive. Errors: Unavailable. */
-async function grantLease(connection: EtcdConnection, ttlSeconds: number): Promise<{ lease: Lease; leaseId: string }> {
+async function grantLease(
+  connection: EtcdConnection,
+  ttlSeconds: number,
+): Promise<{ lease: Lease; leaseId: string; grantedAt: number }> {
+  // The lease cannot expire before the request that grants it was sent plus its TTL.
+  const grantedAt = performance.now();
   const lease = connection.kv.lease(ttlSeconds, { autoKeepAlive: true });
   // A failed grant is also reported as 'lost'; this listener keeps it from going unheard.
   lease.on('lost', () => undefined);
   try {
     const leaseId = await connection.run('grant a lease', () => lease.grant());
-    return { lease, leaseId };
+    return { lease, leaseId, grantedAt };
   } catch (error) {
     // If the grant answers after all, release() keeps it from being kept alive: it expires.
     lease.release();
