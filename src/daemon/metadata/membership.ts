@@ -35,14 +35,13 @@ import {
   type InstanceStatus,
 } from './instance-info';
 import { InstanceView } from './instance-view';
+import { LeaseRenewals } from './lease-renewals';
 
 export const DEFAULT_LEASE_TTL_SECONDS = 10;
 /** etcd 3.4 quietly raises shorter TTLs to its minimum (about 2 s with default election timing). */
 export const MIN_LEASE_TTL_SECONDS = 2;
 const REREGISTER_FIRST_DELAY_MS = 100;
 const REREGISTER_MAX_DELAY_MS = 2_000;
-/** Keep-alives fired and not answered yet that are remembered (etcd answers them in order). */
-const MAX_UNANSWERED_KEEPALIVES = 8;
 
 export interface MembershipOptions {
   /** The daemon's UNIX socket. */
@@ -79,14 +78,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private leaving = false;
   private outage = false;
   private conflictReported = false;
-  /**
-   * performance.now() when the current lease was last surely renewed: when the keep-alive that
-   * etcd last answered was sent (or the lease was granted). etcd cannot expire the lease before
-   * this plus the TTL, whatever the daemon did since (a monotonic clock counts a SIGSTOP).
-   */
-  private renewedAt: number;
-  /** When each keep-alive still unanswered was sent, oldest first. */
-  private unanswered: number[] = [];
+  /** When the current lease was last surely renewed. */
+  private renewals: LeaseRenewals;
   private readonly unhookClose: () => void;
 
   private constructor(
@@ -95,13 +88,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
     readonly leaseTtlSeconds: number,
     lease: Lease,
     leaseId: string,
-    grantedAt: number,
+    renewals: LeaseRenewals,
     private readonly view: InstanceView,
   ) {
     super();
     this.lease = lease;
     this.leaseIdValue = leaseId;
-    this.renewedAt = grantedAt;
+    this.renewals = renewals;
     this.watchLease(lease);
     view.on('joined', (status) => {
       this.emit('joined', status);
@@ -140,7 +133,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       rpcEndpoint: options.rpcEndpoint ?? null,
       startedAt,
     });
-    const { lease, leaseId, grantedAt } = await grantLease(connection, leaseTtlSeconds);
+    const { lease, leaseId, renewals } = await grantLease(connection, leaseTtlSeconds);
     let membership: Membership | undefined;
     try {
       const info =
@@ -148,7 +141,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
           ? await allocateInstanceId(connection, describe, leaseId)
           : await takeBack(connection, describe(options.instanceId), leaseId, (leaseTtlSeconds + 3) * 1000);
       const view = new InstanceView(connection);
-      membership = new Membership(connection, info, leaseTtlSeconds, lease, leaseId, grantedAt, view);
+      membership = new Membership(connection, info, leaseTtlSeconds, lease, leaseId, renewals, view);
       await membership.view.start();
       return membership;
     } catch (error) {
@@ -183,7 +176,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** Milliseconds since the current lease was last surely renewed. */
   msSinceRenewal(): number {
-    return performance.now() - this.renewedAt;
+    return this.renewals.msSinceRenewal();
   }
 
   /** Every instance seen, alive or not (this one included), in id order. */
@@ -234,20 +227,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
       if (lease === this.lease)
         this.lostContact(this.connection.toTrellisError(`keep lease ${this.leaseIdValue} alive`, error));
     });
-    lease.on('keepaliveFired', () => {
-      if (lease !== this.lease) return;
-      this.unanswered.push(performance.now());
-      if (this.unanswered.length > MAX_UNANSWERED_KEEPALIVES) this.unanswered.shift();
-    });
-    lease.on('keepaliveEstablished', () => {
-      // A new keep-alive stream: what the old one sent will not be answered.
-      if (lease === this.lease) this.unanswered = [];
-    });
     lease.on('keepaliveSucceeded', () => {
       if (lease !== this.lease) return;
-      const sentAt = this.unanswered.shift();
-      if (sentAt !== undefined && sentAt > this.renewedAt) this.renewedAt = sentAt;
       this.recovered();
+      // LeaseRenewals, attached at the grant, has counted this renewal already.
       this.emit('renewed');
     });
   }
@@ -292,7 +275,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private async tryReregister(): Promise<boolean> {
-    let granted: { lease: Lease; leaseId: string; grantedAt: number };
+    let granted: Granted;
     try {
       granted = await grantLease(this.connection, this.leaseTtlSeconds);
     } catch (error) {
@@ -316,11 +299,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const previous = this.lease;
     this.lease = granted.lease;
     this.leaseIdValue = granted.leaseId;
-    this.unanswered = [];
+    this.renewals = granted.renewals;
     this.watchLease(granted.lease);
     // Keys the daemon left on the old lease go with it; it re-puts them on 'reregistered'.
     await revokeQuietly(this.connection, previous);
-    this.renewedAt = granted.grantedAt;
     this.registeredNow = true;
     this.conflictReported = false;
     this.recovered();
@@ -354,19 +336,23 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 }
 
+interface Granted {
+  lease: Lease;
+  leaseId: string;
+  renewals: LeaseRenewals;
+}
+
 /** Grants a lease and starts keeping it alive. Errors: Unavailable. */
-async function grantLease(
-  connection: EtcdConnection,
-  ttlSeconds: number,
-): Promise<{ lease: Lease; leaseId: string; grantedAt: number }> {
+async function grantLease(connection: EtcdConnection, ttlSeconds: number): Promise<Granted> {
   // The lease cannot expire before the request that grants it was sent plus its TTL.
-  const grantedAt = performance.now();
+  const askedAt = performance.now();
   const lease = connection.kv.lease(ttlSeconds, { autoKeepAlive: true });
+  const renewals = new LeaseRenewals(lease, askedAt);
   // A failed grant is also reported as 'lost'; this listener keeps it from going unheard.
   lease.on('lost', () => undefined);
   try {
     const leaseId = await connection.run('grant a lease', () => lease.grant());
-    return { lease, leaseId, grantedAt };
+    return { lease, leaseId, renewals };
   } catch (error) {
     // If the grant answers after all, release() keeps it from being kept alive: it expires.
     lease.release();
