@@ -35,6 +35,7 @@ import { Ownership } from './ownership';
 import { Publisher } from './publisher';
 import { NAMES_PREFIX, OBJECTS_PREFIX, type CachedRecord } from './records';
 import { Unpublisher } from './unpublisher';
+import { ViewFreshness } from './view-freshness';
 
 export interface ClusterOptions {
   endpoints: readonly string[];
@@ -70,6 +71,7 @@ export class ClusterMetadata implements MetaService {
   private readonly ownership: Ownership;
   private readonly publisher: Publisher;
   private readonly unpublisher: Unpublisher;
+  private readonly freshness: ViewFreshness;
   private stopped = false;
 
   /**
@@ -107,6 +109,7 @@ export class ClusterMetadata implements MetaService {
     this.ownership = new Ownership(connection, membership, objects, nameDirectory, table, expirations);
     this.unpublisher = new Unpublisher(this.cluster);
     this.publisher = new Publisher(this.cluster, this.ownership, this.unpublisher);
+    this.freshness = new ViewFreshness(connection, membership, this.mirror);
   }
 
   get instanceId(): number {
@@ -141,6 +144,10 @@ export class ClusterMetadata implements MetaService {
 
   requireWritable(what: string): void {
     requireRegistered(this.cluster, what);
+  }
+
+  namesCurrent(what: string): Promise<void> | undefined {
+    return this.freshness.whenCurrent(what);
   }
 
   async adopt(adopted: Adopted): Promise<void> {

@@ -89,6 +89,10 @@ export class DurableMetadata implements MetaService {
     this.inner.requireWritable(what);
   }
 
+  namesCurrent(what: string): Promise<void> | undefined {
+    return this.inner.namesCurrent(what);
+  }
+
   adopt(adopted: Adopted): Promise<void> {
     return this.inner.adopt(adopted);
   }
