@@ -7,6 +7,7 @@
  */
 import { connect, isTrellisError, type TrellisClient } from '../../src/index';
 import { startBenchDaemon } from '../lib/daemon';
+import { cpuTimeMs } from '../lib/proc';
 import type { Scope } from '../lib/scope';
 import { checksum } from './content';
 import { flatness, readProbe, type Flatness, type ProbeSample } from './daemon-probe';
@@ -50,6 +51,8 @@ export interface SoakResult {
   rss: Flatness;
   fds: Flatness;
   samples: ProbeSample[];
+  /** CPU time the daemon used while the workers ran. */
+  daemonCpuSeconds: number;
 }
 
 export async function runSoak(scope: Scope, options: SoakOptions, log: (line: string) => void): Promise<SoakResult> {
@@ -89,6 +92,7 @@ export async function runSoak(scope: Scope, options: SoakOptions, log: (line: st
   log(`starting ${options.clients} clients (seed ${options.seed})`);
   await Promise.all(Array.from({ length: options.clients }, (_, index) => pool.start(index)));
   const started = Date.now();
+  const cpuAtStart = cpuTimeMs(daemon.pid);
   const elapsed = () => (Date.now() - started) / 1000;
   const samples: ProbeSample[] = [];
   const sampler = setInterval(() => samples.push(readProbe(daemon.pid, elapsed())), options.sampleSeconds * 1000);
@@ -113,6 +117,7 @@ export async function runSoak(scope: Scope, options: SoakOptions, log: (line: st
     }
   }
   const runSeconds = elapsed();
+  const daemonCpuSeconds = (cpuTimeMs(daemon.pid) - cpuAtStart) / 1000;
   clearInterval(sampler);
   log('stopping clients');
   const hung = await pool.stopAll(STOP_GRACE_MS);
@@ -138,6 +143,7 @@ export async function runSoak(scope: Scope, options: SoakOptions, log: (line: st
     rss: flatness(samples, runSeconds, (s) => s.privateRss, RSS_SLACK.relative, RSS_SLACK.absolute),
     fds: flatness(samples, runSeconds, (s) => s.fds, FD_SLACK.relative, FD_SLACK.absolute),
     samples,
+    daemonCpuSeconds,
   };
 }
 

@@ -101,7 +101,9 @@ export function renderSoakSummary(result: SoakResult, checks: Check[]): string {
       rows,
     ),
     '',
-    `written: ${formatBytes(result.bytesWritten)} (${formatBytes(result.bytesWritten / result.runSeconds)}/s)`,
+    `written: ${formatBytes(result.bytesWritten)} (${formatBytes(result.bytesWritten / result.runSeconds)}/s); ` +
+      `daemon CPU ${result.daemonCpuSeconds.toFixed(1)} s ` +
+      `(${((100 * result.daemonCpuSeconds) / result.runSeconds).toFixed(0)}% of one core)`,
   );
   if (result.expected.size > 0) {
     const counts = [...result.expected.entries()].sort(([a], [b]) => a.localeCompare(b));
