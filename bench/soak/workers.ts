@@ -10,7 +10,8 @@ import type { Scope } from '../lib/scope';
 import type { RunnerMessage, WorkerMessage } from './messages';
 
 const WORKER_SCRIPT = path.join(__dirname, 'worker.ts');
-const READY_TIMEOUT_MS = 60_000;
+/** 32 workers starting tsx at once on a loaded 2-core machine can take minutes. */
+const READY_TIMEOUT_MS = 300_000;
 const STDERR_TAIL_CHARS = 4_000;
 
 interface Running {
@@ -46,7 +47,10 @@ export class WorkerPool {
     return this.running.size;
   }
 
-  /** Starts worker `index` (its next generation) and resolves once it has connected. */
+  /**
+   * Starts worker `index` (its next generation) and resolves once it has connected (or exited,
+   * or after READY_TIMEOUT_MS: the run goes on and a worker that never works shows in the counts).
+   */
   async start(index: number, generation = 0): Promise<void> {
     const { socket, seed, maxObjectBytes } = this.options;
     const args = [socket, index, generation, seed, maxObjectBytes].map(String);
