@@ -225,12 +225,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     return { entries: lineage(ref, maxDepth, state.names, state.meta) };
   },
 
-  createStream({ state }, body) {
+  createStream({ state, session }, body) {
     const typename = check.typename('createStream', body);
     const schema =
       body.schema === undefined || body.schema === null ? undefined : check.bytes('createStream', body, 'schema');
     const params = check.map('createStream', body, 'params');
-    return { id: state.streams.create(typename, schema, params) };
+    return { id: state.streams.create(session, typename, schema, params) };
   },
 
   openWriter({ state, session }, body) {

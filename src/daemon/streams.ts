@@ -9,6 +9,10 @@
  *   `maxBufferedBytes`, so a fast writer waits instead of filling the store.
  * - A writer that disconnects fails the stream; a reader that disconnects frees the reader slot,
  *   and a new reader continues with the next unread chunk.
+ * - A stream that never finished (unopened, or failed) is dropped once every client that created,
+ *   wrote or read it is gone: nobody is left to open it or to be told it failed, and a soak that
+ *   SIGKILLs clients mid-stream would otherwise pile them up. A finished stream is data, like a
+ *   sealed object: it waits for a reader whoever made it.
  */
 import { TrellisError } from '../errors';
 import type { BlobLocation, ObjectMeta, OpenStreamReply, ReadChunkReply } from '../protocol/messages';
@@ -52,6 +56,8 @@ interface Stream {
   keepCurrent: boolean;
   pendingRead?: { resolve(reply: ReadChunkReply): void; reject(error: Error): void };
   pendingWrites: Array<() => void>;
+  /** Connected clients that created, wrote or read it. */
+  readonly holders: Set<ClientSession>;
 }
 
 export class StreamTable {
@@ -90,7 +96,12 @@ export class StreamTable {
   }
 
   /** Errors: InvalidArgument for an unknown stream typename. */
-  create(typename: string, schema: Uint8Array | undefined, params: Record<string, unknown>): string {
+  create(
+    session: ClientSession,
+    typename: string,
+    schema: Uint8Array | undefined,
+    params: Record<string, unknown>,
+  ): string {
     if (!(STREAM_TYPENAMES as readonly string[]).includes(typename)) {
       throw new TrellisError(
         'InvalidArgument',
@@ -108,6 +119,7 @@ export class StreamTable {
       queuedBytes: 0,
       pendingWrites: [],
       keepCurrent: false,
+      holders: new Set([session]),
     });
     return id;
   }
@@ -123,6 +135,7 @@ export class StreamTable {
     }
     stream.writer = session;
     stream.state = 'open';
+    stream.holders.add(session);
     return describeStream(stream);
   }
 
@@ -132,6 +145,7 @@ export class StreamTable {
     if (stream.reader)
       throw new TrellisError('StreamOpened', `stream ${id} already has a reader (client ${stream.reader.clientId})`);
     stream.reader = session;
+    stream.holders.add(session);
     return describeStream(stream);
   }
 
@@ -183,7 +197,7 @@ export class StreamTable {
     stream.reader = undefined;
   }
 
-  /** A client went away: its streams fail (writer) or lose their reader. */
+  /** A client went away: its streams fail (writer), lose their reader, or go (nobody left). */
   dropSession(session: ClientSession): void {
     for (const stream of this.streams.values()) {
       if (stream.writer === session && stream.state === 'open')
@@ -192,6 +206,10 @@ export class StreamTable {
         stream.pendingRead = undefined;
         this.discardCurrent(stream);
         stream.reader = undefined;
+      }
+      stream.holders.delete(session);
+      if (stream.holders.size === 0 && (stream.state === 'unopened' || stream.state === 'failed')) {
+        this.streams.delete(stream.id);
       }
     }
   }

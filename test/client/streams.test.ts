@@ -128,6 +128,35 @@ describe('streams between processes', function () {
     assert.equal(after.memoryUsage, baseline.memoryUsage);
   });
 
+  it('a stream that never finished is dropped once every client that touched it is gone', async () => {
+    const baseline = await client.status();
+    const other = await connect(daemon.socket);
+    const unopened = await other.createStream('trellis::ByteStream');
+    const failed = await other.createStream('trellis::ByteStream');
+    const writer = await other.openWriter(failed.id);
+    await writer.write(Buffer.alloc(1000, 1));
+    await other.openReader(failed.id);
+    assert.equal((await client.status()).streams, baseline.streams + 2);
+    await other.close();
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.streams === baseline.streams);
+    assert.equal(after.streams, baseline.streams, 'the unopened and the failed stream are gone');
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    await assert.rejects(client.openReader(unopened.id), { code: 'ObjectNotFound' });
+  });
+
+  it('a finished stream waits for a reader after its maker is gone', async () => {
+    const other = await connect(daemon.socket);
+    const stream = await other.createStream('trellis::ByteStream');
+    const writer = await other.openWriter(stream.id);
+    await writer.write(Buffer.alloc(1000, 2));
+    await writer.finish();
+    await other.close();
+    await settledStatus(client, (s) => s.clients === 1);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await client.openReader(stream.id)) chunks.push(Buffer.from(chunk as Buffer));
+    assert.deepEqual(chunks, [Buffer.alloc(1000, 2)]);
+  });
+
   it('bad stream requests get typed errors', async () => {
     await assert.rejects(client.createStream('trellis::Nonsense'), {
       code: 'InvalidArgument',
