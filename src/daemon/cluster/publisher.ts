@@ -12,7 +12,7 @@ import {
 } from '../metadata/batched-transaction';
 import type { NewObject } from '../metadata/meta-service';
 import type { ClientSession } from '../session';
-import { requireRegistered, type ClusterContext } from './cluster-context';
+import { leaseOfObject, requireRegistered, type ClusterContext } from './cluster-context';
 import { MAX_NAMES_PER_CALL, type NameChange } from './name-directory';
 import type { Ownership } from './ownership';
 import type { CommittedBatch, Unpublisher } from './unpublisher';
@@ -158,11 +158,8 @@ export class Publisher {
   async dropVersion(name: string, version: number): Promise<void> {
     checkName(name);
     requireRegistered(this.cluster, `drop version ${version} of name ${JSON.stringify(name)}`);
-    const { objects, membership, table } = this.cluster;
     // The key lives on the lease of whoever holds the object that becomes latest.
-    const leaseOf = (id: string, current: string) =>
-      table.sealedObjectOrUndefined(id) ? membership.leaseId : (objects.lookup(id)?.lease ?? current);
-    await this.cluster.names.dropVersion(name, version, leaseOf);
+    await this.cluster.names.dropVersion(name, version, leaseOfObject(this.cluster));
   }
 
   /** Drops a name wherever it was published; whether it existed. Errors: Unavailable. */
