@@ -125,6 +125,11 @@ export class Client {
     return this.objects.get(checkRef(idOrName));
   }
 
+  /** getObject of a kept version of a name, in one round trip (get's `version`). Errors: NameNotFound. */
+  protected getObjectAtVersion(name: string, version: number): Promise<ObjectHandle> {
+    return this.objects.get(checkRef(name), version);
+  }
+
   /** The plain metadata tree. Errors: ObjectNotFound, NameNotFound. */
   getMeta(idOrName: string): Promise<ObjectMeta> {
     return this.objects.meta(checkRef(idOrName));

@@ -158,7 +158,7 @@ describe('cluster name versions', function () {
 
   it('a lost lease puts the names back with their versions, not as version 1', async () => {
     const ids = [await d1.client.put({ l: 1 }), await d1.client.put({ l: 2 }), await d1.client.put({ l: 3 })];
-    for (const [i, id] of ids.entries()) await d1.client.putName(id, 'cv/lease', { override: true });
+    for (const id of ids) await d1.client.putName(id, 'cv/lease', { override: true });
     const expected = JSON.stringify([3, 2, 1].map((version) => [version, ids[version - 1]]));
     const versionsOn = async (d: ClusterDaemon) =>
       JSON.stringify((await d.client.versions('cv/lease').catch(() => [])).map((v) => [v.version, v.id]));
