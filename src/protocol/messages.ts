@@ -530,6 +530,8 @@ export interface ImportArchiveRequest {
   override?: boolean;
   /** The manifest's parents (ids): recorded on a new root for those that exist here. */
   parents?: string[];
+  /** A root blob's labels (a metadata root's are in its node). */
+  rootLabels?: Record<string, string>;
 }
 export interface ImportArchiveReply {
   id: string;
