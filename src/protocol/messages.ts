@@ -404,6 +404,10 @@ export interface PutGlobalRequest {
   labels?: Record<string, string>;
   name?: string;
   override?: boolean;
+  /** In a cluster: visible cluster-wide (a name implies it). */
+  persist?: boolean;
+  /** Lineage: ids or names of what it was made from. */
+  parents?: string[];
 }
 export interface PutGlobalReply {
   id: string;
