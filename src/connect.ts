@@ -84,9 +84,15 @@ export class TrellisClient extends Client {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async get(idOrName: string, options: { fetch?: boolean; version?: number } = {}): Promise<any> {
-    const named = options.version === undefined ? idOrName : await this.getName(idOrName, { version: options.version });
-    const ref = options.fetch ? await this.migrate(named) : named;
-    return resolveHandle(await this.getObject(ref), this);
+    const { fetch = false, version } = options;
+    // A kept version without fetch is one request: the daemon resolves the version and answers the object.
+    if (!fetch) {
+      const handle =
+        version === undefined ? await this.getObject(idOrName) : await this.getObjectAtVersion(idOrName, version);
+      return resolveHandle(handle, this);
+    }
+    const named = version === undefined ? idOrName : await this.getName(idOrName, { version });
+    return resolveHandle(await this.getObject(await this.migrate(named)), this);
   }
 }
 

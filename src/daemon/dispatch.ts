@@ -296,17 +296,17 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       members: check.members(kind, body),
       fields: check.fields(kind, body),
       labels: check.labels(kind, body),
+      derivedFrom: resolveParents(kind, check.parentRefs(kind, body), state.names, state.meta),
     };
     const name = optionalName(body);
     const override = check.flag(kind, body, 'override', false);
-    if (name !== undefined) {
-      if (!override) state.names.refuseTaken(name);
-      state.meta.requireWritable(`publish name ${JSON.stringify(name)}`);
-    }
+    const persist = check.flag(kind, body, 'persist', false);
+    if (name !== undefined && !override) state.names.refuseTaken(name);
+    if (name !== undefined || persist) state.meta.requireWritable(`publish a ${spec.typename}`);
     return state.remote.putGlobal(session, spec).then((id) => {
-      if (name === undefined) return { id };
-      // The name is published with the object, as a named put's is.
-      return whenDone(state.meta.publishNew(session, [{ id, name, override, persist: false }]), () => ({ id }));
+      if (name === undefined && !persist) return { id };
+      // Published with the object, as a named or persisted put is.
+      return whenDone(state.meta.publishNew(session, [{ id, name, override, persist }]), () => ({ id }));
     });
   },
 

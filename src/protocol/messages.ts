@@ -404,6 +404,10 @@ export interface PutGlobalRequest {
   labels?: Record<string, string>;
   name?: string;
   override?: boolean;
+  /** In a cluster: visible cluster-wide (a name implies it). */
+  persist?: boolean;
+  /** Lineage: ids or names of what it was made from. */
+  parents?: string[];
 }
 export interface PutGlobalReply {
   id: string;
@@ -530,6 +534,8 @@ export interface ImportArchiveRequest {
   override?: boolean;
   /** The manifest's parents (ids): recorded on a new root for those that exist here. */
   parents?: string[];
+  /** A root blob's labels (a metadata root's are in its node). */
+  rootLabels?: Record<string, string>;
 }
 export interface ImportArchiveReply {
   id: string;

@@ -245,16 +245,12 @@ export class ClusterMetadata implements MetaService {
     return this.unpublisher.delete(session, ids, options);
   }
 
-  /** A persisted object's record is put again with the new labels, etcd first. */
+  /**
+   * A persisted object's record, this daemon's or another instance's, is written with the new
+   * labels, etcd first; an object never persisted is labelled here alone.
+   */
   label(id: string, changes: Record<string, string | null>): Record<string, string> | Promise<Record<string, string>> {
-    const record = this.cluster.objects.lookup(id);
-    if (record) {
-      throw new TrellisError(
-        'RemoteObject',
-        `object ${id} belongs to instance ${record.instanceId}: only that instance can label it`,
-      );
-    }
-    if (!this.cluster.objects.isPersisted(this.local.table.sealedObject(id).id))
+    if (!this.cluster.objects.lookup(id) && !this.cluster.objects.isPersisted(this.local.table.sealedObject(id).id))
       return this.local.table.relabel(id, changes);
     return this.publisher.relabel(id, changes);
   }
