@@ -4,16 +4,49 @@
  * process. apache-arrow is imported at the top, before anything is timed, in every role: the
  * trellis reader and the Arrow IPC file reader pay the same module load outside the timings.
  * What is timed is from the call to a ready value (a Table, a Buffer), then its first scan.
+ *
+ * trellis is loaded from dist/, the compiled package a user's process loads, not through tsx as
+ * other bench children do: tsx compiles a module when it is first required, and trellis loads
+ * some of its modules at first use (the arrow layout at the first DataFrame get), which would
+ * put a TypeScript compile inside the timings. dist/ older than src/ is refused.
  */
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Table, tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
-import { connect, type TrellisClient } from '../../src/index';
-import { native } from '../../src/native';
+import * as path from 'node:path';
+import type * as Trellis from '../../src/index';
+import type * as Native from '../../src/native';
 import { touchEveryPage, valueBuffers } from '../lib/arrow-table';
 import { serveCommands } from '../lib/serve-commands';
 
 const PAGE = 4096;
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+/** The newest modification time of a .ts file under `dir`. */
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && entry.name.endsWith('.ts'))
+      newest = Math.max(newest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+function loadDist(): { trellis: typeof Trellis; native: typeof Native } {
+  const dist = path.join(REPO_ROOT, 'dist');
+  const index = path.join(dist, 'index.js');
+  if (!fs.existsSync(index) || fs.statSync(index).mtimeMs < newestSource(path.join(REPO_ROOT, 'src')))
+    throw new Error(`${dist} is missing or older than src/: run npm run build:ts first`);
+  /* eslint-disable @typescript-eslint/no-require-imports -- the compiled package, as users load it */
+  return {
+    trellis: require(index) as typeof Trellis,
+    native: require(path.join(dist, 'native.js')) as typeof Native,
+  };
+  /* eslint-enable @typescript-eslint/no-require-imports */
+}
+
+const { trellis: dist, native: distNative } = loadDist();
+const { native } = distNative;
 
 /** Written by reads so that no read can be optimized away. */
 let sink = 0;
@@ -38,6 +71,11 @@ export interface StoreResult {
 export interface FirstRead {
   /** The first get (or open + map + decode) in this process, to a ready value. */
   first: number;
+  /**
+   * This process's CPU time (user + system) over `first`: what the reader itself spent, without
+   * the waits for the daemon or for a CPU, which a loaded machine stretches.
+   */
+  firstCpu: number;
   /** The same again in the same process: what a warm process pays. */
   warm: number;
   /** One byte of every 4 KiB page of the value, the first time. */
@@ -60,6 +98,12 @@ async function timeAsync<T>(op: () => Promise<T>): Promise<[T, number]> {
   return [value, performance.now() - start];
 }
 
+/** Milliseconds of this process's CPU time since `since` (a process.cpuUsage()). */
+function cpuSince(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
 function scanBytes(bytes: Uint8Array): number {
   let sum = 0;
   for (let offset = 0; offset < bytes.length; offset += PAGE) sum += bytes[offset];
@@ -73,7 +117,7 @@ function scans(scan: () => number): { firstScan: number; secondScan: number } {
   return { firstScan, secondScan };
 }
 
-function coldCommands(trellis: TrellisClient | undefined) {
+function coldCommands(trellis: Trellis.TrellisClient | undefined) {
   const needTrellis = () => {
     if (!trellis) throw new Error('cold-reader: started without --socket');
     return trellis;
@@ -110,19 +154,23 @@ function coldCommands(trellis: TrellisClient | undefined) {
     /** client.get of a DataFrame: the first in this process, then again. */
     async table({ id }: { id: string }): Promise<FirstRead> {
       const client = needTrellis();
+      const cpu = process.cpuUsage();
       const [table, first] = await timeAsync(() => client.get(id));
+      const firstCpu = cpuSince(cpu);
       if (!(table instanceof Table)) throw new Error(`object ${id} did not come back as an arrow Table`);
       const [, warm] = await timeAsync(() => client.get(id));
       const zeroCopy = valueBuffers(table).every((buffer) => client.isSharedMemory(buffer));
-      return { first, warm, zeroCopy, ...scans(() => touchEveryPage(table)) };
+      return { first, firstCpu, warm, zeroCopy, ...scans(() => touchEveryPage(table)) };
     },
 
     /** getBlob (a Buffer over shared memory): the first in this process, then again. */
     async blob({ id }: { id: string }): Promise<FirstRead> {
       const client = needTrellis();
+      const cpu = process.cpuUsage();
       const [{ buffer: bytes }, first] = await timeAsync(() => client.getBlob(id));
+      const firstCpu = cpuSince(cpu);
       const [, warm] = await timeAsync(() => client.getBlob(id));
-      return { first, warm, zeroCopy: client.isSharedMemory(bytes), ...scans(() => scanBytes(bytes)) };
+      return { first, firstCpu, warm, zeroCopy: client.isSharedMemory(bytes), ...scans(() => scanBytes(bytes)) };
     },
 
     /**
@@ -141,10 +189,12 @@ function coldCommands(trellis: TrellisClient | undefined) {
           fs.closeSync(fd);
         }
       };
+      const cpu = process.cpuUsage();
       const [{ bytes, table }, first] = time(load);
+      const firstCpu = cpuSince(cpu);
       const [, warm] = time(load);
       const zeroCopy = valueBuffers(table).every((buffer) => buffer.buffer === bytes.buffer);
-      return { first, warm, zeroCopy, ...scans(() => touchEveryPage(table)) };
+      return { first, firstCpu, warm, zeroCopy, ...scans(() => touchEveryPage(table)) };
     },
 
     async deleteObjects({ ids }: { ids: string[] }): Promise<void> {
@@ -158,7 +208,7 @@ export type ColdReaderCommands = ReturnType<typeof coldCommands>;
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const socketAt = args.indexOf('--socket');
-  const trellis = socketAt >= 0 ? await connect(args[socketAt + 1]) : undefined;
+  const trellis = socketAt >= 0 ? await dist.connect(args[socketAt + 1]) : undefined;
   process.on('exit', () => void sink);
   serveCommands(coldCommands(trellis));
 }
