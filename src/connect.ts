@@ -4,7 +4,7 @@
 import type { Channel } from './client/channel';
 import { Client } from './client/client';
 import { IpcChannel } from './client/ipc';
-import { RpcChannel, type RpcConnectOptions } from './client/rpc';
+import type { RpcConnectOptions } from './client/rpc';
 import { defaultSocketPath } from './protocol/socket-path';
 import { registerBuiltins, resolveHandle } from './types/builtins';
 import type { MetadataSpec } from './client/objects';
@@ -108,5 +108,8 @@ export async function connect(socketPath: string = defaultSocketPath()): Promise
  * Errors: Unavailable, PermissionDenied (token, or a certificate refused either way), InvalidArgument.
  */
 export async function connectRpc(endpoint: string, options: RpcConnectOptions = {}): Promise<TrellisClient> {
+  // Loaded here, not with trellis: net, tls and the RPC framing are no part of a local client.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy load needs require
+  const { RpcChannel } = require('./client/rpc') as typeof import('./client/rpc');
   return new TrellisClient(await RpcChannel.open(endpoint, options));
 }

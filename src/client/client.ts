@@ -19,8 +19,6 @@ import { checkId, Names, type GetNameOptions, type PutNameOptions } from './name
 import { checkName } from '../protocol/names';
 import type { ObjectHandle } from './object-handle';
 import type { ArchiveClient, ExportArchiveOptions, ImportArchiveOptions } from './archive/archive-client';
-import { exportArchive } from './archive/export';
-import { importArchive } from './archive/import';
 import { StreamReader, StreamWriter } from './streams';
 import { checkParents, Objects, type CreateMetadataOptions, type MetadataSpec } from './objects';
 import { publishOptions, type PutOptions } from '../types/registry';
@@ -202,6 +200,9 @@ export class Client {
     path: string,
     options?: ExportArchiveOptions,
   ): Promise<{ topHash: string; bytes: number }> {
+    // Archive code (tar, hashing, file I/O) loads at the first export or import, not with the client.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy load needs require
+    const { exportArchive } = require('./archive/export') as typeof import('./archive/export');
     return exportArchive(this.archiveClient(), checkRef(idOrName), checkPath(path), options);
   }
 
@@ -214,6 +215,8 @@ export class Client {
     path: string,
     options?: ImportArchiveOptions,
   ): Promise<{ id: string; topHash: string; existed: boolean }> {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy load needs require
+    const { importArchive } = require('./archive/import') as typeof import('./archive/import');
     return importArchive(this.archiveClient(), checkPath(path), options);
   }
 
