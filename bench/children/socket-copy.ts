@@ -48,7 +48,15 @@ const commands = {
     return run;
   },
 
-  async send({ socket, chunkBytes, chunks }: { socket: string; chunkBytes: number; chunks: number }): Promise<StreamRun> {
+  async send({
+    socket,
+    chunkBytes,
+    chunks,
+  }: {
+    socket: string;
+    chunkBytes: number;
+    chunks: number;
+  }): Promise<StreamRun> {
     collectGarbage();
     const connection = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect(socket, () => resolve(s));

@@ -92,7 +92,7 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
     notes: [
       `stream buffer ${PLAN.streamBuffer} (the writer waits beyond it); writer on CPU 0, reader on CPU 1 where taskset exists.`,
       `socket copy: the same ${PLAN.chunks} chunks written with net over a UNIX socket (waiting for drain), placed the same way; ` +
-        'its time is the receiver\'s, from the first bytes to the last, like the stream reader\'s.',
+        "its time is the receiver's, from the first bytes to the last, like the stream reader's.",
       `after the runs the daemon holds ${status.memoryUsage} bytes in ${status.objects} objects (chunks are freed once read).`,
     ],
   };

@@ -170,12 +170,7 @@ export class StreamTable {
    * it was given, so only older ones are deleted. Errors: ObjectNotFound, PermissionDenied (not
    * the reader), StreamFailed.
    */
-  read(
-    session: ClientSession,
-    id: string,
-    keep: boolean,
-    ahead = false,
-  ): ReadChunkReply | Promise<ReadChunkReply> {
+  read(session: ClientSession, id: string, keep: boolean, ahead = false): ReadChunkReply | Promise<ReadChunkReply> {
     const stream = this.stream(id);
     if (stream.reader !== session)
       throw new TrellisError('PermissionDenied', `stream ${id}: open it as a reader first`);
