@@ -256,7 +256,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       for (const blob of reply.blobs ?? []) ctx.grant(blob.segment);
       return reply;
     };
-    const reply = ctx.state.streams.read(ctx.session, id, check.flag('readChunk', body, 'keep', false));
+    const reply = ctx.state.streams.read(
+      ctx.session,
+      id,
+      check.flag('readChunk', body, 'keep', false),
+      check.flag('readChunk', body, 'ahead', false),
+    );
     return reply instanceof Promise ? reply.then(grantAll) : grantAll(reply);
   },
 

@@ -354,6 +354,12 @@ export interface ReadChunkRequest {
    * only when this client releases it or disconnects (for gathering a whole table zero-copy).
    */
   keep?: boolean;
+  /**
+   * Sent while the caller still uses the chunk this reader got last: free only the ones before
+   * it. Until the next read that chunk counts as not yet read, so a reader that closes or goes
+   * away before then leaves it for the next reader.
+   */
+  ahead?: boolean;
 }
 /** The next chunk (this client now holds its blobs), or `end` once the writer finished. */
 export interface ReadChunkReply {

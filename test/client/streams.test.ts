@@ -5,6 +5,7 @@ import { startChild } from '../fixtures/child';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { fillPattern } from '../fixtures/pattern';
 import { settledStatus } from '../fixtures/status';
+import { streamHash } from '../fixtures/stream-chunks';
 
 function expectedHash(count: number): string {
   const hash = createHash('sha256');
@@ -155,6 +156,40 @@ describe('streams between processes', function () {
     const chunks: Buffer[] = [];
     for await (const chunk of await client.openReader(stream.id)) chunks.push(Buffer.from(chunk as Buffer));
     assert.deepEqual(chunks, [Buffer.alloc(1000, 2)]);
+  });
+
+  it('chunks of one size (now and then another) arrive in order; blobs made ahead go back, memory returns', async () => {
+    const baseline = await client.status();
+    const stream = await client.createStream('trellis::ByteStream');
+    const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '300', 'finish', 'steady']);
+    const reader = startChild('stream-reader.ts', [daemon.socket, stream.id]);
+    await writer.next();
+    await reader.next();
+    const report = await reader.next<ReaderReport>();
+    assert.deepEqual(report, { count: 300, sha256: streamHash(300, 'steady') });
+    assert.deepEqual(await writer.next(), { written: 300 });
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    assert.equal(after.objects, baseline.objects);
+    assert.equal(after.streams, baseline.streams);
+  });
+
+  it('a reader that closes early leaves the chunk it had read ahead to the next reader', async () => {
+    const baseline = await client.status();
+    const stream = await client.createStream('trellis::ByteStream');
+    const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '40', 'finish', 'steady']);
+    await writer.next();
+    const first = startChild('stream-reader.ts', [daemon.socket, stream.id, '10', 'close']);
+    await first.next();
+    assert.deepEqual(await first.next<ReaderReport>(), { count: 10, sha256: streamHash(10, 'steady') });
+    assert.equal(await first.exited, 0);
+    const second = startChild('stream-reader.ts', [daemon.socket, stream.id]);
+    await second.next();
+    const report = await second.next<ReaderReport>();
+    assert.deepEqual(report, { count: 30, sha256: streamHash(40, 'steady', 10) }, 'chunks 10..39, none lost');
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    assert.equal(after.objects, baseline.objects);
   });
 
   it('bad stream requests get typed errors', async () => {
