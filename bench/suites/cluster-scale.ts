@@ -8,10 +8,17 @@
  * getMeta of a remote object against a local one. Then, apart (--join-records, default 30,000;
  * 0 skips it): whether a daemon can join a cluster already holding that many persisted objects.
  *
- * Options: --daemons 4,8,16,32  --objects 1000  --size 64MiB  --lease-ttl 2  --join-records 30000
+ * Options: --daemons 4,8,16,32  --objects 250  --size 64MiB  --lease-ttl 10  --join-records 30000
+ * --publish-concurrency 2 (daemons publishing at once)
  */
 import type { Suite } from '../lib/suite';
-import { measureJoinLimit, measureSize, type JoinLimitResult, type SizeResult } from './cluster-scale/measure';
+import {
+  measureJoinLimit,
+  measureSize,
+  type JoinLimitResult,
+  type SizeFailure,
+  type SizeResult,
+} from './cluster-scale/measure';
 import { DEFAULT_PLAN, planFrom } from './cluster-scale/plan';
 import { report } from './cluster-scale/report';
 
@@ -21,9 +28,18 @@ export const suite: Suite = {
   async run(context) {
     const plan = planFrom(context.options);
     const results: SizeResult[] = [];
-    for (const count of plan.daemonCounts) results.push(await measureSize(context, plan, count));
+    const failures: SizeFailure[] = [];
+    for (const count of plan.daemonCounts) {
+      // One size failing (a loaded machine, a limit reached) still leaves the others' numbers.
+      try {
+        results.push(await measureSize(context, plan, count));
+      } catch (error) {
+        context.log(`${count} daemons: failed: ${(error as Error).message.split('\n')[0]}`);
+        failures.push({ daemons: count, error: (error as Error).message.split('\n')[0].slice(0, 500) });
+      }
+    }
     let limit: JoinLimitResult | undefined;
     if (plan.joinRecords > 0) limit = await measureJoinLimit(context, plan);
-    return report(plan, results, limit);
+    return report(plan, results, failures, limit);
   },
 };

@@ -24,6 +24,8 @@ const READY_TIMEOUT_MS = 120_000;
 export interface DaemonMemory {
   heapUsedBytes: number;
   rssBytes: number;
+  /** The longest the daemon's event loop was blocked since the previous scrape (prom-client resets it). */
+  eventLoopLagMaxSeconds: number;
 }
 
 export interface JoinOutcome {
@@ -58,6 +60,12 @@ export interface SizeResult {
   joinerMemory?: DaemonMemory;
   /** From SIGKILL until no other daemon shows the daemon alive or any of its names. */
   goneAfterMs: number;
+}
+
+/** A cluster size whose measurement threw: what it said. */
+export interface SizeFailure {
+  daemons: number;
+  error: string;
 }
 
 export interface JoinLimitResult {
@@ -120,6 +128,7 @@ async function memoryOf(daemon: BenchDaemon): Promise<DaemonMemory> {
   return {
     heapUsedBytes: metrics.sum('nodejs_heap_size_used_bytes'),
     rssBytes: metrics.sum('process_resident_memory_bytes'),
+    eventLoopLagMaxSeconds: metrics.sum('nodejs_eventloop_lag_max_seconds'),
   };
 }
 

@@ -10,8 +10,9 @@ export interface ScalePlan {
   /** Each daemon's --size (--size). */
   daemonSize: string;
   /**
-   * --lease-ttl of every daemon, seconds (--lease-ttl). Not the minimum, 2: with 32 daemons on a
-   * loaded 2-core machine a keep-alive can come late, and the daemon then registers again.
+   * --lease-ttl of every daemon, seconds (--lease-ttl): the daemon's default. With a shorter one,
+   * many daemons on a loaded 2-core machine send keep-alives late, lose their leases and
+   * register again in the middle of the measurement.
    */
   leaseTtlSeconds: number;
   /** Persisted objects in the cluster a daemon then tries to join (--join-records; 0 skips it). */
@@ -26,14 +27,14 @@ export interface ScalePlan {
 
 export const DEFAULT_PLAN: ScalePlan = {
   daemonCounts: [4, 8, 16, 32],
-  objectsPerDaemon: 500,
-  batch: 500,
+  objectsPerDaemon: 250,
+  batch: 250,
   daemonSize: '64MiB',
-  leaseTtlSeconds: 5,
+  leaseTtlSeconds: 10,
   joinRecords: 30_000,
   readSamples: 300,
   startConcurrency: 4,
-  publishConcurrency: 4,
+  publishConcurrency: 2,
 };
 
 function positiveInteger(option: string, text: string, minimum = 1): number {
@@ -55,6 +56,9 @@ export function planFrom(options: ReadonlyMap<string, string>): ScalePlan {
   if (size !== undefined) plan.daemonSize = size;
   const ttl = options.get('lease-ttl');
   if (ttl !== undefined) plan.leaseTtlSeconds = positiveInteger('lease-ttl', ttl, 2);
+  const publishConcurrency = options.get('publish-concurrency');
+  if (publishConcurrency !== undefined)
+    plan.publishConcurrency = positiveInteger('publish-concurrency', publishConcurrency);
   const joinRecords = options.get('join-records');
   if (joinRecords !== undefined) plan.joinRecords = positiveInteger('join-records', joinRecords, 0);
   plan.batch = Math.min(plan.batch, plan.objectsPerDaemon);

@@ -2,7 +2,7 @@
 import { formatBytes, formatDuration, formatRatio } from '../../lib/format';
 import { percentile, summarize } from '../../lib/stats';
 import type { ExtraTable, SuiteReport, TargetCheck } from '../../lib/suite';
-import type { DaemonMemory, JoinLimitResult, SizeResult } from './measure';
+import type { DaemonMemory, JoinLimitResult, SizeFailure, SizeResult } from './measure';
 import type { ScalePlan } from './plan';
 
 /** Growth above this, from the smallest cluster to the largest, counts as "grows with the cluster". */
@@ -74,7 +74,7 @@ function etcdTable(results: readonly SizeResult[]): ExtraTable {
       { header: 'writes/obj', align: 'right' },
       { header: 'put B/obj', align: 'right' },
       { header: 'events/obj', align: 'right' },
-      { header: 'events/obj/daemon', align: 'right' },
+      { header: 'events/obj/watcher', align: 'right' },
       { header: 'etcd RT/s', align: 'right' },
       { header: 'objects/s', align: 'right' },
       { header: 'all visible', align: 'right' },
@@ -92,7 +92,7 @@ function etcdTable(results: readonly SizeResult[]): ExtraTable {
         perObject(derived.putsPerObject, 2),
         count(derived.putBytesPerObject),
         perObject(derived.eventsPerObject),
-        perObject(derived.eventsPerObject / result.daemons, 2),
+        perObject(derived.eventsPerObject / (result.daemons + 1), 2),
         count(derived.etcdCallsPerSecond),
         count(result.objects / (result.publishWallMs / 1000)),
         formatDuration(result.visibleAfterMs * 1e6),
@@ -112,6 +112,7 @@ function daemonTable(results: readonly SizeResult[], plan: ScalePlan): ExtraTabl
       { header: 'B/obj', align: 'right' },
       { header: 'observer RSS Δ', align: 'right' },
       { header: 'B/obj', align: 'right' },
+      { header: 'observer loop lag', align: 'right' },
       { header: 'publisher heap Δ', align: 'right' },
       { header: 'publisher RSS Δ', align: 'right' },
       { header: 'joiner RSS Δ', align: 'right' },
@@ -136,6 +137,7 @@ function daemonTable(results: readonly SizeResult[], plan: ScalePlan): ExtraTabl
         count(derived.observerHeapPerObject),
         signedBytes(result.observerAfter.rssBytes - result.observerBefore.rssBytes),
         count(derived.observerRssPerObject),
+        formatDuration(result.observerAfter.eventLoopLagMaxSeconds * 1e9),
         signedBytes(growth(result, 'heapUsedBytes')),
         signedBytes(growth(result, 'rssBytes')),
         result.joinerMemory ? signedBytes(result.joinerMemory.rssBytes - baselineRss) : '-',
@@ -215,7 +217,12 @@ function targets(results: readonly SizeResult[], limit: JoinLimitResult | undefi
   return checks;
 }
 
-export function report(plan: ScalePlan, results: SizeResult[], limit: JoinLimitResult | undefined): SuiteReport {
+export function report(
+  plan: ScalePlan,
+  results: SizeResult[],
+  failures: SizeFailure[],
+  limit: JoinLimitResult | undefined,
+): SuiteReport {
   const tables = [etcdTable(results), daemonTable(results, plan)];
   if (limit) tables.push(joinLimitTable(limit));
   return {
@@ -223,12 +230,13 @@ export function report(plan: ScalePlan, results: SizeResult[], limit: JoinLimitR
     tables,
     targets: targets(results, limit),
     notes: [
+      ...failures.map((failure) => `${failure.daemons} daemons: FAILED, no numbers: ${failure.error}`),
       `Each size: a fresh etcd (data on /dev/shm, so no fsync cost) and N + 1 trellisd processes on this machine (--size ${plan.daemonSize}, --lease-ttl ${plan.leaseTtlSeconds}); N of them publish ${plan.objectsPerDaemon} small values each, ${plan.publishConcurrency} daemons at a time, each value under its own name (putMany, ${plan.batch} per call), so each object is a record key and a name key; the last one (the observer) publishes nothing. retries: putMany calls made again after Unavailable (etcd slower than the daemon's 2 s deadline, or a lease lost, on a loaded machine); a retried batch may leave the keys of its first attempt behind, which shows in keys/obj.`,
-      'etcd columns come from etcd /metrics: keys (etcd_debugging_mvcc_keys_total, all keys, instances included), db in use (etcd_mvcc_db_total_size_in_use_in_bytes), writes/obj (key puts, also inside transactions, etcd_debugging_mvcc_put_total), put B/obj (key + value bytes those puts wrote), events/obj (etcd_debugging_mvcc_events_total: watch events delivered to watchers, all daemons together), etcd RT/s (unary KV + Lease calls during publishing / its wall time).',
-      "Daemon memory is the daemon's own /metrics (nodejs_heap_size_used_bytes, process_resident_memory_bytes), scraped once every daemon listed every name and again 1 s later; the daemon runs without --expose-gc, so heap includes garbage not yet collected. B/obj divides the observer's growth by every object in the cluster; publisher Δ is the median publishing daemon (its own objects included).",
+      'etcd columns come from etcd /metrics: keys (etcd_debugging_mvcc_keys_total, all keys, instances included), db in use (etcd_mvcc_db_total_size_in_use_in_bytes), writes/obj (key puts, also inside transactions, etcd_debugging_mvcc_put_total), put B/obj (key + value bytes those puts wrote), events/obj (etcd_debugging_mvcc_events_total: watch events delivered to watchers, all N + 1 daemons together; /watcher divides by N + 1), etcd RT/s (unary KV + Lease calls during publishing / its wall time).',
+      "Daemon memory is the daemon's own /metrics (nodejs_heap_size_used_bytes, process_resident_memory_bytes), scraped once every daemon listed every name and again 1 s later; the daemon runs without --expose-gc, so heap includes garbage not yet collected. B/obj divides the observer's growth by every object in the cluster; observer loop lag: the longest its event loop was blocked while the others published (nodejs_eventloop_lag_max_seconds, reset by each scrape); publisher Δ is the median publishing daemon (its own objects included).",
       'joiner RSS Δ: a daemon that joins after publishing, right after its ready line, minus the median daemon before publishing (both fresh processes, same flags). join: spawn to ready line (cold: a new Node process through tsx); vs empty: the first daemon of the same size, joining an empty cluster.',
       'SIGKILL gone: from the kill until no other daemon shows the instance alive nor any of its names (then every surviving daemon is checked to still resolve a name of every other). getName / getMeta: through daemon 1, warm, median of the samples; remote is a name / object published by daemon 2, local one daemon 1 published itself.',
     ],
-    data: { plan, results, joinLimit: limit },
+    data: { plan, results, failures, joinLimit: limit },
   };
 }
