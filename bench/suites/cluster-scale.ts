@@ -34,8 +34,11 @@ export const suite: Suite = {
       try {
         results.push(await measureSize(context, plan, count));
       } catch (error) {
-        context.log(`${count} daemons: failed: ${(error as Error).message.split('\n')[0]}`);
-        failures.push({ daemons: count, error: (error as Error).message.split('\n')[0].slice(0, 500) });
+        // The child's own error, without the child's command line (which lists every socket) before it.
+        const message = (error as Error).message;
+        const reason = (/\w*Error: [^\n]*/.exec(message)?.[0] ?? message.split('\n')[0]).slice(0, 500);
+        context.log(`${count} daemons: failed: ${reason}`);
+        failures.push({ daemons: count, error: reason });
       }
     }
     let limit: JoinLimitResult | undefined;
