@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- NAME...]`: runs every suite in bench/suites (or those whose name contains
- * one of NAME), one after another, prints each suite's table and targets, and writes
- * bench/results/<suite>-<timestamp>.json. `--list` prints the suites.
+ * `npm run bench [-- NAME...] [--OPTION VALUE...]`: runs every suite in bench/suites (or those
+ * whose name contains one of NAME), one after another, prints each suite's table and targets, and
+ * writes bench/results/<suite>-<timestamp>.json. `--list` prints the suites. Options (`--daemons
+ * 4,8` or `--daemons=4,8`) go to every suite chosen; a suite reads the ones it knows.
  *
  * Suites run one at a time and the runner itself stays idle while children measure: on a
  * 2-core machine, a daemon and a measuring client already use both cores.
@@ -32,6 +33,26 @@ function loadSuites(): Suite[] {
     });
 }
 
+interface Arguments {
+  filters: string[];
+  options: Map<string, string>;
+  list: boolean;
+}
+
+/** Suite names, and `--key value` / `--key=value` options ('true' for a flag given no value). */
+function parseArguments(argv: string[]): Arguments {
+  const parsed: Arguments = { filters: [], options: new Map(), list: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--list') parsed.list = true;
+    else if (!arg.startsWith('--')) parsed.filters.push(arg);
+    else if (arg.includes('=')) parsed.options.set(arg.slice(2, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1));
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) parsed.options.set(arg.slice(2), argv[++i]);
+    else parsed.options.set(arg.slice(2), 'true');
+  }
+  return parsed;
+}
+
 let activeScope: Scope | undefined;
 let interrupted = false;
 
@@ -44,14 +65,14 @@ function stopOnSignal(signal: NodeJS.Signals): void {
   });
 }
 
-async function runSuite(suite: Suite): Promise<void> {
+async function runSuite(suite: Suite, options: ReadonlyMap<string, string>): Promise<void> {
   const scope = new Scope();
   activeScope = scope;
   const startedAt = new Date();
   const log = (message: string) => process.stderr.write(`  ${suite.name}: ${message}\n`);
   try {
     process.stderr.write(`bench: running ${suite.name}\n`);
-    const report = await suite.run({ scope, log });
+    const report = await suite.run({ scope, log, options });
     const durationMs = Date.now() - startedAt.getTime();
     process.stdout.write(`\n${renderReport(`${suite.name}: ${suite.title}`, report)}\n`);
     const file = writeResults(suite.name, startedAt, durationMs, report);
@@ -66,11 +87,11 @@ async function runSuite(suite: Suite): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const suites = loadSuites();
-  if (argv.includes('--list')) {
+  const { filters, options, list } = parseArguments(argv);
+  if (list) {
     for (const suite of suites) process.stdout.write(`${suite.name.padEnd(16)} ${suite.title}\n`);
     return;
   }
-  const filters = argv.filter((arg) => !arg.startsWith('-'));
   const chosen =
     filters.length === 0 ? suites : suites.filter((suite) => filters.some((filter) => suite.name.includes(filter)));
   if (chosen.length === 0) {
@@ -85,7 +106,7 @@ async function main(argv: string[]): Promise<void> {
   let failed = 0;
   for (const suite of chosen) {
     try {
-      await runSuite(suite);
+      await runSuite(suite, options);
     } catch (error) {
       failed++;
       // After Ctrl-C, children dying mid-call is expected, not worth a stack trace.

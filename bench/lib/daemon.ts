@@ -33,6 +33,8 @@ export interface BenchDaemonOptions {
   cpu?: number;
   /** More trellisd flags, such as ['--rpc-port', '0']. */
   args?: string[];
+  /** How long to wait for the ready line; default 20 s. */
+  readyTimeoutMs?: number;
 }
 
 export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions): Promise<BenchDaemon> {
@@ -67,10 +69,11 @@ export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions
   const forget = scope.defer(stop);
 
   let timer: NodeJS.Timeout | undefined;
+  const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
     timer = setTimeout(
-      () => reject(new Error(`trellisd not ready within ${READY_TIMEOUT_MS} ms:\n${output}`)),
-      READY_TIMEOUT_MS,
+      () => reject(new Error(`trellisd not ready within ${readyTimeoutMs} ms:\n${output}`)),
+      readyTimeoutMs,
     );
     child.stdout!.on('data', () => {
       const found = READY_LINE.exec(output);

@@ -2,13 +2,14 @@
  * A single-member etcd for a suite, on free loopback ports with its data dir on /dev/shm (fsync
  * costs nothing there, so the numbers are trellis's, not the disk's), stopped when the scope
  * closes. `unaryCalls()` reads etcd's own counters: every unary gRPC call it answered (Range,
- * Put, Txn, DeleteRange, lease calls), which is the number of round trips clients made to it.
+ * Put, Txn, DeleteRange, lease calls), which is the number of round trips clients made to it;
+ * `counters()` reads what it stores and what its watches sent.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { httpGet, scrape, type Scrape } from './prometheus';
 import type { Scope } from './scope';
 import { freePort, stopProcess } from '../../test/fixtures/processes';
 
@@ -19,18 +20,36 @@ export interface BenchEtcd {
   readonly endpoint: string;
   /** Unary gRPC calls answered so far (round trips), from etcd's /metrics; `method`: only those (Txn, Range, ...). */
   unaryCalls(method?: string): Promise<number>;
+  /** Keys, database size, writes and watch events so far, from etcd's /metrics. */
+  counters(): Promise<EtcdCounters>;
 }
 
-function httpGet(port: number, urlPath: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const request = http.get({ host: '127.0.0.1', port, path: urlPath, timeout: 2_000 }, (response) => {
-      let body = '';
-      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
-    });
-    request.on('timeout', () => request.destroy(new Error(`GET ${urlPath} timed out`)));
-    request.on('error', reject);
-  });
+export interface EtcdCounters {
+  /** Unary gRPC calls answered (KV and Lease services): client round trips. */
+  unaryCalls: number;
+  /** Keys that exist now (etcd_debugging_mvcc_keys_total). */
+  keys: number;
+  /** Size of the database file (etcd_mvcc_db_total_size_in_bytes): what the quota counts. */
+  dbBytes: number;
+  /** Bytes of the database in use (etcd_mvcc_db_total_size_in_use_in_bytes). */
+  dbBytesInUse: number;
+  /** Key writes (puts, also inside transactions) and the bytes of key + value they wrote. */
+  puts: number;
+  putBytes: number;
+  /** Events its watches delivered to watchers (etcd_debugging_mvcc_events_total). */
+  watchEvents: number;
+  /** Watchers open now. */
+  watchers: number;
+}
+
+function unaryCallsOf(metrics: Scrape, method?: string): number {
+  return metrics.sum(
+    'grpc_server_handled_total',
+    (labels) =>
+      labels.includes('grpc_type="unary"') &&
+      /grpc_service="etcdserverpb\.(KV|Lease)"/.test(labels) &&
+      (method === undefined || labels.includes(`grpc_method="${method}"`)),
+  );
 }
 
 export async function startBenchEtcd(scope: Scope): Promise<BenchEtcd> {
@@ -81,7 +100,7 @@ export async function startBenchEtcd(scope: Scope): Promise<BenchEtcd> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`etcd exited before it was ready:\n${output}`);
-    const health = await httpGet(clientPort, '/health').catch(() => undefined);
+    const health = await httpGet(`127.0.0.1:${clientPort}`, '/health').catch(() => undefined);
     if (health?.status === 200 && /"health":\s*"true"/.test(health.body)) break;
     if (Date.now() > deadline) throw new Error(`etcd was not healthy within ${READY_TIMEOUT_MS} ms:\n${output}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -90,15 +109,20 @@ export async function startBenchEtcd(scope: Scope): Promise<BenchEtcd> {
   return {
     endpoint: client,
     async unaryCalls(method?: string) {
-      const { body } = await httpGet(clientPort, '/metrics');
-      let total = 0;
-      for (const line of body.split('\n')) {
-        if (!line.startsWith('grpc_server_handled_total{') || !line.includes('grpc_type="unary"')) continue;
-        if (!/grpc_service="etcdserverpb\.(KV|Lease)"/.test(line)) continue;
-        if (method !== undefined && !line.includes(`grpc_method="${method}"`)) continue;
-        total += Number(line.slice(line.lastIndexOf(' ') + 1));
-      }
-      return total;
+      return unaryCallsOf(await scrape(`127.0.0.1:${clientPort}`), method);
+    },
+    async counters() {
+      const metrics = await scrape(`127.0.0.1:${clientPort}`);
+      return {
+        unaryCalls: unaryCallsOf(metrics),
+        keys: metrics.sum('etcd_debugging_mvcc_keys_total'),
+        dbBytes: metrics.sum('etcd_mvcc_db_total_size_in_bytes'),
+        dbBytesInUse: metrics.sum('etcd_mvcc_db_total_size_in_use_in_bytes'),
+        puts: metrics.sum('etcd_debugging_mvcc_put_total'),
+        putBytes: metrics.sum('etcd_debugging_mvcc_total_put_size_in_bytes'),
+        watchEvents: metrics.sum('etcd_debugging_mvcc_events_total'),
+        watchers: metrics.sum('etcd_debugging_mvcc_watcher_total'),
+      };
     },
   };
 }

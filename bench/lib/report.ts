@@ -16,7 +16,9 @@ const COLUMNS: Column[] = [
 ];
 
 export function renderReport(title: string, report: SuiteReport): string {
-  const lines = [title, '', renderTable(COLUMNS, tableRows(report.rows))];
+  const lines = [title];
+  if (report.rows.length > 0 || !report.tables?.length) lines.push('', renderTable(COLUMNS, tableRows(report.rows)));
+  for (const table of report.tables ?? []) lines.push('', table.title, renderTable(table.columns, table.rows));
   if (report.targets.length > 0)
     lines.push('', 'Targets (reported, not asserted):', ...report.targets.map(renderTarget));
   if (report.notes.length > 0) lines.push('', 'Notes:', ...report.notes.map((note) => `  - ${note}`));

@@ -11,12 +11,15 @@
  */
 import type { Scope } from './scope';
 import type { Summary } from './stats';
+import type { Column } from './table';
 
 export interface SuiteContext {
   /** Register daemons, children and temp files here; it is closed even when the suite throws. */
   readonly scope: Scope;
   /** Progress for the person watching (stderr, so the table on stdout stays clean). */
   log(message: string): void;
+  /** `--key value` options from the command line (without the dashes); a suite reads the ones it knows. */
+  readonly options: ReadonlyMap<string, string>;
 }
 
 /** One line of the results table. Durations are nanoseconds per operation. */
@@ -42,8 +45,17 @@ export interface TargetCheck {
   met: boolean;
 }
 
+/** A table of a suite's own shape, for results that are not timings (sizes, counts, ratios). */
+export interface ExtraTable {
+  title: string;
+  columns: Column[];
+  rows: string[][];
+}
+
 export interface SuiteReport {
   rows: Row[];
+  /** Printed after the timing table (which is left out when `rows` is empty). */
+  tables?: ExtraTable[];
   targets: TargetCheck[];
   /** Lines printed under the table: how things were measured, caveats. */
   notes: string[];
