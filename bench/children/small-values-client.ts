@@ -1,9 +1,11 @@
 /**
- * Small Buffers in their own process: `node small-values-client.ts --socket PATH --redis-socket PATH`.
+ * Small Buffers in their own process:
+ * `node small-values-client.ts --socket PATH --redis-socket PATH --echo-socket PATH`.
  * trellis and Redis (over its UNIX socket, through ioredis, as a Node user would reach it) run the
  * same workload from the same process, interleaved round by round, so drift hits both alike.
  * A writer process puts; a different reader process gets what it put.
  */
+import * as net from 'node:net';
 import { encodeFrame } from '../../src/protocol/framing';
 import { connect, type TrellisClient } from '../../src/index';
 import Redis from 'ioredis';
@@ -11,6 +13,7 @@ import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
 import { serveCommands } from '../lib/serve-commands';
 
 export const PUT_DRIVERS = [
+  'raw echo of a put request',
   'trellis put',
   'redis SET',
   'trellis put, 100 in flight',
@@ -19,6 +22,7 @@ export const PUT_DRIVERS = [
   'redis MSET of 100',
 ] as const;
 export const GET_DRIVERS = [
+  'raw echo of a get request',
   'trellis get',
   'redis GET',
   'trellis get, 100 in flight',
@@ -43,7 +47,7 @@ export interface PutRateResult {
   drivers: Record<PutDriver, SampleSet[]>;
   /** The first put of this fresh process, each driver's (cold: connection, JIT, first segment). */
   cold: { trellis: SampleSet; redis: SampleSet };
-  /** Bytes on the wire of one trellis put request: what the echo baseline sends. */
+  /** Bytes on the wire of one trellis put request: what the echo baseline sends (and gets back). */
   putFrameBytes: number;
   /** Ids and keys left for a reader to get. */
   ids: string[];
@@ -72,7 +76,35 @@ function payload(i: number, bytes: number): Buffer {
   return buffer;
 }
 
-function commands(client: TrellisClient, kv: Redis) {
+/**
+ * The baseline for one request: write `bytes` to a raw Node echo server (socket-echo.ts) over a
+ * UNIX socket and wait for all of them to come back, with the net module and no framing.
+ */
+async function echoOf(socketPath: string, bytes: number): Promise<() => Promise<void>> {
+  const connection = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(socketPath, () => resolve(s));
+    s.once('error', reject);
+  });
+  const message = Buffer.alloc(bytes, 0x42);
+  let outstanding = 0;
+  let wake: (() => void) | undefined;
+  connection.on('data', (chunk: Buffer) => {
+    outstanding -= chunk.length;
+    if (outstanding <= 0 && wake) {
+      const done = wake;
+      wake = undefined;
+      done();
+    }
+  });
+  return () =>
+    new Promise<void>((resolve) => {
+      outstanding = bytes;
+      wake = resolve;
+      connection.write(message);
+    });
+}
+
+function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
   return {
     async putRate(args: RateArgs & { keep: number }): Promise<PutRateResult> {
       const { valueBytes, batch } = args;
@@ -88,7 +120,10 @@ function commands(client: TrellisClient, kv: Redis) {
       const dropMade = async () => void (made.length > 0 && (await client.delete(made.splice(0))));
       const flush = async () => void (await kv.flushdb());
       const batchOf = (i: number) => Array.from({ length: batch.batchSize }, (_, j) => pick(i * batch.batchSize + j));
+      const putFrameBytes = encodeFrame({ kind: 'putBlobs', seq: 1234, body: { blobs: [{ data: pick(0) }] } }).length;
+      const echo = await echoOf(echoSocket, putFrameBytes);
       const drivers: Record<PutDriver, () => Promise<SampleSet>> = {
+        'raw echo of a put request': () => sample(echo, args.single),
         'trellis put': () =>
           sample(async (i) => void made.push(await client.put(pick(i))), { ...args.single, after: dropMade }),
         'redis SET': () => sample((i) => kv.set(key(), pick(i)), { ...args.single, after: flush }),
@@ -147,7 +182,6 @@ function commands(client: TrellisClient, kv: Redis) {
         keys.push(`k:${i}`);
         await kv.set(`k:${i}`, pick(i));
       }
-      const putFrameBytes = encodeFrame({ kind: 'putBlobs', seq: 1234, body: { blobs: [{ data: pick(0) }] } }).length;
       return { drivers: results, cold, putFrameBytes, ids, keys };
     },
 
@@ -165,7 +199,10 @@ function commands(client: TrellisClient, kv: Redis) {
       };
       const at = (i: number) => i % ids.length;
       const range = (i: number) => Array.from({ length: batch.batchSize }, (_, j) => at(i * batch.batchSize + j));
+      const getFrameBytes = encodeFrame({ kind: 'getObject', seq: 1234, body: { ref: ids[0] } }).length;
+      const echo = await echoOf(echoSocket, getFrameBytes);
       const drivers: Record<GetDriver, () => Promise<SampleSet>> = {
+        'raw echo of a get request': () => sample(echo, args.single),
         'trellis get': () => sample(async (i) => check(await client.get(ids[at(i)]), at(i)), args.single),
         'redis GET': () => sample(async (i) => check(await kv.getBuffer(keys[at(i)]), at(i)), args.single),
         'trellis get, 100 in flight': () =>
@@ -217,7 +254,6 @@ function commands(client: TrellisClient, kv: Redis) {
       for (let round = 0; round < args.rounds; round++) {
         for (const driver of GET_DRIVERS) results[driver].push(await drivers[driver]());
       }
-      const getFrameBytes = encodeFrame({ kind: 'getObject', seq: 1234, body: { ref: ids[0] } }).length;
       return { drivers: results, cold, getFrameBytes, checked: checked && sink >= 0 };
     },
   };
@@ -239,7 +275,7 @@ async function main(): Promise<void> {
   const client = await connect(argument('--socket'));
   const kv = new Redis({ path: argument('--redis-socket'), lazyConnect: true, enableAutoPipelining: false });
   await kv.connect();
-  serveCommands(commands(client, kv));
+  serveCommands(commands(client, kv, argument('--echo-socket')));
 }
 
 export type SmallValuesClientCommands = ReturnType<typeof commands>;

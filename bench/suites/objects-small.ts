@@ -2,7 +2,7 @@
  * objects-small: small Buffers (100 B) put and got one at a time, 100 in flight and in batches of
  * 100, against Redis over its UNIX socket doing the same (SET/GET, a pipeline, MSET/MGET) from
  * the same process, interleaved; and each one-at-a-time trellis request against a raw Node
- * UNIX-socket echo of the same number of bytes (socket-echo.ts), measured in the same run.
+ * UNIX-socket echo of the same number of bytes (a socket-echo.ts server), also interleaved.
  * `npm run bench -- objects` runs it after the objects suite; `-- objects-small` alone.
  *
  * A writer process puts, then a different fresh reader process gets what it put. "cold" rows are
@@ -18,8 +18,8 @@ import type {
   RateArgs,
   SmallValuesClientCommands,
 } from '../children/small-values-client';
-import { measureSocketRoundTrip } from '../lib/baselines';
-import { withChild } from '../lib/child';
+import type { SocketEchoCommands } from '../children/socket-echo';
+import { startChild, withChild } from '../lib/child';
 import { crossCorePlacement, describePlacement } from '../lib/cpu';
 import { startBenchDaemon } from '../lib/daemon';
 import { formatRatio } from '../lib/format';
@@ -38,7 +38,6 @@ const PLAN = {
     batch: { iterations: 30, warmup: 3, batchSize: 100 },
     rounds: 3,
   } satisfies RateArgs,
-  echo: { iterations: 2000, warmup: 200 },
 };
 
 /** The issue's goals (rate ratios: trellis ops/s over the baseline's). */
@@ -47,8 +46,6 @@ const GOALS = { oneAtATimeVsRedis: 1.5, inFlightVsPipeline: 1, batchVsMulti: 1, 
 interface Measurements {
   puts: PutRateResult;
   gets: GetRateResult;
-  putEcho: SampleSet;
-  getEcho: SampleSet;
   notes: string[];
 }
 
@@ -58,7 +55,10 @@ async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
   const daemon = await startBenchDaemon(scope, { size: '1GiB', cpu: placement?.serverCpu });
   const redis = await startBenchRedis(scope, { cpu: placement?.serverCpu, unixSocket: true, log });
   log(`trellisd pid ${daemon.pid}, ${redis.description}; ${describePlacement(placement)}`);
-  const args = ['--socket', daemon.socket, '--redis-socket', redis.socket!];
+  const echoSocket = scope.path('echo.sock');
+  const echo = await startChild<SocketEchoCommands>(scope, 'socket-echo.ts', ['server'], { cpu: placement?.serverCpu });
+  await echo.call('listen', { socket: echoSocket });
+  const args = ['--socket', daemon.socket, '--redis-socket', redis.socket!, '--echo-socket', echoSocket];
   log(`writer process: put rates of ${PLAN.valueBytes} B Buffers, ${PLAN.rate.rounds} interleaved rounds`);
   const puts = await withChild<SmallValuesClientCommands, PutRateResult>(
     scope,
@@ -75,16 +75,12 @@ async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
     { cpu },
     (reader) => reader.call('getRate', { ...PLAN.rate, ids: puts.ids, keys: puts.keys }),
   );
-  log(`raw UNIX-socket echo of ${puts.putFrameBytes} B and ${gets.getFrameBytes} B`);
-  const putEcho = await measureSocketRoundTrip(scope, { messageBytes: puts.putFrameBytes, ...PLAN.echo }, placement);
-  const getEcho = await measureSocketRoundTrip(scope, { messageBytes: gets.getFrameBytes, ...PLAN.echo }, placement);
+  await echo.stop();
   await redis.stop();
   await daemon.stop();
   return {
     puts,
     gets,
-    putEcho,
-    getEcho,
     notes: [`${redis.description}; ioredis over the UNIX socket`, describePlacement(placement)],
   };
 }
@@ -167,8 +163,10 @@ function report(m: Measurements): SuiteReport {
       met: ratio <= GOALS.requestVsEcho,
     });
   };
-  echoVs('request, warm', 'trellis put (one request)', put('trellis put'), m.putEcho, m.puts.putFrameBytes);
-  echoVs('request, warm', 'trellis get (one request)', get('trellis get'), m.getEcho, m.gets.getFrameBytes);
+  const putEcho = put('raw echo of a put request');
+  const getEcho = get('raw echo of a get request');
+  echoVs('request, warm', 'trellis put (one request)', put('trellis put'), putEcho, m.puts.putFrameBytes);
+  echoVs('request, warm', 'trellis get (one request)', get('trellis get'), getEcho, m.gets.getFrameBytes);
 
   const section = 'small Buffers, warm';
   const g = GOALS;
