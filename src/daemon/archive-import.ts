@@ -38,6 +38,8 @@ interface ParsedImport {
   override: boolean;
   /** The manifest's parents (ids); those that exist here are recorded on a new root. */
   parents: string[];
+  /** A root blob's labels. */
+  rootLabels: Record<string, string>;
 }
 
 /**
@@ -79,7 +81,8 @@ export function importArchive(
       }
       created.push(state.table.createMetadata(session, node, toSeal).id);
     }
-    if ('blob' in request.root) state.table.seal(session, request.root.blob, false, { derivedFrom });
+    if ('blob' in request.root)
+      state.table.seal(session, request.root.blob, false, { derivedFrom, labels: request.rootLabels });
   } catch (error) {
     // Not expected after the checks above; still, leave nothing half made.
     if (created.length > 0) state.table.delete(undefined, created, { deep: true, force: true });
@@ -172,5 +175,6 @@ function parseImport(body: check.Body): ParsedImport {
     name,
     override: check.flag(KIND, body, 'override', false),
     parents,
+    rootLabels: check.labels(KIND, body, 'rootLabels'),
   };
 }

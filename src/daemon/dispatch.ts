@@ -272,12 +272,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     return { entries: lineage(ref, maxDepth, state.names, state.meta) };
   },
 
-  createStream({ state }, body) {
+  createStream({ state, session }, body) {
     const typename = check.typename('createStream', body);
     const schema =
       body.schema === undefined || body.schema === null ? undefined : check.bytes('createStream', body, 'schema');
     const params = check.map('createStream', body, 'params');
-    return { id: state.streams.create(typename, schema, params) };
+    return { id: state.streams.create(session, typename, schema, params) };
   },
 
   openWriter({ state, session }, body) {
@@ -303,7 +303,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       for (const blob of reply.blobs ?? []) ctx.grant(blob.segment);
       return reply;
     };
-    const reply = ctx.state.streams.read(ctx.session, id, check.flag('readChunk', body, 'keep', false));
+    const reply = ctx.state.streams.read(
+      ctx.session,
+      id,
+      check.flag('readChunk', body, 'keep', false),
+      check.flag('readChunk', body, 'ahead', false),
+    );
     return reply instanceof Promise ? reply.then(grantAll) : grantAll(reply);
   },
 
@@ -343,17 +348,17 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       members: check.members(kind, body),
       fields: check.fields(kind, body),
       labels: check.labels(kind, body),
+      derivedFrom: resolveParents(kind, check.parentRefs(kind, body), state.names, state.meta),
     };
     const name = optionalName(body);
     const override = check.flag(kind, body, 'override', false);
-    if (name !== undefined) {
-      if (!override) state.names.refuseTaken(name);
-      state.meta.requireWritable(`publish name ${JSON.stringify(name)}`);
-    }
+    const persist = check.flag(kind, body, 'persist', false);
+    if (name !== undefined && !override) state.names.refuseTaken(name);
+    if (name !== undefined || persist) state.meta.requireWritable(`publish a ${spec.typename}`);
     return state.remote.putGlobal(session, spec).then((id) => {
-      if (name === undefined) return { id };
-      // The name is published with the object, as a named put's is.
-      return whenDone(state.meta.publishNew(session, [{ id, name, override, persist: false }]), () => ({ id }));
+      if (name === undefined && !persist) return { id };
+      // Published with the object, as a named or persisted put is.
+      return whenDone(state.meta.publishNew(session, [{ id, name, override, persist }]), () => ({ id }));
     });
   },
 

@@ -31,3 +31,13 @@ export function requireRegistered(cluster: ClusterContext, what: string): void {
       '(etcd is unreachable, or the daemon is registering again); local objects still work',
   );
 }
+
+/**
+ * The lease a name's key goes on when `id` becomes its latest version: this daemon's for its own
+ * objects, the holder's for another instance's (`current` when the cluster view lost it).
+ */
+export function leaseOfObject(cluster: ClusterContext): (id: string, current: string) => string {
+  const { objects, membership, table } = cluster;
+  return (id, current) =>
+    table.sealedObjectOrUndefined(id) ? membership.leaseId : (objects.remote(id)?.lease ?? current);
+}

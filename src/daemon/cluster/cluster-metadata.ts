@@ -35,6 +35,7 @@ import { Ownership } from './ownership';
 import { Publisher } from './publisher';
 import { NAMES_PREFIX, OBJECTS_PREFIX, type CachedRecord } from './records';
 import { Unpublisher } from './unpublisher';
+import { ViewFreshness } from './view-freshness';
 
 export interface ClusterOptions {
   endpoints: readonly string[];
@@ -70,6 +71,7 @@ export class ClusterMetadata implements MetaService {
   private readonly ownership: Ownership;
   private readonly publisher: Publisher;
   private readonly unpublisher: Unpublisher;
+  private readonly freshness: ViewFreshness;
   private stopped = false;
 
   /**
@@ -107,6 +109,7 @@ export class ClusterMetadata implements MetaService {
     this.ownership = new Ownership(connection, membership, objects, nameDirectory, table, expirations);
     this.unpublisher = new Unpublisher(this.cluster);
     this.publisher = new Publisher(this.cluster, this.ownership, this.unpublisher);
+    this.freshness = new ViewFreshness(connection, membership, this.mirror);
   }
 
   get instanceId(): number {
@@ -141,6 +144,10 @@ export class ClusterMetadata implements MetaService {
 
   requireWritable(what: string): void {
     requireRegistered(this.cluster, what);
+  }
+
+  namesCurrent(what: string): Promise<void> | undefined {
+    return this.freshness.whenCurrent(what);
   }
 
   async adopt(adopted: Adopted): Promise<void> {
@@ -238,16 +245,12 @@ export class ClusterMetadata implements MetaService {
     return this.unpublisher.delete(session, ids, options);
   }
 
-  /** A persisted object's record is put again with the new labels, etcd first. */
+  /**
+   * A persisted object's record, this daemon's or another instance's, is written with the new
+   * labels, etcd first; an object never persisted is labelled here alone.
+   */
   label(id: string, changes: Record<string, string | null>): Record<string, string> | Promise<Record<string, string>> {
-    const record = this.cluster.objects.lookup(id);
-    if (record) {
-      throw new TrellisError(
-        'RemoteObject',
-        `object ${id} belongs to instance ${record.instanceId}: only that instance can label it`,
-      );
-    }
-    if (!this.cluster.objects.isPersisted(this.local.table.sealedObject(id).id))
+    if (!this.cluster.objects.lookup(id) && !this.cluster.objects.isPersisted(this.local.table.sealedObject(id).id))
       return this.local.table.relabel(id, changes);
     return this.publisher.relabel(id, changes);
   }

@@ -63,6 +63,11 @@ export function encodeRecord(record: ObjectRecord): Buffer {
   return packr.pack(record);
 }
 
+/** An encoded record with other labels, everything else as it was. */
+export function relabeledRecord(value: Buffer, labels: Record<string, string>): Buffer {
+  return packr.pack({ ...(packr.unpack(value) as ObjectRecord), labels });
+}
+
 /** The id in an `objects/<id>` key, or undefined for anything else. */
 export function idOfObjectKey(key: string): string | undefined {
   const id = key.startsWith(OBJECTS_PREFIX) ? key.slice(OBJECTS_PREFIX.length) : undefined;
