@@ -7,7 +7,11 @@ import { IpcChannel } from './client/ipc';
 import type { RpcConnectOptions } from './client/rpc';
 import { defaultSocketPath } from './protocol/socket-path';
 import { registerBuiltins, resolveHandle } from './types/builtins';
-import type { MetadataSpec } from './client/objects';
+import type { CreateMetadataOptions, MetadataSpec } from './client/objects';
+import type { SealOptions } from './client/client';
+import { TrellisError } from './errors';
+import { inlineBlobEntry } from './types/blob';
+import { inlineTensorSpec } from './types/tensor';
 import type { ObjectHandle } from './client/object-handle';
 import { builderFor, isBuiltinBuilder, publishOptions, type PutOptions } from './types/registry';
 import { inlineValueSpec } from './types/value';
@@ -38,32 +42,70 @@ export class TrellisClient extends Client {
   }
 
   /**
-   * Puts many values: small plain values go in one round trip together (all or none); the rest
-   * are put one by one, concurrently. `options[i]` applies to `values[i]`.
+   * Puts many values in as few round trips as their kinds allow; `options[i]` applies to
+   * `values[i]`. Small Buffers, Uint8Arrays and ArrayBuffers (up to MAX_INLINE_BLOB_BYTES) go in
+   * one putBlobs request; small plain values and small TypedArrays in one createMetadataMany
+   * request; each of the two is all or none, and both are sent at once. Anything else is put one
+   * by one, concurrently. Resolves to the ids in the order of `values`.
+   * Errors: as put; InvalidArgument when `values` is not an array.
    */
   async putMany(values: unknown[], options: PutOptions[] = []): Promise<string[]> {
+    if (!Array.isArray(values) || !Array.isArray(options)) {
+      throw new TrellisError('InvalidArgument', 'putMany(values, options?): values and options must be arrays');
+    }
     const ids: string[] = new Array(values.length);
-    const batch: Array<{ index: number; spec: MetadataSpec; options: PutOptions }> = [];
+    const blobs: Array<{ index: number; entry: { data: Uint8Array } & SealOptions; options: PutOptions }> = [];
+    const objects: Array<{ index: number; spec: MetadataSpec; create: CreateMetadataOptions; options: PutOptions }> =
+      [];
     const others: Array<Promise<void>> = [];
     values.forEach((value, index) => {
       const valueOptions = options[index] ?? {};
+      // A builder registered for bytes or typed arrays wins over the built-in inline path.
+      const entry = inlineBlobEntry(value, valueOptions);
+      if (entry && isBuiltinBuilder(builderFor(value))) {
+        blobs.push({ index, entry, options: valueOptions });
+        return;
+      }
       const spec = inlineValueSpec(value, valueOptions);
-      if (spec) batch.push({ index, spec, options: valueOptions });
+      if (spec) {
+        objects.push({ index, spec, create: publishOptions(valueOptions), options: valueOptions });
+        return;
+      }
+      const tensor = inlineTensorSpec(value, valueOptions);
+      if (tensor && isBuiltinBuilder(builderFor(value)))
+        objects.push({ index, spec: tensor.spec, create: tensor.options, options: valueOptions });
       else others.push(this.put(value, valueOptions).then((id) => void (ids[index] = id)));
     });
-    if (batch.length > 0) {
-      const created = await this.createMetadataMany(
-        batch.map(({ spec, options: o }) => ({ spec, options: publishOptions(o) })),
-      );
-      batch.forEach(({ index }, i) => (ids[index] = created[i]));
-      await Promise.all(
-        batch.map(({ index, options: o }) =>
-          o.ttl !== undefined && o.ttl !== null ? this.persist(ids[index], { ttl: o.ttl }) : undefined,
-        ),
-      );
-    }
-    await Promise.all(others);
+    const putBlobs = async () => {
+      if (blobs.length === 0) return;
+      const made = await this.putBlobs(blobs.map(({ entry }) => entry));
+      blobs.forEach(({ index }, i) => (ids[index] = made[i]));
+    };
+    const createObjects = async () => {
+      if (objects.length === 0) return;
+      const made = await this.createMetadataMany(objects.map(({ spec, create }) => ({ spec, options: create })));
+      objects.forEach(({ index }, i) => (ids[index] = made[i]));
+    };
+    await Promise.all([putBlobs(), createObjects(), ...others]);
+    // The creating requests carry no ttl: it is set once the objects are there.
+    await Promise.all(
+      [...blobs, ...objects].map(({ index, options: o }) =>
+        o.ttl !== undefined && o.ttl !== null ? this.persist(ids[index], { ttl: o.ttl }) : undefined,
+      ),
+    );
     return ids;
+  }
+
+  /**
+   * The values of many objects (by id or name), as get resolves each, from one round trip; all
+   * or none. Errors: ObjectNotFound (the message names every id that is missing), NameNotFound,
+   * NotSealed, InvalidArgument (not a list of ids or names).
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async getMany(idsOrNames: string[]): Promise<any[]> {
+    const handles = await this.getObjects(idsOrNames);
+    // A resolver may answer with a promise (one that loads a module on first use).
+    return Promise.all(handles.map((handle) => resolveHandle(handle, this)));
   }
 
   /** Stream chunks that are not bytes (arrow RecordBatches, ...) are put as objects. */

@@ -36,6 +36,7 @@ export type {
   ObjectSummary,
   ParentRef,
 } from './protocol/messages';
+export { MAX_INLINE_BLOB_BYTES } from './protocol/messages';
 export { defaultSocketPath } from './protocol/socket-path';
 export { ShareableList, type ShareableItem, type ShareableListOptions } from './types/shareable-list';
 

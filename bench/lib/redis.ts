@@ -27,6 +27,8 @@ export interface BenchRedis {
   readonly version: string;
   /** proto-max-bulk-len in force: the largest value the server stores. */
   readonly maxValueBytes: number;
+  /** Its UNIX socket, when asked for one (`unixSocket`). */
+  readonly socket?: string;
   /** How the server was started, for the notes. */
   readonly description: string;
   stop(): Promise<void>;
@@ -37,6 +39,8 @@ export interface BenchRedisOptions {
   cpu?: number;
   /** proto-max-bulk-len to ask for; the server may refuse it (then its default stays). */
   maxValueBytes?: number;
+  /** Also listen on a UNIX socket in the scope's folder (the baseline for trellis's own socket). */
+  unixSocket?: boolean;
   log?: (message: string) => void;
 }
 
@@ -166,6 +170,8 @@ async function launch(
     '--loglevel',
     'warning',
   ];
+  const socket = options.unixSocket ? path.join(dir, 'redis.sock') : undefined;
+  if (socket) args.push('--unixsocket', socket, '--unixsocketperm', '700');
   if (maxValueBytes !== undefined) {
     // A request carrying the value must fit the query buffer too.
     args.push(
@@ -215,13 +221,15 @@ async function launch(
   const [, limit] = parseBulkArray(await redisCommand(port, host, ['CONFIG', 'GET', 'proto-max-bulk-len']));
   const description =
     `redis-server ${version} on ${host}:${port}, no persistence (--save '' --appendonly no)` +
-    (maxValueBytes === undefined ? ', default limits' : `, --proto-max-bulk-len ${maxValueBytes}`);
+    (maxValueBytes === undefined ? ', default limits' : `, --proto-max-bulk-len ${maxValueBytes}`) +
+    (socket ? `, also on UNIX socket ${socket}` : '');
   return {
     host,
     port,
     pid: child.pid!,
     version,
     maxValueBytes: Number(limit),
+    socket,
     description,
     async stop() {
       await stop();

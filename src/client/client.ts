@@ -3,14 +3,16 @@
  * live in connect.ts, on top of this; this file never imports from types/.
  */
 import { TrellisError } from '../errors';
-import type {
-  DaemonStatus,
-  LineageEntry,
-  NameVersion,
-  ObjectMeta,
-  ObjectSummary,
-  PutGlobalRequest,
-  RequestOf,
+import {
+  MAX_INLINE_BLOB_BYTES,
+  type InlineBlob,
+  type DaemonStatus,
+  type LineageEntry,
+  type NameVersion,
+  type ObjectMeta,
+  type ObjectSummary,
+  type PutGlobalRequest,
+  type RequestOf,
 } from '../protocol/messages';
 import { BlobCache, type Blob, type BlobWriter } from './blobs';
 import type { Channel } from './channel';
@@ -42,6 +44,37 @@ export interface SealOptions {
   labels?: Record<string, string>;
   /** Lineage: the objects (ids or names) this one was made from. */
   parents?: string[];
+}
+
+/** One putBlobs entry as the daemon takes it: only the keys that are set. */
+function inlineBlobRequest(entry: { data: Uint8Array } & SealOptions): InlineBlob {
+  const { data } = entry;
+  if (!(data instanceof Uint8Array)) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `putBlobs: data must be a Uint8Array or Buffer, got ${describeArgument(data)}`,
+    );
+  }
+  if (data.byteLength > MAX_INLINE_BLOB_BYTES) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `putBlobs: a blob of ${data.byteLength} bytes is over the ${MAX_INLINE_BLOB_BYTES}-byte limit for bytes inside a ` +
+        'request: use createBlob',
+    );
+  }
+  const request: InlineBlob = { data };
+  if (entry.name !== undefined) request.name = checkName(entry.name);
+  if (entry.override !== undefined) request.override = entry.override;
+  if (entry.persist) request.persist = true;
+  if (entry.labels !== undefined) request.labels = entry.labels;
+  if (entry.parents !== undefined && entry.parents.length > 0) request.parents = checkParents(entry.parents);
+  return request;
+}
+
+function describeArgument(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? (value.constructor?.name ?? 'an object') : typeof value;
 }
 
 export class Client {
@@ -95,6 +128,19 @@ export class Client {
     return id;
   }
 
+  /**
+   * Small blobs whose bytes go in the request (each at most MAX_INLINE_BLOB_BYTES), all in one
+   * round trip, all or none: the daemon copies them into shared memory and seals them, keeping
+   * no reference for this client (as sealBlob). Each entry may carry what a seal carries.
+   * Errors: InvalidArgument (naming the entry, or the size limit), OutOfMemory, NameExists,
+   * ObjectNotFound/NameNotFound (a parent).
+   */
+  async putBlobs(blobs: Array<{ data: Uint8Array } & SealOptions>): Promise<string[]> {
+    if (blobs.length === 0) return [];
+    const { ids } = await this.channel.request('putBlobs', { blobs: blobs.map(inlineBlobRequest) });
+    return ids;
+  }
+
   /** Errors: ObjectNotFound, NotSealed, TypeMismatch, InvalidArgument. */
   async getBlob(id: string): Promise<Blob> {
     return (await this.blobs.get([checkId(id)]))[0];
@@ -126,6 +172,20 @@ export class Client {
   /** The object and views of all its blobs, in one round trip. Errors: ObjectNotFound, NameNotFound. */
   getObject(idOrName: string): Promise<ObjectHandle> {
     return this.objects.get(checkRef(idOrName));
+  }
+
+  /**
+   * Several objects (by id or name) and views of all their blobs, in one round trip; all or none.
+   * Errors: ObjectNotFound (naming every one missing), NameNotFound, NotSealed, InvalidArgument.
+   */
+  getObjects(idsOrNames: string[]): Promise<ObjectHandle[]> {
+    if (!Array.isArray(idsOrNames)) {
+      throw new TrellisError(
+        'InvalidArgument',
+        `getMany(ids): ids must be a list of object ids or names, got ${describeArgument(idsOrNames)}`,
+      );
+    }
+    return this.objects.getMany(idsOrNames.map(checkRef));
   }
 
   /** getObject of a kept version of a name, in one round trip (get's `version`). Errors: NameNotFound. */

@@ -3,7 +3,7 @@
  * the whole tree and every blob in it in one round trip, so resolvers need no more.
  */
 import { TrellisError } from '../errors';
-import type { CreateMetadataRequest, ObjectMeta } from '../protocol/messages';
+import type { CreateMetadataRequest, GetObjectReply, ObjectMeta } from '../protocol/messages';
 import type { BlobCache, BlobWriter } from './blobs';
 import type { Channel } from './channel';
 import { ObjectHandle } from './object-handle';
@@ -27,6 +27,11 @@ export interface CreateMetadataOptions {
   persist?: boolean;
   /** Lineage: the objects (ids or names) this one was made from, recorded by id. */
   parents?: string[];
+  /**
+   * Members whose bytes go in the request itself (each at most MAX_INLINE_BLOB_BYTES): the
+   * daemon copies them into new blobs in shared memory, so a small put is one round trip.
+   */
+  inlineMembers?: Record<string, Uint8Array>;
 }
 
 function toRequest(spec: MetadataSpec, options: CreateMetadataOptions): CreateMetadataRequest {
@@ -44,6 +49,7 @@ function toRequest(spec: MetadataSpec, options: CreateMetadataOptions): CreateMe
   if (options.override !== undefined) request.override = options.override;
   if (options.persist !== undefined) request.persist = options.persist;
   if (options.parents !== undefined && options.parents.length > 0) request.parents = checkParents(options.parents);
+  if (options.inlineMembers !== undefined) request.inlineMembers = options.inlineMembers;
   return request;
 }
 
@@ -88,7 +94,20 @@ export class Objects {
    * Errors: ObjectNotFound, NameNotFound, NotSealed.
    */
   async get(ref: string, version?: number): Promise<ObjectHandle> {
-    const { meta, blobs } = await this.channel.request('getObject', version === undefined ? { ref } : { ref, version });
+    return this.handle(await this.channel.request('getObject', version === undefined ? { ref } : { ref, version }));
+  }
+
+  /**
+   * Many objects in one round trip, all or none. Errors: ObjectNotFound (naming every ref that is
+   * missing), NameNotFound, NotSealed.
+   */
+  async getMany(refs: string[]): Promise<ObjectHandle[]> {
+    if (refs.length === 0) return [];
+    const { objects } = await this.channel.request('getObjects', { refs });
+    return objects.map((reply) => this.handle(reply));
+  }
+
+  private handle({ meta, blobs }: GetObjectReply): ObjectHandle {
     const views = new Map<string, Buffer>();
     for (const location of blobs) {
       this.blobs.remember(location);

@@ -4,7 +4,7 @@
  *
  * - A new blob's writer fills a local buffer; its bytes go up (writeBlob, in chunks) just before
  *   the request that seals it: seal, createMetadata or createMetadataMany with `seal`, writeChunk.
- * - Every reply that hands out blobs (getBlobs, getObject, readChunk) is followed by readBlobs
+ * - Every reply that hands out blobs (getBlobs, getObject, getObjects, readChunk) is followed by readBlobs
  *   for the ones not here yet, so the blob views the client then takes are local copies, kept
  *   until the client lets go of them. None of them is shared memory.
  */
@@ -68,6 +68,7 @@ export class RpcChannel implements Channel {
     if (sealing.length > 0) this.sealed(sealing, kind === 'seal' && (body as RequestOf<'seal'>).hold !== false);
     if (kind === 'abort') this.uploads.delete((body as RequestOf<'abort'>).id);
     if (HANDS_OUT_BLOBS.has(kind)) await this.download((reply as { blobs?: BlobLocation[] }).blobs ?? []);
+    if (kind === 'getObjects') await this.download((reply as ReplyOf<'getObjects'>).objects.flatMap((o) => o.blobs));
     return reply;
   }
 

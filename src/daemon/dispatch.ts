@@ -8,6 +8,7 @@ import type { BlobLocation, ClientKind, DaemonStatus, ParentRef, ReadChunkReply,
 import { checkName } from '../protocol/names';
 import { importArchive, topHash } from './archive-import';
 import { MAX_TTL_SECONDS } from './cluster/cluster-info';
+import { abortInline, putBlobs, storeInline } from './inline-blobs';
 import { DEFAULT_LINEAGE_DEPTH, lineage, resolveParents } from './lineage';
 import { whenDone, type NewObject } from './metadata/meta-service';
 import type { DaemonState, RequestContext } from './request-context';
@@ -17,6 +18,8 @@ import * as check from './validate';
 type Handler<K extends ClientKind> = (ctx: RequestContext, body: check.Body) => ReplyOf<K> | Promise<ReplyOf<K>>;
 
 export const DEFAULT_LIST_LIMIT = 1000;
+/** getMany's ObjectNotFound lists at most this many of the refs it could not find. */
+const MISSING_REFS_SHOWN = 10;
 
 export const handlers: { [K in ClientKind]: Handler<K> } = {
   createBlobs(ctx, body) {
@@ -48,6 +51,10 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       return { blobs };
     };
     return whenDone(ctx.state.residency.createBlobs(ctx.session, sizes as number[], typename), grantAll);
+  },
+
+  putBlobs({ state, session }, body) {
+    return putBlobs(state, session, body);
   },
 
   seal({ state, session }, body) {
@@ -114,7 +121,9 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   createMetadata({ state, session }, body) {
     const request = parseMetadataRequest('createMetadata', state, body);
-    return whenDone(createAndPublish(state, session, [request]), ([id]) => ({ id }));
+    return withInlineMembers(state, session, [request], () =>
+      whenDone(createAndPublish(state, session, [request]), ([id]) => ({ id })),
+    );
   },
 
   createMetadataMany({ state, session }, body) {
@@ -131,7 +140,6 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     );
     const names = new Set<string>();
     for (const request of requests) {
-      state.table.checkMetadata(session, request.spec, request.seal);
       if (request.name === undefined) continue;
       if (names.has(request.name))
         throw new TrellisError(
@@ -140,7 +148,10 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
         );
       names.add(request.name);
     }
-    return whenDone(createAndPublish(state, session, requests), (ids) => ({ ids }));
+    return withInlineMembers(state, session, requests, () => {
+      for (const request of requests) state.table.checkMetadata(session, request.spec, request.seal);
+      return whenDone(createAndPublish(state, session, requests), (ids) => ({ ids }));
+    });
   },
 
   getObject(ctx, body) {
@@ -152,6 +163,42 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const remote = ctx.state.meta.remoteObject(id, check.flag('getObject', body, 'fetch', false));
     if (remote instanceof Promise) return remote.then((copy) => describeLocal(ctx, copy));
     return remote ?? describeLocal(ctx, id);
+  },
+
+  getObjects(ctx, body) {
+    const refs = check.refs('getObjects', body);
+    const attaching = ctx.untilFdChannel();
+    if (attaching) return attaching.then(() => handlers.getObjects(ctx, body));
+    const { state } = ctx;
+    // Checked first, so the batch is all or none and one error names every ref that is missing.
+    const ids = refs.map((ref) => state.names.resolve(ref));
+    const missing = refs.filter((_, i) => !state.table.exists(ids[i]) && !state.meta.exists(ids[i]));
+    if (missing.length > 0) {
+      const shown = missing.slice(0, MISSING_REFS_SHOWN).join(', ');
+      const more = missing.length > MISSING_REFS_SHOWN ? ` and ${missing.length - MISSING_REFS_SHOWN} more` : '';
+      throw new TrellisError(
+        'ObjectNotFound',
+        `getMany: ${missing.length} of ${refs.length} objects not found: ${shown}${more}`,
+      );
+    }
+    const local = ids.filter((id) => state.table.exists(id));
+    for (const id of local) state.table.sealedObject(id);
+    const remote = ids.map((id) => (state.table.exists(id) ? undefined : state.meta.remoteObject(id, false)));
+    return state.residency.withResident(
+      () => local.flatMap((id) => state.table.blobsOf(id)),
+      () => ({
+        objects: ids.map((id, i) => {
+          const elsewhere = remote[i];
+          if (elsewhere === undefined) {
+            const described = state.table.describe(ctx.session, id);
+            for (const blob of described.blobs) ctx.grant(blob.segment);
+            return described;
+          }
+          // remoteObject without fetch answers at once: the metadata, no bytes.
+          return elsewhere as ReplyOf<'getObject'>;
+        }),
+      }),
+    );
   },
 
   getMeta({ state }, body) {
@@ -376,6 +423,8 @@ interface MetadataRequest {
     derivedFrom: ParentRef[];
   };
   seal: string[];
+  /** Members whose bytes ride in the request: stored (withInlineMembers) before anything else. */
+  inlineMembers: Record<string, Uint8Array>;
   name?: string;
   override: boolean;
   persist: boolean;
@@ -392,12 +441,50 @@ function parseMetadataRequest(kind: string, state: DaemonState, body: check.Body
       derivedFrom: resolveParents(kind, check.parentRefs(kind, body), state.names, state.meta),
     },
     seal: check.optionalIds(kind, body, 'seal'),
+    inlineMembers: check.inlineMembers(kind, body),
     name: optionalName(body),
     override: check.flag(kind, body, 'override', false),
     persist: check.flag(kind, body, 'persist', false),
   };
+  for (const key of Object.keys(request.inlineMembers)) {
+    if (Object.hasOwn(request.spec.members, key))
+      throw new TrellisError('InvalidArgument', `${kind}: member ${JSON.stringify(key)} is given twice (also inline)`);
+  }
   if (request.name !== undefined && !request.override) state.names.refuseTaken(request.name);
   return request;
+}
+
+/**
+ * Stores the requests' inline members as blobs of this session, makes them members (sealed with
+ * the object), then runs `create`; if anything fails, the stored blobs are taken back.
+ */
+function withInlineMembers<R>(
+  state: DaemonState,
+  session: ClientSession,
+  requests: MetadataRequest[],
+  create: () => R | Promise<R>,
+): R | Promise<R> {
+  const keys: Array<[MetadataRequest, string]> = [];
+  for (const request of requests) for (const key of Object.keys(request.inlineMembers)) keys.push([request, key]);
+  if (keys.length === 0) return create();
+  const datas = keys.map(([request, key]) => request.inlineMembers[key]);
+  // A promise that resolves to a promise is flattened: whenDone's nesting is only in the type.
+  return whenDone(storeInline(state, session, datas), (ids) => {
+    keys.forEach(([request, key], i) => {
+      request.spec.members[key] = ids[i];
+      request.seal.push(ids[i]);
+    });
+    const takeBack = (error: unknown): never => {
+      abortInline(state, session, ids);
+      throw error;
+    };
+    try {
+      const result = create();
+      return result instanceof Promise ? result.catch(takeBack) : result;
+    } catch (error) {
+      return takeBack(error);
+    }
+  }) as R | Promise<R>;
 }
 
 /** Creates the objects here, then publishes those named or persisted (all or none). */

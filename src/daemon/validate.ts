@@ -1,6 +1,7 @@
 /** Checks on request bodies from clients: wrong types become InvalidArgument, never a crash. */
 import { TrellisError } from '../errors';
 import { isObjectId } from '../protocol/ids';
+import { MAX_INLINE_BLOB_BYTES } from '../protocol/messages';
 
 export type Body = Record<string, unknown>;
 
@@ -120,6 +121,47 @@ export function bytes(kind: string, body: Body, field: string): Uint8Array {
   if (!(value instanceof Uint8Array))
     throw new TrellisError('InvalidArgument', `${kind}: ${field} must be bytes, got ${describe(value)}`);
   return value;
+}
+
+/** Bytes that ride in a request: at most MAX_INLINE_BLOB_BYTES. `what` names them in the error. */
+export function inlineBytes(kind: string, value: unknown, what: string): Uint8Array {
+  if (!(value instanceof Uint8Array))
+    throw new TrellisError('InvalidArgument', `${kind}: ${what} must be bytes, got ${describe(value)}`);
+  if (value.byteLength > MAX_INLINE_BLOB_BYTES) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: ${what} is ${value.byteLength} bytes, over the ${MAX_INLINE_BLOB_BYTES}-byte limit for bytes ` +
+        'inside a request (write larger blobs into shared memory with createBlobs)',
+    );
+  }
+  return value;
+}
+
+/** createMetadata's inlineMembers: member key -> inline bytes. */
+export function inlineMembers(kind: string, body: Body): Record<string, Uint8Array> {
+  const map = plainMap(kind, body, 'inlineMembers');
+  for (const [key, data] of Object.entries(map)) {
+    if (key.length === 0 || key.length > 256)
+      throw new TrellisError('InvalidArgument', `${kind}: member keys must be 1 to 256 characters`);
+    inlineBytes(kind, data, `inline member ${JSON.stringify(key)}`);
+  }
+  return map as Record<string, Uint8Array>;
+}
+
+/** A list of 1 to MAX_IDS_PER_REQUEST object ids or names. */
+export function refs(kind: string, body: Body, field = 'refs'): string[] {
+  const value = body[field];
+  if (!Array.isArray(value) || value.length > MAX_IDS_PER_REQUEST) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: ${field} must be a list of at most ${MAX_IDS_PER_REQUEST} object ids or names, got ${describe(value)}`,
+    );
+  }
+  for (const ref of value) {
+    if (typeof ref !== 'string' || ref.length === 0 || ref.length > 256)
+      throw new TrellisError('InvalidArgument', `${kind}: ${describe(ref)} is not an object id or a name`);
+  }
+  return value as string[];
 }
 
 function plainMap(kind: string, body: Body, field: string): Record<string, unknown> {

@@ -85,6 +85,33 @@ export interface CreateBlobsReply {
   blobs: BlobLocation[];
 }
 
+/**
+ * Bytes up to this size may travel inside a request (putBlobs, createMetadata's inlineMembers):
+ * the daemon copies them into shared memory, so a small put is one request and needs no mapping
+ * on the client. Larger blobs are written by the client into shared memory (createBlobs).
+ */
+export const MAX_INLINE_BLOB_BYTES = 64 * 1024;
+
+/** A small blob whose bytes ride in the request; what a seal can say, it says too. */
+export interface InlineBlob {
+  data: Uint8Array;
+  name?: string;
+  override?: boolean;
+  persist?: boolean;
+  labels?: Record<string, string>;
+  parents?: string[];
+}
+/**
+ * Small blobs in one round trip, all or none: the daemon copies each `data` into a new blob in
+ * shared memory and seals it, keeping no reference for this client (as sealBlob).
+ */
+export interface PutBlobsRequest {
+  blobs: InlineBlob[];
+}
+export interface PutBlobsReply {
+  ids: string[];
+}
+
 export interface SealRequest {
   id: string;
   /** Keep a reference for the sealing client (default true). */
@@ -183,6 +210,11 @@ export interface CreateMetadataRequest {
   labels?: Record<string, string>;
   /** This client's unsealed blobs to seal first, in the same step (a put in one round trip). */
   seal?: string[];
+  /**
+   * Members whose bytes ride in the request (each at most MAX_INLINE_BLOB_BYTES): the daemon
+   * copies each into a new sealed blob and makes it the member under that key.
+   */
+  inlineMembers?: Record<string, Uint8Array>;
   /** Publish the new object under this name, in the same step. */
   name?: string;
   override?: boolean;
@@ -215,6 +247,14 @@ export interface GetObjectReply {
   meta: ObjectMeta;
   /** Every blob in the tree, now referenced by this client. */
   blobs: BlobLocation[];
+}
+
+/** Many getObject requests in one round trip (ids or names); all or none. */
+export interface GetObjectsRequest {
+  refs: string[];
+}
+export interface GetObjectsReply {
+  objects: GetObjectReply[];
 }
 
 export interface GetMetaRequest {
@@ -553,6 +593,7 @@ export interface Messages {
   register: [RegisterRequest, RegisterReply];
   attachFdChannel: [AttachFdChannelRequest, never];
   createBlobs: [CreateBlobsRequest, CreateBlobsReply];
+  putBlobs: [PutBlobsRequest, PutBlobsReply];
   seal: [SealRequest, SealReply];
   abort: [AbortRequest, AbortReply];
   getBlobs: [GetBlobsRequest, GetBlobsReply];
@@ -563,6 +604,7 @@ export interface Messages {
   createMetadata: [CreateMetadataRequest, CreateMetadataReply];
   createMetadataMany: [CreateMetadataManyRequest, CreateMetadataManyReply];
   getObject: [GetObjectRequest, GetObjectReply];
+  getObjects: [GetObjectsRequest, GetObjectsReply];
   getMeta: [GetMetaRequest, GetMetaReply];
   putName: [PutNameRequest, PutNameReply];
   putNames: [PutNamesRequest, PutNamesReply];

@@ -1,5 +1,6 @@
 /** trellis::Blob: Buffer, Uint8Array and ArrayBuffer values; gets are read-only views. */
-import type { Client } from '../client/client';
+import type { Client, SealOptions } from '../client/client';
+import { MAX_INLINE_BLOB_BYTES } from '../protocol/messages';
 import type { ObjectHandle } from '../client/object-handle';
 import { publishOptions, type PutOptions } from './registry';
 
@@ -12,7 +13,22 @@ export function isBytes(value: unknown): value is Uint8Array | ArrayBuffer {
   );
 }
 
+/**
+ * A small blob's bytes go in the put request itself (one round trip, no mapping in this process);
+ * the daemon copies them into shared memory, so a get anywhere is still a view of shared memory.
+ */
+export function inlineBlobEntry(value: unknown, options: PutOptions): ({ data: Uint8Array } & SealOptions) | undefined {
+  if (!isBytes(value)) return undefined;
+  const data = value instanceof ArrayBuffer ? new Uint8Array(value) : value;
+  if (data.byteLength > MAX_INLINE_BLOB_BYTES) return undefined;
+  const entry: { data: Uint8Array } & SealOptions = { data, ...publishOptions(options) };
+  if (options.labels !== undefined) entry.labels = options.labels;
+  return entry;
+}
+
 export async function buildBlob(client: Client, value: Uint8Array | ArrayBuffer, options: PutOptions): Promise<string> {
+  const inline = inlineBlobEntry(value, options);
+  if (inline) return (await client.putBlobs([inline]))[0];
   const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : value;
   const [writer] = await client.createBlobs([bytes.byteLength]);
   writer.buffer.set(bytes);

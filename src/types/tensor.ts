@@ -3,6 +3,8 @@
  * data is one blob; the resolver returns the same TypedArray class over shared memory.
  */
 import type { Client } from '../client/client';
+import type { CreateMetadataOptions, MetadataSpec } from '../client/objects';
+import { MAX_INLINE_BLOB_BYTES } from '../protocol/messages';
 import type { ObjectHandle } from '../client/object-handle';
 import { TrellisError } from '../errors';
 import { guardResolve, malformed } from './malformed';
@@ -44,12 +46,28 @@ export function isTensor(value: unknown): value is ArrayBufferView {
   return ArrayBuffer.isView(value) && dtypeOf(value) !== undefined;
 }
 
-export async function buildTensor(
-  client: Client,
-  value: ArrayBufferView & { length: number },
+/**
+ * A small tensor's metadata with its bytes going in the request itself (createMetadata's
+ * inlineMembers): one round trip. Undefined for anything else. Errors: InvalidArgument (shape).
+ */
+export function inlineTensorSpec(
+  value: unknown,
   options: PutOptions,
-): Promise<string> {
-  const dtype = dtypeOf(value)!;
+): { spec: MetadataSpec; options: CreateMetadataOptions } | undefined {
+  if (!isTensor(value) || value.byteLength > MAX_INLINE_BLOB_BYTES) return undefined;
+  const tensor = value as ArrayBufferView & { length: number };
+  const dtype = dtypeOf(tensor)!;
+  const shape = checkShape(tensor, dtype, options);
+  return {
+    spec: { typename: `${TENSOR_TYPENAME}<${dtype}>`, labels: options.labels, dtype, shape },
+    options: {
+      ...publishOptions(options),
+      inlineMembers: { data: new Uint8Array(tensor.buffer, tensor.byteOffset, tensor.byteLength) },
+    },
+  };
+}
+
+function checkShape(value: ArrayBufferView & { length: number }, dtype: string, options: PutOptions): number[] {
   const shape = options.shape ?? [value.length];
   if (
     !Array.isArray(shape) ||
@@ -61,6 +79,18 @@ export async function buildTensor(
       `shape ${JSON.stringify(shape)} does not hold the ${value.length} elements of a ${dtype} tensor`,
     );
   }
+  return shape;
+}
+
+export async function buildTensor(
+  client: Client,
+  value: ArrayBufferView & { length: number },
+  options: PutOptions,
+): Promise<string> {
+  const inline = inlineTensorSpec(value, options);
+  if (inline) return client.createMetadata(inline.spec, inline.options);
+  const dtype = dtypeOf(value)!;
+  const shape = checkShape(value, dtype, options);
   const [writer] = await client.createBlobs([value.byteLength]);
   writer.buffer.set(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
   return client.createMetadata(

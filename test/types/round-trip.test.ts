@@ -79,9 +79,12 @@ describe('built-in types between processes', function () {
     await client.get('one-trip');
     const after = await client.status();
     assert.equal(after.requests - middle.requests, 2, 'the get, then this status');
-    await client.put(new Float64Array(1000), { name: 'two-trips' });
+    await client.put(new Float64Array(1000), { name: 'small-tensor' });
+    const small = await client.status();
+    assert.equal(small.requests - after.requests, 2, 'createMetadata with the 8000 bytes inline, status');
+    await client.put(new Float64Array(10_000), { name: 'two-trips' });
     const large = await client.status();
-    assert.equal(large.requests - after.requests, 3, 'createBlobs, createMetadata (seal + name), status');
+    assert.equal(large.requests - small.requests, 3, 'createBlobs, createMetadata (seal + name), status');
   });
 
   it('putMany stores small values in one request, all or none', async () => {

@@ -1,0 +1,283 @@
+/**
+ * Small Buffers in their own process:
+ * `node small-values-client.ts --socket PATH --redis-socket PATH --echo-socket PATH`.
+ * trellis and Redis (over its UNIX socket, through ioredis, as a Node user would reach it) run the
+ * same workload from the same process, interleaved round by round, so drift hits both alike.
+ * A writer process puts; a different reader process gets what it put.
+ */
+import * as net from 'node:net';
+import { encodeFrame } from '../../src/protocol/framing';
+import { connect, type TrellisClient } from '../../src/index';
+import Redis from 'ioredis';
+import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
+import { serveCommands } from '../lib/serve-commands';
+
+export const PUT_DRIVERS = [
+  'raw echo of a put request',
+  'trellis put',
+  'redis SET',
+  'trellis put, 100 in flight',
+  'redis pipeline of 100 SETs',
+  'trellis putMany of 100',
+  'redis MSET of 100',
+] as const;
+export const GET_DRIVERS = [
+  'raw echo of a get request',
+  'trellis get',
+  'redis GET',
+  'trellis get, 100 in flight',
+  'redis pipeline of 100 GETs',
+  'trellis getMany of 100',
+  'redis MGET of 100',
+] as const;
+export type PutDriver = (typeof PUT_DRIVERS)[number];
+export type GetDriver = (typeof GET_DRIVERS)[number];
+
+export interface RateArgs {
+  valueBytes: number;
+  /** One at a time: `opsPerSample` operations per timed sample. */
+  single: { iterations: number; warmup: number; opsPerSample: number };
+  /** In flight and batches: `batchSize` values per timed sample. */
+  batch: { iterations: number; warmup: number; batchSize: number };
+  rounds: number;
+}
+
+export interface PutRateResult {
+  /** ns per value, pooled over rounds. */
+  drivers: Record<PutDriver, SampleSet[]>;
+  /** The first put of this fresh process, each driver's (cold: connection, JIT, first segment). */
+  cold: { trellis: SampleSet; redis: SampleSet };
+  /** Bytes on the wire of one trellis put request: what the echo baseline sends (and gets back). */
+  putFrameBytes: number;
+  /** Ids and keys left for a reader to get. */
+  ids: string[];
+  keys: string[];
+}
+
+export interface GetRateResult {
+  drivers: Record<GetDriver, SampleSet[]>;
+  cold: { trellis: SampleSet; redis: SampleSet };
+  getFrameBytes: number;
+  /** Every got Buffer held the bytes put. */
+  checked: boolean;
+}
+
+/** Written by reads so that no read can be optimized away. */
+let sink = 0;
+
+async function perValue(pending: Promise<SampleSet>, batch: number): Promise<SampleSet> {
+  const set = await pending;
+  return { ...set, samplesNs: set.samplesNs.map((ns) => ns / batch), opsPerSample: set.opsPerSample * batch };
+}
+
+function payload(i: number, bytes: number): Buffer {
+  const buffer = Buffer.alloc(bytes, i & 0xff);
+  buffer.writeUInt32LE(i >>> 0, 0);
+  return buffer;
+}
+
+/**
+ * The baseline for one request: write `bytes` to a raw Node echo server (socket-echo.ts) over a
+ * UNIX socket and wait for all of them to come back, with the net module and no framing.
+ */
+async function echoOf(socketPath: string, bytes: number): Promise<() => Promise<void>> {
+  const connection = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(socketPath, () => resolve(s));
+    s.once('error', reject);
+  });
+  const message = Buffer.alloc(bytes, 0x42);
+  let outstanding = 0;
+  let wake: (() => void) | undefined;
+  connection.on('data', (chunk: Buffer) => {
+    outstanding -= chunk.length;
+    if (outstanding <= 0 && wake) {
+      const done = wake;
+      wake = undefined;
+      done();
+    }
+  });
+  return () =>
+    new Promise<void>((resolve) => {
+      outstanding = bytes;
+      wake = resolve;
+      connection.write(message);
+    });
+}
+
+function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
+  return {
+    async putRate(args: RateArgs & { keep: number }): Promise<PutRateResult> {
+      const { valueBytes, batch } = args;
+      const pool = Array.from({ length: 1000 }, (_, i) => payload(i, valueBytes));
+      const pick = (i: number) => pool[i % pool.length];
+      const cold = {
+        trellis: await sampleOnce(() => client.put(pick(0))),
+        redis: await sampleOnce(() => kv.set('cold', pick(0))),
+      };
+      let serial = 0;
+      const key = () => `b:${serial++}`;
+      const made: string[] = [];
+      const dropMade = async () => void (made.length > 0 && (await client.delete(made.splice(0))));
+      const flush = async () => void (await kv.flushdb());
+      const batchOf = (i: number) => Array.from({ length: batch.batchSize }, (_, j) => pick(i * batch.batchSize + j));
+      const putFrameBytes = encodeFrame({ kind: 'putBlobs', seq: 1234, body: { blobs: [{ data: pick(0) }] } }).length;
+      const echo = await echoOf(echoSocket, putFrameBytes);
+      const drivers: Record<PutDriver, () => Promise<SampleSet>> = {
+        'raw echo of a put request': () => sample(echo, args.single),
+        'trellis put': () =>
+          sample(async (i) => void made.push(await client.put(pick(i))), { ...args.single, after: dropMade }),
+        'redis SET': () => sample((i) => kv.set(key(), pick(i)), { ...args.single, after: flush }),
+        'trellis put, 100 in flight': () =>
+          perValue(
+            sample(async (i) => void made.push(...(await Promise.all(batchOf(i).map((b) => client.put(b))))), {
+              ...batch,
+              after: dropMade,
+            }),
+            batch.batchSize,
+          ),
+        'redis pipeline of 100 SETs': () =>
+          perValue(
+            sample(
+              (i) => {
+                const pipeline = kv.pipeline();
+                for (const value of batchOf(i)) pipeline.set(key(), value);
+                return pipeline.exec();
+              },
+              { ...batch, after: flush },
+            ),
+            batch.batchSize,
+          ),
+        'trellis putMany of 100': () =>
+          perValue(
+            sample(async (i) => void made.push(...(await client.putMany(batchOf(i)))), { ...batch, after: dropMade }),
+            batch.batchSize,
+          ),
+        'redis MSET of 100': () =>
+          perValue(
+            sample(
+              (i) => {
+                const pairs: Array<string | Buffer> = [];
+                for (const value of batchOf(i)) pairs.push(key(), value);
+                return kv.mset(pairs);
+              },
+              { ...batch, after: flush },
+            ),
+            batch.batchSize,
+          ),
+      };
+      const results = Object.fromEntries(PUT_DRIVERS.map((d) => [d, [] as SampleSet[]])) as Record<
+        PutDriver,
+        SampleSet[]
+      >;
+      for (let round = 0; round < args.rounds; round++) {
+        for (const driver of PUT_DRIVERS) results[driver].push(await drivers[driver]());
+      }
+      await dropMade();
+      await flush();
+      // What the reader gets: written last, so nothing above deleted it.
+      const ids: string[] = [];
+      const keys: string[] = [];
+      for (let i = 0; i < args.keep; i++) {
+        ids.push(await client.put(pick(i)));
+        keys.push(`k:${i}`);
+        await kv.set(`k:${i}`, pick(i));
+      }
+      return { drivers: results, cold, putFrameBytes, ids, keys };
+    },
+
+    async getRate(args: RateArgs & { ids: string[]; keys: string[] }): Promise<GetRateResult> {
+      const { ids, keys, batch } = args;
+      const expected = (i: number) => (i % 1000) & 0xff;
+      let checked = true;
+      const check = (buffer: Buffer | null | undefined, i: number) => {
+        if (!buffer || buffer.length !== args.valueBytes || buffer[buffer.length - 1] !== expected(i)) checked = false;
+        else sink += buffer[0];
+      };
+      const cold = {
+        trellis: await sampleOnce(async () => check(await client.get(ids[0]), 0)),
+        redis: await sampleOnce(async () => check(await kv.getBuffer(keys[0]), 0)),
+      };
+      const at = (i: number) => i % ids.length;
+      const range = (i: number) => Array.from({ length: batch.batchSize }, (_, j) => at(i * batch.batchSize + j));
+      const getFrameBytes = encodeFrame({ kind: 'getObject', seq: 1234, body: { ref: ids[0] } }).length;
+      const echo = await echoOf(echoSocket, getFrameBytes);
+      const drivers: Record<GetDriver, () => Promise<SampleSet>> = {
+        'raw echo of a get request': () => sample(echo, args.single),
+        'trellis get': () => sample(async (i) => check(await client.get(ids[at(i)]), at(i)), args.single),
+        'redis GET': () => sample(async (i) => check(await kv.getBuffer(keys[at(i)]), at(i)), args.single),
+        'trellis get, 100 in flight': () =>
+          perValue(
+            sample(async (i) => {
+              const which = range(i);
+              const got = await Promise.all(which.map((k) => client.get(ids[k])));
+              got.forEach((buffer, j) => check(buffer, which[j]));
+            }, batch),
+            batch.batchSize,
+          ),
+        'redis pipeline of 100 GETs': () =>
+          perValue(
+            sample(async (i) => {
+              const which = range(i);
+              const pipeline = kv.pipeline();
+              for (const k of which) pipeline.getBuffer(keys[k]);
+              const got = (await pipeline.exec()) ?? [];
+              got.forEach(([, buffer], j) => check(buffer as Buffer, which[j]));
+            }, batch),
+            batch.batchSize,
+          ),
+        'trellis getMany of 100': () =>
+          perValue(
+            sample(async (i) => {
+              const which = range(i);
+              const got = await getMany(
+                client,
+                which.map((k) => ids[k]),
+              );
+              got.forEach((buffer, j) => check(buffer as Buffer, which[j]));
+            }, batch),
+            batch.batchSize,
+          ),
+        'redis MGET of 100': () =>
+          perValue(
+            sample(async (i) => {
+              const which = range(i);
+              const got = await kv.mgetBuffer(which.map((k) => keys[k]));
+              got.forEach((buffer, j) => check(buffer, which[j]));
+            }, batch),
+            batch.batchSize,
+          ),
+      };
+      const results = Object.fromEntries(GET_DRIVERS.map((d) => [d, [] as SampleSet[]])) as Record<
+        GetDriver,
+        SampleSet[]
+      >;
+      for (let round = 0; round < args.rounds; round++) {
+        for (const driver of GET_DRIVERS) results[driver].push(await drivers[driver]());
+      }
+      return { drivers: results, cold, getFrameBytes, checked: checked && sink >= 0 };
+    },
+  };
+}
+
+/** getMany where the client has it; before it existed, the same gets all in flight. */
+function getMany(client: TrellisClient, ids: string[]): Promise<unknown[]> {
+  const many = (client as unknown as { getMany?: (ids: string[]) => Promise<unknown[]> }).getMany;
+  return many ? many.call(client, ids) : Promise.all(ids.map((id) => client.get(id)));
+}
+
+function argument(name: string): string {
+  const at = process.argv.indexOf(name);
+  if (at < 0 || at + 1 >= process.argv.length) throw new Error(`small-values-client: ${name} PATH is required`);
+  return process.argv[at + 1];
+}
+
+async function main(): Promise<void> {
+  const client = await connect(argument('--socket'));
+  const kv = new Redis({ path: argument('--redis-socket'), lazyConnect: true, enableAutoPipelining: false });
+  await kv.connect();
+  serveCommands(commands(client, kv, argument('--echo-socket')));
+}
+
+export type SmallValuesClientCommands = ReturnType<typeof commands>;
+
+if (require.main === module) void main();

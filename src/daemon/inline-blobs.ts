@@ -1,0 +1,121 @@
+/**
+ * Small blobs whose bytes ride in the request (putBlobs, and createMetadata's inlineMembers).
+ * For a few hundred bytes, the two round trips of createBlobs + seal, and a segment mapped in the
+ * client, cost far more than copying the bytes through the socket once: so the daemon copies
+ * them into new blobs in shared memory itself. Once sealed they are blobs like any other: read
+ * as views of shared memory, spilled, persisted and exported the same way. These bytes are the
+ * one deliberate exception to "bytes never travel through the socket" (DESIGN.md, invariant 4),
+ * bounded by MAX_INLINE_BLOB_BYTES.
+ */
+import { TrellisError } from '../errors';
+import type { PutBlobsReply } from '../protocol/messages';
+import { checkName } from '../protocol/names';
+import { resolveParents } from './lineage';
+import { whenDone, type NewObject } from './metadata/meta-service';
+import type { DaemonState } from './request-context';
+import type { ClientSession } from './session';
+import * as check from './validate';
+
+/**
+ * New unsealed blobs of this session holding `datas`, all or none; their ids in order.
+ * Errors: OutOfMemory.
+ */
+export function storeInline(
+  state: DaemonState,
+  session: ClientSession,
+  datas: readonly Uint8Array[],
+): string[] | Promise<string[]> {
+  if (datas.length === 0) return [];
+  const created = state.residency.createBlobs(
+    session,
+    datas.map((data) => data.byteLength),
+  );
+  return whenDone(created, (blobs) => {
+    try {
+      blobs.forEach((blob, i) => {
+        if (blob.size > 0) state.pool.memory.write(blob, 0, datas[i]);
+      });
+    } catch (error) {
+      abortInline(
+        state,
+        session,
+        blobs.map((blob) => blob.id),
+      );
+      throw error;
+    }
+    return blobs.map((blob) => blob.id);
+  });
+}
+
+/** Takes back blobs from storeInline that are still unsealed (a later step of the request failed). */
+export function abortInline(state: DaemonState, session: ClientSession, ids: readonly string[]): void {
+  for (const id of ids) if (session.unsealed.has(id)) state.table.abort(session, id);
+}
+
+interface InlineBlobRequest {
+  data: Uint8Array;
+  labels: Record<string, string>;
+  derivedFrom: ReturnType<typeof resolveParents>;
+  name?: string;
+  override: boolean;
+  persist: boolean;
+}
+
+/** putBlobs: checks every entry first (the batch is all or none), then stores, seals and publishes. */
+export function putBlobs(
+  state: DaemonState,
+  session: ClientSession,
+  body: check.Body,
+): PutBlobsReply | Promise<PutBlobsReply> {
+  const kind = 'putBlobs';
+  const entries = body.blobs;
+  if (!Array.isArray(entries) || entries.length === 0 || entries.length > check.MAX_IDS_PER_REQUEST) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: blobs must be a list of 1 to ${check.MAX_IDS_PER_REQUEST}, got ${check.describe(entries)}`,
+    );
+  }
+  const names = new Set<string>();
+  const requests = entries.map((entry, i): InlineBlobRequest => {
+    const fields = check.expectBody(kind, entry);
+    const name = fields.name === undefined || fields.name === null ? undefined : checkName(fields.name);
+    const request: InlineBlobRequest = {
+      data: check.inlineBytes(kind, fields.data, `blobs[${i}].data`),
+      labels: check.labels(kind, fields),
+      derivedFrom: resolveParents(kind, check.parentRefs(kind, fields), state.names, state.meta),
+      name,
+      override: check.flag(kind, fields, 'override', false),
+      persist: check.flag(kind, fields, 'persist', false),
+    };
+    if (name !== undefined) {
+      if (names.has(name))
+        throw new TrellisError('InvalidArgument', `${kind}: name ${JSON.stringify(name)} appears twice`);
+      names.add(name);
+      if (!request.override) state.names.refuseTaken(name);
+    }
+    return request;
+  });
+  const published = requests.filter((request) => request.persist || request.name !== undefined).length;
+  if (published > 0) state.meta.requireWritable(published === 1 ? 'publish a blob' : `publish ${published} blobs`);
+  return whenDone(
+    storeInline(
+      state,
+      session,
+      requests.map((request) => request.data),
+    ),
+    (ids) => {
+      requests.forEach(({ labels, derivedFrom }, i) =>
+        state.table.seal(session, ids[i], false, { labels, derivedFrom }),
+      );
+      if (published === 0) return { ids };
+      const created: NewObject[] = requests.map((request, i) => ({
+        id: ids[i],
+        name: request.name,
+        override: request.override,
+        persist: request.persist,
+      }));
+      // All of them, so that a failure takes back the whole batch.
+      return whenDone(state.meta.publishNew(session, created), () => ({ ids }));
+    },
+  ) as PutBlobsReply | Promise<PutBlobsReply>;
+}

@@ -1,0 +1,221 @@
+import * as assert from 'node:assert/strict';
+import { connect, MAX_INLINE_BLOB_BYTES, type TrellisClient } from '../../src/index';
+import type { Channel } from '../../src/client/channel';
+import { startChild, type ChildHandle } from '../fixtures/child';
+import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
+import { onCleanup } from '../fixtures/setup';
+
+interface Answer<T> {
+  ok: boolean;
+  result: T;
+  code?: string;
+  message?: string;
+}
+type Description = { kind: string; hex?: string; items?: string[]; shared?: boolean; value?: unknown };
+
+/** A client process (fixtures/children/small-values.ts); `run` throws on an error answer. */
+async function startClient(socket: string) {
+  const child: ChildHandle = startChild('small-values.ts', [socket]);
+  await child.next();
+  const call = async <T>(op: string, args: Record<string, unknown> = {}): Promise<Answer<T>> => {
+    child.send({ op, ...args });
+    return child.next<Answer<T>>();
+  };
+  return {
+    call,
+    async run<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+      const answer = await call<T>(op, args);
+      if (!answer.ok) throw new Error(`${op} failed: ${answer.code}: ${answer.message}`);
+      return answer.result;
+    },
+  };
+}
+
+const hex = (bytes: number, seed: number) =>
+  Buffer.from(Array.from({ length: bytes }, (_, i) => (i * 31 + seed) & 0xff)).toString('hex');
+
+/** The raw channel, to send what the public client would refuse before sending. */
+const channelOf = (client: TrellisClient) => (client as unknown as { channel: Channel }).channel;
+
+describe('small Buffers: inline put, getMany, putMany of bytes and typed arrays', function () {
+  let daemon: TestDaemon;
+  let observer: TrellisClient;
+  /** Requests the daemon answered for others between two status calls of the observer. */
+  const requestsDuring = async (work: () => Promise<unknown>): Promise<number> => {
+    const before = (await observer.status()).requests;
+    await work();
+    return (await observer.status()).requests - before - 1;
+  };
+
+  beforeEach(async () => {
+    daemon = await startTestDaemon(['--size', '64MiB']);
+    observer = await connect(daemon.socket);
+    onCleanup(() => observer.close());
+  });
+
+  it('a 100 B Buffer put in one process is one request, and its get in another is one request and a view of shared memory', async () => {
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    const bytes = hex(100, 1);
+    let id = '';
+    assert.equal(
+      await requestsDuring(
+        async () => (id = await writer.run<string>('put', { value: { kind: 'Buffer', hex: bytes } })),
+      ),
+      1,
+    );
+    let got: Description | undefined;
+    assert.equal(await requestsDuring(async () => (got = await reader.run<Description>('get', { id }))), 1);
+    assert.deepEqual(got, { kind: 'Buffer', hex: bytes, shared: true });
+    const meta = await observer.getMeta(id);
+    assert.equal(meta.typename, 'trellis::Blob');
+    assert.equal(meta.nbytes, 100);
+  });
+
+  it('a named, labelled small Buffer put applies its options in that one request; an empty Buffer works too', async () => {
+    const writer = await startClient(daemon.socket);
+    const options = { name: 'small/one', labels: { stage: 'raw' } };
+    let id = '';
+    const requests = await requestsDuring(
+      async () => (id = await writer.run<string>('put', { value: { kind: 'Buffer', hex: hex(64, 2) }, options })),
+    );
+    assert.equal(requests, 1);
+    assert.equal(await observer.getName('small/one'), id);
+    assert.deepEqual((await observer.getMeta(id)).labels, { stage: 'raw' });
+    const empty = await writer.run<string>('put', { value: { kind: 'Buffer', hex: '' } });
+    assert.equal(((await observer.get(empty)) as Buffer).length, 0);
+  });
+
+  it('putMany sends small bytes in one request and small typed arrays with plain values in another; getMany reads all in one', async () => {
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    const big = MAX_INLINE_BLOB_BYTES + 1;
+    const values: Description[] = [
+      { kind: 'Buffer', hex: hex(100, 3) },
+      { kind: 'Float64Array', items: ['1.5', '-2', '3.25'] },
+      { kind: 'value', value: { a: 1, b: 'two' } },
+      { kind: 'Uint8Array', hex: hex(7, 4) },
+      { kind: 'BigInt64Array', items: ['-9007199254740993', '5'] },
+      { kind: 'ArrayBuffer', hex: hex(33, 5) },
+      { kind: 'Buffer', hex: hex(MAX_INLINE_BLOB_BYTES, 6) },
+      { kind: 'Buffer', hex: hex(big, 7) },
+    ];
+    let ids: string[] = [];
+    const putRequests = await requestsDuring(async () => (ids = await writer.run<string[]>('putMany', { values })));
+    // One putBlobs, one createMetadataMany, and two (createBlobs + seal) for the Buffer over the limit.
+    assert.equal(putRequests, 4);
+    assert.equal(ids.length, values.length);
+    let got: Description[] = [];
+    assert.equal(await requestsDuring(async () => (got = await reader.run<Description[]>('getMany', { ids }))), 1);
+    assert.deepEqual(got[0], { kind: 'Buffer', hex: values[0].hex, shared: true });
+    assert.deepEqual(got[1], { kind: 'Float64Array', items: ['1.5', '-2', '3.25'], shared: true });
+    assert.deepEqual(got[2], {
+      kind: 'Object',
+      entries: [
+        ['a', { kind: 'number', value: '1' }],
+        ['b', { kind: 'string', value: 'two' }],
+      ],
+    });
+    assert.deepEqual(got[3], { kind: 'Buffer', hex: values[3].hex, shared: true });
+    assert.deepEqual(got[4], { kind: 'BigInt64Array', items: ['-9007199254740993', '5'], shared: true });
+    assert.deepEqual(got[5], { kind: 'Buffer', hex: values[5].hex, shared: true });
+    assert.equal(got[6].hex, values[6].hex);
+    assert.equal(got[7].hex, values[7].hex);
+    assert.ok(
+      got.every((d) => d.kind === 'Object' || d.shared === true),
+      'every byte result is a view of shared memory',
+    );
+    const tensor = await observer.getMeta(ids[1]);
+    assert.equal(tensor.typename, 'trellis::Tensor<float64>');
+    assert.deepEqual(tensor.fields.shape, [3]);
+  });
+
+  it('getMany of unknown ids is ObjectNotFound naming each one missing', async () => {
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    const known = await writer.run<string>('put', { value: { kind: 'Buffer', hex: hex(10, 8) } });
+    const missing = ['o00000000deadbeef', 'o00000000cafef00d'];
+    const answer = await reader.call('getMany', { ids: [known, missing[0], missing[1]] });
+    assert.equal(answer.ok, false);
+    assert.equal(answer.code, 'ObjectNotFound');
+    assert.match(answer.message!, /2 of 3 objects not found: o00000000deadbeef, o00000000cafef00d/);
+    assert.doesNotMatch(answer.message!, new RegExp(known));
+    const named = await reader.call('getMany', { ids: [known, 'no/such/name'] });
+    assert.equal(named.code, 'NameNotFound');
+    assert.match(named.message!, /no\/such\/name/);
+    assert.deepEqual(await reader.run('getMany', { ids: [] }), []);
+  });
+
+  it('bad input: not a list, wrong types, oversize inline bytes; a refused batch stores nothing', async () => {
+    const client = await connect(daemon.socket);
+    onCleanup(() => client.close());
+    await assert.rejects(client.getMany('o0000000000000001' as never), {
+      code: 'InvalidArgument',
+      message: /getMany\(ids\): ids must be a list of object ids or names, got string/,
+    });
+    await assert.rejects(client.getMany([5 as never]), { code: 'InvalidArgument', message: /got 5/ });
+    await assert.rejects(client.putMany('x' as never), { code: 'InvalidArgument', message: /must be arrays/ });
+    const before = await observer.status();
+    const oversize = new Uint8Array(MAX_INLINE_BLOB_BYTES + 1);
+    await assert.rejects(client.putBlobs([{ data: oversize }]), {
+      code: 'InvalidArgument',
+      message: new RegExp(`${MAX_INLINE_BLOB_BYTES + 1} bytes is over the ${MAX_INLINE_BLOB_BYTES}-byte limit`),
+    });
+    // What a client that skips its own checks sends: the daemon refuses it the same way.
+    const channel = channelOf(client);
+    await assert.rejects(channel.request('putBlobs', { blobs: [{ data: new Uint8Array(8) }, { data: oversize }] }), {
+      code: 'InvalidArgument',
+      message: new RegExp(`putBlobs: blobs\\[1\\]\\.data is ${MAX_INLINE_BLOB_BYTES + 1} bytes, over the`),
+    });
+    await assert.rejects(channel.request('putBlobs', { blobs: [{ data: 'text' as never }] }), {
+      code: 'InvalidArgument',
+      message: /putBlobs: blobs\[0\]\.data must be bytes, got "text"/,
+    });
+    await assert.rejects(channel.request('putBlobs', { blobs: [] }), {
+      code: 'InvalidArgument',
+      message: /putBlobs: blobs must be a list of 1 to/,
+    });
+    await assert.rejects(
+      channel.request('createMetadata', {
+        typename: 'trellis::Tensor<uint8clamped>',
+        fields: {},
+        inlineMembers: { data: oversize },
+      }),
+      { code: 'InvalidArgument', message: /inline member "data" is 65537 bytes, over the 65536-byte limit/ },
+    );
+    await assert.rejects(channel.request('getObjects', { refs: 'x' as never }), {
+      code: 'InvalidArgument',
+      message: /getObjects: refs must be a list/,
+    });
+    // A named batch whose second name is taken: the first blob is not left behind either.
+    await client.put(Buffer.from('taken'), { name: 'taken' });
+    const afterTaken = await observer.status();
+    await assert.rejects(
+      client.putBlobs([
+        { data: Buffer.from('a'), name: 'free' },
+        { data: Buffer.from('b'), name: 'taken' },
+      ]),
+      { code: 'NameExists' },
+    );
+    const after = await observer.status();
+    assert.equal(afterTaken.objects, before.objects + 1);
+    assert.equal(after.objects, afterTaken.objects, 'nothing stored by the refused requests');
+    assert.equal(after.memoryUsage, afterTaken.memoryUsage);
+    await assert.rejects(observer.getName('free'), { code: 'NameNotFound' });
+  });
+
+  it('an inline member that fails the metadata check is taken back', async () => {
+    const client = await connect(daemon.socket);
+    onCleanup(() => client.close());
+    const before = await observer.status();
+    await assert.rejects(
+      channelOf(client).request('createMetadata', {
+        typename: 'trellis::Tensor<float64>',
+        fields: {},
+        members: { other: 'o00000000deadbeef' },
+        inlineMembers: { data: new Uint8Array(16) },
+      }),
+      { code: 'ObjectNotFound' },
+    );
+    const after = await observer.status();
+    assert.equal(after.objects, before.objects);
+    assert.equal(after.memoryUsage, before.memoryUsage);
+  });
+});
