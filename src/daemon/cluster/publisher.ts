@@ -15,6 +15,7 @@ import type { ClientSession } from '../session';
 import { requireRegistered, type ClusterContext } from './cluster-context';
 import { MAX_NAMES_PER_CALL, type NameChange } from './name-directory';
 import type { Ownership } from './ownership';
+import { decodeNameHistory, nameKey } from './records';
 import type { CommittedBatch, Unpublisher } from './unpublisher';
 
 /** Transactions a large publish keeps in flight at once. */
@@ -34,7 +35,7 @@ export class Publisher {
    */
   async persist(id: string, ttlSeconds?: number): Promise<void> {
     const { objects, table, membership } = this.cluster;
-    const remote = objects.lookup(id);
+    const remote = await objects.view(() => objects.lookup(id));
     if (remote) {
       if (ttlSeconds === undefined) return;
       throw new TrellisError(
@@ -48,8 +49,10 @@ export class Publisher {
     requireRegistered(this.cluster, `persist ${id}`);
     const lease = membership.leaseId;
     const puts = new Map<string, TransactionOperation>();
+    // A new ttl on a persisted object changes a record other daemons may hold.
+    const rewritten = objects.isPersisted(id) ? [id] : [];
     objects.recordPuts(id, lease, expiresAt, puts);
-    const result = await commitInBatches(this.cluster.connection, [...puts.values()]);
+    const result = await commitInBatches(this.cluster.connection, objects.operations(puts, rewritten, lease));
     objects.published(puts, BigInt(result.revision), expiresAt === undefined ? new Map() : new Map([[id, expiresAt]]));
     if (expiresAt !== undefined) this.cluster.expirations.schedule(id, expiresAt);
     this.afterPublish(lease, [...puts.keys()]);
@@ -69,7 +72,8 @@ export class Publisher {
     const puts = new Map<string, TransactionOperation>();
     try {
       objects.recordPuts(id, lease, undefined, puts);
-      const result = await commitInBatches(this.cluster.connection, [...puts.values()]);
+      const operations = objects.operations(puts, [id], lease);
+      const result = await commitInBatches(this.cluster.connection, operations);
       objects.published(puts, BigInt(result.revision), new Map());
     } catch (error) {
       table.restoreLabels(id, labels, previous);
@@ -126,9 +130,10 @@ export class Publisher {
     const lease = membership.leaseId;
     const puts = new Map<string, TransactionOperation>();
     const remote = new Set<string>();
-    const changes: NameChange[] = list.map(([name, id]) => {
+    const records = await objects.view(() => list.map(([, id]) => objects.lookup(id)));
+    const changes: NameChange[] = list.map(([name, id], i) => {
       checkName(name);
-      const record = objects.lookup(id);
+      const record = records[i];
       const expectVersion = expect?.[name];
       if (record) {
         remote.add(id);
@@ -160,8 +165,14 @@ export class Publisher {
     requireRegistered(this.cluster, `drop version ${version} of name ${JSON.stringify(name)}`);
     const { objects, membership, table } = this.cluster;
     // The key lives on the lease of whoever holds the object that becomes latest.
+    // The objects the drop may make latest: their records (read first) give the key's lease.
+    const entry = this.cluster.names.mirror.get(nameKey(name));
+    const kept = (entry && decodeNameHistory(entry.value)?.versions) ?? [];
+    const remoteIds = kept.map((each) => each.id).filter((id) => !table.sealedObjectOrUndefined(id));
+    const remoteLeases = await objects.view(() => remoteIds.map((id) => objects.remote(id)?.lease));
+    const leases = new Map(remoteIds.map((id, i) => [id, remoteLeases[i]] as const));
     const leaseOf = (id: string, current: string) =>
-      table.sealedObjectOrUndefined(id) ? membership.leaseId : (objects.lookup(id)?.lease ?? current);
+      table.sealedObjectOrUndefined(id) ? membership.leaseId : (leases.get(id) ?? current);
     await this.cluster.names.dropVersion(name, version, leaseOf);
   }
 

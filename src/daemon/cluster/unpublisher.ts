@@ -29,11 +29,11 @@ export class Unpublisher {
   async delete(session: ClientSession | undefined, ids: string[], options: DeleteOptions): Promise<string[]> {
     const { objects, names, table } = this.cluster;
     const unique = [...new Set(ids)];
-    const remoteIds = new Set(unique.filter((id) => objects.lookup(id) !== undefined));
+    const remoteIds = new Set(await objects.view(() => unique.filter((id) => objects.lookup(id) !== undefined)));
     const localIds = unique.filter((id) => !remoteIds.has(id));
     const localDoomed = localIds.length > 0 ? table.planDelete(localIds, options) : [];
     const remoteDoomed =
-      remoteIds.size > 0 ? objects.planDelete([...remoteIds], options, (id) => names.namesOf(id)) : [];
+      remoteIds.size > 0 ? await objects.planDelete([...remoteIds], options, (id) => names.namesOf(id)) : [];
 
     const unpersist = [...localDoomed.filter((id) => objects.isPersisted(id)), ...remoteDoomed];
     const droppedNames = options.force ? unpersist.flatMap((id) => names.namesOf(id)) : [];

@@ -28,6 +28,7 @@ import { EventEmitter } from 'node:events';
 import type { IKeyValue, Watcher } from 'etcd3';
 import type { TrellisError } from '../../errors';
 import type { EtcdConnection } from './etcd-connection';
+import { readPaged, type KeyRange } from './paged-range';
 import { RetryLoop } from './retry-loop';
 
 const RESYNC_FIRST_DELAY_MS = 100;
@@ -78,7 +79,7 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
 
   /** What it mirrors, for messages: 'names/, objects/'. */
   readonly description: string;
-  private readonly range: { start: string; end: string };
+  private readonly range: KeyRange;
 
   /** `prefixes`: keys relative to the cluster prefix, such as 'objects/'; nothing else may fall between them. */
   constructor(
@@ -151,15 +152,16 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
     this.dropWatcher();
     const touched = new Set<string>();
     this.touched = touched;
-    let snapshot;
+    const kvs: IKeyValue[] = [];
+    let revision: bigint;
     try {
-      snapshot = await this.connection.run(`list ${this.description}`, (kv) => kv.getAll().inRange(this.range).exec());
+      // In pages: a join must not read a large cluster in one reply (see paged-range.ts).
+      revision = await readPaged(this.connection, `list ${this.description}`, this.range, (page) => kvs.push(...page));
     } finally {
       if (this.touched === touched) this.touched = undefined;
     }
     if (generation !== this.generation) return;
-    const revision = BigInt(snapshot.header.revision);
-    this.applySnapshot(snapshot.kvs, revision, touched);
+    this.applySnapshot(kvs, revision, touched);
     const watcher = this.connection.kv
       .watch()
       .inRange(this.range)
