@@ -192,8 +192,9 @@ export class RemoteRecords {
     this.live = false;
     this.dropWatchers();
     const current = (): boolean => generation === this.generation;
-    const deletes = this.connection.kv.watch().prefix(OBJECTS_PREFIX).ignore('put').watcher();
-    const rewrites = this.connection.kv.watch().prefix(REWRITES_PREFIX).ignore('delete').watcher();
+    // `only`, not `ignore`: etcd3 1.x's ignore() does what only() does (it maps names the same way).
+    const deletes = this.connection.kv.watch().prefix(OBJECTS_PREFIX).only('delete').watcher();
+    const rewrites = this.connection.kv.watch().prefix(REWRITES_PREFIX).only('put').watcher();
     deletes.on('delete', (kv) => {
       const id = current() ? idOfObjectKey(kv.key.toString()) : undefined;
       if (id !== undefined) this.forget(id);
