@@ -3,11 +3,12 @@
  * snapshot's revision on, so no change falls between the two. Reads are served from memory;
  * nothing on a daemon's hot path waits for etcd.
  *
- * Used for the cluster's objects and names (ClusterMetadata) and for its instances (InstanceView).
+ * Used for the cluster's names and a daemon's own object records (ClusterMetadata) and for its
+ * instances (InstanceView). The snapshot is read in pages (paged-range.ts).
  *
  * One watch covers all the prefixes (the key range from the first to the end of the last), so
- * the keys of one transaction arrive together: a daemon never sees a new object before its
- * name, nor a name before its object.
+ * the keys of one transaction under them arrive together. (A name seen before the record of its
+ * object is fine: the record, committed with it, is read from etcd when asked for.)
  *
  * It never resumes a broken watch: it reads a fresh snapshot and watches again. An etcd that
  * lost its data counts revisions from 1 again, and a resumed watch would wait silently for the
