@@ -130,9 +130,14 @@ export class Publisher {
     const lease = membership.leaseId;
     const puts = new Map<string, TransactionOperation>();
     const remote = new Set<string>();
-    const records = await objects.view(() => list.map(([, id]) => objects.lookup(id)));
+    // Other instances' records first (loaded from etcd if need be), checking in the same order as before.
+    const records = await objects.view(() =>
+      list.map(([name, id]) => {
+        checkName(name);
+        return objects.lookup(id);
+      }),
+    );
     const changes: NameChange[] = list.map(([name, id], i) => {
-      checkName(name);
       const record = records[i];
       const expectVersion = expect?.[name];
       if (record) {
@@ -164,8 +169,8 @@ export class Publisher {
     checkName(name);
     requireRegistered(this.cluster, `drop version ${version} of name ${JSON.stringify(name)}`);
     const { objects, membership, table } = this.cluster;
-    // The key lives on the lease of whoever holds the object that becomes latest.
-    // The objects the drop may make latest: their records (read first) give the key's lease.
+    // The key lives on the lease of whoever holds the object that becomes latest: for another
+    // instance's, its record's lease, read before the swap.
     const entry = this.cluster.names.mirror.get(nameKey(name));
     const kept = (entry && decodeNameHistory(entry.value)?.versions) ?? [];
     const remoteIds = kept.map((each) => each.id).filter((id) => !table.sealedObjectOrUndefined(id));
