@@ -46,8 +46,8 @@ export type Found = ReadonlyMap<string, CachedRecord | null>;
 export class RemoteRecords {
   /** In least recently used order first (a Map keeps insertion order). */
   private readonly cache = new Map<string, CachedRecord>();
-  /** Reads in flight, by id: set to true when an invalidation of the id arrives meanwhile. */
-  private readonly inFlight = new Map<string, { stale: boolean }>();
+  /** Reads in flight, by id: each marked stale when an invalidation of the id arrives meanwhile. */
+  private readonly inFlight = new Map<string, Set<{ stale: boolean }>>();
   private watchers: Watcher[] = [];
   private generation = 0;
   private live = false;
@@ -154,14 +154,13 @@ export class RemoteRecords {
   /** Drops a record this daemon knows is gone or changed (it deleted the key itself). */
   forget(id: string): void {
     this.cache.delete(id);
-    const reading = this.inFlight.get(id);
-    if (reading) reading.stale = true;
+    for (const reading of this.inFlight.get(id) ?? []) reading.stale = true;
   }
 
   private async read(id: string): Promise<CachedRecord | null> {
     const reading = { stale: false };
-    // Two reads of one id at once: the later one's flag decides; both answer what they read.
-    this.inFlight.set(id, reading);
+    const readings = this.inFlight.get(id) ?? new Set();
+    this.inFlight.set(id, readings.add(reading));
     const generation = this.generation;
     const cacheable = this.live;
     try {
@@ -172,7 +171,8 @@ export class RemoteRecords {
       if (record && cacheable && !reading.stale && generation === this.generation) this.remember(record);
       return record;
     } finally {
-      if (this.inFlight.get(id) === reading) this.inFlight.delete(id);
+      readings.delete(reading);
+      if (readings.size === 0 && this.inFlight.get(id) === readings) this.inFlight.delete(id);
     }
   }
 
@@ -184,7 +184,7 @@ export class RemoteRecords {
 
   private clear(): void {
     this.cache.clear();
-    for (const reading of this.inFlight.values()) reading.stale = true;
+    for (const readings of this.inFlight.values()) for (const reading of readings) reading.stale = true;
   }
 
   private async watch(): Promise<void> {
