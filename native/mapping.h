@@ -16,6 +16,14 @@ struct MappedRegion {
   ~MappedRegion();
 };
 
+// What populate() did: the kernel mapped the pages now, cannot on this kernel (before Linux 5.14),
+// or refused for part of the range (pages past the end of the file, which a read would SIGBUS on).
+enum class PopulateResult { kPopulated, kUnsupported, kFailed };
+
+// Maps the pages of [address, address + length) into this process's page tables in one system
+// call (MADV_POPULATE_READ or _WRITE) instead of one fault per page on first use. Never faults.
+PopulateResult Populate(void* address, size_t length, bool writable);
+
 class Mapping : public Napi::ObjectWrap<Mapping> {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -28,6 +36,11 @@ class Mapping : public Napi::ObjectWrap<Mapping> {
   // slice(offset, length, prefault?): an ArrayBuffer over exactly these bytes, so that neither a view nor
   // its .buffer reaches a neighbour. Used for a writer's unsealed blob; detached at seal.
   Napi::Value Slice(const Napi::CallbackInfo& info);
+  // populate(offset, length): 'populated', 'unsupported' or 'failed' (see PopulateResult). Best
+  // effort: whatever it answers, the bytes read the same; only the cost of first touch differs.
+  Napi::Value PopulateRange(const Napi::CallbackInfo& info);
+  // Checks that [offset, offset + length) lies in the mapping; throws InvalidArgument if not.
+  bool CheckRange(Napi::Env env, double offset, double length);
 
   Napi::ArrayBuffer External(Napi::Env env, size_t offset, size_t length);
 

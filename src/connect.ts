@@ -4,7 +4,7 @@
 import type { Channel } from './client/channel';
 import { Client } from './client/client';
 import { IpcChannel } from './client/ipc';
-import { RpcChannel, type RpcConnectOptions } from './client/rpc';
+import type { RpcConnectOptions } from './client/rpc';
 import { defaultSocketPath } from './protocol/socket-path';
 import { registerBuiltins, resolveHandle } from './types/builtins';
 import type { MetadataSpec } from './client/objects';
@@ -84,9 +84,15 @@ export class TrellisClient extends Client {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async get(idOrName: string, options: { fetch?: boolean; version?: number } = {}): Promise<any> {
-    const named = options.version === undefined ? idOrName : await this.getName(idOrName, { version: options.version });
-    const ref = options.fetch ? await this.migrate(named) : named;
-    return resolveHandle(await this.getObject(ref), this);
+    const { fetch = false, version } = options;
+    // A kept version without fetch is one request: the daemon resolves the version and answers the object.
+    if (!fetch) {
+      const handle =
+        version === undefined ? await this.getObject(idOrName) : await this.getObjectAtVersion(idOrName, version);
+      return resolveHandle(handle, this);
+    }
+    const named = version === undefined ? idOrName : await this.getName(idOrName, { version });
+    return resolveHandle(await this.getObject(await this.migrate(named)), this);
   }
 }
 
@@ -102,5 +108,8 @@ export async function connect(socketPath: string = defaultSocketPath()): Promise
  * Errors: Unavailable, PermissionDenied (token, or a certificate refused either way), InvalidArgument.
  */
 export async function connectRpc(endpoint: string, options: RpcConnectOptions = {}): Promise<TrellisClient> {
+  // Loaded here, not with trellis: net, tls and the RPC framing are no part of a local client.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy load needs require
+  const { RpcChannel } = require('./client/rpc') as typeof import('./client/rpc');
   return new TrellisClient(await RpcChannel.open(endpoint, options));
 }

@@ -22,7 +22,16 @@ export interface NativeMapping {
   readonly buffer: ArrayBuffer;
   /** An ArrayBuffer over exactly [offset, offset + length); `prefault` maps its pages now. */
   slice(offset: number, length: number, prefault?: boolean): ArrayBuffer;
+  /**
+   * Maps the pages of [offset, offset + length) now, in one system call (MADV_POPULATE_READ, or
+   * _WRITE for a writable mapping), rather than one fault per page on first touch. Best effort,
+   * never faults: 'unsupported' before Linux 5.14, 'failed' when part of the range has no pages
+   * (past the end of the file). The bytes read the same whatever it answers.
+   */
+  populate(offset: number, length: number): PopulateResult;
 }
+
+export type PopulateResult = 'populated' | 'unsupported' | 'failed';
 
 export interface NativeAllocator {
   /** The offset of a 64-byte-aligned block, or -1 when nothing fits. */

@@ -133,6 +133,17 @@ function listCommands(client: Client) {
       return { firstDeserializeAndRead, sink };
     },
 
+    /**
+     * The baseline for a fresh reader's first pass: the first pass over a plain JS array of the
+     * same items (made untimed) in a fresh process, so with the same cold JIT.
+     */
+    async arrayFirst({ count }: { count: number }): Promise<{ firstArrayPass: SampleSet; sink: number }> {
+      const items = benchItems(count);
+      collectGarbage();
+      const firstArrayPass = await sampleOnce(() => readArray(items));
+      return { firstArrayPass, sink };
+    },
+
     /** ShareableList.open with a round trip each time (the reference is dropped after, untimed), and a bare request. */
     async open({
       name,

@@ -17,8 +17,8 @@ const READY_TIMEOUT_MS = 15_000;
 
 export interface BenchEtcd {
   readonly endpoint: string;
-  /** Unary gRPC calls answered so far (round trips), from etcd's /metrics. */
-  unaryCalls(): Promise<number>;
+  /** Unary gRPC calls answered so far (round trips), from etcd's /metrics; `method`: only those (Txn, Range, ...). */
+  unaryCalls(method?: string): Promise<number>;
 }
 
 function httpGet(port: number, urlPath: string): Promise<{ status: number; body: string }> {
@@ -89,12 +89,13 @@ export async function startBenchEtcd(scope: Scope): Promise<BenchEtcd> {
 
   return {
     endpoint: client,
-    async unaryCalls() {
+    async unaryCalls(method?: string) {
       const { body } = await httpGet(clientPort, '/metrics');
       let total = 0;
       for (const line of body.split('\n')) {
         if (!line.startsWith('grpc_server_handled_total{') || !line.includes('grpc_type="unary"')) continue;
         if (!/grpc_service="etcdserverpb\.(KV|Lease)"/.test(line)) continue;
+        if (method !== undefined && !line.includes(`grpc_method="${method}"`)) continue;
         total += Number(line.slice(line.lastIndexOf(' ') + 1));
       }
       return total;

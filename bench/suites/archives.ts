@@ -2,7 +2,9 @@
  * archives: export of a DataFrame (1 GiB by default; TRELLIS_BENCH_ARCHIVE_MIB to change) against
  * what it cannot avoid, sha256 + write of the same bytes with fs, measured in the same run; then
  * import into a second daemon against read + sha256 of the same files; then a second import of
- * the same archive (found by topHash: nothing read or stored) against the first.
+ * the same archive (found by topHash: nothing read or stored) against the first. Last, in a
+ * one-daemon cluster, what `putName` with `expectVersion` costs: socket requests (the daemon's
+ * own count) and etcd calls and transactions (etcd's own counters) per call.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
@@ -10,6 +12,7 @@ import * as path from 'node:path';
 import { connect } from '../../src/index';
 import { makeBenchTable, tableBytes, valueBuffers } from '../lib/arrow-table';
 import { startBenchDaemon } from '../lib/daemon';
+import { startBenchEtcd } from '../lib/etcd';
 import { summarize } from '../lib/stats';
 import type { Suite, SuiteContext, SuiteReport } from '../lib/suite';
 
@@ -57,7 +60,76 @@ async function readAndHash(dir: string): Promise<void> {
   }
 }
 
-async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
+/** putName calls with expectVersion whose cost is counted. */
+const VERSIONED_PUTS = 50;
+
+interface VersionedPutCost {
+  requests: number;
+  etcdCalls: number;
+  etcdTxns: number;
+  ns: number[];
+}
+
+/** `VERSIONED_PUTS` putName calls, each expecting the version the one before made, on a cluster daemon. */
+async function versionedPutCost({ scope, log }: SuiteContext): Promise<VersionedPutCost> {
+  const etcd = await startBenchEtcd(scope);
+  const daemon = await startBenchDaemon(scope, {
+    size: '64MiB',
+    args: ['--etcd', etcd.endpoint, '--etcd-prefix', 'bench', '--lease-ttl', '10'],
+  });
+  const client = await connect(daemon.socket);
+  scope.defer(() => client.close());
+  log(`putName with expectVersion x${VERSIONED_PUTS} (cluster: etcd at ${etcd.endpoint})`);
+  const ids: string[] = [];
+  for (let i = 0; i <= VERSIONED_PUTS; i++) ids.push(await client.put({ version: i }, { persist: true }));
+  await client.putName(ids[0], 'bench/versioned');
+  const before = {
+    requests: (await client.status()).requests,
+    calls: await etcd.unaryCalls(),
+    txns: await etcd.unaryCalls('Txn'),
+  };
+  const ns: number[] = [];
+  for (let i = 1; i <= VERSIONED_PUTS; i++) {
+    const start = process.hrtime.bigint();
+    const version = await client.putName(ids[i], 'bench/versioned', { override: true, expectVersion: i });
+    ns.push(Number(process.hrtime.bigint() - start));
+    if (version !== i + 1) throw new Error(`putName gave version ${version}, expected ${i + 1}`);
+  }
+  const calls = (await etcd.unaryCalls()) - before.calls;
+  const txns = (await etcd.unaryCalls('Txn')) - before.txns;
+  // Less the status call that reads the count.
+  const requests = (await client.status()).requests - before.requests - 1;
+  return {
+    requests: requests / VERSIONED_PUTS,
+    etcdCalls: calls / VERSIONED_PUTS,
+    etcdTxns: txns / VERSIONED_PUTS,
+    ns,
+  };
+}
+
+async function run(context: SuiteContext): Promise<SuiteReport> {
+  const report = await runArchives(context);
+  const cost = await versionedPutCost(context);
+  report.rows.push({
+    section: 'versions',
+    operation: `putName with expectVersion (cluster, warm, x${VERSIONED_PUTS})`,
+    stats: summarize(cost.ns),
+    versus: `${cost.requests.toFixed(2)} socket requests, ${cost.etcdCalls.toFixed(2)} etcd calls, ${cost.etcdTxns.toFixed(2)} etcd Txn per call`,
+  });
+  report.targets.push({
+    target: 'putName with expectVersion in a cluster: 1 socket request per call',
+    measured: cost.requests.toFixed(2),
+    met: cost.requests === 1,
+  });
+  report.targets.push({
+    target: 'putName with expectVersion in a cluster: 1 etcd transaction per call',
+    measured: `${cost.etcdTxns.toFixed(2)} Txn (${cost.etcdCalls.toFixed(2)} etcd calls in all)`,
+    met: cost.etcdTxns === 1 && cost.etcdCalls === 1,
+  });
+  return report;
+}
+
+async function runArchives({ scope, log }: SuiteContext): Promise<SuiteReport> {
   const daemonSize = `${Math.ceil((TABLE_BYTES * 1.25) / MiB)}MiB`;
   const [source, target] = await Promise.all([
     startBenchDaemon(scope, { size: daemonSize }),
@@ -119,7 +191,23 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
         `${((second.ns / first.ns) * 100).toFixed(3)}% of the first`,
       ),
     ],
-    targets: [],
+    targets: [
+      {
+        target: 'export at least 0.5x the speed of sha256 + fs write',
+        measured: `${(baseline.ns / exported.ns).toFixed(2)}x`,
+        met: baseline.ns / exported.ns >= 0.5,
+      },
+      {
+        target: 'import at least 0.5x the speed of fs read + sha256',
+        measured: `${(readBaseline.ns / first.ns).toFixed(2)}x`,
+        met: readBaseline.ns / first.ns >= 0.5,
+      },
+      {
+        target: 'second import under 5% of the first',
+        measured: `${((second.ns / first.ns) * 100).toFixed(3)}%`,
+        met: second.ns / first.ns < 0.05,
+      },
+    ],
     notes: [
       `one run each, a ${(bytes / MiB).toFixed(0)} MiB table of ${stored.length} buffers; files in the bench scope folder (${path.dirname(archive)}).`,
       `first import existed=${first.result.existed}, second existed=${second.result.existed}; topHash ${exported.result.topHash}.`,

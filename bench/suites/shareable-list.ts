@@ -44,6 +44,10 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
   const copied = await withChild<Commands, Result<'copyFirst'>>(scope, script, args, { cpu }, (copier) =>
     copier.call('copyFirst', { count: plan.items }),
   );
+  log('the first pass over a plain JS array of the items: fresh process');
+  const arrayFirst = await withChild<Commands, Result<'arrayFirst'>>(scope, script, args, { cpu }, (child) =>
+    child.call('arrayFirst', { count: plan.items }),
+  );
   log('ShareableList.open against a round trip: fresh process');
   const opened = await withChild<Commands, Result<'open'>>(scope, script, args, { cpu }, (opener) =>
     opener.call('open', { name: created.name, ...plan.opens }),
@@ -54,6 +58,7 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
     listBytes: created.bytes,
     read,
     copied,
+    coldArray: arrayFirst.firstArrayPass,
     opened,
     loadAverage: { before: loadBefore, after: os.loadavg()[0] },
   };

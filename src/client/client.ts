@@ -9,6 +9,7 @@ import type {
   NameVersion,
   ObjectMeta,
   ObjectSummary,
+  PutGlobalRequest,
   RequestOf,
 } from '../protocol/messages';
 import { BlobCache, type Blob, type BlobWriter } from './blobs';
@@ -18,10 +19,12 @@ import { checkId, Names, type GetNameOptions, type PutNameOptions } from './name
 import { checkName } from '../protocol/names';
 import type { ObjectHandle } from './object-handle';
 import type { ArchiveClient, ExportArchiveOptions, ImportArchiveOptions } from './archive/archive-client';
-import { exportArchive } from './archive/export';
-import { importArchive } from './archive/import';
 import { StreamReader, StreamWriter } from './streams';
 import { checkParents, Objects, type CreateMetadataOptions, type MetadataSpec } from './objects';
+import { publishOptions, type PutOptions } from '../types/registry';
+
+/** putGlobal's options: a put's, but for the shape. */
+export type PutGlobalOptions = Pick<PutOptions, 'name' | 'override' | 'labels' | 'persist' | 'ttl' | 'parents'>;
 
 export interface DeleteOptions {
   /** Also delete members nothing else refers to (default true). */
@@ -125,6 +128,11 @@ export class Client {
     return this.objects.get(checkRef(idOrName));
   }
 
+  /** getObject of a kept version of a name, in one round trip (get's `version`). Errors: NameNotFound. */
+  protected getObjectAtVersion(name: string, version: number): Promise<ObjectHandle> {
+    return this.objects.get(checkRef(name), version);
+  }
+
   /** The plain metadata tree. Errors: ObjectNotFound, NameNotFound. */
   getMeta(idOrName: string): Promise<ObjectMeta> {
     return this.objects.meta(checkRef(idOrName));
@@ -192,6 +200,9 @@ export class Client {
     path: string,
     options?: ExportArchiveOptions,
   ): Promise<{ topHash: string; bytes: number }> {
+    // Archive code (tar, hashing, file I/O) loads at the first export or import, not with the client.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy load needs require
+    const { exportArchive } = require('./archive/export') as typeof import('./archive/export');
     return exportArchive(this.archiveClient(), checkRef(idOrName), checkPath(path), options);
   }
 
@@ -204,6 +215,8 @@ export class Client {
     path: string,
     options?: ImportArchiveOptions,
   ): Promise<{ id: string; topHash: string; existed: boolean }> {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy load needs require
+    const { importArchive } = require('./archive/import') as typeof import('./archive/import');
     return importArchive(this.archiveClient(), checkPath(path), options);
   }
 
@@ -261,23 +274,22 @@ export class Client {
     typename: string,
     memberIds: string[] | Record<string, string>,
     fields: Record<string, unknown> = {},
-    options: { labels?: Record<string, string>; name?: string; override?: boolean } = {},
+    options: PutGlobalOptions = {},
   ): Promise<string> {
     const entries = Array.isArray(memberIds)
       ? memberIds.map((id, i): [string, string] => [`p${i}`, id])
       : Object.entries(memberIds);
     const members = Object.fromEntries(entries.map(([key, id]) => [key, checkId(id)]));
-    const name = options.name === undefined ? undefined : checkName(options.name);
-    return (
-      await this.channel.request('putGlobal', {
-        typename,
-        members,
-        fields,
-        labels: options.labels,
-        name,
-        override: options.override,
-      })
-    ).id;
+    // The options every put takes, in its one creating request, as the built-in builders do.
+    const { name, parents, ...published } = publishOptions(options);
+    const request: PutGlobalRequest = { typename, members, fields, ...published };
+    if (options.labels !== undefined) request.labels = options.labels;
+    if (name !== undefined) request.name = checkName(name);
+    if (parents !== undefined && parents.length > 0) request.parents = checkParents(parents);
+    const { id } = await this.channel.request('putGlobal', request);
+    // As put: the creating request carries no ttl, it is set once the object is there.
+    if (options.ttl !== undefined && options.ttl !== null) await this.persist(id, { ttl: options.ttl });
+    return id;
   }
 
   // Names

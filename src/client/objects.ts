@@ -83,9 +83,12 @@ export class Objects {
     return ids;
   }
 
-  /** Takes references to every blob in the tree. Errors: ObjectNotFound, NameNotFound, NotSealed. */
-  async get(ref: string): Promise<ObjectHandle> {
-    const { meta, blobs } = await this.channel.request('getObject', { ref });
+  /**
+   * Takes references to every blob in the tree; `version`: that kept version of the name `ref`.
+   * Errors: ObjectNotFound, NameNotFound, NotSealed.
+   */
+  async get(ref: string, version?: number): Promise<ObjectHandle> {
+    const { meta, blobs } = await this.channel.request('getObject', version === undefined ? { ref } : { ref, version });
     const views = new Map<string, Buffer>();
     for (const location of blobs) {
       this.blobs.remember(location);

@@ -5,10 +5,25 @@
  * client through the encode/decode hooks, so this file stays below types/.
  */
 import { TrellisError } from '../errors';
-import type { OpenStreamReply, WriteChunkRequest } from '../protocol/messages';
-import type { BlobCache } from './blobs';
+import type { OpenStreamReply, ReadChunkReply, WriteChunkRequest } from '../protocol/messages';
+import type { BlobCache, BlobWriter } from './blobs';
 import type { Channel } from './channel';
 import { ObjectHandle } from './object-handle';
+
+/**
+ * Blobs for chunks of bytes are created ahead, SPARE_BATCH at a time in one request, as long as
+ * chunks keep one size and a batch takes at most MAX_SPARE_BYTES; larger chunks get their blob
+ * when written, so that a stream of huge chunks never holds extra ones.
+ */
+const SPARE_BATCH = 4;
+const MAX_SPARE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Appends sent and not yet answered, at most: write() returns while they travel, so filling the
+ * next chunks overlaps their round trips. The stream's back-pressure thus lets a writer get at
+ * most this many chunks past --stream-buffer.
+ */
+const MAX_APPENDS_IN_FLIGHT = 4;
 
 /** Turns a chunk that is not bytes into a sealed object id (the typed client puts it). */
 export type ChunkEncoder = (chunk: unknown) => Promise<string>;
@@ -18,11 +33,21 @@ export type ChunkDecoder = (chunk: ObjectHandle) => unknown;
 export class StreamWriter {
   private done = false;
   /**
-   * The last chunk's append, not awaited by write(): the next chunk is allocated and filled while
-   * it travels, so a stream moves a chunk per round trip instead of two. Its error (and the
-   * stream's back-pressure) reach the caller at the next write, finish or fail.
+   * Appends on their way, oldest first, not awaited by write() (see MAX_APPENDS_IN_FLIGHT).
+   * Their errors (and the stream's back-pressure) reach the caller at a later write, finish or
+   * fail.
    */
-  private appending: Promise<unknown> = Promise.resolve();
+  private readonly appends: Array<Promise<unknown>> = [];
+  /**
+   * Blobs created ahead for chunks of `spareSize` bytes, in the order they were asked for: a
+   * writer mostly writes chunks of one size, so a write finds its blob made and skips a round
+   * trip. One resolves to undefined when its creation failed: the write then creates its own
+   * blob and meets the error itself.
+   */
+  private spares: Array<Promise<BlobWriter | undefined>> = [];
+  private spareSize = -1;
+  /** The size of the last chunk of bytes: spares are made once two chunks in a row had one size. */
+  private lastSize = -1;
 
   constructor(
     private readonly channel: Channel,
@@ -39,29 +64,66 @@ export class StreamWriter {
   async write(chunk: unknown): Promise<void> {
     this.ensureOpen();
     if (chunk instanceof Uint8Array) {
-      const [writer] = await this.blobs.create([chunk.byteLength]);
+      const writer = await this.blobFor(chunk.byteLength);
       writer.buffer.set(chunk);
-      await this.appending;
+      await this.makeRoom();
       // Marked sealed once the daemon has it: over RPC the bytes travel with this very request.
       this.append({ id: this.id, chunk: writer.id, seal: [writer.id] }, () => writer.sealedElsewhere());
       return;
     }
     const id = await this.encode(chunk);
-    await this.appending;
+    await this.makeRoom();
     this.append({ id: this.id, chunk: id });
   }
 
+  /** A blob of `size` bytes to fill: a spare when there is one of that size, else a new one. */
+  private async blobFor(size: number): Promise<BlobWriter> {
+    if (size !== this.spareSize) this.dropSpares();
+    const spare = this.spares.shift();
+    // Asked for before the spares, so that it is answered first.
+    const made = spare ? undefined : this.blobs.create([size]);
+    const repeated = size === this.lastSize;
+    this.lastSize = size;
+    const batch = Math.min(SPARE_BATCH, Math.floor(MAX_SPARE_BYTES / Math.max(size, 1)));
+    if (repeated && size > 0 && batch > 0 && this.spares.length < batch) {
+      const created = this.blobs.create(new Array<number>(batch).fill(size)).catch(() => undefined);
+      for (let i = 0; i < batch; i++) this.spares.push(created.then((writers) => writers?.[i]));
+      this.spareSize = size;
+    }
+    return (await spare) ?? (await (made ?? this.blobs.create([size])))[0];
+  }
+
+  /** Gives back the spare blobs: a chunk of another size came, or the stream ends. */
+  private dropSpares(): Promise<unknown> {
+    const spares = this.spares;
+    this.spares = [];
+    this.spareSize = -1;
+    // The client may be closing: the daemon drops a departed client's unsealed blobs anyway.
+    return Promise.all(spares.map((spare) => spare.then((writer) => writer?.abort()).catch(() => {})));
+  }
+
+  /** Waits until fewer than MAX_APPENDS_IN_FLIGHT appends travel; throws the error of one that failed. */
+  private async makeRoom(): Promise<void> {
+    while (this.appends.length >= MAX_APPENDS_IN_FLIGHT) await this.appends.shift();
+  }
+
+  private async settleAppends(): Promise<void> {
+    while (this.appends.length > 0) await this.appends.shift();
+  }
+
   private append(request: WriteChunkRequest, appended: () => void = () => {}): void {
-    this.appending = this.channel.request('writeChunk', request).then(appended);
-    // Handled here so a failed append is never an unhandled rejection; the next call sees it.
-    this.appending.catch(() => {});
+    const appending = this.channel.request('writeChunk', request).then(appended);
+    // Handled here so a failed append is never an unhandled rejection; a later call sees it.
+    appending.catch(() => {});
+    this.appends.push(appending);
   }
 
   /** Ends the stream: the reader drains what is left and stops. */
   async finish(): Promise<void> {
     this.ensureOpen();
     this.done = true;
-    await this.appending;
+    await this.dropSpares();
+    await this.settleAppends();
     await this.channel.request('finishStream', { id: this.id });
   }
 
@@ -69,7 +131,8 @@ export class StreamWriter {
   async fail(reason: string): Promise<void> {
     this.ensureOpen();
     this.done = true;
-    await this.appending.catch(() => {});
+    await this.dropSpares();
+    await Promise.allSettled(this.appends.splice(0));
     await this.channel.request('failStream', { id: this.id, reason: String(reason) });
   }
 
@@ -79,8 +142,15 @@ export class StreamWriter {
 }
 
 export class StreamReader implements AsyncIterable<unknown> {
+  /** The blobs of the chunk the caller has now. */
   private previous: string[] = [];
   private ended = false;
+  /**
+   * The read of the chunk after the caller's, sent as the caller got its chunk (a read ahead):
+   * it travels while the caller uses that chunk, so the stream moves a chunk per round trip at
+   * most, not a chunk per round trip plus the caller's time.
+   */
+  private ahead: Promise<ReadChunkReply> | undefined;
 
   constructor(
     private readonly channel: Channel,
@@ -98,16 +168,20 @@ export class StreamReader implements AsyncIterable<unknown> {
    */
   async next(): Promise<unknown> {
     if (this.ended) return undefined;
+    const reading = this.ahead ?? this.readAhead();
+    this.ahead = undefined;
     if (!this.keep) this.blobs.forget(this.previous);
-    let reply;
+    let reply: ReadChunkReply;
     try {
-      reply = await this.channel.request('readChunk', { id: this.id, keep: this.keep });
+      reply = await reading;
     } catch (error) {
       this.ended = true;
+      await this.releasePrevious();
       throw error;
     }
     if (reply.end) {
       this.ended = true;
+      await this.releasePrevious();
       return undefined;
     }
     const views = new Map<string, Buffer>();
@@ -116,15 +190,47 @@ export class StreamReader implements AsyncIterable<unknown> {
       views.set(location.id, this.blobs.view(location).buffer);
     }
     this.previous = [...views.keys()];
+    // The daemon frees the chunk before this one when the read arrives: the caller has left it.
+    this.ahead = this.readAhead();
     return this.decode(new ObjectHandle(reply.meta!, views));
   }
 
-  /** Stops early; the unread chunks stay for another reader. */
+  private readAhead(): Promise<ReadChunkReply> {
+    const reading = this.channel.request('readChunk', { id: this.id, keep: this.keep, ahead: true });
+    // Seen by next() or close(); never an unhandled rejection meanwhile.
+    reading.catch(() => {});
+    return reading;
+  }
+
+  /**
+   * The stream ended (or failed) in answer to a read ahead, while the caller still had its
+   * chunk: the daemon deleted that chunk but left this client's references for it to drop, now
+   * that the caller has moved on. A reader that keeps chunks keeps them until the client closes.
+   */
+  private async releasePrevious(): Promise<void> {
+    const ids = this.previous;
+    this.previous = [];
+    if (this.keep || ids.length === 0) return;
+    this.blobs.forget(ids);
+    await this.channel.request('release', { ids }).catch(() => {});
+  }
+
+  /** Stops early; the unread chunks (the one read ahead included) stay for another reader. */
   async close(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    this.blobs.forget(this.previous);
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    if (!this.keep) this.blobs.forget(this.previous);
+    // A read ahead still waiting is answered with the end; one answered already goes back to the queue.
     await this.channel.request('closeReader', { id: this.id });
+    const reply = await ahead?.catch(() => undefined);
+    if (reply === undefined || reply.end) {
+      // The stream ended meanwhile: the caller's chunk's references are this client's to drop.
+      await this.releasePrevious();
+    } else {
+      this.blobs.forget((reply.blobs ?? []).map((blob) => blob.id));
+    }
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<unknown> {

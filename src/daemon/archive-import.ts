@@ -38,6 +38,8 @@ interface ParsedImport {
   override: boolean;
   /** The manifest's parents (ids); those that exist here are recorded on a new root. */
   parents: string[];
+  /** A root blob's labels. */
+  rootLabels: Record<string, string>;
 }
 
 /**
@@ -96,7 +98,8 @@ function importNodes(
       }
       created.push(state.table.createMetadata(session, node, toSeal).id);
     }
-    if ('blob' in request.root) state.table.seal(session, request.root.blob, false, { derivedFrom });
+    if ('blob' in request.root)
+      state.table.seal(session, request.root.blob, false, { derivedFrom, labels: request.rootLabels });
   } catch (error) {
     // Not expected after the checks above; still, leave nothing half made.
     if (created.length > 0) state.table.delete(undefined, created, { deep: true, force: true });
@@ -189,5 +192,6 @@ function parseImport(body: check.Body): ParsedImport {
     name,
     override: check.flag(KIND, body, 'override', false),
     parents,
+    rootLabels: check.labels(KIND, body, 'rootLabels'),
   };
 }

@@ -14,6 +14,7 @@ import { PROTOCOL_VERSION, type ReplyEnvelope, type SegmentGrant } from '../prot
 import { native, type PeerCredentials } from '../native';
 import { handlers, isClientKind } from './dispatch';
 import { daemonLog } from './log';
+import { nameRead } from './name-reads';
 import type { DaemonState, RequestContext } from './request-context';
 import type { KindStats } from './request-stats';
 import { FramedConnection } from './framed-connection';
@@ -69,7 +70,12 @@ export class Connection extends FramedConnection {
     const handler = handlers[kind] as (c: RequestContext, b: check.Body) => unknown;
     let result: unknown;
     try {
-      result = handler(scope, check.expectBody(kind, body));
+      // A cluster daemon that cannot vouch for its names waits to hear from etcd first.
+      const reads = nameRead(kind, body);
+      const gate = reads === undefined ? undefined : this.host.state.meta.namesCurrent(reads);
+      result = gate
+        ? gate.then(() => handler(scope, check.expectBody(kind, body)))
+        : handler(scope, check.expectBody(kind, body));
     } catch (error) {
       stats.failed(error);
       this.answer(scope, { seq, error: toWireError(error) }, stats, started);

@@ -224,12 +224,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     );
   },
 
-  createStream({ state }, body) {
+  createStream({ state, session }, body) {
     const typename = check.typename('createStream', body);
     const schema =
       body.schema === undefined || body.schema === null ? undefined : check.bytes('createStream', body, 'schema');
     const params = check.map('createStream', body, 'params');
-    return { id: state.streams.create(typename, schema, params) };
+    return { id: state.streams.create(session, typename, schema, params) };
   },
 
   openWriter({ state, session }, body) {
@@ -255,7 +255,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       for (const blob of reply.blobs ?? []) ctx.grant(blob.segment);
       return reply;
     };
-    const reply = ctx.state.streams.read(ctx.session, id, check.flag('readChunk', body, 'keep', false));
+    const reply = ctx.state.streams.read(
+      ctx.session,
+      id,
+      check.flag('readChunk', body, 'keep', false),
+      check.flag('readChunk', body, 'ahead', false),
+    );
     return reply instanceof Promise ? reply.then(grantAll) : grantAll(reply);
   },
 
@@ -290,23 +295,28 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   putGlobal({ state, session }, body) {
     const kind = 'putGlobal';
-    const spec = {
-      typename: check.typename(kind, body),
-      members: check.members(kind, body),
-      fields: check.fields(kind, body),
-      labels: check.labels(kind, body),
-    };
+    const typename = check.typename(kind, body);
+    const members = check.members(kind, body);
+    const fields = check.fields(kind, body);
+    const labels = check.labels(kind, body);
+    const parents = check.parentRefs(kind, body);
     const name = optionalName(body);
     const override = check.flag(kind, body, 'override', false);
-    if (name !== undefined) {
-      if (!override) state.names.refuseTaken(name);
-      state.meta.requireWritable(`publish name ${JSON.stringify(name)}`);
-    }
-    return state.remote.putGlobal(session, spec).then((id) => {
-      if (name === undefined) return { id };
-      // The name is published with the object, as a named put's is.
-      return whenDone(state.meta.publishNew(session, [{ id, name, override, persist: false }]), () => ({ id }));
-    });
+    const persist = check.flag(kind, body, 'persist', false);
+    // Parents on other daemons are read from etcd first (see MetaService.view).
+    return whenDone(
+      state.meta.view(() => resolveParents(kind, parents, state.names, state.meta)),
+      (derivedFrom) => {
+        if (name !== undefined && !override) state.names.refuseTaken(name);
+        if (name !== undefined || persist) state.meta.requireWritable(`publish a ${typename}`);
+        const spec = { typename, members, fields, labels, derivedFrom };
+        return state.remote.putGlobal(session, spec).then((id) => {
+          if (name === undefined && !persist) return { id };
+          // Published with the object, as a named or persisted put is.
+          return whenDone(state.meta.publishNew(session, [{ id, name, override, persist }]), () => ({ id }));
+        });
+      },
+    );
   },
 
   exportArchive({ state }, body) {

@@ -3,6 +3,11 @@
  * frames, check each is `{ kind, seq, body }`, time out a missing handshake, answer requests (at
  * once, or later for a handler that waits) and, on a bad frame, answer ProtocolError and close
  * this connection only. Subclasses decide what the handshake is and which handlers answer.
+ *
+ * A peer that sends requests but does not read the replies (stopped, hung, or hostile) would make
+ * the daemon buffer replies without bound. Past MAX_UNSENT_REPLY_BYTES of unsent replies the
+ * connection stops reading requests, and frames already decoded wait, until the socket drains:
+ * the peer's own socket then fills, and its writes wait, as TCP flow control would have it.
  */
 import type * as net from 'node:net';
 import { toWireError } from '../errors';
@@ -13,12 +18,17 @@ import type { KindStats } from './request-stats';
 import * as check from './validate';
 
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Unsent reply bytes on one connection past which the daemon reads no more of its requests. */
+export const MAX_UNSENT_REPLY_BYTES = 8 * 1024 * 1024;
 
 export abstract class FramedConnection {
   protected closing = false;
   private handshaken = false;
   private readonly decoder: FrameDecoder;
   private readonly handshakeTimer: NodeJS.Timeout;
+  /** Decoded frames not handled yet because the peer is not reading its replies. */
+  private backlog: unknown[] = [];
+  private waitingForDrain = false;
 
   constructor(
     readonly socket: net.Socket,
@@ -91,6 +101,15 @@ export abstract class FramedConnection {
   protected reply(envelope: ReplyEnvelope): void {
     if (this.closing || this.socket.destroyed) return;
     this.socket.write(encodeFrame(envelope));
+    if (!this.waitingForDrain && this.socket.writableLength > MAX_UNSENT_REPLY_BYTES) {
+      this.waitingForDrain = true;
+      this.socket.pause();
+      this.socket.once('drain', () => {
+        this.waitingForDrain = false;
+        this.socket.resume();
+        this.handleBacklog();
+      });
+    }
   }
 
   /** Answers with an error and closes this connection only. */
@@ -112,10 +131,17 @@ export abstract class FramedConnection {
       this.fail('ProtocolError', (error as Error).message);
       return;
     }
-    for (const body of bodies) {
-      if (this.closing) return;
-      this.frame(body);
+    for (const body of bodies) this.backlog.push(body);
+    this.handleBacklog();
+  }
+
+  private handleBacklog(): void {
+    let next = 0;
+    while (next < this.backlog.length && !this.waitingForDrain) {
+      if (this.closing) break;
+      this.frame(this.backlog[next++]);
     }
+    this.backlog = this.closing ? [] : this.backlog.slice(next);
   }
 
   private frame(frame: unknown): void {

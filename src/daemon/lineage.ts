@@ -31,8 +31,8 @@ export function resolveParents(
     const id = names.resolve(ref);
     if (!meta.exists(id)) throw new TrellisError('ObjectNotFound', `${kind}: parent ${ref} does not exist`);
     if (parents.has(id)) continue;
-    // The name's version joins here once names have versions (API.md: version when given by name).
-    parents.set(id, isObjectId(ref) ? { id } : { id, name: ref });
+    const version = isObjectId(ref) ? undefined : names.history(ref)?.versions[0].version;
+    parents.set(id, version === undefined ? { id } : { id, name: ref, version });
   }
   return [...parents.values()];
 }

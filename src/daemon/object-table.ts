@@ -140,6 +140,30 @@ export interface ObjectFilter {
 const NO_MEMBERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const NO_FIELDS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/**
+ * Label changes merged into `labels` (null removes one), as a new map.
+ * Errors: InvalidArgument (more than MAX_LABELS labels).
+ */
+export function mergeLabels(
+  id: string,
+  labels: Readonly<Record<string, string>>,
+  changes: Record<string, string | null>,
+): Record<string, string> {
+  const merged: Record<string, string> = { ...labels };
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === null) delete merged[key];
+    else merged[key] = value;
+  }
+  const count = Object.keys(merged).length;
+  if (count > MAX_LABELS) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `label: object ${id} would carry ${count} labels, more than the ${MAX_LABELS} allowed`,
+    );
+  }
+  return count === 0 ? NO_LABELS : merged;
+}
 const NO_PARENTS: readonly ParentRef[] = Object.freeze([]);
 
 export class ObjectTable {
@@ -271,24 +295,13 @@ export class ObjectTable {
 
   /**
    * Merges label changes into a sealed object (null removes a label) and returns its labels
-   * now; the bytes and everything else stay as they are. Errors: ObjectNotFound, NotSealed,
-   * InvalidArgument (more than MAX_LABELS labels).
+   * now; the bytes and everything else stay as they are. `over`: the labels to merge into, when
+   * another copy is the one that orders changes (a cluster record). Errors: ObjectNotFound,
+   * NotSealed, InvalidArgument (more than MAX_LABELS labels).
    */
-  relabel(id: string, changes: Record<string, string | null>): Record<string, string> {
+  relabel(id: string, changes: Record<string, string | null>, over?: Record<string, string>): Record<string, string> {
     const object = this.sealedObject(id);
-    const labels: Record<string, string> = { ...object.labels };
-    for (const [key, value] of Object.entries(changes)) {
-      if (value === null) delete labels[key];
-      else labels[key] = value;
-    }
-    const count = Object.keys(labels).length;
-    if (count > MAX_LABELS) {
-      throw new TrellisError(
-        'InvalidArgument',
-        `label: object ${id} would carry ${count} labels, more than the ${MAX_LABELS} allowed`,
-      );
-    }
-    object.labels = count === 0 ? NO_LABELS : labels;
+    object.labels = mergeLabels(id, over ?? object.labels, changes);
     return object.labels;
   }
 

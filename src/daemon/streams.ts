@@ -5,10 +5,18 @@
  * - A reader waits for chunks not written yet; after finish it drains and gets `end`; after
  *   fail it gets StreamFailed with the reason.
  * - A chunk is deleted once read: when the reader asks for the next one, closes, or goes away.
+ * - A reader may read one chunk ahead (`ahead`): it asks for chunk n+1 as soon as chunk n is
+ *   handed to its caller, so the next chunk travels while this one is used. Then a read frees
+ *   the chunk before the newest, and the newest chunk, until the next read, has not reached the
+ *   caller: a reader that closes or goes away puts it back at the front of the queue.
  * - Back-pressure: a write is answered only once the unread chunks take at most
  *   `maxBufferedBytes`, so a fast writer waits instead of filling the store.
  * - A writer that disconnects fails the stream; a reader that disconnects frees the reader slot,
  *   and a new reader continues with the next unread chunk.
+ * - A stream that never finished (unopened, or failed) is dropped once every client that created,
+ *   wrote or read it is gone: nobody is left to open it or to be told it failed, and a soak that
+ *   SIGKILLs clients mid-stream would otherwise pile them up. A finished stream is data, like a
+ *   sealed object: it waits for a reader whoever made it.
  */
 import { TrellisError } from '../errors';
 import type { BlobLocation, ObjectMeta, OpenStreamReply, ReadChunkReply } from '../protocol/messages';
@@ -23,6 +31,17 @@ export const STREAM_TYPENAMES = [
 ] as const;
 
 type WriterState = 'unopened' | 'open' | 'finished' | 'failed';
+
+interface DeliveredChunk {
+  readonly id: string;
+  readonly nbytes: number;
+  /** The blobs the reader holds references to for it. */
+  readonly blobs: string[];
+  /** The reader keeps its references when it moves on (readTable gathers chunks zero-copy). */
+  readonly keep: boolean;
+  /** Given in answer to a read ahead: it reaches the caller only with the reader's next read. */
+  readonly ahead: boolean;
+}
 
 export interface StreamSummary {
   id: string;
@@ -46,12 +65,12 @@ interface Stream {
   failure?: string;
   readonly queue: Array<{ id: string; nbytes: number }>;
   queuedBytes: number;
-  /** The chunk the reader has now; deleted when it moves on. */
-  current?: string;
-  /** The reader keeps its references to `current` when it moves on. */
-  keepCurrent: boolean;
-  pendingRead?: { resolve(reply: ReadChunkReply): void; reject(error: Error): void };
+  /** Chunks given to the reader and not deleted yet, oldest first: one, or two when it reads ahead. */
+  readonly delivered: DeliveredChunk[];
+  pendingRead?: { resolve(reply: ReadChunkReply): void; reject(error: Error): void; keep: boolean; ahead: boolean };
   pendingWrites: Array<() => void>;
+  /** Connected clients that created, wrote or read it. */
+  readonly holders: Set<ClientSession>;
 }
 
 export class StreamTable {
@@ -90,7 +109,12 @@ export class StreamTable {
   }
 
   /** Errors: InvalidArgument for an unknown stream typename. */
-  create(typename: string, schema: Uint8Array | undefined, params: Record<string, unknown>): string {
+  create(
+    session: ClientSession,
+    typename: string,
+    schema: Uint8Array | undefined,
+    params: Record<string, unknown>,
+  ): string {
     if (!(STREAM_TYPENAMES as readonly string[]).includes(typename)) {
       throw new TrellisError(
         'InvalidArgument',
@@ -107,7 +131,8 @@ export class StreamTable {
       queue: [],
       queuedBytes: 0,
       pendingWrites: [],
-      keepCurrent: false,
+      delivered: [],
+      holders: new Set([session]),
     });
     return id;
   }
@@ -123,6 +148,7 @@ export class StreamTable {
     }
     stream.writer = session;
     stream.state = 'open';
+    stream.holders.add(session);
     return describeStream(stream);
   }
 
@@ -132,6 +158,7 @@ export class StreamTable {
     if (stream.reader)
       throw new TrellisError('StreamOpened', `stream ${id} already has a reader (client ${stream.reader.clientId})`);
     stream.reader = session;
+    stream.holders.add(session);
     return describeStream(stream);
   }
 
@@ -152,15 +179,22 @@ export class StreamTable {
     return new Promise((resolve) => stream.pendingWrites.push(resolve));
   }
 
-  /** Errors: ObjectNotFound, PermissionDenied (not the reader), StreamFailed. */
-  read(session: ClientSession, id: string, keep: boolean): ReadChunkReply | Promise<ReadChunkReply> {
+  /**
+   * The next chunk, once there is one. `ahead`: the reader's caller still uses the newest chunk
+   * it was given, so only older ones are deleted. Errors: ObjectNotFound, PermissionDenied (not
+   * the reader), StreamFailed.
+   */
+  read(session: ClientSession, id: string, keep: boolean, ahead = false): ReadChunkReply | Promise<ReadChunkReply> {
     const stream = this.stream(id);
     if (stream.reader !== session)
       throw new TrellisError('PermissionDenied', `stream ${id}: open it as a reader first`);
     if (stream.pendingRead) throw new TrellisError('InvalidArgument', `stream ${id}: a read is already waiting`);
-    this.discardCurrent(stream);
-    stream.keepCurrent = keep;
-    return this.take(stream) ?? new Promise((resolve, reject) => (stream.pendingRead = { resolve, reject }));
+    this.discardDelivered(stream, ahead ? 1 : 0);
+    const request = { keep, ahead };
+    return (
+      this.take(stream, request) ??
+      new Promise((resolve, reject) => (stream.pendingRead = { resolve, reject, ...request }))
+    );
   }
 
   /** Errors: ObjectNotFound, PermissionDenied, StreamFailed. */
@@ -179,41 +213,59 @@ export class StreamTable {
   closeReader(session: ClientSession, id: string): void {
     const stream = this.streams.get(id);
     if (!stream || stream.reader !== session) return;
-    this.discardCurrent(stream);
-    stream.reader = undefined;
+    // A read ahead still waiting gets the end; the reader that sent it has stopped reading.
+    stream.pendingRead?.resolve({ end: true });
+    this.detachReader(stream);
   }
 
-  /** A client went away: its streams fail (writer) or lose their reader. */
+  /** A client went away: its streams fail (writer), lose their reader, or go (nobody left). */
   dropSession(session: ClientSession): void {
     for (const stream of this.streams.values()) {
       if (stream.writer === session && stream.state === 'open')
         this.failStream(stream, `the writer (client ${session.clientId}) disconnected`);
-      if (stream.reader === session) {
-        stream.pendingRead = undefined;
-        this.discardCurrent(stream);
-        stream.reader = undefined;
+      if (stream.reader === session) this.detachReader(stream);
+      stream.holders.delete(session);
+      if (stream.holders.size === 0 && (stream.state === 'unopened' || stream.state === 'failed')) {
+        this.streams.delete(stream.id);
       }
     }
   }
 
-  private take(stream: Stream): ReadChunkReply | undefined {
+  private take(stream: Stream, request: { keep: boolean; ahead: boolean }): ReadChunkReply | undefined {
     const next = stream.queue.shift();
     if (next) {
       stream.queuedBytes -= next.nbytes;
       this.relieve(stream);
-      stream.current = next.id;
       const described: { meta: ObjectMeta; blobs: BlobLocation[] } = this.table.describe(stream.reader, next.id);
+      stream.delivered.push({ ...next, ...request, blobs: described.blobs.map((blob) => blob.id) });
       return { end: false, ...described };
     }
-    if (stream.state === 'finished') {
+    if (stream.state === 'finished' || stream.state === 'failed') {
+      // The caller may still be using the last chunk (read ahead): its references outlive the
+      // delete, and the reader releases them once it moves on.
+      this.discardDelivered(stream, 0, request.ahead);
       this.streams.delete(stream.id);
-      return { end: true };
-    }
-    if (stream.state === 'failed') {
-      this.streams.delete(stream.id);
+      if (stream.state === 'finished') return { end: true };
       throw new TrellisError('StreamFailed', `stream ${stream.id} failed: ${stream.failure}`);
     }
     return undefined;
+  }
+
+  /**
+   * The reader closed or went away: a chunk read ahead that never reached its caller goes back
+   * to the front of the queue, for the next reader; the others are deleted.
+   */
+  private detachReader(stream: Stream): void {
+    const newest = stream.delivered.at(-1);
+    if (newest?.ahead && !stream.pendingRead && stream.state !== 'failed' && this.table.exists(newest.id)) {
+      stream.delivered.pop();
+      this.table.release(stream.reader!, newest.blobs);
+      stream.queue.unshift({ id: newest.id, nbytes: newest.nbytes });
+      stream.queuedBytes += newest.nbytes;
+    }
+    stream.pendingRead = undefined;
+    this.discardDelivered(stream, 0);
+    stream.reader = undefined;
   }
 
   /** Answers a waiting read, if there is one and something to give it. */
@@ -221,7 +273,7 @@ export class StreamTable {
     const waiting = stream.pendingRead;
     if (!waiting) return;
     try {
-      const reply = this.take(stream);
+      const reply = this.take(stream, waiting);
       if (!reply) return;
       stream.pendingRead = undefined;
       waiting.resolve(reply);
@@ -247,11 +299,16 @@ export class StreamTable {
       stream.pendingWrites.shift()!();
   }
 
-  private discardCurrent(stream: Stream): void {
-    if (stream.current === undefined) return;
-    // Without the reader's session, its references survive the delete: the free waits for them.
-    this.deleteChunks(stream.keepCurrent ? undefined : stream.reader, [stream.current]);
-    stream.current = undefined;
+  /**
+   * Deletes the chunks given to the reader but the newest `spare` of them. With `keepReferences`
+   * (or a chunk read with keep), the reader's references survive the delete: the free waits for
+   * the reader to release them.
+   */
+  private discardDelivered(stream: Stream, spare: number, keepReferences = false): void {
+    while (stream.delivered.length > spare) {
+      const chunk = stream.delivered.shift()!;
+      this.deleteChunks(chunk.keep || keepReferences ? undefined : stream.reader, [chunk.id]);
+    }
   }
 
   private deleteChunks(session: ClientSession | undefined, ids: string[]): void {

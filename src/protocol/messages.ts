@@ -359,6 +359,12 @@ export interface ReadChunkRequest {
    * only when this client releases it or disconnects (for gathering a whole table zero-copy).
    */
   keep?: boolean;
+  /**
+   * Sent while the caller still uses the chunk this reader got last: free only the ones before
+   * it. Until the next read that chunk counts as not yet read, so a reader that closes or goes
+   * away before then leaves it for the next reader.
+   */
+  ahead?: boolean;
 }
 /** The next chunk (this client now holds its blobs), or `end` once the writer finished. */
 export interface ReadChunkReply {
@@ -409,6 +415,10 @@ export interface PutGlobalRequest {
   labels?: Record<string, string>;
   name?: string;
   override?: boolean;
+  /** In a cluster: visible cluster-wide (a name implies it). */
+  persist?: boolean;
+  /** Lineage: ids or names of what it was made from. */
+  parents?: string[];
 }
 export interface PutGlobalReply {
   id: string;
@@ -535,6 +545,8 @@ export interface ImportArchiveRequest {
   override?: boolean;
   /** The manifest's parents (ids): recorded on a new root for those that exist here. */
   parents?: string[];
+  /** A root blob's labels (a metadata root's are in its node). */
+  rootLabels?: Record<string, string>;
 }
 export interface ImportArchiveReply {
   id: string;

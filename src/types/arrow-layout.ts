@@ -245,10 +245,12 @@ export function rebuildArrow(layout: ArrowLayout, views: readonly Uint8Array[]):
     throw mismatch('an arrow layout needs a schema string and bufferTypes, batches and dictionaries arrays');
   }
   if (layout.version !== ARROW_LAYOUT_VERSION) {
-    throw mismatch(`arrow layout version ${layout.version} is not one this trellis reads (${ARROW_LAYOUT_VERSION})`);
+    throw mismatch(
+      `arrow layout version ${shown(layout.version)} is not one this trellis reads (${ARROW_LAYOUT_VERSION})`,
+    );
   }
   if (layout.kind !== 'table' && layout.kind !== 'batch')
-    throw mismatch(`arrow layout kind ${String(layout.kind)} is neither 'table' nor 'batch'`);
+    throw mismatch(`arrow layout kind ${shown(layout.kind)} is neither 'table' nor 'batch'`);
   if (views.length !== layout.bufferTypes.length) {
     throw mismatch(`arrow layout lists ${layout.bufferTypes.length} buffers but ${views.length} were given`);
   }
@@ -291,7 +293,7 @@ class ArrowRebuilder {
     const shape = { length: node.length, offset: node.offset ?? 0, nullCount: node.nullCount ?? 0 };
     if (!isCount(shape.length) || !isCount(shape.offset) || !Number.isSafeInteger(shape.nullCount)) {
       throw mismatch(
-        `${pathOf(where)} (${type}) has length ${String(node.length)}, offset ${String(node.offset)}, nullCount ${String(node.nullCount)}`,
+        `${pathOf(where)} (${type}) has length ${shown(node.length)}, offset ${shown(node.offset)}, nullCount ${shown(node.nullCount)}`,
       );
     }
     const buffers = node.buffers.map((index) => (index === null ? undefined : this.array(index, where)));
@@ -312,6 +314,9 @@ class ArrowRebuilder {
     if (isDictionary) {
       if (node.dictionary === undefined) throw mismatch(`${pathOf(where)} (${type}) names no dictionary`);
       dictionary = this.dictionary((type as Dictionary).dictionary, node.dictionary, where);
+      // Every index of a non-null row would be out of range: arrow JS reads an empty chunk's missing buffers.
+      if (dictionary.length === 0 && shape.nullCount !== shape.length)
+        throw mismatch(`${pathOf(where)} (${type}) has rows that are not null but its dictionary is empty`);
     }
     const variadic = node.variadic ?? [];
     if (!Array.isArray(variadic))
@@ -331,7 +336,7 @@ class ArrowRebuilder {
   private dictionary(valueType: DataType, index: number, where: Where): Vector {
     const chunks = isIndex(index, this.layout.dictionaries.length) ? this.layout.dictionaries[index] : undefined;
     if (!Array.isArray(chunks))
-      throw mismatch(`${pathOf(where)} refers to dictionary ${String(index)} of ${this.layout.dictionaries.length}`);
+      throw mismatch(`${pathOf(where)} refers to dictionary ${shown(index)} of ${this.layout.dictionaries.length}`);
     let vector = this.dictionaries[index];
     if (!vector) {
       // A Vector of no chunks would forget its type, so an empty dictionary gets one empty chunk.
@@ -351,7 +356,7 @@ class ArrowRebuilder {
 
   private array(index: number, where: Where): AnyTypedArray {
     if (!isIndex(index, this.arrays.length))
-      throw mismatch(`${pathOf(where)} refers to buffer ${String(index)} of ${this.arrays.length}`);
+      throw mismatch(`${pathOf(where)} refers to buffer ${shown(index)} of ${this.arrays.length}`);
     return this.arrays[index];
   }
 }
@@ -393,7 +398,7 @@ function typesOf(schema: Schema): DataType[] {
 
 function typedView(type: string, view: Uint8Array | undefined, index: number): AnyTypedArray {
   if (!Object.hasOwn(TYPED_ARRAYS, type))
-    throw mismatch(`arrow layout gives buffer ${index} the unknown class ${String(type)}`);
+    throw mismatch(`arrow layout gives buffer ${index} the unknown class ${shown(type)}`);
   if (!(view instanceof Uint8Array))
     throw mismatch(`buffer ${index} of the arrow layout is ${describe(view)}, not bytes`);
   const Class = TYPED_ARRAYS[type as TypedArrayName];
@@ -432,6 +437,10 @@ const decodedSchemas = new Map<string, Schema>();
 const DECODED_SCHEMAS_KEPT = 64;
 
 function schemaOf(layout: ArrowLayout): Schema {
+  const unset = layout.unsetTimezones;
+  if (unset !== undefined && !(Array.isArray(unset) && unset.every((index) => isCount(index)))) {
+    throw mismatch(`arrow layout's unsetTimezones is ${describe(unset)}, not a list of type numbers`);
+  }
   const key = layout.unsetTimezones ? `${layout.schema}|${layout.unsetTimezones.join(',')}` : layout.schema;
   let schema = decodedSchemas.get(key);
   if (!schema) {
@@ -460,6 +469,11 @@ function decodeSchema(encoded: string): Schema {
       `the schema of an arrow layout is an IPC ${MessageHeader[message.headerType]} message, not a Schema`,
     );
   return message.header() as Schema;
+}
+
+/** A value from a layout, for a message: primitives as they are, anything else described (never its toString). */
+function shown(value: unknown): string {
+  return typeof value === 'object' && value !== null ? describe(value) : String(value);
 }
 
 function describe(value: unknown): string {

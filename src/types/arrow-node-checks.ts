@@ -113,7 +113,7 @@ function checkNode(type: DataType, shape: NodeShape, buffers: NodeBuffers, child
     case Type.Binary:
     case Type.LargeUtf8:
     case Type.LargeBinary: {
-      const values = need(buffers[VALUES], 'values');
+      const values = needElements(need(buffers[VALUES], 'values'), Uint8Array, 0, 'values');
       checkOffsets(buffers[OFFSETS], type, length, values.byteLength, 'data bytes');
       return;
     }
@@ -215,7 +215,9 @@ function needElements(
   return buffer;
 }
 
+/** A bitmap: bytes (arrow JS reads its bits with number shifts, which a BigInt64Array breaks), enough of them. */
 function needBits(buffer: ArrayBufferView, bits: number, what: string): void {
+  if (!(buffer instanceof Uint8Array)) throw mismatch(`has a ${buffer.constructor.name} ${what}, not a Uint8Array`);
   if (buffer.byteLength * 8 < bits)
     throw mismatch(`needs ${bits} bits of ${what}; it holds ${buffer.byteLength} bytes`);
 }

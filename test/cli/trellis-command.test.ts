@@ -232,7 +232,7 @@ describe('trellis command line', () => {
       const json = JSON.parse((await trellisOk(daemon.socket, ['lineage', child, '--json'])).text);
       assert.deepEqual(json, [
         { depth: 0, id: child, typename: 'trellis::Value', missing: false },
-        { depth: 1, id: parent, typename: 'trellis::Value', name: 'cli/lineage-raw', missing: false },
+        { depth: 1, id: parent, typename: 'trellis::Value', name: 'cli/lineage-raw', version: 1, missing: false },
       ]);
       const table = await trellisOk(daemon.socket, ['lineage', child]);
       assert.match(table.text, new RegExp(`^\\s*1\\s+${parent}\\s+trellis::Value\\s+cli/lineage-raw`, 'm'));

@@ -92,8 +92,8 @@ describe('archives: export and import', function () {
         { topHash: exported.topHash, existed: false },
       );
       const expected = contentOf(await a.getMeta(id));
-      // A blob NODE is { typename, blob } (docs/archive-format.md): a root blob's labels do not travel.
-      if (expected.typename === 'trellis::Blob' || expected.typename === 'trellis::ShareableList') expected.labels = {};
+      // Labels travel for every type, a root blob's too (format version 2, docs/archive-format.md).
+      assert.deepEqual(expected.labels, { case: name });
       assert.deepEqual(contentOf(await b.getMeta(imported.id)), expected);
       const original = await a.get(id);
       const copy = await b.get(imported.id);
@@ -146,6 +146,25 @@ describe('archives: export and import', function () {
     assert.equal(one.topHash, two.topHash);
     assert.notEqual(one.topHash, byte.topHash);
     assert.notEqual(shape.topHash, flat.topHash);
+  });
+
+  it('a root blob with labels is format version 2; without, version 1, byte for byte as before', async () => {
+    const headerOf = (dir: string) =>
+      JSON.parse(fs.readFileSync(path.join(dir, 'manifest.jsonl'), 'utf8').split('\n')[0]);
+    const labelled = tempPath('labelled-blob');
+    const plain = tempPath('plain-blob');
+    const first = await a.exportArchive(await a.put(Buffer.from('root blob'), { labels: { k: 'v' } }), labelled);
+    const second = await a.exportArchive(await a.put(Buffer.from('root blob')), plain);
+    assert.equal(first.topHash, second.topHash, 'labels are never hashed');
+    assert.deepEqual(
+      [headerOf(labelled).version, headerOf(labelled).root],
+      [2, { typename: 'trellis::Blob', blob: '', labels: { k: 'v' } }],
+    );
+    assert.deepEqual([headerOf(plain).version, headerOf(plain).root], [1, { typename: 'trellis::Blob', blob: '' }]);
+    // Version 1 has no place for them: a v1 manifest with labels on a blob is refused.
+    const manifest = path.join(labelled, 'manifest.jsonl');
+    fs.writeFileSync(manifest, fs.readFileSync(manifest, 'utf8').replace('"version":2', '"version":1'));
+    await expectRejects(b.importArchive(labelled), 'ParseError', /node "": a blob is \{ typename, blob \}/);
   });
 
   it('pins the golden archive: its topHash, and that of the same content exported now', async () => {

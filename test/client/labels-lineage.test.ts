@@ -103,11 +103,14 @@ describe('labels and lineage', function () {
   });
 
   describe('lineage', () => {
-    it('records parents by id (and name when given by name), shown in getMeta', async () => {
+    it('records parents by id (with name and version when given by name), shown in getMeta', async () => {
       const raw = await client.put({ step: 'raw' }, { name: 'lineage/raw' });
       const other = await client.put(Buffer.from('side input'));
       const cooked = await client.put(new Float64Array([1, 2]), { parents: ['lineage/raw', other, raw] });
-      assert.deepEqual((await client.getMeta(cooked)).parents, [{ id: raw, name: 'lineage/raw' }, { id: other }]);
+      assert.deepEqual((await client.getMeta(cooked)).parents, [
+        { id: raw, name: 'lineage/raw', version: 1 },
+        { id: other },
+      ]);
       assert.deepEqual((await client.getMeta(raw)).parents, []);
     });
 

@@ -5,6 +5,7 @@ import { startChild } from '../fixtures/child';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { fillPattern } from '../fixtures/pattern';
 import { settledStatus } from '../fixtures/status';
+import { streamHash } from '../fixtures/stream-chunks';
 
 function expectedHash(count: number): string {
   const hash = createHash('sha256');
@@ -126,6 +127,69 @@ describe('streams between processes', function () {
     assert.equal(report.count, 90, 'the chunk the killed reader held was consumed; it got the other 90');
     const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
     assert.equal(after.memoryUsage, baseline.memoryUsage);
+  });
+
+  it('a stream that never finished is dropped once every client that touched it is gone', async () => {
+    const baseline = await client.status();
+    const other = await connect(daemon.socket);
+    const unopened = await other.createStream('trellis::ByteStream');
+    const failed = await other.createStream('trellis::ByteStream');
+    const writer = await other.openWriter(failed.id);
+    await writer.write(Buffer.alloc(1000, 1));
+    await other.openReader(failed.id);
+    assert.equal((await client.status()).streams, baseline.streams + 2);
+    await other.close();
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.streams === baseline.streams);
+    assert.equal(after.streams, baseline.streams, 'the unopened and the failed stream are gone');
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    await assert.rejects(client.openReader(unopened.id), { code: 'ObjectNotFound' });
+  });
+
+  it('a finished stream waits for a reader after its maker is gone', async () => {
+    const other = await connect(daemon.socket);
+    const stream = await other.createStream('trellis::ByteStream');
+    const writer = await other.openWriter(stream.id);
+    await writer.write(Buffer.alloc(1000, 2));
+    await writer.finish();
+    await other.close();
+    await settledStatus(client, (s) => s.clients === 1);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await client.openReader(stream.id)) chunks.push(Buffer.from(chunk as Buffer));
+    assert.deepEqual(chunks, [Buffer.alloc(1000, 2)]);
+  });
+
+  it('chunks of one size (now and then another) arrive in order; blobs made ahead go back, memory returns', async () => {
+    const baseline = await client.status();
+    const stream = await client.createStream('trellis::ByteStream');
+    const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '300', 'finish', 'steady']);
+    const reader = startChild('stream-reader.ts', [daemon.socket, stream.id]);
+    await writer.next();
+    await reader.next();
+    const report = await reader.next<ReaderReport>();
+    assert.deepEqual(report, { count: 300, sha256: streamHash(300, 'steady') });
+    assert.deepEqual(await writer.next(), { written: 300 });
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    assert.equal(after.objects, baseline.objects);
+    assert.equal(after.streams, baseline.streams);
+  });
+
+  it('a reader that closes early leaves the chunk it had read ahead to the next reader', async () => {
+    const baseline = await client.status();
+    const stream = await client.createStream('trellis::ByteStream');
+    const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '40', 'finish', 'steady']);
+    await writer.next();
+    const first = startChild('stream-reader.ts', [daemon.socket, stream.id, '10', 'close']);
+    await first.next();
+    assert.deepEqual(await first.next<ReaderReport>(), { count: 10, sha256: streamHash(10, 'steady') });
+    assert.equal(await first.exited, 0);
+    const second = startChild('stream-reader.ts', [daemon.socket, stream.id]);
+    await second.next();
+    const report = await second.next<ReaderReport>();
+    assert.deepEqual(report, { count: 30, sha256: streamHash(40, 'steady', 10) }, 'chunks 10..39, none lost');
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    assert.equal(after.objects, baseline.objects);
   });
 
   it('bad stream requests get typed errors', async () => {

@@ -6,8 +6,12 @@
  */
 import * as assert from 'node:assert/strict';
 import { connectEtcd, waitFor } from '../fixtures/cluster';
+import { connect } from '../../src/index';
 import { startChildClient, startClusterDaemons } from '../fixtures/cluster-daemons';
+import { startTestDaemon } from '../fixtures/daemon';
 import { startEtcd } from '../fixtures/etcd';
+import { startProxy } from '../fixtures/proxy';
+import { onCleanup } from '../fixtures/setup';
 
 const TTL_SECONDS = 2;
 /** etcd checks expiry every 500 ms; the watch event and our poll add a little more. */
@@ -171,5 +175,60 @@ describe('cluster faults', function () {
     );
     await d2.client.delete(blob);
     await waitFor('daemon 1 to delete the blob', async () => !(await d1.client.exists(blob)), PROPAGATION_MS);
+  });
+
+  it('a daemon cut off from etcd past its lease TTL answers no name from its stale view; back, it serves the new owner', async () => {
+    const etcd = await startEtcd();
+    const [d2] = await startClusterDaemons(etcd.endpoint, 1, 'cut-off', TTL_SECONDS);
+    // Daemon 1 reaches etcd through a proxy: a silent partition, its clients still reach it.
+    const proxy = await startProxy(etcd.endpoint);
+    const daemon = await startTestDaemon([
+      '--size',
+      '64MiB',
+      '--etcd',
+      proxy.endpoint,
+      '--etcd-prefix',
+      d2.prefix,
+      '--lease-ttl',
+      String(TTL_SECONDS),
+    ]);
+    const c1 = await connect(daemon.socket);
+    onCleanup(() => c1.close());
+    const stale = await c1.put({ owner: 1 }, { name: 'cut/taken' });
+    await waitFor(
+      'daemon 2 to see the name',
+      async () => (await d2.client.getName('cut/taken').catch(() => '')) === stale,
+      PROPAGATION_MS,
+    );
+
+    proxy.pause();
+    await waitFor(
+      'daemon 2 to lose the name',
+      async () => (await d2.client.listNames()).length === 0,
+      TTL_SECONDS * 1000 + EXPIRY_MARGIN_MS,
+    );
+    const taken = await d2.client.put({ owner: 2 }, { name: 'cut/taken' });
+
+    // Its lease ran out long ago: its view may be wrong, so it says so instead of answering.
+    for (const read of [() => c1.getName('cut/taken'), () => c1.get('cut/taken'), () => c1.listNames()]) {
+      const started = Date.now();
+      await assert.rejects(read(), (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'Unavailable', error.message);
+        assert.match(error.message, /lease/);
+        return true;
+      });
+      assert.ok(Date.now() - started < FAIL_FAST_MS, `took ${Date.now() - started} ms`);
+    }
+    assert.deepEqual(await c1.get(stale), { owner: 1 }, 'objects by id are still served');
+
+    proxy.resume();
+    await waitFor('daemon 1 to register again', async () => (await c1.clusterInfo()).registered, 10_000);
+    await waitFor(
+      'daemon 1 to answer the new owner',
+      async () => (await c1.getName('cut/taken').catch(() => '')) === taken,
+      PROPAGATION_MS,
+    );
+    assert.deepEqual(await c1.get('cut/taken'), { owner: 2 });
+    assert.equal(await d2.client.getName('cut/taken'), taken);
   });
 });

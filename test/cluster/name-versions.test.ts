@@ -5,7 +5,7 @@
  * everywhere.
  */
 import * as assert from 'node:assert/strict';
-import { waitFor } from '../fixtures/cluster';
+import { connectEtcd, waitFor } from '../fixtures/cluster';
 import {
   startChildClient,
   startTestCluster,
@@ -99,5 +99,93 @@ describe('cluster name versions', function () {
       message: 'name "cv/own": expected version 3, but it is at version 2',
     });
     assert.equal(await d1.client.putName(ids[2], 'cv/own', { override: true, expectVersion: 2 }), 4);
+  });
+
+  it('a forced delete drops only the versions that point to the deleted object; the one before becomes latest', async () => {
+    // Version 1 on daemon 1, 2 on daemon 2, 3 on daemon 1 again; a plain name on version 2's object too.
+    const one = await d1.client.put({ v: 1 }, { name: 'cv/forced' });
+    const two = await d2.client.put({ v: 2 }, { persist: true });
+    const three = await d1.client.put({ v: 3 });
+    await waitFor('daemon 1 to see daemon 2 object', () => d1.client.exists(two), PROPAGATION_MS);
+    assert.equal(await d1.client.putName(two, 'cv/forced', { override: true }), 2);
+    assert.equal(await d1.client.putName(three, 'cv/forced', { override: true }), 3);
+    await d1.client.putName(two, 'cv/only-two');
+    const seen = async (d: ClusterDaemon, expected: Array<[number, string]>) =>
+      JSON.stringify((await d.client.versions('cv/forced').catch(() => [])).map((v) => [v.version, v.id])) ===
+      JSON.stringify(expected);
+    await waitFor(
+      'daemon 2 to see three versions',
+      () =>
+        seen(d2, [
+          [3, three],
+          [2, two],
+          [1, one],
+        ]),
+      PROPAGATION_MS,
+    );
+
+    // A kept older version pins its object everywhere: a delete without force is refused.
+    await assert.rejects(d1.client.delete(two), { code: 'Conflict' });
+    await d1.client.delete(two, { force: true });
+    for (const d of [d1, d2]) {
+      await waitFor(
+        `daemon ${d.instanceId} to drop version 2 only`,
+        () =>
+          seen(d, [
+            [3, three],
+            [1, one],
+          ]),
+        PROPAGATION_MS,
+      );
+      await waitFor(
+        `daemon ${d.instanceId} to drop the name with no version left`,
+        async () => !(await d.client.listNames({ pattern: 'cv/only-two' })).includes('cv/only-two'),
+        PROPAGATION_MS,
+      );
+    }
+    assert.equal(await d2.client.exists(two), false);
+
+    // The latest going makes the one before latest; the key moves to that object's holder.
+    await d2.client.delete(three, { force: true });
+    for (const d of [d1, d2]) {
+      await waitFor(`daemon ${d.instanceId} to see version 1 latest`, () => seen(d, [[1, one]]), PROPAGATION_MS);
+      assert.deepEqual(await d.client.get('cv/forced'), { v: 1 });
+    }
+    // Numbers are not given again.
+    const four = await d2.client.put({ v: 4 });
+    assert.equal(await d2.client.putName(four, 'cv/forced', { override: true, expectVersion: 1 }), 4);
+  });
+
+  it('a lost lease puts the names back with their versions, not as version 1', async () => {
+    const ids = [await d1.client.put({ l: 1 }), await d1.client.put({ l: 2 }), await d1.client.put({ l: 3 })];
+    for (const id of ids) await d1.client.putName(id, 'cv/lease', { override: true });
+    const expected = JSON.stringify([3, 2, 1].map((version) => [version, ids[version - 1]]));
+    const versionsOn = async (d: ClusterDaemon) =>
+      JSON.stringify((await d.client.versions('cv/lease').catch(() => [])).map((v) => [v.version, v.id]));
+    await waitFor('daemon 2 to see three versions', async () => (await versionsOn(d2)) === expected, PROPAGATION_MS);
+
+    // Revoke daemon 1's lease behind its back: its keys go, it registers again and puts them back.
+    const etcd = connectEtcd(cluster!.etcd.endpoint, d1.prefix);
+    const key = await etcd.run('read the name', (kv) => kv.get('names/cv/lease').exec());
+    const lease = key.kvs[0].lease;
+    await etcd.run('revoke the lease', (kv) => kv.leaseClient.leaseRevoke({ ID: lease }));
+    await waitFor(
+      'the name to be put back on a new lease',
+      async () => {
+        const now = await etcd.run('read the name', (kv) => kv.get('names/cv/lease').exec());
+        return now.kvs.length === 1 && now.kvs[0].lease !== lease;
+      },
+      10_000,
+    );
+    for (const d of [d1, d2])
+      await waitFor(
+        `daemon ${d.instanceId} to see the three versions`,
+        async () => (await versionsOn(d)) === expected,
+        PROPAGATION_MS,
+      );
+    assert.equal(
+      await d2.client.putName(await d2.client.put({ l: 4 }), 'cv/lease', { override: true, expectVersion: 3 }),
+      4,
+    );
   });
 });

@@ -143,6 +143,30 @@ describe('remote object records', function () {
       await d1.client.delete(relabeled);
     });
 
+    it("a label another daemon writes reaches the owner's table and every daemon's cache", async () => {
+      const id = await d1.client.put({ stage: 1 }, { persist: true, labels: { stage: 'raw' } });
+      const d3 = await startTestDaemon(['--size', '64MiB', '--etcd', etcd.endpoint, '--etcd-prefix', d1.prefix]);
+      const c3 = await connect(d3.socket);
+      onCleanup(() => c3.close());
+      // Daemon 3 caches the record; daemon 2, neither owner nor holder of a cached copy, labels it.
+      assert.deepEqual((await c3.getMeta(id)).labels, { stage: 'raw' });
+      assert.deepEqual(await d2.client.label(id, { stage: 'cooked', by: 'd2' }), { stage: 'cooked', by: 'd2' });
+      assert.equal((await d2.client.getMeta(id)).labels.stage, 'cooked', 'the labelling daemon reads it back');
+      await waitFor(
+        'the owner and daemon 3 to show the new labels',
+        async () => (await d1.client.getMeta(id)).labels.by === 'd2' && (await c3.getMeta(id)).labels.by === 'd2',
+        PROPAGATION_MS,
+      );
+      // The owner labels on top of them: its compare-and-swap starts from the record as written.
+      assert.deepEqual(await d1.client.label(id, { by: null }), { stage: 'cooked' });
+      await waitFor(
+        'daemon 3 to drop the label the owner took out',
+        async () => (await c3.getMeta(id)).labels.by === undefined,
+        PROPAGATION_MS,
+      );
+      await d1.client.delete(id);
+    });
+
     it("an idle daemon holds none of another daemon's persisted objects, and still lists them (in pages)", async () => {
       const before = (await d2.client.status()).remoteRecords;
       const values = Array.from({ length: 2_000 }, (_, n) => ({ n }));

@@ -49,7 +49,10 @@ describe('name versions', function () {
     assert.equal(await client.getName('by-version', { version: 1 }), first);
     assert.equal(await client.getName('by-version'), second);
     assert.deepEqual(await client.get('by-version', { version: 1 }), { n: 1 });
+    const before = (await client.status()).requests;
     assert.deepEqual(await client.get('by-version', { version: 2 }), { n: 2 });
+    // One request for the get (a value resolves from its metadata alone), one for the status call.
+    assert.equal((await client.status()).requests - before, 2);
     await assert.rejects(client.get('by-version', { version: 7 }), {
       code: 'NameNotFound',
       message: 'name "by-version" has no version 7 (kept: 2, 1)',

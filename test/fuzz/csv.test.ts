@@ -9,7 +9,7 @@ import * as fc from 'fast-check';
 import { isTrellisError } from '../../src/errors';
 import { parseFile } from '../../src/io/csv/parse-file';
 import { tempPath } from '../fixtures/setup';
-import { runs } from './properties';
+import { check, runs } from './properties';
 
 /** Bytes that look like CSV more often than uniform bytes do. */
 const csvByte = fc.oneof(
@@ -30,7 +30,7 @@ describe('fuzz: CSV reader', () => {
   it('arbitrary bytes parse to batches or a ParseError/InvalidArgument', async function () {
     this.timeout(Number(process.env.FUZZ_MS ?? 0) + 60_000);
     const file = tempPath('fuzz.csv');
-    await fc.assert(
+    await check(
       fc.asyncProperty(csvBytes, options, async (bytes, given) => {
         fs.writeFileSync(file, bytes);
         try {

@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import * as fc from 'fast-check';
 import { FrameReader } from '../../src/protocol/frame-reader';
 import { encodeFrame, FrameDecoder, FRAME_MAGIC, HEADER_BYTES } from '../../src/protocol/framing';
-import { onlyTyped, runs } from './properties';
+import { check, onlyTyped, runs } from './properties';
 
 const MAX_FRAME = 1024 * 1024;
 
@@ -17,7 +17,8 @@ const body = fc.dictionary(
   fc.oneof(
     fc.string(),
     fc.integer(),
-    fc.double({ noNaN: true }),
+    // msgpack writes -0 as the integer 0 (found by a 10-minute run): a property of msgpack, not of framing.
+    fc.double({ noNaN: true }).map((d) => (Object.is(d, -0) ? 0 : d)),
     fc.boolean(),
     fc.constant(null),
     fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
@@ -60,7 +61,7 @@ function readerOf(bodies: unknown[]): FrameReader {
 
 describe('fuzz: frame readers', () => {
   it('FrameDecoder: arbitrary bytes in arbitrary chunks give bodies or a ProtocolError', () => {
-    fc.assert(
+    check(
       fc.property(hostileBytes, fc.array(fc.nat(), { maxLength: 6 }), (bytes, cuts) => {
         const decoder = new FrameDecoder(MAX_FRAME);
         onlyTyped(() => split(bytes, cuts).forEach((chunk) => decoder.push(chunk)), ['ProtocolError']);
@@ -70,7 +71,7 @@ describe('fuzz: frame readers', () => {
   });
 
   it('FrameReader: arbitrary bytes in arbitrary chunks give bodies or a ProtocolError', () => {
-    fc.assert(
+    check(
       fc.property(hostileBytes, fc.array(fc.nat(), { maxLength: 6 }), (bytes, cuts) => {
         const reader = readerOf([]);
         onlyTyped(() => split(bytes, cuts).forEach((chunk) => reader.push(chunk)), ['ProtocolError']);
@@ -80,7 +81,7 @@ describe('fuzz: frame readers', () => {
   });
 
   it('valid frames split at arbitrary points decode to the same bodies, in order, in both readers', () => {
-    fc.assert(
+    check(
       fc.property(
         fc.array(body, { minLength: 1, maxLength: 5 }),
         fc.array(fc.nat(), { maxLength: 8 }),

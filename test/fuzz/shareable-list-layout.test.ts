@@ -14,7 +14,7 @@ import {
   ListBytes,
   type EncodedItem,
 } from '../../src/types/shareable-list-layout';
-import { onlyTyped, runs } from './properties';
+import { check, onlyTyped, runs } from './properties';
 
 const MAX_ITEMS_READ = 300;
 
@@ -63,7 +63,7 @@ function guarded(bytes: Uint8Array): Buffer {
 
 describe('fuzz: ShareableList layout reader', () => {
   it('arbitrary bytes behind a valid header open and read as items or a TypeMismatch', () => {
-    fc.assert(
+    check(
       fc.property(fc.uint8Array({ maxLength: 512 }), fc.nat(), (body, count) => {
         const bytes = Buffer.alloc(16 + body.length);
         bytes.writeUInt32LE(LIST_MAGIC, 0);
@@ -77,7 +77,7 @@ describe('fuzz: ShareableList layout reader', () => {
   });
 
   it('arbitrary bytes (no header) are a TypeMismatch or, rarely, a list', () => {
-    fc.assert(
+    check(
       fc.property(fc.uint8Array({ maxLength: 128 }), (bytes) =>
         onlyTyped(() => readAll(guarded(bytes)), ['TypeMismatch']),
       ),
@@ -86,7 +86,7 @@ describe('fuzz: ShareableList layout reader', () => {
   });
 
   it('real lists with bytes overwritten read as items or a TypeMismatch', () => {
-    fc.assert(
+    check(
       fc.property(
         fc.array(item, { maxLength: 20 }),
         fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
@@ -101,7 +101,7 @@ describe('fuzz: ShareableList layout reader', () => {
   });
 
   it('real lists read back as written', () => {
-    fc.assert(
+    check(
       fc.property(fc.array(item, { maxLength: 30 }), (items) => {
         const list = ListBytes.open(guarded(listOf(items)), 'fuzz');
         const read = items.map((_, i) => list.itemAt(i));

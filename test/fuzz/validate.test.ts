@@ -3,28 +3,28 @@
  * accepted or refused with InvalidArgument; no validator throws a TypeError on what it is given.
  */
 import * as fc from 'fast-check';
-import * as check from '../../src/daemon/validate';
-import { onlyTyped, runs } from './properties';
+import * as validators from '../../src/daemon/validate';
+import { check, onlyTyped, runs } from './properties';
 
 const FIELD = 'f';
 
 /** Each validator, called on a body whose field FIELD (or its default field) holds the value. */
-const VALIDATORS: Array<[string, (body: check.Body) => unknown]> = [
-  ['objectId', (body) => check.objectId('k', body, FIELD)],
-  ['objectIds', (body) => check.objectIds('k', body, FIELD)],
-  ['nonNegativeInteger', (body) => check.nonNegativeInteger('k', body, FIELD)],
-  ['optionalString', (body) => check.optionalString('k', body, FIELD)],
-  ['flag', (body) => check.flag('k', body, FIELD, false)],
-  ['optionalTypename', (body) => check.optionalTypename('k', body, FIELD)],
-  ['typename', (body) => check.typename('k', { typename: body[FIELD] })],
-  ['map', (body) => check.map('k', body, FIELD)],
-  ['bytes', (body) => check.bytes('k', body, FIELD)],
-  ['members', (body) => check.members('k', { members: body[FIELD] })],
-  ['labels', (body) => check.labels('k', { labels: body[FIELD] })],
-  ['fields', (body) => check.fields('k', { fields: body[FIELD] })],
-  ['nameRefs', (body) => check.nameRefs('k', { names: body[FIELD], refs: body[FIELD] })],
-  ['string', (body) => check.string('k', body, FIELD)],
-  ['optionalIds', (body) => check.optionalIds('k', body, FIELD)],
+const VALIDATORS: Array<[string, (body: validators.Body) => unknown]> = [
+  ['objectId', (body) => validators.objectId('k', body, FIELD)],
+  ['objectIds', (body) => validators.objectIds('k', body, FIELD)],
+  ['nonNegativeInteger', (body) => validators.nonNegativeInteger('k', body, FIELD)],
+  ['optionalString', (body) => validators.optionalString('k', body, FIELD)],
+  ['flag', (body) => validators.flag('k', body, FIELD, false)],
+  ['optionalTypename', (body) => validators.optionalTypename('k', body, FIELD)],
+  ['typename', (body) => validators.typename('k', { typename: body[FIELD] })],
+  ['map', (body) => validators.map('k', body, FIELD)],
+  ['bytes', (body) => validators.bytes('k', body, FIELD)],
+  ['members', (body) => validators.members('k', { members: body[FIELD] })],
+  ['labels', (body) => validators.labels('k', { labels: body[FIELD] })],
+  ['fields', (body) => validators.fields('k', { fields: body[FIELD] })],
+  ['nameRefs', (body) => validators.nameRefs('k', { names: body[FIELD], refs: body[FIELD] })],
+  ['string', (body) => validators.string('k', body, FIELD)],
+  ['optionalIds', (body) => validators.optionalIds('k', body, FIELD)],
 ];
 
 /** Values as msgpack can bring them: anything JSON-like, bytes, bigints, odd numbers. */
@@ -36,15 +36,15 @@ const value = fc.oneof(
 
 describe('fuzz: request validation', () => {
   it('expectBody takes any value and gives a body or InvalidArgument', () => {
-    fc.assert(
-      fc.property(value, (body) => onlyTyped(() => check.expectBody('k', body), ['InvalidArgument'])),
+    check(
+      fc.property(value, (body) => onlyTyped(() => validators.expectBody('k', body), ['InvalidArgument'])),
       runs(2000),
     );
   });
 
   for (const [name, validate] of VALIDATORS) {
     it(`${name} takes any field value and gives a value or InvalidArgument`, () => {
-      fc.assert(
+      check(
         fc.property(value, (field) => onlyTyped(() => validate({ [FIELD]: field }), ['InvalidArgument'])),
         runs(1000),
       );

@@ -101,6 +101,31 @@ describe('migrate through the cluster view', function () {
     );
   });
 
+  it("putGlobal takes a put's options: persist, labels and parents, in its one request", async () => {
+    const source = await onOther.put({ raw: true }, { name: 'cluster/global-source' });
+    const part = await onOther.put(new Float64Array([7]));
+    const before = (await onOther.status()).requests;
+    const global = await onOther.putGlobal(
+      'demo::Partitioned',
+      [part],
+      { rows: 1 },
+      { persist: true, labels: { stage: 'joined' }, parents: ['cluster/global-source'] },
+    );
+    // The putGlobal and the status call.
+    assert.equal((await onOther.status()).requests - before, 2);
+    await waitFor('the owner to see it', () => onOwner.exists(global), 5_000);
+    const meta = await onOwner.getMeta(global);
+    assert.deepEqual(meta.labels, { stage: 'joined' });
+    assert.deepEqual(meta.parents, [{ id: source, name: 'cluster/global-source', version: 1 }]);
+    assert.deepEqual(
+      (await onOwner.lineage(global)).map((entry) => [entry.depth, entry.id, entry.name]),
+      [
+        [0, global, undefined],
+        [1, source, 'cluster/global-source'],
+      ],
+    );
+  });
+
   it('an owner that has left the cluster is Unavailable', async () => {
     const id = await onOwner.put(Buffer.from('short-lived'));
     await owner.stop();

@@ -15,12 +15,15 @@ import { ioCall } from './archive-source';
 import {
   ARCHIVE_FORMAT,
   ARCHIVE_VERSION,
+  ARCHIVE_VERSION_ROOT_BLOB_LABELS,
   BLOBS_DIR,
   computeTopHash,
   formatManifest,
+  isBlobRef,
   MANIFEST_FILE,
   memberPointer,
   type ManifestBlob,
+  type ManifestHeader,
   type ManifestNode,
 } from './manifest';
 import { BLOCK_BYTES, encodeHeader, paddedSize, writePadding } from './tar-entries';
@@ -63,7 +66,7 @@ export async function exportArchive(
       }));
       const topHash = computeTopHash(root, new Map(blobs.map((blob) => [blob.key, blob])));
       const manifest = formatManifest({
-        header: { format: ARCHIVE_FORMAT, version: ARCHIVE_VERSION, topHash, parents: parentsOf(handle), root },
+        header: { format: ARCHIVE_FORMAT, version: versionFor(root), topHash, parents: parentsOf(handle), root },
         blobs,
       });
       const bytes = await writer.finish(Buffer.from(manifest, 'utf8'));
@@ -89,7 +92,11 @@ function describe(client: ArchiveClient, object: ObjectHandle, key: string, leav
   }
   if (object.isBlob) {
     leaves.push({ key, id: object.id, view: object.buffer });
-    return { typename: object.typename, blob: key };
+    // Only the root blob's labels travel (a member blob is one blob however many keys use it).
+    const labelled = key === '' && Object.keys(object.labels).length > 0;
+    return labelled
+      ? { typename: object.typename, blob: key, labels: { ...object.labels } }
+      : { typename: object.typename, blob: key };
   }
   const members: Record<string, ManifestNode> = {};
   for (const memberKey of object.memberKeys().sort()) {
@@ -98,6 +105,11 @@ function describe(client: ArchiveClient, object: ObjectHandle, key: string, leav
   const fields: { [name: string]: Json } = {};
   for (const [name, value] of Object.entries(object.fields)) fields[name] = encodeField(value, `${object.id}.${name}`);
   return { typename: object.typename, fields, labels: { ...object.labels }, members };
+}
+
+/** Version 1 unless the root is a blob with labels, which only version 2 carries. */
+function versionFor(root: ManifestNode): ManifestHeader['version'] {
+  return isBlobRef(root) && root.labels !== undefined ? ARCHIVE_VERSION_ROOT_BLOB_LABELS : ARCHIVE_VERSION;
 }
 
 /** Lineage (getMeta(id).parents) as ids; informative, never hashed. */

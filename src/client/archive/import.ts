@@ -112,6 +112,9 @@ async function storeVerified(
       nodes,
       seal,
       ...(manifest.header.parents.length > 0 ? { parents: manifest.header.parents } : {}),
+      ...(isBlobRef(manifest.header.root) && manifest.header.root.labels
+        ? { rootLabels: manifest.header.root.labels }
+        : {}),
       ...(options.name !== undefined ? { name: options.name, override: options.override ?? false } : {}),
     });
     sealed = true;

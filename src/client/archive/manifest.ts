@@ -8,7 +8,13 @@ import { TrellisError } from '../../errors';
 import { canonicalJson, type Json } from './field-json';
 
 export const ARCHIVE_FORMAT = 'trellis-archive';
+/**
+ * The version an exporter writes: 2 only when the root is a blob with labels (which version 1
+ * has no place for), else 1, so that such archives stay readable by a trellis that reads 1.
+ */
 export const ARCHIVE_VERSION = 1;
+export const ARCHIVE_VERSION_ROOT_BLOB_LABELS = 2;
+const READABLE_VERSIONS: readonly number[] = [ARCHIVE_VERSION, ARCHIVE_VERSION_ROOT_BLOB_LABELS];
 export const MANIFEST_FILE = 'manifest.jsonl';
 export const BLOBS_DIR = 'blobs';
 /** A manifest past this is refused before it is read (it lists a tree, not bytes). */
@@ -28,12 +34,14 @@ export interface ManifestObject {
 export interface ManifestBlobRef {
   typename: string;
   blob: string;
+  /** The root blob's labels (format version 2), never hashed; absent when it has none. */
+  labels?: Record<string, string>;
 }
 export type ManifestNode = ManifestObject | ManifestBlobRef;
 
 export interface ManifestHeader {
   format: typeof ARCHIVE_FORMAT;
-  version: typeof ARCHIVE_VERSION;
+  version: typeof ARCHIVE_VERSION | typeof ARCHIVE_VERSION_ROOT_BLOB_LABELS;
   topHash: string;
   /** The object's parents (lineage) as ids, informative only: never part of the topHash. */
   parents: string[];
@@ -148,12 +156,14 @@ function parseHeader(line: Record<string, unknown>, where: string): ManifestHead
       'ParseError',
       `${where}: format must be ${JSON.stringify(ARCHIVE_FORMAT)}, got ${JSON.stringify(line.format)}`,
     );
-  if (line.version !== ARCHIVE_VERSION) {
+  if (!READABLE_VERSIONS.includes(line.version as number)) {
     throw new TrellisError(
       'ParseError',
-      `${where}: archive format version ${JSON.stringify(line.version)} is not supported (this trellis reads ${ARCHIVE_VERSION})`,
+      `${where}: archive format version ${JSON.stringify(line.version)} is not supported ` +
+        `(this trellis reads ${READABLE_VERSIONS.join(' and ')})`,
     );
   }
+  const version = line.version as ManifestHeader['version'];
   if (typeof line.topHash !== 'string' || !SHA256_HEX.test(line.topHash))
     throw new TrellisError('ParseError', `${where}: topHash must be 64 lowercase hex digits`);
   const parents = line.parents ?? [];
@@ -161,14 +171,20 @@ function parseHeader(line: Record<string, unknown>, where: string): ManifestHead
     throw new TrellisError('ParseError', `${where}: parents must be a list of strings`);
   return {
     format: ARCHIVE_FORMAT,
-    version: ARCHIVE_VERSION,
+    version,
     topHash: line.topHash,
     parents,
-    root: parseNode(line.root, '', where, 0),
+    root: parseNode(line.root, '', where, 0, version === ARCHIVE_VERSION_ROOT_BLOB_LABELS),
   };
 }
 
-function parseNode(value: unknown, pointer: string, where: string, depth: number): ManifestNode {
+function parseNode(
+  value: unknown,
+  pointer: string,
+  where: string,
+  depth: number,
+  rootBlobLabels = false,
+): ManifestNode {
   const at = `${where}: node ${JSON.stringify(pointer)}`;
   if (depth > MAX_DEPTH) throw new TrellisError('ParseError', `${at}: members nest deeper than ${MAX_DEPTH}`);
   if (typeof value !== 'object' || value === null || Array.isArray(value))
@@ -176,23 +192,28 @@ function parseNode(value: unknown, pointer: string, where: string, depth: number
   const node = value as Record<string, unknown>;
   if (typeof node.typename !== 'string' || node.typename.length === 0)
     throw new TrellisError('ParseError', `${at}: typename must be a string`);
-  if ('blob' in node) {
-    if (node.blob !== pointer || Object.keys(node).length !== 2) {
-      throw new TrellisError(
-        'ParseError',
-        `${at}: a blob is { typename, blob } with blob ${JSON.stringify(pointer)}, its key`,
-      );
-    }
-    return { typename: node.typename, blob: pointer };
-  }
   const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const checkLabels = (labels: Record<string, unknown>): void => {
+    for (const [key, label] of Object.entries(labels)) {
+      if (typeof label !== 'string')
+        throw new TrellisError('ParseError', `${at}: label ${JSON.stringify(key)} must be a string`);
+    }
+  };
+  if ('blob' in node) {
+    // Version 2 gives the root blob a place for its labels; any other blob NODE has none.
+    const labelled = rootBlobLabels && pointer === '' && 'labels' in node;
+    if (node.blob !== pointer || Object.keys(node).length !== (labelled ? 3 : 2) || (labelled && !isMap(node.labels))) {
+      const shape = rootBlobLabels && pointer === '' ? '{ typename, blob, labels? }' : '{ typename, blob }';
+      throw new TrellisError('ParseError', `${at}: a blob is ${shape} with blob ${JSON.stringify(pointer)}, its key`);
+    }
+    if (!labelled) return { typename: node.typename, blob: pointer };
+    checkLabels(node.labels as Record<string, unknown>);
+    return { typename: node.typename, blob: pointer, labels: node.labels as Record<string, string> };
+  }
   if (!isMap(node.fields) || !isMap(node.labels) || !isMap(node.members) || Object.keys(node).length !== 4) {
     throw new TrellisError('ParseError', `${at}: an object is { typename, fields, labels, members }`);
   }
-  for (const [key, label] of Object.entries(node.labels)) {
-    if (typeof label !== 'string')
-      throw new TrellisError('ParseError', `${at}: label ${JSON.stringify(key)} must be a string`);
-  }
+  checkLabels(node.labels);
   const members: Record<string, ManifestNode> = {};
   for (const [key, member] of Object.entries(node.members))
     members[key] = parseNode(member, memberPointer(pointer, key), where, depth + 1);

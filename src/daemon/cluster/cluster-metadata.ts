@@ -23,7 +23,15 @@ import type {
 import { EtcdConnection } from '../metadata/etcd-connection';
 import type { InstanceStatus } from '../metadata/instance-info';
 import { Membership } from '../metadata/membership';
-import type { Adopted, DeleteOptions, MetaService, NewObject, Pending, Persistence } from '../metadata/meta-service';
+import {
+  whenDone,
+  type Adopted,
+  type DeleteOptions,
+  type MetaService,
+  type NewObject,
+  type Pending,
+  type Persistence,
+} from '../metadata/meta-service';
 import { PrefixMirror } from '../metadata/prefix-mirror';
 import type { NameTable } from '../names';
 import type { ObjectFilter, ObjectTable } from '../object-table';
@@ -38,6 +46,7 @@ import { Publisher } from './publisher';
 import { instanceObjectsPrefix, NAMES_PREFIX, type CachedRecord } from './records';
 import { RemoteRecords } from './remote-records';
 import { Unpublisher } from './unpublisher';
+import { ViewFreshness } from './view-freshness';
 
 export interface ClusterOptions {
   endpoints: readonly string[];
@@ -75,6 +84,7 @@ export class ClusterMetadata implements MetaService {
   private readonly ownership: Ownership;
   private readonly publisher: Publisher;
   private readonly unpublisher: Unpublisher;
+  private readonly freshness: ViewFreshness;
   private stopped = false;
 
   /**
@@ -116,6 +126,7 @@ export class ClusterMetadata implements MetaService {
     this.ownership = new Ownership(connection, membership, objects, nameDirectory, table, expirations);
     this.unpublisher = new Unpublisher(this.cluster);
     this.publisher = new Publisher(this.cluster, this.ownership, this.unpublisher);
+    this.freshness = new ViewFreshness(connection, membership, this.namesMirror);
   }
 
   get instanceId(): number {
@@ -152,6 +163,10 @@ export class ClusterMetadata implements MetaService {
 
   requireWritable(what: string): void {
     requireRegistered(this.cluster, what);
+  }
+
+  namesCurrent(what: string): Promise<void> | undefined {
+    return this.freshness.whenCurrent(what);
   }
 
   async adopt(adopted: Adopted): Promise<void> {
@@ -257,18 +272,20 @@ export class ClusterMetadata implements MetaService {
     return this.unpublisher.delete(session, ids, options);
   }
 
-  /** A persisted object's record is put again with the new labels, etcd first. */
-  async label(id: string, changes: Record<string, string | null>): Promise<Record<string, string>> {
-    const record = await this.cluster.objects.view(() => this.cluster.objects.lookup(id));
-    if (record) {
-      throw new TrellisError(
-        'RemoteObject',
-        `object ${id} belongs to instance ${record.instanceId}: only that instance can label it`,
-      );
-    }
-    if (!this.cluster.objects.isPersisted(this.local.table.sealedObject(id).id))
-      return this.local.table.relabel(id, changes);
-    return this.publisher.relabel(id, changes);
+  /**
+   * A persisted object's record, this daemon's or another instance's, is written with the new
+   * labels, etcd first; an object never persisted is labelled here alone.
+   */
+  label(id: string, changes: Record<string, string | null>): Pending<Record<string, string>> {
+    const { objects } = this.cluster;
+    return whenDone(
+      objects.view(() => objects.lookup(id)),
+      (remote) => {
+        if (!remote && !objects.isPersisted(this.local.table.sealedObject(id).id))
+          return this.local.table.relabel(id, changes);
+        return this.publisher.relabel(id, changes);
+      },
+    );
   }
 }
 

@@ -22,11 +22,11 @@ import type { IKeyValue, Namespace } from 'etcd3';
 import { TrellisError } from '../../errors';
 import { instanceOf } from '../../protocol/ids';
 import type { TransactionOperation } from '../metadata/batched-transaction';
-import { MAX_OPERATIONS_PER_TRANSACTION } from '../metadata/batched-transaction';
+import { commitInBatches, MAX_OPERATIONS_PER_TRANSACTION } from '../metadata/batched-transaction';
 import type { EtcdConnection } from '../metadata/etcd-connection';
 import type { NameTable } from '../names';
 import type { PrefixMirror } from '../metadata/prefix-mirror';
-import { nextHistory, withoutVersion, type NameHistory } from '../name-history';
+import { nextHistory, withoutObject, withoutVersion, type NameHistory } from '../name-history';
 import { decodeNameHistory, encodeNameHistory, nameKey, nameOfKey, objectKey } from './records';
 
 /** putNames takes at most this many names: they must fit one etcd transaction. */
@@ -46,15 +46,24 @@ export interface NameChange {
 }
 
 /** What a name holds as this daemon last saw it; null when absent. */
-type Observed = { history: NameHistory | undefined; modRevision: string } | null;
+type Observed = { history: NameHistory | undefined; modRevision: string; lease: string } | null;
+
+/** The lease a name's key goes on when `id` becomes its latest (`current`: the lease it is on). */
+export type LeaseOf = (id: string, current: string) => string;
 
 export class NameDirectory {
   /** Names that publish this daemon's objects, and the object each publishes. */
   private readonly owned = new Map<string, string>();
-  /** Every name in the cluster view, by the object it publishes, and the other way round. */
+  /**
+   * Every name in the cluster view, by the objects its kept versions point to, and the other way
+   * round.
+   */
   private readonly byId = new Map<string, Set<string>>();
-  private readonly targets = new Map<string, string>();
-  /** Histories a restart on a data dir brought back, to write when the names are published again. */
+  private readonly targets = new Map<string, string[]>();
+  /**
+   * Histories of this daemon's names that are not in etcd right now, to go on from when they are
+   * published again: brought back by a restart on a data dir, or gone with a lost lease.
+   */
   private readonly restoring = new Map<string, NameHistory>();
 
   /** `mirror` holds `names/` (and may hold other keys, which are ignored). */
@@ -70,18 +79,26 @@ export class NameDirectory {
       const history = decodeNameHistory(entry.value);
       const id = history?.versions[0].id;
       this.unindex(name);
+      this.restoring.delete(name);
       this.names.set(name, history);
       if (id === undefined) return;
-      this.targets.set(name, id);
-      this.byId.set(id, (this.byId.get(id) ?? new Set()).add(name));
+      this.targets.set(
+        name,
+        history!.versions.map((version) => version.id),
+      );
+      for (const version of history!.versions)
+        this.byId.set(version.id, (this.byId.get(version.id) ?? new Set()).add(name));
       if (instanceOf(id) === this.instanceId) this.owned.set(name, id);
       else this.owned.delete(name);
     });
-    this.mirror.on('delete', (key) => {
+    this.mirror.on('delete', (key, previous) => {
       const name = nameOfKey(key);
       if (name === undefined) return;
       this.unindex(name);
-      // `owned` keeps it: only an explicit drop (see ClusterMetadata) removes it from there.
+      // `owned` keeps it: only an explicit drop (see ClusterMetadata) removes it from there. Its
+      // history too, so that putting it back after a lost lease goes on from its last version.
+      const history = decodeNameHistory(previous.value);
+      if (history && this.owned.get(name) === history.versions[0].id) this.restoring.set(name, history);
       this.names.set(name, undefined);
     });
   }
@@ -100,6 +117,7 @@ export class NameDirectory {
   forgetOwned(name: string): string | undefined {
     const id = this.owned.get(name);
     this.owned.delete(name);
+    this.restoring.delete(name);
     return id;
   }
 
@@ -109,7 +127,12 @@ export class NameDirectory {
     if (history) this.restoring.set(name, history);
   }
 
-  /** Names in the cluster view that publish `id`. */
+  /** The objects the kept versions of `name` point to, latest first, as the cluster view shows them. */
+  versionIds(name: string): readonly string[] {
+    return this.targets.get(name) ?? [];
+  }
+
+  /** Names in the cluster view with a kept version (the latest or an older one) that points to `id`. */
   namesOf(id: string): string[] {
     return [...(this.byId.get(id) ?? [])];
   }
@@ -127,63 +150,26 @@ export class NameDirectory {
     mustExist: readonly string[],
     notFound: (id: string) => TrellisError,
   ): Promise<{ revision: bigint; versions: Record<string, number> }> {
-    const observed = new Map<string, Observed>();
-    for (const change of changes) {
-      const entry = this.mirror.get(nameKey(change.name));
-      const seen = entry && { history: decodeNameHistory(entry.value), modRevision: String(entry.modRevision) };
-      observed.set(change.name, seen ?? null);
-    }
-    // etcd allows as many comparisons as operations; checking objects is a bonus that must fit.
-    const checked = changes.length + mustExist.length <= MAX_OPERATIONS_PER_TRANSACTION ? mustExist : [];
-    for (let attempt = 1; attempt <= MAX_SWAP_ATTEMPTS; attempt++) {
-      // The histories to write, computed over what the comparisons below check is still there.
-      const now = Date.now();
-      const next = changes.map((change) => {
-        const seen = observed.get(change.name);
-        const base = seen ? seen.history : this.restoring.get(change.name);
-        return nextHistory(change.name, base, change, this.names.keep, now);
-      });
-      const what =
-        changes.length === 1 ? `publish name ${JSON.stringify(changes[0].name)}` : `publish ${changes.length} names`;
-      const response = await this.connection.run(what, async (kv) => {
-        let txn = kv.if(nameKey(changes[0].name), ...compareFor(observed.get(changes[0].name)!));
-        for (const change of changes.slice(1))
-          txn = txn.and(nameKey(change.name), ...compareFor(observed.get(change.name)!));
-        for (const id of checked) txn = txn.and(objectKey(id), 'Create', '>', 0);
-        return txn
-          .then(
-            ...records.map((operation) => toRequest(kv, operation)),
-            ...changes.map((change, i) =>
-              kv.put(nameKey(change.name)).value(encodeNameHistory(next[i])).lease(change.lease),
-            ),
-          )
-          .else(...changes.map((change) => kv.get(nameKey(change.name))), ...checked.map((id) => kv.get(objectKey(id))))
-          .commit();
-      });
-      if (response.succeeded) {
-        const revision = BigInt(response.header.revision);
-        const versions: Record<string, number> = {};
-        changes.forEach((change, i) => {
-          this.restoring.delete(change.name);
-          versions[change.name] = next[i].versions[0].version;
-          const entry = { value: encodeNameHistory(next[i]), lease: change.lease };
-          this.mirror.applyLocal(nameKey(change.name), entry, revision);
-        });
-        return { revision, versions };
-      }
-      const reads = response.responses.map((op) => op.response_range?.kvs[0] as IKeyValue | undefined);
-      changes.forEach((change, i) => {
-        const kv = reads[i];
-        observed.set(change.name, kv ? { history: decodeNameHistory(kv.value), modRevision: kv.mod_revision } : null);
-      });
-      checked.forEach((id, i) => {
-        if (!reads[changes.length + i]) throw notFound(id);
-      });
-    }
-    throw new TrellisError(
-      'Conflict',
-      `names ${changes.map((c) => JSON.stringify(c.name)).join(', ')} kept changing under ${MAX_SWAP_ATTEMPTS} attempts to publish them; try again`,
+    const byName = new Map(changes.map((change) => [change.name, change]));
+    const what =
+      changes.length === 1 ? `publish name ${JSON.stringify(changes[0].name)}` : `publish ${changes.length} names`;
+    const now = Date.now();
+    const { revision, written } = await this.swap(
+      what,
+      changes.map((change) => change.name),
+      (name, seen) => {
+        const change = byName.get(name)!;
+        // A name this daemon owned whose key went with a lost lease goes on with its history.
+        const base = seen ? seen.history : this.restoring.get(name);
+        return { history: nextHistory(name, base, change, this.names.keep, now), lease: change.lease };
+      },
+      records,
+      mustExist,
+      notFound,
     );
+    const versions: Record<string, number> = {};
+    for (const [name, history] of written) versions[name] = history!.versions[0].version;
+    return { revision, versions };
   }
 
   /**
@@ -191,35 +177,53 @@ export class NameDirectory {
    * (the key moves to `leaseOf` its object), and the last one deletes the key.
    * Errors: NameNotFound, Conflict (kept changing), Unavailable.
    */
-  async dropVersion(name: string, version: number, leaseOf: (id: string, current: string) => string): Promise<void> {
-    const key = nameKey(name);
-    let entry: { value: Buffer; lease: string; modRevision: string } | undefined;
-    const cached = this.mirror.get(key);
-    if (cached) entry = { value: cached.value, lease: cached.lease, modRevision: String(cached.modRevision) };
-    for (let attempt = 1; attempt <= MAX_SWAP_ATTEMPTS; attempt++) {
-      const next = withoutVersion(name, entry && decodeNameHistory(entry.value), version);
-      const seen = entry!;
-      const lease = next ? leaseOf(next.versions[0].id, seen.lease) : seen.lease;
-      const response = await this.connection.run(`drop version ${version} of name ${JSON.stringify(name)}`, (kv) =>
-        kv
-          .if(key, 'Mod', '==', seen.modRevision)
-          .then(next ? kv.put(key).value(encodeNameHistory(next)).lease(lease) : kv.delete().key(key))
-          .else(kv.get(key))
-          .commit(),
-      );
-      if (response.succeeded) {
-        if (!next) this.owned.delete(name);
-        const written = next && { value: encodeNameHistory(next), lease };
-        this.mirror.applyLocal(key, written, BigInt(response.header.revision));
-        return;
-      }
-      const kv = response.responses[0]?.response_range?.kvs[0] as IKeyValue | undefined;
-      entry = kv && { value: kv.value, lease: String(kv.lease), modRevision: kv.mod_revision };
+  async dropVersion(name: string, version: number, leaseOf: LeaseOf): Promise<void> {
+    await this.swap(`drop version ${version} of name ${JSON.stringify(name)}`, [name], (_, seen) => {
+      const history = withoutVersion(name, seen?.history, version);
+      return history && { history, lease: leaseOf(history.versions[0].id, seen!.lease) };
+    });
+  }
+
+  /**
+   * Takes the versions that point to `ids` (objects a forced delete takes away) out of every
+   * name that has one, in compare-and-swaps: an earlier version may become latest (the key moves
+   * to `leaseOf` its object), and a name left with none is deleted. `records` go in the same
+   * transaction when they fit, else after. Returns the revision of the last write.
+   * Errors: Conflict (kept changing), Unavailable.
+   */
+  async dropObjects(
+    ids: readonly string[],
+    records: readonly TransactionOperation[],
+    leaseOf: LeaseOf,
+  ): Promise<bigint | undefined> {
+    const doomed = new Set(ids);
+    const names = [...new Set(ids.flatMap((id) => this.namesOf(id)))];
+    let revision: bigint | undefined;
+    for (let start = 0; start < names.length; start += MAX_NAMES_PER_CALL) {
+      const chunk = names.slice(start, start + MAX_NAMES_PER_CALL);
+      const last = start + MAX_NAMES_PER_CALL >= names.length;
+      const inline = last && chunk.length + records.length <= MAX_OPERATIONS_PER_TRANSACTION ? records : [];
+      const what = `drop the versions of ${chunk.map((name) => JSON.stringify(name)).join(', ')} on deleted objects`;
+      revision = (
+        await this.swap(
+          what,
+          chunk,
+          (_, seen) => {
+            if (!seen?.history) return undefined;
+            const history = seen.history.versions.reduce<NameHistory | undefined>(
+              (kept, entry) => (kept && doomed.has(entry.id) ? withoutObject(kept, entry.id) : kept),
+              seen.history,
+            );
+            if (history === seen.history) return { history, lease: seen.lease };
+            return history && { history, lease: leaseOf(history.versions[0].id, seen.lease) };
+          },
+          inline,
+        )
+      ).revision;
+      if (inline.length > 0) return revision;
     }
-    throw new TrellisError(
-      'Conflict',
-      `name ${JSON.stringify(name)} kept changing under ${MAX_SWAP_ATTEMPTS} attempts to drop version ${version}; try again`,
-    );
+    if (records.length === 0) return revision;
+    return BigInt((await commitInBatches(this.connection, records)).revision);
   }
 
   /** Deletes a name everywhere; whether it existed. Errors: Unavailable. */
@@ -228,6 +232,7 @@ export class NameDirectory {
     const owned = this.owned.get(name);
     // Forgotten first, so that the delete coming back through the watch is not taken for a loss.
     this.owned.delete(name);
+    this.restoring.delete(name);
     let response;
     try {
       response = await this.connection.run(`drop name ${JSON.stringify(name)}`, (kv) => kv.delete().key(key).exec());
@@ -239,21 +244,92 @@ export class NameDirectory {
     return Number(response.deleted) > 0;
   }
 
-  /** Shows deletions this daemon committed (deleting named objects with force) at once. */
-  dropped(names: readonly string[], revision: bigint): void {
+  /**
+   * One compare-and-swap over the keys of `names` (and `records`, `mustExist` checked, as put
+   * says), retried over what the failed comparison read back: `compute` gives each name's next
+   * history and lease (undefined: delete the key) from what it holds now (null: absent), and
+   * may throw. Shows the writes at once; returns them with the revision.
+   */
+  private async swap(
+    what: string,
+    names: readonly string[],
+    compute: (name: string, seen: Observed) => { history: NameHistory; lease: string } | undefined,
+    records: readonly TransactionOperation[] = [],
+    mustExist: readonly string[] = [],
+    notFound?: (id: string) => TrellisError,
+  ): Promise<{ revision: bigint; written: Map<string, NameHistory | undefined> }> {
+    const observed = new Map<string, Observed>();
     for (const name of names) {
-      this.owned.delete(name);
-      this.mirror.applyLocal(nameKey(name), undefined, revision);
+      const entry = this.mirror.get(nameKey(name));
+      const seen = entry && {
+        history: decodeNameHistory(entry.value),
+        modRevision: String(entry.modRevision),
+        lease: entry.lease,
+      };
+      observed.set(name, seen ?? null);
     }
+    // etcd allows as many comparisons as operations; checking objects is a bonus that must fit.
+    const checked = names.length + mustExist.length <= MAX_OPERATIONS_PER_TRANSACTION ? mustExist : [];
+    for (let attempt = 1; attempt <= MAX_SWAP_ATTEMPTS; attempt++) {
+      // The values to write, computed over what the comparisons below check is still there.
+      const next = names.map((name) => compute(name, observed.get(name)!));
+      const response = await this.connection.run(what, async (kv) => {
+        let txn = kv.if(nameKey(names[0]), ...compareFor(observed.get(names[0])!));
+        for (const name of names.slice(1)) txn = txn.and(nameKey(name), ...compareFor(observed.get(name)!));
+        for (const id of checked) txn = txn.and(objectKey(id), 'Create', '>', 0);
+        return txn
+          .then(
+            ...records.map((operation) => toRequest(kv, operation)),
+            ...names.map((name, i) => {
+              const value = next[i];
+              if (!value) return kv.delete().key(nameKey(name));
+              return kv.put(nameKey(name)).value(encodeNameHistory(value.history)).lease(value.lease);
+            }),
+          )
+          .else(...names.map((name) => kv.get(nameKey(name))), ...checked.map((id) => kv.get(objectKey(id))))
+          .commit();
+      });
+      if (response.succeeded) {
+        const revision = BigInt(response.header.revision);
+        const written = new Map<string, NameHistory | undefined>();
+        names.forEach((name, i) => {
+          const value = next[i];
+          this.restoring.delete(name);
+          // Forgotten before the delete shows, so that it is not taken for a loss.
+          if (!value) this.owned.delete(name);
+          const entry = value && { value: encodeNameHistory(value.history), lease: value.lease };
+          this.mirror.applyLocal(nameKey(name), entry, revision);
+          written.set(name, value?.history);
+        });
+        return { revision, written };
+      }
+      const reads = response.responses.map((op) => op.response_range?.kvs[0] as IKeyValue | undefined);
+      names.forEach((name, i) => {
+        const kv = reads[i];
+        const seen = kv && {
+          history: decodeNameHistory(kv.value),
+          modRevision: kv.mod_revision,
+          lease: String(kv.lease),
+        };
+        observed.set(name, seen ?? null);
+      });
+      checked.forEach((id, i) => {
+        if (!reads[names.length + i]) throw notFound!(id);
+      });
+    }
+    throw new TrellisError(
+      'Conflict',
+      `${what}: the name kept changing under ${MAX_SWAP_ATTEMPTS} attempts; try again`,
+    );
   }
 
   private unindex(name: string): void {
-    const id = this.targets.get(name);
-    if (id === undefined) return;
+    for (const id of this.targets.get(name) ?? []) {
+      const set = this.byId.get(id);
+      set?.delete(name);
+      if (set?.size === 0) this.byId.delete(id);
+    }
     this.targets.delete(name);
-    const set = this.byId.get(id);
-    set?.delete(name);
-    if (set?.size === 0) this.byId.delete(id);
   }
 }
 

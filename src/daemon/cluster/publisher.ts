@@ -3,30 +3,41 @@
  * and member) and publishing names, in as few etcd transactions as fit, a few in flight at once.
  * Writes go to etcd first and show in the local cache once committed.
  */
+import type { IKeyValue } from 'etcd3';
 import { TrellisError } from '../../errors';
+import { instanceOf } from '../../protocol/ids';
 import { checkName } from '../../protocol/names';
 import {
   commitInBatches,
   MAX_OPERATIONS_PER_TRANSACTION,
   type TransactionOperation,
 } from '../metadata/batched-transaction';
+import type { EtcdConnection } from '../metadata/etcd-connection';
 import type { NewObject } from '../metadata/meta-service';
+import { KeyedQueue } from '../keyed-queue';
+import { mergeLabels } from '../object-table';
 import type { ClientSession } from '../session';
-import { requireRegistered, type ClusterContext } from './cluster-context';
+import { leaseOfObject, requireRegistered, type ClusterContext } from './cluster-context';
 import { MAX_NAMES_PER_CALL, type NameChange } from './name-directory';
 import type { Ownership } from './ownership';
-import { decodeNameHistory, nameKey } from './records';
+import { decodeRecord, encodeRewrites, idOfObjectKey, objectKey, relabeledRecord, rewriteKey } from './records';
 import type { CommittedBatch, Unpublisher } from './unpublisher';
 
 /** Transactions a large publish keeps in flight at once. */
 const TRANSACTIONS_IN_FLIGHT = 4;
+/** A label whose record keeps changing under it gives up with Conflict after this many tries. */
+const MAX_LABEL_ATTEMPTS = 8;
 
 export class Publisher {
+  private readonly labelling = new KeyedQueue();
+
   constructor(
     private readonly cluster: ClusterContext,
     private readonly ownership: Ownership,
     private readonly unpublisher: Unpublisher,
-  ) {}
+  ) {
+    cluster.objects.mirror.on('put', (key, entry) => this.adoptLabels(key, entry.value, entry.lease));
+  }
 
   /**
    * Makes a local object and its members visible cluster-wide; with `ttlSeconds`, until then.
@@ -59,28 +70,70 @@ export class Publisher {
   }
 
   /**
-   * Labels a persisted local object: the table changes, then its record is put again (its
-   * members' records and its expiry stay as they are); a failed write puts the labels back.
-   * Errors: ObjectNotFound, NotSealed, InvalidArgument, Unavailable.
+   * Labels a persisted object, this daemon's or another instance's, in a compare-and-swap on its
+   * record in etcd: the changes merge into the labels the record holds, so that labels set at
+   * the same time from several daemons all stay. The same transaction puts `rewrites/<owner>`,
+   * so that other daemons drop the record from their caches (remote-records.ts). The owner's
+   * table takes the labels once written (adoptLabels, through its own records' watch).
+   * Errors: ObjectNotFound, NotSealed, InvalidArgument, Conflict (kept changing), Unavailable.
    */
   async relabel(id: string, changes: Record<string, string | null>): Promise<Record<string, string>> {
-    const { objects, table, membership } = this.cluster;
     requireRegistered(this.cluster, `label ${id}`);
-    const previous = table.sealedObject(id).labels;
-    const labels = table.relabel(id, changes);
-    const lease = membership.leaseId;
-    const puts = new Map<string, TransactionOperation>();
-    try {
-      objects.recordPuts(id, lease, undefined, puts);
-      const operations = objects.operations(puts, [id], lease);
-      const result = await commitInBatches(this.cluster.connection, operations);
-      objects.published(puts, BigInt(result.revision), new Map());
-    } catch (error) {
-      table.restoreLabels(id, labels, previous);
-      throw error;
+    // One at a time per object here: only writers on other daemons are left to race with.
+    return this.labelling.run([id], () => this.swapLabels(id, changes));
+  }
+
+  private async swapLabels(id: string, changes: Record<string, string | null>): Promise<Record<string, string>> {
+    const { objects, table, connection, membership } = this.cluster;
+    const key = objectKey(id);
+    const owner = instanceOf(id);
+    const own = owner === membership.instanceId;
+    // This daemon's own records are mirrored: a first guess, which the comparison checks. Another
+    // instance's are cached without their revision: read.
+    let entry: SeenRecord | undefined = own ? objects.mirror.get(key) : await readRecord(connection, id);
+    for (let attempt = 1; attempt <= MAX_LABEL_ATTEMPTS; attempt++) {
+      const record = entry && decodeRecord(key, entry.value, entry.lease);
+      if (!entry || !record) throw objects.notFound(id);
+      const labels = mergeLabels(id, record.labels, changes);
+      const value = relabeledRecord(entry.value, labels);
+      const seen = entry;
+      const response = await connection.run(`label ${id}`, (kv) =>
+        kv
+          .if(key, 'Mod', '==', String(seen.modRevision))
+          .then(
+            kv.put(key).value(value).lease(seen.lease),
+            kv
+              .put(rewriteKey(owner))
+              .value(encodeRewrites([id]))
+              .lease(seen.lease),
+          )
+          .else(kv.get(key))
+          .commit(),
+      );
+      if (response.succeeded) {
+        const revision = BigInt(response.header.revision);
+        if (own) objects.mirror.applyLocal(key, { value, lease: seen.lease }, revision);
+        else objects.remoteRecords.forget(id);
+        if (table.sealedObjectOrUndefined(id)) table.relabel(id, {}, labels);
+        return labels;
+      }
+      const read = response.responses[0]?.response_range?.kvs[0] as IKeyValue | undefined;
+      entry = read && seenOf(read);
     }
-    this.afterPublish(lease, [...puts.keys()]);
-    return labels;
+    throw new TrellisError(
+      'Conflict',
+      `label ${id}: its record kept changing under ${MAX_LABEL_ATTEMPTS} attempts; try again`,
+    );
+  }
+
+  /** Another daemon labelled one of this daemon's objects: the table takes the record's labels. */
+  private adoptLabels(key: string, value: Buffer, lease: string): void {
+    const id = idOfObjectKey(key);
+    if (id === undefined || instanceOf(id) !== this.cluster.membership.instanceId) return;
+    const object = this.cluster.table.sealedObjectOrUndefined(id);
+    const labels = object && decodeRecord(key, value, lease)?.labels;
+    if (!labels || sameLabels(labels, object!.labels)) return;
+    this.cluster.table.relabel(id, {}, labels);
   }
 
   /**
@@ -168,16 +221,8 @@ export class Publisher {
   async dropVersion(name: string, version: number): Promise<void> {
     checkName(name);
     requireRegistered(this.cluster, `drop version ${version} of name ${JSON.stringify(name)}`);
-    const { objects, membership, table } = this.cluster;
-    // The key lives on the lease of whoever holds the object that becomes latest: for another
-    // instance's, its record's lease, read before the swap.
-    const entry = this.cluster.names.mirror.get(nameKey(name));
-    const kept = (entry && decodeNameHistory(entry.value)?.versions) ?? [];
-    const remoteIds = kept.map((each) => each.id).filter((id) => !table.sealedObjectOrUndefined(id));
-    const remoteLeases = await objects.view(() => remoteIds.map((id) => objects.remote(id)?.lease));
-    const leases = new Map(remoteIds.map((id, i) => [id, remoteLeases[i]] as const));
-    const leaseOf = (id: string, current: string) =>
-      table.sealedObjectOrUndefined(id) ? membership.leaseId : (leases.get(id) ?? current);
+    // The key lives on the lease of whoever holds the object that becomes latest.
+    const leaseOf = await leaseOfObject(this.cluster, this.cluster.names.versionIds(name));
     await this.cluster.names.dropVersion(name, version, leaseOf);
   }
 
@@ -242,6 +287,31 @@ export class Publisher {
     }
     this.afterPublish(lease, [...all.keys()]);
   }
+}
+
+/** An object record as etcd holds it: what a compare-and-swap on it needs. */
+interface SeenRecord {
+  readonly value: Buffer;
+  readonly lease: string;
+  readonly modRevision: bigint;
+}
+
+const seenOf = (kv: IKeyValue): SeenRecord => ({
+  value: kv.value,
+  lease: String(kv.lease),
+  modRevision: BigInt(kv.mod_revision),
+});
+
+/** The record of `id` in etcd, or undefined. Errors: Unavailable. */
+async function readRecord(connection: EtcdConnection, id: string): Promise<SeenRecord | undefined> {
+  const response = await connection.run(`read the record of ${id}`, (kv) => kv.get(objectKey(id)).exec());
+  const kv = response.kvs[0] as IKeyValue | undefined;
+  return kv && seenOf(kv);
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => b[key] === a[key]);
 }
 
 const sizeOf = (batch: CommittedBatch): number => batch.records.size + batch.changes.length;

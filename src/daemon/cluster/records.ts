@@ -4,8 +4,8 @@
  *
  *   objects/<id>   msgpack ObjectRecord: one persisted object (members are separate keys), on
  *                  the lease of the daemon that holds its bytes
- *   rewrites/<instance>  JSON list of ids whose records the instance last wrote again, on its
- *                  lease (see rewriteKey)
+ *   rewrites/<instance>  JSON list of the instance's ids whose records were last written again
+ *                  (by it, or labelled by any daemon), on its lease (see rewriteKey)
  *   names/<name>   JSON { id, version, last, versions: [{ version, id, createdAt }] }: the object
  *                  it publishes now and its kept versions, newest first (one key, so that one
  *                  transaction checks and writes both), on the lease of the daemon that holds
@@ -68,8 +68,9 @@ export function instanceObjectsPrefix(instanceId: number): string {
 }
 
 /**
- * `rewrites/<instance>`: the ids whose records the instance just wrote again (new labels, a new
- * ttl), put in the same transaction as the records. Daemons watch deletes of `objects/` only,
+ * `rewrites/<instance>`: the ids of the instance's objects whose records were just written again
+ * (new labels, through any daemon; a new ttl, by the owner), put in the same transaction as the
+ * records. Daemons watch deletes of `objects/` only,
  * so that creating objects costs them nothing; this one key per instance tells them which
  * cached records changed.
  */
@@ -93,6 +94,11 @@ export function decodeRewrites(value: Buffer): string[] {
 
 export function encodeRecord(record: ObjectRecord): Buffer {
   return packr.pack(record);
+}
+
+/** An encoded record with other labels, everything else as it was. */
+export function relabeledRecord(value: Buffer, labels: Record<string, string>): Buffer {
+  return packr.pack({ ...(packr.unpack(value) as ObjectRecord), labels });
 }
 
 /** The id in an `objects/<id>` key, or undefined for anything else. */

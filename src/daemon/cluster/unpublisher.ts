@@ -6,9 +6,9 @@
 import type { ClientSession } from '../session';
 import { commitInBatches, type TransactionOperation } from '../metadata/batched-transaction';
 import type { DeleteOptions } from '../metadata/meta-service';
-import { requireRegistered, type ClusterContext } from './cluster-context';
+import { leaseOfObject, requireRegistered, type ClusterContext } from './cluster-context';
 import type { NameChange } from './name-directory';
-import { nameKey, objectKey } from './records';
+import { objectKey } from './records';
 
 /** What one publish transaction wrote: records by object id, and name changes. */
 export interface CommittedBatch {
@@ -36,10 +36,9 @@ export class Unpublisher {
       remoteIds.size > 0 ? await objects.planDelete([...remoteIds], options, (id) => names.namesOf(id)) : [];
 
     const unpersist = [...localDoomed.filter((id) => objects.isPersisted(id)), ...remoteDoomed];
-    const droppedNames = options.force ? unpersist.flatMap((id) => names.namesOf(id)) : [];
-    if (unpersist.length > 0 || droppedNames.length > 0) {
+    if (unpersist.length > 0) {
       requireRegistered(this.cluster, `delete ${unique.join(', ')}`);
-      await this.removeKeys(unpersist, droppedNames);
+      await this.removeKeys(unpersist);
     }
     const deleted = localIds.length > 0 ? table.delete(session, localIds, options) : [];
     return [...deleted, ...remoteDoomed];
@@ -63,42 +62,42 @@ export class Unpublisher {
     void commitInBatches(this.cluster.connection, operations).catch(() => undefined);
   }
 
-  /** Best effort: takes back keys written by a publish that failed part way. */
+  /**
+   * Best effort: takes back keys written by a publish that failed part way (the names keep the
+   * versions they had before it).
+   */
   async undo(batches: readonly CommittedBatch[]): Promise<void> {
     const ids = [...new Set(batches.flatMap((batch) => [...batch.records.keys()]))];
-    const names = [...new Set(batches.flatMap((batch) => batch.changes.map((change) => change.name)))];
-    if (ids.length === 0 && names.length === 0) return;
+    if (ids.length === 0) return;
     try {
-      await this.removeKeys(ids, names);
+      await this.removeKeys(ids);
     } catch {
       // They stay until this daemon's lease ends; their objects are gone from here already.
     }
   }
 
   /**
-   * Deletes the keys of `ids` and `names` in etcd and shows it at once. They are forgotten as
-   * this daemon's first, so that the deletes coming back through the watch are not taken for
-   * losses; a failed write puts them back. Errors: Unavailable.
+   * Deletes the keys of `ids` in etcd, and the versions of names that point to them (a name
+   * left with none goes; see NameDirectory.dropObjects), and shows it at once. The objects are
+   * forgotten as this daemon's first, so that the deletes coming back through the watch are not
+   * taken for losses; a failed write puts them back. Errors: Conflict, Unavailable.
    */
-  private async removeKeys(ids: readonly string[], names: readonly string[]): Promise<void> {
-    const { objects, table, connection, expirations } = this.cluster;
+  private async removeKeys(ids: readonly string[]): Promise<void> {
+    const { objects, table, expirations } = this.cluster;
     const forgottenIds = ids.map((id) => [id, objects.forgetPersisted(id)] as const);
-    const forgottenNames = names.map((name) => [name, this.cluster.names.forgetOwned(name)] as const);
-    const operations: TransactionOperation[] = [
-      ...names.map((name): TransactionOperation => ({ kind: 'delete', key: nameKey(name) })),
-      ...ids.map((id): TransactionOperation => ({ kind: 'delete', key: objectKey(id) })),
-    ];
-    let revision: bigint;
+    const operations = ids.map((id): TransactionOperation => ({ kind: 'delete', key: objectKey(id) }));
+    let revision: bigint | undefined;
     try {
-      revision = BigInt((await commitInBatches(connection, operations)).revision);
+      const { names } = this.cluster;
+      const candidates = ids.flatMap((id) => names.namesOf(id)).flatMap((name) => names.versionIds(name));
+      const leaseOf = await leaseOfObject(this.cluster, candidates);
+      revision = await names.dropObjects(ids, operations, leaseOf);
     } catch (error) {
       for (const [id, was] of forgottenIds)
         if (was && table.sealedObjectOrUndefined(id)) objects.restorePersisted(id, was.expiresAt);
-      for (const [name, id] of forgottenNames) if (id !== undefined) this.cluster.names.restoreOwned(name, id);
       throw error;
     }
-    this.cluster.names.dropped(names, revision);
-    objects.unpublished([...ids], revision);
+    if (revision !== undefined) objects.unpublished([...ids], revision);
     for (const id of ids) expirations.cancel(id);
   }
 }

@@ -89,6 +89,10 @@ export class DurableMetadata implements MetaService {
     this.inner.requireWritable(what);
   }
 
+  namesCurrent(what: string): Promise<void> | undefined {
+    return this.inner.namesCurrent(what);
+  }
+
   adopt(adopted: Adopted): Promise<void> {
     return this.inner.adopt(adopted);
   }
@@ -147,13 +151,21 @@ export class DurableMetadata implements MetaService {
 
   /**
    * A persisted object's record is written again with the new labels, keeping its bytes and
-   * expiry on disk (DurableStore.persist with a record and no bytes).
+   * expiry on disk (DurableStore.persist with a record and no bytes). All or nothing: when the
+   * catalog write fails, the changed labels are set back as they were (in etcd too).
    */
   async label(id: string, changes: Record<string, string | null>): Promise<Record<string, string>> {
+    const before = this.local.table.sealedObjectOrUndefined(id)?.labels;
     const labels = await this.inner.label(id, changes);
     const object = this.local.table.sealedObjectOrUndefined(id);
-    if (object && this.store.isPersisted(id)) {
-      await this.store.persist([describeForDisk(object, this.inner.persistence(id).expiresAt)]);
+    if (object && before && this.store.isPersisted(id)) {
+      try {
+        await this.store.persist([describeForDisk(object, this.inner.persistence(id).expiresAt)]);
+      } catch (error) {
+        const undo = Object.fromEntries(Object.keys(changes).map((key) => [key, before[key] ?? null]));
+        await Promise.resolve(this.inner.label(id, undo)).catch(() => undefined);
+        throw error;
+      }
     }
     return labels;
   }

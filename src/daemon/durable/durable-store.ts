@@ -13,7 +13,7 @@
  * their own, and any number of them shares one commit's fsync.
  *
  * Operations that share an object id or a name apply in the order they were called (see
- * keyed-queue.ts); others run concurrently, and lmdb groups their commits. The store keeps what
+ * ../keyed-queue.ts); others run concurrently, and lmdb groups their commits. The store keeps what
  * it is given: the caller persists whole trees (an object with all its members) and drops the
  * names of what it removes; the store does not walk the graph.
  */
@@ -22,7 +22,7 @@ import { BlobFiles, type BlobToWrite } from './blob-files';
 import { DurableCatalog, type DamagedRecord } from './catalog';
 import { CHUNK_BYTES, checksumOf } from './checksum';
 import { DataDir, syncDirectory } from './data-dir';
-import { KeyedQueue } from './keyed-queue';
+import { KeyedQueue } from '../keyed-queue';
 import { isExpired, type BlobRecord, type PersistedName, type PersistedObject } from './records';
 
 /** Blobs up to this size are kept in the catalog rather than in a file of their own. */

@@ -36,6 +36,10 @@ export class LocalMetadata implements MetaService {
 
   requireWritable(): void {}
 
+  namesCurrent(): undefined {
+    return undefined;
+  }
+
   async adopt(adopted: Adopted): Promise<void> {
     for (const { id, expiresAt } of adopted.objects) {
       this.persisted.add(id);

@@ -14,12 +14,14 @@
  * - 'reregistered' ({ instanceId, leaseId }): registered again after a loss; re-put your keys.
  * - 'unavailable' (TrellisError): etcd stopped answering; emitted once per outage.
  * - 'available' (): etcd answers again after an outage.
+ * - 'renewed' (): etcd renewed the current lease; `leaseSurelyAlive()` holds again.
  * - 'conflict' (TrellisError, code Conflict): another daemon holds this daemon's id (possible
  *   only after etcd lost its data and a new daemon joined before this one came back). It keeps
  *   retrying until the id is free; the daemon may prefer to stop.
  */
 import { EventEmitter } from 'node:events';
 import * as os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import type { Lease } from 'etcd3';
 import { TrellisError } from '../../errors';
 import type { EtcdConnection } from './etcd-connection';
@@ -33,6 +35,7 @@ import {
   type InstanceStatus,
 } from './instance-info';
 import { InstanceView } from './instance-view';
+import { LeaseRenewals } from './lease-renewals';
 
 export const DEFAULT_LEASE_TTL_SECONDS = 10;
 /** etcd 3.4 quietly raises shorter TTLs to its minimum (about 2 s with default election timing). */
@@ -64,6 +67,7 @@ export interface MembershipEvents {
   unavailable: [TrellisError];
   available: [];
   conflict: [TrellisError];
+  renewed: [];
 }
 
 export class Membership extends EventEmitter<MembershipEvents> {
@@ -74,6 +78,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private leaving = false;
   private outage = false;
   private conflictReported = false;
+  /** When the current lease was last surely renewed. */
+  private renewals: LeaseRenewals;
   private readonly unhookClose: () => void;
 
   private constructor(
@@ -82,11 +88,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
     readonly leaseTtlSeconds: number,
     lease: Lease,
     leaseId: string,
+    renewals: LeaseRenewals,
     private readonly view: InstanceView,
   ) {
     super();
     this.lease = lease;
     this.leaseIdValue = leaseId;
+    this.renewals = renewals;
     this.watchLease(lease);
     view.on('joined', (status) => {
       this.emit('joined', status);
@@ -125,14 +133,15 @@ export class Membership extends EventEmitter<MembershipEvents> {
       rpcEndpoint: options.rpcEndpoint ?? null,
       startedAt,
     });
-    const { lease, leaseId } = await grantLease(connection, leaseTtlSeconds);
+    const { lease, leaseId, renewals } = await grantLease(connection, leaseTtlSeconds);
     let membership: Membership | undefined;
     try {
       const info =
         options.instanceId === undefined
           ? await allocateInstanceId(connection, describe, leaseId)
           : await takeBack(connection, describe(options.instanceId), leaseId, (leaseTtlSeconds + 3) * 1000);
-      membership = new Membership(connection, info, leaseTtlSeconds, lease, leaseId, new InstanceView(connection));
+      const view = new InstanceView(connection);
+      membership = new Membership(connection, info, leaseTtlSeconds, lease, leaseId, renewals, view);
       await membership.view.start();
       return membership;
     } catch (error) {
@@ -154,6 +163,20 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** Whether this daemon's key is believed to be in etcd right now. */
   get registered(): boolean {
     return this.registeredNow;
+  }
+
+  /**
+   * Whether etcd surely still holds this daemon's lease: registered, and renewed less than a
+   * TTL ago. Past that, the lease may have expired and other daemons may have taken this
+   * daemon's names (a daemon stopped or cut off from etcd cannot tell until it hears again).
+   */
+  leaseSurelyAlive(): boolean {
+    return this.registeredNow && this.msSinceRenewal() < this.leaseTtlSeconds * 1000;
+  }
+
+  /** Milliseconds since the current lease was last surely renewed. */
+  msSinceRenewal(): number {
+    return this.renewals.msSinceRenewal();
   }
 
   /** Every instance seen, alive or not (this one included), in id order. */
@@ -205,7 +228,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.lostContact(this.connection.toTrellisError(`keep lease ${this.leaseIdValue} alive`, error));
     });
     lease.on('keepaliveSucceeded', () => {
-      if (lease === this.lease) this.recovered();
+      if (lease !== this.lease) return;
+      this.recovered();
+      // LeaseRenewals, attached at the grant, has counted this renewal already.
+      this.emit('renewed');
     });
   }
 
@@ -249,7 +275,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private async tryReregister(): Promise<boolean> {
-    let granted: { lease: Lease; leaseId: string };
+    let granted: Granted;
     try {
       granted = await grantLease(this.connection, this.leaseTtlSeconds);
     } catch (error) {
@@ -273,6 +299,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const previous = this.lease;
     this.lease = granted.lease;
     this.leaseIdValue = granted.leaseId;
+    this.renewals = granted.renewals;
     this.watchLease(granted.lease);
     // Keys the daemon left on the old lease go with it; it re-puts them on 'reregistered'.
     await revokeQuietly(this.connection, previous);
@@ -309,14 +336,23 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 }
 
+interface Granted {
+  lease: Lease;
+  leaseId: string;
+  renewals: LeaseRenewals;
+}
+
 /** Grants a lease and starts keeping it alive. Errors: Unavailable. */
-async function grantLease(connection: EtcdConnection, ttlSeconds: number): Promise<{ lease: Lease; leaseId: string }> {
+async function grantLease(connection: EtcdConnection, ttlSeconds: number): Promise<Granted> {
+  // The lease cannot expire before the request that grants it was sent plus its TTL.
+  const askedAt = performance.now();
   const lease = connection.kv.lease(ttlSeconds, { autoKeepAlive: true });
+  const renewals = new LeaseRenewals(lease, askedAt);
   // A failed grant is also reported as 'lost'; this listener keeps it from going unheard.
   lease.on('lost', () => undefined);
   try {
     const leaseId = await connection.run('grant a lease', () => lease.grant());
-    return { lease, leaseId };
+    return { lease, leaseId, renewals };
   } catch (error) {
     // If the grant answers after all, release() keeps it from being kept alive: it expires.
     lease.release();

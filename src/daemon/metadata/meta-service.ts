@@ -69,6 +69,12 @@ export interface MetaService {
    * Errors: Unavailable.
    */
   requireWritable(what: string): void;
+  /**
+   * Before a read of names from memory: undefined when they can be answered now, else a promise
+   * that resolves once they can (a cluster daemon whose lease may have expired waits to hear
+   * from etcd again, cluster/view-freshness.ts). Errors: Unavailable.
+   */
+  namesCurrent(what: string): Promise<void> | undefined;
 
   /**
    * Takes up objects and names a restarted daemon put back in its table: schedules their

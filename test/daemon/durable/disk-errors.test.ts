@@ -4,31 +4,13 @@
  */
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DurableStore } from '../../../src/daemon/durable/durable-store';
 import { blobFilesIn, blobToPersist, metadataToPersist, nameFor, newId } from '../../fixtures/durable';
-import { tempPath } from '../../fixtures/setup';
+import { mountTmpfs, unmount } from '../../fixtures/tmpfs';
 import { expectRejects } from '../../fixtures/trellis-errors';
 
 const MiB = 1024 * 1024;
-
-/** Mounts a tmpfs of `size` at a new folder; undefined, with the reason, when it cannot. */
-function mountTmpfs(size: string): { dir: string } | { reason: string } {
-  if (process.getuid?.() !== 0) return { reason: 'mounting a tmpfs needs root' };
-  const dir = tempPath('tmpfs');
-  fs.mkdirSync(dir);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (error) {
-    return { reason: `mount -t tmpfs failed: ${(error as { stderr?: Buffer }).stderr?.toString().trim()}` };
-  }
-  return { dir };
-}
-
-function unmount(dir: string): void {
-  execFileSync('umount', [dir], { stdio: 'pipe' });
-}
 
 describe('durable store on a full disk or a read-only folder', function () {
   let mountPoint: string | undefined;

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { KeyedQueue } from '../../../src/daemon/durable/keyed-queue';
+import { KeyedQueue } from '../../src/daemon/keyed-queue';
 
 /** A task that logs its start and end and finishes when `release` is called. */
 function gatedTask(log: string[], name: string): { run: () => Promise<string>; release: () => void } {

@@ -1,0 +1,221 @@
+/**
+ * A fresh process's first read, in its own process: `node cold-reader.ts [--socket PATH]`. The
+ * runner starts one of these per measurement, so every "first" below is the first in a new
+ * process. apache-arrow is imported at the top, before anything is timed, in every role: the
+ * trellis reader and the Arrow IPC file reader pay the same module load outside the timings.
+ * What is timed is from the call to a ready value (a Table, a Buffer), then its first scan.
+ *
+ * trellis is loaded from dist/, the compiled package a user's process loads, not through tsx as
+ * other bench children do: tsx compiles a module when it is first required, and trellis loads
+ * some of its modules at first use (the arrow layout at the first DataFrame get), which would
+ * put a TypeScript compile inside the timings. dist/ older than src/ is refused.
+ */
+import * as fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { Table, tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
+import * as path from 'node:path';
+import type * as Trellis from '../../src/index';
+import type * as Native from '../../src/native';
+import { touchEveryPage, valueBuffers } from '../lib/arrow-table';
+import { serveCommands } from '../lib/serve-commands';
+
+const PAGE = 4096;
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+/** The newest modification time of a .ts file under `dir`. */
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && entry.name.endsWith('.ts'))
+      newest = Math.max(newest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+function loadDist(): { trellis: typeof Trellis; native: typeof Native } {
+  const dist = path.join(REPO_ROOT, 'dist');
+  const index = path.join(dist, 'index.js');
+  if (!fs.existsSync(index) || fs.statSync(index).mtimeMs < newestSource(path.join(REPO_ROOT, 'src')))
+    throw new Error(`${dist} is missing or older than src/: run npm run build:ts first`);
+  /* eslint-disable @typescript-eslint/no-require-imports -- the compiled package, as users load it */
+  return {
+    trellis: require(index) as typeof Trellis,
+    native: require(path.join(dist, 'native.js')) as typeof Native,
+  };
+  /* eslint-enable @typescript-eslint/no-require-imports */
+}
+
+const { trellis: dist, native: distNative } = loadDist();
+const { native } = distNative;
+
+/** Written by reads so that no read can be optimized away. */
+let sink = 0;
+
+export interface StoreArgs {
+  tableBytes: number;
+  smallBlobBytes: number;
+  largeBlobBytes: number;
+  /** The same table as an Arrow IPC file here. */
+  ipcFile: string;
+}
+
+export interface StoreResult {
+  tableId: string;
+  smallBlobId: string;
+  largeBlobId: string;
+  rows: number;
+  ipcBytes: number;
+}
+
+/** Milliseconds. */
+export interface FirstRead {
+  /** The first get (or open + map + decode) in this process, to a ready value. */
+  first: number;
+  /**
+   * This process's CPU time (user + system) over `first`: what the reader itself spent, without
+   * the waits for the daemon or for a CPU, which a loaded machine stretches.
+   */
+  firstCpu: number;
+  /** The same again in the same process: what a warm process pays. */
+  warm: number;
+  /** One byte of every 4 KiB page of the value, the first time. */
+  firstScan: number;
+  /** The same scan again, the pages now mapped. */
+  secondScan: number;
+  /** Every values buffer lies in the mapping (trellis shared memory, or the mapped file). */
+  zeroCopy: boolean;
+}
+
+function time<T>(op: () => T): [T, number] {
+  const start = performance.now();
+  const value = op();
+  return [value, performance.now() - start];
+}
+
+async function timeAsync<T>(op: () => Promise<T>): Promise<[T, number]> {
+  const start = performance.now();
+  const value = await op();
+  return [value, performance.now() - start];
+}
+
+/** Milliseconds of this process's CPU time since `since` (a process.cpuUsage()). */
+function cpuSince(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
+function scanBytes(bytes: Uint8Array): number {
+  let sum = 0;
+  for (let offset = 0; offset < bytes.length; offset += PAGE) sum += bytes[offset];
+  return sum;
+}
+
+function scans(scan: () => number): { firstScan: number; secondScan: number } {
+  const [first, firstScan] = time(scan);
+  const [second, secondScan] = time(scan);
+  sink += first + second;
+  return { firstScan, secondScan };
+}
+
+function coldCommands(trellis: Trellis.TrellisClient | undefined) {
+  const needTrellis = () => {
+    if (!trellis) throw new Error('cold-reader: started without --socket');
+    return trellis;
+  };
+  return {
+    /** The writer: a table of two float64 columns (as a user's numeric frame), two blobs, the IPC file. */
+    async store(args: StoreArgs): Promise<StoreResult> {
+      const client = needTrellis();
+      const rows = Math.floor(args.tableBytes / 16);
+      const price = new Float64Array(rows);
+      const score = new Float64Array(rows);
+      for (let i = 0; i < rows; i++) {
+        price[i] = 100 + (i % 1000) / 8;
+        score[i] = i / rows;
+      }
+      const table = tableFromArrays({ price, score });
+      const tableId = await client.put(table);
+      const ipc = tableToIPC(table, 'file');
+      fs.writeFileSync(args.ipcFile, ipc);
+      const blob = async (bytes: number) => {
+        const writer = await client.createBlob(bytes);
+        writer.buffer.fill(1);
+        return writer.seal();
+      };
+      return {
+        tableId,
+        smallBlobId: await blob(args.smallBlobBytes),
+        largeBlobId: await blob(args.largeBlobBytes),
+        rows,
+        ipcBytes: ipc.byteLength,
+      };
+    },
+
+    /** client.get of a DataFrame: the first in this process, then again. */
+    async table({ id }: { id: string }): Promise<FirstRead> {
+      const client = needTrellis();
+      const cpu = process.cpuUsage();
+      const [table, first] = await timeAsync(() => client.get(id));
+      const firstCpu = cpuSince(cpu);
+      if (!(table instanceof Table)) throw new Error(`object ${id} did not come back as an arrow Table`);
+      const [, warm] = await timeAsync(() => client.get(id));
+      const zeroCopy = valueBuffers(table).every((buffer) => client.isSharedMemory(buffer));
+      return { first, firstCpu, warm, zeroCopy, ...scans(() => touchEveryPage(table)) };
+    },
+
+    /** getBlob (a Buffer over shared memory): the first in this process, then again. */
+    async blob({ id }: { id: string }): Promise<FirstRead> {
+      const client = needTrellis();
+      const cpu = process.cpuUsage();
+      const [{ buffer: bytes }, first] = await timeAsync(() => client.getBlob(id));
+      const firstCpu = cpuSince(cpu);
+      const [, warm] = await timeAsync(() => client.getBlob(id));
+      return { first, firstCpu, warm, zeroCopy: client.isSharedMemory(bytes), ...scans(() => scanBytes(bytes)) };
+    },
+
+    /**
+     * What a user does without trellis and without a copy: open the IPC file, mmap it (Node has
+     * no mmap, so through trellis's addon, the same call trellis maps segments with) and decode
+     * it with tableFromIPC over the mapped bytes.
+     */
+    ipcFile({ file }: { file: string }): FirstRead {
+      const load = () => {
+        const fd = fs.openSync(file, 'r');
+        try {
+          const size = fs.fstatSync(fd).size;
+          const bytes = new Uint8Array(new native.Mapping(fd, size, false).buffer);
+          return { bytes, table: tableFromIPC(bytes) };
+        } finally {
+          fs.closeSync(fd);
+        }
+      };
+      const cpu = process.cpuUsage();
+      const [{ bytes, table }, first] = time(load);
+      const firstCpu = cpuSince(cpu);
+      const [, warm] = time(load);
+      const zeroCopy = valueBuffers(table).every((buffer) => buffer.buffer === bytes.buffer);
+      return { first, firstCpu, warm, zeroCopy, ...scans(() => touchEveryPage(table)) };
+    },
+
+    async deleteObjects({ ids }: { ids: string[] }): Promise<void> {
+      await needTrellis().delete(ids);
+    },
+  };
+}
+
+export type ColdReaderCommands = ReturnType<typeof coldCommands>;
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const socketAt = args.indexOf('--socket');
+  const trellis = socketAt >= 0 ? await dist.connect(args[socketAt + 1]) : undefined;
+  process.on('exit', () => void sink);
+  serveCommands(coldCommands(trellis));
+}
+
+if (require.main === module) {
+  main().catch((error: Error) => {
+    process.stderr.write(`cold-reader: ${error.stack ?? error.message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,23 @@
+/**
+ * Which client requests read names from the daemon's memory, so that a cluster daemon can
+ * hold them back while it cannot vouch for its view of the names (cluster/view-freshness.ts).
+ * A request that names an object by id reads no name: an id's contents never change.
+ */
+import { isObjectId } from '../protocol/ids';
+
+/** Requests that always read names. */
+const NAME_KINDS = new Set(['getName', 'listNames', 'versions']);
+/** Requests whose `ref` is a name or an id. */
+const REF_KINDS = new Set(['getObject', 'getMeta', 'label', 'lineage', 'migrate', 'exportArchive']);
+
+/** What the request reads, to complete "cannot ..." in an error; undefined when it reads no name. */
+export function nameRead(kind: string, body: unknown): string | undefined {
+  const fields = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {};
+  if (NAME_KINDS.has(kind)) {
+    return typeof fields.name === 'string' ? `${kind} ${JSON.stringify(fields.name)}` : kind;
+  }
+  if (REF_KINDS.has(kind) && typeof fields.ref === 'string' && !isObjectId(fields.ref)) {
+    return `${kind} ${JSON.stringify(fields.ref)}`;
+  }
+  return undefined;
+}

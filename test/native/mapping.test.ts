@@ -1,0 +1,91 @@
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { native } from '../../src/native';
+import { REPO_ROOT, TSX_ARGS } from '../fixtures/child';
+
+const PAGE = 4096;
+
+/** A file of `fileBytes` bytes (byte i = i % 251), open read-write; removed after the test. */
+function patternFile(dir: string, fileBytes: number): number {
+  const file = path.join(dir, `mapping-${process.pid}-${fileBytes}`);
+  const bytes = Buffer.alloc(fileBytes);
+  for (let i = 0; i < fileBytes; i++) bytes[i] = i % 251;
+  fs.writeFileSync(file, bytes);
+  const fd = fs.openSync(file, 'r+');
+  fs.unlinkSync(file);
+  return fd;
+}
+
+describe('native mapping populate', () => {
+  let dir: string;
+  const fds: number[] = [];
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'trellis-mapping-'));
+  });
+  afterEach(() => {
+    for (const fd of fds.splice(0)) fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('maps the pages of a range now, and the bytes read the same', () => {
+    const fd = patternFile(dir, 64 * PAGE);
+    fds.push(fd);
+    const mapping = new native.Mapping(fd, 64 * PAGE, false);
+    assert.equal(mapping.populate(3 * PAGE + 17, 20 * PAGE), 'populated');
+    const bytes = new Uint8Array(mapping.buffer);
+    for (let i = 0; i < bytes.length; i += 997) assert.equal(bytes[i], i % 251);
+  });
+
+  it('populates a writable mapping for writing, seen by a read-only mapping of the same file', () => {
+    const fd = patternFile(dir, 16 * PAGE);
+    fds.push(fd);
+    const writable = new native.Mapping(fd, 16 * PAGE, true);
+    assert.equal(writable.populate(0, 16 * PAGE), 'populated');
+    new Uint8Array(writable.slice(PAGE, PAGE)).fill(7);
+    const read = new Uint8Array(new native.Mapping(fd, 16 * PAGE, false).buffer);
+    assert.equal(read[PAGE], 7);
+    assert.equal(read[2 * PAGE - 1], 7);
+    assert.equal(read[2 * PAGE], (2 * PAGE) % 251);
+  });
+
+  it('checks the range with a typed error naming it', () => {
+    const fd = patternFile(dir, 4 * PAGE);
+    fds.push(fd);
+    const mapping = new native.Mapping(fd, 4 * PAGE, false);
+    assert.throws(() => mapping.populate(0, 4 * PAGE + 1), {
+      code: 'InvalidArgument',
+      message: /range \[0\.0+, \+16385\.0+\) is outside a 16384-byte mapping/,
+    });
+    assert.throws(() => mapping.populate(-1, 1), { code: 'InvalidArgument' });
+    assert.throws(() => mapping.populate('0' as unknown as number, 1), { code: 'InvalidArgument' });
+    assert.equal(mapping.populate(PAGE, 0), 'populated', 'an empty range has nothing to do');
+  });
+
+  it('answers failed, without SIGBUS, where the file is shorter than the mapping', () => {
+    // In a child: a SIGBUS would kill the process that asked, and should fail this test alone.
+    const script = `
+      const fs = require('node:fs');
+      const { native } = require(${JSON.stringify(path.join(REPO_ROOT, 'src', 'native'))});
+      const file = ${JSON.stringify(path.join(dir, 'short'))};
+      fs.writeFileSync(file, Buffer.alloc(${2 * PAGE}, 9));
+      const fd = fs.openSync(file, 'r+');
+      fs.unlinkSync(file);
+      const read = new native.Mapping(fd, ${64 * PAGE}, false);
+      const write = new native.Mapping(fd, ${64 * PAGE}, true);
+      const answers = [read.populate(0, ${64 * PAGE}), write.populate(${PAGE}, ${63 * PAGE})];
+      const bytes = new Uint8Array(read.buffer, 0, ${2 * PAGE});
+      process.stdout.write(JSON.stringify({ answers, first: bytes[0], last: bytes[${2 * PAGE - 1}] }));
+    `;
+    const child = spawnSync(process.execPath, [...TSX_ARGS, '-e', script], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(child.signal, null, `the child was killed by ${child.signal}: ${child.stderr}`);
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(JSON.parse(child.stdout), { answers: ['failed', 'failed'], first: 9, last: 9 });
+  });
+});
