@@ -6,7 +6,7 @@
  * client's copies are given back.
  */
 import { TrellisError } from '../errors';
-import type { ArchiveRef, ImportArchiveReply } from '../protocol/messages';
+import type { ArchiveRef, ImportArchiveReply, ParentRef } from '../protocol/messages';
 import { isObjectId } from '../protocol/ids';
 import { checkName } from '../protocol/names';
 import { whenDone } from './metadata/meta-service';
@@ -64,7 +64,24 @@ export function importArchive(
     state.meta.requireWritable(`publish name ${JSON.stringify(request.name)}`);
   }
   // Lineage travels with the archive, but only parents this daemon can see are recorded.
-  const derivedFrom = request.parents.filter((id) => state.meta.exists(id)).map((id) => ({ id }));
+  const visible = state.meta.view(() => request.parents.filter((id) => state.meta.exists(id)));
+  return whenDone(visible, (parents) =>
+    importNodes(
+      state,
+      session,
+      request,
+      parents.map((id) => ({ id })),
+    ),
+  );
+}
+
+/** Creates the archive's objects, once its parents are known; names the root. */
+function importNodes(
+  state: DaemonState,
+  session: ClientSession,
+  request: ParsedImport,
+  derivedFrom: ParentRef[],
+): ImportArchiveReply | Promise<ImportArchiveReply> {
   if ('node' in request.root) request.nodes[request.root.node].derivedFrom = derivedFrom;
   const sealed = new Set<string>();
   const created: string[] = [];

@@ -10,7 +10,7 @@ import { importArchive, topHash } from './archive-import';
 import { MAX_TTL_SECONDS } from './cluster/cluster-info';
 import { abortInline, putBlobs, storeInline } from './inline-blobs';
 import { DEFAULT_LINEAGE_DEPTH, lineage, resolveParents } from './lineage';
-import { whenDone, type NewObject } from './metadata/meta-service';
+import { whenDone, type NewObject, type Pending } from './metadata/meta-service';
 import type { DaemonState, RequestContext } from './request-context';
 import type { ClientSession } from './session';
 import * as check from './validate';
@@ -64,15 +64,11 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const override = check.flag('seal', body, 'override', false);
     const persist = check.flag('seal', body, 'persist', false);
     const labels = check.labels('seal', body);
-    const derivedFrom = resolveParents('seal', check.parentRefs('seal', body), state.names, state.meta);
-    if (name === undefined && !persist) {
-      state.table.seal(session, id, hold, { labels, derivedFrom });
-      return { id };
-    }
-    if (name !== undefined && !override) state.names.refuseTaken(name);
-    state.meta.requireWritable(name === undefined ? `persist ${id}` : `publish name ${JSON.stringify(name)}`);
-    state.table.seal(session, id, hold, { labels, derivedFrom });
-    return whenDone(state.meta.publishNew(session, [{ id, name, override, persist }]), () => ({ id }));
+    const parents = check.parentRefs('seal', body);
+    return whenDone(
+      state.meta.view(() => resolveParents('seal', parents, state.names, state.meta)),
+      (derivedFrom) => sealWith(state, session, { id, hold, name, override, persist, labels, derivedFrom }),
+    );
   },
 
   abort({ state, session }, body) {
@@ -109,20 +105,26 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   exists({ state }, body) {
     const id = check.objectId('exists', body);
-    return { exists: state.meta.exists(id) };
+    return whenDone(
+      state.meta.view(() => state.meta.exists(id)),
+      (exists) => ({ exists }),
+    );
   },
 
   listObjects({ state }, body) {
     const pattern = check.optionalString('listObjects', body, 'pattern');
     const labels = check.labels('listObjects', body);
     const limit = check.nonNegativeInteger('listObjects', body, 'limit', DEFAULT_LIST_LIMIT);
-    return { objects: state.meta.listObjects({ pattern, labels }, limit) };
+    return whenDone(state.meta.listObjects({ pattern, labels }, limit), (objects) => ({ objects }));
   },
 
   createMetadata({ state, session }, body) {
-    const request = parseMetadataRequest('createMetadata', state, body);
-    return withInlineMembers(state, session, [request], () =>
-      whenDone(createAndPublish(state, session, [request]), ([id]) => ({ id })),
+    // Parents may be other instances' objects: their records are loaded first (view).
+    const parsed = state.meta.view(() => parseMetadataRequest('createMetadata', state, body));
+    return whenDone(parsed, (request) =>
+      withInlineMembers(state, session, [request], () =>
+        whenDone(createAndPublish(state, session, [request]), ([id]) => ({ id })),
+      ),
     );
   },
 
@@ -135,23 +137,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       );
     }
     // Check everything first: the batch is all or none.
-    const requests = objects.map((object) =>
-      parseMetadataRequest('createMetadataMany', state, check.expectBody('createMetadataMany', object)),
+    const parsed = state.meta.view(() =>
+      objects.map((object) =>
+        parseMetadataRequest('createMetadataMany', state, check.expectBody('createMetadataMany', object)),
+      ),
     );
-    const names = new Set<string>();
-    for (const request of requests) {
-      if (request.name === undefined) continue;
-      if (names.has(request.name))
-        throw new TrellisError(
-          'InvalidArgument',
-          `createMetadataMany: name ${JSON.stringify(request.name)} appears twice`,
-        );
-      names.add(request.name);
-    }
-    return withInlineMembers(state, session, requests, () => {
-      for (const request of requests) state.table.checkMetadata(session, request.spec, request.seal);
-      return whenDone(createAndPublish(state, session, requests), (ids) => ({ ids }));
-    });
+    return whenDone(parsed, (requests) => createMany(state, session, requests));
   },
 
   getObject(ctx, body) {
@@ -160,9 +151,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     if (attaching) return attaching.then(() => handlers.getObject(ctx, body));
     const version = optionalVersion('getObject', body);
     const id = version === undefined ? ctx.state.names.resolve(ref) : ctx.state.names.resolveVersion(ref, version);
-    const remote = ctx.state.meta.remoteObject(id, check.flag('getObject', body, 'fetch', false));
-    if (remote instanceof Promise) return remote.then((copy) => describeLocal(ctx, copy));
-    return remote ?? describeLocal(ctx, id);
+    const fetch = check.flag('getObject', body, 'fetch', false);
+    // Boxed: a view that loads records first would otherwise flatten the fetch's promise away.
+    const remote = ctx.state.meta.view(() => ({ found: ctx.state.meta.remoteObject(id, fetch) }));
+    return whenDone(remote, ({ found }) =>
+      found instanceof Promise ? found.then((copy) => describeLocal(ctx, copy)) : (found ?? describeLocal(ctx, id)),
+    );
   },
 
   getObjects(ctx, body) {
@@ -203,9 +197,11 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   getMeta({ state }, body) {
     const id = state.names.resolve(check.string('getMeta', body, 'ref', 256));
-    const meta = state.meta.getMeta(id);
-    const resident = !state.table.exists(id) || state.table.blobsOf(id).every((blob) => blob.placement !== undefined);
-    return { meta: { ...meta, parents: meta.parents ?? [], ...state.meta.persistence(id), resident } };
+    return state.meta.view(() => {
+      const meta = state.meta.getMeta(id);
+      const resident = !state.table.exists(id) || state.table.blobsOf(id).every((blob) => blob.placement !== undefined);
+      return { meta: { ...meta, parents: meta.parents ?? [], ...state.meta.persistence(id), resident } };
+    });
   },
 
   putName({ state }, body) {
@@ -269,7 +265,10 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
   lineage({ state }, body) {
     const ref = check.string('lineage', body, 'ref', 256);
     const maxDepth = check.nonNegativeInteger('lineage', body, 'maxDepth', DEFAULT_LINEAGE_DEPTH);
-    return { entries: lineage(ref, maxDepth, state.names, state.meta) };
+    return whenDone(
+      state.meta.view(() => lineage(ref, maxDepth, state.names, state.meta)),
+      (entries) => ({ entries }),
+    );
   },
 
   createStream({ state, session }, body) {
@@ -343,23 +342,28 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   putGlobal({ state, session }, body) {
     const kind = 'putGlobal';
-    const spec = {
-      typename: check.typename(kind, body),
-      members: check.members(kind, body),
-      fields: check.fields(kind, body),
-      labels: check.labels(kind, body),
-      derivedFrom: resolveParents(kind, check.parentRefs(kind, body), state.names, state.meta),
-    };
+    const typename = check.typename(kind, body);
+    const members = check.members(kind, body);
+    const fields = check.fields(kind, body);
+    const labels = check.labels(kind, body);
+    const parents = check.parentRefs(kind, body);
     const name = optionalName(body);
     const override = check.flag(kind, body, 'override', false);
     const persist = check.flag(kind, body, 'persist', false);
-    if (name !== undefined && !override) state.names.refuseTaken(name);
-    if (name !== undefined || persist) state.meta.requireWritable(`publish a ${spec.typename}`);
-    return state.remote.putGlobal(session, spec).then((id) => {
-      if (name === undefined && !persist) return { id };
-      // Published with the object, as a named or persisted put is.
-      return whenDone(state.meta.publishNew(session, [{ id, name, override, persist }]), () => ({ id }));
-    });
+    // Parents on other daemons are read from etcd first (see MetaService.view).
+    return whenDone(
+      state.meta.view(() => resolveParents(kind, parents, state.names, state.meta)),
+      (derivedFrom) => {
+        if (name !== undefined && !override) state.names.refuseTaken(name);
+        if (name !== undefined || persist) state.meta.requireWritable(`publish a ${typename}`);
+        const spec = { typename, members, fields, labels, derivedFrom };
+        return state.remote.putGlobal(session, spec).then((id) => {
+          if (name === undefined && !persist) return { id };
+          // Published with the object, as a named or persisted put is.
+          return whenDone(state.meta.publishNew(session, [{ id, name, override, persist }]), () => ({ id }));
+        });
+      },
+    );
   },
 
   exportArchive({ state }, body) {
@@ -409,6 +413,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       streams: state.streams.size,
       spilled: state.table.notResident,
       persisted: state.meta.persistedCount(),
+      remoteRecords: state.meta.remoteRecordCount(),
       requests: state.requestCount(),
     };
   },
@@ -428,6 +433,52 @@ interface MetadataRequest {
   name?: string;
   override: boolean;
   persist: boolean;
+}
+
+/** createMetadataMany once every request is parsed: checked as a whole, then all or none. */
+function createMany(
+  state: DaemonState,
+  session: ClientSession,
+  requests: MetadataRequest[],
+): Pending<{ ids: string[] }> {
+  const names = new Set<string>();
+  for (const request of requests) {
+    if (request.name === undefined) continue;
+    if (names.has(request.name))
+      throw new TrellisError(
+        'InvalidArgument',
+        `createMetadataMany: name ${JSON.stringify(request.name)} appears twice`,
+      );
+    names.add(request.name);
+  }
+  // Inline members are stored first: the checks below may refer to them.
+  return withInlineMembers(state, session, requests, () => {
+    for (const request of requests) state.table.checkMetadata(session, request.spec, request.seal);
+    return whenDone(createAndPublish(state, session, requests), (ids) => ({ ids }));
+  });
+}
+
+interface SealRequest {
+  id: string;
+  hold: boolean;
+  name: string | undefined;
+  override: boolean;
+  persist: boolean;
+  labels: Record<string, string>;
+  derivedFrom: ParentRef[];
+}
+
+/** Seals, once the parents are resolved; publishes when named or persisted. */
+function sealWith(state: DaemonState, session: ClientSession, request: SealRequest): Pending<{ id: string }> {
+  const { id, hold, name, override, persist, labels, derivedFrom } = request;
+  if (name === undefined && !persist) {
+    state.table.seal(session, id, hold, { labels, derivedFrom });
+    return { id };
+  }
+  if (name !== undefined && !override) state.names.refuseTaken(name);
+  state.meta.requireWritable(name === undefined ? `persist ${id}` : `publish name ${JSON.stringify(name)}`);
+  state.table.seal(session, id, hold, { labels, derivedFrom });
+  return whenDone(state.meta.publishNew(session, [{ id, name, override, persist }]), () => ({ id }));
 }
 
 /** Validates a createMetadata body; refuses a taken name up front, so a put is all or nothing. */

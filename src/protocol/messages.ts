@@ -55,6 +55,11 @@ export interface DaemonStatus {
   spilled: { objects: number; bytes: number };
   /** This daemon's persisted objects (durable ones with --data-dir). */
   persisted: number;
+  /**
+   * Other instances' object records this daemon holds in memory: in a cluster, a bounded cache
+   * of those it was asked about (never all of the cluster's); 0 alone.
+   */
+  remoteRecords: number;
 }
 
 // Requests and replies, grouped by the kind that carries them.

@@ -9,7 +9,7 @@ import type { EtcdConnection } from '../metadata/etcd-connection';
 import type { Membership } from '../metadata/membership';
 import type { ObjectTable } from '../object-table';
 import type { Expirations } from './expirations';
-import type { NameDirectory } from './name-directory';
+import type { LeaseOf, NameDirectory } from './name-directory';
 import type { ObjectDirectory } from './object-directory';
 
 export interface ClusterContext {
@@ -34,10 +34,19 @@ export function requireRegistered(cluster: ClusterContext, what: string): void {
 
 /**
  * The lease a name's key goes on when `id` becomes its latest version: this daemon's for its own
- * objects, the holder's for another instance's (`current` when the cluster view lost it).
+ * objects, the holder's for another instance's (`current` when the cluster view lost it). The
+ * name swaps ask synchronously, so the records of other instances' objects among `candidates`
+ * (the ids that may become latest) are read first. Errors: Unavailable.
  */
-export function leaseOfObject(cluster: ClusterContext): (id: string, current: string) => string {
+export async function leaseOfObject(cluster: ClusterContext, candidates: Iterable<string>): Promise<LeaseOf> {
   const { objects, membership, table } = cluster;
-  return (id, current) =>
-    table.sealedObjectOrUndefined(id) ? membership.leaseId : (objects.remote(id)?.lease ?? current);
+  const remoteIds = [...new Set(candidates)].filter((id) => !table.sealedObjectOrUndefined(id));
+  const leases = await objects.view(() => remoteIds.map((id) => objects.remote(id)?.lease));
+  const read = new Map(remoteIds.map((id, i) => [id, leases[i]] as const));
+  return (id, current) => {
+    if (table.sealedObjectOrUndefined(id)) return membership.leaseId;
+    // An id not among the candidates (the name changed meanwhile): the cache, if it has it.
+    const lease = read.has(id) ? read.get(id) : objects.remoteRecords.cached(id)?.lease;
+    return lease ?? current;
+  };
 }

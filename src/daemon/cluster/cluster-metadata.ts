@@ -1,13 +1,15 @@
 /**
  * The metadata backend of a daemon in a cluster (`--etcd`): its membership (instance id,
  * lease), the cluster-wide directories of persisted objects and names, and the rules that tie
- * them to the local object table. Reads are answered here, from memory; writes go through the
- * Publisher and the Unpublisher.
+ * them to the local object table. Reads are answered here; writes go through the Publisher and
+ * the Unpublisher.
  *
- * etcd is the source of truth for what is shared (DESIGN.md invariant 6); the daemon only ever
- * reads it from memory (the directories' mirrors). Writes go to etcd first and show locally
- * once committed. While etcd is unreachable, local work goes on and every call that would
- * change what is shared fails at once with Unavailable.
+ * etcd is the source of truth for what is shared (DESIGN.md invariant 6). Names and instances
+ * are mirrored in memory (every daemon needs them: getName waits on any name); other
+ * instances' object records are read from etcd when asked and cached (RemoteRecords), so
+ * memory grows with what a daemon uses. Writes go to etcd first and show locally once
+ * committed. While etcd is unreachable, local work goes on and every call that would change
+ * what is shared fails at once with Unavailable.
  *
  * Keys this daemon owns live on its lease; ownership.ts puts them back after the lease is lost.
  */
@@ -21,7 +23,15 @@ import type {
 import { EtcdConnection } from '../metadata/etcd-connection';
 import type { InstanceStatus } from '../metadata/instance-info';
 import { Membership } from '../metadata/membership';
-import type { Adopted, DeleteOptions, MetaService, NewObject, Persistence } from '../metadata/meta-service';
+import {
+  whenDone,
+  type Adopted,
+  type DeleteOptions,
+  type MetaService,
+  type NewObject,
+  type Pending,
+  type Persistence,
+} from '../metadata/meta-service';
 import { PrefixMirror } from '../metadata/prefix-mirror';
 import type { NameTable } from '../names';
 import type { ObjectFilter, ObjectTable } from '../object-table';
@@ -33,7 +43,8 @@ import { NameDirectory } from './name-directory';
 import { ObjectDirectory } from './object-directory';
 import { Ownership } from './ownership';
 import { Publisher } from './publisher';
-import { NAMES_PREFIX, OBJECTS_PREFIX, type CachedRecord } from './records';
+import { instanceObjectsPrefix, NAMES_PREFIX, type CachedRecord } from './records';
+import { RemoteRecords } from './remote-records';
 import { Unpublisher } from './unpublisher';
 import { ViewFreshness } from './view-freshness';
 
@@ -66,7 +77,9 @@ export interface LocalParts {
 }
 
 export class ClusterMetadata implements MetaService {
-  private readonly mirror: PrefixMirror;
+  private readonly namesMirror: PrefixMirror;
+  private readonly ownRecords: PrefixMirror;
+  private readonly remoteRecords: RemoteRecords;
   private readonly cluster: ClusterContext;
   private readonly ownership: Ownership;
   private readonly publisher: Publisher;
@@ -100,16 +113,20 @@ export class ClusterMetadata implements MetaService {
   ) {
     const { connection, membership } = link;
     const { table, names } = local;
-    // One mirror for both: an object and its name, written in one transaction, show together.
-    this.mirror = new PrefixMirror(connection, [OBJECTS_PREFIX, NAMES_PREFIX]);
-    const objects = new ObjectDirectory(this.mirror, table, membership.instanceId, (id) => membership.instance(id));
-    const nameDirectory = new NameDirectory(connection, this.mirror, names, membership.instanceId);
+    // Every name, but of the object records only this daemon's own (others' are read when asked).
+    this.namesMirror = new PrefixMirror(connection, [NAMES_PREFIX]);
+    this.ownRecords = new PrefixMirror(connection, [instanceObjectsPrefix(membership.instanceId)]);
+    this.remoteRecords = new RemoteRecords(connection);
+    const objects = new ObjectDirectory(this.ownRecords, this.remoteRecords, table, membership.instanceId, (id) =>
+      membership.instance(id),
+    );
+    const nameDirectory = new NameDirectory(connection, this.namesMirror, names, membership.instanceId);
     const expirations = new Expirations((id) => this.unpublisher.expire(id));
     this.cluster = { connection, membership, objects, names: nameDirectory, table, expirations };
     this.ownership = new Ownership(connection, membership, objects, nameDirectory, table, expirations);
     this.unpublisher = new Unpublisher(this.cluster);
     this.publisher = new Publisher(this.cluster, this.ownership, this.unpublisher);
-    this.freshness = new ViewFreshness(connection, membership, this.mirror);
+    this.freshness = new ViewFreshness(connection, membership, this.namesMirror);
   }
 
   get instanceId(): number {
@@ -118,7 +135,7 @@ export class ClusterMetadata implements MetaService {
 
   /** Loads the directories and starts following etcd. Errors: Unavailable. */
   async start(): Promise<void> {
-    await this.mirror.start();
+    await Promise.all([this.remoteRecords.start(), this.namesMirror.start(), this.ownRecords.start()]);
   }
 
   /** Leaves the cluster: revoking the lease removes this daemon's objects and names from it. */
@@ -127,7 +144,9 @@ export class ClusterMetadata implements MetaService {
     this.stopped = true;
     this.cluster.expirations.clear();
     this.ownership.stop();
-    this.mirror.stop();
+    this.namesMirror.stop();
+    this.ownRecords.stop();
+    this.remoteRecords.stop();
     await this.link.membership.leave();
     this.link.connection.close();
   }
@@ -162,7 +181,15 @@ export class ClusterMetadata implements MetaService {
     await this.ownership.publishNow();
   }
 
-  // Reads, from the cache.
+  // Reads: from memory, with other instances' records loaded first (see view).
+
+  view<T>(read: () => T): Pending<T> {
+    return this.cluster.objects.view(read);
+  }
+
+  remoteRecordCount(): number {
+    return this.cluster.objects.remoteCount;
+  }
 
   persistedCount(): number {
     return this.cluster.objects.persistedCount;
@@ -180,9 +207,9 @@ export class ClusterMetadata implements MetaService {
     return this.local.table.exists(id) || this.cluster.objects.remote(id) !== undefined;
   }
 
-  /** This daemon's objects and other instances' persisted ones, newest first. */
-  listObjects(filter: ObjectFilter, limit: number): ObjectSummary[] {
-    const all = [...this.local.table.list(filter, limit), ...this.cluster.objects.list(filter)];
+  /** This daemon's objects and other instances' persisted ones (read from etcd in pages), newest first. */
+  async listObjects(filter: ObjectFilter, limit: number): Promise<ObjectSummary[]> {
+    const all = [...this.local.table.list(filter, limit), ...(await this.cluster.objects.list(filter, limit))];
     all.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
     return all.slice(0, limit);
   }
@@ -249,10 +276,16 @@ export class ClusterMetadata implements MetaService {
    * A persisted object's record, this daemon's or another instance's, is written with the new
    * labels, etcd first; an object never persisted is labelled here alone.
    */
-  label(id: string, changes: Record<string, string | null>): Record<string, string> | Promise<Record<string, string>> {
-    if (!this.cluster.objects.lookup(id) && !this.cluster.objects.isPersisted(this.local.table.sealedObject(id).id))
-      return this.local.table.relabel(id, changes);
-    return this.publisher.relabel(id, changes);
+  label(id: string, changes: Record<string, string | null>): Pending<Record<string, string>> {
+    const { objects } = this.cluster;
+    return whenDone(
+      objects.view(() => objects.lookup(id)),
+      (remote) => {
+        if (!remote && !objects.isPersisted(this.local.table.sealedObject(id).id))
+          return this.local.table.relabel(id, changes);
+        return this.publisher.relabel(id, changes);
+      },
+    );
   }
 }
 

@@ -127,6 +127,11 @@ export class NameDirectory {
     if (history) this.restoring.set(name, history);
   }
 
+  /** The objects the kept versions of `name` point to, latest first, as the cluster view shows them. */
+  versionIds(name: string): readonly string[] {
+    return this.targets.get(name) ?? [];
+  }
+
   /** Names in the cluster view with a kept version (the latest or an older one) that points to `id`. */
   namesOf(id: string): string[] {
     return [...(this.byId.get(id) ?? [])];

@@ -15,6 +15,7 @@ import { TrellisError, isTrellisError } from '../../errors';
 import { commitInBatches, type TransactionOperation } from '../metadata/batched-transaction';
 import type { EtcdConnection } from '../metadata/etcd-connection';
 import type { Membership } from '../metadata/membership';
+import type { MirrorEntry } from '../metadata/prefix-mirror';
 import type { ObjectTable } from '../object-table';
 import type { Expirations } from './expirations';
 import { MAX_NAMES_PER_CALL, type NameChange, type NameDirectory } from './name-directory';
@@ -41,7 +42,8 @@ export class Ownership {
     private readonly table: ObjectTable,
     private readonly expirations: Expirations,
   ) {
-    objects.mirror.on('delete', (key, previous) => {
+    // Two mirrors: this daemon's own object records, and the names.
+    const onDelete = (key: string, previous: MirrorEntry): void => {
       const id = idOfObjectKey(key);
       const name = nameOfKey(key);
       if (
@@ -51,7 +53,9 @@ export class Ownership {
       ) {
         this.suspect(key, previous.lease);
       }
-    });
+    };
+    objects.mirror.on('delete', onDelete);
+    names.mirror.on('delete', onDelete);
     membership.on('reregistered', () => this.republish());
   }
 

@@ -12,6 +12,7 @@ import {
   MAX_OPERATIONS_PER_TRANSACTION,
   type TransactionOperation,
 } from '../metadata/batched-transaction';
+import type { EtcdConnection } from '../metadata/etcd-connection';
 import type { NewObject } from '../metadata/meta-service';
 import { KeyedQueue } from '../keyed-queue';
 import { mergeLabels } from '../object-table';
@@ -19,7 +20,7 @@ import type { ClientSession } from '../session';
 import { leaseOfObject, requireRegistered, type ClusterContext } from './cluster-context';
 import { MAX_NAMES_PER_CALL, type NameChange } from './name-directory';
 import type { Ownership } from './ownership';
-import { decodeRecord, idOfObjectKey, objectKey, relabeledRecord } from './records';
+import { decodeRecord, encodeRewrites, idOfObjectKey, objectKey, relabeledRecord, rewriteKey } from './records';
 import type { CommittedBatch, Unpublisher } from './unpublisher';
 
 /** Transactions a large publish keeps in flight at once. */
@@ -45,7 +46,7 @@ export class Publisher {
    */
   async persist(id: string, ttlSeconds?: number): Promise<void> {
     const { objects, table, membership } = this.cluster;
-    const remote = objects.lookup(id);
+    const remote = await objects.view(() => objects.lookup(id));
     if (remote) {
       if (ttlSeconds === undefined) return;
       throw new TrellisError(
@@ -59,8 +60,10 @@ export class Publisher {
     requireRegistered(this.cluster, `persist ${id}`);
     const lease = membership.leaseId;
     const puts = new Map<string, TransactionOperation>();
+    // A new ttl on a persisted object changes a record other daemons may hold.
+    const rewritten = objects.isPersisted(id) ? [id] : [];
     objects.recordPuts(id, lease, expiresAt, puts);
-    const result = await commitInBatches(this.cluster.connection, [...puts.values()]);
+    const result = await commitInBatches(this.cluster.connection, objects.operations(puts, rewritten, lease));
     objects.published(puts, BigInt(result.revision), expiresAt === undefined ? new Map() : new Map([[id, expiresAt]]));
     if (expiresAt !== undefined) this.cluster.expirations.schedule(id, expiresAt);
     this.afterPublish(lease, [...puts.keys()]);
@@ -69,7 +72,9 @@ export class Publisher {
   /**
    * Labels a persisted object, this daemon's or another instance's, in a compare-and-swap on its
    * record in etcd: the changes merge into the labels the record holds, so that labels set at
-   * the same time from several daemons all stay. The owner's table takes them once written.
+   * the same time from several daemons all stay. The same transaction puts `rewrites/<owner>`,
+   * so that other daemons drop the record from their caches (remote-records.ts). The owner's
+   * table takes the labels once written (adoptLabels, through its own records' watch).
    * Errors: ObjectNotFound, NotSealed, InvalidArgument, Conflict (kept changing), Unavailable.
    */
   async relabel(id: string, changes: Record<string, string | null>): Promise<Record<string, string>> {
@@ -79,10 +84,13 @@ export class Publisher {
   }
 
   private async swapLabels(id: string, changes: Record<string, string | null>): Promise<Record<string, string>> {
-    const { objects, table, connection } = this.cluster;
+    const { objects, table, connection, membership } = this.cluster;
     const key = objectKey(id);
-    const local = objects.lookup(id) === undefined;
-    let entry = this.cluster.objects.mirror.get(key);
+    const owner = instanceOf(id);
+    const own = owner === membership.instanceId;
+    // This daemon's own records are mirrored: a first guess, which the comparison checks. Another
+    // instance's are cached without their revision: read.
+    let entry: SeenRecord | undefined = own ? objects.mirror.get(key) : await readRecord(connection, id);
     for (let attempt = 1; attempt <= MAX_LABEL_ATTEMPTS; attempt++) {
       const record = entry && decodeRecord(key, entry.value, entry.lease);
       if (!entry || !record) throw objects.notFound(id);
@@ -92,18 +100,25 @@ export class Publisher {
       const response = await connection.run(`label ${id}`, (kv) =>
         kv
           .if(key, 'Mod', '==', String(seen.modRevision))
-          .then(kv.put(key).value(value).lease(seen.lease))
+          .then(
+            kv.put(key).value(value).lease(seen.lease),
+            kv
+              .put(rewriteKey(owner))
+              .value(encodeRewrites([id]))
+              .lease(seen.lease),
+          )
           .else(kv.get(key))
           .commit(),
       );
       if (response.succeeded) {
         const revision = BigInt(response.header.revision);
-        this.cluster.objects.mirror.applyLocal(key, { value, lease: seen.lease }, revision);
-        if (local) table.relabel(id, {}, labels);
+        if (own) objects.mirror.applyLocal(key, { value, lease: seen.lease }, revision);
+        else objects.remoteRecords.forget(id);
+        if (table.sealedObjectOrUndefined(id)) table.relabel(id, {}, labels);
         return labels;
       }
       const read = response.responses[0]?.response_range?.kvs[0] as IKeyValue | undefined;
-      entry = read && { value: read.value, lease: String(read.lease), modRevision: BigInt(read.mod_revision) };
+      entry = read && seenOf(read);
     }
     throw new TrellisError(
       'Conflict',
@@ -168,9 +183,15 @@ export class Publisher {
     const lease = membership.leaseId;
     const puts = new Map<string, TransactionOperation>();
     const remote = new Set<string>();
-    const changes: NameChange[] = list.map(([name, id]) => {
-      checkName(name);
-      const record = objects.lookup(id);
+    // Other instances' records first (loaded from etcd if need be), checking in the same order as before.
+    const records = await objects.view(() =>
+      list.map(([name, id]) => {
+        checkName(name);
+        return objects.lookup(id);
+      }),
+    );
+    const changes: NameChange[] = list.map(([name, id], i) => {
+      const record = records[i];
       const expectVersion = expect?.[name];
       if (record) {
         remote.add(id);
@@ -201,7 +222,8 @@ export class Publisher {
     checkName(name);
     requireRegistered(this.cluster, `drop version ${version} of name ${JSON.stringify(name)}`);
     // The key lives on the lease of whoever holds the object that becomes latest.
-    await this.cluster.names.dropVersion(name, version, leaseOfObject(this.cluster));
+    const leaseOf = await leaseOfObject(this.cluster, this.cluster.names.versionIds(name));
+    await this.cluster.names.dropVersion(name, version, leaseOf);
   }
 
   /** Drops a name wherever it was published; whether it existed. Errors: Unavailable. */
@@ -265,6 +287,26 @@ export class Publisher {
     }
     this.afterPublish(lease, [...all.keys()]);
   }
+}
+
+/** An object record as etcd holds it: what a compare-and-swap on it needs. */
+interface SeenRecord {
+  readonly value: Buffer;
+  readonly lease: string;
+  readonly modRevision: bigint;
+}
+
+const seenOf = (kv: IKeyValue): SeenRecord => ({
+  value: kv.value,
+  lease: String(kv.lease),
+  modRevision: BigInt(kv.mod_revision),
+});
+
+/** The record of `id` in etcd, or undefined. Errors: Unavailable. */
+async function readRecord(connection: EtcdConnection, id: string): Promise<SeenRecord | undefined> {
+  const response = await connection.run(`read the record of ${id}`, (kv) => kv.get(objectKey(id)).exec());
+  const kv = response.kvs[0] as IKeyValue | undefined;
+  return kv && seenOf(kv);
 }
 
 function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {

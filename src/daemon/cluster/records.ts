@@ -4,6 +4,8 @@
  *
  *   objects/<id>   msgpack ObjectRecord: one persisted object (members are separate keys), on
  *                  the lease of the daemon that holds its bytes
+ *   rewrites/<instance>  JSON list of the instance's ids whose records were last written again
+ *                  (by it, or labelled by any daemon), on its lease (see rewriteKey)
  *   names/<name>   JSON { id, version, last, versions: [{ version, id, createdAt }] }: the object
  *                  it publishes now and its kept versions, newest first (one key, so that one
  *                  transaction checks and writes both), on the lease of the daemon that holds
@@ -21,6 +23,7 @@ import { isParentList, isPlainMap } from '../record-checks';
 
 export const OBJECTS_PREFIX = 'objects/';
 export const NAMES_PREFIX = 'names/';
+export const REWRITES_PREFIX = 'rewrites/';
 
 /** The persisted form of one object; its id is in the key, its owner in the id. */
 export interface ObjectRecord {
@@ -58,6 +61,36 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 export const objectKey = (id: string): string => OBJECTS_PREFIX + id;
 export const nameKey = (name: string): string => NAMES_PREFIX + name;
+
+/** What every `objects/` key of an instance's objects starts with (ids start with the instance id). */
+export function instanceObjectsPrefix(instanceId: number): string {
+  return OBJECTS_PREFIX + 'o' + instanceId.toString(16).padStart(4, '0');
+}
+
+/**
+ * `rewrites/<instance>`: the ids of the instance's objects whose records were just written again
+ * (new labels, through any daemon; a new ttl, by the owner), put in the same transaction as the
+ * records. Daemons watch deletes of `objects/` only,
+ * so that creating objects costs them nothing; this one key per instance tells them which
+ * cached records changed.
+ */
+export function rewriteKey(instanceId: number): string {
+  return REWRITES_PREFIX + instanceId.toString(16).padStart(4, '0');
+}
+
+export function encodeRewrites(ids: readonly string[]): Buffer {
+  return Buffer.from(JSON.stringify(ids));
+}
+
+/** The ids in a `rewrites/` value; nothing when it is not well formed. */
+export function decodeRewrites(value: Buffer): string[] {
+  try {
+    const parsed: unknown = JSON.parse(value.toString());
+    return Array.isArray(parsed) ? parsed.filter(isObjectId) : [];
+  } catch {
+    return [];
+  }
+}
 
 export function encodeRecord(record: ObjectRecord): Buffer {
   return packr.pack(record);

@@ -29,11 +29,11 @@ export class Unpublisher {
   async delete(session: ClientSession | undefined, ids: string[], options: DeleteOptions): Promise<string[]> {
     const { objects, names, table } = this.cluster;
     const unique = [...new Set(ids)];
-    const remoteIds = new Set(unique.filter((id) => objects.lookup(id) !== undefined));
+    const remoteIds = new Set(await objects.view(() => unique.filter((id) => objects.lookup(id) !== undefined)));
     const localIds = unique.filter((id) => !remoteIds.has(id));
     const localDoomed = localIds.length > 0 ? table.planDelete(localIds, options) : [];
     const remoteDoomed =
-      remoteIds.size > 0 ? objects.planDelete([...remoteIds], options, (id) => names.namesOf(id)) : [];
+      remoteIds.size > 0 ? await objects.planDelete([...remoteIds], options, (id) => names.namesOf(id)) : [];
 
     const unpersist = [...localDoomed.filter((id) => objects.isPersisted(id)), ...remoteDoomed];
     if (unpersist.length > 0) {
@@ -88,7 +88,10 @@ export class Unpublisher {
     const operations = ids.map((id): TransactionOperation => ({ kind: 'delete', key: objectKey(id) }));
     let revision: bigint | undefined;
     try {
-      revision = await this.cluster.names.dropObjects(ids, operations, leaseOfObject(this.cluster));
+      const { names } = this.cluster;
+      const candidates = ids.flatMap((id) => names.namesOf(id)).flatMap((name) => names.versionIds(name));
+      const leaseOf = await leaseOfObject(this.cluster, candidates);
+      revision = await names.dropObjects(ids, operations, leaseOf);
     } catch (error) {
       for (const [id, was] of forgottenIds)
         if (was && table.sealedObjectOrUndefined(id)) objects.restorePersisted(id, was.expiresAt);

@@ -110,8 +110,16 @@ export class DurableMetadata implements MetaService {
     return this.inner.exists(id);
   }
 
-  listObjects(filter: ObjectFilter, limit: number): ObjectSummary[] {
+  listObjects(filter: ObjectFilter, limit: number): Pending<ObjectSummary[]> {
     return this.inner.listObjects(filter, limit);
+  }
+
+  view<T>(read: () => T): Pending<T> {
+    return this.inner.view(read);
+  }
+
+  remoteRecordCount(): number {
+    return this.inner.remoteRecordCount();
   }
 
   getMeta(id: string): ObjectMeta {

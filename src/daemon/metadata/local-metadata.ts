@@ -52,6 +52,15 @@ export class LocalMetadata implements MetaService {
     return this.persisted.size;
   }
 
+  /** Everything is in memory here: the read just runs. */
+  view<T>(read: () => T): T {
+    return read();
+  }
+
+  remoteRecordCount(): number {
+    return 0;
+  }
+
   persistence(id: string): Persistence {
     this.table.sealedObject(id);
     return { persisted: this.persisted.has(id), expiresAt: this.expirations.expiresAt(id) ?? null };

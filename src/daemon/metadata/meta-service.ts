@@ -17,6 +17,17 @@ import type { ClientSession } from '../session';
 
 export type Pending<T> = T | Promise<T>;
 
+/**
+ * Thrown by a cluster backend's synchronous reads (exists, getMeta, persistence, remoteObject)
+ * when they need records of other instances it has not loaded: `view` catches it, loads them
+ * and runs the read again. Never reaches a client when reads go through `view`.
+ */
+export class RecordsNotLoaded extends Error {
+  constructor(readonly ids: string[]) {
+    super(`records of ${ids.join(', ')} are not loaded (a read outside MetaService.view)`);
+  }
+}
+
 /** A new local object to publish: persisted, and named when `name` is set. */
 export interface NewObject {
   id: string;
@@ -74,13 +85,24 @@ export interface MetaService {
   /** How many of this daemon's objects are persisted (durable with --data-dir). */
   persistedCount(): number;
 
+  /**
+   * Runs `read`, which may call the reads below (exists, getMeta, persistence, remoteObject)
+   * any number of times; a cluster backend first loads other instances' records they need
+   * (from etcd, or its cache) and runs it again, so `read` must not change anything before its
+   * last read. Every caller of those reads goes through here. Errors: what `read` throws,
+   * Unavailable.
+   */
+  view<T>(read: () => T): Pending<T>;
+  /** Other instances' object records held in memory (a cluster's cache; 0 alone). */
+  remoteRecordCount(): number;
+
   /** Whether the object is persisted, and its expiry. Errors: ObjectNotFound. */
   persistence(id: string): Persistence;
 
   /** Whether a sealed object with this id is here or published by another instance. */
   exists(id: string): boolean;
   /** Sealed objects, newest first, that pass the filter (a typename glob, labels to carry). */
-  listObjects(filter: ObjectFilter, limit: number): ObjectSummary[];
+  listObjects(filter: ObjectFilter, limit: number): Pending<ObjectSummary[]>;
   /** An object's metadata tree, wherever it lives. Errors: ObjectNotFound, NotSealed. */
   getMeta(id: string): ObjectMeta;
   /**
@@ -131,6 +153,6 @@ export interface MetaService {
 }
 
 /** Applies `next` to a value that may still be pending, without a microtask when it is not. */
-export function whenDone<T, R>(value: Pending<T>, next: (done: T) => R): R | Promise<R> {
+export function whenDone<T, R>(value: Pending<T>, next: (done: T) => Pending<R>): Pending<R> {
   return value instanceof Promise ? value.then(next) : next(value);
 }

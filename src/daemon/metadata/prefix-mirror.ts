@@ -3,11 +3,12 @@
  * snapshot's revision on, so no change falls between the two. Reads are served from memory;
  * nothing on a daemon's hot path waits for etcd.
  *
- * Used for the cluster's objects and names (ClusterMetadata) and for its instances (InstanceView).
+ * Used for the cluster's names and a daemon's own object records (ClusterMetadata) and for its
+ * instances (InstanceView). The snapshot is read in pages (paged-range.ts).
  *
  * One watch covers all the prefixes (the key range from the first to the end of the last), so
- * the keys of one transaction arrive together: a daemon never sees a new object before its
- * name, nor a name before its object.
+ * the keys of one transaction under them arrive together. (A name seen before the record of its
+ * object is fine: the record, committed with it, is read from etcd when asked for.)
  *
  * It never resumes a broken watch: it reads a fresh snapshot and watches again. An etcd that
  * lost its data counts revisions from 1 again, and a resumed watch would wait silently for the
@@ -28,6 +29,7 @@ import { EventEmitter } from 'node:events';
 import type { IKeyValue, Watcher } from 'etcd3';
 import type { TrellisError } from '../../errors';
 import type { EtcdConnection } from './etcd-connection';
+import { readPaged, type KeyRange } from './paged-range';
 import { RetryLoop } from './retry-loop';
 
 const RESYNC_FIRST_DELAY_MS = 100;
@@ -78,7 +80,7 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
 
   /** What it mirrors, for messages: 'names/, objects/'. */
   readonly description: string;
-  private readonly range: { start: string; end: string };
+  private readonly range: KeyRange;
 
   /** `prefixes`: keys relative to the cluster prefix, such as 'objects/'; nothing else may fall between them. */
   constructor(
@@ -151,15 +153,16 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
     this.dropWatcher();
     const touched = new Set<string>();
     this.touched = touched;
-    let snapshot;
+    const kvs: IKeyValue[] = [];
+    let revision: bigint;
     try {
-      snapshot = await this.connection.run(`list ${this.description}`, (kv) => kv.getAll().inRange(this.range).exec());
+      // In pages: a join must not read a large cluster in one reply (see paged-range.ts).
+      revision = await readPaged(this.connection, `list ${this.description}`, this.range, (page) => kvs.push(...page));
     } finally {
       if (this.touched === touched) this.touched = undefined;
     }
     if (generation !== this.generation) return;
-    const revision = BigInt(snapshot.header.revision);
-    this.applySnapshot(snapshot.kvs, revision, touched);
+    this.applySnapshot(kvs, revision, touched);
     const watcher = this.connection.kv
       .watch()
       .inRange(this.range)
