@@ -25,6 +25,7 @@ import { startBenchDaemon } from '../lib/daemon';
 import { formatRatio } from '../lib/format';
 import { startBenchRedis } from '../lib/redis';
 import type { SampleSet } from '../lib/sampler';
+import { sampleRow } from '../lib/sample-row';
 import { summarize } from '../lib/stats';
 import type { Row, Suite, SuiteContext, SuiteReport, TargetCheck } from '../lib/suite';
 
@@ -99,19 +100,6 @@ function perSecond(nsPerOp: number): string {
   return rate >= 1e6 ? `${(rate / 1e6).toFixed(2)}M/s` : `${(rate / 1e3).toFixed(1)}k/s`;
 }
 
-function row(section: string, operation: string, set: SampleSet, bytes: number | undefined, versus: string): Row {
-  const ops = set.samplesNs.length * set.opsPerSample;
-  return {
-    section,
-    operation,
-    bytes,
-    stats: summarize(set.samplesNs),
-    faultsPerOp: set.minorFaults / ops,
-    gcMs: set.gcMs,
-    versus,
-  };
-}
-
 /** trellis against its baseline: rows for both, a target on the rate ratio. */
 function compare(
   section: string,
@@ -125,8 +113,8 @@ function compare(
   const ratio = median(baselineSet) / median(trellisSet);
   return {
     rows: [
-      row(section, `${baseline} (baseline)`, baselineSet, bytes, perSecond(median(baselineSet))),
-      row(
+      sampleRow(section, `${baseline} (baseline)`, baselineSet, bytes, perSecond(median(baselineSet))),
+      sampleRow(
         section,
         trellis,
         trellisSet,
@@ -155,8 +143,8 @@ function report(m: Measurements): SuiteReport {
 
   const echoVs = (section: string, what: string, set: SampleSet, echo: SampleSet, frame: number) => {
     const ratio = median(set) / median(echo);
-    rows.push(row(section, `raw UNIX-socket echo of ${frame} B (baseline)`, echo, undefined, ''));
-    rows.push(row(section, what, set, bytes, `${formatRatio(ratio)} the echo's time`));
+    rows.push(sampleRow(section, `raw UNIX-socket echo of ${frame} B (baseline)`, echo, undefined, ''));
+    rows.push(sampleRow(section, what, set, bytes, `${formatRatio(ratio)} the echo's time`));
     targets.push({
       target: `${section}: ${what} <= ${GOALS.requestVsEcho}x a raw echo of its ${frame} B`,
       measured: formatRatio(ratio),
@@ -223,8 +211,10 @@ function report(m: Measurements): SuiteReport {
     ['get', m.gets.cold],
   ] as const) {
     const ratio = median(result.trellis) / median(result.redis);
-    rows.push(row(coldSection, `redis first ${what} (baseline)`, result.redis, bytes, ''));
-    rows.push(row(coldSection, `trellis first ${what}`, result.trellis, bytes, `${formatRatio(ratio)} Redis's time`));
+    rows.push(sampleRow(coldSection, `redis first ${what} (baseline)`, result.redis, bytes, ''));
+    rows.push(
+      sampleRow(coldSection, `trellis first ${what}`, result.trellis, bytes, `${formatRatio(ratio)} Redis's time`),
+    );
   }
   return {
     rows,

@@ -8,6 +8,7 @@ import type { DaemonStatus } from '../../../src/index';
 import { describePlacement, type Placement } from '../../lib/cpu';
 import { formatBytes, formatDuration, formatRatio, GiB, KiB, MiB } from '../../lib/format';
 import type { SampleSet } from '../../lib/sampler';
+import { sampleRow } from '../../lib/sample-row';
 import { MIN_SAMPLES_FOR_P99, summarize } from '../../lib/stats';
 import type { Row, SuiteReport, TargetCheck } from '../../lib/suite';
 import type { CorePlan } from './plan';
@@ -64,9 +65,9 @@ function baselineRows(plan: CorePlan, m: CoreMeasurements, rt: number): Row[] {
   const echo = `socket round trip, ${plan.roundTrip.messageBytes} B echo, cross-CPU`;
   const [before, after] = m.crossCore.roundTrips;
   return [
-    row('baseline', `${echo} (before)`, before),
-    row('baseline', `${echo} (after)`, after, undefined, `RT = ${formatDuration(rt)} (pooled)`),
-    ...plan.sizes.map(({ bytes }) => row('baseline', 'memcpy (TypedArray.set)', m.memcpy.get(bytes)!, bytes)),
+    sampleRow('baseline', `${echo} (before)`, before),
+    sampleRow('baseline', `${echo} (after)`, after, undefined, `RT = ${formatDuration(rt)} (pooled)`),
+    ...plan.sizes.map(({ bytes }) => sampleRow('baseline', 'memcpy (TypedArray.set)', m.memcpy.get(bytes)!, bytes)),
   ];
 }
 
@@ -77,8 +78,8 @@ function putRows(plan: CorePlan, m: CoreMeasurements, rt: number): Row[] {
   return plan.sizes.flatMap(({ bytes }) => {
     const { first, steady } = m.puts.get(bytes)!;
     return [
-      row(section, 'steady', steady, bytes, versus(bytes, median(steady))),
-      row(section, 'first in a fresh process', first, bytes, versus(bytes, only(first))),
+      sampleRow(section, 'steady', steady, bytes, versus(bytes, median(steady))),
+      sampleRow(section, 'first in a fresh process', first, bytes, versus(bytes, only(first))),
     ];
   });
 }
@@ -98,7 +99,7 @@ function readRows(plan: CorePlan, run: PlacementRun, rt: number, memcpy: Map<num
   for (const { bytes } of plan.sizes) {
     const { first, steady } = run.gets.get(bytes)!;
     rows.push(
-      row(
+      sampleRow(
         section,
         'steady',
         steady,
@@ -106,13 +107,13 @@ function readRows(plan: CorePlan, run: PlacementRun, rt: number, memcpy: Map<num
         `${inRoundTrips(median(steady), rt)}, ${formatRatio(median(steady) / smallGet)} get 1 KiB`,
       ),
     );
-    rows.push(row(section, 'first get of a new segment', first, bytes, inRoundTrips(only(first), rt)));
+    rows.push(sampleRow(section, 'first get of a new segment', first, bytes, inRoundTrips(only(first), rt)));
   }
   for (const { bytes } of plan.sizes.filter(({ bytes }) => bytes >= MIN_READ_ROW_BYTES)) {
     const { firstRead, secondRead } = run.gets.get(bytes)!;
     const readSection = 'read 1 byte per 4 KiB page of a got blob';
     rows.push(
-      row(
+      sampleRow(
         readSection,
         'first touch in this process',
         firstRead,
@@ -120,10 +121,10 @@ function readRows(plan: CorePlan, run: PlacementRun, rt: number, memcpy: Map<num
         `${formatRatio(only(firstRead) / median(memcpy.get(bytes)!))} memcpy time`,
       ),
     );
-    rows.push(row(readSection, 'second pass', secondRead, bytes));
+    rows.push(sampleRow(readSection, 'second pass', secondRead, bytes));
   }
   rows.push(
-    row(
+    sampleRow(
       'small blob',
       'createBlob + fill + seal + getBlob + release',
       run.cycle,
@@ -139,7 +140,7 @@ function sameCoreRows(plan: CorePlan, run: PlacementRun): Row[] {
   const rt = pooledMedian(run.roundTrips);
   const smallGet = median(run.gets.get(KiB)!.steady);
   return [
-    row(
+    sampleRow(
       section,
       `socket round trip, ${plan.roundTrip.messageBytes} B echo`,
       run.roundTrips[0],
@@ -147,7 +148,7 @@ function sameCoreRows(plan: CorePlan, run: PlacementRun): Row[] {
       `RT = ${formatDuration(rt)}`,
     ),
     ...[...run.gets].map(([bytes, { steady }]) =>
-      row(
+      sampleRow(
         section,
         'get, ids not held: steady',
         steady,
@@ -155,7 +156,7 @@ function sameCoreRows(plan: CorePlan, run: PlacementRun): Row[] {
         `${inRoundTrips(median(steady), rt)}, ${formatRatio(median(steady) / smallGet)} get 1 KiB`,
       ),
     ),
-    row(
+    sampleRow(
       section,
       'createBlob + fill + seal + getBlob + release',
       run.cycle,
@@ -248,19 +249,6 @@ function putPhasesNote(bytes: number, put: PutResult): string {
     `put ${formatBytes(bytes)}: first = ${phases(put.firstPhases)} (daemon CPU ${put.firstDaemonCpuMs} ms, ` +
     `${formatCount(put.first.minorFaults)} client page faults, gc ${put.first.gcMs.toFixed(1)} ms); steady medians = ${phases(put.steadyPhases)}.`
   );
-}
-
-function row(section: string, operation: string, set: SampleSet, bytes?: number, versus?: string): Row {
-  const ops = set.samplesNs.length * set.opsPerSample;
-  return {
-    section,
-    operation,
-    bytes,
-    stats: summarize(set.samplesNs),
-    faultsPerOp: set.minorFaults / ops,
-    gcMs: set.gcMs,
-    versus,
-  };
 }
 
 function pooledMedian(sets: SampleSet[]): number {

@@ -14,6 +14,7 @@ import type { DaemonStatus } from '../../../src/index';
 import { describePlacement, type Placement } from '../../lib/cpu';
 import { formatBytes, formatDuration, formatRatio } from '../../lib/format';
 import type { SampleSet } from '../../lib/sampler';
+import { sampleRow } from '../../lib/sample-row';
 import { MIN_SAMPLES_FOR_P99, summarize } from '../../lib/stats';
 import type { Row, SuiteReport, TargetCheck } from '../../lib/suite';
 import type { ObjectsPlan } from './plan';
@@ -54,19 +55,6 @@ function pooled(sets: SampleSet[]): SampleSet {
   };
 }
 
-function row(section: string, operation: string, set: SampleSet, bytes?: number, versus?: string): Row {
-  const ops = set.samplesNs.length * set.opsPerSample;
-  return {
-    section,
-    operation,
-    bytes,
-    stats: summarize(set.samplesNs),
-    faultsPerOp: set.minorFaults / ops,
-    gcMs: set.gcMs,
-    versus,
-  };
-}
-
 /** A one-off timing taken in milliseconds (the writer's steps), as a one-sample row. */
 function onceRow(section: string, operation: string, ms: number, bytes?: number, versus?: string): Row {
   return { section, operation, bytes, stats: summarize([ms * 1e6]), versus };
@@ -80,7 +68,7 @@ function perSecond(nsPerOp: number): string {
 export function objectsReport(plan: ObjectsPlan, m: ObjectsMeasurements): SuiteReport {
   const rt = median(m.roundTrip);
   const rows: Row[] = [
-    row(
+    sampleRow(
       'baseline',
       `socket round trip, ${plan.roundTrip.messageBytes} B echo, cross-CPU`,
       m.roundTrip,
@@ -112,42 +100,42 @@ function putRows(m: ObjectsMeasurements, rt: number): Row[] {
     const set = median(d('redis SET'));
     const faster = (name: PutDriver, than: PutDriver) => `${formatRatio(median(d(than)) / median(d(name)))} ${than}`;
     rows.push(
-      row(
+      sampleRow(
         section,
         'trellis put, one at a time',
         d('trellis put'),
         undefined,
         `${perSecond(median(d('trellis put')))}, ${(median(d('trellis put')) / rt).toFixed(1)} RT, ${faster('trellis put', 'redis SET')} rate`,
       ),
-      row(
+      sampleRow(
         section,
         'redis SET, one at a time (encode + SET)',
         d('redis SET'),
         undefined,
         `${perSecond(set)}, ${(set / rt).toFixed(1)} RT`,
       ),
-      row(
+      sampleRow(
         section,
         `trellis putMany, ${rate.batchSize} a call`,
         d('trellis putMany'),
         undefined,
         `${perSecond(median(d('trellis putMany')))}, ${faster('trellis putMany', 'redis SET')} rate`,
       ),
-      row(
+      sampleRow(
         section,
         `trellis put, ${rate.batchSize} in flight (Promise.all)`,
         d('trellis put, all in flight'),
         undefined,
         `${perSecond(median(d('trellis put, all in flight')))}; ${faster('trellis put, all in flight', 'redis pipeline of SETs')} rate`,
       ),
-      row(
+      sampleRow(
         section,
         `redis MSET, ${rate.batchSize} a call`,
         d('redis MSET'),
         undefined,
         `${perSecond(median(d('redis MSET')))}; putMany: ${faster('trellis putMany', 'redis MSET')} rate`,
       ),
-      row(
+      sampleRow(
         section,
         `redis pipeline of ${rate.batchSize} SETs`,
         d('redis pipeline of SETs'),
@@ -164,34 +152,34 @@ function getRows(m: ObjectsMeasurements, rt: number): Row[] {
   const value = pooled(m.gets.valueSteady);
   const valueNs = median(value);
   const rows: Row[] = [
-    row(
+    sampleRow(
       section,
       'first request of the process (exists)',
       m.gets.firstRequest,
       undefined,
       `${(only(m.gets.firstRequest) / rt).toFixed(1)} RT`,
     ),
-    row(
+    sampleRow(
       section,
       `trellis::Value, first get`,
       m.gets.valueFirst,
       m.valueEncodedBytes,
       `${(only(m.gets.valueFirst) / rt).toFixed(1)} RT`,
     ),
-    row(section, `trellis::Value, steady`, value, m.valueEncodedBytes, `${(valueNs / rt).toFixed(1)} RT`),
+    sampleRow(section, `trellis::Value, steady`, value, m.valueEncodedBytes, `${(valueNs / rt).toFixed(1)} RT`),
   ];
   const table = m.gets.table;
   if (table) {
     const steady = pooled(table.steady);
     rows.push(
-      row(
+      sampleRow(
         section,
         `${table.typename}, first get (maps its segments)`,
         table.first,
         m.stored.tableBytes,
         `${(only(table.first) / rt).toFixed(1)} RT, ${formatRatio(only(table.first) / valueNs)} get Value`,
       ),
-      row(
+      sampleRow(
         section,
         `${table.typename}, steady`,
         steady,
@@ -204,14 +192,14 @@ function getRows(m: ObjectsMeasurements, rt: number): Row[] {
   const speedup = (ns: number) =>
     table ? `trellis get is ${formatRatio(ns / median(pooled(table.steady)))} faster` : 'trellis get: missing';
   rows.push(
-    row(
+    sampleRow(
       loadSection,
       'readFileSync + tableFromIPC, /dev/shm',
       m.file.total,
       m.stored.ipcBytes,
       speedup(median(m.file.total)),
     ),
-    row(
+    sampleRow(
       loadSection,
       'redis GET (ioredis getBuffer) + tableFromIPC',
       m.redisLoad.total,
@@ -232,18 +220,18 @@ function touchRows(m: ObjectsMeasurements): Row[] {
   const rows: Row[] = [];
   if (m.gets.table) {
     rows.push(
-      row(
+      sampleRow(
         section,
         'trellis: first time in the reader (faults in shared pages)',
         m.gets.table.firstTouch,
         m.stored.tableBytes,
       ),
-      row(section, 'trellis: second time', m.gets.table.secondTouch, m.stored.tableBytes),
+      sampleRow(section, 'trellis: second time', m.gets.table.secondTouch, m.stored.tableBytes),
     );
   }
   rows.push(
-    row(section, 'after readFileSync (pages already in the heap)', m.file.touch, m.stored.tableBytes),
-    row(section, 'after redis GET (pages already in the heap)', m.redisLoad.touch, m.stored.redisBytes),
+    sampleRow(section, 'after readFileSync (pages already in the heap)', m.file.touch, m.stored.tableBytes),
+    sampleRow(section, 'after redis GET (pages already in the heap)', m.redisLoad.touch, m.stored.redisBytes),
   );
   return rows;
 }

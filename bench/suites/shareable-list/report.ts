@@ -7,6 +7,7 @@ import type { ReadResult } from '../../children/shareable-list-client';
 import { describePlacement, type Placement } from '../../lib/cpu';
 import { formatBytes, formatDuration, formatRatio } from '../../lib/format';
 import type { SampleSet } from '../../lib/sampler';
+import { sampleRow } from '../../lib/sample-row';
 import { MIN_SAMPLES_FOR_P99, summarize } from '../../lib/stats';
 import type { Row, SuiteReport, TargetCheck } from '../../lib/suite';
 
@@ -46,19 +47,6 @@ const OPEN_REQUESTS = 1;
 const median = (set: SampleSet) => summarize(set.samplesNs).median;
 const only = (set: SampleSet) => set.samplesNs[0];
 
-function row(section: string, operation: string, set: SampleSet, bytes?: number, versus?: string): Row {
-  const ops = set.samplesNs.length * set.opsPerSample;
-  return {
-    section,
-    operation,
-    bytes,
-    stats: summarize(set.samplesNs),
-    faultsPerOp: set.minorFaults / ops,
-    gcMs: set.gcMs,
-    versus,
-  };
-}
-
 /** Two single timings taken back to back, as one. */
 function sum(a: SampleSet, b: SampleSet): SampleSet {
   return {
@@ -81,64 +69,70 @@ export function listReport(plan: ListPlan, m: ListMeasurements): SuiteReport {
   const copy = only(m.copied.firstDeserializeAndRead);
   const readSection = `read all ${plan.items} items of a frozen list another process made (${formatBytes(m.listBytes)})`;
   const rows: Row[] = [
-    row(
+    sampleRow(
       'baseline',
       'plain JS array of the same items, one pass (warm: in the reader, after its passes)',
       read.arrayPass,
       undefined,
       'array',
     ),
-    row(
+    sampleRow(
       'baseline',
       'plain JS array of the same items, first pass in a fresh process (cold JIT)',
       m.coldArray,
       undefined,
       'cold array',
     ),
-    row('baseline', 'client.exists: one request round trip', opened.roundTrip, undefined, `RT = ${formatDuration(rt)}`),
-    row(
+    sampleRow(
+      'baseline',
+      'client.exists: one request round trip',
+      opened.roundTrip,
+      undefined,
+      `RT = ${formatDuration(rt)}`,
+    ),
+    sampleRow(
       readSection,
       'every item decoded from shared memory (new list object a pass)',
       read.decodingPass,
       m.listBytes,
       vsArray(median(read.decodingPass)),
     ),
-    row(
+    sampleRow(
       readSection,
       'later passes over one list (read again: items cached)',
       read.cachedPass,
       m.listBytes,
       vsArray(median(read.cachedPass)),
     ),
-    row(
+    sampleRow(
       readSection,
       'first open in a fresh process',
       read.firstOpen,
       undefined,
       `${(only(read.firstOpen) / rt).toFixed(1)} RT, ${read.firstOpenRequests} request(s)`,
     ),
-    row(
+    sampleRow(
       readSection,
       'first pass after it (cold: decode, first touch, cold JIT)',
       read.firstPass,
       m.listBytes,
       `${vsColdArray(only(read.firstPass))}, ${vsArray(only(read.firstPass))}`,
     ),
-    row(
+    sampleRow(
       readSection,
       'first open + first pass',
       firstOpenAndPass,
       m.listBytes,
       `${vsArray(only(firstOpenAndPass))}, ${formatRatio(only(firstOpenAndPass) / copy)} copying in`,
     ),
-    row(
+    sampleRow(
       'copy the items in instead (fresh process)',
       'v8.deserialize + first pass',
       m.copied.firstDeserializeAndRead,
       undefined,
       vsArray(copy),
     ),
-    row(
+    sampleRow(
       'open',
       'ShareableList.open, steady (released after each, untimed)',
       opened.open,
