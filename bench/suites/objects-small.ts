@@ -35,8 +35,9 @@ const PLAN = {
   keep: 2000,
   rate: {
     valueBytes: 100,
-    single: { iterations: 40, warmup: 4, opsPerSample: 50 },
-    batch: { iterations: 30, warmup: 3, batchSize: 100 },
+    // Warm-up of 2,000 operations: the client request path reaches its steady speed only after a few thousand.
+    single: { iterations: 40, warmup: 40, opsPerSample: 50 },
+    batch: { iterations: 30, warmup: 10, batchSize: 100 },
     rounds: 3,
   } satisfies RateArgs,
 };
