@@ -19,5 +19,10 @@ export function nameRead(kind: string, body: unknown): string | undefined {
   if (REF_KINDS.has(kind) && typeof fields.ref === 'string' && !isObjectId(fields.ref)) {
     return `${kind} ${JSON.stringify(fields.ref)}`;
   }
+  // getMany: a list of refs, any of which may be a name.
+  if (kind === 'getObjects' && Array.isArray(fields.refs)) {
+    const name: unknown = fields.refs.find((ref) => typeof ref === 'string' && !isObjectId(ref));
+    if (name !== undefined) return `${kind} ${JSON.stringify(name)}`;
+  }
   return undefined;
 }
