@@ -164,35 +164,32 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     const attaching = ctx.untilFdChannel();
     if (attaching) return attaching.then(() => handlers.getObjects(ctx, body));
     const { state } = ctx;
-    // Checked first, so the batch is all or none and one error names every ref that is missing.
     const ids = refs.map((ref) => state.names.resolve(ref));
-    const missing = refs.filter((_, i) => !state.table.exists(ids[i]) && !state.meta.exists(ids[i]));
-    if (missing.length > 0) {
-      const shown = missing.slice(0, MISSING_REFS_SHOWN).join(', ');
-      const more = missing.length > MISSING_REFS_SHOWN ? ` and ${missing.length - MISSING_REFS_SHOWN} more` : '';
-      throw new TrellisError(
-        'ObjectNotFound',
-        `getMany: ${missing.length} of ${refs.length} objects not found: ${shown}${more}`,
-      );
-    }
-    const local = ids.filter((id) => state.table.exists(id));
-    for (const id of local) state.table.sealedObject(id);
-    const remote = ids.map((id) => (state.table.exists(id) ? undefined : state.meta.remoteObject(id, false)));
-    return state.residency.withResident(
-      () => local.flatMap((id) => state.table.blobsOf(id)),
-      () => ({
-        objects: ids.map((id, i) => {
-          const elsewhere = remote[i];
-          if (elsewhere === undefined) {
-            const described = state.table.describe(ctx.session, id);
-            for (const blob of described.blobs) ctx.grant(blob.segment);
-            return described;
-          }
-          // remoteObject without fetch answers at once: the metadata, no bytes.
-          return elsewhere as ReplyOf<'getObject'>;
+    // Other instances' records are loaded first (view). Checked before anything is taken, so the
+    // batch is all or none and one error names every ref that is missing.
+    const found = state.meta.view(() => {
+      const missing = refs.filter((_, i) => !state.meta.exists(ids[i]));
+      if (missing.length > 0) {
+        const shown = missing.slice(0, MISSING_REFS_SHOWN).join(', ');
+        const more = missing.length > MISSING_REFS_SHOWN ? ` and ${missing.length - MISSING_REFS_SHOWN} more` : '';
+        throw new TrellisError(
+          'ObjectNotFound',
+          `getMany: ${missing.length} of ${refs.length} objects not found: ${shown}${more}`,
+        );
+      }
+      // remoteObject without fetch answers at once: the metadata, no bytes.
+      return ids.map((id) => (state.table.exists(id) ? undefined : state.meta.remoteObject(id, false)));
+    });
+    return whenDone(found, (remote) => {
+      const local = ids.filter((_, i) => remote[i] === undefined);
+      for (const id of local) state.table.sealedObject(id);
+      return state.residency.withResident(
+        () => local.flatMap((id) => state.table.blobsOf(id)),
+        () => ({
+          objects: ids.map((id, i) => (remote[i] as ReplyOf<'getObject'> | undefined) ?? describeAndGrant(ctx, id)),
         }),
-      }),
-    );
+      );
+    });
   },
 
   getMeta({ state }, body) {
@@ -563,12 +560,15 @@ function describeLocal(ctx: RequestContext, id: string): ReplyOf<'getObject'> | 
   const { table, residency } = ctx.state;
   return residency.withResident(
     () => table.blobsOf(id),
-    () => {
-      const described = table.describe(ctx.session, id);
-      for (const blob of described.blobs) ctx.grant(blob.segment);
-      return described;
-    },
+    () => describeAndGrant(ctx, id),
   );
+}
+
+/** A resident local object's reply, its segments granted to the client. */
+function describeAndGrant(ctx: RequestContext, id: string): ReplyOf<'getObject'> {
+  const described = ctx.state.table.describe(ctx.session, id);
+  for (const blob of described.blobs) ctx.grant(blob.segment);
+  return described;
 }
 
 /** persist's ttl in seconds, or undefined. Errors: InvalidArgument. */

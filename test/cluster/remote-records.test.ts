@@ -110,6 +110,13 @@ describe('remote object records', function () {
       await d1.client.delete([treeId, valueId], { force: true });
     });
 
+    it("getMany of another daemon's objects, by id and by name, loads their records first", async () => {
+      const first = await d1.client.put({ n: 1 }, { persist: true });
+      const second = await d1.client.put({ n: 2 }, { name: 'remote/many' });
+      assert.deepEqual(await d2.client.getMany([first, 'remote/many']), [{ n: 1 }, { n: 2 }]);
+      await d1.client.delete([first, second], { force: true });
+    });
+
     it('after its owner deletes it, relabels it or gives it a ttl, no daemon serves the cached record', async () => {
       const deleted = await d1.client.put({ doomed: true }, { persist: true });
       const relabeled = await d1.client.put({ stage: 1 }, { persist: true, labels: { stage: 'raw' } });
