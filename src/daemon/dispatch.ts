@@ -438,16 +438,10 @@ function createMany(
   session: ClientSession,
   requests: MetadataRequest[],
 ): Pending<{ ids: string[] }> {
-  const names = new Set<string>();
-  for (const request of requests) {
-    if (request.name === undefined) continue;
-    if (names.has(request.name))
-      throw new TrellisError(
-        'InvalidArgument',
-        `createMetadataMany: name ${JSON.stringify(request.name)} appears twice`,
-      );
-    names.add(request.name);
-  }
+  check.distinctNames(
+    'createMetadataMany',
+    requests.map((request) => request.name),
+  );
   // Inline members are stored first: the checks below may refer to them.
   return withInlineMembers(state, session, requests, () => {
     for (const request of requests) state.table.checkMetadata(session, request.spec, request.seal);

@@ -75,26 +75,37 @@ export function putBlobs(
       `${kind}: blobs must be a list of 1 to ${check.MAX_IDS_PER_REQUEST}, got ${check.describe(entries)}`,
     );
   }
-  const names = new Set<string>();
-  const requests = entries.map((entry, i): InlineBlobRequest => {
-    const fields = check.expectBody(kind, entry);
-    const name = fields.name === undefined || fields.name === null ? undefined : checkName(fields.name);
-    const request: InlineBlobRequest = {
-      data: check.inlineBytes(kind, fields.data, `blobs[${i}].data`),
-      labels: check.labels(kind, fields),
-      derivedFrom: resolveParents(kind, check.parentRefs(kind, fields), state.names, state.meta),
-      name,
-      override: check.flag(kind, fields, 'override', false),
-      persist: check.flag(kind, fields, 'persist', false),
-    };
-    if (name !== undefined) {
-      if (names.has(name))
-        throw new TrellisError('InvalidArgument', `${kind}: name ${JSON.stringify(name)} appears twice`);
-      names.add(name);
-      if (!request.override) state.names.refuseTaken(name);
-    }
-    return request;
+  // Parents may be other instances' objects: their records are loaded first (view).
+  const parsed = state.meta.view(() => {
+    const requests = entries.map((entry, i): InlineBlobRequest => {
+      const fields = check.expectBody(kind, entry);
+      const name = fields.name === undefined || fields.name === null ? undefined : checkName(fields.name);
+      const request: InlineBlobRequest = {
+        data: check.inlineBytes(kind, fields.data, `blobs[${i}].data`),
+        labels: check.labels(kind, fields),
+        derivedFrom: resolveParents(kind, check.parentRefs(kind, fields), state.names, state.meta),
+        name,
+        override: check.flag(kind, fields, 'override', false),
+        persist: check.flag(kind, fields, 'persist', false),
+      };
+      if (name !== undefined && !request.override) state.names.refuseTaken(name);
+      return request;
+    });
+    check.distinctNames(
+      kind,
+      requests.map((request) => request.name),
+    );
+    return requests;
   });
+  return whenDone(parsed, (requests) => storeAndPublish(state, session, requests)) as
+    PutBlobsReply | Promise<PutBlobsReply>;
+}
+
+function storeAndPublish(
+  state: DaemonState,
+  session: ClientSession,
+  requests: InlineBlobRequest[],
+): PutBlobsReply | Promise<PutBlobsReply> {
   const published = requests.filter((request) => request.persist || request.name !== undefined).length;
   if (published > 0) state.meta.requireWritable(published === 1 ? 'publish a blob' : `publish ${published} blobs`);
   return whenDone(

@@ -286,3 +286,14 @@ export function string(kind: string, body: Body, field: string, maxLength = 4096
 export function optionalIds(kind: string, body: Body, field: string): string[] {
   return body[field] === undefined || body[field] === null ? [] : objectIds(kind, body, field);
 }
+
+/** Refuses a batch that gives one name to two of its objects. Errors: InvalidArgument. */
+export function distinctNames(kind: string, names: ReadonlyArray<string | undefined>): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (name === undefined) continue;
+    if (seen.has(name))
+      throw new TrellisError('InvalidArgument', `${kind}: name ${JSON.stringify(name)} appears twice`);
+    seen.add(name);
+  }
+}

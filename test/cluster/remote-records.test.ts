@@ -110,11 +110,19 @@ describe('remote object records', function () {
       await d1.client.delete([treeId, valueId], { force: true });
     });
 
-    it("getMany of another daemon's objects, by id and by name, loads their records first", async () => {
+    it("getMany of another daemon's objects, and an inline put with one as parent, load their records first", async () => {
       const first = await d1.client.put({ n: 1 }, { persist: true });
       const second = await d1.client.put({ n: 2 }, { name: 'remote/many' });
       assert.deepEqual(await d2.client.getMany([first, 'remote/many']), [{ n: 1 }, { n: 2 }]);
-      await d1.client.delete([first, second], { force: true });
+      // A small Buffer put inline (putBlobs) whose parent is another daemon's, not read here before.
+      const parent = await d1.client.put({ n: 3 }, { persist: true });
+      const child = await d2.client.put(Buffer.from('derived'), { parents: [parent] });
+      assert.deepEqual(
+        (await d2.client.lineage(child)).map((entry) => entry.id),
+        [child, parent],
+      );
+      await d2.client.delete([child]);
+      await d1.client.delete([first, second, parent], { force: true });
     });
 
     it('after its owner deletes it, relabels it or gives it a ttl, no daemon serves the cached record', async () => {
