@@ -99,8 +99,22 @@ export abstract class FramedConnection {
   }
 
   protected reply(envelope: ReplyEnvelope): void {
+    this.send([encodeFrame(envelope)]);
+  }
+
+  /**
+   * Writes one reply made of `parts` (a frame, or a prefix and the views it carries), and stops
+   * reading requests while more than MAX_UNSENT_REPLY_BYTES wait to be sent.
+   */
+  protected send(parts: readonly Uint8Array[]): void {
     if (this.closing || this.socket.destroyed) return;
-    this.socket.write(encodeFrame(envelope));
+    if (parts.length === 1) {
+      this.socket.write(parts[0]);
+    } else {
+      this.socket.cork();
+      for (const part of parts) this.socket.write(part);
+      this.socket.uncork();
+    }
     if (!this.waitingForDrain && this.socket.writableLength > MAX_UNSENT_REPLY_BYTES) {
       this.waitingForDrain = true;
       this.socket.pause();

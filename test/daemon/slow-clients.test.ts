@@ -95,6 +95,31 @@ describe('clients that stop reading or stop running', function () {
     await client.delete(ids);
   });
 
+  it('an RPC peer that never reads its readBlobs replies (then SIGSTOPped) neither blocks the daemon nor grows it', async () => {
+    // Each reply carries 1 MiB: 2,000 unread ones would be 2 GiB of buffered views and frames.
+    const rpcDaemon = await startTestDaemon(['--size', '256MiB', '--rpc-port', '0']);
+    const owner = await connect(rpcDaemon.socket);
+    try {
+      const id = await owner.put(Buffer.alloc(MiB, 7));
+      const requestsBefore = (await owner.status()).requests;
+      const flooder = startChild('unread-flooder.ts', [rpcDaemon.rpcEndpoint!, '2000', id, String(MiB)]);
+      await flooder.next();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      flooder.kill('SIGSTOP');
+      await othersAreServed(rpcDaemon.socket, 20);
+      const answered = (await owner.status()).requests - requestsBefore;
+      // About MAX_UNSENT_REPLY_BYTES of replies plus what the kernel's socket buffers take.
+      assert.ok(answered < 200, `the daemon answered ${answered} of 2000 unread 1 MiB readBlobs instead of waiting`);
+      flooder.kill('SIGKILL');
+      await flooder.exited;
+      const after = await settledStatus(owner, (s) => s.clients === 1);
+      assert.equal(after.clients, 1, 'the killed RPC session is gone');
+    } finally {
+      await owner.close();
+      await rpcDaemon.stop();
+    }
+  });
+
   it('a client SIGSTOPped while holding references: others are served; SIGKILL releases what it held', async () => {
     const baseline = await client.status();
     const ids: string[] = [];

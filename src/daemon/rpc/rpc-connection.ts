@@ -115,11 +115,7 @@ export class RpcConnection extends FramedConnection {
 
   /** The frame goes out as its prefix and then the views themselves: no copy of the bytes. */
   private replyWithBytes(seq: number, parts: Uint8Array[]): void {
-    if (this.closing || this.socket.destroyed) return;
-    const frames = encodeFrameWithBytes({ seq, reply: {} }, ['reply', 'data'], parts);
-    this.socket.cork();
-    for (const frame of frames) this.socket.write(frame);
-    this.socket.uncork();
+    this.send(encodeFrameWithBytes({ seq, reply: {} }, ['reply', 'data'], parts));
   }
 
   protected closed(): void {
