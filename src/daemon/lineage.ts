@@ -30,11 +30,15 @@ export function resolveParents(
   for (const ref of refs) {
     const id = names.resolve(ref);
     if (!meta.exists(id)) throw new TrellisError('ObjectNotFound', `${kind}: parent ${ref} does not exist`);
-    if (parents.has(id)) continue;
-    const version = isObjectId(ref) ? undefined : names.history(ref)?.versions[0].version;
-    parents.set(id, version === undefined ? { id } : { id, name: ref, version });
+    if (!parents.has(id)) parents.set(id, { id, ...nameAndVersion(ref, names) });
   }
   return [...parents.values()];
+}
+
+/** For a ref given by name, that name and the version it resolved to now; nothing for an id. */
+function nameAndVersion(ref: string, names: NameTable): { name: string; version: number } | Record<string, never> {
+  const version = isObjectId(ref) ? undefined : names.history(ref)?.versions[0].version;
+  return version === undefined ? {} : { name: ref, version };
 }
 
 /**
@@ -46,7 +50,7 @@ export function lineage(ref: string, maxDepth: number, names: NameTable, meta: M
   const id = names.resolve(ref);
   const root = meta.getMeta(id);
   const entries: LineageEntry[] = [
-    { depth: 0, id, typename: root.typename, ...(isObjectId(ref) ? {} : { name: ref }), missing: false },
+    { depth: 0, id, typename: root.typename, ...nameAndVersion(ref, names), missing: false },
   ];
   const seen = new Set([id]);
   let generation: Array<{ parents: readonly ParentRef[] }> = [{ parents: root.parents ?? [] }];

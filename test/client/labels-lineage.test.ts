@@ -139,12 +139,27 @@ describe('labels and lineage', function () {
       );
     });
 
+    it('the object itself, looked up by name, carries the name and the version it resolved to', async () => {
+      const first = await client.put({ v: 1 }, { name: 'lineage/versioned' });
+      const second = await client.put({ v: 2 }, { parents: [first] });
+      assert.equal(await client.putName(second, 'lineage/versioned', { override: true }), 2);
+      assert.deepEqual((await client.lineage('lineage/versioned', { maxDepth: 0 }))[0], {
+        depth: 0,
+        id: second,
+        typename: 'trellis::Value',
+        name: 'lineage/versioned',
+        version: 2,
+        missing: false,
+      });
+      assert.equal((await client.lineage(second, { maxDepth: 0 }))[0].version, undefined, 'by id: no version');
+    });
+
     it('a parent deleted since is missing, with typename null; deleting a parent is allowed', async () => {
       const parent = await client.put({ gone: 'soon' });
       const child = await client.put({ child: true }, { parents: [parent], name: 'lineage/orphan' });
       await client.delete(parent);
       assert.deepEqual(await other.call('lineage', 'lineage/orphan'), [
-        { depth: 0, id: child, typename: 'trellis::Value', name: 'lineage/orphan', missing: false },
+        { depth: 0, id: child, typename: 'trellis::Value', name: 'lineage/orphan', version: 1, missing: false },
         { depth: 1, id: parent, typename: null, missing: true },
       ]);
     });
