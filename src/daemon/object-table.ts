@@ -90,6 +90,8 @@ export interface TableListener {
   namesDropped?(object: StoredObject): void;
   /** The object left the view (a blob's memory may still wait for its holders). */
   deleted?(object: StoredObject): void;
+  /** A sealed object's labels changed (here, or by another daemon through its record). */
+  relabeled?(object: StoredObject): void;
 }
 
 /** What an object is, apart from where its bytes are and who holds it: what is kept on disk. */
@@ -302,13 +304,8 @@ export class ObjectTable {
   relabel(id: string, changes: Record<string, string | null>, over?: Record<string, string>): Record<string, string> {
     const object = this.sealedObject(id);
     object.labels = mergeLabels(id, over ?? object.labels, changes);
+    this.listener.relabeled?.(object);
     return object.labels;
-  }
-
-  /** Puts back labels a failed relabel had set (when nothing changed them since). */
-  restoreLabels(id: string, expected: Record<string, string>, previous: Record<string, string>): void {
-    const object = this.sealedObjectOrUndefined(id);
-    if (object && object.labels === expected) object.labels = previous;
   }
 
   /** A sealed object's metadata tree, wherever its bytes are. Errors: ObjectNotFound, NotSealed. */

@@ -103,6 +103,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
         durable?.deleted(object);
         this.archives.forget(object.id);
       },
+      relabeled: (object) => durable?.relabeled(object),
     });
     this.archives = new ArchiveIndex((id) => this.table.exists(id));
     this.names = new NameTable(this.table, options.keepVersions);

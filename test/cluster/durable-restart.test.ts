@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { connect, type TrellisClient } from '../../src/index';
-import { uniquePrefix } from '../fixtures/cluster';
+import { uniquePrefix, waitFor } from '../fixtures/cluster';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { startEtcd, type TestEtcd } from '../fixtures/etcd';
 import { tempPath } from '../fixtures/setup';
@@ -51,6 +51,41 @@ describe('a cluster daemon restarted on its data dir', function () {
       assert.equal(await otherClient.getName('durable/blob', { wait: true, timeoutMs: 10_000 }), blob);
       assert.deepEqual(await otherClient.get(named), { kept: true });
       assert.equal((await otherClient.getMeta(blob)).nbytes, 100_000);
+    } finally {
+      await client.close();
+      await daemon.stop();
+    }
+  });
+
+  it('keeps labels another daemon set on its objects across a restart', async () => {
+    const dataDir = tempPath('cluster-data');
+    let daemon = await startTestDaemon([...daemonArgs(), '--data-dir', dataDir]);
+    let client = await connect(daemon.socket);
+    const id = await client.put(Buffer.alloc(1000, 3), { persist: true, labels: { stage: 'raw' } });
+    await waitFor('the other daemon to see the object', () => otherClient.exists(id), 10_000);
+    await otherClient.label(id, { stage: 'clean', by: 'other' });
+    const relabelled = { stage: 'clean', by: 'other' };
+    await waitFor(
+      'the owner to take the labels',
+      async () => JSON.stringify((await client.getMeta(id)).labels) === JSON.stringify(relabelled),
+      10_000,
+    );
+    // A clean stop: the catalog write that follows the watch event is awaited, not raced.
+    await client.close();
+    await daemon.stop();
+
+    daemon = await startTestDaemon([...daemonArgs(), '--data-dir', dataDir], 30_000);
+    client = await connect(daemon.socket);
+    try {
+      assert.deepEqual((await client.getMeta(id)).labels, relabelled, 'the owner restarted with the new labels');
+      // Published again from the catalog, the record carries them too.
+      await waitFor(
+        'the other daemon to see the object again with its labels',
+        async () =>
+          (await otherClient.exists(id)) &&
+          JSON.stringify((await otherClient.getMeta(id)).labels) === JSON.stringify(relabelled),
+        10_000,
+      );
     } finally {
       await client.close();
       await daemon.stop();

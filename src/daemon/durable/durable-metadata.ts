@@ -11,6 +11,7 @@
  *   bytes load on first get), with their names; those whose ttl passed while the daemon was
  *   down are deleted before it is ready.
  */
+import { daemonLog } from '../log';
 import type { ClusterInfoReply, GetObjectReply, ObjectMeta, ObjectSummary } from '../../protocol/messages';
 import type { Adopted, DeleteOptions, MetaService, NewObject, Pending, Persistence } from '../metadata/meta-service';
 import { historyOf, type NameHistory } from '../name-history';
@@ -42,6 +43,10 @@ export class DurableMetadata implements MetaService {
   /** Persisted objects deleted from the table, waiting to leave the catalog together. */
   private pendingRemovals = new Set<string>();
   private removing: Promise<void> = Promise.resolve();
+  /** label() calls in flight, by object: they write the catalog themselves. */
+  private readonly labelling = new Map<string, number>();
+  /** Catalog writes of labels set elsewhere, one after another. */
+  private adoptedLabels: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly inner: MetaService,
@@ -78,6 +83,7 @@ export class DurableMetadata implements MetaService {
   async stop(): Promise<void> {
     await this.inner.stop();
     await this.removing;
+    await this.adoptedLabels;
     await this.store.close();
   }
 
@@ -156,18 +162,46 @@ export class DurableMetadata implements MetaService {
    */
   async label(id: string, changes: Record<string, string | null>): Promise<Record<string, string>> {
     const before = this.local.table.sealedObjectOrUndefined(id)?.labels;
-    const labels = await this.inner.label(id, changes);
-    const object = this.local.table.sealedObjectOrUndefined(id);
-    if (object && before && this.store.isPersisted(id)) {
-      try {
-        await this.store.persist([describeForDisk(object, this.inner.persistence(id).expiresAt)]);
-      } catch (error) {
-        const undo = Object.fromEntries(Object.keys(changes).map((key) => [key, before[key] ?? null]));
-        await Promise.resolve(this.inner.label(id, undo)).catch(() => undefined);
-        throw error;
+    this.labelling.set(id, (this.labelling.get(id) ?? 0) + 1);
+    try {
+      const labels = await this.inner.label(id, changes);
+      const object = this.local.table.sealedObjectOrUndefined(id);
+      if (object && before && this.store.isPersisted(id)) {
+        try {
+          await this.writeLabels(object);
+        } catch (error) {
+          const undo = Object.fromEntries(Object.keys(changes).map((key) => [key, before[key] ?? null]));
+          await Promise.resolve(this.inner.label(id, undo)).catch(() => undefined);
+          throw error;
+        }
       }
+      return labels;
+    } finally {
+      const left = this.labelling.get(id)! - 1;
+      if (left === 0) this.labelling.delete(id);
+      else this.labelling.set(id, left);
     }
-    return labels;
+  }
+
+  /**
+   * The table's `relabeled` event. Labels that another daemon set on one of this daemon's
+   * persisted objects (through its record in etcd) reach the catalog here, so that a restart
+   * does not publish the record again with the labels it had before. label() writes its own.
+   */
+  relabeled(object: StoredObject): void {
+    if (this.labelling.has(object.id) || !this.store.isPersisted(object.id)) return;
+    this.adoptedLabels = this.adoptedLabels
+      .then(() =>
+        this.local.table.sealedObjectOrUndefined(object.id) === object ? this.writeLabels(object) : undefined,
+      )
+      .catch((error: Error) =>
+        daemonLog().warn({ id: object.id }, `could not write new labels to the catalog: ${error.message}`),
+      );
+  }
+
+  /** The object's record again, with its labels; its bytes and expiry on disk stay. */
+  private writeLabels(object: StoredObject): Promise<void> {
+    return this.store.persist([describeForDisk(object, this.inner.persistence(object.id).expiresAt)]);
   }
 
   publishNew(session: ClientSession, created: readonly NewObject[]): Pending<void> {
