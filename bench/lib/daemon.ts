@@ -35,10 +35,12 @@ export interface BenchDaemonOptions {
   args?: string[];
   /** How long to wait for the ready line; default 20 s. */
   readyTimeoutMs?: number;
+  /** The socket path, to start a daemon again where clients expect it; default a new one. */
+  socket?: string;
 }
 
 export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions): Promise<BenchDaemon> {
-  const socket = scope.path('trellisd.sock');
+  const socket = options.socket ?? scope.path('trellisd.sock');
   // The daemon runs without --expose-gc: it is measured as shipped.
   const { command, args } = onCpu(options.cpu, process.execPath, [
     '--require',

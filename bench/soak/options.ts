@@ -13,11 +13,16 @@ export interface SoakOptions {
   killEverySeconds: number;
   /** Seconds between samples of the daemon's RSS, fds and status. */
   sampleSeconds: number;
+  /**
+   * Seconds between SIGKILLs of the daemon itself, restarted on its data dir; 0 for none. With
+   * it the daemon runs with --data-dir and workers persist what they name.
+   */
+  restartDaemonEvery: number;
 }
 
 export const USAGE =
   'usage: npm run soak -- [--clients 32] [--minutes 10 | --seconds N] [--seed N] [--size 4GiB] ' +
-  '[--max-object 64MiB] [--kill-every S] [--sample-every S]';
+  '[--max-object 64MiB] [--kill-every S] [--sample-every S] [--restart-daemon-every S]';
 
 export function parseSoakOptions(argv: string[]): SoakOptions {
   const values = new Map<string, string>();
@@ -43,6 +48,7 @@ export function parseSoakOptions(argv: string[]): SoakOptions {
     // About forty kills over a run, but not more often than every 2 s nor rarer than every 15 s.
     killEverySeconds: number('kill-every', Math.min(15, Math.max(2, seconds / 40))),
     sampleSeconds: number('sample-every', 1),
+    restartDaemonEvery: number('restart-daemon-every', 0),
   };
   values.delete('size');
   values.delete('max-object');

@@ -4,6 +4,11 @@
  * throughout; then the checks: every worker-owned name holds what the ledger says, memory and
  * objects go back to the baseline once clients are gone and the soak's objects are deleted, and
  * the daemon's private RSS and fd count stayed flat.
+ *
+ * With `restartDaemonEvery`, the daemon runs on a data dir and is itself SIGKILLed now and then,
+ * with every worker frozen mid-request, and started again on that data dir and socket: each
+ * restart checks every worker-owned name against the ledger (workers persist what they name)
+ * before new worker generations go on. Flatness is then that of the daemons in turn.
  */
 import { connect, isTrellisError, type TrellisClient } from '../../src/index';
 import { startBenchDaemon } from '../lib/daemon';
@@ -51,16 +56,26 @@ export interface SoakResult {
   rss: Flatness;
   fds: Flatness;
   samples: ProbeSample[];
-  /** CPU time the daemon used while the workers ran. */
+  /** CPU time the daemon used while the workers ran (the daemons, with restarts). */
   daemonCpuSeconds: number;
+  /** Each daemon restart: time from SIGKILL to ready, and its check of the names. */
+  restarts: DaemonRestart[];
+}
+
+export interface DaemonRestart {
+  readyMs: number;
+  names: SoakResult['names'];
 }
 
 export async function runSoak(scope: Scope, options: SoakOptions, log: (line: string) => void): Promise<SoakResult> {
   // One version per name, so an object replaced under a name is unpinned and can be deleted.
-  const daemon = await startBenchDaemon(scope, { size: options.size, args: ['--keep-versions', '1'] });
-  const client = await connect(daemon.socket);
-  scope.defer(() => client.close());
+  const args = ['--keep-versions', '1'];
+  if (options.restartDaemonEvery > 0) args.push('--data-dir', scope.path('data'));
+  let daemon = await startBenchDaemon(scope, { size: options.size, args });
+  let client = await connect(daemon.socket);
+  scope.defer(() => client.close().catch(() => undefined));
   const baseline = await measure(client, daemon.pid);
+  const restarts: DaemonRestart[] = [];
 
   const latencies = new Map<string, number[]>();
   const expected = new Map<string, number>();
@@ -85,6 +100,7 @@ export async function runSoak(scope: Scope, options: SoakOptions, log: (line: st
     socket: daemon.socket,
     seed: options.seed,
     maxObjectBytes: options.maxObjectBytes,
+    persistNamed: options.restartDaemonEvery > 0,
     onMessage,
     onCrash: (worker, how, stderr) => crashes.push({ worker, how, stderr }),
   });
@@ -92,19 +108,48 @@ export async function runSoak(scope: Scope, options: SoakOptions, log: (line: st
   log(`starting ${options.clients} clients (seed ${options.seed})`);
   await Promise.all(Array.from({ length: options.clients }, (_, index) => pool.start(index)));
   const started = Date.now();
-  const cpuAtStart = cpuTimeMs(daemon.pid);
+  let cpuOfEarlierDaemons = 0;
+  let cpuAtStart = cpuTimeMs(daemon.pid);
   const elapsed = () => (Date.now() - started) / 1000;
   const samples: ProbeSample[] = [];
-  const sampler = setInterval(() => samples.push(readProbe(daemon.pid, elapsed())), options.sampleSeconds * 1000);
+  let restarting = false;
+  const sampler = setInterval(() => {
+    if (!restarting) samples.push(readProbe(daemon.pid, elapsed()));
+  }, options.sampleSeconds * 1000);
   const killer = new Random(options.seed ^ 0x5eed);
   let nextKill = options.killEverySeconds;
+  let nextRestart = options.restartDaemonEvery;
+  let workerKill: Promise<void> = Promise.resolve();
   let nextLog = 30;
   while (elapsed() < options.seconds) {
     await sleep(Math.min(250, Math.max(0, (options.seconds - elapsed()) * 1000)));
     if (options.killEverySeconds > 0 && elapsed() >= nextKill && elapsed() < options.seconds - 1) {
       nextKill += options.killEverySeconds;
       const indexes = pool.indexes();
-      if (indexes.length > 0) void pool.killAndRestart(killer.pick(indexes));
+      if (indexes.length > 0) workerKill = pool.killAndRestart(killer.pick(indexes));
+    }
+    if (options.restartDaemonEvery > 0 && elapsed() >= nextRestart && elapsed() < options.seconds - 1) {
+      nextRestart += options.restartDaemonEvery;
+      // A worker being started now would find no daemon: let it be up first.
+      await workerKill;
+      await pool.freezeAndRestartAll(async () => {
+        restarting = true;
+        cpuOfEarlierDaemons += cpuTimeMs(daemon.pid) - cpuAtStart;
+        const killedAt = Date.now();
+        process.kill(daemon.pid, 'SIGKILL');
+        await daemon.stop();
+        await client.close().catch(() => undefined);
+        daemon = await startBenchDaemon(scope, { size: options.size, args, socket: daemon.socket });
+        const readyMs = Date.now() - killedAt;
+        cpuAtStart = cpuTimeMs(daemon.pid);
+        restarting = false;
+        client = await connect(daemon.socket);
+        const names = await checkNames(client, ledger);
+        restarts.push({ readyMs, names });
+        log(
+          `daemon restart ${restarts.length}: ready in ${readyMs} ms, ${names.wrong.length} of ${names.checked} names wrong`,
+        );
+      });
     }
     if (elapsed() >= nextLog) {
       nextLog += 30;
@@ -117,7 +162,7 @@ export async function runSoak(scope: Scope, options: SoakOptions, log: (line: st
     }
   }
   const runSeconds = elapsed();
-  const daemonCpuSeconds = (cpuTimeMs(daemon.pid) - cpuAtStart) / 1000;
+  const daemonCpuSeconds = (cpuOfEarlierDaemons + cpuTimeMs(daemon.pid) - cpuAtStart) / 1000;
   clearInterval(sampler);
   log('stopping clients');
   const hung = await pool.stopAll(STOP_GRACE_MS);
@@ -144,6 +189,7 @@ export async function runSoak(scope: Scope, options: SoakOptions, log: (line: st
     fds: flatness(samples, runSeconds, (s) => s.fds, FD_SLACK.relative, FD_SLACK.absolute),
     samples,
     daemonCpuSeconds,
+    restarts,
   };
 }
 

@@ -54,6 +54,7 @@ export function soakChecks(result: SoakResult): Check[] {
       pass: end.fdsLessSegments <= baseline.fdsLessSegments,
       detail: `${end.fdsLessSegments} fds besides segments (baseline ${baseline.fdsLessSegments})`,
     },
+    ...(result.restarts.length === 0 ? [] : [restartCheck(result)]),
     {
       name: `daemon private RSS flat (late <= early x ${1 + RSS_SLACK.relative} + ${mib(RSS_SLACK.absolute)})`,
       pass: rss.flat,
@@ -67,12 +68,27 @@ export function soakChecks(result: SoakResult): Check[] {
   ];
 }
 
+/** Every worker-owned name held what the ledger allows after each daemon SIGKILL and restart. */
+function restartCheck(result: SoakResult): Check {
+  const wrong = result.restarts.reduce((total, restart) => total + restart.names.wrong.length, 0);
+  const checked = result.restarts.reduce((total, restart) => total + restart.names.checked, 0);
+  const ready = result.restarts.map((restart) => restart.readyMs).sort((a, b) => a - b);
+  return {
+    name: 'named objects survive every daemon SIGKILL and restart on its data dir',
+    pass: wrong === 0,
+    detail:
+      `${result.restarts.length} restarts, ${checked} names checked in all, ${wrong} wrong; ready again in ` +
+      `${formatMs(percentile(ready, 50))} median, ${formatMs(ready[ready.length - 1])} at most`,
+  };
+}
+
 export function renderSoakSummary(result: SoakResult, checks: Check[]): string {
   const { options } = result;
   const lines = [
     `trellis soak: ${options.clients} clients for ${result.runSeconds.toFixed(0)} s, seed ${options.seed}, ` +
       `daemon --size ${options.size}, objects 100 B to ${formatBytes(options.maxObjectBytes)}, ` +
-      `${result.kills} clients SIGKILLed and restarted`,
+      `${result.kills} clients SIGKILLed and restarted` +
+      (result.restarts.length > 0 ? `, the daemon SIGKILLed and restarted ${result.restarts.length} times` : ''),
     '',
   ];
   const rows = [...result.latencies.entries()]
@@ -116,7 +132,8 @@ export function renderSoakSummary(result: SoakResult, checks: Check[]): string {
     lines.push(`... and ${result.unexpected.length - UNEXPECTED_SHOWN} more unexpected errors`);
   }
   for (const crash of result.crashes) lines.push(`worker ${crash.worker} died (${crash.how}): ${crash.stderr}`);
-  for (const wrong of result.names.wrong.slice(0, UNEXPECTED_SHOWN)) lines.push(`wrong name: ${wrong}`);
+  const wrongNames = [...result.restarts.flatMap((restart) => restart.names.wrong), ...result.names.wrong];
+  for (const wrong of wrongNames.slice(0, UNEXPECTED_SHOWN)) lines.push(`wrong name: ${wrong}`);
   lines.push('', 'Checks:');
   for (const check of checks) lines.push(`  [${check.pass ? 'PASS' : 'FAIL'}] ${check.name}: ${check.detail}`);
   lines.push('', checks.every((check) => check.pass) ? 'soak: PASS' : 'soak: FAIL');

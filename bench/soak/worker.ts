@@ -1,7 +1,8 @@
 /**
  * One soak client, in its own process: `node -r tsx/cjs worker.ts SOCKET INDEX GENERATION SEED
- * MAX_BYTES`. It runs a seeded mix of requests against the daemon until the runner says stop (or
- * SIGKILLs it), checks the bytes of everything it reads, and reports as it goes (messages.ts).
+ * MAX_BYTES persist|memory` (persist: what it names is persisted, to outlive a daemon restart).
+ * It runs a seeded mix of requests against the daemon until the runner says stop (or SIGKILLs
+ * it), checks the bytes of everything it reads, and reports as it goes (messages.ts).
  * A restarted worker (generation > 0) first deletes what its killed predecessor left behind.
  */
 import { performance } from 'node:perf_hooks';
@@ -37,7 +38,8 @@ const WEIGHTS = {
 const FAILED = Symbol('failed');
 type Result<T> = T | typeof FAILED;
 
-const [socket, indexArg, generationArg, seedArg, maxBytesArg] = process.argv.slice(2);
+const [socket, indexArg, generationArg, seedArg, maxBytesArg, keepArg] = process.argv.slice(2);
+const persistNamed = keepArg === 'persist';
 const index = Number(indexArg);
 const generation = Number(generationArg);
 const maxBytes = Number(maxBytesArg);
@@ -106,19 +108,20 @@ async function putObject(
   client: TrellisClient,
   size: number,
   labels: Record<string, string>,
+  persist = false,
 ): Promise<Result<{ id: string; sum: string }>> {
   const seed = random.uint32();
   batch.bytesWritten += size;
   if (size <= PUT_COPY_LIMIT) {
     const bytes = makeContent(size, seed);
-    const id = await call('put', () => client.put(bytes, { labels }));
+    const id = await call('put', () => client.put(bytes, { labels, persist }));
     return id === FAILED ? FAILED : { id, sum: checksum(bytes) };
   }
   const writer = await call('createBlob', () => client.createBlob(size));
   if (writer === FAILED) return FAILED;
   fillContent(writer.buffer, seed);
   const sum = checksum(writer.buffer);
-  const id = await call('sealBlob', () => client.sealBlob(writer, { labels }));
+  const id = await call('sealBlob', () => client.sealBlob(writer, { labels, persist }));
   return id === FAILED ? FAILED : { id, sum };
 }
 
@@ -170,7 +173,7 @@ const operations: Record<keyof typeof WEIGHTS, (client: TrellisClient) => Promis
   async putName(client) {
     const name = `soak/${worker}/${random.int(OWN_NAMES)}`;
     const size = objectSize();
-    const put = await putObject(client, size, { soak: 'named', worker });
+    const put = await putObject(client, size, { soak: 'named', worker }, persistNamed);
     if (put === FAILED) return;
     const previous = await call('getName', () => client.getName(name), ['NameNotFound']);
     const value: NameValue = { present: true, checksum: put.sum, size };

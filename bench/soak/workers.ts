@@ -1,7 +1,8 @@
 /**
  * The soak's client processes: starts worker.ts in fresh Nodes, hands their reports to the
- * runner, SIGKILLs one on demand and starts its next generation in its place, and stops them
- * all politely at the end (SIGKILL for any that will not).
+ * runner, SIGKILLs one on demand and starts its next generation in its place (or all of them,
+ * around a restart of the daemon), and stops them all politely at the end (SIGKILL for any that
+ * will not).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
@@ -25,6 +26,8 @@ export interface WorkerPoolOptions {
   socket: string;
   seed: number;
   maxObjectBytes: number;
+  /** Workers persist what they name (the daemon is restarted on its data dir during the run). */
+  persistNamed: boolean;
   onMessage(index: number, message: WorkerMessage): void;
   /** A worker that died on its own (not killed by the pool): its exit and the end of its stderr. */
   onCrash(index: number, how: string, stderr: string): void;
@@ -41,7 +44,13 @@ export class WorkerPool {
     private readonly options: WorkerPoolOptions,
   ) {
     scope.defer(() => this.killAll());
+    // Should the runner itself die, no worker may outlive it (a frozen one never would exit).
+    process.once('exit', this.killOnExit);
   }
+
+  private readonly killOnExit = (): void => {
+    for (const running of this.running.values()) running.child.kill('SIGKILL');
+  };
 
   get size(): number {
     return this.running.size;
@@ -52,8 +61,8 @@ export class WorkerPool {
    * or after READY_TIMEOUT_MS: the run goes on and a worker that never works shows in the counts).
    */
   async start(index: number, generation = 0): Promise<void> {
-    const { socket, seed, maxObjectBytes } = this.options;
-    const args = [socket, index, generation, seed, maxObjectBytes].map(String);
+    const { socket, seed, maxObjectBytes, persistNamed } = this.options;
+    const args = [socket, index, generation, seed, maxObjectBytes, persistNamed ? 'persist' : 'memory'].map(String);
     const child = spawn(process.execPath, ['--require', 'tsx/cjs', WORKER_SCRIPT, ...args], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
@@ -98,6 +107,26 @@ export class WorkerPool {
     if (!this.stopping) await this.start(index, running.generation + 1);
   }
 
+  /**
+   * SIGSTOPs every worker, mid-request as they are, runs `meanwhile` (the daemon's SIGKILL and
+   * restart), then SIGKILLs them and starts their next generations against the new daemon.
+   */
+  async freezeAndRestartAll(meanwhile: () => Promise<void>): Promise<void> {
+    const all = [...this.running.entries()];
+    for (const [, running] of all) running.child.kill('SIGSTOP');
+    try {
+      await meanwhile();
+    } finally {
+      for (const [, running] of all) {
+        this.killed.add(running.child);
+        running.child.kill('SIGKILL');
+      }
+      await Promise.all(all.map(([, running]) => running.exited));
+    }
+    this.kills += all.length;
+    if (!this.stopping) await Promise.all(all.map(([index, running]) => this.start(index, running.generation + 1)));
+  }
+
   indexes(): number[] {
     return [...this.running.keys()];
   }
@@ -128,6 +157,7 @@ export class WorkerPool {
 
   private async killAll(): Promise<void> {
     this.stopping = true;
+    process.off('exit', this.killOnExit);
     for (const running of this.running.values()) {
       this.killed.add(running.child);
       running.child.kill('SIGKILL');
