@@ -152,7 +152,7 @@ export async function runSoak(scope: Scope, options: SoakOptions, log: (line: st
       });
     }
     if (elapsed() >= nextLog) {
-      nextLog += 30;
+      nextLog = Math.floor(elapsed() / 30) * 30 + 30;
       const last = samples[samples.length - 1];
       const ops = [...latencies.values()].reduce((total, values) => total + values.length, 0);
       log(
