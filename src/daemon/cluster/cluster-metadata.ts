@@ -137,9 +137,8 @@ export class ClusterMetadata implements MetaService {
     this.ownership = new Ownership(connection, membership, objects, nameDirectory, table, expirations);
     this.unpublisher = new Unpublisher(this.cluster);
     this.publisher = new Publisher(this.cluster, this.ownership, this.unpublisher);
-    this.freshness = new ViewFreshness(connection, membership, this.pinsMirror);
-    // Cached names may have missed changes while the lease was gone: read again when used.
-    membership.on('reregistered', () => nameDirectory.resync());
+    // Held names may have missed changes while the lease was gone: read again (tracked) or when used.
+    this.freshness = new ViewFreshness(connection, membership, this.pinsMirror, () => nameDirectory.resync());
   }
 
   get instanceId(): number {

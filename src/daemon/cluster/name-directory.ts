@@ -136,9 +136,12 @@ export class NameDirectory extends EventEmitter<NameDirectoryEvents> {
     return found.sort();
   }
 
-  /** Forgets the cached names and reads the tracked ones again (registered again after a lost lease). */
-  resync(): void {
-    this.watches.resync();
+  /**
+   * Forgets the cached names and reads the tracked ones again (registered again after a lost
+   * lease); resolves once they are read.
+   */
+  resync(): Promise<void> {
+    return this.watches.resync();
   }
 
   stop(): void {
@@ -153,7 +156,12 @@ export class NameDirectory extends EventEmitter<NameDirectoryEvents> {
     const operations = this.watches
       .names()
       .filter((name) => this.watches.isTracked(name))
-      .map((name): TransactionOperation => ({ kind: 'put', key: pinKey(this.instanceId, name), value: '', leaseId: lease }));
+      .map((name): TransactionOperation => ({
+        kind: 'put',
+        key: pinKey(this.instanceId, name),
+        value: '',
+        leaseId: lease,
+      }));
     if (operations.length > 0) await commitInBatches(this.connection, operations);
   }
 
@@ -331,8 +339,9 @@ export class NameDirectory extends EventEmitter<NameDirectoryEvents> {
 
   /**
    * Takes the versions that point to `ids` (objects a forced delete takes away) out of every
-   * name that has one (`namesOf`: by default the names held here), in compare-and-swaps: an earlier version may become latest (the key moves
-   * to `leaseOf` its object), and a name left with none is deleted. `records` go in the same
+   * name that has one (`namesOf`: by default the names held here), in compare-and-swaps: an
+   * earlier version may become latest (the key moves to `leaseOf` its object), and a name left
+   * with none is deleted. `records` go in the same
    * transaction when they fit, else after. Returns the revision of the last write.
    * Errors: Conflict (kept changing), Unavailable.
    */
@@ -456,7 +465,11 @@ export class NameDirectory extends EventEmitter<NameDirectoryEvents> {
           // Held first, so that the pin showing up finds it tracked and reads nothing.
           this.watches.applyLocal(name, value?.history, value?.lease ?? '0', revision, mine ?? false);
           if (value && instanceOf(value.history.versions[0].id) === this.instanceId)
-            this.pins.applyLocal(pinKey(this.instanceId, name), { value: Buffer.alloc(0), lease: value.lease }, revision);
+            this.pins.applyLocal(
+              pinKey(this.instanceId, name),
+              { value: Buffer.alloc(0), lease: value.lease },
+              revision,
+            );
           written.set(name, value?.history);
         });
         return { revision, written };

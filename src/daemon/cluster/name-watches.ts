@@ -49,6 +49,8 @@ export class NameWatches {
   /** Names to track whose read failed: read again with the next reload. */
   private readonly toTrack = new Set<string>();
   private readonly reading = new Map<string, Promise<void>>();
+  /** Callers of resync waiting for the tracked names to be read again. */
+  private reloadWaiters: Array<() => void> = [];
   private generation = 0;
   private stopped = false;
   private readonly reloads = new RetryLoop(() => this.reloadTracked(), {
@@ -166,9 +168,13 @@ export class NameWatches {
     this.trim();
   }
 
-  /** Forgets every cached name and reads the tracked ones again (after a lost lease). */
-  resync(): void {
-    if (this.stopped) return;
+  /**
+   * Forgets every cached name and reads the tracked ones again (after a lost lease, or a broken
+   * watch); resolves once they all are read and watched again.
+   */
+  resync(): Promise<void> {
+    const reloaded = new Promise<void>((resolve) => this.reloadWaiters.push(resolve));
+    if (this.stopped) return reloaded;
     this.generation++;
     for (const [name, entry] of [...this.cached]) this.drop(name, entry);
     for (const [name, entry] of this.tracked) {
@@ -177,6 +183,7 @@ export class NameWatches {
       entry.watcher = undefined;
     }
     this.reloads.request();
+    return reloaded;
   }
 
   stop(): void {
@@ -244,9 +251,9 @@ export class NameWatches {
     watcher.on('put', (kv) => apply(kv, false));
     watcher.on('delete', (kv) => apply(kv, true));
     // Every watcher shares one stream: one breaking means all may have missed events.
-    watcher.on('disconnected', () => current() && this.resync());
+    watcher.on('disconnected', () => current() && void this.resync());
     // Kept even on stale watchers: an 'error' event nobody listens to would throw.
-    watcher.on('error', () => current() && this.resync());
+    watcher.on('error', () => current() && void this.resync());
     return watcher;
   }
 
@@ -281,6 +288,14 @@ export class NameWatches {
       }
       await this.track(name);
     }
+    if (this.toTrack.size > 0) {
+      // Some went stale meanwhile (another resync): one more round.
+      this.reloads.request();
+      return;
+    }
+    const waiters = this.reloadWaiters;
+    this.reloadWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   private drop(name: string, entry: Entry): void {
