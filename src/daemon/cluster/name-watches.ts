@@ -102,14 +102,16 @@ export class NameWatches {
    * Reads and watches the names not held yet; undefined when all are (no promise on the common
    * path). Errors: Unavailable.
    */
-  load(names: Iterable<string>): Promise<void> | undefined {
+  load(names: readonly string[]): Promise<void> | undefined {
     const waits: Array<Promise<void>> = [];
     for (const name of names) {
       if (this.tracked.has(name) || this.cached.has(name)) continue;
       waits.push(this.read(name));
     }
     if (waits.length === 0) return undefined;
-    return Promise.all(waits).then(() => this.trim());
+    // The names just read stay for the request that asked (even past a tiny capacity).
+    const asked = new Set(names);
+    return Promise.all(waits).then(() => this.trim(asked));
   }
 
   /** Holds `name` as pointing to this daemon's objects: read it when not held. Errors: Unavailable. */
@@ -304,11 +306,11 @@ export class NameWatches {
     this.changed(name, entry, undefined);
   }
 
-  private trim(): void {
+  private trim(keep?: ReadonlySet<string>): void {
     if (this.cached.size <= this.capacity) return;
     for (const [name, entry] of [...this.cached]) {
       if (this.cached.size <= this.capacity) return;
-      if (this.evictable(name)) this.drop(name, entry);
+      if (!keep?.has(name) && this.evictable(name)) this.drop(name, entry);
     }
   }
 }

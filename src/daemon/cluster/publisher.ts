@@ -205,7 +205,7 @@ export class Publisher {
       list.length === 1 ? `publish name ${JSON.stringify(list[0][0])}` : `publish ${list.length} names`,
     );
     let inline: TransactionOperation[] = [...puts.values()];
-    if (inline.length + changes.length > MAX_OPERATIONS_PER_TRANSACTION) {
+    if (inline.length + 2 * changes.length > MAX_OPERATIONS_PER_TRANSACTION) {
       const result = await commitInBatches(this.cluster.connection, inline);
       objects.published(puts, BigInt(result.revision), new Map());
       inline = [];
@@ -314,7 +314,8 @@ function sameLabels(a: Record<string, string>, b: Record<string, string>): boole
   return keys.length === Object.keys(b).length && keys.every((key) => b[key] === a[key]);
 }
 
-const sizeOf = (batch: CommittedBatch): number => batch.records.size + batch.changes.length;
+/** Operations a batch takes: its records, and a name and its pin per change (NameDirectory.put). */
+const sizeOf = (batch: CommittedBatch): number => batch.records.size + 2 * batch.changes.length;
 
 /** Packs units into transactions of at most MAX_OPERATIONS_PER_TRANSACTION operations. */
 function packIntoTransactions(
@@ -323,7 +324,7 @@ function packIntoTransactions(
   const batches: CommittedBatch[] = [];
   let batch: CommittedBatch = { records: new Map(), changes: [] };
   for (const unit of units) {
-    const unitSize = unit.records.size + (unit.change ? 1 : 0);
+    const unitSize = unit.records.size + (unit.change ? 2 : 0);
     if (sizeOf(batch) + unitSize > MAX_OPERATIONS_PER_TRANSACTION && sizeOf(batch) > 0) {
       batches.push(batch);
       batch = { records: new Map(), changes: [] };
