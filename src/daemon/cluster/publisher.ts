@@ -221,7 +221,9 @@ export class Publisher {
   async dropVersion(name: string, version: number): Promise<void> {
     checkName(name);
     requireRegistered(this.cluster, `drop version ${version} of name ${JSON.stringify(name)}`);
-    // The key lives on the lease of whoever holds the object that becomes latest.
+    // The key lives on the lease of whoever holds the object that becomes latest: which one that
+    // is comes from the name, read first when this daemon does not hold it.
+    await this.cluster.names.load([name]);
     const leaseOf = await leaseOfObject(this.cluster, this.cluster.names.versionIds(name));
     await this.cluster.names.dropVersion(name, version, leaseOf);
   }
