@@ -14,7 +14,7 @@ import { PROTOCOL_VERSION, type ReplyEnvelope, type SegmentGrant } from '../prot
 import { native, type PeerCredentials } from '../native';
 import { handlers, isClientKind } from './dispatch';
 import { daemonLog } from './log';
-import { nameRead } from './name-reads';
+import { nameRead, namesRead } from './name-reads';
 import type { DaemonState, RequestContext } from './request-context';
 import type { KindStats } from './request-stats';
 import { FramedConnection } from './framed-connection';
@@ -70,12 +70,16 @@ export class Connection extends FramedConnection {
     const handler = handlers[kind] as (c: RequestContext, b: check.Body) => unknown;
     let result: unknown;
     try {
-      // A cluster daemon that cannot vouch for its names waits to hear from etcd first.
+      // A cluster daemon that cannot vouch for its names waits to hear from etcd first, then
+      // reads the names it does not hold.
       const reads = nameRead(kind, body);
-      const gate = reads === undefined ? undefined : this.host.state.meta.namesCurrent(reads);
-      result = gate
-        ? gate.then(() => handler(scope, check.expectBody(kind, body)))
-        : handler(scope, check.expectBody(kind, body));
+      const { meta } = this.host.state;
+      const gate = reads === undefined ? undefined : meta.namesCurrent(reads);
+      const wanted = namesRead(kind, body);
+      const load = (): Promise<void> | undefined => (wanted.length === 0 ? undefined : meta.loadNames(wanted));
+      const run = (): unknown => handler(scope, check.expectBody(kind, body));
+      const loading = gate ? gate.then(load) : load();
+      result = loading ? loading.then(run) : run();
     } catch (error) {
       stats.failed(error);
       this.answer(scope, { seq, error: toWireError(error) }, stats, started);

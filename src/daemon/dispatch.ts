@@ -250,7 +250,8 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
   },
 
   listNames({ state }, body) {
-    return { names: state.names.list(check.optionalString('listNames', body, 'pattern')) };
+    // A cluster daemon holds only the names it uses: the meta service reads the others.
+    return whenDone(state.meta.listNames(check.optionalString('listNames', body, 'pattern')), (names) => ({ names }));
   },
 
   label({ state }, body) {

@@ -1,6 +1,7 @@
 /**
  * Which client requests read names from the daemon's memory, so that a cluster daemon can
- * hold them back while it cannot vouch for its view of the names (cluster/view-freshness.ts).
+ * hold them back while it cannot vouch for its view of the names (cluster/view-freshness.ts),
+ * and which names, so that it can read the ones it does not hold first (MetaService.loadNames).
  * A request that names an object by id reads no name: an id's contents never change.
  */
 import { isObjectId } from '../protocol/ids';
@@ -25,4 +26,35 @@ export function nameRead(kind: string, body: unknown): string | undefined {
     if (name !== undefined) return `${kind} ${JSON.stringify(name)}`;
   }
   return undefined;
+}
+
+/** Batch requests whose entries (under these fields) carry their own parents. */
+const BATCH_FIELDS = ['blobs', 'objects'];
+
+/**
+ * The names a request reads (getName's name, refs, parents, its entries' parents), to load
+ * before it runs; malformed fields are left to the request's own checks.
+ */
+export function namesRead(kind: string, body: unknown): string[] {
+  const fields = asFields(body);
+  const names: string[] = [];
+  const add = (value: unknown): void => {
+    if (typeof value === 'string' && !isObjectId(value)) names.push(value);
+  };
+  const addAll = (value: unknown): void => {
+    if (Array.isArray(value)) for (const item of value) add(item);
+  };
+  if (NAME_KINDS.has(kind)) add(fields.name);
+  add(fields.ref);
+  addAll(fields.refs);
+  addAll(fields.parents);
+  for (const field of BATCH_FIELDS) {
+    const entries = fields[field];
+    if (Array.isArray(entries)) for (const entry of entries) addAll(asFields(entry).parents);
+  }
+  return names;
+}
+
+function asFields(body: unknown): Record<string, unknown> {
+  return body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {};
 }

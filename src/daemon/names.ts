@@ -184,6 +184,11 @@ export class NameTable {
     return [...this.histories.keys()].filter((name) => !matcher || matcher.test(name)).sort();
   }
 
+  /** Whether a getName waits for `name` now. */
+  waitedOn(name: string): boolean {
+    return this.waiters.has(name);
+  }
+
   /** Stops the waits of a client that went away. */
   cancelWaits(owner: number): void {
     for (const waiting of [...this.waiters.values()]) {

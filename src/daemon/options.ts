@@ -63,6 +63,10 @@ export interface DaemonOptions {
   dataDir?: string;
   /** Versions kept per name (at least 1); older ones are dropped. Default 10. */
   keepVersions?: number;
+  /** In a cluster: names of other daemons' objects kept (and watched) after a read, at most. Default 10,000. */
+  nameCache?: number;
+  /** In a cluster: other daemons' object records kept after a read, at most. Default 10,000. */
+  recordCache?: number;
   /** TCP port for the dashboard, /metrics and /api (0 picks a free one). Default: none. */
   httpPort?: number;
   /** Address the HTTP port binds to; default 127.0.0.1, loopback only. */
@@ -98,6 +102,8 @@ export interface ResolvedOptions {
   spillDir?: string;
   dataDir?: string;
   keepVersions: number;
+  nameCache: number;
+  recordCache: number;
   httpPort?: number;
   httpHost: string;
   logLevel: LogLevel;
@@ -139,6 +145,8 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     spillDir: options.spillDir ?? (options.dataDir === undefined ? undefined : path.join(options.dataDir, 'spill')),
     dataDir: options.dataDir,
     keepVersions: checkKeepVersions(options.keepVersions ?? DEFAULT_KEEP_VERSIONS),
+    nameCache: checkCacheSize('--name-cache', options.nameCache ?? DEFAULT_NAME_CACHE),
+    recordCache: checkCacheSize('--record-cache', options.recordCache ?? DEFAULT_RECORD_CACHE),
     httpPort: options.httpPort === undefined ? undefined : checkPort(options.httpPort, '--http-port'),
     httpHost: options.httpHost ?? DEFAULT_HTTP_HOST,
     logLevel: options.logLevel === undefined ? defaultLogLevel() : checkLogLevel('--log-level', options.logLevel),
@@ -149,6 +157,17 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
 export const DEFAULT_RPC_HOST = '127.0.0.1';
 export const DEFAULT_RPC_TIMEOUT_MS = 15_000;
 export const DEFAULT_HTTP_HOST = '127.0.0.1';
+
+/** As cluster/name-watches.ts and cluster/remote-records.ts (not imported: they load etcd3). */
+export const DEFAULT_NAME_CACHE = 10_000;
+export const DEFAULT_RECORD_CACHE = 10_000;
+
+function checkCacheSize(flag: string, size: number): number {
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new TrellisError('InvalidArgument', `${flag} must be a whole number of entries (0 or more), got ${size}`);
+  }
+  return size;
+}
 
 function checkKeepVersions(keep: number): number {
   if (!Number.isSafeInteger(keep) || keep < 1) {
@@ -213,6 +232,10 @@ export const USAGE = `usage: trellisd [options]
   --lease-ttl S        seconds a dead daemon still looks alive to the others, at least 2 (default ${DEFAULT_LEASE_TTL_SECONDS})
   --data-dir DIR       make persist durable: objects, names and ttls kept here across restarts (default: none)
   --keep-versions N    versions kept per name, older ones dropped (default ${DEFAULT_KEEP_VERSIONS})
+  --name-cache N       in a cluster: other daemons' names kept and watched after a read, at most
+                       (default ${DEFAULT_NAME_CACHE})
+  --record-cache N     in a cluster: other daemons' object records kept after a read, at most
+                       (default ${DEFAULT_RECORD_CACHE})
   --spill-dir DIR      move least-recently-used unheld blobs here when memory is full
                        (default: DATA_DIR/spill with --data-dir, else off)
   --http-port N        serve the dashboard, /metrics and /api on this TCP port (0 picks one) (default: off)
@@ -304,6 +327,12 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
         break;
       case '--keep-versions':
         options.keepVersions = integer(flag, value());
+        break;
+      case '--name-cache':
+        options.nameCache = integer(flag, value());
+        break;
+      case '--record-cache':
+        options.recordCache = integer(flag, value());
         break;
       case '--http-port':
         options.httpPort = integer(flag, value());

@@ -145,6 +145,8 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       table: this.table,
       names: this.names,
       fetchRemote: async (record) => (await this.remote.migrate(record.id)).id,
+      nameCache: this.options.nameCache,
+      recordCache: this.options.recordCache,
     });
   }
 

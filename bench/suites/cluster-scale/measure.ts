@@ -26,6 +26,8 @@ export interface DaemonMemory {
   rssBytes: number;
   /** The longest the daemon's event loop was blocked since the previous scrape (prom-client resets it). */
   eventLoopLagMaxSeconds: number;
+  /** Names the daemon holds in memory (status().names, the trellis_names gauge). */
+  namesHeld: number;
 }
 
 export interface JoinOutcome {
@@ -129,6 +131,7 @@ async function memoryOf(daemon: BenchDaemon): Promise<DaemonMemory> {
     heapUsedBytes: metrics.sum('nodejs_heap_size_used_bytes'),
     rssBytes: metrics.sum('process_resident_memory_bytes'),
     eventLoopLagMaxSeconds: metrics.sum('nodejs_eventloop_lag_max_seconds'),
+    namesHeld: metrics.sum('trellis_names'),
   };
 }
 

@@ -4,10 +4,11 @@
  * them to the local object table. Reads are answered here; writes go through the Publisher and
  * the Unpublisher.
  *
- * etcd is the source of truth for what is shared (DESIGN.md invariant 6). Names and instances
- * are mirrored in memory (every daemon needs them: getName waits on any name); other
- * instances' object records are read from etcd when asked and cached (RemoteRecords), so
- * memory grows with what a daemon uses. Writes go to etcd first and show locally once
+ * etcd is the source of truth for what is shared (DESIGN.md invariant 6). Instances are
+ * mirrored in memory; names are held when used (the names of this daemon's objects, and a
+ * bounded cache of others, each watched: NameDirectory), and other instances' object records
+ * are read from etcd when asked and cached (RemoteRecords), so memory grows with what a daemon
+ * uses. Writes go to etcd first and show locally once
  * committed. While etcd is unreachable, local work goes on and every call that would change
  * what is shared fails at once with Unavailable.
  *
@@ -43,8 +44,9 @@ import { NameDirectory } from './name-directory';
 import { ObjectDirectory } from './object-directory';
 import { Ownership } from './ownership';
 import { Publisher } from './publisher';
-import { instanceObjectsPrefix, NAMES_PREFIX, type CachedRecord } from './records';
-import { RemoteRecords } from './remote-records';
+import { NAMES_CACHED } from './name-watches';
+import { instanceObjectsPrefix, instancePinsPrefix, type CachedRecord } from './records';
+import { REMOTE_RECORDS_CACHED, RemoteRecords } from './remote-records';
 import { Unpublisher } from './unpublisher';
 import { ViewFreshness } from './view-freshness';
 
@@ -74,10 +76,13 @@ export interface LocalParts {
    * it, `getObject(id, { fetch: true })` of a remote object with bytes answers RemoteObject.
    */
   readonly fetchRemote?: (record: CachedRecord, owner: InstanceStatus | undefined) => Promise<string>;
+  /** Other instances' names (--name-cache) and object records (--record-cache) kept at most. */
+  readonly nameCache?: number;
+  readonly recordCache?: number;
 }
 
 export class ClusterMetadata implements MetaService {
-  private readonly namesMirror: PrefixMirror;
+  private readonly pinsMirror: PrefixMirror;
   private readonly ownRecords: PrefixMirror;
   private readonly remoteRecords: RemoteRecords;
   private readonly cluster: ClusterContext;
@@ -113,20 +118,27 @@ export class ClusterMetadata implements MetaService {
   ) {
     const { connection, membership } = link;
     const { table, names } = local;
-    // Every name, but of the object records only this daemon's own (others' are read when asked).
-    this.namesMirror = new PrefixMirror(connection, [NAMES_PREFIX]);
+    // Only this daemon's own records and pins; others' records and names are read when asked.
+    this.pinsMirror = new PrefixMirror(connection, [instancePinsPrefix(membership.instanceId)]);
     this.ownRecords = new PrefixMirror(connection, [instanceObjectsPrefix(membership.instanceId)]);
-    this.remoteRecords = new RemoteRecords(connection);
+    this.remoteRecords = new RemoteRecords(connection, local.recordCache ?? REMOTE_RECORDS_CACHED);
     const objects = new ObjectDirectory(this.ownRecords, this.remoteRecords, table, membership.instanceId, (id) =>
       membership.instance(id),
     );
-    const nameDirectory = new NameDirectory(connection, this.namesMirror, names, membership.instanceId);
+    const nameDirectory = new NameDirectory(
+      connection,
+      this.pinsMirror,
+      names,
+      membership.instanceId,
+      local.nameCache ?? NAMES_CACHED,
+    );
     const expirations = new Expirations((id) => this.unpublisher.expire(id));
     this.cluster = { connection, membership, objects, names: nameDirectory, table, expirations };
     this.ownership = new Ownership(connection, membership, objects, nameDirectory, table, expirations);
     this.unpublisher = new Unpublisher(this.cluster);
     this.publisher = new Publisher(this.cluster, this.ownership, this.unpublisher);
-    this.freshness = new ViewFreshness(connection, membership, this.namesMirror);
+    // Held names may have missed changes while the lease was gone: read again (tracked) or when used.
+    this.freshness = new ViewFreshness(connection, membership, this.pinsMirror, () => nameDirectory.resync());
   }
 
   get instanceId(): number {
@@ -135,7 +147,7 @@ export class ClusterMetadata implements MetaService {
 
   /** Loads the directories and starts following etcd. Errors: Unavailable. */
   async start(): Promise<void> {
-    await Promise.all([this.remoteRecords.start(), this.namesMirror.start(), this.ownRecords.start()]);
+    await Promise.all([this.remoteRecords.start(), this.pinsMirror.start(), this.ownRecords.start()]);
   }
 
   /** Leaves the cluster: revoking the lease removes this daemon's objects and names from it. */
@@ -144,7 +156,8 @@ export class ClusterMetadata implements MetaService {
     this.stopped = true;
     this.cluster.expirations.clear();
     this.ownership.stop();
-    this.namesMirror.stop();
+    this.pinsMirror.stop();
+    this.cluster.names.stop();
     this.ownRecords.stop();
     this.remoteRecords.stop();
     await this.link.membership.leave();
@@ -167,6 +180,18 @@ export class ClusterMetadata implements MetaService {
 
   namesCurrent(what: string): Promise<void> | undefined {
     return this.freshness.whenCurrent(what);
+  }
+
+  loadNames(names: readonly string[]): Promise<void> | undefined {
+    return names.length === 0 ? undefined : this.cluster.names.load(names);
+  }
+
+  listNames(pattern?: string): Promise<string[]> {
+    return this.cluster.names.list(pattern);
+  }
+
+  nameCounts(): { tracked: number; cached: number } {
+    return this.cluster.names.counts;
   }
 
   async adopt(adopted: Adopted): Promise<void> {

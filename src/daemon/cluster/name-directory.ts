@@ -1,7 +1,10 @@
 /**
- * Names, cluster-wide: one namespace in etcd under `names/`, mirrored into each daemon's
- * NameTable (which then answers getName, listNames and getName's waits as before, now for names
- * published anywhere).
+ * Names, cluster-wide: one namespace in etcd under `names/`. A daemon holds in its NameTable
+ * (which answers getName, versions and getName's waits as before) only the names it uses, each
+ * kept current by a watch on its key (NameWatches): the names that point to its objects
+ * (tracked: it learns them from its `pins/<instance>/` keys, which every write pointing a name
+ * at an object puts) and a bounded cache of names it read. A request reads its names first
+ * (`load`); listNames reads `names/` in pages.
  *
  * Every change is one etcd transaction, so two daemons can never both win a name:
  * - a new name is put only if the key does not exist (create revision 0);
@@ -18,6 +21,7 @@
  * daemon's objects disappear with it. `owned` lists the names that publish this daemon's
  * objects: it puts them back after its lease was lost.
  */
+import { EventEmitter } from 'node:events';
 import type { IKeyValue, Namespace } from 'etcd3';
 import { TrellisError } from '../../errors';
 import { instanceOf } from '../../protocol/ids';
@@ -25,9 +29,22 @@ import type { TransactionOperation } from '../metadata/batched-transaction';
 import { commitInBatches, MAX_OPERATIONS_PER_TRANSACTION } from '../metadata/batched-transaction';
 import type { EtcdConnection } from '../metadata/etcd-connection';
 import type { NameTable } from '../names';
-import type { PrefixMirror } from '../metadata/prefix-mirror';
+import type { MirrorEntry, PrefixMirror } from '../metadata/prefix-mirror';
+import { readPaged, prefixRange } from '../metadata/paged-range';
+import { globToRegExp } from '../glob';
 import { nextHistory, withoutObject, withoutVersion, type NameHistory } from '../name-history';
-import { decodeNameHistory, encodeNameHistory, nameKey, nameOfKey, objectKey } from './records';
+import { NameWatches, type WatchedName } from './name-watches';
+import {
+  decodeNameHistory,
+  encodeNameHistory,
+  instancePinsPrefix,
+  nameKey,
+  nameOfKey,
+  nameOfPinKey,
+  NAMES_PREFIX,
+  objectKey,
+  pinKey,
+} from './records';
 
 /** putNames takes at most this many names: they must fit one etcd transaction. */
 export const MAX_NAMES_PER_CALL = MAX_OPERATIONS_PER_TRANSACTION;
@@ -51,13 +68,15 @@ type Observed = { history: NameHistory | undefined; modRevision: string; lease: 
 /** The lease a name's key goes on when `id` becomes its latest (`current`: the lease it is on). */
 export type LeaseOf = (id: string, current: string) => string;
 
-export class NameDirectory {
+export interface NameDirectoryEvents {
+  /** A name that published one of this daemon's objects went (`previous`: as it was). */
+  delete: [key: string, previous: MirrorEntry];
+}
+
+export class NameDirectory extends EventEmitter<NameDirectoryEvents> {
   /** Names that publish this daemon's objects, and the object each publishes. */
   private readonly owned = new Map<string, string>();
-  /**
-   * Every name in the cluster view, by the objects its kept versions point to, and the other way
-   * round.
-   */
+  /** Held names by the objects their kept versions point to, and the other way round. */
   private readonly byId = new Map<string, Set<string>>();
   private readonly targets = new Map<string, string[]>();
   /**
@@ -65,42 +84,126 @@ export class NameDirectory {
    * published again: brought back by a restart on a data dir, or gone with a lost lease.
    */
   private readonly restoring = new Map<string, NameHistory>();
+  private readonly watches: NameWatches;
 
-  /** `mirror` holds `names/` (and may hold other keys, which are ignored). */
+  /** `pins` mirrors this daemon's `pins/<instance>/` keys. */
   constructor(
     private readonly connection: EtcdConnection,
-    readonly mirror: PrefixMirror,
+    readonly pins: PrefixMirror,
     private readonly names: NameTable,
     private readonly instanceId: number,
+    cacheCapacity: number,
   ) {
-    this.mirror.on('put', (key, entry) => {
-      const name = nameOfKey(key);
-      if (name === undefined) return;
-      const history = decodeNameHistory(entry.value);
-      const id = history?.versions[0].id;
-      this.unindex(name);
-      this.restoring.delete(name);
-      this.names.set(name, history);
-      if (id === undefined) return;
-      this.targets.set(
-        name,
-        history!.versions.map((version) => version.id),
-      );
-      for (const version of history!.versions)
-        this.byId.set(version.id, (this.byId.get(version.id) ?? new Set()).add(name));
-      if (instanceOf(id) === this.instanceId) this.owned.set(name, id);
-      else this.owned.delete(name);
+    super();
+    this.watches = new NameWatches(
+      connection,
+      cacheCapacity,
+      (name, before, after) => this.changed(name, before, after),
+      (name) => !this.names.waitedOn(name),
+    );
+    this.pins.on('put', (key) => {
+      const name = nameOfPinKey(key);
+      // A failed read is retried by the watches' reload; the pin stays.
+      if (name !== undefined) this.watches.track(name).catch(() => undefined);
     });
-    this.mirror.on('delete', (key, previous) => {
-      const name = nameOfKey(key);
-      if (name === undefined) return;
-      this.unindex(name);
-      // `owned` keeps it: only an explicit drop (see ClusterMetadata) removes it from there. Its
-      // history too, so that putting it back after a lost lease goes on from its last version.
-      const history = decodeNameHistory(previous.value);
-      if (history && this.owned.get(name) === history.versions[0].id) this.restoring.set(name, history);
-      this.names.set(name, undefined);
+  }
+
+  /** Names held: tracked (pointing to this daemon's objects) and cached. */
+  get counts(): { tracked: number; cached: number } {
+    return { tracked: this.watches.trackedCount, cached: this.watches.cachedCount };
+  }
+
+  /** Reads and watches the names not held yet (undefined: all are). Errors: Unavailable. */
+  load(names: readonly string[]): Promise<void> | undefined {
+    return this.watches.load(names);
+  }
+
+  /** Whether this daemon holds `name` as published. */
+  has(name: string): boolean {
+    return this.watches.get(name)?.history !== undefined;
+  }
+
+  /** Every published name matching the glob, read from etcd in pages, sorted. Errors: Unavailable. */
+  async list(pattern?: string): Promise<string[]> {
+    const matcher = pattern ? globToRegExp(pattern) : undefined;
+    const found: string[] = [];
+    await readPaged(this.connection, 'list names', prefixRange(NAMES_PREFIX), (page) => {
+      for (const kv of page) {
+        const name = nameOfKey(kv.key.toString());
+        if (name !== undefined && (!matcher || matcher.test(name))) found.push(name);
+      }
     });
+    return found.sort();
+  }
+
+  /**
+   * Forgets the cached names and reads the tracked ones again (registered again after a lost
+   * lease); resolves once they are read.
+   */
+  resync(): Promise<void> {
+    return this.watches.resync();
+  }
+
+  stop(): void {
+    this.watches.stop();
+  }
+
+  /**
+   * Puts this daemon's pins of the names it tracks back (they went with a lost lease, as the
+   * names on it did), on `lease`. Errors: Unavailable.
+   */
+  async repin(lease: string): Promise<void> {
+    const operations = this.watches
+      .names()
+      .filter((name) => this.watches.isTracked(name))
+      .map((name): TransactionOperation => ({
+        kind: 'put',
+        key: pinKey(this.instanceId, name),
+        value: '',
+        leaseId: lease,
+      }));
+    if (operations.length > 0) await commitInBatches(this.connection, operations);
+  }
+
+  /**
+   * The names that point to objects of `instances` (their pins, each checked against the name
+   * itself: a pin may be stale), read from etcd, by object id. For deleting other instances'
+   * objects, whose names this daemon need not hold. Errors: Unavailable.
+   */
+  async readPinning(instances: Iterable<number>): Promise<Map<string, string[]>> {
+    const candidates = new Set<string>();
+    for (const instance of new Set(instances)) {
+      if (instance === this.instanceId) {
+        for (const key of this.pins.keys()) candidates.add(nameOfPinKey(key)!);
+        continue;
+      }
+      const prefix = instancePinsPrefix(instance);
+      await readPaged(this.connection, `list pins under ${prefix}`, prefixRange(prefix), (page) => {
+        for (const kv of page) {
+          const name = nameOfPinKey(kv.key.toString());
+          if (name !== undefined) candidates.add(name);
+        }
+      });
+    }
+    const byId = new Map<string, string[]>();
+    const names = [...candidates];
+    const histories = await Promise.all(
+      names.map(async (name) => {
+        const held = this.watches.get(name);
+        if (held) return held.history;
+        const response = await this.connection.run(`read name ${JSON.stringify(name)}`, (kv) =>
+          kv.get(nameKey(name)).exec(),
+        );
+        const kv = response.kvs[0] as IKeyValue | undefined;
+        return kv && decodeNameHistory(kv.value);
+      }),
+    );
+    names.forEach((name, i) => {
+      for (const id of new Set(histories[i]?.versions.map((version) => version.id) ?? [])) {
+        byId.set(id, [...(byId.get(id) ?? []), name]);
+      }
+    });
+    return byId;
   }
 
   /** The object of this daemon that `name` publishes, if it is one of its names. */
@@ -127,14 +230,64 @@ export class NameDirectory {
     if (history) this.restoring.set(name, history);
   }
 
-  /** The objects the kept versions of `name` point to, latest first, as the cluster view shows them. */
+  /** The objects the kept versions of `name` point to, latest first, as this daemon holds it. */
   versionIds(name: string): readonly string[] {
     return this.targets.get(name) ?? [];
   }
 
-  /** Names in the cluster view with a kept version (the latest or an older one) that points to `id`. */
+  /** Held names with a kept version (the latest or an older one) that points to `id`. */
   namesOf(id: string): string[] {
     return [...(this.byId.get(id) ?? [])];
+  }
+
+  /** A held name changed (or came, or went): the NameTable, the indexes and tracking follow. */
+  private changed(name: string, before: WatchedName | undefined, after: WatchedName | undefined): void {
+    const history = after?.history;
+    this.unindex(name);
+    this.names.set(name, history);
+    if (history) {
+      this.restoring.delete(name);
+      this.targets.set(
+        name,
+        history.versions.map((version) => version.id),
+      );
+      for (const version of history.versions)
+        this.byId.set(version.id, (this.byId.get(version.id) ?? new Set()).add(name));
+      const id = history.versions[0].id;
+      if (instanceOf(id) === this.instanceId) this.owned.set(name, id);
+      else this.owned.delete(name);
+    } else if (before?.history && after) {
+      // Deleted in etcd. `owned` keeps it: only an explicit drop removes it from there. Its
+      // history too, so that putting it back after a lost lease goes on from its last version.
+      const previous = before.history;
+      if (this.owned.get(name) === previous.versions[0].id) this.restoring.set(name, previous);
+      this.emit('delete', nameKey(name), {
+        value: encodeNameHistory(previous),
+        lease: before.lease,
+        modRevision: BigInt(before.modRevision),
+      });
+    }
+    if (!after) return;
+    const mine = history?.versions.some((version) => instanceOf(version.id) === this.instanceId) ?? false;
+    if (mine || !this.watches.isTracked(name)) return;
+    this.watches.untrack(name);
+    this.dropStalePin(name);
+  }
+
+  /** The name no longer points to this daemon's objects: its pin goes, unless put again meanwhile. */
+  private dropStalePin(name: string): void {
+    const key = pinKey(this.instanceId, name);
+    const pin = this.pins.get(key);
+    if (!pin) return;
+    const revision = String(pin.modRevision);
+    void this.connection
+      .run(`drop the pin of name ${JSON.stringify(name)}`, (kv) =>
+        kv.if(key, 'Mod', '==', revision).then(kv.delete().key(key)).commit(),
+      )
+      .then((response) => {
+        if (response.succeeded) this.pins.applyLocal(key, undefined, BigInt(response.header.revision));
+      })
+      .catch(() => undefined);
   }
 
   /**
@@ -186,8 +339,9 @@ export class NameDirectory {
 
   /**
    * Takes the versions that point to `ids` (objects a forced delete takes away) out of every
-   * name that has one, in compare-and-swaps: an earlier version may become latest (the key moves
-   * to `leaseOf` its object), and a name left with none is deleted. `records` go in the same
+   * name that has one (`namesOf`: by default the names held here), in compare-and-swaps: an
+   * earlier version may become latest (the key moves to `leaseOf` its object), and a name left
+   * with none is deleted. `records` go in the same
    * transaction when they fit, else after. Returns the revision of the last write.
    * Errors: Conflict (kept changing), Unavailable.
    */
@@ -195,9 +349,10 @@ export class NameDirectory {
     ids: readonly string[],
     records: readonly TransactionOperation[],
     leaseOf: LeaseOf,
+    namesOf: (id: string) => string[] = (id) => this.namesOf(id),
   ): Promise<bigint | undefined> {
     const doomed = new Set(ids);
-    const names = [...new Set(ids.flatMap((id) => this.namesOf(id)))];
+    const names = [...new Set(ids.flatMap((id) => namesOf(id)))];
     let revision: bigint | undefined;
     for (let start = 0; start < names.length; start += MAX_NAMES_PER_CALL) {
       const chunk = names.slice(start, start + MAX_NAMES_PER_CALL);
@@ -240,7 +395,7 @@ export class NameDirectory {
       if (owned !== undefined && !this.owned.has(name)) this.owned.set(name, owned);
       throw error;
     }
-    this.mirror.applyLocal(key, undefined, BigInt(response.header.revision));
+    if (this.watches.get(name)) this.watches.applyLocal(name, undefined, '0', BigInt(response.header.revision), false);
     return Number(response.deleted) > 0;
   }
 
@@ -260,12 +415,9 @@ export class NameDirectory {
   ): Promise<{ revision: bigint; written: Map<string, NameHistory | undefined> }> {
     const observed = new Map<string, Observed>();
     for (const name of names) {
-      const entry = this.mirror.get(nameKey(name));
-      const seen = entry && {
-        history: decodeNameHistory(entry.value),
-        modRevision: String(entry.modRevision),
-        lease: entry.lease,
-      };
+      // A name not held is guessed absent: if it is not, the comparison fails and reads it back.
+      const held = this.watches.get(name);
+      const seen = held?.history && { history: held.history, modRevision: held.modRevision, lease: held.lease };
       observed.set(name, seen ?? null);
     }
     // etcd allows as many comparisons as operations; checking objects is a bonus that must fit.
@@ -273,6 +425,17 @@ export class NameDirectory {
     for (let attempt = 1; attempt <= MAX_SWAP_ATTEMPTS; attempt++) {
       // The values to write, computed over what the comparisons below check is still there.
       const next = names.map((name) => compute(name, observed.get(name)!));
+      // Each name pointed at an object pins it for the object's owner, on the same lease as the
+      // name. A pin is only a hint (a stale one is harmless), so pins that do not fit in the
+      // transaction go in one before it.
+      const pins = names.flatMap((name, i): TransactionOperation[] => {
+        const value = next[i];
+        if (!value) return [];
+        const key = pinKey(instanceOf(value.history.versions[0].id), name);
+        return [{ kind: 'put', key, value: '', leaseId: value.lease }];
+      });
+      const inlinePins = records.length + names.length + pins.length <= MAX_OPERATIONS_PER_TRANSACTION ? pins : [];
+      if (inlinePins.length < pins.length) await commitInBatches(this.connection, pins);
       const response = await this.connection.run(what, async (kv) => {
         let txn = kv.if(nameKey(names[0]), ...compareFor(observed.get(names[0])!));
         for (const name of names.slice(1)) txn = txn.and(nameKey(name), ...compareFor(observed.get(name)!));
@@ -280,6 +443,7 @@ export class NameDirectory {
         return txn
           .then(
             ...records.map((operation) => toRequest(kv, operation)),
+            ...inlinePins.map((operation) => toRequest(kv, operation)),
             ...names.map((name, i) => {
               const value = next[i];
               if (!value) return kv.delete().key(nameKey(name));
@@ -297,8 +461,15 @@ export class NameDirectory {
           this.restoring.delete(name);
           // Forgotten before the delete shows, so that it is not taken for a loss.
           if (!value) this.owned.delete(name);
-          const entry = value && { value: encodeNameHistory(value.history), lease: value.lease };
-          this.mirror.applyLocal(nameKey(name), entry, revision);
+          const mine = value?.history.versions.some((version) => instanceOf(version.id) === this.instanceId);
+          // Held first, so that the pin showing up finds it tracked and reads nothing.
+          this.watches.applyLocal(name, value?.history, value?.lease ?? '0', revision, mine ?? false);
+          if (value && instanceOf(value.history.versions[0].id) === this.instanceId)
+            this.pins.applyLocal(
+              pinKey(this.instanceId, name),
+              { value: Buffer.alloc(0), lease: value.lease },
+              revision,
+            );
           written.set(name, value?.history);
         });
         return { revision, written };

@@ -42,7 +42,7 @@ export class Ownership {
     private readonly table: ObjectTable,
     private readonly expirations: Expirations,
   ) {
-    // Two mirrors: this daemon's own object records, and the names.
+    // This daemon's own object records (a mirror), and the names that publish its objects.
     const onDelete = (key: string, previous: MirrorEntry): void => {
       const id = idOfObjectKey(key);
       const name = nameOfKey(key);
@@ -55,7 +55,7 @@ export class Ownership {
       }
     };
     objects.mirror.on('delete', onDelete);
-    names.mirror.on('delete', onDelete);
+    names.on('delete', onDelete);
     membership.on('reregistered', () => this.republish());
   }
 
@@ -124,6 +124,8 @@ export class Ownership {
         }
       }
     }
+    // Pins of names on other leases that still point to objects here went with the old lease.
+    await this.names.repin(lease);
     if (lease !== this.membership.leaseId)
       throw new TrellisError('Unavailable', 'the lease changed while publishing again');
   }
@@ -178,7 +180,7 @@ export class Ownership {
         continue;
       }
       const name = nameOfKey(key);
-      if (name !== undefined && !this.names.mirror.get(key)) this.names.forgetOwned(name);
+      if (name !== undefined && !this.names.has(name)) this.names.forgetOwned(name);
     }
     if (ids.length > 0) this.table.delete(undefined, ids, { deep: false, force: true });
   }

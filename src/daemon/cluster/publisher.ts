@@ -205,7 +205,7 @@ export class Publisher {
       list.length === 1 ? `publish name ${JSON.stringify(list[0][0])}` : `publish ${list.length} names`,
     );
     let inline: TransactionOperation[] = [...puts.values()];
-    if (inline.length + changes.length > MAX_OPERATIONS_PER_TRANSACTION) {
+    if (inline.length + 2 * changes.length > MAX_OPERATIONS_PER_TRANSACTION) {
       const result = await commitInBatches(this.cluster.connection, inline);
       objects.published(puts, BigInt(result.revision), new Map());
       inline = [];
@@ -221,7 +221,9 @@ export class Publisher {
   async dropVersion(name: string, version: number): Promise<void> {
     checkName(name);
     requireRegistered(this.cluster, `drop version ${version} of name ${JSON.stringify(name)}`);
-    // The key lives on the lease of whoever holds the object that becomes latest.
+    // The key lives on the lease of whoever holds the object that becomes latest: which one that
+    // is comes from the name, read first when this daemon does not hold it.
+    await this.cluster.names.load([name]);
     const leaseOf = await leaseOfObject(this.cluster, this.cluster.names.versionIds(name));
     await this.cluster.names.dropVersion(name, version, leaseOf);
   }
@@ -314,7 +316,8 @@ function sameLabels(a: Record<string, string>, b: Record<string, string>): boole
   return keys.length === Object.keys(b).length && keys.every((key) => b[key] === a[key]);
 }
 
-const sizeOf = (batch: CommittedBatch): number => batch.records.size + batch.changes.length;
+/** Operations a batch takes: its records, and a name and its pin per change (NameDirectory.put). */
+const sizeOf = (batch: CommittedBatch): number => batch.records.size + 2 * batch.changes.length;
 
 /** Packs units into transactions of at most MAX_OPERATIONS_PER_TRANSACTION operations. */
 function packIntoTransactions(
@@ -323,7 +326,7 @@ function packIntoTransactions(
   const batches: CommittedBatch[] = [];
   let batch: CommittedBatch = { records: new Map(), changes: [] };
   for (const unit of units) {
-    const unitSize = unit.records.size + (unit.change ? 1 : 0);
+    const unitSize = unit.records.size + (unit.change ? 2 : 0);
     if (sizeOf(batch) + unitSize > MAX_OPERATIONS_PER_TRANSACTION && sizeOf(batch) > 0) {
       batches.push(batch);
       batch = { records: new Map(), changes: [] };

@@ -10,6 +10,9 @@
  *                  it publishes now and its kept versions, newest first (one key, so that one
  *                  transaction checks and writes both), on the lease of the daemon that holds
  *                  the latest object. Older daemons wrote the bare id: read as version 1.
+ *   pins/<instance>/<name>  empty: a hint that the name points (or pointed) to an object of the
+ *                  instance, on that instance's lease, put in the transaction that points the name
+ *                  there (see pinKey). Each daemon watches its own pins only.
  *
  * Both vanish with the owning daemon's lease, so a dead daemon's objects and names leave the
  * cluster view on their own. Records never say where bytes live (segment, offset): a blob may
@@ -24,6 +27,7 @@ import { isParentList, isPlainMap } from '../record-checks';
 export const OBJECTS_PREFIX = 'objects/';
 export const NAMES_PREFIX = 'names/';
 export const REWRITES_PREFIX = 'rewrites/';
+export const PINS_PREFIX = 'pins/';
 
 /** The persisted form of one object; its id is in the key, its owner in the id. */
 export interface ObjectRecord {
@@ -105,6 +109,26 @@ export function relabeledRecord(value: Buffer, labels: Record<string, string>): 
 export function idOfObjectKey(key: string): string | undefined {
   const id = key.startsWith(OBJECTS_PREFIX) ? key.slice(OBJECTS_PREFIX.length) : undefined;
   return isObjectId(id) ? id : undefined;
+}
+
+/**
+ * `pins/<instance>/`: the pins of one instance's objects. Names are not mirrored by every
+ * daemon; a daemon learns which names point to its objects (they pin them against deletes, and
+ * the latest ones it puts back after a lost lease) from these keys, which every write that
+ * points a name at an object puts. A pin may outlive the reference (the name moved on, or went
+ * with another lease): readers check the name itself, and the owner deletes stale ones.
+ */
+export function instancePinsPrefix(instanceId: number): string {
+  return PINS_PREFIX + instanceId.toString(16).padStart(4, '0') + '/';
+}
+
+export const pinKey = (instanceId: number, name: string): string => instancePinsPrefix(instanceId) + name;
+
+/** The name in a `pins/<instance>/<name>` key. */
+export function nameOfPinKey(key: string): string | undefined {
+  if (!key.startsWith(PINS_PREFIX)) return undefined;
+  const slash = key.indexOf('/', PINS_PREFIX.length);
+  return slash < 0 || slash === key.length - 1 ? undefined : key.slice(slash + 1);
 }
 
 /** The name in a `names/<name>` key. */

@@ -8,6 +8,7 @@ import { commitInBatches, type TransactionOperation } from '../metadata/batched-
 import type { DeleteOptions } from '../metadata/meta-service';
 import { leaseOfObject, requireRegistered, type ClusterContext } from './cluster-context';
 import type { NameChange } from './name-directory';
+import { instanceOf } from '../../protocol/ids';
 import { objectKey } from './records';
 
 /** What one publish transaction wrote: records by object id, and name changes. */
@@ -32,13 +33,15 @@ export class Unpublisher {
     const remoteIds = new Set(await objects.view(() => unique.filter((id) => objects.lookup(id) !== undefined)));
     const localIds = unique.filter((id) => !remoteIds.has(id));
     const localDoomed = localIds.length > 0 ? table.planDelete(localIds, options) : [];
-    const remoteDoomed =
-      remoteIds.size > 0 ? await objects.planDelete([...remoteIds], options, (id) => names.namesOf(id)) : [];
+    // Other instances' objects: the names that pin them are read from their owners' pins.
+    const pinning = remoteIds.size > 0 ? await names.readPinning([...remoteIds].map(instanceOf)) : new Map();
+    const namesOf = (id: string): string[] => pinning.get(id) ?? names.namesOf(id);
+    const remoteDoomed = remoteIds.size > 0 ? await objects.planDelete([...remoteIds], options, namesOf) : [];
 
     const unpersist = [...localDoomed.filter((id) => objects.isPersisted(id)), ...remoteDoomed];
     if (unpersist.length > 0) {
       requireRegistered(this.cluster, `delete ${unique.join(', ')}`);
-      await this.removeKeys(unpersist);
+      await this.removeKeys(unpersist, namesOf);
     }
     const deleted = localIds.length > 0 ? table.delete(session, localIds, options) : [];
     return [...deleted, ...remoteDoomed];
@@ -82,16 +85,21 @@ export class Unpublisher {
    * forgotten as this daemon's first, so that the deletes coming back through the watch are not
    * taken for losses; a failed write puts them back. Errors: Conflict, Unavailable.
    */
-  private async removeKeys(ids: readonly string[]): Promise<void> {
+  private async removeKeys(
+    ids: readonly string[],
+    namesOf: (id: string) => string[] = (id) => this.cluster.names.namesOf(id),
+  ): Promise<void> {
     const { objects, table, expirations } = this.cluster;
     const forgottenIds = ids.map((id) => [id, objects.forgetPersisted(id)] as const);
     const operations = ids.map((id): TransactionOperation => ({ kind: 'delete', key: objectKey(id) }));
     let revision: bigint | undefined;
     try {
       const { names } = this.cluster;
-      const candidates = ids.flatMap((id) => names.namesOf(id)).flatMap((name) => names.versionIds(name));
+      // Names not held here (another instance's objects) are read by the swap itself.
+      await names.load([...new Set(ids.flatMap(namesOf))]);
+      const candidates = ids.flatMap(namesOf).flatMap((name) => names.versionIds(name));
       const leaseOf = await leaseOfObject(this.cluster, candidates);
-      revision = await names.dropObjects(ids, operations, leaseOf);
+      revision = await names.dropObjects(ids, operations, leaseOf, namesOf);
     } catch (error) {
       for (const [id, was] of forgottenIds)
         if (was && table.sealedObjectOrUndefined(id)) objects.restorePersisted(id, was.expiresAt);

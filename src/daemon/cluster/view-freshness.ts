@@ -16,18 +16,27 @@ import type { Membership } from '../metadata/membership';
 import type { PrefixMirror } from '../metadata/prefix-mirror';
 
 export class ViewFreshness {
-  /** Registered again after a lost lease; the names are not re-read from etcd yet. */
+  /** Registered again after a lost lease; the pins are not re-read from etcd yet. */
   private resyncPending = false;
+  /** The same for the names held (their reads after a lost lease). */
+  private namesPending = 0;
   private readonly waiters = new Set<() => void>();
 
+  /** `mirror`: this daemon's pins; `resyncNames` reads the held names again, resolving once done. */
   constructor(
     private readonly connection: EtcdConnection,
     private readonly membership: Membership,
     mirror: PrefixMirror,
+    resyncNames: () => Promise<void>,
   ) {
     membership.on('reregistered', () => {
       this.resyncPending = true;
+      this.namesPending++;
       mirror.resync();
+      void resyncNames().then(() => {
+        this.namesPending--;
+        this.wake();
+      });
     });
     membership.on('renewed', () => this.wake());
     mirror.on('synced', () => {
@@ -38,7 +47,7 @@ export class ViewFreshness {
 
   /** Whether cached names can be answered from right now. */
   current(): boolean {
-    return !this.resyncPending && this.membership.leaseSurelyAlive();
+    return !this.resyncPending && this.namesPending === 0 && this.membership.leaseSurelyAlive();
   }
 
   /**
@@ -68,10 +77,11 @@ export class ViewFreshness {
 
   private unavailable(what: string): TrellisError {
     const { instanceId, leaseTtlSeconds } = this.membership;
-    const why = this.resyncPending
-      ? 'it registered again after losing its lease and has not re-read the names from etcd yet'
-      : `its lease was last renewed ${Math.round(this.membership.msSinceRenewal())} ms ago, longer than its ` +
-        `TTL (${leaseTtlSeconds} s): it may have expired, and names may have moved since`;
+    const why =
+      this.resyncPending || this.namesPending > 0
+        ? 'it registered again after losing its lease and has not re-read the names from etcd yet'
+        : `its lease was last renewed ${Math.round(this.membership.msSinceRenewal())} ms ago, longer than its ` +
+          `TTL (${leaseTtlSeconds} s): it may have expired, and names may have moved since`;
     return new TrellisError(
       'Unavailable',
       `cannot ${what}: instance ${instanceId} cannot vouch for its view of the cluster's names, since ${why} ` +

@@ -99,6 +99,14 @@ export class DurableMetadata implements MetaService {
     return this.inner.namesCurrent(what);
   }
 
+  loadNames(names: readonly string[]): Promise<void> | undefined {
+    return this.inner.loadNames(names);
+  }
+
+  listNames(pattern?: string): Pending<string[]> {
+    return this.inner.listNames(pattern);
+  }
+
   adopt(adopted: Adopted): Promise<void> {
     return this.inner.adopt(adopted);
   }

@@ -89,7 +89,13 @@ export class DaemonView {
   /** Sorted by name. Errors: InvalidArgument for a bad pattern. */
   names(query: PageQuery = {}): NamePage {
     const body = query.pattern === undefined ? {} : { pattern: query.pattern };
-    const all = (handlers.listNames(this.ctx, body) as ListNamesReply).names;
+    const reply = handlers.listNames(this.ctx, body) as ListNamesReply | Promise<ListNamesReply>;
+    // A cluster daemon lists names from etcd (a promise): this synchronous page shows the names
+    // it holds (its objects' and those it read) instead.
+    const all =
+      reply instanceof Promise
+        ? (void reply.catch(() => undefined), this.state.names.list(query.pattern))
+        : reply.names;
     const { offset, limit } = pageBounds(query);
     const names = all.slice(offset, offset + limit).map((name) => ({ name, id: this.idOf(name) }));
     return { total: all.length, offset, limit, names };

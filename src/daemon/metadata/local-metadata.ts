@@ -40,6 +40,15 @@ export class LocalMetadata implements MetaService {
     return undefined;
   }
 
+  /** Every name is in the NameTable. */
+  loadNames(): undefined {
+    return undefined;
+  }
+
+  listNames(pattern?: string): string[] {
+    return this.names.list(pattern);
+  }
+
   async adopt(adopted: Adopted): Promise<void> {
     for (const { id, expiresAt } of adopted.objects) {
       this.persisted.add(id);

@@ -75,6 +75,14 @@ export interface MetaService {
    * from etcd again, cluster/view-freshness.ts). Errors: Unavailable.
    */
   namesCurrent(what: string): Promise<void> | undefined;
+  /**
+   * Before a request that reads `names` from memory: undefined when they are all held, else a
+   * promise that resolves once they are (a cluster daemon holds only the names it uses, and
+   * reads the others from etcd, then watches them). Errors: Unavailable.
+   */
+  loadNames(names: readonly string[]): Promise<void> | undefined;
+  /** Published names, sorted; `pattern` is a glob. Errors: Unavailable. */
+  listNames(pattern?: string): Pending<string[]>;
 
   /**
    * Takes up objects and names a restarted daemon put back in its table: schedules their
