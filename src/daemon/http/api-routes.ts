@@ -12,15 +12,19 @@ export interface ApiAnswer {
 }
 
 /** The answer for an /api path, or undefined when there is no such route. */
-export function answerApi(view: DaemonView, path: string, query: URLSearchParams): ApiAnswer | undefined {
+export async function answerApi(
+  view: DaemonView,
+  path: string,
+  query: URLSearchParams,
+): Promise<ApiAnswer | undefined> {
   try {
     switch (path) {
       case '/api/status':
         return { status: 200, body: view.status() };
       case '/api/objects':
-        return { status: 200, body: view.objects(pageQuery(query)) };
+        return { status: 200, body: await view.objects(pageQuery(query)) };
       case '/api/names':
-        return { status: 200, body: view.names(pageQuery(query)) };
+        return { status: 200, body: await view.names(pageQuery(query)) };
       case '/api/instances':
         return { status: 200, body: view.instances() };
       case '/api/streams':
@@ -31,6 +35,8 @@ export function answerApi(view: DaemonView, path: string, query: URLSearchParams
   } catch (error) {
     if (isTrellisError(error, 'InvalidArgument'))
       return { status: 400, body: { error: { code: error.code, message: error.message } } };
+    if (isTrellisError(error, 'Unavailable'))
+      return { status: 503, body: { error: { code: error.code, message: error.message } } };
     throw error;
   }
 }

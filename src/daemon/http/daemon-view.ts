@@ -8,13 +8,7 @@
  * it (a request, a client gone) or a few seconds pass: a dashboard open on 10,000 objects costs
  * one sort a tick at most, and none on an idle daemon.
  */
-import type {
-  ClusterInfoReply,
-  DaemonStatus,
-  ListNamesReply,
-  ListObjectsReply,
-  ObjectSummary,
-} from '../../protocol/messages';
+import type { ClusterInfoReply, DaemonStatus, ObjectSummary } from '../../protocol/messages';
 import { handlers } from '../dispatch';
 import type { DaemonState, RequestContext } from '../request-context';
 import { newSession } from '../session';
@@ -78,34 +72,32 @@ export class DaemonView {
     return handlers.clusterInfo(this.ctx, {}) as ClusterInfoReply;
   }
 
-  /** Newest first. Errors: InvalidArgument for a bad pattern. */
-  objects(query: PageQuery = {}): ObjectPage {
-    const all = this.listObjects(query.pattern);
+  /** Newest first. Errors: InvalidArgument for a bad pattern, Unavailable (a cluster's etcd). */
+  async objects(query: PageQuery = {}): Promise<ObjectPage> {
+    const all = await this.listObjects(query.pattern);
     const { offset, limit } = pageBounds(query);
     const objects = all.slice(offset, offset + limit).map((summary) => this.row(summary));
     return { total: all.length, offset, limit, objects };
   }
 
-  /** Sorted by name. Errors: InvalidArgument for a bad pattern. */
-  names(query: PageQuery = {}): NamePage {
+  /**
+   * Sorted by name; in a cluster, every instance's (read from etcd, and the page's names then
+   * held to show their ids). Errors: InvalidArgument for a bad pattern, Unavailable.
+   */
+  async names(query: PageQuery = {}): Promise<NamePage> {
     const body = query.pattern === undefined ? {} : { pattern: query.pattern };
-    const reply = handlers.listNames(this.ctx, body) as ListNamesReply | Promise<ListNamesReply>;
-    // A cluster daemon lists names from etcd (a promise): this synchronous page shows the names
-    // it holds (its objects' and those it read) instead.
-    const all =
-      reply instanceof Promise
-        ? (void reply.catch(() => undefined), this.state.names.list(query.pattern))
-        : reply.names;
+    const all = (await handlers.listNames(this.ctx, body)).names;
     const { offset, limit } = pageBounds(query);
-    const names = all.slice(offset, offset + limit).map((name) => ({ name, id: this.idOf(name) }));
-    return { total: all.length, offset, limit, names };
+    const page = all.slice(offset, offset + limit);
+    await this.state.meta.loadNames(page);
+    return { total: all.length, offset, limit, names: page.map((name) => ({ name, id: this.idOf(name) })) };
   }
 
   streams(limit = 100): { total: number; streams: StreamSummary[] } {
     return { total: this.state.streams.size, streams: this.state.streams.list(limit) };
   }
 
-  private listObjects(pattern: string | undefined): ObjectSummary[] {
+  private async listObjects(pattern: string | undefined): Promise<ObjectSummary[]> {
     const generation = `${this.state.requestCount()}/${this.state.clientCount()}/${this.state.table.size}`;
     const now = Date.now();
     const last = this.listing;
@@ -113,7 +105,7 @@ export class DaemonView {
       return last.objects;
     const body =
       pattern === undefined ? { limit: Number.MAX_SAFE_INTEGER } : { pattern, limit: Number.MAX_SAFE_INTEGER };
-    const objects = (handlers.listObjects(this.ctx, body) as ListObjectsReply).objects;
+    const { objects } = await handlers.listObjects(this.ctx, body);
     this.listing = { pattern, generation, at: now, objects };
     return objects;
   }

@@ -115,21 +115,21 @@ export class HttpServer {
       return;
     }
     if (url.pathname.startsWith('/api/')) {
-      let answer;
-      try {
-        answer = answerApi(this.view, url.pathname, url.searchParams);
-      } catch (error) {
-        daemonLog().error({ path: url.pathname }, `HTTP ${url.pathname} failed: ${(error as Error).message}`);
-        send(
-          response,
-          500,
-          'application/json',
-          JSON.stringify({ error: { code: 'Internal', message: (error as Error).message } }),
-        );
-        return;
-      }
-      if (answer) send(response, answer.status, 'application/json', JSON.stringify(answer.body));
-      else notFound(response, url.pathname);
+      answerApi(this.view, url.pathname, url.searchParams).then(
+        (answer) => {
+          if (answer) send(response, answer.status, 'application/json', JSON.stringify(answer.body));
+          else notFound(response, url.pathname);
+        },
+        (error: Error) => {
+          daemonLog().error({ path: url.pathname }, `HTTP ${url.pathname} failed: ${error.message}`);
+          send(
+            response,
+            500,
+            'application/json',
+            JSON.stringify({ error: { code: 'Internal', message: error.message } }),
+          );
+        },
+      );
       return;
     }
     const file = this.files.get(url.pathname);

@@ -36,6 +36,8 @@ interface PageState {
 export class LiveFeed {
   private readonly server = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   private readonly pages = new Map<WebSocket, PageState>();
+  /** Pages whose snapshot is being made. */
+  private readonly sending = new Set<WebSocket>();
   private readonly history: MemorySample[] = [];
   private readonly timer: NodeJS.Timeout;
 
@@ -99,29 +101,39 @@ export class LiveFeed {
   }
 
   private send(ws: WebSocket, state: PageState): void {
-    if (ws.readyState !== ws.OPEN || ws.bufferedAmount > MAX_BUFFERED_BYTES) return;
-    ws.send(JSON.stringify(this.snapshot(state)));
+    if (ws.readyState !== ws.OPEN || ws.bufferedAmount > MAX_BUFFERED_BYTES || this.sending.has(ws)) return;
+    // One snapshot at a time per page: a cluster's pages wait on etcd reads.
+    this.sending.add(ws);
+    void this.snapshot(state)
+      .then((snapshot) => {
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(snapshot));
+      })
+      .finally(() => this.sending.delete(ws));
   }
 
-  private snapshot(state: PageState): object {
+  private async snapshot(state: PageState): Promise<object> {
     const status = this.view.status();
     const errors: string[] = [];
-    const attempt = <T>(read: () => T): T | undefined => {
+    const attempt = async <T>(read: () => Promise<T>): Promise<T | undefined> => {
       try {
-        return read();
+        return await read();
       } catch (error) {
         errors.push((error as Error).message);
         return undefined;
       }
     };
+    const [objects, names] = await Promise.all([
+      attempt(() => this.view.objects(state.objects)),
+      attempt(() => this.view.names(state.names)),
+    ]);
     return {
       type: 'snapshot',
       at: Date.now(),
       status,
       sample: this.history[this.history.length - 1],
       cluster: this.view.instances(),
-      objects: attempt(() => this.view.objects(state.objects)),
-      names: attempt(() => this.view.names(state.names)),
+      objects,
+      names,
       streams: this.view.streams(),
       errors,
     };

@@ -1,7 +1,9 @@
 import * as assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { connect } from '../../../src/index';
+import { uniquePrefix, waitFor } from '../../fixtures/cluster';
 import { startTestDaemon, type TestDaemon } from '../../fixtures/daemon';
+import { startEtcd } from '../../fixtures/etcd';
 import { onCleanup } from '../../fixtures/setup';
 
 async function get(daemon: TestDaemon, path: string, headers: Record<string, string> = {}): Promise<Response> {
@@ -196,6 +198,35 @@ describe('the daemon HTTP port (--http-port)', function () {
       );
       assert.equal(first.type, 'history');
     });
+  });
+
+  it('in a cluster, pages objects and names of every instance (read from etcd)', async () => {
+    const etcd = await startEtcd();
+    onCleanup(() => etcd.stop());
+    const args = ['--etcd', etcd.endpoint, '--etcd-prefix', uniquePrefix('http'), '--http-port', '0'];
+    const [one, two] = await Promise.all([startTestDaemon(args), startTestDaemon(args)]);
+    onCleanup(() => Promise.all([one.stop(), two.stop()]));
+    const client = await connect(one.socket);
+    onCleanup(() => client.close());
+    const id = await client.put({ text: 'remote' }, { name: 'api-remote' });
+
+    // The second daemon never read the name: its page reads names from etcd, and their ids.
+    await waitFor(
+      'the second daemon to list the name',
+      async () => (await json(two, '/api/names?pattern=api-*')).total === 1,
+      10_000,
+    );
+    assert.deepEqual(await json(two, '/api/names?pattern=api-*'), {
+      total: 1,
+      offset: 0,
+      limit: 100,
+      names: [{ name: 'api-remote', id }],
+    });
+    const objects = await json(two, '/api/objects?limit=1000');
+    assert.ok(
+      objects.objects.some((object: { id: string }) => object.id === id),
+      `the first daemon's object is on the second's page: ${JSON.stringify(objects)}`,
+    );
   });
 
   it('logs JSON lines on stderr with --log-format json, keeping the ready line on stdout', async () => {
