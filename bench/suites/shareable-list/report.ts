@@ -120,7 +120,13 @@ export function listReport(plan: ListPlan, m: ListMeasurements): SuiteReport {
       m.listBytes,
       vsArray(median(read.cachedPass)),
     ),
-    sampleRow('open', 'client.exists: one request round trip', opened.roundTrip, undefined, `RT = ${formatDuration(rt)}`),
+    sampleRow(
+      'open',
+      'client.exists: one request round trip',
+      opened.roundTrip,
+      undefined,
+      `RT = ${formatDuration(rt)}`,
+    ),
     sampleRow(
       'open',
       'ShareableList.open, steady (released after each, untimed)',
