@@ -71,7 +71,10 @@ export interface ReadResult {
   firstOpen: SampleSet;
   /** Requests the daemon answered for that open (see countRequests). */
   firstOpenRequests: number;
-  /** The first full pass right after it: first touch of the pages, decoding, a cold JIT. */
+  /**
+   * The first full pass after it (a full GC in between, untimed, as before arrayFirst's pass):
+   * first touch of the pages, decoding, a cold JIT.
+   */
   firstPass: SampleSet;
   /** Later passes over the same list: items come from its cache, filled as it was read again. */
   cachedPass: SampleSet;
@@ -105,6 +108,9 @@ function listCommands(client: Client) {
           list = await ShareableList.open(client, name);
         });
       });
+      // As before the array's first pass (arrayFirst): the pass starts with an empty young
+      // generation, so neither side's timing includes collecting what came before it.
+      collectGarbage();
       const firstPass = await sampleOnce(() => readList(list!));
       const cachedPass = await sample(() => readList(list!), { iterations, warmup });
       const blob = await client.getBlob(name);

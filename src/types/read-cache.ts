@@ -1,14 +1,19 @@
 /**
- * ReadCache: the decoded items of an immutable list, kept for the parts of it that are read
- * again. Items are kept in pages of PAGE items, and a page is admitted only once it has been
- * read more times than it holds items, that is, as the list is being read a second time.
+ * ReadCache: the decoded items of an immutable list, read a page of PAGE items at a time when
+ * the list is read in order, and kept for the parts of it that are read again.
  *
- * Why second-touch admission: keeping an item makes the garbage collector copy it out of the
- * young generation, which costs about as much as decoding it again. A single pass over a large
- * list (the common case) should leave nothing behind in the reader's heap and pay no such copies;
- * a list read over and over should cost what a JS array does from its third pass on. Pages rather
- * than one array: one array for a large list would be a large object, which V8 allocates with
- * fresh pages of memory and scans for young items at every minor collection.
+ * Reads in order (an index that starts a page or follows the previous one) decode the whole page
+ * in one loop into a window, and the reads after them are an array load: a fresh process runs
+ * one small loop hot instead of a chain of calls per item, so V8 optimizes the reading early, and
+ * a single pass over a large list keeps nothing but the current window. Reads out of order decode
+ * just their item, so random access never pays for a page.
+ *
+ * A page is kept only once it has been read more times than it holds items, that is, as the list
+ * is being read a second time. Why second-touch admission: keeping an item makes the garbage
+ * collector copy it out of the young generation, which costs about as much as decoding it again.
+ * A list read over and over costs what a JS array does from its third pass on. Pages rather than
+ * one array: one array for a large list would be a large object, which V8 allocates with fresh
+ * pages of memory and scans for young items at every minor collection.
  */
 const PAGE_BITS = 10;
 const PAGE = 2 ** PAGE_BITS;
@@ -21,10 +26,15 @@ export interface ItemSource<T> {
 }
 
 export class ReadCache<T> {
-  /** Admitted pages; undefined in a page marks an item not decoded yet. */
+  /** Admitted pages, whole. */
   private readonly pages: Array<T[] | undefined>;
-  /** Reads of each page before it was admitted. */
+  /** Items of each page decoded before it was admitted. */
   private readonly reads: Uint32Array;
+  /** The page that reads are served from now (-1: none), and its items. */
+  private windowPage = -1;
+  private window: T[] = [];
+  /** The index of the last read the window did not serve, to tell reads in order from others. */
+  private last = -1;
 
   constructor(private readonly source: ItemSource<T>) {
     const pageCount = Math.ceil(source.count / PAGE);
@@ -32,16 +42,49 @@ export class ReadCache<T> {
     this.reads = new Uint32Array(pageCount);
   }
 
-  /** The item at `index`, from the cache or decoded by the source (and kept if its page is admitted). */
+  /** The item at `index` (0 <= index < count; the caller checks). */
   read(index: number): T {
+    if (index >>> PAGE_BITS === this.windowPage) return this.window[index & SLOT_MASK];
+    return this.miss(index);
+  }
+
+  private miss(index: number): T {
     const pageIndex = index >>> PAGE_BITS;
-    let page = this.pages[pageIndex];
-    if (page === undefined) {
-      const items = Math.min(PAGE, this.source.count - (pageIndex << PAGE_BITS));
-      if (++this.reads[pageIndex] <= items) return this.source.itemAt(index);
-      page = this.pages[pageIndex] = new Array<T>(PAGE);
+    const kept = this.pages[pageIndex];
+    if (kept !== undefined) return this.show(pageIndex, kept)[index & SLOT_MASK];
+    const inOrder = (index & SLOT_MASK) === 0 || index === this.last + 1;
+    this.last = index;
+    const items = Math.min(PAGE, this.source.count - (pageIndex << PAGE_BITS));
+    const readBefore = this.reads[pageIndex];
+    if (!inOrder && readBefore < items) {
+      this.reads[pageIndex]++;
+      return this.source.itemAt(index);
     }
-    const kept = page[index & SLOT_MASK];
-    return kept !== undefined ? kept : (page[index & SLOT_MASK] = this.source.itemAt(index));
+    const page = this.decode(pageIndex, items);
+    // A page with an item that does not decode is read an item at a time, so that only that item throws.
+    if (page === undefined) return this.source.itemAt(index);
+    // Read in full before: this is the second time, so keep it.
+    if (readBefore >= items) this.pages[pageIndex] = page;
+    return this.show(pageIndex, page)[index & SLOT_MASK];
+  }
+
+  /** Every item of a page, in one loop; undefined when one of them throws. */
+  private decode(pageIndex: number, items: number): T[] | undefined {
+    const source = this.source;
+    const first = pageIndex << PAGE_BITS;
+    const page = new Array<T>(items);
+    try {
+      for (let i = 0; i < items; i++) page[i] = source.itemAt(first + i);
+    } catch {
+      return undefined;
+    }
+    this.reads[pageIndex] += items;
+    return page;
+  }
+
+  private show(pageIndex: number, page: T[]): T[] {
+    this.windowPage = pageIndex;
+    this.window = page;
+    return page;
   }
 }

@@ -33,6 +33,7 @@
  * is what makes caching decoded items safe.
  */
 import { TrellisError } from '../errors';
+import { decodeAscii, decodeUtf8, viewOf } from './shareable-list-text';
 
 export const SHAREABLE_LIST_TYPENAME = 'trellis::ShareableList';
 
@@ -55,15 +56,6 @@ export const TAG_UTF8 = 5;
 export const TAG_BYTES = 6;
 
 export const FLAG_ASCII = 1;
-
-/**
- * A sealed list's ASCII strings are cut from the text of their group of slots: TEXT_GROUP slots'
- * payloads copied at once, when they span at most MAX_GROUP_TEXT bytes. Cutting a string costs a
- * fraction of a call into Node's decoder; a string the caller keeps keeps its group's text alive.
- */
-const TEXT_GROUP_BITS = 6;
-const TEXT_GROUP = 2 ** TEXT_GROUP_BITS;
-const MAX_GROUP_TEXT = 16 * 1024;
 
 // Field offsets inside the header and inside a slot.
 const MAGIC_AT = 0;
@@ -142,22 +134,15 @@ export class ListBytes {
   /** The memory under `bytes`, kept so that viewing a payload skips the Buffer's getter. */
   private readonly memory: ArrayBufferLike;
 
-  /**
-   * Of a sealed list only: the Latin-1 text of each group of TEXT_GROUP slots' payloads, made
-   * when one of its ASCII strings is first read; null for a group too large to copy whole.
-   */
-  private readonly texts: Array<string | null | undefined> | undefined;
-
   private constructor(
     readonly bytes: Buffer,
     readonly id: string,
     readonly count: number,
-    /** A sealed blob never changes: its bytes are viewed, not copied, and group texts are kept. */
+    /** A sealed blob never changes: its bytes are viewed, not copied. */
     readonly sealed: boolean,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.memory = bytes.buffer;
-    this.texts = sealed ? new Array<string | null | undefined>(Math.ceil(count / TEXT_GROUP)) : undefined;
   }
 
   /** Lays out an empty list of `capacities.length` slots (all null) in zeroed `bytes`. */
@@ -246,7 +231,7 @@ export class ListBytes {
         return this.int64At(offset);
       case TAG_UTF8:
         if ((view.getUint8(at + FLAGS_AT) & FLAG_ASCII) === 0) return decodeUtf8(bytes, offset, end);
-        return this.texts ? this.asciiFromText(index, offset, end) : decodeAscii(bytes, offset, end);
+        return decodeAscii(bytes, offset, end);
       case TAG_BYTES:
         return this.sealed
           ? viewOf(this.memory, bytes.byteOffset + offset, end - offset)
@@ -256,282 +241,12 @@ export class ListBytes {
     }
   }
 
-  /**
-   * An ASCII string cut from its group's text: one copy out of shared memory per group, then a
-   * substring per string, which V8 makes without copying from 13 characters up. A string outside
-   * its group's payloads (possible in a list another writer laid out) is decoded alone.
-   */
-  private asciiFromText(index: number, offset: number, end: number): string {
-    const group = index >>> TEXT_GROUP_BITS;
-    let text = this.texts![group];
-    if (text === undefined) text = this.texts![group] = this.groupText(group);
-    const start = this.view.getUint32(slotAt(group << TEXT_GROUP_BITS) + OFFSET_AT, true);
-    if (text === null || offset < start || end - start > text.length) return decodeAscii(this.bytes, offset, end);
-    return text.substring(offset - start, end - start);
-  }
-
-  /** The payloads of a group's slots as Latin-1 text, or null when they span too many bytes. */
-  private groupText(group: number): string | null {
-    const first = group << TEXT_GROUP_BITS;
-    const last = Math.min(first + TEXT_GROUP, this.count) - 1;
-    const start = this.view.getUint32(slotAt(first) + OFFSET_AT, true);
-    const end = this.view.getUint32(slotAt(last) + OFFSET_AT, true) + this.capacityAt(last);
-    if (end <= start || end > this.bytes.length || end - start > MAX_GROUP_TEXT) return null;
-    return sliceLatin1(this.bytes, start, end);
-  }
-
   /** A number when the int64 is a safe integer, else a bigint. */
   private int64At(offset: number): number | bigint {
     const high = this.view.getInt32(offset + 4, true);
     const value = high * TWO_POW_32 + this.view.getUint32(offset, true);
     // Exact whenever the result is a safe integer; anything else is re-read as a bigint.
     return Number.isSafeInteger(value) ? value : this.view.getBigInt64(offset, true);
-  }
-}
-
-/**
- * The class behind Buffer.from(arrayBuffer, offset, length): Node's FastBuffer, whose prototype
- * is Buffer.prototype, published as Buffer[Symbol.species] so that subarray() makes Buffers.
- * Constructing it directly skips Buffer.from's argument checks, about three quarters of the
- * cost of viewing a few bytes; Buffer.from stays as the fallback.
- */
-type BufferClass = new (memory: ArrayBufferLike, byteOffset: number, length: number) => Buffer;
-
-const species: unknown = (Buffer as unknown as { [Symbol.species]?: unknown })[Symbol.species];
-const ViewBuffer =
-  typeof species === 'function' && species.prototype === Buffer.prototype ? (species as BufferClass) : undefined;
-
-const viewOf: (memory: ArrayBufferLike, byteOffset: number, length: number) => Buffer = ViewBuffer
-  ? (memory, byteOffset, length) => new ViewBuffer(memory, byteOffset, length)
-  : (memory, byteOffset, length) => Buffer.from(memory as ArrayBuffer, byteOffset, length);
-
-/**
- * Node's Buffer methods behind toString('latin1' | 'utf8', start, end), there since Node's early
- * days but not in its type definitions. Calling them skips toString's argument handling, about a
- * fifth of the cost of decoding a short string; toString stays as the fallback.
- */
-interface SliceMethods extends Buffer {
-  latin1Slice(start: number, end: number): string;
-  utf8Slice(start: number, end: number): string;
-}
-
-const hasSliceMethods =
-  typeof (Buffer.prototype as SliceMethods).latin1Slice === 'function' &&
-  typeof (Buffer.prototype as SliceMethods).utf8Slice === 'function';
-
-const sliceLatin1: (bytes: Buffer, start: number, end: number) => string = hasSliceMethods
-  ? (bytes, start, end) => (bytes as SliceMethods).latin1Slice(start, end)
-  : (bytes, start, end) => bytes.toString('latin1', start, end);
-
-const sliceUtf8: (bytes: Buffer, start: number, end: number) => string = hasSliceMethods
-  ? (bytes, start, end) => (bytes as SliceMethods).utf8Slice(start, end)
-  : (bytes, start, end) => bytes.toString('utf8', start, end);
-
-/**
- * Strings of up to SHORT_TEXT UTF-16 units are built in JS, by one String.fromCharCode call
- * with a unit per argument: about 1 ns a unit, where a call into Node's decoders costs about
- * 40 ns at any length. Longer strings go to Node's decoders.
- */
-const SHORT_TEXT = 16;
-
-/** The UTF-16 units of the short UTF-8 string being decoded. */
-const units = new Uint16Array(SHORT_TEXT);
-
-/** ASCII bytes are their own UTF-16 units; Latin-1, Node's cheapest decoder, reads them the same. */
-function decodeAscii(bytes: Buffer, start: number, end: number): string {
-  return end - start <= SHORT_TEXT ? textOf(bytes, start, end - start) : sliceLatin1(bytes, start, end);
-}
-
-/**
- * UTF-8 as Buffer's toString decodes it. Short strings of 1-, 2- and 3-byte sequences (every
- * character of the Basic Multilingual Plane) are decoded here; anything else, including
- * malformed bytes and their replacement characters, is left to Node.
- */
-function decodeUtf8(bytes: Buffer, start: number, end: number): string {
-  if (end - start > 3 * SHORT_TEXT) return sliceUtf8(bytes, start, end);
-  let count = 0;
-  let i = start;
-  while (i < end) {
-    if (count === SHORT_TEXT) return sliceUtf8(bytes, start, end);
-    const lead = bytes[i];
-    if (lead < 0x80) {
-      units[count++] = lead;
-      i += 1;
-    } else if (lead >= 0xc2 && lead <= 0xdf && i + 1 < end && (bytes[i + 1] & 0xc0) === 0x80) {
-      units[count++] = ((lead & 0x1f) << 6) | (bytes[i + 1] & 0x3f);
-      i += 2;
-    } else if (
-      lead >= 0xe0 &&
-      lead <= 0xef &&
-      i + 2 < end &&
-      isSecondOfThree(lead, bytes[i + 1]) &&
-      (bytes[i + 2] & 0xc0) === 0x80
-    ) {
-      units[count++] = ((lead & 0x0f) << 12) | ((bytes[i + 1] & 0x3f) << 6) | (bytes[i + 2] & 0x3f);
-      i += 3;
-    } else {
-      return sliceUtf8(bytes, start, end);
-    }
-  }
-  return textOf(units, 0, count);
-}
-
-/** Whether `byte` may follow `lead` (0xe0 to 0xef): no overlong forms, no surrogates. */
-function isSecondOfThree(lead: number, byte: number): boolean {
-  if (lead === 0xe0) return byte >= 0xa0 && byte <= 0xbf;
-  if (lead === 0xed) return byte >= 0x80 && byte <= 0x9f;
-  return byte >= 0x80 && byte <= 0xbf;
-}
-
-const fromCharCode = String.fromCharCode;
-
-/** The string of the `count` (at most SHORT_TEXT) UTF-16 units starting at c[at]. */
-function textOf(c: ArrayLike<number>, at: number, count: number): string {
-  switch (count) {
-    case 0:
-      return '';
-    case 1:
-      return fromCharCode(c[at]);
-    case 2:
-      return fromCharCode(c[at], c[at + 1]);
-    case 3:
-      return fromCharCode(c[at], c[at + 1], c[at + 2]);
-    case 4:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3]);
-    case 5:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4]);
-    case 6:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5]);
-    case 7:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6]);
-    case 8:
-      return fromCharCode(c[at], c[at + 1], c[at + 2], c[at + 3], c[at + 4], c[at + 5], c[at + 6], c[at + 7]);
-    case 9:
-      return fromCharCode(
-        c[at],
-        c[at + 1],
-        c[at + 2],
-        c[at + 3],
-        c[at + 4],
-        c[at + 5],
-        c[at + 6],
-        c[at + 7],
-        c[at + 8],
-      );
-    case 10:
-      return fromCharCode(
-        c[at],
-        c[at + 1],
-        c[at + 2],
-        c[at + 3],
-        c[at + 4],
-        c[at + 5],
-        c[at + 6],
-        c[at + 7],
-        c[at + 8],
-        c[at + 9],
-      );
-    case 11:
-      return fromCharCode(
-        c[at],
-        c[at + 1],
-        c[at + 2],
-        c[at + 3],
-        c[at + 4],
-        c[at + 5],
-        c[at + 6],
-        c[at + 7],
-        c[at + 8],
-        c[at + 9],
-        c[at + 10],
-      );
-    case 12:
-      return fromCharCode(
-        c[at],
-        c[at + 1],
-        c[at + 2],
-        c[at + 3],
-        c[at + 4],
-        c[at + 5],
-        c[at + 6],
-        c[at + 7],
-        c[at + 8],
-        c[at + 9],
-        c[at + 10],
-        c[at + 11],
-      );
-    case 13:
-      return fromCharCode(
-        c[at],
-        c[at + 1],
-        c[at + 2],
-        c[at + 3],
-        c[at + 4],
-        c[at + 5],
-        c[at + 6],
-        c[at + 7],
-        c[at + 8],
-        c[at + 9],
-        c[at + 10],
-        c[at + 11],
-        c[at + 12],
-      );
-    case 14:
-      return fromCharCode(
-        c[at],
-        c[at + 1],
-        c[at + 2],
-        c[at + 3],
-        c[at + 4],
-        c[at + 5],
-        c[at + 6],
-        c[at + 7],
-        c[at + 8],
-        c[at + 9],
-        c[at + 10],
-        c[at + 11],
-        c[at + 12],
-        c[at + 13],
-      );
-    case 15:
-      return fromCharCode(
-        c[at],
-        c[at + 1],
-        c[at + 2],
-        c[at + 3],
-        c[at + 4],
-        c[at + 5],
-        c[at + 6],
-        c[at + 7],
-        c[at + 8],
-        c[at + 9],
-        c[at + 10],
-        c[at + 11],
-        c[at + 12],
-        c[at + 13],
-        c[at + 14],
-      );
-    case 16:
-      return fromCharCode(
-        c[at],
-        c[at + 1],
-        c[at + 2],
-        c[at + 3],
-        c[at + 4],
-        c[at + 5],
-        c[at + 6],
-        c[at + 7],
-        c[at + 8],
-        c[at + 9],
-        c[at + 10],
-        c[at + 11],
-        c[at + 12],
-        c[at + 13],
-        c[at + 14],
-        c[at + 15],
-      );
-    default:
-      throw new RangeError(`textOf: ${count} units, more than ${SHORT_TEXT}`);
   }
 }
 

@@ -1,7 +1,9 @@
 /**
- * The ShareableList layout reader (types/shareable-list-layout.ts) over bytes another process
- * wrote: arbitrary bytes, and real lists with bytes overwritten, open and read as items or as a
- * TypeMismatch, never a RangeError or a read outside the blob.
+ * The ShareableList layout readers over bytes another process wrote: arbitrary bytes, and real
+ * lists with bytes overwritten, open and read as items or as a TypeMismatch, never a RangeError
+ * or a read outside the blob. Both readers: the general one (ListBytes.itemAt, in
+ * types/shareable-list-layout.ts) and the fast one frozen lists use (SealedListReader), which must
+ * read every slot as the general one does.
  */
 import * as assert from 'node:assert/strict';
 import * as fc from 'fast-check';
@@ -14,6 +16,7 @@ import {
   ListBytes,
   type EncodedItem,
 } from '../../src/types/shareable-list-layout';
+import { SealedListReader } from '../../src/types/shareable-list-reader';
 import { check, onlyTyped, runs } from './properties';
 
 const MAX_ITEMS_READ = 300;
@@ -39,17 +42,38 @@ function listOf(items: unknown[]): Buffer {
   return bytes;
 }
 
-/** Opens and reads every item (up to a bound); the blob is padded with a guard that must stay unread. */
+/**
+ * Opens and reads every item (up to a bound) with both readers, which must agree, item or error;
+ * the blob is padded with a guard that must stay unread.
+ */
 function readAll(bytes: Buffer): void {
   const list = ListBytes.open(bytes, 'fuzz');
+  const fast = SealedListReader.over(list);
+  assert.ok(fast, 'guarded() places the list 8-aligned');
   for (let i = 0; i < Math.min(list.count, MAX_ITEMS_READ); i++) {
-    const value = list.itemAt(i);
+    const value = outcome(() => fast.itemAt(i));
+    assert.deepEqual(
+      value,
+      outcome(() => list.itemAt(i)),
+      `slot ${i}: SealedListReader against ListBytes.itemAt`,
+    );
     if (Buffer.isBuffer(value)) {
       // A bytes item must lie inside the list's own bytes, not in the memory around them.
       assert.ok(
         value.byteOffset >= bytes.byteOffset && value.byteOffset + value.length <= bytes.byteOffset + bytes.length,
       );
     }
+  }
+  // The errors, now that both readers agree on them.
+  for (let i = 0; i < Math.min(list.count, MAX_ITEMS_READ); i++) fast.itemAt(i);
+}
+
+/** A read's item, or the error it threw (as its message), so that two readers can be compared. */
+function outcome(read: () => unknown): unknown {
+  try {
+    return read();
+  } catch (error) {
+    return { threw: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
   }
 }
 
@@ -104,7 +128,12 @@ describe('fuzz: ShareableList layout reader', () => {
     check(
       fc.property(fc.array(item, { maxLength: 30 }), (items) => {
         const list = ListBytes.open(guarded(listOf(items)), 'fuzz');
+        const fast = SealedListReader.over(list)!;
         const read = items.map((_, i) => list.itemAt(i));
+        assert.deepEqual(
+          items.map((_, i) => fast.itemAt(i)),
+          read,
+        );
         const expected = items.map((v) =>
           typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
             ? Number(v)

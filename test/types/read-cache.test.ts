@@ -35,10 +35,37 @@ describe('ReadCache', () => {
   it('admits only the pages that are read again', () => {
     const source = countingSource(4096);
     const cache = new ReadCache(source);
+    for (let pass = 0; pass < 3; pass++) for (let i = 0; i < 2048; i++) cache.read(i);
+    assert.equal(source.decodes, 4096, 'pages 0 and 1: decoded by two passes, kept from the second');
+    cache.read(3000);
+    cache.read(3000);
+    assert.equal(source.decodes, 4098, 'a page read twice is far from read more times than it holds');
+    for (let i = 0; i < 2048; i++) assert.equal(cache.read(i), `item ${i}`);
+    assert.equal(source.decodes, 4098, 'the kept pages still serve');
+  });
+
+  it('serves reads of the current page again without decoding them', () => {
+    const source = countingSource(1500);
+    const cache = new ReadCache(source);
     for (let pass = 0; pass < 3; pass++) for (let i = 0; i < 1024; i++) cache.read(i);
-    assert.equal(source.decodes, 2048);
-    cache.read(2000);
-    cache.read(2000);
-    assert.equal(source.decodes, 2050, 'a page read twice is far from read more times than it holds');
+    assert.equal(source.decodes, 1024);
+  });
+
+  it('decodes a page at a time only for reads in order; reads in no order decode their item alone', () => {
+    const count = 5000;
+    const source = countingSource(count);
+    const cache = new ReadCache(source);
+    // Scattered reads, each on another page than the one before: one decode each.
+    const scattered = [4100, 17, 3333, 1500, 2900, 42, 4999];
+    for (const i of scattered) assert.equal(cache.read(i), `item ${i}`);
+    assert.equal(source.decodes, scattered.length);
+    // A pass from the middle of a page: the first read alone, the next one decodes its page.
+    source.decodes = 0;
+    for (let i = 2500; i < 2600; i++) assert.equal(cache.read(i), `item ${i}`);
+    assert.equal(source.decodes, 1 + 1024);
+    // The last, partial page decodes only the items it has.
+    source.decodes = 0;
+    for (let i = 4096; i < count; i++) assert.equal(cache.read(i), `item ${i}`);
+    assert.equal(source.decodes, count - 4096);
   });
 });

@@ -127,7 +127,7 @@ describe('ShareableList layout', () => {
     for (let pass = 0; pass < 3; pass++) assert.deepEqual(list.toArray(), [first, second], `pass ${pass + 1}`);
   });
 
-  it('reads ASCII strings of short and long slots, in groups small and too large to copy whole', async () => {
+  it('reads ASCII strings of short and long slots, with and without spare capacity, pass after pass', async () => {
     const strings = Array.from({ length: 200 }, (_, i) =>
       i % 3 === 0 ? `s${i}` : `a longer ascii string, number ${i}`,
     );

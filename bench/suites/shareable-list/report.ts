@@ -67,70 +67,65 @@ export function listReport(plan: ListPlan, m: ListMeasurements): SuiteReport {
   const vsColdArray = (ns: number) => `${formatRatio(ns / coldArray)} cold array`;
   const firstOpenAndPass = sum(read.firstOpen, read.firstPass);
   const copy = only(m.copied.firstDeserializeAndRead);
-  const readSection = `read all ${plan.items} items of a frozen list another process made (${formatBytes(m.listBytes)})`;
+  const cold = `cold: a fresh process, one sample a run (all ${plan.items} items, ${formatBytes(m.listBytes)} list)`;
+  const warm = `warm: in the reader after its warm-up passes, medians (all ${plan.items} items)`;
   const rows: Row[] = [
     sampleRow(
-      'baseline',
-      'plain JS array of the same items, one pass (warm: in the reader, after its passes)',
-      read.arrayPass,
-      undefined,
-      'array',
-    ),
-    sampleRow(
-      'baseline',
-      'plain JS array of the same items, first pass in a fresh process (cold JIT)',
+      cold,
+      'baseline: plain JS array of the same items (made untimed), first pass',
       m.coldArray,
       undefined,
       'cold array',
     ),
     sampleRow(
-      'baseline',
-      'client.exists: one request round trip',
-      opened.roundTrip,
+      cold,
+      'ShareableList.open, the first in the process',
+      read.firstOpen,
       undefined,
-      `RT = ${formatDuration(rt)}`,
+      `${(only(read.firstOpen) / rt).toFixed(1)} RT, ${read.firstOpenRequests} request(s)`,
     ),
     sampleRow(
-      readSection,
+      cold,
+      'first pass after it: get(i) of every item (decode, first touch, cold JIT)',
+      read.firstPass,
+      m.listBytes,
+      `${vsColdArray(only(read.firstPass))}, ${vsArray(only(read.firstPass))}`,
+    ),
+    sampleRow(
+      cold,
+      'first open + first pass',
+      firstOpenAndPass,
+      m.listBytes,
+      `${vsColdArray(only(firstOpenAndPass))}, ${formatRatio(only(firstOpenAndPass) / copy)} copying in`,
+    ),
+    sampleRow(
+      cold,
+      'copy the items in instead: v8.deserialize + first pass',
+      m.copied.firstDeserializeAndRead,
+      undefined,
+      `${vsColdArray(copy)}, ${vsArray(copy)}`,
+    ),
+    sampleRow(warm, 'baseline: plain JS array of the same items, one pass', read.arrayPass, undefined, 'array'),
+    sampleRow(
+      warm,
       'every item decoded from shared memory (new list object a pass)',
       read.decodingPass,
       m.listBytes,
       vsArray(median(read.decodingPass)),
     ),
     sampleRow(
-      readSection,
+      warm,
       'later passes over one list (read again: items cached)',
       read.cachedPass,
       m.listBytes,
       vsArray(median(read.cachedPass)),
     ),
     sampleRow(
-      readSection,
-      'first open in a fresh process',
-      read.firstOpen,
+      'open',
+      'client.exists: one request round trip',
+      opened.roundTrip,
       undefined,
-      `${(only(read.firstOpen) / rt).toFixed(1)} RT, ${read.firstOpenRequests} request(s)`,
-    ),
-    sampleRow(
-      readSection,
-      'first pass after it (cold: decode, first touch, cold JIT)',
-      read.firstPass,
-      m.listBytes,
-      `${vsColdArray(only(read.firstPass))}, ${vsArray(only(read.firstPass))}`,
-    ),
-    sampleRow(
-      readSection,
-      'first open + first pass',
-      firstOpenAndPass,
-      m.listBytes,
-      `${vsArray(only(firstOpenAndPass))}, ${formatRatio(only(firstOpenAndPass) / copy)} copying in`,
-    ),
-    sampleRow(
-      'copy the items in instead (fresh process)',
-      'v8.deserialize + first pass',
-      m.copied.firstDeserializeAndRead,
-      undefined,
-      vsArray(copy),
+      `RT = ${formatDuration(rt)}`,
     ),
     sampleRow(
       'open',
@@ -191,6 +186,9 @@ function notes(plan: ListPlan, m: ListMeasurements, rt: number): string[] {
     'A decoding pass is bounded by making the JS values themselves (strings, floats, bigints, Buffers), which the array pass finds made.',
     "Requests per open come from the daemon's request count (status().requests) around the open, nothing else talking to it meanwhile.",
     "The first open now follows two status requests (for that count), so it measures the open, not the process's first request.",
+    'Cold rows: each side a fresh Node process (the list read in a process other than its writer), pinned to the same CPU; ' +
+      'a full GC, untimed, right before the first pass on both sides, so the pass times the reads (and their own GC) only. ' +
+      'The list side runs the ShareableList code cold; the array side finds its items made. One sample a run: take the median of runs.',
     `faults/op and gc ms count only inside timed windows. p99 is shown from ${MIN_SAMPLES_FOR_P99} samples up.`,
   ];
 }

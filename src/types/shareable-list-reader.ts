@@ -1,0 +1,121 @@
+/**
+ * SealedListReader: the fast way to read items of a sealed (frozen) ShareableList.
+ *
+ * A fresh reader process meets this code cold: V8 interprets it until it has run enough to be
+ * optimized, and a first pass over a large list is mostly spent before that. So the common items
+ * are read in a small method (itemAt) with few bytecodes each, through typed arrays over the blob
+ * (an element load, where a DataView read is a call) and with no allocation for null, booleans
+ * and numbers that fit a small integer. Anything unusual (an unaligned or out-of-range payload,
+ * an unknown tag) goes to the layout's general reader, ListBytes.itemAt, which decodes
+ * every case and reports a corrupt slot; the fast path never decides an error itself.
+ *
+ * Strings are decoded by Node's native decoders, whose cost is the same from the first call: JS
+ * decoders are faster once optimized, but a fresh process interprets them for most of a first
+ * pass, and compiling them competes with the pass for the CPU.
+ */
+import type { ItemSource } from './read-cache';
+import {
+  FLAG_ASCII,
+  HEADER_BYTES,
+  SLOT_BYTES,
+  TAG_BYTES,
+  TAG_FLOAT64,
+  TAG_INT64,
+  TAG_NULL,
+  TAG_TRUE,
+  TAG_UTF8,
+  type ListBytes,
+  type ShareableItem,
+} from './shareable-list-layout';
+import { sliceLatin1, sliceUtf8, viewOf } from './shareable-list-text';
+
+// Imported constants are read once here: esbuild's CommonJS output (tsx, the tests, the bench)
+// turns each use of an import into a getter call, which the interpreter pays on every item.
+const NULL = TAG_NULL;
+const TRUE = TAG_TRUE;
+const INT64 = TAG_INT64;
+const FLOAT64 = TAG_FLOAT64;
+const UTF8 = TAG_UTF8;
+const BYTES = TAG_BYTES;
+const ASCII_BIT = FLAG_ASCII << 8;
+const latin1 = sliceLatin1;
+const utf8 = sliceUtf8;
+const view = viewOf;
+
+/** A slot's four u32 words: tag and flags, length, offset, capacity. */
+const SLOT_WORDS = SLOT_BYTES / 4;
+const FIRST_SLOT_WORD = HEADER_BYTES / 4;
+const LENGTH_WORD = 1;
+const OFFSET_WORD = 2;
+
+const TWO_POW_32 = 2 ** 32;
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+/** Typed arrays read the platform's byte order; the layout is little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+export class SealedListReader implements ItemSource<ShareableItem> {
+  readonly count: number;
+  private readonly bytes: Buffer;
+  /** The blob as u32, i32 and f64 elements (each as many as fit whole). */
+  private readonly words: Uint32Array;
+  private readonly signedWords: Int32Array;
+  private readonly floats: Float64Array;
+  /** For int64s past 2^53, which come back as bigints. */
+  private readonly view: DataView;
+  private readonly memory: ArrayBufferLike;
+  private readonly base: number;
+  private readonly size: number;
+
+  private constructor(private readonly slots: ListBytes) {
+    const bytes = slots.bytes;
+    this.count = slots.count;
+    this.bytes = bytes;
+    this.memory = bytes.buffer;
+    this.base = bytes.byteOffset;
+    this.size = bytes.length;
+    this.words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+    this.signedWords = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+    this.floats = new Float64Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 3);
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  }
+
+  /**
+   * A fast reader over a sealed list, or undefined when typed arrays cannot view its bytes: a
+   * big-endian machine, or bytes not 8-aligned in memory (the store aligns blobs to 64 bytes, so
+   * only a caller's own buffer can be). Read such a list with slots.itemAt.
+   */
+  static over(slots: ListBytes): SealedListReader | undefined {
+    if (!slots.sealed || !LITTLE_ENDIAN || slots.bytes.byteOffset % 8 !== 0) return undefined;
+    return new SealedListReader(slots);
+  }
+
+  /** The item at `index` (0 <= index < count; the caller checks). Errors: TypeMismatch (a corrupt slot). */
+  itemAt(index: number): ShareableItem {
+    const words = this.words;
+    const at = FIRST_SLOT_WORD + SLOT_WORDS * index;
+    const head = words[at];
+    const tag = head & 0xff;
+    if (tag <= TRUE) return tag === NULL ? null : tag === TRUE;
+    const offset = words[at + OFFSET_WORD];
+    if (tag === INT64) {
+      if ((offset & 7) === 0 && offset + 8 <= this.size) {
+        const word = offset >>> 2;
+        const value = this.signedWords[word + 1] * TWO_POW_32 + words[word];
+        // Exact whenever it is a safe integer; anything else is re-read as a bigint.
+        return value <= MAX_SAFE && value >= -MAX_SAFE ? value : this.view.getBigInt64(offset, true);
+      }
+      return this.slots.itemAt(index);
+    }
+    if (tag === FLOAT64) {
+      return (offset & 7) === 0 && offset + 8 <= this.size ? this.floats[offset >>> 3] : this.slots.itemAt(index);
+    }
+    const end = offset + words[at + LENGTH_WORD];
+    if (end > this.size) return this.slots.itemAt(index);
+    if (tag === UTF8) {
+      return (head & ASCII_BIT) !== 0 ? latin1(this.bytes, offset, end) : utf8(this.bytes, offset, end);
+    }
+    if (tag === BYTES) return view(this.memory, this.base + offset, end - offset);
+    return this.slots.itemAt(index);
+  }
+}
