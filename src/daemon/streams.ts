@@ -5,12 +5,12 @@
  * - A reader waits for chunks not written yet; after finish it drains and gets `end`; after
  *   fail it gets StreamFailed with the reason.
  * - A chunk is deleted once read: when the reader asks for the next one, closes, or goes away.
- * - Recycling: a ByteStream chunk (one blob) that the reader has moved past and nobody else holds
- *   is not freed but becomes a new unsealed blob of its writer, handed over with the answer to
- *   the writer's next write. Steady-state writes then go into memory the writer has already
- *   touched (a fresh page costs a fault, and far more on a VM with shadow paging), and need no
- *   createBlobs. Chunks read with `keep` are never recycled; unused recycled blobs go back when
- *   the writer finishes, fails or goes away.
+ * - Recycling: a ByteStream chunk (one blob) that the reader has moved past and nobody else holds,
+ *   of the size the writer wrote last, is not freed but becomes a new unsealed blob of its writer,
+ *   handed over with the answer to the writer's next write. Steady-state writes then go into
+ *   memory the writer has already touched (a fresh page costs a fault, and far more on a VM with
+ *   shadow paging), and need no createBlobs. Chunks read with `keep` are never recycled; unused
+ *   recycled blobs go back when the writer finishes, fails or goes away.
  * - A reader may read one chunk ahead (`ahead`): it asks for chunk n+1 as soon as chunk n is
  *   handed to its caller, so the next chunk travels while this one is used. Then a read frees
  *   the chunk before the newest, and the newest chunk, until the next read, has not reached the
@@ -85,6 +85,8 @@ interface Stream {
   /** Chunks recycled into unsealed blobs of the writer, not yet handed to it. */
   recycled: BlobLocation[];
   recycledBytes: number;
+  /** The size of the chunk written last: only chunks of that size are recycled. */
+  lastWrittenBytes: number;
   /** Chunks given to the reader and not deleted yet, oldest first: one, or two when it reads ahead. */
   readonly delivered: DeliveredChunk[];
   pendingRead?: { resolve(reply: ReadChunkReply): void; reject(error: Error): void; keep: boolean; ahead: boolean };
@@ -153,6 +155,7 @@ export class StreamTable {
       pendingWrites: [],
       recycled: [],
       recycledBytes: 0,
+      lastWrittenBytes: -1,
       delivered: [],
       holders: new Set([session]),
     });
@@ -203,6 +206,7 @@ export class StreamTable {
       const recyclable = object.blob && seal.length === 1 && seal[0] === chunk;
       stream.queue.push({ id: chunk, nbytes: object.nbytes, recyclable });
       stream.queuedBytes += object.nbytes;
+      stream.lastWrittenBytes = object.nbytes;
     }
     this.deliver(stream);
     if (stream.queuedBytes <= this.maxBufferedBytes) return;
@@ -365,6 +369,8 @@ export class StreamTable {
   private recycle(stream: Stream, chunk: DeliveredChunk): boolean {
     const writer = stream.writer;
     if (!chunk.recyclable || !writer || stream.state !== 'open') return false;
+    // A writer whose chunks change size would only give a blob of another size back.
+    if (chunk.nbytes !== stream.lastWrittenBytes) return false;
     if (stream.recycledBytes + chunk.nbytes > MAX_RECYCLED_BYTES) return false;
     const blob = this.table.recycle(stream.reader, chunk.id, writer);
     if (!blob) return false;

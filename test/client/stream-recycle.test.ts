@@ -53,7 +53,10 @@ describe('streams: chunks recycled into the writer', function () {
     assert.equal(count, 400);
     assert.deepEqual(await writer.next(), { written: 400 });
     const created = (await createBlobsRequests(daemon)) - createdBefore;
-    assert.ok(created < 100, `the writer reused chunks instead of creating 400 blobs (${created} createBlobs requests)`);
+    assert.ok(
+      created < 100,
+      `the writer reused chunks instead of creating 400 blobs (${created} createBlobs requests)`,
+    );
     const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
     assert.equal(after.memoryUsage, baseline.memoryUsage, 'recycled blobs the writer did not use went back');
     assert.equal(after.objects, baseline.objects);
