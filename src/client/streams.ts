@@ -184,8 +184,9 @@ export class StreamWriter {
         () => this.sent(batch.length),
         (error) => {
           this.failure ??= error;
-          // Nothing more goes out: the blobs written meanwhile go back.
-          for (const entry of this.unsent.splice(0)) if (entry.blob) void this.abortQuietly(entry.blob);
+          // Nothing more goes out: the blobs of this batch (unless the daemon sealed them before
+          // it failed) and those written meanwhile go back.
+          for (const entry of [...batch, ...this.unsent.splice(0)]) if (entry.blob) void this.abortQuietly(entry.blob);
           this.unanswered = 0;
           this.sending = undefined;
         },
