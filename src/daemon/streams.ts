@@ -39,8 +39,9 @@ export const STREAM_TYPENAMES = [
 type WriterState = 'unopened' | 'open' | 'finished' | 'failed';
 
 /**
- * Recycled blobs a stream keeps for its writer between two writes, at most: a writer that falls
- * behind (or stops writing without finishing) holds at most this much memory it did not ask for.
+ * Recycled blobs a stream keeps for its writer between two writes, at most (or one chunk, if
+ * larger): a writer that falls behind (or stops writing without finishing) holds at most this
+ * much memory it did not ask for.
  */
 const MAX_RECYCLED_BYTES = 16 * 1024 * 1024;
 
@@ -371,7 +372,8 @@ export class StreamTable {
     if (!chunk.recyclable || !writer || stream.state !== 'open') return false;
     // A writer whose chunks change size would only give a blob of another size back.
     if (chunk.nbytes !== stream.lastWrittenBytes) return false;
-    if (stream.recycledBytes + chunk.nbytes > MAX_RECYCLED_BYTES) return false;
+    // One chunk of any size, so that huge chunks (whose fresh pages cost the most) are reused too.
+    if (stream.recycled.length > 0 && stream.recycledBytes + chunk.nbytes > MAX_RECYCLED_BYTES) return false;
     const blob = this.table.recycle(stream.reader, chunk.id, writer);
     if (!blob) return false;
     stream.recycled.push(blob);
