@@ -149,6 +149,11 @@ export class BlobCache {
     return blobs.map((location) => new BlobWriter(this, location, this.channel.writable(location)));
   }
 
+  /** Writers for unsealed blobs of this client that the daemon made without a createBlobs (recycled stream chunks). */
+  adopt(locations: BlobLocation[]): BlobWriter[] {
+    return locations.map((location) => new BlobWriter(this, location, this.channel.writable(location)));
+  }
+
   /** Views of sealed blobs, taking a reference to each; one round trip for all that are not held. */
   async get(ids: string[]): Promise<Blob[]> {
     const missing = ids.filter((id) => !this.held.has(id));

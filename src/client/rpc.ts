@@ -20,7 +20,7 @@ const SEALED_BY: { [K in ClientKind]?: (body: RequestOf<K>) => string[] } = {
   seal: (body) => [body.id],
   createMetadata: (body) => body.seal ?? [],
   createMetadataMany: (body) => body.objects.flatMap((object) => object.seal ?? []),
-  writeChunk: (body) => body.seal ?? [],
+  writeChunk: (body) => [...(body.seal ?? []), ...(body.more ?? []).flatMap((append) => append.seal ?? [])],
   importArchive: (body) => body.seal,
 };
 

@@ -5,7 +5,14 @@
  * client through the encode/decode hooks, so this file stays below types/.
  */
 import { TrellisError } from '../errors';
-import type { OpenStreamReply, ReadChunkReply, WriteChunkRequest } from '../protocol/messages';
+import type {
+  BlobLocation,
+  ChunkAppend,
+  OpenStreamReply,
+  ReadChunkReply,
+  WriteChunkReply,
+  WriteChunkRequest,
+} from '../protocol/messages';
 import type { BlobCache, BlobWriter } from './blobs';
 import type { Channel } from './channel';
 import { ObjectHandle } from './object-handle';
@@ -19,11 +26,11 @@ const SPARE_BATCH = 4;
 const MAX_SPARE_BYTES = 16 * 1024 * 1024;
 
 /**
- * Appends sent and not yet answered, at most: write() returns while they travel, so filling the
- * next chunks overlaps their round trips. The stream's back-pressure thus lets a writer get at
- * most this many chunks past --stream-buffer.
+ * Chunks written and not yet answered, at most: write() returns while they travel, so filling
+ * the next chunks overlaps their round trips. The stream's back-pressure thus lets a writer get
+ * at most this many chunks past --stream-buffer.
  */
-const MAX_APPENDS_IN_FLIGHT = 4;
+const MAX_CHUNKS_IN_FLIGHT = 8;
 
 /** Turns a chunk that is not bytes into a sealed object id (the typed client puts it). */
 export type ChunkEncoder = (chunk: unknown) => Promise<string>;
@@ -33,11 +40,17 @@ export type ChunkDecoder = (chunk: ObjectHandle) => unknown;
 export class StreamWriter {
   private done = false;
   /**
-   * Appends on their way, oldest first, not awaited by write() (see MAX_APPENDS_IN_FLIGHT).
-   * Their errors (and the stream's back-pressure) reach the caller at a later write, finish or
-   * fail.
+   * One writeChunk request at a time travels, not awaited by write() (see MAX_CHUNKS_IN_FLIGHT);
+   * chunks written meanwhile wait in `unsent` and leave together in the next one, so a writer
+   * ahead of the round trip pays one request (and the daemon one answer) for several chunks.
+   * An append's error (and the stream's back-pressure) reach the caller at a later write,
+   * finish or fail.
    */
-  private readonly appends: Array<Promise<unknown>> = [];
+  private sending: Promise<void> | undefined;
+  private unsent: Array<{ append: ChunkAppend; blob?: BlobWriter }> = [];
+  /** Chunks in `unsent` or in the request on its way. */
+  private unanswered = 0;
+  private failure: unknown;
   /**
    * Blobs created ahead for chunks of `spareSize` bytes, in the order they were asked for: a
    * writer mostly writes chunks of one size, so a write finds its blob made and skips a round
@@ -45,6 +58,12 @@ export class StreamWriter {
    * blob and meets the error itself.
    */
   private spares: Array<Promise<BlobWriter | undefined>> = [];
+  /**
+   * Chunks the reader has moved past, given back by the daemon as blobs of this writer (answers
+   * to appends carry them), oldest first: memory this process has touched already, so a write
+   * into one costs no page faults, and no round trip to create it. Used before any spare.
+   */
+  private recycled: BlobWriter[] = [];
   private spareSize = -1;
   /** The size of the last chunk of bytes: spares are made once two chunks in a row had one size. */
   private lastSize = -1;
@@ -67,17 +86,21 @@ export class StreamWriter {
       const writer = await this.blobFor(chunk.byteLength);
       writer.buffer.set(chunk);
       await this.makeRoom();
-      // Marked sealed once the daemon has it: over RPC the bytes travel with this very request.
-      this.append({ id: this.id, chunk: writer.id, seal: [writer.id] }, () => writer.sealedElsewhere());
+      this.append({ chunk: writer.id, seal: [writer.id] }, writer);
       return;
     }
     const id = await this.encode(chunk);
     await this.makeRoom();
-    this.append({ id: this.id, chunk: id });
+    this.append({ chunk: id });
   }
 
   /** A blob of `size` bytes to fill: a spare when there is one of that size, else a new one. */
   private async blobFor(size: number): Promise<BlobWriter> {
+    const recycled = this.takeRecycled(size);
+    if (recycled) {
+      this.lastSize = size;
+      return recycled;
+    }
     if (size !== this.spareSize) this.dropSpares();
     const spare = this.spares.shift();
     // Asked for before the spares, so that it is answered first.
@@ -93,29 +116,94 @@ export class StreamWriter {
     return (await spare) ?? (await (made ?? this.blobs.create([size])))[0];
   }
 
-  /** Gives back the spare blobs: a chunk of another size came, or the stream ends. */
+  /** The oldest recycled blob of `size` bytes; recycled blobs of other sizes go back. */
+  private takeRecycled(size: number): BlobWriter | undefined {
+    let found: BlobWriter | undefined;
+    while (!found && this.recycled.length > 0) {
+      const blob = this.recycled.shift()!;
+      if (blob.size === size) found = blob;
+      else this.abortQuietly(blob);
+    }
+    return found;
+  }
+
+  /** Gives back the spare and recycled blobs: a chunk of another size came, or the stream ends. */
   private dropSpares(): Promise<unknown> {
     const spares = this.spares;
     this.spares = [];
     this.spareSize = -1;
-    // The client may be closing: the daemon drops a departed client's unsealed blobs anyway.
-    return Promise.all(spares.map((spare) => spare.then((writer) => writer?.abort()).catch(() => {})));
+    const recycled = this.recycled.splice(0);
+    return Promise.all([
+      ...spares.map((spare) => spare.then((writer) => writer && this.abortQuietly(writer))),
+      ...recycled.map((writer) => this.abortQuietly(writer)),
+    ]);
   }
 
-  /** Waits until fewer than MAX_APPENDS_IN_FLIGHT appends travel; throws the error of one that failed. */
+  /** The client may be closing: the daemon drops a departed client's unsealed blobs anyway. */
+  private abortQuietly(writer: BlobWriter): Promise<void> {
+    return writer.abort().catch(() => {});
+  }
+
+  /** Waits until fewer than MAX_CHUNKS_IN_FLIGHT chunks are unanswered; throws an append's error. */
   private async makeRoom(): Promise<void> {
-    while (this.appends.length >= MAX_APPENDS_IN_FLIGHT) await this.appends.shift();
+    while (this.unanswered >= MAX_CHUNKS_IN_FLIGHT && this.sending) await this.sending;
+    this.throwFailure();
   }
 
+  /** Waits until every chunk written is answered. */
   private async settleAppends(): Promise<void> {
-    while (this.appends.length > 0) await this.appends.shift();
+    while (this.sending) await this.sending;
   }
 
-  private append(request: WriteChunkRequest, appended: () => void = () => {}): void {
-    const appending = this.channel.request('writeChunk', request).then(appended);
-    // Handled here so a failed append is never an unhandled rejection; a later call sees it.
-    appending.catch(() => {});
-    this.appends.push(appending);
+  private throwFailure(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** `blob`: the writer's blob the append seals (a chunk of bytes). */
+  private append(append: ChunkAppend, blob?: BlobWriter): void {
+    this.unsent.push({ append, blob });
+    this.unanswered++;
+    if (!this.sending) this.sendUnsent();
+  }
+
+  private sendUnsent(): void {
+    const batch = this.unsent;
+    this.unsent = [];
+    const [first, ...more] = batch.map((entry) => entry.append);
+    const request: WriteChunkRequest = { id: this.id, ...first };
+    if (more.length > 0) request.more = more;
+    const answered = (reply: WriteChunkReply) => {
+      // Marked sealed once the daemon has them: over RPC the bytes travel with this very request.
+      for (const entry of batch) entry.blob?.sealedElsewhere();
+      if (reply.recycled) this.adoptRecycled(reply.recycled);
+    };
+    this.sending = this.channel
+      .request('writeChunk', request)
+      .then(answered)
+      .then(
+        () => this.sent(batch.length),
+        (error) => {
+          this.failure ??= error;
+          // Nothing more goes out: the blobs of this batch (unless the daemon sealed them before
+          // it failed) and those written meanwhile go back.
+          for (const entry of [...batch, ...this.unsent.splice(0)]) if (entry.blob) void this.abortQuietly(entry.blob);
+          this.unanswered = 0;
+          this.sending = undefined;
+        },
+      );
+  }
+
+  private sent(count: number): void {
+    this.unanswered -= count;
+    this.sending = undefined;
+    if (this.unsent.length > 0) this.sendUnsent();
+  }
+
+  private adoptRecycled(locations: BlobLocation[]): void {
+    const recycled = this.blobs.adopt(locations);
+    // A writer that finished or failed meanwhile does not want them.
+    if (this.done) for (const writer of recycled) void this.abortQuietly(writer);
+    else this.recycled.push(...recycled);
   }
 
   /** Ends the stream: the reader drains what is left and stops. */
@@ -124,6 +212,7 @@ export class StreamWriter {
     this.done = true;
     await this.dropSpares();
     await this.settleAppends();
+    this.throwFailure();
     await this.channel.request('finishStream', { id: this.id });
   }
 
@@ -132,7 +221,7 @@ export class StreamWriter {
     this.ensureOpen();
     this.done = true;
     await this.dropSpares();
-    await Promise.allSettled(this.appends.splice(0));
+    await this.settleAppends();
     await this.channel.request('failStream', { id: this.id, reason: String(reason) });
   }
 

@@ -285,11 +285,18 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     return state.streams.openReader(session, check.objectId('openReader', body));
   },
 
-  writeChunk({ state, session }, body) {
+  writeChunk(ctx, body) {
     const id = check.objectId('writeChunk', body);
     const chunk = check.objectId('writeChunk', body, 'chunk');
-    const pending = state.streams.write(session, id, chunk, check.optionalIds('writeChunk', body, 'seal'));
-    return pending ? pending.then(() => ({})) : {};
+    const appends = [{ chunk, seal: check.optionalIds('writeChunk', body, 'seal') }, ...chunkAppends(body)];
+    const pending = ctx.state.streams.write(ctx.session, id, appends);
+    const answer = () => {
+      const recycled = ctx.state.streams.takeRecycled(ctx.session, id);
+      if (recycled.length === 0) return {};
+      for (const blob of recycled) ctx.grant(blob.segment);
+      return { recycled };
+    };
+    return pending ? pending.then(answer) : answer();
   },
 
   readChunk(ctx, body) {
@@ -596,4 +603,23 @@ function optionalName(body: check.Body): string | undefined {
 
 export function isClientKind(kind: unknown): kind is ClientKind {
   return typeof kind === 'string' && Object.prototype.hasOwnProperty.call(handlers, kind);
+}
+
+/** writeChunk's `more`: the chunks after the first, in order. Errors: InvalidArgument. */
+function chunkAppends(body: check.Body): Array<{ chunk: string; seal: string[] }> {
+  const more = body.more;
+  if (more === undefined || more === null) return [];
+  if (!Array.isArray(more) || more.length > check.MAX_IDS_PER_REQUEST) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `writeChunk: more must be a list of at most ${check.MAX_IDS_PER_REQUEST} chunks, got ${check.describe(more)}`,
+    );
+  }
+  return more.map((append) => {
+    const fields = check.expectBody('writeChunk', append);
+    return {
+      chunk: check.objectId('writeChunk', fields, 'chunk'),
+      seal: check.optionalIds('writeChunk', fields, 'seal'),
+    };
+  });
 }

@@ -5,6 +5,12 @@
  * - A reader waits for chunks not written yet; after finish it drains and gets `end`; after
  *   fail it gets StreamFailed with the reason.
  * - A chunk is deleted once read: when the reader asks for the next one, closes, or goes away.
+ * - Recycling: a ByteStream chunk (one blob) that the reader has moved past and nobody else holds,
+ *   of the size the writer wrote last, is not freed but becomes a new unsealed blob of its writer,
+ *   handed over with the answer to the writer's next write. Steady-state writes then go into
+ *   memory the writer has already touched (a fresh page costs a fault, and far more on a VM with
+ *   shadow paging), and need no createBlobs. Chunks read with `keep` are never recycled; unused
+ *   recycled blobs go back when the writer finishes, fails or goes away.
  * - A reader may read one chunk ahead (`ahead`): it asks for chunk n+1 as soon as chunk n is
  *   handed to its caller, so the next chunk travels while this one is used. Then a read frees
  *   the chunk before the newest, and the newest chunk, until the next read, has not reached the
@@ -32,9 +38,21 @@ export const STREAM_TYPENAMES = [
 
 type WriterState = 'unopened' | 'open' | 'finished' | 'failed';
 
-interface DeliveredChunk {
+/**
+ * Recycled blobs a stream keeps for its writer between two writes, at most (or one chunk, if
+ * larger): a writer that falls behind (or stops writing without finishing) holds at most this
+ * much memory it did not ask for.
+ */
+const MAX_RECYCLED_BYTES = 16 * 1024 * 1024;
+
+interface QueuedChunk {
   readonly id: string;
   readonly nbytes: number;
+  /** A single blob its writer sealed with the write (a ByteStream chunk): its memory may be reused. */
+  readonly recyclable: boolean;
+}
+
+interface DeliveredChunk extends QueuedChunk {
   /** The blobs the reader holds references to for it. */
   readonly blobs: string[];
   /** The reader keeps its references when it moves on (readTable gathers chunks zero-copy). */
@@ -63,8 +81,13 @@ interface Stream {
   reader?: ClientSession;
   state: WriterState;
   failure?: string;
-  readonly queue: Array<{ id: string; nbytes: number }>;
+  readonly queue: QueuedChunk[];
   queuedBytes: number;
+  /** Chunks recycled into unsealed blobs of the writer, not yet handed to it. */
+  recycled: BlobLocation[];
+  recycledBytes: number;
+  /** The size of the chunk written last: only chunks of that size are recycled. */
+  lastWrittenBytes: number;
   /** Chunks given to the reader and not deleted yet, oldest first: one, or two when it reads ahead. */
   readonly delivered: DeliveredChunk[];
   pendingRead?: { resolve(reply: ReadChunkReply): void; reject(error: Error): void; keep: boolean; ahead: boolean };
@@ -131,6 +154,9 @@ export class StreamTable {
       queue: [],
       queuedBytes: 0,
       pendingWrites: [],
+      recycled: [],
+      recycledBytes: 0,
+      lastWrittenBytes: -1,
       delivered: [],
       holders: new Set([session]),
     });
@@ -163,17 +189,26 @@ export class StreamTable {
   }
 
   /**
-   * Appends a sealed object; answered once the buffer is below its limit.
+   * Appends sealed objects, in order (each after sealing its `seal` blobs); answered once the
+   * buffer is below its limit. A chunk that fails stops the ones after it.
    * Errors: ObjectNotFound, NotSealed, PermissionDenied (not the writer), StreamFailed.
    */
-  write(session: ClientSession, id: string, chunk: string, seal: string[]): void | Promise<void> {
+  write(
+    session: ClientSession,
+    id: string,
+    appends: ReadonlyArray<{ chunk: string; seal: string[] }>,
+  ): void | Promise<void> {
     const stream = this.writable(session, id);
-    for (const blob of seal) this.table.seal(session, blob, false);
-    const object = this.table.sealedObject(chunk);
-    // Read once and freed: never worth spilling.
-    this.table.markTransient(chunk);
-    stream.queue.push({ id: chunk, nbytes: object.nbytes });
-    stream.queuedBytes += object.nbytes;
+    for (const { chunk, seal } of appends) {
+      for (const blob of seal) this.table.seal(session, blob, false);
+      const object = this.table.sealedObject(chunk);
+      // Read once and freed: never worth spilling.
+      this.table.markTransient(chunk);
+      const recyclable = object.blob && seal.length === 1 && seal[0] === chunk;
+      stream.queue.push({ id: chunk, nbytes: object.nbytes, recyclable });
+      stream.queuedBytes += object.nbytes;
+      stream.lastWrittenBytes = object.nbytes;
+    }
     this.deliver(stream);
     if (stream.queuedBytes <= this.maxBufferedBytes) return;
     return new Promise((resolve) => stream.pendingWrites.push(resolve));
@@ -197,9 +232,23 @@ export class StreamTable {
     );
   }
 
+  /**
+   * The blobs recycled for the writer since its last write (see the top), now its own: they go
+   * with the answer to that write. Empty when `id` is no stream this client writes.
+   */
+  takeRecycled(session: ClientSession, id: string): BlobLocation[] {
+    const stream = this.streams.get(id);
+    if (!stream || stream.writer !== session || stream.recycled.length === 0) return [];
+    const recycled = stream.recycled;
+    stream.recycled = [];
+    stream.recycledBytes = 0;
+    return recycled;
+  }
+
   /** Errors: ObjectNotFound, PermissionDenied, StreamFailed. */
   finish(session: ClientSession, id: string): void {
     const stream = this.writable(session, id);
+    this.dropRecycled(stream);
     stream.state = 'finished';
     stream.writer = undefined;
     this.deliver(stream);
@@ -221,8 +270,12 @@ export class StreamTable {
   /** A client went away: its streams fail (writer), lose their reader, or go (nobody left). */
   dropSession(session: ClientSession): void {
     for (const stream of this.streams.values()) {
-      if (stream.writer === session && stream.state === 'open')
+      if (stream.writer === session && stream.state === 'open') {
+        // Its unsealed blobs, the recycled ones among them, are reclaimed with the client.
+        stream.recycled = [];
+        stream.recycledBytes = 0;
         this.failStream(stream, `the writer (client ${session.clientId}) disconnected`);
+      }
       if (stream.reader === session) this.detachReader(stream);
       stream.holders.delete(session);
       if (stream.holders.size === 0 && (stream.state === 'unopened' || stream.state === 'failed')) {
@@ -260,7 +313,7 @@ export class StreamTable {
     if (newest?.ahead && !stream.pendingRead && stream.state !== 'failed' && this.table.exists(newest.id)) {
       stream.delivered.pop();
       this.table.release(stream.reader!, newest.blobs);
-      stream.queue.unshift({ id: newest.id, nbytes: newest.nbytes });
+      stream.queue.unshift({ id: newest.id, nbytes: newest.nbytes, recyclable: newest.recyclable });
       stream.queuedBytes += newest.nbytes;
     }
     stream.pendingRead = undefined;
@@ -284,6 +337,7 @@ export class StreamTable {
   }
 
   private failStream(stream: Stream, reason: string): void {
+    this.dropRecycled(stream);
     stream.state = 'failed';
     stream.failure = reason;
     stream.writer = undefined;
@@ -307,8 +361,31 @@ export class StreamTable {
   private discardDelivered(stream: Stream, spare: number, keepReferences = false): void {
     while (stream.delivered.length > spare) {
       const chunk = stream.delivered.shift()!;
-      this.deleteChunks(chunk.keep || keepReferences ? undefined : stream.reader, [chunk.id]);
+      if (chunk.keep || keepReferences) this.deleteChunks(undefined, [chunk.id]);
+      else if (!this.recycle(stream, chunk)) this.deleteChunks(stream.reader, [chunk.id]);
     }
+  }
+
+  /** Gives a chunk the reader has moved past to the writer as a blob to fill (see the top). */
+  private recycle(stream: Stream, chunk: DeliveredChunk): boolean {
+    const writer = stream.writer;
+    if (!chunk.recyclable || !writer || stream.state !== 'open') return false;
+    // A writer whose chunks change size would only give a blob of another size back.
+    if (chunk.nbytes !== stream.lastWrittenBytes) return false;
+    // One chunk of any size, so that huge chunks (whose fresh pages cost the most) are reused too.
+    if (stream.recycled.length > 0 && stream.recycledBytes + chunk.nbytes > MAX_RECYCLED_BYTES) return false;
+    const blob = this.table.recycle(stream.reader, chunk.id, writer);
+    if (!blob) return false;
+    stream.recycled.push(blob);
+    stream.recycledBytes += blob.size;
+    return true;
+  }
+
+  /** The writer is done: the recycled blobs it was not given go back to the pool. */
+  private dropRecycled(stream: Stream): void {
+    for (const blob of stream.recycled) if (stream.writer) this.table.abort(stream.writer, blob.id);
+    stream.recycled = [];
+    stream.recycledBytes = 0;
   }
 
   private deleteChunks(session: ClientSession | undefined, ids: string[]): void {

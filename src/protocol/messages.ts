@@ -389,8 +389,23 @@ export interface WriteChunkRequest {
   id: string;
   chunk: string;
   seal?: string[];
+  /**
+   * Further chunks appended after `chunk`, in order, in the same request: a writer that gets
+   * ahead of the round trip sends the chunks it wrote meanwhile together, one answer for all.
+   */
+  more?: ChunkAppend[];
 }
-export type WriteChunkReply = Record<string, never>;
+export interface ChunkAppend {
+  chunk: string;
+  seal?: string[];
+}
+export interface WriteChunkReply {
+  /**
+   * Chunks the reader has moved past, recycled into unsealed blobs of this writer (same sizes,
+   * memory it has touched before): fill one instead of creating a blob, or abort it.
+   */
+  recycled?: BlobLocation[];
+}
 
 export interface ReadChunkRequest {
   id: string;

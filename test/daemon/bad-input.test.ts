@@ -126,6 +126,16 @@ describe('bad input on the socket', function () {
       ['seal', { id: 5 }, /id must be an object id/],
       ['createBlobs', 'not a map', /the request body must be a map/],
       ['createBlobs', { sizes: [1], typename: 'no spaces allowed' }, /is not a typename/],
+      [
+        'writeChunk',
+        { id: 'o0000000000000001', chunk: 'o0000000000000002', more: 'lots' },
+        /writeChunk: more must be a list of at most 100000 chunks, got "lots"/,
+      ],
+      [
+        'writeChunk',
+        { id: 'o0000000000000001', chunk: 'o0000000000000002', more: [{ chunk: 7 }] },
+        /chunk must be an object id/,
+      ],
     ];
     let seq = 2;
     for (const [kind, body, message] of cases) {
