@@ -4,7 +4,7 @@
  * whose first act is a get compiles the whole request path inside that get. Cached data made
  * after a process has run holds the bytecode of every function it compiled, and a later process
  * that loads it compiles none of them: a fresh reader's first getBlob costs about a third less CPU,
- * a first DataFrame get about a quarter less (docs/performance.md).
+ * a first DataFrame get about a quarter less (docs/troubleshooting.md).
  *
  * Node 22 has module.enableCompileCache() for every module: where it exists, nothing here runs
  * (a user enables Node's). Neither does it under tsx (src/ is .ts), nor with TRELLIS_CODE_CACHE=0.
