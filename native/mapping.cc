@@ -10,6 +10,11 @@
 
 #include "errors.h"
 
+#ifdef TRELLIS_HAVE_V8
+#include <node_version.h>
+#include <v8.h>
+#endif
+
 namespace trellis {
 
 MappedRegion::~MappedRegion() {
@@ -37,8 +42,9 @@ PopulateResult Populate(void* address, size_t length, bool writable) {
 
 Napi::Function Mapping::Init(Napi::Env env) {
   return DefineClass(env, "Mapping",
-                     {InstanceAccessor<&Mapping::Buffer>("buffer"), InstanceMethod<&Mapping::Slice>("slice"),
-                      InstanceMethod<&Mapping::PopulateRange>("populate")});
+                     {InstanceAccessor<&Mapping::Buffer>("buffer"),
+                      InstanceAccessor<&Mapping::SharedBuffer>("sharedBuffer"),
+                      InstanceMethod<&Mapping::Slice>("slice"), InstanceMethod<&Mapping::PopulateRange>("populate")});
 }
 
 Mapping::Mapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapping>(info) {
@@ -90,6 +96,36 @@ Napi::Value Mapping::Buffer(const Napi::CallbackInfo& info) {
   }
   if (whole_.IsEmpty()) whole_ = Napi::Persistent(External(env, 0, region_->length));
   return whole_.Value();
+}
+
+Napi::Value Mapping::SharedBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (writable_) {
+    MakeError(env, "PermissionDenied", "a writable mapping is only handed out in per-blob slices")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!shared_.IsEmpty()) return shared_.Value();
+#ifdef TRELLIS_HAVE_V8
+  // The V8 calls below are ABI-bound to the Node major whose headers built the addon (N-API is
+  // not); a prebuild run by another major answers undefined and the client uses buffer instead.
+  const napi_node_version* running = nullptr;
+  if (napi_get_node_version(env, &running) != napi_ok || running->major != NODE_MAJOR_VERSION) return env.Undefined();
+  // V8 counts a SharedArrayBuffer's bytes as nobody's external memory (they may be shared by
+  // many isolates), so creating one never starts a collection, whatever its size. Its backing
+  // store holds the region alive and may be freed on any thread: munmap is thread-safe.
+  auto* keepAlive = new std::shared_ptr<MappedRegion>(region_);
+  std::shared_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(
+      region_->address, region_->length,
+      [](void*, size_t, void* hint) { delete static_cast<std::shared_ptr<MappedRegion>*>(hint); }, keepAlive);
+  v8::Local<v8::SharedArrayBuffer> shared = v8::SharedArrayBuffer::New(v8::Isolate::GetCurrent(), std::move(store));
+  // A napi_value is a v8::Local's slot, as Node's own js_native_api_v8.h converts it.
+  napi_value value = reinterpret_cast<napi_value>(*shared);
+  shared_ = Napi::Persistent(Napi::Object(env, value));
+  return shared_.Value();
+#else
+  return env.Undefined();
+#endif
 }
 
 Napi::Value Mapping::Slice(const Napi::CallbackInfo& info) {

@@ -33,6 +33,11 @@ class Mapping : public Napi::ObjectWrap<Mapping> {
  private:
   // The whole mapping as one ArrayBuffer (created once). Only handed out for read-only mappings.
   Napi::Value Buffer(const Napi::CallbackInfo& info);
+  // sharedBuffer: the whole read-only mapping as one SharedArrayBuffer (created once), which V8
+  // does not count as external memory, so mapping a large segment starts no garbage collection
+  // (see src/client/mappings.ts). undefined when the addon was built without V8's headers or runs
+  // under another Node major than it was built for: the caller then uses buffer.
+  Napi::Value SharedBuffer(const Napi::CallbackInfo& info);
   // slice(offset, length, prefault?): an ArrayBuffer over exactly these bytes, so that neither a view nor
   // its .buffer reaches a neighbour. Used for a writer's unsealed blob; detached at seal.
   Napi::Value Slice(const Napi::CallbackInfo& info);
@@ -46,6 +51,7 @@ class Mapping : public Napi::ObjectWrap<Mapping> {
 
   std::shared_ptr<MappedRegion> region_;
   Napi::Reference<Napi::ArrayBuffer> whole_;
+  Napi::Reference<Napi::Object> shared_;
   bool writable_ = false;
 };
 

@@ -6,6 +6,7 @@
  * the TCP/TLS channel at the first connectRpc, and apache-arrow at the first DataFrame. A fresh
  * worker that connects and gets pays for the modules on that path only.
  */
+import './use-code-cache';
 import type { Daemon } from './daemon/server';
 import type { DaemonOptions } from './daemon/options';
 

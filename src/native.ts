@@ -20,6 +20,12 @@ export interface NativeSegment {
 export interface NativeMapping {
   /** The whole read-only mapping; throws for writable mappings. */
   readonly buffer: ArrayBuffer;
+  /**
+   * The whole read-only mapping as one SharedArrayBuffer (made once), whose bytes V8 does not
+   * count as this process's external memory; undefined when the addon cannot make one (built
+   * without V8's headers, or run by another Node major). Throws for writable mappings.
+   */
+  readonly sharedBuffer: SharedArrayBuffer | undefined;
   /** An ArrayBuffer over exactly [offset, offset + length); `prefault` maps its pages now. */
   slice(offset: number, length: number, prefault?: boolean): ArrayBuffer;
   /**

@@ -175,15 +175,19 @@ function coldCommands(trellis: Trellis.TrellisClient | undefined) {
 
     /**
      * What a user does without trellis and without a copy: open the IPC file, mmap it (Node has
-     * no mmap, so through trellis's addon, the same call trellis maps segments with) and decode
-     * it with tableFromIPC over the mapped bytes.
+     * no mmap, so through trellis's addon, as an external ArrayBuffer as mmap addons make; or,
+     * with `shared`, as the SharedArrayBuffer trellis now maps segments as, which starts no GC)
+     * and decode it with tableFromIPC over the mapped bytes.
      */
-    ipcFile({ file }: { file: string }): FirstRead {
+    ipcFile({ file, shared = false }: { file: string; shared?: boolean }): FirstRead {
       const load = () => {
         const fd = fs.openSync(file, 'r');
         try {
           const size = fs.fstatSync(fd).size;
-          const bytes = new Uint8Array(new native.Mapping(fd, size, false).buffer);
+          const mapping = new native.Mapping(fd, size, false);
+          const memory = shared ? mapping.sharedBuffer : mapping.buffer;
+          if (!memory) throw new Error('cold-reader: this addon makes no SharedArrayBuffer (see native/mapping.cc)');
+          const bytes = new Uint8Array(memory);
           return { bytes, table: tableFromIPC(bytes) };
         } finally {
           fs.closeSync(fd);

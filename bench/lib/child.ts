@@ -31,6 +31,8 @@ export interface BenchChild<C extends CommandTable> {
 export interface ChildOptions {
   /** Pins the child to this CPU (see cpu.ts). */
   cpu?: number;
+  /** Set in the child's environment, over the runner's own. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Starts bench/children/<script> with `args` on its command line; it is stopped when `scope` closes. */
@@ -45,6 +47,7 @@ export async function startChild<C extends CommandTable>(
   const { command, args: argv } = onCpu(options.cpu, process.execPath, [...CHILD_NODE_ARGS, file, ...args]);
   const child = spawn(command, argv, {
     cwd: REPO_ROOT,
+    env: { ...process.env, ...options.env },
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
   let stderr = '';

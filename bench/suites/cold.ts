@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ColdReaderCommands, FirstRead, StoreResult } from '../children/cold-reader';
+import { CODE_CACHE_DIR_ENV, CODE_CACHE_ENV } from '../../src/code-cache';
 import { withChild } from '../lib/child';
 import { crossCorePlacement, describePlacement } from '../lib/cpu';
 import { startBenchDaemon } from '../lib/daemon';
@@ -33,8 +34,10 @@ const SMALL_BLOB_FIRST_GET_MS = 0.5;
 const TABLE_FIRST_GET_MS = 1;
 const TABLE_VS_FILE_GOAL = 10;
 
-type Reader = 'table' | 'ipcFile' | 'smallBlob' | 'largeBlob';
-const READERS: Reader[] = ['table', 'ipcFile', 'smallBlob', 'largeBlob'];
+type Reader = 'table' | 'ipcFile' | 'smallBlob' | 'largeBlob' | 'tableNoCodeCache' | 'ipcFileShared';
+const READERS: Reader[] = ['table', 'ipcFile', 'smallBlob', 'largeBlob', 'tableNoCodeCache', 'ipcFileShared'];
+/** The readers that load trellis (the others only map the IPC file). */
+const TRELLIS_READERS = new Set<Reader>(['table', 'smallBlob', 'largeBlob', 'tableNoCodeCache']);
 
 interface Placed {
   /** The daemon's tmpfs and what it is. */
@@ -57,22 +60,39 @@ async function measure({ scope, log }: SuiteContext, shmDir: string, label: stri
   scope.defer(() => fs.rmSync(fileDir, { recursive: true, force: true }));
   const ipcFile = path.join(fileDir, 'table.arrow');
   const socketArgs = ['--socket', daemon.socket];
+  // A code cache of this run's own (src/code-cache.ts), in a fresh folder: the writer's exit
+  // writes it and the first readers' exits refine it, as on a machine where trellis has run before.
+  const codeCache = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-code-cache-'));
+  scope.defer(() => fs.rmSync(codeCache, { recursive: true, force: true }));
+  const env = { [CODE_CACHE_DIR_ENV]: codeCache };
 
   log(`${label}: writer stores a ${formatBytes(PLAN.tableBytes)} table, two blobs and ${ipcFile}`);
-  const stored = await withChild<ColdReaderCommands, StoreResult>(scope, 'cold-reader.ts', socketArgs, { cpu }, (w) =>
-    w.call('store', { ...PLAN, ipcFile }),
+  const stored = await withChild<ColdReaderCommands, StoreResult>(
+    scope,
+    'cold-reader.ts',
+    socketArgs,
+    { cpu, env },
+    (w) => w.call('store', { ...PLAN, ipcFile }),
   );
-  const runs: Record<Reader, FirstRead[]> = { table: [], ipcFile: [], smallBlob: [], largeBlob: [] };
+  const runs = Object.fromEntries(READERS.map((reader) => [reader, []])) as unknown as Record<Reader, FirstRead[]>;
   for (let run = 1; run <= PLAN.runs; run++) {
     log(`${label}: run ${run} of ${PLAN.runs}, a new process for each reader`);
     for (const reader of READERS) {
-      const args = reader === 'ipcFile' ? [] : socketArgs;
+      const args = TRELLIS_READERS.has(reader) ? socketArgs : [];
+      const readerEnv = reader === 'tableNoCodeCache' ? { ...env, [CODE_CACHE_ENV]: '0' } : env;
       runs[reader].push(
-        await withChild<ColdReaderCommands, FirstRead>(scope, 'cold-reader.ts', args, { cpu }, (child) => {
-          if (reader === 'table') return child.call('table', { id: stored.tableId });
-          if (reader === 'ipcFile') return child.call('ipcFile', { file: ipcFile });
-          return child.call('blob', { id: reader === 'smallBlob' ? stored.smallBlobId : stored.largeBlobId });
-        }),
+        await withChild<ColdReaderCommands, FirstRead>(
+          scope,
+          'cold-reader.ts',
+          args,
+          { cpu, env: readerEnv },
+          (child) => {
+            if (reader === 'table' || reader === 'tableNoCodeCache') return child.call('table', { id: stored.tableId });
+            if (reader === 'ipcFile') return child.call('ipcFile', { file: ipcFile });
+            if (reader === 'ipcFileShared') return child.call('ipcFile', { file: ipcFile, shared: true });
+            return child.call('blob', { id: reader === 'smallBlob' ? stored.smallBlobId : stored.largeBlobId });
+          },
+        ),
       );
     }
   }
@@ -88,6 +108,7 @@ function rows(placed: Placed): Row[] {
   const pick = (reader: Reader, key: keyof Omit<FirstRead, 'zeroCopy'>) => runs[reader].map((r) => r[key]);
   const table = medianMs(pick('table', 'first'));
   const file = medianMs(pick('ipcFile', 'first'));
+  const sharedFile = medianMs(pick('ipcFileShared', 'first'));
   const section = (what: string) => `${what} (${label}; median of ${PLAN.runs} new processes)`;
   const getSection = section('a new process reads a 1 GiB DataFrame or a blob; apache-arrow loaded on both sides');
   const scanSection = section('that process scans what it read: one byte of every 4 KiB page');
@@ -102,10 +123,23 @@ function rows(placed: Placed): Row[] {
     },
     {
       section: getSection,
+      operation: 'baseline, cold: the same, the file mapped as a SharedArrayBuffer (no GC, as trellis maps)',
+      bytes: PLAN.tableBytes,
+      stats: ms(pick('ipcFileShared', 'first')),
+    },
+    {
+      section: getSection,
       operation: 'trellis, cold: first get of the DataFrame -> Table',
       bytes: PLAN.tableBytes,
       stats: ms(pick('table', 'first')),
-      versus: `${formatRatio(file / table)} the IPC file`,
+      versus: `${formatRatio(file / table)} the IPC file, ${formatRatio(sharedFile / table)} as SharedArrayBuffer`,
+    },
+    {
+      section: getSection,
+      operation: 'trellis, cold: the same with no code cache (TRELLIS_CODE_CACHE=0)',
+      bytes: PLAN.tableBytes,
+      stats: ms(pick('tableNoCodeCache', 'first')),
+      versus: `${formatRatio(file / medianMs(pick('tableNoCodeCache', 'first')))} the IPC file`,
     },
     {
       section: getSection,
@@ -115,10 +149,22 @@ function rows(placed: Placed): Row[] {
     },
     {
       section: getSection,
+      operation: 'baseline as SharedArrayBuffer, cold, reader CPU time only',
+      bytes: PLAN.tableBytes,
+      stats: ms(pick('ipcFileShared', 'firstCpu')),
+    },
+    {
+      section: getSection,
       operation: 'trellis, cold, reader CPU time only (not the daemon, not waits)',
       bytes: PLAN.tableBytes,
       stats: ms(pick('table', 'firstCpu')),
       versus: `${formatRatio(medianMs(pick('ipcFile', 'firstCpu')) / medianMs(pick('table', 'firstCpu')))} the IPC file`,
+    },
+    {
+      section: getSection,
+      operation: 'trellis, cold, no code cache, reader CPU time only',
+      bytes: PLAN.tableBytes,
+      stats: ms(pick('tableNoCodeCache', 'firstCpu')),
     },
     {
       section: getSection,
@@ -215,7 +261,12 @@ async function run(context: SuiteContext): Promise<SuiteReport> {
     notes: [
       'cold = the first read in a new process, which had connected and imported apache-arrow beforehand (both sides);',
       'warm = the same read again in that process. Readers run in turn in each run; ratios are of medians of the same runs.',
-      'the IPC baseline maps the file with the addon trellis maps segments with (Node has no mmap), then tableFromIPC over it.',
+      "the IPC baseline maps the file with trellis's addon (Node has no mmap) as an external ArrayBuffer,",
+      'as mmap addons do: V8 counts those bytes and collects garbage. trellis maps segments as SharedArrayBuffers,',
+      'which V8 does not count; the "as SharedArrayBuffer" baseline maps the file so too.',
+      "The targets compare with the first baseline (the issue's). trellis readers load dist/ with a code cache",
+      'that the writer and the first readers of this run wrote (src/code-cache.ts), as on a machine where trellis',
+      'ran before; the "no code cache" rows turn it off (TRELLIS_CODE_CACHE=0).',
       `huge pages: ${hugeDir ? `measured in ${hugeDir}` : `not measured; set ${HUGE_DIR_ENV} to a tmpfs mounted with huge=always`}.`,
       `load average ${os.loadavg()[0].toFixed(1)} at the end: above ~2 on 2 cores, other work competed.`,
     ],

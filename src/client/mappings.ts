@@ -5,12 +5,19 @@
  * A writer's unsealed blob gets an ArrayBuffer of exactly its own bytes, detached at seal; the
  * writer then reads what it sealed through view(), as any reader does.
  *
- * A read is a view of the read-only window of READ_WINDOW bytes that holds the blob, an
- * ArrayBuffer made when first needed, rather than of one ArrayBuffer over the whole segment: V8
- * counts an external ArrayBuffer's bytes as memory this process allocated and collects garbage
- * when that count jumps, so mapping a 128 MiB segment whole cost a few ms of GC at a fresh
- * process's first get. A blob that does not fit in one window is viewed through the whole
- * segment's ArrayBuffer, made once, as before.
+ * A read is a view of one SharedArrayBuffer over the whole read-only mapping, made once per
+ * segment. V8 counts an external ArrayBuffer's bytes as memory this process allocated and starts
+ * a garbage collection when that count grows by more than 64 MiB; it does not count a
+ * SharedArrayBuffer's (its memory may be shared by many isolates). Through ArrayBuffers, a fresh
+ * process's first get of a 1 GiB value cost 10-40 ms of GC (incremental marking started at the
+ * mapping, finished by a scavenge and a mark-compact soon after); through the SharedArrayBuffer it
+ * costs none. Its bytes are still read-only: a write through a view faults, as before.
+ *
+ * An addon built without V8's headers (or run by another Node major, or in Electron, whose V8
+ * sandbox refuses outside memory) has no SharedArrayBuffer to give: reads then view the
+ * read-only window of READ_WINDOW bytes that holds the blob, an ArrayBuffer made when first
+ * needed (so a small blob never maps a large segment's worth of counted bytes), and a blob that
+ * does not fit in one window the whole segment's ArrayBuffer, made once.
  *
  * First touch: a read of a page this process has not mapped yet costs a page fault, and on a
  * machine with shadow paging (a VM without nested page tables, as here) a far larger trap on
@@ -30,6 +37,8 @@ interface MappedSegment {
   fd: number;
   size: number;
   readOnly?: NativeMapping;
+  /** The read-only mapping as one SharedArrayBuffer; null when the addon cannot make one (see above). */
+  shared?: SharedArrayBuffer | null;
   /** ArrayBuffers over windows of the read-only mapping, by window index. */
   windows?: Map<number, ArrayBuffer>;
   readWrite?: NativeMapping;
@@ -41,7 +50,10 @@ interface MappedSegment {
   populated?: Set<number>;
 }
 
-/** Reads view the read-only mapping through ArrayBuffers of this size (see above). */
+/** Electron's V8 sandbox refuses memory it did not allocate: there, only napi's ArrayBuffers. */
+const SHARED_VIEWS = process.versions.electron === undefined;
+
+/** Without a SharedArrayBuffer, reads view the read-only mapping through ArrayBuffers of this size (see above). */
 const READ_WINDOW = 16 * 1024 * 1024;
 
 /** Writable pages are faulted in once per process, in chunks of this size. */
@@ -54,6 +66,9 @@ export class SegmentMappings {
   private readonly segments = new Map<number, MappedSegment>();
   /** Every ArrayBuffer handed out, to answer isSharedMemory. */
   private readonly shared = new WeakSet<ArrayBufferLike>();
+
+  /** `sharedViews`: false views through ArrayBuffers even where a SharedArrayBuffer can be made (tests). */
+  constructor(private readonly sharedViews = SHARED_VIEWS) {}
 
   add(segment: number, fd: number, size: number): void {
     const previous = this.segments.get(segment);
@@ -74,6 +89,11 @@ export class SegmentMappings {
     const segment = this.segment(blob);
     const mapping = (segment.readOnly ??= this.mapReadOnly(segment));
     if (segment.hugePages) this.populate(segment, mapping, blob);
+    if (segment.shared === undefined) {
+      const shared = this.sharedViews ? mapping.sharedBuffer : undefined;
+      segment.shared = shared ? this.track(shared) : null;
+    }
+    if (segment.shared) return Buffer.from(segment.shared, blob.offset, blob.size);
     const index = Math.floor(blob.offset / READ_WINDOW);
     const start = index * READ_WINDOW;
     if (blob.offset + blob.size > start + READ_WINDOW)
@@ -119,7 +139,7 @@ export class SegmentMappings {
   }
 
   /** Remembers a buffer as shared memory, for isSharedMemory. */
-  private track(buffer: ArrayBuffer): ArrayBuffer {
+  private track<T extends ArrayBufferLike>(buffer: T): T {
     this.shared.add(buffer);
     return buffer;
   }

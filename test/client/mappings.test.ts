@@ -72,3 +72,57 @@ describe('SegmentMappings on huge pages', () => {
     }
   });
 });
+
+describe('SegmentMappings views', () => {
+  let dir = '';
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'trellis-views-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /**
+   * A segment of `bytes` whose first MiB holds the pattern and the rest is a hole (no memory);
+   * the SegmentMappings it is added to closes the fd.
+   */
+  function segmentFile(bytes: number): number {
+    const fd = fs.openSync(path.join(dir, 'segment'), 'w+');
+    fs.unlinkSync(path.join(dir, 'segment'));
+    const pattern = Buffer.alloc(MiB);
+    for (let i = 0; i < MiB; i++) pattern[i] = i % 251;
+    fs.writeSync(fd, pattern);
+    fs.ftruncateSync(fd, bytes);
+    return fd;
+  }
+
+  it('views every blob of a segment through one SharedArrayBuffer, which starts no garbage collection', () => {
+    const mappings = new SegmentMappings();
+    mappings.add(1, segmentFile(256 * MiB), 256 * MiB);
+    const before = process.memoryUsage().external;
+    const small = mappings.view({ id: 'small', segment: 1, offset: 64, size: 1000 });
+    const large = mappings.view({ id: 'large', segment: 1, offset: 100, size: 200 * MiB });
+    assert.ok(small.buffer instanceof SharedArrayBuffer);
+    assert.equal(large.buffer, small.buffer, 'the segment is mapped once, as one buffer');
+    // V8 collects garbage once counted external bytes grow by 64 MiB; these are not counted.
+    assert.ok(process.memoryUsage().external - before < MiB);
+    assert.equal(small[0], 64 % 251);
+    assert.equal(large[MiB - 101], (MiB - 1) % 251);
+    assert.equal(large.length, 200 * MiB);
+    assert.ok(mappings.isSharedMemory(small) && mappings.isSharedMemory(large.buffer));
+    mappings.close();
+  });
+
+  it('without SharedArrayBuffers views a small blob through its 16 MiB window, a large one through the segment', () => {
+    const mappings = new SegmentMappings(false);
+    mappings.add(1, segmentFile(64 * MiB), 64 * MiB);
+    const small = mappings.view({ id: 'small', segment: 1, offset: 17 * MiB + 3, size: 10 });
+    assert.ok(small.buffer instanceof ArrayBuffer);
+    assert.equal(small.buffer.byteLength, 16 * MiB);
+    assert.equal(small.byteOffset, MiB + 3);
+    const spanning = mappings.view({ id: 'spanning', segment: 1, offset: 15 * MiB, size: 2 * MiB });
+    assert.equal(spanning.buffer.byteLength, 64 * MiB);
+    const first = mappings.view({ id: 'first', segment: 1, offset: 5, size: 5 });
+    assert.equal(first[0], 5);
+    assert.ok([small, spanning, first].every((view) => mappings.isSharedMemory(view)));
+    mappings.close();
+  });
+});

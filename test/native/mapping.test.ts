@@ -89,3 +89,73 @@ describe('native mapping populate', () => {
     assert.deepEqual(JSON.parse(child.stdout), { answers: ['failed', 'failed'], first: 9, last: 9 });
   });
 });
+
+describe('native mapping sharedBuffer', () => {
+  const MiB = 1024 * 1024;
+  let dir: string;
+  const fds: number[] = [];
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'trellis-mapping-'));
+  });
+  afterEach(() => {
+    for (const fd of fds.splice(0)) fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** An open file of `bytes` bytes that holds no memory (a hole) but its first page (byte i = i % 251). */
+  function sparseFile(bytes: number): number {
+    const fd = patternFile(dir, PAGE);
+    fs.ftruncateSync(fd, bytes);
+    fds.push(fd);
+    return fd;
+  }
+
+  it('is one SharedArrayBuffer over the whole read-only mapping, which V8 does not count as external memory', () => {
+    const size = 256 * MiB;
+    const mapping = new native.Mapping(sparseFile(size), size, false);
+    const before = process.memoryUsage().external;
+    const shared = mapping.sharedBuffer;
+    assert.ok(shared instanceof SharedArrayBuffer, 'built with V8 headers, run by the Node that built it');
+    assert.equal(shared.byteLength, size);
+    assert.equal(mapping.sharedBuffer, shared, 'made once');
+    // More than 64 MiB of counted bytes would start a garbage collection (src/client/mappings.ts).
+    assert.ok(process.memoryUsage().external - before < MiB, 'not counted');
+    const bytes = new Uint8Array(shared);
+    assert.equal(bytes[PAGE - 1], (PAGE - 1) % 251);
+    assert.equal(bytes[size - 1], 0);
+  });
+
+  it('is refused for a writable mapping, whose blobs are handed out one slice each', () => {
+    const mapping = new native.Mapping(sparseFile(PAGE), PAGE, true);
+    assert.throws(() => mapping.sharedBuffer, { code: 'PermissionDenied' });
+  });
+
+  it('keeps the memory mapped while a view of it outlives the Mapping', () => {
+    // In a child with --expose-gc: collect the Mapping, then read through the view (an unmap
+    // would kill the child with SIGSEGV and fail this test alone).
+    const script = `
+      const fs = require('node:fs');
+      const { native } = require(${JSON.stringify(path.join(REPO_ROOT, 'src', 'native'))});
+      const file = ${JSON.stringify(path.join(dir, 'kept'))};
+      fs.writeFileSync(file, Buffer.alloc(${4 * PAGE}, 5));
+      const fd = fs.openSync(file, 'r');
+      fs.unlinkSync(file);
+      let mapping = new native.Mapping(fd, ${4 * PAGE}, false);
+      const view = Buffer.from(mapping.sharedBuffer, ${PAGE}, ${2 * PAGE});
+      mapping = undefined;
+      fs.closeSync(fd);
+      setImmediate(() => {
+        global.gc();
+        setImmediate(() => process.stdout.write(JSON.stringify({ first: view[0], last: view[${2 * PAGE - 1}] })));
+      });
+    `;
+    const child = spawnSync(process.execPath, ['--expose-gc', ...TSX_ARGS, '-e', script], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(child.signal, null, `the child was killed by ${child.signal}: ${child.stderr}`);
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(JSON.parse(child.stdout), { first: 5, last: 5 });
+  });
+});

@@ -30,8 +30,17 @@ interface Finished {
  * TRELLIS_* (TRELLIS_ADDON would point the installed package at this clone's build). On the
  * deadline or a failed test, the whole group (npm and the builds it started) is killed.
  */
-function run(command: string, args: string[], cwd: string, deadlineMs: number): Promise<Finished> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(npm_|TRELLIS_)/.test(key)));
+function run(
+  command: string,
+  args: string[],
+  cwd: string,
+  deadlineMs: number,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<Finished> {
+  const env = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(npm_|TRELLIS_)/.test(key))),
+    ...extraEnv,
+  };
   const child = spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const killGroup = () => {
     try {
@@ -113,8 +122,13 @@ describe('the packed package installed into another project', function () {
 
     fs.copyFileSync(CONSUMER_APP, path.join(app, 'consumer-app.js'));
     const socket = path.join(work, 'trellisd.sock');
-    const used = await run(process.execPath, ['consumer-app.js', socket], app, APP_DEADLINE_MS);
+    // The package keeps a code cache (src/code-cache.ts) under XDG_CACHE_HOME: in `work`, removed after.
+    const cacheHome = { XDG_CACHE_HOME: path.join(work, 'cache') };
+    const used = await run(process.execPath, ['consumer-app.js', socket], app, APP_DEADLINE_MS, cacheHome);
     mustSucceed('the consumer app', used);
     assert.match(used.output, /consumer app ok/);
+    const cacheFolders = fs.readdirSync(path.join(work, 'cache', 'trellis'));
+    assert.equal(cacheFolders.length, 1, `code cache folders: ${cacheFolders.join(', ')}`);
+    assert.ok(fs.existsSync(path.join(work, 'cache', 'trellis', cacheFolders[0], 'connect.js')), 'connect.js cached');
   });
 });

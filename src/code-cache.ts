@@ -1,0 +1,171 @@
+/**
+ * A V8 code cache for trellis's own compiled modules (the .js files of dist/), so that a fresh
+ * process does not compile them again. V8 compiles a function when it is first called; a process
+ * whose first act is a get compiles the whole request path inside that get. Cached data made
+ * after a process has run holds the bytecode of every function it compiled, and a later process
+ * that loads it compiles none of them: a fresh reader's first getBlob costs about a third less CPU,
+ * a first DataFrame get about a quarter less (docs/troubleshooting.md).
+ *
+ * Node 22 has module.enableCompileCache() for every module: where it exists, nothing here runs
+ * (a user enables Node's). Neither does it under tsx (src/ is .ts), nor with TRELLIS_CODE_CACHE=0.
+ *
+ * Where: $TRELLIS_CODE_CACHE_DIR, else $XDG_CACHE_HOME/trellis, else ~/.cache/trellis; in it one
+ * folder per trellis version, Node version and architecture. The folder must belong to this user
+ * and be writable by no one else, or the cache is not used: cached data is code this process runs.
+ *
+ * Trust: V8 takes cached data for a script of the same length, V8 version and flags; it does not
+ * compare the source text. So every file records the CRC-32 of the source it was made from and of
+ * its own bytes, and a file that does not match (another build of the same length, a torn or
+ * corrupt write) is ignored and replaced; so is one V8 refuses.
+ *
+ * Writing: at exit, each module that had no usable cache gets one, holding what this process
+ * compiled (written to a temporary name, then renamed over, so readers never see half a file).
+ * Processes compile different functions (a writer's put path, a reader's get path), so the first
+ * REFINEMENTS processes that exit after loading a module from the cache write it again when they
+ * hold more of it; then it stays, and later processes pay nothing at exit (making cached data
+ * costs ~0.3 ms a module). A process killed by a signal writes none; the next one that exits does.
+ */
+import * as fs from 'node:fs';
+import Module from 'node:module';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vm from 'node:vm';
+import { crc32 } from 'node:zlib';
+
+const MAGIC = 0x31435254; // 'TRC1', little-endian
+/** magic, CRC-32 of the source, CRC-32 of the data, generation: uint32 LE each. */
+const HEADER_BYTES = 16;
+/** How many processes after the first may write a module's cache again (see above). */
+const REFINEMENTS = 3;
+
+export const CODE_CACHE_ENV = 'TRELLIS_CODE_CACHE';
+export const CODE_CACHE_DIR_ENV = 'TRELLIS_CODE_CACHE_DIR';
+
+/**
+ * The cache folder for this trellis version, Node and architecture, and the package folder
+ * (`root`, by its CRC-32: two installs of one version do not take turns rewriting one cache).
+ */
+export function codeCacheDir(version: string, root: string): string {
+  const base =
+    process.env[CODE_CACHE_DIR_ENV] ||
+    path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'trellis');
+  const where = crc32(root).toString(16).padStart(8, '0');
+  return path.join(base, `code-${version}-node${process.versions.node}-${process.arch}-${where}`);
+}
+
+export interface CacheEntry {
+  data: Buffer;
+  /** 1 for the first write, one more at each rewrite. */
+  generation: number;
+}
+
+/** The cached data in `file` if it was made from `source` and is intact, else undefined. */
+export function readCacheFile(file: string, source: string): CacheEntry | undefined {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  if (bytes.length <= HEADER_BYTES || bytes.readUInt32LE(0) !== MAGIC) return undefined;
+  const data = bytes.subarray(HEADER_BYTES);
+  if (bytes.readUInt32LE(4) !== crc32(source) || bytes.readUInt32LE(8) !== crc32(data)) return undefined;
+  return { data, generation: bytes.readUInt32LE(12) };
+}
+
+/** Writes `data` for `source` to `file` atomically; best effort (a cache that cannot be written is not used). */
+export function writeCacheFile(file: string, source: string, data: Buffer, generation = 1): void {
+  const header = Buffer.alloc(HEADER_BYTES);
+  header.writeUInt32LE(MAGIC, 0);
+  header.writeUInt32LE(crc32(source), 4);
+  header.writeUInt32LE(crc32(data), 8);
+  header.writeUInt32LE(generation, 12);
+  const temporary = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(temporary, Buffer.concat([header, data]), { mode: 0o600 });
+    fs.renameSync(temporary, file);
+  } catch {
+    fs.rmSync(temporary, { force: true });
+  }
+}
+
+/**
+ * Makes `dir` (mode 0700) if missing; true when it belongs to this user and no one else can
+ * write to it or to the folder it is in, so no one else can have put a file there.
+ */
+export function isPrivateDir(dir: string): boolean {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const uid = process.getuid?.();
+    for (const folder of [dir, path.dirname(dir)]) {
+      const stat = fs.statSync(folder);
+      if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid) || (stat.mode & 0o022) !== 0) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface CompilingModule {
+  exports: unknown;
+  require(id: string): unknown;
+}
+
+interface ModuleInternals {
+  prototype: { _compile(this: CompilingModule, content: string, filename: string): unknown };
+  _resolveFilename(request: string, parent: unknown, isMain: boolean, options?: unknown): string;
+  _cache: unknown;
+  _extensions: unknown;
+}
+
+/**
+ * Compiles the .js files under `root` with cached data from `dir` and writes what is missing at
+ * exit. Other modules compile as before, through whatever _compile was in place.
+ */
+export function installCodeCache(root: string, dir: string): void {
+  const internals = Module as unknown as ModuleInternals;
+  const previous = internals.prototype._compile;
+  const toWrite: Array<{ script: vm.Script; file: string; source: string; loaded?: CacheEntry }> = [];
+  internals.prototype._compile = function compileWithCache(this: CompilingModule, content, filename) {
+    if (!filename.startsWith(root + path.sep) || !filename.endsWith('.js'))
+      return previous.call(this, content, filename);
+    const file = path.join(dir, path.relative(root, filename).replaceAll(path.sep, '!'));
+    const source = Module.wrap(content);
+    const loaded = readCacheFile(file, source);
+    const script = new vm.Script(source, { filename, cachedData: loaded?.data });
+    if (loaded === undefined || script.cachedDataRejected) toWrite.push({ script, file, source });
+    else if (loaded.generation <= REFINEMENTS) toWrite.push({ script, file, source, loaded });
+    // What Node's own loader hands a CommonJS module.
+    const moduleRequire = Object.assign((id: string) => this.require(id), {
+      resolve: (request: string, options?: unknown) => internals._resolveFilename(request, this, false, options),
+      main: require.main,
+      cache: internals._cache,
+      extensions: internals._extensions,
+    });
+    const wrapper = script.runInThisContext({ displayErrors: true }) as (...args: unknown[]) => unknown;
+    return wrapper.call(this.exports, this.exports, moduleRequire, this, filename, path.dirname(filename));
+  };
+  process.once('exit', () => {
+    for (const { script, file, source, loaded } of toWrite) {
+      const data = script.createCachedData();
+      // Loaded from the cache: written again only if this process compiled more of the module.
+      if (!loaded) writeCacheFile(file, source, data);
+      else if (data.length > loaded.data.length) writeCacheFile(file, source, data, loaded.generation + 1);
+    }
+  });
+}
+
+/**
+ * Installs the cache for the package's compiled modules when this file runs from dist/ on a Node
+ * without module.enableCompileCache, unless TRELLIS_CODE_CACHE=0 or the folder is not private.
+ */
+export function useCodeCache(version: string): boolean {
+  if (process.env[CODE_CACHE_ENV] === '0' || !__filename.endsWith('.js')) return false;
+  if (typeof (Module as { enableCompileCache?: unknown }).enableCompileCache === 'function') return false;
+  const root = path.dirname(__filename);
+  const dir = codeCacheDir(version, root);
+  if (!isPrivateDir(dir)) return false;
+  installCodeCache(root, dir);
+  return true;
+}

@@ -1,0 +1,169 @@
+/**
+ * The code cache for dist/ (src/code-cache.ts): what it reads back, what it refuses, and that a
+ * module loaded through it behaves as it would without it, whatever is in the cache folder.
+ * Loading runs in child processes (the cache is written at exit), over a folder of small modules.
+ */
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { codeCacheDir, isPrivateDir, readCacheFile, writeCacheFile } from '../src/code-cache';
+import { REPO_ROOT, TSX_ARGS } from './fixtures/child';
+
+describe('code cache', () => {
+  let dir = '';
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-code-cache-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  describe('cache files', () => {
+    const source = 'module.exports = 1;';
+    const data = Buffer.from('v8 cached data stands here');
+
+    it('reads back what was written for the same source', () => {
+      const file = path.join(dir, 'a.js');
+      writeCacheFile(file, source, data);
+      assert.deepEqual(readCacheFile(file, source), { data, generation: 1 });
+      writeCacheFile(file, source, data, 3);
+      assert.equal(readCacheFile(file, source)?.generation, 3);
+      assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+      assert.deepEqual(fs.readdirSync(dir), ['a.js'], 'no temporary file left');
+    });
+
+    it('ignores a file made from another source of the same length, a corrupt one, a short one, a missing one', () => {
+      const file = path.join(dir, 'a.js');
+      writeCacheFile(file, source, data);
+      assert.equal(readCacheFile(file, 'module.exports = 2;'), undefined, 'another source');
+      const bytes = fs.readFileSync(file);
+      bytes[bytes.length - 3] ^= 0xff;
+      fs.writeFileSync(file, bytes);
+      assert.equal(readCacheFile(file, source), undefined, 'one byte changed');
+      fs.writeFileSync(file, bytes.subarray(0, 10));
+      assert.equal(readCacheFile(file, source), undefined, 'shorter than its header');
+      fs.writeFileSync(file, Buffer.alloc(64, 7));
+      assert.equal(readCacheFile(file, source), undefined, 'not a cache file');
+      assert.equal(readCacheFile(path.join(dir, 'missing.js'), source), undefined);
+    });
+
+    it('lives in a folder per trellis version, Node, architecture and install, under TRELLIS_CODE_CACHE_DIR', () => {
+      const saved = process.env.TRELLIS_CODE_CACHE_DIR;
+      process.env.TRELLIS_CODE_CACHE_DIR = dir;
+      try {
+        const folder = codeCacheDir('1.2.3', '/opt/app/node_modules/trellis/dist');
+        assert.equal(path.dirname(folder), dir);
+        assert.match(
+          path.basename(folder),
+          new RegExp(`^code-1\\.2\\.3-node${process.versions.node}-${process.arch}-[0-9a-f]{8}$`),
+        );
+        assert.notEqual(codeCacheDir('1.2.3', '/srv/other/node_modules/trellis/dist'), folder);
+      } finally {
+        if (saved === undefined) delete process.env.TRELLIS_CODE_CACHE_DIR;
+        else process.env.TRELLIS_CODE_CACHE_DIR = saved;
+      }
+    });
+  });
+
+  describe('the cache folder', () => {
+    it('is made private (0700) when missing', () => {
+      const folder = path.join(dir, 'cache', 'code-x');
+      fs.chmodSync(dir, 0o700);
+      assert.equal(isPrivateDir(folder), true);
+      assert.equal(fs.statSync(folder).mode & 0o777, 0o700);
+    });
+
+    it('is refused when others may write to it or to the folder it is in', () => {
+      fs.chmodSync(dir, 0o700);
+      const open = path.join(dir, 'open');
+      fs.mkdirSync(open, { mode: 0o700 });
+      fs.chmodSync(open, 0o777);
+      assert.equal(isPrivateDir(open), false, 'writable by others');
+      assert.equal(isPrivateDir(path.join(open, 'code-x')), false, 'inside a folder others may write to');
+      const file = path.join(dir, 'file');
+      fs.writeFileSync(file, '');
+      assert.equal(isPrivateDir(file), false, 'not a folder');
+    });
+  });
+
+  describe('loading modules through it', () => {
+    let root = '';
+    let cache = '';
+    beforeEach(() => {
+      root = path.join(dir, 'dist');
+      cache = path.join(dir, 'cache');
+      fs.mkdirSync(path.join(root, 'sub'), { recursive: true });
+      fs.mkdirSync(cache, { mode: 0o700 });
+      fs.writeFileSync(path.join(root, 'main.js'), "exports.value = require('./sub/two.js').value + 1;\n");
+      fs.writeFileSync(path.join(root, 'sub', 'two.js'), 'exports.value = 40 + 1; /* v1 */\n');
+    });
+
+    /** Loads root/main.js in a new process with the cache installed; its value and the cache files after. */
+    function load(env: NodeJS.ProcessEnv = {}): { value: number; files: Record<string, number> } {
+      const script = `
+        const { installCodeCache } = require(${JSON.stringify(path.join(REPO_ROOT, 'src', 'code-cache'))});
+        installCodeCache(${JSON.stringify(root)}, ${JSON.stringify(cache)});
+        process.stdout.write(String(require(${JSON.stringify(path.join(root, 'main.js'))}).value));
+      `;
+      const child = spawnSync(process.execPath, [...TSX_ARGS, '-e', script], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(child.status, 0, child.stderr);
+      const files: Record<string, number> = {};
+      for (const name of fs.readdirSync(cache)) files[name] = fs.statSync(path.join(cache, name)).mtimeMs;
+      return { value: Number(child.stdout), files };
+    }
+
+    it('writes each module once, at the first exit, and later processes load from it', () => {
+      const first = load();
+      assert.equal(first.value, 42);
+      assert.deepEqual(Object.keys(first.files).sort(), ['main.js', 'sub!two.js']);
+      const second = load();
+      assert.equal(second.value, 42);
+      assert.deepEqual(second.files, first.files, 'accepted: nothing written again');
+    });
+
+    it('is written again by the next processes that compiled more of a module, then left as it is', () => {
+      const two = path.join(root, 'sub', 'two.js');
+      // A function that only runs when asked: the first process does not compile it.
+      fs.writeFileSync(
+        two,
+        'exports.more = () => [1, 2, 3].map((x) => x * 2).reduce((a, b) => a + b);\n' +
+          'exports.value = process.env.MORE ? 35 + exports.more() : 41;\n',
+      );
+      // The header's last field (the loader checks the rest).
+      const generation = () => fs.readFileSync(path.join(cache, 'sub!two.js')).readUInt32LE(12);
+      assert.equal(load().value, 41 + 1);
+      assert.equal(generation(), 1);
+      assert.equal(load({ MORE: '1' }).value, 35 + 12 + 1);
+      assert.equal(generation(), 2, 'holds more: written again');
+      assert.equal(load({ MORE: '1' }).value, 48);
+      assert.equal(generation(), 2, 'nothing new: left');
+    });
+
+    it('runs a changed module of the same length as it is now, not as cached', () => {
+      load();
+      const two = path.join(root, 'sub', 'two.js');
+      fs.writeFileSync(two, 'exports.value = 50 + 1; /* v2 */\n');
+      assert.equal(load().value, 52);
+      assert.equal(load().value, 52, 'and from the cache written for it');
+    });
+
+    it('replaces a corrupt file, and one V8 refuses (as from another V8), and loads the same', () => {
+      const { files } = load();
+      const mainFile = path.join(cache, 'main.js');
+      const twoFile = path.join(cache, 'sub!two.js');
+      fs.writeFileSync(mainFile, Buffer.alloc(200, 0xab));
+      // Intact by our checks but not V8's data: what a cache from another V8 looks like to V8.
+      writeCacheFile(twoFile, fs.readFileSync(path.join(root, 'sub', 'two.js'), 'utf8'), Buffer.alloc(200, 1));
+      const after = load();
+      assert.equal(after.value, 42);
+      assert.notEqual(after.files['main.js'], files['main.js'], 'the corrupt one rewritten');
+      assert.notEqual(after.files['sub!two.js'], files['sub!two.js'], 'the refused one rewritten');
+      assert.equal(load().value, 42);
+    });
+  });
+});
