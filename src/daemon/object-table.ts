@@ -90,6 +90,10 @@ export interface TableListener {
   namesDropped?(object: StoredObject): void;
   /** The object left the view (a blob's memory may still wait for its holders). */
   deleted?(object: StoredObject): void;
+  /** A sealed object's bytes are in memory and stay where they are until it is deleted or moved. */
+  readable?(object: StoredObject): void;
+  /** A blob's memory is about to be freed, its bytes safe on disk (spilled). */
+  evicting?(blob: StoredObject): void;
 }
 
 /** What an object is, apart from where its bytes are and who holds it: what is kept on disk. */
@@ -223,6 +227,7 @@ export class ObjectTable {
     session.unsealed.delete(id);
     this.resident.set(id, blob);
     if (hold) this.hold(session, blob);
+    this.listener.readable?.(blob);
   }
 
   /** Errors: ObjectNotFound, AlreadySealed, PermissionDenied. */
@@ -246,6 +251,7 @@ export class ObjectTable {
     this.objects.set(object.id, object);
     for (const [key, id] of Object.entries(spec.members))
       if (!spec.remoteMembers?.[key]) this.objects.get(id)!.parents.add(object.id);
+    this.listener.readable?.(object);
     return object;
   }
 
@@ -381,6 +387,7 @@ export class ObjectTable {
       );
     }
     this.resident.delete(blob.id);
+    this.listener.evicting?.(blob);
     this.pool.free(blob.placement);
     blob.placement = undefined;
     blob.backing = backing;
@@ -394,6 +401,7 @@ export class ObjectTable {
     this.resident.set(blob.id, blob);
     this.nonResidentBytes -= blob.nbytes;
     this.nonResidentCount--;
+    this.listener.readable?.(blob);
   }
 
   /**
