@@ -3,7 +3,7 @@ import { connect, type TrellisClient } from '../../src/index';
 import { startChild, type ChildHandle } from '../fixtures/child';
 import { taggedBytes } from '../fixtures/children/index-client';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
-import { onCleanup } from '../fixtures/setup';
+import { onCleanup, tempPath } from '../fixtures/setup';
 import { settledStatus } from '../fixtures/status';
 
 interface Answer<T> {
@@ -123,6 +123,29 @@ describe('read index: small sealed objects got with no round trip', function () 
     assert.equal(total.wrong, 0, JSON.stringify(total));
     assert.ok(total.hits > 0, `the index answered some gets: ${JSON.stringify(total)}`);
     assert.ok(total.missing > 0, `the churn deleted what the reader asked for: ${JSON.stringify(total)}`);
+  });
+
+  it('a spilled object leaves the index; its next get loads it back through the daemon', async function () {
+    this.timeout(60_000);
+    await start(['--spill-dir', tempPath('spill')]);
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    const [warm, ...ids] = await writer.run<string[]>('putTagged', { tags: [0, 1, 2, 3, 4] });
+    await reader.run<Got>('get', { id: warm });
+    for (const id of ids) assert.equal((await reader.run<Got>('get', { id })).indexed, true);
+    // Memory pressure: large blobs, each released, push the least recently used out to disk.
+    const MiB = 1024 * 1024;
+    for (let i = 0; i < 6; i++) {
+      const blob = await observer.createBlob(16 * MiB);
+      await observer.release(await blob.seal());
+    }
+    const spilled = [];
+    for (const id of ids) if ((await observer.getMeta(id)).resident === false) spilled.push(id);
+    assert.ok(spilled.length > 0, 'some small objects were spilled');
+    for (const id of spilled) {
+      const got = await reader.run<Got>('get', { id });
+      assert.equal(got.indexed, false);
+      assert.equal(got.hex, taggedBytes(ids.indexOf(id) + 1).toString('hex'));
+    }
   });
 
   it('a killed reader leaves nothing behind', async () => {
