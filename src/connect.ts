@@ -118,9 +118,28 @@ export class TrellisClient extends Client {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async getMany(idsOrNames: string[]): Promise<any[]> {
+    const local = this.readIndexedMany(idsOrNames);
+    if (local !== undefined) return local;
     const handles = await this.getObjects(idsOrNames);
     // A resolver may answer with a promise (one that loads a module on first use).
     return Promise.all(handles.map((handle) => resolveHandle(handle, this)));
+  }
+
+  /**
+   * Every value from the read index, or undefined as soon as one is not there: then the whole
+   * batch goes to the daemon, so its answer (and its errors) stay those of one getObjects.
+   */
+  private readIndexedMany(idsOrNames: unknown): unknown[] | undefined {
+    if (this.readIndex === undefined || !Array.isArray(idsOrNames) || idsOrNames.length === 0) return undefined;
+    const values: unknown[] = new Array(idsOrNames.length);
+    for (let i = 0; i < idsOrNames.length; i++) {
+      const id = idsOrNames[i];
+      const hit = typeof id === 'string' ? this.readIndex.read(id) : undefined;
+      const value = hit === undefined ? NOT_RESOLVED : resolveIndexed(id, hit);
+      if (value === NOT_RESOLVED) return undefined;
+      values[i] = value;
+    }
+    return values;
   }
 
   /** Stream chunks that are not bytes (arrow RecordBatches, ...) are put as objects. */

@@ -72,6 +72,15 @@ describe('read index: small sealed objects got with no round trip', function () 
     let got: Got | undefined;
     assert.equal(await requestsDuring(async () => (got = await reader.run<Got>('get', { id: value }))), 0);
     assert.deepEqual(got, { value: { a: 'small', n: [1, 2, 3] }, indexed: true });
+
+    // getMany too, when every id is there; one that is not sends the whole batch to the daemon.
+    let many: { values: unknown[]; indexed: number } | undefined;
+    assert.equal(await requestsDuring(async () => (many = await reader.run('getMany', { ids: [blob, value] }))), 0);
+    assert.deepEqual(many, { values: [taggedBytes(7).toString('hex'), { a: 'small', n: [1, 2, 3] }], indexed: 2 });
+    const missing = 'o' + 'f'.repeat(16);
+    const answer = await reader.call('getMany', { ids: [blob, missing] });
+    assert.equal(answer.code, 'ObjectNotFound');
+    assert.match(answer.message!, new RegExp(`1 of 2 objects not found: ${missing}`));
   });
 
   it('a deleted or force-deleted object leaves the index; copies already got keep their bytes', async () => {
