@@ -70,10 +70,15 @@ export class ReadIndexReader {
   private readonly words: Int32Array;
   private readonly slots: number;
 
-  /** `index`: a view of the whole index segment, mapped read-only. Errors: ProtocolError. */
+  /**
+   * `index`: a view of the whole index segment, mapped read-only. `isOpen`: false once the
+   * connection is gone, when the index (of a daemon that may be gone too) must not answer.
+   * Errors: ProtocolError.
+   */
   constructor(
     private readonly index: Buffer,
     private readonly mappings: SegmentMappings,
+    private readonly isOpen: () => boolean = () => true,
   ) {
     this.words = new Int32Array(index.buffer, index.byteOffset, Math.floor(index.byteLength / 4));
     if (Atomics.load(this.words, H_MAGIC) !== READ_INDEX_MAGIC || this.words[H_VERSION] !== READ_INDEX_LAYOUT_VERSION)
@@ -85,7 +90,7 @@ export class ReadIndexReader {
 
   /** The object's bytes copied out, or undefined: ask the daemon. */
   read(id: string): IndexedObject | undefined {
-    if (!isObjectId(id)) return undefined;
+    if (!isObjectId(id) || !this.isOpen()) return undefined;
     const words = this.words;
     const high = keyHigh(id);
     const low = keyLow(id);
@@ -159,5 +164,5 @@ export async function openReadIndex(channel: IpcChannel): Promise<ReadIndexReade
   }
   if (size === 0) return undefined;
   const index = channel.mappings.view({ id: 'read-index', segment: READ_INDEX_SEGMENT, offset: 0, size });
-  return new ReadIndexReader(index, channel.mappings);
+  return new ReadIndexReader(index, channel.mappings, () => !channel.closed);
 }

@@ -202,6 +202,17 @@ describe('read index: small sealed objects got with no round trip', function () 
     assert.deepEqual(got, { hex: taggedBytes(9, 8192).toString('hex'), shared: true, indexed: false });
   });
 
+  it('a closed client does not answer from the index any more', async () => {
+    await start();
+    const client = await connect(daemon.socket);
+    onCleanup(() => client.close());
+    const value = await client.put({ small: true });
+    assert.deepEqual(await client.get(value), { small: true });
+    assert.equal(client.readIndexStats!.hits, 1);
+    client.close();
+    await assert.rejects(client.get(value), { code: 'ConnectionClosed' });
+  });
+
   it('--read-index-slots 0 keeps no index: every get asks the daemon', async () => {
     await start(['--read-index-slots', '0']);
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
