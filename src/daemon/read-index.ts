@@ -9,7 +9,9 @@
  * Only the daemon writes the table, and only on its one thread: every slot write is a seqlock
  * write (seq to odd, fields, seq to the next even), each word stored with Atomics.
  */
+import { TrellisError } from '../errors';
 import { native, type NativeAllocator, type NativeSegment } from '../native';
+import { daemonLog } from './log';
 import {
   H_ARENA_BYTES,
   H_ARENA_OFFSET,
@@ -235,5 +237,20 @@ export class ReadIndex {
     Atomics.store(words, base + S_OFFSET, offset);
     Atomics.store(words, base + S_SIZE, size);
     Atomics.store(words, base + S_SEQ, (seq + 2) | 0);
+  }
+}
+
+/**
+ * The daemon's index, or undefined with `slots` 0, or when its memory cannot be had: a daemon on a
+ * full tmpfs still starts (and answers OutOfMemory), and gets then all go through it, as before.
+ */
+export function openReadIndex(slots: number, shmDir: string): ReadIndex | undefined {
+  if (slots === 0) return undefined;
+  try {
+    return new ReadIndex(slots, DEFAULT_READ_INDEX_ARENA_BYTES, shmDir);
+  } catch (error) {
+    if (!(error instanceof TrellisError)) throw error;
+    daemonLog().warn(`no read index: ${error.message}; every get asks the daemon`);
+    return undefined;
   }
 }

@@ -38,7 +38,7 @@ import { SpillDir } from './spill/spill-dir';
 import type { SessionHost } from './rpc/rpc-connection';
 import { exposureWarning, RpcServer } from './rpc/rpc-server';
 import { loadDaemonTls, type DaemonTls } from './rpc/daemon-tls';
-import { ReadIndex } from './read-index';
+import { openReadIndex, type ReadIndex } from './read-index';
 import { StreamTable } from './streams';
 import { newSession, type ClientSession } from './session';
 
@@ -98,8 +98,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     const policy = new MemoryPolicy(options.size, options.idleReleaseMs, new MachineCapacity(options.shmDir));
     this.pool = new SegmentPool(policy, options.shmDir, (segment) => this.segmentReleased(segment));
     const ids = new IdGenerator(this.instanceId);
-    const readIndex =
-      options.readIndexSlots > 0 ? new ReadIndex(options.readIndexSlots, undefined, options.shmDir) : undefined;
+    const readIndex = openReadIndex(options.readIndexSlots, options.shmDir);
     this.readIndex = readIndex;
     this.table = new ObjectTable(this.pool, ids, this.instanceId, {
       namesDropped: (object) => this.names.forget(object),
