@@ -4,6 +4,7 @@
 import type { Channel } from './client/channel';
 import { Client } from './client/client';
 import { IpcChannel } from './client/ipc';
+import { openReadIndex, type ReadIndexReader, type ReadIndexStats } from './client/read-index';
 import type { RpcConnectOptions } from './client/rpc';
 import { defaultSocketPath } from './protocol/socket-path';
 import { registerBuiltins, resolveHandle } from './types/builtins';
@@ -15,12 +16,26 @@ import { inlineTensorSpec } from './types/tensor';
 import type { ObjectHandle } from './client/object-handle';
 import { builderFor, isBuiltinBuilder, publishOptions, type PutOptions } from './types/registry';
 import { inlineValueSpec } from './types/value';
+import { NOT_RESOLVED, resolveIndexed } from './types/indexed';
 
 registerBuiltins();
 
 export class TrellisClient extends Client {
+  /** The daemon's read index (docs/read-index.md), mapped by connect() for a local client. */
+  private readIndex?: ReadIndexReader;
+
   constructor(channel: Channel) {
     super(channel);
+  }
+
+  /** Sync: how gets used the read index (hits, misses, ...); undefined when it is not mapped. */
+  get readIndexStats(): Readonly<ReadIndexStats> | undefined {
+    return this.readIndex?.stats;
+  }
+
+  /** @internal connect() hands the index over once mapped. */
+  useReadIndex(reader: ReadIndexReader | undefined): void {
+    this.readIndex = reader;
   }
 
   /**
@@ -103,9 +118,28 @@ export class TrellisClient extends Client {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async getMany(idsOrNames: string[]): Promise<any[]> {
+    const local = this.readIndexedMany(idsOrNames);
+    if (local !== undefined) return local;
     const handles = await this.getObjects(idsOrNames);
     // A resolver may answer with a promise (one that loads a module on first use).
     return Promise.all(handles.map((handle) => resolveHandle(handle, this)));
+  }
+
+  /**
+   * Every value from the read index, or undefined as soon as one is not there: then the whole
+   * batch goes to the daemon, so its answer (and its errors) stay those of one getObjects.
+   */
+  private readIndexedMany(idsOrNames: unknown): unknown[] | undefined {
+    if (this.readIndex === undefined || !Array.isArray(idsOrNames) || idsOrNames.length === 0) return undefined;
+    const values: unknown[] = new Array(idsOrNames.length);
+    for (let i = 0; i < idsOrNames.length; i++) {
+      const id = idsOrNames[i];
+      const hit = typeof id === 'string' ? this.readIndex.read(id) : undefined;
+      const value = hit === undefined ? NOT_RESOLVED : resolveIndexed(id, hit);
+      if (value === NOT_RESOLVED) return undefined;
+      values[i] = value;
+    }
+    return values;
   }
 
   /** Stream chunks that are not bytes (arrow RecordBatches, ...) are put as objects. */
@@ -127,6 +161,15 @@ export class TrellisClient extends Client {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async get(idOrName: string, options: { fetch?: boolean; version?: number } = {}): Promise<any> {
     const { fetch = false, version } = options;
+    // A small sealed object by id: copied out of shared memory with no round trip when the
+    // daemon's read index has it; any miss or doubt asks the daemon below.
+    if (this.readIndex !== undefined && version === undefined && !fetch) {
+      const hit = this.readIndex.read(idOrName);
+      if (hit !== undefined) {
+        const value = resolveIndexed(idOrName, hit);
+        if (value !== NOT_RESOLVED) return value;
+      }
+    }
     // A kept version without fetch is one request: the daemon resolves the version and answers the object.
     if (!fetch) {
       const handle =
@@ -140,7 +183,15 @@ export class TrellisClient extends Client {
 
 /** Connects to the daemon at socketPath, $TRELLIS_SOCKET, or the default path. */
 export async function connect(socketPath: string = defaultSocketPath()): Promise<TrellisClient> {
-  return new TrellisClient(await IpcChannel.open(socketPath));
+  const channel = await IpcChannel.open(socketPath);
+  const client = new TrellisClient(channel);
+  try {
+    client.useReadIndex(await openReadIndex(channel));
+  } catch (error) {
+    channel.close();
+    throw error;
+  }
+  return client;
 }
 
 /**

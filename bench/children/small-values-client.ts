@@ -24,6 +24,7 @@ export const PUT_DRIVERS = [
 export const GET_DRIVERS = [
   'raw echo of a get request',
   'trellis get',
+  'trellis get over the socket',
   'redis GET',
   'trellis get, 100 in flight',
   'redis pipeline of 100 GETs',
@@ -60,6 +61,8 @@ export interface GetRateResult {
   getFrameBytes: number;
   /** Every got Buffer held the bytes put. */
   checked: boolean;
+  /** The reader's read-index counters at the end (undefined: no index). */
+  readIndex?: { hits: number; misses: number; raced: number; unmapped: number };
 }
 
 /** Written by reads so that no read can be optimized away. */
@@ -105,6 +108,7 @@ async function echoOf(socketPath: string, bytes: number): Promise<() => Promise<
 }
 
 function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
+  let socketClient: TrellisClient | undefined;
   return {
     async putRate(args: RateArgs & { keep: number }): Promise<PutRateResult> {
       const { valueBytes, batch } = args;
@@ -204,6 +208,12 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
       const drivers: Record<GetDriver, () => Promise<SampleSet>> = {
         'raw echo of a get request': () => sample(echo, args.single),
         'trellis get': () => sample(async (i) => check(await client.get(ids[at(i)]), at(i)), args.single),
+        // The same get with the read index turned off in a second connection: one request each.
+        'trellis get over the socket': async () => {
+          socketClient ??= await connectWithoutIndex();
+          const over = socketClient;
+          return sample(async (i) => check(await over.get(ids[at(i)]), at(i)), args.single);
+        },
         'redis GET': () => sample(async (i) => check(await kv.getBuffer(keys[at(i)]), at(i)), args.single),
         'trellis get, 100 in flight': () =>
           perValue(
@@ -254,9 +264,18 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
       for (let round = 0; round < args.rounds; round++) {
         for (const driver of GET_DRIVERS) results[driver].push(await drivers[driver]());
       }
-      return { drivers: results, cold, getFrameBytes, checked: checked && sink >= 0 };
+      const readIndex = client.readIndexStats && { ...client.readIndexStats };
+      return { drivers: results, cold, getFrameBytes, checked: checked && sink >= 0, readIndex };
     },
   };
+}
+
+/** Another connection to the same daemon that gets everything over the socket. */
+async function connectWithoutIndex(): Promise<TrellisClient> {
+  const other = await connect(argument('--socket'));
+  // Before the read index existed there was nothing to turn off.
+  (other as unknown as { useReadIndex?: (reader: undefined) => void }).useReadIndex?.(undefined);
+  return other;
 }
 
 /** getMany where the client has it; before it existed, the same gets all in flight. */

@@ -84,6 +84,11 @@ export class SegmentMappings {
     this.segments.delete(segment);
   }
 
+  /** Whether this process has been sent the segment's fd (and not told to drop it). */
+  has(segment: number): boolean {
+    return this.segments.has(segment);
+  }
+
   /** A read-only Buffer over a sealed blob: no copy. */
   view(blob: BlobLocation): Buffer {
     const segment = this.segment(blob);

@@ -11,6 +11,7 @@ import { MAX_TTL_SECONDS } from './cluster/cluster-info';
 import { abortInline, putBlobs, storeInline } from './inline-blobs';
 import { DEFAULT_LINEAGE_DEPTH, lineage, resolveParents } from './lineage';
 import { whenDone, type NewObject, type Pending } from './metadata/meta-service';
+import { openReadIndex } from './read-index-grant';
 import type { DaemonState, RequestContext } from './request-context';
 import type { ClientSession } from './session';
 import * as check from './validate';
@@ -190,6 +191,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
         }),
       );
     });
+  },
+
+  openReadIndex(ctx) {
+    const attaching = ctx.untilFdChannel();
+    if (attaching) return attaching.then(() => handlers.openReadIndex(ctx, {}));
+    return openReadIndex(ctx);
   },
 
   getMeta({ state }, body) {

@@ -92,6 +92,10 @@ export interface TableListener {
   deleted?(object: StoredObject): void;
   /** A sealed object's labels changed (here, or by another daemon through its record). */
   relabeled?(object: StoredObject): void;
+  /** A sealed object's bytes are in memory and stay where they are until it is deleted or moved. */
+  readable?(object: StoredObject): void;
+  /** A blob's memory is about to be freed, its bytes safe on disk (spilled). */
+  evicting?(blob: StoredObject): void;
 }
 
 /** What an object is, apart from where its bytes are and who holds it: what is kept on disk. */
@@ -225,6 +229,7 @@ export class ObjectTable {
     session.unsealed.delete(id);
     this.resident.set(id, blob);
     if (hold) this.hold(session, blob);
+    this.listener.readable?.(blob);
   }
 
   /** Errors: ObjectNotFound, AlreadySealed, PermissionDenied. */
@@ -248,6 +253,7 @@ export class ObjectTable {
     this.objects.set(object.id, object);
     for (const [key, id] of Object.entries(spec.members))
       if (!spec.remoteMembers?.[key]) this.objects.get(id)!.parents.add(object.id);
+    this.listener.readable?.(object);
     return object;
   }
 
@@ -378,6 +384,7 @@ export class ObjectTable {
       );
     }
     this.resident.delete(blob.id);
+    this.listener.evicting?.(blob);
     this.pool.free(blob.placement);
     blob.placement = undefined;
     blob.backing = backing;
@@ -391,6 +398,7 @@ export class ObjectTable {
     this.resident.set(blob.id, blob);
     this.nonResidentBytes -= blob.nbytes;
     this.nonResidentCount--;
+    this.listener.readable?.(blob);
   }
 
   /**

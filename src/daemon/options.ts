@@ -10,6 +10,7 @@ import { checkLogFormat, checkLogLevel, defaultLogLevel, type LogFormat, type Lo
 import { DEFAULT_IDLE_RELEASE_MS } from './memory-policy';
 import { DEFAULT_LEASE_TTL_SECONDS } from './metadata/membership';
 import { DEFAULT_KEEP_VERSIONS } from './name-history';
+import { DEFAULT_READ_INDEX_SLOTS } from './read-index';
 import { parseSize } from './sizes';
 
 export interface DaemonOptions {
@@ -27,6 +28,8 @@ export interface DaemonOptions {
   instanceId?: number;
   /** tmpfs folder that holds the (unnamed) segments; default /dev/shm, '' for memfds. */
   shmDir?: string;
+  /** Slots of the read index (docs/read-index.md), a power of two; 0 keeps none. Default 65536. */
+  readIndexSlots?: number;
   /** Unread bytes a stream may hold before its writer waits; default a quarter of size, at most 256 MiB. */
   streamBufferBytes?: number;
   /** TCP port for RPC (remote clients, migrate between daemons); 0 picks a free one. Default: none. */
@@ -85,6 +88,7 @@ export interface ResolvedOptions {
   idleReleaseMs: number;
   instanceId: number;
   shmDir: string;
+  readIndexSlots: number;
   streamBufferBytes?: number;
   rpcPort?: number;
   rpcHost: string;
@@ -130,6 +134,7 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     idleReleaseMs: options.idleReleaseMs ?? DEFAULT_IDLE_RELEASE_MS,
     instanceId: options.instanceId ?? 0,
     shmDir: options.shmDir ?? (fs.existsSync(DEFAULT_SHM_DIR) ? DEFAULT_SHM_DIR : ''),
+    readIndexSlots: checkReadIndexSlots(options.readIndexSlots ?? DEFAULT_READ_INDEX_SLOTS),
     streamBufferBytes: options.streamBufferBytes === undefined ? undefined : parseSize(options.streamBufferBytes),
     rpcPort: options.rpcPort === undefined ? undefined : checkPort(options.rpcPort),
     rpcHost: options.rpcHost ?? DEFAULT_RPC_HOST,
@@ -216,6 +221,8 @@ export const USAGE = `usage: trellisd [options]
                        OutOfMemory comes sooner when RAM, the shm dir or a cgroup holds less
   --stream-buffer SIZE unread bytes a stream holds before its writer waits (default size/4, max 256MiB)
   --shm-dir DIR        tmpfs that holds the segments, as unnamed files (default ${DEFAULT_SHM_DIR})
+  --read-index-slots N slots of the index clients read small objects from without a round trip
+                       (a power of two; 0: none; default 65536)
   --rpc-port N         serve RPC on this TCP port (0 picks one): remote clients, migrate (default: off)
   --rpc-host HOST      address the RPC port binds to (default 127.0.0.1: this machine only)
   --rpc-token TOKEN    secret every RPC connection must present (default $TRELLIS_RPC_TOKEN)
@@ -278,6 +285,9 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
         break;
       case '--shm-dir':
         options.shmDir = value();
+        break;
+      case '--read-index-slots':
+        options.readIndexSlots = integer(flag, value());
         break;
       case '--rpc-port':
         options.rpcPort = integer(flag, value());
@@ -360,4 +370,14 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
 function integer(flag: string, text: string): number {
   if (!/^\d+$/.test(text)) throw new TrellisError('InvalidArgument', `${flag} takes a whole number, got ${text}`);
   return Number(text);
+}
+
+/** 0 (no index) or a power of two from 64 to 2^22. Errors: InvalidArgument. */
+function checkReadIndexSlots(slots: number): number {
+  if (slots === 0 || (Number.isInteger(slots) && slots >= 64 && slots <= 2 ** 22 && Number.isInteger(Math.log2(slots))))
+    return slots;
+  throw new TrellisError(
+    'InvalidArgument',
+    `readIndexSlots must be 0 or a power of two from 64 to 4194304, got ${slots}`,
+  );
 }

@@ -5,6 +5,7 @@
 import type { ArchiveIndex } from './archive-index';
 import type { MetaService } from './metadata/meta-service';
 import type { NameTable } from './names';
+import type { ReadIndex } from './read-index';
 import type { ObjectTable } from './object-table';
 import type { Residency } from './residency';
 import type { RemoteObjects } from './rpc/remote-objects';
@@ -25,6 +26,8 @@ export interface DaemonState {
   readonly remote: RemoteObjects;
   /** topHash -> the object holding that content (archives). */
   readonly archives: ArchiveIndex;
+  /** Small sealed objects clients read without a round trip (read-index.ts); undefined when off. */
+  readonly readIndex?: ReadIndex;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version: string;
@@ -35,6 +38,8 @@ export interface DaemonState {
 export interface RequestContext {
   readonly state: DaemonState;
   readonly session: ClientSession;
+  /** True for a local client, which maps segments; RPC sessions are sent bytes instead. */
+  readonly mapsSegments?: boolean;
   /** Sends the segment's fd to this client unless it already has it. */
   grant(segment: number): void;
   /**

@@ -38,6 +38,7 @@ import { SpillDir } from './spill/spill-dir';
 import type { SessionHost } from './rpc/rpc-connection';
 import { exposureWarning, RpcServer } from './rpc/rpc-server';
 import { loadDaemonTls, type DaemonTls } from './rpc/daemon-tls';
+import { openReadIndex, type ReadIndex } from './read-index';
 import { StreamTable } from './streams';
 import { newSession, type ClientSession } from './session';
 
@@ -60,6 +61,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   readonly remote: RemoteObjects;
   readonly meta: MetaService;
   readonly archives: ArchiveIndex;
+  readonly readIndex?: ReadIndex;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version = VERSION;
@@ -96,9 +98,16 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     const policy = new MemoryPolicy(options.size, options.idleReleaseMs, new MachineCapacity(options.shmDir));
     this.pool = new SegmentPool(policy, options.shmDir, (segment) => this.segmentReleased(segment));
     const ids = new IdGenerator(this.instanceId);
+    const readIndex = openReadIndex(options.readIndexSlots, options.shmDir);
+    this.readIndex = readIndex;
     this.table = new ObjectTable(this.pool, ids, this.instanceId, {
       namesDropped: (object) => this.names.forget(object),
+      // The index learns of an object's bytes when they are in place, and lets go of them before
+      // they are freed or moved (read-index.ts).
+      readable: readIndex && ((object) => readIndex.publish(object)),
+      evicting: readIndex && ((blob) => readIndex.withdraw(blob.id)),
       deleted: (object) => {
+        readIndex?.withdraw(object.id);
         this.residency.forget(object);
         durable?.deleted(object);
         this.archives.forget(object.id);
@@ -263,6 +272,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     this.remote.close();
     await Promise.all([closed, this.rpc?.close(), this.http?.close()]);
     this.pool.close();
+    this.readIndex?.close();
     fs.rmSync(this.socketPath, { force: true });
   }
 
@@ -379,6 +389,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     if (daemon.listening) await daemon.stop();
     else {
       daemon.pool.close();
+      daemon.readIndex?.close();
       await daemon.meta.stop();
     }
     throw error;

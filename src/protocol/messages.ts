@@ -608,6 +608,13 @@ export interface ImportArchiveReply {
   existed: boolean;
 }
 
+/** Maps the daemon's read index (protocol/read-index-layout.ts): its fd is granted as segment 0. */
+export type OpenReadIndexRequest = Record<string, never>;
+export interface OpenReadIndexReply {
+  /** Bytes of the index segment; 0 when the daemon keeps no index (nothing was granted). */
+  size: number;
+}
+
 /** The table: kind -> [request, reply]. */
 export interface Messages {
   register: [RegisterRequest, RegisterReply];
@@ -625,6 +632,7 @@ export interface Messages {
   createMetadataMany: [CreateMetadataManyRequest, CreateMetadataManyReply];
   getObject: [GetObjectRequest, GetObjectReply];
   getObjects: [GetObjectsRequest, GetObjectsReply];
+  openReadIndex: [OpenReadIndexRequest, OpenReadIndexReply];
   getMeta: [GetMetaRequest, GetMetaReply];
   putName: [PutNameRequest, PutNameReply];
   putNames: [PutNamesRequest, PutNamesReply];

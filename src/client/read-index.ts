@@ -1,0 +1,168 @@
+/**
+ * The client's half of the read index (layout in protocol/read-index-layout.ts, why it is
+ * correct in docs/read-index.md): a get of a small sealed object by id, answered in this
+ * process with no round trip. The index is the daemon's read-only segment; a lookup finds the
+ * object's slot, copies its bytes out of shared memory, and keeps the copy only if the slot's
+ * seqlock did not move meanwhile. Any doubt is a miss (undefined), and the caller asks the
+ * daemon as before: not in the index, a slot being written, a segment this process was never
+ * sent, a slot changed under the copy.
+ *
+ * Why a copy rather than a view: a view needs a reference the daemon knows of before it may
+ * free the bytes, which is a round trip or a pin protocol; a copy of a few KiB costs less than
+ * either, and needs neither (the daemon never waits for readers, nor drops their pins).
+ */
+import { TrellisError } from '../errors';
+import {
+  H_MAGIC,
+  H_SLOTS,
+  H_VERSION,
+  HEADER_WORDS,
+  KIND_BLOB,
+  KIND_VALUE,
+  MAX_PROBE,
+  READ_INDEX_LAYOUT_VERSION,
+  READ_INDEX_MAGIC,
+  READ_INDEX_SEGMENT,
+  S_KEY_HIGH,
+  S_KEY_LOW,
+  S_KIND,
+  S_OFFSET,
+  S_SEGMENT,
+  S_SEQ,
+  S_SIZE,
+  S_STATE,
+  SLOT_EMPTY,
+  SLOT_LIVE,
+  SLOT_WORDS,
+  firstSlot,
+  keyHigh,
+  keyLow,
+} from '../protocol/read-index-layout';
+import { isObjectId } from '../protocol/ids';
+import type { IpcChannel } from './ipc';
+import type { SegmentMappings } from './mappings';
+
+/** What a hit gives: a blob's bytes, or a Value's msgpack bytes; a private copy either way. */
+export interface IndexedObject {
+  kind: 'blob' | 'value';
+  bytes: Buffer;
+}
+
+/** Lookups that found nothing usable, by reason; for tests and the bench. */
+export interface ReadIndexStats {
+  hits: number;
+  misses: number;
+  /** The slot changed while it was read or copied. */
+  raced: number;
+  /** The object is in a segment this process has not been sent yet. */
+  unmapped: number;
+}
+
+/**
+ * The lock-free read relies on loads not passing each other: the copy's plain reads must be done
+ * before the seq load that checks them. x86-64 orders loads so (TSO); elsewhere the index is not
+ * used until a native fence backs it (docs/read-index.md).
+ */
+export const READ_INDEX_SUPPORTED = process.arch === 'x64';
+
+export class ReadIndexReader {
+  readonly stats: ReadIndexStats = { hits: 0, misses: 0, raced: 0, unmapped: 0 };
+  private readonly words: Int32Array;
+  private readonly slots: number;
+
+  /**
+   * `index`: a view of the whole index segment, mapped read-only. `isOpen`: false once the
+   * connection is gone, when the index (of a daemon that may be gone too) must not answer.
+   * Errors: ProtocolError.
+   */
+  constructor(
+    private readonly index: Buffer,
+    private readonly mappings: SegmentMappings,
+    private readonly isOpen: () => boolean = () => true,
+  ) {
+    this.words = new Int32Array(index.buffer, index.byteOffset, Math.floor(index.byteLength / 4));
+    if (Atomics.load(this.words, H_MAGIC) !== READ_INDEX_MAGIC || this.words[H_VERSION] !== READ_INDEX_LAYOUT_VERSION)
+      throw new TrellisError('ProtocolError', 'the read index segment has no index of a layout this client reads');
+    this.slots = this.words[H_SLOTS];
+    if (HEADER_WORDS + this.slots * SLOT_WORDS > this.words.length)
+      throw new TrellisError('ProtocolError', `the read index claims ${this.slots} slots, more than its segment holds`);
+  }
+
+  /** The object's bytes copied out, or undefined: ask the daemon. */
+  read(id: string): IndexedObject | undefined {
+    if (!isObjectId(id) || !this.isOpen()) return undefined;
+    const words = this.words;
+    const high = keyHigh(id);
+    const low = keyLow(id);
+    const mask = this.slots - 1;
+    const start = firstSlot(high, low, this.slots);
+    for (let i = 0; i < MAX_PROBE; i++) {
+      const base = HEADER_WORDS + ((start + i) & mask) * SLOT_WORDS;
+      const seq = Atomics.load(words, base + S_SEQ);
+      if (seq & 1) return this.raced();
+      const state = Atomics.load(words, base + S_STATE);
+      if (state === SLOT_EMPTY) break;
+      if (state !== SLOT_LIVE || Atomics.load(words, base + S_KEY_HIGH) !== high) continue;
+      if (Atomics.load(words, base + S_KEY_LOW) !== low) continue;
+      const kind = Atomics.load(words, base + S_KIND);
+      const segment = Atomics.load(words, base + S_SEGMENT);
+      const offset = Atomics.load(words, base + S_OFFSET);
+      const size = Atomics.load(words, base + S_SIZE);
+      if (Atomics.load(words, base + S_SEQ) !== seq) return this.raced();
+      const source = this.source(id, segment, offset, size);
+      if (!source) return undefined;
+      // Its own ArrayBuffer for a blob (get hands it out, .buffer and all); a value's bytes are
+      // decoded and dropped, so the pool is fine.
+      const copy = kind === KIND_BLOB ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
+      source.copy(copy);
+      if (Atomics.load(words, base + S_SEQ) !== seq) return this.raced();
+      if (kind !== KIND_BLOB && kind !== KIND_VALUE) break;
+      this.stats.hits++;
+      return { kind: kind === KIND_BLOB ? 'blob' : 'value', bytes: copy };
+    }
+    this.stats.misses++;
+    return undefined;
+  }
+
+  /** Where to copy from: the index's own arena, or a segment this process maps. */
+  private source(id: string, segment: number, offset: number, size: number): Buffer | undefined {
+    if (segment === READ_INDEX_SEGMENT) {
+      if (offset < 0 || size < 0 || offset + size > this.index.byteLength) return this.raced();
+      return this.index.subarray(offset, offset + size);
+    }
+    if (!this.mappings.has(segment)) {
+      this.stats.unmapped++;
+      return undefined;
+    }
+    try {
+      return this.mappings.view({ id, segment, offset, size });
+    } catch {
+      // Out of the segment's bounds: only a torn read gives that, and the seq check would catch it.
+      return this.raced();
+    }
+  }
+
+  private raced(): undefined {
+    this.stats.raced++;
+    return undefined;
+  }
+}
+
+/**
+ * Asks the daemon for its index and maps it; undefined where there is none to use (not x86-64,
+ * a daemon started without one). Errors: as any request (ConnectionClosed).
+ */
+export async function openReadIndex(channel: IpcChannel): Promise<ReadIndexReader | undefined> {
+  if (!READ_INDEX_SUPPORTED) return undefined;
+  let size: number;
+  try {
+    ({ size } = await channel.request('openReadIndex', {}));
+  } catch (error) {
+    // A daemon of an earlier version does not know the request: gets go through it as before.
+    if (error instanceof TrellisError && error.code !== 'ConnectionClosed') return undefined;
+    throw error;
+  }
+  if (size === 0) return undefined;
+  const index = channel.mappings.view({ id: 'read-index', segment: READ_INDEX_SEGMENT, offset: 0, size });
+  return new ReadIndexReader(index, channel.mappings, () => !channel.closed);
+}

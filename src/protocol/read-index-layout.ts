@@ -1,0 +1,73 @@
+/**
+ * The read index: a shared-memory hash table from object id to where a small sealed object's
+ * bytes are, written only by the daemon and read lock-free by its local clients, so that a get
+ * of a small object needs no round trip. Both ends import this file, so the layout is written
+ * down once; docs/read-index.md says why it is correct.
+ *
+ * The segment is an array of 32-bit words (little-endian; every access goes through Atomics on
+ * an Int32Array): a header of HEADER_WORDS words, then `slots` slots of SLOT_WORDS words, then an
+ * arena that holds the inline bytes of small Values (whose bytes are in no blob).
+ */
+
+/** The grant tag of the index's fd: segment ids start at 1, so 0 is never a real segment. */
+export const READ_INDEX_SEGMENT = 0;
+
+/** 'TRIX' as a little-endian word: a mapping that does not start with it is not an index. */
+export const READ_INDEX_MAGIC = 0x58495254;
+export const READ_INDEX_LAYOUT_VERSION = 1;
+
+/** Objects above this size are not indexed: a get copies them out, and copies of larger ones
+ * would trade the zero-copy view for a round trip saved (see docs/read-index.md). */
+export const READ_INDEX_MAX_BYTES = 4096;
+
+/** Header words. */
+export const HEADER_WORDS = 16;
+export const H_MAGIC = 0;
+export const H_VERSION = 1;
+export const H_SLOTS = 2;
+/** Byte offset of the value arena. */
+export const H_ARENA_OFFSET = 3;
+export const H_ARENA_BYTES = 4;
+
+/** Slot words. `seq` is a seqlock: odd while the daemon writes the slot, bumped by 2 per write. */
+export const SLOT_WORDS = 8;
+export const S_SEQ = 0;
+export const S_KEY_HIGH = 1;
+export const S_KEY_LOW = 2;
+export const S_STATE = 3;
+export const S_KIND = 4;
+export const S_SEGMENT = 5;
+export const S_OFFSET = 6;
+export const S_SIZE = 7;
+
+/** S_STATE: never used (ends a probe), holds an object, or held one (a probe goes on past it). */
+export const SLOT_EMPTY = 0;
+export const SLOT_LIVE = 1;
+export const SLOT_REMOVED = 2;
+
+/** S_KIND: what the bytes are. A value's bytes lie in the arena (S_SEGMENT is READ_INDEX_SEGMENT). */
+export const KIND_BLOB = 1;
+export const KIND_VALUE = 2;
+
+/** Probes give up after this many slots: a miss then costs a round trip, never a long scan. */
+export const MAX_PROBE = 32;
+
+/** The two 32-bit halves of an id's 64 bits ('o' + 16 hex digits), as signed words. */
+export function keyHigh(id: string): number {
+  return parseInt(id.slice(1, 9), 16) | 0;
+}
+export function keyLow(id: string): number {
+  return parseInt(id.slice(9, 17), 16) | 0;
+}
+
+/**
+ * The first slot to probe. Ids are a clock-seeded counter (protocol/ids.ts), so their low bits
+ * are dense: mixed with a multiply so that neighbouring ids spread over the table.
+ */
+export function firstSlot(high: number, low: number, slots: number): number {
+  let h = Math.imul(low ^ (high >>> 7), 0x9e3779b1);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  return (h >>> 0) & (slots - 1);
+}

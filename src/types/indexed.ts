@@ -1,0 +1,32 @@
+/**
+ * Turns what the read index gave (client/read-index.ts: a copy of a small object's bytes) into
+ * the value get answers, as the built-in resolvers would. Only while the built-in resolver is the
+ * one registered for the typename: a user's resolver may want more of the object (labels,
+ * fields) than the index keeps, so it gets the object from the daemon as before.
+ */
+import type { IndexedObject } from '../client/read-index';
+import { ObjectHandle } from '../client/object-handle';
+import { BLOB_TYPENAME, resolveBlob } from './blob';
+import { resolverFor } from './registry';
+import { resolveValue, VALUE_TYPENAME } from './value';
+
+/** Returned when the hit cannot be resolved here: get asks the daemon. */
+export const NOT_RESOLVED: unique symbol = Symbol('not resolved');
+
+const NO_VIEWS: ReadonlyMap<string, Buffer> = new Map();
+
+export function resolveIndexed(id: string, hit: IndexedObject): unknown {
+  if (hit.kind === 'blob') return resolverFor(BLOB_TYPENAME) === resolveBlob ? hit.bytes : NOT_RESOLVED;
+  if (resolverFor(VALUE_TYPENAME) !== resolveValue) return NOT_RESOLVED;
+  const meta = {
+    id,
+    typename: VALUE_TYPENAME,
+    nbytes: hit.bytes.byteLength,
+    instanceId: 0,
+    createdAt: 0,
+    labels: {},
+    fields: { data: hit.bytes },
+    members: {},
+  };
+  return resolveValue(new ObjectHandle(meta, NO_VIEWS));
+}

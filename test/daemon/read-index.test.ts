@@ -1,0 +1,171 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { native } from '../../src/native';
+import { SegmentMappings } from '../../src/client/mappings';
+import { ReadIndexReader } from '../../src/client/read-index';
+import type { StoredObject } from '../../src/daemon/object-table';
+import { ReadIndex } from '../../src/daemon/read-index';
+import {
+  HEADER_WORDS,
+  READ_INDEX_SEGMENT,
+  S_SEQ,
+  SLOT_WORDS,
+  firstSlot,
+  keyHigh,
+  keyLow,
+} from '../../src/protocol/read-index-layout';
+import { onCleanup } from '../fixtures/setup';
+
+/** The same memfd opened again, as a client that was sent it holds its own fd. */
+const reopen = (fd: number, flags = 'r') => fs.openSync(`/proc/self/fd/${fd}`, flags);
+
+const idOf = (n: number) => 'o0000' + n.toString(16).padStart(12, '0');
+
+function blobAt(id: string, segment: number, offset: number, nbytes: number): StoredObject {
+  return {
+    id,
+    typename: 'trellis::Blob',
+    nbytes,
+    sealed: true,
+    deleted: false,
+    blob: true,
+    placement: { segment, offset },
+    fields: {},
+    members: {},
+  } as unknown as StoredObject;
+}
+
+function valueOf(id: string, data: Uint8Array): StoredObject {
+  return {
+    id,
+    typename: 'trellis::Value',
+    nbytes: data.byteLength,
+    sealed: true,
+    deleted: false,
+    blob: false,
+    fields: { data },
+    members: {},
+  } as unknown as StoredObject;
+}
+
+describe('read index layout: one daemon writer, lock-free readers over real shared memory', function () {
+  const SEGMENT = 5;
+  let index: ReadIndex;
+  let reader: ReadIndexReader;
+  let mappings: SegmentMappings;
+  let data: Buffer;
+
+  const open = (slots: number, arenaBytes = 64 * 1024) => {
+    index = new ReadIndex(slots, arenaBytes, '');
+    const segment = new native.Segment(1 << 20, 'read-index-test', '');
+    onCleanup(() => {
+      index.close();
+      segment.close();
+      mappings.close();
+    });
+    data = Buffer.from(new native.Mapping(segment.fd, segment.size, true).slice(0, segment.size));
+    mappings = new SegmentMappings();
+    mappings.add(READ_INDEX_SEGMENT, reopen(index.segment.fd), index.segment.size);
+    mappings.add(SEGMENT, reopen(segment.fd), segment.size);
+    const view = mappings.view({ id: 'index', segment: READ_INDEX_SEGMENT, offset: 0, size: index.segment.size });
+    reader = new ReadIndexReader(view, mappings);
+  };
+  const putBlob = (n: number, offset: number, fill: number, size = 100) => {
+    data.fill(fill, offset, offset + size);
+    index.publish(blobAt(idOf(n), SEGMENT, offset, size));
+  };
+
+  it('reads blobs and values published, misses once withdrawn', () => {
+    open(64);
+    putBlob(1, 0, 0xaa);
+    index.publish(valueOf(idOf(2), Buffer.from('msgpack bytes')));
+    assert.deepEqual(reader.read(idOf(1)), { kind: 'blob', bytes: Buffer.alloc(100, 0xaa) });
+    assert.deepEqual(reader.read(idOf(2)), { kind: 'value', bytes: Buffer.from('msgpack bytes') });
+    index.withdraw(idOf(1));
+    index.withdraw(idOf(2));
+    assert.equal(reader.read(idOf(1)), undefined);
+    assert.equal(reader.read(idOf(2)), undefined);
+    assert.equal(index.counts.arenaUsed, 0);
+    assert.equal(reader.read('some-name'), undefined);
+  });
+
+  it('keeps colliding ids apart, and a probe goes on past a withdrawn one', () => {
+    open(64);
+    const colliding: number[] = [];
+    const target = firstSlot(keyHigh(idOf(1)), keyLow(idOf(1)), 64);
+    for (let n = 1; colliding.length < 8; n++)
+      if (firstSlot(keyHigh(idOf(n)), keyLow(idOf(n)), 64) === target) colliding.push(n);
+    colliding.forEach((n, i) => putBlob(n, i * 128, i + 1));
+    index.withdraw(idOf(colliding[2]));
+    colliding.forEach((n, i) =>
+      assert.deepEqual(reader.read(idOf(n)), i === 2 ? undefined : { kind: 'blob', bytes: Buffer.alloc(100, i + 1) }),
+    );
+    // The withdrawn slot is taken again.
+    putBlob(colliding[2], 2 * 128, 0x33);
+    assert.deepEqual(reader.read(idOf(colliding[2])), { kind: 'blob', bytes: Buffer.alloc(100, 0x33) });
+    assert.equal(index.counts.removed, 0);
+  });
+
+  it('refuses entries past three quarters full; churn rebuilds instead of filling with withdrawn slots', () => {
+    open(64);
+    for (let n = 1; n <= 60; n++) putBlob(n, n * 128, n);
+    assert.equal(index.counts.live, 48);
+    assert.equal(index.counts.refused, 12);
+    for (let n = 1; n <= 60; n++) {
+      const got = reader.read(idOf(n));
+      if (got) assert.deepEqual(got.bytes, Buffer.alloc(100, n));
+    }
+    for (let n = 1; n <= 60; n++) index.withdraw(idOf(n));
+    // Many times the table's size of publish and withdraw: removed slots are reclaimed.
+    for (let n = 100; n < 2100; n++) {
+      putBlob(n, (n % 16) * 128, n & 0xff);
+      if (n >= 110) index.withdraw(idOf(n - 10));
+    }
+    assert.equal(index.counts.live, 10);
+    for (let n = 2090; n < 2100; n++) assert.deepEqual(reader.read(idOf(n))?.bytes, Buffer.alloc(100, n & 0xff));
+  });
+
+  it('misses while a slot is being written, and when the seq moved: a reused slot is never read as the old one', () => {
+    open(64);
+    putBlob(1, 0, 0x11);
+    // A second writable mapping, to do what the daemon's write would look like half done.
+    const fd = reopen(index.segment.fd, 'r+');
+    const words = new Int32Array(new native.Mapping(fd, index.segment.size, true).slice(0, 4096));
+    fs.closeSync(fd);
+    const seqAt = HEADER_WORDS + firstSlot(keyHigh(idOf(1)), keyLow(idOf(1)), 64) * SLOT_WORDS + S_SEQ;
+    const seq = Atomics.load(words, seqAt);
+    assert.equal(seq % 2, 0);
+    Atomics.store(words, seqAt, seq + 1);
+    assert.equal(reader.read(idOf(1)), undefined);
+    assert.equal(reader.stats.raced, 1);
+    Atomics.store(words, seqAt, seq);
+    assert.deepEqual(reader.read(idOf(1))?.bytes, Buffer.alloc(100, 0x11));
+    // Withdrawn and published again in the same slot: two writes, the seq moved by 4.
+    index.withdraw(idOf(1));
+    putBlob(1, 512, 0x22);
+    assert.equal(Atomics.load(words, seqAt), seq + 4);
+    assert.deepEqual(reader.read(idOf(1))?.bytes, Buffer.alloc(100, 0x22));
+  });
+
+  it('misses for a segment this process was never sent, and for objects it does not index', () => {
+    open(64);
+    index.publish(blobAt(idOf(1), 99, 0, 100));
+    assert.equal(reader.read(idOf(1)), undefined);
+    assert.equal(reader.stats.unmapped, 1);
+    index.publish(blobAt(idOf(2), SEGMENT, 0, 4097));
+    index.publish({ ...blobAt(idOf(3), SEGMENT, 0, 100), typename: 'trellis::Tensor<float64>' } as StoredObject);
+    index.publish({ ...blobAt(idOf(4), SEGMENT, 0, 100), sealed: false } as StoredObject);
+    assert.equal(index.counts.live, 1);
+  });
+
+  it('a full value arena refuses values, and takes them again once others are withdrawn', () => {
+    open(64, 1024);
+    for (let n = 1; n <= 20; n++) index.publish(valueOf(idOf(n), Buffer.alloc(100, n)));
+    assert.ok(index.counts.refused > 0);
+    const live = index.counts.live;
+    for (let n = 1; n <= 20; n++) index.withdraw(idOf(n));
+    index.publish(valueOf(idOf(50), Buffer.alloc(100, 50)));
+    assert.deepEqual(reader.read(idOf(50)), { kind: 'value', bytes: Buffer.alloc(100, 50) });
+    assert.ok(live < 20);
+  });
+});
