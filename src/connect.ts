@@ -134,7 +134,8 @@ export class TrellisClient extends Client {
     const values: unknown[] = new Array(idsOrNames.length);
     for (let i = 0; i < idsOrNames.length; i++) {
       const id = idsOrNames[i];
-      const hit = typeof id === 'string' ? this.readIndex.read(id) : undefined;
+      // Buffers stay views of shared memory: only Values (decoded anyway) come from the index.
+      const hit = typeof id === 'string' ? this.readIndex.read(id, false) : undefined;
       const value = hit === undefined ? NOT_RESOLVED : resolveIndexed(id, hit);
       if (value === NOT_RESOLVED) return undefined;
       values[i] = value;
@@ -156,15 +157,20 @@ export class TrellisClient extends Client {
    * where the type allows. With no resolver for the typename, the object handle itself.
    * With `fetch`, an object that lives on another instance is first copied here (migrate).
    * With `version`, that kept version of the name (NameNotFound when it is not kept).
+   * With `copy`, a small blob may come back as a private copy (from the read index, with no
+   * round trip) instead of a view of shared memory.
    * Errors: ObjectNotFound, NameNotFound, NotSealed; with fetch, as migrate.
    */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  async get(idOrName: string, options: { fetch?: boolean; version?: number } = {}): Promise<any> {
-    const { fetch = false, version } = options;
-    // A small sealed object by id: copied out of shared memory with no round trip when the
-    // daemon's read index has it; any miss or doubt asks the daemon below.
+  async get(
+    idOrName: string,
+    options: { fetch?: boolean; version?: number; copy?: boolean } = {},
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  ): Promise<any> {
+    const { fetch = false, version, copy = false } = options;
+    // A small sealed Value (or, with copy, blob) by id: copied out of shared memory with no round
+    // trip when the daemon's read index has it; any miss or doubt asks the daemon below.
     if (this.readIndex !== undefined && version === undefined && !fetch) {
-      const hit = this.readIndex.read(idOrName);
+      const hit = this.readIndex.read(idOrName, copy);
       if (hit !== undefined) {
         const value = resolveIndexed(idOrName, hit);
         if (value !== NOT_RESOLVED) return value;

@@ -207,7 +207,9 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
       const echo = await echoOf(echoSocket, getFrameBytes);
       const drivers: Record<GetDriver, () => Promise<SampleSet>> = {
         'raw echo of a get request': () => sample(echo, args.single),
-        'trellis get': () => sample(async (i) => check(await client.get(ids[at(i)]), at(i)), args.single),
+        // A Buffer from the read index is a private copy: only when asked for (copy: true).
+        'trellis get': () =>
+          sample(async (i) => check(await client.get(ids[at(i)], { copy: true }), at(i)), args.single),
         // The same get with the read index turned off in a second connection: one request each.
         'trellis get over the socket': async () => {
           socketClient ??= await connectWithoutIndex();

@@ -168,7 +168,7 @@ function report(m: Measurements): SuiteReport {
   rows.push(
     sampleRow(
       'request, warm',
-      'trellis get from the read index (no request)',
+      'trellis get, copy: true, from the read index (no request)',
       indexed,
       bytes,
       `${formatRatio(indexedVsEcho)} the echo's rate`,
@@ -181,7 +181,7 @@ function report(m: Measurements): SuiteReport {
   add(
     compare(
       section,
-      'trellis get (read index)',
+      'trellis get, copy: true (read index)',
       get('trellis get'),
       'redis GET',
       get('redis GET'),

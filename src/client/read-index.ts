@@ -88,8 +88,11 @@ export class ReadIndexReader {
       throw new TrellisError('ProtocolError', `the read index claims ${this.slots} slots, more than its segment holds`);
   }
 
-  /** The object's bytes copied out, or undefined: ask the daemon. */
-  read(id: string): IndexedObject | undefined {
+  /**
+   * The object's bytes copied out, or undefined: ask the daemon. A blob only `withBlobs`: get
+   * hands a blob out as a view of shared memory unless its caller asked for a copy.
+   */
+  read(id: string, withBlobs: boolean): IndexedObject | undefined {
     if (!isObjectId(id) || !this.isOpen()) return undefined;
     const words = this.words;
     const high = keyHigh(id);
@@ -109,6 +112,7 @@ export class ReadIndexReader {
       const offset = Atomics.load(words, base + S_OFFSET);
       const size = Atomics.load(words, base + S_SIZE);
       if (Atomics.load(words, base + S_SEQ) !== seq) return this.raced();
+      if (kind === KIND_BLOB && !withBlobs) return undefined;
       const source = this.source(id, segment, offset, size);
       if (!source) return undefined;
       // Its own ArrayBuffer for a blob (get hands it out, .buffer and all); a value's bytes are

@@ -61,22 +61,34 @@ describe('read index: small sealed objects got with no round trip', function () 
     const value = await writer.run<string>('put', { value: { a: 'small', n: [1, 2, 3] } });
 
     // The first get of a blob goes to the daemon: this process was never sent its segment.
-    const first = await reader.run<Got>('get', { id: blob });
+    const first = await reader.run<Got>('get', { copy: true, id: blob });
     assert.equal(first.hex, taggedBytes(7).toString('hex'));
     assert.equal(first.indexed, false);
     let second: Got | undefined;
-    assert.equal(await requestsDuring(async () => (second = await reader.run<Got>('get', { id: blob }))), 0);
+    assert.equal(
+      await requestsDuring(async () => (second = await reader.run<Got>('get', { copy: true, id: blob }))),
+      0,
+    );
     assert.deepEqual(second, { hex: taggedBytes(7).toString('hex'), shared: false, indexed: true });
 
     // A small Value's bytes live in the index itself: the first get is already local.
     let got: Got | undefined;
-    assert.equal(await requestsDuring(async () => (got = await reader.run<Got>('get', { id: value }))), 0);
+    assert.equal(await requestsDuring(async () => (got = await reader.run<Got>('get', { copy: true, id: value }))), 0);
     assert.deepEqual(got, { value: { a: 'small', n: [1, 2, 3] }, indexed: true });
 
-    // getMany too, when every id is there; one that is not sends the whole batch to the daemon.
+    // Without copy, a blob is a view of shared memory, from the daemon, as ever.
+    let view: Got | undefined;
+    assert.equal(await requestsDuring(async () => (view = await reader.run<Got>('get', { id: blob }))), 1);
+    assert.deepEqual(view, { hex: taggedBytes(7).toString('hex'), shared: true, indexed: false });
+
+    // getMany too, when every id is a Value there; a blob (a view) or one that is not there sends
+    // the whole batch to the daemon.
+    const other = await writer.run<string>('put', { value: 'another' });
     let many: { values: unknown[]; indexed: number } | undefined;
-    assert.equal(await requestsDuring(async () => (many = await reader.run('getMany', { ids: [blob, value] }))), 0);
-    assert.deepEqual(many, { values: [taggedBytes(7).toString('hex'), { a: 'small', n: [1, 2, 3] }], indexed: 2 });
+    assert.equal(await requestsDuring(async () => (many = await reader.run('getMany', { ids: [other, value] }))), 0);
+    assert.deepEqual(many, { values: ['another', { a: 'small', n: [1, 2, 3] }], indexed: 2 });
+    assert.equal(await requestsDuring(async () => (many = await reader.run('getMany', { ids: [blob, value] }))), 1);
+    assert.deepEqual(many, { values: [taggedBytes(7).toString('hex'), { a: 'small', n: [1, 2, 3] }], indexed: 0 });
     const missing = 'o' + 'f'.repeat(16);
     const answer = await reader.call('getMany', { ids: [blob, missing] });
     assert.equal(answer.code, 'ObjectNotFound');
@@ -89,8 +101,8 @@ describe('read index: small sealed objects got with no round trip', function () 
     // A get from the daemon takes a reference (and maps the segment): taken of another blob, so
     // that these two are only ever got from the index.
     const [warm, ...ids] = await writer.run<string[]>('putTagged', { tags: [0, 1, 2] });
-    await reader.run<Got>('get', { id: warm });
-    for (const id of ids) assert.equal((await reader.run<Got>('get', { id })).indexed, true);
+    await reader.run<Got>('get', { copy: true, id: warm });
+    for (const id of ids) assert.equal((await reader.run<Got>('get', { copy: true, id })).indexed, true);
     const baseline = (await observer.status()).memoryUsage;
 
     await writer.run('delete', { ids: [ids[0]] });
@@ -103,7 +115,7 @@ describe('read index: small sealed objects got with no round trip', function () 
     await writer.run<string[]>('putTagged', { tags: [3, 4, 5, 6] });
     for (const [i, id] of ids.entries()) {
       assert.equal(await reader.run<string>('heldHex', { id }), taggedBytes(i + 1).toString('hex'));
-      const answer = await reader.call('get', { id });
+      const answer = await reader.call('get', { copy: true, id });
       assert.equal(answer.code, 'ObjectNotFound');
     }
   });
@@ -113,7 +125,7 @@ describe('read index: small sealed objects got with no round trip', function () 
     await start();
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
     const [warm] = await writer.run<string[]>('putTagged', { tags: [0] });
-    await reader.run<Got>('get', { id: warm });
+    await reader.run<Got>('get', { copy: true, id: warm });
     const total = { right: 0, wrong: 0, missing: 0, hits: 0, raced: 0 };
     let tags = Array.from({ length: 16 }, (_, i) => i + 1);
     let ids = await writer.run<string[]>('putTagged', { tags });
@@ -139,8 +151,8 @@ describe('read index: small sealed objects got with no round trip', function () 
     await start(['--spill-dir', tempPath('spill')]);
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
     const [warm, ...ids] = await writer.run<string[]>('putTagged', { tags: [0, 1, 2, 3, 4] });
-    await reader.run<Got>('get', { id: warm });
-    for (const id of ids) assert.equal((await reader.run<Got>('get', { id })).indexed, true);
+    await reader.run<Got>('get', { copy: true, id: warm });
+    for (const id of ids) assert.equal((await reader.run<Got>('get', { copy: true, id })).indexed, true);
     // Memory pressure: large blobs, each released, push the least recently used out to disk.
     const MiB = 1024 * 1024;
     for (let i = 0; i < 6; i++) {
@@ -151,7 +163,7 @@ describe('read index: small sealed objects got with no round trip', function () 
     for (const id of ids) if ((await observer.getMeta(id)).resident === false) spilled.push(id);
     assert.ok(spilled.length > 0, 'some small objects were spilled');
     for (const id of spilled) {
-      const got = await reader.run<Got>('get', { id });
+      const got = await reader.run<Got>('get', { copy: true, id });
       assert.equal(got.indexed, false);
       assert.equal(got.hex, taggedBytes(ids.indexOf(id) + 1).toString('hex'));
     }
@@ -161,8 +173,8 @@ describe('read index: small sealed objects got with no round trip', function () 
     await start();
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
     const [warm, ...ids] = await writer.run<string[]>('putTagged', { tags: [0, 1, 2, 3] });
-    await reader.run<Got>('get', { id: warm });
-    for (const id of ids) assert.equal((await reader.run<Got>('get', { id })).indexed, true);
+    await reader.run<Got>('get', { copy: true, id: warm });
+    for (const id of ids) assert.equal((await reader.run<Got>('get', { copy: true, id })).indexed, true);
     const clients = (await observer.status()).clients;
     reader.child.kill('SIGKILL');
     await reader.child.exited;
@@ -178,10 +190,10 @@ describe('read index: small sealed objects got with no round trip', function () 
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
     const tags = Array.from({ length: 200 }, (_, i) => i + 1);
     const ids = await writer.run<string[]>('putTagged', { tags });
-    await reader.run<Got>('get', { id: ids[0] });
+    await reader.run<Got>('get', { copy: true, id: ids[0] });
     let indexed = 0;
     for (const [i, id] of ids.entries()) {
-      const got = await reader.run<Got>('get', { id });
+      const got = await reader.run<Got>('get', { copy: true, id });
       assert.equal(got.hex, taggedBytes(tags[i]).toString('hex'));
       if (got.indexed) indexed++;
     }
@@ -190,15 +202,15 @@ describe('read index: small sealed objects got with no round trip', function () 
     // Deleting makes room: new objects are indexed again (removed slots are reused).
     await writer.run('delete', { ids, force: true });
     const fresh = await writer.run<string[]>('putTagged', { tags: [500, 501] });
-    for (const id of fresh) assert.equal((await reader.run<Got>('get', { id })).indexed, true);
+    for (const id of fresh) assert.equal((await reader.run<Got>('get', { copy: true, id })).indexed, true);
   });
 
   it('objects over the size limit and names are got from the daemon, as views', async () => {
     await start();
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
     const [large] = await writer.run<string[]>('putTagged', { tags: [9], size: 8192 });
-    await reader.run<Got>('get', { id: large });
-    const got = await reader.run<Got>('get', { id: large });
+    await reader.run<Got>('get', { copy: true, id: large });
+    const got = await reader.run<Got>('get', { copy: true, id: large });
     assert.deepEqual(got, { hex: taggedBytes(9, 8192).toString('hex'), shared: true, indexed: false });
   });
 
@@ -217,8 +229,8 @@ describe('read index: small sealed objects got with no round trip', function () 
     await start(['--read-index-slots', '0']);
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
     const [id] = await writer.run<string[]>('putTagged', { tags: [3] });
-    await reader.run<Got>('get', { id });
+    await reader.run<Got>('get', { copy: true, id });
     assert.equal(await reader.run('stats'), null);
-    assert.equal(await requestsDuring(() => reader.run<Got>('get', { id })), 1);
+    assert.equal(await requestsDuring(() => reader.run<Got>('get', { copy: true, id })), 1);
   });
 });

@@ -79,14 +79,14 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     open(64);
     putBlob(1, 0, 0xaa);
     index.publish(valueOf(idOf(2), Buffer.from('msgpack bytes')));
-    assert.deepEqual(reader.read(idOf(1)), { kind: 'blob', bytes: Buffer.alloc(100, 0xaa) });
-    assert.deepEqual(reader.read(idOf(2)), { kind: 'value', bytes: Buffer.from('msgpack bytes') });
+    assert.deepEqual(reader.read(idOf(1), true), { kind: 'blob', bytes: Buffer.alloc(100, 0xaa) });
+    assert.deepEqual(reader.read(idOf(2), true), { kind: 'value', bytes: Buffer.from('msgpack bytes') });
     index.withdraw(idOf(1));
     index.withdraw(idOf(2));
-    assert.equal(reader.read(idOf(1)), undefined);
-    assert.equal(reader.read(idOf(2)), undefined);
+    assert.equal(reader.read(idOf(1), true), undefined);
+    assert.equal(reader.read(idOf(2), true), undefined);
     assert.equal(index.counts.arenaUsed, 0);
-    assert.equal(reader.read('some-name'), undefined);
+    assert.equal(reader.read('some-name', true), undefined);
   });
 
   it('keeps colliding ids apart, and a probe goes on past a withdrawn one', () => {
@@ -98,11 +98,14 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     colliding.forEach((n, i) => putBlob(n, i * 128, i + 1));
     index.withdraw(idOf(colliding[2]));
     colliding.forEach((n, i) =>
-      assert.deepEqual(reader.read(idOf(n)), i === 2 ? undefined : { kind: 'blob', bytes: Buffer.alloc(100, i + 1) }),
+      assert.deepEqual(
+        reader.read(idOf(n), true),
+        i === 2 ? undefined : { kind: 'blob', bytes: Buffer.alloc(100, i + 1) },
+      ),
     );
     // The withdrawn slot is taken again.
     putBlob(colliding[2], 2 * 128, 0x33);
-    assert.deepEqual(reader.read(idOf(colliding[2])), { kind: 'blob', bytes: Buffer.alloc(100, 0x33) });
+    assert.deepEqual(reader.read(idOf(colliding[2]), true), { kind: 'blob', bytes: Buffer.alloc(100, 0x33) });
     assert.equal(index.counts.removed, 0);
   });
 
@@ -112,7 +115,7 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     assert.equal(index.counts.live, 48);
     assert.equal(index.counts.refused, 12);
     for (let n = 1; n <= 60; n++) {
-      const got = reader.read(idOf(n));
+      const got = reader.read(idOf(n), true);
       if (got) assert.deepEqual(got.bytes, Buffer.alloc(100, n));
     }
     for (let n = 1; n <= 60; n++) index.withdraw(idOf(n));
@@ -122,7 +125,7 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
       if (n >= 110) index.withdraw(idOf(n - 10));
     }
     assert.equal(index.counts.live, 10);
-    for (let n = 2090; n < 2100; n++) assert.deepEqual(reader.read(idOf(n))?.bytes, Buffer.alloc(100, n & 0xff));
+    for (let n = 2090; n < 2100; n++) assert.deepEqual(reader.read(idOf(n), true)?.bytes, Buffer.alloc(100, n & 0xff));
   });
 
   it('misses while a slot is being written, and when the seq moved: a reused slot is never read as the old one', () => {
@@ -136,21 +139,21 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     const seq = Atomics.load(words, seqAt);
     assert.equal(seq % 2, 0);
     Atomics.store(words, seqAt, seq + 1);
-    assert.equal(reader.read(idOf(1)), undefined);
+    assert.equal(reader.read(idOf(1), true), undefined);
     assert.equal(reader.stats.raced, 1);
     Atomics.store(words, seqAt, seq);
-    assert.deepEqual(reader.read(idOf(1))?.bytes, Buffer.alloc(100, 0x11));
+    assert.deepEqual(reader.read(idOf(1), true)?.bytes, Buffer.alloc(100, 0x11));
     // Withdrawn and published again in the same slot: two writes, the seq moved by 4.
     index.withdraw(idOf(1));
     putBlob(1, 512, 0x22);
     assert.equal(Atomics.load(words, seqAt), seq + 4);
-    assert.deepEqual(reader.read(idOf(1))?.bytes, Buffer.alloc(100, 0x22));
+    assert.deepEqual(reader.read(idOf(1), true)?.bytes, Buffer.alloc(100, 0x22));
   });
 
   it('misses for a segment this process was never sent, and for objects it does not index', () => {
     open(64);
     index.publish(blobAt(idOf(1), 99, 0, 100));
-    assert.equal(reader.read(idOf(1)), undefined);
+    assert.equal(reader.read(idOf(1), true), undefined);
     assert.equal(reader.stats.unmapped, 1);
     index.publish(blobAt(idOf(2), SEGMENT, 0, 4097));
     index.publish({ ...blobAt(idOf(3), SEGMENT, 0, 100), typename: 'trellis::Tensor<float64>' } as StoredObject);
@@ -165,7 +168,7 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     const live = index.counts.live;
     for (let n = 1; n <= 20; n++) index.withdraw(idOf(n));
     index.publish(valueOf(idOf(50), Buffer.alloc(100, 50)));
-    assert.deepEqual(reader.read(idOf(50)), { kind: 'value', bytes: Buffer.alloc(100, 50) });
+    assert.deepEqual(reader.read(idOf(50), true), { kind: 'value', bytes: Buffer.alloc(100, 50) });
     assert.ok(live < 20);
   });
 });
