@@ -71,6 +71,11 @@ function inlineBlobRequest(entry: { data: Uint8Array } & SealOptions): InlineBlo
   return request;
 }
 
+/** One Buffer of all the bytes, in order: a single one is sent as it is. */
+function concatBytes(datas: Uint8Array[]): Uint8Array {
+  return datas.length === 1 ? datas[0] : Buffer.concat(datas);
+}
+
 function describeArgument(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -137,7 +142,13 @@ export class Client {
    */
   async putBlobs(blobs: Array<{ data: Uint8Array } & SealOptions>): Promise<string[]> {
     if (blobs.length === 0) return [];
-    const { ids } = await this.channel.request('putBlobs', { blobs: blobs.map(inlineBlobRequest) });
+    const entries = blobs.map(inlineBlobRequest);
+    // Bytes alone (a putMany of Buffers): the compact form, one bin for all of them.
+    const bytesOnly = entries.every((entry) => Object.keys(entry).length === 1);
+    const request: RequestOf<'putBlobs'> = bytesOnly
+      ? { sizes: entries.map((entry) => entry.data.byteLength), data: concatBytes(entries.map((entry) => entry.data)) }
+      : { blobs: entries };
+    const { ids } = await this.channel.request('putBlobs', request);
     return ids;
   }
 

@@ -6,6 +6,7 @@
 import { TrellisError } from '../errors';
 import type { BlobLocation, ClientKind, DaemonStatus, ParentRef, ReadChunkReply, ReplyOf } from '../protocol/messages';
 import { checkName } from '../protocol/names';
+import { toColumns } from '../protocol/plain-blob-columns';
 import { importArchive, topHash } from './archive-import';
 import { MAX_TTL_SECONDS } from './cluster/cluster-info';
 import { abortInline, putBlobs, storeInline } from './inline-blobs';
@@ -161,6 +162,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   getObjects(ctx, body) {
     const refs = check.refs('getObjects', body);
+    const columns = check.flag('getObjects', body, 'columns', false);
     const attaching = ctx.untilFdChannel();
     if (attaching) return attaching.then(() => handlers.getObjects(ctx, body));
     const { state } = ctx;
@@ -185,9 +187,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       for (const id of local) state.table.sealedObject(id);
       return state.residency.withResident(
         () => local.flatMap((id) => state.table.blobsOf(id)),
-        () => ({
-          objects: ids.map((id, i) => (remote[i] as ReplyOf<'getObject'> | undefined) ?? describeAndGrant(ctx, id)),
-        }),
+        () => {
+          const objects = ids.map(
+            (id, i) => (remote[i] as ReplyOf<'getObject'> | undefined) ?? describeAndGrant(ctx, id),
+          );
+          return columns ? toColumns(objects, state.instanceId) : { objects };
+        },
       );
     });
   },

@@ -8,7 +8,7 @@
  * bounded by MAX_INLINE_BLOB_BYTES.
  */
 import { TrellisError } from '../errors';
-import type { PutBlobsReply } from '../protocol/messages';
+import { MAX_INLINE_BLOB_BYTES, type PutBlobsReply } from '../protocol/messages';
 import { checkName } from '../protocol/names';
 import { resolveParents } from './lineage';
 import { whenDone, type NewObject } from './metadata/meta-service';
@@ -68,6 +68,12 @@ export function putBlobs(
   body: check.Body,
 ): PutBlobsReply | Promise<PutBlobsReply> {
   const kind = 'putBlobs';
+  if (body.sizes !== undefined || body.data !== undefined) {
+    if (body.blobs !== undefined) {
+      throw new TrellisError('InvalidArgument', `${kind}: give either blobs or sizes and data, not both`);
+    }
+    return storeAndPublish(state, session, bytesOnly(kind, body.sizes, body.data));
+  }
   const entries = body.blobs;
   if (!Array.isArray(entries) || entries.length === 0 || entries.length > check.MAX_IDS_PER_REQUEST) {
     throw new TrellisError(
@@ -99,6 +105,46 @@ export function putBlobs(
   });
   return whenDone(parsed, (requests) => storeAndPublish(state, session, requests)) as
     PutBlobsReply | Promise<PutBlobsReply>;
+}
+
+/**
+ * The compact form: `sizes`, and every blob's bytes one after another in `data`. The blobs are
+ * views of the request's bytes, copied into shared memory by storeInline.
+ * Errors: InvalidArgument naming the size, the count or the byte total that is wrong.
+ */
+function bytesOnly(kind: string, sizes: unknown, data: unknown): InlineBlobRequest[] {
+  if (!Array.isArray(sizes) || sizes.length === 0 || sizes.length > check.MAX_IDS_PER_REQUEST) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: sizes must be a list of 1 to ${check.MAX_IDS_PER_REQUEST}, got ${check.describe(sizes)}`,
+    );
+  }
+  if (!(data instanceof Uint8Array)) {
+    throw new TrellisError('InvalidArgument', `${kind}: data must be bytes, got ${check.describe(data)}`);
+  }
+  let total = 0;
+  sizes.forEach((size: unknown, i) => {
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || size > MAX_INLINE_BLOB_BYTES) {
+      throw new TrellisError(
+        'InvalidArgument',
+        `${kind}: sizes[${i}] must be a byte count of 0 to ${MAX_INLINE_BLOB_BYTES} (the limit for bytes inside ` +
+          `a request), got ${check.describe(size)}`,
+      );
+    }
+    total += size;
+  });
+  if (total !== data.byteLength) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: sizes add up to ${total} bytes but data holds ${data.byteLength}`,
+    );
+  }
+  let offset = 0;
+  const requests = (sizes as number[]).map((size): InlineBlobRequest => {
+    const bytes = data.subarray(offset, (offset += size));
+    return { data: bytes, labels: {}, derivedFrom: [], override: false, persist: false };
+  });
+  return requests;
 }
 
 function storeAndPublish(

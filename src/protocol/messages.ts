@@ -111,7 +111,15 @@ export interface InlineBlob {
  * shared memory and seals it, keeping no reference for this client (as sealBlob).
  */
 export interface PutBlobsRequest {
-  blobs: InlineBlob[];
+  blobs?: InlineBlob[];
+  /**
+   * The compact form, for blobs that carry nothing but bytes (no name, labels, parents or
+   * persist): their sizes, and all their bytes one after another in `data`. One bin and one
+   * list of numbers cost far less to encode and decode than a map per blob. Either `blobs` or
+   * `sizes` and `data`.
+   */
+  sizes?: number[];
+  data?: Uint8Array;
 }
 export interface PutBlobsReply {
   ids: string[];
@@ -257,9 +265,30 @@ export interface GetObjectReply {
 /** Many getObject requests in one round trip (ids or names); all or none. */
 export interface GetObjectsRequest {
   refs: string[];
+  /** Answer the plain blobs among them in columns (`plain`) rather than one reply each. */
+  columns?: boolean;
 }
 export interface GetObjectsReply {
+  /** Without `columns`, every object in the order of `refs`; with it, those not in `plain`. */
   objects: GetObjectReply[];
+  plain?: PlainBlobColumns;
+}
+
+/**
+ * Objects that are a single blob of this daemon with no labels, fields, members or parents (what
+ * a put of a Buffer makes), one column per property: `at[i]` is its position among the refs.
+ * Their meta and location follow from these, so a getMany of small Buffers encodes a few lists
+ * of numbers and strings instead of a map tree per object.
+ */
+export interface PlainBlobColumns {
+  at: number[];
+  ids: string[];
+  typenames: string[];
+  sizes: number[];
+  createdAt: number[];
+  segments: number[];
+  offsets: number[];
+  instanceId: number;
 }
 
 export interface GetMetaRequest {
