@@ -16,6 +16,7 @@ import {
 } from '../protocol/messages';
 import { BlobCache, type Blob, type BlobWriter } from './blobs';
 import type { Channel } from './channel';
+import { CoalescingChannel } from './coalescing-channel';
 import { Cluster, type ClusterInfo, type PersistOptions } from './cluster';
 import { checkId, Names, type GetNameOptions, type PutNameOptions } from './names';
 import { checkName } from '../protocol/names';
@@ -88,11 +89,15 @@ export class Client {
   private readonly names: Names;
   private readonly cluster: Cluster;
 
-  constructor(protected readonly channel: Channel) {
-    this.blobs = new BlobCache(channel);
-    this.objects = new Objects(channel, this.blobs);
-    this.names = new Names(channel);
-    this.cluster = new Cluster(channel);
+  protected readonly channel: Channel;
+
+  constructor(channel: Channel) {
+    // Gets in flight together travel as one request (coalescing-channel.ts).
+    this.channel = new CoalescingChannel(channel);
+    this.blobs = new BlobCache(this.channel);
+    this.objects = new Objects(this.channel, this.blobs);
+    this.names = new Names(this.channel);
+    this.cluster = new Cluster(this.channel);
   }
 
   get instanceId(): number {

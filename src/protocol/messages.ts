@@ -120,9 +120,16 @@ export interface PutBlobsRequest {
    */
   sizes?: number[];
   data?: Uint8Array;
+  /**
+   * With `sizes`: each blob is a put of its own rather than all or none (a client's puts in
+   * flight, coalesced): one that does not fit is in the reply's `errors`, the others are stored.
+   */
+  each?: boolean;
 }
 export interface PutBlobsReply {
+  /** In order; with `each`, those of the blobs not in `errors`. */
   ids: string[];
+  errors?: { at: number[]; errors: WireError[] };
 }
 
 export interface SealRequest {
@@ -267,11 +274,18 @@ export interface GetObjectsRequest {
   refs: string[];
   /** Answer the plain blobs among them in columns (`plain`) rather than one reply each. */
   columns?: boolean;
+  /**
+   * Each ref on its own, as getObject would answer it, rather than all or none: a ref that fails
+   * is in `errors` and the others are answered (a client's coalesced gets). Implies `columns`.
+   */
+  each?: boolean;
 }
 export interface GetObjectsReply {
-  /** Without `columns`, every object in the order of `refs`; with it, those not in `plain`. */
+  /** In the order of `refs`: all of them, or (with `columns`) those in neither `plain` nor `errors`. */
   objects: GetObjectReply[];
   plain?: PlainBlobColumns;
+  /** With `each`: the refs that failed, by position, and why. */
+  errors?: { at: number[]; errors: WireError[] };
 }
 
 /**

@@ -4,6 +4,7 @@
  * turns them back into the replies getObject would give. For 100 small Buffers this is a few
  * lists instead of 100 map trees, which took most of a getMany's time to encode and decode.
  */
+import type { WireError } from '../errors';
 import type { GetObjectReply, GetObjectsReply, PlainBlobColumns } from './messages';
 
 function isEmpty(record: Record<string, unknown>): boolean {
@@ -25,8 +26,11 @@ export function isPlainBlob({ meta, blobs }: GetObjectReply, instanceId: number)
   );
 }
 
-/** The daemon's half: plain blobs to columns, every other reply as it is, in order. */
-export function toColumns(replies: GetObjectReply[], instanceId: number): GetObjectsReply {
+/**
+ * The daemon's half: plain blobs to columns, every other reply as it is, in order. `positions`:
+ * each reply's position among the refs, when some refs are not among the replies (`each`).
+ */
+export function toColumns(replies: GetObjectReply[], instanceId: number, positions?: number[]): GetObjectsReply {
   const objects: GetObjectReply[] = [];
   const plain: PlainBlobColumns = {
     at: [],
@@ -44,7 +48,7 @@ export function toColumns(replies: GetObjectReply[], instanceId: number): GetObj
       return;
     }
     const [blob] = reply.blobs;
-    plain.at.push(i);
+    plain.at.push(positions === undefined ? i : positions[i]);
     plain.ids.push(blob.id);
     plain.typenames.push(reply.meta.typename);
     plain.sizes.push(blob.size);
@@ -55,11 +59,17 @@ export function toColumns(replies: GetObjectReply[], instanceId: number): GetObj
   return plain.at.length === 0 ? { objects } : { objects, plain };
 }
 
-/** The client's half: every object's reply, in the order of the refs asked for. */
-export function fromColumns({ objects, plain }: GetObjectsReply): GetObjectReply[] {
-  if (plain === undefined || plain.at.length === 0) return objects;
-  const all: GetObjectReply[] = new Array(objects.length + plain.at.length);
-  plain.at.forEach((at, i) => {
+/** The client's half: every object's reply, in the order of the refs asked for (all or none). */
+export function fromColumns(reply: GetObjectsReply): GetObjectReply[] {
+  if (reply.plain === undefined || reply.plain.at.length === 0) return reply.objects;
+  return answers(reply) as GetObjectReply[];
+}
+
+/** Each ref's answer, in order: its reply, or (with `each`) the error it failed with. */
+export function answers({ objects, plain, errors }: GetObjectsReply): Array<GetObjectReply | WireError> {
+  const count = objects.length + (plain?.at.length ?? 0) + (errors?.at.length ?? 0);
+  const all: Array<GetObjectReply | WireError> = new Array(count);
+  plain?.at.forEach((at, i) => {
     const id = plain.ids[i];
     const nbytes = plain.sizes[i];
     all[at] = {
@@ -76,7 +86,12 @@ export function fromColumns({ objects, plain }: GetObjectsReply): GetObjectReply
       blobs: [{ id, size: nbytes, segment: plain.segments[i], offset: plain.offsets[i] }],
     };
   });
+  errors?.at.forEach((at, i) => (all[at] = errors.errors[i]));
   let next = 0;
-  for (let i = 0; i < all.length; i++) if (all[i] === undefined) all[i] = objects[next++];
+  for (let i = 0; i < count; i++) if (all[i] === undefined) all[i] = objects[next++];
   return all;
+}
+
+export function isWireError(answer: GetObjectReply | WireError): answer is WireError {
+  return 'code' in answer;
 }
