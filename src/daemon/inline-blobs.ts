@@ -8,7 +8,7 @@
  * bounded by MAX_INLINE_BLOB_BYTES.
  */
 import { toWireError, TrellisError, type WireError } from '../errors';
-import { MAX_INLINE_BLOB_BYTES, type PutBlobsReply } from '../protocol/messages';
+import type { PutBlobsReply } from '../protocol/messages';
 import { checkName } from '../protocol/names';
 import { resolveParents } from './lineage';
 import { whenDone, type NewObject } from './metadata/meta-service';
@@ -110,44 +110,14 @@ export function putBlobs(
     PutBlobsReply | Promise<PutBlobsReply>;
 }
 
-/**
- * The compact form: `sizes`, and every blob's bytes one after another in `data`. The blobs are
- * views of the request's bytes, copied into shared memory by storeInline.
- * Errors: InvalidArgument naming the size, the count or the byte total that is wrong.
- */
+/** The compact form's blobs: views of the request's bytes, copied into shared memory by storeInline. */
 function bytesOnly(kind: string, sizes: unknown, data: unknown): InlineBlobRequest[] {
-  if (!Array.isArray(sizes) || sizes.length === 0 || sizes.length > check.MAX_IDS_PER_REQUEST) {
-    throw new TrellisError(
-      'InvalidArgument',
-      `${kind}: sizes must be a list of 1 to ${check.MAX_IDS_PER_REQUEST}, got ${check.describe(sizes)}`,
-    );
-  }
-  if (!(data instanceof Uint8Array)) {
-    throw new TrellisError('InvalidArgument', `${kind}: data must be bytes, got ${check.describe(data)}`);
-  }
-  let total = 0;
-  sizes.forEach((size: unknown, i) => {
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || size > MAX_INLINE_BLOB_BYTES) {
-      throw new TrellisError(
-        'InvalidArgument',
-        `${kind}: sizes[${i}] must be a byte count of 0 to ${MAX_INLINE_BLOB_BYTES} (the limit for bytes inside ` +
-          `a request), got ${check.describe(size)}`,
-      );
-    }
-    total += size;
-  });
-  if (total !== data.byteLength) {
-    throw new TrellisError(
-      'InvalidArgument',
-      `${kind}: sizes add up to ${total} bytes but data holds ${data.byteLength}`,
-    );
-  }
+  const batch = check.inlineBatch(kind, sizes, data);
   let offset = 0;
-  const requests = (sizes as number[]).map((size): InlineBlobRequest => {
-    const bytes = data.subarray(offset, (offset += size));
+  return batch.sizes.map((size): InlineBlobRequest => {
+    const bytes = batch.data.subarray(offset, (offset += size));
     return { data: bytes, labels: {}, derivedFrom: [], override: false, persist: false };
   });
-  return requests;
 }
 
 /**
