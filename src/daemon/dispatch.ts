@@ -15,7 +15,7 @@ import type {
   ReplyOf,
 } from '../protocol/messages';
 import { checkName } from '../protocol/names';
-import { toColumns } from '../protocol/plain-blob-columns';
+import { isWireError, toColumns } from '../protocol/plain-blob-columns';
 import { importArchive, topHash } from './archive-import';
 import { MAX_TTL_SECONDS } from './cluster/cluster-info';
 import { abortInline, putBlobs, storeInline } from './inline-blobs';
@@ -583,7 +583,7 @@ function getEach(ctx: RequestContext, refs: string[]): GetObjectsReply | Promise
     const at: number[] = [];
     const errors = { at: [] as number[], errors: [] as WireError[] };
     settled.forEach((answer, i) => {
-      if ('code' in answer) {
+      if (isWireError(answer)) {
         errors.at.push(i);
         errors.errors.push(answer);
       } else {
