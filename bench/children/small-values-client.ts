@@ -124,7 +124,11 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
       const dropMade = async () => void (made.length > 0 && (await client.delete(made.splice(0))));
       const flush = async () => void (await kv.flushdb());
       const batchOf = (i: number) => Array.from({ length: batch.batchSize }, (_, j) => pick(i * batch.batchSize + j));
-      const putFrameBytes = encodeFrame({ kind: 'putBlobs', seq: 1234, body: { blobs: [{ data: pick(0) }] } }).length;
+      const putFrameBytes = encodeFrame({
+        kind: 'putBlobs',
+        seq: 1234,
+        body: { sizes: [valueBytes], data: pick(0) },
+      }).length;
       const echo = await echoOf(echoSocket, putFrameBytes);
       const drivers: Record<PutDriver, () => Promise<SampleSet>> = {
         'raw echo of a put request': () => sample(echo, args.single),

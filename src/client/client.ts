@@ -16,6 +16,7 @@ import {
 } from '../protocol/messages';
 import { BlobCache, type Blob, type BlobWriter } from './blobs';
 import type { Channel } from './channel';
+import { CoalescingChannel } from './coalescing-channel';
 import { Cluster, type ClusterInfo, type PersistOptions } from './cluster';
 import { checkId, Names, type GetNameOptions, type PutNameOptions } from './names';
 import { checkName } from '../protocol/names';
@@ -71,6 +72,11 @@ function inlineBlobRequest(entry: { data: Uint8Array } & SealOptions): InlineBlo
   return request;
 }
 
+/** One Buffer of all the bytes, in order: a single one is sent as it is. */
+function concatBytes(datas: Uint8Array[]): Uint8Array {
+  return datas.length === 1 ? datas[0] : Buffer.concat(datas);
+}
+
 function describeArgument(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -83,11 +89,15 @@ export class Client {
   private readonly names: Names;
   private readonly cluster: Cluster;
 
-  constructor(protected readonly channel: Channel) {
-    this.blobs = new BlobCache(channel);
-    this.objects = new Objects(channel, this.blobs);
-    this.names = new Names(channel);
-    this.cluster = new Cluster(channel);
+  protected readonly channel: Channel;
+
+  constructor(channel: Channel) {
+    // Gets in flight together travel as one request (coalescing-channel.ts).
+    this.channel = new CoalescingChannel(channel);
+    this.blobs = new BlobCache(this.channel);
+    this.objects = new Objects(this.channel, this.blobs);
+    this.names = new Names(this.channel);
+    this.cluster = new Cluster(this.channel);
   }
 
   get instanceId(): number {
@@ -137,7 +147,13 @@ export class Client {
    */
   async putBlobs(blobs: Array<{ data: Uint8Array } & SealOptions>): Promise<string[]> {
     if (blobs.length === 0) return [];
-    const { ids } = await this.channel.request('putBlobs', { blobs: blobs.map(inlineBlobRequest) });
+    const entries = blobs.map(inlineBlobRequest);
+    // Bytes alone (a putMany of Buffers): the compact form, one bin for all of them.
+    const bytesOnly = entries.every((entry) => Object.keys(entry).length === 1);
+    const request: RequestOf<'putBlobs'> = bytesOnly
+      ? { sizes: entries.map((entry) => entry.data.byteLength), data: concatBytes(entries.map((entry) => entry.data)) }
+      : { blobs: entries };
+    const { ids } = await this.channel.request('putBlobs', request);
     return ids;
   }
 

@@ -4,6 +4,7 @@
  */
 import { TrellisError } from '../errors';
 import type { CreateMetadataRequest, GetObjectReply, ObjectMeta } from '../protocol/messages';
+import { fromColumns } from '../protocol/plain-blob-columns';
 import type { BlobCache, BlobWriter } from './blobs';
 import type { Channel } from './channel';
 import { ObjectHandle } from './object-handle';
@@ -103,8 +104,8 @@ export class Objects {
    */
   async getMany(refs: string[]): Promise<ObjectHandle[]> {
     if (refs.length === 0) return [];
-    const { objects } = await this.channel.request('getObjects', { refs });
-    return objects.map((reply) => this.handle(reply));
+    const reply = await this.channel.request('getObjects', { refs, columns: true });
+    return fromColumns(reply).map((object) => this.handle(object));
   }
 
   private handle({ meta, blobs }: GetObjectReply): ObjectHandle {

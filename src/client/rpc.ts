@@ -10,6 +10,7 @@
  */
 import { TrellisError } from '../errors';
 import type { BlobLocation, ClientKind, ReplyOf, RequestOf } from '../protocol/messages';
+import { answers, isWireError } from '../protocol/plain-blob-columns';
 import { RpcSocket, type RpcSocketOptions } from '../protocol/rpc-socket';
 import type { Channel } from './channel';
 
@@ -68,7 +69,8 @@ export class RpcChannel implements Channel {
     if (sealing.length > 0) this.sealed(sealing, kind === 'seal' && (body as RequestOf<'seal'>).hold !== false);
     if (kind === 'abort') this.uploads.delete((body as RequestOf<'abort'>).id);
     if (HANDS_OUT_BLOBS.has(kind)) await this.download((reply as { blobs?: BlobLocation[] }).blobs ?? []);
-    if (kind === 'getObjects') await this.download((reply as ReplyOf<'getObjects'>).objects.flatMap((o) => o.blobs));
+    if (kind === 'getObjects')
+      await this.download(answers(reply as ReplyOf<'getObjects'>).flatMap((o) => (isWireError(o) ? [] : o.blobs)));
     return reply;
   }
 

@@ -3,9 +3,19 @@
  * protocol/messages.ts and not handled here fails to compile. A handler returns its reply, or a
  * promise of it when it has to wait (for a name, or for the client's fd channel).
  */
-import { TrellisError } from '../errors';
-import type { BlobLocation, ClientKind, DaemonStatus, ParentRef, ReadChunkReply, ReplyOf } from '../protocol/messages';
+import { toWireError, TrellisError, type WireError } from '../errors';
+import type {
+  BlobLocation,
+  ClientKind,
+  DaemonStatus,
+  GetObjectReply,
+  GetObjectsReply,
+  ParentRef,
+  ReadChunkReply,
+  ReplyOf,
+} from '../protocol/messages';
 import { checkName } from '../protocol/names';
+import { isWireError, toColumns } from '../protocol/plain-blob-columns';
 import { importArchive, topHash } from './archive-import';
 import { MAX_TTL_SECONDS } from './cluster/cluster-info';
 import { abortInline, putBlobs, storeInline } from './inline-blobs';
@@ -162,6 +172,8 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   getObjects(ctx, body) {
     const refs = check.refs('getObjects', body);
+    const columns = check.flag('getObjects', body, 'columns', false);
+    if (check.flag('getObjects', body, 'each', false)) return getEach(ctx, refs);
     const attaching = ctx.untilFdChannel();
     if (attaching) return attaching.then(() => handlers.getObjects(ctx, body));
     const { state } = ctx;
@@ -186,9 +198,12 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       for (const id of local) state.table.sealedObject(id);
       return state.residency.withResident(
         () => local.flatMap((id) => state.table.blobsOf(id)),
-        () => ({
-          objects: ids.map((id, i) => (remote[i] as ReplyOf<'getObject'> | undefined) ?? describeAndGrant(ctx, id)),
-        }),
+        () => {
+          const objects = ids.map(
+            (id, i) => (remote[i] as ReplyOf<'getObject'> | undefined) ?? describeAndGrant(ctx, id),
+          );
+          return columns ? toColumns(objects, state.instanceId) : { objects };
+        },
       );
     });
   },
@@ -562,6 +577,40 @@ function createAndPublish(
   }));
   // All of them, so that a failure takes back the whole batch.
   return whenDone(state.meta.publishNew(session, created), () => ids);
+}
+
+/**
+ * getObjects with `each`: every ref answered as its own getObject would be, so one that fails
+ * (missing, not sealed, a name not there) fails alone: what a client's gets, coalesced into one
+ * request, need. Plain blobs come in columns; failures in `errors`.
+ */
+function getEach(ctx: RequestContext, refs: string[]): GetObjectsReply | Promise<GetObjectsReply> {
+  const answers: Array<GetObjectReply | WireError | Promise<GetObjectReply | WireError>> = refs.map((ref) => {
+    try {
+      const answer = handlers.getObject(ctx, { ref }) as GetObjectReply | Promise<GetObjectReply>;
+      return answer instanceof Promise ? answer.catch(toWireError) : answer;
+    } catch (error) {
+      return toWireError(error);
+    }
+  });
+  const reply = (settled: Array<GetObjectReply | WireError>) => {
+    const found: GetObjectReply[] = [];
+    const at: number[] = [];
+    const errors = { at: [] as number[], errors: [] as WireError[] };
+    settled.forEach((answer, i) => {
+      if (isWireError(answer)) {
+        errors.at.push(i);
+        errors.errors.push(answer);
+      } else {
+        found.push(answer);
+        at.push(i);
+      }
+    });
+    const columns = toColumns(found, ctx.state.instanceId, at);
+    return errors.at.length === 0 ? columns : { ...columns, errors };
+  };
+  const pending = answers.some((answer) => answer instanceof Promise);
+  return pending ? Promise.all(answers).then(reply) : reply(answers as Array<GetObjectReply | WireError>);
 }
 
 /** A local object's tree, with references to its blobs for this client (loaded first if on disk). */

@@ -7,7 +7,7 @@
  * one deliberate exception to "bytes never travel through the socket" (DESIGN.md, invariant 4),
  * bounded by MAX_INLINE_BLOB_BYTES.
  */
-import { TrellisError } from '../errors';
+import { toWireError, TrellisError, type WireError } from '../errors';
 import type { PutBlobsReply } from '../protocol/messages';
 import { checkName } from '../protocol/names';
 import { resolveParents } from './lineage';
@@ -68,6 +68,15 @@ export function putBlobs(
   body: check.Body,
 ): PutBlobsReply | Promise<PutBlobsReply> {
   const kind = 'putBlobs';
+  if (body.sizes !== undefined || body.data !== undefined) {
+    if (body.blobs !== undefined) {
+      throw new TrellisError('InvalidArgument', `${kind}: give either blobs or sizes and data, not both`);
+    }
+    const requests = bytesOnly(kind, body.sizes, body.data);
+    return check.flag(kind, body, 'each', false)
+      ? storeEach(state, session, requests)
+      : storeAndPublish(state, session, requests);
+  }
   const entries = body.blobs;
   if (!Array.isArray(entries) || entries.length === 0 || entries.length > check.MAX_IDS_PER_REQUEST) {
     throw new TrellisError(
@@ -99,6 +108,64 @@ export function putBlobs(
   });
   return whenDone(parsed, (requests) => storeAndPublish(state, session, requests)) as
     PutBlobsReply | Promise<PutBlobsReply>;
+}
+
+/** The compact form's blobs: views of the request's bytes, copied into shared memory by storeInline. */
+function bytesOnly(kind: string, sizes: unknown, data: unknown): InlineBlobRequest[] {
+  const batch = check.inlineBatch(kind, sizes, data);
+  let offset = 0;
+  return batch.sizes.map((size): InlineBlobRequest => {
+    const bytes = batch.data.subarray(offset, (offset += size));
+    return { data: bytes, labels: {}, derivedFrom: [], override: false, persist: false };
+  });
+}
+
+/**
+ * `each`: the blobs are separate puts (a client's puts in flight, coalesced), so one that does
+ * not fit must not take the others with it. The batch is tried whole (the usual case, one
+ * allocation pass); when the store is full, each blob is tried alone, in order, and the ones
+ * that failed are answered in `errors`.
+ */
+function storeEach(
+  state: DaemonState,
+  session: ClientSession,
+  requests: InlineBlobRequest[],
+): PutBlobsReply | Promise<PutBlobsReply> {
+  let whole: PutBlobsReply | Promise<PutBlobsReply>;
+  try {
+    whole = storeAndPublish(state, session, requests);
+  } catch (error) {
+    if (!isOutOfMemory(error)) throw error;
+    return oneByOne(state, session, requests);
+  }
+  return whole instanceof Promise
+    ? whole.catch((error: unknown) => {
+        if (!isOutOfMemory(error)) throw error;
+        return oneByOne(state, session, requests);
+      })
+    : whole;
+}
+
+function isOutOfMemory(error: unknown): boolean {
+  return error instanceof TrellisError && error.code === 'OutOfMemory';
+}
+
+async function oneByOne(
+  state: DaemonState,
+  session: ClientSession,
+  requests: InlineBlobRequest[],
+): Promise<PutBlobsReply> {
+  const ids: string[] = [];
+  const errors = { at: [] as number[], errors: [] as WireError[] };
+  for (let i = 0; i < requests.length; i++) {
+    try {
+      ids.push(...(await storeAndPublish(state, session, [requests[i]])).ids);
+    } catch (error) {
+      errors.at.push(i);
+      errors.errors.push(toWireError(error));
+    }
+  }
+  return errors.at.length === 0 ? { ids } : { ids, errors };
 }
 
 function storeAndPublish(

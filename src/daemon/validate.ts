@@ -149,6 +149,41 @@ export function inlineMembers(kind: string, body: Body): Record<string, Uint8Arr
 }
 
 /** A list of 1 to MAX_IDS_PER_REQUEST object ids or names. */
+/**
+ * putBlobs' compact form: `sizes` (1 to MAX_IDS_PER_REQUEST byte counts, each at most
+ * MAX_INLINE_BLOB_BYTES) and `data`, exactly their total. Errors: InvalidArgument naming the
+ * size, the count or the byte total that is wrong.
+ */
+export function inlineBatch(kind: string, sizes: unknown, data: unknown): { sizes: number[]; data: Uint8Array } {
+  if (!Array.isArray(sizes) || sizes.length === 0 || sizes.length > MAX_IDS_PER_REQUEST) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: sizes must be a list of 1 to ${MAX_IDS_PER_REQUEST}, got ${describe(sizes)}`,
+    );
+  }
+  if (!(data instanceof Uint8Array)) {
+    throw new TrellisError('InvalidArgument', `${kind}: data must be bytes, got ${describe(data)}`);
+  }
+  let total = 0;
+  sizes.forEach((size: unknown, i) => {
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || size > MAX_INLINE_BLOB_BYTES) {
+      throw new TrellisError(
+        'InvalidArgument',
+        `${kind}: sizes[${i}] must be a byte count of 0 to ${MAX_INLINE_BLOB_BYTES} (the limit for bytes inside ` +
+          `a request), got ${describe(size)}`,
+      );
+    }
+    total += size;
+  });
+  if (total !== data.byteLength) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: sizes add up to ${total} bytes but data holds ${data.byteLength}`,
+    );
+  }
+  return { sizes: sizes as number[], data };
+}
+
 export function refs(kind: string, body: Body, field = 'refs'): string[] {
   const value = body[field];
   if (!Array.isArray(value) || value.length > MAX_IDS_PER_REQUEST) {

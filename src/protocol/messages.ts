@@ -111,10 +111,25 @@ export interface InlineBlob {
  * shared memory and seals it, keeping no reference for this client (as sealBlob).
  */
 export interface PutBlobsRequest {
-  blobs: InlineBlob[];
+  blobs?: InlineBlob[];
+  /**
+   * The compact form, for blobs that carry nothing but bytes (no name, labels, parents or
+   * persist): their sizes, and all their bytes one after another in `data`. One bin and one
+   * list of numbers cost far less to encode and decode than a map per blob. Either `blobs` or
+   * `sizes` and `data`.
+   */
+  sizes?: number[];
+  data?: Uint8Array;
+  /**
+   * With `sizes`: each blob is a put of its own rather than all or none (a client's puts in
+   * flight, coalesced): one that does not fit is in the reply's `errors`, the others are stored.
+   */
+  each?: boolean;
 }
 export interface PutBlobsReply {
+  /** In order; with `each`, those of the blobs not in `errors`. */
   ids: string[];
+  errors?: { at: number[]; errors: WireError[] };
 }
 
 export interface SealRequest {
@@ -257,9 +272,37 @@ export interface GetObjectReply {
 /** Many getObject requests in one round trip (ids or names); all or none. */
 export interface GetObjectsRequest {
   refs: string[];
+  /** Answer the plain blobs among them in columns (`plain`) rather than one reply each. */
+  columns?: boolean;
+  /**
+   * Each ref on its own, as getObject would answer it, rather than all or none: a ref that fails
+   * is in `errors` and the others are answered (a client's coalesced gets). Implies `columns`.
+   */
+  each?: boolean;
 }
 export interface GetObjectsReply {
+  /** In the order of `refs`: all of them, or (with `columns`) those in neither `plain` nor `errors`. */
   objects: GetObjectReply[];
+  plain?: PlainBlobColumns;
+  /** With `each`: the refs that failed, by position, and why. */
+  errors?: { at: number[]; errors: WireError[] };
+}
+
+/**
+ * Objects that are a single blob of this daemon with no labels, fields, members or parents (what
+ * a put of a Buffer makes), one column per property: `at[i]` is its position among the refs.
+ * Their meta and location follow from these, so a getMany of small Buffers encodes a few lists
+ * of numbers and strings instead of a map tree per object.
+ */
+export interface PlainBlobColumns {
+  at: number[];
+  ids: string[];
+  typenames: string[];
+  sizes: number[];
+  createdAt: number[];
+  segments: number[];
+  offsets: number[];
+  instanceId: number;
 }
 
 export interface GetMetaRequest {

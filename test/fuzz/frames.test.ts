@@ -7,6 +7,9 @@ import * as assert from 'node:assert/strict';
 import * as fc from 'fast-check';
 import { FrameReader } from '../../src/protocol/frame-reader';
 import { encodeFrame, FrameDecoder, FRAME_MAGIC, HEADER_BYTES } from '../../src/protocol/framing';
+import type { WireError } from '../../src/errors';
+import type { GetObjectReply } from '../../src/protocol/messages';
+import { answers, fromColumns, toColumns } from '../../src/protocol/plain-blob-columns';
 import { check, onlyTyped, runs } from './properties';
 
 const MAX_FRAME = 1024 * 1024;
@@ -104,6 +107,54 @@ describe('fuzz: frame readers', () => {
           assert.deepEqual(read, bodies);
         },
       ),
+      runs(500),
+    );
+  });
+
+  it('getObjects columns: any mix of replies and errors goes through a frame and comes back as it was', () => {
+    const id = fc.stringMatching(/^o[0-9a-f]{16}$/);
+    const record = fc.dictionary(fc.string({ maxLength: 4 }), fc.string({ maxLength: 4 }), {
+      maxKeys: 2,
+      noNullPrototype: true,
+    });
+    // Spread into plain objects: fast-check may give records a null prototype, msgpack does not.
+    const location = fc.record({ id, size: fc.nat(), segment: fc.nat(9), offset: fc.nat() }).map((l) => ({ ...l }));
+    const reply = fc
+      .record({
+        id,
+        typename: fc.constantFrom('trellis::Blob', 'trellis::Value', 'x'),
+        nbytes: fc.nat(),
+        instanceId: fc.nat(2),
+        createdAt: fc.nat(),
+        labels: record,
+        fields: record,
+        blobs: fc.array(location, { maxLength: 2 }),
+        own: fc.boolean(),
+      })
+      .map(({ blobs, own, ...meta }): GetObjectReply => {
+        // Half of them plain blobs: one blob that is the object itself, of its size.
+        const located = own ? [{ id: meta.id, size: meta.nbytes, segment: 1, offset: 64 }] : blobs;
+        return { meta: { ...meta, members: {} }, blobs: located };
+      });
+    const answer = fc.oneof(
+      reply,
+      fc
+        .record({ code: fc.constantFrom('ObjectNotFound', 'NameNotFound'), message: fc.string({ maxLength: 8 }) })
+        .map((error) => ({ ...error })),
+    );
+    check(
+      fc.property(fc.array(answer, { maxLength: 20 }), fc.nat(2), (given, instanceId) => {
+        const found = given.filter((a): a is GetObjectReply => 'meta' in a);
+        const at = given.flatMap((a, i) => ('meta' in a ? [i] : []));
+        const columns = toColumns(found, instanceId, at);
+        const failed = given.flatMap((a, i) => ('meta' in a ? [] : [i]));
+        const errors = { at: failed, errors: failed.map((i) => given[i] as WireError) };
+        const sent = failed.length > 0 ? { ...columns, errors } : columns;
+        const decoder = new FrameDecoder(MAX_FRAME);
+        const [received] = decoder.push(encodeFrame(sent)) as [typeof sent];
+        assert.deepEqual(answers(received), given);
+        if (failed.length === 0) assert.deepEqual(fromColumns(toColumns(given as GetObjectReply[], instanceId)), given);
+      }),
       runs(500),
     );
   });

@@ -25,6 +25,8 @@ const VALIDATORS: Array<[string, (body: validators.Body) => unknown]> = [
   ['nameRefs', (body) => validators.nameRefs('k', { names: body[FIELD], refs: body[FIELD] })],
   ['string', (body) => validators.string('k', body, FIELD)],
   ['optionalIds', (body) => validators.optionalIds('k', body, FIELD)],
+  ['inlineBatch (sizes)', (body) => validators.inlineBatch('k', body[FIELD], Buffer.alloc(4))],
+  ['inlineBatch (data)', (body) => validators.inlineBatch('k', [1, 3], body[FIELD])],
 ];
 
 /** Values as msgpack can bring them: anything JSON-like, bytes, bigints, odd numbers. */
@@ -38,6 +40,20 @@ describe('fuzz: request validation', () => {
   it('expectBody takes any value and gives a body or InvalidArgument', () => {
     check(
       fc.property(value, (body) => onlyTyped(() => validators.expectBody('k', body), ['InvalidArgument'])),
+      runs(2000),
+    );
+  });
+
+  it('inlineBatch takes any sizes and data: a batch whose slices cover data exactly, or InvalidArgument', () => {
+    const sizes = fc.array(fc.oneof(fc.integer({ min: -2, max: 70_000 }), value), { maxLength: 12 });
+    check(
+      fc.property(sizes, fc.uint8Array({ maxLength: 600 }), (given, bytes) =>
+        onlyTyped(() => {
+          const batch = validators.inlineBatch('k', given, Buffer.from(bytes));
+          const total = batch.sizes.reduce((sum, size) => sum + size, 0);
+          if (batch.sizes.length === 0 || total !== bytes.length) throw new Error('accepted a batch that does not fit');
+        }, ['InvalidArgument']),
+      ),
       runs(2000),
     );
   });
