@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,8 +32,8 @@ std::mutex collapsing;
 // Runs on its own thread: collapses the whole 2 MiB pages of the segment behind `fd` (a copy of
 // the segment's, closed here) into huge pages, unless `stop` is set first.
 void CollapseToHugePages(int fd, size_t size, std::shared_ptr<std::atomic<bool>> stop) {
-  // The lowest priority (nice applies per thread on Linux): requests and clients come first.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  // Not at a lower priority: the kernel holds the locks of the pages it moves while it copies,
+  // and a thread that waits long for a CPU would stall every client touching them meanwhile.
   std::lock_guard<std::mutex> one(collapsing);
   const size_t whole = size / kHugePageBytes * kHugePageBytes;
   void* address = stop->load() ? MAP_FAILED : MapHugeAligned(fd, whole, PROT_READ, MAP_SHARED);

@@ -9,9 +9,9 @@
 // shmem_enabled=never). A process then maps 1 GiB with 512 page-table entries instead of
 // 262,144; on a VM with shadow paging, where each first touch of a 4 KiB entry traps to the
 // hypervisor, a new reader's first scan of 1 GiB gets ~40x faster (docs/troubleshooting.md). The
-// collapse allocates and copies every page, which on such a VM costs seconds per GiB, so it runs
-// in the background at the lowest priority, one segment at a time, and the segment is usable
-// throughout: the kernel moves pages under live mappings (as khugepaged does).
+// collapse allocates and copies every page, which on such a VM can cost seconds per GiB, so it
+// runs on a thread of its own, one segment at a time, and the segment is usable throughout: the
+// kernel moves pages under live mappings (as khugepaged does).
 #pragma once
 #include <napi.h>
 

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import { native } from '../../src/native';
 
 const MiB = 1024 * 1024;
-/** The background collapse runs at the lowest priority: on a busy machine it can take a while. */
+/** The background collapse competes with everything else for the CPU: on a busy machine it can take a while. */
 const COLLAPSE_DEADLINE_MS = 30_000;
 
 /** kB of shared memory this process maps with 2 MiB page-table entries (all mappings). */
