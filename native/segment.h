@@ -2,21 +2,18 @@
 // pages are reserved up front with fallocate, so that running out of memory is an error at
 // creation rather than a SIGBUS on first touch. Nothing is left behind in the file system.
 // The daemon owns segments and hands their fds to clients; it maps them only for sessions that
-// copy bytes through the socket, and on a thread of its own to ask for huge pages (below).
+// copy bytes through the socket, and for a moment at reservation to ask for huge pages (below).
 //
-// Huge pages: a segment's 4 KiB pages are then collapsed into 2 MiB pages (MADV_COLLAPSE, Linux
+// Huge pages: a segment reserved with Segment.reserve gets 2 MiB pages (MADV_COLLAPSE, Linux
 // 6.1+, which works even where /dev/shm and memfds get no huge pages by default:
 // shmem_enabled=never). A process then maps 1 GiB with 512 page-table entries instead of
 // 262,144; on a VM with shadow paging, where each first touch of a 4 KiB entry traps to the
-// hypervisor, a new reader's first scan of 1 GiB gets ~40x faster (docs/troubleshooting.md). The
-// collapse allocates and copies every page, which on such a VM can cost seconds per GiB, so it
-// runs on a thread of its own, one segment at a time, and the segment is usable throughout: the
-// kernel moves pages under live mappings (as khugepaged does).
+// hypervisor, a new reader's first scan of 1 GiB gets ~20x faster (docs/troubleshooting.md).
+// Allocating huge pages can cost seconds per GiB on such a VM, so only the worker thread of
+// Segment.reserve asks for them; `new Segment` (on the event loop) keeps 4 KiB pages.
 #pragma once
 #include <napi.h>
 
-#include <atomic>
-#include <memory>
 
 namespace trellis {
 
@@ -38,11 +35,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
   // it: the daemon releases only empty segments), then closes.
   void Release(const Napi::CallbackInfo& info);
 
-  // Asks the background collapse (if one runs) to stop at its next chunk.
-  void StopHugePages();
-
   int fd_ = -1;
-  std::shared_ptr<std::atomic<bool>> stopHugePages_;
   size_t size_ = 0;
 };
 

@@ -10,8 +10,8 @@
  * Rows: cold (first in the process) and warm (the same again in that process) side by side, and
  * the first scan (page tables filled as pages are touched) beside the second.
  *
- * On /dev/shm the daemon collapses its segments into 2 MiB pages in the background (where the
- * kernel allows), while the IPC file keeps 4 KiB pages. TRELLIS_BENCH_HUGE_DIR=DIR (a tmpfs
+ * On /dev/shm the daemon gives the segments it reserves for blobs 2 MiB pages (where the kernel
+ * allows), while the IPC file keeps 4 KiB pages. TRELLIS_BENCH_HUGE_DIR=DIR (a tmpfs
  * mounted with huge=always or within_size) runs every row a second time with the daemon's
  * --shm-dir and the IPC file there: huge pages for both from the first write, where the reader
  * also populates a blob's page tables at first view (src/client/mappings.ts).
@@ -218,8 +218,8 @@ async function run(context: SuiteContext): Promise<SuiteReport> {
       'cold = the first read in a new process, which had connected and imported apache-arrow beforehand (both sides);',
       'warm = the same read again in that process. Readers run in turn in each run; ratios are of medians of the same runs.',
       'the IPC baseline maps the file with the addon trellis maps segments with (Node has no mmap), then tableFromIPC over it.',
-      '/dev/shm: the IPC file has 4 KiB pages; trellis segments are collapsed into 2 MiB pages in the background where the',
-      'kernel allows (native/segment.h), so a reader that comes before that is done meets some 4 KiB pages.',
+      '/dev/shm: the IPC file has 4 KiB pages; the segments the daemon reserves for blobs get 2 MiB pages where the kernel',
+      'allows (native/segment.h).',
       `huge pages: ${hugeDir ? `measured in ${hugeDir}` : `not measured; set ${HUGE_DIR_ENV} to a tmpfs mounted with huge=always`}.`,
       `load average ${os.loadavg()[0].toFixed(1)} at the end: above ~2 on 2 cores, other work competed.`,
     ],

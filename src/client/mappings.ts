@@ -18,8 +18,8 @@
  * Pre-populating 4 KiB entries (MADV_POPULATE_READ, MAP_POPULATE) does not remove those traps,
  * nor does a second thread touching half the pages (no gain measured, docs/troubleshooting.md),
  * so on 4 KiB pages reads fault as they go.
- * Huge pages do remove them: the daemon collapses each segment into 2 MiB pages in the
- * background (native/segment.h), and every mapping is 2 MiB-aligned (native/mapping.cc), so a
+ * Huge pages do remove them: the daemon gives the segments it reserves 2 MiB pages where the
+ * kernel allows (native/segment.h), and every mapping is 2 MiB-aligned (native/mapping.cc), so a
  * read maps a whole 2 MiB page per fault. When the segment's tmpfs reports huge pages itself
  * (a --shm-dir mounted with huge=), one MADV_POPULATE_READ maps a blob's pages at its first view
  * too, for well under a ms per GiB.

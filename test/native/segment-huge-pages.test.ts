@@ -4,8 +4,6 @@ import * as os from 'node:os';
 import { native } from '../../src/native';
 
 const MiB = 1024 * 1024;
-/** The background collapse competes with everything else for the CPU: on a busy machine it can take a while. */
-const COLLAPSE_DEADLINE_MS = 30_000;
 
 /** kB of shared memory this process maps with 2 MiB page-table entries (all mappings). */
 function pmdMappedKiB(): number {
@@ -30,49 +28,43 @@ const pattern = (i: number) => (i * 7 + 3) % 251;
 describe('native segment huge pages', () => {
   const dir = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
 
-  it('collapses its pages into huge pages in the background, under a live writer, bytes intact', async function () {
-    const reason = noCollapse();
-    if (reason) this.skip();
-    this.timeout(COLLAPSE_DEADLINE_MS + 10_000);
+  it('Segment.reserve gives a segment 2 MiB pages, which a mapping maps with 2 MiB entries', async function () {
+    if (noCollapse()) this.skip();
     const size = 4 * MiB;
-    const segment = new native.Segment(size, 'huge-pages-test', dir);
+    const segment = await native.Segment.reserve(size, 'huge-pages-test', dir);
     try {
-      // Written at once, while the collapse may be moving the pages underneath.
+      assert.equal(segment.size, size);
       const written = new Uint8Array(new native.Mapping(segment.fd, size, true).slice(0, size));
       for (let i = 0; i < size; i++) written[i] = pattern(i);
-      const deadline = Date.now() + COLLAPSE_DEADLINE_MS;
-      let mappedHuge = 0;
-      let bytes = new Uint8Array(0);
-      while (Date.now() < deadline) {
-        // A fresh mapping each time: one made before the collapse keeps its 4 KiB entries.
-        const before = pmdMappedKiB();
-        bytes = new Uint8Array(new native.Mapping(segment.fd, size, false).buffer);
-        for (let i = 0; i < size; i += 2 * MiB) assert.equal(bytes[i], pattern(i));
-        mappedHuge = pmdMappedKiB() - before;
-        if (mappedHuge >= size / 1024) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.equal(mappedHuge, size / 1024, 'a new mapping maps the whole segment with 2 MiB entries');
-      for (let i = 0; i < size; i++) if (bytes[i] !== pattern(i)) assert.fail(`byte ${i} changed under the collapse`);
+      const before = pmdMappedKiB();
+      const bytes = new Uint8Array(new native.Mapping(segment.fd, size, false).buffer);
+      for (let i = 0; i < size; i++) if (bytes[i] !== pattern(i)) assert.fail(`byte ${i} reads ${bytes[i]}`);
+      assert.equal(pmdMappedKiB() - before, size / 1024, 'the whole segment in 2 MiB entries');
     } finally {
       segment.release();
     }
   });
 
-  it('stops collapsing a segment released meanwhile, and later segments still work', () => {
-    // The collapse thread takes its own fd and mapping: a release under it must neither crash nor
-    // keep the memory (the ASan run in .ci/run checks the native side).
-    for (let round = 0; round < 3; round++) {
-      const segment = new native.Segment(64 * MiB, 'huge-pages-release', dir);
-      segment.release();
-    }
-    const segment = new native.Segment(4 * MiB, 'huge-pages-after', dir);
+  it('new Segment (on the event loop) keeps 4 KiB pages; both read zeros until written', async () => {
+    const size = 4 * MiB;
+    const plain = new native.Segment(size, 'plain-pages-test', dir);
+    const reserved = await native.Segment.reserve(size, 'reserved-zeros-test', dir);
     try {
-      const writable = new Uint8Array(new native.Mapping(segment.fd, 4 * MiB, true).slice(0, 4 * MiB));
-      writable.fill(5);
-      assert.equal(new Uint8Array(new native.Mapping(segment.fd, 4 * MiB, false).buffer)[4 * MiB - 1], 5);
+      const before = pmdMappedKiB();
+      const plainBytes = new Uint8Array(new native.Mapping(plain.fd, size, false).buffer);
+      for (let i = 0; i < size; i += 4096) assert.equal(plainBytes[i], 0);
+      assert.equal(pmdMappedKiB() - before, 0);
+      const reservedBytes = new Uint8Array(new native.Mapping(reserved.fd, size, false).buffer);
+      for (let i = 0; i < size; i += 512) assert.equal(reservedBytes[i], 0, `byte ${i}`);
     } finally {
-      segment.release();
+      plain.release();
+      reserved.release();
     }
+  });
+
+  it('Segment.reserve rejects a segment the tmpfs cannot hold, naming its size', async () => {
+    await assert.rejects(native.Segment.reserve(2 ** 50, 'too-large', dir), {
+      message: /cannot reserve a 1125899906842624-byte segment/,
+    });
   });
 });
