@@ -27,6 +27,28 @@ MappedRegion::~MappedRegion() {
 #define MADV_POPULATE_WRITE 23
 #endif
 
+void* MapHugeAligned(int fd, size_t length, int prot, int flags) {
+  if (length < kHugePageBytes) return mmap(nullptr, length, prot, flags, fd, 0);
+  // Reserve room for the mapping plus one huge page of slack, place the file at the first
+  // aligned address inside it (MAP_FIXED replaces the reservation there), give back the rest.
+  const size_t reserved = length + kHugePageBytes;
+  void* room = mmap(nullptr, reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (room == MAP_FAILED) return MAP_FAILED;
+  const uintptr_t start = reinterpret_cast<uintptr_t>(room);
+  const uintptr_t aligned = (start + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  void* address = mmap(reinterpret_cast<void*>(aligned), length, prot, flags | MAP_FIXED, fd, 0);
+  if (address == MAP_FAILED) {
+    const int err = errno;
+    munmap(room, reserved);
+    errno = err;
+    return MAP_FAILED;
+  }
+  if (aligned > start) munmap(room, aligned - start);
+  const uintptr_t end = aligned + length;
+  if (start + reserved > end) munmap(reinterpret_cast<void*>(end), start + reserved - end);
+  return address;
+}
+
 PopulateResult Populate(void* address, size_t length, bool writable) {
   if (length == 0) return PopulateResult::kPopulated;
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
@@ -64,7 +86,7 @@ Mapping::Mapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapping>(inf
   }
   const int prot = writable_ ? (PROT_READ | PROT_WRITE) : PROT_READ;
   const int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
-  void* address = mmap(nullptr, static_cast<size_t>(size), prot, flags, fd, 0);
+  void* address = MapHugeAligned(fd, static_cast<size_t>(size), prot, flags);
   if (address == MAP_FAILED) {
     MakeErrnoError(env, errno, "mmap of a " + std::to_string(static_cast<size_t>(size)) + "-byte segment")
         .ThrowAsJavaScriptException();

@@ -20,6 +20,15 @@ struct MappedRegion {
 // or refused for part of the range (pages past the end of the file, which a read would SIGBUS on).
 enum class PopulateResult { kPopulated, kUnsupported, kFailed };
 
+// The size of a huge page (a PMD entry on x86-64 and arm64 with 4 KiB pages).
+constexpr size_t kHugePageBytes = 2 * 1024 * 1024;
+
+// mmap(fd) of `length` bytes at an address aligned to kHugePageBytes, so that the kernel can map
+// each 2 MiB huge page the file holds with one page-table entry (it cannot when the address and
+// the file offset disagree modulo 2 MiB, and shmem aligns only on tmpfs mounted with huge=).
+// Returns MAP_FAILED with errno set, as mmap does.
+void* MapHugeAligned(int fd, size_t length, int prot, int flags);
+
 // Maps the pages of [address, address + length) into this process's page tables in one system
 // call (MADV_POPULATE_READ or _WRITE) instead of one fault per page on first use. Never faults.
 PopulateResult Populate(void* address, size_t length, bool writable);

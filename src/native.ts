@@ -68,7 +68,11 @@ export interface PeerCredentials {
 interface Addon {
   initialize(errorClass: typeof TrellisError): void;
   /** `dir`: a tmpfs folder for an unnamed file (bounded by its size); '' for a memfd. */
-  Segment: new (size: number, name: string, dir?: string) => NativeSegment;
+  Segment: {
+    new (size: number, name: string, dir?: string): NativeSegment;
+    /** The same segment, its file created and pages reserved on a worker thread (off the event loop). */
+    reserve(size: number, name: string, dir?: string): Promise<NativeSegment>;
+  };
   Mapping: new (fd: number, size: number, writable: boolean, populate?: boolean) => NativeMapping;
   Allocator: new (capacity: number) => NativeAllocator;
   Checksum: new () => NativeChecksum;

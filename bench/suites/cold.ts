@@ -10,9 +10,11 @@
  * Rows: cold (first in the process) and warm (the same again in that process) side by side, and
  * the first scan (page tables filled as pages are touched) beside the second.
  *
- * TRELLIS_BENCH_HUGE_DIR=DIR (a tmpfs mounted with huge=always or within_size) runs every row a
- * second time with the daemon's --shm-dir and the IPC file there: huge pages, where the reader
- * populates a blob's page tables at first view (src/client/mappings.ts).
+ * On /dev/shm the daemon gives the segments it reserves for blobs 2 MiB pages (where the kernel
+ * allows), while the IPC file keeps 4 KiB pages. TRELLIS_BENCH_HUGE_DIR=DIR (a tmpfs
+ * mounted with huge=always or within_size) runs every row a second time with the daemon's
+ * --shm-dir and the IPC file there: huge pages for both from the first write, where the reader
+ * also populates a blob's page tables at first view (src/client/mappings.ts).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -249,7 +251,7 @@ function targets(placed: Placed): TargetCheck[] {
 
 async function run(context: SuiteContext): Promise<SuiteReport> {
   const places: Array<{ dir: string; label: string }> = [
-    { dir: fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), label: '/dev/shm, 4 KiB pages' },
+    { dir: fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), label: '/dev/shm' },
   ];
   const hugeDir = process.env[HUGE_DIR_ENV];
   if (hugeDir) places.push({ dir: hugeDir, label: `${hugeDir}, huge pages` });
@@ -267,6 +269,8 @@ async function run(context: SuiteContext): Promise<SuiteReport> {
       "The targets compare with the first baseline (the issue's). trellis readers load dist/ with a code cache",
       'that the writer and the first readers of this run wrote (src/code-cache.ts), as on a machine where trellis',
       'ran before; the "no code cache" rows turn it off (TRELLIS_CODE_CACHE=0).',
+      '/dev/shm: the IPC file has 4 KiB pages; the segments the daemon reserves for blobs get 2 MiB pages where the kernel',
+      'allows (native/segment.h).',
       `huge pages: ${hugeDir ? `measured in ${hugeDir}` : `not measured; set ${HUGE_DIR_ENV} to a tmpfs mounted with huge=always`}.`,
       `load average ${os.loadavg()[0].toFixed(1)} at the end: above ~2 on 2 cores, other work competed.`,
     ],

@@ -70,7 +70,7 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
       'each put: createBlob(1 GiB) (the daemon reserves or reuses a 1 GiB segment), the putter fills it in place, seal, delete.',
       'a get is timed alone; its release is not. The daemon, getter and putter share the 2 cores (no pinning).',
       `slowest get: ${formatDuration(quiet.max)} quiet, ${formatDuration(loaded.max)} during the puts ` +
-        '(the first put reserves a 1 GiB segment: one fallocate on the daemon thread; later puts reuse it).',
+        '(the first put reserves a 1 GiB segment: one fallocate, on a worker thread since reserveAhead; later puts reuse it).',
     ],
   };
 }

@@ -21,12 +21,15 @@
  *
  * First touch: a read of a page this process has not mapped yet costs a page fault, and on a
  * machine with shadow paging (a VM without nested page tables, as here) a far larger trap on
- * top; a 1 GiB scan then takes hundreds of ms instead of tens. When the segment lives on huge
- * pages (a tmpfs mounted with huge=, see --shm-dir), one MADV_POPULATE_READ maps a blob's 2 MiB
- * pages into the page tables at its first view for well under a ms per GiB, and the first scan
- * runs at the speed of a second one. On 4 KiB pages the same call costs ~50 ms per GiB and saves
- * under a tenth of the scan (measured on this machine kind), so it is not made there: a get stays
- * as cheap at any size, and a scan pays for the pages it reads.
+ * top, one per 4 KiB page-table entry; a 1 GiB scan then takes hundreds of ms instead of tens.
+ * Pre-populating 4 KiB entries (MADV_POPULATE_READ, MAP_POPULATE) does not remove those traps,
+ * nor does a second thread touching half the pages (no gain measured, docs/troubleshooting.md),
+ * so on 4 KiB pages reads fault as they go.
+ * Huge pages do remove them: the daemon gives the segments it reserves 2 MiB pages where the
+ * kernel allows (native/segment.h), and every mapping is 2 MiB-aligned (native/mapping.cc), so a
+ * read maps a whole 2 MiB page per fault. When the segment's tmpfs reports huge pages itself
+ * (a --shm-dir mounted with huge=), one MADV_POPULATE_READ maps a blob's pages at its first view
+ * too, for well under a ms per GiB.
  */
 import * as fs from 'node:fs';
 import { TrellisError } from '../errors';

@@ -61,7 +61,10 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       }
       return { blobs };
     };
-    return whenDone(ctx.state.residency.createBlobs(ctx.session, sizes as number[], typename), grantAll);
+    const create = () => whenDone(ctx.state.residency.createBlobs(ctx.session, sizes as number[], typename), grantAll);
+    // A blob that needs a new segment waits for it off the event loop, not in front of other requests.
+    const reserving = ctx.state.pool.reserveAhead(sizes as number[]);
+    return reserving ? reserving.then(create) : create();
   },
 
   putBlobs({ state, session }, body) {

@@ -24,6 +24,9 @@ export class SegmentPool {
   private nextSegmentId = 1;
   private reservedBytes = 0;
   private usedBytes = 0;
+  private closed = false;
+  /** A segment being reserved on a worker thread (reserveAhead), which other requests wait for too. */
+  private reserving?: Promise<void>;
   private readonly idleTimer: NodeJS.Timeout;
 
   /** The daemon's own mappings, for sessions that copy bytes through the RPC port. */
@@ -78,6 +81,63 @@ export class SegmentPool {
   }
 
   /**
+   * Undefined when a segment the pool has could take each of `sizes` (the common case costs no
+   * promise); otherwise a promise that resolves once segments for them are reserved off the
+   * event loop: the fallocate of a large segment takes 0.1 to 0.7 s on this machine kind, and on
+   * the event loop it stalled every other client's requests that long. It never rejects: when a
+   * reservation fails or the room is taken meanwhile, allocate() reserves on the spot or answers
+   * OutOfMemory, as it did before.
+   */
+  reserveAhead(sizes: readonly number[]): Promise<void> | undefined {
+    if (this.reserving) return this.reserving;
+    if (sizes.every((size) => this.hasRoomFor(size))) return undefined;
+    const reserveAll = async () => {
+      // One segment at a time: a standard segment reserved for one size may take the next ones too.
+      for (let round = 0; round < sizes.length; round++) {
+        const size = sizes.find((wanted) => !this.hasRoomFor(wanted));
+        if (size === undefined || !(await this.reserveOffThread(size))) return;
+      }
+    };
+    const reserving = reserveAll().finally(() => {
+      this.reserving = undefined;
+    });
+    this.reserving = reserving;
+    return reserving;
+  }
+
+  private hasRoomFor(size: number): boolean {
+    for (const segment of this.segments.values()) if (segment.allocator.largestFree >= size) return true;
+    return false;
+  }
+
+  /** True when a segment for `size` was reserved and added; false leaves it to allocate(). */
+  private async reserveOffThread(size: number): Promise<boolean> {
+    let segmentSize: number;
+    try {
+      segmentSize = this.planSegment(size, 'reserve ahead').segmentSize;
+    } catch {
+      return false;
+    }
+    const id = this.nextSegmentId++;
+    // Counted as reserved from now, so that no other reservation is planned into the same room.
+    this.reservedBytes += segmentSize;
+    let memory: NativeSegment;
+    try {
+      memory = await native.Segment.reserve(segmentSize, `trellis-segment-${id}`, this.shmDir);
+    } catch {
+      this.reservedBytes -= segmentSize;
+      return false;
+    }
+    this.reservedBytes -= segmentSize;
+    if (this.closed) {
+      memory.release();
+      return false;
+    }
+    this.addSegment(id, segmentSize, memory);
+    return true;
+  }
+
+  /**
    * Segments that could take `size`, best first: the smallest that fits, so a small blob does
    * not land in (and pin) an idle dedicated segment that a large blob will want back.
    */
@@ -112,6 +172,7 @@ export class SegmentPool {
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.idleTimer);
     for (const segment of this.segments.values()) segment.memory.close();
     this.segments.clear();
@@ -130,17 +191,7 @@ export class SegmentPool {
   }
 
   private reserveSegment(size: number, what: string): PooledSegment {
-    // One reading of the machine per new segment (not per blob): what it can hold right now.
-    let machine = this.policy.machineRoom();
-    let segmentSize = this.policy.segmentSizeFor(size, this.reservedBytes, machine.bytes);
-    if (segmentSize === 0) {
-      const wanted = this.policy.segmentSizeFor(size, 0);
-      const victims = this.policy.releaseToFit([...this.segments.values()], this.reservedBytes, wanted, machine.bytes);
-      victims.forEach((id) => this.release(id));
-      if (victims.length > 0) machine = this.policy.machineRoom();
-      segmentSize = this.policy.segmentSizeFor(size, this.reservedBytes, machine.bytes);
-    }
-    if (segmentSize === 0) throw this.outOfMemory(size, what, machine);
+    const { segmentSize } = this.planSegment(size, what);
     const id = this.nextSegmentId++;
     let memory: NativeSegment;
     try {
@@ -152,6 +203,29 @@ export class SegmentPool {
         { cause: error },
       );
     }
+    return this.addSegment(id, segmentSize, memory);
+  }
+
+  /**
+   * The size of a new segment for `size` bytes, making room first by releasing empty segments
+   * when the policy says so. Errors: OutOfMemory.
+   */
+  private planSegment(size: number, what: string): { segmentSize: number } {
+    // One reading of the machine per new segment (not per blob): what it can hold right now.
+    let machine = this.policy.machineRoom();
+    let segmentSize = this.policy.segmentSizeFor(size, this.reservedBytes, machine.bytes);
+    if (segmentSize === 0) {
+      const wanted = this.policy.segmentSizeFor(size, 0);
+      const victims = this.policy.releaseToFit([...this.segments.values()], this.reservedBytes, wanted, machine.bytes);
+      victims.forEach((id) => this.release(id));
+      if (victims.length > 0) machine = this.policy.machineRoom();
+      segmentSize = this.policy.segmentSizeFor(size, this.reservedBytes, machine.bytes);
+    }
+    if (segmentSize === 0) throw this.outOfMemory(size, what, machine);
+    return { segmentSize };
+  }
+
+  private addSegment(id: number, segmentSize: number, memory: NativeSegment): PooledSegment {
     const segment: PooledSegment = {
       id,
       size: segmentSize,

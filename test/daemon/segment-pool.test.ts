@@ -1,0 +1,60 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { MemoryPolicy } from '../../src/daemon/memory-policy';
+import { SegmentPool } from '../../src/daemon/segment-pool';
+
+const MiB = 1024 * 1024;
+
+describe('SegmentPool.reserveAhead: new segments reserved off the event loop', () => {
+  const shmDir = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  let pool: SegmentPool;
+  beforeEach(() => {
+    // Standard segments of 4 MiB (an eighth of 32 MiB); larger blobs get a segment of their own.
+    pool = new SegmentPool(new MemoryPolicy(32 * MiB), shmDir);
+  });
+  afterEach(() => pool.close());
+
+  it('reserves a segment for a blob that fits nowhere, which allocate then uses without another', async () => {
+    assert.equal(pool.reserveAhead([MiB, 10 * MiB]), pool.reserveAhead([MiB]), 'one reservation at a time');
+    await pool.reserveAhead([MiB, 10 * MiB]);
+    const reserved = pool.reserved;
+    assert.ok(reserved >= 10 * MiB, `reserved ${reserved} bytes`);
+    const count = pool.count;
+    assert.equal(pool.reserveAhead([MiB, 10 * MiB]), undefined, 'nothing to wait for once both fit');
+    const large = pool.allocate(10 * MiB, 'test');
+    const small = pool.allocate(MiB, 'test');
+    assert.equal(pool.count, count, 'allocate reserved nothing more');
+    assert.notEqual(large.segment, small.segment);
+    assert.equal(pool.reserved, reserved);
+  });
+
+  it('leaves a blob past the limit to allocate, which answers OutOfMemory as before', async () => {
+    await pool.reserveAhead([40 * MiB]);
+    assert.equal(pool.count, 0);
+    assert.equal(pool.reserved, 0);
+    assert.throws(() => pool.allocate(40 * MiB, 'createBlob(41943040)'), {
+      code: 'OutOfMemory',
+      message: /^createBlob\(41943040\): 41943040 bytes \(40 MiB\) do not fit/,
+    });
+  });
+
+  it('keeps within the limit while a reservation runs: the pending segment counts as reserved', async () => {
+    const first = pool.reserveAhead([20 * MiB]);
+    assert.ok(first);
+    await first;
+    // 20 MiB reserved of 32: a second 20 MiB segment would pass the limit (no empty one to give back
+    // once the first holds a blob).
+    pool.allocate(20 * MiB, 'test');
+    await pool.reserveAhead([20 * MiB]);
+    assert.equal(pool.count, 1);
+    assert.throws(() => pool.allocate(20 * MiB, 'test'), { code: 'OutOfMemory' });
+  });
+
+  it('gives a segment back when the pool closes before its reservation ends', async () => {
+    const reserving = pool.reserveAhead([16 * MiB]);
+    pool.close();
+    await reserving;
+    assert.equal(pool.count, 0);
+  });
+});
