@@ -6,12 +6,26 @@
  * as a kept version too.
  */
 import * as assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { waitFor } from '../fixtures/cluster';
 import { startClusterDaemons, type ClusterDaemon } from '../fixtures/cluster-daemons';
 import { startEtcd, type TestEtcd } from '../fixtures/etcd';
+import { onCleanup } from '../fixtures/setup';
 
 const PROPAGATION_MS = 3_000;
 const NAME_CACHE = 8;
+/** Long enough for a request to reach a stopped daemon's socket; far below its lease (2 s). */
+const STOPPED_MS = 200;
+
+/** SIGSTOPs a process; the cleanup SIGCONTs it first, so that its own stop (SIGTERM) is heard. */
+function pause(child: ChildProcess): () => void {
+  child.kill('SIGSTOP');
+  const resume = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
+  };
+  onCleanup(resume);
+  return resume;
+}
 
 describe('cluster name cache', function () {
   this.timeout(30_000);
@@ -121,5 +135,24 @@ describe('cluster name cache', function () {
       PROPAGATION_MS,
     );
     await waitFor('daemon a to free x', async () => !(await a.client.exists(x)), PROPAGATION_MS);
+  });
+
+  it('the owner refuses to delete an object named through another daemon before its watch told it', async () => {
+    const x = await a.client.put('late');
+    await a.client.persist(x);
+    await waitFor('daemon b to see x', () => b.client.exists(x), PROPAGATION_MS);
+    // Stopped, daemon a learns of the name (its pin, then the name) only after the delete arrives.
+    const resume = pause(a.daemon.process);
+    await b.client.putName(x, 'pins/late');
+    const deleting = a.client.delete(x).then(
+      () => 'deleted',
+      (e: { code?: string }) => e.code,
+    );
+    await new Promise((resolve) => setTimeout(resolve, STOPPED_MS));
+    resume();
+    assert.equal(await deleting, 'Conflict');
+    assert.ok(await a.client.exists(x));
+    await assert.rejects(c.client.delete(x), { code: 'Conflict' });
+    assert.equal(await c.client.getName('pins/late'), x);
   });
 });

@@ -166,6 +166,23 @@ export class NameDirectory extends EventEmitter<NameDirectoryEvents> {
   }
 
   /**
+   * Holds every name this daemon's pins in etcd name (read there now: linearizable), not only
+   * those its watch on them has delivered so far: a name put through another daemon is then
+   * known here once that put has returned. Errors: Unavailable.
+   */
+  async catchUpPins(): Promise<void> {
+    const prefix = instancePinsPrefix(this.instanceId);
+    const missing: string[] = [];
+    await readPaged(this.connection, `list pins under ${prefix}`, prefixRange(prefix), (page) => {
+      for (const kv of page) {
+        const name = nameOfPinKey(kv.key.toString());
+        if (name !== undefined && !this.watches.isTracked(name)) missing.push(name);
+      }
+    });
+    await Promise.all(missing.map((name) => this.watches.track(name)));
+  }
+
+  /**
    * The names that point to objects of `instances` (their pins, each checked against the name
    * itself: a pin may be stale), read from etcd, by object id. For deleting other instances'
    * objects, whose names this daemon need not hold. Errors: Unavailable.

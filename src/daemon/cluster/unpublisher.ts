@@ -32,7 +32,14 @@ export class Unpublisher {
     const unique = [...new Set(ids)];
     const remoteIds = new Set(await objects.view(() => unique.filter((id) => objects.lookup(id) !== undefined)));
     const localIds = unique.filter((id) => !remoteIds.has(id));
-    const localDoomed = localIds.length > 0 ? table.planDelete(localIds, options) : [];
+    let localDoomed = localIds.length > 0 ? table.planDelete(localIds, options) : [];
+    if (localDoomed.some((id) => objects.isPersisted(id))) {
+      // A name put through another daemon on a shared object reaches this one by a watch (its
+      // pin, then a read of the name), maybe after this request: the plan over the names held
+      // here could take the keys of a named object out of etcd. Hold every pinned name first.
+      await names.catchUpPins();
+      localDoomed = table.planDelete(localIds, options);
+    }
     // Other instances' objects: the names that pin them are read from their owners' pins.
     const pinning = remoteIds.size > 0 ? await names.readPinning([...remoteIds].map(instanceOf)) : new Map();
     const namesOf = (id: string): string[] => pinning.get(id) ?? names.namesOf(id);
