@@ -2,6 +2,7 @@ import * as assert from 'node:assert/strict';
 import { connect, MAX_INLINE_BLOB_BYTES, type TrellisClient } from '../../src/index';
 import type { Channel } from '../../src/client/channel';
 import { startChild, type ChildHandle } from '../fixtures/child';
+import { requestsAnsweredDuring } from '../fixtures/status';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { onCleanup } from '../fixtures/setup';
 
@@ -34,12 +35,7 @@ const channelOf = (client: TrellisClient) => (client as unknown as { channel: { 
 describe('gets and puts in flight travel as one request, and each keeps its own outcome', function () {
   let daemon: TestDaemon;
   let observer: TrellisClient;
-  /** Requests the daemon answered for others between two status calls of the observer. */
-  const requestsDuring = async (work: () => Promise<unknown>): Promise<number> => {
-    const before = (await observer.status()).requests;
-    await work();
-    return (await observer.status()).requests - before - 1;
-  };
+  const requestsDuring = (work: () => Promise<unknown>) => requestsAnsweredDuring(observer, work);
 
   beforeEach(async () => {
     daemon = await startTestDaemon(['--size', '64MiB']);

@@ -4,7 +4,7 @@ import { startChild, type ChildHandle } from '../fixtures/child';
 import { taggedBytes } from '../fixtures/children/index-client';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { onCleanup, tempPath } from '../fixtures/setup';
-import { settledStatus } from '../fixtures/status';
+import { settledStatus, requestsAnsweredDuring } from '../fixtures/status';
 
 interface Answer<T> {
   ok: boolean;
@@ -41,12 +41,7 @@ async function startClient(socket: string) {
 describe('read index: small sealed objects got with no round trip', function () {
   let daemon: TestDaemon;
   let observer: TrellisClient;
-  /** Requests the daemon answered for others while `work` ran. */
-  const requestsDuring = async (work: () => Promise<unknown>): Promise<number> => {
-    const before = (await observer.status()).requests;
-    await work();
-    return (await observer.status()).requests - before - 1;
-  };
+  const requestsDuring = (work: () => Promise<unknown>) => requestsAnsweredDuring(observer, work);
 
   const start = async (args: string[] = []) => {
     daemon = await startTestDaemon(['--size', '64MiB', ...args]);
