@@ -6,26 +6,15 @@
  * as a kept version too.
  */
 import * as assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { waitFor } from '../fixtures/cluster';
 import { startClusterDaemons, type ClusterDaemon } from '../fixtures/cluster-daemons';
 import { startEtcd, type TestEtcd } from '../fixtures/etcd';
-import { onCleanup } from '../fixtures/setup';
+import { pause } from '../fixtures/pause';
 
 const PROPAGATION_MS = 3_000;
 const NAME_CACHE = 8;
 /** Long enough for a request to reach a stopped daemon's socket; far below its lease (2 s). */
 const STOPPED_MS = 200;
-
-/** SIGSTOPs a process; the cleanup SIGCONTs it first, so that its own stop (SIGTERM) is heard. */
-function pause(child: ChildProcess): () => void {
-  child.kill('SIGSTOP');
-  const resume = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
-  };
-  onCleanup(resume);
-  return resume;
-}
 
 describe('cluster name cache', function () {
   this.timeout(30_000);

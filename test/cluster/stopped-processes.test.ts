@@ -4,11 +4,10 @@
  * lease running out; when it resumes, everything it believed may be stale.
  */
 import * as assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { waitFor } from '../fixtures/cluster';
 import { startClusterDaemons, type ClusterDaemon } from '../fixtures/cluster-daemons';
 import { startEtcd } from '../fixtures/etcd';
-import { onCleanup } from '../fixtures/setup';
+import { pause } from '../fixtures/pause';
 
 const TTL_SECONDS = 2;
 /** etcd checks expiry every 500 ms; the watch event and our poll add a little more. */
@@ -16,16 +15,6 @@ const EXPIRY_MARGIN_MS = 2_500;
 const PROPAGATION_MS = 3_000;
 /** A cluster call while etcd does not answer fails within the etcd call deadline (2 s), plus slack. */
 const FAIL_FAST_MS = 2_500;
-
-/** SIGSTOPs a process; the cleanup SIGCONTs it first, so that its own stop (SIGTERM) is heard. */
-function pause(child: ChildProcess): () => void {
-  child.kill('SIGSTOP');
-  const resume = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
-  };
-  onCleanup(resume);
-  return resume;
-}
 
 const alive = async (d: ClusterDaemon): Promise<number[]> =>
   (await d.client.clusterInfo()).instances
