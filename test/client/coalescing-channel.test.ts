@@ -1,28 +1,16 @@
 import * as assert from 'node:assert/strict';
 import { connect, MAX_INLINE_BLOB_BYTES, type TrellisClient } from '../../src/index';
 import type { Channel } from '../../src/client/channel';
-import { startChild, type ChildHandle } from '../fixtures/child';
 import { requestsAnsweredDuring } from '../fixtures/status';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { onCleanup } from '../fixtures/setup';
+import { startWorker } from '../fixtures/worker';
 
 interface Outcome {
   ok: boolean;
   result?: unknown;
   code?: string;
   message?: string;
-}
-
-/** A client process (fixtures/children/small-values.ts); `run` throws on an error answer. */
-async function startClient(socket: string) {
-  const child: ChildHandle = startChild('small-values.ts', [socket]);
-  await child.next();
-  return async <T>(op: string, args: Record<string, unknown> = {}): Promise<T> => {
-    child.send({ op, ...args });
-    const answer = await child.next<Outcome>();
-    if (!answer.ok) throw new Error(`${op} failed: ${answer.code}: ${answer.message}`);
-    return answer.result as T;
-  };
 }
 
 const bytesOf = (size: number, seed: number) =>
@@ -44,18 +32,20 @@ describe('gets and puts in flight travel as one request, and each keeps its own 
   });
 
   it('100 puts in flight in one process are one request; 100 gets of them in another are one request of views', async () => {
-    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    const [writer, reader] = await Promise.all(
+      [0, 1].map(() => startWorker(daemon.socket, { script: 'small-values.ts' })),
+    );
     const values = Array.from({ length: 100 }, (_, i) => bytesOf(i % 2 === 0 ? 100 : 1 + i * 37, i));
     let puts: Outcome[] = [];
     const putRequests = await requestsDuring(
-      async () => (puts = await writer<Outcome[]>('putInFlight', { values: values.map(described) })),
+      async () => (puts = await writer.run<Outcome[]>('putInFlight', { values: values.map(described) })),
     );
     assert.equal(putRequests, 1);
     assert.ok(puts.every((put) => put.ok));
     const ids = puts.map((put) => put.result as string);
     assert.equal(new Set(ids).size, 100, 'each put is an object of its own');
     let gets: Outcome[] = [];
-    assert.equal(await requestsDuring(async () => (gets = await reader<Outcome[]>('getInFlight', { ids }))), 1);
+    assert.equal(await requestsDuring(async () => (gets = await reader.run<Outcome[]>('getInFlight', { ids }))), 1);
     gets.forEach((get, i) => assert.deepEqual(get, { ok: true, result: { ...described(values[i]), shared: true } }));
   });
 

@@ -1,41 +1,19 @@
 import * as assert from 'node:assert/strict';
 import { connect, type TrellisClient } from '../../src/index';
-import { startChild, type ChildHandle } from '../fixtures/child';
 import { taggedBytes } from '../fixtures/children/index-client';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { onCleanup, tempPath } from '../fixtures/setup';
 import { settledStatus, requestsAnsweredDuring } from '../fixtures/status';
+import { startWorker } from '../fixtures/worker';
 
-interface Answer<T> {
-  ok: boolean;
-  result: T;
-  code?: string;
-  message?: string;
-}
+/** A client process (fixtures/children/index-client.ts); `run` throws on an error answer. */
+const startClient = (socket: string) => startWorker(socket, { script: 'index-client.ts', answerTimeoutMs: 60_000 });
+
 interface Got {
   hex?: string;
   value?: unknown;
   shared?: boolean;
   indexed: boolean;
-}
-
-/** A client process (fixtures/children/index-client.ts); `run` throws on an error answer. */
-async function startClient(socket: string) {
-  const child: ChildHandle = startChild('index-client.ts', [socket]);
-  await child.next();
-  const call = async <T>(op: string, args: Record<string, unknown> = {}): Promise<Answer<T>> => {
-    child.send({ op, ...args });
-    return child.next<Answer<T>>(60_000);
-  };
-  return {
-    child,
-    call,
-    async run<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-      const answer = await call<T>(op, args);
-      if (!answer.ok) throw new Error(`${op} failed: ${answer.code}: ${answer.message}`);
-      return answer.result;
-    },
-  };
 }
 
 describe('read index: small sealed objects got with no round trip', function () {

@@ -1,36 +1,15 @@
 import * as assert from 'node:assert/strict';
 import { connect, MAX_INLINE_BLOB_BYTES, type TrellisClient } from '../../src/index';
 import type { Channel } from '../../src/client/channel';
-import { startChild, type ChildHandle } from '../fixtures/child';
 import { requestsAnsweredDuring } from '../fixtures/status';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { onCleanup } from '../fixtures/setup';
-
-interface Answer<T> {
-  ok: boolean;
-  result: T;
-  code?: string;
-  message?: string;
-}
-type Description = { kind: string; hex?: string; items?: string[]; shared?: boolean; value?: unknown };
+import { startWorker } from '../fixtures/worker';
 
 /** A client process (fixtures/children/small-values.ts); `run` throws on an error answer. */
-async function startClient(socket: string) {
-  const child: ChildHandle = startChild('small-values.ts', [socket]);
-  await child.next();
-  const call = async <T>(op: string, args: Record<string, unknown> = {}): Promise<Answer<T>> => {
-    child.send({ op, ...args });
-    return child.next<Answer<T>>();
-  };
-  return {
-    call,
-    async run<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-      const answer = await call<T>(op, args);
-      if (!answer.ok) throw new Error(`${op} failed: ${answer.code}: ${answer.message}`);
-      return answer.result;
-    },
-  };
-}
+const startClient = (socket: string) => startWorker(socket, { script: 'small-values.ts' });
+
+type Description = { kind: string; hex?: string; items?: string[]; shared?: boolean; value?: unknown };
 
 const hex = (bytes: number, seed: number) =>
   Buffer.from(Array.from({ length: bytes }, (_, i) => (i * 31 + seed) & 0xff)).toString('hex');
