@@ -201,6 +201,7 @@ export class ObjectTable {
 
   /** Allocates every blob or none. Errors: InvalidArgument, OutOfMemory. */
   createBlobs(session: ClientSession, sizes: number[], typename = BLOB_TYPENAME): BlobLocation[] {
+    if (session.closed) throw new TrellisError('ConnectionClosed', 'createBlobs: the client disconnected');
     const created: StoredObject[] = [];
     try {
       for (const size of sizes) {
@@ -486,7 +487,7 @@ export class ObjectTable {
    */
   recycle(reader: ClientSession | undefined, id: string, writer: ClientSession): BlobLocation | undefined {
     const chunk = this.objects.get(id);
-    if (!chunk?.sealed || !chunk.blob || !chunk.placement || chunk.backing) return undefined;
+    if (writer.closed || !chunk?.sealed || !chunk.blob || !chunk.placement || chunk.backing) return undefined;
     if (chunk.names.size > 0 || chunk.keptVersions.size > 0 || chunk.parents.size > 0) return undefined;
     for (const holder of chunk.holders) if (holder !== reader?.clientId) return undefined;
     if (reader) this.unhold(reader, chunk);
@@ -688,6 +689,7 @@ export class ObjectTable {
   }
 
   private hold(session: ClientSession, object: StoredObject): void {
+    if (session.closed) return; // a get that finished after its client left: nobody would release it
     object.holders.add(session.clientId);
     session.held.add(object.id);
   }

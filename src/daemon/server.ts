@@ -259,6 +259,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
 
   /** Reclaims what a session had: its waits, streams, unsealed blobs and references. */
   private dropSession(session: ClientSession): void {
+    session.closed = true;
     this.names.cancelWaits(session.clientId);
     this.streams.dropSession(session);
     this.table.dropSession(session);

@@ -11,8 +11,22 @@ export interface ClientSession {
   readonly grantedSegments: Set<number>;
   /** Segments released since the last reply, to tell the client about. */
   readonly droppedSegments: number[];
+  /**
+   * Set when the client is gone and its session dropped. A request that was still waiting then
+   * (for a new segment, a load from disk) must not give it blobs or references nobody will free.
+   */
+  closed: boolean;
 }
 
 export function newSession(clientId: number, pid: number, uid: number): ClientSession {
-  return { clientId, pid, uid, held: new Set(), unsealed: new Set(), grantedSegments: new Set(), droppedSegments: [] };
+  return {
+    clientId,
+    pid,
+    uid,
+    held: new Set(),
+    unsealed: new Set(),
+    grantedSegments: new Set(),
+    droppedSegments: [],
+    closed: false,
+  };
 }
