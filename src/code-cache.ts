@@ -1,6 +1,7 @@
 /**
- * A V8 code cache for trellis's own compiled modules (the .js files of dist/), so that a fresh
- * process does not compile them again. V8 compiles a function when it is first called; a process
+ * A V8 code cache for trellis's own compiled modules (the .js files of dist/) and those of the
+ * packages on its request path it loads (CACHED_PACKAGES), so that a fresh process does not
+ * compile them again. V8 compiles a function when it is first called; a process
  * whose first act is a get compiles the whole request path inside that get. Cached data made
  * after a process has run holds the bytecode of every function it compiled, and a later process
  * that loads it compiles none of them: a fresh reader's first getBlob costs about a third less CPU,
@@ -120,17 +121,44 @@ interface ModuleInternals {
 }
 
 /**
- * Compiles the .js files under `root` with cached data from `dir` and writes what is missing at
- * exit. Other modules compile as before, through whatever _compile was in place.
+ * The packages on a client's request path whose modules trellis loads (or loads when first
+ * needed) and caches with its own: msgpackr frames every request (its first decode of a reply
+ * cost a fresh reader ~0.35 ms of a ~1.15 ms first getBlob's CPU before it was cached), and
+ * apache-arrow with its flatbuffers when trellis loads them at the first DataFrame get. A package
+ * the user loaded before trellis was compiled already; its modules are not seen here.
  */
-export function installCodeCache(root: string, dir: string): void {
+export const CACHED_PACKAGES: readonly string[] = ['msgpackr', 'apache-arrow', 'flatbuffers', 'tslib'];
+
+/**
+ * The cache file's name for `filename`, or undefined when it is not cached: a .js file under
+ * `root`, or a .js/.cjs file of one of `packages` (in whichever node_modules it is installed).
+ */
+export function cacheFileName(root: string, filename: string, packages: readonly string[]): string | undefined {
+  if (filename.startsWith(root + path.sep)) {
+    return filename.endsWith('.js') ? path.relative(root, filename).replaceAll(path.sep, '!') : undefined;
+  }
+  if (!filename.endsWith('.js') && !filename.endsWith('.cjs')) return undefined;
+  for (const name of packages) {
+    const folder = `${path.sep}node_modules${path.sep}${name}${path.sep}`;
+    const at = filename.lastIndexOf(folder);
+    if (at >= 0) return `node_modules!${name}!${filename.slice(at + folder.length).replaceAll(path.sep, '!')}`;
+  }
+  return undefined;
+}
+
+/**
+ * Compiles the .js files under `root` and the modules of `packages` (cacheFileName) with cached
+ * data from `dir` and writes what is missing at exit. Other modules compile as before, through
+ * whatever _compile was in place.
+ */
+export function installCodeCache(root: string, dir: string, packages: readonly string[] = CACHED_PACKAGES): void {
   const internals = Module as unknown as ModuleInternals;
   const previous = internals.prototype._compile;
   const toWrite: Array<{ script: vm.Script; file: string; source: string; loaded?: CacheEntry }> = [];
   internals.prototype._compile = function compileWithCache(this: CompilingModule, content, filename) {
-    if (!filename.startsWith(root + path.sep) || !filename.endsWith('.js'))
-      return previous.call(this, content, filename);
-    const file = path.join(dir, path.relative(root, filename).replaceAll(path.sep, '!'));
+    const name = cacheFileName(root, filename, packages);
+    if (name === undefined) return previous.call(this, content, filename);
+    const file = path.join(dir, name);
     const source = Module.wrap(content);
     const loaded = readCacheFile(file, source);
     const script = new vm.Script(source, { filename, cachedData: loaded?.data });

@@ -17,6 +17,7 @@ import type { ObjectHandle } from './client/object-handle';
 import { builderFor, isBuiltinBuilder, publishOptions, type PutOptions } from './types/registry';
 import { inlineValueSpec } from './types/value';
 import { NOT_RESOLVED, resolveIndexed } from './types/indexed';
+import { preloadArrowLayout } from './types/dataframe';
 
 registerBuiltins();
 
@@ -197,6 +198,7 @@ export async function connect(socketPath: string = defaultSocketPath()): Promise
     channel.close();
     throw error;
   }
+  preloadArrowLayout();
   return client;
 }
 

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { codeCacheDir, isPrivateDir, readCacheFile, writeCacheFile } from '../src/code-cache';
+import { cacheFileName, codeCacheDir, isPrivateDir, readCacheFile, writeCacheFile } from '../src/code-cache';
 import { REPO_ROOT, TSX_ARGS } from './fixtures/child';
 
 describe('code cache', () => {
@@ -65,6 +65,23 @@ describe('code cache', () => {
     });
   });
 
+  describe('which modules', () => {
+    const root = path.join('/opt', 'app', 'node_modules', 'trellis', 'dist');
+
+    it("caches trellis's .js files and the .js/.cjs files of the packages named, wherever installed", () => {
+      const named = ['msgpackr', 'apache-arrow'];
+      assert.equal(cacheFileName(root, path.join(root, 'client', 'ipc.js'), named), 'client!ipc.js');
+      assert.equal(cacheFileName(root, path.join(root, 'index.d.ts'), named), undefined);
+      const hoisted = path.join('/opt', 'app', 'node_modules', 'msgpackr', 'dist', 'node.cjs');
+      assert.equal(cacheFileName(root, hoisted, named), 'node_modules!msgpackr!dist!node.cjs');
+      const nested = path.join(root, '..', 'node_modules', 'apache-arrow', 'node_modules', 'msgpackr', 'index.js');
+      assert.equal(cacheFileName(root, nested, named), 'node_modules!msgpackr!index.js', 'the innermost package');
+      const other = path.join('/opt', 'app', 'node_modules', 'lodash', 'index.js');
+      assert.equal(cacheFileName(root, other, named), undefined);
+      assert.equal(cacheFileName(root, path.join('/opt', 'app', 'server.js'), named), undefined, "the user's own");
+    });
+  });
+
   describe('the cache folder', () => {
     it('is made private (0700) when missing', () => {
       const folder = path.join(dir, 'cache', 'code-x');
@@ -99,11 +116,14 @@ describe('code cache', () => {
     });
 
     /** Loads root/main.js in a new process with the cache installed; its value and the cache files after. */
-    function load(env: NodeJS.ProcessEnv = {}): { value: number; files: Record<string, number> } {
+    function load(
+      env: NodeJS.ProcessEnv = {},
+      main = path.join(root, 'main.js'),
+    ): { value: number; files: Record<string, number> } {
       const script = `
         const { installCodeCache } = require(${JSON.stringify(path.join(REPO_ROOT, 'src', 'code-cache'))});
-        installCodeCache(${JSON.stringify(root)}, ${JSON.stringify(cache)});
-        process.stdout.write(String(require(${JSON.stringify(path.join(root, 'main.js'))}).value));
+        installCodeCache(${JSON.stringify(root)}, ${JSON.stringify(cache)}, ['dependency']);
+        process.stdout.write(String(require(${JSON.stringify(main)}).value));
       `;
       const child = spawnSync(process.execPath, [...TSX_ARGS, '-e', script], {
         cwd: REPO_ROOT,
@@ -122,6 +142,25 @@ describe('code cache', () => {
       assert.equal(first.value, 42);
       assert.deepEqual(Object.keys(first.files).sort(), ['main.js', 'sub!two.js']);
       const second = load();
+      assert.equal(second.value, 42);
+      assert.deepEqual(second.files, first.files, 'accepted: nothing written again');
+    });
+
+    it('caches the modules of the packages named too, not those of others', () => {
+      for (const name of ['dependency', 'other']) {
+        fs.mkdirSync(path.join(dir, 'node_modules', name), { recursive: true });
+        fs.writeFileSync(path.join(dir, 'node_modules', name, 'index.cjs'), 'exports.value = 20;\n');
+      }
+      const main = path.join(root, 'uses.js');
+      fs.writeFileSync(
+        main,
+        "exports.value = require('../node_modules/dependency/index.cjs').value + " +
+          "require('../node_modules/other/index.cjs').value + 2;\n",
+      );
+      const first = load({}, main);
+      assert.equal(first.value, 42);
+      assert.deepEqual(Object.keys(first.files).sort(), ['node_modules!dependency!index.cjs', 'uses.js']);
+      const second = load({}, main);
       assert.equal(second.value, 42);
       assert.deepEqual(second.files, first.files, 'accepted: nothing written again');
     });

@@ -183,6 +183,6 @@ function emptiest(segments: SegmentUsage[]): SegmentUsage[] {
   return segments.filter((s) => s.used === 0).sort((a, b) => a.idleSince - b.idleSince);
 }
 
-function roundUp(value: number, granule: number): number {
+export function roundUp(value: number, granule: number): number {
   return Math.ceil(value / granule) * granule;
 }

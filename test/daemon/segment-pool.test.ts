@@ -29,6 +29,21 @@ describe('SegmentPool.reserveAhead: new segments reserved off the event loop', (
     assert.equal(pool.reserved, reserved);
   });
 
+  it('reserves room for every size of one request, not the same room twice (a DataFrame of two columns)', async () => {
+    // Each 10 MiB blob needs a segment of its own; before, the first one reserved made both look placed,
+    // and allocate reserved the second's segment on the event loop (without huge pages).
+    await pool.reserveAhead([10 * MiB, 10 * MiB]);
+    assert.equal(pool.count, 2);
+    assert.equal(pool.reserveAhead([10 * MiB, 10 * MiB]), undefined, 'nothing to wait for once both fit');
+    const first = pool.allocate(10 * MiB, 'test');
+    const second = pool.allocate(10 * MiB, 'test');
+    assert.equal(pool.count, 2, 'allocate reserved nothing more');
+    assert.notEqual(first.segment, second.segment);
+    const third = pool.reserveAhead([10 * MiB]);
+    assert.ok(third, 'a third needs a segment again');
+    await third;
+  });
+
   it('leaves a blob past the limit to allocate, which answers OutOfMemory as before', async () => {
     await pool.reserveAhead([40 * MiB]);
     assert.equal(pool.count, 0);

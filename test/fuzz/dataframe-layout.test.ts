@@ -84,7 +84,16 @@ describe('fuzz: DataFrame layout reader', () => {
     check(
       fc.property(stored, fc.nat(), anything, (store, at, value) => {
         const layout = structuredClone(store.layout) as unknown as Record<string, unknown>;
-        const keys = ['version', 'kind', 'schema', 'bufferTypes', 'batches', 'dictionaries', 'unsetTimezones'];
+        const keys = [
+          'version',
+          'kind',
+          'schema',
+          'fields',
+          'bufferTypes',
+          'batches',
+          'dictionaries',
+          'unsetTimezones',
+        ];
         layout[keys[at % keys.length]] = value;
         onlyTyped(() => readAll(rebuildArrow(layout as unknown as ArrowLayout, store.views)), ['TypeMismatch']);
       }),

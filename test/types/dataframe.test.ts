@@ -149,6 +149,40 @@ describe('arrow layout: planArrow and rebuildArrow', () => {
     assertRoundTrips(tableOf({ flag: [new Bool(), bools], dense: [new Bool(), bools.map((b) => b ?? true)] }));
   });
 
+  it('describes a schema of plain fields, which a reader builds without decoding, as decoding would', () => {
+    const plain = tableOf({
+      count: [new Uint32(), [1, null, 3]],
+      price: [new Float64(), [1.5, 2, null]],
+      big: [new Int64(), [1n, null, -1n]],
+      flag: [new Bool(), [true, null, false]],
+      name: [new Utf8(), ['a', null, 'c']],
+      blob: [new LargeBinary(), [new Uint8Array([1]), null, new Uint8Array()]],
+    });
+    const { layout, views } = store(plain);
+    assert.deepEqual(layout.fields, [
+      ['count', 'Uint32', true],
+      ['price', 'Float64', true],
+      ['big', 'Int64', true],
+      ['flag', 'Bool', true],
+      ['name', 'Utf8', true],
+      ['blob', 'LargeBinary', true],
+    ]);
+    const decoded = rebuildArrow({ ...layout, fields: undefined }, views);
+    const built = rebuildArrow(layout, views);
+    assert.deepStrictEqual(built.schema, decoded.schema, 'the same classes, nullability and (empty) metadata');
+    assertValuesEqual(built, plain);
+    // Malformed fields are not trusted: the schema is decoded instead.
+    for (const fields of [{}, 'fields', [['count', 'Uint31', true]], [['count', 'Uint32']], [[1, 'Uint32', true]]]) {
+      const rebuilt = rebuildArrow({ ...layout, fields } as unknown as ArrowLayout, views);
+      assert.deepStrictEqual(rebuilt.schema, decoded.schema, JSON.stringify(fields));
+    }
+    // A schema holding anything more is only encoded.
+    const withMetadata = new Table(new Schema(plain.schema.fields, new Map([['k', 'v']])), plain.batches);
+    const timestamps = tableOf({ at: [new TimestampMillisecond(), [1, 2]] });
+    const dictionaries = tableOf({ kind: [new Dictionary(new Utf8(), new Int32()), ['a', 'b']] });
+    for (const table of [withMetadata, timestamps, dictionaries]) assert.equal(store(table).layout.fields, undefined);
+  });
+
   it('keeps an undefined timezone undefined, so the rebuilt table concatenates with the original', () => {
     const table = tableOf({
       plain: [new TimestampMillisecond(), [1, 2]],
