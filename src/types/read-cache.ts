@@ -15,9 +15,9 @@
  * one array: one array for a large list would be a large object, which V8 allocates with fresh
  * pages of memory and scans for young items at every minor collection.
  */
-const PAGE_BITS = 10;
+export const PAGE_BITS = 10;
 const PAGE = 2 ** PAGE_BITS;
-const SLOT_MASK = PAGE - 1;
+export const SLOT_MASK = PAGE - 1;
 
 /** What the cache reads items from. */
 export interface ItemSource<T> {
@@ -30,9 +30,12 @@ export class ReadCache<T> {
   private readonly pages: Array<T[] | undefined>;
   /** Items of each page decoded before it was admitted. */
   private readonly reads: Uint32Array;
-  /** The page that reads are served from now (-1: none), and its items. */
-  private windowPage = -1;
-  private window: T[] = [];
+  /**
+   * The page that reads are served from now (-1: none), and its items. Read directly by a
+   * caller's hot path (ShareableList.get), so that a read in the window is no call at all.
+   */
+  windowPage = -1;
+  window: T[] = [];
   /** The index of the last read the window did not serve, to tell reads in order from others. */
   private last = -1;
 

@@ -11,7 +11,10 @@
  *
  * Strings are decoded by Node's native decoders, whose cost is the same from the first call: JS
  * decoders are faster once optimized, but a fresh process interprets them for most of a first
- * pass, and compiling them competes with the pass for the CPU.
+ * pass, and compiling them competes with the pass for the CPU (in a fresh reader pinned to one
+ * CPU, V8's background compiles took about a third of a first pass's CPU time). For the same
+ * reason they, and Node's FastBuffer, are called directly rather than through helper closures:
+ * each closure would be one more function for V8 to optimize during the pass.
  */
 import type { ItemSource } from './read-cache';
 import {
@@ -27,7 +30,7 @@ import {
   type ListBytes,
   type ShareableItem,
 } from './shareable-list-layout';
-import { sliceLatin1, sliceUtf8, viewOf } from './shareable-list-text';
+import { hasSliceMethods, ViewBuffer, type BufferClass, type SliceMethods } from './shareable-list-text';
 
 // Imported constants are read once here: esbuild's CommonJS output (tsx, the tests, the bench)
 // turns each use of an import into a getter call, which the interpreter pays on every item.
@@ -38,9 +41,8 @@ const FLOAT64 = TAG_FLOAT64;
 const UTF8 = TAG_UTF8;
 const BYTES = TAG_BYTES;
 const ASCII_BIT = FLAG_ASCII << 8;
-const latin1 = sliceLatin1;
-const utf8 = sliceUtf8;
-const view = viewOf;
+/** Node's FastBuffer; the fast reader is only used where it exists (see over). */
+const Bytes = ViewBuffer as BufferClass;
 
 /** A slot's four u32 words: tag and flags, length, offset, capacity. */
 const SLOT_WORDS = SLOT_BYTES / 4;
@@ -56,7 +58,8 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 export class SealedListReader implements ItemSource<ShareableItem> {
   readonly count: number;
-  private readonly bytes: Buffer;
+  /** The blob, with Node's decoders as methods (see over). */
+  private readonly bytes: SliceMethods;
   /** The blob as u32, i32 and f64 elements (each as many as fit whole). */
   private readonly words: Uint32Array;
   private readonly signedWords: Int32Array;
@@ -70,7 +73,7 @@ export class SealedListReader implements ItemSource<ShareableItem> {
   private constructor(private readonly slots: ListBytes) {
     const bytes = slots.bytes;
     this.count = slots.count;
-    this.bytes = bytes;
+    this.bytes = bytes as SliceMethods;
     this.memory = bytes.buffer;
     this.base = bytes.byteOffset;
     this.size = bytes.length;
@@ -81,12 +84,14 @@ export class SealedListReader implements ItemSource<ShareableItem> {
   }
 
   /**
-   * A fast reader over a sealed list, or undefined when typed arrays cannot view its bytes: a
-   * big-endian machine, or bytes not 8-aligned in memory (the store aligns blobs to 64 bytes, so
-   * only a caller's own buffer can be). Read such a list with slots.itemAt.
+   * A fast reader over a sealed list, or undefined when typed arrays cannot view its bytes (a
+   * big-endian machine, or bytes not 8-aligned in memory: the store aligns blobs to 64 bytes, so
+   * only a caller's own buffer can be) or when this Node lacks the Buffer internals it calls
+   * directly (FastBuffer, latin1Slice, utf8Slice). Read such a list with slots.itemAt.
    */
   static over(slots: ListBytes): SealedListReader | undefined {
     if (!slots.sealed || !LITTLE_ENDIAN || slots.bytes.byteOffset % 8 !== 0) return undefined;
+    if (ViewBuffer === undefined || !hasSliceMethods) return undefined;
     return new SealedListReader(slots);
   }
 
@@ -113,9 +118,10 @@ export class SealedListReader implements ItemSource<ShareableItem> {
     const end = offset + words[at + LENGTH_WORD];
     if (end > this.size) return this.slots.itemAt(index);
     if (tag === UTF8) {
-      return (head & ASCII_BIT) !== 0 ? latin1(this.bytes, offset, end) : utf8(this.bytes, offset, end);
+      if ((head & ASCII_BIT) === 0) return this.bytes.utf8Slice(offset, end);
+      return this.bytes.latin1Slice(offset, end);
     }
-    if (tag === BYTES) return view(this.memory, this.base + offset, end - offset);
+    if (tag === BYTES) return new Bytes(this.memory, this.base + offset, end - offset);
     return this.slots.itemAt(index);
   }
 }

@@ -9,10 +9,10 @@
  * Constructing it directly skips Buffer.from's argument checks, about three quarters of the
  * cost of viewing a few bytes; Buffer.from stays as the fallback.
  */
-type BufferClass = new (memory: ArrayBufferLike, byteOffset: number, length: number) => Buffer;
+export type BufferClass = new (memory: ArrayBufferLike, byteOffset: number, length: number) => Buffer;
 
 const species: unknown = (Buffer as unknown as { [Symbol.species]?: unknown })[Symbol.species];
-const ViewBuffer =
+export const ViewBuffer: BufferClass | undefined =
   typeof species === 'function' && species.prototype === Buffer.prototype ? (species as BufferClass) : undefined;
 
 export const viewOf: (memory: ArrayBufferLike, byteOffset: number, length: number) => Buffer = ViewBuffer
@@ -24,12 +24,12 @@ export const viewOf: (memory: ArrayBufferLike, byteOffset: number, length: numbe
  * days but not in its type definitions. Calling them skips toString's argument handling, about a
  * fifth of the cost of decoding a short string; toString stays as the fallback.
  */
-interface SliceMethods extends Buffer {
+export interface SliceMethods extends Buffer {
   latin1Slice(start: number, end: number): string;
   utf8Slice(start: number, end: number): string;
 }
 
-const hasSliceMethods =
+export const hasSliceMethods =
   typeof (Buffer.prototype as SliceMethods).latin1Slice === 'function' &&
   typeof (Buffer.prototype as SliceMethods).utf8Slice === 'function';
 

@@ -18,7 +18,7 @@
 import type { Blob, BlobWriter } from '../client/blobs';
 import type { Client } from '../client/client';
 import { isTrellisError, TrellisError } from '../errors';
-import { ReadCache } from './read-cache';
+import { PAGE_BITS, ReadCache, SLOT_MASK } from './read-cache';
 import { SealedListReader } from './shareable-list-reader';
 import {
   encodeItem,
@@ -37,6 +37,10 @@ export interface ShareableListOptions {
   /** Payload bytes to reserve for every slot, so that later set()s can store larger values. */
   capacity?: number;
 }
+
+// Read once (see SealedListReader on esbuild's getters for imports).
+const WINDOW_BITS = PAGE_BITS;
+const WINDOW_MASK = SLOT_MASK;
 
 const SUPPORTED = 'a ShareableList holds Buffer/Uint8Array, string, number, bigint, boolean and null';
 
@@ -152,7 +156,7 @@ export class ShareableList implements Iterable<ShareableItem> {
     // throw for a symbol or a bigint, hence the typeof).
     const cache = this.cache;
     if (cache !== undefined && typeof index === 'number' && index >>> 0 === index && index < this.length) {
-      return cache.read(index);
+      return index >>> WINDOW_BITS === cache.windowPage ? cache.window[index & WINDOW_MASK] : cache.read(index);
     }
     if (!this.isIndex(index)) throw this.badIndex(index, 'get');
     return this.read(index);

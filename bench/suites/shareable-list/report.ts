@@ -189,6 +189,11 @@ function notes(plan: ListPlan, m: ListMeasurements, rt: number): string[] {
     'Cold rows: each side a fresh Node process (the list read in a process other than its writer), pinned to the same CPU; ' +
       'a full GC, untimed, right before the first pass on both sides, so the pass times the reads (and their own GC) only. ' +
       'The list side runs the ShareableList code cold; the array side finds its items made. One sample a run: take the median of runs.',
+    'What the cold array leaves out: the list pass makes its items (about 62,500 heap objects: strings, ' +
+      "Buffers, floats, bigints), which grows the new process's young generation (its faults/op are those " +
+      "pages, not the list's: touching every page of the list first leaves them as they are), and V8 " +
+      "optimizes the reader's functions during the pass, on the same CPU. " +
+      '"copy the items in" is the baseline that makes the items too.',
     `faults/op and gc ms count only inside timed windows. p99 is shown from ${MIN_SAMPLES_FOR_P99} samples up.`,
   ];
 }
