@@ -143,10 +143,11 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     assert.equal(reader.stats.raced, 1);
     Atomics.store(words, seqAt, seq);
     assert.deepEqual(reader.read(idOf(1), true)?.bytes, Buffer.alloc(100, 0x11));
-    // Withdrawn and published again in the same slot: two writes, the seq moved by 4.
+    // Withdrawn (waiting, then removed: no client held it) and published again in the same slot:
+    // three writes, the seq moved by 6.
     index.withdraw(idOf(1));
     putBlob(1, 512, 0x22);
-    assert.equal(Atomics.load(words, seqAt), seq + 4);
+    assert.equal(Atomics.load(words, seqAt), seq + 6);
     assert.deepEqual(reader.read(idOf(1), true)?.bytes, Buffer.alloc(100, 0x22));
   });
 
