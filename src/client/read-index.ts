@@ -227,7 +227,12 @@ export async function openReadIndex(channel: IpcChannel): Promise<ReadIndexReade
       ? undefined
       : {
           words: new Int32Array(
-            channel.mappings.writable({ id: 'read-index-holds', segment: READ_INDEX_HOLDS_SEGMENT, offset: 0, size: holds }),
+            channel.mappings.writable({
+              id: 'read-index-holds',
+              segment: READ_INDEX_HOLDS_SEGMENT,
+              offset: 0,
+              size: holds,
+            }),
           ),
           // A message of its own, answered by nobody waiting: the daemon frees what it can.
           tell: (slots: number[]) => void channel.request('release', { ids: [], indexSlots: slots }).catch(() => {}),

@@ -123,7 +123,10 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     if (readIndex) {
       // A tombstone of the index keeps its blob as a reference would (read-index.ts).
       const table = this.table;
-      readIndex.usePins({ pin: (blob, slot) => table.pinForIndex(blob, slot), unpin: (blob, slot) => table.unpinForIndex(blob, slot) });
+      readIndex.usePins({
+        pin: (blob, slot) => table.pinForIndex(blob, slot),
+        unpin: (blob, slot) => table.unpinForIndex(blob, slot),
+      });
       this.residency.reclaimHeld = () => readIndex.sweep();
     }
     const streamBufferBytes = options.streamBufferBytes ?? Math.min(256 * 1024 * 1024, Math.floor(options.size / 4));

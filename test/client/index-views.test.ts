@@ -190,7 +190,9 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     await junk.child.exited;
     const after = await settledStatus(observer, (s) => s.deferredFrees === 0);
     assert.equal(after.deferredFrees, 0);
-    assert.equal((await writer.run<Got>('get', { id: (await writer.run<string[]>('putTagged', { tags: [3] }))[0] })).hex,
-      taggedBytes(3).toString('hex'));
+    assert.equal(
+      (await writer.run<Got>('get', { id: (await writer.run<string[]>('putTagged', { tags: [3] }))[0] })).hex,
+      taggedBytes(3).toString('hex'),
+    );
   });
 });
