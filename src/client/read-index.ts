@@ -222,20 +222,16 @@ export async function openReadIndex(channel: IpcChannel): Promise<ReadIndexReade
   }
   if (size === 0) return undefined;
   const index = channel.mappings.view({ id: 'read-index', segment: READ_INDEX_SEGMENT, offset: 0, size });
-  const counters =
-    holds === undefined
-      ? undefined
-      : {
-          words: new Int32Array(
-            channel.mappings.writable({
-              id: 'read-index-holds',
-              segment: READ_INDEX_HOLDS_SEGMENT,
-              offset: 0,
-              size: holds,
-            }),
-          ),
-          // A message of its own, answered by nobody waiting: the daemon frees what it can.
-          tell: (slots: number[]) => void channel.request('release', { ids: [], indexSlots: slots }).catch(() => {}),
-        };
+  const counters = holds === undefined ? undefined : holdCounters(channel, holds);
   return new ReadIndexReader(index, channel.mappings, () => !channel.closed, counters);
+}
+
+/** This client's hold counters, mapped read-write (pages faulted as they are first written). */
+function holdCounters(channel: IpcChannel, size: number): { words: Int32Array; tell: (slots: number[]) => void } {
+  const location = { id: 'read-index-holds', segment: READ_INDEX_HOLDS_SEGMENT, offset: 0, size };
+  return {
+    words: new Int32Array(channel.mappings.writable(location, false)),
+    // A message of its own that nobody waits for: the daemon frees what waited on these slots.
+    tell: (slots) => void channel.request('release', { ids: [], indexSlots: slots }).catch(() => {}),
+  };
 }
