@@ -256,11 +256,10 @@ export class ReadIndex {
 
   private insert(object: StoredObject, kind: number, segment: number, offset: number, size: number): boolean {
     const limit = this.slots * MAX_FILL;
-    const fill = () => this.entries.size + this.removed + this.tombstones.size + 1;
-    if (fill() > limit && this.removed > 0) this.rebuild();
+    if (this.filledAfterOneMore > limit && this.removed > 0) this.rebuild();
     const high = keyHigh(object.id);
     const low = keyLow(object.id);
-    const slot = fill() > limit ? -1 : this.freeSlot(high, low);
+    const slot = this.filledAfterOneMore > limit ? -1 : this.freeSlot(high, low);
     if (slot < 0) {
       this.refused++;
       return false;
@@ -269,6 +268,11 @@ export class ReadIndex {
     this.writeSlot(slot, SLOT_LIVE, high, low, kind, segment, offset, size);
     this.entries.set(object.id, { object, slot, high, low, kind, segment, offset, size });
     return true;
+  }
+
+  /** Slots in use (live, removed, waiting) once one more is taken. */
+  private get filledAfterOneMore(): number {
+    return this.entries.size + this.removed + this.tombstones.size + 1;
   }
 
   /** The first empty or removed slot on the key's probe path, or -1 (tombstones are not free). */
