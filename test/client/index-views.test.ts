@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { connect, type TrellisClient } from '../../src/index';
 import { taggedBytes } from '../fixtures/children/index-client';
+import { startChild } from '../fixtures/child';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { onCleanup, tempPath } from '../fixtures/setup';
 import { settledStatus, requestsAnsweredDuring } from '../fixtures/status';
@@ -66,9 +67,11 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     await writer.run('putTagged', { tags: Array.from({ length: 300 }, (_, i) => 1000 + i) });
     assert.deepEqual(await reader.run('heldIntact', { tags: { [id]: 7 } }), []);
 
+    const before = await observer.status();
     await reader.run('release', { ids: [id] });
     const freed = await settledStatus(observer, (s) => s.deferredFrees === 0);
     assert.equal(freed.deferredFrees, 0);
+    assert.ok(freed.memoryUsage < before.memoryUsage, `memory ${freed.memoryUsage} below ${before.memoryUsage}`);
   });
 
   it('a killed reader lets go of its views: the frees waiting on them are done', async () => {
@@ -166,6 +169,36 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     assert.ok(total.missing > 0, `the churn deleted what the reader asked for: ${JSON.stringify(total)}`);
     // Every view was released: nothing waits.
     const after = await settledStatus(observer, (s) => s.deferredFrees === 0);
+    assert.equal(after.deferredFrees, 0);
+  });
+
+  it('a stream chunk held through the index is never recycled into the writer', async () => {
+    // 4 KiB chunks (indexed) and a buffer of 16 of them, so the writer is given chunks back.
+    await start(['--stream-buffer', '64KiB']);
+    const spy = await connect(daemon.socket);
+    onCleanup(() => spy.close());
+    const stream = await observer.createStream('trellis::ByteStream');
+    const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '400', 'finish', 'uniform']);
+    await writer.next();
+    const reader = await observer.openReader(stream.id);
+    /** Chunks the spy got (views), with a copy of their bytes when got. */
+    const held = new Map<string, [Buffer, Buffer]>();
+    let count = 0;
+    for await (const chunk of reader) {
+      assert.equal((chunk as Buffer).length, 4096);
+      if (++count % 8 !== 0) continue;
+      for (const { id } of await spy.listObjects({ pattern: 'trellis::Blob' })) {
+        if (held.has(id)) continue;
+        const view = await spy.get(id).catch(() => undefined);
+        if (Buffer.isBuffer(view)) held.set(id, [view, Buffer.from(view)]);
+      }
+    }
+    assert.equal(count, 400);
+    assert.deepEqual(await writer.next(), { written: 400 });
+    assert.ok(spy.readIndexStats!.views > 0, JSON.stringify(spy.readIndexStats));
+    for (const [id, [view, bytes]] of held) assert.ok(view.equals(bytes), `held chunk ${id} kept its bytes`);
+    await spy.close();
+    const after = await settledStatus(observer, (s) => s.deferredFrees === 0 && s.streams === 0);
     assert.equal(after.deferredFrees, 0);
   });
 
