@@ -156,7 +156,7 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     for (let round = 0; round < 20; round++) {
       const nextTags = tags.map((tag) => tag + 16);
       const [hammered, fresh] = await Promise.all([
-        reader.run<Hammered>('hammerViews', { ids, tags, ms: 40 }),
+        reader.run<Hammered>('hammer', { ids, tags, ms: 40, views: true }),
         writer.run<string[]>('churn', { ids, firstTag: nextTags[0], delayMs: round % 10 }),
       ]);
       for (const key of Object.keys(total) as Array<keyof typeof total>) total[key] += hammered[key];
