@@ -74,6 +74,19 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     assert.ok(freed.memoryUsage < before.memoryUsage, `memory ${freed.memoryUsage} below ${before.memoryUsage}`);
   });
 
+  it('a hold from the index and a reference from the daemon on one object: one release drops both', async () => {
+    await start();
+    const { writer, reader } = await writerAndReader();
+    const [id] = await writer.run<string[]>('putTagged', { tags: [6] });
+    assert.equal((await reader.run<Got>('get', { id })).indexed, true);
+    assert.equal(await reader.run<string>('getBlob', { id }), taggedBytes(6).toString('hex'));
+    await writer.run('delete', { ids: [id], force: true });
+    assert.equal((await observer.status()).deferredFrees, 1);
+    await reader.run('release', { ids: [id] });
+    const after = await settledStatus(observer, (s) => s.deferredFrees === 0);
+    assert.equal(after.deferredFrees, 0);
+  });
+
   it('a killed reader lets go of its views: the frees waiting on them are done', async () => {
     await start();
     const { writer, reader } = await writerAndReader();
