@@ -26,11 +26,6 @@ export class IndexHolds {
     private readonly tell: (slots: number[]) => void,
   ) {}
 
-  /** Objects this client holds through the index now. */
-  get size(): number {
-    return this.held.size;
-  }
-
   /** Whether this client already holds the object through the slot. */
   holds(id: string, slot: number): boolean {
     const slots = this.held.get(id);
