@@ -34,11 +34,6 @@ export class IndexHolds {
     return this.slots * 4;
   }
 
-  /** Clients that have a counter segment. */
-  get clientCount(): number {
-    return this.clients.size;
-  }
-
   /**
    * The counter segment of a client, made at its first ask; granted to it as segment
    * READ_INDEX_HOLDS_SEGMENT. Errors: OutOfMemory (no memory for the segment).
