@@ -37,6 +37,7 @@ export class TrellisClient extends Client {
   /** @internal connect() hands the index over once mapped. */
   useReadIndex(reader: ReadIndexReader | undefined): void {
     this.readIndex = reader;
+    this.indexHolds = reader?.holds;
   }
 
   /**
@@ -135,7 +136,7 @@ export class TrellisClient extends Client {
     const values: unknown[] = new Array(idsOrNames.length);
     for (let i = 0; i < idsOrNames.length; i++) {
       const id = idsOrNames[i];
-      // Buffers stay views of shared memory: only Values (decoded anyway) come from the index.
+      // A Buffer comes as a pinned view of shared memory (no copy), as from the daemon.
       const hit = typeof id === 'string' ? this.readIndex.read(id, false) : undefined;
       const value = hit === undefined ? NOT_RESOLVED : resolveIndexed(id, hit);
       if (value === NOT_RESOLVED) return undefined;
@@ -168,8 +169,8 @@ export class TrellisClient extends Client {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
   ): Promise<any> {
     const { fetch = false, version, copy = false } = options;
-    // A small sealed Value (or, with copy, blob) by id: copied out of shared memory with no round
-    // trip when the daemon's read index has it; any miss or doubt asks the daemon below.
+    // A small sealed Value (copied out) or blob (a pinned view, or with copy a copy) by id, with no
+    // round trip when the daemon's read index has it; any miss or doubt asks the daemon below.
     if (this.readIndex !== undefined && version === undefined && !fetch) {
       const hit = this.readIndex.read(idOrName, copy);
       if (hit !== undefined) {

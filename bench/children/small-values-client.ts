@@ -24,6 +24,7 @@ export const PUT_DRIVERS = [
 export const GET_DRIVERS = [
   'raw echo of a get request',
   'trellis get',
+  'trellis get, copy: true',
   'trellis get over the socket',
   'redis GET',
   'trellis get, 100 in flight',
@@ -62,7 +63,9 @@ export interface GetRateResult {
   /** Every got Buffer held the bytes put. */
   checked: boolean;
   /** The reader's read-index counters at the end (undefined: no index). */
-  readIndex?: { hits: number; misses: number; raced: number; unmapped: number };
+  readIndex?: { hits: number; views?: number; misses: number; raced: number; unmapped: number };
+  /** Buffers got without copy that were not views of shared memory (API.md: they all must be). */
+  notShared?: number;
 }
 
 /** Written by reads so that no read can be optimized away. */
@@ -207,12 +210,20 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
       };
       const at = (i: number) => i % ids.length;
       const range = (i: number) => Array.from({ length: batch.batchSize }, (_, j) => at(i * batch.batchSize + j));
+      // A get without copy must hand out a view of shared memory, from the index as from the daemon.
+      let notShared = 0;
+      const checkView = (buffer: Buffer, i: number) => {
+        if (!client.isSharedMemory(buffer)) notShared++;
+        check(buffer, i);
+      };
       const getFrameBytes = encodeFrame({ kind: 'getObject', seq: 1234, body: { ref: ids[0] } }).length;
       const echo = await echoOf(echoSocket, getFrameBytes);
       const drivers: Record<GetDriver, () => Promise<SampleSet>> = {
         'raw echo of a get request': () => sample(echo, args.single),
-        // A Buffer from the read index is a private copy: only when asked for (copy: true).
-        'trellis get': () =>
+        // From the read index: a view of shared memory pinned by a hold counter (no copy).
+        'trellis get': () => sample(async (i) => checkView(await client.get(ids[at(i)]), at(i)), args.single),
+        // From the read index: a private copy of the bytes.
+        'trellis get, copy: true': () =>
           sample(async (i) => check(await client.get(ids[at(i)], { copy: true }), at(i)), args.single),
         // The same get with the read index turned off in a second connection: one request each.
         'trellis get over the socket': async () => {
@@ -226,7 +237,7 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
             sample(async (i) => {
               const which = range(i);
               const got = await Promise.all(which.map((k) => client.get(ids[k])));
-              got.forEach((buffer, j) => check(buffer, which[j]));
+              got.forEach((buffer, j) => checkView(buffer, which[j]));
             }, batch),
             batch.batchSize,
           ),
@@ -249,7 +260,7 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
                 client,
                 which.map((k) => ids[k]),
               );
-              got.forEach((buffer, j) => check(buffer as Buffer, which[j]));
+              got.forEach((buffer, j) => checkView(buffer as Buffer, which[j]));
             }, batch),
             batch.batchSize,
           ),
@@ -271,7 +282,7 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
         for (const driver of GET_DRIVERS) results[driver].push(await drivers[driver]());
       }
       const readIndex = client.readIndexStats && { ...client.readIndexStats };
-      return { drivers: results, cold, getFrameBytes, checked: checked && sink >= 0, readIndex };
+      return { drivers: results, cold, getFrameBytes, checked: checked && sink >= 0, readIndex, notShared };
     },
   };
 }

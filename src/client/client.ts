@@ -15,6 +15,7 @@ import {
   type RequestOf,
 } from '../protocol/messages';
 import { BlobCache, type Blob, type BlobWriter } from './blobs';
+import type { IndexHolds } from './index-holds';
 import type { Channel } from './channel';
 import { CoalescingChannel } from './coalescing-channel';
 import { Cluster, type ClusterInfo, type PersistOptions } from './cluster';
@@ -90,6 +91,8 @@ export class Client {
   private readonly cluster: Cluster;
 
   protected readonly channel: Channel;
+  /** Blobs this client got as pinned views from the read index (set by connect.ts). */
+  protected indexHolds?: IndexHolds;
 
   constructor(channel: Channel) {
     // Gets in flight together travel as one request (coalescing-channel.ts).
@@ -170,7 +173,9 @@ export class Client {
   async release(idOrIds: string | string[]): Promise<void> {
     const ids = this.objects.expand(toList(idOrIds).map(checkId));
     this.blobs.forget(ids);
-    await this.channel.request('release', { ids });
+    // Read-index holds go here; the daemon hears of them only when it waits on one.
+    const indexSlots = this.indexHolds?.release(ids);
+    await this.channel.request('release', indexSlots && indexSlots.length > 0 ? { ids, indexSlots } : { ids });
   }
 
   // Objects
@@ -222,7 +227,10 @@ export class Client {
       deep: options.deep ?? true,
       force: options.force ?? false,
     });
-    this.blobs.forget(this.objects.expand(deleted));
+    const gone = this.objects.expand(deleted);
+    this.blobs.forget(gone);
+    // As the daemon drops the deleter's references, the deleter drops its read-index holds.
+    this.indexHolds?.releaseAndTell(gone);
   }
 
   async exists(id: string): Promise<boolean> {

@@ -115,11 +115,15 @@ export class SegmentMappings {
     return Buffer.from(window, blob.offset - start, blob.size);
   }
 
-  /** A writable ArrayBuffer of exactly the blob's bytes, for its creator until seal. */
-  writable(blob: BlobLocation): ArrayBuffer {
+  /**
+   * A writable ArrayBuffer of exactly the blob's bytes, for its creator until seal. `prefault`
+   * false leaves the pages to be faulted as they are written (the read index's hold counters,
+   * of which a client touches a few pages).
+   */
+  writable(blob: BlobLocation, prefault = true): ArrayBuffer {
     const segment = this.segment(blob);
     segment.readWrite ??= new native.Mapping(segment.fd, segment.size, true);
-    return this.track(segment.readWrite.slice(blob.offset, blob.size, this.needsPrefault(segment, blob)));
+    return this.track(segment.readWrite.slice(blob.offset, blob.size, prefault && this.needsPrefault(segment, blob)));
   }
 
   private mapReadOnly(segment: MappedSegment): NativeMapping {

@@ -2,14 +2,12 @@
  * The client's half of the read index (layout in protocol/read-index-layout.ts, why it is
  * correct in docs/read-index.md): a get of a small sealed object by id, answered in this
  * process with no round trip. The index is the daemon's read-only segment; a lookup finds the
- * object's slot, copies its bytes out of shared memory, and keeps the copy only if the slot's
- * seqlock did not move meanwhile. Any doubt is a miss (undefined), and the caller asks the
- * daemon as before: not in the index, a slot being written, a segment this process was never
- * sent, a slot changed under the copy.
- *
- * Why a copy rather than a view: a view needs a reference the daemon knows of before it may
- * free the bytes, which is a round trip or a pin protocol; a copy of a few KiB costs less than
- * either, and needs neither (the daemon never waits for readers, nor drops their pins).
+ * object's slot. A Value's bytes (decoded anyway) are copied out, and the copy kept only if the
+ * slot's seqlock did not move meanwhile. A blob's bytes are pinned instead (index-holds.ts: a
+ * hold counter per slot that the daemon reads before it frees them) and handed out as a view of
+ * shared memory, as a get through the daemon would; or copied when the caller asks for a copy.
+ * Any doubt is a miss (undefined), and the caller asks the daemon as before: not in the index, a
+ * slot being written, a segment this process was never sent, a slot changed under the read.
  */
 import { TrellisError } from '../errors';
 import {
@@ -31,6 +29,7 @@ import {
   S_SEQ,
   S_SIZE,
   S_STATE,
+  READ_INDEX_HOLDS_SEGMENT,
   SLOT_EMPTY,
   SLOT_LIVE,
   SLOT_WORDS,
@@ -39,10 +38,14 @@ import {
   keyLow,
 } from '../protocol/read-index-layout';
 import { isObjectId } from '../protocol/ids';
+import { IndexHolds } from './index-holds';
 import type { IpcChannel } from './ipc';
 import type { SegmentMappings } from './mappings';
 
-/** What a hit gives: a blob's bytes, or a Value's msgpack bytes; a private copy either way. */
+/**
+ * What a hit gives: a blob's bytes (a private copy, or a pinned view of shared memory), or a
+ * Value's msgpack bytes (a copy).
+ */
 export interface IndexedObject {
   kind: 'blob' | 'value';
   bytes: Buffer;
@@ -51,6 +54,8 @@ export interface IndexedObject {
 /** Lookups that found nothing usable, by reason; for tests and the bench. */
 export interface ReadIndexStats {
   hits: number;
+  /** Of the hits: blobs handed out as pinned views of shared memory (no copy). */
+  views: number;
   misses: number;
   /** The slot changed while it was read or copied. */
   raced: number;
@@ -66,19 +71,21 @@ export interface ReadIndexStats {
 export const READ_INDEX_SUPPORTED = process.arch === 'x64';
 
 export class ReadIndexReader {
-  readonly stats: ReadIndexStats = { hits: 0, misses: 0, raced: 0, unmapped: 0 };
+  readonly stats: ReadIndexStats = { hits: 0, views: 0, misses: 0, raced: 0, unmapped: 0 };
   private readonly words: Int32Array;
   private readonly slots: number;
 
   /**
    * `index`: a view of the whole index segment, mapped read-only. `isOpen`: false once the
    * connection is gone, when the index (of a daemon that may be gone too) must not answer.
-   * Errors: ProtocolError.
+   * `counters`: this client's hold counters (read-write) and how to tell the daemon of slots it
+   * waits on; without them, blobs come only as copies. Errors: ProtocolError.
    */
   constructor(
     private readonly index: Buffer,
     private readonly mappings: SegmentMappings,
     private readonly isOpen: () => boolean = () => true,
+    counters?: { words: Int32Array; tell: (slots: number[]) => void },
   ) {
     this.words = new Int32Array(index.buffer, index.byteOffset, Math.floor(index.byteLength / 4));
     if (Atomics.load(this.words, H_MAGIC) !== READ_INDEX_MAGIC || this.words[H_VERSION] !== READ_INDEX_LAYOUT_VERSION)
@@ -86,13 +93,18 @@ export class ReadIndexReader {
     this.slots = this.words[H_SLOTS];
     if (HEADER_WORDS + this.slots * SLOT_WORDS > this.words.length)
       throw new TrellisError('ProtocolError', `the read index claims ${this.slots} slots, more than its segment holds`);
+    if (counters && counters.words.length >= this.slots)
+      this.holds = new IndexHolds(counters.words, this.words, counters.tell);
   }
 
+  /** This client's pinned views (undefined when the daemon gave it no counters). */
+  readonly holds?: IndexHolds;
+
   /**
-   * The object's bytes copied out, or undefined: ask the daemon. A blob only `withBlobs`: get
-   * hands a blob out as a view of shared memory unless its caller asked for a copy.
+   * The object's bytes, or undefined: ask the daemon. A Value's are copied out. A blob's are a
+   * pinned view of shared memory, as get hands blobs out, or with `copyBlobs` a private copy.
    */
-  read(id: string, withBlobs: boolean): IndexedObject | undefined {
+  read(id: string, copyBlobs: boolean): IndexedObject | undefined {
     if (!isObjectId(id) || !this.isOpen()) return undefined;
     const words = this.words;
     const high = keyHigh(id);
@@ -112,7 +124,7 @@ export class ReadIndexReader {
       const offset = Atomics.load(words, base + S_OFFSET);
       const size = Atomics.load(words, base + S_SIZE);
       if (Atomics.load(words, base + S_SEQ) !== seq) return this.raced();
-      if (kind === KIND_BLOB && !withBlobs) return undefined;
+      if (kind === KIND_BLOB && !copyBlobs) return this.pin(id, (start + i) & mask, base, seq, segment, offset, size);
       const source = this.source(id, segment, offset, size);
       if (!source) return undefined;
       // Its own ArrayBuffer for a blob (get hands it out, .buffer and all); a value's bytes are
@@ -126,6 +138,47 @@ export class ReadIndexReader {
     }
     this.stats.misses++;
     return undefined;
+  }
+
+  /**
+   * A view of a blob's bytes, pinned: a hold on the slot, then the slot checked again. The hold
+   * is taken once per object and slot; a get of an object this client already holds through the
+   * slot found it live just now, which is all a get must check.
+   */
+  private pin(
+    id: string,
+    slot: number,
+    base: number,
+    seq: number,
+    segment: number,
+    offset: number,
+    size: number,
+  ): IndexedObject | undefined {
+    const holds = this.holds;
+    if (!holds) return undefined;
+    // Mapping a segment is the daemon's to do (the get through it sends the fd).
+    if (!this.mappings.has(segment)) {
+      this.stats.unmapped++;
+      return undefined;
+    }
+    if (!holds.holds(id, slot)) {
+      holds.add(slot);
+      if (Atomics.load(this.words, base + S_SEQ) !== seq) {
+        holds.undo(slot);
+        return this.raced();
+      }
+      holds.keep(id, slot);
+    }
+    let bytes: Buffer;
+    try {
+      bytes = this.mappings.view({ id, segment, offset, size });
+    } catch {
+      // Out of the segment's bounds: the daemon wrote no such entry. The hold goes with release(id).
+      return this.raced();
+    }
+    this.stats.hits++;
+    this.stats.views++;
+    return { kind: 'blob', bytes };
   }
 
   /** Where to copy from: the index's own arena, or a segment this process maps. */
@@ -159,8 +212,9 @@ export class ReadIndexReader {
 export async function openReadIndex(channel: IpcChannel): Promise<ReadIndexReader | undefined> {
   if (!READ_INDEX_SUPPORTED) return undefined;
   let size: number;
+  let holds: number | undefined;
   try {
-    ({ size } = await channel.request('openReadIndex', {}));
+    ({ size, holds } = await channel.request('openReadIndex', { holds: true }));
   } catch (error) {
     // A daemon of an earlier version does not know the request: gets go through it as before.
     if (error instanceof TrellisError && error.code !== 'ConnectionClosed') return undefined;
@@ -168,5 +222,16 @@ export async function openReadIndex(channel: IpcChannel): Promise<ReadIndexReade
   }
   if (size === 0) return undefined;
   const index = channel.mappings.view({ id: 'read-index', segment: READ_INDEX_SEGMENT, offset: 0, size });
-  return new ReadIndexReader(index, channel.mappings, () => !channel.closed);
+  const counters = holds === undefined ? undefined : holdCounters(channel, holds);
+  return new ReadIndexReader(index, channel.mappings, () => !channel.closed, counters);
+}
+
+/** This client's hold counters, mapped read-write (pages faulted as they are first written). */
+function holdCounters(channel: IpcChannel, size: number): { words: Int32Array; tell: (slots: number[]) => void } {
+  const location = { id: 'read-index-holds', segment: READ_INDEX_HOLDS_SEGMENT, offset: 0, size };
+  return {
+    words: new Int32Array(channel.mappings.writable(location, false)),
+    // A message of its own that nobody waits for: the daemon frees what waited on these slots.
+    tell: (slots) => void channel.request('release', { ids: [], indexSlots: slots }).catch(() => {}),
+  };
 }

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type * as net from 'node:net';
 import { toWireError, TrellisError } from '../errors';
 import { PROTOCOL_VERSION, type ReplyEnvelope, type SegmentGrant } from '../protocol/messages';
-import { READ_INDEX_SEGMENT } from '../protocol/read-index-layout';
+import { READ_INDEX_HOLDS_SEGMENT, READ_INDEX_SEGMENT } from '../protocol/read-index-layout';
 import { native, type PeerCredentials } from '../native';
 import { handlers, isClientKind } from './dispatch';
 import { daemonLog } from './log';
@@ -189,10 +189,13 @@ export class Connection extends FramedConnection {
     if (session.grantedSegments.has(segment)) return undefined;
     const channel = this.fdChannel;
     if (!channel) throw new TrellisError('Unavailable', 'this client has no fd channel');
+    const index = this.host.state.readIndex;
     const { fd, size } =
-      segment === READ_INDEX_SEGMENT && this.host.state.readIndex
-        ? this.host.state.readIndex.segment
-        : this.host.state.pool.segmentFd(segment);
+      segment === READ_INDEX_SEGMENT && index
+        ? index.segment
+        : segment === READ_INDEX_HOLDS_SEGMENT && index
+          ? index.openHolds(session.clientId)
+          : this.host.state.pool.segmentFd(segment);
     native.sendFd(channel.fd, fd, segment);
     session.grantedSegments.add(segment);
     return { segment, size };

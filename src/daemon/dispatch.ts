@@ -107,6 +107,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
 
   release({ state, session }, body) {
     state.table.release(session, check.objectIds('release', body));
+    if (body.indexSlots !== undefined) state.readIndex?.holdsDropped(check.slotList('release', body, 'indexSlots'));
     return {};
   },
 
@@ -211,10 +212,10 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     });
   },
 
-  openReadIndex(ctx) {
+  openReadIndex(ctx, body) {
     const attaching = ctx.untilFdChannel();
-    if (attaching) return attaching.then(() => handlers.openReadIndex(ctx, {}));
-    return openReadIndex(ctx);
+    if (attaching) return attaching.then(() => handlers.openReadIndex(ctx, body));
+    return openReadIndex(ctx, body);
   },
 
   getMeta({ state }, body) {

@@ -53,7 +53,10 @@ export interface StoredObject {
   /** Nodes its metadata tree expands to (itself and every member, once per key). */
   readonly treeNodes: number;
   readonly owner: number;
-  /** Client ids holding a reference (blobs). */
+  /**
+   * Client ids holding a reference (blobs); and, as -(slot + 1), read-index slots whose
+   * tombstone some client still holds a view through (pinForIndex).
+   */
   readonly holders: Set<number>;
   readonly members: Record<string, string>;
   readonly fields: Record<string, unknown>;
@@ -94,8 +97,13 @@ export interface TableListener {
   relabeled?(object: StoredObject): void;
   /** A sealed object's bytes are in memory and stay where they are until it is deleted or moved. */
   readable?(object: StoredObject): void;
-  /** A blob's memory is about to be freed, its bytes safe on disk (spilled). */
+  /**
+   * A blob's memory is about to be freed, its bytes safe on disk (spilled). The listener may pin
+   * it (pinForIndex) instead: then it stays.
+   */
   evicting?(blob: StoredObject): void;
+  /** Whether a client holds a view of the blob without a reference (the read index): not evictable. */
+  heldElsewhere?(blob: StoredObject): boolean;
 }
 
 /** What an object is, apart from where its bytes are and who holds it: what is kept on disk. */
@@ -365,7 +373,8 @@ export class ObjectTable {
 
   /** Resident sealed blobs that may leave memory now (nobody holds them), least recently used first. */
   *evictable(): Iterable<StoredObject> {
-    for (const blob of this.resident.values()) if (blob.holders.size === 0 && !blob.transient) yield blob;
+    for (const blob of this.resident.values())
+      if (blob.holders.size === 0 && !blob.transient && !this.listener.heldElsewhere?.(blob)) yield blob;
   }
 
   /** Marks blobs as used now: they are the last to be evicted. */
@@ -376,21 +385,40 @@ export class ObjectTable {
     }
   }
 
-  /** Frees a sealed blob's memory once its bytes are safe on disk (`backing`). */
-  evict(blob: StoredObject, backing: BlobBacking): void {
+  /**
+   * Frees a sealed blob's memory once its bytes are safe on disk (`backing`); false when a read
+   * index view of it turned up as it was withdrawn (it stays, resident and pinned).
+   */
+  evict(blob: StoredObject, backing: BlobBacking): boolean {
     if (!blob.placement || blob.holders.size > 0 || blob.deleted) {
       throw new TrellisError(
         'InvalidArgument',
         `blob ${blob.id} cannot leave memory now: it is held, deleted or not resident`,
       );
     }
-    this.resident.delete(blob.id);
     this.listener.evicting?.(blob);
+    if (blob.holders.size > 0) return false;
+    this.resident.delete(blob.id);
     this.pool.free(blob.placement);
     blob.placement = undefined;
     blob.backing = backing;
     this.nonResidentBytes += blob.nbytes;
     this.nonResidentCount++;
+    return true;
+  }
+
+  /**
+   * Keeps a blob's memory for a read-index tombstone (read-index.ts): a client holds a view of
+   * the bytes through `slot`. As a reference does: no free, no spill, no recycling until unpinned.
+   */
+  pinForIndex(blob: StoredObject, slot: number): void {
+    blob.holders.add(-(slot + 1));
+  }
+
+  /** The tombstone's holds are gone: a deleted blob with no other holder is freed now. */
+  unpinForIndex(blob: StoredObject, slot: number): void {
+    if (!blob.holders.delete(-(slot + 1))) return;
+    if (blob.deleted && blob.holders.size === 0) this.discard(blob);
   }
 
   /** A blob's bytes are back in memory, at `placement`. */
@@ -490,9 +518,15 @@ export class ObjectTable {
     if (writer.closed || !chunk?.sealed || !chunk.blob || !chunk.placement || chunk.backing) return undefined;
     if (chunk.names.size > 0 || chunk.keptVersions.size > 0 || chunk.parents.size > 0) return undefined;
     for (const holder of chunk.holders) if (holder !== reader?.clientId) return undefined;
+    if (this.listener.heldElsewhere?.(chunk)) return undefined;
     if (reader) this.unhold(reader, chunk);
     this.unlink(chunk, true);
     this.resident.delete(chunk.id);
+    if (chunk.holders.size > 0) {
+      // A read-index view turned up as it was withdrawn: freed when that lets go, never reused.
+      this.deferred.set(chunk.id, chunk);
+      return undefined;
+    }
     const blob = this.newObject(writer, BLOB_TYPENAME, chunk.nbytes, chunk.placement, false, undefined, true);
     this.objects.set(blob.id, blob);
     writer.unsealed.add(blob.id);

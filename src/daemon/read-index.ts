@@ -2,9 +2,11 @@
  * The daemon's half of the read index (layout in protocol/read-index-layout.ts, the argument
  * for its correctness in docs/read-index.md): small sealed objects are published into a
  * shared-memory hash table when sealed, and withdrawn before their bytes can be freed (deleted,
- * expired, spilled). Clients read it without a round trip and copy the bytes out, then check
- * that the slot did not change while they copied; so the daemon never has to wait for readers,
- * and holds no reference for them.
+ * expired, spilled, recycled). Clients read it without a round trip: a Value's bytes they copy
+ * out (and check that the slot did not change meanwhile); a blob's bytes they pin, with a hold
+ * counter of their own per slot (index-holds.ts), and hand out as a view of shared memory. A
+ * withdraw that finds a slot held keeps the slot as a tombstone (SLOT_WAITING) and the object's
+ * memory pinned in the table until every counter for the slot is back at 0.
  *
  * Only the daemon writes the table, and only on its one thread: every slot write is a seqlock
  * write (seq to odd, fields, seq to the next even), each word stored with Atomics.
@@ -37,12 +39,20 @@ import {
   SLOT_EMPTY,
   SLOT_LIVE,
   SLOT_REMOVED,
+  SLOT_WAITING,
   SLOT_WORDS,
   firstSlot,
   keyHigh,
   keyLow,
 } from '../protocol/read-index-layout';
+import { IndexHolds } from './index-holds';
 import type { StoredObject } from './object-table';
+
+/** What the table does for a tombstone: keeps the object's memory until the slot is let go. */
+export interface IndexPins {
+  pin(object: StoredObject, slot: number): void;
+  unpin(object: StoredObject, slot: number): void;
+}
 
 export const READ_INDEX_BLOB_TYPENAME = 'trellis::Blob';
 export const READ_INDEX_VALUE_TYPENAME = 'trellis::Value';
@@ -55,6 +65,7 @@ export const DEFAULT_READ_INDEX_ARENA_BYTES = 8 * 1024 * 1024;
 const MAX_FILL = 0.75;
 
 interface Entry {
+  readonly object: StoredObject;
   slot: number;
   high: number;
   low: number;
@@ -71,6 +82,8 @@ export interface ReadIndexCounts {
   /** Objects that could have been indexed but were not (no slot within MAX_PROBE, arena full). */
   refused: number;
   arenaUsed: number;
+  /** Removed slots whose bytes some client still holds a view of (their memory waits). */
+  waiting: number;
 }
 
 export class ReadIndex {
@@ -80,6 +93,10 @@ export class ReadIndex {
   private readonly arena: NativeAllocator;
   private readonly arenaOffset: number;
   private readonly entries = new Map<string, Entry>();
+  /** Slots in SLOT_WAITING: what their object was, until no client holds them. */
+  private readonly tombstones = new Map<number, StoredObject>();
+  private readonly holds: IndexHolds;
+  private pins?: IndexPins;
   private removed = 0;
   private refused = 0;
 
@@ -99,6 +116,7 @@ export class ReadIndex {
     this.words = new Int32Array(buffer);
     this.bytes = new Uint8Array(buffer);
     this.arena = new native.Allocator(arenaBytes);
+    this.holds = new IndexHolds(slots, shmDir);
     this.words[H_VERSION] = READ_INDEX_LAYOUT_VERSION;
     this.words[H_SLOTS] = slots;
     this.words[H_ARENA_OFFSET] = this.arenaOffset;
@@ -119,7 +137,44 @@ export class ReadIndex {
       removed: this.removed,
       refused: this.refused,
       arenaUsed: this.arena.used,
+      waiting: this.tombstones.size,
     };
+  }
+
+  /** The table, which keeps a tombstone's object in memory (set once, when the table is made). */
+  usePins(pins: IndexPins): void {
+    this.pins = pins;
+  }
+
+  /** A client's hold counters (index-holds.ts), made at its first ask. Errors: OutOfMemory. */
+  openHolds(clientId: number): { fd: number; size: number; segment: number } {
+    return this.holds.open(clientId);
+  }
+
+  /** Whether a client holds a view of the object through the index now (spill passes it by). */
+  isHeld(id: string): boolean {
+    const entry = this.entries.get(id);
+    return entry !== undefined && entry.kind === KIND_BLOB && this.holds.held(entry.slot);
+  }
+
+  /**
+   * Clients dropped their holds on these slots and saw them waiting (release's indexSlots): the
+   * ones no client holds any more are freed. Anything else in the list is ignored.
+   */
+  holdsDropped(slots: readonly number[]): void {
+    for (const slot of slots) if (this.tombstones.has(slot)) this.letGo(slot);
+  }
+
+  /** Frees every tombstone no client holds any more (before OutOfMemory); true if one was. */
+  sweep(): boolean {
+    let freed = false;
+    for (const slot of [...this.tombstones.keys()]) freed = this.letGo(slot) || freed;
+    return freed;
+  }
+
+  /** A client went away: its counters no longer count, and frees that waited on them alone are done. */
+  dropClient(clientId: number): void {
+    for (const slot of this.holds.close(clientId)) if (this.tombstones.has(slot)) this.letGo(slot);
   }
 
   /** Publishes a sealed object if it is one clients may read from the index; else nothing. */
@@ -129,7 +184,7 @@ export class ReadIndex {
       if (object.typename !== READ_INDEX_BLOB_TYPENAME || !object.placement) return;
       if (object.nbytes > READ_INDEX_MAX_BYTES) return;
       const { segment, offset } = object.placement;
-      this.insert(object.id, KIND_BLOB, segment, offset, object.nbytes);
+      this.insert(object, KIND_BLOB, segment, offset, object.nbytes);
       return;
     }
     const data = object.fields.data;
@@ -141,50 +196,93 @@ export class ReadIndex {
       return;
     }
     this.bytes.set(data, this.arenaOffset + offset);
-    if (!this.insert(object.id, KIND_VALUE, READ_INDEX_SEGMENT, this.arenaOffset + offset, data.byteLength))
+    if (!this.insert(object, KIND_VALUE, READ_INDEX_SEGMENT, this.arenaOffset + offset, data.byteLength))
       this.arena.free(offset);
   }
 
   /**
    * Takes an object out of the index. Must be called before its bytes are freed or moved: once
-   * this returns, no client's copy of them can pass its check (docs/read-index.md).
+   * this returns, no client's copy of them can pass its check, and a client that pinned them is
+   * known: the object is then pinned in the table (IndexPins) until it lets go (docs/read-index.md).
    */
   withdraw(id: string): void {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
+    if (entry.kind === KIND_BLOB) {
+      this.vacate(entry);
+      return;
+    }
+    // A Value's bytes are only ever copied out: nothing can hold them.
     this.writeSlot(entry.slot, SLOT_REMOVED, entry.high, entry.low, 0, 0, 0, 0);
     this.removed++;
-    if (entry.kind === KIND_VALUE) this.arena.free(entry.offset - this.arenaOffset);
+    this.arena.free(entry.offset - this.arenaOffset);
   }
 
   close(): void {
+    this.holds.closeAll();
     this.memory.close();
   }
 
-  private insert(id: string, kind: number, segment: number, offset: number, size: number): boolean {
+  /**
+   * Rewrites a blob's slot as waiting, then reads every client's counter for it: a client's
+   * Atomics.add before its re-check either shows here, or its re-check sees the rewrite (both
+   * sides seq_cst); a client that drops a hold after this sees SLOT_WAITING and tells. Held: the
+   * slot stays a tombstone and its object pinned. Else: plain removed, free to reuse.
+   */
+  private vacate(entry: Entry): void {
+    this.writeSlot(entry.slot, SLOT_WAITING, entry.high, entry.low, 0, 0, 0, 0);
+    if (this.holds.held(entry.slot)) {
+      this.tombstones.set(entry.slot, entry.object);
+      this.pins?.pin(entry.object, entry.slot);
+      return;
+    }
+    this.writeSlot(entry.slot, SLOT_REMOVED, entry.high, entry.low, 0, 0, 0, 0);
+    this.removed++;
+  }
+
+  /** Ends a tombstone no client holds any more: the slot is reusable, its object's memory freed. */
+  private letGo(slot: number): boolean {
+    const object = this.tombstones.get(slot);
+    if (!object || this.holds.held(slot)) return false;
+    this.tombstones.delete(slot);
+    this.writeSlot(slot, SLOT_REMOVED, 0, 0, 0, 0, 0, 0);
+    this.removed++;
+    this.pins?.unpin(object, slot);
+    // Withdrawn while it stayed (a spill or rebuild that found it held): back in the index.
+    if (!object.deleted && object.placement) this.publish(object);
+    return true;
+  }
+
+  private insert(object: StoredObject, kind: number, segment: number, offset: number, size: number): boolean {
     const limit = this.slots * MAX_FILL;
-    if (this.entries.size + this.removed + 1 > limit && this.removed > 0) this.rebuild();
-    const high = keyHigh(id);
-    const low = keyLow(id);
-    const slot = this.entries.size + this.removed + 1 > limit ? -1 : this.freeSlot(high, low);
+    if (this.filledAfterOneMore > limit && this.removed > 0) this.rebuild();
+    const high = keyHigh(object.id);
+    const low = keyLow(object.id);
+    const slot = this.filledAfterOneMore > limit ? -1 : this.freeSlot(high, low);
     if (slot < 0) {
       this.refused++;
       return false;
     }
     if (this.stateOf(slot) === SLOT_REMOVED) this.removed--;
     this.writeSlot(slot, SLOT_LIVE, high, low, kind, segment, offset, size);
-    this.entries.set(id, { slot, high, low, kind, segment, offset, size });
+    this.entries.set(object.id, { object, slot, high, low, kind, segment, offset, size });
     return true;
   }
 
-  /** The first empty or removed slot on the key's probe path, or -1. */
+  /** Slots in use (live, removed, waiting) once one more is taken. */
+  private get filledAfterOneMore(): number {
+    return this.entries.size + this.removed + this.tombstones.size + 1;
+  }
+
+  /** The first empty or removed slot on the key's probe path, or -1 (tombstones are not free). */
   private freeSlot(high: number, low: number): number {
     const mask = this.slots - 1;
     const start = firstSlot(high, low, this.slots);
     for (let i = 0; i < MAX_PROBE && i < this.slots; i++) {
       const slot = (start + i) & mask;
-      if (this.stateOf(slot) !== SLOT_LIVE) return slot;
+      const state = this.stateOf(slot);
+      if (state === SLOT_EMPTY || state === SLOT_REMOVED) return slot;
     }
     return -1;
   }
@@ -192,11 +290,24 @@ export class ReadIndex {
   /**
    * Empties the table and puts the live entries back, so removed slots stop lengthening probes.
    * A reader that probes meanwhile may miss (and asks the daemon); it never finds a wrong entry,
-   * since every slot write is a whole seqlock write of a true entry or of none.
+   * since every slot write is a whole seqlock write of a true entry or of none. Tombstones stay
+   * where they are (the counters are per slot), and so does a live blob's slot a client holds:
+   * it becomes a tombstone of its object, which is put back elsewhere as well.
    */
   private rebuild(): void {
+    for (const entry of this.entries.values()) {
+      if (entry.kind === KIND_BLOB) {
+        this.writeSlot(entry.slot, SLOT_WAITING, entry.high, entry.low, 0, 0, 0, 0);
+        if (this.holds.held(entry.slot)) {
+          this.tombstones.set(entry.slot, entry.object);
+          this.pins?.pin(entry.object, entry.slot);
+          continue;
+        }
+      }
+      this.writeSlot(entry.slot, SLOT_EMPTY, 0, 0, 0, 0, 0, 0);
+    }
     for (let slot = 0; slot < this.slots; slot++)
-      if (this.stateOf(slot) !== SLOT_EMPTY) this.writeSlot(slot, SLOT_EMPTY, 0, 0, 0, 0, 0, 0);
+      if (this.stateOf(slot) === SLOT_REMOVED) this.writeSlot(slot, SLOT_EMPTY, 0, 0, 0, 0, 0, 0);
     this.removed = 0;
     for (const [id, entry] of this.entries) {
       const slot = this.freeSlot(entry.high, entry.low);

@@ -42,6 +42,12 @@ export class Residency {
   ) {}
 
   /** Whether blobs can leave memory at all (a spill dir, or persisted bytes to drop). */
+  /**
+   * Frees deleted blobs whose read-index holds were dropped without the daemon being told (the
+   * read index's sweep); true when it freed any. Set by the server when there is an index.
+   */
+  reclaimHeld?: () => boolean;
+
   private get canMakeRoom(): boolean {
     return this.spill !== undefined || this.durable !== undefined;
   }
@@ -141,14 +147,26 @@ export class Residency {
     this.table.reinstate(blob, placement);
   }
 
-  /** Runs `allocate`; when it is OutOfMemory and blobs can leave memory, spills and tries again. */
+  /**
+   * Runs `allocate`; when it is OutOfMemory, first frees what only waited for read-index views
+   * already let go (`reclaimHeld`), then, when blobs can leave memory, spills and tries again.
+   */
   private withRoom<T>(allocate: () => T, bytes: number): T | Promise<T> {
+    let failed: unknown;
     try {
       return allocate();
     } catch (error) {
-      // More than the whole limit cannot be helped by moving anything out.
-      if (!this.canMakeRoom || !isTrellisError(error, 'OutOfMemory') || bytes > this.pool.policy.limit) throw error;
+      failed = error;
     }
+    if (isTrellisError(failed, 'OutOfMemory') && this.reclaimHeld?.()) {
+      try {
+        return allocate();
+      } catch (error) {
+        failed = error;
+      }
+    }
+    // More than the whole limit cannot be helped by moving anything out.
+    if (!this.canMakeRoom || !isTrellisError(failed, 'OutOfMemory') || bytes > this.pool.policy.limit) throw failed;
     const retry = async (): Promise<T> => {
       for (let round = 1; ; round++) {
         const freed = await this.makeRoom(bytes * round);
@@ -199,8 +217,7 @@ export class Residency {
         }
       }
       // A client may have taken it, or deleted it, while it was written.
-      if (blob.placement && blob.holders.size === 0 && !blob.deleted) {
-        this.table.evict(blob, backing);
+      if (blob.placement && blob.holders.size === 0 && !blob.deleted && this.table.evict(blob, backing)) {
         freed += blob.nbytes;
         spilled++;
       } else if (!blob.backing) {

@@ -106,6 +106,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       // they are freed or moved (read-index.ts).
       readable: readIndex && ((object) => readIndex.publish(object)),
       evicting: readIndex && ((blob) => readIndex.withdraw(blob.id)),
+      heldElsewhere: readIndex && ((blob) => readIndex.isHeld(blob.id)),
       deleted: (object) => {
         readIndex?.withdraw(object.id);
         this.residency.forget(object);
@@ -119,6 +120,15 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     const spill = options.spillDir === undefined ? undefined : SpillDir.open(options.spillDir);
     const persistedBytes = store && { read: (id: string, _: unknown, into: Uint8Array) => store.readBlob(id, into) };
     this.residency = new Residency(this.table, this.pool, spill, persistedBytes);
+    if (readIndex) {
+      // A tombstone of the index keeps its blob as a reference would (read-index.ts).
+      const table = this.table;
+      readIndex.usePins({
+        pin: (blob, slot) => table.pinForIndex(blob, slot),
+        unpin: (blob, slot) => table.unpinForIndex(blob, slot),
+      });
+      this.residency.reclaimHeld = () => readIndex.sweep();
+    }
     const streamBufferBytes = options.streamBufferBytes ?? Math.min(256 * 1024 * 1024, Math.floor(options.size / 4));
     this.streams = new StreamTable(this.table, ids, streamBufferBytes);
     this.remote = new RemoteObjects(this, {
@@ -263,6 +273,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     this.names.cancelWaits(session.clientId);
     this.streams.dropSession(session);
     this.table.dropSession(session);
+    this.readIndex?.dropClient(session.clientId);
   }
 
   async stop(): Promise<void> {

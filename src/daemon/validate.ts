@@ -26,6 +26,22 @@ export function objectId(kind: string, body: Body, field = 'id'): string {
 
 export const MAX_IDS_PER_REQUEST = 100_000;
 
+/** A list of at most MAX_IDS_PER_REQUEST non-negative integers (read-index slots). Errors: InvalidArgument. */
+export function slotList(kind: string, body: Body, field: string): number[] {
+  const value = body[field];
+  if (
+    !Array.isArray(value) ||
+    value.length > MAX_IDS_PER_REQUEST ||
+    !value.every((slot) => Number.isSafeInteger(slot) && slot >= 0)
+  ) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `${kind}: ${field} must be a list of at most ${MAX_IDS_PER_REQUEST} slot numbers, got ${describe(value)}`,
+    );
+  }
+  return value as number[];
+}
+
 export function objectIds(kind: string, body: Body, field = 'ids'): string[] {
   const value = body[field];
   if (!Array.isArray(value) || value.length > MAX_IDS_PER_REQUEST) {

@@ -163,6 +163,11 @@ export interface GetBlobsReply {
 
 export interface ReleaseRequest {
   ids: string[];
+  /**
+   * Read-index slots whose hold this client dropped and found waiting (SLOT_WAITING): the daemon
+   * frees what waited on them once no client holds them (docs/read-index.md).
+   */
+  indexSlots?: number[];
 }
 export type ReleaseReply = Record<string, never>;
 
@@ -652,10 +657,15 @@ export interface ImportArchiveReply {
 }
 
 /** Maps the daemon's read index (protocol/read-index-layout.ts): its fd is granted as segment 0. */
-export type OpenReadIndexRequest = Record<string, never>;
+export interface OpenReadIndexRequest {
+  /** Also grant this client's hold counters (pinned views of indexed blobs; docs/read-index.md). */
+  holds?: boolean;
+}
 export interface OpenReadIndexReply {
   /** Bytes of the index segment; 0 when the daemon keeps no index (nothing was granted). */
   size: number;
+  /** Bytes of this client's hold counters, granted as READ_INDEX_HOLDS_SEGMENT; absent when not. */
+  holds?: number;
 }
 
 /** The table: kind -> [request, reply]. */

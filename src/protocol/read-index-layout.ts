@@ -12,6 +12,12 @@
 /** The grant tag of the index's fd: segment ids start at 1, so 0 is never a real segment. */
 export const READ_INDEX_SEGMENT = 0;
 
+/**
+ * The grant tag of a client's hold counters (docs/read-index.md, "Pinned views"): far above any
+ * pool segment id (they count up from 1 and are never reused), and exact as a double.
+ */
+export const READ_INDEX_HOLDS_SEGMENT = 2 ** 52;
+
 /** 'TRIX' as a little-endian word: a mapping that does not start with it is not an index. */
 export const READ_INDEX_MAGIC = 0x58495254;
 export const READ_INDEX_LAYOUT_VERSION = 1;
@@ -40,10 +46,16 @@ export const S_SEGMENT = 5;
 export const S_OFFSET = 6;
 export const S_SIZE = 7;
 
-/** S_STATE: never used (ends a probe), holds an object, or held one (a probe goes on past it). */
+/**
+ * S_STATE: never used (ends a probe), holds an object, or held one (a probe goes on past it).
+ * SLOT_WAITING is a removed slot whose bytes a client still holds a view of: the daemon frees
+ * them (and reuses the slot) once every client's counter for the slot is 0, and a client that
+ * drops its hold on a waiting slot tells the daemon (release's indexSlots).
+ */
 export const SLOT_EMPTY = 0;
 export const SLOT_LIVE = 1;
 export const SLOT_REMOVED = 2;
+export const SLOT_WAITING = 3;
 
 /** S_KIND: what the bytes are. A value's bytes lie in the arena (S_SEGMENT is READ_INDEX_SEGMENT). */
 export const KIND_BLOB = 1;

@@ -49,19 +49,18 @@ describe('read index: small sealed objects got with no round trip', function () 
     assert.equal(await requestsDuring(async () => (got = await reader.run<Got>('get', { copy: true, id: value }))), 0);
     assert.deepEqual(got, { value: { a: 'small', n: [1, 2, 3] }, indexed: true });
 
-    // Without copy, a blob is a view of shared memory, from the daemon, as ever.
+    // Without copy, a blob is a view of shared memory, pinned from the index (index-views.test.ts).
     let view: Got | undefined;
-    assert.equal(await requestsDuring(async () => (view = await reader.run<Got>('get', { id: blob }))), 1);
-    assert.deepEqual(view, { hex: taggedBytes(7).toString('hex'), shared: true, indexed: false });
+    assert.equal(await requestsDuring(async () => (view = await reader.run<Got>('get', { id: blob }))), 0);
+    assert.deepEqual(view, { hex: taggedBytes(7).toString('hex'), shared: true, indexed: true });
 
-    // getMany too, when every id is a Value there; a blob (a view) or one that is not there sends
-    // the whole batch to the daemon.
+    // getMany too, when every id is there; one that is not there sends the whole batch to the daemon.
     const other = await writer.run<string>('put', { value: 'another' });
     let many: { values: unknown[]; indexed: number } | undefined;
     assert.equal(await requestsDuring(async () => (many = await reader.run('getMany', { ids: [other, value] }))), 0);
     assert.deepEqual(many, { values: ['another', { a: 'small', n: [1, 2, 3] }], indexed: 2 });
-    assert.equal(await requestsDuring(async () => (many = await reader.run('getMany', { ids: [blob, value] }))), 1);
-    assert.deepEqual(many, { values: [taggedBytes(7).toString('hex'), { a: 'small', n: [1, 2, 3] }], indexed: 0 });
+    assert.equal(await requestsDuring(async () => (many = await reader.run('getMany', { ids: [blob, value] }))), 0);
+    assert.deepEqual(many, { values: [taggedBytes(7).toString('hex'), { a: 'small', n: [1, 2, 3] }], indexed: 2 });
     const missing = 'o' + 'f'.repeat(16);
     const answer = await reader.call('getMany', { ids: [blob, missing] });
     assert.equal(answer.code, 'ObjectNotFound');

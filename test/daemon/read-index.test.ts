@@ -143,10 +143,11 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     assert.equal(reader.stats.raced, 1);
     Atomics.store(words, seqAt, seq);
     assert.deepEqual(reader.read(idOf(1), true)?.bytes, Buffer.alloc(100, 0x11));
-    // Withdrawn and published again in the same slot: two writes, the seq moved by 4.
+    // Withdrawn (waiting, then removed: no client held it) and published again in the same slot:
+    // three writes, the seq moved by 6.
     index.withdraw(idOf(1));
     putBlob(1, 512, 0x22);
-    assert.equal(Atomics.load(words, seqAt), seq + 4);
+    assert.equal(Atomics.load(words, seqAt), seq + 6);
     assert.deepEqual(reader.read(idOf(1), true)?.bytes, Buffer.alloc(100, 0x22));
   });
 
@@ -159,6 +160,98 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     index.publish({ ...blobAt(idOf(3), SEGMENT, 0, 100), typename: 'trellis::Tensor<float64>' } as StoredObject);
     index.publish({ ...blobAt(idOf(4), SEGMENT, 0, 100), sealed: false } as StoredObject);
     assert.equal(index.counts.live, 1);
+  });
+
+  /** A client's hold counters for the index (as index-holds.ts grants them), mapped writable here. */
+  const holdsOf = (clientId: number) => {
+    const { fd, size } = index.openHolds(clientId);
+    const own = reopen(fd, 'r+');
+    const counters = new Int32Array(new native.Mapping(own, size, true).slice(0, size));
+    fs.closeSync(own);
+    return counters;
+  };
+  const recordPins = () => {
+    const pins: string[] = [];
+    index.usePins({
+      pin: (object, slot) => pins.push(`pin ${object.id} ${slot}`),
+      unpin: (object, slot) => pins.push(`unpin ${object.id} ${slot}`),
+    });
+    return pins;
+  };
+  const slotOf = (n: number) => firstSlot(keyHigh(idOf(n)), keyLow(idOf(n)), 64);
+
+  it('a blob withdrawn while a client holds its slot stays a tombstone, pinned, until the hold is gone', () => {
+    open(64);
+    const pins = recordPins();
+    const counters = holdsOf(1);
+    const others = holdsOf(2);
+    const blob = blobAt(idOf(1), SEGMENT, 0, 100);
+    index.publish(blob);
+    const slot = slotOf(1);
+    assert.equal(index.isHeld(idOf(1)), false);
+    Atomics.add(counters, slot, 1);
+    assert.equal(index.isHeld(idOf(1)), true);
+    (blob as { deleted: boolean }).deleted = true;
+    index.withdraw(idOf(1));
+    assert.deepEqual(pins, [`pin ${idOf(1)} ${slot}`]);
+    assert.equal(index.counts.waiting, 1);
+    // The slot is not free: an object whose probe starts there is put after it.
+    let n = 2;
+    while (slotOf(n) !== slot) n++;
+    putBlob(n, 256, 0x44);
+    assert.deepEqual(reader.read(idOf(n), true)?.bytes, Buffer.alloc(100, 0x44));
+    assert.notEqual(index.counts.live, 0);
+    // Told while still held, or about slots that wait on nothing: nothing happens.
+    index.holdsDropped([slot, 63, 1e9]);
+    assert.equal(index.sweep(), false);
+    assert.equal(index.counts.waiting, 1);
+    // Junk in another client's counter for the slot counts as held too.
+    Atomics.store(others, slot, -7);
+    Atomics.sub(counters, slot, 1);
+    index.holdsDropped([slot]);
+    assert.equal(index.counts.waiting, 1);
+    // That client goes away: its counters no longer count, and the free waiting on them is done.
+    index.dropClient(2);
+    assert.deepEqual(pins, [`pin ${idOf(1)} ${slot}`, `unpin ${idOf(1)} ${slot}`]);
+    assert.equal(index.counts.waiting, 0);
+    // A deleted object is not published again.
+    assert.equal(reader.read(idOf(1), true), undefined);
+  });
+
+  it('a held blob withdrawn for a spill comes back into the index once let go', () => {
+    open(64);
+    const pins = recordPins();
+    const counters = holdsOf(1);
+    putBlob(1, 0, 0x55);
+    Atomics.add(counters, slotOf(1), 1);
+    index.withdraw(idOf(1));
+    assert.equal(reader.read(idOf(1), true), undefined);
+    Atomics.sub(counters, slotOf(1), 1);
+    assert.equal(index.sweep(), true);
+    assert.equal(pins.length, 2);
+    assert.deepEqual(reader.read(idOf(1), true)?.bytes, Buffer.alloc(100, 0x55));
+  });
+
+  it('a rebuild leaves a held live slot as a tombstone and puts its entry back elsewhere', () => {
+    open(64);
+    const pins = recordPins();
+    const counters = holdsOf(1);
+    for (let n = 1; n <= 30; n++) putBlob(n, n * 128, n);
+    Atomics.add(counters, slotOf(1), 1);
+    // Churn until removed slots fill the table past three quarters: a rebuild.
+    for (let n = 100; pins.length === 0 && n < 5000; n++) {
+      putBlob(n, 0, 0xee);
+      index.withdraw(idOf(n));
+    }
+    assert.deepEqual(pins, [`pin ${idOf(1)} ${slotOf(1)}`]);
+    assert.equal(index.counts.waiting, 1);
+    for (let n = 1; n <= 30; n++) assert.deepEqual(reader.read(idOf(n), true)?.bytes, Buffer.alloc(100, n));
+    Atomics.sub(counters, slotOf(1), 1);
+    index.holdsDropped([slotOf(1)]);
+    assert.equal(index.counts.waiting, 0);
+    // Still live at its new slot: let go is all, it is not published twice.
+    assert.equal(index.counts.live, 30);
+    assert.deepEqual(pins, [`pin ${idOf(1)} ${slotOf(1)}`, `unpin ${idOf(1)} ${slotOf(1)}`]);
   });
 
   it('a full value arena refuses values, and takes them again once others are withdrawn', () => {

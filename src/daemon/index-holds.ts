@@ -1,0 +1,87 @@
+/**
+ * The daemon's side of pinned views from the read index (docs/read-index.md, "Pinned views"):
+ * each local client that maps the index is given a segment of its own with one 32-bit hold
+ * counter per index slot, which the client writes (Atomics.add before it hands out a view of
+ * the slot's bytes, Atomics.sub when it releases it) and the daemon only ever reads.
+ *
+ * The counters come from an untrusted process: any value but 0 means "held", so a client that
+ * writes garbage only keeps bytes in memory, as a client that never releases its references
+ * does, and the daemon never writes, trusts or indexes anything with what it reads. Work per
+ * question is one load per connected client.
+ */
+import { native, type NativeSegment } from '../native';
+import { READ_INDEX_HOLDS_SEGMENT } from '../protocol/read-index-layout';
+
+interface ClientHolds {
+  readonly memory: NativeSegment;
+  /** The daemon's read-only view of the counters. */
+  readonly counters: Int32Array;
+}
+
+export class IndexHolds {
+  private readonly clients = new Map<number, ClientHolds>();
+  /** The same counters as a list, for the per-withdraw scan (no Map iterator on that path). */
+  private all: Int32Array[] = [];
+
+  /** `slots`: one counter per read-index slot. `shmDir`: as the pool's ('' for a memfd). */
+  constructor(
+    private readonly slots: number,
+    private readonly shmDir: string,
+  ) {}
+
+  /** Bytes of one client's counter segment. */
+  get bytes(): number {
+    return this.slots * 4;
+  }
+
+  /**
+   * The counter segment of a client, made at its first ask; granted to it as segment
+   * READ_INDEX_HOLDS_SEGMENT. Errors: OutOfMemory (no memory for the segment).
+   */
+  open(clientId: number): { fd: number; size: number; segment: number } {
+    let holds = this.clients.get(clientId);
+    if (!holds) {
+      const memory = new native.Segment(this.bytes, 'trellis-index-holds', this.shmDir);
+      // Read-only here: the daemon never writes a client's counters.
+      const mapping = new native.Mapping(memory.fd, this.bytes, false);
+      const buffer = mapping.sharedBuffer ?? mapping.buffer;
+      holds = { memory, counters: new Int32Array(buffer, 0, this.slots) };
+      this.clients.set(clientId, holds);
+      this.all = [...this.clients.values()].map((client) => client.counters);
+    }
+    return { fd: holds.memory.fd, size: this.bytes, segment: READ_INDEX_HOLDS_SEGMENT };
+  }
+
+  /**
+   * Whether any client holds the slot. Seq_cst loads: called after the slot was rewritten (an
+   * Atomics.store), so that a client's Atomics.add either shows here or its re-check of the slot
+   * sees the rewrite (the Dekker argument in docs/read-index.md).
+   */
+  held(slot: number): boolean {
+    const all = this.all;
+    for (let i = 0; i < all.length; i++) if (Atomics.load(all[i], slot) !== 0) return true;
+    return false;
+  }
+
+  /**
+   * Forgets a client that went away; returns the slots its counters held (non-zero), so the
+   * frees waiting on them can be done. Nothing of what it wrote is used for anything else.
+   */
+  close(clientId: number): number[] {
+    const holds = this.clients.get(clientId);
+    if (!holds) return [];
+    this.clients.delete(clientId);
+    this.all = [...this.clients.values()].map((client) => client.counters);
+    const slots: number[] = [];
+    const counters = holds.counters;
+    for (let slot = 0; slot < counters.length; slot++) if (Atomics.load(counters, slot) !== 0) slots.push(slot);
+    holds.memory.close();
+    return slots;
+  }
+
+  closeAll(): void {
+    for (const holds of this.clients.values()) holds.memory.close();
+    this.clients.clear();
+    this.all = [];
+  }
+}
