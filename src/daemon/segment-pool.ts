@@ -257,7 +257,11 @@ export class SegmentPool {
   }
 
   private releaseIdle(): void {
-    for (const id of this.policy.idle([...this.segments.values()], Date.now())) this.release(id);
+    const segments = [...this.segments.values()];
+    if (!segments.some((segment) => segment.used === 0)) return;
+    // One reading of the machine per tick, and only with an empty segment to decide about.
+    const room = this.policy.machineRoom().bytes;
+    for (const id of this.policy.idle(segments, Date.now(), room)) this.release(id);
   }
 
   /** `machine`: the machine's room when it was read, if that (not --size) is what ran out. */
