@@ -11,10 +11,10 @@
  * retained for up to `retainMs` (ten minutes): their memory is touched and on 2 MiB pages, and
  * new memory is dear. On a VM whose balloon reports free pages to the hypervisor (as here), a
  * punched-out segment's pages go back to the host within seconds, and a new 1 GiB segment then
- * costs 2.5 to 4 s to reserve, where a fresh process's first put into a retained one takes
- * ~0.1-0.3 s (bench core). Retained segments count against `--size` as before (so they are
- * given back first when a new segment needs their room), and all go at once when the machine's
- * room falls below what they hold.
+ * costs 1 to 5 s to reserve, where a fresh process's first put into a retained one takes
+ * 0.15-0.56 s (bench core, docs/troubleshooting.md). Retained segments count against `--size` as
+ * before (so they are given back first when a new segment needs their room), and are given back
+ * when the machine's room falls below what they hold.
  *
  * `--size` stays the ceiling, but the machine may hold less (less RAM left, a small tmpfs, a
  * container's cgroup limit), and what it holds changes while the daemon runs. So the limit is
