@@ -97,3 +97,33 @@ describe('SegmentPool.warmUp: the first segment reserved off the event loop', ()
     }
   });
 });
+
+describe('SegmentPool: empty segments retained past the idle time', () => {
+  const shmDir = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const roomy: CapacityReading = { memTotal: 64 * 1024 * MiB, memAvailable: 32 * 1024 * MiB };
+  /** The pool's idle check runs every second at most often; this waits for one to pass. */
+  const afterIdleCheck = () => new Promise((resolve) => setTimeout(resolve, 1300));
+
+  /** Idle at once, retained for a minute; `reading` is what the machine holds. */
+  function emptiedPool(reading: { current: CapacityReading }): SegmentPool {
+    const pool = new SegmentPool(new MemoryPolicy(32 * MiB, 0, { read: () => reading.current }, 60_000), shmDir);
+    pool.free(pool.allocate(MiB, 'test'));
+    return pool;
+  }
+
+  it('keeps an emptied segment while the machine has room, and gives it back when it has none', async () => {
+    const reading = { current: roomy };
+    const pool = emptiedPool(reading);
+    try {
+      await afterIdleCheck();
+      assert.equal(pool.count, 1, 'retained');
+      assert.equal(pool.reserved, 4 * MiB);
+      reading.current = { memTotal: 64 * 1024 * MiB, memAvailable: 0 };
+      await afterIdleCheck();
+      assert.equal(pool.count, 0, 'given back under pressure');
+      assert.equal(pool.reserved, 0);
+    } finally {
+      pool.close();
+    }
+  });
+});
