@@ -45,6 +45,11 @@ export interface PutResult extends ColdAndSteady {
   firstDaemonCpuMs: number;
 }
 
+export interface FirstPutResult {
+  first: SampleSet;
+  phases: PutPhases;
+}
+
 export interface GetArgs {
   /** Sealed blobs of one size, written by another process; gets rotate over them. */
   ids: string[];
@@ -72,24 +77,30 @@ function blobCommands(client: Client) {
     return new Uint8Array(bytes).fill(0x5a);
   }
 
+  /** create + fill from a JS buffer + seal, timed by phase; deleteLast deletes the last blob put. */
+  function putter(bytes: number) {
+    const source = sourceBuffer(bytes);
+    const made: string[] = [];
+    const phases: PutPhases[] = [];
+    const putOnce = async () => {
+      // Four clock reads cost well under a microsecond; the smallest put takes tens.
+      const start = performance.now();
+      const writer = await client.createBlob(bytes);
+      const created = performance.now();
+      writer.buffer.set(source);
+      const filled = performance.now();
+      made.push(await writer.seal());
+      const sealed = performance.now();
+      phases.push({ create: (created - start) * 1e6, fill: (filled - created) * 1e6, seal: (sealed - filled) * 1e6 });
+    };
+    const deleteLast = () => client.delete(made.pop()!);
+    return { putOnce, deleteLast, phases };
+  }
+
   return {
     /** create + fill from a JS buffer + seal; each blob is deleted after, untimed. */
     async put({ bytes, iterations, warmup, daemonPid }: PutArgs): Promise<PutResult> {
-      const source = sourceBuffer(bytes);
-      const made: string[] = [];
-      const phases: PutPhases[] = [];
-      const putOnce = async () => {
-        // Four clock reads cost well under a microsecond; the smallest put takes tens.
-        const start = performance.now();
-        const writer = await client.createBlob(bytes);
-        const created = performance.now();
-        writer.buffer.set(source);
-        const filled = performance.now();
-        made.push(await writer.seal());
-        const sealed = performance.now();
-        phases.push({ create: (created - start) * 1e6, fill: (filled - created) * 1e6, seal: (sealed - filled) * 1e6 });
-      };
-      const deleteLast = () => client.delete(made.pop()!);
+      const { putOnce, deleteLast, phases } = putter(bytes);
       const daemonCpuBefore = cpuTimeMs(daemonPid);
       const first = await sample(putOnce, { iterations: 1, after: deleteLast });
       const firstDaemonCpuMs = cpuTimeMs(daemonPid) - daemonCpuBefore;
@@ -103,6 +114,13 @@ function blobCommands(client: Client) {
         steadyPhases: { create: median('create'), fill: median('fill'), seal: median('seal') },
         firstDaemonCpuMs,
       };
+    },
+
+    /** One put (deleted after, untimed): the first of this process, into memory the daemon may already hold. */
+    async firstPut({ bytes }: { bytes: number }): Promise<FirstPutResult> {
+      const { putOnce, deleteLast, phases } = putter(bytes);
+      const first = await sample(putOnce, { iterations: 1, after: deleteLast });
+      return { first, phases: phases[0] };
     },
 
     /** Seals `count` blobs of each size for other processes to get; returns their ids by size. */
@@ -176,6 +194,19 @@ function blobCommands(client: Client) {
 
     status() {
       return client.status();
+    },
+
+    /**
+     * Waits (bounded) until the daemon has reserved its first segment: it does so in the
+     * background at start, and baselines measured meanwhile would share its CPU.
+     */
+    async untilWarm({ timeoutMs }: { timeoutMs: number }): Promise<number> {
+      const start = performance.now();
+      while ((await client.status()).segments === 0) {
+        if (performance.now() - start > timeoutMs) throw new Error(`no segment reserved within ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return performance.now() - start;
     },
   };
 }

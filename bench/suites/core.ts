@@ -11,7 +11,7 @@
  * Memory stays under about 3 GiB at any moment: memcpy of 1 GiB holds two 1 GiB buffers, a put
  * of 1 GiB holds its source plus the blob, and the blobs kept for gets total about 1.4 GiB.
  */
-import type { BlobClientCommands, GetResult, PutResult } from '../children/blob-client';
+import type { BlobClientCommands, FirstPutResult, GetResult, PutResult } from '../children/blob-client';
 import { measureMemcpy, measureSocketRoundTrip } from '../lib/baselines';
 import { startChild, withChild } from '../lib/child';
 import { crossCorePlacement, describePlacement, sameCorePlacement, type Placement } from '../lib/cpu';
@@ -89,6 +89,10 @@ async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreM
     `trellisd pid ${daemon.pid} (--size ${plan.daemonSize}); ${describePlacement(cross)}${watched ? `; watched on ${daemon.httpEndpoint}` : ''}`,
   );
   if (watched) scope.defer(watchDaemon(daemon.httpEndpoint!));
+  const warmMs = await withChild<BlobClientCommands, number>(scope, 'blob-client.ts', [daemon.socket], {}, (client) =>
+    client.call('untilWarm', { timeoutMs: 30_000 }),
+  );
+  log(`first segment reserved ${Math.round(warmMs)} ms after the daemon's first client connected`);
 
   log('socket round trip baseline');
   const roundTrips = [await measureSocketRoundTrip(scope, plan.roundTrip, cross)];
@@ -110,6 +114,20 @@ async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreM
       (client) => client.call('put', { bytes, ...put, daemonPid: daemon.pid }),
     );
     puts.set(bytes, result);
+  }
+  // What a user meets with a daemon that has been running: its first put finds the memory an
+  // earlier object left (the daemon keeps empty segments), not a new segment from the OS.
+  const reusedPuts = new Map<number, FirstPutResult>();
+  for (const { bytes } of plan.sizes) {
+    log(`put ${formatBytes(bytes)}: another fresh client process, into memory the daemon holds`);
+    const result = await withChild<BlobClientCommands, FirstPutResult>(
+      scope,
+      'blob-client.ts',
+      [daemon.socket],
+      { cpu: cross?.clientCpu },
+      (client) => client.call('firstPut', { bytes }),
+    );
+    reusedPuts.set(bytes, result);
   }
 
   // One process writes every blob that others get, and stays connected while they read.
@@ -144,7 +162,7 @@ async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreM
   const daemonAfter = await writer.call('status', undefined);
   await writer.stop();
   await daemon.stop();
-  return { memcpy, puts, crossCore, sameCore, daemonAfter };
+  return { memcpy, puts, reusedPuts, crossCore, sameCore, daemonAfter };
 }
 
 export const suite: Suite = {

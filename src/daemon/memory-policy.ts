@@ -7,6 +7,15 @@
  * fresh segment costs a fallocate and every client's page faults) until it has been idle for
  * `idleReleaseMs`, or until its room is needed for a segment of another size.
  *
+ * Past that, the most recently emptied segments, up to a quarter of the limit in total, are
+ * retained for up to `retainMs` (ten minutes): their memory is touched and on 2 MiB pages, and
+ * new memory is dear. On a VM whose balloon reports free pages to the hypervisor (as here), a
+ * punched-out segment's pages go back to the host within seconds, and a new 1 GiB segment then
+ * costs 1 to 5 s to reserve, where a fresh process's first put into a retained one takes
+ * 0.15-0.56 s (bench core, docs/troubleshooting.md). Retained segments count against `--size` as
+ * before (so they are given back first when a new segment needs their room), and are given back
+ * when the machine's room falls below what they hold.
+ *
  * `--size` stays the ceiling, but the machine may hold less (less RAM left, a small tmpfs, a
  * container's cgroup limit), and what it holds changes while the daemon runs. So the limit is
  * not clamped once at start: each new segment is checked against what the machine can hold at
@@ -26,6 +35,10 @@ export const MAX_SEGMENT_BYTES = 4 * 1024 * MiB - 2 * MiB;
 /** Large segments are rounded to huge-page size. */
 export const SEGMENT_GRANULE = 2 * MiB;
 export const DEFAULT_IDLE_RELEASE_MS = 30_000;
+/** How long the retained empty segments (see the top) are kept past idleReleaseMs at most. */
+export const DEFAULT_RETAIN_MS = 10 * 60_000;
+/** The retained empty segments hold at most this share of the limit. */
+export const RETAIN_SHARE = 0.25;
 /**
  * Left free for everything else (clients' own heaps, the daemon's, the kernel) when reserving:
  * this share of RAM (of a cgroup's limit), and at least the floor below.
@@ -52,6 +65,8 @@ const NO_MACHINE_BOUND: Room = { bytes: Infinity, bound: 'none', why: 'no machin
 
 export class MemoryPolicy {
   readonly standardSegmentSize: number;
+  /** Empty segments idle past idleReleaseMs are kept up to this many bytes in total (see the top). */
+  readonly retainBytes: number;
   /** What the machine held when the daemon started; absent without a probe. */
   private readonly atStart?: CapacityReading;
 
@@ -60,7 +75,9 @@ export class MemoryPolicy {
     readonly limit: number,
     readonly idleReleaseMs = DEFAULT_IDLE_RELEASE_MS,
     private readonly machine?: CapacityProbe,
+    readonly retainMs = DEFAULT_RETAIN_MS,
   ) {
+    this.retainBytes = Math.floor(limit * RETAIN_SHARE);
     this.atStart = machine?.read();
     const holdable = this.atStart ? Math.min(limit, machineRoomOf(this.atStart).bytes) : limit;
     const eighth = Math.floor(holdable / 8 / MiB) * MiB;
@@ -138,9 +155,24 @@ export class MemoryPolicy {
     return room >= needed ? chosen : [];
   }
 
-  /** Empty segments idle for longer than the policy keeps them. */
-  idle(segments: SegmentUsage[], now: number): number[] {
-    return segments.filter((s) => s.used === 0 && now - s.idleSince >= this.idleReleaseMs).map((s) => s.id);
+  /**
+   * Empty segments to release now: idle past idleReleaseMs and not retained. The most recently
+   * emptied are retained, up to retainBytes in total and for retainMs at most, unless
+   * `machineRoom` (from machineRoom()) is less than they would hold.
+   */
+  idle(segments: SegmentUsage[], now: number, machineRoom = Infinity): number[] {
+    const released: number[] = [];
+    let retained = 0;
+    const idle = segments.filter((s) => s.used === 0 && now - s.idleSince >= this.idleReleaseMs);
+    for (const segment of idle.sort((a, b) => b.idleSince - a.idleSince || a.id - b.id)) {
+      const keep =
+        now - segment.idleSince < this.retainMs &&
+        retained + segment.size <= this.retainBytes &&
+        retained + segment.size <= machineRoom;
+      if (keep) retained += segment.size;
+      else released.push(segment.id);
+    }
+    return released;
   }
 }
 

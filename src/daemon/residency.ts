@@ -57,6 +57,8 @@ export class Residency {
    * Errors: InvalidArgument, OutOfMemory (what clients hold leaves no room), IOError.
    */
   createBlobs(session: ClientSession, sizes: number[], typename?: string): BlobLocation[] | Promise<BlobLocation[]> {
+    const warming = this.pool.untilWarm();
+    if (warming) return warming.then(() => this.createBlobs(session, sizes, typename));
     return this.withRoom(
       () => this.table.createBlobs(session, sizes, typename),
       sizes.reduce((a, b) => a + b, 0),

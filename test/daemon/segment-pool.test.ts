@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import type { CapacityReading } from '../../src/daemon/machine-capacity';
 import { MemoryPolicy } from '../../src/daemon/memory-policy';
 import { SegmentPool } from '../../src/daemon/segment-pool';
 
@@ -71,5 +72,73 @@ describe('SegmentPool.reserveAhead: new segments reserved off the event loop', (
     pool.close();
     await reserving;
     assert.equal(pool.count, 0);
+  });
+});
+
+describe('SegmentPool.warmUp: the first segment reserved off the event loop', () => {
+  /** A machine with no RAM to spare. */
+  const noRoom: CapacityReading = { memTotal: 1024 * MiB, memAvailable: 0 };
+  const shmDir = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  let pool: SegmentPool;
+  beforeEach(() => {
+    pool = new SegmentPool(new MemoryPolicy(32 * MiB), shmDir);
+  });
+  afterEach(() => pool.close());
+
+  it('reserves one standard segment in the background, which allocations wait for instead of reserving another', async () => {
+    pool.warmUp();
+    assert.equal(pool.count, 0, 'not on the event loop');
+    const warming = pool.untilWarm();
+    assert.ok(warming, 'a request that allocates now has something to wait for');
+    assert.equal(pool.reserveAhead([MiB]), warming, 'createBlobs waits for the same reservation');
+    await warming;
+    assert.equal(pool.count, 1);
+    assert.equal(pool.reserved, 4 * MiB);
+    assert.equal(pool.untilWarm(), undefined, 'nothing to wait for once a segment exists');
+    pool.allocate(MiB, 'test');
+    assert.equal(pool.count, 1);
+  });
+
+  it('lets the daemon start where even one segment does not fit: allocations answer OutOfMemory', async () => {
+    const tiny = new SegmentPool(new MemoryPolicy(32 * MiB, undefined, { read: () => noRoom }), shmDir);
+    try {
+      tiny.warmUp();
+      await tiny.untilWarm();
+      assert.equal(tiny.count, 0);
+      assert.equal(tiny.untilWarm(), undefined, 'a failed warm-up leaves nothing to wait for');
+      assert.throws(() => tiny.allocate(MiB, 'test'), { code: 'OutOfMemory' });
+    } finally {
+      tiny.close();
+    }
+  });
+});
+
+describe('SegmentPool: empty segments retained past the idle time', () => {
+  const shmDir = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const roomy: CapacityReading = { memTotal: 64 * 1024 * MiB, memAvailable: 32 * 1024 * MiB };
+  /** The pool's idle check runs every second at most often; this waits for one to pass. */
+  const afterIdleCheck = () => new Promise((resolve) => setTimeout(resolve, 1300));
+
+  /** Idle at once, retained for a minute; `reading` is what the machine holds. */
+  function emptiedPool(reading: { current: CapacityReading }): SegmentPool {
+    const pool = new SegmentPool(new MemoryPolicy(32 * MiB, 0, { read: () => reading.current }, 60_000), shmDir);
+    pool.free(pool.allocate(MiB, 'test'));
+    return pool;
+  }
+
+  it('keeps an emptied segment while the machine has room, and gives it back when it has none', async () => {
+    const reading = { current: roomy };
+    const pool = emptiedPool(reading);
+    try {
+      await afterIdleCheck();
+      assert.equal(pool.count, 1, 'retained');
+      assert.equal(pool.reserved, 4 * MiB);
+      reading.current = { memTotal: 64 * 1024 * MiB, memAvailable: 0 };
+      await afterIdleCheck();
+      assert.equal(pool.count, 0, 'given back under pressure');
+      assert.equal(pool.reserved, 0);
+    } finally {
+      pool.close();
+    }
   });
 });

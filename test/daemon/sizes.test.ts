@@ -39,4 +39,23 @@ describe('sizes and the memory policy', () => {
     assert.deepEqual(policy.releaseToFit(segments, 100 * MiB, 50 * MiB), [3, 1]);
     assert.deepEqual(policy.releaseToFit(segments, 100 * MiB, 70 * MiB), []);
   });
+
+  it('retains the most recently emptied segments past the idle time, up to a quarter of the limit', () => {
+    // Idle after 30 s; retained up to 100 MiB for 10 minutes.
+    const policy = new MemoryPolicy(400 * MiB, 30_000, undefined, 600_000);
+    assert.equal(policy.retainBytes, 100 * MiB);
+    const now = 1_000_000;
+    const segments = [
+      { id: 1, size: 60 * MiB, used: 0, idleSince: now - 40_000 },
+      { id: 2, size: 60 * MiB, used: 0, idleSince: now - 50_000 },
+      { id: 3, size: 30 * MiB, used: 0, idleSince: now - 60_000 },
+      { id: 4, size: 200 * MiB, used: 64, idleSince: now - 90_000 },
+      { id: 5, size: 60 * MiB, used: 0, idleSince: now - 10_000 },
+    ];
+    assert.deepEqual(policy.idle(segments, now), [2], '1 and 3 fit in 100 MiB; 5 is not idle yet; 4 holds a blob');
+    const late = policy.idle(segments, now + 600_000).sort((a, b) => a - b);
+    assert.deepEqual(late, [1, 2, 3, 5], 'none is kept past the retain time');
+    assert.deepEqual(policy.idle(segments, now, 70 * MiB), [2, 3], 'the machine has room for 70 MiB more only');
+    assert.deepEqual(policy.idle(segments, now, 0), [1, 2, 3], 'none kept when the machine has no room');
+  });
 });

@@ -3,7 +3,7 @@
  * ratio: puts against memcpy of the same size, gets and the small-blob cycle against the bare
  * socket round trip (RT) measured under the same CPU placement in the same run.
  */
-import type { GetResult, PutPhases, PutResult } from '../../children/blob-client';
+import type { FirstPutResult, GetResult, PutPhases, PutResult } from '../../children/blob-client';
 import type { DaemonStatus } from '../../../src/index';
 import { describePlacement, type Placement } from '../../lib/cpu';
 import { formatBytes, formatDuration, formatRatio, GiB, KiB, MiB } from '../../lib/format';
@@ -24,6 +24,8 @@ export interface PlacementRun {
 export interface CoreMeasurements {
   memcpy: Map<number, SampleSet>;
   puts: Map<number, PutResult>;
+  /** A second fresh process's first put of each size, after the first process deleted its blobs. */
+  reusedPuts: Map<number, FirstPutResult>;
   crossCore: PlacementRun;
   /** Missing when processes cannot be pinned. */
   sameCore?: PlacementRun;
@@ -34,6 +36,8 @@ export interface CoreMeasurements {
 const GET_LIMIT_NS = 1e6;
 const GET_SIZE_RATIO_LIMIT = 5;
 const PUT_MEMCPY_FRACTION = 0.7;
+/** A fresh process's first put into memory the daemon holds: the issue's "first put" goal. */
+const FIRST_PUT_MEMCPY_FRACTION = 0.5;
 const CYCLE_ROUND_TRIP_LIMIT = 4;
 /** Below this, reading a blob's pages is too quick to say anything about faults. */
 const MIN_READ_ROW_BYTES = MiB;
@@ -77,9 +81,23 @@ function putRows(plan: CorePlan, m: CoreMeasurements, rt: number): Row[] {
     `${formatRatio(median(m.memcpy.get(bytes)!) / ns)} memcpy speed, ${inRoundTrips(ns, rt)}`;
   return plan.sizes.flatMap(({ bytes }) => {
     const { first, steady } = m.puts.get(bytes)!;
+    const reused = m.reusedPuts.get(bytes)!.first;
     return [
       sampleRow(section, 'steady', steady, bytes, versus(bytes, median(steady))),
-      sampleRow(section, 'first in a fresh process', first, bytes, versus(bytes, only(first))),
+      sampleRow(
+        section,
+        'first in a fresh process, daemon holds the memory',
+        reused,
+        bytes,
+        versus(bytes, only(reused)),
+      ),
+      sampleRow(
+        section,
+        'first in a fresh process, a size new to the daemon',
+        first,
+        bytes,
+        versus(bytes, only(first)),
+      ),
     ];
   });
 }
@@ -169,6 +187,7 @@ function sameCoreRows(plan: CorePlan, run: PlacementRun): Row[] {
 function targets(m: CoreMeasurements): TargetCheck[] {
   const memcpy = median(m.memcpy.get(GiB)!);
   const bigPut = m.puts.get(GiB)!;
+  const reusedPut = m.reusedPuts.get(GiB)!.first;
   const checks: TargetCheck[] = [
     ...getTargets(m.crossCore, 'cross-CPU'),
     {
@@ -177,9 +196,18 @@ function targets(m: CoreMeasurements): TargetCheck[] {
       met: memcpy / median(bigPut.steady) >= PUT_MEMCPY_FRACTION,
     },
     {
-      target: `put of 1 GiB >= ${PUT_MEMCPY_FRACTION}x memcpy speed (first put in a fresh process)`,
+      target:
+        `put of 1 GiB >= ${FIRST_PUT_MEMCPY_FRACTION}x memcpy speed ` +
+        '(first put in a fresh process, the daemon holds the memory an earlier object left)',
+      measured: `${formatRatio(memcpy / only(reusedPut))} (put ${formatDuration(only(reusedPut))})`,
+      met: memcpy / only(reusedPut) >= FIRST_PUT_MEMCPY_FRACTION,
+    },
+    {
+      target:
+        `put of 1 GiB >= ${FIRST_PUT_MEMCPY_FRACTION}x memcpy speed ` +
+        '(first put in a fresh process, and the first of that size for the daemon: a new segment from the OS)',
       measured: `${formatRatio(memcpy / only(bigPut.first))} (put ${formatDuration(only(bigPut.first))})`,
-      met: memcpy / only(bigPut.first) >= PUT_MEMCPY_FRACTION,
+      met: memcpy / only(bigPut.first) >= FIRST_PUT_MEMCPY_FRACTION,
     },
     cycleTarget(m.crossCore, 'cross-CPU'),
   ];
@@ -231,8 +259,10 @@ function notes(plan: CorePlan, m: CoreMeasurements, rt: number): string[] {
     `Placement: ${describePlacement(m.crossCore.placement)}. trellisd is its own process (--size ${plan.daemonSize}); every trellis number is timed inside a client process.`,
     `RT is the median bare UNIX-socket round trip under the same placement (before and after pooled): ${formatDuration(rt)} cross-CPU.`,
     'put: "steady" deletes each blob after its put (untimed), so the next put reuses space this process already mapped; ' +
-      '"first" is the first put of that size in a fresh process, and includes the daemon reserving a segment when none has room.',
-    ...plan.sizes.map(({ bytes }) => putPhasesNote(bytes, m.puts.get(bytes)!)),
+      '"a size new to the daemon" is the first put of that size in a fresh process, and includes the daemon reserving a ' +
+      'segment when none has room (for 1 GiB: a new segment, whose 2 MiB pages come from the OS); ' +
+      '"daemon holds the memory" is another fresh process\'s first put right after, into the empty segment the daemon kept.',
+    ...plan.sizes.map(({ bytes }) => putPhasesNote(bytes, m.puts.get(bytes)!, m.reusedPuts.get(bytes)!)),
     `get: one process wrote the blobs (${copies}) and each reader is a fresh process. Every get is of an id the reader does not hold ` +
       '(released after each get, untimed, rotating over the distinct ids), because a get of a held id is answered from the ' +
       'client cache with no round trip. "first get of a new segment" comes after 100 warm-up requests, and includes receiving the fd and mapping it.',
@@ -242,12 +272,14 @@ function notes(plan: CorePlan, m: CoreMeasurements, rt: number): string[] {
   ];
 }
 
-function putPhasesNote(bytes: number, put: PutResult): string {
+function putPhasesNote(bytes: number, put: PutResult, reused: FirstPutResult): string {
   const phases = (p: PutPhases) =>
     `createBlob ${formatDuration(p.create)} + fill ${formatDuration(p.fill)} + seal ${formatDuration(p.seal)}`;
   return (
-    `put ${formatBytes(bytes)}: first = ${phases(put.firstPhases)} (daemon CPU ${put.firstDaemonCpuMs} ms, ` +
-    `${formatCount(put.first.minorFaults)} client page faults, gc ${put.first.gcMs.toFixed(1)} ms); steady medians = ${phases(put.steadyPhases)}.`
+    `put ${formatBytes(bytes)}: first (size new to the daemon) = ${phases(put.firstPhases)} (daemon CPU ` +
+    `${put.firstDaemonCpuMs} ms, ${formatCount(put.first.minorFaults)} client page faults, gc ` +
+    `${put.first.gcMs.toFixed(1)} ms); first (daemon holds the memory) = ${phases(reused.phases)} ` +
+    `(${formatCount(reused.first.minorFaults)} client page faults); steady medians = ${phases(put.steadyPhases)}.`
   );
 }
 
@@ -269,6 +301,7 @@ function serializable(m: CoreMeasurements): Record<string, unknown> {
   return {
     memcpy: Object.fromEntries(m.memcpy),
     puts: Object.fromEntries(m.puts),
+    reusedPuts: Object.fromEntries(m.reusedPuts),
     crossCore: run(m.crossCore),
     sameCore: m.sameCore && run(m.sameCore),
     daemonAfter: m.daemonAfter,
