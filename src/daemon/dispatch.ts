@@ -217,6 +217,17 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     return openReadIndex(ctx);
   },
 
+  grantPutArena(ctx) {
+    const attaching = ctx.untilFdChannel();
+    if (attaching) return attaching.then(() => handlers.grantPutArena(ctx, {}));
+    return ctx.state.putRings.grant(ctx.session, ctx.mapsSegments === true, (segment) => ctx.grant(segment));
+  },
+
+  drainPutRing() {
+    // The drain itself came first, as before every request (connection.ts).
+    return {};
+  },
+
   getMeta({ state }, body) {
     const id = state.names.resolve(check.string('getMeta', body, 'ref', 256));
     return state.meta.view(() => {
