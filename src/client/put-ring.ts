@@ -68,7 +68,10 @@ export class PutRing {
       throw new TrellisError('ProtocolError', 'the put ring granted has no ring of a layout this client writes');
     this.capacity = Atomics.load(words, H_CAPACITY);
     if (HEADER_WORDS + this.capacity * RECORD_WORDS > words.length)
-      throw new TrellisError('ProtocolError', `the put ring claims ${this.capacity} records, more than its block holds`);
+      throw new TrellisError(
+        'ProtocolError',
+        `the put ring claims ${this.capacity} records, more than its block holds`,
+      );
     this.head = Atomics.load(words, H_HEAD);
     this.addArena(first);
   }
@@ -95,7 +98,7 @@ export class PutRing {
     const base = HEADER_WORDS + (this.head & (this.capacity - 1)) * RECORD_WORDS;
     Atomics.store(words, base + R_KIND, kind);
     Atomics.store(words, base + R_SEQ_HIGH, Math.floor(sequence / 2 ** 32));
-    Atomics.store(words, base + R_SEQ_LOW, sequence % 2 ** 32 | 0);
+    Atomics.store(words, base + R_SEQ_LOW, (sequence % 2 ** 32) | 0);
     Atomics.store(words, base + R_SEGMENT, arena.segment);
     Atomics.store(words, base + R_OFFSET, offset);
     Atomics.store(words, base + R_SIZE, data.byteLength);
@@ -106,7 +109,11 @@ export class PutRing {
     if (Atomics.load(words, H_ARMED) === 1 && Atomics.exchange(words, H_ARMED, 0) === 1) {
       this.channel.request('drainPutRing', {}).catch(() => undefined);
     }
-    if (this.arenas.length === 1 && this.granting === undefined && arena.cursor - arena.start > (arena.end - arena.start) / 2)
+    if (
+      this.arenas.length === 1 &&
+      this.granting === undefined &&
+      arena.cursor - arena.start > (arena.end - arena.start) / 2
+    )
       this.granting = this.grantNext().catch(() => undefined);
     return formatId(this.instanceId, sequence);
   }

@@ -257,8 +257,32 @@ export class ObjectTable {
     if (this.objects.has(id)) throw new TrellisError('InvalidArgument', `put ring: object ${id} exists already`);
     const object =
       value === undefined
-        ? new TableObject(id, BLOB_TYPENAME, size, true, true, placement, session.clientId, NO_MEMBERS, NO_FIELDS, NO_LABELS, undefined)
-        : new TableObject(id, VALUE_TYPENAME, 0, true, false, undefined, session.clientId, NO_MEMBERS, { data: value }, NO_LABELS, undefined);
+        ? new TableObject(
+            id,
+            BLOB_TYPENAME,
+            size,
+            true,
+            true,
+            placement,
+            session.clientId,
+            NO_MEMBERS,
+            NO_FIELDS,
+            NO_LABELS,
+            undefined,
+          )
+        : new TableObject(
+            id,
+            VALUE_TYPENAME,
+            0,
+            true,
+            false,
+            undefined,
+            session.clientId,
+            NO_MEMBERS,
+            { data: value },
+            NO_LABELS,
+            undefined,
+          );
     this.objects.set(id, object);
     if (object.blob) this.resident.set(id, object);
     this.listener.readable?.(object);

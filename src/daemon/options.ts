@@ -143,7 +143,9 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     instanceId: options.instanceId ?? 0,
     shmDir: options.shmDir ?? (fs.existsSync(DEFAULT_SHM_DIR) ? DEFAULT_SHM_DIR : ''),
     readIndexSlots: checkReadIndexSlots(options.readIndexSlots ?? DEFAULT_READ_INDEX_SLOTS),
-    putRingBytes: checkPutRingBytes(options.putRingBytes ?? defaultPutRingBytes(parseSize(options.size ?? DEFAULT_SIZE))),
+    putRingBytes: checkPutRingBytes(
+      options.putRingBytes ?? defaultPutRingBytes(parseSize(options.size ?? DEFAULT_SIZE)),
+    ),
     streamBufferBytes: options.streamBufferBytes === undefined ? undefined : parseSize(options.streamBufferBytes),
     rpcPort: options.rpcPort === undefined ? undefined : checkPort(options.rpcPort),
     rpcHost: options.rpcHost ?? DEFAULT_RPC_HOST,
@@ -301,7 +303,7 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
         options.readIndexSlots = integer(flag, value());
         break;
       case '--put-ring-bytes':
-        options.putRingBytes = parseSize(value());
+        options.putRingBytes = ((text) => (text === '0' ? 0 : parseSize(text)))(value());
         break;
       case '--rpc-port':
         options.rpcPort = integer(flag, value());
@@ -395,7 +397,10 @@ function defaultPutRingBytes(size: number): number {
 /** 0 (no rings) or a multiple of 16 KiB up to 64 MiB. Errors: InvalidArgument. */
 function checkPutRingBytes(bytes: number): number {
   if (bytes === 0 || (Number.isInteger(bytes) && bytes % (16 * 1024) === 0 && bytes <= 64 * 1024 * 1024)) return bytes;
-  throw new TrellisError('InvalidArgument', `putRingBytes must be 0 or a multiple of 16 KiB up to 64 MiB, got ${bytes}`);
+  throw new TrellisError(
+    'InvalidArgument',
+    `putRingBytes must be 0 or a multiple of 16 KiB up to 64 MiB, got ${bytes}`,
+  );
 }
 
 /** 0 (no index) or a power of two from 64 to 2^22. Errors: InvalidArgument. */

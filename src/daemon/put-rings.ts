@@ -189,7 +189,12 @@ export class PutRings {
   }
 
   private open(session: ClientSession, block: Placement, size: number): Ring {
-    const view = this.host.pool.memory.openWritable({ id: 'put-ring', segment: block.segment, offset: block.offset, size });
+    const view = this.host.pool.memory.openWritable({
+      id: 'put-ring',
+      segment: block.segment,
+      offset: block.offset,
+      size,
+    });
     const words = new Int32Array(view.buffer, view.byteOffset, size / 4);
     Atomics.store(words, H_MAGIC, PUT_RING_MAGIC);
     Atomics.store(words, H_VERSION, PUT_RING_LAYOUT_VERSION);
@@ -289,7 +294,8 @@ export class PutRings {
       return `id sequence ${sequence} is not the next of its block (${arena.nextSequence})`;
     }
     const length = arenaBytesFor(size);
-    if (offset + length > arena.end) return `${size} bytes at offset ${offset} run past its arena (ends at ${arena.end})`;
+    if (offset + length > arena.end)
+      return `${size} bytes at offset ${offset} run past its arena (ends at ${arena.end})`;
     // The client writes its arenas in order: the ones before this are done with.
     for (const retired of ring.arenas.splice(0, at)) this.freeRest(retired);
     const placement: Placement = { segment, offset };
