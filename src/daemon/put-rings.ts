@@ -227,8 +227,16 @@ export class PutRings {
   drop(session: ClientSession): void {
     const ring = this.rings.get(session.clientId);
     if (!ring) return;
-    this.drain(ring);
     this.rings.delete(session.clientId);
+    try {
+      this.drain(ring);
+    } catch (error) {
+      // A daemon stopping has closed its pool already: nothing is left to register into.
+      daemonLog().warn(
+        { client: session.clientId },
+        `put ring: not drained at disconnect: ${(error as Error).message}`,
+      );
+    }
     for (const arena of ring.arenas) this.freeRest(arena);
     ring.arenas.length = 0;
     this.host.pool.memory.closeWritable(ring.view);
@@ -254,15 +262,21 @@ export class PutRings {
     const mask = ring.capacity - 1;
     for (let i = 0; i < waiting; i++) {
       const base = HEADER_WORDS + (ring.tail & mask) * RECORD_WORDS;
-      const problem = this.take(
-        ring,
-        Atomics.load(words, base + R_KIND),
-        Atomics.load(words, base + R_SEQ_HIGH),
-        Atomics.load(words, base + R_SEQ_LOW),
-        Atomics.load(words, base + R_SEGMENT),
-        Atomics.load(words, base + R_OFFSET),
-        Atomics.load(words, base + R_SIZE),
-      );
+      let problem: string | undefined;
+      try {
+        problem = this.take(
+          ring,
+          Atomics.load(words, base + R_KIND),
+          Atomics.load(words, base + R_SEQ_HIGH),
+          Atomics.load(words, base + R_SEQ_LOW),
+          Atomics.load(words, base + R_SEGMENT),
+          Atomics.load(words, base + R_OFFSET),
+          Atomics.load(words, base + R_SIZE),
+        );
+      } catch (error) {
+        // Only this ring's client can have caused it (an id in use): not whoever's request drained it.
+        problem = (error as Error).message;
+      }
       if (problem !== undefined) {
         this.violation(ring, `record ${ring.tail}: ${problem}`);
         break;
@@ -286,8 +300,9 @@ export class PutRings {
   ): string | undefined {
     if (kind !== RECORD_BLOB && kind !== RECORD_VALUE) return `unknown kind ${kind}`;
     if (!(size >= 0 && size <= PUT_RING_MAX_BYTES)) return `size ${size} is outside 0..${PUT_RING_MAX_BYTES}`;
-    const at = ring.arenas.findIndex((arena) => arena.segment === segment && arena.cursor === offset);
-    if (at < 0) return `segment ${segment} offset ${offset} is not where any of its arenas goes on`;
+    let at = 0;
+    while (at < ring.arenas.length && (ring.arenas[at].segment !== segment || ring.arenas[at].cursor !== offset)) at++;
+    if (at === ring.arenas.length) return `segment ${segment} offset ${offset} is not where any of its arenas goes on`;
     const arena = ring.arenas[at];
     const sequence = (sequenceHigh >>> 0) * 2 ** 32 + (sequenceLow >>> 0);
     if (sequence !== arena.nextSequence || sequence >= arena.endSequence) {
