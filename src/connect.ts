@@ -56,6 +56,19 @@ export class TrellisClient extends Client {
 
   constructor(private readonly rawChannel: Channel) {
     super(rawChannel);
+    this.blobs.ringAccess = { ring: () => this.putRing, open: () => this.openRing() };
+  }
+
+  /** Asks the daemon for this client's ring (once; concurrent callers share the request). */
+  private async openRing(): Promise<PutRing | null> {
+    if (this.putRing !== undefined) return this.putRing;
+    try {
+      const ring = await (this.openingRing ??= openPutRing(this.rawChannel));
+      this.putRing = ring;
+      return ring;
+    } finally {
+      this.openingRing = undefined;
+    }
   }
 
   /**
@@ -66,13 +79,10 @@ export class TrellisClient extends Client {
     let ring = this.putRing;
     if (ring === undefined) {
       try {
-        ring = await (this.openingRing ??= openPutRing(this.rawChannel));
-        this.putRing = ring;
+        ring = await this.openRing();
       } catch (error) {
         if (isTrellisError(error, 'OutOfMemory')) return undefined;
         throw error;
-      } finally {
-        this.openingRing = undefined;
       }
     }
     if (ring === null) return undefined;

@@ -10,8 +10,8 @@
  * answers as it always did). A full ring waits for the daemon to drain it; nothing is dropped.
  */
 import { isTrellisError, TrellisError } from '../errors';
-import type { GrantPutArenaReply, PutArena } from '../protocol/messages';
-import { formatId } from '../protocol/ids';
+import type { BlobLocation, GrantPutArenaReply, PutArena } from '../protocol/messages';
+import { formatId, sequenceOf } from '../protocol/ids';
 import {
   H_ARMED,
   H_CAPACITY,
@@ -28,6 +28,8 @@ import {
   R_SEQ_HIGH,
   R_SEQ_LOW,
   R_SIZE,
+  RECORD_CREATE,
+  RECORD_SEAL,
   RECORD_WORDS,
   arenaBytesFor,
 } from '../protocol/put-ring-layout';
@@ -81,9 +83,44 @@ export class PutRing {
    * no arena has room for it (put() then waits), or the connection is closed.
    */
   tryPut(kind: number, data: Uint8Array): string | undefined {
-    const words = this.words;
-    if (this.channel.closed || ((this.head - Atomics.load(words, H_TAIL)) | 0) >= this.capacity) return undefined;
-    const length = arenaBytesFor(data.byteLength);
+    const placed = this.place(data.byteLength);
+    if (placed === undefined) return undefined;
+    const { arena, offset } = placed;
+    arena.bytes.set(data, offset - arena.start);
+    return this.append(kind, placed.sequence, arena.segment, offset, data.byteLength);
+  }
+
+  /**
+   * A small createBlob with no round trip: an unsealed blob of `size` bytes at the arena's next
+   * place, which the caller fills through a writable view of exactly its bytes; undefined as
+   * tryPut. Seal it with seal(id).
+   */
+  tryCreate(size: number): BlobLocation | undefined {
+    const placed = this.place(size);
+    if (placed === undefined) return undefined;
+    const { arena, offset } = placed;
+    const id = this.append(RECORD_CREATE, placed.sequence, arena.segment, offset, size);
+    return { id, segment: arena.segment, offset, size };
+  }
+
+  /** Seals a blob of this client (kept held, as seal() does). Errors: ConnectionClosed. */
+  async seal(id: string): Promise<void> {
+    const sequence = sequenceOf(id);
+    while (!this.hasRecordRoom()) {
+      if (this.channel.closed) throw new TrellisError('ConnectionClosed', 'the connection to trellisd is closed');
+      await this.channel.request('drainPutRing', {});
+    }
+    this.append(RECORD_SEAL, sequence, 0, 0, 0);
+  }
+
+  private hasRecordRoom(): boolean {
+    return !this.channel.closed && ((this.head - Atomics.load(this.words, H_TAIL)) | 0) < this.capacity;
+  }
+
+  /** Room for `size` bytes and a record: the arena, the place and the id; undefined when there is none. */
+  private place(size: number): { arena: ClientArena; offset: number; sequence: number } | undefined {
+    if (!this.hasRecordRoom()) return undefined;
+    const length = arenaBytesFor(size);
     let arena = this.arenas[0];
     // An arena too full for this object is left (the daemon frees its rest when it sees the next).
     while (arena !== undefined && arena.cursor + length > arena.end) {
@@ -92,16 +129,27 @@ export class PutRing {
     }
     if (arena === undefined) return undefined;
     const offset = arena.cursor;
-    arena.bytes.set(data, offset - arena.start);
-    const sequence = arena.nextSequence++;
     arena.cursor = offset + length;
+    const sequence = arena.nextSequence++;
+    if (
+      this.arenas.length === 1 &&
+      this.granting === undefined &&
+      arena.cursor - arena.start > (arena.end - arena.start) / 2
+    )
+      this.granting = this.grantNext().catch(() => undefined);
+    return { arena, offset, sequence };
+  }
+
+  /** Appends a record (the ring has room) and publishes it; the id it names. */
+  private append(kind: number, sequence: number, segment: number, offset: number, size: number): string {
+    const words = this.words;
     const base = HEADER_WORDS + (this.head & (this.capacity - 1)) * RECORD_WORDS;
     Atomics.store(words, base + R_KIND, kind);
     Atomics.store(words, base + R_SEQ_HIGH, Math.floor(sequence / 2 ** 32));
     Atomics.store(words, base + R_SEQ_LOW, (sequence % 2 ** 32) | 0);
-    Atomics.store(words, base + R_SEGMENT, arena.segment);
+    Atomics.store(words, base + R_SEGMENT, segment);
     Atomics.store(words, base + R_OFFSET, offset);
-    Atomics.store(words, base + R_SIZE, data.byteLength);
+    Atomics.store(words, base + R_SIZE, size);
     this.head = (this.head + 1) | 0;
     // The publishing store: the daemon reads nothing of this record before it sees the head move.
     Atomics.store(words, H_HEAD, this.head);
@@ -109,12 +157,6 @@ export class PutRing {
     if (Atomics.load(words, H_ARMED) === 1 && Atomics.exchange(words, H_ARMED, 0) === 1) {
       this.channel.request('drainPutRing', {}).catch(() => undefined);
     }
-    if (
-      this.arenas.length === 1 &&
-      this.granting === undefined &&
-      arena.cursor - arena.start > (arena.end - arena.start) / 2
-    )
-      this.granting = this.grantNext().catch(() => undefined);
     return formatId(this.instanceId, sequence);
   }
 
@@ -124,7 +166,7 @@ export class PutRing {
       const id = this.tryPut(kind, data);
       if (id !== undefined) return id;
       if (this.channel.closed) throw new TrellisError('ConnectionClosed', 'the connection to trellisd is closed');
-      if (((this.head - Atomics.load(this.words, H_TAIL)) | 0) >= this.capacity) {
+      if (!this.hasRecordRoom()) {
         // Full: the daemon drains every ring before it answers any request.
         await this.channel.request('drainPutRing', {});
       } else {

@@ -253,8 +253,28 @@ export class ObjectTable {
     size: number,
     placement: Placement | undefined,
     value?: Uint8Array,
+    sealed = true,
   ): void {
     if (this.objects.has(id)) throw new TrellisError('InvalidArgument', `put ring: object ${id} exists already`);
+    if (!sealed) {
+      // A small createBlob: unsealed, this client's, as createBlobs makes it.
+      const blob = new TableObject(
+        id,
+        BLOB_TYPENAME,
+        size,
+        false,
+        true,
+        placement,
+        session.clientId,
+        NO_MEMBERS,
+        NO_FIELDS,
+        NO_LABELS,
+        undefined,
+      );
+      this.objects.set(id, blob);
+      session.unsealed.add(id);
+      return;
+    }
     const object =
       value === undefined
         ? new TableObject(

@@ -44,6 +44,8 @@ import {
   R_SEQ_LOW,
   R_SIZE,
   RECORD_BLOB,
+  RECORD_CREATE,
+  RECORD_SEAL,
   RECORD_VALUE,
   RECORD_WORDS,
   arenaBytesFor,
@@ -298,7 +300,8 @@ export class PutRings {
     offset: number,
     size: number,
   ): string | undefined {
-    if (kind !== RECORD_BLOB && kind !== RECORD_VALUE) return `unknown kind ${kind}`;
+    if (kind === RECORD_SEAL) return this.seal(ring, sequenceHigh, sequenceLow);
+    if (kind !== RECORD_BLOB && kind !== RECORD_VALUE && kind !== RECORD_CREATE) return `unknown kind ${kind}`;
     if (!(size >= 0 && size <= PUT_RING_MAX_BYTES)) return `size ${size} is outside 0..${PUT_RING_MAX_BYTES}`;
     let at = 0;
     while (at < ring.arenas.length && (ring.arenas[at].segment !== segment || ring.arenas[at].cursor !== offset)) at++;
@@ -321,14 +324,22 @@ export class PutRings {
     arena.nextSequence++;
     if (arena.cursor === arena.end) ring.arenas.shift();
     const id = formatId(this.host.instanceId, sequence);
-    if (kind === RECORD_BLOB) {
-      this.host.table.adoptRingObject(ring.session, id, size, placement);
+    if (kind === RECORD_BLOB || kind === RECORD_CREATE) {
+      this.host.table.adoptRingObject(ring.session, id, size, placement, undefined, kind === RECORD_BLOB);
     } else {
       const location = { id, segment, offset, size };
       const bytes = new Uint8Array(this.host.pool.memory.read(location, 0, size));
       this.host.pool.free(placement);
       this.host.table.adoptRingObject(ring.session, id, size, undefined, bytes);
     }
+    return undefined;
+  }
+
+  /** A seal() of one of this client's unsealed blobs (made through the ring or not), held by it. */
+  private seal(ring: Ring, sequenceHigh: number, sequenceLow: number): string | undefined {
+    const id = formatId(this.host.instanceId, (sequenceHigh >>> 0) * 2 ** 32 + (sequenceLow >>> 0));
+    if (!ring.session.unsealed.has(id)) return `seal of ${id}, which is no unsealed blob of this client`;
+    this.host.table.seal(ring.session, id, true);
     return undefined;
   }
 

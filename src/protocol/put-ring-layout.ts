@@ -45,6 +45,13 @@ export const R_SIZE = 5;
 /** R_KIND: bare bytes (a trellis::Blob), or a small Value's msgpack bytes (a trellis::Value). */
 export const RECORD_BLOB = 1;
 export const RECORD_VALUE = 2;
+/**
+ * A small createBlob: an unsealed blob of this client at the arena's next place, which it fills
+ * in place; RECORD_SEAL (only the id's words set) seals it later, keeping a reference for the
+ * writer as seal() does. Any other request of the client also sees both.
+ */
+export const RECORD_CREATE = 3;
+export const RECORD_SEAL = 4;
 
 /** The bytes an object of `size` bytes takes in an arena (the pool's allocation of it). */
 export function arenaBytesFor(size: number): number {

@@ -87,6 +87,34 @@ describe('put ring: small bare puts with no round trip', function () {
     assert.equal((await observer.status()).memoryUsage, 128, "each object's block was freed on its own");
   });
 
+  it('a small createBlob and seal take no request; abort, sealBlob with labels and a kill still work', async () => {
+    await start();
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    await writer.run('createSeal', { seed: 40, count: 1 });
+    const before = (await observer.status()).requests;
+    const ids = await writer.run<string[]>('createSeal', { seed: 41, count: 200 });
+    assert.equal((await observer.status()).requests - before - 1, 0, 'no request for 200 createBlob + seal');
+    await expectAll(reader, 41, ids, false);
+    // In this process: abort, and a seal with labels (a request, after the daemon drained the ring).
+    const local = await connect(daemon.socket);
+    onCleanup(() => local.close());
+    const aborted = await local.createBlob(10);
+    await aborted.abort();
+    assert.equal(await observer.exists(aborted.id), false);
+    const labelled = await local.createBlob(10);
+    labelled.buffer.fill(3);
+    const id = await local.sealBlob(labelled, { labels: { stage: 'raw' } });
+    assert.deepEqual((await observer.getMeta(id)).labels, { stage: 'raw' });
+    // Killed with a blob created and not sealed: it is reclaimed, the sealed ones stay.
+    const usage = (await observer.status()).memoryUsage;
+    await writer.run('createSeal', { seed: 42, count: 0, unsealed: true });
+    writer.child.kill('SIGKILL');
+    await writer.child.exited;
+    const after = await settledStatus(observer, (s) => s.clients === 3);
+    assert.ok(after.memoryUsage < usage, 'the ring, the arena and the unsealed blob are freed');
+    await expectAll(reader, 41, ids, false);
+  });
+
   it('a put past a full ring waits for the daemon, and is never dropped', async () => {
     await start();
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
