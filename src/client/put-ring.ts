@@ -106,10 +106,8 @@ export class PutRing {
   /** Seals a blob of this client (kept held, as seal() does). Errors: ConnectionClosed. */
   async seal(id: string): Promise<void> {
     const sequence = sequenceOf(id);
-    while (!this.hasRecordRoom()) {
-      if (this.channel.closed) throw new TrellisError('ConnectionClosed', 'the connection to trellisd is closed');
-      await this.channel.request('drainPutRing', {});
-    }
+    // Full, or closed: the request waits for a drain, or fails as any request of this client would.
+    while (!this.hasRecordRoom()) await this.channel.request('drainPutRing', {});
     this.append(RECORD_SEAL, sequence, 0, 0, 0);
   }
 
@@ -165,9 +163,8 @@ export class PutRing {
     for (;;) {
       const id = this.tryPut(kind, data);
       if (id !== undefined) return id;
-      if (this.channel.closed) throw new TrellisError('ConnectionClosed', 'the connection to trellisd is closed');
       if (!this.hasRecordRoom()) {
-        // Full: the daemon drains every ring before it answers any request.
+        // Full: the daemon drains every ring before it answers any request (closed: it fails as any would).
         await this.channel.request('drainPutRing', {});
       } else {
         await (this.granting ?? (this.granting = this.grantNext()));
