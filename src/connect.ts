@@ -56,6 +56,8 @@ export class TrellisClient extends Client {
 
   constructor(private readonly rawChannel: Channel) {
     super(rawChannel);
+    // An RPC client maps nothing, so it has no ring: not even a grant is asked for.
+    if (!(rawChannel instanceof IpcChannel)) this.putRing = null;
     this.blobs.ringAccess = { ring: () => this.putRing, open: () => this.openRing() };
   }
 
