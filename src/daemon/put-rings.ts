@@ -107,6 +107,8 @@ interface Ring {
 
 export class PutRings {
   private readonly rings = new Map<number, Ring>();
+  /** Sessions dropped: a grant that finishes after its client left must not make it a ring. */
+  private readonly gone = new WeakSet<ClientSession>();
   private poll?: NodeJS.Timeout;
   private readonly capacity: number;
 
@@ -145,7 +147,20 @@ export class PutRings {
     const madeRing = ring ? undefined : this.host.residency.allocate(ringSize, `put ring (${ringSize} bytes)`);
     return whenDone(madeRing, (ringBlock) =>
       whenDone(this.allocateArena(ringBlock), (arenaBlock) => {
-        let current = ring;
+        // A grant that waited (a spill made room) may find its client gone, or its ring made meanwhile.
+        if (this.gone.has(session)) {
+          if (ringBlock) this.host.pool.free(ringBlock);
+          this.host.pool.free(arenaBlock);
+          throw new TrellisError(
+            'ConnectionClosed',
+            `client ${session.clientId} left before its put arena was granted`,
+          );
+        }
+        let current = this.rings.get(session.clientId);
+        if (current && ringBlock) {
+          this.host.pool.free(ringBlock);
+          ringBlock = undefined;
+        }
         let ringLocation: BlobLocation | undefined;
         try {
           if (ringBlock) {
@@ -227,6 +242,7 @@ export class PutRings {
 
   /** The client is gone (even killed): its records are registered, then the rest of its memory freed. */
   drop(session: ClientSession): void {
+    this.gone.add(session);
     const ring = this.rings.get(session.clientId);
     if (!ring) return;
     this.rings.delete(session.clientId);
