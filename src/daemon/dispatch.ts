@@ -442,7 +442,8 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       pid: process.pid,
       socket: state.socketPath,
       version: state.version,
-      memoryUsage: state.pool.used,
+      // The put rings' reserve is no object's yet (put-rings.ts): usage moves with the objects.
+      memoryUsage: state.pool.used - state.putRings.reservedBytes,
       memoryLimit: state.pool.policy.limit,
       memoryCapacity: state.pool.capacity,
       memoryReserved: state.pool.reserved,

@@ -111,6 +111,7 @@ export class PutRings {
   private readonly gone = new WeakSet<ClientSession>();
   private poll?: NodeJS.Timeout;
   private readonly capacity: number;
+  private reserved = 0;
 
   /** `arenaBytes`: each arena's size, a multiple of 64 (0: no rings, every put goes through the socket). */
   constructor(
@@ -123,6 +124,15 @@ export class PutRings {
   /** Rings open now (status, tests). */
   get count(): number {
     return this.rings.size;
+  }
+
+  /**
+   * Pool bytes the rings hold that are no object's yet: the rings and the unused rest of their
+   * arenas. They count toward --size; status().memoryUsage leaves them out, so that it goes up
+   * and down with the objects themselves, as it did before rings.
+   */
+  get reservedBytes(): number {
+    return this.reserved;
   }
 
   /**
@@ -173,7 +183,11 @@ export class PutRings {
           this.host.pool.free(arenaBlock);
           throw error;
         }
-        if (!current) current = this.open(session, ringBlock!, ringSize);
+        if (!current) {
+          current = this.open(session, ringBlock!, ringSize);
+          this.reserved += ringSize;
+        }
+        this.reserved += this.arenaBytes;
         const ids = this.arenaBytes / PUT_RING_ALIGNMENT;
         const firstSequence = this.host.ids.reserve(ids);
         current.arenas.push({
@@ -257,6 +271,7 @@ export class PutRings {
     }
     for (const arena of ring.arenas) this.freeRest(arena);
     ring.arenas.length = 0;
+    this.reserved -= ring.view.byteLength;
     this.host.pool.memory.closeWritable(ring.view);
     this.host.pool.free(ring.block);
   }
@@ -338,6 +353,7 @@ export class PutRings {
     }
     arena.cursor = offset + length;
     arena.nextSequence++;
+    this.reserved -= length;
     if (arena.cursor === arena.end) ring.arenas.shift();
     const id = formatId(this.host.instanceId, sequence);
     if (kind === RECORD_BLOB || kind === RECORD_CREATE) {
@@ -361,6 +377,7 @@ export class PutRings {
 
   private freeRest(arena: Arena): void {
     if (arena.cursor < arena.end) this.host.pool.free({ segment: arena.segment, offset: arena.cursor });
+    this.reserved -= arena.end - arena.cursor;
     arena.cursor = arena.end;
   }
 
