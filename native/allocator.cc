@@ -67,11 +67,23 @@ size_t FreeList::Free(size_t offset) {
   return released;
 }
 
+size_t FreeList::SplitFront(size_t offset, size_t length) {
+  auto block = allocated_.find(offset);
+  if (block == allocated_.end()) return SIZE_MAX;
+  const size_t front = AlignUp(length == 0 ? 1 : length);
+  if (front < length || front >= block->second) return SIZE_MAX;
+  const size_t rest = block->second - front;
+  block->second = front;
+  allocated_.emplace(offset + front, rest);
+  return offset + front;
+}
+
 size_t FreeList::LargestFree() const { return freeBySize_.empty() ? 0 : freeBySize_.rbegin()->first; }
 
 Napi::Function Allocator::Init(Napi::Env env) {
   return DefineClass(env, "Allocator",
                      {InstanceMethod<&Allocator::Allocate>("allocate"), InstanceMethod<&Allocator::Free>("free"),
+                      InstanceMethod<&Allocator::Split>("split"),
                       InstanceAccessor<&Allocator::Used>("used"), InstanceAccessor<&Allocator::Capacity>("capacity"),
                       InstanceAccessor<&Allocator::LargestFree>("largestFree")});
 }
@@ -102,6 +114,18 @@ Napi::Value Allocator::Free(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   return Napi::Number::New(env, static_cast<double>(list_.Free(static_cast<size_t>(info[0].As<Napi::Number>().DoubleValue()))));
+}
+
+Napi::Value Allocator::Split(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber() || info[1].As<Napi::Number>().DoubleValue() < 0) {
+    MakeError(env, "InvalidArgument", "split(offset, length): expected two non-negative numbers")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const size_t rest = list_.SplitFront(static_cast<size_t>(info[0].As<Napi::Number>().DoubleValue()),
+                                       static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue()));
+  return Napi::Number::New(env, rest == SIZE_MAX ? -1.0 : static_cast<double>(rest));
 }
 
 Napi::Value Allocator::Used(const Napi::CallbackInfo& info) {

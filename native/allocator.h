@@ -21,6 +21,10 @@ class FreeList {
   size_t Allocate(size_t size);
   // Returns the bytes released, or 0 when offset is not an allocated block.
   size_t Free(size_t offset);
+  // Cuts the allocated block at `offset` in two allocated blocks: its first AlignUp(length) bytes,
+  // and the rest (at the returned offset), each freed on its own later. Nothing is freed or
+  // taken. Returns SIZE_MAX when offset is no block or the front would be the whole block.
+  size_t SplitFront(size_t offset, size_t length);
   size_t used() const { return used_; }
   size_t capacity() const { return capacity_; }
   size_t LargestFree() const;
@@ -44,6 +48,7 @@ class Allocator : public Napi::ObjectWrap<Allocator> {
  private:
   Napi::Value Allocate(const Napi::CallbackInfo& info);  // -> offset, or -1 when full
   Napi::Value Free(const Napi::CallbackInfo& info);      // -> bytes released
+  Napi::Value Split(const Napi::CallbackInfo& info);     // (offset, length) -> rest's offset, or -1
   Napi::Value Used(const Napi::CallbackInfo& info);
   Napi::Value Capacity(const Napi::CallbackInfo& info);
   Napi::Value LargestFree(const Napi::CallbackInfo& info);

@@ -5,28 +5,98 @@ import type { Channel } from './client/channel';
 import { Client } from './client/client';
 import { IpcChannel } from './client/ipc';
 import { openReadIndex, type ReadIndexReader, type ReadIndexStats } from './client/read-index';
+import { openPutRing, PUT_RING_MAX_BYTES, RECORD_BLOB, RECORD_VALUE, type PutRing } from './client/put-ring';
 import type { RpcConnectOptions } from './client/rpc';
 import { defaultSocketPath } from './protocol/socket-path';
 import { registerBuiltins, resolveHandle } from './types/builtins';
 import type { CreateMetadataOptions, MetadataSpec } from './client/objects';
 import type { SealOptions } from './client/client';
-import { TrellisError } from './errors';
-import { inlineBlobEntry } from './types/blob';
+import { isTrellisError, TrellisError } from './errors';
+import { buildBlob, inlineBlobEntry } from './types/blob';
 import { inlineTensorSpec } from './types/tensor';
 import type { ObjectHandle } from './client/object-handle';
 import { builderFor, isBuiltinBuilder, publishOptions, type PutOptions } from './types/registry';
-import { inlineValueSpec } from './types/value';
+import { buildValue, inlineValueSpec, packValue } from './types/value';
 import { NOT_RESOLVED, resolveIndexed } from './types/indexed';
 import { preloadArrowLayout } from './types/dataframe';
 
 registerBuiltins();
 
+/** A put with none of these options may go through the put ring (docs/put-ring.md). */
+function isBare(options: PutOptions): boolean {
+  return (
+    options.name === undefined &&
+    !options.persist &&
+    options.ttl === undefined &&
+    (options.labels === undefined || Object.keys(options.labels).length === 0) &&
+    (options.parents === undefined || options.parents.length === 0)
+  );
+}
+
+/** What a put ring record holds for `value`, or undefined: not a small Buffer or plain Value. */
+function ringPayload(value: unknown): { kind: number; data: Uint8Array } | undefined {
+  const build = builderFor(value);
+  if (build === buildBlob) {
+    const data = value instanceof ArrayBuffer ? new Uint8Array(value) : (value as Uint8Array);
+    return data.byteLength <= PUT_RING_MAX_BYTES ? { kind: RECORD_BLOB, data } : undefined;
+  }
+  if (build !== buildValue) return undefined;
+  const data = packValue(value);
+  return data.byteLength <= PUT_RING_MAX_BYTES ? { kind: RECORD_VALUE, data } : undefined;
+}
+
 export class TrellisClient extends Client {
   /** The daemon's read index (docs/read-index.md), mapped by connect() for a local client. */
   private readIndex?: ReadIndexReader;
+  /**
+   * Small bare puts with no round trip (docs/put-ring.md): opened at the first one; null when
+   * this client has none (RPC, not x86-64, a daemon with rings off).
+   */
+  private putRing?: PutRing | null;
+  private openingRing?: Promise<PutRing | null>;
 
-  constructor(channel: Channel) {
-    super(channel);
+  constructor(private readonly rawChannel: Channel) {
+    super(rawChannel);
+    // An RPC client maps nothing, so it has no ring: not even a grant is asked for.
+    if (!(rawChannel instanceof IpcChannel)) this.putRing = null;
+    this.blobs.ringAccess = { ring: () => this.putRing, open: () => this.openRing() };
+  }
+
+  /** Asks the daemon for this client's ring (once; concurrent callers share the request). */
+  private async openRing(): Promise<PutRing | null> {
+    if (this.putRing !== undefined) return this.putRing;
+    try {
+      const ring = await (this.openingRing ??= openPutRing(this.rawChannel));
+      this.putRing = ring;
+      return ring;
+    } finally {
+      this.openingRing = undefined;
+    }
+  }
+
+  /**
+   * The id of a put written into the put ring, or undefined: put it through the socket (no ring
+   * here, or no room for an arena: the socket put then answers as it always did).
+   */
+  private async ringPut(kind: number, data: Uint8Array): Promise<string | undefined> {
+    let ring = this.putRing;
+    if (ring === undefined) {
+      try {
+        ring = await this.openRing();
+      } catch (error) {
+        if (isTrellisError(error, 'OutOfMemory')) return undefined;
+        throw error;
+      }
+    }
+    if (ring === null) return undefined;
+    const id = ring.tryPut(kind, data);
+    if (id !== undefined) return id;
+    try {
+      return await ring.put(kind, data);
+    } catch (error) {
+      if (isTrellisError(error, 'OutOfMemory')) return undefined;
+      throw error;
+    }
   }
 
   /** Sync: how gets used the read index (hits, misses, ...); undefined when it is not mapped. */
@@ -45,6 +115,11 @@ export class TrellisClient extends Client {
    * trip. Errors: TypeMismatch (no builder), NameExists, OutOfMemory, InvalidArgument.
    */
   async put(value: unknown, options: PutOptions = {}): Promise<string> {
+    if (this.putRing !== null && isBare(options)) {
+      const payload = ringPayload(value);
+      const id = payload && (await this.ringPut(payload.kind, payload.data));
+      if (id !== undefined) return id;
+    }
     const build = builderFor(value);
     const id = await build(this, value, options);
     // Built-in builders apply every option in their creating request (publishOptions); a user's
@@ -75,7 +150,9 @@ export class TrellisClient extends Client {
     const objects: Array<{ index: number; spec: MetadataSpec; create: CreateMetadataOptions; options: PutOptions }> =
       [];
     const others: Array<Promise<void>> = [];
+    const ringed = await this.ringPutMany(values, options, ids);
     values.forEach((value, index) => {
+      if (ringed[index]) return;
       const valueOptions = options[index] ?? {};
       // A builder registered for bytes or typed arrays wins over the built-in inline path.
       const entry = inlineBlobEntry(value, valueOptions);
@@ -111,6 +188,22 @@ export class TrellisClient extends Client {
       ),
     );
     return ids;
+  }
+
+  /** Puts the small bare values through the put ring, in order; which ones it took. */
+  private async ringPutMany(values: unknown[], options: PutOptions[], ids: string[]): Promise<boolean[]> {
+    const taken: boolean[] = new Array(values.length).fill(false);
+    if (this.putRing === null) return taken;
+    for (let index = 0; index < values.length; index++) {
+      if (!isBare(options[index] ?? {})) continue;
+      const payload = ringPayload(values[index]);
+      if (payload === undefined) continue;
+      const id = this.putRing?.tryPut(payload.kind, payload.data) ?? (await this.ringPut(payload.kind, payload.data));
+      if (id === undefined) return taken;
+      ids[index] = id;
+      taken[index] = true;
+    }
+    return taken;
   }
 
   /**

@@ -44,6 +44,12 @@ export interface NativeAllocator {
   allocate(size: number): number;
   /** Bytes released, 0 when offset was not allocated. */
   free(offset: number): number;
+  /**
+   * Cuts the block at `offset` in two blocks, each freed on its own: its first `length` bytes
+   * (64-byte aligned) and the rest, whose offset it returns; -1 when `offset` is no block or
+   * the front would be all of it. Nothing is freed or taken (put rings, daemon/put-rings.ts).
+   */
+  split(offset: number, length: number): number;
   readonly used: number;
   readonly capacity: number;
   readonly largestFree: number;

@@ -15,6 +15,8 @@ import { serveCommands } from '../lib/serve-commands';
 export const PUT_DRIVERS = [
   'raw echo of a put request',
   'trellis put',
+  'trellis put over the socket',
+  'trellis put, registered',
   'redis SET',
   'trellis put, 100 in flight',
   'redis pipeline of 100 SETs',
@@ -112,6 +114,7 @@ async function echoOf(socketPath: string, bytes: number): Promise<() => Promise<
 
 function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
   let socketClient: TrellisClient | undefined;
+  let socketPutter: TrellisClient | undefined;
   return {
     async putRate(args: RateArgs & { keep: number }): Promise<PutRateResult> {
       const { valueBytes, batch } = args;
@@ -137,6 +140,25 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
         'raw echo of a put request': () => sample(echo, args.single),
         'trellis put': () =>
           sample(async (i) => void made.push(await client.put(pick(i))), { ...args.single, after: dropMade }),
+        // The same put with the put ring turned off in a second connection: one request each.
+        'trellis put over the socket': async () => {
+          socketPutter ??= await connectWithoutRing();
+          const over = socketPutter;
+          return sample(async (i) => void made.push(await over.put(pick(i))), { ...args.single, after: dropMade });
+        },
+        // Ring puts resolve before the daemon registers them: here 100 one at a time, then one
+        // request (the daemon drains the ring before it answers), so the daemon's side is timed too.
+        'trellis put, registered': () =>
+          perValue(
+            sample(
+              async (i) => {
+                for (const value of batchOf(i)) made.push(await client.put(value));
+                await client.exists(made[made.length - 1]);
+              },
+              { ...batch, after: dropMade },
+            ),
+            batch.batchSize,
+          ),
         'redis SET': () => sample((i) => kv.set(key(), pick(i)), { ...args.single, after: flush }),
         'trellis put, 100 in flight': () =>
           perValue(
@@ -288,6 +310,13 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
 }
 
 /** Another connection to the same daemon that gets everything over the socket. */
+async function connectWithoutRing(): Promise<TrellisClient> {
+  const other = await connect(argument('--socket'));
+  // null: this client has no put ring (client/put-ring.ts), so every put is a request, as before it existed.
+  (other as unknown as { putRing?: null }).putRing = null;
+  return other;
+}
+
 async function connectWithoutIndex(): Promise<TrellisClient> {
   const other = await connect(argument('--socket'));
   // Before the read index existed there was nothing to turn off.

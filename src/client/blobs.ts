@@ -10,7 +10,17 @@
 import { TrellisError } from '../errors';
 import { native } from '../native';
 import type { BlobLocation, SealRequest } from '../protocol/messages';
+import { PUT_RING_MAX_BYTES } from '../protocol/put-ring-layout';
 import type { Channel } from './channel';
+import type { PutRing } from './put-ring';
+
+/** The client's put ring, for small createBlob and seal with no round trip (docs/put-ring.md). */
+export interface RingAccess {
+  /** The ring; null when there is none to use, undefined when not asked for yet. */
+  ring(): PutRing | null | undefined;
+  /** Asks for it. Errors: OutOfMemory, ConnectionClosed. */
+  open(): Promise<PutRing | null>;
+}
 
 export interface Blob {
   readonly id: string;
@@ -33,10 +43,12 @@ export class BlobWriter {
    */
   private state: 'open' | 'sealing' | 'sealed' | 'sealedUnheld' | 'aborted' = 'open';
 
+  /** `ring`: the blob was made through the put ring, so a plain seal() goes through it too. */
   constructor(
     private readonly blobs: BlobCache,
     private readonly location: BlobLocation,
     private readonly arrayBuffer: ArrayBuffer,
+    private readonly ring?: PutRing,
   ) {
     this.id = location.id;
     this.size = location.size;
@@ -71,6 +83,18 @@ export class BlobWriter {
   async seal(options: { labels?: Record<string, string>; parents?: string[] } = {}): Promise<string> {
     this.ensureOpen('seal');
     this.state = 'sealing';
+    if (this.ring !== undefined && options.labels === undefined && (options.parents ?? []).length === 0) {
+      try {
+        // A record in the ring: the daemon seals it before it handles any later request.
+        await this.ring.seal(this.id);
+      } catch (error) {
+        this.state = 'open';
+        throw error;
+      }
+      this.finish('sealed');
+      this.blobs.remember(this.location);
+      return this.id;
+    }
     let id: string;
     const request: SealRequest = { id: this.id };
     if (options.labels !== undefined) request.labels = options.labels;
@@ -123,6 +147,8 @@ export class BlobWriter {
  */
 export class BlobCache {
   private readonly held = new Map<string, BlobLocation>();
+  /** Set by a client that may have a put ring (connect.ts). */
+  ringAccess?: RingAccess;
 
   constructor(readonly channel: Channel) {}
 
@@ -142,11 +168,31 @@ export class BlobCache {
         throw new TrellisError('InvalidArgument', `createBlob(size): size must be a non-negative integer, got ${size}`);
       }
     }
+    const made = sizes.length === 1 && typename === undefined ? await this.createInRing(sizes[0]) : undefined;
+    if (made !== undefined) return [made];
     const { blobs } = await this.channel.request(
       'createBlobs',
       typename === undefined ? { sizes } : { sizes, typename },
     );
     return blobs.map((location) => new BlobWriter(this, location, this.channel.writable(location)));
+  }
+
+  /** A small blob made in the put ring, with no round trip; undefined: make it with a request. */
+  private async createInRing(size: number): Promise<BlobWriter | undefined> {
+    if (this.ringAccess === undefined || size > PUT_RING_MAX_BYTES) return undefined;
+    let ring = this.ringAccess.ring();
+    if (ring === undefined) {
+      try {
+        ring = await this.ringAccess.open();
+      } catch (error) {
+        // No room for an arena: createBlobs answers as it always did.
+        if (error instanceof TrellisError && error.code === 'OutOfMemory') return undefined;
+        throw error;
+      }
+    }
+    const location = ring?.tryCreate(size);
+    if (ring === null || location === undefined) return undefined;
+    return new BlobWriter(this, location, this.channel.writable(location), ring);
   }
 
   /** Writers for unsealed blobs of this client that the daemon made without a createBlobs (recycled stream chunks). */

@@ -85,7 +85,7 @@ function describeArgument(value: unknown): string {
 }
 
 export class Client {
-  private readonly blobs: BlobCache;
+  protected readonly blobs: BlobCache;
   private readonly objects: Objects;
   private readonly names: Names;
   private readonly cluster: Cluster;

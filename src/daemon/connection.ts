@@ -65,6 +65,14 @@ export class Connection extends FramedConnection {
       this.reply({ seq, error: { code: 'ProtocolError', message: `unknown request kind ${check.describe(kind)}` } });
       return;
     }
+    // Every put a client has resolved is in the store before any request is handled (put-rings.ts).
+    this.host.state.putRings.drainAll();
+    if (kind === 'drainPutRing') {
+      // A doorbell: the drain above was all of it. Not counted in status().requests, as a get
+      // from the read index is not: neither is a question the client asked.
+      this.reply({ seq, reply: {} });
+      return;
+    }
     const stats = this.host.countRequest(kind);
     const started = stats.started();
     const scope = new RequestScope(this, this.host.state, this.session!);
@@ -104,6 +112,11 @@ export class Connection extends FramedConnection {
     if (scope.grants) envelope.grants = scope.grants;
     this.reply(envelope);
     stats.finished(started);
+  }
+
+  /** The client broke the protocol outside a frame (its put ring): it is disconnected. */
+  violated(message: string): void {
+    this.fail('ProtocolError', message);
   }
 
   protected override failed(code: string, message: string): void {

@@ -218,6 +218,17 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     return openReadIndex(ctx, body);
   },
 
+  grantPutArena(ctx) {
+    const attaching = ctx.untilFdChannel();
+    if (attaching) return attaching.then(() => handlers.grantPutArena(ctx, {}));
+    return ctx.state.putRings.grant(ctx.session, ctx.mapsSegments === true, (segment) => ctx.grant(segment));
+  },
+
+  drainPutRing() {
+    // The drain itself came first, as before every request (connection.ts).
+    return {};
+  },
+
   getMeta({ state }, body) {
     const id = state.names.resolve(check.string('getMeta', body, 'ref', 256));
     return state.meta.view(() => {
@@ -432,7 +443,8 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       pid: process.pid,
       socket: state.socketPath,
       version: state.version,
-      memoryUsage: state.pool.used,
+      // The put rings' reserve is no object's yet (put-rings.ts): usage moves with the objects.
+      memoryUsage: state.pool.used - state.putRings.reservedBytes,
       memoryLimit: state.pool.policy.limit,
       memoryCapacity: state.pool.capacity,
       memoryReserved: state.pool.reserved,

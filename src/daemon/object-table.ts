@@ -27,6 +27,7 @@ import type { SegmentPool, Placement } from './segment-pool';
 import type { ClientSession } from './session';
 
 export const BLOB_TYPENAME = 'trellis::Blob';
+export const VALUE_TYPENAME = 'trellis::Value';
 /**
  * The most nodes an object's metadata tree may expand to. A member shared by several keys is
  * described once per key, so without a bound a chain of objects that each name the one below
@@ -247,6 +248,73 @@ export class ObjectTable {
     session.unsealed.delete(id);
     this.objects.delete(id);
     this.pool.free(blob.placement!);
+  }
+
+  /**
+   * A put ring's object (daemon/put-rings.ts), under the id its client named: a sealed blob whose
+   * bytes are already at `placement` (a block the pool gave the client's arena), or, with
+   * `value`, a sealed trellis::Value holding those bytes inline (`placement` undefined). Held by
+   * nobody, like a putBlobs blob. Errors: InvalidArgument (the id is in use).
+   */
+  adoptRingObject(
+    session: ClientSession,
+    id: string,
+    size: number,
+    placement: Placement | undefined,
+    value?: Uint8Array,
+    sealed = true,
+  ): void {
+    if (this.objects.has(id)) throw new TrellisError('InvalidArgument', `put ring: object ${id} exists already`);
+    if (!sealed) {
+      // A small createBlob: unsealed, this client's, as createBlobs makes it.
+      const blob = new TableObject(
+        id,
+        BLOB_TYPENAME,
+        size,
+        false,
+        true,
+        placement,
+        session.clientId,
+        NO_MEMBERS,
+        NO_FIELDS,
+        NO_LABELS,
+        undefined,
+      );
+      this.objects.set(id, blob);
+      session.unsealed.add(id);
+      return;
+    }
+    const object =
+      value === undefined
+        ? new TableObject(
+            id,
+            BLOB_TYPENAME,
+            size,
+            true,
+            true,
+            placement,
+            session.clientId,
+            NO_MEMBERS,
+            NO_FIELDS,
+            NO_LABELS,
+            undefined,
+          )
+        : new TableObject(
+            id,
+            VALUE_TYPENAME,
+            0,
+            true,
+            false,
+            undefined,
+            session.clientId,
+            NO_MEMBERS,
+            { data: value },
+            NO_LABELS,
+            undefined,
+          );
+    this.objects.set(id, object);
+    if (object.blob) this.resident.set(id, object);
+    this.listener.readable?.(object);
   }
 
   /**

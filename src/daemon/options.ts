@@ -8,6 +8,7 @@ import { parseEndpoint } from '../protocol/rpc-socket';
 import { defaultSocketPath } from '../protocol/socket-path';
 import { checkLogFormat, checkLogLevel, defaultLogLevel, type LogFormat, type LogLevel } from './log';
 import { DEFAULT_IDLE_RELEASE_MS } from './memory-policy';
+import { DEFAULT_PUT_ARENA_BYTES } from './put-rings';
 import { DEFAULT_LEASE_TTL_SECONDS } from './metadata/membership';
 import { DEFAULT_KEEP_VERSIONS } from './name-history';
 import { DEFAULT_READ_INDEX_SLOTS } from './read-index';
@@ -30,6 +31,12 @@ export interface DaemonOptions {
   shmDir?: string;
   /** Slots of the read index (docs/read-index.md), a power of two; 0 keeps none. Default 65536. */
   readIndexSlots?: number;
+  /**
+   * Bytes of each arena a local client's small puts are written into with no round trip
+   * (docs/put-ring.md), a multiple of 16 KiB; 0 turns put rings off. Default 1 MiB, less in a
+   * small store (at most 1/256 of --size; none when that is under 16 KiB).
+   */
+  putRingBytes?: number;
   /** Unread bytes a stream may hold before its writer waits; default a quarter of size, at most 256 MiB. */
   streamBufferBytes?: number;
   /** TCP port for RPC (remote clients, migrate between daemons); 0 picks a free one. Default: none. */
@@ -89,6 +96,7 @@ export interface ResolvedOptions {
   instanceId: number;
   shmDir: string;
   readIndexSlots: number;
+  putRingBytes: number;
   streamBufferBytes?: number;
   rpcPort?: number;
   rpcHost: string;
@@ -135,6 +143,9 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     instanceId: options.instanceId ?? 0,
     shmDir: options.shmDir ?? (fs.existsSync(DEFAULT_SHM_DIR) ? DEFAULT_SHM_DIR : ''),
     readIndexSlots: checkReadIndexSlots(options.readIndexSlots ?? DEFAULT_READ_INDEX_SLOTS),
+    putRingBytes: checkPutRingBytes(
+      options.putRingBytes ?? defaultPutRingBytes(parseSize(options.size ?? DEFAULT_SIZE)),
+    ),
     streamBufferBytes: options.streamBufferBytes === undefined ? undefined : parseSize(options.streamBufferBytes),
     rpcPort: options.rpcPort === undefined ? undefined : checkPort(options.rpcPort),
     rpcHost: options.rpcHost ?? DEFAULT_RPC_HOST,
@@ -223,6 +234,8 @@ export const USAGE = `usage: trellisd [options]
   --shm-dir DIR        tmpfs that holds the segments, as unnamed files (default ${DEFAULT_SHM_DIR})
   --read-index-slots N slots of the index clients read small objects from without a round trip
                        (a power of two; 0: none; default 65536)
+  --put-ring-bytes N   bytes of each arena a client's small puts are written into with no round trip
+                       (a multiple of 16KiB; 0: none; default 1MiB, at most size/256)
   --rpc-port N         serve RPC on this TCP port (0 picks one): remote clients, migrate (default: off)
   --rpc-host HOST      address the RPC port binds to (default 127.0.0.1: this machine only)
   --rpc-token TOKEN    secret every RPC connection must present (default $TRELLIS_RPC_TOKEN)
@@ -288,6 +301,9 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
         break;
       case '--read-index-slots':
         options.readIndexSlots = integer(flag, value());
+        break;
+      case '--put-ring-bytes':
+        options.putRingBytes = ((text) => (text === '0' ? 0 : parseSize(text)))(value());
         break;
       case '--rpc-port':
         options.rpcPort = integer(flag, value());
@@ -370,6 +386,21 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
 function integer(flag: string, text: string): number {
   if (!/^\d+$/.test(text)) throw new TrellisError('InvalidArgument', `${flag} takes a whole number, got ${text}`);
   return Number(text);
+}
+
+/** 1 MiB, or the largest power of two at most size/256; 0 when that is under 16 KiB. */
+function defaultPutRingBytes(size: number): number {
+  const bytes = Math.min(DEFAULT_PUT_ARENA_BYTES, 2 ** Math.floor(Math.log2(Math.max(size / 256, 1))));
+  return bytes < 16 * 1024 ? 0 : bytes;
+}
+
+/** 0 (no rings) or a multiple of 16 KiB up to 64 MiB. Errors: InvalidArgument. */
+function checkPutRingBytes(bytes: number): number {
+  if (bytes === 0 || (Number.isInteger(bytes) && bytes % (16 * 1024) === 0 && bytes <= 64 * 1024 * 1024)) return bytes;
+  throw new TrellisError(
+    'InvalidArgument',
+    `putRingBytes must be 0 or a multiple of 16 KiB up to 64 MiB, got ${bytes}`,
+  );
 }
 
 /** 0 (no index) or a power of two from 64 to 2^22. Errors: InvalidArgument. */

@@ -5,6 +5,7 @@
 import type { ArchiveIndex } from './archive-index';
 import type { MetaService } from './metadata/meta-service';
 import type { NameTable } from './names';
+import type { PutRings } from './put-rings';
 import type { ReadIndex } from './read-index';
 import type { ObjectTable } from './object-table';
 import type { Residency } from './residency';
@@ -28,6 +29,8 @@ export interface DaemonState {
   readonly archives: ArchiveIndex;
   /** Small sealed objects clients read without a round trip (read-index.ts); undefined when off. */
   readonly readIndex?: ReadIndex;
+  /** Local clients' small puts, written into shared memory with no round trip (put-rings.ts). */
+  readonly putRings: PutRings;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version: string;

@@ -65,6 +65,11 @@ export class Residency {
     );
   }
 
+  /** A block of the pool, spilling first when that makes room (a put ring's). Errors: OutOfMemory. */
+  allocate(size: number, what: string): Placement | Promise<Placement> {
+    return this.withRoom(() => this.pool.allocate(size, what), size);
+  }
+
   /**
    * Undefined when every blob is in memory (the common case costs no promise); otherwise a
    * promise that they are, loading those that are not. Errors: IOError, OutOfMemory.

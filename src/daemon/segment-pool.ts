@@ -196,6 +196,17 @@ export class SegmentPool {
     return released;
   }
 
+  /**
+   * Cuts the block at `placement` in two, each freed on its own: its first `length` bytes (the
+   * block of an object in a put ring's arena) and the rest, returned; undefined when the front
+   * would be the whole block (or there is no such block). Used bytes do not change.
+   */
+  split(placement: Placement, length: number): Placement | undefined {
+    const segment = this.segments.get(placement.segment);
+    const rest = segment ? segment.allocator.split(placement.offset, length) : -1;
+    return rest < 0 ? undefined : { segment: placement.segment, offset: rest };
+  }
+
   close(): void {
     this.closed = true;
     clearInterval(this.idleTimer);

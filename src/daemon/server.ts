@@ -39,6 +39,7 @@ import type { SessionHost } from './rpc/rpc-connection';
 import { exposureWarning, RpcServer } from './rpc/rpc-server';
 import { loadDaemonTls, type DaemonTls } from './rpc/daemon-tls';
 import { openReadIndex, type ReadIndex } from './read-index';
+import { PutRings } from './put-rings';
 import { StreamTable } from './streams';
 import { newSession, type ClientSession } from './session';
 
@@ -62,6 +63,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   readonly meta: MetaService;
   readonly archives: ArchiveIndex;
   readonly readIndex?: ReadIndex;
+  readonly putRings: PutRings;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version = VERSION;
@@ -129,6 +131,17 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       });
       this.residency.reclaimHeld = () => readIndex.sweep();
     }
+    this.putRings = new PutRings(
+      {
+        pool: this.pool,
+        table: this.table,
+        residency: this.residency,
+        ids,
+        instanceId: this.instanceId,
+        disconnect: (session, message) => this.clients.get(session.clientId)?.violated(message),
+      },
+      options.putRingBytes,
+    );
     const streamBufferBytes = options.streamBufferBytes ?? Math.min(256 * 1024 * 1024, Math.floor(options.size / 4));
     this.streams = new StreamTable(this.table, ids, streamBufferBytes);
     this.remote = new RemoteObjects(this, {
@@ -269,6 +282,8 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
 
   /** Reclaims what a session had: its waits, streams, unsealed blobs and references. */
   private dropSession(session: ClientSession): void {
+    // Its ring first: puts that resolved in the client are the store's, even if it was killed.
+    this.putRings.drop(session);
     session.closed = true;
     this.names.cancelWaits(session.clientId);
     this.streams.dropSession(session);
@@ -283,6 +298,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     for (const connection of this.connections) connection.close();
     this.remote.close();
     await Promise.all([closed, this.rpc?.close(), this.http?.close()]);
+    this.putRings.close();
     this.pool.close();
     this.readIndex?.close();
     fs.rmSync(this.socketPath, { force: true });

@@ -27,8 +27,29 @@ export class IdGenerator {
   next(): string {
     const now = Math.floor(performance.timeOrigin * 1000 + performance.now() * 1000) % SEQUENCE_SPACE;
     this.last = now > this.last ? now : (this.last + 1) % SEQUENCE_SPACE;
-    return 'o' + this.instanceId.toString(16).padStart(4, '0') + this.last.toString(16).padStart(12, '0');
+    return formatId(this.instanceId, this.last);
   }
+
+  /**
+   * A block of `count` ids never handed out before or after: the sequence of the first, the
+   * others following it (a put ring's ids, which its client names before the daemon sees them).
+   */
+  reserve(count: number): number {
+    const now = Math.floor(performance.timeOrigin * 1000 + performance.now() * 1000) % SEQUENCE_SPACE;
+    let first = Math.max(now, this.last + 1);
+    if (first + count > SEQUENCE_SPACE) first = 0;
+    this.last = first + count - 1;
+    return first;
+  }
+}
+
+/** The id of `sequence` on instance `instanceId`. */
+export function formatId(instanceId: number, sequence: number): string {
+  return 'o' + instanceId.toString(16).padStart(4, '0') + sequence.toString(16).padStart(12, '0');
+}
+
+export function sequenceOf(id: string): number {
+  return parseInt(id.slice(5), 16);
 }
 
 export function isObjectId(value: unknown): value is string {

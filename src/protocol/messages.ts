@@ -668,6 +668,31 @@ export interface OpenReadIndexReply {
   holds?: number;
 }
 
+/**
+ * Grants a local client its put ring (protocol/put-ring-layout.ts) on the first call, and on every
+ * call a new arena with the block of ids its objects take. Errors: OutOfMemory (nothing granted).
+ */
+export type GrantPutArenaRequest = Record<string, never>;
+export interface PutArena {
+  /** The arena block: objects are written from `offset`, one after the other. */
+  segment: number;
+  offset: number;
+  size: number;
+  /** The ids' 48-bit sequence numbers: `firstSequence` .. `firstSequence + ids - 1`, in order. */
+  firstSequence: number;
+  ids: number;
+}
+export interface GrantPutArenaReply {
+  /** The ring, on the call that made it; the ring's block is in a segment granted with this reply. */
+  ring?: BlobLocation;
+  /** Undefined when this daemon gives this session no ring (RPC, not x86-64, --put-ring-bytes 0). */
+  arena?: PutArena;
+}
+
+/** Makes the daemon drain the client's put ring: a doorbell (answer not awaited) or a wait for room. */
+export type DrainPutRingRequest = Record<string, never>;
+export type DrainPutRingReply = Record<string, never>;
+
 /** The table: kind -> [request, reply]. */
 export interface Messages {
   register: [RegisterRequest, RegisterReply];
@@ -686,6 +711,8 @@ export interface Messages {
   getObject: [GetObjectRequest, GetObjectReply];
   getObjects: [GetObjectsRequest, GetObjectsReply];
   openReadIndex: [OpenReadIndexRequest, OpenReadIndexReply];
+  grantPutArena: [GrantPutArenaRequest, GrantPutArenaReply];
+  drainPutRing: [DrainPutRingRequest, DrainPutRingReply];
   getMeta: [GetMetaRequest, GetMetaReply];
   putName: [PutNameRequest, PutNameReply];
   putNames: [PutNamesRequest, PutNamesReply];

@@ -48,6 +48,11 @@ export function isPlainValue(value: unknown, depth = 0): boolean {
   }
 }
 
+/** A plain value's msgpack bytes (what a trellis::Value holds). */
+export function packValue(value: unknown): Buffer {
+  return packr.pack(value);
+}
+
 /** The metadata of a value small enough to travel inline, or undefined. */
 export function inlineValueSpec(value: unknown, options: PutOptions): MetadataSpec | undefined {
   if (!isPlainValue(value)) return undefined;

@@ -65,9 +65,12 @@ describe('a blob writer after seal or abort', function () {
   it('seal or abort again after a seal is AlreadySealed, naming the blob', async () => {
     const writer = await client.createBlob(10);
     const sealing = writer.seal();
+    // Asked before the first seal is done (a small one, through the put ring, is done within a tick).
+    const sealAgain = writer.seal();
+    const abort = writer.abort();
     const underWay = 'a seal() of it is already under way';
-    await expectRejects(writer.seal(), 'AlreadySealed', `cannot seal blob ${writer.id}: ${underWay}`);
-    await expectRejects(writer.abort(), 'AlreadySealed', `cannot abort blob ${writer.id}: ${underWay}`);
+    await expectRejects(sealAgain, 'AlreadySealed', `cannot seal blob ${writer.id}: ${underWay}`);
+    await expectRejects(abort, 'AlreadySealed', `cannot abort blob ${writer.id}: ${underWay}`);
     await sealing;
     await expectRejects(writer.seal(), 'AlreadySealed', `cannot seal blob ${writer.id}: it was already sealed`);
     await expectRejects(writer.abort(), 'AlreadySealed', `cannot abort blob ${writer.id}: it was already sealed`);

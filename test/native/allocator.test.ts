@@ -34,6 +34,25 @@ describe('native allocator', () => {
     assert.equal(allocator.free(0), 4096);
   });
 
+  it('splits a block into a front and a rest that are freed on their own (put ring arenas)', () => {
+    const allocator = new native.Allocator(4096);
+    const arena = allocator.allocate(1024);
+    const other = allocator.allocate(64);
+    // 100 bytes take 128; the rest (896) is a block of its own at 128.
+    assert.equal(allocator.split(arena, 100), arena + 128);
+    assert.equal(allocator.split(arena + 128, 0), arena + 192, 'an empty object still takes 64 bytes');
+    assert.equal(allocator.used, 1024 + 64, 'a split takes and frees nothing');
+    assert.equal(allocator.split(arena + 192, 832), -1, 'the front would be the whole block');
+    assert.equal(allocator.split(arena + 64, 10), -1, 'not the start of a block');
+    assert.equal(allocator.free(arena + 128), 64);
+    assert.equal(allocator.free(arena), 128);
+    assert.equal(allocator.free(arena + 192), 832);
+    assert.equal(allocator.free(other), 64);
+    assert.equal(allocator.used, 0);
+    assert.equal(allocator.largestFree, 4096, 'the pieces coalesce back into one range');
+    assert.throws(() => allocator.split(0, -1), { code: 'InvalidArgument' });
+  });
+
   it('checks its arguments with typed errors', () => {
     assert.throws(() => new native.Allocator(-5), { code: 'InvalidArgument', message: /expected a positive number/ });
     const allocator = new native.Allocator(4096);

@@ -266,7 +266,9 @@ function notes(plan: CorePlan, m: CoreMeasurements, rt: number): string[] {
     `get: one process wrote the blobs (${copies}) and each reader is a fresh process. Every get is of an id the reader does not hold ` +
       '(released after each get, untimed, rotating over the distinct ids), because a get of a held id is answered from the ' +
       'client cache with no round trip. "first get of a new segment" comes after 100 warm-up requests, and includes receiving the fd and mapping it.',
-    'cycle: the getBlob right after seal is answered from the client cache (seal keeps a reference), so the cycle sends 3 requests: createBlob, seal, release.',
+    'cycle: the getBlob right after seal is answered from the client cache (seal keeps a reference); a createBlob of ' +
+      'at most 4 KiB and its seal are put ring records (docs/put-ring.md), so the 1 KiB cycle sends 1 request: ' +
+      'release (larger blobs send 3: createBlob, seal, release).',
     `faults/op and gc ms count only inside timed windows. p99 is shown from ${MIN_SAMPLES_FOR_P99} samples up.`,
     `daemon after deleting everything: ${formatBytes(after.memoryUsage)} in use, ${formatBytes(after.memoryReserved)} still reserved in ${after.segments} segment(s), ${after.objects} objects.`,
   ];

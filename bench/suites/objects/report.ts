@@ -341,6 +341,9 @@ function notes(plan: ObjectsPlan, m: ObjectsMeasurements, rt: number): string[] 
     m.dataFrame.available
       ? `trellis stores it as ${m.dataFrame.typename} (one blob per arrow buffer); the reader's Table ${table?.zeroCopy ? 'views trellis shared memory in every column (isSharedMemory)' : 'does NOT view shared memory in every column'}.`
       : `DataFrame numbers are missing: ${m.dataFrame.reason}.`,
+    "put: plain values of at most 4 KiB encoded are written into the client's put ring (docs/put-ring.md) and resolve " +
+      'with no request; the daemon registers them on its own CPU (by its next request, or within about 1 ms), so those ' +
+      "rows time the client's side; larger values are one request each.",
     'get: every get is of an id the reader does not hold (released after each, untimed), since a held id is answered from the client cache. ' +
       `The 1 KiB Value and the DataFrame gets alternate in ${plan.trellisGets.rounds} rounds in one process; "first get" includes receiving the segment fds and mapping them.`,
     'A trellis get hands back a Table over shared memory without touching its pages; the first read of each page in a process then costs a minor fault, ' +

@@ -18,6 +18,8 @@ export async function answerApi(
   query: URLSearchParams,
 ): Promise<ApiAnswer | undefined> {
   try {
+    // What the dashboard shows includes every put local clients have resolved (put-rings.ts).
+    view.drainPutRings();
     switch (path) {
       case '/api/status':
         return { status: 200, body: view.status() };

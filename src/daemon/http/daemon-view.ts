@@ -63,6 +63,10 @@ export class DaemonView {
     };
   }
 
+  drainPutRings(): void {
+    this.state.putRings.drainAll();
+  }
+
   status(): DaemonStatus {
     return handlers.status(this.ctx, {}) as DaemonStatus;
   }

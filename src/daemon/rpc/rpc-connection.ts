@@ -45,6 +45,8 @@ export class RpcConnection extends FramedConnection {
   }
 
   protected request(kind: unknown, seq: number, body: unknown): void {
+    // Local clients' resolved puts are in the store before a peer or a remote client looks.
+    this.host.state.putRings.drainAll();
     // An unknown kind is counted under one label: a peer cannot grow the table with made-up kinds.
     const stats = this.host.countRequest(isByteKind(kind) || isClientKind(kind) ? kind : 'unknown');
     const started = stats.started();

@@ -1,0 +1,200 @@
+import * as assert from 'node:assert/strict';
+import { connect, connectRpc, type TrellisClient } from '../../src/index';
+import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
+import { pause } from '../fixtures/pause';
+import { onCleanup } from '../fixtures/setup';
+import { settledStatus } from '../fixtures/status';
+import { startWorker, type Worker } from '../fixtures/worker';
+
+/** A client process (fixtures/children/ring-client.ts). */
+const startClient = (socket: string) => startWorker(socket, { script: 'ring-client.ts', answerTimeoutMs: 60_000 });
+
+/** 64 MiB: arenas of 256 KiB (2048 objects of 100 B) and rings of 1024 records (options.ts). */
+const RING_RECORDS = 1024;
+
+describe('put ring: small bare puts with no round trip', function () {
+  let daemon: TestDaemon;
+  let observer: TrellisClient;
+
+  const start = async (args: string[] = ['--size', '64MiB']) => {
+    daemon = await startTestDaemon(args);
+    observer = await connect(daemon.socket);
+    onCleanup(() => observer.close());
+  };
+
+  /** Ids put by a writer, checked byte for byte by a separate reader process. */
+  const expectAll = async (reader: Worker, seed: number, ids: string[], values: boolean) =>
+    assert.deepEqual(await reader.run<number[]>('check', { seed, ids, values }), [], 'every value read back');
+
+  it('a reader process gets every value a writer process put, one at a time, in flight and in putMany', async () => {
+    await start();
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    const before = (await observer.status()).requests;
+    // 3000 one at a time: more than an arena's worth of ids is not needed for the first grant.
+    const one = await writer.run<string[]>('put', { seed: 1, count: 3000, values: true });
+    assert.equal(await writer.run<boolean>('hasRing'), true);
+    // Requests: the grants of the ring's arenas, nothing per put (doorbells are not counted).
+    const requests = (await observer.status()).requests - before - 1;
+    assert.ok(requests >= 1 && requests <= 4, `${requests} requests for 3000 puts`);
+    const inflight = await writer.run<string[]>('put', { seed: 2, count: 500, how: 'inflight' });
+    const many = await writer.run<string[]>('put', { seed: 3, count: 500, values: true, how: 'many' });
+    assert.equal(new Set([...one, ...inflight, ...many]).size, 4000, 'every id is new');
+    await expectAll(reader, 1, one, true);
+    await expectAll(reader, 2, inflight, false);
+    await expectAll(reader, 3, many, true);
+    // Drained, they are objects like any other: counted, listed, got as views of shared memory.
+    assert.equal((await observer.status()).objects, 4000);
+    const got = (await observer.get(one[0])) as Buffer;
+    assert.equal(observer.isSharedMemory(got), true);
+    assert.equal((await observer.getMeta(one[1])).typename, 'trellis::Value');
+  });
+
+  it("the writer's own get or delete right after a put sees it", async () => {
+    await start();
+    const writer = await startClient(daemon.socket);
+    for (let seed = 0; seed < 20; seed++) {
+      assert.equal((await writer.run<{ same: boolean }>('putThen', { seed, then: 'get' })).same, true);
+      const { id, exists } = await writer.run<{ id: string; exists: boolean }>('putThen', { seed, then: 'delete' });
+      assert.equal(exists, false);
+      assert.equal(await observer.exists(id), false);
+    }
+  });
+
+  it('a writer killed with SIGKILL right after its puts resolved: every object is stored, its arena freed', async () => {
+    await start();
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    await writer.run('put', { seed: 9, count: 1 });
+    // The daemon is stopped while the writer puts: nothing of these can have been drained before the kill.
+    const resume = pause(daemon.process);
+    let ids: string[];
+    try {
+      ids = await writer.run<string[]>('put', { seed: 10, count: 300 });
+      writer.child.kill('SIGKILL');
+      await writer.child.exited;
+    } finally {
+      resume();
+    }
+    const status = await settledStatus(observer, (s) => s.clients === 2);
+    assert.equal(status.clients, 2, 'the writer is gone');
+    await expectAll(reader, 10, ids, false);
+    // The writer's first object, and 300 of 100 B (128 B blocks each); its ring and the rest of its arena are free.
+    assert.equal(status.objects, 301);
+    assert.equal(status.memoryUsage, 301 * 128);
+    // The reader's gets hold references: once it is gone too, deletes free at once.
+    reader.child.kill('SIGKILL');
+    await settledStatus(observer, (s) => s.clients === 1);
+    await observer.delete(ids);
+    assert.equal((await observer.status()).memoryUsage, 128, "each object's block was freed on its own");
+  });
+
+  it('a small createBlob and seal take no request; abort, sealBlob with labels and a kill still work', async () => {
+    await start();
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    await writer.run('createSeal', { seed: 40, count: 1 });
+    const before = (await observer.status()).requests;
+    const ids = await writer.run<string[]>('createSeal', { seed: 41, count: 200 });
+    assert.equal((await observer.status()).requests - before - 1, 0, 'no request for 200 createBlob + seal');
+    await expectAll(reader, 41, ids, false);
+    // In this process: abort, and a seal with labels (a request, after the daemon drained the ring).
+    const local = await connect(daemon.socket);
+    onCleanup(() => local.close());
+    const aborted = await local.createBlob(10);
+    await aborted.abort();
+    assert.equal(await observer.exists(aborted.id), false);
+    const labelled = await local.createBlob(10);
+    labelled.buffer.fill(3);
+    const id = await local.sealBlob(labelled, { labels: { stage: 'raw' } });
+    assert.deepEqual((await observer.getMeta(id)).labels, { stage: 'raw' });
+    // Killed with a blob created and not sealed: it is reclaimed, the sealed ones stay.
+    const usage = (await observer.status()).memoryUsage;
+    await writer.run('createSeal', { seed: 42, count: 0, unsealed: true });
+    writer.child.kill('SIGKILL');
+    await writer.child.exited;
+    const after = await settledStatus(observer, (s) => s.clients === 3);
+    // The unsealed blob is freed; the ring and its arena's rest were never in memoryUsage.
+    assert.equal(after.memoryUsage, usage);
+    assert.equal(await observer.exists(ids[0]), true);
+    await expectAll(reader, 41, ids, false);
+  });
+
+  it('a put past a full ring waits for the daemon, and is never dropped', async () => {
+    await start();
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    await writer.run('put', { seed: 20, count: 1 });
+    const resume = pause(daemon.process);
+    let answered = false;
+    const putting = writer.run<string[]>('put', { seed: 21, count: RING_RECORDS + 200 }).then((ids) => {
+      answered = true;
+      return ids;
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(answered, false, 'the puts past the ring wait while the daemon is stopped');
+    } finally {
+      resume();
+    }
+    const ids = await putting;
+    assert.equal(ids.length, RING_RECORDS + 200);
+    await expectAll(reader, 21, ids, false);
+  });
+
+  it('a full store: the grant answers OutOfMemory, puts fall back to the socket, no resolved put is lost', async () => {
+    await start(['--size', '8MiB', '--put-ring-bytes', '1MiB']);
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    const ids: string[] = [];
+    let failure: { code?: string; message?: string } | undefined;
+    // 4000 B each: about 2000 fit. Puts of 50 at a time until one fails.
+    for (let seed = 100; seed < 200 && !failure; seed++) {
+      const answer = await writer.call<string[]>('put', { seed, count: 50, size: 4000 });
+      if (answer.ok) ids.push(...answer.result);
+      else failure = answer;
+    }
+    assert.equal(failure?.code, 'OutOfMemory', failure?.message);
+    assert.ok(ids.length > 1500, `${ids.length} puts of 4000 B fit in 8 MiB`);
+    for (let at = 0; at < ids.length; at += 50) {
+      assert.deepEqual(
+        await reader.run<number[]>('check', { seed: 100 + at / 50, ids: ids.slice(at, at + 50), size: 4000 }),
+        [],
+      );
+    }
+    const status = await observer.status();
+    assert.ok(status.memoryUsage <= status.memoryLimit);
+    assert.ok(status.objects >= ids.length);
+  });
+
+  for (const field of ['size', 'offset', 'id']) {
+    it(`a record with a bad ${field}, written by hand: that client is disconnected, everyone else served`, async () => {
+      await start();
+      const [hostile, writer, reader] = await Promise.all([
+        startClient(daemon.socket),
+        startClient(daemon.socket),
+        startClient(daemon.socket),
+      ]);
+      const [before] = await hostile.run<string[]>('put', { seed: 30, count: 1 });
+      assert.equal(await hostile.run<string>('corrupt', { field }), 'ProtocolError');
+      assert.match(daemon.output(), /put ring of client \d+ .*disconnecting it/);
+      // What it put before the bad record stays; the others go on.
+      await expectAll(reader, 30, [before], false);
+      const ids = await writer.run<string[]>('put', { seed: 31, count: 200, values: true });
+      await expectAll(reader, 31, ids, true);
+      assert.equal((await settledStatus(observer, (s) => s.clients === 3)).clients, 3);
+    });
+  }
+
+  it('RPC clients and daemons with rings off put through the socket as before', async () => {
+    await start(['--size', '64MiB', '--put-ring-bytes', '0', '--rpc-port', '0']);
+    const local = await connect(daemon.socket);
+    onCleanup(() => local.close());
+    const before = (await observer.status()).requests;
+    const id = await local.put(Buffer.from('over the socket'));
+    assert.equal((await observer.status()).requests - before - 1, 2, 'a grant that gave nothing, and the put');
+    const again = await local.put(Buffer.from('and again'));
+    assert.equal((await observer.status()).requests - before - 2, 3, 'no grant asked again');
+    assert.deepEqual(await observer.get(id), Buffer.from('over the socket'));
+    assert.deepEqual(await observer.get(again), Buffer.from('and again'));
+    const remote = await connectRpc(daemon.rpcEndpoint!);
+    onCleanup(() => remote.close());
+    const viaRpc = await remote.put({ over: 'rpc' });
+    assert.deepEqual(await observer.get(viaRpc), { over: 'rpc' });
+  });
+});
