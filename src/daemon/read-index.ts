@@ -172,9 +172,15 @@ export class ReadIndex {
     return freed;
   }
 
-  /** A client went away: its counters no longer count, and frees that waited on them alone are done. */
+  /**
+   * A client went away: its counters no longer count, and frees that waited on them alone are
+   * done. Every tombstone is looked at again, not only those its counters held at the end: a
+   * client killed between a release's decrement and its message (or one that zeroed its counters
+   * without a word) dropped holds that nothing else would tell of before OutOfMemory.
+   */
   dropClient(clientId: number): void {
-    for (const slot of this.holds.close(clientId)) if (this.tombstones.has(slot)) this.letGo(slot);
+    this.holds.close(clientId);
+    this.sweep();
   }
 
   /** Publishes a sealed object if it is one clients may read from the index; else nothing. */

@@ -100,6 +100,21 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     assert.equal(after.deferredFrees, 0);
   });
 
+  it('a reader killed after it dropped a hold, before it told the daemon, leaves no free waiting', async () => {
+    await start();
+    const { writer, reader } = await writerAndReader();
+    const [id] = await writer.run<string[]>('putTagged', { tags: [2] });
+    assert.equal((await reader.run<Got>('get', { id })).indexed, true);
+    await writer.run('delete', { ids: [id], force: true });
+    assert.equal((await observer.status()).deferredFrees, 1);
+    // What a release does before its message goes out: the counter is back at 0, and then the kill.
+    await reader.run('zeroHolds', {});
+    reader.child.kill('SIGKILL');
+    await reader.child.exited;
+    const after = await settledStatus(observer, (s) => s.deferredFrees === 0);
+    assert.equal(after.deferredFrees, 0);
+  });
+
   it('a delete by the holder itself frees at once', async () => {
     await start();
     const { writer, reader } = await writerAndReader();
