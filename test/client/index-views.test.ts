@@ -115,6 +115,19 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     assert.equal(after.deferredFrees, 0);
   });
 
+  it('a getMany that falls back to the daemon and fails keeps no hold on what it got from the index', async () => {
+    await start();
+    const { writer, reader } = await writerAndReader();
+    const [id, gone] = await writer.run<string[]>('putTagged', { tags: [3, 4] });
+    await writer.run('delete', { ids: [gone], force: true });
+    // The first id is a view from the index, the second is not there: the batch asks the daemon.
+    assert.equal((await reader.call('getMany', { ids: [id, gone] })).code, 'ObjectNotFound');
+    // The reader got nothing, so nothing of it waits: a delete frees at once.
+    await writer.run('delete', { ids: [id], force: true });
+    const after = await settledStatus(observer, (s) => s.deferredFrees === 0);
+    assert.equal(after.deferredFrees, 0);
+  });
+
   it('a delete by the holder itself frees at once', async () => {
     await start();
     const { writer, reader } = await writerAndReader();
