@@ -265,7 +265,7 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     assert.equal(after.deferredFrees, 0);
   });
 
-  it("junk in a client's hold counters keeps memory until it disconnects, and frees nothing another client holds", async () => {
+  it("junk in a client's hold counters keeps memory until it disconnects, frees nothing others hold", async () => {
     await start();
     const { writer, reader } = await writerAndReader();
     const junk = await startClient(daemon.socket);
