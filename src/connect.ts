@@ -222,20 +222,32 @@ export class TrellisClient extends Client {
 
   /**
    * Every value from the read index, or undefined as soon as one is not there: then the whole
-   * batch goes to the daemon, so its answer (and its errors) stay those of one getObjects.
+   * batch goes to the daemon, so its answer (and its errors) stay those of one getObjects, and
+   * the holds this batch took go (the views were never handed out; the daemon's answer holds
+   * what it gives, and a failed one nothing).
    */
   private readIndexedMany(idsOrNames: unknown): unknown[] | undefined {
     if (this.readIndex === undefined || !Array.isArray(idsOrNames) || idsOrNames.length === 0) return undefined;
     const values: unknown[] = new Array(idsOrNames.length);
+    let taken: string[] | undefined;
     for (let i = 0; i < idsOrNames.length; i++) {
       const id = idsOrNames[i];
+      if (typeof id !== 'string') return this.letGoOfNewHolds(taken);
+      const held = this.indexHolds?.holds(id) === true;
       // A Buffer comes as a pinned view of shared memory (no copy), as from the daemon.
-      const hit = typeof id === 'string' ? this.readIndex.read(id, false) : undefined;
+      const hit = this.readIndex.read(id, false);
+      if (!held && this.indexHolds?.holds(id) === true) (taken ??= []).push(id);
       const value = hit === undefined ? NOT_RESOLVED : resolveIndexed(id, hit);
-      if (value === NOT_RESOLVED) return undefined;
+      if (value === NOT_RESOLVED) return this.letGoOfNewHolds(taken);
       values[i] = value;
     }
     return values;
+  }
+
+  /** Drops holds taken for views that were not handed out (the get goes to the daemon instead). */
+  private letGoOfNewHolds(ids: string[] | undefined): undefined {
+    if (ids !== undefined) this.indexHolds?.releaseAndTell(ids);
+    return undefined;
   }
 
   /** Stream chunks that are not bytes (arrow RecordBatches, ...) are put as objects. */
@@ -265,11 +277,13 @@ export class TrellisClient extends Client {
     // A small sealed Value (copied out) or blob (a pinned view, or with copy a copy) by id, with no
     // round trip when the daemon's read index has it; any miss or doubt asks the daemon below.
     if (this.readIndex !== undefined && version === undefined && !fetch) {
+      const held = this.indexHolds?.holds(idOrName) === true;
       const hit = this.readIndex.read(idOrName, copy);
       if (hit !== undefined) {
         const value = resolveIndexed(idOrName, hit);
         if (value !== NOT_RESOLVED) return value;
       }
+      if (!held && this.indexHolds?.holds(idOrName) === true) this.letGoOfNewHolds([idOrName]);
     }
     // A kept version without fetch is one request: the daemon resolves the version and answers the object.
     if (!fetch) {

@@ -6,15 +6,17 @@
  * index's seq did not move): if so the bytes stay put until this client lets go, so they can be
  * handed out as a view of shared memory, with no copy and no round trip.
  *
- * One hold per object and slot: a second get of the same object through the same slot takes no
- * second hold, as the daemon keeps one reference per blob per client. release(id), a delete by
- * this client, and disconnecting let go of them all.
+ * One hold per object: a second get of the same object takes no second hold, as the daemon keeps
+ * one reference per blob per client, even when a rebuild of the index has moved the object to
+ * another slot (the held slot is then its tombstone, which keeps the bytes; a hold per slot would
+ * leave a tombstone per rebuild until release, and fill the index). release(id), a delete by this
+ * client, and disconnecting let go of them.
  */
 import { SLOT_WAITING, S_STATE, HEADER_WORDS, SLOT_WORDS } from '../protocol/read-index-layout';
 
 export class IndexHolds {
-  /** Object id -> the slots this client holds it through (almost always one). */
-  private readonly held = new Map<string, number[]>();
+  /** Object id -> the slot this client holds it through. */
+  private readonly held = new Map<string, number>();
 
   /**
    * `counters`: this client's segment, mapped read-write. `index`: the read index's words, for
@@ -26,10 +28,13 @@ export class IndexHolds {
     private readonly tell: (slots: number[]) => void,
   ) {}
 
-  /** Whether this client already holds the object through the slot. */
-  holds(id: string, slot: number): boolean {
-    const slots = this.held.get(id);
-    return slots !== undefined && (slots.length === 1 ? slots[0] === slot : slots.includes(slot));
+  /**
+   * Whether this client already holds the object, through any slot: while that slot names the
+   * object, the daemon reads the hold before it frees or moves the bytes; once it is the
+   * object's tombstone, the object is pinned until the hold goes (docs/read-index.md).
+   */
+  holds(id: string): boolean {
+    return this.held.has(id);
   }
 
   /**
@@ -42,9 +47,7 @@ export class IndexHolds {
 
   /** The re-check passed: the hold is the object's until released. */
   keep(id: string, slot: number): void {
-    const slots = this.held.get(id);
-    if (slots) slots.push(slot);
-    else this.held.set(id, [slot]);
+    this.held.set(id, slot);
   }
 
   /** The re-check failed: takes the hold back, telling the daemon if it waits on the slot. */
@@ -56,10 +59,10 @@ export class IndexHolds {
   release(ids: readonly string[]): number[] {
     const waiting: number[] = [];
     for (const id of ids) {
-      const slots = this.held.get(id);
-      if (!slots) continue;
+      const slot = this.held.get(id);
+      if (slot === undefined) continue;
       this.held.delete(id);
-      for (const slot of slots) if (this.drop(slot)) waiting.push(slot);
+      if (this.drop(slot)) waiting.push(slot);
     }
     return waiting;
   }

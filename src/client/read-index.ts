@@ -142,8 +142,8 @@ export class ReadIndexReader {
 
   /**
    * A view of a blob's bytes, pinned: a hold on the slot, then the slot checked again. The hold
-   * is taken once per object and slot; a get of an object this client already holds through the
-   * slot found it live just now, which is all a get must check.
+   * is taken once per object; a get of an object this client already holds found it live just
+   * now, which is all a get must check.
    */
   private pin(
     id: string,
@@ -161,7 +161,7 @@ export class ReadIndexReader {
       this.stats.unmapped++;
       return undefined;
     }
-    if (!holds.holds(id, slot)) {
+    if (!holds.holds(id)) {
       holds.add(slot);
       if (Atomics.load(this.words, base + S_SEQ) !== seq) {
         holds.undo(slot);

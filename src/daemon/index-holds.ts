@@ -63,20 +63,13 @@ export class IndexHolds {
     return false;
   }
 
-  /**
-   * Forgets a client that went away; returns the slots its counters held (non-zero), so the
-   * frees waiting on them can be done. Nothing of what it wrote is used for anything else.
-   */
-  close(clientId: number): number[] {
+  /** Forgets a client that went away: its counters no longer count. */
+  close(clientId: number): void {
     const holds = this.clients.get(clientId);
-    if (!holds) return [];
+    if (!holds) return;
     this.clients.delete(clientId);
     this.all = [...this.clients.values()].map((client) => client.counters);
-    const slots: number[] = [];
-    const counters = holds.counters;
-    for (let slot = 0; slot < counters.length; slot++) if (Atomics.load(counters, slot) !== 0) slots.push(slot);
     holds.memory.close();
-    return slots;
   }
 
   closeAll(): void {
