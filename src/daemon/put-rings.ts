@@ -302,9 +302,10 @@ export class PutRings {
           Atomics.load(words, base + R_KIND),
           Atomics.load(words, base + R_SEQ_HIGH),
           Atomics.load(words, base + R_SEQ_LOW),
-          Atomics.load(words, base + R_SEGMENT),
-          Atomics.load(words, base + R_OFFSET),
-          Atomics.load(words, base + R_SIZE),
+          // Unsigned: an arena in a segment over 2 GiB has offsets past 2^31.
+          Atomics.load(words, base + R_SEGMENT) >>> 0,
+          Atomics.load(words, base + R_OFFSET) >>> 0,
+          Atomics.load(words, base + R_SIZE) >>> 0,
         );
       } catch (error) {
         // Only this ring's client can have caused it (an id in use): not whoever's request drained it.

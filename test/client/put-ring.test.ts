@@ -181,6 +181,23 @@ describe('put ring: small bare puts with no round trip', function () {
     });
   }
 
+  it('an arena past 2 GiB into a large segment: its records are taken (offsets are unsigned words)', async function () {
+    this.timeout(60_000);
+    await start(['--size', '2400MiB']);
+    // The standard segment (256 MiB) full, and a segment just over 2 GiB that holds a 2 GiB blob:
+    // the only room left for an arena is at an offset past 2^31.
+    const filler = await observer.createBlob(256 * 1024 * 1024);
+    const large = await observer.createBlob(2 ** 31 + 1);
+    assert.equal((await observer.status()).segments, 2, 'the filler took the standard segment whole');
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    const offset = await writer.run<number>('arenaOffset');
+    assert.ok(offset >= 2 ** 31, `the arena is at offset ${offset}`);
+    const ids = await writer.run<string[]>('put', { seed: 50, count: 20 });
+    await expectAll(reader, 50, ids, false);
+    assert.equal((await settledStatus(observer, (s) => s.clients === 3)).clients, 3, 'the writer stays connected');
+    await Promise.all([filler.abort(), large.abort()]);
+  });
+
   it('RPC clients and daemons with rings off put through the socket as before', async () => {
     await start(['--size', '64MiB', '--put-ring-bytes', '0', '--rpc-port', '0']);
     const local = await connect(daemon.socket);
