@@ -112,6 +112,7 @@ export class PutRings {
   private poll?: NodeJS.Timeout;
   private readonly capacity: number;
   private reserved = 0;
+  private taken = 0;
 
   /** `arenaBytes`: each arena's size, a multiple of 64 (0: no rings, every put goes through the socket). */
   constructor(
@@ -124,6 +125,14 @@ export class PutRings {
   /** Rings open now (status, tests). */
   get count(): number {
     return this.rings.size;
+  }
+
+  /**
+   * Records registered so far: what changed the table with no request (a seal changes no count),
+   * for caches keyed on the request count (the HTTP API's listing).
+   */
+  get recordsTaken(): number {
+    return this.taken;
   }
 
   /**
@@ -316,6 +325,7 @@ export class PutRings {
         break;
       }
       ring.tail = (ring.tail + 1) | 0;
+      this.taken++;
     }
     Atomics.store(words, H_TAIL, ring.tail);
     this.busy(ring);
