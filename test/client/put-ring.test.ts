@@ -117,6 +117,15 @@ describe('put ring: small bare puts with no round trip', function () {
     await expectAll(reader, 41, ids, false);
   });
 
+  it('a seal() of a writer that sealBlob is sealing fails with AlreadySealed; the client stays connected', async () => {
+    await start();
+    const writer = await startClient(daemon.socket);
+    const { codes, alive, id } = await writer.run<{ codes: string[]; alive: boolean; id: string }>('sealTwice');
+    assert.equal(alive, true, 'the connection still answers');
+    assert.deepEqual(codes, ['ok', 'AlreadySealed']);
+    assert.deepEqual(await observer.get(id), Buffer.alloc(100, 7));
+  });
+
   it('a put past a full ring waits for the daemon, and is never dropped', async () => {
     await start();
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
