@@ -68,6 +68,13 @@ const MAX_ARENAS = 3;
 const POLL_MS = 1;
 /** Polls that found a ring empty before the daemon arms it and waits for a doorbell. */
 const QUIET_POLLS = 3;
+/**
+ * An arena's ids keep the id counter at most this far ahead of the clock (IdGenerator.reserve),
+ * with at least MIN_ARENA_IDS: a restarted daemon's ids start at the clock, so it never hands out
+ * an id of its earlier run again. A client moves on to its next arena when either runs out.
+ */
+const MAX_ID_LEAD_MICROS = 50_000;
+const MIN_ARENA_IDS = 256;
 
 export interface PutRingHost {
   readonly pool: SegmentPool;
@@ -197,8 +204,11 @@ export class PutRings {
           this.reserved += ringSize;
         }
         this.reserved += this.arenaBytes;
-        const ids = this.arenaBytes / PUT_RING_ALIGNMENT;
-        const firstSequence = this.host.ids.reserve(ids);
+        const { first: firstSequence, count: ids } = this.host.ids.reserve(
+          this.arenaBytes / PUT_RING_ALIGNMENT,
+          MIN_ARENA_IDS,
+          MAX_ID_LEAD_MICROS,
+        );
         current.arenas.push({
           segment: arenaBlock.segment,
           cursor: arenaBlock.offset,
@@ -366,6 +376,11 @@ export class PutRings {
     arena.nextSequence++;
     this.reserved -= length;
     if (arena.cursor === arena.end) ring.arenas.shift();
+    else if (arena.nextSequence === arena.endSequence) {
+      // Its ids ran out first: the client has moved on, and the rest of the block is free.
+      this.freeRest(arena);
+      ring.arenas.shift();
+    }
     const id = formatId(this.host.instanceId, sequence);
     if (kind === RECORD_BLOB || kind === RECORD_CREATE) {
       this.host.table.adoptRingObject(ring.session, id, size, placement, undefined, kind === RECORD_BLOB);

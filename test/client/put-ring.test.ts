@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { connect, connectRpc, type TrellisClient } from '../../src/index';
+import { sequenceOf } from '../../src/protocol/ids';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { pause } from '../fixtures/pause';
 import { onCleanup } from '../fixtures/setup';
@@ -205,6 +206,21 @@ describe('put ring: small bare puts with no round trip', function () {
     await expectAll(reader, 50, ids, false);
     assert.equal((await settledStatus(observer, (s) => s.clients === 3)).clients, 3, 'the writer stays connected');
     await Promise.all([filler.abort(), large.abort()]);
+  });
+
+  it('ids stay near the clock under many 4 KiB puts, so a restarted daemon does not hand them out again', async () => {
+    await start();
+    const writer = await startClient(daemon.socket);
+    // 4 KiB puts use one id in 64 of an arena's block: unused ids must not run the counter ahead.
+    let last = '';
+    for (let seed = 60; seed < 100; seed++) {
+      const ids = await writer.run<string[]>('put', { seed, count: 1000, size: 4000, how: 'many' });
+      last = ids[ids.length - 1];
+      await observer.delete(ids);
+    }
+    const clock = Math.floor(performance.timeOrigin * 1000 + performance.now() * 1000) % 2 ** 48;
+    const aheadMs = (sequenceOf(last) - clock) / 1000;
+    assert.ok(aheadMs < 200, `the last id is ${aheadMs} ms ahead of the clock`);
   });
 
   it('RPC clients and daemons with rings off put through the socket as before', async () => {
