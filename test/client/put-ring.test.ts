@@ -226,6 +226,22 @@ describe('put ring: small bare puts with no round trip', function () {
     assert.ok(aheadMs < 200, `the last id is ${aheadMs} ms ahead of the clock`);
   });
 
+  it('a /metrics scrape counts every put resolved before it, as /api/status does', async () => {
+    await start(['--size', '64MiB', '--http-port', '0']);
+    const writer = await startClient(daemon.socket);
+    await writer.run('put', { seed: 70, count: 1 });
+    const objects = async (path: string) => {
+      const text = await (await fetch(`http://${daemon.httpEndpoint}${path}`)).text();
+      return Number(/^trellis_objects (\d+)$/m.exec(text)?.[1] ?? JSON.parse(text).objects);
+    };
+    // Idle, the daemon arms the ring and stops polling it. Then a record no doorbell announces:
+    // only a drain finds it.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await writer.run('silentPut', { size: 100 });
+    assert.equal(await objects('/metrics'), 2);
+    assert.equal(await objects('/api/status'), 2);
+  });
+
   it('RPC clients and daemons with rings off put through the socket as before', async () => {
     await start(['--size', '64MiB', '--put-ring-bytes', '0', '--rpc-port', '0']);
     const local = await connect(daemon.socket);
