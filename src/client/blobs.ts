@@ -118,9 +118,25 @@ export class BlobWriter {
     await this.blobs.channel.request('abort', { id: this.id });
   }
 
+  /**
+   * A request that seals this blob as part of something else (sealBlob, createMetadata) is on its
+   * way: a seal() meanwhile fails with AlreadySealed here, as it would at the daemon. Else a
+   * plain seal() would be a put ring record that finds the blob sealed, which is only ever a
+   * hand-written client's: the daemon disconnects it.
+   */
+  sealingElsewhere(): void {
+    this.ensureOpen('seal');
+    this.state = 'sealing';
+  }
+
+  /** That request failed: the blob is still ours and writable. */
+  notSealedElsewhere(): void {
+    if (this.state === 'sealing') this.state = 'open';
+  }
+
   /** For requests that seal this blob as part of something else, keeping no reference (createMetadata). */
   sealedElsewhere(): void {
-    this.ensureOpen('seal');
+    if (this.state !== 'sealing') this.ensureOpen('seal');
     this.finish('sealedUnheld');
   }
 
@@ -139,6 +155,30 @@ export class BlobWriter {
     this.state = state;
     native.detach(this.arrayBuffer);
   }
+}
+
+/**
+ * Runs a request that seals `writers` as part of something else (sealBlob, createMetadata),
+ * keeping no reference: they are marked as being sealed while it is on its way, sealed when it
+ * succeeds, and writable again when it fails. Errors: the request's, or AlreadySealed or
+ * ObjectNotFound for a writer already sealed or aborted (before anything is sent).
+ */
+export async function sealingElsewhere<T>(writers: readonly BlobWriter[], request: () => Promise<T>): Promise<T> {
+  const unique = [...new Set(writers)];
+  const marked: BlobWriter[] = [];
+  let result: T;
+  try {
+    for (const writer of unique) {
+      writer.sealingElsewhere();
+      marked.push(writer);
+    }
+    result = await request();
+  } catch (error) {
+    for (const writer of marked) writer.notSealedElsewhere();
+    throw error;
+  }
+  for (const writer of unique) writer.sealedElsewhere();
+  return result;
 }
 
 /**

@@ -14,7 +14,7 @@ import {
   type PutGlobalRequest,
   type RequestOf,
 } from '../protocol/messages';
-import { BlobCache, type Blob, type BlobWriter } from './blobs';
+import { BlobCache, sealingElsewhere, type Blob, type BlobWriter } from './blobs';
 import type { IndexHolds } from './index-holds';
 import type { Channel } from './channel';
 import { CoalescingChannel } from './coalescing-channel';
@@ -136,8 +136,7 @@ export class Client {
     if (options.persist) request.persist = true;
     if (options.labels !== undefined) request.labels = options.labels;
     if (options.parents !== undefined && options.parents.length > 0) request.parents = checkParents(options.parents);
-    const { id } = await this.channel.request('seal', request);
-    writer.sealedElsewhere();
+    const { id } = await sealingElsewhere([writer], () => this.channel.request('seal', request));
     return id;
   }
 

@@ -5,7 +5,7 @@
 import { TrellisError } from '../errors';
 import type { CreateMetadataRequest, GetObjectReply, ObjectMeta } from '../protocol/messages';
 import { fromColumns } from '../protocol/plain-blob-columns';
-import type { BlobCache, BlobWriter } from './blobs';
+import { sealingElsewhere, type BlobCache, type BlobWriter } from './blobs';
 import type { Channel } from './channel';
 import { ObjectHandle } from './object-handle';
 
@@ -76,17 +76,16 @@ export class Objects {
 
   /** Errors: InvalidArgument, ObjectNotFound, NotSealed, NameExists. */
   async create(spec: MetadataSpec, options: CreateMetadataOptions = {}): Promise<string> {
-    const { id } = await this.channel.request('createMetadata', toRequest(spec, options));
-    for (const writer of options.seal ?? []) writer.sealedElsewhere();
+    const request = toRequest(spec, options);
+    const { id } = await sealingElsewhere(options.seal ?? [], () => this.channel.request('createMetadata', request));
     return id;
   }
 
   /** Many objects in one round trip; all or none. */
   async createMany(entries: Array<{ spec: MetadataSpec; options?: CreateMetadataOptions }>): Promise<string[]> {
-    const { ids } = await this.channel.request('createMetadataMany', {
-      objects: entries.map((entry) => toRequest(entry.spec, entry.options ?? {})),
-    });
-    for (const entry of entries) for (const writer of entry.options?.seal ?? []) writer.sealedElsewhere();
+    const objects = entries.map((entry) => toRequest(entry.spec, entry.options ?? {}));
+    const writers = entries.flatMap((entry) => entry.options?.seal ?? []);
+    const { ids } = await sealingElsewhere(writers, () => this.channel.request('createMetadataMany', { objects }));
     return ids;
   }
 

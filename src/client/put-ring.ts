@@ -50,7 +50,10 @@ interface ClientArena {
   readonly start: number;
   readonly end: number;
   cursor: number;
+  readonly firstSequence: number;
   nextSequence: number;
+  /** The block's ids end before this: fewer than one per 64 bytes when the daemon gave fewer. */
+  readonly endSequence: number;
 }
 
 export class PutRing {
@@ -120,8 +123,8 @@ export class PutRing {
     if (!this.hasRecordRoom()) return undefined;
     const length = arenaBytesFor(size);
     let arena = this.arenas[0];
-    // An arena too full for this object is left (the daemon frees its rest when it sees the next).
-    while (arena !== undefined && arena.cursor + length > arena.end) {
+    // An arena too full for this object, or out of ids, is left (the daemon frees its rest).
+    while (arena !== undefined && (arena.cursor + length > arena.end || arena.nextSequence >= arena.endSequence)) {
       this.arenas.shift();
       arena = this.arenas[0];
     }
@@ -132,7 +135,8 @@ export class PutRing {
     if (
       this.arenas.length === 1 &&
       this.granting === undefined &&
-      arena.cursor - arena.start > (arena.end - arena.start) / 2
+      (arena.cursor - arena.start > (arena.end - arena.start) / 2 ||
+        arena.nextSequence - arena.firstSequence > (arena.endSequence - arena.firstSequence) / 2)
     )
       this.granting = this.grantNext().catch(() => undefined);
     return { arena, offset, sequence };
@@ -190,7 +194,9 @@ export class PutRing {
       start: arena.offset,
       end: arena.offset + arena.size,
       cursor: arena.offset,
+      firstSequence: arena.firstSequence,
       nextSequence: arena.firstSequence,
+      endSequence: arena.firstSequence + arena.ids,
     });
   }
 

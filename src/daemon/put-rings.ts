@@ -68,6 +68,13 @@ const MAX_ARENAS = 3;
 const POLL_MS = 1;
 /** Polls that found a ring empty before the daemon arms it and waits for a doorbell. */
 const QUIET_POLLS = 3;
+/**
+ * An arena's ids keep the id counter at most this far ahead of the clock (IdGenerator.reserve),
+ * with at least MIN_ARENA_IDS: a restarted daemon's ids start at the clock, so it never hands out
+ * an id of its earlier run again. A client moves on to its next arena when either runs out.
+ */
+const MAX_ID_LEAD_MICROS = 50_000;
+const MIN_ARENA_IDS = 256;
 
 export interface PutRingHost {
   readonly pool: SegmentPool;
@@ -112,6 +119,7 @@ export class PutRings {
   private poll?: NodeJS.Timeout;
   private readonly capacity: number;
   private reserved = 0;
+  private taken = 0;
 
   /** `arenaBytes`: each arena's size, a multiple of 64 (0: no rings, every put goes through the socket). */
   constructor(
@@ -124,6 +132,14 @@ export class PutRings {
   /** Rings open now (status, tests). */
   get count(): number {
     return this.rings.size;
+  }
+
+  /**
+   * Records registered so far: what changed the table with no request (a seal changes no count),
+   * for caches keyed on the request count (the HTTP API's listing).
+   */
+  get recordsTaken(): number {
+    return this.taken;
   }
 
   /**
@@ -188,8 +204,11 @@ export class PutRings {
           this.reserved += ringSize;
         }
         this.reserved += this.arenaBytes;
-        const ids = this.arenaBytes / PUT_RING_ALIGNMENT;
-        const firstSequence = this.host.ids.reserve(ids);
+        const { first: firstSequence, count: ids } = this.host.ids.reserve(
+          this.arenaBytes / PUT_RING_ALIGNMENT,
+          MIN_ARENA_IDS,
+          MAX_ID_LEAD_MICROS,
+        );
         current.arenas.push({
           segment: arenaBlock.segment,
           cursor: arenaBlock.offset,
@@ -302,9 +321,10 @@ export class PutRings {
           Atomics.load(words, base + R_KIND),
           Atomics.load(words, base + R_SEQ_HIGH),
           Atomics.load(words, base + R_SEQ_LOW),
-          Atomics.load(words, base + R_SEGMENT),
-          Atomics.load(words, base + R_OFFSET),
-          Atomics.load(words, base + R_SIZE),
+          // Unsigned: an arena in a segment over 2 GiB has offsets past 2^31.
+          Atomics.load(words, base + R_SEGMENT) >>> 0,
+          Atomics.load(words, base + R_OFFSET) >>> 0,
+          Atomics.load(words, base + R_SIZE) >>> 0,
         );
       } catch (error) {
         // Only this ring's client can have caused it (an id in use): not whoever's request drained it.
@@ -315,6 +335,7 @@ export class PutRings {
         break;
       }
       ring.tail = (ring.tail + 1) | 0;
+      this.taken++;
     }
     Atomics.store(words, H_TAIL, ring.tail);
     this.busy(ring);
@@ -355,6 +376,11 @@ export class PutRings {
     arena.nextSequence++;
     this.reserved -= length;
     if (arena.cursor === arena.end) ring.arenas.shift();
+    else if (arena.nextSequence === arena.endSequence) {
+      // Its ids ran out first: the client has moved on, and the rest of the block is free.
+      this.freeRest(arena);
+      ring.arenas.shift();
+    }
     const id = formatId(this.host.instanceId, sequence);
     if (kind === RECORD_BLOB || kind === RECORD_CREATE) {
       this.host.table.adoptRingObject(ring.session, id, size, placement, undefined, kind === RECORD_BLOB);

@@ -31,15 +31,19 @@ export class IdGenerator {
   }
 
   /**
-   * A block of `count` ids never handed out before or after: the sequence of the first, the
-   * others following it (a put ring's ids, which its client names before the daemon sees them).
+   * A block of ids never handed out before or after (a put ring's, which its client names before
+   * the daemon sees them): the sequence of the first and how many, the others following it.
+   * `most` of them, or fewer (down to `least`) so that the counter stays within `leadMicros` of
+   * the clock: ids a client was granted and never used would otherwise run it ahead of the
+   * clock, and a daemon restarted within that lead would hand out its earlier ids again.
    */
-  reserve(count: number): number {
+  reserve(most: number, least: number, leadMicros: number): { first: number; count: number } {
     const now = Math.floor(performance.timeOrigin * 1000 + performance.now() * 1000) % SEQUENCE_SPACE;
     let first = Math.max(now, this.last + 1);
+    const count = Math.min(most, Math.max(least, now + leadMicros - first));
     if (first + count > SEQUENCE_SPACE) first = 0;
     this.last = first + count - 1;
-    return first;
+    return { first, count };
   }
 }
 

@@ -32,7 +32,7 @@ export const H_TAIL = 4;
 /** 1 while the daemon is idle and wants a doorbell for the next record; the client swaps it to 0. */
 export const H_ARMED = 5;
 
-/** Record words. */
+/** Record words (segment, offset and size are unsigned 32-bit: a segment is under 4 GiB). */
 export const RECORD_WORDS = 8;
 export const R_KIND = 0;
 /** The id's 48-bit sequence (protocol/ids.ts), high 16 bits and low 32 bits. */

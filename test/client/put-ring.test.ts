@@ -1,5 +1,7 @@
 import * as assert from 'node:assert/strict';
+import * as os from 'node:os';
 import { connect, connectRpc, type TrellisClient } from '../../src/index';
+import { sequenceOf } from '../../src/protocol/ids';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { pause } from '../fixtures/pause';
 import { onCleanup } from '../fixtures/setup';
@@ -117,6 +119,15 @@ describe('put ring: small bare puts with no round trip', function () {
     await expectAll(reader, 41, ids, false);
   });
 
+  it('a seal() of a writer that sealBlob is sealing fails with AlreadySealed; the client stays connected', async () => {
+    await start();
+    const writer = await startClient(daemon.socket);
+    const { codes, alive, id } = await writer.run<{ codes: string[]; alive: boolean; id: string }>('sealTwice');
+    assert.equal(alive, true, 'the connection still answers');
+    assert.deepEqual(codes, ['ok', 'AlreadySealed']);
+    assert.deepEqual(await observer.get(id), Buffer.alloc(100, 7));
+  });
+
   it('a put past a full ring waits for the daemon, and is never dropped', async () => {
     await start();
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
@@ -180,6 +191,56 @@ describe('put ring: small bare puts with no round trip', function () {
       assert.equal((await settledStatus(observer, (s) => s.clients === 3)).clients, 3);
     });
   }
+
+  it('an arena past 2 GiB into a large segment: its records are taken (offsets are unsigned words)', async function () {
+    this.timeout(60_000);
+    // 2.3 GiB of shared memory, held for a few seconds: only where the machine has it to spare.
+    if (os.freemem() < 6 * 1024 ** 3) this.skip();
+    await start(['--size', '2400MiB']);
+    // The standard segment (256 MiB) full, and a segment just over 2 GiB that holds a 2 GiB blob:
+    // the only room left for an arena is at an offset past 2^31.
+    const filler = await observer.createBlob(256 * 1024 * 1024);
+    const large = await observer.createBlob(2 ** 31 + 1);
+    assert.equal((await observer.status()).segments, 2, 'the filler took the standard segment whole');
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    const offset = await writer.run<number>('arenaOffset');
+    assert.ok(offset >= 2 ** 31, `the arena is at offset ${offset}`);
+    const ids = await writer.run<string[]>('put', { seed: 50, count: 20 });
+    await expectAll(reader, 50, ids, false);
+    assert.equal((await settledStatus(observer, (s) => s.clients === 3)).clients, 3, 'the writer stays connected');
+    await Promise.all([filler.abort(), large.abort()]);
+  });
+
+  it('ids stay near the clock under many 4 KiB puts, so a restarted daemon does not hand them out again', async () => {
+    await start();
+    const writer = await startClient(daemon.socket);
+    // 4 KiB puts use one id in 64 of an arena's block: unused ids must not run the counter ahead.
+    let last = '';
+    for (let seed = 60; seed < 100; seed++) {
+      const ids = await writer.run<string[]>('put', { seed, count: 1000, size: 4000, how: 'many' });
+      last = ids[ids.length - 1];
+      await observer.delete(ids);
+    }
+    const clock = Math.floor(performance.timeOrigin * 1000 + performance.now() * 1000) % 2 ** 48;
+    const aheadMs = (sequenceOf(last) - clock) / 1000;
+    assert.ok(aheadMs < 200, `the last id is ${aheadMs} ms ahead of the clock`);
+  });
+
+  it('a /metrics scrape counts every put resolved before it, as /api/status does', async () => {
+    await start(['--size', '64MiB', '--http-port', '0']);
+    const writer = await startClient(daemon.socket);
+    await writer.run('put', { seed: 70, count: 1 });
+    const objects = async (path: string) => {
+      const text = await (await fetch(`http://${daemon.httpEndpoint}${path}`)).text();
+      return Number(/^trellis_objects (\d+)$/m.exec(text)?.[1] ?? JSON.parse(text).objects);
+    };
+    // Idle, the daemon arms the ring and stops polling it. Then a record no doorbell announces:
+    // only a drain finds it.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await writer.run('silentPut', { size: 100 });
+    assert.equal(await objects('/metrics'), 2);
+    assert.equal(await objects('/api/status'), 2);
+  });
 
   it('RPC clients and daemons with rings off put through the socket as before', async () => {
     await start(['--size', '64MiB', '--put-ring-bytes', '0', '--rpc-port', '0']);

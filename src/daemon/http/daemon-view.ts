@@ -102,7 +102,9 @@ export class DaemonView {
   }
 
   private async listObjects(pattern: string | undefined): Promise<ObjectSummary[]> {
-    const generation = `${this.state.requestCount()}/${this.state.clientCount()}/${this.state.table.size}`;
+    const { state } = this;
+    // Put ring records change the table with no request (docs/put-ring.md).
+    const generation = `${state.requestCount()}/${state.putRings.recordsTaken}/${state.clientCount()}/${state.table.size}`;
     const now = Date.now();
     const last = this.listing;
     if (last && last.pattern === pattern && last.generation === generation && now - last.at < LISTING_REUSE_MS)

@@ -96,6 +96,8 @@ export class HttpServer {
       return;
     }
     if (url.pathname === '/metrics') {
+      // As /api: the figures include every put local clients have resolved (put-rings.ts).
+      this.view.drainPutRings();
       this.metrics.text().then(
         (text) => send(response, 200, this.metrics.contentType, text),
         (error: Error) => send(response, 500, 'text/plain; charset=utf-8', `${error.message}\n`),

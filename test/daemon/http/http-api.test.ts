@@ -97,6 +97,17 @@ describe('the daemon HTTP port (--http-port)', function () {
       assert.equal(instances.instances[0].alive, true);
     });
 
+    it('lists a blob sealed through the put ring at once, though its seal was no request', async () => {
+      const client = await connect(daemon.socket);
+      onCleanup(() => client.close());
+      const writer = await client.createBlob(8);
+      writer.buffer.fill(5);
+      const listed = (body: { objects: Array<{ id: string }> }) => body.objects.some((row) => row.id === writer.id);
+      assert.equal(listed(await json(daemon, '/api/objects?limit=1000')), false, 'not listed while unsealed');
+      await writer.seal();
+      assert.equal(listed(await json(daemon, '/api/objects?limit=1000')), true, 'listed once sealed');
+    });
+
     it('answers 404 for unknown paths and 405 for other methods than GET', async () => {
       for (const path of ['/nope', '/api/nope', '/dashboard/missing.js', '/live/x']) {
         assert.equal((await get(daemon, path)).status, 404, path);
