@@ -121,6 +121,7 @@ export class Connection extends FramedConnection {
 
   protected override failed(code: string, message: string): void {
     const session = this.session;
+    if (session) session.evicted = true;
     daemonLog().warn(
       { pid: this.peer.pid, uid: this.peer.uid, client: session?.clientId, code },
       `closed a client connection: ${message}`,

@@ -73,6 +73,8 @@ const QUIET_POLLS = 3;
  * with at least MIN_ARENA_IDS: a restarted daemon's ids start at the clock, so it never hands out
  * an id of its earlier run again. A client moves on to its next arena when either runs out.
  */
+/** How often memory kept from an evicted client is checked for its process having exited. */
+const EVICTED_CHECK_MS = 1000;
 const MAX_ID_LEAD_MICROS = 50_000;
 const MIN_ARENA_IDS = 256;
 
@@ -117,6 +119,9 @@ export class PutRings {
   /** Sessions dropped: a grant that finishes after its client left must not make it a ring. */
   private readonly gone = new WeakSet<ClientSession>();
   private poll?: NodeJS.Timeout;
+  /** What evicted clients could still write, by pid, freed once each process has exited. */
+  private evicted: Array<{ pid: number; blocks: Placement[] }> = [];
+  private evictedCheck?: NodeJS.Timeout;
   private readonly capacity: number;
   private reserved = 0;
   private taken = 0;
@@ -288,16 +293,42 @@ export class PutRings {
         `put ring: not drained at disconnect: ${(error as Error).message}`,
       );
     }
-    for (const arena of ring.arenas) this.freeRest(arena);
+    // A client the daemon evicted may still be running, and writing its ring and arenas until it
+    // sees the socket close: that memory goes back to the pool only once its process is gone.
+    const writable: Placement[] = [];
+    const keep = session.evicted && session.pid > 0 ? writable : undefined;
+    for (const arena of ring.arenas) this.freeRest(arena, keep);
     ring.arenas.length = 0;
     this.reserved -= ring.view.byteLength;
     this.host.pool.memory.closeWritable(ring.view);
-    this.host.pool.free(ring.block);
+    if (keep) {
+      keep.push(ring.block);
+      this.keepUntilExit(session.pid, keep);
+    } else {
+      this.host.pool.free(ring.block);
+    }
+  }
+
+  private keepUntilExit(pid: number, blocks: Placement[]): void {
+    this.evicted.push({ pid, blocks });
+    this.evictedCheck ??= setInterval(() => {
+      this.evicted = this.evicted.filter(({ pid, blocks }) => {
+        if (processRuns(pid)) return true;
+        for (const block of blocks) this.host.pool.free(block);
+        return false;
+      });
+      if (this.evicted.length === 0) {
+        clearInterval(this.evictedCheck);
+        this.evictedCheck = undefined;
+      }
+    }, EVICTED_CHECK_MS).unref();
   }
 
   close(): void {
     clearTimeout(this.poll);
     this.poll = undefined;
+    clearInterval(this.evictedCheck);
+    this.evictedCheck = undefined;
   }
 
   /** Registers the ring's new records, in order; true when there were any. */
@@ -401,8 +432,13 @@ export class PutRings {
     return undefined;
   }
 
-  private freeRest(arena: Arena): void {
-    if (arena.cursor < arena.end) this.host.pool.free({ segment: arena.segment, offset: arena.cursor });
+  /** Frees what the client did not use of the arena (or, with `keep`, puts it there instead). */
+  private freeRest(arena: Arena, keep?: Placement[]): void {
+    if (arena.cursor < arena.end) {
+      const rest = { segment: arena.segment, offset: arena.cursor };
+      if (keep) keep.push(rest);
+      else this.host.pool.free(rest);
+    }
     this.reserved -= arena.end - arena.cursor;
     arena.cursor = arena.end;
   }
@@ -445,5 +481,15 @@ export class PutRings {
       if (this.drain(ring)) anyActive = true;
     }
     if (anyActive) this.poll ??= setTimeout(() => this.tick(), POLL_MS).unref();
+  }
+}
+
+/** Whether a process runs (signal 0 checks without sending; EPERM: it runs as another user). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -16,6 +16,11 @@ export interface ClientSession {
    * (for a new segment, a load from disk) must not give it blobs or references nobody will free.
    */
   closed: boolean;
+  /**
+   * Set when the daemon closed the connection (a protocol violation) while the client may still
+   * run: shared memory it could write (its put ring) stays out of use until its process is gone.
+   */
+  evicted: boolean;
 }
 
 export function newSession(clientId: number, pid: number, uid: number): ClientSession {
@@ -28,5 +33,6 @@ export function newSession(clientId: number, pid: number, uid: number): ClientSe
     grantedSegments: new Set(),
     droppedSegments: [],
     closed: false,
+    evicted: false,
   };
 }

@@ -192,6 +192,29 @@ describe('put ring: small bare puts with no round trip', function () {
     });
   }
 
+  it('a client the daemon disconnected, still running, cannot write into memory given to others', async () => {
+    await start();
+    const [hostile, writer, reader] = await Promise.all([
+      startClient(daemon.socket),
+      startClient(daemon.socket),
+      startClient(daemon.socket),
+    ]);
+    await hostile.run('put', { seed: 40, count: 1 });
+    assert.equal(await hostile.run<string>('corrupt', { field: 'size' }), 'ProtocolError');
+    await settledStatus(observer, (s) => s.clients === 3);
+    // Its ring and arena stay out of use while it runs: 1 MiB of 8 KiB puts (through the socket)
+    // goes elsewhere, and what it writes over them afterwards reaches no one else's bytes.
+    const ids = await writer.run<string[]>('put', { seed: 41, count: 128, size: 8192 });
+    assert.ok((await hostile.run<number>('scribbleRing')) > 0);
+    assert.deepEqual(await reader.run<number[]>('check', { seed: 41, ids, size: 8192 }), [], 'every value read back');
+    // Once its process is gone, they go back to the pool.
+    const held = (await observer.status()).memoryUsage;
+    hostile.child.kill('SIGKILL');
+    await hostile.child.exited;
+    const freed = await settledStatus(observer, (s) => s.memoryUsage < held, 10_000);
+    assert.ok(freed.memoryUsage < held, `${freed.memoryUsage} bytes used, as many as with the client running`);
+  });
+
   it('an arena past 2 GiB into a large segment: its records are taken (offsets are unsigned words)', async function () {
     this.timeout(60_000);
     // 2.3 GiB of shared memory, held for a few seconds: only where the machine has it to spare.
