@@ -24,7 +24,7 @@
  */
 import { TrellisError } from '../errors';
 import type { BlobLocation, GrantPutArenaReply } from '../protocol/messages';
-import { formatId, type IdGenerator } from '../protocol/ids';
+import { formatIdOfWords, type IdGenerator } from '../protocol/ids';
 import {
   H_ARMED,
   H_CAPACITY,
@@ -355,7 +355,7 @@ export class PutRings {
     arena.nextSequence++;
     this.reserved -= length;
     if (arena.cursor === arena.end) ring.arenas.shift();
-    const id = formatId(this.host.instanceId, sequence);
+    const id = formatIdOfWords(this.host.instanceId, sequenceHigh, sequenceLow);
     if (kind === RECORD_BLOB || kind === RECORD_CREATE) {
       this.host.table.adoptRingObject(ring.session, id, size, placement, undefined, kind === RECORD_BLOB);
     } else {
@@ -369,7 +369,9 @@ export class PutRings {
 
   /** A seal() of one of this client's unsealed blobs (made through the ring or not), held by it. */
   private seal(ring: Ring, sequenceHigh: number, sequenceLow: number): string | undefined {
-    const id = formatId(this.host.instanceId, (sequenceHigh >>> 0) * 2 ** 32 + (sequenceLow >>> 0));
+    // An id's sequence has 48 bits: higher bits set name no blob (formatIdOfWords would drop them).
+    if (sequenceHigh >>> 0 > 0xffff) return `seal of sequence high word ${sequenceHigh >>> 0}, above 16 bits`;
+    const id = formatIdOfWords(this.host.instanceId, sequenceHigh, sequenceLow);
     if (!ring.session.unsealed.has(id)) return `seal of ${id}, which is no unsealed blob of this client`;
     this.host.table.seal(ring.session, id, true);
     return undefined;
