@@ -346,7 +346,7 @@ export class PutRings {
     if (offset + length > arena.end)
       return `${size} bytes at offset ${offset} run past its arena (ends at ${arena.end})`;
     // The client writes its arenas in order: the ones before this are done with.
-    for (const retired of ring.arenas.splice(0, at)) this.freeRest(retired);
+    if (at > 0) for (const retired of ring.arenas.splice(0, at)) this.freeRest(retired);
     const placement: Placement = { segment, offset };
     if (offset + length < arena.end && !this.host.pool.split(placement, size)) {
       return `the arena block at segment ${segment} offset ${offset} could not be cut`;
