@@ -75,6 +75,16 @@ export interface StoredObject {
   /** Older kept versions of names that point to this object, as `name@version`: they pin it too. */
   readonly keptVersions: Set<string>;
   /**
+   * The four sets above for reading only: the set, or a shared empty one while it was never made.
+   * Reading `holders` and the rest makes each set on first use; a delete that did so for every
+   * object left Sets hanging off objects already promoted, which kept them through scavenges and
+   * made the drains of put rings pay for it in GC.
+   */
+  readonly holdersIfAny: ReadonlySet<number>;
+  readonly parentsIfAny: ReadonlySet<string>;
+  readonly namesIfAny: ReadonlySet<string>;
+  readonly keptVersionsIfAny: ReadonlySet<string>;
+  /**
    * Global objects only: member key -> the metadata of a member that lives on another instance,
    * as its owner described it when the object was made (sealed objects do not change).
    */
@@ -180,6 +190,8 @@ export function mergeLabels(
   return count === 0 ? NO_LABELS : merged;
 }
 const NO_PARENTS: readonly ParentRef[] = Object.freeze([]);
+const NO_NUMBERS: ReadonlySet<number> = new Set();
+const NO_STRINGS: ReadonlySet<string> = new Set();
 
 export class ObjectTable {
   private readonly objects = new Map<string, StoredObject>();
@@ -442,7 +454,7 @@ export class ObjectTable {
   /** Resident sealed blobs that may leave memory now (nobody holds them), least recently used first. */
   *evictable(): Iterable<StoredObject> {
     for (const blob of this.resident.values())
-      if (blob.holders.size === 0 && !blob.transient && !this.listener.heldElsewhere?.(blob)) yield blob;
+      if (blob.holdersIfAny.size === 0 && !blob.transient && !this.listener.heldElsewhere?.(blob)) yield blob;
   }
 
   /** Marks blobs as used now: they are the last to be evicted. */
@@ -458,14 +470,14 @@ export class ObjectTable {
    * index view of it turned up as it was withdrawn (it stays, resident and pinned).
    */
   evict(blob: StoredObject, backing: BlobBacking): boolean {
-    if (!blob.placement || blob.holders.size > 0 || blob.deleted) {
+    if (!blob.placement || blob.holdersIfAny.size > 0 || blob.deleted) {
       throw new TrellisError(
         'InvalidArgument',
         `blob ${blob.id} cannot leave memory now: it is held, deleted or not resident`,
       );
     }
     this.listener.evicting?.(blob);
-    if (blob.holders.size > 0) return false;
+    if (blob.holdersIfAny.size > 0) return false;
     this.resident.delete(blob.id);
     this.pool.free(blob.placement);
     blob.placement = undefined;
@@ -486,7 +498,7 @@ export class ObjectTable {
   /** The tombstone's holds are gone: a deleted blob with no other holder is freed now. */
   unpinForIndex(blob: StoredObject, slot: number): void {
     if (!blob.holders.delete(-(slot + 1))) return;
-    if (blob.deleted && blob.holders.size === 0) this.discard(blob);
+    if (blob.deleted && blob.holdersIfAny.size === 0) this.discard(blob);
   }
 
   /** A blob's bytes are back in memory, at `placement`. */
@@ -584,13 +596,13 @@ export class ObjectTable {
   recycle(reader: ClientSession | undefined, id: string, writer: ClientSession): BlobLocation | undefined {
     const chunk = this.objects.get(id);
     if (writer.closed || !chunk?.sealed || !chunk.blob || !chunk.placement || chunk.backing) return undefined;
-    if (chunk.names.size > 0 || chunk.keptVersions.size > 0 || chunk.parents.size > 0) return undefined;
-    for (const holder of chunk.holders) if (holder !== reader?.clientId) return undefined;
+    if (chunk.namesIfAny.size > 0 || chunk.keptVersionsIfAny.size > 0 || chunk.parentsIfAny.size > 0) return undefined;
+    for (const holder of chunk.holdersIfAny) if (holder !== reader?.clientId) return undefined;
     if (this.listener.heldElsewhere?.(chunk)) return undefined;
     if (reader) this.unhold(reader, chunk);
     this.unlink(chunk, true);
     this.resident.delete(chunk.id);
-    if (chunk.holders.size > 0) {
+    if (chunk.holdersIfAny.size > 0) {
       // A read-index view turned up as it was withdrawn: freed when that lets go, never reused.
       this.deferred.set(chunk.id, chunk);
       return undefined;
@@ -728,14 +740,14 @@ export class ObjectTable {
   }
 
   private refuseIfReferenced(object: StoredObject, doomed: Set<string>): void {
-    const name = object.names.values().next();
+    const name = object.namesIfAny.values().next();
     if (!name.done) {
       throw new TrellisError(
         'Conflict',
         `object ${object.id} is published as ${JSON.stringify(name.value)}: drop the name first, or delete with force`,
       );
     }
-    const kept = object.keptVersions.values().next();
+    const kept = object.keptVersionsIfAny.values().next();
     if (!kept.done) {
       const at = kept.value.lastIndexOf('@');
       const [keptName, version] = [kept.value.slice(0, at), kept.value.slice(at + 1)];
@@ -745,7 +757,7 @@ export class ObjectTable {
           'drop that version first, or delete with force',
       );
     }
-    for (const parent of object.parents) {
+    for (const parent of object.parentsIfAny) {
       if (!doomed.has(parent)) {
         throw new TrellisError(
           'Conflict',
@@ -760,8 +772,8 @@ export class ObjectTable {
     const pending = roots.flatMap((root) => Object.values(root.members));
     while (pending.length > 0) {
       const member = this.objects.get(pending.pop()!);
-      if (!member || doomed.has(member.id) || member.names.size > 0 || member.keptVersions.size > 0) continue;
-      if (![...member.parents].every((parent) => doomed.has(parent))) continue;
+      if (!member || doomed.has(member.id) || member.namesIfAny.size > 0 || member.keptVersionsIfAny.size > 0) continue;
+      if (![...member.parentsIfAny].every((parent) => doomed.has(parent))) continue;
       doomed.add(member.id);
       pending.push(...Object.values(member.members));
     }
@@ -778,7 +790,7 @@ export class ObjectTable {
     }
     this.deferred.set(object.id, object);
     if (session) this.unhold(session, object);
-    if (object.holders.size === 0) this.discard(object);
+    if (object.holdersIfAny.size === 0) this.discard(object);
   }
 
   /** Takes the object out of the table and its parents' member lists; its memory is the caller's. */
@@ -799,7 +811,7 @@ export class ObjectTable {
   private unhold(session: ClientSession, object: StoredObject): void {
     if (!session.held.delete(object.id)) return;
     object.holders.delete(session.clientId);
-    if (object.deleted && object.holders.size === 0) this.discard(object);
+    if (object.deleted && object.holdersIfAny.size === 0) this.discard(object);
   }
 
   /** The physical free of a deleted blob, once nobody holds it. */
@@ -863,6 +875,18 @@ class TableObject implements StoredObject {
   }
   get keptVersions(): Set<string> {
     return (this.keptSet ??= new Set());
+  }
+  get holdersIfAny(): ReadonlySet<number> {
+    return this.holderSet ?? NO_NUMBERS;
+  }
+  get parentsIfAny(): ReadonlySet<string> {
+    return this.parentSet ?? NO_STRINGS;
+  }
+  get namesIfAny(): ReadonlySet<string> {
+    return this.nameSet ?? NO_STRINGS;
+  }
+  get keptVersionsIfAny(): ReadonlySet<string> {
+    return this.keptSet ?? NO_STRINGS;
   }
 }
 

@@ -24,7 +24,7 @@
  */
 import { TrellisError } from '../errors';
 import type { BlobLocation, GrantPutArenaReply } from '../protocol/messages';
-import { formatId, type IdGenerator } from '../protocol/ids';
+import { formatIdOfWords, type IdGenerator } from '../protocol/ids';
 import {
   H_ARMED,
   H_CAPACITY,
@@ -398,7 +398,7 @@ export class PutRings {
     if (offset + length > arena.end)
       return `${size} bytes at offset ${offset} run past its arena (ends at ${arena.end})`;
     // The client writes its arenas in order: the ones before this are done with.
-    for (const retired of ring.arenas.splice(0, at)) this.freeRest(retired);
+    if (at > 0) for (const retired of ring.arenas.splice(0, at)) this.freeRest(retired);
     const placement: Placement = { segment, offset };
     if (offset + length < arena.end && !this.host.pool.split(placement, size)) {
       return `the arena block at segment ${segment} offset ${offset} could not be cut`;
@@ -412,7 +412,7 @@ export class PutRings {
       this.freeRest(arena);
       ring.arenas.shift();
     }
-    const id = formatId(this.host.instanceId, sequence);
+    const id = formatIdOfWords(this.host.instanceId, sequenceHigh, sequenceLow);
     if (kind === RECORD_BLOB || kind === RECORD_CREATE) {
       this.host.table.adoptRingObject(ring.session, id, size, placement, undefined, kind === RECORD_BLOB);
     } else {
@@ -426,7 +426,9 @@ export class PutRings {
 
   /** A seal() of one of this client's unsealed blobs (made through the ring or not), held by it. */
   private seal(ring: Ring, sequenceHigh: number, sequenceLow: number): string | undefined {
-    const id = formatId(this.host.instanceId, (sequenceHigh >>> 0) * 2 ** 32 + (sequenceLow >>> 0));
+    // An id's sequence has 48 bits: higher bits set name no blob (formatIdOfWords would drop them).
+    if (sequenceHigh >>> 0 > 0xffff) return `seal of sequence high word ${sequenceHigh >>> 0}, above 16 bits`;
+    const id = formatIdOfWords(this.host.instanceId, sequenceHigh, sequenceLow);
     if (!ring.session.unsealed.has(id)) return `seal of ${id}, which is no unsealed blob of this client`;
     this.host.table.seal(ring.session, id, true);
     return undefined;

@@ -66,10 +66,26 @@ export const MAX_PROBE = 32;
 
 /** The two 32-bit halves of an id's 64 bits ('o' + 16 hex digits), as signed words. */
 export function keyHigh(id: string): number {
-  return parseInt(id.slice(1, 9), 16) | 0;
+  return hexWord(id, 1);
 }
 export function keyLow(id: string): number {
-  return parseInt(id.slice(9, 17), 16) | 0;
+  return hexWord(id, 9);
+}
+
+/**
+ * parseInt(id.slice(from, from + 8), 16) | 0, read digit by digit: no substring per key (the
+ * daemon keys every small object it registers, a client every get from the index). Anything but
+ * 8 lowercase hex digits goes to parseInt, so the result is the same for any string.
+ */
+function hexWord(id: string, from: number): number {
+  let word = 0;
+  for (let i = from; i < from + 8; i++) {
+    const code = id.charCodeAt(i);
+    const digit = code >= 48 && code <= 57 ? code - 48 : code >= 97 && code <= 102 ? code - 87 : -1;
+    if (digit < 0) return parseInt(id.slice(from, from + 8), 16) | 0;
+    word = (word << 4) | digit;
+  }
+  return word;
 }
 
 /**
