@@ -277,55 +277,27 @@ export class ObjectTable {
     sealed = true,
   ): void {
     if (this.objects.has(id)) throw new TrellisError('InvalidArgument', `put ring: object ${id} exists already`);
+    const isBlob = value === undefined;
+    const object = new TableObject(
+      id,
+      isBlob ? BLOB_TYPENAME : VALUE_TYPENAME,
+      isBlob ? size : 0,
+      sealed,
+      isBlob,
+      placement,
+      session.clientId,
+      NO_MEMBERS,
+      isBlob ? NO_FIELDS : { data: value },
+      NO_LABELS,
+      undefined,
+    );
+    this.objects.set(id, object);
     if (!sealed) {
       // A small createBlob: unsealed, this client's, as createBlobs makes it.
-      const blob = new TableObject(
-        id,
-        BLOB_TYPENAME,
-        size,
-        false,
-        true,
-        placement,
-        session.clientId,
-        NO_MEMBERS,
-        NO_FIELDS,
-        NO_LABELS,
-        undefined,
-      );
-      this.objects.set(id, blob);
       session.unsealed.add(id);
       return;
     }
-    const object =
-      value === undefined
-        ? new TableObject(
-            id,
-            BLOB_TYPENAME,
-            size,
-            true,
-            true,
-            placement,
-            session.clientId,
-            NO_MEMBERS,
-            NO_FIELDS,
-            NO_LABELS,
-            undefined,
-          )
-        : new TableObject(
-            id,
-            VALUE_TYPENAME,
-            0,
-            true,
-            false,
-            undefined,
-            session.clientId,
-            NO_MEMBERS,
-            { data: value },
-            NO_LABELS,
-            undefined,
-          );
-    this.objects.set(id, object);
-    if (object.blob) this.resident.set(id, object);
+    if (isBlob) this.resident.set(id, object);
     this.listener.readable?.(object);
   }
 
