@@ -162,8 +162,16 @@ describe('cluster name versions', function () {
     const ids = [await d1.client.put({ l: 1 }), await d1.client.put({ l: 2 }), await d1.client.put({ l: 3 })];
     for (const id of ids) await d1.client.putName(id, 'cv/lease', { override: true });
     const expected = JSON.stringify([3, 2, 1].map((version) => [version, ids[version - 1]]));
-    const versionsOn = async (d: ClusterDaemon) =>
-      JSON.stringify((await d.client.versions('cv/lease').catch(() => [])).map((v) => [v.version, v.id]));
+    // What each daemon last answered, for the message of a wait that times out.
+    const seenOn = new Map<number, string>();
+    const versionsOn = async (d: ClusterDaemon) => {
+      const seen = await d.client.versions('cv/lease').then(
+        (versions) => JSON.stringify(versions.map((v) => [v.version, v.id])),
+        (error: Error) => `${(error as { code?: string }).code}: ${error.message}`,
+      );
+      seenOn.set(d.instanceId, seen);
+      return seen;
+    };
     await waitFor('daemon 2 to see three versions', async () => (await versionsOn(d2)) === expected, PROPAGATION_MS);
 
     // Revoke daemon 1's lease behind its back: its keys go, it registers again and puts them back.
@@ -179,12 +187,15 @@ describe('cluster name versions', function () {
       },
       10_000,
     );
+    // Registering again and putting the names back can take a lease round, as above.
     for (const d of [d1, d2])
       await waitFor(
         `daemon ${d.instanceId} to see the three versions`,
         async () => (await versionsOn(d)) === expected,
-        PROPAGATION_MS,
-      );
+        10_000,
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}; it last answered ${seenOn.get(d.instanceId)}, expected ${expected}`);
+      });
     assert.equal(
       await d2.client.putName(await d2.client.put({ l: 4 }), 'cv/lease', { override: true, expectVersion: 3 }),
       4,
