@@ -116,8 +116,6 @@ interface Ring {
 
 export class PutRings {
   private readonly rings = new Map<number, Ring>();
-  /** Sessions dropped: a grant that finishes after its client left must not make it a ring. */
-  private readonly gone = new WeakSet<ClientSession>();
   private poll?: NodeJS.Timeout;
   /** What evicted clients could still write, by pid, freed once each process has exited. */
   private evicted: Array<{ pid: number; blocks: Placement[] }> = [];
@@ -178,8 +176,9 @@ export class PutRings {
     const madeRing = ring ? undefined : this.host.residency.allocate(ringSize, `put ring (${ringSize} bytes)`);
     return whenDone(madeRing, (ringBlock) =>
       whenDone(this.allocateArena(ringBlock), (arenaBlock) => {
-        // A grant that waited (a spill made room) may find its client gone, or its ring made meanwhile.
-        if (this.gone.has(session)) {
+        // A grant that waited (a spill made room) may find its client gone (its session dropped:
+        // closed), or its ring made meanwhile.
+        if (session.closed) {
           if (ringBlock) this.host.pool.free(ringBlock);
           this.host.pool.free(arenaBlock);
           throw new TrellisError(
@@ -280,7 +279,6 @@ export class PutRings {
 
   /** The client is gone (even killed): its records are registered, then the rest of its memory freed. */
   drop(session: ClientSession): void {
-    this.gone.add(session);
     const ring = this.rings.get(session.clientId);
     if (!ring) return;
     this.rings.delete(session.clientId);
@@ -295,8 +293,7 @@ export class PutRings {
     }
     // A client the daemon evicted may still be running, and writing its ring and arenas until it
     // sees the socket close: that memory goes back to the pool only once its process is gone.
-    const writable: Placement[] = [];
-    const keep = session.evicted && session.pid > 0 ? writable : undefined;
+    const keep: Placement[] | undefined = session.evicted && session.pid > 0 ? [] : undefined;
     for (const arena of ring.arenas) this.freeRest(arena, keep);
     ring.arenas.length = 0;
     this.reserved -= ring.view.byteLength;
