@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { connect, MAX_INLINE_BLOB_BYTES, type TrellisClient } from '../../src/index';
 import type { Channel } from '../../src/client/channel';
-import { requestsAnsweredDuring } from '../fixtures/status';
-import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
+import { type TestDaemon } from '../fixtures/daemon';
+import { startObservedDaemon, type ObservedDaemon } from '../fixtures/observed-daemon';
 import { onCleanup } from '../fixtures/setup';
 import { startWorker } from '../fixtures/worker';
 
@@ -22,13 +22,10 @@ const channelOf = (client: TrellisClient) => (client as unknown as { channel: { 
 
 describe('gets and puts in flight travel as one request, and each keeps its own outcome', function () {
   let daemon: TestDaemon;
-  let observer: TrellisClient;
-  const requestsDuring = (work: () => Promise<unknown>) => requestsAnsweredDuring(observer, work);
+  let requestsDuring: ObservedDaemon['requestsDuring'];
 
   beforeEach(async () => {
-    daemon = await startTestDaemon(['--size', '64MiB']);
-    observer = await connect(daemon.socket);
-    onCleanup(() => observer.close());
+    ({ daemon, requestsDuring } = await startObservedDaemon());
   });
 
   it('100 puts in flight in one process are one request; 100 gets of them in another are one request of views', async () => {
@@ -81,9 +78,7 @@ describe('gets and puts in flight travel as one request, and each keeps its own 
   });
 
   it('in a full store, the puts in flight that fit are stored and only the others reject with OutOfMemory', async () => {
-    const small = await startTestDaemon(['--size', '1MiB']);
-    const client = await connect(small.socket);
-    onCleanup(() => client.close());
+    const { observer: client } = await startObservedDaemon(['--size', '1MiB']);
     // 24 x 64 KiB is more than 1 MiB: the batch cannot be stored whole.
     const values = Array.from({ length: 24 }, (_, i) => bytesOf(MAX_INLINE_BLOB_BYTES, i));
     const settled = await Promise.allSettled(values.map((value) => client.put(value)));
@@ -101,14 +96,11 @@ describe('gets and puts in flight travel as one request, and each keeps its own 
 });
 
 describe('compact batch formats: putBlobs sizes + data, getObjects columns and each', function () {
-  let daemon: TestDaemon;
   let client: TrellisClient;
   let channel: Channel;
 
   beforeEach(async () => {
-    daemon = await startTestDaemon(['--size', '64MiB']);
-    client = await connect(daemon.socket);
-    onCleanup(() => client.close());
+    ({ observer: client } = await startObservedDaemon());
     channel = channelOf(client);
   });
 

@@ -2,7 +2,8 @@ import * as assert from 'node:assert/strict';
 import * as os from 'node:os';
 import { connect, connectRpc, type TrellisClient } from '../../src/index';
 import { sequenceOf } from '../../src/protocol/ids';
-import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
+import { type TestDaemon } from '../fixtures/daemon';
+import { startObservedDaemon } from '../fixtures/observed-daemon';
 import { pause } from '../fixtures/pause';
 import { onCleanup } from '../fixtures/setup';
 import { settledStatus } from '../fixtures/status';
@@ -18,10 +19,8 @@ describe('put ring: small bare puts with no round trip', function () {
   let daemon: TestDaemon;
   let observer: TrellisClient;
 
-  const start = async (args: string[] = ['--size', '64MiB']) => {
-    daemon = await startTestDaemon(args);
-    observer = await connect(daemon.socket);
-    onCleanup(() => observer.close());
+  const start = async (args?: string[]) => {
+    ({ daemon, observer } = await startObservedDaemon(args));
   };
 
   /** Ids put by a writer, checked byte for byte by a separate reader process. */

@@ -1,9 +1,10 @@
 import * as assert from 'node:assert/strict';
 import { connect, type TrellisClient } from '../../src/index';
 import { taggedBytes } from '../fixtures/children/index-client';
-import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
+import { type TestDaemon } from '../fixtures/daemon';
+import { startObservedDaemon, type ObservedDaemon } from '../fixtures/observed-daemon';
 import { onCleanup, tempPath } from '../fixtures/setup';
-import { settledStatus, requestsAnsweredDuring } from '../fixtures/status';
+import { settledStatus } from '../fixtures/status';
 import { startWorker } from '../fixtures/worker';
 
 /** A client process (fixtures/children/index-client.ts); `run` throws on an error answer. */
@@ -19,12 +20,10 @@ interface Got {
 describe('read index: small sealed objects got with no round trip', function () {
   let daemon: TestDaemon;
   let observer: TrellisClient;
-  const requestsDuring = (work: () => Promise<unknown>) => requestsAnsweredDuring(observer, work);
+  let requestsDuring: ObservedDaemon['requestsDuring'];
 
   const start = async (args: string[] = []) => {
-    daemon = await startTestDaemon(['--size', '64MiB', ...args]);
-    observer = await connect(daemon.socket);
-    onCleanup(() => observer.close());
+    ({ daemon, observer, requestsDuring } = await startObservedDaemon(['--size', '64MiB', ...args]));
   };
 
   it('a reader process gets what a writer process put, from the index, with no request', async () => {

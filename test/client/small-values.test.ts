@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { connect, MAX_INLINE_BLOB_BYTES, type TrellisClient } from '../../src/index';
 import type { Channel } from '../../src/client/channel';
-import { requestsAnsweredDuring } from '../fixtures/status';
-import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
+import { type TestDaemon } from '../fixtures/daemon';
+import { startObservedDaemon, type ObservedDaemon } from '../fixtures/observed-daemon';
 import { onCleanup } from '../fixtures/setup';
 import { startWorker } from '../fixtures/worker';
 
@@ -20,12 +20,10 @@ const channelOf = (client: TrellisClient) => (client as unknown as { channel: Ch
 describe('small Buffers: inline put, getMany, putMany of bytes and typed arrays', function () {
   let daemon: TestDaemon;
   let observer: TrellisClient;
-  const requestsDuring = (work: () => Promise<unknown>) => requestsAnsweredDuring(observer, work);
+  let requestsDuring: ObservedDaemon['requestsDuring'];
 
   beforeEach(async () => {
-    daemon = await startTestDaemon(['--size', '64MiB']);
-    observer = await connect(daemon.socket);
-    onCleanup(() => observer.close());
+    ({ daemon, observer, requestsDuring } = await startObservedDaemon());
   });
 
   it('a 100 B Buffer put in one process is one request, and its get in another is one request and a view of shared memory', async () => {
