@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import * as os from 'node:os';
+import WebSocket from 'ws';
 import { connect, connectRpc, type TrellisClient } from '../../src/index';
 import { sequenceOf } from '../../src/protocol/ids';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
@@ -263,6 +264,27 @@ describe('put ring: small bare puts with no round trip', function () {
     await writer.run('silentPut', { size: 100 });
     assert.equal(await objects('/metrics'), 2);
     assert.equal(await objects('/api/status'), 2);
+  });
+
+  it('a /live snapshot lists every put resolved before the page asked', async () => {
+    await start(['--size', '64MiB', '--http-port', '0']);
+    const writer = await startClient(daemon.socket);
+    const [first] = await writer.run<string[]>('put', { seed: 71, count: 1 });
+    // As above: an armed ring, and a record only a drain finds.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const silent = await writer.run<string>('silentPut', { size: 100 });
+    const ws = new WebSocket(`ws://${daemon.httpEndpoint}/live`);
+    onCleanup(() => ws.terminate());
+    type Snapshot = { type: string; status: { objects: number }; objects: { objects: Array<{ id: string }> } };
+    const snapshot = await new Promise<Snapshot>((resolve, reject) => {
+      ws.on('error', reject);
+      ws.on('message', (data) => {
+        const message = JSON.parse(data.toString()) as Snapshot;
+        if (message.type === 'snapshot') resolve(message);
+      });
+    });
+    assert.equal(snapshot.status.objects, 2);
+    assert.deepEqual(snapshot.objects.objects.map((row) => row.id).sort(), [first, silent].sort());
   });
 
   it('RPC clients and daemons with rings off put through the socket as before', async () => {
