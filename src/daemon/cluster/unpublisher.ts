@@ -10,6 +10,11 @@ import { leaseOfObject, requireRegistered, type ClusterContext } from './cluster
 import type { NameChange } from './name-directory';
 import { instanceOf } from '../../protocol/ids';
 import { objectKey } from './records';
+import { RetryLoop } from '../metadata/retry-loop';
+
+/** An undo etcd did not answer is tried again after this, then twice as long each time, up to the most. */
+const UNDO_RETRY_FIRST_DELAY_MS = 200;
+const UNDO_RETRY_MAX_DELAY_MS = 5_000;
 
 /** What one publish transaction wrote: records by object id, and name changes. */
 export interface CommittedBatch {
@@ -73,17 +78,39 @@ export class Unpublisher {
   }
 
   /**
-   * Best effort: takes back keys written by a publish that failed part way (the names keep the
-   * versions they had before it).
+   * Takes back keys written by a publish that failed part way (the names keep the versions they
+   * had before it): those of the `committed` batches, and those the `uncertain` batches may have
+   * written (their transaction got no answer, and may yet have committed). The publish answers
+   * its error after one try; while etcd does not answer, the undo goes on in the background,
+   * since the objects are gone from here and their keys would otherwise stay while the lease
+   * lives, names pointing at nothing.
    */
-  async undo(batches: readonly CommittedBatch[]): Promise<void> {
-    const ids = [...new Set(batches.flatMap((batch) => [...batch.records.keys()]))];
+  async undo(committed: readonly CommittedBatch[], uncertain: readonly CommittedBatch[] = []): Promise<void> {
+    const batches = [...committed, ...uncertain];
+    const ids = [...new Set(batches.flatMap((batch) => [...batch.records.keys(), ...batch.changes.map((c) => c.id)]))];
     if (ids.length === 0) return;
+    // Names an uncertain batch may have written are not held here yet: the swap reads them back.
+    const maybeNamed = new Map<string, string[]>();
+    for (const { id, name } of uncertain.flatMap((batch) => batch.changes))
+      maybeNamed.set(id, [...(maybeNamed.get(id) ?? []), name]);
+    const namesOf = (id: string) => [...new Set([...this.cluster.names.namesOf(id), ...(maybeNamed.get(id) ?? [])])];
+    const attempt = () => this.removeKeys(ids, namesOf);
     try {
-      await this.removeKeys(ids);
+      await attempt();
     } catch {
-      // They stay until this daemon's lease ends; their objects are gone from here already.
+      this.retryUndo(attempt);
     }
+  }
+
+  private retryUndo(attempt: () => Promise<void>): void {
+    const { connection } = this.cluster;
+    const loop = new RetryLoop(attempt, {
+      firstDelayMs: UNDO_RETRY_FIRST_DELAY_MS,
+      maxDelayMs: UNDO_RETRY_MAX_DELAY_MS,
+      stopped: () => connection.isClosed,
+      failed: () => undefined,
+    });
+    loop.request();
   }
 
   /**
