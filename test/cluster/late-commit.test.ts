@@ -60,4 +60,39 @@ describe('a publish whose etcd answer was lost', function () {
     );
     assert.deepEqual(await writer.get('late/warm'), { warm: true });
   });
+
+  it('a putName that answered Unavailable: once etcd answers, deleting the object takes the name with it', async () => {
+    const etcd = await startEtcd();
+    const [observer] = await startClusterDaemons(etcd.endpoint, 1, 'late-name', TTL_SECONDS);
+    const proxy = await startProxy(etcd.endpoint);
+    const daemon = await startTestDaemon([
+      '--size',
+      '64MiB',
+      '--etcd',
+      proxy.endpoint,
+      '--etcd-prefix',
+      observer.prefix,
+      '--lease-ttl',
+      String(TTL_SECONDS),
+    ]);
+    const writer = await connect(daemon.socket);
+    onCleanup(() => writer.close());
+    const id = await writer.put({ named: 'late' });
+
+    proxy.pause('fromTarget');
+    await assert.rejects(writer.putName(id, 'late/name'), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'Unavailable', error.message);
+      return true;
+    });
+    proxy.resume('fromTarget');
+    // Whether the name took effect is not known to the writer; either way, nothing is left behind
+    // once the object goes.
+    await waitFor('the writer to hear from etcd again', async () => (await writer.clusterInfo()).registered, 8_000);
+    await writer.delete(id, { force: true });
+    await waitFor(
+      'the name to go with its object',
+      async () => (await observer.client.listNames({ pattern: 'late/*' })).length === 0,
+      8_000,
+    );
+  });
 });

@@ -211,7 +211,17 @@ export class Publisher {
       inline = [];
     }
     const notFound = (id: string) => objects.notFound(id);
-    const { revision, versions } = await this.cluster.names.put(changes, inline, [...remote], notFound);
+    let answer: { revision: bigint; versions: Record<string, number> };
+    try {
+      answer = await this.cluster.names.put(changes, inline, [...remote], notFound);
+    } catch (error) {
+      // No answer: the records (and names) may have committed all the same. Unlike a failed
+      // publish, the objects stay, so their keys are not taken back but read back (unpublisher.ts).
+      if (inline.length > 0 && isTrellisError(error) && error.code === 'Unavailable')
+        this.unpublisher.settleUncertain(puts, changes);
+      throw error;
+    }
+    const { revision, versions } = answer;
     if (inline.length > 0) objects.published(puts, revision, new Map());
     this.afterPublish(lease, [...puts.keys()]);
     return versions;

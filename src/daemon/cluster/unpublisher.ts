@@ -102,6 +102,40 @@ export class Unpublisher {
     }
   }
 
+  /**
+   * Names put on local objects whose transaction got no answer (Unavailable) may yet have
+   * committed, with the records that persisted those objects: this daemon would then not know
+   * them as persisted, and a delete would leave their keys and names in etcd. So, once etcd
+   * answers, the records are read back: one that is there is taken as published, or, when its
+   * object was deleted meanwhile, taken out with the names that point at it.
+   */
+  settleUncertain(records: ReadonlyMap<string, TransactionOperation>, changes: readonly NameChange[]): void {
+    const ids = [...records.keys()];
+    const settle = async (): Promise<void> => {
+      const responses = await this.cluster.connection.run(`read back ${ids.length} records`, (kv) =>
+        Promise.all(ids.map((id) => kv.get(objectKey(id)).exec())),
+      );
+      const present = ids.filter((_, i) => responses[i].kvs.length > 0);
+      const revision = responses.reduce(
+        (most, r) => (BigInt(r.header.revision) > most ? BigInt(r.header.revision) : most),
+        0n,
+      );
+      const { objects, table, names } = this.cluster;
+      const live = present.filter((id) => table.sealedObjectOrUndefined(id) && !objects.isPersisted(id));
+      if (live.length > 0)
+        objects.published(
+          live.map((id) => [id, records.get(id)!] as const),
+          revision,
+          new Map(),
+        );
+      const gone = present.filter((id) => !table.sealedObjectOrUndefined(id));
+      if (gone.length === 0) return;
+      const namedNow = (id: string) => changes.filter((change) => change.id === id).map((change) => change.name);
+      await this.removeKeys(gone, (id) => [...new Set([...names.namesOf(id), ...namedNow(id)])]);
+    };
+    this.retryUndo(settle);
+  }
+
   private retryUndo(attempt: () => Promise<void>): void {
     const { connection } = this.cluster;
     const loop = new RetryLoop(attempt, {
