@@ -3,6 +3,7 @@
  * local and other instances' objects alike), expiry, and the undo of a publish that failed part
  * way. Keys go from etcd first; the local table follows once they are gone.
  */
+import { isTrellisError } from '../../errors';
 import type { ClientSession } from '../session';
 import { commitInBatches, type TransactionOperation } from '../metadata/batched-transaction';
 import type { DeleteOptions } from '../metadata/meta-service';
@@ -12,7 +13,7 @@ import { instanceOf } from '../../protocol/ids';
 import { objectKey } from './records';
 import { RetryLoop } from '../metadata/retry-loop';
 
-/** An undo etcd did not answer is tried again after this, then twice as long each time, up to the most. */
+/** An undo or read-back etcd did not answer is tried again after this, then twice as long, up to the most. */
 const UNDO_RETRY_FIRST_DELAY_MS = 200;
 const UNDO_RETRY_MAX_DELAY_MS = 5_000;
 
@@ -97,8 +98,9 @@ export class Unpublisher {
     const attempt = () => this.removeKeys(ids, namesOf);
     try {
       await attempt();
-    } catch {
-      this.retryUndo(attempt);
+    } catch (error) {
+      // Anything but silence (a Conflict that kept coming): left until this daemon's lease ends.
+      if (isTrellisError(error, 'Unavailable')) this.retryUntilAnswered(attempt);
     }
   }
 
@@ -133,12 +135,20 @@ export class Unpublisher {
       const namedNow = (id: string) => changes.filter((change) => change.id === id).map((change) => change.name);
       await this.removeKeys(gone, (id) => [...new Set([...names.namesOf(id), ...namedNow(id)])]);
     };
-    this.retryUndo(settle);
+    this.retryUntilAnswered(settle);
   }
 
-  private retryUndo(attempt: () => Promise<void>): void {
+  /** Runs `attempt` again, backing off, while etcd does not answer it; any other error ends it. */
+  private retryUntilAnswered(attempt: () => Promise<void>): void {
     const { connection } = this.cluster;
-    const loop = new RetryLoop(attempt, {
+    const step = async (): Promise<void> => {
+      try {
+        await attempt();
+      } catch (error) {
+        if (isTrellisError(error, 'Unavailable')) throw error;
+      }
+    };
+    const loop = new RetryLoop(step, {
       firstDelayMs: UNDO_RETRY_FIRST_DELAY_MS,
       maxDelayMs: UNDO_RETRY_MAX_DELAY_MS,
       stopped: () => connection.isClosed,
