@@ -190,7 +190,7 @@ describe('code cache', () => {
       assert.deepEqual(second.files, first.files, 'accepted: nothing written again');
     });
 
-    it("a process that writes a new cache removes this install's folders of other versions; a warm one does not look", () => {
+    it("a process writing a new cache removes this install's older versions; a warm one does not look", () => {
       const node = `node${process.versions.node}-${process.arch}`;
       cache = path.join(dir, `code-2.0.0-${node}-0000abcd`);
       fs.mkdirSync(cache, { mode: 0o700 });
