@@ -25,6 +25,8 @@
  * REFINEMENTS processes that exit after loading a module from the cache write it again when they
  * hold more of it; then it stays, and later processes pay nothing at exit (making cached data
  * costs ~0.3 ms a module). A process killed by a signal writes none; the next one that exits does.
+ * A process that writes a new file also removes the folders of this install's other trellis
+ * versions (removeStaleCaches).
  */
 import * as fs from 'node:fs';
 import Module from 'node:module';
@@ -52,6 +54,46 @@ export function codeCacheDir(version: string, root: string): string {
     path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'trellis');
   const where = crc32(root).toString(16).padStart(8, '0');
   return path.join(base, `code-${version}-node${process.versions.node}-${process.arch}-${where}`);
+}
+
+/** codeCacheDir's folder name: its trellis version, Node version, architecture and install. */
+const FOLDER_PATTERN = /^code-(.+)-node(\d+\.\d+\.\d+)-([a-z0-9_]+)-([0-9a-f]{8})$/;
+
+/**
+ * Removes the cache folders of other trellis versions of `dir`'s install, and returns their
+ * names. An install holds one version at a time, so their modules are gone: nothing would read
+ * them again, and each upgrade would leave one more folder behind. Folders of other installs, and
+ * of this version under another Node, are kept (they may be in use). Only real folders named as
+ * codeCacheDir names them and owned by this user go; `dir`'s parent is checked private
+ * (isPrivateDir) before anything is written there. Best effort: what cannot be removed stays.
+ */
+export function removeStaleCaches(dir: string): string[] {
+  const own = FOLDER_PATTERN.exec(path.basename(dir));
+  if (!own) return [];
+  const [, version, , , install] = own;
+  const base = path.dirname(dir);
+  const uid = process.getuid?.();
+  const removed: string[] = [];
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(base, { withFileTypes: true });
+  } catch {
+    return removed;
+  }
+  for (const entry of entries) {
+    // A symbolic link is no Dirent directory: never followed.
+    const other = entry.isDirectory() ? FOLDER_PATTERN.exec(entry.name) : null;
+    if (!other || other[4] !== install || other[1] === version) continue;
+    const folder = path.join(base, entry.name);
+    try {
+      if (uid !== undefined && fs.lstatSync(folder).uid !== uid) continue;
+      fs.rmSync(folder, { recursive: true, force: true });
+      removed.push(entry.name);
+    } catch {
+      // In use by a process of that version that is writing it now, or not ours to remove: left.
+    }
+  }
+  return removed;
 }
 
 export interface CacheEntry {
@@ -175,12 +217,18 @@ export function installCodeCache(root: string, dir: string, packages: readonly s
     return wrapper.call(this.exports, this.exports, moduleRequire, this, filename, path.dirname(filename));
   };
   process.once('exit', () => {
+    let wroteNew = false;
     for (const { script, file, source, loaded } of toWrite) {
       const data = script.createCachedData();
       // Loaded from the cache: written again only if this process compiled more of the module.
-      if (!loaded) writeCacheFile(file, source, data);
-      else if (data.length > loaded.data.length) writeCacheFile(file, source, data, loaded.generation + 1);
+      if (!loaded) {
+        writeCacheFile(file, source, data);
+        wroteNew = true;
+      } else if (data.length > loaded.data.length) writeCacheFile(file, source, data, loaded.generation + 1);
     }
+    // A new cache (the first run of a version, typically): the older versions' folders go. Not
+    // at every exit, so that a warm process pays nothing for it.
+    if (wroteNew) removeStaleCaches(dir);
   });
 }
 

@@ -8,7 +8,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cacheFileName, codeCacheDir, isPrivateDir, readCacheFile, writeCacheFile } from '../src/code-cache';
+import {
+  cacheFileName,
+  codeCacheDir,
+  isPrivateDir,
+  readCacheFile,
+  removeStaleCaches,
+  writeCacheFile,
+} from '../src/code-cache';
 import { REPO_ROOT, TSX_ARGS } from './fixtures/child';
 
 describe('code cache', () => {
@@ -103,6 +110,43 @@ describe('code cache', () => {
     });
   });
 
+  describe('stale folders', () => {
+    const node = `node${process.versions.node}-${process.arch}`;
+    /** A cache folder as codeCacheDir names it, with one file in it. */
+    const folder = (name: string): string => {
+      const at = path.join(dir, name);
+      fs.mkdirSync(at, { mode: 0o700 });
+      fs.writeFileSync(path.join(at, 'main.js'), 'cached');
+      return at;
+    };
+
+    it("removes this install's other trellis versions only: not other installs, Node versions or anything else", () => {
+      const current = folder(`code-1.2.0-${node}-0000abcd`);
+      folder(`code-1.1.0-${node}-0000abcd`);
+      folder(`code-1.0.0-rc.1-node18.20.4-${process.arch}-0000abcd`);
+      const kept = [
+        path.basename(current),
+        path.basename(folder(`code-1.1.0-${node}-1111ffff`)),
+        path.basename(folder(`code-1.2.0-node18.20.4-${process.arch}-0000abcd`)),
+        path.basename(folder('code-1.1.0-not-ours-0000abcd')),
+        path.basename(folder('unrelated')),
+      ];
+      // A link named as a stale folder is not followed, nor removed.
+      const target = folder('target');
+      fs.symlinkSync(target, path.join(dir, `code-0.9.0-${node}-0000abcd`));
+      fs.writeFileSync(path.join(dir, `code-0.8.0-${node}-0000abcd`), 'a file');
+      kept.push('target', `code-0.9.0-${node}-0000abcd`, `code-0.8.0-${node}-0000abcd`);
+
+      assert.deepEqual(removeStaleCaches(current).sort(), [
+        `code-1.0.0-rc.1-node18.20.4-${process.arch}-0000abcd`,
+        `code-1.1.0-${node}-0000abcd`,
+      ]);
+      assert.deepEqual(fs.readdirSync(dir).sort(), kept.sort());
+      assert.deepEqual(fs.readdirSync(target), ['main.js']);
+      assert.deepEqual(removeStaleCaches(path.join(dir, 'unrelated')), [], 'a folder not named by codeCacheDir');
+    });
+  });
+
   describe('loading modules through it', () => {
     let root = '';
     let cache = '';
@@ -144,6 +188,25 @@ describe('code cache', () => {
       const second = load();
       assert.equal(second.value, 42);
       assert.deepEqual(second.files, first.files, 'accepted: nothing written again');
+    });
+
+    it("a process writing a new cache removes this install's older versions; a warm one does not look", () => {
+      const node = `node${process.versions.node}-${process.arch}`;
+      cache = path.join(dir, `code-2.0.0-${node}-0000abcd`);
+      fs.mkdirSync(cache, { mode: 0o700 });
+      const stale = path.join(dir, `code-1.0.0-${node}-0000abcd`);
+      const otherInstall = path.join(dir, `code-1.0.0-${node}-1111ffff`);
+      for (const folder of [stale, otherInstall]) {
+        fs.mkdirSync(folder, { mode: 0o700 });
+        fs.writeFileSync(path.join(folder, 'main.js'), 'cached');
+      }
+      assert.equal(load().value, 42);
+      assert.equal(fs.existsSync(stale), false, 'the older version of this install is gone');
+      assert.equal(fs.existsSync(otherInstall), true, 'another install keeps its cache');
+      // Nothing new written: nothing is looked at (a folder made now stays).
+      fs.mkdirSync(stale, { mode: 0o700 });
+      assert.equal(load().value, 42);
+      assert.equal(fs.existsSync(stale), true);
     });
 
     it('caches the modules of the packages named too, not those of others', () => {

@@ -15,7 +15,7 @@ import { READ_INDEX_HOLDS_SEGMENT, READ_INDEX_SEGMENT } from '../protocol/read-i
 import { native, type PeerCredentials } from '../native';
 import { handlers, isClientKind } from './dispatch';
 import { daemonLog } from './log';
-import { nameRead, namesRead } from './name-reads';
+import { afterNameReads } from './name-reads';
 import type { DaemonState, RequestContext } from './request-context';
 import type { KindStats } from './request-stats';
 import { FramedConnection } from './framed-connection';
@@ -81,14 +81,7 @@ export class Connection extends FramedConnection {
     try {
       // A cluster daemon that cannot vouch for its names waits to hear from etcd first, then
       // reads the names it does not hold.
-      const reads = nameRead(kind, body);
-      const { meta } = this.host.state;
-      const gate = reads === undefined ? undefined : meta.namesCurrent(reads);
-      const wanted = namesRead(kind, body);
-      const load = (): Promise<void> | undefined => (wanted.length === 0 ? undefined : meta.loadNames(wanted));
-      const run = (): unknown => handler(scope, check.expectBody(kind, body));
-      const loading = gate ? gate.then(load) : load();
-      result = loading ? loading.then(run) : run();
+      result = afterNameReads(this.host.state.meta, kind, body, () => handler(scope, check.expectBody(kind, body)));
     } catch (error) {
       stats.failed(error);
       this.answer(scope, { seq, error: toWireError(error) }, stats, started);

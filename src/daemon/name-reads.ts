@@ -5,6 +5,7 @@
  * A request that names an object by id reads no name: an id's contents never change.
  */
 import { isObjectId } from '../protocol/ids';
+import type { MetaService } from './metadata/meta-service';
 
 /** Requests that always read names. */
 const NAME_KINDS = new Set(['getName', 'listNames', 'versions']);
@@ -57,4 +58,19 @@ export function namesRead(kind: string, body: unknown): string[] {
 
 function asFields(body: unknown): Record<string, unknown> {
   return body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {};
+}
+
+/**
+ * Runs a request once the names it reads can be answered: in a cluster, a view this daemon can
+ * vouch for (it waits to hear from etcd first, or fails with Unavailable), and the names it does
+ * not hold read. The one gate for every path that answers names: the local socket, RPC and HTTP.
+ * `run`'s result, or a promise of it when anything had to wait.
+ */
+export function afterNameReads(meta: MetaService, kind: string, body: unknown, run: () => unknown): unknown {
+  const reads = nameRead(kind, body);
+  const gate = reads === undefined ? undefined : meta.namesCurrent(reads);
+  const wanted = namesRead(kind, body);
+  const load = (): Promise<void> | undefined => (wanted.length === 0 ? undefined : meta.loadNames(wanted));
+  const loading = gate ? gate.then(load) : load();
+  return loading ? loading.then(run) : run();
 }

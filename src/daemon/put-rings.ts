@@ -116,6 +116,8 @@ interface Ring {
 
 export class PutRings {
   private readonly rings = new Map<number, Ring>();
+  /** Grants not yet done (waiting for a spill to make room), by client: they count toward MAX_ARENAS. */
+  private readonly pendingGrants = new Map<number, number>();
   private poll?: NodeJS.Timeout;
   /** What evicted clients could still write, by pid, freed once each process has exited. */
   private evicted: Array<{ pid: number; blocks: Placement[] }> = [];
@@ -166,13 +168,44 @@ export class PutRings {
     if (this.arenaBytes === 0 || !mapsSegments) return {};
     const ring = this.rings.get(session.clientId);
     if (ring?.broken) throw new TrellisError('ProtocolError', `client ${session.clientId}: its put ring was closed`);
-    if (ring && ring.arenas.length >= MAX_ARENAS) {
+    const { clientId } = session;
+    const pending = this.pendingGrants.get(clientId) ?? 0;
+    if ((ring?.arenas.length ?? 0) + pending >= MAX_ARENAS) {
       throw new TrellisError(
         'InvalidArgument',
-        `grantPutArena: client ${session.clientId} holds ${ring.arenas.length} arenas already, the most allowed`,
+        `grantPutArena: client ${clientId} holds ${MAX_ARENAS} arenas already, the most allowed` +
+          (pending > 0 ? ` (${pending} of them being granted)` : ''),
       );
     }
     const ringSize = ringBytes(this.capacity);
+    // Counted from here until the grant is done or failed, however long a spill makes it wait.
+    this.pendingGrants.set(clientId, pending + 1);
+    let granted: Pending<GrantPutArenaReply>;
+    try {
+      granted = this.grantArena(session, ring, ringSize, grantSegment);
+    } catch (error) {
+      this.grantDone(clientId);
+      throw error;
+    }
+    if (!(granted instanceof Promise)) {
+      this.grantDone(clientId);
+      return granted;
+    }
+    return granted.finally(() => this.grantDone(clientId));
+  }
+
+  private grantDone(clientId: number): void {
+    const left = (this.pendingGrants.get(clientId) ?? 1) - 1;
+    if (left > 0) this.pendingGrants.set(clientId, left);
+    else this.pendingGrants.delete(clientId);
+  }
+
+  private grantArena(
+    session: ClientSession,
+    ring: Ring | undefined,
+    ringSize: number,
+    grantSegment: (segment: number) => void,
+  ): Pending<GrantPutArenaReply> {
     const madeRing = ring ? undefined : this.host.residency.allocate(ringSize, `put ring (${ringSize} bytes)`);
     return whenDone(madeRing, (ringBlock) =>
       whenDone(this.allocateArena(ringBlock), (arenaBlock) => {

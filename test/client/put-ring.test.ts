@@ -1,11 +1,13 @@
 import * as assert from 'node:assert/strict';
 import * as os from 'node:os';
+import WebSocket from 'ws';
 import { connect, connectRpc, type TrellisClient } from '../../src/index';
+import type { Channel } from '../../src/client/channel';
 import { sequenceOf } from '../../src/protocol/ids';
 import { type TestDaemon } from '../fixtures/daemon';
 import { startObservedDaemon } from '../fixtures/observed-daemon';
 import { pause } from '../fixtures/pause';
-import { onCleanup } from '../fixtures/setup';
+import { onCleanup, tempPath } from '../fixtures/setup';
 import { settledStatus } from '../fixtures/status';
 import { startWorker, type Worker } from '../fixtures/worker';
 
@@ -214,6 +216,24 @@ describe('put ring: small bare puts with no round trip', function () {
     assert.ok(freed.memoryUsage < held, `${freed.memoryUsage} bytes used, as many as with the client running`);
   });
 
+  it('grants asked for at once while a spill makes room: the client still holds at most 3 arenas', async () => {
+    await start(['--size', '64MiB', '--spill-dir', tempPath('ring-spill')]);
+    // A full store of blobs no one holds: each arena (256 KiB) waits for a spill to make room.
+    for (let i = 0; i < 64; i++) await observer.put(Buffer.alloc(1024 * 1024, i));
+    const hostile = await connect(daemon.socket);
+    onCleanup(() => hostile.close());
+    const channel = (hostile as unknown as { channel: { inner: Channel } }).channel.inner;
+    const outcomes = await Promise.allSettled(Array.from({ length: 6 }, () => channel.request('grantPutArena', {})));
+    const granted = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+    assert.equal(granted.length, 3, 'the first grant (with the ring) and two more');
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') continue;
+      assert.equal((outcome.reason as { code?: string }).code, 'InvalidArgument');
+      assert.match((outcome.reason as Error).message, /holds 3 arenas already, the most allowed/);
+    }
+    assert.ok((await observer.status()).spilled.objects > 0, 'the grants waited for spills');
+  });
+
   it('an arena past 2 GiB into a large segment: its records are taken (offsets are unsigned words)', async function () {
     this.timeout(60_000);
     // 2.3 GiB of shared memory, held for a few seconds: only where the machine has it to spare.
@@ -262,6 +282,27 @@ describe('put ring: small bare puts with no round trip', function () {
     await writer.run('silentPut', { size: 100 });
     assert.equal(await objects('/metrics'), 2);
     assert.equal(await objects('/api/status'), 2);
+  });
+
+  it('a /live snapshot lists every put resolved before the page asked', async () => {
+    await start(['--size', '64MiB', '--http-port', '0']);
+    const writer = await startClient(daemon.socket);
+    const [first] = await writer.run<string[]>('put', { seed: 71, count: 1 });
+    // As above: an armed ring, and a record only a drain finds.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const silent = await writer.run<string>('silentPut', { size: 100 });
+    const ws = new WebSocket(`ws://${daemon.httpEndpoint}/live`);
+    onCleanup(() => ws.terminate());
+    type Snapshot = { type: string; status: { objects: number }; objects: { objects: Array<{ id: string }> } };
+    const snapshot = await new Promise<Snapshot>((resolve, reject) => {
+      ws.on('error', reject);
+      ws.on('message', (data) => {
+        const message = JSON.parse(data.toString()) as Snapshot;
+        if (message.type === 'snapshot') resolve(message);
+      });
+    });
+    assert.equal(snapshot.status.objects, 2);
+    assert.deepEqual(snapshot.objects.objects.map((row) => row.id).sort(), [first, silent].sort());
   });
 
   it('RPC clients and daemons with rings off put through the socket as before', async () => {

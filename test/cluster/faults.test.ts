@@ -6,7 +6,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { connectEtcd, waitFor } from '../fixtures/cluster';
-import { connect } from '../../src/index';
+import { connect, connectRpc } from '../../src/index';
 import { startChildClient, startClusterDaemons } from '../fixtures/cluster-daemons';
 import { startTestDaemon } from '../fixtures/daemon';
 import { startEtcd } from '../fixtures/etcd';
@@ -230,5 +230,54 @@ describe('cluster faults', function () {
     );
     assert.deepEqual(await c1.get('cut/taken'), { owner: 2 });
     assert.equal(await d2.client.getName('cut/taken'), taken);
+  });
+
+  it('cut off past its lease TTL, a daemon answers no name from its stale view over RPC or HTTP either', async () => {
+    const etcd = await startEtcd();
+    const [d2] = await startClusterDaemons(etcd.endpoint, 1, 'cut-off-rpc', TTL_SECONDS);
+    const proxy = await startProxy(etcd.endpoint);
+    const daemon = await startTestDaemon([
+      '--size',
+      '64MiB',
+      '--etcd',
+      proxy.endpoint,
+      '--etcd-prefix',
+      d2.prefix,
+      '--lease-ttl',
+      String(TTL_SECONDS),
+      '--rpc-port',
+      '0',
+      '--http-port',
+      '0',
+    ]);
+    const local = await connect(daemon.socket);
+    onCleanup(() => local.close());
+    const remote = await connectRpc(daemon.rpcEndpoint!);
+    onCleanup(() => remote.close());
+    const stale = await local.put({ owner: 1 }, { name: 'cut/taken' });
+    assert.equal(await remote.getName('cut/taken'), stale);
+
+    proxy.pause();
+    await waitFor(
+      'daemon 2 to lose the name',
+      async () => (await d2.client.listNames()).length === 0,
+      TTL_SECONDS * 1000 + EXPIRY_MARGIN_MS,
+    );
+    await d2.client.put({ owner: 2 }, { name: 'cut/taken' });
+
+    // The same rule as for its local clients: it says its view may be wrong instead of answering.
+    for (const read of [() => remote.getName('cut/taken'), () => remote.get('cut/taken'), () => remote.listNames()]) {
+      await assert.rejects(read(), (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'Unavailable', error.message);
+        assert.match(error.message, /lease/);
+        return true;
+      });
+    }
+    const response = await fetch(`http://${daemon.httpEndpoint}/api/names`);
+    const body = (await response.json()) as { error?: { code: string; message: string } };
+    assert.equal(response.status, 503, JSON.stringify(body));
+    assert.equal(body.error?.code, 'Unavailable');
+    assert.match(body.error!.message, /lease/);
+    assert.deepEqual(await remote.get(stale), { owner: 1 }, 'objects by id are still served');
   });
 });

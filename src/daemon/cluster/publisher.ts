@@ -4,7 +4,7 @@
  * Writes go to etcd first and show in the local cache once committed.
  */
 import type { IKeyValue } from 'etcd3';
-import { TrellisError } from '../../errors';
+import { isTrellisError, TrellisError } from '../../errors';
 import { instanceOf } from '../../protocol/ids';
 import { checkName } from '../../protocol/names';
 import {
@@ -211,7 +211,17 @@ export class Publisher {
       inline = [];
     }
     const notFound = (id: string) => objects.notFound(id);
-    const { revision, versions } = await this.cluster.names.put(changes, inline, [...remote], notFound);
+    let answer: { revision: bigint; versions: Record<string, number> };
+    try {
+      answer = await this.cluster.names.put(changes, inline, [...remote], notFound);
+    } catch (error) {
+      // No answer: the records (and names) may have committed all the same. Unlike a failed
+      // publish, the objects stay, so their keys are not taken back but read back (unpublisher.ts).
+      if (inline.length > 0 && isTrellisError(error) && error.code === 'Unavailable')
+        this.unpublisher.settleUncertain(puts, changes);
+      throw error;
+    }
+    const { revision, versions } = answer;
     if (inline.length > 0) objects.published(puts, revision, new Map());
     this.afterPublish(lease, [...puts.keys()]);
     return versions;
@@ -276,15 +286,22 @@ export class Publisher {
       committed.push({ records: new Map(), changes: current.changes });
     };
     let failure: { error: unknown } | undefined;
+    // Batches whose transaction got no answer (Unavailable: a timeout, a dropped connection): etcd
+    // may have committed them all the same, so they are taken back as if they had been.
+    const uncertain: CommittedBatch[] = [];
     let next = 0;
     const worker = async (): Promise<void> => {
       while (!failure && next < batches.length) {
-        await commit(batches[next++]).catch((error: unknown) => void (failure ??= { error }));
+        const batch = batches[next++];
+        await commit(batch).catch((error: unknown) => {
+          if (isTrellisError(error) && error.code === 'Unavailable') uncertain.push(batch);
+          failure ??= { error };
+        });
       }
     };
     await Promise.all(Array.from({ length: Math.min(TRANSACTIONS_IN_FLIGHT, batches.length) }, worker));
     if (failure) {
-      await this.unpublisher.undo(committed);
+      await this.unpublisher.undo(committed, uncertain);
       throw failure.error;
     }
     this.afterPublish(lease, [...all.keys()]);

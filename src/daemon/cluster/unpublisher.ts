@@ -3,6 +3,7 @@
  * local and other instances' objects alike), expiry, and the undo of a publish that failed part
  * way. Keys go from etcd first; the local table follows once they are gone.
  */
+import { isTrellisError } from '../../errors';
 import type { ClientSession } from '../session';
 import { commitInBatches, type TransactionOperation } from '../metadata/batched-transaction';
 import type { DeleteOptions } from '../metadata/meta-service';
@@ -10,6 +11,11 @@ import { leaseOfObject, requireRegistered, type ClusterContext } from './cluster
 import type { NameChange } from './name-directory';
 import { instanceOf } from '../../protocol/ids';
 import { objectKey } from './records';
+import { RetryLoop } from '../metadata/retry-loop';
+
+/** An undo or read-back etcd did not answer is tried again after this, then twice as long, up to the most. */
+const UNDO_RETRY_FIRST_DELAY_MS = 200;
+const UNDO_RETRY_MAX_DELAY_MS = 5_000;
 
 /** What one publish transaction wrote: records by object id, and name changes. */
 export interface CommittedBatch {
@@ -73,17 +79,82 @@ export class Unpublisher {
   }
 
   /**
-   * Best effort: takes back keys written by a publish that failed part way (the names keep the
-   * versions they had before it).
+   * Takes back keys written by a publish that failed part way (the names keep the versions they
+   * had before it): those of the `committed` batches, and those the `uncertain` batches may have
+   * written (their transaction got no answer, and may yet have committed). The publish answers
+   * its error after one try; while etcd does not answer, the undo goes on in the background,
+   * since the objects are gone from here and their keys would otherwise stay while the lease
+   * lives, names pointing at nothing.
    */
-  async undo(batches: readonly CommittedBatch[]): Promise<void> {
-    const ids = [...new Set(batches.flatMap((batch) => [...batch.records.keys()]))];
+  async undo(committed: readonly CommittedBatch[], uncertain: readonly CommittedBatch[] = []): Promise<void> {
+    const batches = [...committed, ...uncertain];
+    const ids = [...new Set(batches.flatMap((batch) => [...batch.records.keys(), ...batch.changes.map((c) => c.id)]))];
     if (ids.length === 0) return;
+    // Names an uncertain batch may have written are not held here yet: the swap reads them back.
+    const maybeNamed = new Map<string, string[]>();
+    for (const { id, name } of uncertain.flatMap((batch) => batch.changes))
+      maybeNamed.set(id, [...(maybeNamed.get(id) ?? []), name]);
+    const namesOf = (id: string) => [...new Set([...this.cluster.names.namesOf(id), ...(maybeNamed.get(id) ?? [])])];
+    const attempt = () => this.removeKeys(ids, namesOf);
     try {
-      await this.removeKeys(ids);
-    } catch {
-      // They stay until this daemon's lease ends; their objects are gone from here already.
+      await attempt();
+    } catch (error) {
+      // Anything but silence (a Conflict that kept coming): left until this daemon's lease ends.
+      if (isTrellisError(error, 'Unavailable')) this.retryUntilAnswered(attempt);
     }
+  }
+
+  /**
+   * Names put on local objects whose transaction got no answer (Unavailable) may yet have
+   * committed, with the records that persisted those objects: this daemon would then not know
+   * them as persisted, and a delete would leave their keys and names in etcd. So, once etcd
+   * answers, the records are read back: one that is there is taken as published, or, when its
+   * object was deleted meanwhile, taken out with the names that point at it.
+   */
+  settleUncertain(records: ReadonlyMap<string, TransactionOperation>, changes: readonly NameChange[]): void {
+    const ids = [...records.keys()];
+    const settle = async (): Promise<void> => {
+      const responses = await this.cluster.connection.run(`read back ${ids.length} records`, (kv) =>
+        Promise.all(ids.map((id) => kv.get(objectKey(id)).exec())),
+      );
+      const present = ids.filter((_, i) => responses[i].kvs.length > 0);
+      const revision = responses.reduce(
+        (most, r) => (BigInt(r.header.revision) > most ? BigInt(r.header.revision) : most),
+        0n,
+      );
+      const { objects, table, names } = this.cluster;
+      const live = present.filter((id) => table.sealedObjectOrUndefined(id) && !objects.isPersisted(id));
+      if (live.length > 0)
+        objects.published(
+          live.map((id) => [id, records.get(id)!] as const),
+          revision,
+          new Map(),
+        );
+      const gone = present.filter((id) => !table.sealedObjectOrUndefined(id));
+      if (gone.length === 0) return;
+      const namedNow = (id: string) => changes.filter((change) => change.id === id).map((change) => change.name);
+      await this.removeKeys(gone, (id) => [...new Set([...names.namesOf(id), ...namedNow(id)])]);
+    };
+    this.retryUntilAnswered(settle);
+  }
+
+  /** Runs `attempt` again, backing off, while etcd does not answer it; any other error ends it. */
+  private retryUntilAnswered(attempt: () => Promise<void>): void {
+    const { connection } = this.cluster;
+    const step = async (): Promise<void> => {
+      try {
+        await attempt();
+      } catch (error) {
+        if (isTrellisError(error, 'Unavailable')) throw error;
+      }
+    };
+    const loop = new RetryLoop(step, {
+      firstDelayMs: UNDO_RETRY_FIRST_DELAY_MS,
+      maxDelayMs: UNDO_RETRY_MAX_DELAY_MS,
+      stopped: () => connection.isClosed,
+      failed: () => undefined,
+    });
+    loop.request();
   }
 
   /**

@@ -8,8 +8,9 @@
  * it (a request, a client gone) or a few seconds pass: a dashboard open on 10,000 objects costs
  * one sort a tick at most, and none on an idle daemon.
  */
-import type { ClusterInfoReply, DaemonStatus, ObjectSummary } from '../../protocol/messages';
+import type { ClusterInfoReply, DaemonStatus, ListNamesReply, ObjectSummary } from '../../protocol/messages';
 import { handlers } from '../dispatch';
+import { afterNameReads } from '../name-reads';
 import type { DaemonState, RequestContext } from '../request-context';
 import { newSession } from '../session';
 import type { StreamSummary } from '../streams';
@@ -90,7 +91,9 @@ export class DaemonView {
    */
   async names(query: PageQuery = {}): Promise<NamePage> {
     const body = query.pattern === undefined ? {} : { pattern: query.pattern };
-    const all = (await handlers.listNames(this.ctx, body)).names;
+    // Not from a view this daemon cannot vouch for, as for its clients (name-reads.ts).
+    const listed = afterNameReads(this.state.meta, 'listNames', body, () => handlers.listNames(this.ctx, body));
+    const all = ((await listed) as ListNamesReply).names;
     const { offset, limit } = pageBounds(query);
     const page = all.slice(offset, offset + limit);
     await this.state.meta.loadNames(page);

@@ -75,6 +75,8 @@ export class LiveFeed {
   }
 
   private sample(): void {
+    // As every other observer: the figures include every put local clients have resolved (put-rings.ts).
+    this.view.drainPutRings();
     const status = this.view.status();
     this.history.push({
       t: Date.now(),
@@ -112,6 +114,8 @@ export class LiveFeed {
   }
 
   private async snapshot(state: PageState): Promise<object> {
+    // A page opened (or paged) right after a put must list it, as /api does.
+    this.view.drainPutRings();
     const status = this.view.status();
     const errors: string[] = [];
     const attempt = async <T>(read: () => Promise<T>): Promise<T | undefined> => {

@@ -14,6 +14,7 @@ import { PROTOCOL_VERSION, type RegisterRpcReply } from '../../protocol/messages
 import { handlers, isClientKind } from '../dispatch';
 import type { DaemonState, RequestContext } from '../request-context';
 import { FramedConnection } from '../framed-connection';
+import { afterNameReads } from '../name-reads';
 import type { KindStats } from '../request-stats';
 import type { ClientSession } from '../session';
 import * as check from '../validate';
@@ -83,7 +84,9 @@ export class RpcConnection extends FramedConnection {
       return;
     }
     const handler = handlers[kind] as (c: RequestContext, b: check.Body) => unknown;
-    this.respond(seq, () => handler(ctx, check.expectBody(kind, body)), stats, started);
+    // Names as for a local client: not from a view this daemon cannot vouch for (name-reads.ts).
+    const run = () => handler(ctx, check.expectBody(kind, body));
+    this.respond(seq, () => afterNameReads(this.host.state.meta, kind, body, run), stats, started);
   }
 
   protected handshake(kind: unknown, seq: number, body: unknown): void {

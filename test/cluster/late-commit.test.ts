@@ -1,0 +1,98 @@
+/**
+ * A publish whose etcd transaction timed out may still have committed: etcd got it, and only its
+ * answer was lost. The daemon answers Unavailable and deletes the objects it made, so whatever
+ * that transaction wrote (names, records) must not stay behind, pointing at nothing.
+ */
+import * as assert from 'node:assert/strict';
+import { connect } from '../../src/index';
+import { waitFor } from '../fixtures/cluster';
+import { startClusterDaemons } from '../fixtures/cluster-daemons';
+import { startTestDaemon } from '../fixtures/daemon';
+import { startEtcd } from '../fixtures/etcd';
+import { startProxy } from '../fixtures/proxy';
+import { onCleanup } from '../fixtures/setup';
+
+/** Long enough that the lease outlives the lost answers: the keys cannot go with it. */
+const TTL_SECONDS = 10;
+
+describe('a publish whose etcd answer was lost', function () {
+  this.timeout(40_000);
+
+  it('a putMany of named values that answered Unavailable leaves no names behind once etcd answers again', async () => {
+    const etcd = await startEtcd();
+    const [observer] = await startClusterDaemons(etcd.endpoint, 1, 'late-commit', TTL_SECONDS);
+    // The writer's daemon reaches etcd through a proxy: its requests get there, the answers do not.
+    const proxy = await startProxy(etcd.endpoint);
+    const daemon = await startTestDaemon([
+      '--size',
+      '64MiB',
+      '--etcd',
+      proxy.endpoint,
+      '--etcd-prefix',
+      observer.prefix,
+      '--lease-ttl',
+      String(TTL_SECONDS),
+    ]);
+    const writer = await connect(daemon.socket);
+    onCleanup(() => writer.close());
+    await writer.put({ warm: true }, { name: 'late/warm' });
+    await waitFor(
+      'the observer to see the first name',
+      async () => (await observer.client.listNames()).length === 1,
+      3_000,
+    );
+
+    proxy.pause('fromTarget');
+    await assert.rejects(
+      writer.putMany([{ n: 1 }, { n: 2 }], [{ name: 'late/one' }, { name: 'late/two' }]),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'Unavailable', error.message);
+        return true;
+      },
+    );
+    proxy.resume('fromTarget');
+
+    // Whatever got into etcd goes again; the observer must not be left with names of nothing.
+    await waitFor(
+      'the failed putMany to leave no names',
+      async () => (await observer.client.listNames({ pattern: 'late/*' })).join() === 'late/warm',
+      8_000,
+    );
+    assert.deepEqual(await writer.get('late/warm'), { warm: true });
+  });
+
+  it('a putName that answered Unavailable: once etcd answers, deleting the object takes the name with it', async () => {
+    const etcd = await startEtcd();
+    const [observer] = await startClusterDaemons(etcd.endpoint, 1, 'late-name', TTL_SECONDS);
+    const proxy = await startProxy(etcd.endpoint);
+    const daemon = await startTestDaemon([
+      '--size',
+      '64MiB',
+      '--etcd',
+      proxy.endpoint,
+      '--etcd-prefix',
+      observer.prefix,
+      '--lease-ttl',
+      String(TTL_SECONDS),
+    ]);
+    const writer = await connect(daemon.socket);
+    onCleanup(() => writer.close());
+    const id = await writer.put({ named: 'late' });
+
+    proxy.pause('fromTarget');
+    await assert.rejects(writer.putName(id, 'late/name'), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'Unavailable', error.message);
+      return true;
+    });
+    proxy.resume('fromTarget');
+    // Whether the name took effect is not known to the writer; either way, nothing is left behind
+    // once the object goes.
+    await waitFor('the writer to hear from etcd again', async () => (await writer.clusterInfo()).registered, 8_000);
+    await writer.delete(id, { force: true });
+    await waitFor(
+      'the name to go with its object',
+      async () => (await observer.client.listNames({ pattern: 'late/*' })).length === 0,
+      8_000,
+    );
+  });
+});
