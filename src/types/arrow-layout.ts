@@ -68,6 +68,7 @@ import {
 } from 'apache-arrow';
 import { TrellisError } from '../errors';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
+import { assembleRecordBatch, assembleTable } from './arrow-assembly';
 import { checkArrowNode, checkBatchColumns, pathOf, type Where } from './arrow-node-checks';
 
 export const ARROW_LAYOUT_VERSION = 1;
@@ -358,9 +359,9 @@ export function rebuildArrow(layout: ArrowLayout, views: readonly Uint8Array[]):
       throw mismatch(`${where} of the arrow layout is ${describe(batch)}`);
     const data = rebuilder.node(batchType, batch.node, where) as Data<Struct>;
     checkBatchColumns(data.length, data.children, where);
-    return new RecordBatch(schema, data, batchMetadata(batch.metadata, where));
+    return assembleRecordBatch(schema, data, batchMetadata(batch.metadata, where));
   });
-  return layout.kind === 'table' ? new Table(schema, batches) : batches[0];
+  return layout.kind === 'table' ? assembleTable(schema, batches) : batches[0];
 }
 
 class ArrowRebuilder {
