@@ -42,9 +42,14 @@ const ASSEMBLES =
   (RecordBatch.prototype as unknown as { _nullCount: number })._nullCount === -1 &&
   (Table.prototype as unknown as { _nullCount: number })._nullCount === -1;
 
-/** A struct node that `new RecordBatch` would re-make into one equal to it (see the top). */
+/**
+ * A struct node that `new RecordBatch` would re-make into one equal to it (see the top). Read
+ * from the fields the Data constructor set: the nullCount getter is one more arrow function to
+ * compile, and a count not known yet (-1) goes to the constructor anyway.
+ */
 function isPlainBatchNode(data: Data<Struct>): boolean {
-  if (data.offset !== 0 || data.nullCount !== 0 || (data.nullBitmap !== undefined && data.nullBitmap.byteLength > 0))
+  const nullCount = (data as unknown as { _nullCount: number })._nullCount;
+  if (data.offset !== 0 || nullCount !== 0 || (data.nullBitmap !== undefined && data.nullBitmap.byteLength > 0))
     return false;
   for (const child of data.children) if (child.length !== data.length) return false;
   return true;

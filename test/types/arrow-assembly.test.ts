@@ -118,17 +118,19 @@ describe('types/arrow-assembly', () => {
     assert.equal(table.numRows, 0);
   });
 
-  it('leaves to the constructor a batch node it would re-make: nulls, an offset, a short column', () => {
+  it('leaves to the constructor a batch node it would re-make: nulls, an offset, a short column, an unknown null count', () => {
     const x = vectorFromArray([1, 2, 3, 4], new Float64()).data[0];
     const fields = [new Field('x', new Float64(), true)];
     const schema = new Schema(fields);
     const withNulls = new Data(new Struct(fields), 0, 4, 1, [undefined, undefined, Uint8Array.of(0b1110)], [x]);
     const withOffset = new Data(new Struct(fields), 1, 3, 0, [undefined, undefined, undefined], [x.slice(1, 3)]);
+    const unknownNulls = new Data(new Struct(fields), 0, 4, -1, [undefined, undefined, undefined], [x]);
     const short = makeData({ type: new Struct(fields), length: 6, children: [x], nullCount: 0 });
     for (const [what, data] of [
       ['nulls', withNulls],
       ['an offset', withOffset],
       ['a short column', short],
+      ['a null count not known yet', unknownNulls],
     ] as const) {
       const batch = assembleRecordBatch(schema, data, new Map());
       assert.notEqual(batch.data, data, `${what}: the constructor re-made the node`);
