@@ -1,5 +1,5 @@
 /**
- * A RecordBatch and a Table put together around their constructors (src/types/arrow-assembly.ts)
+ * A RecordBatch and a Table put together around their constructors (src/types/arrow-layout.ts, rebuildArrow)
  * must be what the constructors make of the same schema and Data, for the apache-arrow version
  * installed: the same fields in the same order, equal schemas, Data and offsets, the same IPC
  * bytes and the same answers to arrow's own operations. Anything else goes through the
@@ -21,8 +21,7 @@ import {
   util,
   vectorFromArray,
 } from 'apache-arrow';
-import { assembleRecordBatch, assembleTable } from '../../src/types/arrow-assembly';
-import { rebuildArrow } from '../../src/types/arrow-layout';
+import { assembleRecordBatch, assembleTable, rebuildArrow } from '../../src/types/arrow-layout';
 import { storeArrow } from '../fixtures/arrow-store';
 import { assertSameData, assertSchemasEqual, assertValuesEqual } from '../fixtures/arrow-compare';
 import { generatedTable } from '../fixtures/arrow-tables';
