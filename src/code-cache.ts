@@ -44,20 +44,31 @@ const REFINEMENTS = 3;
 export const CODE_CACHE_ENV = 'TRELLIS_CODE_CACHE';
 export const CODE_CACHE_DIR_ENV = 'TRELLIS_CODE_CACHE_DIR';
 
+/** The command-line options this process was started with, where V8's flags are (they may be in either). */
+export function startFlags(): string[] {
+  const fromEnvironment = process.env.NODE_OPTIONS?.trim();
+  return fromEnvironment ? [...process.execArgv, fromEnvironment] : [...process.execArgv];
+}
+
 /**
  * The cache folder for this trellis version, Node and architecture, and the package folder
  * (`root`, by its CRC-32: two installs of one version do not take turns rewriting one cache).
+ * Processes started with options (`flags`, by their CRC-32) get a folder per set of options:
+ * V8 refuses cached data made under other flags (--max-old-space-size, --expose-gc, ...), so
+ * two kinds of process sharing a folder would each replace the other's cache at every exit and
+ * load none.
  */
-export function codeCacheDir(version: string, root: string): string {
+export function codeCacheDir(version: string, root: string, flags: readonly string[] = startFlags()): string {
   const base =
     process.env[CODE_CACHE_DIR_ENV] ||
     path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'trellis');
   const where = crc32(root).toString(16).padStart(8, '0');
-  return path.join(base, `code-${version}-node${process.versions.node}-${process.arch}-${where}`);
+  const options = flags.length === 0 ? '' : `-f${crc32(JSON.stringify(flags)).toString(16).padStart(8, '0')}`;
+  return path.join(base, `code-${version}-node${process.versions.node}-${process.arch}-${where}${options}`);
 }
 
-/** codeCacheDir's folder name: its trellis version, Node version, architecture and install. */
-const FOLDER_PATTERN = /^code-(.+)-node(\d+\.\d+\.\d+)-([a-z0-9_]+)-([0-9a-f]{8})$/;
+/** codeCacheDir's folder name: its trellis version, Node version, architecture, install and options. */
+const FOLDER_PATTERN = /^code-(.+)-node(\d+\.\d+\.\d+)-([a-z0-9_]+)-([0-9a-f]{8})(?:-f[0-9a-f]{8})?$/;
 
 /**
  * Removes the cache folders of other trellis versions of `dir`'s install, and returns their

@@ -58,17 +58,46 @@ describe('code cache', () => {
       const saved = process.env.TRELLIS_CODE_CACHE_DIR;
       process.env.TRELLIS_CODE_CACHE_DIR = dir;
       try {
-        const folder = codeCacheDir('1.2.3', '/opt/app/node_modules/trellis/dist');
+        const folder = codeCacheDir('1.2.3', '/opt/app/node_modules/trellis/dist', []);
         assert.equal(path.dirname(folder), dir);
         assert.match(
           path.basename(folder),
           new RegExp(`^code-1\\.2\\.3-node${process.versions.node}-${process.arch}-[0-9a-f]{8}$`),
         );
-        assert.notEqual(codeCacheDir('1.2.3', '/srv/other/node_modules/trellis/dist'), folder);
+        assert.notEqual(codeCacheDir('1.2.3', '/srv/other/node_modules/trellis/dist', []), folder);
       } finally {
         if (saved === undefined) delete process.env.TRELLIS_CODE_CACHE_DIR;
         else process.env.TRELLIS_CODE_CACHE_DIR = saved;
       }
+    });
+  });
+
+  describe('options the process was started with', () => {
+    it('get a folder per set of options, since V8 refuses cached data made under other flags', () => {
+      const root = '/opt/app/node_modules/trellis/dist';
+      const plain = codeCacheDir('1.2.3', root, []);
+      const heap = codeCacheDir('1.2.3', root, ['--max-old-space-size=4096']);
+      assert.match(path.basename(heap), /-[0-9a-f]{8}-f[0-9a-f]{8}$/);
+      assert.equal(heap.slice(0, plain.length), plain, 'the same name, then the options');
+      assert.equal(codeCacheDir('1.2.3', root, ['--max-old-space-size=4096']), heap, 'stable');
+      assert.notEqual(codeCacheDir('1.2.3', root, ['--max-old-space-size=8192']), heap);
+      assert.notEqual(codeCacheDir('1.2.3', root, ['--expose-gc']), heap);
+    });
+
+    it('are read from the command line and NODE_OPTIONS', () => {
+      const script = `process.stdout.write(JSON.stringify(require(${JSON.stringify(
+        path.join(REPO_ROOT, 'src', 'code-cache'),
+      )}).startFlags()))`;
+      const child = spawnSync(process.execPath, ['--expose-gc', ...TSX_ARGS, '-e', script], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=4096' },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(child.status, 0, child.stderr);
+      const flags = JSON.parse(child.stdout) as string[];
+      assert.ok(flags.includes('--expose-gc'), child.stdout);
+      assert.equal(flags.at(-1), '--max-old-space-size=4096');
     });
   });
 
@@ -123,9 +152,12 @@ describe('code cache', () => {
     it("removes this install's other trellis versions only: not other installs, Node versions or anything else", () => {
       const current = folder(`code-1.2.0-${node}-0000abcd`);
       folder(`code-1.1.0-${node}-0000abcd`);
+      folder(`code-1.1.0-${node}-0000abcd-f0123abcd`);
       folder(`code-1.0.0-rc.1-node18.20.4-${process.arch}-0000abcd`);
       const kept = [
         path.basename(current),
+        // The same version started with other options (codeCacheDir's -f suffix).
+        path.basename(folder(`code-1.2.0-${node}-0000abcd-f0123abcd`)),
         path.basename(folder(`code-1.1.0-${node}-1111ffff`)),
         path.basename(folder(`code-1.2.0-node18.20.4-${process.arch}-0000abcd`)),
         path.basename(folder('code-1.1.0-not-ours-0000abcd')),
@@ -140,6 +172,7 @@ describe('code cache', () => {
       assert.deepEqual(removeStaleCaches(current).sort(), [
         `code-1.0.0-rc.1-node18.20.4-${process.arch}-0000abcd`,
         `code-1.1.0-${node}-0000abcd`,
+        `code-1.1.0-${node}-0000abcd-f0123abcd`,
       ]);
       assert.deepEqual(fs.readdirSync(dir).sort(), kept.sort());
       assert.deepEqual(fs.readdirSync(target), ['main.js']);

@@ -21,6 +21,9 @@ const MAX_REFS_PER_BATCH = 4096;
 /** Puts per putBlobs request: with inline blobs of up to 64 KiB, a frame of at most 16 MiB. */
 const MAX_PUTS_PER_BATCH = 256;
 
+/** Settled once: `.then` on it queues a microtask. */
+const RESOLVED = Promise.resolve();
+
 interface QueuedGet {
   ref: string;
   resolve(reply: GetObjectReply): void;
@@ -104,7 +107,9 @@ export class CoalescingChannel implements Channel {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    queueMicrotask(() => this.flush());
+    // A microtask as queueMicrotask's, without the async resource Node makes for each of those
+    // (its first use cost a fresh process's first get ~0.1 ms of compiling). flush never throws.
+    void RESOLVED.then(() => this.flush());
   }
 
   /** Sends the queued gets and puts (nothing when none are queued). */

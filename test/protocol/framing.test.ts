@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { encodeFrame, FrameDecoder, HEADER_BYTES } from '../../src/protocol/framing';
-import { IdGenerator, instanceOf, isObjectId } from '../../src/protocol/ids';
+import { ID_PATTERN, IdGenerator, instanceOf, isObjectId } from '../../src/protocol/ids';
 
 describe('framing', () => {
   it('round-trips bodies split at every byte boundary', () => {
@@ -49,6 +49,25 @@ describe('object ids', () => {
     assert.deepEqual([...made].sort(), made);
     assert.ok(made.every(isObjectId));
     assert.equal(instanceOf(made[0]), 0x1a2b);
+  });
+
+  it('tells ids from everything else as ID_PATTERN does', () => {
+    const ids = new IdGenerator(0xffff);
+    const samples: unknown[] = [ids.next(), 'o0000000000000000', 'offffffffffffffff', 'o0123456789abcdef'];
+    const near = [
+      'O0123456789abcdef',
+      'o0123456789abcdeF',
+      'o0123456789abcdeg',
+      'o0123456789abcde',
+      'o0123456789abcdef0',
+    ];
+    // Every character one below and above each range edge, at every position.
+    for (let at = 1; at < 17; at++)
+      for (const code of [47, 48, 57, 58, 96, 97, 102, 103, 0x660])
+        near.push(`o0123456789abcdef`.slice(0, at) + String.fromCharCode(code) + `o0123456789abcdef`.slice(at + 1));
+    samples.push(...near, '', 'o', 17, null, undefined, {}, ['o0123456789abcdef'], 'name/o0123456789abcdef');
+    for (const sample of samples)
+      assert.equal(isObjectId(sample), typeof sample === 'string' && ID_PATTERN.test(sample), String(sample));
   });
 
   it('refuse instance ids that do not fit', () => {
