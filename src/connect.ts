@@ -16,7 +16,7 @@ import { buildBlob, inlineBlobEntry } from './types/blob';
 import { inlineTensorSpec } from './types/tensor';
 import type { ObjectHandle } from './client/object-handle';
 import { builderFor, isBuiltinBuilder, publishOptions, type PutOptions } from './types/registry';
-import { buildValue, inlineValueSpec, packValue } from './types/value';
+import { buildEncodedValue, buildValue, inlineValueSpec, packValue } from './types/value';
 import { NOT_RESOLVED, resolveIndexed } from './types/indexed';
 import { preloadArrowLayout } from './types/dataframe';
 
@@ -33,15 +33,21 @@ function isBare(options: PutOptions): boolean {
   );
 }
 
-/** What a put ring record holds for `value`, or undefined: not a small Buffer or plain Value. */
-function ringPayload(value: unknown): { kind: number; data: Uint8Array } | undefined {
-  const build = builderFor(value);
+/**
+ * What a put ring record holds for `value`, or undefined: not a small Buffer or plain Value.
+ * `build` is builderFor(value); `encoded`, a plain Value's packValue bytes when the caller has them.
+ */
+function ringPayload(
+  value: unknown,
+  build = builderFor(value),
+  encoded?: Buffer,
+): { kind: number; data: Uint8Array } | undefined {
   if (build === buildBlob) {
     const data = value instanceof ArrayBuffer ? new Uint8Array(value) : (value as Uint8Array);
     return data.byteLength <= PUT_RING_MAX_BYTES ? { kind: RECORD_BLOB, data } : undefined;
   }
   if (build !== buildValue) return undefined;
-  const data = packValue(value);
+  const data = encoded ?? packValue(value);
   return data.byteLength <= PUT_RING_MAX_BYTES ? { kind: RECORD_VALUE, data } : undefined;
 }
 
@@ -115,13 +121,15 @@ export class TrellisClient extends Client {
    * trip. Errors: TypeMismatch (no builder), NameExists, OutOfMemory, InvalidArgument.
    */
   async put(value: unknown, options: PutOptions = {}): Promise<string> {
+    const build = builderFor(value);
+    // A plain Value is encoded once, for the ring and for the request alike.
+    const encoded = build === buildValue ? packValue(value) : undefined;
     if (this.putRing !== null && isBare(options)) {
-      const payload = ringPayload(value);
+      const payload = ringPayload(value, build, encoded);
       const id = payload && (await this.ringPut(payload.kind, payload.data));
       if (id !== undefined) return id;
     }
-    const build = builderFor(value);
-    const id = await build(this, value, options);
+    const id = await (encoded !== undefined ? buildEncodedValue(this, encoded, options) : build(this, value, options));
     // Built-in builders apply every option in their creating request (publishOptions); a user's
     // builder may not, so its labels and persist follow in requests of their own.
     if (!isBuiltinBuilder(build)) {

@@ -85,10 +85,15 @@ export class Connection extends FramedConnection {
       const { meta } = this.host.state;
       const gate = reads === undefined ? undefined : meta.namesCurrent(reads);
       const wanted = namesRead(kind, body);
-      const load = (): Promise<void> | undefined => (wanted.length === 0 ? undefined : meta.loadNames(wanted));
-      const run = (): unknown => handler(scope, check.expectBody(kind, body));
-      const loading = gate ? gate.then(load) : load();
-      result = loading ? loading.then(run) : run();
+      if (gate === undefined && wanted.length === 0) {
+        // Most requests (every put, every get by id) wait for nothing: no closures, no promise.
+        result = handler(scope, check.expectBody(kind, body));
+      } else {
+        const load = (): Promise<void> | undefined => (wanted.length === 0 ? undefined : meta.loadNames(wanted));
+        const run = (): unknown => handler(scope, check.expectBody(kind, body));
+        const loading = gate ? gate.then(load) : load();
+        result = loading ? loading.then(run) : run();
+      }
     } catch (error) {
       stats.failed(error);
       this.answer(scope, { seq, error: toWireError(error) }, stats, started);

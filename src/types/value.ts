@@ -62,8 +62,12 @@ export function inlineValueSpec(value: unknown, options: PutOptions): MetadataSp
     : undefined;
 }
 
-export async function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
-  const encoded = packr.pack(value);
+export function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
+  return buildEncodedValue(client, packr.pack(value), options);
+}
+
+/** buildValue for a value already encoded by packValue (put encodes it once to try the put ring). */
+export async function buildEncodedValue(client: Client, encoded: Buffer, options: PutOptions): Promise<string> {
   if (encoded.length <= INLINE_VALUE_BYTES) {
     return client.createMetadata(
       { typename: VALUE_TYPENAME, labels: options.labels, data: encoded },
