@@ -15,7 +15,7 @@ import { isTrellisError, TrellisError } from './errors';
 import { buildBlob, inlineBlobEntry } from './types/blob';
 import { inlineTensorSpec } from './types/tensor';
 import type { ObjectHandle } from './client/object-handle';
-import { builderFor, isBuiltinBuilder, publishOptions, type PutOptions } from './types/registry';
+import { builderFor, isBuiltinBuilder, publishOptions, type Builder, type PutOptions } from './types/registry';
 import { buildEncodedValue, buildValue, inlineValueSpec, packValue } from './types/value';
 import { NOT_RESOLVED, resolveIndexed } from './types/indexed';
 import { preloadArrowLayout } from './types/dataframe';
@@ -120,18 +120,54 @@ export class TrellisClient extends Client {
    * Stores a value with the builder that takes it; small values and named puts take one round
    * trip. Errors: TypeMismatch (no builder), NameExists, OutOfMemory, InvalidArgument.
    */
-  async put(value: unknown, options: PutOptions = {}): Promise<string> {
-    const build = builderFor(value);
-    // A plain Value is encoded once, for the ring and for the request alike.
-    const encoded = build === buildValue ? packValue(value) : undefined;
-    if (this.putRing !== null && isBare(options)) {
-      const payload = ringPayload(value, build, encoded);
-      const id = payload && (await this.ringPut(payload.kind, payload.data));
-      if (id !== undefined) return id;
+  put(value: unknown, options: PutOptions = {}): Promise<string> {
+    // Not an async function: the usual put returns the promise of its one request (or none, from
+    // the ring) instead of wrapping it in more. Errors are rejections all the same.
+    try {
+      const build = builderFor(value);
+      // A plain Value is encoded once, for the ring and for the request alike.
+      const encoded = build === buildValue ? packValue(value) : undefined;
+      if (this.putRing !== null && isBare(options)) {
+        const payload = ringPayload(value, build, encoded);
+        if (payload !== undefined) {
+          const id = this.putRing?.tryPut(payload.kind, payload.data);
+          if (id !== undefined) return Promise.resolve(id);
+          return this.putAfterRing(value, options, build, encoded, payload);
+        }
+      }
+      return this.putByRequest(value, options, build, encoded);
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    const id = await (encoded !== undefined ? buildEncodedValue(this, encoded, options) : build(this, value, options));
-    // Built-in builders apply every option in their creating request (publishOptions); a user's
-    // builder may not, so its labels and persist follow in requests of their own.
+  }
+
+  /** The ring is not open yet, or full: it is opened or waited for, else the put is a request. */
+  private async putAfterRing(
+    value: unknown,
+    options: PutOptions,
+    build: Builder,
+    encoded: Buffer | undefined,
+    payload: { kind: number; data: Uint8Array },
+  ): Promise<string> {
+    const id = await this.ringPut(payload.kind, payload.data);
+    return id ?? this.putByRequest(value, options, build, encoded);
+  }
+
+  private putByRequest(
+    value: unknown,
+    options: PutOptions,
+    build: Builder,
+    encoded: Buffer | undefined,
+  ): Promise<string> {
+    const building = encoded !== undefined ? buildEncodedValue(this, encoded, options) : build(this, value, options);
+    // Built-in builders apply every option in their creating request (publishOptions), all but a ttl.
+    if (isBuiltinBuilder(build) && (options.ttl === undefined || options.ttl === null)) return building;
+    return this.finishPut(building, build, options);
+  }
+
+  private async finishPut(building: Promise<string>, build: Builder, options: PutOptions): Promise<string> {
+    const id = await building;
+    // A user's builder may not apply labels and persist: they follow in requests of their own.
     if (!isBuiltinBuilder(build)) {
       if (options.labels !== undefined && Object.keys(options.labels).length > 0) await this.label(id, options.labels);
       if (options.persist && options.ttl === undefined) await this.persist(id);

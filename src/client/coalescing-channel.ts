@@ -120,23 +120,29 @@ export class CoalescingChannel implements Channel {
     if (this.gets.length > 0) {
       const gets = this.gets;
       this.gets = [];
-      for (let at = 0; at < gets.length; at += MAX_REFS_PER_BATCH) this.send(gets.slice(at, at + MAX_REFS_PER_BATCH));
+      if (gets.length <= MAX_REFS_PER_BATCH) this.send(gets);
+      else
+        for (let at = 0; at < gets.length; at += MAX_REFS_PER_BATCH) this.send(gets.slice(at, at + MAX_REFS_PER_BATCH));
     }
     if (this.puts.length > 0) {
       const puts = this.puts;
       this.puts = [];
-      for (let at = 0; at < puts.length; at += MAX_PUTS_PER_BATCH)
-        this.sendPuts(puts.slice(at, at + MAX_PUTS_PER_BATCH));
+      if (puts.length <= MAX_PUTS_PER_BATCH) this.sendPuts(puts);
+      else
+        for (let at = 0; at < puts.length; at += MAX_PUTS_PER_BATCH)
+          this.sendPuts(puts.slice(at, at + MAX_PUTS_PER_BATCH));
     }
   }
 
   private sendPuts(batch: QueuedPut[]): void {
-    const sizes = batch.map((put) => put.data.byteLength);
     if (batch.length === 1) {
-      const [only] = batch;
-      this.inner.request('putBlobs', { sizes, data: only.data }).then(only.resolve, only.reject);
+      const only = batch[0];
+      this.inner
+        .request('putBlobs', { sizes: [only.data.byteLength], data: only.data })
+        .then(only.resolve, only.reject);
       return;
     }
+    const sizes = batch.map((put) => put.data.byteLength);
     const data = Buffer.concat(batch.map((put) => put.data));
     this.inner.request('putBlobs', { sizes, data, each: true }).then(
       ({ ids, errors }) => {
@@ -155,7 +161,7 @@ export class CoalescingChannel implements Channel {
 
   private send(batch: QueuedGet[]): void {
     if (batch.length === 1) {
-      const [only] = batch;
+      const only = batch[0];
       this.inner.request('getObject', { ref: only.ref }).then(only.resolve, only.reject);
       return;
     }
