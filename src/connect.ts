@@ -194,7 +194,9 @@ export class TrellisClient extends Client {
     const objects: Array<{ index: number; spec: MetadataSpec; create: CreateMetadataOptions; options: PutOptions }> =
       [];
     const others: Array<Promise<void>> = [];
-    const ringed = await this.ringPutMany(values, options, ids);
+    // Plain Values the ring did not take are sent as encoded for it: msgpack once per value.
+    const encoded: Array<Buffer | undefined> = new Array(values.length);
+    const ringed = await this.ringPutMany(values, options, ids, encoded);
     values.forEach((value, index) => {
       if (ringed[index]) return;
       const valueOptions = options[index] ?? {};
@@ -204,7 +206,7 @@ export class TrellisClient extends Client {
         blobs.push({ index, entry, options: valueOptions });
         return;
       }
-      const spec = inlineValueSpec(value, valueOptions);
+      const spec = inlineValueSpec(value, valueOptions, encoded[index]);
       if (spec) {
         objects.push({ index, spec, create: publishOptions(valueOptions), options: valueOptions });
         return;
@@ -235,12 +237,19 @@ export class TrellisClient extends Client {
   }
 
   /** Puts the small bare values through the put ring, in order; which ones it took. */
-  private async ringPutMany(values: unknown[], options: PutOptions[], ids: string[]): Promise<boolean[]> {
+  private async ringPutMany(
+    values: unknown[],
+    options: PutOptions[],
+    ids: string[],
+    encoded: Array<Buffer | undefined>,
+  ): Promise<boolean[]> {
     const taken: boolean[] = new Array(values.length).fill(false);
     if (this.putRing === null) return taken;
     for (let index = 0; index < values.length; index++) {
       if (!isBare(options[index] ?? {})) continue;
-      const payload = ringPayload(values[index]);
+      const build = builderFor(values[index]);
+      if (build === buildValue) encoded[index] = packValue(values[index]);
+      const payload = ringPayload(values[index], build, encoded[index]);
       if (payload === undefined) continue;
       const id = this.putRing?.tryPut(payload.kind, payload.data) ?? (await this.ringPut(payload.kind, payload.data));
       if (id === undefined) return taken;

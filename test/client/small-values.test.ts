@@ -118,6 +118,9 @@ describe('small Buffers: inline put, getMany, putMany of bytes and typed arrays'
     const labelled = await observer.put(big, { labels: { kind: 'big' }, ttl: 60 });
     assert.deepEqual(await observer.get(labelled), big);
     assert.deepEqual((await observer.getMeta(labelled)).labels, { kind: 'big' });
+    // putMany: the big Value goes in its one request as encoded for the ring, the small one in the ring.
+    const [bigId, smallId] = await observer.putMany([big, { n: 3 }]);
+    assert.deepEqual(await observer.getMany([bigId, smallId]), [big, { n: 3 }]);
   });
 
   it('getMany of unknown ids is ObjectNotFound naming each one missing', async () => {
