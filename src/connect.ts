@@ -15,8 +15,8 @@ import { isTrellisError, TrellisError } from './errors';
 import { buildBlob, inlineBlobEntry } from './types/blob';
 import { inlineTensorSpec } from './types/tensor';
 import type { ObjectHandle } from './client/object-handle';
-import { builderFor, isBuiltinBuilder, publishOptions, type PutOptions } from './types/registry';
-import { buildValue, inlineValueSpec, packValue } from './types/value';
+import { builderFor, isBuiltinBuilder, publishOptions, type Builder, type PutOptions } from './types/registry';
+import { buildEncodedValue, buildValue, inlineValueSpec, packValue } from './types/value';
 import { NOT_RESOLVED, resolveIndexed } from './types/indexed';
 import { preloadArrowLayout } from './types/dataframe';
 
@@ -33,15 +33,21 @@ function isBare(options: PutOptions): boolean {
   );
 }
 
-/** What a put ring record holds for `value`, or undefined: not a small Buffer or plain Value. */
-function ringPayload(value: unknown): { kind: number; data: Uint8Array } | undefined {
-  const build = builderFor(value);
+/**
+ * What a put ring record holds for `value`, or undefined: not a small Buffer or plain Value.
+ * `build` is builderFor(value); `encoded`, a plain Value's packValue bytes when the caller has them.
+ */
+function ringPayload(
+  value: unknown,
+  build = builderFor(value),
+  encoded?: Buffer,
+): { kind: number; data: Uint8Array } | undefined {
   if (build === buildBlob) {
     const data = value instanceof ArrayBuffer ? new Uint8Array(value) : (value as Uint8Array);
     return data.byteLength <= PUT_RING_MAX_BYTES ? { kind: RECORD_BLOB, data } : undefined;
   }
   if (build !== buildValue) return undefined;
-  const data = packValue(value);
+  const data = encoded ?? packValue(value);
   return data.byteLength <= PUT_RING_MAX_BYTES ? { kind: RECORD_VALUE, data } : undefined;
 }
 
@@ -114,16 +120,54 @@ export class TrellisClient extends Client {
    * Stores a value with the builder that takes it; small values and named puts take one round
    * trip. Errors: TypeMismatch (no builder), NameExists, OutOfMemory, InvalidArgument.
    */
-  async put(value: unknown, options: PutOptions = {}): Promise<string> {
-    if (this.putRing !== null && isBare(options)) {
-      const payload = ringPayload(value);
-      const id = payload && (await this.ringPut(payload.kind, payload.data));
-      if (id !== undefined) return id;
+  put(value: unknown, options: PutOptions = {}): Promise<string> {
+    // Not an async function: the usual put returns the promise of its one request (or none, from
+    // the ring) instead of wrapping it in more. Errors are rejections all the same.
+    try {
+      const build = builderFor(value);
+      // A plain Value is encoded once, for the ring and for the request alike.
+      const encoded = build === buildValue ? packValue(value) : undefined;
+      if (this.putRing !== null && isBare(options)) {
+        const payload = ringPayload(value, build, encoded);
+        if (payload !== undefined) {
+          const id = this.putRing?.tryPut(payload.kind, payload.data);
+          if (id !== undefined) return Promise.resolve(id);
+          return this.putAfterRing(value, options, build, encoded, payload);
+        }
+      }
+      return this.putByRequest(value, options, build, encoded);
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    const build = builderFor(value);
-    const id = await build(this, value, options);
-    // Built-in builders apply every option in their creating request (publishOptions); a user's
-    // builder may not, so its labels and persist follow in requests of their own.
+  }
+
+  /** The ring is not open yet, or full: it is opened or waited for, else the put is a request. */
+  private async putAfterRing(
+    value: unknown,
+    options: PutOptions,
+    build: Builder,
+    encoded: Buffer | undefined,
+    payload: { kind: number; data: Uint8Array },
+  ): Promise<string> {
+    const id = await this.ringPut(payload.kind, payload.data);
+    return id ?? this.putByRequest(value, options, build, encoded);
+  }
+
+  private putByRequest(
+    value: unknown,
+    options: PutOptions,
+    build: Builder,
+    encoded: Buffer | undefined,
+  ): Promise<string> {
+    const building = encoded !== undefined ? buildEncodedValue(this, encoded, options) : build(this, value, options);
+    // Built-in builders apply every option in their creating request (publishOptions), all but a ttl.
+    if (isBuiltinBuilder(build) && (options.ttl === undefined || options.ttl === null)) return building;
+    return this.finishPut(building, build, options);
+  }
+
+  private async finishPut(building: Promise<string>, build: Builder, options: PutOptions): Promise<string> {
+    const id = await building;
+    // A user's builder may not apply labels and persist: they follow in requests of their own.
     if (!isBuiltinBuilder(build)) {
       if (options.labels !== undefined && Object.keys(options.labels).length > 0) await this.label(id, options.labels);
       if (options.persist && options.ttl === undefined) await this.persist(id);
@@ -150,7 +194,9 @@ export class TrellisClient extends Client {
     const objects: Array<{ index: number; spec: MetadataSpec; create: CreateMetadataOptions; options: PutOptions }> =
       [];
     const others: Array<Promise<void>> = [];
-    const ringed = await this.ringPutMany(values, options, ids);
+    // Plain Values the ring did not take are sent as encoded for it: msgpack once per value.
+    const encoded: Array<Buffer | undefined> = new Array(values.length);
+    const ringed = await this.ringPutMany(values, options, ids, encoded);
     values.forEach((value, index) => {
       if (ringed[index]) return;
       const valueOptions = options[index] ?? {};
@@ -160,7 +206,7 @@ export class TrellisClient extends Client {
         blobs.push({ index, entry, options: valueOptions });
         return;
       }
-      const spec = inlineValueSpec(value, valueOptions);
+      const spec = inlineValueSpec(value, valueOptions, encoded[index]);
       if (spec) {
         objects.push({ index, spec, create: publishOptions(valueOptions), options: valueOptions });
         return;
@@ -191,12 +237,19 @@ export class TrellisClient extends Client {
   }
 
   /** Puts the small bare values through the put ring, in order; which ones it took. */
-  private async ringPutMany(values: unknown[], options: PutOptions[], ids: string[]): Promise<boolean[]> {
+  private async ringPutMany(
+    values: unknown[],
+    options: PutOptions[],
+    ids: string[],
+    encoded: Array<Buffer | undefined>,
+  ): Promise<boolean[]> {
     const taken: boolean[] = new Array(values.length).fill(false);
     if (this.putRing === null) return taken;
     for (let index = 0; index < values.length; index++) {
       if (!isBare(options[index] ?? {})) continue;
-      const payload = ringPayload(values[index]);
+      const build = builderFor(values[index]);
+      if (build === buildValue) encoded[index] = packValue(values[index]);
+      const payload = ringPayload(values[index], build, encoded[index]);
       if (payload === undefined) continue;
       const id = this.putRing?.tryPut(payload.kind, payload.data) ?? (await this.ringPut(payload.kind, payload.data));
       if (id === undefined) return taken;

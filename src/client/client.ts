@@ -73,6 +73,16 @@ function inlineBlobRequest(entry: { data: Uint8Array } & SealOptions): InlineBlo
   return request;
 }
 
+/** An entry with nothing but its bytes (inlineBlobRequest sets only the keys given). */
+function isBytesOnly(entry: InlineBlob): boolean {
+  for (const key in entry) if (key !== 'data') return false;
+  return true;
+}
+
+function idsOf(reply: { ids: string[] }): string[] {
+  return reply.ids;
+}
+
 /** One Buffer of all the bytes, in order: a single one is sent as it is. */
 function concatBytes(datas: Uint8Array[]): Uint8Array {
   return datas.length === 1 ? datas[0] : Buffer.concat(datas);
@@ -147,16 +157,24 @@ export class Client {
    * Errors: InvalidArgument (naming the entry, or the size limit), OutOfMemory, NameExists,
    * ObjectNotFound/NameNotFound (a parent).
    */
-  async putBlobs(blobs: Array<{ data: Uint8Array } & SealOptions>): Promise<string[]> {
-    if (blobs.length === 0) return [];
-    const entries = blobs.map(inlineBlobRequest);
-    // Bytes alone (a putMany of Buffers): the compact form, one bin for all of them.
-    const bytesOnly = entries.every((entry) => Object.keys(entry).length === 1);
-    const request: RequestOf<'putBlobs'> = bytesOnly
-      ? { sizes: entries.map((entry) => entry.data.byteLength), data: concatBytes(entries.map((entry) => entry.data)) }
-      : { blobs: entries };
-    const { ids } = await this.channel.request('putBlobs', request);
-    return ids;
+  putBlobs(blobs: Array<{ data: Uint8Array } & SealOptions>): Promise<string[]> {
+    // Not async: the promise returned is the request's own (a put of a small Buffer comes here).
+    let request: RequestOf<'putBlobs'>;
+    try {
+      if (blobs.length === 0) return Promise.resolve([]);
+      const entries = blobs.map(inlineBlobRequest);
+      // Bytes alone (a putMany of Buffers): the compact form, one bin for all of them.
+      const bytesOnly = entries.every(isBytesOnly);
+      request = bytesOnly
+        ? {
+            sizes: entries.map((entry) => entry.data.byteLength),
+            data: concatBytes(entries.map((entry) => entry.data)),
+          }
+        : { blobs: entries };
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.channel.request('putBlobs', request).then(idsOf);
   }
 
   /** Errors: ObjectNotFound, NotSealed, TypeMismatch, InvalidArgument. */

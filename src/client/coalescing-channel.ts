@@ -39,8 +39,10 @@ interface QueuedPut {
 /** A putBlobs of one blob of bare bytes (what a put of a small Buffer sends). */
 function isBarePut(kind: ClientKind, body: unknown): body is { sizes: [number]; data: Uint8Array } {
   if (kind !== 'putBlobs') return false;
-  const { sizes, data, ...rest } = body as RequestOf<'putBlobs'>;
-  return sizes !== undefined && sizes.length === 1 && data !== undefined && Object.keys(rest).length === 0;
+  // A loop over the keys rather than a rest object: this runs for every put that is a request.
+  for (const key in body as object) if (key !== 'sizes' && key !== 'data') return false;
+  const { sizes, data } = body as RequestOf<'putBlobs'>;
+  return sizes !== undefined && sizes.length === 1 && data !== undefined;
 }
 
 /** A getObject of a ref alone (no version, no fetch): the kind that is coalesced. */
@@ -109,8 +111,10 @@ export class CoalescingChannel implements Channel {
     this.flushScheduled = true;
     // A microtask as queueMicrotask's, without the async resource Node makes for each of those
     // (its first use cost a fresh process's first get ~0.1 ms of compiling). flush never throws.
-    void RESOLVED.then(() => this.flush());
+    void RESOLVED.then(this.flushLater);
   }
+
+  private readonly flushLater = (): void => this.flush();
 
   /** Sends the queued gets and puts (nothing when none are queued). */
   private flush(): void {
@@ -118,23 +122,29 @@ export class CoalescingChannel implements Channel {
     if (this.gets.length > 0) {
       const gets = this.gets;
       this.gets = [];
-      for (let at = 0; at < gets.length; at += MAX_REFS_PER_BATCH) this.send(gets.slice(at, at + MAX_REFS_PER_BATCH));
+      if (gets.length <= MAX_REFS_PER_BATCH) this.send(gets);
+      else
+        for (let at = 0; at < gets.length; at += MAX_REFS_PER_BATCH) this.send(gets.slice(at, at + MAX_REFS_PER_BATCH));
     }
     if (this.puts.length > 0) {
       const puts = this.puts;
       this.puts = [];
-      for (let at = 0; at < puts.length; at += MAX_PUTS_PER_BATCH)
-        this.sendPuts(puts.slice(at, at + MAX_PUTS_PER_BATCH));
+      if (puts.length <= MAX_PUTS_PER_BATCH) this.sendPuts(puts);
+      else
+        for (let at = 0; at < puts.length; at += MAX_PUTS_PER_BATCH)
+          this.sendPuts(puts.slice(at, at + MAX_PUTS_PER_BATCH));
     }
   }
 
   private sendPuts(batch: QueuedPut[]): void {
-    const sizes = batch.map((put) => put.data.byteLength);
     if (batch.length === 1) {
-      const [only] = batch;
-      this.inner.request('putBlobs', { sizes, data: only.data }).then(only.resolve, only.reject);
+      const only = batch[0];
+      this.inner
+        .request('putBlobs', { sizes: [only.data.byteLength], data: only.data })
+        .then(only.resolve, only.reject);
       return;
     }
+    const sizes = batch.map((put) => put.data.byteLength);
     const data = Buffer.concat(batch.map((put) => put.data));
     this.inner.request('putBlobs', { sizes, data, each: true }).then(
       ({ ids, errors }) => {
@@ -153,7 +163,7 @@ export class CoalescingChannel implements Channel {
 
   private send(batch: QueuedGet[]): void {
     if (batch.length === 1) {
-      const [only] = batch;
+      const only = batch[0];
       this.inner.request('getObject', { ref: only.ref }).then(only.resolve, only.reject);
       return;
     }

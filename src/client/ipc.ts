@@ -19,6 +19,7 @@ import {
 import { native } from '../native';
 import type { Channel } from './channel';
 import { SegmentMappings } from './mappings';
+import { PendingReplies } from '../protocol/pending-replies';
 
 /** How long to wait for an fd the daemon has already sent; only a broken daemon takes this long. */
 const FD_RECEIVE_TIMEOUT_MS = 5000;
@@ -32,7 +33,7 @@ export class IpcChannel implements Channel {
   readonly mappings = new SegmentMappings();
   registration!: RegisterReply;
   private readonly decoder = new FrameDecoder(Number.MAX_SAFE_INTEGER);
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingReplies<Pending>();
   private nextSeq = 1;
   private fdSocket = -1;
   private closedError?: TrellisError;
@@ -161,13 +162,12 @@ export class IpcChannel implements Channel {
         return;
       }
     }
-    const waiter = this.pending.get(envelope.seq);
+    const waiter = this.pending.take(envelope.seq);
     if (!waiter) {
       // seq 0: the daemon refused the connection as a whole before closing it.
       if (envelope.error) this.closedError ??= fromWireError(envelope.error);
       return;
     }
-    this.pending.delete(envelope.seq);
     if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.unref();
     if (envelope.error) waiter.reject(fromWireError(envelope.error));
     else waiter.resolve(envelope.reply);
@@ -193,7 +193,6 @@ export class IpcChannel implements Channel {
       this.fdSocket = -1;
     }
     this.mappings.close();
-    for (const waiter of this.pending.values()) waiter.reject(this.closedError);
-    this.pending.clear();
+    for (const waiter of this.pending.takeAll()) waiter.reject(this.closedError);
   }
 }

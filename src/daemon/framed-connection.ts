@@ -138,14 +138,13 @@ export abstract class FramedConnection {
 
   private receive(chunk: Buffer): void {
     if (this.closing) return;
-    let bodies: unknown[];
     try {
-      bodies = this.decoder.push(chunk);
+      // Straight into the backlog: most chunks are one request, handled at once below.
+      this.decoder.push(chunk, this.backlog);
     } catch (error) {
       this.fail('ProtocolError', (error as Error).message);
       return;
     }
-    for (const body of bodies) this.backlog.push(body);
     this.handleBacklog();
   }
 
@@ -163,7 +162,8 @@ export abstract class FramedConnection {
     } finally {
       if (batched) this.socket.uncork();
     }
-    this.backlog = this.closing ? [] : this.backlog.slice(next);
+    if (this.closing || next === this.backlog.length) this.backlog.length = 0;
+    else this.backlog.splice(0, next);
   }
 
   private frame(frame: unknown): void {

@@ -26,24 +26,19 @@ export function storeInline(
   datas: readonly Uint8Array[],
 ): string[] | Promise<string[]> {
   if (datas.length === 0) return [];
-  const created = state.residency.createBlobs(
-    session,
-    datas.map((data) => data.byteLength),
-  );
+  const sizes = new Array<number>(datas.length);
+  for (let i = 0; i < datas.length; i++) sizes[i] = datas[i].byteLength;
+  const created = state.residency.createBlobs(session, sizes);
   return whenDone(created, (blobs) => {
+    const ids = new Array<string>(blobs.length);
+    for (let i = 0; i < blobs.length; i++) ids[i] = blobs[i].id;
     try {
-      blobs.forEach((blob, i) => {
-        if (blob.size > 0) state.pool.memory.write(blob, 0, datas[i]);
-      });
+      for (let i = 0; i < blobs.length; i++) if (blobs[i].size > 0) state.pool.memory.write(blobs[i], 0, datas[i]);
     } catch (error) {
-      abortInline(
-        state,
-        session,
-        blobs.map((blob) => blob.id),
-      );
+      abortInline(state, session, ids);
       throw error;
     }
-    return blobs.map((blob) => blob.id);
+    return ids;
   });
 }
 
@@ -72,10 +67,8 @@ export function putBlobs(
     if (body.blobs !== undefined) {
       throw new TrellisError('InvalidArgument', `${kind}: give either blobs or sizes and data, not both`);
     }
-    const requests = bytesOnly(kind, body.sizes, body.data);
-    return check.flag(kind, body, 'each', false)
-      ? storeEach(state, session, requests)
-      : storeAndPublish(state, session, requests);
+    if (check.flag(kind, body, 'each', false)) return storeEach(state, session, bytesOnly(kind, body.sizes, body.data));
+    return storeBytes(state, session, check.inlineBatch(kind, body.sizes, body.data));
   }
   const entries = body.blobs;
   if (!Array.isArray(entries) || entries.length === 0 || entries.length > check.MAX_IDS_PER_REQUEST) {
@@ -108,6 +101,27 @@ export function putBlobs(
   });
   return whenDone(parsed, (requests) => storeAndPublish(state, session, requests)) as
     PutBlobsReply | Promise<PutBlobsReply>;
+}
+
+/** Seals with nothing to record: one object for every such seal. */
+const NO_EXTRAS = Object.freeze({});
+
+/**
+ * The compact form, all or none: bytes alone, so there is nothing to publish or record. Every
+ * put of a small Buffer that is a request comes here: it allocates no more than it must.
+ */
+function storeBytes(
+  state: DaemonState,
+  session: ClientSession,
+  { sizes, data }: { sizes: number[]; data: Uint8Array },
+): PutBlobsReply | Promise<PutBlobsReply> {
+  const datas: Uint8Array[] = sizes.length === 1 ? [data] : new Array<Uint8Array>(sizes.length);
+  if (sizes.length > 1)
+    for (let i = 0, offset = 0; i < sizes.length; i++) datas[i] = data.subarray(offset, (offset += sizes[i]));
+  return whenDone(storeInline(state, session, datas), (ids) => {
+    for (let i = 0; i < ids.length; i++) state.table.seal(session, ids[i], false, NO_EXTRAS);
+    return { ids };
+  }) as PutBlobsReply | Promise<PutBlobsReply>;
 }
 
 /** The compact form's blobs: views of the request's bytes, copied into shared memory by storeInline. */

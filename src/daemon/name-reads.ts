@@ -32,32 +32,43 @@ export function nameRead(kind: string, body: unknown): string | undefined {
 /** Batch requests whose entries (under these fields) carry their own parents. */
 const BATCH_FIELDS = ['blobs', 'objects'];
 
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
 /**
  * The names a request reads (getName's name, refs, parents, its entries' parents), to load
- * before it runs; malformed fields are left to the request's own checks.
+ * before it runs; malformed fields are left to the request's own checks. Every request asks, so
+ * one that reads none (most of them) allocates nothing.
  */
-export function namesRead(kind: string, body: unknown): string[] {
+export function namesRead(kind: string, body: unknown): readonly string[] {
   const fields = asFields(body);
-  const names: string[] = [];
-  const add = (value: unknown): void => {
-    if (typeof value === 'string' && !isObjectId(value)) names.push(value);
-  };
-  const addAll = (value: unknown): void => {
-    if (Array.isArray(value)) for (const item of value) add(item);
-  };
-  if (NAME_KINDS.has(kind)) add(fields.name);
-  add(fields.ref);
-  addAll(fields.refs);
-  addAll(fields.parents);
-  for (const field of BATCH_FIELDS) {
-    const entries = fields[field];
-    if (Array.isArray(entries)) for (const entry of entries) addAll(asFields(entry).parents);
+  let names: string[] | undefined;
+  if (NAME_KINDS.has(kind)) names = addName(names, fields.name);
+  names = addName(names, fields.ref);
+  names = addNames(names, fields.refs);
+  names = addNames(names, fields.parents);
+  for (let i = 0; i < BATCH_FIELDS.length; i++) {
+    const entries = fields[BATCH_FIELDS[i]];
+    if (Array.isArray(entries)) for (const entry of entries) names = addNames(names, asFields(entry).parents);
   }
+  return names ?? NO_NAMES;
+}
+
+/** `names` with `value` added when it is a name (not an id); made on the first one. */
+function addName(names: string[] | undefined, value: unknown): string[] | undefined {
+  if (typeof value !== 'string' || isObjectId(value)) return names;
+  (names ??= []).push(value);
   return names;
 }
 
+function addNames(names: string[] | undefined, values: unknown): string[] | undefined {
+  if (Array.isArray(values)) for (const value of values) names = addName(names, value);
+  return names;
+}
+
+const NO_FIELDS: Record<string, unknown> = Object.freeze({});
+
 function asFields(body: unknown): Record<string, unknown> {
-  return body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {};
+  return body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : NO_FIELDS;
 }
 
 /**
@@ -70,6 +81,8 @@ export function afterNameReads(meta: MetaService, kind: string, body: unknown, r
   const reads = nameRead(kind, body);
   const gate = reads === undefined ? undefined : meta.namesCurrent(reads);
   const wanted = namesRead(kind, body);
+  // Most requests (every put, every get by id) wait for nothing: no more closures, no promise.
+  if (gate === undefined && wanted.length === 0) return run();
   const load = (): Promise<void> | undefined => (wanted.length === 0 ? undefined : meta.loadNames(wanted));
   const loading = gate ? gate.then(load) : load();
   return loading ? loading.then(run) : run();

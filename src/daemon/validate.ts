@@ -181,7 +181,8 @@ export function inlineBatch(kind: string, sizes: unknown, data: unknown): { size
     throw new TrellisError('InvalidArgument', `${kind}: data must be bytes, got ${describe(data)}`);
   }
   let total = 0;
-  sizes.forEach((size: unknown, i) => {
+  for (let i = 0; i < sizes.length; i++) {
+    const size: unknown = sizes[i];
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || size > MAX_INLINE_BLOB_BYTES) {
       throw new TrellisError(
         'InvalidArgument',
@@ -190,7 +191,7 @@ export function inlineBatch(kind: string, sizes: unknown, data: unknown): { size
       );
     }
     total += size;
-  });
+  }
   if (total !== data.byteLength) {
     throw new TrellisError(
       'InvalidArgument',

@@ -40,58 +40,68 @@ export function encodeFrame(body: unknown): Buffer {
 /**
  * Turns a byte stream into decoded bodies. Throws ProtocolError on the first bad frame; the
  * caller answers and closes that connection only.
+ *
+ * Every request and reply passes through here, so a frame is decoded where it lies in its chunk
+ * (an offset, not a subarray per frame and per body): a chunk is copied only when a frame spans
+ * chunks.
  */
 export class FrameDecoder {
   private pending: Buffer[] = [];
+  /** Bytes in `pending` not decoded yet (pending[0] from `offset` on, and the chunks after it). */
   private pendingBytes = 0;
+  /** Where the next frame starts in pending[0]. */
+  private offset = 0;
 
   constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
 
-  /** Feeds bytes; returns every complete body now available, in order. */
-  push(chunk: Buffer): unknown[] {
+  /** Feeds bytes; appends every complete body now available to `bodies`, in order, and returns it. */
+  push(chunk: Buffer, bodies: unknown[] = []): unknown[] {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    const bodies: unknown[] = [];
     while (this.pendingBytes >= HEADER_BYTES) {
-      const head = this.peek(HEADER_BYTES);
-      const length = readHeader(head, this.maxFrameBytes);
-      if (this.pendingBytes < HEADER_BYTES + length) break;
-      const frame = this.take(HEADER_BYTES + length);
-      bodies.push(decodeBody(frame.subarray(HEADER_BYTES)));
+      const length = readHeader(this.gather(HEADER_BYTES), this.maxFrameBytes, this.offset);
+      const frameBytes = HEADER_BYTES + length;
+      if (this.pendingBytes < frameBytes) break;
+      const source = this.gather(frameBytes);
+      const start = this.offset + HEADER_BYTES;
+      const end = this.offset + frameBytes;
+      this.pendingBytes -= frameBytes;
+      if (end === source.length) {
+        this.pending.shift();
+        this.offset = 0;
+      } else {
+        this.offset = end;
+      }
+      bodies.push(decodeBody(source, start, end));
     }
     return bodies;
   }
 
-  private peek(bytes: number): Buffer {
-    if (this.pending[0].length < bytes) this.pending = [Buffer.concat(this.pending)];
+  /** pending[0], holding at least `bytes` undecoded bytes from `offset` (joined with the next chunks if not). */
+  private gather(bytes: number): Buffer {
+    const first = this.pending[0];
+    if (first.length - this.offset >= bytes) return first;
+    this.pending = [Buffer.concat([first.subarray(this.offset), ...this.pending.slice(1)])];
+    this.offset = 0;
     return this.pending[0];
-  }
-
-  private take(bytes: number): Buffer {
-    const first = this.peek(bytes);
-    const frame = first.subarray(0, bytes);
-    if (first.length === bytes) this.pending.shift();
-    else this.pending[0] = first.subarray(bytes);
-    this.pendingBytes -= bytes;
-    return frame;
   }
 }
 
-/** Validates a header and returns the body length. */
-export function readHeader(head: Buffer, maxFrameBytes: number): number {
-  const magic = head.readUInt16LE(0);
+/** Validates the header at `at` in `head` and returns the body length. */
+export function readHeader(head: Buffer, maxFrameBytes: number, at = 0): number {
+  const magic = head.readUInt16LE(at);
   if (magic !== FRAME_MAGIC) {
     throw new TrellisError('ProtocolError', `bad frame magic 0x${magic.toString(16)}: not a trellis client`);
   }
-  const version = head.readUInt8(2);
+  const version = head.readUInt8(at + 2);
   if (version !== PROTOCOL_VERSION) {
     throw new TrellisError(
       'ProtocolError',
       `unsupported protocol version ${version} (this daemon speaks ${PROTOCOL_VERSION})`,
     );
   }
-  const low = head.readUInt32LE(4);
-  const high = head.readUInt32LE(8);
+  const low = head.readUInt32LE(at + 4);
+  const high = head.readUInt32LE(at + 8);
   const length = high * 2 ** 32 + low;
   if (length > maxFrameBytes) {
     throw new TrellisError('ProtocolError', `frame of ${length} bytes exceeds the ${maxFrameBytes}-byte limit`);
@@ -99,9 +109,15 @@ export function readHeader(head: Buffer, maxFrameBytes: number): number {
   return length;
 }
 
-export function decodeBody(body: Buffer): unknown {
+/** Where decodeBody reads, reused: msgpackr reads it before it decodes anything. */
+const bodyRange = { start: 0, end: 0 };
+
+/** The msgpack body in `source` from `start` to `end` (all of it by default). */
+export function decodeBody(source: Buffer, start = 0, end = source.length): unknown {
+  bodyRange.start = start;
+  bodyRange.end = end;
   try {
-    return packr.unpack(body);
+    return packr.unpack(source, bodyRange);
   } catch (error) {
     throw new TrellisError('ProtocolError', `malformed frame body: ${(error as Error).message}`, { cause: error });
   }

@@ -14,6 +14,7 @@ import * as tls from 'node:tls';
 import { fromWireError, TrellisError } from '../errors';
 import { encodeFrameWithBytes, planReads } from './bulk-frames';
 import { FrameReader, type BulkConsumer } from './frame-reader';
+import { PendingReplies } from './pending-replies';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame } from './framing';
 import {
   PROTOCOL_VERSION,
@@ -80,7 +81,7 @@ export function parseEndpoint(endpoint: string): { host: string; port: number } 
 
 export class RpcSocket {
   registration!: RegisterRpcReply;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingReplies<Pending>();
   private readonly reader: FrameReader;
   private nextSeq = 1;
   private closedError?: TrellisError;
@@ -344,9 +345,8 @@ export class RpcSocket {
   }
 
   private take(seq: number): Pending | undefined {
-    const pending = this.pending.get(seq);
+    const pending = this.pending.take(seq);
     if (!pending) return undefined;
-    this.pending.delete(seq);
     clearTimeout(pending.timer);
     if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.unref();
     return pending;
@@ -373,11 +373,10 @@ export class RpcSocket {
     if (this.closedError) return;
     this.closedError = reason;
     this.socket.destroy();
-    for (const pending of this.pending.values()) {
+    for (const pending of this.pending.takeAll()) {
       clearTimeout(pending.timer);
       pending.reject(reason);
     }
-    this.pending.clear();
     for (const hook of this.closeHooks.splice(0)) hook(reason);
   }
 }

@@ -26,9 +26,18 @@ export function inlineBlobEntry(value: unknown, options: PutOptions): ({ data: U
   return entry;
 }
 
-export async function buildBlob(client: Client, value: Uint8Array | ArrayBuffer, options: PutOptions): Promise<string> {
+export function buildBlob(client: Client, value: Uint8Array | ArrayBuffer, options: PutOptions): Promise<string> {
   const inline = inlineBlobEntry(value, options);
-  if (inline) return (await client.putBlobs([inline]))[0];
+  // The promise of the request itself, not one more around it: this is every small Buffer's put.
+  if (inline) return client.putBlobs([inline]).then(firstId);
+  return buildSealedBlob(client, value, options);
+}
+
+function firstId(ids: string[]): string {
+  return ids[0];
+}
+
+async function buildSealedBlob(client: Client, value: Uint8Array | ArrayBuffer, options: PutOptions): Promise<string> {
   const bytes = value instanceof ArrayBuffer ? new Uint8Array(value) : value;
   const [writer] = await client.createBlobs([bytes.byteLength]);
   writer.buffer.set(bytes);

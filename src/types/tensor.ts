@@ -37,9 +37,11 @@ const DTYPES: Record<string, TypedArrayClass> = {
   uint64: BigUint64Array,
 };
 
+/** By constructor: put tests every value with isTensor, so the lookup allocates nothing. */
+const DTYPE_OF = new Map<unknown, string>(Object.entries(DTYPES).map(([dtype, constructor]) => [constructor, dtype]));
+
 function dtypeOf(value: ArrayBufferView): string | undefined {
-  for (const [dtype, constructor] of Object.entries(DTYPES)) if (value.constructor === constructor) return dtype;
-  return undefined;
+  return DTYPE_OF.get(value.constructor);
 }
 
 export function isTensor(value: unknown): value is ArrayBufferView {

@@ -53,17 +53,26 @@ export function packValue(value: unknown): Buffer {
   return packr.pack(value);
 }
 
-/** The metadata of a value small enough to travel inline, or undefined. */
-export function inlineValueSpec(value: unknown, options: PutOptions): MetadataSpec | undefined {
-  if (!isPlainValue(value)) return undefined;
-  const encoded = packr.pack(value);
+/**
+ * The metadata of a value small enough to travel inline, or undefined. `encoded`: the value's
+ * packValue bytes, when the caller has them (it found the value plain already).
+ */
+export function inlineValueSpec(value: unknown, options: PutOptions, encoded?: Buffer): MetadataSpec | undefined {
+  if (encoded === undefined) {
+    if (!isPlainValue(value)) return undefined;
+    encoded = packr.pack(value);
+  }
   return encoded.length <= INLINE_VALUE_BYTES
     ? { typename: VALUE_TYPENAME, labels: options.labels, data: encoded }
     : undefined;
 }
 
-export async function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
-  const encoded = packr.pack(value);
+export function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
+  return buildEncodedValue(client, packr.pack(value), options);
+}
+
+/** buildValue for a value already encoded by packValue (put encodes it once to try the put ring). */
+export async function buildEncodedValue(client: Client, encoded: Buffer, options: PutOptions): Promise<string> {
   if (encoded.length <= INLINE_VALUE_BYTES) {
     return client.createMetadata(
       { typename: VALUE_TYPENAME, labels: options.labels, data: encoded },

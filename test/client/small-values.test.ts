@@ -103,6 +103,24 @@ describe('small Buffers: inline put, getMany, putMany of bytes and typed arrays'
     assert.deepEqual(tensor.fields.shape, [3]);
   });
 
+  it('put rejects what it refuses (never throws), and a plain Value over the ring limit is one request', async () => {
+    const refused = observer.put(() => 1);
+    await assert.rejects(refused, { code: 'TypeMismatch' });
+    await assert.rejects(observer.put(Buffer.alloc(1), { labels: 'not a map' as never }), { code: 'InvalidArgument' });
+    // The first bare put opens this client's ring; after it, a small Value is no request.
+    await observer.put({ n: 1 });
+    const big = { text: 'x'.repeat(6000), n: 2 };
+    let id = '';
+    assert.equal(await requestsDuring(async () => (id = await observer.put(big))), 1);
+    assert.deepEqual(await observer.get(id), big);
+    const labelled = await observer.put(big, { labels: { kind: 'big' }, ttl: 60 });
+    assert.deepEqual(await observer.get(labelled), big);
+    assert.deepEqual((await observer.getMeta(labelled)).labels, { kind: 'big' });
+    // putMany: the big Value goes in its one request as encoded for the ring, the small one in the ring.
+    const [bigId, smallId] = await observer.putMany([big, { n: 3 }]);
+    assert.deepEqual(await observer.getMany([bigId, smallId]), [big, { n: 3 }]);
+  });
+
   it('getMany of unknown ids is ObjectNotFound naming each one missing', async () => {
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
     const known = await writer.run<string>('put', { value: { kind: 'Buffer', hex: hex(10, 8) } });

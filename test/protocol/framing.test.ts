@@ -17,6 +17,31 @@ describe('framing', () => {
     }
   });
 
+  it('decodes every frame of a chunk in place, and frames that span chunks', () => {
+    const bodies = Array.from({ length: 5 }, (_, i) => ({ seq: i, reply: { data: Buffer.alloc(i * 3, i) } }));
+    const stream = Buffer.concat(bodies.map(encodeFrame));
+    const decoder = new FrameDecoder();
+    // Two frames and a half, the rest, then nothing: every body once, in order, to one list.
+    const cut = encodeFrame(bodies[0]).length + encodeFrame(bodies[1]).length + 5;
+    const out: unknown[] = [];
+    assert.equal(decoder.push(stream.subarray(0, cut), out), out);
+    assert.equal(out.length, 2);
+    decoder.push(stream.subarray(cut), out);
+    decoder.push(Buffer.alloc(0), out);
+    assert.deepEqual(
+      out.map((body) => JSON.parse(JSON.stringify(body))),
+      bodies.map((body) => JSON.parse(JSON.stringify(body))),
+    );
+  });
+
+  it('refuses a body with bytes left over past its value, from any place in a chunk', () => {
+    const good = encodeFrame({ seq: 1 });
+    const bad = Buffer.from(good);
+    bad.writeUInt32LE(bad.readUInt32LE(4) + 1, 4);
+    const stream = Buffer.concat([good, bad, Buffer.from([0xc0])]);
+    assert.throws(() => new FrameDecoder().push(stream), { code: 'ProtocolError', message: /malformed frame body/ });
+  });
+
   it('keeps binary payloads as bytes', () => {
     const [decoded] = new FrameDecoder().push(encodeFrame({ data: Buffer.from([1, 2, 3]) })) as Array<{
       data: Uint8Array;

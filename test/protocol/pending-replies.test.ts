@@ -1,0 +1,53 @@
+import * as assert from 'node:assert/strict';
+import { PendingReplies } from '../../src/protocol/pending-replies';
+
+describe('PendingReplies', () => {
+  it('gives back each waiter once, by seq, and counts what is pending', () => {
+    const pending = new PendingReplies<string>(4);
+    pending.set(1, 'a');
+    pending.set(2, 'b');
+    assert.equal(pending.size, 2);
+    assert.equal(pending.get(2), 'b');
+    assert.equal(pending.take(2), 'b');
+    assert.equal(pending.take(2), undefined);
+    assert.equal(pending.get(2), undefined);
+    assert.equal(pending.take(7), undefined);
+    assert.equal(pending.size, 1);
+    assert.equal(pending.take(1), 'a');
+    assert.equal(pending.size, 0);
+  });
+
+  it('keeps a request whose slot an older one still holds, and a seq that shares a slot is not mixed up', () => {
+    const pending = new PendingReplies<string>(4);
+    pending.set(1, 'waits long');
+    for (let seq = 2; seq <= 9; seq++) pending.set(seq, `r${seq}`);
+    // 5 and 9 share the slot of 1, which is still pending.
+    assert.equal(pending.size, 9);
+    assert.equal(pending.get(5), 'r5');
+    assert.equal(pending.take(9), 'r9');
+    assert.equal(pending.take(5), 'r5');
+    assert.equal(pending.take(1), 'waits long');
+    assert.equal(pending.take(1), undefined);
+    for (let seq = 2; seq <= 8; seq++) if (seq !== 5) assert.equal(pending.take(seq), `r${seq}`);
+    assert.equal(pending.size, 0);
+    pending.set(13, 'reused slot');
+    assert.equal(pending.take(13), 'reused slot');
+  });
+
+  it('takeAll empties it, oldest request first', () => {
+    const pending = new PendingReplies<number>(4);
+    for (const seq of [3, 1, 7, 2, 11, 6]) pending.set(seq, seq);
+    pending.take(2);
+    assert.deepEqual(pending.takeAll(), [1, 3, 6, 7, 11]);
+    assert.equal(pending.size, 0);
+    assert.equal(pending.take(3), undefined);
+    assert.deepEqual(pending.takeAll(), []);
+  });
+
+  it('finds nothing for seqs the daemon should never send', () => {
+    const pending = new PendingReplies<string>(4);
+    pending.set(1, 'a');
+    for (const seq of [0, -3, 1.5, Number.NaN]) assert.equal(pending.take(seq), undefined);
+    assert.equal(pending.size, 1);
+  });
+});
