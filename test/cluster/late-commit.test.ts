@@ -95,4 +95,43 @@ describe('a publish whose etcd answer was lost', function () {
       8_000,
     );
   });
+
+  it('a persist that answered Unavailable: once etcd answers, deleting the object takes its record with it', async () => {
+    const etcd = await startEtcd();
+    const [observer] = await startClusterDaemons(etcd.endpoint, 1, 'late-persist', TTL_SECONDS);
+    const proxy = await startProxy(etcd.endpoint);
+    const daemon = await startTestDaemon([
+      '--size',
+      '64MiB',
+      '--etcd',
+      proxy.endpoint,
+      '--etcd-prefix',
+      observer.prefix,
+      '--lease-ttl',
+      String(TTL_SECONDS),
+    ]);
+    const writer = await connect(daemon.socket);
+    onCleanup(() => writer.close());
+    const id = await writer.put({ persisted: 'late' });
+
+    proxy.pause('fromTarget');
+    await assert.rejects(writer.persist(id), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'Unavailable', error.message);
+      return true;
+    });
+    proxy.resume('fromTarget');
+    await waitFor('the writer to hear from etcd again', async () => (await writer.clusterInfo()).registered, 8_000);
+    // The record reached etcd: the other daemon lists the object.
+    await waitFor(
+      'the observer to list the object',
+      async () => (await observer.client.listObjects()).some((o) => o.id === id),
+      8_000,
+    );
+    await writer.delete(id, { force: true });
+    await waitFor(
+      'the record to go with its object',
+      async () => !(await observer.client.listObjects()).some((o) => o.id === id),
+      8_000,
+    );
+  });
 });
