@@ -309,7 +309,11 @@ export class Publisher {
     };
     await Promise.all(Array.from({ length: Math.min(TRANSACTIONS_IN_FLIGHT, batches.length) }, worker));
     if (failure) {
-      await this.unpublisher.undo(committed, uncertain);
+      // A transaction with no answer has used up the call deadline already: the call answers now
+      // (docs/cluster.md), and the undo, which would wait as long again, goes on in the background.
+      const undone = this.unpublisher.undo(committed, uncertain);
+      if (uncertain.length === 0) await undone;
+      else void undone.catch(() => undefined);
       throw failure.error;
     }
     this.afterPublish(lease, [...all.keys()]);

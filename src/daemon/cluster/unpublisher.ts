@@ -81,8 +81,9 @@ export class Unpublisher {
   /**
    * Takes back keys written by a publish that failed part way (the names keep the versions they
    * had before it): those of the `committed` batches, and those the `uncertain` batches may have
-   * written (their transaction got no answer, and may yet have committed). The publish answers
-   * its error after one try; while etcd does not answer, the undo goes on in the background,
+   * written (their transaction got no answer, and may yet have committed). A publish waits for
+   * the first try only when all its transactions were answered (Publisher.publish); while etcd
+   * does not answer, the undo goes on in the background,
    * since the objects are gone from here and their keys would otherwise stay while the lease
    * lives, names pointing at nothing.
    */
