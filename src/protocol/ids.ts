@@ -13,6 +13,8 @@ export class IdGenerator {
   private last = 0;
   /** Once the counter reaches this, `reached` is called (once; see watchPast). */
   private mark = Infinity;
+  /** Added to the clock after a restart past it (advanceTo). */
+  private offset = 0;
   private reached?: (last: number) => void;
 
   constructor(private readonly instanceId: number) {
@@ -27,14 +29,19 @@ export class IdGenerator {
     if (instanceOf(id) === this.instanceId && sequence > this.last) this.last = sequence;
   }
 
-  /** After a restart: never hand out `sequence` or anything before it again (an id ceiling kept on disk). */
+  /**
+   * After a restart: never hand out `sequence` or anything before it again (an id ceiling kept on
+   * disk). Past the clock, the counter's clock runs from there on: reserve keeps blocks within
+   * its lead of that, and would otherwise cut each short to the fewest ids until the clock caught up.
+   */
   advanceTo(sequence: number): void {
     if (sequence > this.last) this.last = sequence;
+    this.offset = Math.max(this.offset, sequence - nowMicros());
   }
 
   /** The sequence the next id would take at least: the clock's, or past the last one handed out. */
   get current(): number {
-    return Math.max(nowMicros(), this.last + 1);
+    return Math.max(this.now(), this.last + 1);
   }
 
   /**
@@ -48,7 +55,7 @@ export class IdGenerator {
   }
 
   next(): string {
-    const now = nowMicros();
+    const now = this.now();
     this.last = now > this.last ? now : (this.last + 1) % SEQUENCE_SPACE;
     if (this.last >= this.mark) this.checkMark();
     return formatId(this.instanceId, this.last);
@@ -62,13 +69,17 @@ export class IdGenerator {
    * clock, and a daemon restarted within that lead would hand out its earlier ids again.
    */
   reserve(most: number, least: number, leadMicros: number): { first: number; count: number } {
-    const now = nowMicros();
+    const now = this.now();
     let first = Math.max(now, this.last + 1);
     const count = Math.min(most, Math.max(least, now + leadMicros - first));
     if (first + count > SEQUENCE_SPACE) first = 0;
     this.last = first + count - 1;
     if (this.last >= this.mark) this.checkMark();
     return { first, count };
+  }
+
+  private now(): number {
+    return this.offset === 0 ? nowMicros() : (nowMicros() + this.offset) % SEQUENCE_SPACE;
   }
 
   private checkMark(): void {

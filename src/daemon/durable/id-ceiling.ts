@@ -8,7 +8,9 @@
  * The ceiling runs CEILING_LEAD_MICROS ahead of the ids: written once at start (awaited), then
  * raised in the background each time the ids have used half of the lead. The ids follow the clock
  * (put rings' blocks stay within 50 ms of it), so that is one small catalog write every 30 s of
- * activity at most, and nothing on the put path. A restart starts past the ceiling written last.
+ * activity at most, and nothing on the put path. A restart starts past the ceiling written last,
+ * so up to a lead ahead of the clock, and its ids then count from there (IdGenerator.advanceTo):
+ * put rings still get whole blocks.
  */
 import { daemonLog } from '../log';
 import { SEQUENCE_SPACE, type IdGenerator } from '../../protocol/ids';
