@@ -28,11 +28,15 @@ export class IdCeiling {
     private readonly store: DurableStore,
   ) {}
 
-  /** Starts the ids past the ceiling written last, and writes the next one. Errors: IOError. */
+  /**
+   * Starts the ids past the ceiling written last, and writes the next one. A catalog that cannot
+   * be written (a full disk) does not keep the daemon from starting: it is tried again later.
+   */
   async start(): Promise<void> {
     const floor = this.store.idCeiling;
     if (floor !== undefined) this.ids.advanceTo(floor);
-    await this.raise(this.ids.current);
+    const from = this.ids.current;
+    await this.raise(from).catch((error: unknown) => this.failed(error, from));
   }
 
   /** Waits for a write under way; no more after it. */
@@ -52,12 +56,13 @@ export class IdCeiling {
     if (this.stopped) return;
     this.ids.watchPast(mark, (last) => {
       if (this.stopped) return;
-      this.writing = this.raise(last).catch((error: unknown) => {
-        // Tried again once the ids pass the last one written: until then the ceiling holds.
-        daemonLog().warn(`could not raise the id ceiling: ${(error as Error).message}`);
-        const written = this.store.idCeiling;
-        this.watch(written === undefined ? last + 1 : Math.max(written, last + 1));
-      });
+      this.writing = this.raise(last).catch((error: unknown) => this.failed(error, last));
     });
+  }
+
+  /** Tried again after half a lead of ids (not at each id); the ceiling written last holds meanwhile. */
+  private failed(error: unknown, last: number): void {
+    daemonLog().warn(`could not raise the id ceiling: ${(error as Error).message}`);
+    this.watch(last + CEILING_LEAD_MICROS / 2);
   }
 }
