@@ -101,7 +101,7 @@ describe('a publish whose etcd answer was lost', function () {
     );
   });
 
-  it('a persist that answered Unavailable: once etcd answers, deleting the object takes its record with it', async () => {
+  it('a persist that answered Unavailable: once etcd answers, a delete takes its record with it', async () => {
     const etcd = await startEtcd();
     const [observer] = await startClusterDaemons(etcd.endpoint, 1, 'late-persist', TTL_SECONDS);
     const proxy = await startProxy(etcd.endpoint);

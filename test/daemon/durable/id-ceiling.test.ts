@@ -88,7 +88,7 @@ describe('id ceiling', function () {
     assert.ok(afterRestart <= usual + 2, `${afterRestart} requests for 4000 puts, ${usual} before the restart`);
   });
 
-  it('is raised in the background once the ids have used half of its lead, and a stop waits for the write', async () => {
+  it('is raised in the background once ids used half its lead; a stop waits for the write', async () => {
     const store = await DurableStore.open(tempPath('ceiling'));
     const ids = new IdGenerator(7);
     const ceiling = new IdCeiling(ids, store);
