@@ -26,7 +26,7 @@
  * hold more of it; then it stays, and later processes pay nothing at exit (making cached data
  * costs ~0.3 ms a module). A process killed by a signal writes none; the next one that exits does.
  * A process that writes a new file also removes the folders of this install's other trellis
- * versions (removeStaleCaches).
+ * versions (removeStaleCaches), if its version is still the one installed.
  */
 import * as fs from 'node:fs';
 import Module from 'node:module';
@@ -105,6 +105,22 @@ export function removeStaleCaches(dir: string): string[] {
     }
   }
   return removed;
+}
+
+/**
+ * Whether `dir` (codeCacheDir's folder) is of the version the install holds now: its package.json,
+ * beside `root` (dist/) as src/version.ts reads it. False when it cannot be read.
+ */
+function isInstalledVersion(root: string, dir: string): boolean {
+  const own = FOLDER_PATTERN.exec(path.basename(dir));
+  try {
+    const manifest = JSON.parse(fs.readFileSync(path.join(root, '..', 'package.json'), 'utf8')) as {
+      version?: unknown;
+    };
+    return own !== null && manifest.version === own[1];
+  } catch {
+    return false;
+  }
 }
 
 export interface CacheEntry {
@@ -238,8 +254,9 @@ export function installCodeCache(root: string, dir: string, packages: readonly s
       } else if (data.length > loaded.data.length) writeCacheFile(file, source, data, loaded.generation + 1);
     }
     // A new cache (the first run of a version, typically): the older versions' folders go. Not
-    // at every exit, so that a warm process pays nothing for it.
-    if (wroteNew) removeStaleCaches(dir);
+    // at every exit, so that a warm process pays nothing for it; and not by a process whose
+    // version was replaced under it (an upgrade while it ran), which would take the new one's.
+    if (wroteNew && isInstalledVersion(root, dir)) removeStaleCaches(dir);
   });
 }
 

@@ -233,6 +233,8 @@ describe('code cache', () => {
         fs.mkdirSync(folder, { mode: 0o700 });
         fs.writeFileSync(path.join(folder, 'main.js'), 'cached');
       }
+      // The install's package.json, beside root as beside dist/: this version is the one installed.
+      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ version: '2.0.0' }));
       assert.equal(load().value, 42);
       assert.equal(fs.existsSync(stale), false, 'the older version of this install is gone');
       assert.equal(fs.existsSync(otherInstall), true, 'another install keeps its cache');
@@ -240,6 +242,20 @@ describe('code cache', () => {
       fs.mkdirSync(stale, { mode: 0o700 });
       assert.equal(load().value, 42);
       assert.equal(fs.existsSync(stale), true);
+    });
+
+    it('a process of a version no longer installed (upgraded under it) removes no folder', () => {
+      const node = `node${process.versions.node}-${process.arch}`;
+      cache = path.join(dir, `code-1.0.0-${node}-0000abcd`);
+      fs.mkdirSync(cache, { mode: 0o700 });
+      // Version 2.0.0 was installed while this 1.0.0 process ran; its processes use their folder.
+      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ version: '2.0.0' }));
+      const installed = path.join(dir, `code-2.0.0-${node}-0000abcd`);
+      fs.mkdirSync(installed, { mode: 0o700 });
+      fs.writeFileSync(path.join(installed, 'main.js'), 'cached');
+      assert.equal(load().value, 42);
+      assert.ok(Object.keys(load().files).length > 0, 'it wrote its own cache');
+      assert.deepEqual(fs.readdirSync(installed), ['main.js'], 'the installed version keeps its cache');
     });
 
     it('caches the modules of the packages named too, not those of others', () => {

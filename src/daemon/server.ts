@@ -164,6 +164,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
         openSession: (pid) => this.openSession(pid),
         closeSession: (session) => this.closeSession(session),
         namingPersists: cluster !== undefined,
+        ids,
       });
     this.meta = durable ?? shared;
     this.server = net.createServer((socket) => this.accept(socket));

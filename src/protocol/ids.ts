@@ -6,11 +6,16 @@
 import { TrellisError } from '../errors';
 
 export const ID_PATTERN = /^o[0-9a-f]{16}$/;
-const SEQUENCE_SPACE = 2 ** 48;
+export const SEQUENCE_SPACE = 2 ** 48;
 export const MAX_INSTANCE_ID = 0xffff;
 
 export class IdGenerator {
   private last = 0;
+  /** Once the counter reaches this, `reached` is called (once; see watchPast). */
+  private mark = Infinity;
+  /** Added to the clock after a restart past it (advanceTo). */
+  private offset = 0;
+  private reached?: (last: number) => void;
 
   constructor(private readonly instanceId: number) {
     if (!Number.isInteger(instanceId) || instanceId < 0 || instanceId > MAX_INSTANCE_ID) {
@@ -24,9 +29,35 @@ export class IdGenerator {
     if (instanceOf(id) === this.instanceId && sequence > this.last) this.last = sequence;
   }
 
+  /**
+   * After a restart: never hand out `sequence` or anything before it again (an id ceiling kept on
+   * disk). Past the clock, the counter's clock runs from there on: reserve keeps blocks within
+   * its lead of that, and would otherwise cut each short to the fewest ids until the clock caught up.
+   */
+  advanceTo(sequence: number): void {
+    if (sequence > this.last) this.last = sequence;
+    this.offset = Math.max(this.offset, sequence - nowMicros());
+  }
+
+  /** The sequence the next id would take at least: the clock's, or past the last one handed out. */
+  get current(): number {
+    return Math.max(this.now(), this.last + 1);
+  }
+
+  /**
+   * Calls `reached` (once) when the counter reaches `mark`: how a durable ceiling is raised before
+   * ids get to it (durable/id-ceiling.ts), at no cost per id but one comparison.
+   */
+  watchPast(mark: number, reached: (last: number) => void): void {
+    this.mark = mark;
+    this.reached = reached;
+    this.checkMark();
+  }
+
   next(): string {
-    const now = Math.floor(performance.timeOrigin * 1000 + performance.now() * 1000) % SEQUENCE_SPACE;
+    const now = this.now();
     this.last = now > this.last ? now : (this.last + 1) % SEQUENCE_SPACE;
+    if (this.last >= this.mark) this.checkMark();
     return formatId(this.instanceId, this.last);
   }
 
@@ -38,14 +69,30 @@ export class IdGenerator {
    * clock, and a daemon restarted within that lead would hand out its earlier ids again.
    */
   reserve(most: number, least: number, leadMicros: number): { first: number; count: number } {
-    const now = Math.floor(performance.timeOrigin * 1000 + performance.now() * 1000) % SEQUENCE_SPACE;
+    const now = this.now();
     let first = Math.max(now, this.last + 1);
     const count = Math.min(most, Math.max(least, now + leadMicros - first));
     if (first + count > SEQUENCE_SPACE) first = 0;
     this.last = first + count - 1;
+    if (this.last >= this.mark) this.checkMark();
     return { first, count };
   }
+
+  private now(): number {
+    return this.offset === 0 ? nowMicros() : (nowMicros() + this.offset) % SEQUENCE_SPACE;
+  }
+
+  private checkMark(): void {
+    if (this.last < this.mark || !this.reached) return;
+    const reached = this.reached;
+    this.mark = Infinity;
+    this.reached = undefined;
+    reached(this.last);
+  }
 }
+
+/** The clock in microseconds, within the sequence space. */
+const nowMicros = (): number => Math.floor(performance.timeOrigin * 1000 + performance.now() * 1000) % SEQUENCE_SPACE;
 
 /** Character codes of the hex digits 0-9a-f. */
 const HEX_CODES = [48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102];

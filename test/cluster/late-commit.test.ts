@@ -14,6 +14,8 @@ import { onCleanup } from '../fixtures/setup';
 
 /** Long enough that the lease outlives the lost answers: the keys cannot go with it. */
 const TTL_SECONDS = 10;
+/** The etcd call deadline (2 s), plus slack. */
+const FAIL_FAST_MS = 2_500;
 
 describe('a publish whose etcd answer was lost', function () {
   this.timeout(40_000);
@@ -43,6 +45,7 @@ describe('a publish whose etcd answer was lost', function () {
     );
 
     proxy.pause('fromTarget');
+    const started = Date.now();
     await assert.rejects(
       writer.putMany([{ n: 1 }, { n: 2 }], [{ name: 'late/one' }, { name: 'late/two' }]),
       (error: Error & { code?: string }) => {
@@ -50,6 +53,8 @@ describe('a publish whose etcd answer was lost', function () {
         return true;
       },
     );
+    // Within the etcd call deadline (docs/cluster.md): the undo does not wait for etcd again.
+    assert.ok(Date.now() - started < FAIL_FAST_MS, `the putMany answered after ${Date.now() - started} ms`);
     proxy.resume('fromTarget');
 
     // Whatever got into etcd goes again; the observer must not be left with names of nothing.
@@ -92,6 +97,45 @@ describe('a publish whose etcd answer was lost', function () {
     await waitFor(
       'the name to go with its object',
       async () => (await observer.client.listNames({ pattern: 'late/*' })).length === 0,
+      8_000,
+    );
+  });
+
+  it('a persist that answered Unavailable: once etcd answers, a delete takes its record with it', async () => {
+    const etcd = await startEtcd();
+    const [observer] = await startClusterDaemons(etcd.endpoint, 1, 'late-persist', TTL_SECONDS);
+    const proxy = await startProxy(etcd.endpoint);
+    const daemon = await startTestDaemon([
+      '--size',
+      '64MiB',
+      '--etcd',
+      proxy.endpoint,
+      '--etcd-prefix',
+      observer.prefix,
+      '--lease-ttl',
+      String(TTL_SECONDS),
+    ]);
+    const writer = await connect(daemon.socket);
+    onCleanup(() => writer.close());
+    const id = await writer.put({ persisted: 'late' });
+
+    proxy.pause('fromTarget');
+    await assert.rejects(writer.persist(id), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'Unavailable', error.message);
+      return true;
+    });
+    proxy.resume('fromTarget');
+    await waitFor('the writer to hear from etcd again', async () => (await writer.clusterInfo()).registered, 8_000);
+    // The record reached etcd: the other daemon lists the object.
+    await waitFor(
+      'the observer to list the object',
+      async () => (await observer.client.listObjects()).some((o) => o.id === id),
+      8_000,
+    );
+    await writer.delete(id, { force: true });
+    await waitFor(
+      'the record to go with its object',
+      async () => !(await observer.client.listObjects()).some((o) => o.id === id),
       8_000,
     );
   });

@@ -63,8 +63,17 @@ export class Publisher {
     // A new ttl on a persisted object changes a record other daemons may hold.
     const rewritten = objects.isPersisted(id) ? [id] : [];
     objects.recordPuts(id, lease, expiresAt, puts);
-    const result = await commitInBatches(this.cluster.connection, objects.operations(puts, rewritten, lease));
-    objects.published(puts, BigInt(result.revision), expiresAt === undefined ? new Map() : new Map([[id, expiresAt]]));
+    const rootExpiry = expiresAt === undefined ? new Map() : new Map([[id, expiresAt]]);
+    let result: Awaited<ReturnType<typeof commitInBatches>>;
+    try {
+      result = await commitInBatches(this.cluster.connection, objects.operations(puts, rewritten, lease));
+    } catch (error) {
+      // No answer: the records may have committed all the same, and a delete that took the object
+      // for unpersisted would leave them in etcd. Read back, as for putNames.
+      if (isTrellisError(error, 'Unavailable')) this.unpublisher.settleUncertain(puts, [], rootExpiry);
+      throw error;
+    }
+    objects.published(puts, BigInt(result.revision), rootExpiry);
     if (expiresAt !== undefined) this.cluster.expirations.schedule(id, expiresAt);
     this.afterPublish(lease, [...puts.keys()]);
   }
@@ -217,8 +226,7 @@ export class Publisher {
     } catch (error) {
       // No answer: the records (and names) may have committed all the same. Unlike a failed
       // publish, the objects stay, so their keys are not taken back but read back (unpublisher.ts).
-      if (inline.length > 0 && isTrellisError(error) && error.code === 'Unavailable')
-        this.unpublisher.settleUncertain(puts, changes);
+      if (inline.length > 0 && isTrellisError(error, 'Unavailable')) this.unpublisher.settleUncertain(puts, changes);
       throw error;
     }
     const { revision, versions } = answer;
@@ -301,7 +309,11 @@ export class Publisher {
     };
     await Promise.all(Array.from({ length: Math.min(TRANSACTIONS_IN_FLIGHT, batches.length) }, worker));
     if (failure) {
-      await this.unpublisher.undo(committed, uncertain);
+      // A transaction with no answer has used up the call deadline already: the call answers now
+      // (docs/cluster.md), and the undo, which would wait as long again, goes on in the background.
+      const undone = this.unpublisher.undo(committed, uncertain);
+      if (uncertain.length === 0) await undone;
+      else void undone.catch(() => undefined);
       throw failure.error;
     }
     this.afterPublish(lease, [...all.keys()]);

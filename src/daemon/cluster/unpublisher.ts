@@ -81,8 +81,9 @@ export class Unpublisher {
   /**
    * Takes back keys written by a publish that failed part way (the names keep the versions they
    * had before it): those of the `committed` batches, and those the `uncertain` batches may have
-   * written (their transaction got no answer, and may yet have committed). The publish answers
-   * its error after one try; while etcd does not answer, the undo goes on in the background,
+   * written (their transaction got no answer, and may yet have committed). A publish waits for
+   * the first try only when all its transactions were answered (Publisher.publish); while etcd
+   * does not answer, the undo goes on in the background,
    * since the objects are gone from here and their keys would otherwise stay while the lease
    * lives, names pointing at nothing.
    */
@@ -109,9 +110,14 @@ export class Unpublisher {
    * committed, with the records that persisted those objects: this daemon would then not know
    * them as persisted, and a delete would leave their keys and names in etcd. So, once etcd
    * answers, the records are read back: one that is there is taken as published, or, when its
-   * object was deleted meanwhile, taken out with the names that point at it.
+   * object was deleted meanwhile, taken out with the names that point at it. The same for a
+   * persist with no answer (no `changes`; `rootExpiry` its ttl, as ObjectDirectory.published).
    */
-  settleUncertain(records: ReadonlyMap<string, TransactionOperation>, changes: readonly NameChange[]): void {
+  settleUncertain(
+    records: ReadonlyMap<string, TransactionOperation>,
+    changes: readonly NameChange[],
+    rootExpiry: ReadonlyMap<string, number | undefined> = new Map(),
+  ): void {
     const ids = [...records.keys()];
     const settle = async (): Promise<void> => {
       const responses = await this.cluster.connection.run(`read back ${ids.length} records`, (kv) =>
@@ -122,14 +128,17 @@ export class Unpublisher {
         (most, r) => (BigInt(r.header.revision) > most ? BigInt(r.header.revision) : most),
         0n,
       );
-      const { objects, table, names } = this.cluster;
+      const { objects, table, names, expirations } = this.cluster;
       const live = present.filter((id) => table.sealedObjectOrUndefined(id) && !objects.isPersisted(id));
-      if (live.length > 0)
+      if (live.length > 0) {
+        const expiry = new Map([...rootExpiry].filter(([id]) => live.includes(id)));
         objects.published(
           live.map((id) => [id, records.get(id)!] as const),
           revision,
-          new Map(),
+          expiry,
         );
+        for (const [id, expiresAt] of expiry) if (expiresAt !== undefined) expirations.schedule(id, expiresAt);
+      }
       const gone = present.filter((id) => !table.sealedObjectOrUndefined(id));
       if (gone.length === 0) return;
       const namedNow = (id: string) => changes.filter((change) => change.id === id).map((change) => change.name);

@@ -2,7 +2,8 @@
  * The durable catalog: an lmdb environment in DIR/catalog with four tables,
  *
  *   objects   id -> PersistedObject (msgpack)     names  name -> its versions (msgpack)
- *   inline    id -> the bytes of a small blob     meta   'format' -> CATALOG_FORMAT
+ *   inline    id -> the bytes of a small blob     meta   'format' -> CATALOG_FORMAT, 'instance',
+ *                                                        'idCeiling' (a sequence: see IdCeiling)
  *
  * Every change is one lmdb transaction (`commit`), which resolves only once it is on disk: lmdb
  * writes the transaction's pages, fsyncs, then writes and fsyncs the meta page that makes it
@@ -65,6 +66,11 @@ export interface CatalogContents {
 const FORMAT_KEY = 'format';
 /** The instance id of the daemon whose objects these are (their ids carry it). */
 const INSTANCE_KEY = 'instance';
+/**
+ * A sequence above every object id this daemon has handed out or may hand out before it writes a
+ * higher one (IdCeiling): a floor for the ids of a restart, whatever the clock says then.
+ */
+const ID_CEILING_KEY = 'idCeiling';
 /** Named tables in the environment (lmdb's maxDbs). */
 const TABLES = 4;
 
@@ -90,6 +96,20 @@ export class DurableCatalog {
       await this.metaTable.transaction(() => this.metaTable.putSync(INSTANCE_KEY, instanceId));
     } catch (error) {
       throw ioError('cannot record the instance id in', this.path, await commitCause(error));
+    }
+  }
+
+  /** The sequence recorded by setIdCeiling, if any. */
+  idCeiling(): number | undefined {
+    return this.metaTable.get(ID_CEILING_KEY);
+  }
+
+  /** Records `sequence` as the id ceiling; resolves once durable. Errors: IOError. */
+  async setIdCeiling(sequence: number): Promise<void> {
+    try {
+      await this.metaTable.transaction(() => this.metaTable.putSync(ID_CEILING_KEY, sequence));
+    } catch (error) {
+      throw ioError('cannot record the id ceiling in', this.path, await commitCause(error));
     }
   }
 

@@ -21,6 +21,8 @@ import type { Residency } from '../residency';
 import type { SegmentPool } from '../segment-pool';
 import type { ClientSession } from '../session';
 import type { DurableStore, ObjectToPersist } from './durable-store';
+import { IdCeiling } from './id-ceiling';
+import type { IdGenerator } from '../../protocol/ids';
 import type { PersistedName, PersistedObject } from './records';
 
 /** What the durable layer needs from the daemon it serves. */
@@ -34,6 +36,8 @@ export interface DurableParts {
   closeSession(session: ClientSession): void;
   /** In a cluster, naming an object persists it. */
   readonly namingPersists: boolean;
+  /** The daemon's object ids: kept under a ceiling in the catalog (id-ceiling.ts). */
+  readonly ids: IdGenerator;
 }
 
 export class DurableMetadata implements MetaService {
@@ -47,18 +51,22 @@ export class DurableMetadata implements MetaService {
   private readonly labelling = new Map<string, number>();
   /** Catalog writes of labels set elsewhere, one after another. */
   private adoptedLabels: Promise<void> = Promise.resolve();
+  private readonly idCeiling: IdCeiling;
 
   constructor(
     private readonly inner: MetaService,
     private readonly store: DurableStore,
     private readonly local: DurableParts,
-  ) {}
+  ) {
+    this.idCeiling = new IdCeiling(local.ids, store);
+  }
 
   async start(): Promise<void> {
     await this.inner.start();
     const { objects, names, expired } = this.store.loaded;
     const restored = membersFirst([...objects, ...expired]);
     this.local.table.restore(restored.map((record) => this.toRestored(record)));
+    await this.idCeiling.start();
     const adoptedNames: Record<string, NameHistory> = {};
     for (const record of names) {
       const latest = record.versions[0];
@@ -84,6 +92,7 @@ export class DurableMetadata implements MetaService {
     await this.inner.stop();
     await this.removing;
     await this.adoptedLabels;
+    await this.idCeiling.stop();
     await this.store.close();
   }
 

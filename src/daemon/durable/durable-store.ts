@@ -138,6 +138,16 @@ export class DurableStore {
     await this.catalog.setInstanceId(instanceId);
   }
 
+  /** The id ceiling recorded last (catalog.ts), if any. */
+  get idCeiling(): number | undefined {
+    return this.catalog.idCeiling();
+  }
+
+  /** Records a new id ceiling; resolves once durable. Errors: IOError. */
+  setIdCeiling(sequence: number): Promise<void> {
+    return this.catalog.setIdCeiling(sequence);
+  }
+
   /** How many objects have a durable record. */
   get persistedCount(): number {
     return this.persisted.size;
