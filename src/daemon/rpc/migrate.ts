@@ -86,11 +86,7 @@ export class Migrator {
         // off the event loop with huge pages, not on the spot with 4 KiB ones.
         await pool.untilWarm();
         await pool.reserveAhead(sizes);
-        const created = table.createBlobs(
-          session,
-          sizes,
-          typename,
-        );
+        const created = table.createBlobs(session, sizes, typename);
         group.forEach((blob, i) => local.set(blob.id, created[i]));
       }
       const targets = new Map<string, Uint8Array>();
