@@ -44,7 +44,10 @@ void* MapHugeAligned(int fd, size_t length, int prot, int flags) {
     return MAP_FAILED;
   }
   if (aligned > start) munmap(room, aligned - start);
-  const uintptr_t end = aligned + length;
+  // The mapping covers whole pages: a length that is no multiple of the page size (the read
+  // index's segment) ends at the next page boundary, and munmap refuses an unaligned start.
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t end = (aligned + length + page - 1) / page * page;
   if (start + reserved > end) munmap(reinterpret_cast<void*>(end), start + reserved - end);
   return address;
 }
