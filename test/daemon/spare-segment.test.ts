@@ -7,6 +7,7 @@ import * as assert from 'node:assert/strict';
 import { connect, type Client } from '../../src/index';
 import { parseArgs, resolveOptions } from '../../src/daemon/options';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
+import { trellisOk } from '../fixtures/trellis-cli';
 
 const MiB = 1024 * 1024;
 
@@ -39,6 +40,8 @@ describe('--spare-segment', function () {
     assert.equal(before.memorySpare, 96 * MiB);
     assert.equal(before.memoryReserved, 64 * MiB + 96 * MiB, 'the spare counts toward --size');
     assert.equal(before.segments, 1, 'but is no segment in use');
+    const printed = await trellisOk(daemon.socket, ['status']);
+    assert.match(printed.text, /^memory .*\(160 MiB reserved in 1 segment and a 96 MiB spare, /m);
 
     const writer = await client.createBlob(80 * MiB);
     writer.buffer.fill(7);
