@@ -141,6 +141,12 @@ describe('native mapping sharedBuffer', () => {
     }
   });
 
+  it('says whether its file lies on huge pages, as the block size its tmpfs reports', () => {
+    const fd = sparseFile(PAGE);
+    const mapping = new native.Mapping(fd, PAGE, false);
+    assert.equal(mapping.hugePages, fs.fstatSync(fd).blksize >= 2 * MiB);
+  });
+
   it('is refused for a writable mapping, whose blobs are handed out one slice each', () => {
     const mapping = new native.Mapping(sparseFile(PAGE), PAGE, true);
     assert.throws(() => mapping.sharedBuffer, { code: 'PermissionDenied' });
