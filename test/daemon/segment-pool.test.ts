@@ -208,7 +208,7 @@ describe('SegmentPool: the spare segment (--spare-segment)', () => {
     assert.equal(pool.segmentFd(placement.segment).size, 16 * MiB);
   });
 
-  it('gives its room to a blob that needs it under --size, and is not reserved again while that room is taken', async () => {
+  it('gives its room to a blob that needs it under --size, and stays away while that room is taken', async () => {
     const pool = sparePool(32 * MiB);
     pool.warmUp();
     await untilSpare(pool);

@@ -175,7 +175,7 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
     );
   });
 
-  it('a migrate during the start-up reservation waits for it rather than making a segment of its own', async function () {
+  it('a migrate during the start-up reservation waits for it, not making a segment of its own', async function () {
     const id = await onA.put(Buffer.alloc(64 * 1024, 9));
     // A first standard segment of 256 MiB: new memory takes a while to reserve on a VM.
     const c = await startTestDaemon([
