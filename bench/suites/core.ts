@@ -9,7 +9,9 @@
  * per-request cost is not hidden under the wake-up.
  *
  * Memory stays under about 3 GiB at any moment: memcpy of 1 GiB holds two 1 GiB buffers, a put
- * of 1 GiB holds its source plus the blob, and the blobs kept for gets total about 1.4 GiB.
+ * of 1 GiB holds its source plus the blob, and the blobs kept for gets total about 1.4 GiB. The
+ * --spare-segment daemon runs after the first stops: its first segment and spare (1.25 GiB), the
+ * put's source, and the next spare if it starts before that daemon stops, about 3.3 GiB at most.
  */
 import type { BlobClientCommands, FirstPutResult, GetResult, PutResult } from '../children/blob-client';
 import { measureMemcpy, measureSocketRoundTrip } from '../lib/baselines';
