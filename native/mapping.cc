@@ -1,6 +1,7 @@
 #include "mapping.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -44,7 +45,10 @@ void* MapHugeAligned(int fd, size_t length, int prot, int flags) {
     return MAP_FAILED;
   }
   if (aligned > start) munmap(room, aligned - start);
-  const uintptr_t end = aligned + length;
+  // The mapping covers whole pages: a length that is no multiple of the page size (the read
+  // index's segment) ends at the next page boundary, and munmap refuses an unaligned start.
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t end = (aligned + length + page - 1) / page * page;
   if (start + reserved > end) munmap(reinterpret_cast<void*>(end), start + reserved - end);
   return address;
 }
@@ -66,6 +70,7 @@ Napi::Function Mapping::Init(Napi::Env env) {
   return DefineClass(env, "Mapping",
                      {InstanceAccessor<&Mapping::Buffer>("buffer"),
                       InstanceAccessor<&Mapping::SharedBuffer>("sharedBuffer"),
+                      InstanceAccessor<&Mapping::HugePages>("hugePages"),
                       InstanceMethod<&Mapping::Slice>("slice"), InstanceMethod<&Mapping::PopulateRange>("populate")});
 }
 
@@ -95,7 +100,11 @@ Mapping::Mapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapping>(inf
   region_ = std::make_shared<MappedRegion>();
   region_->address = address;
   region_->length = static_cast<size_t>(size);
+  struct stat file;
+  hugePages_ = fstat(fd, &file) == 0 && static_cast<size_t>(file.st_blksize) >= kHugePageBytes;
 }
+
+Napi::Value Mapping::HugePages(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), hugePages_); }
 
 Napi::ArrayBuffer Mapping::External(Napi::Env env, size_t offset, size_t length) {
   // Each ArrayBuffer holds the region alive through its own shared_ptr, released by V8's finalizer.

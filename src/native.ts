@@ -26,6 +26,8 @@ export interface NativeMapping {
    * without V8's headers, or run by another Node major). Throws for writable mappings.
    */
   readonly sharedBuffer: SharedArrayBuffer | undefined;
+  /** The file lies on huge pages: its tmpfs reports a block size of 2 MiB or more (read when mapped). */
+  readonly hugePages: boolean;
   /** An ArrayBuffer over exactly [offset, offset + length); `prefault` maps its pages now. */
   slice(offset: number, length: number, prefault?: boolean): ArrayBuffer;
   /**

@@ -196,6 +196,16 @@ function blobCommands(client: Client) {
       return client.status();
     },
 
+    /** Waits (bounded) until the daemon (--spare-segment) has a spare of `bytes` ready. */
+    async untilSpare({ bytes, timeoutMs }: { bytes: number; timeoutMs: number }): Promise<number> {
+      const start = performance.now();
+      while ((await client.status()).memorySpare < bytes) {
+        if (performance.now() - start > timeoutMs) throw new Error(`no spare segment ready within ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return performance.now() - start;
+    },
+
     /**
      * Waits (bounded) until the daemon has reserved its first segment: it does so in the
      * background at start, and baselines measured meanwhile would share its CPU.

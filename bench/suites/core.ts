@@ -9,7 +9,9 @@
  * per-request cost is not hidden under the wake-up.
  *
  * Memory stays under about 3 GiB at any moment: memcpy of 1 GiB holds two 1 GiB buffers, a put
- * of 1 GiB holds its source plus the blob, and the blobs kept for gets total about 1.4 GiB.
+ * of 1 GiB holds its source plus the blob, and the blobs kept for gets total about 1.4 GiB. The
+ * --spare-segment daemon runs after the first stops: its first segment and spare (1.25 GiB), the
+ * put's source, and the next spare if it starts before that daemon stops, about 3.3 GiB at most.
  */
 import type { BlobClientCommands, FirstPutResult, GetResult, PutResult } from '../children/blob-client';
 import { measureMemcpy, measureSocketRoundTrip } from '../lib/baselines';
@@ -135,9 +137,11 @@ async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreM
   const writer = await startChild<BlobClientCommands>(scope, 'blob-client.ts', [daemon.socket], {
     cpu: cross?.clientCpu,
   });
-  const stored = await writer.call('store', {
-    blobs: plan.sizes.map(({ bytes, getCopies }) => ({ bytes, count: getCopies })),
-  });
+  // Largest first: the 1 GiB blob takes the empty 1 GiB segment the put trials left, where a
+  // 256 MiB blob stored before it would have landed (smallest segment that fits) and sent the
+  // 1 GiB blob to a second new one.
+  const toStore = plan.sizes.map(({ bytes, getCopies }) => ({ bytes, count: getCopies })).reverse();
+  const stored = (await writer.call('store', { blobs: toStore })).sort((a, b) => a.bytes - b.bytes);
 
   const crossReads = await measureReads(context, plan, daemon.socket, stored, cross);
   log('socket round trip baseline, again');
@@ -162,7 +166,42 @@ async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreM
   const daemonAfter = await writer.call('status', undefined);
   await writer.stop();
   await daemon.stop();
-  return { memcpy, puts, reusedPuts, crossCore, sameCore, daemonAfter };
+  const sparePut = await measureSparePut(context, plan, cross?.serverCpu, cross?.clientCpu);
+  return { memcpy, puts, reusedPuts, sparePut, crossCore, sameCore, daemonAfter };
+}
+
+/**
+ * The first put of the largest size in a fresh process, on a new daemon started with
+ * --spare-segment of that size: the spare is reserved (new memory from the OS) before the put,
+ * as on a daemon that has been running; the put takes it, and the next spare comes a second later.
+ */
+async function measureSparePut(
+  { scope, log }: SuiteContext,
+  plan: CorePlan,
+  serverCpu: number | undefined,
+  clientCpu: number | undefined,
+): Promise<FirstPutResult> {
+  const bytes = Math.max(...plan.sizes.map((size) => size.bytes));
+  const daemon = await startBenchDaemon(scope, {
+    size: plan.daemonSize,
+    cpu: serverCpu,
+    socket: scope.path('trellisd-spare.sock'),
+    args: ['--spare-segment', String(bytes)],
+  });
+  log(`put ${formatBytes(bytes)}: fresh client process, new daemon with --spare-segment ${formatBytes(bytes)}`);
+  const readyMs = await withChild<BlobClientCommands, number>(scope, 'blob-client.ts', [daemon.socket], {}, (client) =>
+    client.call('untilSpare', { bytes, timeoutMs: 60_000 }),
+  );
+  log(`spare segment ready ${Math.round(readyMs)} ms after the daemon's first client connected`);
+  const result = await withChild<BlobClientCommands, FirstPutResult>(
+    scope,
+    'blob-client.ts',
+    [daemon.socket],
+    { cpu: clientCpu },
+    (client) => client.call('firstPut', { bytes }),
+  );
+  await daemon.stop();
+  return result;
 }
 
 export const suite: Suite = {

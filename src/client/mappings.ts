@@ -31,7 +31,6 @@
  * (a --shm-dir mounted with huge=), one MADV_POPULATE_READ maps a blob's pages at its first view
  * too, for well under a ms per GiB.
  */
-import * as fs from 'node:fs';
 import { TrellisError } from '../errors';
 import { native, type NativeMapping } from '../native';
 import type { BlobLocation } from '../protocol/messages';
@@ -62,7 +61,7 @@ const READ_WINDOW = 16 * 1024 * 1024;
 /** Writable pages are faulted in once per process, in chunks of this size. */
 const PREFAULT_CHUNK = 2 * 1024 * 1024;
 
-/** A tmpfs file on huge pages reports this block size (shmem's st_blksize is the page size it uses). */
+/** A huge page: a file on them (native Mapping.hugePages) is populated in chunks of this size. */
 const HUGE_PAGE = 2 * 1024 * 1024;
 
 export class SegmentMappings {
@@ -127,8 +126,9 @@ export class SegmentMappings {
   }
 
   private mapReadOnly(segment: MappedSegment): NativeMapping {
-    segment.hugePages = fs.fstatSync(segment.fd).blksize >= HUGE_PAGE;
-    return new native.Mapping(segment.fd, segment.size, false);
+    const mapping = new native.Mapping(segment.fd, segment.size, false);
+    segment.hugePages = mapping.hugePages;
+    return mapping;
   }
 
   /** Maps the blob's huge pages that no earlier view mapped; best effort (see the top). */

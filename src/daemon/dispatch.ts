@@ -448,6 +448,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       memoryLimit: state.pool.policy.limit,
       memoryCapacity: state.pool.capacity,
       memoryReserved: state.pool.reserved,
+      memorySpare: state.pool.spareReady,
       segments: state.pool.count,
       objects: state.table.size,
       names: state.names.size,

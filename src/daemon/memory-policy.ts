@@ -67,6 +67,13 @@ export class MemoryPolicy {
   readonly standardSegmentSize: number;
   /** Empty segments idle past idleReleaseMs are kept up to this many bytes in total (see the top). */
   readonly retainBytes: number;
+  /**
+   * The spare segment (--spare-segment; 0: none): reserved and faulted in ahead, so that the first
+   * blob that needs a new segment of up to this size finds one at once instead of waiting for new
+   * memory (1 to 5 s per GiB on a VM whose balloon hands pages back, see the top). It counts
+   * toward --size like any segment.
+   */
+  readonly spareBytes: number;
   /** What the machine held when the daemon started; absent without a probe. */
   private readonly atStart?: CapacityReading;
 
@@ -76,12 +83,40 @@ export class MemoryPolicy {
     readonly idleReleaseMs = DEFAULT_IDLE_RELEASE_MS,
     private readonly machine?: CapacityProbe,
     readonly retainMs = DEFAULT_RETAIN_MS,
+    spareBytes = 0,
   ) {
     this.retainBytes = Math.floor(limit * RETAIN_SHARE);
     this.atStart = machine?.read();
     const holdable = this.atStart ? Math.min(limit, machineRoomOf(this.atStart).bytes) : limit;
     const eighth = Math.floor(holdable / 8 / MiB) * MiB;
     this.standardSegmentSize = Math.min(limit, Math.max(MIN_STANDARD_SEGMENT, Math.min(MAX_STANDARD_SEGMENT, eighth)));
+    this.spareBytes = checkSpareBytes(spareBytes, limit);
+  }
+
+  /**
+   * Whether a blob of `size` bytes that finds no room may take the spare: one that needs a
+   * segment of its own no larger than the spare, or (a spare no larger than a standard segment)
+   * any blob, which then gets the spare as its standard segment. A small blob never takes a
+   * larger spare: it would pin the memory kept for a large one.
+   */
+  spareTakes(size: number): boolean {
+    if (this.spareBytes === 0) return false;
+    if (size <= this.standardSegmentSize) return this.spareBytes <= this.standardSegmentSize;
+    return roundUp(size, SEGMENT_GRANULE) <= this.spareBytes;
+  }
+
+  /**
+   * Whether a spare may be reserved now, with `room` from machineRoom(): it fits under --size
+   * after `reserved`, and leaves the machine at least its own size of room again. Under that
+   * (keepSpare), it is given back; the gap between the two keeps it from coming and going.
+   */
+  mayReserveSpare(reserved: number, room: number): boolean {
+    return this.spareBytes > 0 && reserved + this.spareBytes <= this.limit && room >= 2 * this.spareBytes;
+  }
+
+  /** Whether a spare segment already reserved stays, with `room` from machineRoom(). */
+  keepSpare(room: number): boolean {
+    return room >= this.spareBytes;
   }
 
   /** What the machine lets the daemon reserve beyond what it has now (a live reading). */
@@ -209,6 +244,22 @@ export function machineRoomOf(reading: CapacityReading): Room {
   let least = NO_MACHINE_BOUND;
   for (const bound of bounds) if (bound.bytes < least.bytes) least = bound;
   return { ...least, bytes: Math.max(0, Math.floor(least.bytes)) };
+}
+
+/** The spare's size rounded to huge pages; 0 for none. Errors: InvalidArgument. */
+function checkSpareBytes(bytes: number, limit: number): number {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new TrellisError('InvalidArgument', `--spare-segment must be a size such as 1GiB or 0, got ${bytes}`);
+  }
+  const rounded = roundUp(bytes, SEGMENT_GRANULE);
+  if (rounded > Math.min(limit, MAX_SEGMENT_BYTES)) {
+    throw new TrellisError(
+      'InvalidArgument',
+      `--spare-segment ${formatBytes(bytes)} is larger than --size ${formatBytes(limit)} or the largest segment ` +
+        `(${formatBytes(MAX_SEGMENT_BYTES)})`,
+    );
+  }
+  return rounded;
 }
 
 function emptiest(segments: SegmentUsage[]): SegmentUsage[] {

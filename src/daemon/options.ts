@@ -37,6 +37,13 @@ export interface DaemonOptions {
    * small store (at most 1/256 of --size; none when that is under 16 KiB).
    */
   putRingBytes?: number;
+  /**
+   * A spare segment of this size (bytes or a string such as '1GiB'; rounded up to 2 MiB) kept
+   * reserved with its pages faulted in, for the first blob that needs a new segment up to that
+   * size; replaced in the background once taken. Counts toward `size`; given back under memory
+   * pressure. Default 0: none.
+   */
+  spareSegment?: number | string;
   /** Unread bytes a stream may hold before its writer waits; default a quarter of size, at most 256 MiB. */
   streamBufferBytes?: number;
   /** TCP port for RPC (remote clients, migrate between daemons); 0 picks a free one. Default: none. */
@@ -97,6 +104,7 @@ export interface ResolvedOptions {
   shmDir: string;
   readIndexSlots: number;
   putRingBytes: number;
+  spareSegmentBytes: number;
   streamBufferBytes?: number;
   rpcPort?: number;
   rpcHost: string;
@@ -146,6 +154,7 @@ export function resolveOptions(options: DaemonOptions = {}): ResolvedOptions {
     putRingBytes: checkPutRingBytes(
       options.putRingBytes ?? defaultPutRingBytes(parseSize(options.size ?? DEFAULT_SIZE)),
     ),
+    spareSegmentBytes: [undefined, 0, '0'].includes(options.spareSegment) ? 0 : parseSize(options.spareSegment!),
     streamBufferBytes: options.streamBufferBytes === undefined ? undefined : parseSize(options.streamBufferBytes),
     rpcPort: options.rpcPort === undefined ? undefined : checkPort(options.rpcPort),
     rpcHost: options.rpcHost ?? DEFAULT_RPC_HOST,
@@ -236,6 +245,8 @@ export const USAGE = `usage: trellisd [options]
                        (a power of two; 0: none; default 65536)
   --put-ring-bytes N   bytes of each arena a client's small puts are written into with no round trip
                        (a multiple of 16KiB; 0: none; default 1MiB, at most size/256)
+  --spare-segment SIZE keep a segment of SIZE reserved and faulted in for the first blob that needs a new
+                       segment up to SIZE, replaced once taken; counts toward --size (0: none; default 0)
   --rpc-port N         serve RPC on this TCP port (0 picks one): remote clients, migrate (default: off)
   --rpc-host HOST      address the RPC port binds to (default 127.0.0.1: this machine only)
   --rpc-token TOKEN    secret every RPC connection must present (default $TRELLIS_RPC_TOKEN)
@@ -304,6 +315,9 @@ export function parseArgs(argv: string[]): DaemonOptions & { help?: boolean } {
         break;
       case '--put-ring-bytes':
         options.putRingBytes = ((text) => (text === '0' ? 0 : parseSize(text)))(value());
+        break;
+      case '--spare-segment':
+        options.spareSegment = ((text) => (text === '0' ? 0 : parseSize(text)))(value());
         break;
       case '--rpc-port':
         options.rpcPort = integer(flag, value());

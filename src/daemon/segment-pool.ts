@@ -5,16 +5,30 @@
  */
 import { TrellisError } from '../errors';
 import { native, type NativeAllocator, type NativeSegment } from '../native';
+import { daemonLog } from './log';
 import { MemoryPolicy, roundUp, type Room, type SegmentUsage } from './memory-policy';
 import { SegmentMemory } from './segment-memory';
 import { formatBytes } from './sizes';
 
 /** Blocks are this many bytes apart (native/allocator.h kBlobAlignment). */
 const BLOCK_ALIGNMENT = 64;
+/**
+ * A taken spare is replaced after this pause: reserving new memory (seconds per GiB here) while
+ * the writer fills the spare it took slowed a fresh process's 1 GiB put from 233 to 434 ms
+ * (medians of 6 new daemons each, alternating).
+ */
+const SPARE_REPLACE_DELAY_MS = 1000;
 
 export interface Placement {
   segment: number;
   offset: number;
+}
+
+/** The spare segment (MemoryPolicy.spareBytes): reserved, in no client's hands, holding no block. */
+interface SpareSegment {
+  id: number;
+  size: number;
+  memory: NativeSegment;
 }
 
 interface PooledSegment extends SegmentUsage {
@@ -30,6 +44,10 @@ export class SegmentPool {
   private closed = false;
   /** A segment being reserved on a worker thread (reserveAhead), which other requests wait for too. */
   private reserving?: Promise<void>;
+  /** Counted in reservedBytes, not in count; see MemoryPolicy.spareBytes. */
+  private spare?: SpareSegment;
+  /** The spare being reserved on a worker thread (its bytes counted in reservedBytes meanwhile). */
+  private spareReserving?: Promise<void>;
   private readonly idleTimer: NodeJS.Timeout;
 
   /** The daemon's own mappings, for sessions that copy bytes through the RPC port. */
@@ -54,6 +72,10 @@ export class SegmentPool {
   get reserved(): number {
     return this.reservedBytes;
   }
+  /** Bytes of the spare segment ready to be taken; 0 without one (see MemoryPolicy.spareBytes). */
+  get spareReady(): number {
+    return this.spare?.size ?? 0;
+  }
   get count(): number {
     return this.segments.size;
   }
@@ -77,7 +99,7 @@ export class SegmentPool {
       const placement = this.allocateIn(segment, size);
       if (placement) return placement;
     }
-    const segment = this.reserveSegment(size, what);
+    const segment = this.takeSpare(size) ?? this.reserveSegment(size, what);
     const placement = this.allocateIn(segment, size);
     if (!placement) throw this.outOfMemory(size, what);
     return placement;
@@ -130,6 +152,11 @@ export class SegmentPool {
 
   /** True when a segment for `size` was reserved and added; false leaves it to allocate(). */
   private async reserveOffThread(size: number): Promise<boolean> {
+    if (this.policy.spareTakes(size)) {
+      // A spare on its way is sooner than a segment of our own, and does not hold the room twice.
+      if (!this.spare && this.spareReserving) await this.spareReserving;
+      if (this.takeSpare(size)) return true;
+    }
     let segmentSize: number;
     try {
       segmentSize = this.planSegment(size, 'reserve ahead').segmentSize;
@@ -174,7 +201,63 @@ export class SegmentPool {
    */
   warmUp(): void {
     if (this.segments.size > 0) return;
-    this.reserveAhead([1]);
+    const warming = this.reserveAhead([1]);
+    // The spare after the first segment, which the first put waits for: that put need not wait for both.
+    if (warming) void warming.then(() => this.replenishSpare());
+    else this.replenishSpare();
+  }
+
+  /**
+   * The spare as a segment of the pool for a blob of `size` bytes, when the policy lets that blob
+   * take it; a new spare is reserved in the background after a pause (SPARE_REPLACE_DELAY_MS).
+   * Undefined when there is none ready.
+   */
+  private takeSpare(size: number): PooledSegment | undefined {
+    const spare = this.spare;
+    if (!spare || !this.policy.spareTakes(size)) return undefined;
+    this.spare = undefined;
+    // addSegment counts its size again.
+    this.reservedBytes -= spare.size;
+    const segment = this.addSegment(spare.id, spare.size, spare.memory);
+    daemonLog().debug({ segment: spare.id, bytes: spare.size, blob: size }, 'spare segment taken');
+    setTimeout(() => this.replenishSpare(), SPARE_REPLACE_DELAY_MS).unref();
+    return segment;
+  }
+
+  /**
+   * Reserves a spare on the worker thread (with huge pages, faulted in by the reservation) when
+   * there is none and the policy allows one now; a refusal or failure is tried again at the next
+   * idle tick. Its bytes count as reserved from the start, as reserveOffThread's do.
+   */
+  private replenishSpare(): void {
+    const size = this.policy.spareBytes;
+    if (size === 0 || this.spare || this.spareReserving || this.closed) return;
+    if (!this.policy.mayReserveSpare(this.reservedBytes, this.policy.machineRoom().bytes)) return;
+    const id = this.nextSegmentId++;
+    this.reservedBytes += size;
+    const reserving = native.Segment.reserve(size, `trellis-segment-${id}`, this.shmDir).then(
+      (memory) => {
+        if (this.closed) memory.release();
+        else this.spare = { id, size, memory };
+      },
+      () => {
+        if (!this.closed) this.reservedBytes -= size;
+      },
+    );
+    this.spareReserving = reserving.finally(() => {
+      this.spareReserving = undefined;
+    });
+  }
+
+  /** Gives the spare back (memory pressure, or its room is needed); true when there was one. */
+  private dropSpare(why: string): boolean {
+    const spare = this.spare;
+    if (!spare) return false;
+    this.spare = undefined;
+    spare.memory.release();
+    this.reservedBytes -= spare.size;
+    daemonLog().debug({ segment: spare.id, bytes: spare.size }, `spare segment given back: ${why}`);
+    return true;
   }
 
   /**
@@ -210,6 +293,8 @@ export class SegmentPool {
   close(): void {
     this.closed = true;
     clearInterval(this.idleTimer);
+    this.spare?.memory.close();
+    this.spare = undefined;
     for (const segment of this.segments.values()) segment.memory.close();
     this.segments.clear();
     this.memory.close();
@@ -250,6 +335,10 @@ export class SegmentPool {
     // One reading of the machine per new segment (not per blob): what it can hold right now.
     let machine = this.policy.machineRoom();
     let segmentSize = this.policy.segmentSizeFor(size, this.reservedBytes, machine.bytes);
+    if (segmentSize === 0 && this.dropSpare(`its room is needed for a blob of ${formatBytes(size)}`)) {
+      machine = this.policy.machineRoom();
+      segmentSize = this.policy.segmentSizeFor(size, this.reservedBytes, machine.bytes);
+    }
     if (segmentSize === 0) {
       const wanted = this.policy.segmentSizeFor(size, 0);
       const victims = this.policy.releaseToFit([...this.segments.values()], this.reservedBytes, wanted, machine.bytes);
@@ -286,6 +375,10 @@ export class SegmentPool {
   }
 
   private releaseIdle(): void {
+    // The spare goes first under pressure (nobody uses it), and comes back once there is room again.
+    if (this.spare && !this.policy.keepSpare(this.policy.machineRoom().bytes))
+      this.dropSpare('the machine is short of memory');
+    else this.replenishSpare();
     const segments = [...this.segments.values()];
     if (!segments.some((segment) => segment.used === 0)) return;
     // One reading of the machine per tick, and only with an empty segment to decide about.

@@ -97,7 +97,13 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     this.instanceId = cluster?.membership.instanceId ?? options.instanceId;
     this.socketPath = options.socket;
     this.maxFrameBytes = options.maxFrameBytes;
-    const policy = new MemoryPolicy(options.size, options.idleReleaseMs, new MachineCapacity(options.shmDir));
+    const policy = new MemoryPolicy(
+      options.size,
+      options.idleReleaseMs,
+      new MachineCapacity(options.shmDir),
+      undefined,
+      options.spareSegmentBytes,
+    );
     this.pool = new SegmentPool(policy, options.shmDir, (segment) => this.segmentReleased(segment));
     const ids = new IdGenerator(this.instanceId);
     const readIndex = openReadIndex(options.readIndexSlots, options.shmDir);

@@ -43,6 +43,11 @@ export interface DaemonStatus {
    */
   memoryCapacity: number;
   memoryReserved: number;
+  /**
+   * Bytes of the spare segment (--spare-segment) reserved and ready for the next blob that needs a
+   * new segment: included in memoryReserved, not in segments; 0 without one or while it is reserved.
+   */
+  memorySpare: number;
   segments: number;
   objects: number;
   names: number;

@@ -142,3 +142,115 @@ describe('SegmentPool: empty segments retained past the idle time', () => {
     }
   });
 });
+
+describe('SegmentPool: the spare segment (--spare-segment)', () => {
+  const shmDir = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const roomy: CapacityReading = { memTotal: 64 * 1024 * MiB, memAvailable: 32 * 1024 * MiB };
+  const pools: SegmentPool[] = [];
+  afterEach(() => pools.splice(0).forEach((pool) => pool.close()));
+
+  /** --size 64 MiB (standard segments of 8 MiB) with a spare of `spare` bytes, checked every second. */
+  function sparePool(spare: number, reading = { current: roomy }): SegmentPool {
+    const pool = new SegmentPool(new MemoryPolicy(64 * MiB, 0, { read: () => reading.current }, 60_000, spare), shmDir);
+    pools.push(pool);
+    return pool;
+  }
+
+  /** Waits (bounded) until the pool has a spare ready, or none when `ready` is false. */
+  async function untilSpare(pool: SegmentPool, ready = true): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (pool.spareReady > 0 !== ready && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(pool.spareReady > 0, ready, ready ? 'a spare is ready' : 'no spare');
+  }
+
+  it('is reserved after the first segment and taken by the first blob that needs a segment its size', async () => {
+    const pool = sparePool(16 * MiB);
+    pool.warmUp();
+    await pool.untilWarm();
+    await untilSpare(pool);
+    assert.equal(pool.spareReady, 16 * MiB);
+    assert.equal(pool.reserved, 8 * MiB + 16 * MiB, 'the spare counts as reserved');
+    assert.equal(pool.count, 1, 'but is no segment of the pool until taken');
+
+    await pool.reserveAhead([12 * MiB]);
+    const large = pool.allocate(12 * MiB, 'test');
+    assert.equal(pool.count, 2);
+    assert.equal(pool.segmentFd(large.segment).size, 16 * MiB, 'the blob got the spare');
+    await untilSpare(pool);
+    assert.equal(pool.reserved, 8 * MiB + 16 * MiB + 16 * MiB, 'a new spare replaces it');
+
+    // A blob that fits a standard segment leaves a larger spare alone.
+    pool.allocate(7 * MiB, 'test');
+    const small = pool.allocate(5 * MiB, 'test'); // room in neither segment
+    assert.equal(pool.segmentFd(small.segment).size, 8 * MiB, 'a new standard segment, not the spare');
+    assert.equal(pool.spareReady, 16 * MiB);
+  });
+
+  it('is waited for by a blob it fits while it is being reserved, rather than reserving another', async () => {
+    const pool = sparePool(16 * MiB);
+    pool.warmUp();
+    await pool.untilWarm();
+    assert.equal(pool.spareReady, 0, 'still being reserved');
+    await pool.reserveAhead([12 * MiB]);
+    const placement = pool.allocate(12 * MiB, 'test');
+    assert.equal(pool.segmentFd(placement.segment).size, 16 * MiB, 'the blob got the spare');
+    assert.equal(pool.count, 2);
+    assert.equal(pool.reserved, 8 * MiB + 16 * MiB, 'its segment; the next spare comes after a pause');
+    await untilSpare(pool);
+    assert.equal(pool.reserved, 8 * MiB + 16 * MiB + 16 * MiB);
+  });
+
+  it('is taken on the spot by an allocation that did not reserve ahead', async () => {
+    const pool = sparePool(16 * MiB);
+    pool.warmUp();
+    await untilSpare(pool);
+    const placement = pool.allocate(10 * MiB, 'test');
+    assert.equal(pool.segmentFd(placement.segment).size, 16 * MiB);
+  });
+
+  it('gives its room to a blob that needs it under --size, and stays away while that room is taken', async () => {
+    const pool = sparePool(32 * MiB);
+    pool.warmUp();
+    await untilSpare(pool);
+    assert.equal(pool.reserved, 40 * MiB);
+    // 40 MiB needs a segment of its own larger than the spare, and fits under 64 MiB only without it.
+    await pool.reserveAhead([40 * MiB]);
+    pool.allocate(40 * MiB, 'test');
+    assert.equal(pool.spareReady, 0);
+    assert.equal(pool.reserved, 48 * MiB);
+    await new Promise((resolve) => setTimeout(resolve, 1300)); // an idle check
+    assert.equal(pool.reserved, 48 * MiB, 'no spare past --size');
+  });
+
+  it('is given back when the machine runs short, and reserved again once it has room', async () => {
+    const reading = { current: roomy };
+    const pool = sparePool(16 * MiB, reading);
+    pool.warmUp();
+    await untilSpare(pool);
+    reading.current = { memTotal: 64 * 1024 * MiB, memAvailable: 0 };
+    await untilSpare(pool, false);
+    assert.ok(pool.reserved <= 8 * MiB, `reserved ${pool.reserved}`);
+    reading.current = roomy;
+    await untilSpare(pool);
+  });
+});
+
+describe('MemoryPolicy.spareBytes', () => {
+  it('is rounded to 2 MiB and refused past --size', () => {
+    assert.equal(new MemoryPolicy(64 * MiB, 0, undefined, undefined, 3 * MiB).spareBytes, 4 * MiB);
+    assert.throws(() => new MemoryPolicy(64 * MiB, 0, undefined, undefined, 65 * MiB), {
+      code: 'InvalidArgument',
+      message: /^--spare-segment 65 MiB is larger than --size 64 MiB/,
+    });
+  });
+
+  it('lets only blobs that need a segment of their own take a spare larger than a standard segment', () => {
+    const policy = new MemoryPolicy(64 * MiB, 0, undefined, undefined, 16 * MiB);
+    assert.equal(policy.spareTakes(MiB), false);
+    assert.equal(policy.spareTakes(12 * MiB), true);
+    assert.equal(policy.spareTakes(17 * MiB), false);
+    const small = new MemoryPolicy(64 * MiB, 0, undefined, undefined, 8 * MiB);
+    assert.equal(small.spareTakes(MiB), true, 'a spare of a standard segment serves as one');
+    assert.equal(new MemoryPolicy(64 * MiB).spareTakes(MiB), false, 'none by default');
+  });
+});

@@ -125,6 +125,28 @@ describe('native mapping sharedBuffer', () => {
     assert.equal(bytes[size - 1], 0);
   });
 
+  it('leaves no reserved address space behind a mapping whose size is no multiple of a page', () => {
+    // Mappings are placed 2 MiB-aligned inside a larger PROT_NONE reservation whose tail is given
+    // back; for a size such as the read index's (10 MiB + 64 B) the tail used to stay reserved.
+    const size = 2 * MiB + 64;
+    const mapping = new native.Mapping(sparseFile(size), size, false);
+    assert.equal(new Uint8Array(mapping.buffer)[PAGE - 1], (PAGE - 1) % 251);
+    const lines = fs.readFileSync('/proc/self/maps', 'utf8').split('\n');
+    const ours = lines.filter((line) => line.includes(`mapping-${process.pid}-${PAGE}`));
+    assert.ok(ours.length > 0, 'the mapping is listed');
+    for (const line of ours) {
+      const end = line.split(' ')[0].split('-')[1];
+      const next = lines.find((other) => other.startsWith(`${end}-`));
+      assert.ok(!next || !/ ---p 00000000 00:00 0\s*$/.test(next), `reserved address space left behind: ${next}`);
+    }
+  });
+
+  it('says whether its file lies on huge pages, as the block size its tmpfs reports', () => {
+    const fd = sparseFile(PAGE);
+    const mapping = new native.Mapping(fd, PAGE, false);
+    assert.equal(mapping.hugePages, fs.fstatSync(fd).blksize >= 2 * MiB);
+  });
+
   it('is refused for a writable mapping, whose blobs are handed out one slice each', () => {
     const mapping = new native.Mapping(sparseFile(PAGE), PAGE, true);
     assert.throws(() => mapping.sharedBuffer, { code: 'PermissionDenied' });

@@ -174,4 +174,34 @@ describe('migrate: copying objects between daemons over their RPC ports', functi
       /o0001ffffffffffff does not exist/,
     );
   });
+
+  it('a migrate during the start-up reservation waits for it, not making a segment of its own', async function () {
+    const id = await onA.put(Buffer.alloc(64 * 1024, 9));
+    // A first standard segment of 256 MiB: new memory takes a while to reserve on a VM.
+    const c = await startTestDaemon([
+      '--rpc-port',
+      '0',
+      '--instance-id',
+      '3',
+      '--size',
+      '2GiB',
+      '--rpc-peer',
+      `1=${a.rpcEndpoint}`,
+    ]);
+    const onC = await connect(c.socket);
+    try {
+      if ((await onC.status()).segments !== 0) {
+        console.log('      (skipped: the first segment was reserved before the migrate could be sent)');
+        this.skip();
+      }
+      const copy = await onC.migrate(id);
+      assert.deepEqual(await onC.get(copy), Buffer.alloc(64 * 1024, 9));
+      const status = await onC.status();
+      assert.equal(status.segments, 1, 'the copy went into the first standard segment');
+      assert.equal(status.memoryReserved, 256 * 1024 * 1024);
+    } finally {
+      await onC.close();
+      await c.stop();
+    }
+  });
 });

@@ -16,7 +16,8 @@ export function statusCommand(): Command {
         [
           'memory',
           `${formatBytes(status.memoryUsage)} used of ${formatBytes(status.memoryLimit)} ` +
-            `(${formatBytes(status.memoryReserved)} reserved in ${status.segments} segment${status.segments === 1 ? '' : 's'}, ` +
+            `(${formatBytes(status.memoryReserved)} reserved in ${status.segments} segment${status.segments === 1 ? '' : 's'}` +
+            `${status.memorySpare > 0 ? ` and a ${formatBytes(status.memorySpare)} spare` : ''}, ` +
             `room for ${formatBytes(status.memoryCapacity)})`,
         ],
         ['objects', `${status.objects} (${status.names} names, ${status.streams} streams)`],

@@ -81,11 +81,12 @@ export class Migrator {
       const wanted = remoteBlobs.filter((blob) => this.copyOf(blob.id) === undefined);
       const local = new Map<string, BlobLocation>();
       for (const [typename, group] of groupBy(wanted, (blob) => typenames.get(blob.id)!)) {
-        const created = table.createBlobs(
-          session,
-          group.map((blob) => blob.size),
-          typename,
-        );
+        const sizes = group.map((blob) => blob.size);
+        // As a local createBlobs does: wait for the start-up reservation, and reserve new segments
+        // off the event loop with huge pages, not on the spot with 4 KiB ones.
+        await pool.untilWarm();
+        await pool.reserveAhead(sizes);
+        const created = table.createBlobs(session, sizes, typename);
         group.forEach((blob, i) => local.set(blob.id, created[i]));
       }
       const targets = new Map<string, Uint8Array>();
