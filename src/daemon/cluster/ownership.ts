@@ -25,7 +25,8 @@ import { decodeNameTarget, idOfObjectKey, nameOfKey } from './records';
 const RETRY_FIRST_DELAY_MS = 100;
 const RETRY_MAX_DELAY_MS = 2_000;
 
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Unref'd: a stopped daemon's retries keep no process alive (a running daemon's server does). */
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 export class Ownership {
   private stopped = false;

@@ -42,7 +42,8 @@ export class RetryLoop {
       } catch (error) {
         if (this.options.stopped()) return;
         this.options.failed(error);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        // Unref'd: a daemon that stopped (its server no longer holding the process) is not kept alive by a wait.
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
         delay = Math.min(delay * 2, this.options.maxDelayMs);
       }
     }
