@@ -30,19 +30,20 @@ export interface Flatness {
 }
 
 /**
- * Compares the median of the last fifth of the run with the median of the window just after
- * warm-up (from 20% to 40% of the run): flat means late <= early * (1 + relative) + absolute.
- * Medians, so that a kill and restart caught mid-sample does not decide the answer.
+ * Compares the median of the last fifth of the samples with the median of the window just after
+ * warm-up (from 20% to 40% of them): flat means late <= early * (1 + relative) + absolute.
+ * Medians, so that a kill and restart caught mid-sample does not decide the answer. Windows are
+ * cut by sample, not by time: none is taken while the daemon restarts, and on a loaded machine a
+ * restart can outlast a time window of a short run and leave it empty.
  */
 export function flatness(
   samples: readonly ProbeSample[],
-  runSeconds: number,
   pick: (sample: ProbeSample) => number,
   relative: number,
   absolute: number,
 ): Flatness {
   const window = (from: number, to: number) =>
-    samples.filter((sample) => sample.t >= from * runSeconds && sample.t <= to * runSeconds).map(pick);
+    samples.slice(Math.floor(from * samples.length), Math.ceil(to * samples.length)).map(pick);
   const earlyValues = window(0.2, 0.4);
   const lateValues = window(0.8, 1);
   const early = median(earlyValues);
