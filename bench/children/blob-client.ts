@@ -4,11 +4,14 @@
  * user's process pays: the socket round trips, fd passing, mapping and V8's bookkeeping.
  */
 import { performance } from 'node:perf_hooks';
-import { connect, type Client } from '../../src/index';
+import type { Client } from '../../src/index';
 import { cpuTimeMs } from '../lib/proc';
 import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
 import { summarize } from '../lib/stats';
+import { loadTrellis } from '../lib/dist';
+
+const { connect } = loadTrellis();
 
 export interface TrialArgs {
   bytes: number;

@@ -4,9 +4,13 @@
  * real reader pays (the open round trip, mapping, first touch of the pages, decoding, JIT).
  */
 import * as v8 from 'node:v8';
-import { connect, ShareableList, type Client } from '../../src/index';
+import type { Client, ShareableList as List } from '../../src/index';
 import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
+import { loadTrellis } from '../lib/dist';
+
+const { connect, ShareableList } = loadTrellis();
+type ShareableList = List;
 
 type Item = Buffer | string | number | bigint | boolean | null;
 

@@ -6,11 +6,14 @@
  * A writer process puts; a different reader process gets what it put.
  */
 import * as net from 'node:net';
-import { encodeFrame } from '../../src/protocol/framing';
-import { connect, type TrellisClient } from '../../src/index';
+import type { TrellisClient } from '../../src/index';
 import Redis from 'ioredis';
 import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
 import { serveCommands } from '../lib/serve-commands';
+import { loadDist, loadTrellis } from '../lib/dist';
+
+const { connect } = loadTrellis();
+const { encodeFrame } = loadDist<typeof import('../../src/protocol/framing')>('protocol/framing');
 
 export const PUT_DRIVERS = [
   'raw echo of a put request',
