@@ -25,7 +25,7 @@ import { startBenchDaemon } from '../lib/daemon';
 import { formatRatio } from '../lib/format';
 import { startBenchRedis } from '../lib/redis';
 import type { SampleSet } from '../lib/sampler';
-import { sampleRow } from '../lib/sample-row';
+import { pooled, sampleRow } from '../lib/sample-row';
 import { summarize } from '../lib/stats';
 import type { Row, Suite, SuiteContext, SuiteReport, TargetCheck } from '../lib/suite';
 
@@ -87,13 +87,6 @@ async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
   };
 }
 
-const pooled = (sets: SampleSet[]): SampleSet => ({
-  samplesNs: sets.flatMap((set) => set.samplesNs),
-  opsPerSample: sets[0].opsPerSample,
-  minorFaults: sets.reduce((total, set) => total + set.minorFaults, 0),
-  gcCount: sets.reduce((total, set) => total + set.gcCount, 0),
-  gcMs: sets.reduce((total, set) => total + set.gcMs, 0),
-});
 const median = (set: SampleSet) => summarize(set.samplesNs).median;
 
 function perSecond(nsPerOp: number): string {
