@@ -21,7 +21,7 @@ export function renderReport(title: string, report: SuiteReport): string {
   const lines = [title];
   if (report.rows.length > 0 || !report.tables?.length) lines.push('', renderTable(COLUMNS, tableRows(report.rows)));
   for (const table of report.tables ?? []) lines.push('', table.title, renderTable(table.columns, table.rows));
-  if (report.targets.length > 0)
+  if (report.targets.length > 0 && !report.targetsShownInTables)
     lines.push('', 'Targets (reported, not asserted):', ...report.targets.map(renderTarget));
   if (report.notes.length > 0) lines.push('', 'Notes:', ...report.notes.map((note) => `  - ${note}`));
   return lines.join('\n');
