@@ -15,3 +15,5 @@ process.argv.splice(1, 1);
 const unregister = register();
 Module.runMain();
 unregister();
+// Turning the hook off turns source maps off too: a child's stack traces should name its .ts lines.
+process.setSourceMapsEnabled(true);
