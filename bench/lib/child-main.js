@@ -15,5 +15,6 @@ process.argv.splice(1, 1);
 const unregister = register();
 Module.runMain();
 unregister();
-// Turning the hook off turns source maps off too: a child's stack traces should name its .ts lines.
-process.setSourceMapsEnabled(true);
+// Source maps go off with the hook, so a child's stack traces give positions in tsx's output, not
+// in the .ts file. Turning them back on would make Node read and parse the .js.map of every module
+// trellis loads at first use, inside the timings.
