@@ -4,11 +4,15 @@
  * writes bench/results/<suite>-<timestamp>.json. `--list` prints the suites. Options (`--daemons
  * 4,8` or `--daemons=4,8`) go to every suite chosen; a suite reads the ones it knows.
  *
+ * Daemons (bin/trellisd) and children load trellis from dist/, the compiled package a user runs;
+ * a dist/ older than src/ is refused (`npm run build:ts`).
+ *
  * Suites run one at a time and the runner itself stays idle while children measure: on a
  * 2-core machine, a daemon and a measuring client already use both cores.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { assertDistFresh } from './lib/dist';
 import { renderReport } from './lib/report';
 import { describeMachine, writeResults } from './lib/results';
 import { Scope } from './lib/scope';
@@ -97,6 +101,8 @@ async function main(argv: string[]): Promise<void> {
   if (chosen.length === 0) {
     throw new Error(`no suite matches ${filters.join(', ')}; suites: ${suites.map((suite) => suite.name).join(', ')}`);
   }
+  // Daemons and children run the compiled package (lib/dist.ts): refuse before any suite starts.
+  assertDistFresh();
   const machine = describeMachine();
   process.stdout.write(
     `trellis bench: node ${machine.node}, ${machine.cpus} x ${machine.cpuModel}, ${(machine.totalMemoryBytes / 2 ** 30).toFixed(0)} GiB, linux ${machine.kernel}\n`,

@@ -4,16 +4,34 @@
  * user's process pays: the socket round trips, fd passing, mapping and V8's bookkeeping.
  */
 import { performance } from 'node:perf_hooks';
-import { connect, type Client } from '../../src/index';
+import type { Client } from '../../src/index';
 import { cpuTimeMs } from '../lib/proc';
 import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
+import { connectEcho } from '../lib/echo-client';
+import { pooled } from '../lib/sample-row';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
 import { summarize } from '../lib/stats';
+import { loadTrellis } from '../lib/dist';
+
+const { connect } = loadTrellis();
 
 export interface TrialArgs {
   bytes: number;
   iterations: number;
   warmup: number;
+}
+
+export interface CycleArgs extends TrialArgs {
+  /** A raw echo server to time round trips to, interleaved with the cycles. */
+  echo?: { socket: string; messageBytes: number };
+  /** Cycles and echoes alternate this many times (iterations are split among them). */
+  rounds?: number;
+}
+
+export interface CycleResult {
+  cycle: SampleSet;
+  /** The round trips to `echo`, from the same rounds. */
+  echo?: SampleSet;
 }
 
 /** The first operation of its kind in this process, then the steady state after warmup. */
@@ -97,6 +115,24 @@ function blobCommands(client: Client) {
     return { putOnce, deleteLast, phases };
   }
 
+  /** create + fill + seal + getBlob + release of one blob, back to back; the blobs are deleted after. */
+  async function timeCycles({ bytes, iterations, warmup }: TrialArgs): Promise<SampleSet> {
+    const source = sourceBuffer(bytes);
+    const made: string[] = [];
+    const cycleOnce = async () => {
+      const writer = await client.createBlob(bytes);
+      writer.buffer.set(source);
+      const id = await writer.seal();
+      const blob = await client.getBlob(id);
+      if (blob.size !== bytes) throw new Error(`blob ${id} has ${blob.size} bytes, expected ${bytes}`);
+      await client.release(id);
+      made.push(id);
+    };
+    const result = await sample(cycleOnce, { iterations, warmup });
+    await client.delete(made);
+    return result;
+  }
+
   return {
     /** create + fill from a JS buffer + seal; each blob is deleted after, untimed. */
     async put({ bytes, iterations, warmup, daemonPid }: PutArgs): Promise<PutResult> {
@@ -171,21 +207,23 @@ function blobCommands(client: Client) {
     },
 
     /** create + fill + seal + getBlob + release of one blob, back to back; all deleted at the end. */
-    async cycle({ bytes, iterations, warmup }: TrialArgs): Promise<SampleSet> {
-      const source = sourceBuffer(bytes);
-      const made: string[] = [];
-      const cycleOnce = async () => {
-        const writer = await client.createBlob(bytes);
-        writer.buffer.set(source);
-        const id = await writer.seal();
-        const blob = await client.getBlob(id);
-        if (blob.size !== bytes) throw new Error(`blob ${id} has ${blob.size} bytes, expected ${bytes}`);
-        await client.release(id);
-        made.push(id);
-      };
-      const result = await sample(cycleOnce, { iterations, warmup });
-      await client.delete(made);
-      return result;
+    /**
+     * The small-blob cycle, in rounds; with `echo`, each round also times round trips to a raw
+     * echo server from this process, so the cycle and the round trip it is counted in see the
+     * same load.
+     */
+    async cycle({ bytes, iterations, warmup, echo, rounds = 1 }: CycleArgs): Promise<CycleResult> {
+      const echoClient = echo && (await connectEcho(echo.socket, echo.messageBytes));
+      const cycles: SampleSet[] = [];
+      const echoes: SampleSet[] = [];
+      const perRound = Math.ceil(iterations / rounds);
+      for (let round = 0; round < rounds; round++) {
+        const roundWarmup = round === 0 ? warmup : 0;
+        cycles.push(await timeCycles({ bytes, iterations: perRound, warmup: roundWarmup }));
+        if (echoClient) echoes.push(await sample(echoClient.roundTrip, { iterations: perRound, warmup: roundWarmup }));
+      }
+      echoClient?.close();
+      return { cycle: pooled(cycles), echo: echoClient ? pooled(echoes) : undefined };
     },
 
     async deleteBlobs({ ids }: { ids: string[] }): Promise<void> {

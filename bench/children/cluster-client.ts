@@ -2,8 +2,11 @@
  * A client of one cluster daemon for the cluster-names suite (argv: --socket PATH). Publishes
  * small values under names, batched or one at a time, and waits for names to show up.
  */
-import { connect, type TrellisClient } from '../../src/index';
+import type { TrellisClient } from '../../src/index';
 import { serveCommands } from '../lib/serve-commands';
+import { loadTrellis } from '../lib/dist';
+
+const { connect } = loadTrellis();
 
 export interface PublishResult {
   /** Nanoseconds per call (one batch, or one put). */

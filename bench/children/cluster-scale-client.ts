@@ -4,10 +4,12 @@
  * publish at once, wait until every one sees what the others published, time reads of remote
  * names, and watch a killed daemon leave every view.
  */
-import { connect, type TrellisClient } from '../../src/index';
-import { isTrellisError } from '../../src/errors';
+import type { TrellisClient } from '../../src/index';
 import { serveCommands } from '../lib/serve-commands';
 import { scaleName } from '../suites/cluster-scale/plan';
+import { loadTrellis } from '../lib/dist';
+
+const { connect, isTrellisError } = loadTrellis();
 
 const POLL_MS = 25;
 /**

@@ -5,48 +5,23 @@
  * trellis reader and the Arrow IPC file reader pay the same module load outside the timings.
  * What is timed is from the call to a ready value (a Table, a Buffer), then its first scan.
  *
- * trellis is loaded from dist/, the compiled package a user's process loads, not through tsx as
- * other bench children do: tsx compiles a module when it is first required, and trellis loads
- * some of its modules at first use (the arrow layout at the first DataFrame get), which would
- * put a TypeScript compile inside the timings. dist/ older than src/ is refused.
+ * trellis is loaded from dist/, the compiled package a user's process loads (see lib/dist.ts and
+ * lib/child-main.js): trellis loads some of its modules at first use (the arrow layout at the
+ * first DataFrame get), inside these timings, as a user's process loads them.
  */
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Table, tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
-import * as path from 'node:path';
 import type * as Trellis from '../../src/index';
 import type * as Native from '../../src/native';
 import { touchEveryPage, valueBuffers } from '../lib/arrow-table';
 import { serveCommands } from '../lib/serve-commands';
+import { loadDist, loadTrellis } from '../lib/dist';
 
 const PAGE = 4096;
-const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
-/** The newest modification time of a .ts file under `dir`. */
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile() && entry.name.endsWith('.ts'))
-      newest = Math.max(newest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return newest;
-}
-
-function loadDist(): { trellis: typeof Trellis; native: typeof Native } {
-  const dist = path.join(REPO_ROOT, 'dist');
-  const index = path.join(dist, 'index.js');
-  if (!fs.existsSync(index) || fs.statSync(index).mtimeMs < newestSource(path.join(REPO_ROOT, 'src')))
-    throw new Error(`${dist} is missing or older than src/: run npm run build:ts first`);
-  /* eslint-disable @typescript-eslint/no-require-imports -- the compiled package, as users load it */
-  return {
-    trellis: require(index) as typeof Trellis,
-    native: require(path.join(dist, 'native.js')) as typeof Native,
-  };
-  /* eslint-enable @typescript-eslint/no-require-imports */
-}
-
-const { trellis: dist, native: distNative } = loadDist();
-const { native } = distNative;
+const dist = loadTrellis();
+const { native } = loadDist<typeof Native>('native');
 
 /** Written by reads so that no read can be optimized away. */
 let sink = 0;

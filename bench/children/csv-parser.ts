@@ -5,9 +5,11 @@
  */
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { parseFile } from '../../src/io/csv/parse-file';
 import { generateCsv } from '../../test/fixtures/csv/generate';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
+import { loadDist } from '../lib/dist';
+
+const { parseFile } = loadDist<typeof import('../../src/io/csv/parse-file')>('io/csv/parse-file');
 
 export interface ParseTrial {
   ns: number;

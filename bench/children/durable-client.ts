@@ -7,10 +7,13 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { DurableStore as DurableStoreClass } from '../../src/daemon/durable/durable-store';
-import { IdGenerator } from '../../src/protocol/ids';
-import { native, type NativeSegment } from '../../src/native';
+import type { NativeSegment } from '../../src/native';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
 import { dropPageCache, readInto, writeAndSync } from '../lib/disk';
+import { loadDist } from '../lib/dist';
+
+const { IdGenerator } = loadDist<typeof import('../../src/protocol/ids')>('protocol/ids');
+const { native } = loadDist<typeof import('../../src/native')>('native');
 
 const ids = new IdGenerator(1);
 /** Reads are quicker than writes and noisier: a few per trial. */
@@ -18,9 +21,7 @@ const READS_PER_TRIAL = 2;
 
 /** Loaded on first use, so that openCatalog in a fresh process can time the loading too. */
 function loadStore(): typeof DurableStoreClass {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require('../../src/daemon/durable/durable-store') as typeof import('../../src/daemon/durable/durable-store'))
-    .DurableStore;
+  return loadDist<typeof import('../../src/daemon/durable/durable-store')>('daemon/durable/durable-store').DurableStore;
 }
 
 export interface BigBlobArgs {

@@ -4,8 +4,11 @@
  * back (createBlob, fill in place, seal, delete), as a producer of big data would.
  */
 import { performance } from 'node:perf_hooks';
-import { connect, type TrellisClient } from '../../src/index';
+import type { TrellisClient } from '../../src/index';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
+import { loadTrellis } from '../lib/dist';
+
+const { connect } = loadTrellis();
 
 let client: TrellisClient | undefined;
 let getting: Promise<number[]> | undefined;

@@ -9,10 +9,13 @@ import { performance } from 'node:perf_hooks';
 import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import Redis from 'ioredis';
 import { Packr } from 'msgpackr';
-import { connect, isTrellisError, type TrellisClient } from '../../src/index';
+import type { TrellisClient } from '../../src/index';
 import { checkBenchTable, makeBenchTable, tableBytes, touchEveryPage, valueBuffers } from '../lib/arrow-table';
 import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
+import { loadTrellis } from '../lib/dist';
+
+const { connect, isTrellisError } = loadTrellis();
 
 /** Encoded as trellis::Value encodes (src/types/value.ts), so Redis stores the very same bytes. */
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });

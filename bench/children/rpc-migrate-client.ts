@@ -4,9 +4,12 @@
  * reply, the daemon's copy included) and reads it through connectRpc, deleting or releasing
  * what each trial made outside the timed sections.
  */
-import { connect, connectRpc, type DaemonStatus } from '../../src/index';
+import type { DaemonStatus } from '../../src/index';
 import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
+import { loadTrellis } from '../lib/dist';
+
+const { connect, connectRpc } = loadTrellis();
 
 const MiB = 1024 * 1024;
 

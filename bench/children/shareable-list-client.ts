@@ -4,9 +4,13 @@
  * real reader pays (the open round trip, mapping, first touch of the pages, decoding, JIT).
  */
 import * as v8 from 'node:v8';
-import { connect, ShareableList, type Client } from '../../src/index';
+import type { Client, ShareableList as List } from '../../src/index';
 import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
+import { loadTrellis } from '../lib/dist';
+
+const { connect, ShareableList } = loadTrellis();
+type ShareableList = List;
 
 type Item = Buffer | string | number | bigint | boolean | null;
 
@@ -63,7 +67,7 @@ export interface ReadArgs {
   warmup: number;
 }
 
-export interface ReadResult {
+export interface FirstReadResult {
   /**
    * The first open in this process (after one status request, which counts requests): fd passing,
    * mapping, cold JIT.
@@ -76,6 +80,9 @@ export interface ReadResult {
    * first touch of the pages, decoding, a cold JIT.
    */
   firstPass: SampleSet;
+}
+
+export interface ReadResult extends FirstReadResult {
   /** Later passes over the same list: items come from its cache, filled as it was read again. */
   cachedPass: SampleSet;
   /** Passes over a new list object each time (after JIT warmup): every item decoded from shared memory. */
@@ -92,6 +99,21 @@ export interface OpenArgs {
 }
 
 function listCommands(client: Client) {
+  async function firstOpenAndPass(name: string): Promise<FirstReadResult & { list: ShareableList }> {
+    let list: ShareableList | undefined;
+    let firstOpen: SampleSet | undefined;
+    const firstOpenRequests = await countRequests(client, async () => {
+      firstOpen = await sampleOnce(async () => {
+        list = await ShareableList.open(client, name);
+      });
+    });
+    // As before the array's first pass (arrayFirst): the pass starts with an empty young
+    // generation, so neither side's timing includes collecting what came before it.
+    collectGarbage();
+    const firstPass = await sampleOnce(() => readList(list!));
+    return { list: list!, firstOpen: firstOpen!, firstOpenRequests, firstPass };
+  }
+
   return {
     async create({ count }: { count: number }): Promise<{ name: string; bytes: number }> {
       const list = await ShareableList.create(client, benchItems(count));
@@ -100,19 +122,15 @@ function listCommands(client: Client) {
       return { name: list.name, bytes: blob.size };
     },
 
+    /** The first open and first pass in this process only: one cold sample. */
+    async firstRead({ name }: { name: string }): Promise<FirstReadResult> {
+      const { list: _, ...first } = await firstOpenAndPass(name);
+      return first;
+    },
+
     async read({ name, count, iterations, warmup }: ReadArgs): Promise<ReadResult> {
-      let list: ShareableList | undefined;
-      let firstOpen: SampleSet | undefined;
-      const firstOpenRequests = await countRequests(client, async () => {
-        firstOpen = await sampleOnce(async () => {
-          list = await ShareableList.open(client, name);
-        });
-      });
-      // As before the array's first pass (arrayFirst): the pass starts with an empty young
-      // generation, so neither side's timing includes collecting what came before it.
-      collectGarbage();
-      const firstPass = await sampleOnce(() => readList(list!));
-      const cachedPass = await sample(() => readList(list!), { iterations, warmup });
+      const { list, firstOpen, firstOpenRequests, firstPass } = await firstOpenAndPass(name);
+      const cachedPass = await sample(() => readList(list), { iterations, warmup });
       const blob = await client.getBlob(name);
       let fresh = ShareableList.fromBlob(client, blob);
       const decodingPass = await sample(() => readList(fresh), {
@@ -124,7 +142,7 @@ function listCommands(client: Client) {
       collectGarbage();
       const items = benchItems(count);
       const arrayPass = await sample(() => readArray(items), { iterations, warmup });
-      return { firstOpen: firstOpen!, firstOpenRequests, firstPass, cachedPass, decodingPass, arrayPass, sink };
+      return { firstOpen, firstOpenRequests, firstPass, cachedPass, decodingPass, arrayPass, sink };
     },
 
     /**

@@ -5,12 +5,15 @@
  * same workload from the same process, interleaved round by round, so drift hits both alike.
  * A writer process puts; a different reader process gets what it put.
  */
-import * as net from 'node:net';
-import { encodeFrame } from '../../src/protocol/framing';
-import { connect, type TrellisClient } from '../../src/index';
+import type { TrellisClient } from '../../src/index';
 import Redis from 'ioredis';
 import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
+import { connectEcho } from '../lib/echo-client';
 import { serveCommands } from '../lib/serve-commands';
+import { loadDist, loadTrellis } from '../lib/dist';
+
+const { connect } = loadTrellis();
+const { encodeFrame } = loadDist<typeof import('../../src/protocol/framing')>('protocol/framing');
 
 export const PUT_DRIVERS = [
   'raw echo of a put request',
@@ -84,34 +87,6 @@ function payload(i: number, bytes: number): Buffer {
   return buffer;
 }
 
-/**
- * The baseline for one request: write `bytes` to a raw Node echo server (socket-echo.ts) over a
- * UNIX socket and wait for all of them to come back, with the net module and no framing.
- */
-async function echoOf(socketPath: string, bytes: number): Promise<() => Promise<void>> {
-  const connection = await new Promise<net.Socket>((resolve, reject) => {
-    const s = net.connect(socketPath, () => resolve(s));
-    s.once('error', reject);
-  });
-  const message = Buffer.alloc(bytes, 0x42);
-  let outstanding = 0;
-  let wake: (() => void) | undefined;
-  connection.on('data', (chunk: Buffer) => {
-    outstanding -= chunk.length;
-    if (outstanding <= 0 && wake) {
-      const done = wake;
-      wake = undefined;
-      done();
-    }
-  });
-  return () =>
-    new Promise<void>((resolve) => {
-      outstanding = bytes;
-      wake = resolve;
-      connection.write(message);
-    });
-}
-
 function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
   let socketClient: TrellisClient | undefined;
   let socketPutter: TrellisClient | undefined;
@@ -135,7 +110,7 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
         seq: 1234,
         body: { sizes: [valueBytes], data: pick(0) },
       }).length;
-      const echo = await echoOf(echoSocket, putFrameBytes);
+      const { roundTrip: echo } = await connectEcho(echoSocket, putFrameBytes);
       const drivers: Record<PutDriver, () => Promise<SampleSet>> = {
         'raw echo of a put request': () => sample(echo, args.single),
         'trellis put': () =>
@@ -239,7 +214,7 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
         check(buffer, i);
       };
       const getFrameBytes = encodeFrame({ kind: 'getObject', seq: 1234, body: { ref: ids[0] } }).length;
-      const echo = await echoOf(echoSocket, getFrameBytes);
+      const { roundTrip: echo } = await connectEcho(echoSocket, getFrameBytes);
       const drivers: Record<GetDriver, () => Promise<SampleSet>> = {
         'raw echo of a get request': () => sample(echo, args.single),
         // From the read index: a view of shared memory pinned by a hold counter (no copy).

@@ -4,6 +4,7 @@
  * all of it to come back. Every trellis request costs at least this.
  */
 import * as net from 'node:net';
+import { connectEcho } from '../lib/echo-client';
 import { sample, type SampleSet } from '../lib/sampler';
 import { serveCommands } from '../lib/serve-commands';
 
@@ -27,31 +28,11 @@ const commands = {
   },
 
   async pingPong({ socket, messageBytes, iterations, warmup }: PingPongArgs): Promise<SampleSet> {
-    const connection = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(socket, () => resolve(s));
-      s.once('error', reject);
-    });
-    const message = Buffer.alloc(messageBytes, 0x42);
-    let outstanding = 0;
-    let wake: (() => void) | undefined;
-    connection.on('data', (chunk) => {
-      outstanding -= chunk.length;
-      if (outstanding <= 0 && wake) {
-        const done = wake;
-        wake = undefined;
-        done();
-      }
-    });
-    const roundTrip = () =>
-      new Promise<void>((resolve) => {
-        outstanding = messageBytes;
-        wake = resolve;
-        connection.write(message);
-      });
+    const echo = await connectEcho(socket, messageBytes);
     try {
-      return await sample(roundTrip, { iterations, warmup });
+      return await sample(echo.roundTrip, { iterations, warmup });
     } finally {
-      connection.destroy();
+      echo.close();
     }
   },
 };

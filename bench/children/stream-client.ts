@@ -5,8 +5,11 @@
  * call and kept, so a second call measures a warm process (code compiled, segments mapped and
  * their pages touched) and the first a cold one.
  */
-import { connect, type TrellisClient } from '../../src/index';
+import type { TrellisClient } from '../../src/index';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
+import { loadTrellis } from '../lib/dist';
+
+const { connect } = loadTrellis();
 
 export interface StreamRun {
   bytes: number;

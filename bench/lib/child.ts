@@ -1,6 +1,7 @@
 /**
  * The runner's half of the child-process protocol (see serve-commands.ts): spawns a script from
- * bench/children in a fresh Node through tsx, waits for it to say it is ready, and calls its
+ * bench/children in a fresh Node (through child-main.js: tsx compiles the script, then steps
+ * aside so that trellis loads from dist/ as a user's process loads it), waits for it to say it is ready, and calls its
  * commands with types taken from the script's own command table. A fresh process per trial, as
  * better-sqlite3's benchmark does, keeps one trial's heap, JIT state and mappings out of the next.
  */
@@ -13,7 +14,7 @@ import type { ChildMessage, CommandRequest, CommandTable } from './serve-command
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const CHILDREN_DIR = path.join(REPO_ROOT, 'bench', 'children');
 /** --expose-gc lets a child collect garbage before a trial, outside the timed section. */
-export const CHILD_NODE_ARGS = ['--expose-gc', '--require', 'tsx/cjs'];
+export const CHILD_NODE_ARGS = ['--expose-gc', path.join(__dirname, 'child-main.js')];
 
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;

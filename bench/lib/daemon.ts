@@ -1,17 +1,17 @@
 /**
- * Runs trellisd the way users do, through its command line in its own process, so that every
- * client measurement crosses a real process boundary. Stops it with SIGTERM (a clean shutdown
+ * Runs trellisd the way users do, through its shipped command line (bin/trellisd, which runs the
+ * compiled dist/) in its own process, so that every client measurement crosses a real process
+ * boundary. Stops it with SIGTERM (a clean shutdown
  * removes the socket and releases the segments), then SIGKILL if it hangs.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { REPO_ROOT } from './child';
 import { onCpu } from './cpu';
+import { assertDistFresh, TRELLISD_BIN } from './dist';
 import type { Scope } from './scope';
 import { stopProcess } from '../../test/fixtures/processes';
 
-export const DAEMON_SCRIPT = path.join(REPO_ROOT, 'src', 'cli', 'trellisd.ts');
 const READY_LINE = /^trellisd ready socket=(\S+) instance=(\d+)(?: rpc=(\S+))?(?: http=(\S+))?$/m;
 const READY_TIMEOUT_MS = 20_000;
 
@@ -40,12 +40,11 @@ export interface BenchDaemonOptions {
 }
 
 export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions): Promise<BenchDaemon> {
+  assertDistFresh();
   const socket = options.socket ?? scope.path('trellisd.sock');
   // The daemon runs without --expose-gc: it is measured as shipped.
   const { command, args } = onCpu(options.cpu, process.execPath, [
-    '--require',
-    'tsx/cjs',
-    DAEMON_SCRIPT,
+    TRELLISD_BIN,
     '--socket',
     socket,
     '--size',

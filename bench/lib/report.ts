@@ -1,5 +1,6 @@
 /** Turns a suite's report into the text printed after it runs. */
 import { formatBytes, formatDuration, formatRate } from './format';
+import type { Summary } from './stats';
 import type { Row, SuiteReport, TargetCheck } from './suite';
 import { renderTable, type Column } from './table';
 
@@ -8,7 +9,8 @@ const COLUMNS: Column[] = [
   { header: 'size', align: 'right' },
   { header: 'n', align: 'right' },
   { header: 'median', align: 'right' },
-  { header: 'p99', align: 'right' },
+  // p99 from MIN_SAMPLES_FOR_P99 samples up; below that, the range of the few samples (a spread).
+  { header: 'p99 | range', align: 'right' },
   { header: 'GB/s', align: 'right' },
   { header: 'faults/op', align: 'right' },
   { header: 'gc ms', align: 'right' },
@@ -19,7 +21,7 @@ export function renderReport(title: string, report: SuiteReport): string {
   const lines = [title];
   if (report.rows.length > 0 || !report.tables?.length) lines.push('', renderTable(COLUMNS, tableRows(report.rows)));
   for (const table of report.tables ?? []) lines.push('', table.title, renderTable(table.columns, table.rows));
-  if (report.targets.length > 0)
+  if (report.targets.length > 0 && !report.targetsShownInTables)
     lines.push('', 'Targets (reported, not asserted):', ...report.targets.map(renderTarget));
   if (report.notes.length > 0) lines.push('', 'Notes:', ...report.notes.map((note) => `  - ${note}`));
   return lines.join('\n');
@@ -39,7 +41,7 @@ function tableRows(rows: readonly Row[]): string[][] {
       row.bytes === undefined ? '' : formatBytes(row.bytes),
       String(row.stats.n),
       formatDuration(row.stats.median),
-      formatDuration(row.stats.p99),
+      spread(row.stats),
       row.bytes === undefined ? '' : formatRate(row.bytes, row.stats.median),
       row.faultsPerOp === undefined ? '' : formatCount(row.faultsPerOp),
       row.gcMs === undefined ? '' : row.gcMs.toFixed(1),
@@ -47,6 +49,13 @@ function tableRows(rows: readonly Row[]): string[][] {
     ]);
   }
   return out;
+}
+
+/** The p99 where there are enough samples for one, else min–max where there are several. */
+function spread(stats: Summary): string {
+  if (Number.isFinite(stats.p99)) return formatDuration(stats.p99);
+  if (stats.n < 2) return '';
+  return `${formatDuration(stats.min)}–${formatDuration(stats.max)}`;
 }
 
 function renderTarget(check: TargetCheck): string {

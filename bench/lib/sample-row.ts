@@ -15,3 +15,14 @@ export function sampleRow(section: string, operation: string, set: SampleSet, by
     versus,
   };
 }
+
+/** Sets of samples of one operation (from rounds, or from fresh processes) as one set. */
+export function pooled(sets: readonly SampleSet[]): SampleSet {
+  return {
+    samplesNs: sets.flatMap((set) => set.samplesNs),
+    opsPerSample: sets[0]?.opsPerSample ?? 1,
+    minorFaults: sets.reduce((total, set) => total + set.minorFaults, 0),
+    gcCount: sets.reduce((total, set) => total + set.gcCount, 0),
+    gcMs: sets.reduce((total, set) => total + set.gcMs, 0),
+  };
+}

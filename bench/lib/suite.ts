@@ -57,6 +57,8 @@ export interface SuiteReport {
   /** Printed after the timing table (which is left out when `rows` is empty). */
   tables?: ExtraTable[];
   targets: TargetCheck[];
+  /** The targets are in one of `tables` already (with what they compare): the list of them is not printed. */
+  targetsShownInTables?: boolean;
   /** Lines printed under the table: how things were measured, caveats. */
   notes: string[];
   /** Anything else worth keeping in the results file (raw samples, configuration). */

@@ -13,13 +13,13 @@
  * --spare-segment daemon runs after the first stops: its first segment and spare (1.25 GiB), the
  * put's source, and the next spare if it starts before that daemon stops, about 3.3 GiB at most.
  */
-import type { BlobClientCommands, FirstPutResult, GetResult, PutResult } from '../children/blob-client';
+import type { BlobClientCommands, CycleResult, FirstPutResult, GetResult, PutResult } from '../children/blob-client';
+import type { SocketEchoCommands } from '../children/socket-echo';
 import { measureMemcpy, measureSocketRoundTrip } from '../lib/baselines';
 import { startChild, withChild } from '../lib/child';
 import { crossCorePlacement, describePlacement, sameCorePlacement, type Placement } from '../lib/cpu';
 import { startBenchDaemon } from '../lib/daemon';
 import { formatBytes } from '../lib/format';
-import type { SampleSet } from '../lib/sampler';
 import type { Suite, SuiteContext } from '../lib/suite';
 import { CORE_PLAN, type CorePlan } from './core/plan';
 import { coreReport, type CoreMeasurements, type PlacementRun } from './core/report';
@@ -70,11 +70,25 @@ async function measureReads(
     );
     gets.set(bytes, result);
   }
-  log(`create+seal+get+release of ${formatBytes(plan.cycle.bytes)}: fresh client process`);
-  const cycle = await withChild<BlobClientCommands, SampleSet>(scope, 'blob-client.ts', [socket], { cpu }, (client) =>
-    client.call('cycle', plan.cycle),
+  log(`create+seal+get+release of ${formatBytes(plan.cycle.bytes)}: fresh client process, in rounds with a raw echo`);
+  const echo = await startChild<SocketEchoCommands>(scope, 'socket-echo.ts', ['server'], {
+    cpu: placement?.serverCpu,
+  });
+  const echoSocket = scope.path('cycle-echo.sock');
+  await echo.call('listen', { socket: echoSocket });
+  const { cycle, echo: cycleEcho } = await withChild<BlobClientCommands, CycleResult>(
+    scope,
+    'blob-client.ts',
+    [socket],
+    { cpu },
+    (client) =>
+      client.call('cycle', {
+        ...plan.cycle,
+        echo: { socket: echoSocket, messageBytes: plan.roundTrip.messageBytes },
+      }),
   );
-  return { gets, cycle };
+  await echo.stop();
+  return { gets, cycle, cycleEcho };
 }
 
 async function measureCore(context: SuiteContext, plan: CorePlan): Promise<CoreMeasurements> {

@@ -152,7 +152,7 @@ function report(rows: number, results: Map<string, ParseTrial[]>, notes: string[
   notes.push(
     `${rows.toLocaleString('en-US')} rows, ${formatBytes(FILE_BYTES)}; every parser reads from the page cache in a fresh process; times are wall clock from the first call to the last row`,
     'trellis builds typed arrow columns (int64, float64, bool, date32, utf8); papaparse and csv-parse (strings) only split fields into JS strings, dynamicTyping also converts numbers and booleans',
-    'trellis runs from TypeScript sources here, so each worker thread first compiles them with tsx (about 0.2 s); compiled JavaScript starts faster',
+    'trellis runs from dist/ (the compiled package) here, its worker threads too',
     'DuckDB loads into its own table: its arrow export is an extension this machine cannot download',
   );
   return { rows: tableRows, targets, notes, data: { rows, trials: Object.fromEntries(results) } };

@@ -190,7 +190,7 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
       },
     ],
     notes: [
-      'the client runs in the bench process; each daemon is a separate process started fresh (tsx, as tests run it).',
+      'the client runs in the bench process; each daemon is a separate process started fresh (bin/trellisd, as users run it).',
       `persisted small objects are ${PLAN.smallBytes} B Buffers (kept inline in the catalog), large ones ${PLAN.largeBytes / MiB} MiB (files).`,
     ],
   };

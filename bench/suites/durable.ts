@@ -96,7 +96,7 @@ async function run({ scope, log }: SuiteContext): Promise<SuiteReport> {
         stats: open,
         versus: `${opens[0].objects} objects loaded`,
       },
-      { section: 'restart', operation: 'load the durable store code (lmdb, via tsx)', stats: load },
+      { section: 'restart', operation: 'load the durable store code (lmdb, from dist/)', stats: load },
     ],
     targets: [
       {

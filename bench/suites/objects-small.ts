@@ -22,12 +22,13 @@ import type { SocketEchoCommands } from '../children/socket-echo';
 import { startChild, withChild } from '../lib/child';
 import { crossCorePlacement, describePlacement } from '../lib/cpu';
 import { startBenchDaemon } from '../lib/daemon';
-import { formatRatio } from '../lib/format';
+import { formatDuration, formatRatio } from '../lib/format';
 import { startBenchRedis } from '../lib/redis';
 import type { SampleSet } from '../lib/sampler';
-import { sampleRow } from '../lib/sample-row';
+import { pooled, sampleRow } from '../lib/sample-row';
 import { summarize } from '../lib/stats';
 import type { Row, Suite, SuiteContext, SuiteReport, TargetCheck } from '../lib/suite';
+import type { Column } from '../lib/table';
 
 const PLAN = {
   valueBytes: 100,
@@ -87,13 +88,6 @@ async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
   };
 }
 
-const pooled = (sets: SampleSet[]): SampleSet => ({
-  samplesNs: sets.flatMap((set) => set.samplesNs),
-  opsPerSample: sets[0].opsPerSample,
-  minorFaults: sets.reduce((total, set) => total + set.minorFaults, 0),
-  gcCount: sets.reduce((total, set) => total + set.gcCount, 0),
-  gcMs: sets.reduce((total, set) => total + set.gcMs, 0),
-});
 const median = (set: SampleSet) => summarize(set.samplesNs).median;
 
 function perSecond(nsPerOp: number): string {
@@ -101,229 +95,191 @@ function perSecond(nsPerOp: number): string {
   return rate >= 1e6 ? `${(rate / 1e6).toFixed(2)}M/s` : `${(rate / 1e3).toFixed(1)}k/s`;
 }
 
-/** trellis against its baseline: rows for both, a target on the rate ratio. */
-function compare(
-  section: string,
-  trellis: string,
-  trellisSet: SampleSet,
-  baseline: string,
-  baselineSet: SampleSet,
-  goal: number,
-  bytes: number | undefined,
-): { rows: Row[]; target: TargetCheck } {
-  const ratio = median(baselineSet) / median(trellisSet);
-  return {
-    rows: [
-      sampleRow(section, `${baseline} (baseline)`, baselineSet, bytes, perSecond(median(baselineSet))),
-      sampleRow(
-        section,
-        trellis,
-        trellisSet,
-        bytes,
-        `${perSecond(median(trellisSet))}, ${formatRatio(ratio)} ${baseline} rate`,
-      ),
-    ],
-    target: {
-      target: `${section}: ${trellis} rate >= ${goal}x ${baseline}`,
-      measured: formatRatio(ratio),
-      met: ratio >= goal,
-    },
-  };
+/**
+ * One comparison: a trellis driver against its baseline, measured in the same process and run.
+ * `rate`: the ratio is the trellis rate over the baseline's (higher is better); `time`: trellis's
+ * time over the baseline's (lower is better), as for the raw echo a request is held to.
+ */
+interface Comparison {
+  name: string;
+  trellis: SampleSet;
+  baselineName: string;
+  baseline: SampleSet;
+  kind: 'rate' | 'time';
+  /** The issue's goal for the ratio, when it sets one. */
+  goal?: number;
 }
 
-function report(m: Measurements): SuiteReport {
-  const rows: Row[] = [];
-  const targets: TargetCheck[] = [];
-  const add = ({ rows: r, target }: { rows: Row[]; target: TargetCheck }) => {
-    rows.push(...r);
-    targets.push(target);
-  };
-  const bytes = PLAN.valueBytes;
+function ratioOf(c: Comparison): number {
+  return c.kind === 'rate' ? median(c.baseline) / median(c.trellis) : median(c.trellis) / median(c.baseline);
+}
+
+function metGoal(c: Comparison): boolean | undefined {
+  if (c.goal === undefined) return undefined;
+  return c.kind === 'rate' ? ratioOf(c) >= c.goal : ratioOf(c) <= c.goal;
+}
+
+/** A rate comparison's median with its rate; a time comparison's alone (a first operation has no rate). */
+const medianOf = (c: Comparison, set: SampleSet) =>
+  c.kind === 'rate' ? `${formatDuration(median(set))} (${perSecond(median(set))})` : formatDuration(median(set));
+
+const COMPARISON_COLUMNS: Column[] = [
+  { header: 'comparison' },
+  { header: 'trellis', align: 'right' },
+  { header: 'baseline' },
+  { header: 'ratio', align: 'right' },
+  { header: 'target', align: 'right' },
+  { header: 'met' },
+];
+
+function comparisonRow(c: Comparison): string[] {
+  const met = metGoal(c);
+  const sign = c.kind === 'rate' ? '>=' : '<=';
+  return [
+    c.name,
+    medianOf(c, c.trellis),
+    `${c.baselineName}: ${medianOf(c, c.baseline)}`,
+    // Two decimals below 10x, so a ratio just past its goal does not print as the goal.
+    `${ratioOf(c) < 10 ? ratioOf(c).toFixed(2) : ratioOf(c).toFixed(0)}x ${c.kind}`,
+    c.goal === undefined ? '' : `${sign} ${c.goal}x`,
+    met === undefined ? '' : met ? 'MET' : 'miss',
+  ];
+}
+
+function comparisons(m: Measurements): Comparison[] {
   const put = (d: PutDriver) => pooled(m.puts.drivers[d]);
   const get = (d: GetDriver) => pooled(m.gets.drivers[d]);
-
-  const echoVs = (section: string, what: string, set: SampleSet, echo: SampleSet, frame: number) => {
-    const ratio = median(set) / median(echo);
-    rows.push(sampleRow(section, `raw UNIX-socket echo of ${frame} B (baseline)`, echo, undefined, ''));
-    rows.push(sampleRow(section, what, set, bytes, `${formatRatio(ratio)} the echo's time`));
-    targets.push({
-      target: `${section}: ${what} <= ${GOALS.requestVsEcho}x a raw echo of its ${frame} B`,
-      measured: formatRatio(ratio),
-      met: ratio <= GOALS.requestVsEcho,
-    });
-  };
-  const putEcho = put('raw echo of a put request');
-  const getEcho = get('raw echo of a get request');
-  echoVs(
-    'request, warm',
-    'trellis put over the socket (one request)',
-    put('trellis put over the socket'),
-    putEcho,
-    m.puts.putFrameBytes,
-  );
-  // A put through the put ring is no request at all (docs/put-ring.md): as the read index's get.
-  const ringPut = put('trellis put');
-  rows.push(
-    sampleRow(
-      'request, warm',
-      'trellis put through the put ring (no request)',
-      ringPut,
-      bytes,
-      `${formatRatio(median(putEcho) / median(ringPut))} the echo's rate`,
-    ),
-  );
-  echoVs(
-    'request, warm',
-    'trellis get over the socket (one request)',
-    get('trellis get over the socket'),
-    getEcho,
-    m.gets.getFrameBytes,
-  );
-  // A get from the read index is no request at all: the echo is what any round trip costs.
-  for (const [driver, what] of [
-    ['trellis get', 'trellis get, a pinned view from the read index (no request)'],
-    ['trellis get, copy: true', 'trellis get, copy: true, from the read index (no request)'],
-  ] as const) {
-    const indexed = get(driver);
-    rows.push(
-      sampleRow(
-        'request, warm',
-        what,
-        indexed,
-        bytes,
-        `${formatRatio(median(getEcho) / median(indexed))} the echo's rate`,
-      ),
-    );
-  }
-
-  const section = 'small Buffers, warm';
   const g = GOALS;
-  add(
-    compare(
-      section,
-      'trellis put (put ring)',
-      put('trellis put'),
-      'redis SET',
-      put('redis SET'),
-      g.oneAtATimeVsRedis,
-      bytes,
+  const putEcho = `raw echo of ${m.puts.putFrameBytes} B`;
+  const getEcho = `raw echo of ${m.gets.getFrameBytes} B`;
+  const rate = (name: string, trellis: SampleSet, baselineName: string, baseline: SampleSet, goal?: number) =>
+    ({ name, trellis, baselineName, baseline, kind: 'rate', goal }) satisfies Comparison;
+  return [
+    // One request against a raw echo of its own frame: what trellis adds to the socket.
+    {
+      name: 'put over the socket (one request)',
+      trellis: put('trellis put over the socket'),
+      baselineName: putEcho,
+      baseline: put('raw echo of a put request'),
+      kind: 'time',
+      goal: g.requestVsEcho,
+    },
+    {
+      name: 'get over the socket (one request)',
+      trellis: get('trellis get over the socket'),
+      baselineName: getEcho,
+      baseline: get('raw echo of a get request'),
+      kind: 'time',
+      goal: g.requestVsEcho,
+    },
+    // No request at all (the put ring, the read index): the echo is what any round trip costs.
+    rate('put through the put ring (no request)', put('trellis put'), putEcho, put('raw echo of a put request')),
+    rate(
+      'get, a pinned view from the read index (no request)',
+      get('trellis get'),
+      getEcho,
+      get('raw echo of a get request'),
     ),
-  );
-  // No target: what a put costs once the daemon has registered it too (see the note).
-  rows.push(
-    ...compare(
-      section,
-      'trellis put, registered (100 through the ring, then a request)',
+    rate('put (put ring)', put('trellis put'), 'redis SET', put('redis SET'), g.oneAtATimeVsRedis),
+    // No target: what a put costs once the daemon has registered it too (see the notes).
+    rate(
+      'put, registered (100 ring puts, then a request)',
       put('trellis put, registered'),
       'redis SET',
       put('redis SET'),
-      g.oneAtATimeVsRedis,
-      bytes,
-    ).rows.slice(1),
-  );
-  add(
-    compare(
-      section,
-      'trellis put over the socket',
-      put('trellis put over the socket'),
-      'redis SET',
-      put('redis SET'),
-      g.oneAtATimeVsRedis,
-      bytes,
     ),
-  );
-  add(
-    compare(
-      section,
-      'trellis get (read index, zero-copy view)',
-      get('trellis get'),
-      'redis GET',
-      get('redis GET'),
-      g.oneAtATimeVsRedis,
-      bytes,
-    ),
-  );
-  add(
-    compare(
-      section,
-      'trellis get, copy: true (read index)',
+    rate('put over the socket', put('trellis put over the socket'), 'redis SET', put('redis SET'), g.oneAtATimeVsRedis),
+    rate('get (read index, zero-copy view)', get('trellis get'), 'redis GET', get('redis GET'), g.oneAtATimeVsRedis),
+    rate(
+      'get, copy: true (read index)',
       get('trellis get, copy: true'),
       'redis GET',
       get('redis GET'),
       g.oneAtATimeVsRedis,
-      bytes,
     ),
-  );
-  add(
-    compare(
-      section,
-      'trellis get over the socket',
-      get('trellis get over the socket'),
-      'redis GET',
-      get('redis GET'),
-      g.oneAtATimeVsRedis,
-      bytes,
-    ),
-  );
-  add(
-    compare(
-      section,
-      'trellis put, 100 in flight',
+    rate('get over the socket', get('trellis get over the socket'), 'redis GET', get('redis GET'), g.oneAtATimeVsRedis),
+    rate(
+      'put, 100 in flight',
       put('trellis put, 100 in flight'),
       'redis pipeline of 100 SETs',
       put('redis pipeline of 100 SETs'),
       g.inFlightVsPipeline,
-      bytes,
     ),
-  );
-  add(
-    compare(
-      section,
-      'trellis get, 100 in flight',
+    rate(
+      'get, 100 in flight',
       get('trellis get, 100 in flight'),
       'redis pipeline of 100 GETs',
       get('redis pipeline of 100 GETs'),
       g.inFlightVsPipeline,
-      bytes,
     ),
-  );
-  add(
-    compare(
-      section,
-      'trellis putMany of 100',
+    rate(
+      'putMany of 100',
       put('trellis putMany of 100'),
       'redis MSET of 100',
       put('redis MSET of 100'),
       g.batchVsMulti,
-      bytes,
     ),
-  );
-  add(
-    compare(
-      section,
-      'trellis getMany of 100',
+    rate(
+      'getMany of 100',
       get('trellis getMany of 100'),
       'redis MGET of 100',
       get('redis MGET of 100'),
       g.batchVsMulti,
-      bytes,
     ),
-  );
+    {
+      name: 'first put of a fresh process',
+      trellis: m.puts.cold.trellis,
+      baselineName: 'redis first SET',
+      baseline: m.puts.cold.redis,
+      kind: 'time',
+    },
+    {
+      name: 'first get of a fresh process',
+      trellis: m.gets.cold.trellis,
+      baselineName: 'redis first GET',
+      baseline: m.gets.cold.redis,
+      kind: 'time',
+    },
+  ];
+}
 
-  const coldSection = 'small Buffers, cold (first operation of a fresh process)';
-  for (const [what, result] of [
-    ['put', m.puts.cold],
-    ['get', m.gets.cold],
-  ] as const) {
-    const ratio = median(result.trellis) / median(result.redis);
-    rows.push(sampleRow(coldSection, `redis first ${what} (baseline)`, result.redis, bytes, ''));
-    rows.push(
-      sampleRow(coldSection, `trellis first ${what}`, result.trellis, bytes, `${formatRatio(ratio)} Redis's time`),
-    );
-  }
+function report(m: Measurements): SuiteReport {
+  const bytes = PLAN.valueBytes;
+  // Each measurement once, with what explains it (n, p99, faults, GC); the comparisons table says what it means.
+  const rows: Row[] = [
+    // The child's driver tables, in its order (the runner does not load the child's module).
+    ...Object.entries(m.puts.drivers).map(([d, sets]) => sampleRow('puts, warm (per value)', d, pooled(sets), bytes)),
+    ...Object.entries(m.gets.drivers).map(([d, sets]) => sampleRow('gets, warm (per value)', d, pooled(sets), bytes)),
+    ...(['put', 'get'] as const).flatMap((what) => {
+      const cold = what === 'put' ? m.puts.cold : m.gets.cold;
+      const section = 'cold: the first operation of a fresh process';
+      return [
+        sampleRow(section, `redis first ${what}`, cold.redis, bytes),
+        sampleRow(section, `trellis first ${what}`, cold.trellis, bytes),
+      ];
+    }),
+  ];
+  const compared = comparisons(m);
+  const targets: TargetCheck[] = compared
+    .filter((c) => c.goal !== undefined)
+    .map((c) => ({
+      target: `${c.name}: ${c.kind} ${c.kind === 'rate' ? '>=' : '<='} ${c.goal}x ${c.baselineName}`,
+      measured: formatRatio(ratioOf(c)),
+      met: metGoal(c)!,
+    }));
   return {
     rows,
+    tables: [
+      {
+        title:
+          'trellis against its baseline, medians of the same run (ratio: "rate" is trellis\'s rate over the ' +
+          "baseline's, higher is better; \"time\" is trellis's time over the baseline's, lower is better)",
+        columns: COMPARISON_COLUMNS,
+        rows: compared.map(comparisonRow),
+      },
+    ],
     targets,
+    targetsShownInTables: true,
     notes: [
       ...m.notes,
       'rates are per value; "100 in flight" issues 100 single requests without waiting, as a pipeline does',
@@ -331,6 +287,7 @@ function report(m: Measurements): SuiteReport {
         'registers the objects, which it does on its own CPU (before its next request, or within about 1 ms); ' +
         '"registered" times 100 ring puts plus one request, which the daemon answers only after registering them; ' +
         '"over the socket" is a connection without a ring (one request per put)',
+      "the raw echo sends a request's own frame to a plain Node UNIX-socket echo server and waits for it back",
       `every Buffer got was checked against what was put: ${m.gets.checked ? 'all matched' : 'MISMATCH'}`,
       `Buffers got without copy that were not views of shared memory: ${m.gets.notShared ?? 'not counted'}`,
       `reader's read index at the end: ${m.gets.readIndex ? JSON.stringify(m.gets.readIndex) : 'not mapped'}; ` +

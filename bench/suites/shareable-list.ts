@@ -13,10 +13,11 @@
  * Placement as in core: the daemon on one CPU, the writer and readers on the other.
  */
 import * as os from 'node:os';
-import type { ShareableListCommands } from '../children/shareable-list-client';
-import { withChild } from '../lib/child';
+import type { FirstReadResult, ShareableListCommands } from '../children/shareable-list-client';
+import { withChild, type BenchChild } from '../lib/child';
 import { crossCorePlacement, describePlacement } from '../lib/cpu';
 import { startBenchDaemon } from '../lib/daemon';
+import type { SampleSet } from '../lib/sampler';
 import type { Suite, SuiteContext } from '../lib/suite';
 import { LIST_PLAN, listReport, type ListMeasurements, type ListPlan } from './shareable-list/report';
 
@@ -36,18 +37,43 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
   const created = await withChild<Commands, Result<'create'>>(scope, script, args, { cpu }, (writer) =>
     writer.call('create', { count: plan.items }),
   );
-  log('reading it: fresh reader process');
-  const read = await withChild<Commands, Result<'read'>>(scope, script, args, { cpu }, (reader) =>
-    reader.call('read', { name: created.name, count: plan.items, ...plan.passes }),
-  );
-  log('copying the items into a fresh process instead (v8.deserialize)');
-  const copied = await withChild<Commands, Result<'copyFirst'>>(scope, script, args, { cpu }, (copier) =>
-    copier.call('copyFirst', { count: plan.items }),
-  );
-  log('the first pass over a plain JS array of the items: fresh process');
-  const arrayFirst = await withChild<Commands, Result<'arrayFirst'>>(scope, script, args, { cpu }, (child) =>
-    child.call('arrayFirst', { count: plan.items }),
-  );
+  // Cold sides, each a fresh process a sample, in rounds; the order turns each round so that load
+  // that comes and goes hits every side alike. The first round's reader also runs the warm passes.
+  const firsts: FirstReadResult[] = [];
+  const copied: SampleSet[] = [];
+  const coldArray: SampleSet[] = [];
+  let read: Result<'read'> | undefined;
+  const sides = {
+    list: async () => {
+      const reading = (reader: BenchChild<Commands>) =>
+        read
+          ? reader.call('firstRead', { name: created.name })
+          : reader.call('read', { name: created.name, count: plan.items, ...plan.passes });
+      const result = await withChild<Commands, FirstReadResult>(scope, script, args, { cpu }, reading);
+      read ??= result as Result<'read'>;
+      firsts.push(result);
+    },
+    copy: async () => {
+      const result = await withChild<Commands, Result<'copyFirst'>>(scope, script, args, { cpu }, (copier) =>
+        copier.call('copyFirst', { count: plan.items }),
+      );
+      copied.push(result.firstDeserializeAndRead);
+    },
+    array: async () => {
+      const result = await withChild<Commands, Result<'arrayFirst'>>(scope, script, args, { cpu }, (child) =>
+        child.call('arrayFirst', { count: plan.items }),
+      );
+      coldArray.push(result.firstArrayPass);
+    },
+  };
+  const order = Object.values(sides);
+  for (let round = 0; round < plan.coldRounds; round++) {
+    log(
+      `cold round ${round + 1} of ${plan.coldRounds}: a fresh process each for the list's first open and pass, ` +
+        'copying the items in (v8.deserialize) and a plain JS array',
+    );
+    for (let i = 0; i < order.length; i++) await order[(round + i) % order.length]();
+  }
   log('ShareableList.open against a round trip: fresh process');
   const opened = await withChild<Commands, Result<'open'>>(scope, script, args, { cpu }, (opener) =>
     opener.call('open', { name: created.name, ...plan.opens }),
@@ -56,9 +82,10 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
   return {
     placement,
     listBytes: created.bytes,
-    read,
+    read: read!,
+    firsts,
     copied,
-    coldArray: arrayFirst.firstArrayPass,
+    coldArray,
     opened,
     loadAverage: { before: loadBefore, after: os.loadavg()[0] },
   };

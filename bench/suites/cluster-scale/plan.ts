@@ -19,7 +19,7 @@ export interface ScalePlan {
   joinRecords: number;
   /** getName / getMeta calls timed per kind. */
   readSamples: number;
-  /** Daemons started at once (each start is a Node process compiling through tsx). */
+  /** Daemons started at once (each start is a new Node process running bin/trellisd). */
   startConcurrency: number;
   /** Daemons publishing at once (all of them at once can starve etcd on a loaded 2-core machine). */
   publishConcurrency: number;

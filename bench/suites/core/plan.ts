@@ -23,8 +23,11 @@ export interface CorePlan {
   get: { iterations: number; warmup: number };
   /** Sizes whose gets are measured again with the reader on the daemon's CPU. */
   sameCoreGetSizes: number[];
-  /** create + fill + seal + get + release, back to back, of one small blob. */
-  cycle: { bytes: number; iterations: number; warmup: number };
+  /**
+   * create + fill + seal + get + release, back to back, of one small blob; in `rounds` that
+   * alternate with as many round trips to a raw echo from the same process.
+   */
+  cycle: { bytes: number; iterations: number; warmup: number; rounds: number };
   /** A small echo, measured before and after the cross-CPU trials and once on one CPU. */
   roundTrip: { messageBytes: number; iterations: number; warmup: number };
 }
@@ -46,6 +49,6 @@ export const CORE_PLAN: CorePlan = {
   ],
   get: { iterations: 1000, warmup: 100 },
   sameCoreGetSizes: [KiB, GiB],
-  cycle: { bytes: KiB, iterations: 1000, warmup: 100 },
+  cycle: { bytes: KiB, iterations: 1000, warmup: 100, rounds: 10 },
   roundTrip: { messageBytes: 32, iterations: 2000, warmup: 200 },
 };
