@@ -161,7 +161,14 @@ export class SegmentPool {
     try {
       segmentSize = this.planSegment(size, 'reserve ahead').segmentSize;
     } catch {
-      return false;
+      // A spare on its way holds its room already; once it is ready, planning gives that room back.
+      if (!this.spareReserving) return false;
+      await this.spareReserving;
+      try {
+        segmentSize = this.planSegment(size, 'reserve ahead').segmentSize;
+      } catch {
+        return false;
+      }
     }
     const id = this.nextSegmentId++;
     // Counted as reserved from now, so that no other reservation is planned into the same room.

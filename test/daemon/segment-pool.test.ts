@@ -222,6 +222,32 @@ describe('SegmentPool: the spare segment (--spare-segment)', () => {
     assert.equal(pool.reserved, 48 * MiB, 'no spare past --size');
   });
 
+  it('is left alone by a blob larger than a spare smaller than a standard segment', async () => {
+    // Standard segments of 8 MiB, a spare of 4 MiB: a 6 MiB blob fits a standard segment, not the spare.
+    const pool = sparePool(4 * MiB);
+    pool.warmUp();
+    await untilSpare(pool);
+    pool.allocate(5 * MiB, 'test');
+    const placement = pool.allocate(6 * MiB, 'test'); // no room left in the first segment
+    assert.equal(pool.segmentFd(placement.segment).size, 8 * MiB, 'a new standard segment');
+    assert.equal(pool.spareReady, 4 * MiB, 'the spare stays for a blob it can hold');
+    await pool.reserveAhead([6 * MiB]);
+    assert.equal(pool.spareReady, 4 * MiB, 'reserving ahead leaves it too');
+  });
+
+  it('gives its room to a blob that needs it while it is still being reserved', async () => {
+    const pool = sparePool(32 * MiB);
+    pool.warmUp();
+    await pool.untilWarm();
+    assert.equal(pool.spareReady, 0, 'still being reserved');
+    // 8 MiB + a 32 MiB spare on its way: a 40 MiB blob fits under 64 MiB only without the spare.
+    await pool.reserveAhead([40 * MiB]);
+    const placement = pool.allocate(40 * MiB, 'test');
+    assert.equal(pool.segmentFd(placement.segment).size, 40 * MiB);
+    assert.equal(pool.spareReady, 0);
+    assert.equal(pool.reserved, 48 * MiB);
+  });
+
   it('is given back when the machine runs short, and reserved again once it has room', async () => {
     const reading = { current: roomy };
     const pool = sparePool(16 * MiB, reading);
@@ -251,6 +277,9 @@ describe('MemoryPolicy.spareBytes', () => {
     assert.equal(policy.spareTakes(17 * MiB), false);
     const small = new MemoryPolicy(64 * MiB, 0, undefined, undefined, 8 * MiB);
     assert.equal(small.spareTakes(MiB), true, 'a spare of a standard segment serves as one');
+    const smaller = new MemoryPolicy(64 * MiB, 0, undefined, undefined, 4 * MiB);
+    assert.equal(smaller.spareTakes(4 * MiB), true);
+    assert.equal(smaller.spareTakes(6 * MiB), false, 'nor one larger than the spare');
     assert.equal(new MemoryPolicy(64 * MiB).spareTakes(MiB), false, 'none by default');
   });
 });
