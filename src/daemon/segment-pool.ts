@@ -48,6 +48,8 @@ export class SegmentPool {
   private spare?: SpareSegment;
   /** The spare being reserved on a worker thread (its bytes counted in reservedBytes meanwhile). */
   private spareReserving?: Promise<void>;
+  /** The pause after a spare was taken (SPARE_REPLACE_DELAY_MS): no new spare before it ends. */
+  private spareReplacing?: NodeJS.Timeout;
   private readonly idleTimer: NodeJS.Timeout;
 
   /** The daemon's own mappings, for sessions that copy bytes through the RPC port. */
@@ -227,18 +229,23 @@ export class SegmentPool {
     this.reservedBytes -= spare.size;
     const segment = this.addSegment(spare.id, spare.size, spare.memory);
     daemonLog().debug({ segment: spare.id, bytes: spare.size, blob: size }, 'spare segment taken');
-    setTimeout(() => this.replenishSpare(), SPARE_REPLACE_DELAY_MS).unref();
+    clearTimeout(this.spareReplacing);
+    this.spareReplacing = setTimeout(() => {
+      this.spareReplacing = undefined;
+      this.replenishSpare();
+    }, SPARE_REPLACE_DELAY_MS).unref();
     return segment;
   }
 
   /**
    * Reserves a spare on the worker thread (with huge pages, faulted in by the reservation) when
-   * there is none and the policy allows one now; a refusal or failure is tried again at the next
-   * idle tick. Its bytes count as reserved from the start, as reserveOffThread's do.
+   * there is none and the policy allows one now, and not during the pause after one was taken (an
+   * idle tick then waits too); a refusal or failure is tried again at the next idle tick. Its bytes
+   * count as reserved from the start, as reserveOffThread's do.
    */
   private replenishSpare(): void {
     const size = this.policy.spareBytes;
-    if (size === 0 || this.spare || this.spareReserving || this.closed) return;
+    if (size === 0 || this.spare || this.spareReserving || this.spareReplacing || this.closed) return;
     if (!this.policy.mayReserveSpare(this.reservedBytes, this.policy.machineRoom().bytes)) return;
     const id = this.nextSegmentId++;
     this.reservedBytes += size;
@@ -300,6 +307,7 @@ export class SegmentPool {
   close(): void {
     this.closed = true;
     clearInterval(this.idleTimer);
+    clearTimeout(this.spareReplacing);
     this.spare?.memory.close();
     this.spare = undefined;
     for (const segment of this.segments.values()) segment.memory.close();

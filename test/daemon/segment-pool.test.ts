@@ -222,6 +222,22 @@ describe('SegmentPool: the spare segment (--spare-segment)', () => {
     assert.equal(pool.reserved, 48 * MiB, 'no spare past --size');
   });
 
+  it('is replaced only after the pause, even when an idle check comes first', async () => {
+    // The idle check runs every second from the pool's creation (idleReleaseMs 0); the spare is
+    // taken shortly before one, which must not start the next spare while the blob is written.
+    const created = Date.now();
+    const pool = sparePool(16 * MiB);
+    pool.warmUp();
+    await untilSpare(pool);
+    const tick = created + Math.ceil((Date.now() - created + 300) / 1000) * 1000;
+    await new Promise((resolve) => setTimeout(resolve, tick - 150 - Date.now()));
+    pool.allocate(12 * MiB, 'test');
+    assert.equal(pool.reserved, 8 * MiB + 16 * MiB);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // past the idle check, not the pause
+    assert.equal(pool.reserved, 8 * MiB + 16 * MiB, 'no new spare yet');
+    await untilSpare(pool);
+  });
+
   it('is left alone by a blob larger than a spare smaller than a standard segment', async () => {
     // Standard segments of 8 MiB, a spare of 4 MiB: a 6 MiB blob fits a standard segment, not the spare.
     const pool = sparePool(4 * MiB);
