@@ -113,10 +113,12 @@ export class SegmentPool {
    * event loop: the fallocate of a large segment takes 0.1 to 0.7 s on this machine kind, and on
    * the event loop it stalled every other client's requests that long. It never rejects: when a
    * reservation fails or the room is taken meanwhile, allocate() reserves on the spot or answers
-   * OutOfMemory, as it did before.
+   * OutOfMemory, as it did before. One reservation runs at a time: a request that comes during
+   * another's (or the warm-up) waits for it, then has its own sizes reserved; allocating them on
+   * the spot instead could find the room held by the spare being reserved meanwhile.
    */
   reserveAhead(sizes: readonly number[]): Promise<void> | undefined {
-    if (this.reserving) return this.reserving;
+    if (this.reserving) return this.reserving.then(() => this.reserveAhead(sizes));
     if (this.firstWithoutRoom(sizes) === undefined) return undefined;
     const reserveAll = async () => {
       // One segment at a time: a standard segment reserved for one size may take the next ones too.

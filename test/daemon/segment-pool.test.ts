@@ -17,8 +17,10 @@ describe('SegmentPool.reserveAhead: new segments reserved off the event loop', (
   afterEach(() => pool.close());
 
   it('reserves a segment for a blob that fits nowhere, which allocate then uses without another', async () => {
-    assert.equal(pool.reserveAhead([MiB, 10 * MiB]), pool.reserveAhead([MiB]), 'one reservation at a time');
-    await pool.reserveAhead([MiB, 10 * MiB]);
+    const first = pool.reserveAhead([MiB, 10 * MiB]);
+    assert.ok(first && pool.reserveAhead([MiB]), 'a second request waits for the first');
+    await first;
+    assert.equal(pool.reserveAhead([MiB]), undefined, 'which reserved room for both');
     const reserved = pool.reserved;
     assert.ok(reserved >= 10 * MiB, `reserved ${reserved} bytes`);
     const count = pool.count;
@@ -90,8 +92,9 @@ describe('SegmentPool.warmUp: the first segment reserved off the event loop', ()
     assert.equal(pool.count, 0, 'not on the event loop');
     const warming = pool.untilWarm();
     assert.ok(warming, 'a request that allocates now has something to wait for');
-    assert.equal(pool.reserveAhead([MiB]), warming, 'createBlobs waits for the same reservation');
-    await warming;
+    const request = pool.reserveAhead([MiB]);
+    assert.ok(request, 'createBlobs waits for it too');
+    await request;
     assert.equal(pool.count, 1);
     assert.equal(pool.reserved, 4 * MiB);
     assert.equal(pool.untilWarm(), undefined, 'nothing to wait for once a segment exists');
@@ -262,6 +265,19 @@ describe('SegmentPool: the spare segment (--spare-segment)', () => {
     assert.equal(pool.segmentFd(placement.segment).size, 40 * MiB);
     assert.equal(pool.spareReady, 0);
     assert.equal(pool.reserved, 48 * MiB);
+  });
+
+  it('gives its room to a request that arrived during the warm-up, once that is done', async () => {
+    // 32 MiB standard segment + a 128 MiB spare of 256 MiB: a 200 MiB blob fits only without the spare,
+    // which starts as the warm-up ends, while the request that waited for the warm-up goes on.
+    const roomy: CapacityReading = { memTotal: 64 * 1024 * MiB, memAvailable: 32 * 1024 * MiB };
+    const pool = new SegmentPool(new MemoryPolicy(256 * MiB, 0, { read: () => roomy }, 60_000, 128 * MiB), shmDir);
+    pools.push(pool);
+    pool.warmUp();
+    await pool.reserveAhead([200 * MiB]);
+    const placement = pool.allocate(200 * MiB, 'test');
+    assert.equal(pool.segmentFd(placement.segment).size, 200 * MiB);
+    assert.equal(pool.spareReady, 0);
   });
 
   it('is given back when the machine runs short, and reserved again once it has room', async () => {
