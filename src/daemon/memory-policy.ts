@@ -97,10 +97,11 @@ export class MemoryPolicy {
    * Whether a blob of `size` bytes that finds no room may take the spare: one that needs a
    * segment of its own no larger than the spare, or (a spare no larger than a standard segment)
    * any blob, which then gets the spare as its standard segment. A small blob never takes a
-   * larger spare: it would pin the memory kept for a large one.
+   * larger spare: it would pin the memory kept for a large one; nor a blob larger than the spare
+   * (one smaller than a standard segment), which it cannot hold.
    */
   spareTakes(size: number): boolean {
-    if (this.spareBytes === 0) return false;
+    if (this.spareBytes === 0 || size > this.spareBytes) return false;
     if (size <= this.standardSegmentSize) return this.spareBytes <= this.standardSegmentSize;
     return roundUp(size, SEGMENT_GRANULE) <= this.spareBytes;
   }

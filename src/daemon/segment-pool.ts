@@ -48,6 +48,8 @@ export class SegmentPool {
   private spare?: SpareSegment;
   /** The spare being reserved on a worker thread (its bytes counted in reservedBytes meanwhile). */
   private spareReserving?: Promise<void>;
+  /** The pause after a spare was taken (SPARE_REPLACE_DELAY_MS): no new spare before it ends. */
+  private spareReplacing?: NodeJS.Timeout;
   private readonly idleTimer: NodeJS.Timeout;
 
   /** The daemon's own mappings, for sessions that copy bytes through the RPC port. */
@@ -111,10 +113,12 @@ export class SegmentPool {
    * event loop: the fallocate of a large segment takes 0.1 to 0.7 s on this machine kind, and on
    * the event loop it stalled every other client's requests that long. It never rejects: when a
    * reservation fails or the room is taken meanwhile, allocate() reserves on the spot or answers
-   * OutOfMemory, as it did before.
+   * OutOfMemory, as it did before. One reservation runs at a time: a request that comes during
+   * another's (or the warm-up) waits for it, then has its own sizes reserved; allocating them on
+   * the spot instead could find the room held by the spare being reserved meanwhile.
    */
   reserveAhead(sizes: readonly number[]): Promise<void> | undefined {
-    if (this.reserving) return this.reserving;
+    if (this.reserving) return this.reserving.then(() => this.reserveAhead(sizes));
     if (this.firstWithoutRoom(sizes) === undefined) return undefined;
     const reserveAll = async () => {
       // One segment at a time: a standard segment reserved for one size may take the next ones too.
@@ -161,7 +165,14 @@ export class SegmentPool {
     try {
       segmentSize = this.planSegment(size, 'reserve ahead').segmentSize;
     } catch {
-      return false;
+      // A spare on its way holds its room already; once it is ready, planning gives that room back.
+      if (!this.spareReserving) return false;
+      await this.spareReserving;
+      try {
+        segmentSize = this.planSegment(size, 'reserve ahead').segmentSize;
+      } catch {
+        return false;
+      }
     }
     const id = this.nextSegmentId++;
     // Counted as reserved from now, so that no other reservation is planned into the same room.
@@ -220,18 +231,23 @@ export class SegmentPool {
     this.reservedBytes -= spare.size;
     const segment = this.addSegment(spare.id, spare.size, spare.memory);
     daemonLog().debug({ segment: spare.id, bytes: spare.size, blob: size }, 'spare segment taken');
-    setTimeout(() => this.replenishSpare(), SPARE_REPLACE_DELAY_MS).unref();
+    clearTimeout(this.spareReplacing);
+    this.spareReplacing = setTimeout(() => {
+      this.spareReplacing = undefined;
+      this.replenishSpare();
+    }, SPARE_REPLACE_DELAY_MS).unref();
     return segment;
   }
 
   /**
    * Reserves a spare on the worker thread (with huge pages, faulted in by the reservation) when
-   * there is none and the policy allows one now; a refusal or failure is tried again at the next
-   * idle tick. Its bytes count as reserved from the start, as reserveOffThread's do.
+   * there is none and the policy allows one now, and not during the pause after one was taken (an
+   * idle tick then waits too); a refusal or failure is tried again at the next idle tick. Its bytes
+   * count as reserved from the start, as reserveOffThread's do.
    */
   private replenishSpare(): void {
     const size = this.policy.spareBytes;
-    if (size === 0 || this.spare || this.spareReserving || this.closed) return;
+    if (size === 0 || this.spare || this.spareReserving || this.spareReplacing || this.closed) return;
     if (!this.policy.mayReserveSpare(this.reservedBytes, this.policy.machineRoom().bytes)) return;
     const id = this.nextSegmentId++;
     this.reservedBytes += size;
@@ -293,6 +309,7 @@ export class SegmentPool {
   close(): void {
     this.closed = true;
     clearInterval(this.idleTimer);
+    clearTimeout(this.spareReplacing);
     this.spare?.memory.close();
     this.spare = undefined;
     for (const segment of this.segments.values()) segment.memory.close();

@@ -600,7 +600,8 @@ function encodeSchema(schema: Schema): string {
 /**
  * Decoded schemas, by encoding: a process that gets the same table again, or many tables of one
  * shape, decodes the flatbuffer once. Sharing a Schema between tables is what arrow itself does
- * (every slice of a table shares its schema). Bounded, oldest out first.
+ * (every slice of a table shares its schema); each value gets its own copy of it (ownSchema).
+ * Bounded, oldest out first.
  */
 const decodedSchemas = new Map<string, Schema>();
 const DECODED_SCHEMAS_KEPT = 64;
@@ -629,7 +630,20 @@ function schemaOf(layout: ArrowLayout): Schema {
     if (decodedSchemas.size >= DECODED_SCHEMAS_KEPT) decodedSchemas.delete(decodedSchemas.keys().next().value!);
     decodedSchemas.set(key, schema);
   }
-  return schema;
+  return ownSchema(schema);
+}
+
+/**
+ * A Schema and Fields of their own, with their own metadata Maps, over the decoded one's types:
+ * a reader that changes a value's schema metadata (a Map) must not change what a later get of
+ * another object of that schema returns, as the cache would otherwise. (`new RecordBatch` gave
+ * each batch such a copy, Schema.assign; a Table's schema was the cached one itself.)
+ */
+function ownSchema(schema: Schema): Schema {
+  const fields = schema.fields.map(
+    (field) => new Field(field.name, field.type, field.nullable, new Map(field.metadata)),
+  );
+  return new Schema(fields, new Map(schema.metadata), new Map(schema.dictionaries), schema.metadataVersion);
 }
 
 function decodeSchema(encoded: string): Schema {

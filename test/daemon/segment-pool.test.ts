@@ -17,8 +17,10 @@ describe('SegmentPool.reserveAhead: new segments reserved off the event loop', (
   afterEach(() => pool.close());
 
   it('reserves a segment for a blob that fits nowhere, which allocate then uses without another', async () => {
-    assert.equal(pool.reserveAhead([MiB, 10 * MiB]), pool.reserveAhead([MiB]), 'one reservation at a time');
-    await pool.reserveAhead([MiB, 10 * MiB]);
+    const first = pool.reserveAhead([MiB, 10 * MiB]);
+    assert.ok(first && pool.reserveAhead([MiB]), 'a second request waits for the first');
+    await first;
+    assert.equal(pool.reserveAhead([MiB]), undefined, 'which reserved room for both');
     const reserved = pool.reserved;
     assert.ok(reserved >= 10 * MiB, `reserved ${reserved} bytes`);
     const count = pool.count;
@@ -90,8 +92,9 @@ describe('SegmentPool.warmUp: the first segment reserved off the event loop', ()
     assert.equal(pool.count, 0, 'not on the event loop');
     const warming = pool.untilWarm();
     assert.ok(warming, 'a request that allocates now has something to wait for');
-    assert.equal(pool.reserveAhead([MiB]), warming, 'createBlobs waits for the same reservation');
-    await warming;
+    const request = pool.reserveAhead([MiB]);
+    assert.ok(request, 'createBlobs waits for it too');
+    await request;
     assert.equal(pool.count, 1);
     assert.equal(pool.reserved, 4 * MiB);
     assert.equal(pool.untilWarm(), undefined, 'nothing to wait for once a segment exists');
@@ -222,6 +225,61 @@ describe('SegmentPool: the spare segment (--spare-segment)', () => {
     assert.equal(pool.reserved, 48 * MiB, 'no spare past --size');
   });
 
+  it('is replaced only after the pause, even when an idle check comes first', async () => {
+    // The idle check runs every second from the pool's creation (idleReleaseMs 0); the spare is
+    // taken shortly before one, which must not start the next spare while the blob is written.
+    const created = Date.now();
+    const pool = sparePool(16 * MiB);
+    pool.warmUp();
+    await untilSpare(pool);
+    const tick = created + Math.ceil((Date.now() - created + 300) / 1000) * 1000;
+    await new Promise((resolve) => setTimeout(resolve, tick - 150 - Date.now()));
+    pool.allocate(12 * MiB, 'test');
+    assert.equal(pool.reserved, 8 * MiB + 16 * MiB);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // past the idle check, not the pause
+    assert.equal(pool.reserved, 8 * MiB + 16 * MiB, 'no new spare yet');
+    await untilSpare(pool);
+  });
+
+  it('is left alone by a blob larger than a spare smaller than a standard segment', async () => {
+    // Standard segments of 8 MiB, a spare of 4 MiB: a 6 MiB blob fits a standard segment, not the spare.
+    const pool = sparePool(4 * MiB);
+    pool.warmUp();
+    await untilSpare(pool);
+    pool.allocate(5 * MiB, 'test');
+    const placement = pool.allocate(6 * MiB, 'test'); // no room left in the first segment
+    assert.equal(pool.segmentFd(placement.segment).size, 8 * MiB, 'a new standard segment');
+    assert.equal(pool.spareReady, 4 * MiB, 'the spare stays for a blob it can hold');
+    await pool.reserveAhead([6 * MiB]);
+    assert.equal(pool.spareReady, 4 * MiB, 'reserving ahead leaves it too');
+  });
+
+  it('gives its room to a blob that needs it while it is still being reserved', async () => {
+    const pool = sparePool(32 * MiB);
+    pool.warmUp();
+    await pool.untilWarm();
+    assert.equal(pool.spareReady, 0, 'still being reserved');
+    // 8 MiB + a 32 MiB spare on its way: a 40 MiB blob fits under 64 MiB only without the spare.
+    await pool.reserveAhead([40 * MiB]);
+    const placement = pool.allocate(40 * MiB, 'test');
+    assert.equal(pool.segmentFd(placement.segment).size, 40 * MiB);
+    assert.equal(pool.spareReady, 0);
+    assert.equal(pool.reserved, 48 * MiB);
+  });
+
+  it('gives its room to a request that arrived during the warm-up, once that is done', async () => {
+    // 32 MiB standard segment + a 128 MiB spare of 256 MiB: a 200 MiB blob fits only without the spare,
+    // which starts as the warm-up ends, while the request that waited for the warm-up goes on.
+    const roomy: CapacityReading = { memTotal: 64 * 1024 * MiB, memAvailable: 32 * 1024 * MiB };
+    const pool = new SegmentPool(new MemoryPolicy(256 * MiB, 0, { read: () => roomy }, 60_000, 128 * MiB), shmDir);
+    pools.push(pool);
+    pool.warmUp();
+    await pool.reserveAhead([200 * MiB]);
+    const placement = pool.allocate(200 * MiB, 'test');
+    assert.equal(pool.segmentFd(placement.segment).size, 200 * MiB);
+    assert.equal(pool.spareReady, 0);
+  });
+
   it('is given back when the machine runs short, and reserved again once it has room', async () => {
     const reading = { current: roomy };
     const pool = sparePool(16 * MiB, reading);
@@ -251,6 +309,9 @@ describe('MemoryPolicy.spareBytes', () => {
     assert.equal(policy.spareTakes(17 * MiB), false);
     const small = new MemoryPolicy(64 * MiB, 0, undefined, undefined, 8 * MiB);
     assert.equal(small.spareTakes(MiB), true, 'a spare of a standard segment serves as one');
+    const smaller = new MemoryPolicy(64 * MiB, 0, undefined, undefined, 4 * MiB);
+    assert.equal(smaller.spareTakes(4 * MiB), true);
+    assert.equal(smaller.spareTakes(6 * MiB), false, 'nor one larger than the spare');
     assert.equal(new MemoryPolicy(64 * MiB).spareTakes(MiB), false, 'none by default');
   });
 });

@@ -137,6 +137,26 @@ describe('types/arrow-assembly', () => {
     }
   });
 
+  it('gives each rebuilt value a schema of its own: changing one changes no later one (as new RecordBatch did)', () => {
+    const schema = new Schema(
+      [new Field('id', new Int32(), true, new Map([['unit', 'none']]))],
+      new Map([['origin', 'test']]),
+    );
+    const source = new Table(schema, [
+      new RecordBatch(schema, tableFromArrays({ id: Int32Array.from([1, 2, 3]) }).batches[0].data),
+    ]);
+    for (const value of [source, source.batches[0]]) {
+      const { layout, views } = storeArrow(value);
+      const first = rebuildArrow(layout, views);
+      first.schema.metadata.set('changed', 'by the first reader');
+      first.schema.fields[0].metadata.set('changed', 'too');
+      const second = rebuildArrow(layout, views);
+      assert.deepEqual([...second.schema.metadata], [['origin', 'test']], 'schema metadata');
+      assert.deepEqual([...second.schema.fields[0].metadata], [['unit', 'none']], 'field metadata');
+      assertValuesEqual(second, value);
+    }
+  });
+
   it('leaves to the constructor batches that do not share the table schema', () => {
     const source = tableFromArrays({ id: Int32Array.from([1, 2, 3]) });
     const schema = new Schema(source.schema.fields);
