@@ -209,7 +209,8 @@ export class TrellisClient extends Client {
 
   /**
    * Puts many values in as few round trips as their kinds allow; `options[i]` applies to
-   * `values[i]`. Small Buffers, Uint8Arrays and ArrayBuffers (up to MAX_INLINE_BLOB_BYTES) go in
+   * `values[i]`. Small bare items (bytes, plain Values, TypedArrays) go through the put ring with
+   * no request. Of the rest, small Buffers, Uint8Arrays and ArrayBuffers (up to MAX_INLINE_BLOB_BYTES) go in
    * one putBlobs request; small plain values and small TypedArrays in one createMetadataMany
    * request; each of the two is all or none, and both are sent at once. Anything else is put one
    * by one, concurrently. Resolves to the ids in the order of `values`.
