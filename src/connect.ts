@@ -5,7 +5,15 @@ import type { Channel } from './client/channel';
 import { Client } from './client/client';
 import { IpcChannel } from './client/ipc';
 import { openReadIndex, type ReadIndexReader, type ReadIndexStats } from './client/read-index';
-import { openPutRing, PUT_RING_MAX_BYTES, RECORD_BLOB, RECORD_VALUE, type PutRing } from './client/put-ring';
+import {
+  openPutRing,
+  PUT_RING_MAX_BYTES,
+  RECORD_BLOB,
+  RECORD_TENSOR,
+  RECORD_VALUE,
+  type PutRing,
+} from './client/put-ring';
+import { PUT_RING_TENSOR_DTYPES } from './protocol/put-ring-layout';
 import type { RpcConnectOptions } from './client/rpc';
 import { defaultSocketPath } from './protocol/socket-path';
 import { registerBuiltins, resolveHandle } from './types/builtins';
@@ -13,7 +21,7 @@ import type { CreateMetadataOptions, MetadataSpec } from './client/objects';
 import type { SealOptions } from './client/client';
 import { isTrellisError, TrellisError } from './errors';
 import { buildBlob, inlineBlobEntry } from './types/blob';
-import { inlineTensorSpec } from './types/tensor';
+import { buildTensor, dtypeOf, inlineTensorSpec } from './types/tensor';
 import type { ObjectHandle } from './client/object-handle';
 import { builderFor, isBuiltinBuilder, publishOptions, type Builder, type PutOptions } from './types/registry';
 import { buildEncodedValue, buildValue, inlineValueSpec, packValue } from './types/value';
@@ -33,22 +41,43 @@ function isBare(options: PutOptions): boolean {
   );
 }
 
+/** A put ring record's dtype code (R_DTYPE), by a tensor's dtype. */
+const RING_DTYPE_CODES = new Map(PUT_RING_TENSOR_DTYPES.map(({ dtype }, code) => [dtype, code]));
+
+/** What a put ring record holds: its kind, the object's bytes, and (a tensor's) the dtype code. */
+interface RingPayload {
+  kind: number;
+  data: Uint8Array;
+  dtype: number;
+}
+
 /**
- * What a put ring record holds for `value`, or undefined: not a small Buffer or plain Value.
+ * What a put ring record holds for `value`, or undefined: not a small Buffer, plain Value or
+ * TypedArray of the default shape (a tensor only where `ring` takes tensor records).
  * `build` is builderFor(value); `encoded`, a plain Value's packValue bytes when the caller has them.
  */
 function ringPayload(
   value: unknown,
+  options: PutOptions,
+  ring: PutRing | undefined,
   build = builderFor(value),
   encoded?: Buffer,
-): { kind: number; data: Uint8Array } | undefined {
+): RingPayload | undefined {
   if (build === buildBlob) {
     const data = value instanceof ArrayBuffer ? new Uint8Array(value) : (value as Uint8Array);
-    return data.byteLength <= PUT_RING_MAX_BYTES ? { kind: RECORD_BLOB, data } : undefined;
+    return data.byteLength <= PUT_RING_MAX_BYTES ? { kind: RECORD_BLOB, data, dtype: 0 } : undefined;
+  }
+  if (build === buildTensor) {
+    // The ring stores the default shape ([length]) only; a ring not open yet is asked once it is.
+    const view = value as ArrayBufferView;
+    if (view.byteLength > PUT_RING_MAX_BYTES || options.shape !== undefined || ring?.takesTensors === false)
+      return undefined;
+    const data = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+    return { kind: RECORD_TENSOR, data, dtype: RING_DTYPE_CODES.get(dtypeOf(view)!)! };
   }
   if (build !== buildValue) return undefined;
   const data = encoded ?? packValue(value);
-  return data.byteLength <= PUT_RING_MAX_BYTES ? { kind: RECORD_VALUE, data } : undefined;
+  return data.byteLength <= PUT_RING_MAX_BYTES ? { kind: RECORD_VALUE, data, dtype: 0 } : undefined;
 }
 
 export class TrellisClient extends Client {
@@ -84,7 +113,7 @@ export class TrellisClient extends Client {
    * The id of a put written into the put ring, or undefined: put it through the socket (no ring
    * here, or no room for an arena: the socket put then answers as it always did).
    */
-  private async ringPut(kind: number, data: Uint8Array): Promise<string | undefined> {
+  private async ringPut({ kind, data, dtype }: RingPayload): Promise<string | undefined> {
     let ring = this.putRing;
     if (ring === undefined) {
       try {
@@ -94,11 +123,12 @@ export class TrellisClient extends Client {
         throw error;
       }
     }
-    if (ring === null) return undefined;
-    const id = ring.tryPut(kind, data);
+    // A daemon of an earlier version takes no tensor records (known once the ring is open).
+    if (ring === null || (kind === RECORD_TENSOR && !ring.takesTensors)) return undefined;
+    const id = ring.tryPut(kind, data, dtype);
     if (id !== undefined) return id;
     try {
-      return await ring.put(kind, data);
+      return await ring.put(kind, data, dtype);
     } catch (error) {
       if (isTrellisError(error, 'OutOfMemory')) return undefined;
       throw error;
@@ -128,9 +158,9 @@ export class TrellisClient extends Client {
       // A plain Value is encoded once, for the ring and for the request alike.
       const encoded = build === buildValue ? packValue(value) : undefined;
       if (this.putRing !== null && isBare(options)) {
-        const payload = ringPayload(value, build, encoded);
+        const payload = ringPayload(value, options, this.putRing, build, encoded);
         if (payload !== undefined) {
-          const id = this.putRing?.tryPut(payload.kind, payload.data);
+          const id = this.putRing?.tryPut(payload.kind, payload.data, payload.dtype);
           if (id !== undefined) return Promise.resolve(id);
           return this.putAfterRing(value, options, build, encoded, payload);
         }
@@ -147,9 +177,9 @@ export class TrellisClient extends Client {
     options: PutOptions,
     build: Builder,
     encoded: Buffer | undefined,
-    payload: { kind: number; data: Uint8Array },
+    payload: RingPayload,
   ): Promise<string> {
-    const id = await this.ringPut(payload.kind, payload.data);
+    const id = await this.ringPut(payload);
     return id ?? this.putByRequest(value, options, build, encoded);
   }
 
@@ -179,7 +209,8 @@ export class TrellisClient extends Client {
 
   /**
    * Puts many values in as few round trips as their kinds allow; `options[i]` applies to
-   * `values[i]`. Small Buffers, Uint8Arrays and ArrayBuffers (up to MAX_INLINE_BLOB_BYTES) go in
+   * `values[i]`. Small bare items (bytes, plain Values, TypedArrays) go through the put ring with
+   * no request. Of the rest, small Buffers, Uint8Arrays and ArrayBuffers (up to MAX_INLINE_BLOB_BYTES) go in
    * one putBlobs request; small plain values and small TypedArrays in one createMetadataMany
    * request; each of the two is all or none, and both are sent at once. Anything else is put one
    * by one, concurrently. Resolves to the ids in the order of `values`.
@@ -249,9 +280,9 @@ export class TrellisClient extends Client {
       if (!isBare(options[index] ?? {})) continue;
       const build = builderFor(values[index]);
       if (build === buildValue) encoded[index] = packValue(values[index]);
-      const payload = ringPayload(values[index], build, encoded[index]);
+      const payload = ringPayload(values[index], options[index] ?? {}, this.putRing, build, encoded[index]);
       if (payload === undefined) continue;
-      const id = this.putRing?.tryPut(payload.kind, payload.data) ?? (await this.ringPut(payload.kind, payload.data));
+      const id = this.putRing?.tryPut(payload.kind, payload.data, payload.dtype) ?? (await this.ringPut(payload));
       if (id === undefined) return taken;
       ids[index] = id;
       taken[index] = true;

@@ -27,9 +27,11 @@ import {
   R_SEGMENT,
   R_SEQ_HIGH,
   R_SEQ_LOW,
+  R_DTYPE,
   R_SIZE,
   RECORD_CREATE,
   RECORD_SEAL,
+  RECORD_TENSOR,
   RECORD_WORDS,
   arenaBytesFor,
 } from '../protocol/put-ring-layout';
@@ -42,7 +44,7 @@ import type { Channel } from './channel';
  */
 export const PUT_RING_SUPPORTED = process.arch === 'x64';
 
-export { RECORD_BLOB, RECORD_VALUE, PUT_RING_MAX_BYTES } from '../protocol/put-ring-layout';
+export { RECORD_BLOB, RECORD_TENSOR, RECORD_VALUE, PUT_RING_MAX_BYTES } from '../protocol/put-ring-layout';
 
 interface ClientArena {
   readonly bytes: Uint8Array;
@@ -63,11 +65,15 @@ export class PutRing {
   /** The next arena's grant, asked for ahead of need; undefined when none is pending. */
   private granting?: Promise<void>;
 
-  /** `words`: the ring block, writable; `first`: the arena granted with it. Errors: ProtocolError. */
+  /**
+   * `words`: the ring block, writable; `first`: the arena granted with it; `takesTensors`: the
+   * daemon takes RECORD_TENSOR (an earlier one does not). Errors: ProtocolError.
+   */
   constructor(
     private readonly channel: Channel,
     private readonly words: Int32Array,
     first: PutArena,
+    readonly takesTensors = false,
   ) {
     if (Atomics.load(words, H_MAGIC) !== PUT_RING_MAGIC || Atomics.load(words, H_VERSION) !== PUT_RING_LAYOUT_VERSION)
       throw new TrellisError('ProtocolError', 'the put ring granted has no ring of a layout this client writes');
@@ -83,14 +89,15 @@ export class PutRing {
 
   /**
    * Writes the object and resolves its id, or undefined when it must wait: the ring is full, or
-   * no arena has room for it (put() then waits), or the connection is closed.
+   * no arena has room for it (put() then waits), or the connection is closed. `dtype`: a
+   * RECORD_TENSOR's element type code; its object takes two ids, and its id is the second.
    */
-  tryPut(kind: number, data: Uint8Array): string | undefined {
-    const placed = this.place(data.byteLength);
+  tryPut(kind: number, data: Uint8Array, dtype = 0): string | undefined {
+    const placed = this.place(data.byteLength, kind === RECORD_TENSOR ? 2 : 1);
     if (placed === undefined) return undefined;
     const { arena, offset } = placed;
     arena.bytes.set(data, offset - arena.start);
-    return this.append(kind, placed.sequence, arena.segment, offset, data.byteLength);
+    return this.append(kind, placed.sequence, arena.segment, offset, data.byteLength, dtype);
   }
 
   /**
@@ -118,20 +125,24 @@ export class PutRing {
     return !this.channel.closed && ((this.head - Atomics.load(this.words, H_TAIL)) | 0) < this.capacity;
   }
 
-  /** Room for `size` bytes and a record: the arena, the place and the id; undefined when there is none. */
-  private place(size: number): { arena: ClientArena; offset: number; sequence: number } | undefined {
+  /**
+   * Room for `size` bytes, `ids` ids and a record: the arena, the place and the first id;
+   * undefined when there is none.
+   */
+  private place(size: number, ids = 1): { arena: ClientArena; offset: number; sequence: number } | undefined {
     if (!this.hasRecordRoom()) return undefined;
     const length = arenaBytesFor(size);
     let arena = this.arenas[0];
     // An arena too full for this object, or out of ids, is left (the daemon frees its rest).
-    while (arena !== undefined && (arena.cursor + length > arena.end || arena.nextSequence >= arena.endSequence)) {
+    while (arena !== undefined && (arena.cursor + length > arena.end || arena.nextSequence + ids > arena.endSequence)) {
       this.arenas.shift();
       arena = this.arenas[0];
     }
     if (arena === undefined) return undefined;
     const offset = arena.cursor;
     arena.cursor = offset + length;
-    const sequence = arena.nextSequence++;
+    const sequence = arena.nextSequence;
+    arena.nextSequence += ids;
     if (
       this.arenas.length === 1 &&
       this.granting === undefined &&
@@ -142,8 +153,8 @@ export class PutRing {
     return { arena, offset, sequence };
   }
 
-  /** Appends a record (the ring has room) and publishes it; the id it names. */
-  private append(kind: number, sequence: number, segment: number, offset: number, size: number): string {
+  /** Appends a record (the ring has room) and publishes it; the id of the object it makes. */
+  private append(kind: number, sequence: number, segment: number, offset: number, size: number, dtype = 0): string {
     const words = this.words;
     const base = HEADER_WORDS + (this.head & (this.capacity - 1)) * RECORD_WORDS;
     Atomics.store(words, base + R_KIND, kind);
@@ -152,6 +163,7 @@ export class PutRing {
     Atomics.store(words, base + R_SEGMENT, segment);
     Atomics.store(words, base + R_OFFSET, offset);
     Atomics.store(words, base + R_SIZE, size);
+    if (kind === RECORD_TENSOR) Atomics.store(words, base + R_DTYPE, dtype);
     this.head = (this.head + 1) | 0;
     // The publishing store: the daemon reads nothing of this record before it sees the head move.
     Atomics.store(words, H_HEAD, this.head);
@@ -159,13 +171,14 @@ export class PutRing {
     if (Atomics.load(words, H_ARMED) === 1 && Atomics.exchange(words, H_ARMED, 0) === 1) {
       this.channel.request('drainPutRing', {}).catch(() => undefined);
     }
-    return formatId(this.instanceId, sequence);
+    // A tensor's blob has the record's id, and the tensor the next.
+    return formatId(this.instanceId, kind === RECORD_TENSOR ? sequence + 1 : sequence);
   }
 
   /** As tryPut, waiting for room when needed. Errors: OutOfMemory (no arena), ConnectionClosed. */
-  async put(kind: number, data: Uint8Array): Promise<string> {
+  async put(kind: number, data: Uint8Array, dtype = 0): Promise<string> {
     for (;;) {
-      const id = this.tryPut(kind, data);
+      const id = this.tryPut(kind, data, dtype);
       if (id !== undefined) return id;
       if (!this.hasRecordRoom()) {
         // Full: the daemon drains every ring before it answers any request (closed: it fails as any would).
@@ -223,5 +236,6 @@ export async function openPutRing(channel: Channel): Promise<PutRing | null> {
   }
   if (reply.ring === undefined || reply.arena === undefined) return null;
   const ring = channel.writable(reply.ring);
-  return new PutRing(channel, new Int32Array(ring, 0, reply.ring.size / 4), reply.arena);
+  const takesTensors = (reply.maxRecordKind ?? 0) >= RECORD_TENSOR;
+  return new PutRing(channel, new Int32Array(ring, 0, reply.ring.size / 4), reply.arena, takesTensors);
 }

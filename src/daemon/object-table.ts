@@ -302,6 +302,42 @@ export class ObjectTable {
   }
 
   /**
+   * A put ring's small TypedArray: the sealed blob `blobId` at `placement`, held by nobody, and
+   * over it the metadata object `id` (a `trellis::Tensor<dtype>` with fields dtype and shape), as
+   * createMetadata with the bytes inline makes them. Errors: InvalidArgument (an id is in use).
+   */
+  adoptRingTensor(
+    session: ClientSession,
+    blobId: string,
+    id: string,
+    size: number,
+    placement: Placement,
+    typename: string,
+    fields: Record<string, unknown>,
+  ): void {
+    if (this.objects.has(id)) throw new TrellisError('InvalidArgument', `put ring: object ${id} exists already`);
+    this.adoptRingObject(session, blobId, size, placement);
+    const members = { data: blobId };
+    const object = new TableObject(
+      id,
+      typename,
+      size,
+      true,
+      false,
+      undefined,
+      session.clientId,
+      members,
+      fields,
+      NO_LABELS,
+      undefined,
+    );
+    object.treeNodes = 2;
+    this.objects.set(id, object);
+    this.objects.get(blobId)!.parents.add(id);
+    this.listener.readable?.(object);
+  }
+
+  /**
    * Seals `seal` (this client's blobs, not kept as references) and creates a metadata object
    * over `members`. Everything is checked before anything changes.
    * Errors: ObjectNotFound, NotSealed, AlreadySealed, PermissionDenied, InvalidArgument.

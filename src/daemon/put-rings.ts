@@ -24,7 +24,7 @@
  */
 import { TrellisError } from '../errors';
 import type { BlobLocation, GrantPutArenaReply } from '../protocol/messages';
-import { formatIdOfWords, type IdGenerator } from '../protocol/ids';
+import { formatId, formatIdOfWords, type IdGenerator } from '../protocol/ids';
 import {
   H_ARMED,
   H_CAPACITY,
@@ -46,7 +46,10 @@ import {
   RECORD_BLOB,
   RECORD_CREATE,
   RECORD_SEAL,
+  RECORD_TENSOR,
   RECORD_VALUE,
+  PUT_RING_TENSOR_DTYPES,
+  R_DTYPE,
   RECORD_WORDS,
   arenaBytesFor,
   ringBytes,
@@ -77,6 +80,9 @@ const QUIET_POLLS = 3;
 const EVICTED_CHECK_MS = 1000;
 const MAX_ID_LEAD_MICROS = 50_000;
 const MIN_ARENA_IDS = 256;
+
+/** RECORD_TENSOR's typename by dtype code, as types/tensor.ts names it: one string per code. */
+const TENSOR_TYPENAMES = PUT_RING_TENSOR_DTYPES.map(({ dtype }) => `trellis::Tensor<${dtype}>`);
 
 export interface PutRingHost {
   readonly pool: SegmentPool;
@@ -254,7 +260,7 @@ export class PutRings {
           endSequence: firstSequence + ids,
         });
         const arena = { ...arenaBlock, size: this.arenaBytes, firstSequence, ids };
-        return ringLocation ? { ring: ringLocation, arena } : { arena };
+        return ringLocation ? { ring: ringLocation, arena, maxRecordKind: RECORD_TENSOR } : { arena };
       }),
     );
   }
@@ -379,15 +385,17 @@ export class PutRings {
       const base = HEADER_WORDS + (ring.tail & mask) * RECORD_WORDS;
       let problem: string | undefined;
       try {
+        const kind = Atomics.load(words, base + R_KIND);
         problem = this.take(
           ring,
-          Atomics.load(words, base + R_KIND),
+          kind,
           Atomics.load(words, base + R_SEQ_HIGH),
           Atomics.load(words, base + R_SEQ_LOW),
           // Unsigned: an arena in a segment over 2 GiB has offsets past 2^31.
           Atomics.load(words, base + R_SEGMENT) >>> 0,
           Atomics.load(words, base + R_OFFSET) >>> 0,
           Atomics.load(words, base + R_SIZE) >>> 0,
+          kind === RECORD_TENSOR ? Atomics.load(words, base + R_DTYPE) : 0,
         );
       } catch (error) {
         // Only this ring's client can have caused it (an id in use): not whoever's request drained it.
@@ -414,17 +422,28 @@ export class PutRings {
     segment: number,
     offset: number,
     size: number,
+    dtypeCode: number,
   ): string | undefined {
     if (kind === RECORD_SEAL) return this.seal(ring, sequenceHigh, sequenceLow);
-    if (kind !== RECORD_BLOB && kind !== RECORD_VALUE && kind !== RECORD_CREATE) return `unknown kind ${kind}`;
+    if (kind !== RECORD_BLOB && kind !== RECORD_VALUE && kind !== RECORD_CREATE && kind !== RECORD_TENSOR)
+      return `unknown kind ${kind}`;
     if (!(size >= 0 && size <= PUT_RING_MAX_BYTES)) return `size ${size} is outside 0..${PUT_RING_MAX_BYTES}`;
+    // A tensor's element type is one of the codes, and its bytes are whole elements of it.
+    const tensor = kind === RECORD_TENSOR ? PUT_RING_TENSOR_DTYPES[dtypeCode] : undefined;
+    if (kind === RECORD_TENSOR) {
+      if (tensor === undefined)
+        return `tensor dtype code ${dtypeCode} is outside 0..${PUT_RING_TENSOR_DTYPES.length - 1}`;
+      if (size % tensor.width !== 0) return `a ${tensor.dtype} tensor of ${size} bytes, not whole elements`;
+    }
     let at = 0;
     while (at < ring.arenas.length && (ring.arenas[at].segment !== segment || ring.arenas[at].cursor !== offset)) at++;
     if (at === ring.arenas.length) return `segment ${segment} offset ${offset} is not where any of its arenas goes on`;
     const arena = ring.arenas[at];
     const sequence = (sequenceHigh >>> 0) * 2 ** 32 + (sequenceLow >>> 0);
-    if (sequence !== arena.nextSequence || sequence >= arena.endSequence) {
-      return `id sequence ${sequence} is not the next of its block (${arena.nextSequence})`;
+    // A tensor takes two ids: its blob's (the record's) and its own, the next.
+    const ids = tensor === undefined ? 1 : 2;
+    if (sequence !== arena.nextSequence || sequence + ids > arena.endSequence) {
+      return `id sequence ${sequence} is not the next of its block (${arena.nextSequence}), or ${ids} ids run past it`;
     }
     const length = arenaBytesFor(size);
     if (offset + length > arena.end)
@@ -436,7 +455,7 @@ export class PutRings {
       return `the arena block at segment ${segment} offset ${offset} could not be cut`;
     }
     arena.cursor = offset + length;
-    arena.nextSequence++;
+    arena.nextSequence += ids;
     this.reserved -= length;
     if (arena.cursor === arena.end) ring.arenas.shift();
     else if (arena.nextSequence === arena.endSequence) {
@@ -445,7 +464,11 @@ export class PutRings {
       ring.arenas.shift();
     }
     const id = formatIdOfWords(this.host.instanceId, sequenceHigh, sequenceLow);
-    if (kind === RECORD_BLOB || kind === RECORD_CREATE) {
+    if (tensor !== undefined) {
+      const tensorId = formatId(this.host.instanceId, sequence + 1);
+      const fields = { dtype: tensor.dtype, shape: [size / tensor.width] };
+      this.host.table.adoptRingTensor(ring.session, id, tensorId, size, placement, TENSOR_TYPENAMES[dtypeCode], fields);
+    } else if (kind === RECORD_BLOB || kind === RECORD_CREATE) {
       this.host.table.adoptRingObject(ring.session, id, size, placement, undefined, kind === RECORD_BLOB);
     } else {
       const location = { id, segment, offset, size };

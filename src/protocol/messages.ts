@@ -692,6 +692,11 @@ export interface GrantPutArenaReply {
   ring?: BlobLocation;
   /** Undefined when this daemon gives this session no ring (RPC, not x86-64, --put-ring-bytes 0). */
   arena?: PutArena;
+  /**
+   * With the ring: the highest record kind this daemon takes (put-ring-layout.ts). A daemon that
+   * leaves it out takes kinds 1-4 only, so the client puts TypedArrays through the socket there.
+   */
+  maxRecordKind?: number;
 }
 
 /** Makes the daemon drain the client's put ring: a doorbell (answer not awaited) or a wait for room. */

@@ -41,6 +41,8 @@ export const R_SEQ_LOW = 2;
 export const R_SEGMENT = 3;
 export const R_OFFSET = 4;
 export const R_SIZE = 5;
+/** RECORD_TENSOR only: the element type, an index into PUT_RING_TENSOR_DTYPES. */
+export const R_DTYPE = 6;
 
 /** R_KIND: bare bytes (a trellis::Blob), or a small Value's msgpack bytes (a trellis::Value). */
 export const RECORD_BLOB = 1;
@@ -52,6 +54,26 @@ export const RECORD_VALUE = 2;
  */
 export const RECORD_CREATE = 3;
 export const RECORD_SEAL = 4;
+/**
+ * A small TypedArray: its bytes become a trellis::Blob under the record's id, and the next id of
+ * the block names the trellis::Tensor<dtype> over it (fields dtype and shape [length]), as the
+ * socket's createMetadata with the bytes inline stores it. R_DTYPE says which dtype.
+ */
+export const RECORD_TENSOR = 5;
+
+/** R_DTYPE's codes: a tensor's dtype (types/tensor.ts) and the bytes of one element. */
+export const PUT_RING_TENSOR_DTYPES: ReadonlyArray<{ readonly dtype: string; readonly width: number }> = [
+  { dtype: 'int8', width: 1 },
+  { dtype: 'uint8clamped', width: 1 },
+  { dtype: 'int16', width: 2 },
+  { dtype: 'uint16', width: 2 },
+  { dtype: 'int32', width: 4 },
+  { dtype: 'uint32', width: 4 },
+  { dtype: 'float32', width: 4 },
+  { dtype: 'float64', width: 8 },
+  { dtype: 'int64', width: 8 },
+  { dtype: 'uint64', width: 8 },
+];
 
 /** The bytes an object of `size` bytes takes in an arena (the pool's allocation of it). */
 export function arenaBytesFor(size: number): number {

@@ -40,7 +40,8 @@ const DTYPES: Record<string, TypedArrayClass> = {
 /** By constructor: put tests every value with isTensor, so the lookup allocates nothing. */
 const DTYPE_OF = new Map<unknown, string>(Object.entries(DTYPES).map(([dtype, constructor]) => [constructor, dtype]));
 
-function dtypeOf(value: ArrayBufferView): string | undefined {
+/** The tensor dtype of a TypedArray of a class put stores as a Tensor; undefined for any other. */
+export function dtypeOf(value: ArrayBufferView): string | undefined {
   return DTYPE_OF.get(value.constructor);
 }
 

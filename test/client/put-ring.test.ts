@@ -1,14 +1,15 @@
 import * as assert from 'node:assert/strict';
 import * as os from 'node:os';
 import WebSocket from 'ws';
-import { connect, connectRpc, type TrellisClient } from '../../src/index';
+import { connect, connectRpc, type ObjectMeta, type TrellisClient } from '../../src/index';
 import type { Channel } from '../../src/client/channel';
 import { sequenceOf } from '../../src/protocol/ids';
 import { type TestDaemon } from '../fixtures/daemon';
 import { startObservedDaemon } from '../fixtures/observed-daemon';
 import { pause } from '../fixtures/pause';
 import { onCleanup, tempPath } from '../fixtures/setup';
-import { settledStatus } from '../fixtures/status';
+import { requestsAnsweredDuring, settledStatus } from '../fixtures/status';
+import { ringTensor, TENSOR_CLASSES } from '../fixtures/ring-tensors';
 import { startWorker, type Worker } from '../fixtures/worker';
 
 /** A client process (fixtures/children/ring-client.ts). */
@@ -50,6 +51,47 @@ describe('put ring: small bare puts with no round trip', function () {
     const got = (await observer.get(one[0])) as Buffer;
     assert.equal(observer.isSharedMemory(got), true);
     assert.equal((await observer.getMeta(one[1])).typename, 'trellis::Value');
+  });
+
+  it('TypedArrays of every element type: no request per put, stored as the socket stores them', async () => {
+    await start();
+    const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
+    await writer.run('put', { seed: 80, count: 1 });
+    // Each class at each length (0, 1, 100 elements, 4 KiB), one at a time, in flight and in putMany.
+    const count = TENSOR_CLASSES.length * 4;
+    const ids: string[] = [];
+    const requests = await requestsAnsweredDuring(observer, async () => {
+      for (const how of ['one', 'inflight', 'many'])
+        ids.push(...(await writer.run<string[]>('putTensors', { seed: 81, count, how })));
+    });
+    // The grant of the next arena at most: nothing per put (doorbells are not counted).
+    assert.ok(requests <= 2, `${requests} requests for ${3 * count} tensor puts`);
+    assert.equal(new Set(ids).size, 3 * count, 'every id is new');
+    for (let round = 0; round < 3; round++) {
+      const wrong = await reader.run<number[]>('checkTensors', {
+        seed: 81,
+        ids: ids.slice(round * count, (round + 1) * count),
+      });
+      assert.deepEqual(wrong, [], 'every tensor read back equal, of its class, in shared memory');
+    }
+    // The same tensor put through the socket (a shape given takes the request): the same
+    // object, but for its ids and times.
+    const comparable = (meta: ObjectMeta): unknown => ({
+      ...meta,
+      id: undefined,
+      createdAt: undefined,
+      members: Object.fromEntries(Object.entries(meta.members).map(([key, member]) => [key, comparable(member)])),
+    });
+    for (let i = 0; i < count; i++) {
+      const tensor = ringTensor(81, i);
+      const bySocket = await observer.put(tensor, { shape: [tensor.length] });
+      assert.deepEqual(comparable(await observer.getMeta(ids[i])), comparable(await observer.getMeta(bySocket)));
+      assert.deepEqual(await observer.get(ids[i]), tensor);
+    }
+    // Two objects each (the tensor and its data blob), as through the socket.
+    assert.equal((await observer.status()).objects, 1 + 2 * 4 * count);
+    await observer.delete(ids);
+    assert.equal((await observer.status()).objects, 1 + 2 * count, "a tensor's delete takes its blob");
   });
 
   it("the writer's own get or delete right after a put sees it", async () => {
@@ -174,7 +216,16 @@ describe('put ring: small bare puts with no round trip', function () {
     assert.ok(status.objects >= ids.length);
   });
 
-  for (const field of ['size', 'offset', 'id']) {
+  /** What the daemon logs for each bad field. */
+  const problems: Record<string, RegExp> = {
+    size: /size 1048576 is outside/,
+    offset: /is not where any of its arenas goes on/,
+    id: /is not the next of its block/,
+    dtype: /tensor dtype code 10 is outside 0\.\.9/,
+    width: /a float64 tensor of 12 bytes, not whole elements/,
+    tensorIds: /or 2 ids run past it/,
+  };
+  for (const field of Object.keys(problems)) {
     it(`a record with a bad ${field}, written by hand: that client is disconnected, everyone else served`, async () => {
       await start();
       const [hostile, writer, reader] = await Promise.all([
@@ -185,6 +236,7 @@ describe('put ring: small bare puts with no round trip', function () {
       const [before] = await hostile.run<string[]>('put', { seed: 30, count: 1 });
       assert.equal(await hostile.run<string>('corrupt', { field }), 'ProtocolError');
       assert.match(daemon.output(), /put ring of client \d+ .*disconnecting it/);
+      assert.match(daemon.output(), problems[field]);
       // What it put before the bad record stays; the others go on.
       await expectAll(reader, 30, [before], false);
       const ids = await writer.run<string[]>('put', { seed: 31, count: 200, values: true });
