@@ -128,7 +128,7 @@ describe('small Buffers: inline put, getMany, putMany of bytes and typed arrays'
     assert.deepEqual(await observer.getMany([bigId, smallId]), [big, { n: 3 }]);
   });
 
-  it('a list whose items fail to encode, or have no builder, rejects once: no item left rejecting unheard', async () => {
+  it('a list with an item that cannot be encoded or built rejects once, leaving no rejection unheard', async () => {
     const writer = await startClient(daemon.socket);
     // 2^100 does not fit msgpack's 64-bit integers: encoding it fails as the item is put.
     const huge: Description = { kind: 'bigint', value: String(2n ** 100n) };
