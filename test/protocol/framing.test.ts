@@ -67,6 +67,14 @@ describe('framing', () => {
     assert.throws(() => new FrameDecoder().push(stream), { code: 'ProtocolError', message: /malformed frame body/ });
   });
 
+  it('refuses an empty body, alone, before or after a good frame (the next frame is not read into it)', () => {
+    const empty = Buffer.from(encodeFrame(null).subarray(0, HEADER_BYTES));
+    empty.writeUInt32LE(0, 4);
+    const good = encodeFrame({ seq: 1 });
+    for (const chunk of [empty, Buffer.concat([empty, good]), Buffer.concat([good, empty])])
+      assert.throws(() => new FrameDecoder().push(chunk), { code: 'ProtocolError', message: /malformed frame body/ });
+  });
+
   it('keeps binary payloads as bytes', () => {
     const [decoded] = new FrameDecoder().push(encodeFrame({ data: Buffer.from([1, 2, 3]) })) as Array<{
       data: Uint8Array;
