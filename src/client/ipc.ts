@@ -124,11 +124,19 @@ export class IpcChannel implements Channel {
 
   request<K extends Kind>(kind: K, body: RequestOf<K>): Promise<ReplyOf<K>> {
     if (this.closedError) return Promise.reject(this.closedError);
+    // Encoded before it waits: a body msgpack refuses (a bigint past 64 bits) must not leave a
+    // waiter for a reply that never comes (it would keep an unref'd process running).
+    let frame: Buffer;
+    try {
+      frame = encodeFrame({ kind, seq: this.nextSeq, body });
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
     if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.ref();
     const seq = this.nextSeq++;
     return new Promise<ReplyOf<K>>((resolve, reject) => {
       this.pending.set(seq, { resolve: resolve as (reply: unknown) => void, reject });
-      this.socket.write(encodeFrame({ kind, seq, body }));
+      this.socket.write(frame);
     });
   }
 

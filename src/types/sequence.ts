@@ -9,13 +9,25 @@ import { publishOptions, type PutOptions } from './registry';
 
 export const SEQUENCE_TYPENAME = 'trellis::Sequence';
 
+/**
+ * An item's put, a rejection when it throws (no builder, a value that cannot be encoded): a throw
+ * out of the items' map would leave the puts of the items before it rejecting unheard.
+ */
+function putRejecting(putItem: (value: unknown) => Promise<string>, item: unknown): Promise<string> {
+  try {
+    return putItem(item);
+  } catch (error) {
+    return Promise.reject(error as Error);
+  }
+}
+
 export async function buildSequence(
   client: Client,
   items: unknown[],
   options: PutOptions,
   putItem: (value: unknown) => Promise<string>,
 ): Promise<string> {
-  const ids = await Promise.all(items.map(putItem));
+  const ids = await Promise.all(items.map((item) => putRejecting(putItem, item)));
   const members = Object.fromEntries(ids.map((id, index) => [String(index), id]));
   return client.createMetadata(
     { typename: SEQUENCE_TYPENAME, members, labels: options.labels, length: items.length },

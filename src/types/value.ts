@@ -68,7 +68,16 @@ export function inlineValueSpec(value: unknown, options: PutOptions, encoded?: B
 }
 
 export function buildValue(client: Client, value: unknown, options: PutOptions): Promise<string> {
-  return buildEncodedValue(client, packr.pack(value), options);
+  // A builder rejects, never throws: a list's items are put by a map whose throw would leave the
+  // promises of the items before it rejecting unheard (sequence.ts). Encoding can fail (a bigint
+  // past 64 bits).
+  let encoded: Buffer;
+  try {
+    encoded = packr.pack(value);
+  } catch (error) {
+    return Promise.reject(error as Error);
+  }
+  return buildEncodedValue(client, encoded, options);
 }
 
 /** buildValue for a value already encoded by packValue (put encodes it once to try the put ring). */

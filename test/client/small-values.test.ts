@@ -9,7 +9,14 @@ import { startWorker } from '../fixtures/worker';
 /** A client process (fixtures/children/small-values.ts); `run` throws on an error answer. */
 const startClient = (socket: string) => startWorker(socket, { script: 'small-values.ts' });
 
-type Description = { kind: string; hex?: string; items?: string[]; shared?: boolean; value?: unknown };
+type Description = {
+  kind: string;
+  hex?: string;
+  items?: string[];
+  shared?: boolean;
+  value?: unknown;
+  of?: Description[];
+};
 
 const hex = (bytes: number, seed: number) =>
   Buffer.from(Array.from({ length: bytes }, (_, i) => (i * 31 + seed) & 0xff)).toString('hex');
@@ -119,6 +126,27 @@ describe('small Buffers: inline put, getMany, putMany of bytes and typed arrays'
     // putMany: the big Value goes in its one request as encoded for the ring, the small one in the ring.
     const [bigId, smallId] = await observer.putMany([big, { n: 3 }]);
     assert.deepEqual(await observer.getMany([bigId, smallId]), [big, { n: 3 }]);
+  });
+
+  it('a list with an item that cannot be encoded or built rejects once, leaving no rejection unheard', async () => {
+    const writer = await startClient(daemon.socket);
+    // 2^100 does not fit msgpack's 64-bit integers: encoding it fails as the item is put.
+    const huge: Description = { kind: 'bigint', value: String(2n ** 100n) };
+    const noBuilder: Description = { kind: 'function' };
+    for (const [bad, error] of [
+      [huge, /too large/],
+      [noBuilder, /no builder|TypeMismatch|cannot put/i],
+    ] as const) {
+      // Not plain (a Buffer in it): a list of items, the inner list failing before the outer's last item.
+      const inner: Description = { kind: 'Array', of: [{ kind: 'Buffer', hex: hex(3, 8) }, bad] };
+      const settled = await writer.run<{ ok: boolean; message?: string }>('putSettled', {
+        value: { kind: 'Array', of: [inner, bad] },
+      });
+      assert.equal(settled.ok, false);
+      assert.match(settled.message!, error);
+      // An unhandled rejection would have ended the child.
+      assert.equal(typeof (await writer.run<{ objects: number }>('status')).objects, 'number');
+    }
   });
 
   it('getMany of unknown ids is ObjectNotFound naming each one missing', async () => {

@@ -34,12 +34,45 @@ describe('framing', () => {
     );
   });
 
+  it('decodes the same bodies however the stream is cut: byte by byte, three pieces, headers split', () => {
+    // Strings past the first 180 bytes of a chunk take msgpackr's native string path, which reads
+    // up to the frame's end in the chunk's memory: a later frame must not leak into an earlier one.
+    const bodies = [
+      { kind: 'putBlobs', seq: 1, body: { sizes: [3], data: Buffer.from([1, 2, 3]) } },
+      { seq: 2, reply: { ids: ['o0123456789abcdef', 'ünïcode '.repeat(30)] } },
+      { seq: 3, reply: {} },
+      { seq: 4, reply: { name: 'a/b', text: 'y'.repeat(200), data: Buffer.alloc(300, 9) } },
+    ];
+    const stream = Buffer.concat(bodies.map(encodeFrame));
+    const expected = JSON.stringify(bodies);
+    const decode = (cuts: number[]): string => {
+      const decoder = new FrameDecoder();
+      const out: unknown[] = [];
+      let at = 0;
+      // Each piece its own Buffer, as a socket's chunks are.
+      for (const cut of [...cuts, stream.length]) decoder.push(Buffer.from(stream.subarray(at, (at = cut))), out);
+      return JSON.stringify(out);
+    };
+    assert.equal(decode(Array.from({ length: stream.length }, (_, i) => i)), expected);
+    for (let first = 0; first <= stream.length; first += 5)
+      for (let second = first; second <= stream.length; second += 11)
+        assert.equal(decode([first, second]), expected, `cut at ${first} and ${second}`);
+  });
+
   it('refuses a body with bytes left over past its value, from any place in a chunk', () => {
     const good = encodeFrame({ seq: 1 });
     const bad = Buffer.from(good);
     bad.writeUInt32LE(bad.readUInt32LE(4) + 1, 4);
     const stream = Buffer.concat([good, bad, Buffer.from([0xc0])]);
     assert.throws(() => new FrameDecoder().push(stream), { code: 'ProtocolError', message: /malformed frame body/ });
+  });
+
+  it('refuses an empty body, alone, before or after a good frame (the next frame is not read into it)', () => {
+    const empty = Buffer.from(encodeFrame(null).subarray(0, HEADER_BYTES));
+    empty.writeUInt32LE(0, 4);
+    const good = encodeFrame({ seq: 1 });
+    for (const chunk of [empty, Buffer.concat([empty, good]), Buffer.concat([good, empty])])
+      assert.throws(() => new FrameDecoder().push(chunk), { code: 'ProtocolError', message: /malformed frame body/ });
   });
 
   it('keeps binary payloads as bytes', () => {

@@ -50,4 +50,34 @@ describe('PendingReplies', () => {
     for (const seq of [0, -3, 1.5, Number.NaN]) assert.equal(pending.take(seq), undefined);
     assert.equal(pending.size, 1);
   });
+
+  it('answers as a Map would, for replies in any order, some waiting long, seqs far past the slots', () => {
+    let seed = 7;
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pending = new PendingReplies<number>(8);
+    const model = new Map<number, number>();
+    let nextSeq = 1;
+    for (let step = 0; step < 20000; step++) {
+      const roll = random();
+      if (roll < 0.5 || model.size === 0) {
+        const seq = nextSeq++;
+        pending.set(seq, seq * 10);
+        model.set(seq, seq * 10);
+      } else if (roll < 0.97) {
+        // Mostly the oldest few (prompt replies), sometimes any one (a request that waited long).
+        const seqs = [...model.keys()];
+        const seq = seqs[Math.floor(random() * (random() < 0.8 ? Math.min(3, seqs.length) : seqs.length))];
+        assert.equal(pending.get(seq), model.get(seq));
+        assert.equal(pending.take(seq), model.get(seq));
+        model.delete(seq);
+      } else {
+        // A seq no request has (never made, or answered already).
+        const seq = random() < 0.5 ? nextSeq + 1 : Math.max(1, nextSeq - 1 - Math.floor(random() * 50));
+        assert.equal(pending.take(seq), model.get(seq));
+        model.delete(seq);
+      }
+      assert.equal(pending.size, model.size);
+    }
+    assert.deepEqual(pending.takeAll(), [...model.values()]);
+  });
 });
