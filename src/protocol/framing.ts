@@ -26,8 +26,16 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
  */
 const PACK_WITH_HEADER_ROOM = RESERVE_START_SPACE | HEADER_BYTES;
 
+/** Errors: InvalidArgument when msgpack cannot encode the body (a bigint past 64 bits), naming why. */
 export function encodeFrame(body: unknown): Buffer {
-  const frame = packr.pack(body, PACK_WITH_HEADER_ROOM);
+  let frame: Buffer;
+  try {
+    frame = packr.pack(body, PACK_WITH_HEADER_ROOM);
+  } catch (error) {
+    throw new TrellisError('InvalidArgument', `cannot encode this request: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   const length = frame.length - HEADER_BYTES;
   frame.writeUInt16LE(FRAME_MAGIC, 0);
   frame[2] = PROTOCOL_VERSION;

@@ -7,6 +7,7 @@ import { Packr } from 'msgpackr';
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
 import type { MetadataSpec } from '../client/objects';
+import { TrellisError } from '../errors';
 import { guardResolve, malformed } from './malformed';
 import { publishOptions, type PutOptions } from './registry';
 
@@ -48,9 +49,16 @@ export function isPlainValue(value: unknown, depth = 0): boolean {
   }
 }
 
-/** A plain value's msgpack bytes (what a trellis::Value holds). */
+/**
+ * A plain value's msgpack bytes (what a trellis::Value holds). Errors: TypeMismatch when msgpack
+ * cannot encode it (a bigint past 64 bits), naming msgpackr's reason.
+ */
 export function packValue(value: unknown): Buffer {
-  return packr.pack(value);
+  try {
+    return packr.pack(value);
+  } catch (error) {
+    throw new TrellisError('TypeMismatch', `cannot store this value: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /**
@@ -60,7 +68,7 @@ export function packValue(value: unknown): Buffer {
 export function inlineValueSpec(value: unknown, options: PutOptions, encoded?: Buffer): MetadataSpec | undefined {
   if (encoded === undefined) {
     if (!isPlainValue(value)) return undefined;
-    encoded = packr.pack(value);
+    encoded = packValue(value);
   }
   return encoded.length <= INLINE_VALUE_BYTES
     ? { typename: VALUE_TYPENAME, labels: options.labels, data: encoded }
@@ -73,7 +81,7 @@ export function buildValue(client: Client, value: unknown, options: PutOptions):
   // past 64 bits).
   let encoded: Buffer;
   try {
-    encoded = packr.pack(value);
+    encoded = packValue(value);
   } catch (error) {
     return Promise.reject(error as Error);
   }

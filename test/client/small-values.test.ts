@@ -139,10 +139,11 @@ describe('small Buffers: inline put, getMany, putMany of bytes and typed arrays'
     ] as const) {
       // Not plain (a Buffer in it): a list of items, the inner list failing before the outer's last item.
       const inner: Description = { kind: 'Array', of: [{ kind: 'Buffer', hex: hex(3, 8) }, bad] };
-      const settled = await writer.run<{ ok: boolean; message?: string }>('putSettled', {
+      const settled = await writer.run<{ ok: boolean; code?: string; message?: string }>('putSettled', {
         value: { kind: 'Array', of: [inner, bad] },
       });
       assert.equal(settled.ok, false);
+      assert.equal(settled.code, 'TypeMismatch', settled.message);
       assert.match(settled.message!, error);
       // An unhandled rejection would have ended the child.
       assert.equal(typeof (await writer.run<{ objects: number }>('status')).objects, 'number');
