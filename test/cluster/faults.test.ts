@@ -6,11 +6,9 @@
  */
 import * as assert from 'node:assert/strict';
 import { connectEtcd, waitFor } from '../fixtures/cluster';
-import { connect, connectRpc } from '../../src/index';
-import { startChildClient, startClusterDaemons } from '../fixtures/cluster-daemons';
-import { startTestDaemon } from '../fixtures/daemon';
+import { connectRpc } from '../../src/index';
+import { startChildClient, startClusterDaemons, startProxiedDaemon } from '../fixtures/cluster-daemons';
 import { startEtcd } from '../fixtures/etcd';
-import { startProxy } from '../fixtures/proxy';
 import { onCleanup } from '../fixtures/setup';
 
 const TTL_SECONDS = 2;
@@ -181,19 +179,7 @@ describe('cluster faults', function () {
     const etcd = await startEtcd();
     const [d2] = await startClusterDaemons(etcd.endpoint, 1, 'cut-off', TTL_SECONDS);
     // Daemon 1 reaches etcd through a proxy: a silent partition, its clients still reach it.
-    const proxy = await startProxy(etcd.endpoint);
-    const daemon = await startTestDaemon([
-      '--size',
-      '64MiB',
-      '--etcd',
-      proxy.endpoint,
-      '--etcd-prefix',
-      d2.prefix,
-      '--lease-ttl',
-      String(TTL_SECONDS),
-    ]);
-    const c1 = await connect(daemon.socket);
-    onCleanup(() => c1.close());
+    const { proxy, client: c1 } = await startProxiedDaemon(etcd.endpoint, d2, TTL_SECONDS);
     const stale = await c1.put({ owner: 1 }, { name: 'cut/taken' });
     await waitFor(
       'daemon 2 to see the name',
@@ -235,23 +221,11 @@ describe('cluster faults', function () {
   it('cut off past its lease TTL, a daemon answers no name from its stale view over RPC or HTTP either', async () => {
     const etcd = await startEtcd();
     const [d2] = await startClusterDaemons(etcd.endpoint, 1, 'cut-off-rpc', TTL_SECONDS);
-    const proxy = await startProxy(etcd.endpoint);
-    const daemon = await startTestDaemon([
-      '--size',
-      '64MiB',
-      '--etcd',
-      proxy.endpoint,
-      '--etcd-prefix',
-      d2.prefix,
-      '--lease-ttl',
-      String(TTL_SECONDS),
-      '--rpc-port',
-      '0',
-      '--http-port',
-      '0',
-    ]);
-    const local = await connect(daemon.socket);
-    onCleanup(() => local.close());
+    const {
+      proxy,
+      daemon,
+      client: local,
+    } = await startProxiedDaemon(etcd.endpoint, d2, TTL_SECONDS, ['--rpc-port', '0', '--http-port', '0']);
     const remote = await connectRpc(daemon.rpcEndpoint!);
     onCleanup(() => remote.close());
     const stale = await local.put({ owner: 1 }, { name: 'cut/taken' });

@@ -4,13 +4,9 @@
  * that transaction wrote (names, records) must not stay behind, pointing at nothing.
  */
 import * as assert from 'node:assert/strict';
-import { connect } from '../../src/index';
 import { waitFor } from '../fixtures/cluster';
-import { startClusterDaemons } from '../fixtures/cluster-daemons';
-import { startTestDaemon } from '../fixtures/daemon';
+import { startClusterDaemons, startProxiedDaemon } from '../fixtures/cluster-daemons';
 import { startEtcd } from '../fixtures/etcd';
-import { startProxy } from '../fixtures/proxy';
-import { onCleanup } from '../fixtures/setup';
 
 /** Long enough that the lease outlives the lost answers: the keys cannot go with it. */
 const TTL_SECONDS = 10;
@@ -24,19 +20,7 @@ describe('a publish whose etcd answer was lost', function () {
     const etcd = await startEtcd();
     const [observer] = await startClusterDaemons(etcd.endpoint, 1, 'late-commit', TTL_SECONDS);
     // The writer's daemon reaches etcd through a proxy: its requests get there, the answers do not.
-    const proxy = await startProxy(etcd.endpoint);
-    const daemon = await startTestDaemon([
-      '--size',
-      '64MiB',
-      '--etcd',
-      proxy.endpoint,
-      '--etcd-prefix',
-      observer.prefix,
-      '--lease-ttl',
-      String(TTL_SECONDS),
-    ]);
-    const writer = await connect(daemon.socket);
-    onCleanup(() => writer.close());
+    const { proxy, client: writer } = await startProxiedDaemon(etcd.endpoint, observer, TTL_SECONDS);
     await writer.put({ warm: true }, { name: 'late/warm' });
     await waitFor(
       'the observer to see the first name',
@@ -69,19 +53,7 @@ describe('a publish whose etcd answer was lost', function () {
   it('a putName that answered Unavailable: once etcd answers, deleting the object takes the name with it', async () => {
     const etcd = await startEtcd();
     const [observer] = await startClusterDaemons(etcd.endpoint, 1, 'late-name', TTL_SECONDS);
-    const proxy = await startProxy(etcd.endpoint);
-    const daemon = await startTestDaemon([
-      '--size',
-      '64MiB',
-      '--etcd',
-      proxy.endpoint,
-      '--etcd-prefix',
-      observer.prefix,
-      '--lease-ttl',
-      String(TTL_SECONDS),
-    ]);
-    const writer = await connect(daemon.socket);
-    onCleanup(() => writer.close());
+    const { proxy, client: writer } = await startProxiedDaemon(etcd.endpoint, observer, TTL_SECONDS);
     const id = await writer.put({ named: 'late' });
 
     proxy.pause('fromTarget');
@@ -104,19 +76,7 @@ describe('a publish whose etcd answer was lost', function () {
   it('a persist that answered Unavailable: once etcd answers, a delete takes its record with it', async () => {
     const etcd = await startEtcd();
     const [observer] = await startClusterDaemons(etcd.endpoint, 1, 'late-persist', TTL_SECONDS);
-    const proxy = await startProxy(etcd.endpoint);
-    const daemon = await startTestDaemon([
-      '--size',
-      '64MiB',
-      '--etcd',
-      proxy.endpoint,
-      '--etcd-prefix',
-      observer.prefix,
-      '--lease-ttl',
-      String(TTL_SECONDS),
-    ]);
-    const writer = await connect(daemon.socket);
-    onCleanup(() => writer.close());
+    const { proxy, client: writer } = await startProxiedDaemon(etcd.endpoint, observer, TTL_SECONDS);
     const id = await writer.put({ persisted: 'late' });
 
     proxy.pause('fromTarget');
