@@ -452,7 +452,7 @@ export class Client {
    * valid until this client closes instead of being freed as the reader moves on.
    */
   async openReader(id: string, options: { keep?: boolean } = {}): Promise<StreamReader> {
-    const info = await this.channel.request('openReader', { id: checkId(id) });
+    const info = await this.channel.request('openReader', { id: checkId(id), cursor: true });
     return new StreamReader(
       this.channel,
       this.blobs,

@@ -69,6 +69,7 @@ export class RpcChannel implements Channel {
     if (sealing.length > 0) this.sealed(sealing, kind === 'seal' && (body as RequestOf<'seal'>).hold !== false);
     if (kind === 'abort') this.uploads.delete((body as RequestOf<'abort'>).id);
     if (HANDS_OUT_BLOBS.has(kind)) await this.download((reply as { blobs?: BlobLocation[] }).blobs ?? []);
+    if (kind === 'readChunk') await this.download((reply as ReplyOf<'readChunk'>).more?.flatMap((c) => c.blobs) ?? []);
     if (kind === 'getObjects')
       await this.download(answers(reply as ReplyOf<'getObjects'>).flatMap((o) => (isWireError(o) ? [] : o.blobs)));
     return reply;

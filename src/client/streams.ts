@@ -8,6 +8,7 @@ import { TrellisError } from '../errors';
 import type {
   BlobLocation,
   ChunkAppend,
+  ChunkRead,
   OpenStreamReply,
   ReadChunkReply,
   WriteChunkReply,
@@ -31,6 +32,12 @@ const MAX_SPARE_BYTES = 16 * 1024 * 1024;
  * at most this many chunks past --stream-buffer.
  */
 const MAX_CHUNKS_IN_FLIGHT = 8;
+
+/**
+ * Chunks one read may bring (the daemon also caps their bytes): a reader behind its writer takes
+ * the chunks written meanwhile in one round trip, not one each.
+ */
+const CHUNKS_PER_READ = 16;
 
 /** Turns a chunk that is not bytes into a sealed object id (the typed client puts it). */
 export type ChunkEncoder = (chunk: unknown) => Promise<string>;
@@ -240,6 +247,19 @@ export class StreamReader implements AsyncIterable<unknown> {
    * most, not a chunk per round trip plus the caller's time.
    */
   private ahead: Promise<ReadChunkReply> | undefined;
+  /**
+   * Chunks the last read brought beyond its first, not yet given to the caller. The next read
+   * goes out once the last of them is given, as the daemon then frees every chunk before it.
+   */
+  private unread: ChunkRead[] = [];
+  /**
+   * Where this reader tells the daemon how far its caller got (see OpenStreamReply's cursor):
+   * only a reader with one in shared memory reads several chunks at a time.
+   */
+  private readonly cursor: Buffer | undefined;
+  private readonly chunksPerRead: number;
+  /** Chunks of the last read given to the caller. */
+  private given = 0;
 
   constructor(
     private readonly channel: Channel,
@@ -249,7 +269,11 @@ export class StreamReader implements AsyncIterable<unknown> {
     private readonly decode: ChunkDecoder,
     /** Keep every chunk's memory until this client closes (readTable gathers them zero-copy). */
     private readonly keep = false,
-  ) {}
+  ) {
+    const cursor = info.cursor && blobs.adopt([info.cursor])[0].buffer;
+    this.cursor = cursor && channel.isSharedMemory(cursor) ? cursor : undefined;
+    this.chunksPerRead = this.cursor ? CHUNKS_PER_READ : 1;
+  }
 
   /**
    * The next chunk, or undefined at the end. Unless the reader keeps chunks, the one before is
@@ -257,35 +281,46 @@ export class StreamReader implements AsyncIterable<unknown> {
    */
   async next(): Promise<unknown> {
     if (this.ended) return undefined;
-    const reading = this.ahead ?? this.readAhead();
-    this.ahead = undefined;
     if (!this.keep) this.blobs.forget(this.previous);
-    let reply: ReadChunkReply;
-    try {
-      reply = await reading;
-    } catch (error) {
-      this.ended = true;
-      await this.releasePrevious();
-      throw error;
+    let chunk = this.unread.shift();
+    if (!chunk) {
+      const reading = this.ahead ?? this.readAhead();
+      this.ahead = undefined;
+      let reply: ReadChunkReply;
+      try {
+        reply = await reading;
+      } catch (error) {
+        this.ended = true;
+        await this.releasePrevious();
+        throw error;
+      }
+      if (reply.end) {
+        this.ended = true;
+        await this.releasePrevious();
+        return undefined;
+      }
+      chunk = { meta: reply.meta!, blobs: reply.blobs ?? [] };
+      this.unread = reply.more ?? [];
+      this.given = 0;
+      // The count first: killed in between, the daemon never pairs an older count with this read.
+      this.cursor?.writeInt32LE(0, 4);
+      this.cursor?.writeInt32LE(reply.read ?? 0, 0);
     }
-    if (reply.end) {
-      this.ended = true;
-      await this.releasePrevious();
-      return undefined;
-    }
+    this.cursor?.writeInt32LE(++this.given, 4);
     const views = new Map<string, Buffer>();
-    for (const location of reply.blobs ?? []) {
+    for (const location of chunk.blobs) {
       this.blobs.remember(location);
       views.set(location.id, this.blobs.view(location).buffer);
     }
     this.previous = [...views.keys()];
-    // The daemon frees the chunk before this one when the read arrives: the caller has left it.
-    this.ahead = this.readAhead();
-    return this.decode(new ObjectHandle(reply.meta!, views));
+    // The daemon frees the chunks before this one when the read arrives: the caller has left them.
+    if (this.unread.length === 0) this.ahead = this.readAhead();
+    return this.decode(new ObjectHandle(chunk.meta, views));
   }
 
   private readAhead(): Promise<ReadChunkReply> {
-    const reading = this.channel.request('readChunk', { id: this.id, keep: this.keep, ahead: true });
+    const request = { id: this.id, keep: this.keep, ahead: true, max: this.chunksPerRead };
+    const reading = this.channel.request('readChunk', request);
     // Seen by next() or close(); never an unhandled rejection meanwhile.
     reading.catch(() => {});
     return reading;
@@ -311,14 +346,18 @@ export class StreamReader implements AsyncIterable<unknown> {
     const ahead = this.ahead;
     this.ahead = undefined;
     if (!this.keep) this.blobs.forget(this.previous);
-    // A read ahead still waiting is answered with the end; one answered already goes back to the queue.
-    await this.channel.request('closeReader', { id: this.id });
+    const unread = this.unread.splice(0);
+    // A read ahead still waiting is answered with the end; one answered already goes back to the
+    // queue. Without one, the chunks of the last read the caller was not given go back.
+    await this.channel.request('closeReader', ahead ? { id: this.id } : { id: this.id, unseen: unread.length });
+    this.blobs.forget(unread.flatMap((chunk) => chunk.blobs.map((blob) => blob.id)));
     const reply = await ahead?.catch(() => undefined);
-    if (reply === undefined || reply.end) {
+    if (ahead && (reply === undefined || reply.end)) {
       // The stream ended meanwhile: the caller's chunk's references are this client's to drop.
       await this.releasePrevious();
-    } else {
-      this.blobs.forget((reply.blobs ?? []).map((blob) => blob.id));
+    } else if (reply) {
+      const chunks = [reply.blobs ?? [], ...(reply.more ?? []).map((chunk) => chunk.blobs)];
+      this.blobs.forget(chunks.flatMap((blobs) => blobs.map((blob) => blob.id)));
     }
   }
 

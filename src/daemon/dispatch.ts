@@ -318,8 +318,16 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     return state.streams.openWriter(session, check.objectId('openWriter', body));
   },
 
-  openReader({ state, session }, body) {
-    return state.streams.openReader(session, check.objectId('openReader', body));
+  openReader(ctx, body) {
+    const id = check.objectId('openReader', body);
+    const cursor = check.flag('openReader', body, 'cursor', false);
+    if (cursor) {
+      const attaching = ctx.untilFdChannel();
+      if (attaching) return attaching.then(() => handlers.openReader(ctx, body));
+    }
+    const reply = ctx.state.streams.openReader(ctx.session, id, cursor);
+    if (reply.cursor) ctx.grant(reply.cursor.segment);
+    return reply;
   },
 
   writeChunk(ctx, body) {
@@ -342,6 +350,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     if (attaching) return attaching.then(() => handlers.readChunk(ctx, body));
     const grantAll = (reply: ReadChunkReply) => {
       for (const blob of reply.blobs ?? []) ctx.grant(blob.segment);
+      for (const chunk of reply.more ?? []) for (const blob of chunk.blobs) ctx.grant(blob.segment);
       return reply;
     };
     const reply = ctx.state.streams.read(
@@ -349,6 +358,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       id,
       check.flag('readChunk', body, 'keep', false),
       check.flag('readChunk', body, 'ahead', false),
+      check.nonNegativeInteger('readChunk', body, 'max', 1),
     );
     return reply instanceof Promise ? reply.then(grantAll) : grantAll(reply);
   },
@@ -364,7 +374,8 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
   },
 
   closeReader({ state, session }, body) {
-    state.streams.closeReader(session, check.objectId('closeReader', body));
+    const unseen = body.unseen === undefined ? undefined : check.nonNegativeInteger('closeReader', body, 'unseen');
+    state.streams.closeReader(session, check.objectId('closeReader', body), unseen);
     return {};
   },
 

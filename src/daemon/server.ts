@@ -149,7 +149,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       options.putRingBytes,
     );
     const streamBufferBytes = options.streamBufferBytes ?? Math.min(256 * 1024 * 1024, Math.floor(options.size / 4));
-    this.streams = new StreamTable(this.table, ids, streamBufferBytes);
+    this.streams = new StreamTable(this.table, ids, streamBufferBytes, this.pool.memory);
     this.remote = new RemoteObjects(this, {
       staticPeers: options.rpcPeers,
       cluster: cluster?.membership,

@@ -28,6 +28,7 @@ import { TrellisError } from '../errors';
 import type { BlobLocation, ObjectMeta, OpenStreamReply, ReadChunkReply } from '../protocol/messages';
 import type { IdGenerator } from '../protocol/ids';
 import type { ObjectTable } from './object-table';
+import type { SegmentMemory } from './segment-memory';
 import type { ClientSession } from './session';
 
 export const STREAM_TYPENAMES = [
@@ -38,12 +39,29 @@ export const STREAM_TYPENAMES = [
 
 type WriterState = 'unopened' | 'open' | 'finished' | 'failed';
 
+interface ReadOptions {
+  keep: boolean;
+  ahead: boolean;
+  /** Chunks the answer may carry. */
+  max: number;
+}
+
 /**
  * Recycled blobs a stream keeps for its writer between two writes, at most (or one chunk, if
  * larger): a writer that falls behind (or stops writing without finishing) holds at most this
  * much memory it did not ask for.
  */
 const MAX_RECYCLED_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Bytes one read hands out at most when it asks for several chunks (or one chunk, if larger):
+ * the reader holds them until its next read, so they are neither buffered nor recyclable.
+ */
+const MAX_READ_BYTES = 16 * 1024 * 1024;
+/** Chunks one read hands out at most. */
+const MAX_READ_CHUNKS = 64;
+/** A reader's cursor: the read it took last and how many of its chunks reached the caller. */
+const CURSOR_BYTES = 8;
 
 interface QueuedChunk {
   readonly id: string;
@@ -59,6 +77,8 @@ interface DeliveredChunk extends QueuedChunk {
   readonly keep: boolean;
   /** Given in answer to a read ahead: it reaches the caller only with the reader's next read. */
   readonly ahead: boolean;
+  /** Which read of the stream handed it out: a read may hand out several chunks. */
+  readonly read: number;
 }
 
 export interface StreamSummary {
@@ -79,6 +99,8 @@ interface Stream {
   readonly params: Record<string, unknown>;
   writer?: ClientSession;
   reader?: ClientSession;
+  /** The reader's cursor (see OpenStreamReply), an unsealed blob of the reader. */
+  cursor?: BlobLocation;
   state: WriterState;
   failure?: string;
   readonly queue: QueuedChunk[];
@@ -90,7 +112,9 @@ interface Stream {
   lastWrittenBytes: number;
   /** Chunks given to the reader and not deleted yet, oldest first: one, or two when it reads ahead. */
   readonly delivered: DeliveredChunk[];
-  pendingRead?: { resolve(reply: ReadChunkReply): void; reject(error: Error): void; keep: boolean; ahead: boolean };
+  pendingRead?: { resolve(reply: ReadChunkReply): void; reject(error: Error): void } & ReadOptions;
+  /** Reads answered so far (numbers the delivered chunks). */
+  reads: number;
   pendingWrites: Array<() => void>;
   /** Connected clients that created, wrote or read it. */
   readonly holders: Set<ClientSession>;
@@ -103,6 +127,7 @@ export class StreamTable {
     private readonly table: ObjectTable,
     private readonly ids: IdGenerator,
     private readonly maxBufferedBytes: number,
+    private readonly memory: SegmentMemory,
   ) {}
 
   get size(): number {
@@ -158,6 +183,7 @@ export class StreamTable {
       recycledBytes: 0,
       lastWrittenBytes: -1,
       delivered: [],
+      reads: 0,
       holders: new Set([session]),
     });
     return id;
@@ -178,14 +204,15 @@ export class StreamTable {
     return describeStream(stream);
   }
 
-  /** Errors: ObjectNotFound, StreamOpened. */
-  openReader(session: ClientSession, id: string): OpenStreamReply {
+  /** Errors: ObjectNotFound, StreamOpened, OutOfMemory (the cursor). */
+  openReader(session: ClientSession, id: string, cursor = false): OpenStreamReply {
     const stream = this.stream(id);
     if (stream.reader)
       throw new TrellisError('StreamOpened', `stream ${id} already has a reader (client ${stream.reader.clientId})`);
+    if (cursor) stream.cursor = this.table.createBlobs(session, [CURSOR_BYTES])[0];
     stream.reader = session;
     stream.holders.add(session);
-    return describeStream(stream);
+    return { ...describeStream(stream), ...(stream.cursor && { cursor: stream.cursor }) };
   }
 
   /**
@@ -217,15 +244,21 @@ export class StreamTable {
   /**
    * The next chunk, once there is one. `ahead`: the reader's caller still uses the newest chunk
    * it was given, so only older ones are deleted. Errors: ObjectNotFound, PermissionDenied (not
-   * the reader), StreamFailed.
+   * the reader), StreamFailed. `max`: the chunks one answer may carry (see ReadChunkRequest).
    */
-  read(session: ClientSession, id: string, keep: boolean, ahead = false): ReadChunkReply | Promise<ReadChunkReply> {
+  read(
+    session: ClientSession,
+    id: string,
+    keep: boolean,
+    ahead = false,
+    max = 1,
+  ): ReadChunkReply | Promise<ReadChunkReply> {
     const stream = this.stream(id);
     if (stream.reader !== session)
       throw new TrellisError('PermissionDenied', `stream ${id}: open it as a reader first`);
     if (stream.pendingRead) throw new TrellisError('InvalidArgument', `stream ${id}: a read is already waiting`);
     this.discardDelivered(stream, ahead ? 1 : 0);
-    const request = { keep, ahead };
+    const request = { keep, ahead, max: Math.min(Math.max(max, 1), MAX_READ_CHUNKS) };
     return (
       this.take(stream, request) ??
       new Promise((resolve, reject) => (stream.pendingRead = { resolve, reject, ...request }))
@@ -259,12 +292,13 @@ export class StreamTable {
     this.failStream(this.writable(session, id), reason);
   }
 
-  closeReader(session: ClientSession, id: string): void {
+  /** `unseen`: see CloseStreamRequest. */
+  closeReader(session: ClientSession, id: string, unseen?: number): void {
     const stream = this.streams.get(id);
     if (!stream || stream.reader !== session) return;
     // A read ahead still waiting gets the end; the reader that sent it has stopped reading.
     stream.pendingRead?.resolve({ end: true });
-    this.detachReader(stream);
+    this.detachReader(stream, unseen);
   }
 
   /** A client went away: its streams fail (writer), lose their reader, or go (nobody left). */
@@ -284,19 +318,29 @@ export class StreamTable {
     }
   }
 
-  private take(stream: Stream, request: { keep: boolean; ahead: boolean }): ReadChunkReply | undefined {
-    const next = stream.queue.shift();
-    if (next) {
-      stream.queuedBytes -= next.nbytes;
+  private take(stream: Stream, request: ReadOptions): ReadChunkReply | undefined {
+    if (stream.queue.length > 0) {
+      const read = ++stream.reads;
+      const first = this.handOut(stream, request, read);
+      const reply: ReadChunkReply = { end: false, ...first, read };
+      let bytes = stream.delivered.at(-1)!.nbytes;
+      const more = [];
+      // Several only for a reader with a cursor: going away, it must leave exactly the unseen ones.
+      const max = stream.cursor ? request.max : 1;
+      while (more.length + 1 < max && stream.queue.length > 0) {
+        if (bytes + stream.queue[0].nbytes > MAX_READ_BYTES) break;
+        bytes += stream.queue[0].nbytes;
+        more.push(this.handOut(stream, request, read));
+      }
+      if (more.length > 0) reply.more = more;
       this.relieve(stream);
-      const described: { meta: ObjectMeta; blobs: BlobLocation[] } = this.table.describe(stream.reader, next.id);
-      stream.delivered.push({ ...next, ...request, blobs: described.blobs.map((blob) => blob.id) });
-      return { end: false, ...described };
+      return reply;
     }
     if (stream.state === 'finished' || stream.state === 'failed') {
       // The caller may still be using the last chunk (read ahead): its references outlive the
       // delete, and the reader releases them once it moves on.
       this.discardDelivered(stream, 0, request.ahead);
+      this.dropCursor(stream);
       this.streams.delete(stream.id);
       if (stream.state === 'finished') return { end: true };
       throw new TrellisError('StreamFailed', `stream ${stream.id} failed: ${stream.failure}`);
@@ -304,21 +348,52 @@ export class StreamTable {
     return undefined;
   }
 
+  /** The queue's first chunk, now the reader's. */
+  private handOut(stream: Stream, request: ReadOptions, read: number): { meta: ObjectMeta; blobs: BlobLocation[] } {
+    const next = stream.queue.shift()!;
+    stream.queuedBytes -= next.nbytes;
+    const described: { meta: ObjectMeta; blobs: BlobLocation[] } = this.table.describe(stream.reader, next.id);
+    const { keep, ahead } = request;
+    stream.delivered.push({ ...next, keep, ahead, read, blobs: described.blobs.map((blob) => blob.id) });
+    return described;
+  }
+
   /**
-   * The reader closed or went away: a chunk read ahead that never reached its caller goes back
-   * to the front of the queue, for the next reader; the others are deleted.
+   * The reader closed or went away: chunks of its last read ahead that never reached its caller
+   * (`unseen` of them; all, when the reader did not say) go back to the front of the queue, for
+   * the next reader; the others are deleted. A reader that goes away in the middle of a read of
+   * several chunks thus leaves the ones its caller had already been given to the next reader too.
    */
-  private detachReader(stream: Stream): void {
-    const newest = stream.delivered.at(-1);
-    if (newest?.ahead && !stream.pendingRead && stream.state !== 'failed' && this.table.exists(newest.id)) {
-      stream.delivered.pop();
-      this.table.release(stream.reader!, newest.blobs);
-      stream.queue.unshift({ id: newest.id, nbytes: newest.nbytes, recyclable: newest.recyclable });
-      stream.queuedBytes += newest.nbytes;
+  private detachReader(stream: Stream, unseen?: number): void {
+    const last = stream.delivered.at(-1);
+    if (last?.ahead && !stream.pendingRead && stream.state !== 'failed') {
+      const ofLastRead = stream.delivered.filter((chunk) => chunk.read === last.read).length;
+      unseen ??= ofLastRead - this.cursorSeen(stream, last.read);
+      const back = stream.delivered.splice(stream.delivered.length - Math.min(Math.max(unseen, 0), ofLastRead));
+      for (const chunk of back.reverse()) {
+        if (!this.table.exists(chunk.id)) continue;
+        this.table.release(stream.reader!, chunk.blobs);
+        stream.queue.unshift({ id: chunk.id, nbytes: chunk.nbytes, recyclable: chunk.recyclable });
+        stream.queuedBytes += chunk.nbytes;
+      }
     }
     stream.pendingRead = undefined;
     this.discardDelivered(stream, 0);
+    this.dropCursor(stream);
     stream.reader = undefined;
+  }
+
+  /** How many chunks of read `read` the reader's caller got, by its cursor (none without one). */
+  private cursorSeen(stream: Stream, read: number): number {
+    if (!stream.cursor || !stream.reader?.unsealed.has(stream.cursor.id)) return 0;
+    const bytes = this.memory.read(stream.cursor, 0, CURSOR_BYTES);
+    return bytes.readInt32LE(0) === read ? bytes.readInt32LE(4) : 0;
+  }
+
+  private dropCursor(stream: Stream): void {
+    const cursor = stream.cursor;
+    stream.cursor = undefined;
+    if (cursor && stream.reader?.unsealed.has(cursor.id)) this.table.abort(stream.reader, cursor.id);
   }
 
   /** Answers a waiting read, if there is one and something to give it. */

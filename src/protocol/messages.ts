@@ -430,11 +430,19 @@ export interface CreateStreamReply {
 
 export interface OpenStreamRequest {
   id: string;
+  /** openReader only: ask for a cursor (see OpenStreamReply), to read several chunks at a time. */
+  cursor?: boolean;
 }
 export interface OpenStreamReply {
   typename: string;
   schema?: Uint8Array;
   params: Record<string, unknown>;
+  /**
+   * openReader with `cursor`: a blob of 8 bytes the reader keeps up to date, two little-endian
+   * int32: the `read` of the last answer it took and how many of that answer's chunks its caller
+   * got. A reader that goes away thus leaves exactly the chunks its caller never saw.
+   */
+  cursor?: BlobLocation;
 }
 
 /** Appends a sealed object as the next chunk; `seal` seals the writer's blobs first. */
@@ -473,12 +481,26 @@ export interface ReadChunkRequest {
    * away before then leaves it for the next reader.
    */
   ahead?: boolean;
+  /**
+   * Chunks this reply may carry, at most (default 1): the ones after the first go in `more`, if
+   * they were written already. A reader far behind its writer then pays one round trip for
+   * several chunks. The reader's next read (or close) counts them all as handed on.
+   */
+  max?: number;
 }
 /** The next chunk (this client now holds its blobs), or `end` once the writer finished. */
 export interface ReadChunkReply {
   end: boolean;
   meta?: ObjectMeta;
   blobs?: BlobLocation[];
+  /** The chunks after this one, in order, when the read asked for several (`max`). */
+  more?: ChunkRead[];
+  /** This answer's number in the stream (see OpenStreamReply's cursor). */
+  read?: number;
+}
+export interface ChunkRead {
+  meta: ObjectMeta;
+  blobs: BlobLocation[];
 }
 
 export interface FinishStreamRequest {
@@ -494,6 +516,12 @@ export type FailStreamReply = Record<string, never>;
 
 export interface CloseStreamRequest {
   id: string;
+  /**
+   * closeReader only: how many chunks of the last answered read never reached the reader's
+   * caller; they go back to the queue for the next reader. Unset: every chunk of that read goes
+   * back when it was a read ahead no later read followed.
+   */
+  unseen?: number;
 }
 export type CloseStreamReply = Record<string, never>;
 
