@@ -103,9 +103,6 @@ export function putBlobs(
     PutBlobsReply | Promise<PutBlobsReply>;
 }
 
-/** Seals with nothing to record: one object for every such seal. */
-const NO_EXTRAS = Object.freeze({});
-
 /**
  * The compact form, all or none: bytes alone, so there is nothing to publish or record. Every
  * put of a small Buffer that is a request comes here: it allocates no more than it must.
@@ -118,13 +115,11 @@ function storeBytes(
   const datas: Uint8Array[] = sizes.length === 1 ? [data] : new Array<Uint8Array>(sizes.length);
   if (sizes.length > 1)
     for (let i = 0, offset = 0; i < sizes.length; i++) datas[i] = data.subarray(offset, (offset += sizes[i]));
-  return whenDone(storeInline(state, session, datas), (ids) => {
-    for (let i = 0; i < ids.length; i++) state.table.seal(session, ids[i], false, NO_EXTRAS);
-    return { ids };
-  }) as PutBlobsReply | Promise<PutBlobsReply>;
+  return whenDone(state.residency.createSealedBlobs(session, datas), (ids) => ({ ids })) as
+    PutBlobsReply | Promise<PutBlobsReply>;
 }
 
-/** The compact form's blobs: views of the request's bytes, copied into shared memory by storeInline. */
+/** The compact form's blobs: views of the request's bytes, copied into shared memory by createSealedBlobs. */
 function bytesOnly(kind: string, sizes: unknown, data: unknown): InlineBlobRequest[] {
   const batch = check.inlineBatch(kind, sizes, data);
   let offset = 0;
@@ -189,25 +184,18 @@ function storeAndPublish(
 ): PutBlobsReply | Promise<PutBlobsReply> {
   const published = requests.filter((request) => request.persist || request.name !== undefined).length;
   if (published > 0) state.meta.requireWritable(published === 1 ? 'publish a blob' : `publish ${published} blobs`);
-  return whenDone(
-    storeInline(
-      state,
-      session,
-      requests.map((request) => request.data),
-    ),
-    (ids) => {
-      requests.forEach(({ labels, derivedFrom }, i) =>
-        state.table.seal(session, ids[i], false, { labels, derivedFrom }),
-      );
-      if (published === 0) return { ids };
-      const created: NewObject[] = requests.map((request, i) => ({
-        id: ids[i],
-        name: request.name,
-        override: request.override,
-        persist: request.persist,
-      }));
-      // All of them, so that a failure takes back the whole batch.
-      return whenDone(state.meta.publishNew(session, created), () => ({ ids }));
-    },
-  ) as PutBlobsReply | Promise<PutBlobsReply>;
+  // Each request carries its labels and lineage: it is its blob's SealExtras as it is.
+  const datas = new Array<Uint8Array>(requests.length);
+  for (let i = 0; i < requests.length; i++) datas[i] = requests[i].data;
+  return whenDone(state.residency.createSealedBlobs(session, datas, requests), (ids) => {
+    if (published === 0) return { ids };
+    const created: NewObject[] = requests.map((request, i) => ({
+      id: ids[i],
+      name: request.name,
+      override: request.override,
+      persist: request.persist,
+    }));
+    // All of them, so that a failure takes back the whole batch.
+    return whenDone(state.meta.publishNew(session, created), () => ({ ids }));
+  }) as PutBlobsReply | Promise<PutBlobsReply>;
 }

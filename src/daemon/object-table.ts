@@ -242,6 +242,59 @@ export class ObjectTable {
     return created.map(locate);
   }
 
+  /**
+   * Blobs holding `datas` (bytes that came in a request), made sealed at once, all or none: the
+   * bytes are copied into their blocks before the objects exist, so they never pass through the
+   * unsealed state (a session.unsealed entry made and dropped per put) nor need a BlobLocation.
+   * `extras[i]`, if given, is recorded on blob i. Held by nobody, like a seal without hold.
+   * Errors: ConnectionClosed, OutOfMemory.
+   */
+  createSealedBlobs(session: ClientSession, datas: readonly Uint8Array[], extras?: readonly SealExtras[]): string[] {
+    if (session.closed) throw new TrellisError('ConnectionClosed', 'putBlobs: the client disconnected');
+    const placements = new Array<Placement>(datas.length);
+    let made = 0;
+    try {
+      for (; made < datas.length; made++) {
+        const size = datas[made].byteLength;
+        const placement = this.pool.allocate(size, `createBlob(${size})`);
+        placements[made] = placement;
+        if (size > 0) {
+          const location = { id: 'new blob', size, segment: placement.segment, offset: placement.offset };
+          this.pool.memory.write(location, 0, datas[made]);
+        }
+      }
+    } catch (error) {
+      // Every block allocated so far, the one whose write failed among them.
+      for (let i = 0; i < datas.length && placements[i] !== undefined; i++) this.pool.free(placements[i]);
+      throw error;
+    }
+    const ids = new Array<string>(datas.length);
+    for (let i = 0; i < datas.length; i++) {
+      const extra = extras?.[i];
+      const labels = extra?.labels;
+      const blob = new TableObject(
+        this.ids.next(),
+        BLOB_TYPENAME,
+        datas[i].byteLength,
+        true,
+        true,
+        placements[i],
+        session.clientId,
+        NO_MEMBERS,
+        NO_FIELDS,
+        labels !== undefined && Object.keys(labels).length > 0 ? labels : NO_LABELS,
+        undefined,
+        undefined,
+        extra?.derivedFrom,
+      );
+      ids[i] = blob.id;
+      this.objects.set(blob.id, blob);
+      this.resident.set(blob.id, blob);
+      this.listener.readable?.(blob);
+    }
+    return ids;
+  }
+
   /** Errors: ObjectNotFound, AlreadySealed, PermissionDenied. */
   seal(session: ClientSession, id: string, hold = true, extras: SealExtras = {}): void {
     const blob = this.ownUnsealed(session, id, 'seal');

@@ -14,7 +14,7 @@
 import { isTrellisError, TrellisError } from '../errors';
 import type { BlobLocation } from '../protocol/messages';
 import { daemonLog } from './log';
-import type { BlobBacking, ObjectTable, StoredObject } from './object-table';
+import type { BlobBacking, ObjectTable, SealExtras, StoredObject } from './object-table';
 import type { Placement, SegmentPool } from './segment-pool';
 import type { ClientSession } from './session';
 import { formatBytes } from './sizes';
@@ -63,6 +63,19 @@ export class Residency {
       () => this.table.createBlobs(session, sizes, typename),
       sizes.reduce((a, b) => a + b, 0),
     );
+  }
+
+  /** Sealed blobs holding `datas` (ObjectTable.createSealedBlobs), spilling first when that makes room. */
+  createSealedBlobs(
+    session: ClientSession,
+    datas: readonly Uint8Array[],
+    extras?: readonly SealExtras[],
+  ): string[] | Promise<string[]> {
+    const warming = this.pool.untilWarm();
+    if (warming) return warming.then(() => this.createSealedBlobs(session, datas, extras));
+    let bytes = 0;
+    for (let i = 0; i < datas.length; i++) bytes += datas[i].byteLength;
+    return this.withRoom(() => this.table.createSealedBlobs(session, datas, extras), bytes);
   }
 
   /** A block of the pool, spilling first when that makes room (a put ring's). Errors: OutOfMemory. */
