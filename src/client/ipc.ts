@@ -157,7 +157,14 @@ export class IpcChannel implements Channel {
       this.shutdown(error as TrellisError);
       return;
     }
-    for (const envelope of envelopes) this.deliver(envelope as ReplyEnvelope);
+    for (const envelope of envelopes) {
+      if (!isReplyEnvelope(envelope)) {
+        // A broken daemon (or not a daemon at all): fail this connection, never the process.
+        this.shutdown(new TrellisError('ProtocolError', `${this.socketPath} sent a frame that is not a reply`));
+        return;
+      }
+      this.deliver(envelope);
+    }
   }
 
   private deliver(envelope: ReplyEnvelope): void {
@@ -203,4 +210,9 @@ export class IpcChannel implements Channel {
     this.mappings.close();
     for (const waiter of this.pending.takeAll()) waiter.reject(this.closedError);
   }
+}
+
+/** A decoded frame shaped as a reply: an object with a numeric seq (its other fields are the request's to read). */
+function isReplyEnvelope(frame: unknown): frame is ReplyEnvelope {
+  return frame !== null && typeof frame === 'object' && typeof (frame as { seq?: unknown }).seq === 'number';
 }
