@@ -92,11 +92,7 @@ export class DurableCatalog {
 
   /** Records the instance id the objects in here were made under; resolves once durable. Errors: IOError. */
   async setInstanceId(instanceId: number): Promise<void> {
-    try {
-      await this.metaTable.transaction(() => this.metaTable.putSync(INSTANCE_KEY, instanceId));
-    } catch (error) {
-      throw ioError('cannot record the instance id in', this.path, await commitCause(error));
-    }
+    await this.recordMeta(INSTANCE_KEY, instanceId, 'the instance id');
   }
 
   /** The sequence recorded by setIdCeiling, if any. */
@@ -106,10 +102,15 @@ export class DurableCatalog {
 
   /** Records `sequence` as the id ceiling; resolves once durable. Errors: IOError. */
   async setIdCeiling(sequence: number): Promise<void> {
+    await this.recordMeta(ID_CEILING_KEY, sequence, 'the id ceiling');
+  }
+
+  /** Writes one meta key; resolves once durable. Errors: IOError naming `what`. */
+  private async recordMeta(key: string, value: number, what: string): Promise<void> {
     try {
-      await this.metaTable.transaction(() => this.metaTable.putSync(ID_CEILING_KEY, sequence));
+      await this.metaTable.transaction(() => this.metaTable.putSync(key, value));
     } catch (error) {
-      throw ioError('cannot record the id ceiling in', this.path, await commitCause(error));
+      throw ioError(`cannot record ${what} in`, this.path, await commitCause(error));
     }
   }
 
