@@ -61,6 +61,16 @@ export interface PutRateResult {
   keys: string[];
 }
 
+/** One fresh process's first put or first get, each driver's; `trellisFirst` says which went first. */
+export interface FirstOperationArgs {
+  what: 'put' | 'get';
+  valueBytes: number;
+  /** For a get: an id and a key the writer left. */
+  id?: string;
+  key?: string;
+  trellisFirst: boolean;
+}
+
 export interface GetRateResult {
   drivers: Record<GetDriver, SampleSet[]>;
   cold: { trellis: SampleSet; redis: SampleSet };
@@ -191,6 +201,27 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
         await kv.set(`k:${i}`, pick(i));
       }
       return { drivers: results, cold, putFrameBytes, ids, keys };
+    },
+
+    /**
+     * Only this fresh process's first operation, trellis's and Redis's, in the order given: the
+     * runner starts several of these and alternates the order, so neither driver always pays for
+     * what the other's first call leaves warm (Node's socket paths, Buffer code).
+     */
+    async firstOperation(args: FirstOperationArgs): Promise<{ trellis: SampleSet; redis: SampleSet }> {
+      const value = payload(0, args.valueBytes);
+      const trellisOp =
+        args.what === 'put' ? () => client.put(value) : async () => void (sink += (await client.get(args.id!)) ? 1 : 0);
+      const redisOp =
+        args.what === 'put'
+          ? () => kv.set('cold', value)
+          : async () => void (sink += (await kv.getBuffer(args.key!)) ? 1 : 0);
+      if (args.trellisFirst) {
+        const trellis = await sampleOnce(trellisOp);
+        return { trellis, redis: await sampleOnce(redisOp) };
+      }
+      const redis = await sampleOnce(redisOp);
+      return { trellis: await sampleOnce(trellisOp), redis };
     },
 
     async getRate(args: RateArgs & { ids: string[]; keys: string[] }): Promise<GetRateResult> {

@@ -6,8 +6,9 @@
  * `npm run bench -- objects` runs it after the objects suite; `-- objects-small` alone.
  *
  * A writer process puts, then a different fresh reader process gets what it put. "cold" rows are
- * each fresh process's first operation (connection set up, JIT cold, first segment mapped); the
- * rest are warm (after warm-up, in the same process).
+ * each fresh process's first operation (connection set up before it, JIT cold, first segment
+ * mapped), from the writer, the reader and several more fresh processes; the rest are warm (after
+ * warm-up, in the same process).
  * Placement as in core: trellisd, redis-server and the echo server on one CPU, clients on the other.
  */
 import type {
@@ -41,10 +42,18 @@ const PLAN = {
     batch: { iterations: 30, warmup: 10, batchSize: 100 },
     rounds: 3,
   } satisfies RateArgs,
+  /**
+   * Fresh processes that only time their first put or first get (beside the writer's and the
+   * reader's own first operation), the order of trellis and Redis alternating: one sample a
+   * process, so a run needs several for its median to mean something.
+   */
+  freshProcesses: 6,
 };
 
 /** The issue's goals (rate ratios: trellis ops/s over the baseline's). */
 const GOALS = { oneAtATimeVsRedis: 1.5, inFlightVsPipeline: 1, batchVsMulti: 1, requestVsEcho: 1.5 };
+
+type FirstOperation = PutRateResult['cold'];
 
 interface Measurements {
   puts: PutRateResult;
@@ -78,12 +87,37 @@ async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
     { cpu },
     (reader) => reader.call('getRate', { ...PLAN.rate, ids: puts.ids, keys: puts.keys }),
   );
+  log(`${PLAN.freshProcesses} fresh processes for each first put and first get, the order alternating`);
+  const firsts = { put: [puts.cold], get: [gets.cold] };
+  for (let i = 0; i < PLAN.freshProcesses; i++) {
+    for (const what of ['put', 'get'] as const) {
+      const first = await withChild<SmallValuesClientCommands, FirstOperation>(
+        scope,
+        'small-values-client.ts',
+        args,
+        { cpu },
+        (fresh) =>
+          fresh.call('firstOperation', {
+            what,
+            valueBytes: PLAN.valueBytes,
+            id: puts.ids[i + 1],
+            key: puts.keys[i + 1],
+            trellisFirst: i % 2 === 1,
+          }),
+      );
+      firsts[what].push(first);
+    }
+  }
+  const pool = (sets: FirstOperation[]) => ({
+    trellis: pooled(sets.map((set) => set.trellis)),
+    redis: pooled(sets.map((set) => set.redis)),
+  });
   await echo.stop();
   await redis.stop();
   await daemon.stop();
   return {
-    puts,
-    gets,
+    puts: { ...puts, cold: pool(firsts.put) },
+    gets: { ...gets, cold: pool(firsts.get) },
     notes: [`${redis.description}; ioredis over the UNIX socket`, describePlacement(placement)],
   };
 }
@@ -252,7 +286,7 @@ function report(m: Measurements): SuiteReport {
     ...Object.entries(m.gets.drivers).map(([d, sets]) => sampleRow('gets, warm (per value)', d, pooled(sets), bytes)),
     ...(['put', 'get'] as const).flatMap((what) => {
       const cold = what === 'put' ? m.puts.cold : m.gets.cold;
-      const section = 'cold: the first operation of a fresh process';
+      const section = `cold: the first operation of a fresh process (${PLAN.freshProcesses + 1} processes)`;
       return [
         sampleRow(section, `redis first ${what}`, cold.redis, bytes),
         sampleRow(section, `trellis first ${what}`, cold.trellis, bytes),
