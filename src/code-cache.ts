@@ -143,8 +143,11 @@ export function readCacheFile(file: string, source: string): CacheEntry | undefi
   return { data, generation: bytes.readUInt32LE(12) };
 }
 
-/** Writes `data` for `source` to `file` atomically; best effort (a cache that cannot be written is not used). */
-export function writeCacheFile(file: string, source: string, data: Buffer, generation = 1): void {
+/**
+ * Writes `data` for `source` to `file` atomically; best effort (a cache that cannot be written is
+ * not used). Returns whether it was written.
+ */
+export function writeCacheFile(file: string, source: string, data: Buffer, generation = 1): boolean {
   const header = Buffer.alloc(HEADER_BYTES);
   header.writeUInt32LE(MAGIC, 0);
   header.writeUInt32LE(crc32(source), 4);
@@ -154,8 +157,10 @@ export function writeCacheFile(file: string, source: string, data: Buffer, gener
   try {
     fs.writeFileSync(temporary, Buffer.concat([header, data]), { mode: 0o600 });
     fs.renameSync(temporary, file);
+    return true;
   } catch {
     fs.rmSync(temporary, { force: true });
+    return false;
   }
 }
 
@@ -248,9 +253,10 @@ export function installCodeCache(root: string, dir: string, packages: readonly s
     for (const { script, file, source, loaded } of toWrite) {
       const data = script.createCachedData();
       // Loaded from the cache: written again only if this process compiled more of the module.
+      // Only a file written counts: a process that wrote none (a full disk) leaves the older
+      // versions' caches, having none to take their place.
       if (!loaded) {
-        writeCacheFile(file, source, data);
-        wroteNew = true;
+        if (writeCacheFile(file, source, data)) wroteNew = true;
       } else if (data.length > loaded.data.length) writeCacheFile(file, source, data, loaded.generation + 1);
     }
     // A new cache (the first run of a version, typically): the older versions' folders go. Not

@@ -244,6 +244,24 @@ describe('code cache', () => {
       assert.equal(fs.existsSync(stale), true);
     });
 
+    it('a process whose cache files could not be written counts none as new, and removes no folder', () => {
+      const node = `node${process.versions.node}-${process.arch}`;
+      cache = path.join(dir, `code-2.0.0-${node}-0000abcd`);
+      fs.mkdirSync(cache, { mode: 0o700 });
+      // A folder where each file would go: the rename over it fails (as a full disk would fail the write).
+      for (const name of ['main.js', 'sub!two.js']) {
+        fs.mkdirSync(path.join(cache, name));
+        fs.writeFileSync(path.join(cache, name, 'in-the-way'), '');
+      }
+      const stale = path.join(dir, `code-1.0.0-${node}-0000abcd`);
+      fs.mkdirSync(stale, { mode: 0o700 });
+      fs.writeFileSync(path.join(stale, 'main.js'), 'cached');
+      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ version: '2.0.0' }));
+      assert.equal(load().value, 42);
+      assert.equal(fs.statSync(path.join(cache, 'main.js')).isDirectory(), true, 'nothing was written');
+      assert.equal(fs.existsSync(stale), true, 'the older version keeps its cache: this one has none to replace it');
+    });
+
     it('a process of a version no longer installed (upgraded under it) removes no folder', () => {
       const node = `node${process.versions.node}-${process.arch}`;
       cache = path.join(dir, `code-1.0.0-${node}-0000abcd`);

@@ -158,6 +158,8 @@ export class IpcChannel implements Channel {
       return;
     }
     for (const envelope of envelopes) {
+      // A frame before this one failed the connection: the rest are not delivered.
+      if (this.socket.destroyed) return;
       if (!isReplyEnvelope(envelope)) {
         // A broken daemon (or not a daemon at all): fail this connection, never the process.
         this.shutdown(new TrellisError('ProtocolError', `${this.socketPath} sent a frame that is not a reply`));
@@ -179,8 +181,11 @@ export class IpcChannel implements Channel {
     }
     const waiter = this.pending.take(envelope.seq);
     if (!waiter) {
-      // seq 0: the daemon refused the connection as a whole before closing it.
-      if (envelope.error) this.closedError ??= fromWireError(envelope.error);
+      // seq 0: the daemon refused the connection as a whole; it closes it next.
+      if (envelope.seq === 0 && envelope.error) this.closedError ??= fromWireError(envelope.error);
+      // An error for a request that is not waiting comes from a broken daemon (or something else
+      // at the path): a bad frame, which fails this connection, not one the rest would hang on.
+      else if (envelope.error) this.shutdown(unexpectedError(this.socketPath, envelope));
       return;
     }
     if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.unref();
@@ -210,6 +215,14 @@ export class IpcChannel implements Channel {
     this.mappings.close();
     for (const waiter of this.pending.takeAll()) waiter.reject(this.closedError);
   }
+}
+
+function unexpectedError(socketPath: string, envelope: ReplyEnvelope): TrellisError {
+  const { code, message } = envelope.error!;
+  return new TrellisError(
+    'ProtocolError',
+    `${socketPath} sent an error for request ${envelope.seq}, which is not waiting (${code}: ${message})`,
+  );
 }
 
 /** A decoded frame shaped as a reply: an object with a numeric seq (its other fields are the request's to read). */

@@ -22,6 +22,7 @@ import { TrellisError } from '../errors';
 import type { BlobLocation, ObjectMeta, ObjectSummary, ParentRef } from '../protocol/messages';
 import { IdGenerator } from '../protocol/ids';
 import { globToRegExp } from './glob';
+import { ownBytes } from './own-bytes';
 import { MAX_LABELS } from './validate';
 import type { SegmentPool, Placement } from './segment-pool';
 import type { ClientSession } from './session';
@@ -597,9 +598,9 @@ export class ObjectTable {
         undefined,
         0,
         restored.members,
-        restored.fields,
+        ownBytes(restored.fields),
         restored.labels,
-        restored.remoteMembers,
+        restored.remoteMembers && ownBytes(restored.remoteMembers),
         restored.createdAt,
       );
       if (restored.derivedFrom !== undefined && restored.derivedFrom.length > 0)
@@ -761,9 +762,10 @@ export class ObjectTable {
       placement,
       session.clientId,
       spec?.members ?? NO_MEMBERS,
-      spec?.fields ?? NO_FIELDS,
+      // Kept as long as the object: bytes of their own, not views of the request's socket chunk.
+      spec === undefined ? NO_FIELDS : ownBytes(spec.fields),
       spec?.labels ?? NO_LABELS,
-      spec?.remoteMembers,
+      spec?.remoteMembers && ownBytes(spec.remoteMembers),
       undefined,
       spec?.derivedFrom,
     );

@@ -247,11 +247,14 @@ describe('cluster faults', function () {
         return true;
       });
     }
-    const response = await fetch(`http://${daemon.httpEndpoint}/api/names`);
-    const body = (await response.json()) as { error?: { code: string; message: string } };
-    assert.equal(response.status, 503, JSON.stringify(body));
-    assert.equal(body.error?.code, 'Unavailable');
-    assert.match(body.error!.message, /lease/);
+    // /api/objects shows each object's names: the same rule as /api/names.
+    for (const path of ['/api/names', '/api/objects']) {
+      const response = await fetch(`http://${daemon.httpEndpoint}${path}`);
+      const body = (await response.json()) as { error?: { code: string; message: string } };
+      assert.equal(response.status, 503, `${path}: ${JSON.stringify(body)}`);
+      assert.equal(body.error?.code, 'Unavailable');
+      assert.match(body.error!.message, /lease/);
+    }
     assert.deepEqual(await remote.get(stale), { owner: 1 }, 'objects by id are still served');
   });
 });

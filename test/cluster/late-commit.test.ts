@@ -4,6 +4,7 @@
  * that transaction wrote (names, records) must not stay behind, pointing at nothing.
  */
 import * as assert from 'node:assert/strict';
+import { Etcd3 } from 'etcd3';
 import { waitFor } from '../fixtures/cluster';
 import { startClusterDaemons, startProxiedDaemon } from '../fixtures/cluster-daemons';
 import { startEtcd } from '../fixtures/etcd';
@@ -96,6 +97,34 @@ describe('a publish whose etcd answer was lost', function () {
     await waitFor(
       'the record to go with its object',
       async () => !(await observer.client.listObjects()).some((o) => o.id === id),
+      8_000,
+    );
+  });
+
+  it('a read-back that etcd refuses (not a silence) is given up at once, logged, not retried', async () => {
+    const etcd = await startEtcd();
+    const [observer] = await startClusterDaemons(etcd.endpoint, 1, 'late-refused', TTL_SECONDS);
+    const { proxy, daemon, client: writer } = await startProxiedDaemon(etcd.endpoint, observer, TTL_SECONDS);
+    const id = await writer.put({ named: 'refused' });
+
+    // Held both ways: the putName, and the read-back that follows its Unavailable, reach etcd
+    // only once it refuses every request that names no user, an answer that will not change.
+    proxy.pause('both');
+    await assert.rejects(writer.putName(id, 'late/refused'), { code: 'Unavailable' });
+    const admin = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      await admin.role('root').create();
+      await admin.user('root').create('secret');
+      await admin.user('root').addRole('root');
+      await admin.auth.authEnable({});
+    } finally {
+      admin.close();
+    }
+    proxy.resume('both');
+    await waitFor(
+      'the writer to give up the read-back',
+      () =>
+        /gave up trying to read back 1 records of an unanswered publish: .*user name is empty/.test(daemon.output()),
       8_000,
     );
   });

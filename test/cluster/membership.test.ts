@@ -10,7 +10,12 @@ import {
   splitIntoBatches,
   type TransactionOperation,
 } from '../../src/daemon/metadata/batched-transaction';
-import { INSTANCE_COUNTER_KEY, encodeInstanceInfo, instanceKey } from '../../src/daemon/metadata/instance-info';
+import {
+  INSTANCE_COUNTER_KEY,
+  decodeInstanceInfo,
+  encodeInstanceInfo,
+  instanceKey,
+} from '../../src/daemon/metadata/instance-info';
 import { Membership } from '../../src/daemon/metadata/membership';
 import { aliveIds, connectEtcd, joinChild, joinLocal, sortedNumbers, uniquePrefix, waitFor } from '../fixtures/cluster';
 import { startEtcd, type TestEtcd } from '../fixtures/etcd';
@@ -122,6 +127,23 @@ describe('cluster membership', function () {
       new Promise((resolve) => setTimeout(() => resolve('still running'), 3_000)),
     ]);
     assert.equal(exited, 0, 'a closed connection leaves no timer behind');
+  });
+
+  it('a lease lost before the rpc endpoint is registered: it registers again under a new lease and goes on', async () => {
+    const prefix = uniquePrefix('lost-lease');
+    const member = await joinLocal(etcd.endpoint, prefix, { leaseTtlSeconds: 10 });
+    const other = connectEtcd(etcd.endpoint, prefix);
+    const lost = member.membership.leaseId;
+    // As when a daemon stalls past its TTL while it starts: the lease is gone before the port is known.
+    await other.run('revoke the lease', (kv) => kv.leaseClient.leaseRevoke({ ID: lost }));
+    await member.membership.setRpcEndpoint('127.0.0.1:7001');
+    assert.notEqual(member.membership.leaseId, lost);
+    const key = instanceKey(member.membership.instanceId);
+    const stored = (await other.run('read the instance', (kv) => kv.get(key).exec())).kvs[0];
+    assert.ok(stored, 'the instance key is in etcd');
+    assert.equal(decodeInstanceInfo(key, stored.value)?.rpcEndpoint, '127.0.0.1:7001');
+    assert.equal(stored.lease, member.membership.leaseId);
+    assert.equal(member.membership.registered, true);
   });
 
   it('while etcd is down, calls fail fast with Unavailable and members keep running', async () => {

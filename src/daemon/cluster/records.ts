@@ -22,6 +22,7 @@ import { Packr } from 'msgpackr';
 import { instanceOf, isObjectId } from '../../protocol/ids';
 import type { NameVersion, ObjectMeta, ObjectSummary, ParentRef } from '../../protocol/messages';
 import type { NameHistory } from '../name-history';
+import { ownBytes } from '../own-bytes';
 import { isParentList, isPlainMap } from '../record-checks';
 
 export const OBJECTS_PREFIX = 'objects/';
@@ -167,11 +168,14 @@ export function decodeRecord(key: string, value: Buffer, lease: string): CachedR
     nbytes: r.nbytes,
     createdAt: r.createdAt,
     labels: r.labels as Record<string, string>,
-    fields: r.fields,
+    // Cached as long as the record lives: bytes of their own, not views of etcd's response.
+    fields: ownBytes(r.fields),
     members: r.members as Record<string, string>,
     blob: r.blob === true,
     expiresAt: r.expiresAt as number | undefined,
-    ...(r.remoteMembers === undefined ? {} : { remoteMembers: r.remoteMembers as Record<string, ObjectMeta> }),
+    ...(r.remoteMembers === undefined
+      ? {}
+      : { remoteMembers: ownBytes(r.remoteMembers as Record<string, ObjectMeta>) }),
     ...(r.derivedFrom === undefined ? {} : { derivedFrom: r.derivedFrom as ParentRef[] }),
   };
 }

@@ -3,7 +3,7 @@
  * local and other instances' objects alike), expiry, and the undo of a publish that failed part
  * way. Keys go from etcd first; the local table follows once they are gone.
  */
-import { isTrellisError } from '../../errors';
+import { daemonLog } from '../log';
 import type { ClientSession } from '../session';
 import { commitInBatches, type TransactionOperation } from '../metadata/batched-transaction';
 import type { DeleteOptions } from '../metadata/meta-service';
@@ -12,6 +12,7 @@ import type { NameChange } from './name-directory';
 import { instanceOf } from '../../protocol/ids';
 import { objectKey } from './records';
 import { RetryLoop } from '../metadata/retry-loop';
+import { mayWorkLater } from '../metadata/etcd-connection';
 
 /** An undo or read-back etcd did not answer is tried again after this, then twice as long, up to the most. */
 const UNDO_RETRY_FIRST_DELAY_MS = 200;
@@ -97,11 +98,14 @@ export class Unpublisher {
       maybeNamed.set(id, [...(maybeNamed.get(id) ?? []), name]);
     const namesOf = (id: string) => [...new Set([...this.cluster.names.namesOf(id), ...(maybeNamed.get(id) ?? [])])];
     const attempt = () => this.removeKeys(ids, namesOf);
+    const what = `take back ${ids.length} objects of a failed publish`;
     try {
       await attempt();
     } catch (error) {
-      // Anything but silence (a Conflict that kept coming): left until this daemon's lease ends.
-      if (isTrellisError(error, 'Unavailable')) this.retryUntilAnswered(attempt);
+      // Anything but silence (a Conflict that kept coming, an answer such as "lease not found"):
+      // left until the lease its keys are on ends.
+      if (mayWorkLater(error)) this.retryUntilAnswered(what, attempt);
+      else givenUp(what, error);
     }
   }
 
@@ -144,17 +148,21 @@ export class Unpublisher {
       const namedNow = (id: string) => changes.filter((change) => change.id === id).map((change) => change.name);
       await this.removeKeys(gone, (id) => [...new Set([...names.namesOf(id), ...namedNow(id)])]);
     };
-    this.retryUntilAnswered(settle);
+    this.retryUntilAnswered(`read back ${ids.length} records of an unanswered publish`, settle);
   }
 
-  /** Runs `attempt` again, backing off, while etcd does not answer it; any other error ends it. */
-  private retryUntilAnswered(attempt: () => Promise<void>): void {
+  /**
+   * Runs `attempt` again, backing off, while etcd does not answer it (mayWorkLater); an answer
+   * that will not change, or any other error, ends it, logged: `what` completes "gave up ...".
+   */
+  private retryUntilAnswered(what: string, attempt: () => Promise<void>): void {
     const { connection } = this.cluster;
     const step = async (): Promise<void> => {
       try {
         await attempt();
       } catch (error) {
-        if (isTrellisError(error, 'Unavailable')) throw error;
+        if (mayWorkLater(error)) throw error;
+        if (!connection.isClosed) givenUp(what, error);
       }
     };
     const loop = new RetryLoop(step, {
@@ -195,4 +203,10 @@ export class Unpublisher {
     if (revision !== undefined) objects.unpublished([...ids], revision);
     for (const id of ids) expirations.cancel(id);
   }
+}
+
+/** A background undo or read-back that etcd refused: what it left stays until its lease ends. */
+function givenUp(what: string, error: unknown): void {
+  const reason = error instanceof Error ? error.message : String(error);
+  daemonLog().warn(`gave up trying to ${what}: ${reason}`);
 }

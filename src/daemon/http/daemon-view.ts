@@ -77,12 +77,20 @@ export class DaemonView {
     return handlers.clusterInfo(this.ctx, {}) as ClusterInfoReply;
   }
 
-  /** Newest first. Errors: InvalidArgument for a bad pattern, Unavailable (a cluster's etcd). */
+  /**
+   * Newest first. Errors: InvalidArgument for a bad pattern, Unavailable (a cluster's etcd, or a
+   * cluster daemon that cannot vouch for the names it would show).
+   */
   async objects(query: PageQuery = {}): Promise<ObjectPage> {
-    const all = await this.listObjects(query.pattern);
-    const { offset, limit } = pageBounds(query);
-    const objects = all.slice(offset, offset + limit).map((summary) => this.row(summary));
-    return { total: all.length, offset, limit, objects };
+    // Each row shows the object's names, read from memory: not from a view this daemon cannot
+    // vouch for, as for /api/names and its clients (name-reads.ts).
+    const page = async (): Promise<ObjectPage> => {
+      const all = await this.listObjects(query.pattern);
+      const { offset, limit } = pageBounds(query);
+      const objects = all.slice(offset, offset + limit).map((summary) => this.row(summary));
+      return { total: all.length, offset, limit, objects };
+    };
+    return (await afterNameReads(this.state.meta, 'listNames', {}, page)) as ObjectPage;
   }
 
   /**

@@ -7,8 +7,18 @@
  * etcd3's hidden retries are turned off (three silent attempts triple the wait; callers that
  * want to retry do so with their own backoff), and `run` races each operation against a
  * timer, which also bounds calls that have no gRPC deadline of their own (creating a watch).
+ *
+ * Every failure is `Unavailable` to clients, but a caller that retries in the background tells
+ * the two kinds apart (mayWorkLater): etcd did not answer, or it answered no.
  */
-import { Etcd3, type IOptions, type Namespace } from 'etcd3';
+import {
+  EtcdLeaseInvalidError,
+  Etcd3,
+  GRPCGenericError,
+  isRecoverableError,
+  type IOptions,
+  type Namespace,
+} from 'etcd3';
 import { TrellisError, isTrellisError } from '../../errors';
 
 export const DEFAULT_ETCD_PREFIX = 'trellis';
@@ -175,4 +185,25 @@ export class EtcdConnection {
     this.closeHooks.clear();
     this.client.close();
   }
+}
+
+/**
+ * Whether an etcd call that failed with `error` (from `run` or `toTrellisError`) may work if
+ * made again: etcd did not answer (the call deadline, no connection, a server without a leader
+ * or overloaded: what etcd3 marks recoverable, and failures it could not name). An answer that
+ * will not change ("requested lease not found", "permission denied", a request etcd refuses) is
+ * not worth retrying, nor is an error thrown by the operation itself.
+ */
+export function mayWorkLater(error: unknown): boolean {
+  if (!isTrellisError(error, 'Unavailable')) return false;
+  const cause = error.cause;
+  // No cause: this connection's own deadline, or the connection was closed.
+  if (cause === undefined) return true;
+  if (!(cause instanceof Error)) return false;
+  return isRecoverableError(cause) || cause.constructor === GRPCGenericError;
+}
+
+/** Whether etcd answered that the lease a call named is gone (expired or revoked). */
+export function isLeaseNotFound(error: unknown): boolean {
+  return isTrellisError(error, 'Unavailable') && error.cause instanceof EtcdLeaseInvalidError;
 }

@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Lease } from 'etcd3';
 import { TrellisError } from '../../errors';
-import type { EtcdConnection } from './etcd-connection';
+import { isLeaseNotFound, type EtcdConnection } from './etcd-connection';
 import { allocateInstanceId, reclaimInstanceId } from './instance-ids';
 import {
   decodeInstanceInfo,
@@ -42,6 +42,10 @@ export const DEFAULT_LEASE_TTL_SECONDS = 10;
 export const MIN_LEASE_TTL_SECONDS = 2;
 const REREGISTER_FIRST_DELAY_MS = 100;
 const REREGISTER_MAX_DELAY_MS = 2_000;
+/** Tries of setRpcEndpoint, each after a new lease when etcd answered that the last one is gone. */
+const RPC_ENDPOINT_ATTEMPTS = 3;
+/** How long setRpcEndpoint waits for a new lease, in etcd call timeouts (grant, claim, and slack). */
+const REREGISTER_WAIT_CALLS = 5;
 
 export interface MembershipOptions {
   /** The daemon's UNIX socket. */
@@ -195,9 +199,47 @@ export class Membership extends EventEmitter<MembershipEvents> {
   async setRpcEndpoint(rpcEndpoint: string | null): Promise<void> {
     this.info.rpcEndpoint = rpcEndpoint;
     const key = instanceKey(this.instanceId);
-    await this.connection.run(`register the rpc endpoint of instance ${this.instanceId}`, (kv) =>
-      kv.put(key).value(encodeInstanceInfo(this.info)).lease(this.leaseIdValue).exec(),
-    );
+    const what = `register the rpc endpoint of instance ${this.instanceId}`;
+    for (let attempt = 1; ; attempt++) {
+      const leaseId = this.leaseIdValue;
+      try {
+        await this.connection.run(what, (kv) => kv.put(key).value(encodeInstanceInfo(this.info)).lease(leaseId).exec());
+        return;
+      } catch (error) {
+        if (!isLeaseNotFound(error) || attempt === RPC_ENDPOINT_ATTEMPTS) throw error;
+      }
+      // The lease ran out before the port was known (a daemon stalled past its TTL while
+      // starting): register again under a new lease, as after any loss, then put the endpoint.
+      await this.registeredSince(leaseId, what);
+    }
+  }
+
+  /** Resolves once registered under a lease other than `leaseId`. Errors: Unavailable (not in time). */
+  private async registeredSince(leaseId: string, what: string): Promise<void> {
+    if (this.leaseIdValue !== leaseId && this.registeredNow) return;
+    const waitMs = REREGISTER_WAIT_CALLS * this.connection.callTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    let listener: (() => void) | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        listener = resolve;
+        this.once('reregistered', listener);
+        timer = setTimeout(
+          () =>
+            reject(
+              new TrellisError(
+                'Unavailable',
+                `could not ${what}: lease ${leaseId} is gone, and no new one in ${waitMs} ms`,
+              ),
+            ),
+          waitMs,
+        );
+        this.reregister();
+      });
+    } finally {
+      clearTimeout(timer);
+      if (listener) this.off('reregistered', listener);
+    }
   }
 
   /** Stops keeping the lease alive and revokes it, which removes this daemon's keys. Never throws. */
