@@ -249,9 +249,18 @@ export class StreamReader implements AsyncIterable<unknown> {
   private ahead: Promise<ReadChunkReply> | undefined;
   /**
    * Chunks the last read brought beyond its first, not yet given to the caller. The next read
-   * goes out once the last of them is given, as the daemon then frees every chunk before it.
+   * goes out once the first chunk of a read is given when the daemon takes prefetch reads (it
+   * then frees only the reads before the last), else once the last is given.
    */
   private unread: ChunkRead[] = [];
+  /** The daemon takes prefetch reads (see ReadChunkRequest), and this reader has a cursor. */
+  private readonly prefetch: boolean;
+  /**
+   * The blobs of every chunk of the last read: when the stream ends or fails in answer to a
+   * prefetch, the daemon deletes them but leaves this client's references to drop once its
+   * caller is done with them.
+   */
+  private lastReadBlobs: string[] = [];
   /**
    * Where this reader tells the daemon how far its caller got (see OpenStreamReply's cursor):
    * only a reader with one in shared memory reads several chunks at a time.
@@ -273,6 +282,7 @@ export class StreamReader implements AsyncIterable<unknown> {
     const cursor = info.cursor && blobs.adopt([info.cursor])[0].buffer;
     this.cursor = cursor && channel.isSharedMemory(cursor) ? cursor : undefined;
     this.chunksPerRead = this.cursor ? CHUNKS_PER_READ : 1;
+    this.prefetch = this.cursor !== undefined && info.prefetch === true;
   }
 
   /**
@@ -283,6 +293,7 @@ export class StreamReader implements AsyncIterable<unknown> {
     if (this.ended) return undefined;
     if (!this.keep) this.blobs.forget(this.previous);
     let chunk = this.unread.shift();
+    const firstOfRead = !chunk;
     if (!chunk) {
       const reading = this.ahead ?? this.readAhead();
       this.ahead = undefined;
@@ -301,6 +312,7 @@ export class StreamReader implements AsyncIterable<unknown> {
       }
       chunk = { meta: reply.meta!, blobs: reply.blobs ?? [] };
       this.unread = reply.more ?? [];
+      if (this.prefetch) this.lastReadBlobs = [chunk, ...this.unread].flatMap((c) => c.blobs.map((blob) => blob.id));
       this.given = 0;
       // The count first: killed in between, the daemon never pairs an older count with this read.
       this.cursor?.writeInt32LE(0, 4);
@@ -313,13 +325,14 @@ export class StreamReader implements AsyncIterable<unknown> {
       views.set(location.id, this.blobs.view(location).buffer);
     }
     this.previous = [...views.keys()];
-    // The daemon frees the chunks before this one when the read arrives: the caller has left them.
-    if (this.unread.length === 0) this.ahead = this.readAhead();
+    // The daemon frees the chunks before this one when the read arrives (before this read's, for
+    // a prefetch): the caller has left them.
+    if (this.prefetch ? firstOfRead : this.unread.length === 0) this.ahead = this.readAhead();
     return this.decode(new ObjectHandle(chunk.meta, views));
   }
 
   private readAhead(): Promise<ReadChunkReply> {
-    const request = { id: this.id, keep: this.keep, ahead: true, max: this.chunksPerRead };
+    const request = { id: this.id, keep: this.keep, ahead: true, max: this.chunksPerRead, prefetch: this.prefetch };
     const reading = this.channel.request('readChunk', request);
     // Seen by next() or close(); never an unhandled rejection meanwhile.
     reading.catch(() => {});
@@ -332,8 +345,10 @@ export class StreamReader implements AsyncIterable<unknown> {
    * that the caller has moved on. A reader that keeps chunks keeps them until the client closes.
    */
   private async releasePrevious(): Promise<void> {
-    const ids = this.previous;
+    // A prefetch may be answered while the caller is still given the last read's chunks.
+    const ids = this.prefetch ? [...new Set([...this.previous, ...this.lastReadBlobs])] : this.previous;
     this.previous = [];
+    this.lastReadBlobs = [];
     if (this.keep || ids.length === 0) return;
     this.blobs.forget(ids);
     await this.channel.request('release', { ids }).catch(() => {});
@@ -348,8 +363,12 @@ export class StreamReader implements AsyncIterable<unknown> {
     if (!this.keep) this.blobs.forget(this.previous);
     const unread = this.unread.splice(0);
     // A read ahead still waiting is answered with the end; one answered already goes back to the
-    // queue. Without one, the chunks of the last read the caller was not given go back.
-    await this.channel.request('closeReader', ahead ? { id: this.id } : { id: this.id, unseen: unread.length });
+    // queue. Without one, the chunks of the last read the caller was not given go back. A
+    // prefetching reader's cursor tells the daemon which chunks of its last two reads go back.
+    await this.channel.request(
+      'closeReader',
+      ahead || this.prefetch ? { id: this.id } : { id: this.id, unseen: unread.length },
+    );
     this.blobs.forget(unread.flatMap((chunk) => chunk.blobs.map((blob) => blob.id)));
     const reply = await ahead?.catch(() => undefined);
     if (ahead && (reply === undefined || reply.end)) {
