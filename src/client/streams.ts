@@ -31,7 +31,17 @@ const MAX_SPARE_BYTES = 16 * 1024 * 1024;
  * the next chunks overlaps their round trips. The stream's back-pressure thus lets a writer get
  * at most this many chunks past --stream-buffer.
  */
-const MAX_CHUNKS_IN_FLIGHT = 8;
+const MAX_CHUNKS_IN_FLIGHT = 16;
+
+/**
+ * A writer that keeps writing (it never waits for anything between chunks) sends its chunks
+ * this many at a time, or once they take SEND_AT_BYTES; a writer that waits between chunks sends
+ * what it has as it waits (at the event loop's next turn). Each request wakes the daemon, and its
+ * answer to a waiting reader wakes the reader: on a busy or virtual machine each wake-up costs
+ * more than moving a chunk's id, so fewer, fuller requests move more bytes.
+ */
+const SEND_AT_CHUNKS = MAX_CHUNKS_IN_FLIGHT / 2;
+const SEND_AT_BYTES = 8 * 1024 * 1024;
 
 /**
  * Chunks one read may bring (the daemon also caps their bytes): a reader behind its writer takes
@@ -55,6 +65,10 @@ export class StreamWriter {
    */
   private sending: Promise<void> | undefined;
   private unsent: Array<{ append: ChunkAppend; blob?: BlobWriter }> = [];
+  /** Bytes of the chunks in `unsent` that are bytes (see SEND_AT_BYTES). */
+  private unsentBytes = 0;
+  /** A send of `unsent` at the event loop's next turn is due (see SEND_AT_CHUNKS). */
+  private flushDue = false;
   /** Chunks in `unsent` or in the request on its way. */
   private unanswered = 0;
   private failure: unknown;
@@ -93,7 +107,7 @@ export class StreamWriter {
       const writer = await this.blobFor(chunk.byteLength);
       writer.buffer.set(chunk);
       await this.makeRoom();
-      this.append({ chunk: writer.id, seal: [writer.id] }, writer);
+      this.append({ chunk: writer.id, seal: [writer.id] }, writer, chunk.byteLength);
       return;
     }
     const id = await this.encode(chunk);
@@ -159,6 +173,7 @@ export class StreamWriter {
 
   /** Waits until every chunk written is answered. */
   private async settleAppends(): Promise<void> {
+    if (!this.sending && this.unsent.length > 0) this.sendUnsent();
     while (this.sending) await this.sending;
   }
 
@@ -166,16 +181,27 @@ export class StreamWriter {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  /** `blob`: the writer's blob the append seals (a chunk of bytes). */
-  private append(append: ChunkAppend, blob?: BlobWriter): void {
+  /** `blob`: the writer's blob the append seals (a chunk of bytes), of `bytes`. */
+  private append(append: ChunkAppend, blob?: BlobWriter, bytes = 0): void {
     this.unsent.push({ append, blob });
+    this.unsentBytes += bytes;
     this.unanswered++;
-    if (!this.sending) this.sendUnsent();
+    if (this.sending) return;
+    if (this.unsent.length >= SEND_AT_CHUNKS || this.unsentBytes >= SEND_AT_BYTES) {
+      this.sendUnsent();
+    } else if (!this.flushDue) {
+      this.flushDue = true;
+      setImmediate(() => {
+        this.flushDue = false;
+        if (!this.sending && this.unsent.length > 0) this.sendUnsent();
+      });
+    }
   }
 
   private sendUnsent(): void {
     const batch = this.unsent;
     this.unsent = [];
+    this.unsentBytes = 0;
     const [first, ...more] = batch.map((entry) => entry.append);
     const request: WriteChunkRequest = { id: this.id, ...first };
     if (more.length > 0) request.more = more;
@@ -194,6 +220,7 @@ export class StreamWriter {
           // Nothing more goes out: the blobs of this batch (unless the daemon sealed them before
           // it failed) and those written meanwhile go back.
           for (const entry of [...batch, ...this.unsent.splice(0)]) if (entry.blob) void this.abortQuietly(entry.blob);
+          this.unsentBytes = 0;
           this.unanswered = 0;
           this.sending = undefined;
         },
@@ -217,10 +244,14 @@ export class StreamWriter {
   async finish(): Promise<void> {
     this.ensureOpen();
     this.done = true;
-    await this.dropSpares();
-    await this.settleAppends();
-    this.throwFailure();
-    await this.channel.request('finishStream', { id: this.id });
+    try {
+      await this.settleAppends();
+      this.throwFailure();
+      await this.channel.request('finishStream', { id: this.id });
+    } finally {
+      // After the finish, so that the reader does not wait for one abort per unused blob.
+      await this.dropSpares();
+    }
   }
 
   /** Fails the stream: the reader throws StreamFailed with this reason. */
