@@ -144,4 +144,19 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
     assert.equal(after.memoryUsage, baseline.memoryUsage);
   });
+
+  it('chunks written by a writer that then stops reach the reader without a finish', async () => {
+    const stream = await client.createStream('trellis::ByteStream');
+    const other = await connect(daemon.socket);
+    const writer = await other.openWriter(stream.id);
+    // Fewer than a request's worth of chunks: sent once the writer waits, not held for more.
+    for (let i = 0; i < 3; i++) await writer.write(Buffer.alloc(4096, i + 1));
+    const reader = await client.openReader(stream.id);
+    const got: number[] = [];
+    for (let i = 0; i < 3; i++) got.push(((await reader.next()) as Buffer)[0]);
+    assert.deepEqual(got, [1, 2, 3]);
+    await writer.finish();
+    assert.equal(await reader.next(), undefined);
+    await other.close();
+  });
 });
