@@ -31,7 +31,17 @@ const MAX_SPARE_BYTES = 16 * 1024 * 1024;
  * the next chunks overlaps their round trips. The stream's back-pressure thus lets a writer get
  * at most this many chunks past --stream-buffer.
  */
-const MAX_CHUNKS_IN_FLIGHT = 8;
+const MAX_CHUNKS_IN_FLIGHT = 16;
+
+/**
+ * A writer that keeps writing (it never waits for anything between chunks) sends its chunks
+ * this many at a time, or once they take SEND_AT_BYTES; a writer that waits between chunks sends
+ * what it has as it waits (at the event loop's next turn). Each request wakes the daemon, and its
+ * answer to a waiting reader wakes the reader: on a busy or virtual machine each wake-up costs
+ * more than moving a chunk's id, so fewer, fuller requests move more bytes.
+ */
+const SEND_AT_CHUNKS = MAX_CHUNKS_IN_FLIGHT / 2;
+const SEND_AT_BYTES = 8 * 1024 * 1024;
 
 /**
  * Chunks one read may bring (the daemon also caps their bytes): a reader behind its writer takes
@@ -55,6 +65,10 @@ export class StreamWriter {
    */
   private sending: Promise<void> | undefined;
   private unsent: Array<{ append: ChunkAppend; blob?: BlobWriter }> = [];
+  /** Bytes of the chunks in `unsent` that are bytes (see SEND_AT_BYTES). */
+  private unsentBytes = 0;
+  /** A send of `unsent` at the event loop's next turn is due (see SEND_AT_CHUNKS). */
+  private flushDue = false;
   /** Chunks in `unsent` or in the request on its way. */
   private unanswered = 0;
   private failure: unknown;
@@ -93,7 +107,7 @@ export class StreamWriter {
       const writer = await this.blobFor(chunk.byteLength);
       writer.buffer.set(chunk);
       await this.makeRoom();
-      this.append({ chunk: writer.id, seal: [writer.id] }, writer);
+      this.append({ chunk: writer.id, seal: [writer.id] }, writer, chunk.byteLength);
       return;
     }
     const id = await this.encode(chunk);
@@ -159,6 +173,7 @@ export class StreamWriter {
 
   /** Waits until every chunk written is answered. */
   private async settleAppends(): Promise<void> {
+    if (!this.sending && this.unsent.length > 0) this.sendUnsent();
     while (this.sending) await this.sending;
   }
 
@@ -166,16 +181,27 @@ export class StreamWriter {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  /** `blob`: the writer's blob the append seals (a chunk of bytes). */
-  private append(append: ChunkAppend, blob?: BlobWriter): void {
+  /** `blob`: the writer's blob the append seals (a chunk of bytes), of `bytes`. */
+  private append(append: ChunkAppend, blob?: BlobWriter, bytes = 0): void {
     this.unsent.push({ append, blob });
+    this.unsentBytes += bytes;
     this.unanswered++;
-    if (!this.sending) this.sendUnsent();
+    if (this.sending) return;
+    if (this.unsent.length >= SEND_AT_CHUNKS || this.unsentBytes >= SEND_AT_BYTES) {
+      this.sendUnsent();
+    } else if (!this.flushDue) {
+      this.flushDue = true;
+      setImmediate(() => {
+        this.flushDue = false;
+        if (!this.sending && this.unsent.length > 0) this.sendUnsent();
+      });
+    }
   }
 
   private sendUnsent(): void {
     const batch = this.unsent;
     this.unsent = [];
+    this.unsentBytes = 0;
     const [first, ...more] = batch.map((entry) => entry.append);
     const request: WriteChunkRequest = { id: this.id, ...first };
     if (more.length > 0) request.more = more;
@@ -194,6 +220,7 @@ export class StreamWriter {
           // Nothing more goes out: the blobs of this batch (unless the daemon sealed them before
           // it failed) and those written meanwhile go back.
           for (const entry of [...batch, ...this.unsent.splice(0)]) if (entry.blob) void this.abortQuietly(entry.blob);
+          this.unsentBytes = 0;
           this.unanswered = 0;
           this.sending = undefined;
         },
@@ -217,10 +244,14 @@ export class StreamWriter {
   async finish(): Promise<void> {
     this.ensureOpen();
     this.done = true;
-    await this.dropSpares();
-    await this.settleAppends();
-    this.throwFailure();
-    await this.channel.request('finishStream', { id: this.id });
+    try {
+      await this.settleAppends();
+      this.throwFailure();
+      await this.channel.request('finishStream', { id: this.id });
+    } finally {
+      // After the finish, so that the reader does not wait for one abort per unused blob.
+      await this.dropSpares();
+    }
   }
 
   /** Fails the stream: the reader throws StreamFailed with this reason. */
@@ -249,9 +280,18 @@ export class StreamReader implements AsyncIterable<unknown> {
   private ahead: Promise<ReadChunkReply> | undefined;
   /**
    * Chunks the last read brought beyond its first, not yet given to the caller. The next read
-   * goes out once the last of them is given, as the daemon then frees every chunk before it.
+   * goes out once the first chunk of a read is given when the daemon takes prefetch reads (it
+   * then frees only the reads before the last), else once the last is given.
    */
   private unread: ChunkRead[] = [];
+  /** The daemon takes prefetch reads (see ReadChunkRequest), and this reader has a cursor. */
+  private readonly prefetch: boolean;
+  /**
+   * The blobs of every chunk of the last read: when the stream ends or fails in answer to a
+   * prefetch, the daemon deletes them but leaves this client's references to drop once its
+   * caller is done with them.
+   */
+  private lastReadBlobs: string[] = [];
   /**
    * Where this reader tells the daemon how far its caller got (see OpenStreamReply's cursor):
    * only a reader with one in shared memory reads several chunks at a time.
@@ -273,6 +313,7 @@ export class StreamReader implements AsyncIterable<unknown> {
     const cursor = info.cursor && blobs.adopt([info.cursor])[0].buffer;
     this.cursor = cursor && channel.isSharedMemory(cursor) ? cursor : undefined;
     this.chunksPerRead = this.cursor ? CHUNKS_PER_READ : 1;
+    this.prefetch = this.cursor !== undefined && info.prefetch === true;
   }
 
   /**
@@ -283,6 +324,7 @@ export class StreamReader implements AsyncIterable<unknown> {
     if (this.ended) return undefined;
     if (!this.keep) this.blobs.forget(this.previous);
     let chunk = this.unread.shift();
+    const firstOfRead = !chunk;
     if (!chunk) {
       const reading = this.ahead ?? this.readAhead();
       this.ahead = undefined;
@@ -301,6 +343,7 @@ export class StreamReader implements AsyncIterable<unknown> {
       }
       chunk = { meta: reply.meta!, blobs: reply.blobs ?? [] };
       this.unread = reply.more ?? [];
+      if (this.prefetch) this.lastReadBlobs = [chunk, ...this.unread].flatMap((c) => c.blobs.map((blob) => blob.id));
       this.given = 0;
       // The count first: killed in between, the daemon never pairs an older count with this read.
       this.cursor?.writeInt32LE(0, 4);
@@ -313,13 +356,14 @@ export class StreamReader implements AsyncIterable<unknown> {
       views.set(location.id, this.blobs.view(location).buffer);
     }
     this.previous = [...views.keys()];
-    // The daemon frees the chunks before this one when the read arrives: the caller has left them.
-    if (this.unread.length === 0) this.ahead = this.readAhead();
+    // The daemon frees the chunks before this one when the read arrives (before this read's, for
+    // a prefetch): the caller has left them.
+    if (this.prefetch ? firstOfRead : this.unread.length === 0) this.ahead = this.readAhead();
     return this.decode(new ObjectHandle(chunk.meta, views));
   }
 
   private readAhead(): Promise<ReadChunkReply> {
-    const request = { id: this.id, keep: this.keep, ahead: true, max: this.chunksPerRead };
+    const request = { id: this.id, keep: this.keep, ahead: true, max: this.chunksPerRead, prefetch: this.prefetch };
     const reading = this.channel.request('readChunk', request);
     // Seen by next() or close(); never an unhandled rejection meanwhile.
     reading.catch(() => {});
@@ -332,8 +376,10 @@ export class StreamReader implements AsyncIterable<unknown> {
    * that the caller has moved on. A reader that keeps chunks keeps them until the client closes.
    */
   private async releasePrevious(): Promise<void> {
-    const ids = this.previous;
+    // A prefetch may be answered while the caller is still given the last read's chunks.
+    const ids = this.prefetch ? [...new Set([...this.previous, ...this.lastReadBlobs])] : this.previous;
     this.previous = [];
+    this.lastReadBlobs = [];
     if (this.keep || ids.length === 0) return;
     this.blobs.forget(ids);
     await this.channel.request('release', { ids }).catch(() => {});
@@ -348,8 +394,12 @@ export class StreamReader implements AsyncIterable<unknown> {
     if (!this.keep) this.blobs.forget(this.previous);
     const unread = this.unread.splice(0);
     // A read ahead still waiting is answered with the end; one answered already goes back to the
-    // queue. Without one, the chunks of the last read the caller was not given go back.
-    await this.channel.request('closeReader', ahead ? { id: this.id } : { id: this.id, unseen: unread.length });
+    // queue. Without one, the chunks of the last read the caller was not given go back. A
+    // prefetching reader's cursor tells the daemon which chunks of its last two reads go back.
+    await this.channel.request(
+      'closeReader',
+      ahead || this.prefetch ? { id: this.id } : { id: this.id, unseen: unread.length },
+    );
     this.blobs.forget(unread.flatMap((chunk) => chunk.blobs.map((blob) => blob.id)));
     const reply = await ahead?.catch(() => undefined);
     if (ahead && (reply === undefined || reply.end)) {

@@ -359,6 +359,7 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
       check.flag('readChunk', body, 'keep', false),
       check.flag('readChunk', body, 'ahead', false),
       check.nonNegativeInteger('readChunk', body, 'max', 1),
+      check.flag('readChunk', body, 'prefetch', false),
     );
     return reply instanceof Promise ? reply.then(grantAll) : grantAll(reply);
   },

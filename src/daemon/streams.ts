@@ -15,6 +15,11 @@
  *   handed to its caller, so the next chunk travels while this one is used. Then a read frees
  *   the chunk before the newest, and the newest chunk, until the next read, has not reached the
  *   caller: a reader that closes or goes away puts it back at the front of the queue.
+ * - A reader with a cursor may prefetch (`prefetch`): it asks for the next chunks as its caller
+ *   gets the first chunk of an answer of several, so they travel while the caller works through
+ *   that answer. Such a read frees only the chunks of answers before the last one, and on close
+ *   or disconnect the cursor says which chunks of the last two answers the caller got; the
+ *   others go back to the queue.
  * - Back-pressure: a write is answered only once the unread chunks take at most
  *   `maxBufferedBytes`, so a fast writer waits instead of filling the store.
  * - A writer that disconnects fails the stream; a reader that disconnects frees the reader slot,
@@ -44,14 +49,18 @@ interface ReadOptions {
   ahead: boolean;
   /** Chunks the answer may carry. */
   max: number;
+  /** Free only the chunks of answers before the last (see the top). */
+  prefetch: boolean;
 }
 
 /**
  * Recycled blobs a stream keeps for its writer between two writes, at most (or one chunk, if
  * larger): a writer that falls behind (or stops writing without finishing) holds at most this
- * much memory it did not ask for.
+ * much memory it did not ask for. Room for two reads of 16 MiB: a prefetching reader frees a
+ * whole read at once, and at 16 MiB one chunk in six of a 1 MiB stream was freed instead and
+ * made again for the writer.
  */
-const MAX_RECYCLED_BYTES = 16 * 1024 * 1024;
+const MAX_RECYCLED_BYTES = 32 * 1024 * 1024;
 
 /**
  * Bytes one read hands out at most when it asks for several chunks (or one chunk, if larger):
@@ -79,6 +88,8 @@ interface DeliveredChunk extends QueuedChunk {
   readonly ahead: boolean;
   /** Which read of the stream handed it out: a read may hand out several chunks. */
   readonly read: number;
+  /** Its place among that read's chunks, from 1. */
+  readonly position: number;
 }
 
 export interface StreamSummary {
@@ -110,8 +121,13 @@ interface Stream {
   recycledBytes: number;
   /** The size of the chunk written last: only chunks of that size are recycled. */
   lastWrittenBytes: number;
-  /** Chunks given to the reader and not deleted yet, oldest first: one, or two when it reads ahead. */
+  /**
+   * Chunks given to the reader and not deleted yet, oldest first: one, or two when it reads
+   * ahead; those of a whole answer or two when it reads several at a time.
+   */
   readonly delivered: DeliveredChunk[];
+  /** The reader prefetches (see the top): its cursor decides which chunks go back. */
+  prefetching: boolean;
   pendingRead?: { resolve(reply: ReadChunkReply): void; reject(error: Error): void } & ReadOptions;
   /** Reads answered so far (numbers the delivered chunks). */
   reads: number;
@@ -183,6 +199,7 @@ export class StreamTable {
       recycledBytes: 0,
       lastWrittenBytes: -1,
       delivered: [],
+      prefetching: false,
       reads: 0,
       holders: new Set([session]),
     });
@@ -212,7 +229,7 @@ export class StreamTable {
     if (cursor) stream.cursor = this.table.createBlobs(session, [CURSOR_BYTES])[0];
     stream.reader = session;
     stream.holders.add(session);
-    return { ...describeStream(stream), ...(stream.cursor && { cursor: stream.cursor }) };
+    return { ...describeStream(stream), ...(stream.cursor && { cursor: stream.cursor, prefetch: true }) };
   }
 
   /**
@@ -244,7 +261,8 @@ export class StreamTable {
   /**
    * The next chunk, once there is one. `ahead`: the reader's caller still uses the newest chunk
    * it was given, so only older ones are deleted. Errors: ObjectNotFound, PermissionDenied (not
-   * the reader), StreamFailed. `max`: the chunks one answer may carry (see ReadChunkRequest).
+   * the reader), StreamFailed. `max`: the chunks one answer may carry; `prefetch`: see the top
+   * (both as in ReadChunkRequest).
    */
   read(
     session: ClientSession,
@@ -252,13 +270,19 @@ export class StreamTable {
     keep: boolean,
     ahead = false,
     max = 1,
+    prefetch = false,
   ): ReadChunkReply | Promise<ReadChunkReply> {
     const stream = this.stream(id);
     if (stream.reader !== session)
       throw new TrellisError('PermissionDenied', `stream ${id}: open it as a reader first`);
     if (stream.pendingRead) throw new TrellisError('InvalidArgument', `stream ${id}: a read is already waiting`);
-    this.discardDelivered(stream, ahead ? 1 : 0);
-    const request = { keep, ahead, max: Math.min(Math.max(max, 1), MAX_READ_CHUNKS) };
+    // Only a reader with a cursor can say which chunks of two answers its caller got.
+    prefetch = ahead && prefetch && stream.cursor !== undefined;
+    if (prefetch) stream.prefetching = true;
+    const lastRead = stream.reads;
+    const spare = prefetch ? stream.delivered.filter((chunk) => chunk.read === lastRead).length : ahead ? 1 : 0;
+    this.discardDelivered(stream, spare);
+    const request = { keep, ahead, max: Math.min(Math.max(max, 1), MAX_READ_CHUNKS), prefetch };
     return (
       this.take(stream, request) ??
       new Promise((resolve, reject) => (stream.pendingRead = { resolve, reject, ...request }))
@@ -321,7 +345,7 @@ export class StreamTable {
   private take(stream: Stream, request: ReadOptions): ReadChunkReply | undefined {
     if (stream.queue.length > 0) {
       const read = ++stream.reads;
-      const first = this.handOut(stream, request, read);
+      const first = this.handOut(stream, request, read, 1);
       const reply: ReadChunkReply = { end: false, ...first, read };
       let bytes = stream.delivered.at(-1)!.nbytes;
       const more = [];
@@ -330,7 +354,7 @@ export class StreamTable {
       while (more.length + 1 < max && stream.queue.length > 0) {
         if (bytes + stream.queue[0].nbytes > MAX_READ_BYTES) break;
         bytes += stream.queue[0].nbytes;
-        more.push(this.handOut(stream, request, read));
+        more.push(this.handOut(stream, request, read, more.length + 2));
       }
       if (more.length > 0) reply.more = more;
       this.relieve(stream);
@@ -349,12 +373,17 @@ export class StreamTable {
   }
 
   /** The queue's first chunk, now the reader's. */
-  private handOut(stream: Stream, request: ReadOptions, read: number): { meta: ObjectMeta; blobs: BlobLocation[] } {
+  private handOut(
+    stream: Stream,
+    request: ReadOptions,
+    read: number,
+    position: number,
+  ): { meta: ObjectMeta; blobs: BlobLocation[] } {
     const next = stream.queue.shift()!;
     stream.queuedBytes -= next.nbytes;
     const described: { meta: ObjectMeta; blobs: BlobLocation[] } = this.table.describe(stream.reader, next.id);
     const { keep, ahead } = request;
-    stream.delivered.push({ ...next, keep, ahead, read, blobs: described.blobs.map((blob) => blob.id) });
+    stream.delivered.push({ ...next, keep, ahead, read, position, blobs: described.blobs.map((blob) => blob.id) });
     return described;
   }
 
@@ -363,31 +392,55 @@ export class StreamTable {
    * (`unseen` of them; all, when the reader did not say) go back to the front of the queue, for
    * the next reader; the others are deleted. A reader that goes away in the middle of a read of
    * several chunks thus leaves the ones its caller had already been given to the next reader too.
+   * A prefetching reader's cursor sorts the chunks of its last two answers (see unseenByCursor).
    */
   private detachReader(stream: Stream, unseen?: number): void {
     const last = stream.delivered.at(-1);
-    if (last?.ahead && !stream.pendingRead && stream.state !== 'failed') {
+    let back: DeliveredChunk[] = [];
+    if (stream.prefetching && stream.state !== 'failed') {
+      // Whether or not a read waits, the cursor tells the chunks the caller got from the rest.
+      unseen ??= this.unseenByCursor(stream);
+      back = stream.delivered.splice(stream.delivered.length - Math.min(Math.max(unseen, 0), stream.delivered.length));
+    } else if (last?.ahead && !stream.pendingRead && stream.state !== 'failed') {
       const ofLastRead = stream.delivered.filter((chunk) => chunk.read === last.read).length;
       unseen ??= ofLastRead - this.cursorSeen(stream, last.read);
-      const back = stream.delivered.splice(stream.delivered.length - Math.min(Math.max(unseen, 0), ofLastRead));
-      for (const chunk of back.reverse()) {
-        if (!this.table.exists(chunk.id)) continue;
-        this.table.release(stream.reader!, chunk.blobs);
-        stream.queue.unshift({ id: chunk.id, nbytes: chunk.nbytes, recyclable: chunk.recyclable });
-        stream.queuedBytes += chunk.nbytes;
-      }
+      back = stream.delivered.splice(stream.delivered.length - Math.min(Math.max(unseen, 0), ofLastRead));
+    }
+    for (const chunk of back.reverse()) {
+      if (!this.table.exists(chunk.id)) continue;
+      this.table.release(stream.reader!, chunk.blobs);
+      stream.queue.unshift({ id: chunk.id, nbytes: chunk.nbytes, recyclable: chunk.recyclable });
+      stream.queuedBytes += chunk.nbytes;
     }
     stream.pendingRead = undefined;
     this.discardDelivered(stream, 0);
     this.dropCursor(stream);
     stream.reader = undefined;
+    stream.prefetching = false;
+  }
+
+  /**
+   * The delivered chunks the reader's caller never got, by its cursor [read r, given g]: a chunk
+   * of an earlier read than r, or among the first g of read r, reached it. Without a readable
+   * cursor, none did.
+   */
+  private unseenByCursor(stream: Stream): number {
+    const [read, given] = this.readCursor(stream) ?? [0, 0];
+    const seen = (chunk: DeliveredChunk) => chunk.read < read || (chunk.read === read && chunk.position <= given);
+    return stream.delivered.filter((chunk) => !seen(chunk)).length;
   }
 
   /** How many chunks of read `read` the reader's caller got, by its cursor (none without one). */
   private cursorSeen(stream: Stream, read: number): number {
-    if (!stream.cursor || !stream.reader?.unsealed.has(stream.cursor.id)) return 0;
+    const [cursorRead, given] = this.readCursor(stream) ?? [0, 0];
+    return cursorRead === read ? given : 0;
+  }
+
+  /** The reader's cursor [read, given], when it still has one. */
+  private readCursor(stream: Stream): [number, number] | undefined {
+    if (!stream.cursor || !stream.reader?.unsealed.has(stream.cursor.id)) return undefined;
     const bytes = this.memory.read(stream.cursor, 0, CURSOR_BYTES);
-    return bytes.readInt32LE(0) === read ? bytes.readInt32LE(4) : 0;
+    return [bytes.readInt32LE(0), bytes.readInt32LE(4)];
   }
 
   private dropCursor(stream: Stream): void {

@@ -443,6 +443,11 @@ export interface OpenStreamReply {
    * got. A reader that goes away thus leaves exactly the chunks its caller never saw.
    */
   cursor?: BlobLocation;
+  /**
+   * openReader with `cursor`: this daemon takes `prefetch` reads (see ReadChunkRequest). An older
+   * daemon does not say so, and the reader then asks again only after its last chunk.
+   */
+  prefetch?: boolean;
 }
 
 /** Appends a sealed object as the next chunk; `seal` seals the writer's blobs first. */
@@ -487,6 +492,13 @@ export interface ReadChunkRequest {
    * several chunks. The reader's next read (or close) counts them all as handed on.
    */
   max?: number;
+  /**
+   * With `ahead`, for a reader with a cursor: sent as the caller gets the first chunk of the last
+   * answer, not its last, so the next chunks travel while the caller works through this answer.
+   * Only the chunks of answers before the last one are freed; the daemon learns from the cursor
+   * which chunks of the last two answers the caller got, should the reader close or go away.
+   */
+  prefetch?: boolean;
 }
 /** The next chunk (this client now holds its blobs), or `end` once the writer finished. */
 export interface ReadChunkReply {

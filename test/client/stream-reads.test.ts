@@ -18,6 +18,25 @@ async function readChunkRequests(daemon: TestDaemon): Promise<number> {
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
 
+/** Chunks of stream `id` written and not yet handed to a reader, as the dashboard's API shows them. */
+async function queuedChunks(daemon: TestDaemon, id: string): Promise<number | undefined> {
+  const body = (await (await fetch(`http://${daemon.httpEndpoint}/api/streams`)).json()) as {
+    streams: Array<{ id: string; queuedChunks: number }>;
+  };
+  return body.streams.find((stream) => stream.id === id)?.queuedChunks;
+}
+
+/** Polls until `read` gives `expected` (or 5 s pass), and returns the last value. */
+async function settled<T>(read: () => Promise<T>, expected: T): Promise<T> {
+  const deadline = Date.now() + 5000;
+  let value = await read();
+  while (value !== expected && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    value = await read();
+  }
+  return value;
+}
+
 /** A stream of `count` chunks of 4 KiB, written and finished before anyone reads it. */
 async function writtenStream(client: TrellisClient, socket: string, count: number): Promise<string> {
   const stream = await client.createStream('trellis::ByteStream');
@@ -81,5 +100,63 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     assert.deepEqual(await second.next<ReaderReport>(), { count: 93, sha256: streamHash(100, 'uniform', 7) });
     const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
     assert.equal(after.memoryUsage, baseline.memoryUsage);
+  });
+
+  it('a reader asks for more as its caller gets the first chunk of a read; killed, it leaves the rest', async () => {
+    const baseline = await client.status();
+    const id = await writtenStream(client, daemon.socket, 100);
+    // 17 chunks: all of the first read of 16 and the first of the second, which sent the third.
+    const first = startChild('stream-reader.ts', [daemon.socket, id, '17']);
+    await first.next();
+    assert.equal((await first.next<ReaderReport>()).count, 17);
+    assert.equal(await settled(() => queuedChunks(daemon, id), 100 - 3 * 16), 100 - 3 * 16);
+    first.kill('SIGKILL');
+    await first.exited;
+    await settledStatus(client, (s) => s.clients <= 1);
+    // Back in the queue: 15 of the second read and all 16 of the third, which the caller never got.
+    assert.equal(await queuedChunks(daemon, id), 100 - 17);
+    const second = startChild('stream-reader.ts', [daemon.socket, id]);
+    await second.next();
+    assert.deepEqual(await second.next<ReaderReport>(), { count: 83, sha256: streamHash(100, 'uniform', 17) });
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage, 'the chunks and the cursor were freed');
+  });
+
+  it('a reader that does not prefetch (an older client) reads every chunk and leaves exactly the rest', async () => {
+    const baseline = await client.status();
+    const id = await writtenStream(client, daemon.socket, 40);
+    const older = await connect(daemon.socket);
+    // What a client from before prefetch sends: a cursor, reads of 16 ahead, the next read after the last chunk.
+    const channel = older['channel'];
+    const opened = await channel.request('openReader', { id, cursor: true });
+    assert.equal(opened.prefetch, true);
+    const first = await channel.request('readChunk', { id, ahead: true, max: 16 });
+    assert.equal(1 + (first.more?.length ?? 0), 16);
+    const second = await channel.request('readChunk', { id, ahead: true, max: 16 });
+    assert.equal(1 + (second.more?.length ?? 0), 16);
+    // The first read's chunks but its last were freed; the caller got 3 of the second read.
+    assert.equal(await queuedChunks(daemon, id), 8);
+    await channel.request('closeReader', { id, unseen: 13 });
+    await older.close();
+    const reader = startChild('stream-reader.ts', [daemon.socket, id]);
+    await reader.next();
+    assert.deepEqual(await reader.next<ReaderReport>(), { count: 21, sha256: streamHash(40, 'uniform', 19) });
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
+  });
+
+  it('chunks written by a writer that then stops reach the reader without a finish', async () => {
+    const stream = await client.createStream('trellis::ByteStream');
+    const other = await connect(daemon.socket);
+    const writer = await other.openWriter(stream.id);
+    // Fewer than a request's worth of chunks: sent once the writer waits, not held for more.
+    for (let i = 0; i < 3; i++) await writer.write(Buffer.alloc(4096, i + 1));
+    const reader = await client.openReader(stream.id);
+    const got: number[] = [];
+    for (let i = 0; i < 3; i++) got.push(((await reader.next()) as Buffer)[0]);
+    assert.deepEqual(got, [1, 2, 3]);
+    await writer.finish();
+    assert.equal(await reader.next(), undefined);
+    await other.close();
   });
 });

@@ -17,6 +17,16 @@ function expectedHash(count: number): string {
   return hash.digest('hex');
 }
 
+/**
+ * The daemon's status once only `client` is connected: a client an earlier test closed may not be
+ * gone yet (the daemon sees its socket close after this client's next request, under load), and
+ * what it still holds (a reader's cursor blob, say) would be freed after the baseline was taken,
+ * leaving memoryUsage below it for good.
+ */
+function settledBaseline(client: TrellisClient) {
+  return settledStatus(client, (s) => s.clients === 1);
+}
+
 interface ReaderReport {
   count: number;
   sha256?: string;
@@ -38,7 +48,7 @@ describe('streams between processes', function () {
   });
 
   it('1000 chunks of growing sizes arrive in order, then the reader stops; memory returns', async () => {
-    const baseline = await client.status();
+    const baseline = await settledBaseline(client);
     const stream = await client.createStream('trellis::ByteStream');
     const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '1000', 'finish']);
     const reader = startChild('stream-reader.ts', [daemon.socket, stream.id]);
@@ -92,7 +102,7 @@ describe('streams between processes', function () {
   });
 
   it('a writer killed mid-stream fails the stream for its reader, and nothing leaks', async () => {
-    const baseline = await client.status();
+    const baseline = await settledBaseline(client);
     const stream = await client.createStream('trellis::ByteStream');
     const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '50', 'hang']);
     await writer.next();
@@ -110,7 +120,7 @@ describe('streams between processes', function () {
   });
 
   it('a reader killed mid-stream frees its slot; a new reader gets the rest', async () => {
-    const baseline = await client.status();
+    const baseline = await settledBaseline(client);
     const stream = await client.createStream('trellis::ByteStream');
     const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '100', 'finish']);
     await writer.next();
@@ -130,7 +140,7 @@ describe('streams between processes', function () {
   });
 
   it('a stream that never finished is dropped once every client that touched it is gone', async () => {
-    const baseline = await client.status();
+    const baseline = await settledBaseline(client);
     const other = await connect(daemon.socket);
     const unopened = await other.createStream('trellis::ByteStream');
     const failed = await other.createStream('trellis::ByteStream');
@@ -159,7 +169,7 @@ describe('streams between processes', function () {
   });
 
   it('chunks of one size (now and then another) arrive in order; blobs made ahead go back, memory returns', async () => {
-    const baseline = await client.status();
+    const baseline = await settledBaseline(client);
     const stream = await client.createStream('trellis::ByteStream');
     const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '300', 'finish', 'steady']);
     const reader = startChild('stream-reader.ts', [daemon.socket, stream.id]);
@@ -175,7 +185,7 @@ describe('streams between processes', function () {
   });
 
   it('a reader that closes early leaves the chunk it had read ahead to the next reader', async () => {
-    const baseline = await client.status();
+    const baseline = await settledBaseline(client);
     const stream = await client.createStream('trellis::ByteStream');
     const writer = startChild('stream-writer.ts', [daemon.socket, stream.id, '40', 'finish', 'steady']);
     await writer.next();
