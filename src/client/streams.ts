@@ -27,11 +27,13 @@ const SPARE_BATCH = 4;
 const MAX_SPARE_BYTES = 16 * 1024 * 1024;
 
 /**
- * Chunks written and not yet answered, at most: write() returns while they travel, so filling
- * the next chunks overlaps their round trips. The stream's back-pressure thus lets a writer get
- * at most this many chunks past --stream-buffer.
+ * Chunks written and not yet answered, at most, and their bytes: write() returns while they
+ * travel, so filling the next chunks overlaps their round trips. The stream's back-pressure thus
+ * lets a writer get at most this many chunks, and (beyond one chunk) this many bytes, past
+ * --stream-buffer: a stream of huge chunks keeps one or two in flight, not sixteen.
  */
 const MAX_CHUNKS_IN_FLIGHT = 16;
+const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
 
 /**
  * A writer that keeps writing (it never waits for anything between chunks) sends its chunks
@@ -69,8 +71,9 @@ export class StreamWriter {
   private unsentBytes = 0;
   /** A send of `unsent` at the event loop's next turn is due (see SEND_AT_CHUNKS). */
   private flushDue = false;
-  /** Chunks in `unsent` or in the request on its way. */
+  /** Chunks in `unsent` or in the request on its way, and the bytes of those that are bytes. */
   private unanswered = 0;
+  private unansweredBytes = 0;
   private failure: unknown;
   /**
    * Blobs created ahead for chunks of `spareSize` bytes, in the order they were asked for: a
@@ -165,9 +168,14 @@ export class StreamWriter {
     return writer.abort().catch(() => {});
   }
 
-  /** Waits until fewer than MAX_CHUNKS_IN_FLIGHT chunks are unanswered; throws an append's error. */
+  /**
+   * Waits until fewer than MAX_CHUNKS_IN_FLIGHT chunks, and fewer than MAX_BYTES_IN_FLIGHT bytes,
+   * are unanswered; throws an append's error.
+   */
   private async makeRoom(): Promise<void> {
-    while (this.unanswered >= MAX_CHUNKS_IN_FLIGHT && this.sending) await this.sending;
+    while ((this.unanswered >= MAX_CHUNKS_IN_FLIGHT || this.unansweredBytes >= MAX_BYTES_IN_FLIGHT) && this.sending) {
+      await this.sending;
+    }
     this.throwFailure();
   }
 
@@ -186,6 +194,7 @@ export class StreamWriter {
     this.unsent.push({ append, blob });
     this.unsentBytes += bytes;
     this.unanswered++;
+    this.unansweredBytes += bytes;
     if (this.sending) return;
     if (this.unsent.length >= SEND_AT_CHUNKS || this.unsentBytes >= SEND_AT_BYTES) {
       this.sendUnsent();
@@ -200,6 +209,7 @@ export class StreamWriter {
 
   private sendUnsent(): void {
     const batch = this.unsent;
+    const batchBytes = this.unsentBytes;
     this.unsent = [];
     this.unsentBytes = 0;
     const [first, ...more] = batch.map((entry) => entry.append);
@@ -214,7 +224,7 @@ export class StreamWriter {
       .request('writeChunk', request)
       .then(answered)
       .then(
-        () => this.sent(batch.length),
+        () => this.sent(batch.length, batchBytes),
         (error) => {
           this.failure ??= error;
           // Nothing more goes out: the blobs of this batch (unless the daemon sealed them before
@@ -222,13 +232,15 @@ export class StreamWriter {
           for (const entry of [...batch, ...this.unsent.splice(0)]) if (entry.blob) void this.abortQuietly(entry.blob);
           this.unsentBytes = 0;
           this.unanswered = 0;
+          this.unansweredBytes = 0;
           this.sending = undefined;
         },
       );
   }
 
-  private sent(count: number): void {
+  private sent(count: number, bytes: number): void {
     this.unanswered -= count;
+    this.unansweredBytes -= bytes;
     this.sending = undefined;
     if (this.unsent.length > 0) this.sendUnsent();
   }

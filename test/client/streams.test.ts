@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { connect, type TrellisClient } from '../../src/index';
 import { startChild } from '../fixtures/child';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
@@ -33,6 +34,8 @@ interface ReaderReport {
   error?: string;
   message?: string;
 }
+
+const MIB = 1024 * 1024;
 
 describe('streams between processes', function () {
   let daemon: TestDaemon;
@@ -200,6 +203,31 @@ describe('streams between processes', function () {
     const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
     assert.equal(after.memoryUsage, baseline.memoryUsage);
     assert.equal(after.objects, baseline.objects);
+  });
+
+  it('a writer ahead of its reader holds at most 16 MiB of chunks in flight, not 16 chunks of any size', async () => {
+    const baseline = await settledBaseline(client);
+    const stream = await client.createStream('trellis::ByteStream');
+    const other = await connect(daemon.socket);
+    const writer = await other.openWriter(stream.id);
+    const chunk = Buffer.alloc(2 * MIB, 7);
+    // No reader: past the 256 KiB buffer, writes wait for room once the writer's chunks in flight
+    // reach the bound. A write that has not resolved after a while is waiting for it.
+    let stalled: Promise<void> | undefined;
+    for (let i = 0; i < 40 && !stalled; i++) {
+      const write = writer.write(chunk);
+      const waited = await Promise.race([write.then(() => false), delay(500).then(() => true)]);
+      if (waited) stalled = write.catch(() => undefined);
+    }
+    assert.ok(stalled, 'the writer never waited');
+    const held = (await client.status()).memoryUsage - baseline.memoryUsage;
+    // 8 chunks in flight (16 MiB), the one that waits, one queued and 4 made ahead: 14 chunks
+    // (16 in flight, without the bound in bytes: 22).
+    assert.ok(held <= 16 * 2 * MIB, `the writer holds ${held} bytes of chunks`);
+    await other.close();
+    await stalled;
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
   });
 
   it('bad stream requests get typed errors', async () => {
