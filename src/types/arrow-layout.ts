@@ -68,7 +68,7 @@ import {
 } from 'apache-arrow';
 import { TrellisError } from '../errors';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
-import { checkArrowNode, checkBatchColumns, pathOf, type Where } from './arrow-node-checks';
+import { checkArrowNode, checkBatchColumns, pathOf, type NodeShape, type Where } from './arrow-node-checks';
 
 export const ARROW_LAYOUT_VERSION = 1;
 
@@ -103,27 +103,39 @@ export interface ArrowLayout {
 /** [name, type, nullable]: a field of a plain schema (see `fields` above). */
 export type PlainField = [string, PlainTypeName, boolean];
 
-/** The types a plain schema may hold, each made as arrow's IPC decoder makes it (decodeFieldType). */
+/**
+ * The types a plain schema may hold, each made as arrow's IPC decoder makes it (decodeFieldType:
+ * `new Int(true, 8)`, `new Float(Precision.DOUBLE)`, `new Utf8()`, ...), but without calling the
+ * constructors (see "Assembly" below): the class and the fields its constructor sets, in order.
+ */
 const PLAIN_TYPES = {
-  Int8: () => new Int(true, 8),
-  Int16: () => new Int(true, 16),
-  Int32: () => new Int(true, 32),
-  Int64: () => new Int(true, 64),
-  Uint8: () => new Int(false, 8),
-  Uint16: () => new Int(false, 16),
-  Uint32: () => new Int(false, 32),
-  Uint64: () => new Int(false, 64),
-  Float16: () => new Float(Precision.HALF),
-  Float32: () => new Float(Precision.SINGLE),
-  Float64: () => new Float(Precision.DOUBLE),
-  Bool: () => new Bool(),
-  Utf8: () => new Utf8(),
-  Binary: () => new Binary(),
-  LargeUtf8: () => new LargeUtf8(),
-  LargeBinary: () => new LargeBinary(),
+  Int8: () => madeInt(true, 8),
+  Int16: () => madeInt(true, 16),
+  Int32: () => madeInt(true, 32),
+  Int64: () => madeInt(true, 64),
+  Uint8: () => madeInt(false, 8),
+  Uint16: () => madeInt(false, 16),
+  Uint32: () => madeInt(false, 32),
+  Uint64: () => madeInt(false, 64),
+  Float16: () => madeFloat(Precision.HALF),
+  Float32: () => madeFloat(Precision.SINGLE),
+  Float64: () => madeFloat(Precision.DOUBLE),
+  Bool: () => madeType<Bool>(Bool.prototype, Type.Bool),
+  Utf8: () => madeType<Utf8>(Utf8.prototype, Type.Utf8),
+  Binary: () => madeType<Binary>(Binary.prototype, Type.Binary),
+  LargeUtf8: () => madeType<LargeUtf8>(LargeUtf8.prototype, Type.LargeUtf8),
+  LargeBinary: () => madeType<LargeBinary>(LargeBinary.prototype, Type.LargeBinary),
 } as const satisfies Record<string, () => DataType>;
 
-type PlainTypeName = keyof typeof PLAIN_TYPES;
+/** The name of every plain type (for tests: each is compared with what its constructor makes). */
+export const PLAIN_TYPE_NAMES = Object.keys(PLAIN_TYPES) as PlainTypeName[];
+
+/** A plain type by name, as schemaOfPlainFields makes it. */
+export function plainType(name: PlainTypeName): DataType {
+  return PLAIN_TYPES[name]();
+}
+
+export type PlainTypeName = keyof typeof PLAIN_TYPES;
 
 export interface ArrowPlan {
   /** The bytes of every buffer to store, by stored-buffer index: views, not copies. */
@@ -228,8 +240,8 @@ function validPlainFields(fields: unknown): PlainField[] | undefined {
 
 /** The schema plain fields describe, made as arrow's IPC decoder makes it (see PLAIN_TYPES). */
 function schemaOfPlainFields(fields: PlainField[]): Schema {
-  const built = fields.map(([name, type, nullable]) => new Field(name, PLAIN_TYPES[type](), nullable, new Map()));
-  return new Schema(built, new Map(), new Map(), MetadataVersion.V5);
+  const built = fields.map(([name, type, nullable]) => madeField(name, PLAIN_TYPES[type](), nullable, new Map()));
+  return madeSchema(built, new Map(), new Map(), MetadataVersion.V5);
 }
 
 /** Walks arrow Data trees, numbering each distinct buffer and dictionary once. */
@@ -351,7 +363,7 @@ export function rebuildArrow(layout: ArrowLayout, views: readonly Uint8Array[]):
     layout,
     layout.bufferTypes.map((type, index) => typedView(type, views[index], index)),
   );
-  const batchType = new Struct(schema.fields);
+  const batchType = madeStruct(schema.fields);
   const batches = layout.batches.map((batch, i) => {
     const where = `batch ${i}`;
     if (typeof batch !== 'object' || batch === null)
@@ -402,6 +414,17 @@ interface TableFields {
   _offsets: Uint32Array;
 }
 
+/**
+ * The prototypes of the classes made without their constructors, read once: every read of an
+ * apache-arrow import goes through its re-export getters (compiled at their first call).
+ */
+const DATA_PROTOTYPE: object = Data.prototype;
+const FIELD_PROTOTYPE: object = Field.prototype;
+const SCHEMA_PROTOTYPE: object = Schema.prototype;
+const STRUCT_PROTOTYPE: object = Struct.prototype;
+const RECORD_BATCH_PROTOTYPE: object = RecordBatch.prototype;
+const TABLE_PROTOTYPE: object = Table.prototype;
+
 /** The constructor-free objects are made only where this arrow reads them as its own instances. */
 const ASSEMBLES =
   (RecordBatch.prototype as unknown as { _nullCount: number })._nullCount === -1 &&
@@ -423,7 +446,7 @@ function isPlainBatchNode(data: Data<Struct>): boolean {
 /** `new RecordBatch(schema, data, metadata)`, made without the constructor when it would change nothing. */
 export function assembleRecordBatch(schema: Schema, data: Data<Struct>, metadata: Map<string, string>): RecordBatch {
   if (!ASSEMBLES || !isPlainBatchNode(data)) return new RecordBatch(schema, data, metadata);
-  const batch = Object.create(RecordBatch.prototype) as BatchFields;
+  const batch = Object.create(RECORD_BATCH_PROTOTYPE) as BatchFields;
   batch.schema = schema;
   batch.data = data;
   batch._metadata = metadata;
@@ -435,11 +458,146 @@ export function assembleTable(schema: Schema, batches: RecordBatch[]): Table {
   if (!ASSEMBLES || !batches.every((batch) => batch.schema === schema)) return new Table(schema, batches);
   const offsets = new Uint32Array(batches.length + 1);
   for (let i = 0; i < batches.length; i++) offsets[i + 1] = offsets[i] + batches[i].data.length;
-  const table = Object.create(Table.prototype) as TableFields;
+  const table = Object.create(TABLE_PROTOTYPE) as TableFields;
   table.schema = schema;
   table.batches = batches;
   table._offsets = offsets;
   return table as unknown as Table;
+}
+
+/*
+ * The same for the objects under a batch: Data, Field, Schema and the types. Their constructors
+ * only store their arguments, but a process that loaded apache-arrow itself compiles each of them
+ * (and arrow's re-export getters, and what they call: strideForType, generateDictionaryMap) at
+ * their first call, ~0.35 ms of a fresh reader's first get of a plain table. Each is made here as
+ * its constructor makes it: its class's prototype, then the fields the constructor sets, in its
+ * order, with the values it would compute (test/types/arrow-assembly.test.ts compares every one
+ * with what the constructor makes). A Data whose stride is not 1 goes through the constructor.
+ */
+
+/** The fields `new Data` sets, in its order (the buffers only when given). */
+interface DataFields {
+  type: DataType;
+  children: Data[];
+  dictionary: Vector | undefined;
+  offset: number;
+  length: number;
+  _nullCount: number;
+  stride: number;
+  valueOffsets?: ArrayBufferView;
+  values?: ArrayBufferView;
+  nullBitmap?: ArrayBufferView;
+  typeIds?: ArrayBufferView;
+  variadicBuffers: Uint8Array[];
+}
+
+/**
+ * Type ids whose Data stride (arrow's strideForType) is 1: every type but those of fixed width
+ * in units of their values (Decimal, Interval, FixedSizeBinary, FixedSizeList) and the view types.
+ */
+const STRIDE_ONE = new Set<Type>([
+  Type.Null,
+  Type.Int,
+  Type.Float,
+  Type.Binary,
+  Type.LargeBinary,
+  Type.Utf8,
+  Type.LargeUtf8,
+  Type.Bool,
+  Type.Date,
+  Type.Time,
+  Type.Timestamp,
+  Type.Duration,
+  Type.List,
+  Type.LargeList,
+  Type.Struct,
+  Type.Union,
+  Type.Map,
+  Type.Dictionary,
+]);
+
+/** `new Data(type, offset, length, nullCount, buffers, children, dictionary, variadic)`, without the constructor. */
+function assembleData(
+  type: DataType,
+  shape: NodeShape,
+  buffers: ReadonlyArray<ArrayBufferView | undefined>,
+  children: Data[],
+  dictionary: Vector | undefined,
+  variadic: Uint8Array[],
+): Data {
+  if (!STRIDE_ONE.has(type.typeId)) {
+    const given = buffers as unknown as Data['buffers'];
+    return new Data(type, shape.offset, shape.length, shape.nullCount, given, children, dictionary, variadic);
+  }
+  const data = Object.create(DATA_PROTOTYPE) as DataFields;
+  data.type = type;
+  data.children = children;
+  data.dictionary = dictionary;
+  data.offset = Math.floor(Math.max(shape.offset || 0, 0));
+  data.length = Math.floor(Math.max(shape.length || 0, 0));
+  data._nullCount = Math.floor(Math.max(shape.nullCount || 0, -1));
+  data.stride = 1;
+  let buffer: ArrayBufferView | undefined;
+  if ((buffer = buffers[0])) data.valueOffsets = buffer;
+  if ((buffer = buffers[1])) data.values = buffer;
+  if ((buffer = buffers[2])) data.nullBitmap = buffer;
+  if ((buffer = buffers[3])) data.typeIds = buffer;
+  data.variadicBuffers = variadic;
+  return data as unknown as Data;
+}
+
+/** `new Field(name, type, nullable, metadata)`, without the constructor. */
+function madeField(name: string, type: DataType, nullable: boolean, metadata: Map<string, string>): Field {
+  const field = Object.create(FIELD_PROTOTYPE) as { -readonly [K in keyof Field]: Field[K] };
+  field.name = name;
+  field.type = type;
+  field.nullable = nullable;
+  field.metadata = metadata;
+  return field as Field;
+}
+
+/** `new Schema(fields, metadata, dictionaries, metadataVersion)`, without the constructor. */
+function madeSchema(
+  fields: Field[],
+  metadata: Map<string, string>,
+  dictionaries: Map<number, DataType>,
+  metadataVersion: MetadataVersion,
+): Schema {
+  const schema = Object.create(SCHEMA_PROTOTYPE) as { -readonly [K in keyof Schema]: Schema[K] };
+  schema.fields = fields;
+  schema.metadata = metadata;
+  schema.dictionaries = dictionaries;
+  schema.metadataVersion = metadataVersion;
+  return schema as Schema;
+}
+
+/** `new Struct(children)`, without the constructor. */
+function madeStruct(children: Field[]): Struct {
+  const type = madeType<Struct>(STRUCT_PROTOTYPE, Type.Struct) as { children: Field[] };
+  type.children = children;
+  return type as unknown as Struct;
+}
+
+/** `new Int(isSigned, bitWidth)`, without the constructor. */
+function madeInt(isSigned: boolean, bitWidth: number): Int {
+  const type = madeType<Int>(Int.prototype, Type.Int) as { isSigned: boolean; bitWidth: number };
+  type.isSigned = isSigned;
+  type.bitWidth = bitWidth;
+  return type as unknown as Int;
+}
+
+/** `new Float(precision)`, without the constructor. */
+function madeFloat(precision: Precision): Float {
+  const type = madeType<Float>(Float.prototype, Type.Float) as { precision: Precision };
+  type.precision = precision;
+  return type as unknown as Float;
+}
+
+/** A type of `prototype`'s class with its typeId set, as DataType's constructor sets it first. */
+function madeType<T extends DataType>(prototype: object, typeId: Type): T {
+  const type = Object.create(prototype) as { typeId: Type };
+  type.typeId = typeId;
+  return type as unknown as T;
 }
 
 class ArrowRebuilder {
@@ -490,12 +648,10 @@ class ArrowRebuilder {
     const variadic = node.variadic ?? [];
     if (!Array.isArray(variadic))
       throw mismatch(`${pathOf(where)} (${type}) has variadic buffers ${describe(variadic)}, not a list`);
-    return new Data(
+    return assembleData(
       type,
-      shape.offset,
-      shape.length,
-      shape.nullCount,
-      buffers as unknown as Data['buffers'],
+      shape,
+      buffers,
       childData,
       dictionary,
       variadic.map((index) => this.array(index, where) as Uint8Array),
@@ -640,10 +796,10 @@ function schemaOf(layout: ArrowLayout): Schema {
  * each batch such a copy, Schema.assign; a Table's schema was the cached one itself.)
  */
 function ownSchema(schema: Schema): Schema {
-  const fields = schema.fields.map(
-    (field) => new Field(field.name, field.type, field.nullable, new Map(field.metadata)),
+  const fields = schema.fields.map((field) =>
+    madeField(field.name, field.type, field.nullable, new Map(field.metadata)),
   );
-  return new Schema(fields, new Map(schema.metadata), new Map(schema.dictionaries), schema.metadataVersion);
+  return madeSchema(fields, new Map(schema.metadata), new Map(schema.dictionaries), schema.metadataVersion);
 }
 
 function decodeSchema(encoded: string): Schema {
