@@ -42,30 +42,33 @@
  *
  * Types come from the schema, not from the nodes: node i of a struct is read as field i's type.
  */
+/*
+ * What a get runs is imported from the apache-arrow modules that define it, not from the package's
+ * index: each name read from the index goes through two re-export getters (Arrow.dom.js, Arrow.js),
+ * which a process that loaded apache-arrow itself compiles at their first call (~15 us a name,
+ * ~0.1 ms of a fresh reader's first get). The modules are the index's own (the package exports
+ * them, "./*"), so the classes are the same.
+ */
+import { Message, MessageHeader } from 'apache-arrow';
+import { Data } from 'apache-arrow/data';
+import { MetadataVersion, Precision, Type } from 'apache-arrow/enum';
+import { RecordBatch } from 'apache-arrow/recordbatch';
+import { Field, Schema } from 'apache-arrow/schema';
+import { Table } from 'apache-arrow/table';
 import {
   Binary,
   Bool,
-  Data,
-  Field,
   Float,
   Int,
   LargeBinary,
   LargeUtf8,
-  Message,
-  MessageHeader,
-  MetadataVersion,
-  Precision,
-  RecordBatch,
-  Schema,
   Struct,
-  Table,
-  Type,
   Utf8,
-  Vector,
   type DataType,
   type Dictionary,
   type Timestamp,
-} from 'apache-arrow';
+} from 'apache-arrow/type';
+import { Vector } from 'apache-arrow/vector';
 import { TrellisError } from '../errors';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
 import { checkArrowNode, checkBatchColumns, pathOf, type NodeShape, type Where } from './arrow-node-checks';
@@ -414,17 +417,6 @@ interface TableFields {
   _offsets: Uint32Array;
 }
 
-/**
- * The prototypes of the classes made without their constructors, read once: every read of an
- * apache-arrow import goes through its re-export getters (compiled at their first call).
- */
-const DATA_PROTOTYPE: object = Data.prototype;
-const FIELD_PROTOTYPE: object = Field.prototype;
-const SCHEMA_PROTOTYPE: object = Schema.prototype;
-const STRUCT_PROTOTYPE: object = Struct.prototype;
-const RECORD_BATCH_PROTOTYPE: object = RecordBatch.prototype;
-const TABLE_PROTOTYPE: object = Table.prototype;
-
 /** The constructor-free objects are made only where this arrow reads them as its own instances. */
 const ASSEMBLES =
   (RecordBatch.prototype as unknown as { _nullCount: number })._nullCount === -1 &&
@@ -446,7 +438,7 @@ function isPlainBatchNode(data: Data<Struct>): boolean {
 /** `new RecordBatch(schema, data, metadata)`, made without the constructor when it would change nothing. */
 export function assembleRecordBatch(schema: Schema, data: Data<Struct>, metadata: Map<string, string>): RecordBatch {
   if (!ASSEMBLES || !isPlainBatchNode(data)) return new RecordBatch(schema, data, metadata);
-  const batch = Object.create(RECORD_BATCH_PROTOTYPE) as BatchFields;
+  const batch = Object.create(RecordBatch.prototype) as BatchFields;
   batch.schema = schema;
   batch.data = data;
   batch._metadata = metadata;
@@ -458,7 +450,7 @@ export function assembleTable(schema: Schema, batches: RecordBatch[]): Table {
   if (!ASSEMBLES || !batches.every((batch) => batch.schema === schema)) return new Table(schema, batches);
   const offsets = new Uint32Array(batches.length + 1);
   for (let i = 0; i < batches.length; i++) offsets[i + 1] = offsets[i] + batches[i].data.length;
-  const table = Object.create(TABLE_PROTOTYPE) as TableFields;
+  const table = Object.create(Table.prototype) as TableFields;
   table.schema = schema;
   table.batches = batches;
   table._offsets = offsets;
@@ -468,8 +460,8 @@ export function assembleTable(schema: Schema, batches: RecordBatch[]): Table {
 /*
  * The same for the objects under a batch: Data, Field, Schema and the types. Their constructors
  * only store their arguments, but a process that loaded apache-arrow itself compiles each of them
- * (and arrow's re-export getters, and what they call: strideForType, generateDictionaryMap) at
- * their first call, ~0.35 ms of a fresh reader's first get of a plain table. Each is made here as
+ * (and what they call: strideForType, generateDictionaryMap) at their first call: with arrow's
+ * re-export getters (see the imports), ~0.35 ms of a fresh reader's first get of a plain table. Each is made here as
  * its constructor makes it: its class's prototype, then the fields the constructor sets, in its
  * order, with the values it would compute (test/types/arrow-assembly.test.ts compares every one
  * with what the constructor makes). A Data whose stride is not 1 goes through the constructor.
@@ -529,7 +521,7 @@ function assembleData(
     const given = buffers as unknown as Data['buffers'];
     return new Data(type, shape.offset, shape.length, shape.nullCount, given, children, dictionary, variadic);
   }
-  const data = Object.create(DATA_PROTOTYPE) as DataFields;
+  const data = Object.create(Data.prototype) as DataFields;
   data.type = type;
   data.children = children;
   data.dictionary = dictionary;
@@ -548,7 +540,7 @@ function assembleData(
 
 /** `new Field(name, type, nullable, metadata)`, without the constructor. */
 function madeField(name: string, type: DataType, nullable: boolean, metadata: Map<string, string>): Field {
-  const field = Object.create(FIELD_PROTOTYPE) as { -readonly [K in keyof Field]: Field[K] };
+  const field = Object.create(Field.prototype) as { -readonly [K in keyof Field]: Field[K] };
   field.name = name;
   field.type = type;
   field.nullable = nullable;
@@ -563,7 +555,7 @@ function madeSchema(
   dictionaries: Map<number, DataType>,
   metadataVersion: MetadataVersion,
 ): Schema {
-  const schema = Object.create(SCHEMA_PROTOTYPE) as { -readonly [K in keyof Schema]: Schema[K] };
+  const schema = Object.create(Schema.prototype) as { -readonly [K in keyof Schema]: Schema[K] };
   schema.fields = fields;
   schema.metadata = metadata;
   schema.dictionaries = dictionaries;
@@ -573,7 +565,7 @@ function madeSchema(
 
 /** `new Struct(children)`, without the constructor. */
 function madeStruct(children: Field[]): Struct {
-  const type = madeType<Struct>(STRUCT_PROTOTYPE, Type.Struct) as { children: Field[] };
+  const type = madeType<Struct>(Struct.prototype, Type.Struct) as { children: Field[] };
   type.children = children;
   return type as unknown as Struct;
 }
