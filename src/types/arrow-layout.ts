@@ -42,33 +42,36 @@
  *
  * Types come from the schema, not from the nodes: node i of a struct is read as field i's type.
  */
+/*
+ * What a get runs is imported from the apache-arrow modules that define it, not from the package's
+ * index: each name read from the index goes through two re-export getters (Arrow.dom.js, Arrow.js),
+ * which a process that loaded apache-arrow itself compiles at their first call (~15 us a name,
+ * ~0.1 ms of a fresh reader's first get). The modules are the index's own (the package exports
+ * them, "./*"), so the classes are the same.
+ */
+import { Message, MessageHeader } from 'apache-arrow';
+import { Data } from 'apache-arrow/data';
+import { MetadataVersion, Precision, Type } from 'apache-arrow/enum';
+import { RecordBatch } from 'apache-arrow/recordbatch';
+import { Field, Schema } from 'apache-arrow/schema';
+import { Table } from 'apache-arrow/table';
 import {
   Binary,
   Bool,
-  Data,
-  Field,
   Float,
   Int,
   LargeBinary,
   LargeUtf8,
-  Message,
-  MessageHeader,
-  MetadataVersion,
-  Precision,
-  RecordBatch,
-  Schema,
   Struct,
-  Table,
-  Type,
   Utf8,
-  Vector,
   type DataType,
   type Dictionary,
   type Timestamp,
-} from 'apache-arrow';
+} from 'apache-arrow/type';
+import { Vector } from 'apache-arrow/vector';
 import { TrellisError } from '../errors';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
-import { checkArrowNode, checkBatchColumns, pathOf, type Where } from './arrow-node-checks';
+import { checkArrowNode, checkBatchColumns, pathOf, type NodeShape, type Where } from './arrow-node-checks';
 
 export const ARROW_LAYOUT_VERSION = 1;
 
@@ -103,27 +106,39 @@ export interface ArrowLayout {
 /** [name, type, nullable]: a field of a plain schema (see `fields` above). */
 export type PlainField = [string, PlainTypeName, boolean];
 
-/** The types a plain schema may hold, each made as arrow's IPC decoder makes it (decodeFieldType). */
+/**
+ * The types a plain schema may hold, each made as arrow's IPC decoder makes it (decodeFieldType:
+ * `new Int(true, 8)`, `new Float(Precision.DOUBLE)`, `new Utf8()`, ...), but without calling the
+ * constructors (see "Assembly" below): the class and the fields its constructor sets, in order.
+ */
 const PLAIN_TYPES = {
-  Int8: () => new Int(true, 8),
-  Int16: () => new Int(true, 16),
-  Int32: () => new Int(true, 32),
-  Int64: () => new Int(true, 64),
-  Uint8: () => new Int(false, 8),
-  Uint16: () => new Int(false, 16),
-  Uint32: () => new Int(false, 32),
-  Uint64: () => new Int(false, 64),
-  Float16: () => new Float(Precision.HALF),
-  Float32: () => new Float(Precision.SINGLE),
-  Float64: () => new Float(Precision.DOUBLE),
-  Bool: () => new Bool(),
-  Utf8: () => new Utf8(),
-  Binary: () => new Binary(),
-  LargeUtf8: () => new LargeUtf8(),
-  LargeBinary: () => new LargeBinary(),
+  Int8: () => madeInt(true, 8),
+  Int16: () => madeInt(true, 16),
+  Int32: () => madeInt(true, 32),
+  Int64: () => madeInt(true, 64),
+  Uint8: () => madeInt(false, 8),
+  Uint16: () => madeInt(false, 16),
+  Uint32: () => madeInt(false, 32),
+  Uint64: () => madeInt(false, 64),
+  Float16: () => madeFloat(Precision.HALF),
+  Float32: () => madeFloat(Precision.SINGLE),
+  Float64: () => madeFloat(Precision.DOUBLE),
+  Bool: () => madeType<Bool>(Bool.prototype, Type.Bool),
+  Utf8: () => madeType<Utf8>(Utf8.prototype, Type.Utf8),
+  Binary: () => madeType<Binary>(Binary.prototype, Type.Binary),
+  LargeUtf8: () => madeType<LargeUtf8>(LargeUtf8.prototype, Type.LargeUtf8),
+  LargeBinary: () => madeType<LargeBinary>(LargeBinary.prototype, Type.LargeBinary),
 } as const satisfies Record<string, () => DataType>;
 
-type PlainTypeName = keyof typeof PLAIN_TYPES;
+/** The name of every plain type (for tests: each is compared with what its constructor makes). */
+export const PLAIN_TYPE_NAMES = Object.keys(PLAIN_TYPES) as PlainTypeName[];
+
+/** A plain type by name, as schemaOfPlainFields makes it. */
+export function plainType(name: PlainTypeName): DataType {
+  return PLAIN_TYPES[name]();
+}
+
+export type PlainTypeName = keyof typeof PLAIN_TYPES;
 
 export interface ArrowPlan {
   /** The bytes of every buffer to store, by stored-buffer index: views, not copies. */
@@ -228,8 +243,8 @@ function validPlainFields(fields: unknown): PlainField[] | undefined {
 
 /** The schema plain fields describe, made as arrow's IPC decoder makes it (see PLAIN_TYPES). */
 function schemaOfPlainFields(fields: PlainField[]): Schema {
-  const built = fields.map(([name, type, nullable]) => new Field(name, PLAIN_TYPES[type](), nullable, new Map()));
-  return new Schema(built, new Map(), new Map(), MetadataVersion.V5);
+  const built = fields.map(([name, type, nullable]) => madeField(name, PLAIN_TYPES[type](), nullable, new Map()));
+  return madeSchema(built, new Map(), new Map(), MetadataVersion.V5);
 }
 
 /** Walks arrow Data trees, numbering each distinct buffer and dictionary once. */
@@ -351,7 +366,7 @@ export function rebuildArrow(layout: ArrowLayout, views: readonly Uint8Array[]):
     layout,
     layout.bufferTypes.map((type, index) => typedView(type, views[index], index)),
   );
-  const batchType = new Struct(schema.fields);
+  const batchType = madeStruct(schema.fields);
   const batches = layout.batches.map((batch, i) => {
     const where = `batch ${i}`;
     if (typeof batch !== 'object' || batch === null)
@@ -442,6 +457,141 @@ export function assembleTable(schema: Schema, batches: RecordBatch[]): Table {
   return table as unknown as Table;
 }
 
+/*
+ * The same for the objects under a batch: Data, Field, Schema and the types. Their constructors
+ * only store their arguments, but a process that loaded apache-arrow itself compiles each of them
+ * (and what they call: strideForType, generateDictionaryMap) at their first call: with arrow's
+ * re-export getters (see the imports), ~0.35 ms of a fresh reader's first get of a plain table. Each is made here as
+ * its constructor makes it: its class's prototype, then the fields the constructor sets, in its
+ * order, with the values it would compute (test/types/arrow-assembly.test.ts compares every one
+ * with what the constructor makes). A Data whose stride is not 1 goes through the constructor.
+ */
+
+/** The fields `new Data` sets, in its order (the buffers only when given). */
+interface DataFields {
+  type: DataType;
+  children: Data[];
+  dictionary: Vector | undefined;
+  offset: number;
+  length: number;
+  _nullCount: number;
+  stride: number;
+  valueOffsets?: ArrayBufferView;
+  values?: ArrayBufferView;
+  nullBitmap?: ArrayBufferView;
+  typeIds?: ArrayBufferView;
+  variadicBuffers: Uint8Array[];
+}
+
+/**
+ * Type ids whose Data stride (arrow's strideForType) is 1: every type but those of fixed width
+ * in units of their values (Decimal, Interval, FixedSizeBinary, FixedSizeList) and the view types.
+ */
+const STRIDE_ONE = new Set<Type>([
+  Type.Null,
+  Type.Int,
+  Type.Float,
+  Type.Binary,
+  Type.LargeBinary,
+  Type.Utf8,
+  Type.LargeUtf8,
+  Type.Bool,
+  Type.Date,
+  Type.Time,
+  Type.Timestamp,
+  Type.Duration,
+  Type.List,
+  Type.LargeList,
+  Type.Struct,
+  Type.Union,
+  Type.Map,
+  Type.Dictionary,
+]);
+
+/** `new Data(type, offset, length, nullCount, buffers, children, dictionary, variadic)`, without the constructor. */
+function assembleData(
+  type: DataType,
+  shape: NodeShape,
+  buffers: ReadonlyArray<ArrayBufferView | undefined>,
+  children: Data[],
+  dictionary: Vector | undefined,
+  variadic: Uint8Array[],
+): Data {
+  if (!STRIDE_ONE.has(type.typeId)) {
+    const given = buffers as unknown as Data['buffers'];
+    return new Data(type, shape.offset, shape.length, shape.nullCount, given, children, dictionary, variadic);
+  }
+  const data = Object.create(Data.prototype) as DataFields;
+  data.type = type;
+  data.children = children;
+  data.dictionary = dictionary;
+  data.offset = Math.floor(Math.max(shape.offset || 0, 0));
+  data.length = Math.floor(Math.max(shape.length || 0, 0));
+  data._nullCount = Math.floor(Math.max(shape.nullCount || 0, -1));
+  data.stride = 1;
+  let buffer: ArrayBufferView | undefined;
+  if ((buffer = buffers[0])) data.valueOffsets = buffer;
+  if ((buffer = buffers[1])) data.values = buffer;
+  if ((buffer = buffers[2])) data.nullBitmap = buffer;
+  if ((buffer = buffers[3])) data.typeIds = buffer;
+  data.variadicBuffers = variadic;
+  return data as unknown as Data;
+}
+
+/** `new Field(name, type, nullable, metadata)`, without the constructor. */
+function madeField(name: string, type: DataType, nullable: boolean, metadata: Map<string, string>): Field {
+  const field = Object.create(Field.prototype) as { -readonly [K in keyof Field]: Field[K] };
+  field.name = name;
+  field.type = type;
+  field.nullable = nullable;
+  field.metadata = metadata;
+  return field as Field;
+}
+
+/** `new Schema(fields, metadata, dictionaries, metadataVersion)`, without the constructor. */
+function madeSchema(
+  fields: Field[],
+  metadata: Map<string, string>,
+  dictionaries: Map<number, DataType>,
+  metadataVersion: MetadataVersion,
+): Schema {
+  const schema = Object.create(Schema.prototype) as { -readonly [K in keyof Schema]: Schema[K] };
+  schema.fields = fields;
+  schema.metadata = metadata;
+  schema.dictionaries = dictionaries;
+  schema.metadataVersion = metadataVersion;
+  return schema as Schema;
+}
+
+/** `new Struct(children)`, without the constructor. */
+function madeStruct(children: Field[]): Struct {
+  const type = madeType<Struct>(Struct.prototype, Type.Struct) as { children: Field[] };
+  type.children = children;
+  return type as unknown as Struct;
+}
+
+/** `new Int(isSigned, bitWidth)`, without the constructor. */
+function madeInt(isSigned: boolean, bitWidth: number): Int {
+  const type = madeType<Int>(Int.prototype, Type.Int) as { isSigned: boolean; bitWidth: number };
+  type.isSigned = isSigned;
+  type.bitWidth = bitWidth;
+  return type as unknown as Int;
+}
+
+/** `new Float(precision)`, without the constructor. */
+function madeFloat(precision: Precision): Float {
+  const type = madeType<Float>(Float.prototype, Type.Float) as { precision: Precision };
+  type.precision = precision;
+  return type as unknown as Float;
+}
+
+/** A type of `prototype`'s class with its typeId set, as DataType's constructor sets it first. */
+function madeType<T extends DataType>(prototype: object, typeId: Type): T {
+  const type = Object.create(prototype) as { typeId: Type };
+  type.typeId = typeId;
+  return type as unknown as T;
+}
+
 class ArrowRebuilder {
   /** Each dictionary's Vector, made on first use and then shared, as it was when stored. */
   private readonly dictionaries: Array<Vector | undefined> = [];
@@ -490,12 +640,10 @@ class ArrowRebuilder {
     const variadic = node.variadic ?? [];
     if (!Array.isArray(variadic))
       throw mismatch(`${pathOf(where)} (${type}) has variadic buffers ${describe(variadic)}, not a list`);
-    return new Data(
+    return assembleData(
       type,
-      shape.offset,
-      shape.length,
-      shape.nullCount,
-      buffers as unknown as Data['buffers'],
+      shape,
+      buffers,
       childData,
       dictionary,
       variadic.map((index) => this.array(index, where) as Uint8Array),
@@ -640,10 +788,10 @@ function schemaOf(layout: ArrowLayout): Schema {
  * each batch such a copy, Schema.assign; a Table's schema was the cached one itself.)
  */
 function ownSchema(schema: Schema): Schema {
-  const fields = schema.fields.map(
-    (field) => new Field(field.name, field.type, field.nullable, new Map(field.metadata)),
+  const fields = schema.fields.map((field) =>
+    madeField(field.name, field.type, field.nullable, new Map(field.metadata)),
   );
-  return new Schema(fields, new Map(schema.metadata), new Map(schema.dictionaries), schema.metadataVersion);
+  return madeSchema(fields, new Map(schema.metadata), new Map(schema.dictionaries), schema.metadataVersion);
 }
 
 function decodeSchema(encoded: string): Schema {

@@ -15,16 +15,10 @@
  * A lie there gives wrong values or a TypeError when that row is read, never a read outside the
  * stored bytes: typed-array reads and subarray() are bounds-checked by the language.
  */
-import {
-  Type,
-  UnionMode,
-  type DataType,
-  type Data,
-  type Dictionary,
-  type FixedSizeBinary,
-  type FixedSizeList,
-  type Union,
-} from 'apache-arrow';
+// From the module that defines them, not the package's index (see arrow-layout.ts).
+import type { Data } from 'apache-arrow/data';
+import { Type, UnionMode } from 'apache-arrow/enum';
+import type { DataType, Dictionary, FixedSizeBinary, FixedSizeList, Union } from 'apache-arrow/type';
 import { TrellisError } from '../errors';
 
 /** A node's buffers, in arrow JS's BufferType order: valueOffsets, values, validity, typeIds. */

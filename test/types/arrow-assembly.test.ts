@@ -7,21 +7,41 @@
  */
 import * as assert from 'node:assert/strict';
 import {
+  Binary,
+  Bool,
   Data,
   Field,
+  FixedSizeBinary,
+  Float,
   Float64,
+  Int,
   Int32,
+  LargeBinary,
+  LargeUtf8,
+  List,
   makeData,
+  Message,
+  Null,
+  Precision,
   RecordBatch,
   Schema,
   Struct,
   Table,
   tableFromArrays,
   tableToIPC,
+  Utf8,
   util,
   vectorFromArray,
+  type DataType,
 } from 'apache-arrow';
-import { assembleRecordBatch, assembleTable, rebuildArrow } from '../../src/types/arrow-layout';
+import {
+  assembleRecordBatch,
+  assembleTable,
+  PLAIN_TYPE_NAMES,
+  plainType,
+  rebuildArrow,
+  type PlainTypeName,
+} from '../../src/types/arrow-layout';
 import { storeArrow } from '../fixtures/arrow-store';
 import { assertSameData, assertSchemasEqual, assertValuesEqual } from '../fixtures/arrow-compare';
 import { generatedTable } from '../fixtures/arrow-tables';
@@ -67,7 +87,134 @@ function assertSameTable(actual: Table, expected: Table): void {
   assert.deepEqual(actual.select([first]).toArray(), expected.select([first]).toArray(), 'select');
 }
 
+/** Each plain type as arrow's IPC decoder makes it (decodeFieldType). */
+const CONSTRUCTED_PLAIN_TYPES: Record<PlainTypeName, () => DataType> = {
+  Int8: () => new Int(true, 8),
+  Int16: () => new Int(true, 16),
+  Int32: () => new Int(true, 32),
+  Int64: () => new Int(true, 64),
+  Uint8: () => new Int(false, 8),
+  Uint16: () => new Int(false, 16),
+  Uint32: () => new Int(false, 32),
+  Uint64: () => new Int(false, 64),
+  Float16: () => new Float(Precision.HALF),
+  Float32: () => new Float(Precision.SINGLE),
+  Float64: () => new Float(Precision.DOUBLE),
+  Bool: () => new Bool(),
+  Utf8: () => new Utf8(),
+  Binary: () => new Binary(),
+  LargeUtf8: () => new LargeUtf8(),
+  LargeBinary: () => new LargeBinary(),
+};
+
+/** The same class and the same own fields, in the same order, each the same value (===). */
+function assertSameObject(actual: object, expected: object, where: string): void {
+  assert.equal(Object.getPrototypeOf(actual), Object.getPrototypeOf(expected), `${where}: class`);
+  assert.deepEqual(Object.keys(actual), Object.keys(expected), `${where}: fields`);
+  for (const key of Object.keys(expected))
+    assert.equal(
+      (actual as Record<string, unknown>)[key],
+      (expected as Record<string, unknown>)[key],
+      `${where}: ${key}`,
+    );
+}
+
+/**
+ * Every Schema, Field, Struct type and Data of a rebuilt value against what the constructors make
+ * of the same arguments (rebuildArrow makes them without the constructors where it can).
+ */
+function assertMadeAsConstructed(value: Table | RecordBatch): void {
+  const { schema } = value;
+  assertSameObject(
+    schema,
+    new Schema(schema.fields, schema.metadata, schema.dictionaries, schema.metadataVersion),
+    'schema',
+  );
+  for (const field of schema.fields)
+    assertSameObject(field, new Field(field.name, field.type, field.nullable, field.metadata), `field ${field.name}`);
+  const batches = value instanceof Table ? value.batches : [value];
+  const visit = (data: Data, where: string): void => {
+    const nullCount = (data as unknown as { _nullCount: number })._nullCount;
+    const given = [data.valueOffsets, data.values, data.nullBitmap, data.typeIds] as unknown as Data['buffers'];
+    const expected = new Data(
+      data.type,
+      data.offset,
+      data.length,
+      nullCount,
+      given,
+      data.children,
+      data.dictionary,
+      data.variadicBuffers,
+    );
+    assertSameObject(data, expected, where);
+    data.children.forEach((child, i) => visit(child, `${where}.${i}`));
+  };
+  batches.forEach((batch, i) => {
+    assertSameObject(batch.data.type, new Struct(batch.data.type.children), `batch ${i} type`);
+    visit(batch.data, `batch ${i}`);
+  });
+}
+
+/** The same class and fields in the same order, all the way down (Maps and arrays by their entries). */
+function assertSameTree(actual: unknown, expected: unknown, where: string): void {
+  if (typeof expected !== 'object' || expected === null || ArrayBuffer.isView(expected)) {
+    assert.equal(actual, expected, where);
+    return;
+  }
+  assert.ok(typeof actual === 'object' && actual !== null, `${where}: an object`);
+  assert.equal(Object.getPrototypeOf(actual), Object.getPrototypeOf(expected), `${where}: class`);
+  if (expected instanceof Map || Array.isArray(expected)) {
+    const entries = (value: object) => [...(value as Map<unknown, unknown> | unknown[]).entries()];
+    assert.equal(entries(actual).length, entries(expected).length, `${where}: entries`);
+    entries(expected).forEach(([key, value], i) => {
+      assert.equal(entries(actual)[i][0], key, `${where}: key ${i}`);
+      assertSameTree(entries(actual)[i][1], value, `${where}[${String(key)}]`);
+    });
+    return;
+  }
+  assert.deepEqual(Object.keys(actual), Object.keys(expected), `${where}: fields`);
+  for (const [key, value] of Object.entries(expected))
+    assertSameTree((actual as Record<string, unknown>)[key], value, `${where}.${key}`);
+}
+
 describe('types/arrow-assembly', () => {
+  it('makes every plain type as arrow makes it: the same class and fields', () => {
+    for (const name of PLAIN_TYPE_NAMES) assertSameObject(plainType(name), CONSTRUCTED_PLAIN_TYPES[name](), name);
+  });
+
+  it('makes a plain schema from its fields as arrow decodes it from IPC', () => {
+    const source = new Table({
+      price: vectorFromArray(new Float64Array(4)),
+      id: vectorFromArray(Int32Array.from([1, 2, 3, 4])),
+      name: vectorFromArray(['a', 'b', 'c', 'd'], new Utf8()),
+    });
+    const { layout, views } = storeArrow(source);
+    assert.ok(layout.fields, 'stored as plain fields too');
+    const decoded = Message.decode(Buffer.from(layout.schema, 'base64')).header() as Schema;
+    const table = rebuildArrow(layout, views) as Table;
+    assertSameTree(table.schema, decoded, 'schema');
+  });
+
+  it('makes Schema, Field, Struct and Data as their constructors would, for every kind of node', () => {
+    const plain = tableFromArrays({ price: new Float64Array(8), score: new Float64Array(8) });
+    const listType = new List(new Field('item', new Int32(), true));
+    const wide = new Table({
+      fixed: vectorFromArray([Uint8Array.of(1, 2, 3), null, Uint8Array.of(4, 5, 6)], new FixedSizeBinary(3)),
+      list: vectorFromArray([[1, 2], null, [3]], listType),
+      nothing: vectorFromArray([null, null, null], new Null()),
+      nested: vectorFromArray([{ a: 1 }, null, { a: 3 }], new Struct([new Field('a', new Int32(), true)])),
+    });
+    for (const source of [plain, generatedTable(50, 3, 2), wide]) {
+      const { layout, views } = storeArrow(source);
+      const table = rebuildArrow(layout, views) as Table;
+      assertMadeAsConstructed(table);
+      assertValuesEqual(table, source);
+    }
+    const batch = tableFromArrays({ id: Int32Array.from([1, 2]) }).batches[0];
+    const stored = storeArrow(batch);
+    assertMadeAsConstructed(rebuildArrow(stored.layout, stored.views) as RecordBatch);
+  });
+
   it('rebuilds a plain table (two float64 columns) as the constructors would', () => {
     const rows = 1000;
     const price = Float64Array.from({ length: rows }, (_, i) => 100 + i / 8);
