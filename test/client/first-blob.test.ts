@@ -2,10 +2,11 @@ import * as assert from 'node:assert/strict';
 import { sha256, taggedBytes } from '../fixtures/children/index-client';
 import { type TestDaemon } from '../fixtures/daemon';
 import { startObservedDaemon, type ObservedDaemon } from '../fixtures/observed-daemon';
-import { tempPath } from '../fixtures/setup';
 import { settledStatus } from '../fixtures/status';
 import { startWorker } from '../fixtures/worker';
 import type { TrellisClient } from '../../src/index';
+import { IpcChannel } from '../../src/client/ipc';
+import { onCleanup, tempPath } from '../fixtures/setup';
 
 /** A client process (fixtures/children/index-client.ts); `run` throws on an error answer. */
 const startClient = (socket: string) => startWorker(socket, { script: 'index-client.ts', answerTimeoutMs: 60_000 });
@@ -134,6 +135,27 @@ describe("a new process's first getBlob: segments at connect, blobs of any size 
       0,
     );
     assert.deepEqual(got, fromIndex(4, 12 * MiB));
+  });
+
+  it('openReadIndex sends the pool segments only to a client that asks (an older client is sent none)', async () => {
+    await start();
+    const { large } = await writerWithBlobs();
+    const open = async () => {
+      const channel = await IpcChannel.open(daemon.socket);
+      onCleanup(() => channel.close());
+      return channel;
+    };
+    const older = await open();
+    assert.equal((await older.request('openReadIndex', { holds: true })).segments, undefined);
+    const newer = await open();
+    const { segments } = await newer.request('openReadIndex', { holds: true, segments: true });
+    assert.ok(segments !== undefined && segments >= 1, `segments ${segments}`);
+    // Where the blob is, as a get through the daemon says (that get sends the fd to `probe`).
+    const probe = await open();
+    const [location] = (await probe.request('getBlobs', { ids: [large] })).blobs;
+    assert.equal(location.size, 6 * MiB);
+    assert.equal(newer.mappings.has(location.segment), true);
+    assert.equal(older.mappings.has(location.segment), false);
   });
 
   it('a spilled blob is loaded back through the daemon, then got from the index again', async () => {
