@@ -143,7 +143,17 @@ export class TrellisClient extends Client {
   /** @internal connect() hands the index over once mapped. */
   useReadIndex(reader: ReadIndexReader | undefined): void {
     this.readIndex = reader;
-    this.indexHolds = reader?.holds;
+    const holds = (this.indexHolds = reader?.holds);
+    if (reader === undefined || holds === undefined) return;
+    // getBlob: a blob's view from the index, pinned by this client's hold (no request).
+    this.blobs.indexAccess = {
+      view: (id) => {
+        const held = holds.holds(id);
+        const hit = reader.read(id, false, true);
+        return hit === undefined ? undefined : { bytes: hit.bytes, taken: !held };
+      },
+      letGo: (ids) => holds.releaseAndTell(ids),
+    };
   }
 
   /**

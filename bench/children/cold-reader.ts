@@ -59,6 +59,14 @@ export interface FirstRead {
   secondScan: number;
   /** Every values buffer lies in the mapping (trellis shared memory, or the mapped file). */
   zeroCopy: boolean;
+  /**
+   * trellis readers: the connect() this process made before anything else was timed, and its CPU
+   * time; what a user's process pays before its first get (work moved into connect shows here).
+   */
+  connect?: number;
+  connectCpu?: number;
+  /** trellis readers: requests this process made for its first get (0: answered in the process). */
+  firstRequests?: number;
 }
 
 function time<T>(op: () => T): [T, number] {
@@ -92,7 +100,21 @@ function scans(scan: () => number): { firstScan: number; secondScan: number } {
   return { firstScan, secondScan };
 }
 
-function coldCommands(trellis: Trellis.TrellisClient | undefined) {
+/** The connect() of this process, timed in main(); undefined for the baseline readers. */
+interface Connected {
+  client: Trellis.TrellisClient;
+  connect: number;
+  connectCpu: number;
+}
+
+/** Requests this process has sent so far: the client's next sequence number, less one. */
+function requestsSent(client: Trellis.TrellisClient): number | undefined {
+  const channel = (client as unknown as { rawChannel?: { nextSeq?: unknown } }).rawChannel;
+  return typeof channel?.nextSeq === 'number' ? channel.nextSeq - 1 : undefined;
+}
+
+function coldCommands(connected: Connected | undefined) {
+  const trellis = connected?.client;
   const needTrellis = () => {
     if (!trellis) throw new Error('cold-reader: started without --socket');
     return trellis;
@@ -141,11 +163,22 @@ function coldCommands(trellis: Trellis.TrellisClient | undefined) {
     /** getBlob (a Buffer over shared memory): the first in this process, then again. */
     async blob({ id }: { id: string }): Promise<FirstRead> {
       const client = needTrellis();
+      const before = requestsSent(client);
       const cpu = process.cpuUsage();
       const [{ buffer: bytes }, first] = await timeAsync(() => client.getBlob(id));
       const firstCpu = cpuSince(cpu);
+      const after = requestsSent(client);
       const [, warm] = await timeAsync(() => client.getBlob(id));
-      return { first, firstCpu, warm, zeroCopy: client.isSharedMemory(bytes), ...scans(() => scanBytes(bytes)) };
+      return {
+        first,
+        firstCpu,
+        warm,
+        zeroCopy: client.isSharedMemory(bytes),
+        connect: connected?.connect,
+        connectCpu: connected?.connectCpu,
+        firstRequests: before === undefined || after === undefined ? undefined : after - before,
+        ...scans(() => scanBytes(bytes)),
+      };
     },
 
     /**
@@ -187,9 +220,14 @@ export type ColdReaderCommands = ReturnType<typeof coldCommands>;
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const socketAt = args.indexOf('--socket');
-  const trellis = socketAt >= 0 ? await dist.connect(args[socketAt + 1]) : undefined;
+  let connected: Connected | undefined;
+  if (socketAt >= 0) {
+    const cpu = process.cpuUsage();
+    const [client, connect] = await timeAsync(() => dist.connect(args[socketAt + 1]));
+    connected = { client, connect, connectCpu: cpuSince(cpu) };
+  }
   process.on('exit', () => void sink);
-  serveCommands(coldCommands(trellis));
+  serveCommands(coldCommands(connected));
 }
 
 if (require.main === module) {

@@ -116,7 +116,8 @@ function runRatios(baseline: number[], trellis: number[]): string {
 
 function rows(placed: Placed): Row[] {
   const { runs, label } = placed;
-  const pick = (reader: Reader, key: keyof Omit<FirstRead, 'zeroCopy'>) => runs[reader].map((r) => r[key]);
+  const pick = (reader: Reader, key: 'first' | 'firstCpu' | 'warm' | 'firstScan' | 'secondScan') =>
+    runs[reader].map((r) => r[key]);
   const table = medianMs(pick('table', 'first'));
   const file = medianMs(pick('ipcFile', 'first'));
   const sharedFile = medianMs(pick('ipcFileShared', 'first'));
@@ -194,13 +195,40 @@ function rows(placed: Placed): Row[] {
     },
     ...(['smallBlob', 'largeBlob'] as const).flatMap((reader): Row[] => {
       const bytes = reader === 'smallBlob' ? PLAN.smallBlobBytes : PLAN.largeBlobBytes;
+      // What connect() costs the same processes, and the two together: what a user's new process
+      // pays to its first blob, so that work moved from the first get into connect shows.
+      const connect = runs[reader].map((r) => r.connect ?? NaN);
+      const connectCpu = runs[reader].map((r) => r.connectCpu ?? NaN);
+      const requests = runs[reader].map((r) => r.firstRequests);
+      const requestsNote = requests.every((n) => n === 0)
+        ? 'no request (read index)'
+        : `requests: ${requests.map((n) => n ?? '?').join(',')}`;
       return [
-        { section: getSection, operation: `trellis, cold: first getBlob`, bytes, stats: ms(pick(reader, 'first')) },
+        {
+          section: getSection,
+          operation: `trellis, cold: first getBlob`,
+          bytes,
+          stats: ms(pick(reader, 'first')),
+          versus: requestsNote,
+        },
         {
           section: getSection,
           operation: `trellis, cold: first getBlob, reader CPU time only`,
           bytes,
           stats: ms(pick(reader, 'firstCpu')),
+        },
+        { section: getSection, operation: `trellis, cold: connect() before it`, bytes, stats: ms(connect) },
+        {
+          section: getSection,
+          operation: `trellis, cold: connect() before it, reader CPU time only`,
+          bytes,
+          stats: ms(connectCpu),
+        },
+        {
+          section: getSection,
+          operation: `trellis, cold: connect() + first getBlob`,
+          bytes,
+          stats: ms(connect.map((value, run) => value + pick(reader, 'first')[run])),
         },
         { section: getSection, operation: `trellis, warm: getBlob again`, bytes, stats: ms(pick(reader, 'warm')) },
       ];
@@ -278,6 +306,8 @@ async function run(context: SuiteContext): Promise<SuiteReport> {
     targets: measured.flatMap(targets),
     notes: [
       'cold = the first read in a new process, which had connected and imported apache-arrow beforehand (both sides);',
+      'the connect() rows time that connect in the blob readers (trellis already loaded), and connect() + first getBlob',
+      'adds the two per process;',
       'warm = the same read again in that process. Readers run in turn in each run (the order turning each run);',
       'ratios are of medians of the same runs, "runs" gives the lowest and highest of each run\'s own ratio, and',
       'rows show the range of the runs where a p99 would need 50.',

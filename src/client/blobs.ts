@@ -22,6 +22,17 @@ export interface RingAccess {
   open(): Promise<PutRing | null>;
 }
 
+/**
+ * The read index, for getBlob with no request (docs/read-index.md): a sealed blob's bytes as a
+ * view of shared memory, pinned by this client's hold on it until release, delete or disconnect.
+ */
+export interface IndexAccess {
+  /** The view, or undefined: ask the daemon. `taken`: a hold was taken now (none was held before). */
+  view(id: string): { bytes: Buffer; taken: boolean } | undefined;
+  /** Lets go of holds taken for views never handed out (a getBlobs whose request failed). */
+  letGo(ids: string[]): void;
+}
+
 export interface Blob {
   readonly id: string;
   readonly size: number;
@@ -187,8 +198,15 @@ export async function sealingElsewhere<T>(writers: readonly BlobWriter[], reques
  */
 export class BlobCache {
   private readonly held = new Map<string, BlobLocation>();
+  /**
+   * Views got from the read index: held by this client's hold on each, as `held` by a reference,
+   * so a repeated getBlob hands the same view out with no lookup until release or delete.
+   */
+  private readonly indexed = new Map<string, Buffer>();
   /** Set by a client that may have a put ring (connect.ts). */
   ringAccess?: RingAccess;
+  /** Set by a client that maps the daemon's read index (connect.ts). */
+  indexAccess?: IndexAccess;
 
   constructor(readonly channel: Channel) {}
 
@@ -197,7 +215,10 @@ export class BlobCache {
   }
 
   forget(ids: string[]): void {
-    for (const id of ids) this.held.delete(id);
+    for (const id of ids) {
+      this.held.delete(id);
+      this.indexed.delete(id);
+    }
     this.channel.forget(ids);
   }
 
@@ -240,14 +261,43 @@ export class BlobCache {
     return locations.map((location) => new BlobWriter(this, location, this.channel.writable(location)));
   }
 
-  /** Views of sealed blobs, taking a reference to each; one round trip for all that are not held. */
+  /**
+   * Views of sealed blobs, taking a reference (or a read-index hold) to each. When the read index
+   * has every one not held yet, no request is made; else one round trip for all of them, and the
+   * holds this call took are let go first (at once, so that no other get in this process can have
+   * handed out a view that one of them pins meanwhile; the daemon's answer holds what it gives).
+   */
   async get(ids: string[]): Promise<Blob[]> {
-    const missing = ids.filter((id) => !this.held.has(id));
-    if (missing.length > 0) {
-      const { blobs } = await this.channel.request('getBlobs', { ids: [...new Set(missing)] });
-      for (const blob of blobs) this.held.set(blob.id, blob);
+    const found = this.indexAccess === undefined ? undefined : this.fromIndex(this.indexAccess, ids);
+    if (found === undefined) {
+      const missing = ids.filter((id) => !this.held.has(id) && !this.indexed.has(id));
+      if (missing.length > 0) {
+        const { blobs } = await this.channel.request('getBlobs', { ids: [...new Set(missing)] });
+        for (const blob of blobs) this.held.set(blob.id, blob);
+      }
     }
-    return ids.map((id) => this.view(this.held.get(id)!));
+    return ids.map((id) => {
+      const bytes = this.indexed.get(id);
+      return bytes !== undefined ? { id, size: bytes.byteLength, buffer: bytes } : this.view(this.held.get(id)!);
+    });
+  }
+
+  /** Views from the read index of every id not held yet (remembered), or undefined: ask the daemon. */
+  private fromIndex(index: IndexAccess, ids: string[]): Map<string, Buffer> | undefined {
+    let found: Map<string, Buffer> | undefined;
+    let taken: string[] | undefined;
+    for (const id of ids) {
+      if (this.held.has(id) || this.indexed.has(id) || found?.has(id)) continue;
+      const hit = index.view(id);
+      if (hit === undefined) {
+        if (taken !== undefined) index.letGo(taken);
+        return undefined;
+      }
+      (found ??= new Map()).set(id, hit.bytes);
+      if (hit.taken) (taken ??= []).push(id);
+    }
+    if (found !== undefined) for (const [id, bytes] of found) this.indexed.set(id, bytes);
+    return found ?? new Map();
   }
 
   view(location: BlobLocation): Blob {

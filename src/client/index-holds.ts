@@ -1,7 +1,7 @@
 /**
  * The client's hold counters for pinned views from the read index (docs/read-index.md, "Pinned
  * views"): one 32-bit counter per index slot, in a segment the daemon made for this client
- * alone and reads before it frees an indexed blob's bytes. A get of a small blob from the index
+ * alone and reads before it frees an indexed blob's bytes. A get of a blob from the index
  * adds 1 to the slot's counter, then checks that the slot still names the object (the read
  * index's seq did not move): if so the bytes stay put until this client lets go, so they can be
  * handed out as a view of shared memory, with no copy and no round trip.

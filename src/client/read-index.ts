@@ -1,7 +1,7 @@
 /**
  * The client's half of the read index (layout in protocol/read-index-layout.ts, why it is
- * correct in docs/read-index.md): a get of a small sealed object by id, answered in this
- * process with no round trip. The index is the daemon's read-only segment; a lookup finds the
+ * correct in docs/read-index.md): a get of a small sealed Value or of a sealed blob of any size
+ * by id, answered in this process with no round trip. The index is the daemon's read-only segment; a lookup finds the
  * object's slot. A Value's bytes (decoded anyway) are copied out, and the copy kept only if the
  * slot's seqlock did not move meanwhile. A blob's bytes are pinned instead (index-holds.ts: a
  * hold counter per slot that the daemon reads before it frees them) and handed out as a view of
@@ -103,8 +103,9 @@ export class ReadIndexReader {
   /**
    * The object's bytes, or undefined: ask the daemon. A Value's are copied out. A blob's are a
    * pinned view of shared memory, as get hands blobs out, or with `copyBlobs` a private copy.
+   * `blobsOnly` (getBlob): anything but a blob is a miss, and the daemon answers it (TypeMismatch).
    */
-  read(id: string, copyBlobs: boolean): IndexedObject | undefined {
+  read(id: string, copyBlobs: boolean, blobsOnly = false): IndexedObject | undefined {
     if (!isObjectId(id) || !this.isOpen()) return undefined;
     const words = this.words;
     const high = keyHigh(id);
@@ -124,6 +125,7 @@ export class ReadIndexReader {
       const offset = Atomics.load(words, base + S_OFFSET);
       const size = Atomics.load(words, base + S_SIZE);
       if (Atomics.load(words, base + S_SEQ) !== seq) return this.raced();
+      if (blobsOnly && kind !== KIND_BLOB) break;
       if (kind === KIND_BLOB && !copyBlobs) return this.pin(id, (start + i) & mask, base, seq, segment, offset, size);
       const source = this.source(id, segment, offset, size);
       if (!source) return undefined;
@@ -214,7 +216,8 @@ export async function openReadIndex(channel: IpcChannel): Promise<ReadIndexReade
   let size: number;
   let holds: number | undefined;
   try {
-    ({ size, holds } = await channel.request('openReadIndex', { holds: true }));
+    // `segments`: the pool's fds come with it, so a first get of a blob needs no request.
+    ({ size, holds } = await channel.request('openReadIndex', { holds: true, segments: true }));
   } catch (error) {
     // A daemon of an earlier version does not know the request: gets go through it as before.
     if (error instanceof TrellisError && error.code !== 'ConnectionClosed') return undefined;

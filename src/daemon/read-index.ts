@@ -1,8 +1,8 @@
 /**
  * The daemon's half of the read index (layout in protocol/read-index-layout.ts, the argument
- * for its correctness in docs/read-index.md): small sealed objects are published into a
- * shared-memory hash table when sealed, and withdrawn before their bytes can be freed (deleted,
- * expired, spilled, recycled). Clients read it without a round trip: a Value's bytes they copy
+ * for its correctness in docs/read-index.md): small sealed Values and sealed blobs of any size
+ * are published into a shared-memory hash table when sealed, and withdrawn before their bytes
+ * can be freed (deleted, expired, spilled, recycled). Clients read it without a round trip: a Value's bytes they copy
  * out (and check that the slot did not change meanwhile); a blob's bytes they pin, with a hold
  * counter of their own per slot (index-holds.ts), and hand out as a view of shared memory. A
  * withdraw that finds a slot held keeps the slot as a tombstone (SLOT_WAITING) and the object's
@@ -26,6 +26,7 @@ import {
   MAX_PROBE,
   READ_INDEX_LAYOUT_VERSION,
   READ_INDEX_MAGIC,
+  READ_INDEX_MAX_BLOB_END,
   READ_INDEX_MAX_BYTES,
   READ_INDEX_SEGMENT,
   S_KEY_HIGH,
@@ -196,8 +197,9 @@ export class ReadIndex {
     if (!object.sealed || object.deleted || this.entries.has(object.id)) return;
     if (object.blob) {
       if (object.typename !== READ_INDEX_BLOB_TYPENAME || !object.placement) return;
-      if (object.nbytes > READ_INDEX_MAX_BYTES) return;
       const { segment, offset } = object.placement;
+      // Any size: a client pins the bytes and views them, it never copies them for a get.
+      if (offset + object.nbytes > READ_INDEX_MAX_BLOB_END) return;
       this.insert(object, KIND_BLOB, segment, offset, object.nbytes);
       return;
     }

@@ -86,6 +86,11 @@ export class SegmentPool {
     return this.policy.capacity(this.reservedBytes);
   }
 
+  /** The ids of the segments in use now (the spare, not yet taken, is none of them). */
+  get segmentIds(): number[] {
+    return [...this.segments.keys()];
+  }
+
   segmentFd(segment: number): { fd: number; size: number } {
     const found = this.segments.get(segment);
     if (!found) throw new TrellisError('ObjectNotFound', `segment ${segment} does not exist`);

@@ -705,12 +705,20 @@ export interface ImportArchiveReply {
 export interface OpenReadIndexRequest {
   /** Also grant this client's hold counters (pinned views of indexed blobs; docs/read-index.md). */
   holds?: boolean;
+  /**
+   * Also grant the fds of the pool's segments now (at most READ_INDEX_CONNECT_SEGMENTS), so that
+   * this client's first get of an indexed blob needs no request. A daemon that does not know the
+   * field ignores it (and grants them with the gets, as before).
+   */
+  segments?: boolean;
 }
 export interface OpenReadIndexReply {
   /** Bytes of the index segment; 0 when the daemon keeps no index (nothing was granted). */
   size: number;
   /** Bytes of this client's hold counters, granted as READ_INDEX_HOLDS_SEGMENT; absent when not. */
   holds?: number;
+  /** How many pool segments were granted with the index (asked with `segments`); absent when not asked. */
+  segments?: number;
 }
 
 /**

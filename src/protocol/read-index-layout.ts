@@ -22,9 +22,25 @@ export const READ_INDEX_HOLDS_SEGMENT = 2 ** 52;
 export const READ_INDEX_MAGIC = 0x58495254;
 export const READ_INDEX_LAYOUT_VERSION = 1;
 
-/** Objects above this size are not indexed: a get copies them out, and copies of larger ones
- * would trade the zero-copy view for a round trip saved (see docs/read-index.md). */
+/**
+ * Values above this size are not indexed: a get copies a Value's bytes out of the arena, and the
+ * arena is small. Blobs are handed out as pinned views (no copy), so they are indexed at any size
+ * up to READ_INDEX_MAX_BLOB_END (docs/read-index.md).
+ */
 export const READ_INDEX_MAX_BYTES = 4096;
+
+/**
+ * A blob is indexed only when its offset + size fit a signed 32-bit slot word: clients of the
+ * first layout read S_OFFSET and S_SIZE as signed words, so larger ones go through the daemon.
+ */
+export const READ_INDEX_MAX_BLOB_END = 0x7fffffff;
+
+/**
+ * openReadIndex with `segments` grants at most this many pool segments' fds (the first, which the
+ * pool fills first): each stays open in the client, and one more is one more fd message at connect.
+ * Segments beyond them, and segments made later, are granted with the first get that needs them.
+ */
+export const READ_INDEX_CONNECT_SEGMENTS = 64;
 
 /** Header words. */
 export const HEADER_WORDS = 16;

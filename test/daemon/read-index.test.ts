@@ -181,10 +181,12 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     index.publish(blobAt(idOf(1), 99, 0, 100));
     assert.equal(reader.read(idOf(1), true), undefined);
     assert.equal(reader.stats.unmapped, 1);
-    index.publish(blobAt(idOf(2), SEGMENT, 0, 4097));
+    // Blobs of any size are indexed, but not past what a signed slot word holds (old clients).
+    index.publish(blobAt(idOf(5), SEGMENT, 0, 4097));
+    index.publish(blobAt(idOf(2), SEGMENT, 2 ** 31 - 100, 200));
     index.publish({ ...blobAt(idOf(3), SEGMENT, 0, 100), typename: 'trellis::Tensor<float64>' } as StoredObject);
     index.publish({ ...blobAt(idOf(4), SEGMENT, 0, 100), sealed: false } as StoredObject);
-    assert.equal(index.counts.live, 1);
+    assert.equal(index.counts.live, 2);
   });
 
   /** A client's hold counters for the index (as index-holds.ts grants them), mapped writable here. */
