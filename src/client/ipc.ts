@@ -20,6 +20,7 @@ import { native } from '../native';
 import type { Channel } from './channel';
 import { SegmentMappings } from './mappings';
 import { PendingReplies } from '../protocol/pending-replies';
+import { replyNotWaiting } from '../protocol/reply-not-waiting';
 
 /** How long to wait for an fd the daemon has already sent; only a broken daemon takes this long. */
 const FD_RECEIVE_TIMEOUT_MS = 5000;
@@ -181,11 +182,11 @@ export class IpcChannel implements Channel {
     }
     const waiter = this.pending.take(envelope.seq);
     if (!waiter) {
-      // seq 0: the daemon refused the connection as a whole; it closes it next.
-      if (envelope.seq === 0 && envelope.error) this.closedError ??= fromWireError(envelope.error);
-      // An error for a request that is not waiting comes from a broken daemon (or something else
-      // at the path): a bad frame, which fails this connection, not one the rest would hang on.
-      else if (envelope.error) this.shutdown(unexpectedError(this.socketPath, envelope));
+      const error = replyNotWaiting(this.socketPath, envelope);
+      // seq 0: the daemon refused the connection as a whole; it closes it next. Any other reply
+      // for a request that is not waiting is a bad frame, which fails this connection.
+      if (envelope.seq === 0 && envelope.error) this.closedError ??= error;
+      else this.shutdown(error);
       return;
     }
     if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.unref();
@@ -215,14 +216,6 @@ export class IpcChannel implements Channel {
     this.mappings.close();
     for (const waiter of this.pending.takeAll()) waiter.reject(this.closedError);
   }
-}
-
-function unexpectedError(socketPath: string, envelope: ReplyEnvelope): TrellisError {
-  const { code, message } = envelope.error!;
-  return new TrellisError(
-    'ProtocolError',
-    `${socketPath} sent an error for request ${envelope.seq}, which is not waiting (${code}: ${message})`,
-  );
 }
 
 /** A decoded frame shaped as a reply: an object with a numeric seq (its other fields are the request's to read). */

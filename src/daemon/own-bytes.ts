@@ -68,3 +68,15 @@ function visit(
   }
   return total;
 }
+
+/**
+ * `bytes` when it is the whole of its buffer, otherwise a copy of its own: for one value kept
+ * long (an etcd value in a mirror), which would keep the response, msgpackr's working buffer or
+ * a slice of Node's shared pool alive.
+ */
+export function ownBuffer(bytes: Buffer): Buffer {
+  if (bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  const copy = Buffer.allocUnsafeSlow(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
+}

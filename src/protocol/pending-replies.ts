@@ -58,6 +58,13 @@ export class PendingReplies<T> {
     return other;
   }
 
+  /** Calls `visit` with every waiter still pending, in no particular order. */
+  forEach(visit: (waiter: T) => void): void {
+    if (this.count === 0) return;
+    for (const waiter of this.waiters) if (waiter !== undefined) visit(waiter);
+    for (const waiter of this.overflow.values()) visit(waiter);
+  }
+
   /** Every waiter, no longer pending, oldest request first. */
   takeAll(): T[] {
     const all: Array<[number, T]> = [...this.overflow];

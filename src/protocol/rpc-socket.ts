@@ -15,6 +15,7 @@ import { fromWireError, TrellisError } from '../errors';
 import { encodeFrameWithBytes, planReads } from './bulk-frames';
 import { FrameReader, type BulkConsumer } from './frame-reader';
 import { PendingReplies } from './pending-replies';
+import { replyNotWaiting } from './reply-not-waiting';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame } from './framing';
 import {
   PROTOCOL_VERSION,
@@ -59,7 +60,9 @@ interface Pending {
   kind: string;
   resolve(reply: unknown): void;
   reject(error: Error): void;
-  timer?: NodeJS.Timeout;
+  timeoutMs: number;
+  /** performance.now() by which the reply must have come; 0 for none. */
+  deadline: number;
   /** readBlobs: where the reply's bytes go as they arrive. */
   consume?: BulkConsumer;
   /** A consumer that threw: the bytes still drain, then the request fails with this. */
@@ -88,6 +91,14 @@ export class RpcSocket {
   /** False after unref(): the socket is then ref'd only while requests are pending. */
   private keepsProcessAlive = true;
   private readonly closeHooks: Array<(error: TrellisError) => void> = [];
+  /**
+   * One timer for every deadline of this connection, not one per request: it is set for the
+   * earliest deadline it knows of, and when it fires, checks the requests still pending. Since
+   * requests mostly share one timeout, a new one rarely moves it.
+   */
+  private deadlineTimer?: NodeJS.Timeout;
+  /** When deadlineTimer fires (performance.now()); Infinity while none is set. */
+  private deadlineTimerDue = Infinity;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -262,21 +273,10 @@ export class RpcSocket {
     if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.ref();
     const seq = this.nextSeq++;
     return new Promise((resolve, reject) => {
-      const pending: Pending = { kind, resolve, reject, consume };
       const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
-      if (timeoutMs > 0) {
-        pending.timer = setTimeout(
-          () =>
-            this.shutdown(
-              new TrellisError(
-                'Unavailable',
-                `trellisd at ${this.endpoint} did not answer ${kind} within ${timeoutMs} ms`,
-              ),
-            ),
-          timeoutMs,
-        );
-      }
-      this.pending.set(seq, pending);
+      const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : 0;
+      this.pending.set(seq, { kind, resolve, reject, timeoutMs, deadline, consume });
+      if (deadline > 0 && deadline < this.deadlineTimerDue) this.setDeadlineTimer(deadline);
       if (frames.length === 1) {
         this.socket.write(frames[0]);
         return;
@@ -285,6 +285,42 @@ export class RpcSocket {
       for (const frame of frames) this.socket.write(frame);
       this.socket.uncork();
     });
+  }
+
+  private setDeadlineTimer(due: number): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimerDue = due;
+    this.deadlineTimer = setTimeout(() => this.checkDeadlines(), Math.max(1, Math.ceil(due - performance.now())));
+    // A request in flight keeps the socket, and so the process, running; the timer need not.
+    this.deadlineTimer.unref();
+  }
+
+  /** A request past its deadline closes the connection (the peer is treated as gone). */
+  private checkDeadlines(): void {
+    this.deadlineTimer = undefined;
+    this.deadlineTimerDue = Infinity;
+    if (this.closedError) return;
+    const now = performance.now();
+    let missed: Pending | undefined;
+    let next = Infinity;
+    this.pending.forEach((pending) => {
+      if (pending.deadline === 0) return;
+      if (pending.deadline <= now) {
+        if (missed === undefined || pending.deadline < missed.deadline) missed = pending;
+      } else if (pending.deadline < next) {
+        next = pending.deadline;
+      }
+    });
+    if (missed !== undefined) {
+      this.shutdown(
+        new TrellisError(
+          'Unavailable',
+          `trellisd at ${this.endpoint} did not answer ${missed.kind} within ${missed.timeoutMs} ms`,
+        ),
+      );
+    } else if (next !== Infinity) {
+      this.setDeadlineTimer(next);
+    }
   }
 
   private receive(chunk: Buffer): void {
@@ -318,10 +354,13 @@ export class RpcSocket {
       this.shutdown(new TrellisError('ProtocolError', `trellisd at ${this.endpoint} sent a reply without a seq`));
       return;
     }
+    // A frame before this one in the same read failed the connection.
+    if (this.closedError) return;
     const pending = this.take(envelope.seq);
     if (!pending) {
-      // seq 0 (or one we gave up on): the daemon refused the connection as a whole.
-      if (envelope.error) this.shutdown(fromWireError(envelope.error));
+      // An error with seq 0 is the daemon refusing the connection as a whole; any other reply
+      // for a request not waiting is a bad frame (a timed-out request closed the connection).
+      this.shutdown(replyNotWaiting(`trellisd at ${this.endpoint}`, envelope));
       return;
     }
     if (envelope.error) pending.reject(fromWireError(envelope.error));
@@ -347,7 +386,6 @@ export class RpcSocket {
   private take(seq: number): Pending | undefined {
     const pending = this.pending.take(seq);
     if (!pending) return undefined;
-    clearTimeout(pending.timer);
     if (!this.keepsProcessAlive && this.pending.size === 0) this.socket.unref();
     return pending;
   }
@@ -373,10 +411,9 @@ export class RpcSocket {
     if (this.closedError) return;
     this.closedError = reason;
     this.socket.destroy();
-    for (const pending of this.pending.takeAll()) {
-      clearTimeout(pending.timer);
-      pending.reject(reason);
-    }
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    for (const pending of this.pending.takeAll()) pending.reject(reason);
     for (const hook of this.closeHooks.splice(0)) hook(reason);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * A client whose socket answers with frames that are not replies (a broken daemon, or something
- * else listening at the path), or with an error for a request it never made: connect fails with
+ * else listening at the path), or with a reply or an error for a request it never made: connect fails with
  * ProtocolError, and the client's process goes on. An error with seq 0 is the daemon refusing the
  * connection: connect fails with the daemon's own code.
  */
@@ -50,6 +50,15 @@ describe('a socket that answers with frames that are not replies', function () {
     await assert.rejects(withinDeadline(connect(socketPath)), (error: Error & { code?: string }) => {
       assert.equal(error.code, 'ProtocolError', error.message);
       assert.match(error.message, new RegExp(`${escaped(socketPath)}.*request 7, which is not waiting`));
+      return true;
+    });
+  });
+
+  it('a reply to a request that is not waiting (seq 7): connect rejects with ProtocolError, not a hang', async () => {
+    const socketPath = await answeringWith({ seq: 7, reply: {} });
+    await assert.rejects(withinDeadline(connect(socketPath)), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'ProtocolError', error.message);
+      assert.match(error.message, new RegExp(`${escaped(socketPath)}.*reply to request 7, which is not waiting`));
       return true;
     });
   });

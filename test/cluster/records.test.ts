@@ -4,6 +4,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
+import { ownBytes } from '../../src/daemon/own-bytes';
 import {
   decodeNameHistory,
   decodeNameTarget,
@@ -83,5 +84,32 @@ describe('object records', () => {
     assert.equal(decodeNameHistory(Buffer.from('{"versions":[]}')), undefined);
     assert.equal(decodeNameHistory(Buffer.from('{"versions":[{"version":1,"id":"nope","createdAt":1}]}')), undefined);
     assert.equal(decodeNameHistory(Buffer.from('not json')), undefined);
+  });
+});
+
+describe('decodeRecord and the bytes of fields', () => {
+  it('bytes in fields are views of the value read (a listing copies nothing); ownBytes makes them their own', () => {
+    const data = Buffer.alloc(100, 7);
+    const value = encodeRecord({
+      typename: 'trellis::Value',
+      nbytes: 0,
+      createdAt: 1,
+      labels: {},
+      fields: { data, nested: [{ more: Buffer.alloc(10, 1) }] },
+      members: {},
+      blob: false,
+    });
+    const record = decodeRecord(objectKey(GLOBAL), value, '0')!;
+    const read = record.fields.data as Uint8Array;
+    assert.deepEqual(Buffer.from(read), data);
+    assert.equal(read.buffer, value.buffer, 'a view of the value, not a copy');
+    ownBytes(record.fields);
+    const own = record.fields.data as Uint8Array;
+    const more = (record.fields.nested as Array<{ more: Uint8Array }>)[0].more;
+    assert.deepEqual(Buffer.from(own), data);
+    assert.deepEqual(Buffer.from(more), Buffer.alloc(10, 1));
+    assert.notEqual(own.buffer, value.buffer);
+    assert.equal(own.buffer, more.buffer, "one allocation for the record's bytes");
+    assert.equal(own.buffer.byteLength, 110);
   });
 });

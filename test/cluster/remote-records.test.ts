@@ -80,6 +80,37 @@ describe('remote object records', function () {
       await waitFor('the rewritten record to leave the cache', () => records.cached(d) === undefined, PROPAGATION_MS);
       assert.deepEqual((await records.load([d])).get(d)?.labels, { stage: 'cooked' });
     });
+
+    it("a cached record's field bytes are its own, not views of etcd's response", async () => {
+      const connection = connectEtcd(etcd.endpoint, uniquePrefix('own'));
+      const records = new RemoteRecords(connection);
+      onCleanup(() => records.stop());
+      await records.start();
+      const ids = [1, 2, 3].map((n) => idOf(WRITER, n));
+      const data = (n: number) => Buffer.alloc(100, n);
+      await commitInBatches(
+        connection,
+        ids.map((id, n) => ({
+          kind: 'put',
+          key: objectKey(id),
+          value: encodeRecord({
+            typename: 'trellis::Value',
+            nbytes: 0,
+            createdAt: Date.now(),
+            labels: {},
+            fields: { data: data(n) },
+            members: {},
+            blob: false,
+          }),
+        })),
+      );
+      await records.load(ids);
+      ids.forEach((id, n) => {
+        const bytes = records.cached(id)?.fields.data as Uint8Array;
+        assert.deepEqual(Buffer.from(bytes), data(n));
+        assert.equal(bytes.buffer.byteLength, bytes.byteLength, `${id}: a view of a larger buffer`);
+      });
+    });
   });
 
   describe('through daemons', () => {

@@ -34,6 +34,18 @@ describe('PendingReplies', () => {
     assert.equal(pending.take(13), 'reused slot');
   });
 
+  it('forEach visits every waiter still pending, in slots and beside them, once', () => {
+    const pending = new PendingReplies<string>(4);
+    for (let seq = 1; seq <= 9; seq++) pending.set(seq, `r${seq}`);
+    pending.take(3);
+    pending.take(9);
+    const seen: string[] = [];
+    pending.forEach((waiter) => seen.push(waiter));
+    assert.deepEqual(seen.sort(), ['r1', 'r2', 'r4', 'r5', 'r6', 'r7', 'r8']);
+    pending.takeAll();
+    pending.forEach(() => assert.fail('nothing is pending'));
+  });
+
   it('takeAll empties it, oldest request first', () => {
     const pending = new PendingReplies<number>(4);
     for (const seq of [3, 1, 7, 2, 11, 6]) pending.set(seq, seq);

@@ -335,7 +335,8 @@ export class ObjectDirectory {
       if (!this.persisted.has(id) || rootExpiry.has(id)) this.persisted.set(id, rootExpiry.get(id));
       this.mirror.applyLocal(
         operation.key,
-        { value: Buffer.from(operation.value), lease: operation.leaseId ?? '0' },
+        // The mirror keeps a copy of its own.
+        { value: asBuffer(operation.value), lease: operation.leaseId ?? '0' },
         revision,
       );
     }
@@ -388,3 +389,5 @@ function newest(summaries: ObjectSummary[], limit: number): ObjectSummary[] {
 function throwError(error: Error): never {
   throw error;
 }
+
+const asBuffer = (value: string | Buffer): Buffer => (typeof value === 'string' ? Buffer.from(value) : value);

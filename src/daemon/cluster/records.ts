@@ -22,7 +22,6 @@ import { Packr } from 'msgpackr';
 import { instanceOf, isObjectId } from '../../protocol/ids';
 import type { NameVersion, ObjectMeta, ObjectSummary, ParentRef } from '../../protocol/messages';
 import type { NameHistory } from '../name-history';
-import { ownBytes } from '../own-bytes';
 import { isParentList, isPlainMap } from '../record-checks';
 
 export const OBJECTS_PREFIX = 'objects/';
@@ -139,7 +138,8 @@ export function nameOfKey(key: string): string | undefined {
 
 /**
  * Reads a record from etcd. Anyone with access to etcd can write there, so a value that does not
- * decode into a well-formed record is ignored rather than trusted.
+ * decode into a well-formed record is ignored rather than trusted. Bytes in its fields are views
+ * of `value`: whoever keeps the record gives them their own (ownBytes).
  */
 export function decodeRecord(key: string, value: Buffer, lease: string): CachedRecord | undefined {
   const id = idOfObjectKey(key);
@@ -168,14 +168,13 @@ export function decodeRecord(key: string, value: Buffer, lease: string): CachedR
     nbytes: r.nbytes,
     createdAt: r.createdAt,
     labels: r.labels as Record<string, string>,
-    // Cached as long as the record lives: bytes of their own, not views of etcd's response.
-    fields: ownBytes(r.fields),
+    // Views of `value`: most reads only look (a listing, a label, a delete's plan); what is
+    // kept (RemoteRecords' cache) is given bytes of its own there, once.
+    fields: r.fields,
     members: r.members as Record<string, string>,
     blob: r.blob === true,
     expiresAt: r.expiresAt as number | undefined,
-    ...(r.remoteMembers === undefined
-      ? {}
-      : { remoteMembers: ownBytes(r.remoteMembers as Record<string, ObjectMeta>) }),
+    ...(r.remoteMembers === undefined ? {} : { remoteMembers: r.remoteMembers as Record<string, ObjectMeta> }),
     ...(r.derivedFrom === undefined ? {} : { derivedFrom: r.derivedFrom as ParentRef[] }),
   };
 }

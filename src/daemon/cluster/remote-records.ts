@@ -24,6 +24,7 @@ import { instanceOf } from '../../protocol/ids';
 import type { EtcdConnection } from '../metadata/etcd-connection';
 import { readPaged, prefixRange } from '../metadata/paged-range';
 import { RetryLoop } from '../metadata/retry-loop';
+import { ownBytes } from '../own-bytes';
 import {
   decodeRecord,
   decodeRewrites,
@@ -177,6 +178,9 @@ export class RemoteRecords {
   }
 
   private remember(record: CachedRecord): void {
+    // Kept for as long as it is cached: bytes of its own, not views of etcd's whole response.
+    ownBytes(record.fields);
+    if (record.remoteMembers !== undefined) ownBytes(record.remoteMembers);
     this.cache.delete(record.id);
     this.cache.set(record.id, record);
     while (this.cache.size > this.capacity) this.cache.delete(this.cache.keys().next().value!);

@@ -30,6 +30,7 @@ import type { IKeyValue, Watcher } from 'etcd3';
 import type { TrellisError } from '../../errors';
 import type { EtcdConnection } from './etcd-connection';
 import { readPaged, type KeyRange } from './paged-range';
+import { ownBuffer } from '../own-bytes';
 import { RetryLoop } from './retry-loop';
 
 const RESYNC_FIRST_DELAY_MS = 100;
@@ -238,6 +239,10 @@ export class PrefixMirror extends EventEmitter<PrefixMirrorEvents> {
   }
 
   private setEntry(key: string, entry: MirrorEntry): void {
+    // Kept while the key lives: bytes of its own, not a view of etcd's response (or of whatever
+    // buffer a local write encoded into), which one small value would keep alive.
+    const value = ownBuffer(entry.value);
+    if (value !== entry.value) entry = { ...entry, value };
     this.entries.set(key, entry);
     this.emit('put', key, entry);
   }
