@@ -76,6 +76,20 @@ describe("a DataFrame's get from the read index (its record in the arena, its me
     assert.ok(after.memoryUsage <= empty.memoryUsage, `memory ${after.memoryUsage} freed`);
   });
 
+  it('getMany of two frames is answered from the index, and released with them', async () => {
+    const { writer, frame, empty } = await withFrame();
+    const other = await writer.run<string>('putFrame', { rows: 100, seed: 2 });
+    const reader = await startClient(daemon.socket);
+    let got: { rows: number[]; indexed: number } | undefined;
+    assert.equal(await requestsDuring(async () => (got = await reader.run('getManyRows', { ids: [frame, other] }))), 0);
+    assert.deepEqual(got?.rows, [ROWS, 100]);
+    await writer.run('delete', { ids: [frame, other] });
+    assert.ok((await observer.status()).deferredFrees > 0);
+    await reader.run('release', { ids: [frame, other] });
+    const freed = await settledStatus(observer, (s) => s.deferredFrees === 0);
+    assert.ok(freed.memoryUsage <= empty.memoryUsage, `memory ${freed.memoryUsage} back to ${empty.memoryUsage}`);
+  });
+
   it('a frame deleted between connect and get is ObjectNotFound', async () => {
     const { writer, frame } = await withFrame();
     const reader = await startClient(daemon.socket);
