@@ -4,7 +4,7 @@
 import type { Channel } from './client/channel';
 import { Client } from './client/client';
 import { IpcChannel } from './client/ipc';
-import { openReadIndex, type ReadIndexReader, type ReadIndexStats } from './client/read-index';
+import { openReadIndex, type IndexedObject, type ReadIndexReader, type ReadIndexStats } from './client/read-index';
 import {
   openPutRing,
   PUT_RING_MAX_BYTES,
@@ -25,7 +25,7 @@ import { buildTensor, dtypeOf, inlineTensorSpec } from './types/tensor';
 import type { ObjectHandle } from './client/object-handle';
 import { builderFor, isBuiltinBuilder, publishOptions, type Builder, type PutOptions } from './types/registry';
 import { buildEncodedValue, buildValue, inlineValueSpec, packValue } from './types/value';
-import { NOT_RESOLVED, resolveIndexed } from './types/indexed';
+import { indexedObjectResolvable, NOT_RESOLVED, resolveIndexed } from './types/indexed';
 import { preloadArrowLayout } from './types/dataframe';
 
 registerBuiltins();
@@ -145,6 +145,8 @@ export class TrellisClient extends Client {
     this.readIndex = reader;
     const holds = (this.indexHolds = reader?.holds);
     if (reader === undefined || holds === undefined) return;
+    // A DataFrame from the index only while the built-in arrow resolver is the one registered.
+    reader.objectResolvable = indexedObjectResolvable;
     // getBlob: a blob's view from the index, pinned by this client's hold (no request).
     this.blobs.indexAccess = {
       view: (id) => {
@@ -331,11 +333,23 @@ export class TrellisClient extends Client {
       // A Buffer comes as a pinned view of shared memory (no copy), as from the daemon.
       const hit = this.readIndex.read(id, false);
       if (!held && this.indexHolds?.holds(id) === true) (taken ??= []).push(id);
-      const value = hit === undefined ? NOT_RESOLVED : resolveIndexed(id, hit);
+      if (hit?.taken !== undefined) (taken ??= []).push(...hit.taken);
+      const value = hit === undefined ? NOT_RESOLVED : this.resolveIndexedHit(id, hit);
       if (value === NOT_RESOLVED) return this.letGoOfNewHolds(taken);
       values[i] = value;
     }
     return values;
+  }
+
+  /**
+   * A hit as get answers it. An object's members (held through the index) are remembered first,
+   * so that release(id) lets go of them, as of getObject's blobs, even if its resolver throws.
+   */
+  private resolveIndexedHit(id: string, hit: IndexedObject): unknown {
+    if (hit.kind !== 'object') return resolveIndexed(id, hit);
+    if (!indexedObjectResolvable(hit.object!.typename)) return NOT_RESOLVED;
+    this.rememberObjectBlobs(id, [...hit.views!.keys()]);
+    return resolveIndexed(id, hit);
   }
 
   /** Drops holds taken for views that were not handed out (the get goes to the daemon instead). */
@@ -374,8 +388,9 @@ export class TrellisClient extends Client {
       const held = this.indexHolds?.holds(idOrName) === true;
       const hit = this.readIndex.read(idOrName, copy);
       if (hit !== undefined) {
-        const value = resolveIndexed(idOrName, hit);
+        const value = this.resolveIndexedHit(idOrName, hit);
         if (value !== NOT_RESOLVED) return value;
+        this.letGoOfNewHolds(hit.taken);
       }
       if (!held && this.indexHolds?.holds(idOrName) === true) this.letGoOfNewHolds([idOrName]);
     }

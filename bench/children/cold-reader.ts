@@ -151,13 +151,16 @@ function coldCommands(connected: Connected | undefined) {
     /** client.get of a DataFrame: the first in this process, then again. */
     async table({ id }: { id: string }): Promise<FirstRead> {
       const client = needTrellis();
+      const before = requestsSent(client);
       const cpu = process.cpuUsage();
       const [table, first] = await timeAsync(() => client.get(id));
       const firstCpu = cpuSince(cpu);
+      const after = requestsSent(client);
       if (!(table instanceof Table)) throw new Error(`object ${id} did not come back as an arrow Table`);
       const [, warm] = await timeAsync(() => client.get(id));
       const zeroCopy = valueBuffers(table).every((buffer) => client.isSharedMemory(buffer));
-      return { first, firstCpu, warm, zeroCopy, ...scans(() => touchEveryPage(table)) };
+      const firstRequests = before === undefined || after === undefined ? undefined : after - before;
+      return { first, firstCpu, warm, zeroCopy, firstRequests, ...scans(() => touchEveryPage(table)) };
     },
 
     /** getBlob (a Buffer over shared memory): the first in this process, then again. */

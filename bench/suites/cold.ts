@@ -114,6 +114,14 @@ function runRatios(baseline: number[], trellis: number[]): string {
   return `${formatRatio(Math.min(...ratios))}–${formatRatio(Math.max(...ratios))}`;
 }
 
+/** How many requests each run's first read made: none when the read index answered it. */
+function requestsNote(runs: Array<{ firstRequests?: number }>): string {
+  const requests = runs.map((r) => r.firstRequests);
+  return requests.every((n) => n === 0)
+    ? 'no request (read index)'
+    : `requests: ${requests.map((n) => n ?? '?').join(',')}`;
+}
+
 function rows(placed: Placed): Row[] {
   const { runs, label } = placed;
   const pick = (reader: Reader, key: 'first' | 'firstCpu' | 'warm' | 'firstScan' | 'secondScan') =>
@@ -146,7 +154,7 @@ function rows(placed: Placed): Row[] {
       stats: ms(pick('table', 'first')),
       versus:
         `${formatRatio(file / table)} the IPC file (runs ${runRatios(pick('ipcFile', 'first'), pick('table', 'first'))}), ` +
-        `${formatRatio(sharedFile / table)} as SharedArrayBuffer`,
+        `${formatRatio(sharedFile / table)} as SharedArrayBuffer; ${requestsNote(runs.table)}`,
     },
     {
       section: getSection,
@@ -199,17 +207,13 @@ function rows(placed: Placed): Row[] {
       // pays to its first blob, so that work moved from the first get into connect shows.
       const connect = runs[reader].map((r) => r.connect ?? NaN);
       const connectCpu = runs[reader].map((r) => r.connectCpu ?? NaN);
-      const requests = runs[reader].map((r) => r.firstRequests);
-      const requestsNote = requests.every((n) => n === 0)
-        ? 'no request (read index)'
-        : `requests: ${requests.map((n) => n ?? '?').join(',')}`;
       return [
         {
           section: getSection,
           operation: `trellis, cold: first getBlob`,
           bytes,
           stats: ms(pick(reader, 'first')),
-          versus: requestsNote,
+          versus: requestsNote(runs[reader]),
         },
         {
           section: getSection,

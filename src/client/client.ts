@@ -231,6 +231,11 @@ export class Client {
     return this.objects.get(checkRef(name), version);
   }
 
+  /** An object got from the read index: release(id) lets go of these member blobs too. */
+  protected rememberObjectBlobs(id: string, blobIds: string[]): void {
+    this.objects.rememberBlobs(id, blobIds);
+  }
+
   /** The plain metadata tree. Errors: ObjectNotFound, NameNotFound. */
   getMeta(idOrName: string): Promise<ObjectMeta> {
     return this.objects.meta(checkRef(idOrName));

@@ -121,6 +121,14 @@ export class Objects {
     return new ObjectHandle(meta, views);
   }
 
+  /**
+   * An object got from the read index (no request): its member blobs, held through the index,
+   * go with release(objectId) as getObject's do.
+   */
+  rememberBlobs(id: string, blobIds: string[]): void {
+    if (blobIds.length > 0) this.blobsOf.set(id, blobIds);
+  }
+
   async meta(ref: string): Promise<ObjectMeta> {
     return (await this.channel.request('getMeta', { ref })).meta;
   }

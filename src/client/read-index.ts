@@ -9,6 +9,7 @@
  * Any doubt is a miss (undefined), and the caller asks the daemon as before: not in the index, a
  * slot being written, a segment this process was never sent, a slot changed under the read.
  */
+import { Packr } from 'msgpackr';
 import { TrellisError } from '../errors';
 import {
   H_MAGIC,
@@ -16,6 +17,7 @@ import {
   H_VERSION,
   HEADER_WORDS,
   KIND_BLOB,
+  KIND_OBJECT,
   KIND_VALUE,
   MAX_PROBE,
   READ_INDEX_LAYOUT_VERSION,
@@ -36,6 +38,7 @@ import {
   firstSlot,
   keyHigh,
   keyLow,
+  type IndexedObjectRecord,
 } from '../protocol/read-index-layout';
 import { isObjectId } from '../protocol/ids';
 import { IndexHolds } from './index-holds';
@@ -47,9 +50,16 @@ import type { SegmentMappings } from './mappings';
  * Value's msgpack bytes (a copy).
  */
 export interface IndexedObject {
-  kind: 'blob' | 'value';
+  kind: 'blob' | 'value' | 'object';
   bytes: Buffer;
+  /** kind 'object' (a DataFrame): its record, with a pinned view of each member blob by id. */
+  object?: IndexedObjectRecord;
+  views?: Map<string, Buffer>;
+  /** kind 'object': the member blobs this read took a new hold on (let go if it is not used). */
+  taken?: string[];
 }
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** Lookups that found nothing usable, by reason; for tests and the bench. */
 export interface ReadIndexStats {
@@ -74,6 +84,11 @@ export class ReadIndexReader {
   readonly stats: ReadIndexStats = { hits: 0, views: 0, misses: 0, raced: 0, unmapped: 0 };
   private readonly words: Int32Array;
   private readonly slots: number;
+  /**
+   * Whether a metadata object of this typename (KIND_OBJECT) can be resolved from the index (its
+   * resolver is the built-in one): if not, its members are not pinned and the get asks the daemon.
+   */
+  objectResolvable: (typename: string) => boolean = () => false;
 
   /**
    * `index`: a view of the whole index segment, mapped read-only. `isOpen`: false once the
@@ -134,6 +149,7 @@ export class ReadIndexReader {
       const copy = kind === KIND_BLOB ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
       source.copy(copy);
       if (Atomics.load(words, base + S_SEQ) !== seq) return this.raced();
+      if (kind === KIND_OBJECT && !copyBlobs) return this.pinMembers(copy, base, seq);
       if (kind !== KIND_BLOB && kind !== KIND_VALUE) break;
       this.stats.hits++;
       return { kind: kind === KIND_BLOB ? 'blob' : 'value', bytes: copy };
@@ -181,6 +197,53 @@ export class ReadIndexReader {
     this.stats.hits++;
     this.stats.views++;
     return { kind: 'blob', bytes };
+  }
+
+  /**
+   * A metadata object whose members are all blobs: each member pinned as a view (as a get of
+   * the blob would), all or none: at the first member that misses, the holds this read took go
+   * and the get asks the daemon. The object's slot is checked again once all are held, so the
+   * object was live, its record true, while every member was held.
+   */
+  private pinMembers(record: Buffer, base: number, seq: number): IndexedObject | undefined {
+    let object: IndexedObjectRecord;
+    try {
+      object = packr.unpack(record) as IndexedObjectRecord;
+    } catch {
+      return this.raced();
+    }
+    if (typeof object?.typename !== 'string' || typeof object.members !== 'object' || object.members === null)
+      return this.raced();
+    if (!this.objectResolvable(object.typename) || !this.holds) return this.missed();
+    const holds = this.holds;
+    const views = new Map<string, Buffer>();
+    const taken: string[] = [];
+    const members = object.members;
+    for (const key in members) {
+      const id = members[key];
+      const held = typeof id === 'string' && holds.holds(id);
+      const hit = typeof id === 'string' ? this.read(id, false, true) : undefined;
+      if (!held && holds.holds(id)) taken.push(id);
+      if (hit === undefined) return this.letGo(taken);
+      views.set(id, hit.bytes);
+    }
+    if (Atomics.load(this.words, base + S_SEQ) !== seq) {
+      this.letGo(taken);
+      return this.raced();
+    }
+    this.stats.hits++;
+    return { kind: 'object', bytes: record, object, views, taken };
+  }
+
+  /** A member missed: the holds this read took go (their views were never handed out). */
+  private letGo(taken: string[]): undefined {
+    if (taken.length > 0) this.holds?.releaseAndTell(taken);
+    return undefined;
+  }
+
+  private missed(): undefined {
+    this.stats.misses++;
+    return undefined;
   }
 
   /** Where to copy from: the index's own arena, or a segment this process maps. */

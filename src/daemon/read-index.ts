@@ -11,6 +11,7 @@
  * Only the daemon writes the table, and only on its one thread: every slot write is a seqlock
  * write (seq to odd, fields, seq to the next even), each word stored with Atomics.
  */
+import { Packr } from 'msgpackr';
 import { TrellisError } from '../errors';
 import { native, type NativeAllocator, type NativeSegment } from '../native';
 import { daemonLog } from './log';
@@ -22,6 +23,7 @@ import {
   H_VERSION,
   HEADER_WORDS,
   KIND_BLOB,
+  KIND_OBJECT,
   KIND_VALUE,
   MAX_PROBE,
   READ_INDEX_LAYOUT_VERSION,
@@ -45,6 +47,7 @@ import {
   firstSlot,
   keyHigh,
   keyLow,
+  type IndexedObjectRecord,
 } from '../protocol/read-index-layout';
 import { IndexHolds } from './index-holds';
 import type { StoredObject } from './object-table';
@@ -57,6 +60,13 @@ export interface IndexPins {
 
 export const READ_INDEX_BLOB_TYPENAME = 'trellis::Blob';
 export const READ_INDEX_VALUE_TYPENAME = 'trellis::Value';
+/**
+ * Metadata objects indexed when every member is an indexed blob (KIND_OBJECT): the arrow types,
+ * whose get is otherwise a request with a ~1 KB reply. Others are not packed at every put.
+ */
+export const READ_INDEX_OBJECT_TYPENAMES: ReadonlySet<string> = new Set(['trellis::DataFrame', 'trellis::RecordBatch']);
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** Defaults: 64 Ki slots (2 MiB) and an 8 MiB arena for small Values' bytes. */
 export const DEFAULT_READ_INDEX_SLOTS = 1 << 16;
@@ -203,16 +213,48 @@ export class ReadIndex {
       this.insert(object, KIND_BLOB, segment, offset, object.nbytes);
       return;
     }
+    if (READ_INDEX_OBJECT_TYPENAMES.has(object.typename)) {
+      this.publishObject(object);
+      return;
+    }
     const data = object.fields.data;
     if (object.typename !== READ_INDEX_VALUE_TYPENAME || !(data instanceof Uint8Array)) return;
     if (data.byteLength > READ_INDEX_MAX_BYTES || Object.keys(object.members).length > 0) return;
+    this.insertInArena(object, KIND_VALUE, data);
+  }
+
+  /**
+   * A metadata object whose members are all blobs in the index now (sealed before it, so
+   * published first): its record goes in the arena, as a Value's bytes. A member withdrawn later
+   * (spilled, force-deleted) makes a client's get of the object miss and ask the daemon.
+   */
+  private publishObject(object: StoredObject): void {
+    const members = object.members;
+    for (const key in members) if (this.entries.get(members[key])?.kind !== KIND_BLOB) return;
+    const record: IndexedObjectRecord = {
+      typename: object.typename,
+      nbytes: object.nbytes,
+      fields: object.fields,
+      members,
+    };
+    let data: Uint8Array;
+    try {
+      data = packr.pack(record);
+    } catch {
+      return;
+    }
+    if (data.byteLength <= READ_INDEX_MAX_BYTES) this.insertInArena(object, KIND_OBJECT, data);
+  }
+
+  /** A Value's or an object record's bytes into the arena, and a slot naming them. */
+  private insertInArena(object: StoredObject, kind: number, data: Uint8Array): void {
     const offset = this.arena.allocate(data.byteLength);
     if (offset < 0) {
       this.refused++;
       return;
     }
     this.bytes.set(data, this.arenaOffset + offset);
-    if (!this.insert(object, KIND_VALUE, READ_INDEX_SEGMENT, this.arenaOffset + offset, data.byteLength))
+    if (!this.insert(object, kind, READ_INDEX_SEGMENT, this.arenaOffset + offset, data.byteLength))
       this.arena.free(offset);
   }
 
@@ -229,7 +271,7 @@ export class ReadIndex {
       this.vacate(entry);
       return;
     }
-    // A Value's bytes are only ever copied out: nothing can hold them.
+    // A Value's or object record's bytes are only ever copied out: nothing can hold them.
     this.writeSlot(entry.slot, SLOT_REMOVED, entry.high, entry.low, 0, 0, 0, 0);
     this.removed++;
     this.arena.free(entry.offset - this.arenaOffset);
@@ -329,7 +371,7 @@ export class ReadIndex {
       const slot = this.freeSlot(entry.high, entry.low);
       if (slot < 0) {
         this.entries.delete(id);
-        if (entry.kind === KIND_VALUE) this.arena.free(entry.offset - this.arenaOffset);
+        if (entry.kind !== KIND_BLOB) this.arena.free(entry.offset - this.arenaOffset);
         this.refused++;
         continue;
       }

@@ -76,6 +76,21 @@ export const SLOT_WAITING = 3;
 /** S_KIND: what the bytes are. A value's bytes lie in the arena (S_SEGMENT is READ_INDEX_SEGMENT). */
 export const KIND_BLOB = 1;
 export const KIND_VALUE = 2;
+/**
+ * A metadata object whose members are all blobs (a DataFrame): its typename, fields and member
+ * ids, packed as an IndexedObjectRecord in the arena like a Value's bytes. A client pins each
+ * member blob through the member's own slot. Clients that predate it see an unknown kind: a miss.
+ */
+export const KIND_OBJECT = 3;
+
+/** What a KIND_OBJECT entry's arena bytes unpack to (msgpack, as the protocol packs). */
+export interface IndexedObjectRecord {
+  typename: string;
+  nbytes: number;
+  fields: Record<string, unknown>;
+  /** member key -> blob id */
+  members: Record<string, string>;
+}
 
 /** Probes give up after this many slots: a miss then costs a round trip, never a long scan. */
 export const MAX_PROBE = 32;

@@ -6,7 +6,9 @@
  */
 import type { IndexedObject } from '../client/read-index';
 import { ObjectHandle } from '../client/object-handle';
+import type { ObjectMeta } from '../protocol/messages';
 import { BLOB_TYPENAME, resolveBlob } from './blob';
+import { resolveArrow } from './dataframe';
 import { resolverFor } from './registry';
 import { resolveValue, VALUE_TYPENAME } from './value';
 
@@ -15,7 +17,13 @@ export const NOT_RESOLVED: unique symbol = Symbol('not resolved');
 
 const NO_VIEWS: ReadonlyMap<string, Buffer> = new Map();
 
+/** Whether a metadata object of this typename from the index resolves here (the arrow types). */
+export function indexedObjectResolvable(typename: string): boolean {
+  return resolverFor(typename) === resolveArrow;
+}
+
 export function resolveIndexed(id: string, hit: IndexedObject): unknown {
+  if (hit.kind === 'object') return resolveIndexedObject(id, hit);
   if (hit.kind === 'blob') return resolverFor(BLOB_TYPENAME) === resolveBlob ? hit.bytes : NOT_RESOLVED;
   if (resolverFor(VALUE_TYPENAME) !== resolveValue) return NOT_RESOLVED;
   const meta = {
@@ -30,3 +38,20 @@ export function resolveIndexed(id: string, hit: IndexedObject): unknown {
   };
   return resolveValue(new ObjectHandle(meta, NO_VIEWS));
 }
+
+/** A DataFrame or RecordBatch over its members' pinned views, as from getObject's answer. */
+function resolveIndexedObject(id: string, hit: IndexedObject): unknown {
+  const record = hit.object;
+  const views = hit.views;
+  if (!record || !views || !indexedObjectResolvable(record.typename)) return NOT_RESOLVED;
+  const members: Record<string, ObjectMeta> = {};
+  for (const key in record.members) {
+    const memberId = record.members[key];
+    const nbytes = views.get(memberId)?.byteLength ?? 0;
+    members[key] = { ...EMPTY_META, id: memberId, typename: BLOB_TYPENAME, nbytes };
+  }
+  const meta = { ...EMPTY_META, id, typename: record.typename, nbytes: record.nbytes, fields: record.fields, members };
+  return resolveArrow(new ObjectHandle(meta, views));
+}
+
+const EMPTY_META = { instanceId: 0, createdAt: 0, labels: {}, fields: {}, members: {} };

@@ -281,6 +281,34 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     assert.deepEqual(pins, [`pin ${idOf(1)} ${slotOf(1)}`, `unpin ${idOf(1)} ${slotOf(1)}`]);
   });
 
+  it("indexes a DataFrame's record only when every member is an indexed blob, and frees it when withdrawn", () => {
+    open(64);
+    putBlob(1, 0, 1);
+    putBlob(2, 128, 2);
+    const frame = (id: string, typename: string, members: Record<string, string>) =>
+      ({
+        ...valueOf(id, new Uint8Array(0)),
+        typename,
+        nbytes: 200,
+        fields: { layout: { x: 1 } },
+        members,
+      }) as StoredObject;
+    index.publish(frame(idOf(10), 'trellis::DataFrame', { b0: idOf(1), b1: idOf(2) }));
+    index.publish(frame(idOf(11), 'trellis::RecordBatch', { b0: idOf(1) }));
+    // A member not in the index (never published), and a type the index does not pack.
+    index.publish(frame(idOf(12), 'trellis::DataFrame', { b0: idOf(1), b1: idOf(3) }));
+    index.publish(frame(idOf(13), 'trellis::Tensor<float64>', { data: idOf(1) }));
+    assert.equal(index.counts.live, 4);
+    assert.ok(index.counts.arenaUsed > 0);
+    // A reader that resolves no objects (as one without hold counters, or predating objects) misses.
+    assert.equal(reader.read(idOf(10), false), undefined);
+    assert.equal(reader.stats.misses, 1);
+    index.withdraw(idOf(10));
+    index.withdraw(idOf(11));
+    assert.equal(index.counts.arenaUsed, 0);
+    assert.equal(index.counts.live, 2);
+  });
+
   it('a full value arena refuses values, and takes them again once others are withdrawn', () => {
     open(64, 1024);
     for (let n = 1; n <= 20; n++) index.publish(valueOf(idOf(n), Buffer.alloc(100, n)));
