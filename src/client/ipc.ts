@@ -79,8 +79,16 @@ export class IpcChannel implements Channel {
     socket.setNoDelay?.(true);
     const channel = new IpcChannel(socket, socketPath);
     try {
-      channel.registration = await channel.request('register', { protocolVersion: PROTOCOL_VERSION, pid: process.pid });
-      channel.fdSocket = native.connectUnix(socketPath);
+      const registering = channel.request('register', { protocolVersion: PROTOCOL_VERSION, pid: process.pid });
+      // Connected while the daemon registers (off the round trip); register's error, if any, still wins.
+      let fdChannelError: unknown;
+      try {
+        channel.fdSocket = native.connectUnix(socketPath);
+      } catch (error) {
+        fdChannelError = error;
+      }
+      channel.registration = await registering;
+      if (fdChannelError !== undefined) throw fdChannelError;
       native.sendBytes(
         channel.fdSocket,
         encodeFrame({
