@@ -106,6 +106,7 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     // The soak once read a 235-byte blob whose header said 3 bytes: the daemon freed the cursor
     // when it answered the prefetch with the end, a put took its block, and the reader then wrote
     // the count of its next chunks (2, 3) over that put's bytes.
+    const baseline = await client.status();
     const id = await writtenStream(client, daemon.socket, 3);
     const other = await connect(daemon.socket);
     const reader = await client.openReader(id);
@@ -132,6 +133,8 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     } finally {
       await other.close();
     }
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage, 'the reader aborted its cursor once it had the end');
   });
 
   it('a reader asks for more as its caller gets the first chunk of a read; killed, it leaves the rest', async () => {
