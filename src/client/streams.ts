@@ -345,12 +345,12 @@ export class StreamReader implements AsyncIterable<unknown> {
         reply = await reading;
       } catch (error) {
         this.ended = true;
-        await this.releasePrevious();
+        await Promise.all([this.releasePrevious(), this.abortCursor()]);
         throw error;
       }
       if (reply.end) {
         this.ended = true;
-        await this.releasePrevious();
+        await Promise.all([this.releasePrevious(), this.abortCursor()]);
         return undefined;
       }
       chunk = { meta: reply.meta!, blobs: reply.blobs ?? [] };
@@ -395,6 +395,19 @@ export class StreamReader implements AsyncIterable<unknown> {
     if (this.keep || ids.length === 0) return;
     this.blobs.forget(ids);
     await this.channel.request('release', { ids }).catch(() => {});
+  }
+
+  /**
+   * The stream ended (or failed) in answer to a prefetch: the daemon left the cursor to this
+   * reader, which wrote it until now (freed earlier, its block could have gone to another
+   * object, and these writes into that object's bytes). Nothing writes it from here on.
+   */
+  private async abortCursor(): Promise<void> {
+    const cursor = this.info.cursor;
+    if (!this.prefetch || !cursor) return;
+    this.blobs.forget([cursor.id]);
+    // An older daemon freed it with the answer already (ObjectNotFound).
+    await this.channel.request('abort', { id: cursor.id }).catch(() => {});
   }
 
   /** Stops early; the unread chunks (the one read ahead included) stay for another reader. */

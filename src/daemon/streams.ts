@@ -19,7 +19,8 @@
  *   gets the first chunk of an answer of several, so they travel while the caller works through
  *   that answer. Such a read frees only the chunks of answers before the last one, and on close
  *   or disconnect the cursor says which chunks of the last two answers the caller got; the
- *   others go back to the queue.
+ *   others go back to the queue. An end (or failure) answered to a prefetch leaves the cursor to
+ *   the reader, which still writes it until it takes that answer, and then aborts it.
  * - Back-pressure: a write is answered only once the unread chunks take at most
  *   `maxBufferedBytes`, so a fast writer waits instead of filling the store.
  * - A writer that disconnects fails the stream; a reader that disconnects frees the reader slot,
@@ -364,7 +365,12 @@ export class StreamTable {
       // The caller may still be using the last chunk (read ahead): its references outlive the
       // delete, and the reader releases them once it moves on.
       this.discardDelivered(stream, 0, request.ahead);
-      this.dropCursor(stream);
+      // A prefetching reader still writes its cursor as its caller gets the rest of the last answer,
+      // until it takes this end: freed now, the block could go to a put whose bytes those writes
+      // would then change. It stays an unsealed blob of the reader, which aborts it once it has
+      // the end (or it goes with the reader's other blobs when it disconnects).
+      if (request.prefetch) stream.cursor = undefined;
+      else this.dropCursor(stream);
       this.streams.delete(stream.id);
       if (stream.state === 'finished') return { end: true };
       throw new TrellisError('StreamFailed', `stream ${stream.id} failed: ${stream.failure}`);

@@ -102,6 +102,41 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     assert.equal(after.memoryUsage, baseline.memoryUsage);
   });
 
+  it("the stream's end, answered to a prefetch, frees no cursor the reader still writes to", async () => {
+    // The soak once read a 235-byte blob whose header said 3 bytes: the daemon freed the cursor
+    // when it answered the prefetch with the end, a put took its block, and the reader then wrote
+    // the count of its next chunks (2, 3) over that put's bytes.
+    const baseline = await client.status();
+    const id = await writtenStream(client, daemon.socket, 3);
+    const other = await connect(daemon.socket);
+    const reader = await client.openReader(id);
+    try {
+      // Blocks of 64 bytes around the cursor's, so that its block, once free, is a hole of its own.
+      const fence: string[] = [];
+      for (let i = 0; i < 64; i++) fence.push(await other.put(Buffer.alloc(8), { labels: { fence: String(i) } }));
+      assert.ok((await reader.next()) !== undefined);
+      // The prefetch the first chunk sent is answered (with the end) before status is.
+      await client.status();
+      const puts: Array<{ id: string; bytes: Buffer }> = [];
+      for (let i = 0; i < 200; i++) {
+        const bytes = Buffer.alloc(8, 0xa0 + (i % 16));
+        puts.push({ id: await other.put(bytes, { labels: { victim: String(i) } }), bytes });
+      }
+      assert.ok((await reader.next()) !== undefined);
+      assert.ok((await reader.next()) !== undefined);
+      assert.equal(await reader.next(), undefined);
+      for (const put of puts) {
+        const got = (await other.get(put.id, { copy: true })) as Buffer;
+        assert.deepEqual([...got], [...put.bytes], `blob ${put.id} changed after it was put`);
+      }
+      await Promise.all([...fence, ...puts.map((put) => put.id)].map((blob) => other.delete(blob)));
+    } finally {
+      await other.close();
+    }
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage, 'the reader aborted its cursor once it had the end');
+  });
+
   it('a reader asks for more as its caller gets the first chunk of a read; killed, it leaves the rest', async () => {
     const baseline = await client.status();
     const id = await writtenStream(client, daemon.socket, 100);
