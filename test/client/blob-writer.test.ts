@@ -106,3 +106,46 @@ describe('a blob writer after seal or abort', function () {
     await expectRejects(writer.seal(), 'ConnectionClosed', 'the client was closed');
   });
 });
+
+describe('a blob writer whose client closed', function () {
+  let daemon: TestDaemon;
+  before(async () => {
+    daemon = await startTestDaemon(['--size', '64MiB']);
+  });
+  after(async () => {
+    await daemon.stop();
+  });
+
+  // The daemon frees a client's unsealed blobs when it goes; a writer still open in that process
+  // kept its writable ArrayBuffer over them, so its writes landed in whatever took the block next.
+  for (const size of [64, 8192]) {
+    it(`of ${size} bytes (${size <= 4096 ? 'put ring' : 'createBlobs'}) writes nothing into a later put's bytes`, async () => {
+      const writer = await connect(daemon.socket);
+      const other = await connect(daemon.socket);
+      try {
+        const open = await writer.createBlob(size);
+        open.buffer.fill(0x11);
+        await writer.close();
+        // Through the socket (labels), so that the puts take blocks of the pool as the writer's was.
+        const puts: Array<{ id: string; bytes: Buffer }> = [];
+        for (let i = 0; i < 64; i++) {
+          const bytes = Buffer.alloc(size, 0xa0 + (i % 16));
+          puts.push({ id: await other.put(bytes, { labels: { victim: String(i) } }), bytes });
+        }
+        // A write after the close: a detached buffer takes none of it.
+        try {
+          open.buffer.fill(0xee);
+        } catch {
+          // Refusing the write is as good.
+        }
+        for (const put of puts) {
+          const got = (await other.get(put.id, { copy: true })) as Buffer;
+          assert.ok(got.equals(put.bytes), `blob ${put.id} changed after it was put`);
+        }
+        await Promise.all(puts.map((put) => other.delete(put.id)));
+      } finally {
+        await other.close();
+      }
+    });
+  }
+});
