@@ -30,6 +30,9 @@ interface Pending {
   reject(error: Error): void;
 }
 
+/** The writable buffers' list is first swept at this length (see IpcChannel.writables). */
+const WRITABLES_SWEEP_MIN = 64;
+
 export class IpcChannel implements Channel {
   readonly mappings = new SegmentMappings();
   registration!: RegisterReply;
@@ -40,6 +43,14 @@ export class IpcChannel implements Channel {
   private closedError?: TrellisError;
   /** False after unref(): the socket is then ref'd only while requests are pending. */
   private keepsProcessAlive = true;
+  /**
+   * The writable buffers handed out (unsealed blobs, stream cursors, the put ring and its arenas),
+   * detached at shutdown: the daemon frees a client's unsealed blobs and arenas when it goes, and
+   * a write through one still open then changed whatever object took the block next. Swept of
+   * collected and detached (sealed, aborted) ones as it grows.
+   */
+  private writables: Array<WeakRef<ArrayBuffer>> = [];
+  private sweepWritablesAt = WRITABLES_SWEEP_MIN;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -117,7 +128,13 @@ export class IpcChannel implements Channel {
   }
 
   writable(blob: BlobLocation): ArrayBuffer {
-    return this.mappings.writable(blob);
+    const buffer = this.mappings.writable(blob);
+    this.writables.push(new WeakRef(buffer));
+    if (this.writables.length >= this.sweepWritablesAt) {
+      this.writables = this.writables.filter((ref) => (ref.deref()?.byteLength ?? 0) > 0);
+      this.sweepWritablesAt = Math.max(WRITABLES_SWEEP_MIN, this.writables.length * 2);
+    }
+    return buffer;
   }
 
   view(blob: BlobLocation): Buffer {
@@ -222,6 +239,11 @@ export class IpcChannel implements Channel {
       this.fdSocket = -1;
     }
     this.mappings.close();
+    // Before any waiter hears of the close: nothing written from here on reaches the daemon's pool.
+    for (const ref of this.writables.splice(0)) {
+      const buffer = ref.deref();
+      if (buffer !== undefined && buffer.byteLength > 0) native.detach(buffer);
+    }
     for (const waiter of this.pending.takeAll()) waiter.reject(this.closedError);
   }
 }

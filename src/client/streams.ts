@@ -334,6 +334,8 @@ export class StreamReader implements AsyncIterable<unknown> {
    */
   async next(): Promise<unknown> {
     if (this.ended) return undefined;
+    // The daemon freed the cursor and the chunks with the client (the cursor's buffer is detached).
+    if (this.channel.closed) throw new TrellisError('ConnectionClosed', `stream ${this.id}: the client was closed`);
     if (!this.keep) this.blobs.forget(this.previous);
     let chunk = this.unread.shift();
     const firstOfRead = !chunk;
