@@ -102,6 +102,17 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     assert.equal(after.memoryUsage, baseline.memoryUsage);
   });
 
+  it('a next() under way when close() is called gives nothing, and writes no cursor the close freed', async () => {
+    // close() frees the cursor (closeReader); the read answered just before it must not then be
+    // counted into that block, which another put may have taken by the time the answer is seen.
+    const id = await writtenStream(client, daemon.socket, 10);
+    const reader = await client.openReader(id);
+    const pending = reader.next();
+    await reader.close();
+    assert.equal(await pending, undefined, 'the reader was closed before the answer was taken');
+    assert.equal(await reader.next(), undefined);
+  });
+
   it("the stream's end, answered to a prefetch, frees no cursor the reader still writes to", async () => {
     // The soak once read a 235-byte blob whose header said 3 bytes: the daemon freed the cursor
     // when it answered the prefetch with the end, a put took its block, and the reader then wrote
