@@ -350,6 +350,13 @@ export class StreamReader implements AsyncIterable<unknown> {
         await Promise.all([this.releasePrevious(), this.abortCursor()]);
         throw error;
       }
+      // close() ran meanwhile and the daemon freed the cursor with it (another put may have its
+      // block now): nothing of this answer is the caller's, and nothing is counted. An end left the
+      // cursor and the last chunks' references to this reader, as below.
+      if (this.ended) {
+        if (reply.end) await Promise.all([this.releasePrevious(), this.abortCursor()]);
+        return undefined;
+      }
       if (reply.end) {
         this.ended = true;
         await Promise.all([this.releasePrevious(), this.abortCursor()]);
