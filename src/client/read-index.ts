@@ -9,7 +9,6 @@
  * Any doubt is a miss (undefined), and the caller asks the daemon as before: not in the index, a
  * slot being written, a segment this process was never sent, a slot changed under the read.
  */
-import { Packr } from 'msgpackr';
 import { TrellisError } from '../errors';
 import {
   H_MAGIC,
@@ -38,6 +37,7 @@ import {
   firstSlot,
   keyHigh,
   keyLow,
+  unpackIndexedObject,
   type IndexedObjectRecord,
 } from '../protocol/read-index-layout';
 import { isObjectId } from '../protocol/ids';
@@ -58,8 +58,6 @@ export interface IndexedObject {
   /** kind 'object': the member blobs this read took a new hold on (let go if it is not used). */
   taken?: string[];
 }
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** Lookups that found nothing usable, by reason; for tests and the bench. */
 export interface ReadIndexStats {
@@ -208,7 +206,7 @@ export class ReadIndexReader {
   private pinMembers(record: Buffer, base: number, seq: number): IndexedObject | undefined {
     let object: IndexedObjectRecord;
     try {
-      object = packr.unpack(record) as IndexedObjectRecord;
+      object = unpackIndexedObject(record);
     } catch {
       return this.raced();
     }

@@ -11,7 +11,6 @@
  * Only the daemon writes the table, and only on its one thread: every slot write is a seqlock
  * write (seq to odd, fields, seq to the next even), each word stored with Atomics.
  */
-import { Packr } from 'msgpackr';
 import { TrellisError } from '../errors';
 import { native, type NativeAllocator, type NativeSegment } from '../native';
 import { daemonLog } from './log';
@@ -47,6 +46,7 @@ import {
   firstSlot,
   keyHigh,
   keyLow,
+  packIndexedObject,
   type IndexedObjectRecord,
 } from '../protocol/read-index-layout';
 import { IndexHolds } from './index-holds';
@@ -65,8 +65,6 @@ export const READ_INDEX_VALUE_TYPENAME = 'trellis::Value';
  * whose get is otherwise a request with a ~1 KB reply. Others are not packed at every put.
  */
 export const READ_INDEX_OBJECT_TYPENAMES: ReadonlySet<string> = new Set(['trellis::DataFrame', 'trellis::RecordBatch']);
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** Defaults: 64 Ki slots (2 MiB) and an 8 MiB arena for small Values' bytes. */
 export const DEFAULT_READ_INDEX_SLOTS = 1 << 16;
@@ -239,7 +237,7 @@ export class ReadIndex {
     };
     let data: Uint8Array;
     try {
-      data = packr.pack(record);
+      data = packIndexedObject(record);
     } catch {
       return;
     }

@@ -8,6 +8,7 @@
  * an Int32Array): a header of HEADER_WORDS words, then `slots` slots of SLOT_WORDS words, then an
  * arena that holds the inline bytes of small Values (whose bytes are in no blob).
  */
+import { Packr } from 'msgpackr';
 
 /** The grant tag of the index's fd: segment ids start at 1, so 0 is never a real segment. */
 export const READ_INDEX_SEGMENT = 0;
@@ -90,6 +91,18 @@ export interface IndexedObjectRecord {
   fields: Record<string, unknown>;
   /** member key -> blob id */
   members: Record<string, string>;
+}
+
+const recordPackr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** A KIND_OBJECT entry's arena bytes (the daemon writes them). Throws what msgpackr throws. */
+export function packIndexedObject(record: IndexedObjectRecord): Uint8Array {
+  return recordPackr.pack(record);
+}
+
+/** An entry's record as unpacked, unchecked (a client checks it). Throws on bytes msgpack cannot read. */
+export function unpackIndexedObject(bytes: Uint8Array): IndexedObjectRecord {
+  return recordPackr.unpack(bytes) as IndexedObjectRecord;
 }
 
 /** Probes give up after this many slots: a miss then costs a round trip, never a long scan. */
