@@ -22,6 +22,7 @@ import { TrellisError } from '../errors';
 import type { BlobLocation, ObjectMeta, ObjectSummary, ParentRef } from '../protocol/messages';
 import { IdGenerator } from '../protocol/ids';
 import { globToRegExp } from './glob';
+import type { KeptUntilExit } from './kept-until-exit';
 import { ownBytes } from './own-bytes';
 import { MAX_LABELS } from './validate';
 import type { SegmentPool, Placement } from './segment-pool';
@@ -208,6 +209,8 @@ export class ObjectTable {
     private readonly ids: IdGenerator,
     private readonly instanceId: number,
     private readonly listener: TableListener = {},
+    /** Frees a client's unsealed blocks, or keeps them while a thrown-off client may still write them. */
+    private readonly keptUntilExit?: KeptUntilExit,
   ) {}
 
   get size(): number {
@@ -308,12 +311,17 @@ export class ObjectTable {
     this.listener.readable?.(blob);
   }
 
-  /** Errors: ObjectNotFound, AlreadySealed, PermissionDenied. */
-  abort(session: ClientSession, id: string): void {
+  /**
+   * `handedOut` false: the client was never given the blob's location (a recycled stream chunk
+   * not yet handed to its writer), so it cannot be writing it. Errors: ObjectNotFound,
+   * AlreadySealed, PermissionDenied.
+   */
+  abort(session: ClientSession, id: string, handedOut = true): void {
     const blob = this.ownUnsealed(session, id, 'abort');
     session.unsealed.delete(id);
     this.objects.delete(id);
-    this.pool.free(blob.placement!);
+    if (handedOut) this.freeWritable(session, blob.placement!);
+    else this.pool.free(blob.placement!);
   }
 
   /**
@@ -732,16 +740,25 @@ export class ObjectTable {
     return found.slice(0, limit);
   }
 
-  /** Reclaims everything a client had: its unsealed blobs and its references. */
+  /**
+   * Reclaims everything a client had: its unsealed blobs (kept until its process exits when the
+   * daemon threw it off: kept-until-exit.ts) and its references.
+   */
   dropSession(session: ClientSession): void {
     for (const id of session.unsealed) {
       const blob = this.objects.get(id);
       if (!blob) continue;
       this.objects.delete(id);
-      this.pool.free(blob.placement!);
+      this.freeWritable(session, blob.placement!);
     }
     session.unsealed.clear();
     this.release(session, [...session.held]);
+  }
+
+  /** Frees a block `session` was given to write, unless it may still write it (kept-until-exit.ts). */
+  private freeWritable(session: ClientSession, placement: Placement): void {
+    if (this.keptUntilExit) this.keptUntilExit.release(session, placement);
+    else this.pool.free(placement);
   }
 
   private newObject(

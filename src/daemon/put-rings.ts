@@ -56,6 +56,7 @@ import {
 } from '../protocol/put-ring-layout';
 import { daemonLog } from './log';
 import { whenDone, type Pending } from './metadata/meta-service';
+import { KeptUntilExit } from './kept-until-exit';
 import type { ObjectTable } from './object-table';
 import type { Residency } from './residency';
 import type { Placement, SegmentPool } from './segment-pool';
@@ -76,8 +77,6 @@ const QUIET_POLLS = 3;
  * with at least MIN_ARENA_IDS: a restarted daemon's ids start at the clock, so it never hands out
  * an id of its earlier run again. A client moves on to its next arena when either runs out.
  */
-/** How often memory kept from an evicted client is checked for its process having exited. */
-const EVICTED_CHECK_MS = 1000;
 const MAX_ID_LEAD_MICROS = 50_000;
 const MIN_ARENA_IDS = 256;
 
@@ -90,6 +89,8 @@ export interface PutRingHost {
   readonly residency: Residency;
   readonly ids: IdGenerator;
   readonly instanceId: number;
+  /** Where a thrown-off client's ring and arenas wait for its process to exit. */
+  readonly keptUntilExit: KeptUntilExit;
   /** Closes the client's connection: its ring held a record trellis's client never writes. */
   disconnect(session: ClientSession, message: string): void;
 }
@@ -125,9 +126,6 @@ export class PutRings {
   /** Grants not yet done (waiting for a spill to make room), by client: they count toward MAX_ARENAS. */
   private readonly pendingGrants = new Map<number, number>();
   private poll?: NodeJS.Timeout;
-  /** What evicted clients could still write, by pid, freed once each process has exited. */
-  private evicted: Array<{ pid: number; blocks: Placement[] }> = [];
-  private evictedCheck?: NodeJS.Timeout;
   private readonly capacity: number;
   private reserved = 0;
   private taken = 0;
@@ -334,39 +332,22 @@ export class PutRings {
     }
     // A client the daemon evicted may still be running, and writing its ring and arenas until it
     // sees the socket close: that memory goes back to the pool only once its process is gone.
-    const keep: Placement[] | undefined = session.evicted && session.pid > 0 ? [] : undefined;
+    const keep: Placement[] | undefined = KeptUntilExit.applies(session) ? [] : undefined;
     for (const arena of ring.arenas) this.freeRest(arena, keep);
     ring.arenas.length = 0;
     this.reserved -= ring.view.byteLength;
     this.host.pool.memory.closeWritable(ring.view);
     if (keep) {
       keep.push(ring.block);
-      this.keepUntilExit(session.pid, keep);
+      this.host.keptUntilExit.keep(session.pid, keep);
     } else {
       this.host.pool.free(ring.block);
     }
   }
 
-  private keepUntilExit(pid: number, blocks: Placement[]): void {
-    this.evicted.push({ pid, blocks });
-    this.evictedCheck ??= setInterval(() => {
-      this.evicted = this.evicted.filter(({ pid, blocks }) => {
-        if (processRuns(pid)) return true;
-        for (const block of blocks) this.host.pool.free(block);
-        return false;
-      });
-      if (this.evicted.length === 0) {
-        clearInterval(this.evictedCheck);
-        this.evictedCheck = undefined;
-      }
-    }, EVICTED_CHECK_MS).unref();
-  }
-
   close(): void {
     clearTimeout(this.poll);
     this.poll = undefined;
-    clearInterval(this.evictedCheck);
-    this.evictedCheck = undefined;
   }
 
   /** Registers the ring's new records, in order; true when there were any. */
@@ -538,15 +519,5 @@ export class PutRings {
       if (this.drain(ring)) anyActive = true;
     }
     if (anyActive) this.poll ??= setTimeout(() => this.tick(), POLL_MS).unref();
-  }
-}
-
-/** Whether a process runs (signal 0 checks without sending; EPERM: it runs as another user). */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -39,6 +39,7 @@ import type { SessionHost } from './rpc/rpc-connection';
 import { exposureWarning, RpcServer } from './rpc/rpc-server';
 import { loadDaemonTls, type DaemonTls } from './rpc/daemon-tls';
 import { openReadIndex, type ReadIndex } from './read-index';
+import { KeptUntilExit } from './kept-until-exit';
 import { PutRings } from './put-rings';
 import { StreamTable } from './streams';
 import { newSession, type ClientSession } from './session';
@@ -64,6 +65,8 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   readonly archives: ArchiveIndex;
   readonly readIndex?: ReadIndex;
   readonly putRings: PutRings;
+  /** What thrown-off clients may still write, kept until their processes exit. */
+  private readonly keptUntilExit: KeptUntilExit;
   readonly instanceId: number;
   readonly socketPath: string;
   readonly version = VERSION;
@@ -105,24 +108,31 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
       options.spareSegmentBytes,
     );
     this.pool = new SegmentPool(policy, options.shmDir, (segment) => this.segmentReleased(segment));
+    this.keptUntilExit = new KeptUntilExit((block) => this.pool.free(block));
     const ids = new IdGenerator(this.instanceId);
     const readIndex = openReadIndex(options.readIndexSlots, options.shmDir);
     this.readIndex = readIndex;
-    this.table = new ObjectTable(this.pool, ids, this.instanceId, {
-      namesDropped: (object) => this.names.forget(object),
-      // The index learns of an object's bytes when they are in place, and lets go of them before
-      // they are freed or moved (read-index.ts).
-      readable: readIndex && ((object) => readIndex.publish(object)),
-      evicting: readIndex && ((blob) => readIndex.withdraw(blob.id)),
-      heldElsewhere: readIndex && ((blob) => readIndex.isHeld(blob.id)),
-      deleted: (object) => {
-        readIndex?.withdraw(object.id);
-        this.residency.forget(object);
-        durable?.deleted(object);
-        this.archives.forget(object.id);
+    this.table = new ObjectTable(
+      this.pool,
+      ids,
+      this.instanceId,
+      {
+        namesDropped: (object) => this.names.forget(object),
+        // The index learns of an object's bytes when they are in place, and lets go of them before
+        // they are freed or moved (read-index.ts).
+        readable: readIndex && ((object) => readIndex.publish(object)),
+        evicting: readIndex && ((blob) => readIndex.withdraw(blob.id)),
+        heldElsewhere: readIndex && ((blob) => readIndex.isHeld(blob.id)),
+        deleted: (object) => {
+          readIndex?.withdraw(object.id);
+          this.residency.forget(object);
+          durable?.deleted(object);
+          this.archives.forget(object.id);
+        },
+        relabeled: (object) => durable?.relabeled(object),
       },
-      relabeled: (object) => durable?.relabeled(object),
-    });
+      this.keptUntilExit,
+    );
     this.archives = new ArchiveIndex((id) => this.table.exists(id));
     this.names = new NameTable(this.table, options.keepVersions);
     const spill = options.spillDir === undefined ? undefined : SpillDir.open(options.spillDir);
@@ -144,6 +154,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
         residency: this.residency,
         ids,
         instanceId: this.instanceId,
+        keptUntilExit: this.keptUntilExit,
         disconnect: (session, message) => this.clients.get(session.clientId)?.violated(message),
       },
       options.putRingBytes,
@@ -306,6 +317,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
     this.remote.close();
     await Promise.all([closed, this.rpc?.close(), this.http?.close()]);
     this.putRings.close();
+    this.keptUntilExit.close();
     this.pool.close();
     this.readIndex?.close();
     fs.rmSync(this.socketPath, { force: true });

@@ -330,9 +330,8 @@ export class StreamTable {
   dropSession(session: ClientSession): void {
     for (const stream of this.streams.values()) {
       if (stream.writer === session && stream.state === 'open') {
-        // Its unsealed blobs, the recycled ones among them, are reclaimed with the client.
-        stream.recycled = [];
-        stream.recycledBytes = 0;
+        // failStream gives back the recycled blobs not handed to it yet; its other unsealed blobs
+        // go with the client (kept while a thrown-off client may still write them).
         this.failStream(stream, `the writer (client ${session.clientId}) disconnected`);
       }
       if (stream.reader === session) this.detachReader(stream);
@@ -515,9 +514,9 @@ export class StreamTable {
     return true;
   }
 
-  /** The writer is done: the recycled blobs it was not given go back to the pool. */
+  /** The writer is done: the recycled blobs it was not given (never written by it) go back to the pool. */
   private dropRecycled(stream: Stream): void {
-    for (const blob of stream.recycled) if (stream.writer) this.table.abort(stream.writer, blob.id);
+    for (const blob of stream.recycled) if (stream.writer) this.table.abort(stream.writer, blob.id, false);
     stream.recycled = [];
     stream.recycledBytes = 0;
   }

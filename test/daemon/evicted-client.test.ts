@@ -1,0 +1,63 @@
+import * as assert from 'node:assert/strict';
+import { type TestDaemon } from '../fixtures/daemon';
+import { startObservedDaemon } from '../fixtures/observed-daemon';
+import { settledStatus } from '../fixtures/status';
+import { startWorker } from '../fixtures/worker';
+import type { TrellisClient } from '../../src/index';
+
+/** The unsealed blob the thrown-off client writes into: a size no other object here has. */
+const BLOB_BYTES = 48 * 1024;
+/** A stream reader's cursor (8 bytes, a block of 64). */
+const CURSOR_BYTES = 8;
+
+describe('a client the daemon threw off, still running', function () {
+  let daemon: TestDaemon;
+  let observer: TrellisClient;
+
+  beforeEach(async () => {
+    // No put rings: every put below takes its block from the pool, where the freed ones are.
+    ({ daemon, observer } = await startObservedDaemon(['--size', '64MiB', '--put-ring-bytes', '0']));
+  });
+
+  it('writes into no one else: its unsealed blobs and cursor are kept until its process exits', async () => {
+    // A stream with chunks for the hostile client's reader, written by the observer.
+    const stream = await observer.createStream('trellis::ByteStream');
+    const writer = await observer.openWriter(stream.id);
+    for (let i = 0; i < 4; i++) await writer.write(Buffer.alloc(4096, i + 1));
+    const hostile = await startWorker(daemon.socket, { script: 'evicted-writer.ts' });
+    assert.deepEqual(await hostile.run('open', { size: BLOB_BYTES, id: stream.id }), {
+      blob: BLOB_BYTES,
+      cursor: CURSOR_BYTES,
+    });
+    // A block after the hostile client's, so that its blocks, once free, are holes the puts fit.
+    const fence = await observer.put(Buffer.alloc(100_000, 7));
+    const { code } = await hostile.run<{ code: string }>('misbehave');
+    assert.equal(code, 'ProtocolError');
+    assert.match(daemon.output(), /closed a client connection: a frame must be a map/);
+    const thrownOff = await settledStatus(observer, (s) => s.clients === 1);
+    assert.equal(thrownOff.clients, 1, 'the daemon dropped the thrown-off client');
+    // Puts of the sizes of its blocks: freed at once, the first of each would take them.
+    const puts: Array<{ id: string; bytes: Buffer }> = [];
+    for (let i = 0; i < 40; i++) {
+      const bytes = Buffer.alloc(i % 2 === 0 ? BLOB_BYTES : CURSOR_BYTES, 0x10 + i);
+      puts.push({ id: await observer.put(bytes), bytes });
+    }
+    const before = await hostile.run<number>('scribbles');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok((await hostile.run<number>('scribbles')) > before, 'it went on writing after the puts');
+    const changed: string[] = [];
+    for (const put of puts) {
+      const got = (await observer.get(put.id, { copy: true })) as Buffer;
+      if (!got.equals(put.bytes)) changed.push(`${put.id} (${put.bytes.length} bytes)`);
+    }
+    assert.deepEqual(changed, [], 'puts whose bytes changed after they were put');
+    // Its blocks stay out of use while it runs; once its process is gone they come back.
+    await observer.delete([fence, ...puts.map((put) => put.id)]);
+    const held = (await observer.status()).memoryUsage;
+    hostile.child.kill('SIGKILL');
+    await hostile.child.exited;
+    const kept = BLOB_BYTES + 64;
+    const freed = await settledStatus(observer, (s) => s.memoryUsage <= held - kept, 10_000);
+    assert.ok(freed.memoryUsage <= held - kept, `${freed.memoryUsage} bytes in use, ${held} before the client exited`);
+  });
+});
