@@ -291,6 +291,11 @@ export class StreamReader implements AsyncIterable<unknown> {
    */
   private ahead: Promise<ReadChunkReply> | undefined;
   /**
+   * A next() waits for a read (the one read ahead, taken over, or its own): whatever that read
+   * brings has not reached the caller, and close() must not say otherwise.
+   */
+  private awaitingRead = false;
+  /**
    * Chunks the last read brought beyond its first, not yet given to the caller. The next read
    * goes out once the first chunk of a read is given when the daemon takes prefetch reads (it
    * then frees only the reads before the last), else once the last is given.
@@ -343,12 +348,19 @@ export class StreamReader implements AsyncIterable<unknown> {
       const reading = this.ahead ?? this.readAhead();
       this.ahead = undefined;
       let reply: ReadChunkReply;
+      this.awaitingRead = true;
       try {
         reply = await reading;
       } catch (error) {
+        const closed = this.ended;
         this.ended = true;
         await Promise.all([this.releasePrevious(), this.abortCursor()]);
+        // close() ran meanwhile: over RPC this answer's bytes are fetched after it, and the close
+        // let go of them (its chunks went back to the queue). Nothing of it was the caller's.
+        if (closed) return undefined;
         throw error;
+      } finally {
+        this.awaitingRead = false;
       }
       // close() ran meanwhile and the daemon freed the cursor with it (another put may have its
       // block now): nothing of this answer is the caller's, and nothing is counted. An end left the
@@ -428,11 +440,13 @@ export class StreamReader implements AsyncIterable<unknown> {
     if (!this.keep) this.blobs.forget(this.previous);
     const unread = this.unread.splice(0);
     // A read ahead still waiting is answered with the end; one answered already goes back to the
-    // queue. Without one, the chunks of the last read the caller was not given go back. A
-    // prefetching reader's cursor tells the daemon which chunks of its last two reads go back.
+    // queue, whole: so does the read a next() under way waits for (the caller gets nothing of it).
+    // Without one, the chunks of the last read the caller was not given go back. A prefetching
+    // reader's cursor tells the daemon which chunks of its last two reads go back.
+    const reading = ahead !== undefined || this.awaitingRead;
     await this.channel.request(
       'closeReader',
-      ahead || this.prefetch ? { id: this.id } : { id: this.id, unseen: unread.length },
+      reading || this.prefetch ? { id: this.id } : { id: this.id, unseen: unread.length },
     );
     this.blobs.forget(unread.flatMap((chunk) => chunk.blobs.map((blob) => blob.id)));
     const reply = await ahead?.catch(() => undefined);

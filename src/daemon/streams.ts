@@ -227,7 +227,13 @@ export class StreamTable {
     const stream = this.stream(id);
     if (stream.reader)
       throw new TrellisError('StreamOpened', `stream ${id} already has a reader (client ${stream.reader.clientId})`);
-    if (cursor) stream.cursor = this.table.createBlobs(session, [CURSOR_BYTES])[0];
+    if (cursor) {
+      stream.cursor = this.table.createBlobs(session, [CURSOR_BYTES])[0];
+      // [no read, none given] until the reader writes it: a new blob holds whatever its block held
+      // last, and a reader closed or killed before its first answer would have those bytes say
+      // that its caller got chunks it never saw (they were deleted instead of going back).
+      this.memory.write(stream.cursor, 0, new Uint8Array(CURSOR_BYTES));
+    }
     stream.reader = session;
     stream.holders.add(session);
     return { ...describeStream(stream), ...(stream.cursor && { cursor: stream.cursor, prefetch: true }) };

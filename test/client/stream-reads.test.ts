@@ -1,9 +1,9 @@
 import * as assert from 'node:assert/strict';
-import { connect, type TrellisClient } from '../../src/index';
+import { connect, connectRpc, type TrellisClient } from '../../src/index';
 import { startChild } from '../fixtures/child';
 import { startTestDaemon, type TestDaemon } from '../fixtures/daemon';
 import { settledStatus } from '../fixtures/status';
-import { streamHash } from '../fixtures/stream-chunks';
+import { streamChunk, streamHash } from '../fixtures/stream-chunks';
 
 interface ReaderReport {
   count: number;
@@ -50,7 +50,7 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
   let daemon: TestDaemon;
   let client: TrellisClient;
   before(async () => {
-    daemon = await startTestDaemon(['--size', '64MiB', '--http-port', '0']);
+    daemon = await startTestDaemon(['--size', '64MiB', '--http-port', '0', '--rpc-port', '0']);
     client = await connect(daemon.socket);
   });
   after(async () => {
@@ -111,6 +111,44 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     await reader.close();
     assert.equal(await pending, undefined, 'the reader was closed before the answer was taken');
     assert.equal(await reader.next(), undefined);
+  });
+
+  it('a next() under way when close() is called: the next reader, in another process, gets its chunks', async () => {
+    // The read is answered before the daemon sees the close: its chunks never reached the caller.
+    const id = await writtenStream(client, daemon.socket, 10);
+    const reader = await client.openReader(id);
+    const pending = reader.next();
+    await reader.close();
+    assert.equal(await pending, undefined);
+    const next = startChild('stream-reader.ts', [daemon.socket, id]);
+    await next.next();
+    assert.deepEqual(await next.next<ReaderReport>(), { count: 10, sha256: streamHash(10, 'uniform') });
+  });
+
+  it('a reader without a cursor (over RPC) closed during a next(): no chunk lost, none given twice', async () => {
+    const baseline = await client.status();
+    const id = await writtenStream(client, daemon.socket, 10);
+    const remote = await connectRpc(daemon.rpcEndpoint!);
+    try {
+      // Closed during its first read, which the daemon answers before it sees the close.
+      const first = await remote.openReader(id);
+      const pending = first.next();
+      await first.close();
+      assert.equal(await pending, undefined);
+      // The next reader gets chunk 0; closed during its second read (the one read ahead).
+      const second = await remote.openReader(id);
+      assert.deepEqual(await second.next(), streamChunk(0, 'uniform'));
+      const more = second.next();
+      await second.close();
+      assert.equal(await more, undefined);
+    } finally {
+      await remote.close();
+    }
+    const last = startChild('stream-reader.ts', [daemon.socket, id]);
+    await last.next();
+    assert.deepEqual(await last.next<ReaderReport>(), { count: 9, sha256: streamHash(10, 'uniform', 1) });
+    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+    assert.equal(after.memoryUsage, baseline.memoryUsage);
   });
 
   it("the stream's end, answered to a prefetch, frees no cursor the reader still writes to", async () => {
@@ -204,5 +242,38 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     await writer.finish();
     assert.equal(await reader.next(), undefined);
     await other.close();
+  });
+});
+
+describe("streams: a new reader's cursor", function () {
+  let daemon: TestDaemon;
+  let client: TrellisClient;
+  before(async () => {
+    // No put rings: the small puts below take blocks of the pool, as the cursor does.
+    daemon = await startTestDaemon(['--size', '64MiB', '--put-ring-bytes', '0']);
+    client = await connect(daemon.socket);
+  });
+  after(async () => {
+    await client.close();
+    await daemon.stop();
+  });
+
+  it('says no chunk reached the caller until the reader writes it, whatever its block held before', async () => {
+    const id = await writtenStream(client, daemon.socket, 10);
+    // Holes of one block (64 bytes) that held [2139062143, 2139062143]: the cursor goes into one.
+    const stale: string[] = [];
+    for (let i = 0; i < 32; i++) {
+      stale.push(await client.put(Buffer.alloc(8, 0x7f)));
+      await client.put(Buffer.alloc(8, 0));
+    }
+    await client.delete(stale);
+    // Closed during its first read, before it ever wrote its cursor.
+    const reader = await client.openReader(id);
+    const pending = reader.next();
+    await reader.close();
+    assert.equal(await pending, undefined);
+    const next = startChild('stream-reader.ts', [daemon.socket, id]);
+    await next.next();
+    assert.deepEqual(await next.next<ReaderReport>(), { count: 10, sha256: streamHash(10, 'uniform') });
   });
 });
