@@ -9,17 +9,20 @@ import type { TrellisClient } from '../../src/index';
 const BLOB_BYTES = 48 * 1024;
 /** A stream reader's cursor (8 bytes, a block of 64). */
 const CURSOR_BYTES = 8;
+/** A blob that needs a segment of its own, larger than a standard one. */
+const SPARE_BLOB_BYTES = 48 * 1024 * 1024;
 
 describe('a client the daemon threw off, still running', function () {
   let daemon: TestDaemon;
   let observer: TrellisClient;
 
-  beforeEach(async () => {
-    // No put rings: every put below takes its block from the pool, where the freed ones are.
-    ({ daemon, observer } = await startObservedDaemon(['--size', '64MiB', '--put-ring-bytes', '0']));
-  });
+  // No put rings: every put below takes its block from the pool, where the freed ones are.
+  const start = async (args: string[]) => {
+    ({ daemon, observer } = await startObservedDaemon([...args, '--put-ring-bytes', '0']));
+  };
 
   it('writes into no one else: its unsealed blobs and cursor are kept until its process exits', async () => {
+    await start(['--size', '64MiB']);
     // A stream with chunks for the hostile client's reader, written by the observer.
     const stream = await observer.createStream('trellis::ByteStream');
     const writer = await observer.openWriter(stream.id);
@@ -59,5 +62,32 @@ describe('a client the daemon threw off, still running', function () {
     const kept = BLOB_BYTES + 64;
     const freed = await settledStatus(observer, (s) => s.memoryUsage <= held - kept, 10_000);
     assert.ok(freed.memoryUsage <= held - kept, `${freed.memoryUsage} bytes in use, ${held} before the client exited`);
+  });
+
+  it('a blob that took the spare segment is kept too: the next blob of its size goes elsewhere', async function () {
+    this.timeout(60_000);
+    // Standard segments of 32 MiB: a 48 MiB blob takes the 64 MiB spare as its own segment.
+    await start(['--size', '256MiB', '--spare-segment', '64MiB']);
+    await settledStatus(observer, (s) => s.memorySpare > 0, 20_000);
+    const hostile = await startWorker(daemon.socket, { script: 'evicted-writer.ts' });
+    assert.deepEqual(await hostile.run('open', { size: SPARE_BLOB_BYTES }), { blob: SPARE_BLOB_BYTES });
+    assert.equal((await observer.status()).memorySpare, 0, 'the blob took the spare');
+    assert.equal((await hostile.run<{ code: string }>('misbehave')).code, 'ProtocolError');
+    assert.equal((await settledStatus(observer, (s) => s.clients === 1)).clients, 1);
+    // Freed at once, the spare's segment would be empty, and this blob would land where the first was.
+    const writer = await observer.createBlob(SPARE_BLOB_BYTES);
+    writer.buffer.fill(0x33);
+    const id = await writer.seal();
+    const before = await hostile.run<number>('scribbles');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok((await hostile.run<number>('scribbles')) > before, 'it went on writing');
+    const got = (await observer.get(id, { copy: true })) as Buffer;
+    assert.equal(got.indexOf(0xee), -1, 'the blob put after the client was thrown off changed');
+    await observer.delete(id);
+    const held = (await observer.status()).memoryUsage;
+    hostile.child.kill('SIGKILL');
+    await hostile.child.exited;
+    const freed = await settledStatus(observer, (s) => s.memoryUsage <= held - SPARE_BLOB_BYTES, 10_000);
+    assert.ok(freed.memoryUsage <= held - SPARE_BLOB_BYTES, `${freed.memoryUsage} bytes in use, ${held} before`);
   });
 });
