@@ -168,16 +168,23 @@ export class Residency {
   }
 
   /**
-   * Runs `allocate`; when it is OutOfMemory, first frees what only waited for read-index views
-   * already let go (`reclaimHeld`), then, when blobs can leave memory, spills and tries again.
+   * Runs `allocate`; when it is OutOfMemory, first waits for a segment being reserved (its room
+   * is counted as taken meanwhile: a put-ring arena or a load that came while the spare was being
+   * reserved failed, or spilled, for room the spare gives up once ready), then frees what only
+   * waited for read-index views already let go (`reclaimHeld`), then, when blobs can leave memory,
+   * spills and tries again.
    */
-  private withRoom<T>(allocate: () => T, bytes: number): T | Promise<T> {
+  private withRoom<T>(allocate: () => T, bytes: number, waited = false): T | Promise<T> {
     let failed: unknown;
     try {
       return allocate();
     } catch (error) {
       failed = error;
     }
+    // A segment being reserved (the spare, most often) holds its room until it is done; then a
+    // spare gives that room up to a block that needs it. Once: another reservation may follow.
+    const reserving = !waited && isTrellisError(failed, 'OutOfMemory') ? this.pool.untilReserved() : undefined;
+    if (reserving) return reserving.then(() => this.withRoom(allocate, bytes, true));
     if (isTrellisError(failed, 'OutOfMemory') && this.reclaimHeld?.()) {
       try {
         return allocate();

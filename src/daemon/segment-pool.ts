@@ -289,6 +289,15 @@ export class SegmentPool {
     return this.segments.size === 0 ? this.reserving : undefined;
   }
 
+  /**
+   * A reservation under way (the spare's, or one reserveAhead started), whose bytes count as
+   * reserved until it ends: an allocation that found no room may find some then (a spare that is
+   * ready gives its room up). Undefined when none runs.
+   */
+  untilReserved(): Promise<void> | undefined {
+    return this.spareReserving ?? this.reserving;
+  }
+
   /** Returns the bytes the block occupied. */
   free(placement: Placement): number {
     const segment = this.segments.get(placement.segment);
