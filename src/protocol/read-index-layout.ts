@@ -102,8 +102,8 @@ const JSON_RECORD_START = 0x7b;
  * A KIND_OBJECT entry's arena bytes (the daemon writes them): JSON (UTF-8) when the record is
  * plain JSON and fits in READ_INDEX_MAX_BYTES, else msgpack. JSON.parse is native: a fresh
  * process's first unpack of a DataFrame's record took msgpackr ~0.1 ms more (its decoder's first
- * run). A client that predates JSON records unpacks the number 123 from one: a miss, and it asks
- * the daemon. Throws what msgpackr throws.
+ * run). A client that predates JSON records cannot unpack one (msgpack reads the number 123,
+ * then throws at the bytes left over): it asks the daemon. Throws what msgpackr throws.
  */
 export function packIndexedObject(record: IndexedObjectRecord): Uint8Array {
   if (isPlainJson(record)) {
