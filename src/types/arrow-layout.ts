@@ -43,32 +43,34 @@
  * Types come from the schema, not from the nodes: node i of a struct is read as field i's type.
  */
 /*
- * What a get runs is imported from the apache-arrow modules that define it, not from the package's
- * index: each name read from the index goes through two re-export getters (Arrow.dom.js, Arrow.js),
- * which a process that loaded apache-arrow itself compiles at their first call (~15 us a name,
- * ~0.1 ms of a fresh reader's first get). The modules are the index's own (the package exports
- * them, "./*"), so the classes are the same.
+ * What a get runs is imported from the apache-arrow modules that define it (through
+ * arrow-modules.ts, which requires them by file), not from the package's index: each name read
+ * from the index goes through two re-export getters (Arrow.dom.js, Arrow.js), which a process
+ * that loaded apache-arrow itself compiles at their first call (~15 us a name, ~0.1 ms of a fresh
+ * reader's first get). The modules are the index's own (the package exports them, "./*"), so the
+ * classes are the same.
  */
 import { Message, MessageHeader } from 'apache-arrow';
-import { Data } from 'apache-arrow/data';
-import { MetadataVersion, Precision, Type } from 'apache-arrow/enum';
-import { RecordBatch } from 'apache-arrow/recordbatch';
-import { Field, Schema } from 'apache-arrow/schema';
-import { Table } from 'apache-arrow/table';
+import type { DataType, Dictionary, Timestamp } from 'apache-arrow/type';
 import {
   Binary,
   Bool,
+  Data,
+  Field,
   Float,
   Int,
   LargeBinary,
   LargeUtf8,
+  MetadataVersion,
+  Precision,
+  RecordBatch,
+  Schema,
   Struct,
+  Table,
+  Type,
   Utf8,
-  type DataType,
-  type Dictionary,
-  type Timestamp,
-} from 'apache-arrow/type';
-import { Vector } from 'apache-arrow/vector';
+  Vector,
+} from './arrow-modules';
 import { TrellisError } from '../errors';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
 import { checkArrowNode, checkBatchColumns, pathOf, type NodeShape, type Where } from './arrow-node-checks';

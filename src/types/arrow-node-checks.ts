@@ -15,9 +15,9 @@
  * A lie there gives wrong values or a TypeError when that row is read, never a read outside the
  * stored bytes: typed-array reads and subarray() are bounds-checked by the language.
  */
-// From the module that defines them, not the package's index (see arrow-layout.ts).
+// From the modules that define them, not the package's index (see arrow-layout.ts, arrow-modules.ts).
 import type { Data } from 'apache-arrow/data';
-import { Type, UnionMode } from 'apache-arrow/enum';
+import { Type, UnionMode } from './arrow-modules';
 import type { DataType, Dictionary, FixedSizeBinary, FixedSizeList, Union } from 'apache-arrow/type';
 import { TrellisError } from '../errors';
 
