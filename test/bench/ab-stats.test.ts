@@ -76,7 +76,7 @@ describe('bench A/B runPairs', () => {
     const samples = await runPairs(context, 4, async (b, pair) => {
       calls.push(`${pair}${b.label}`);
       // A metric that appears only from pair 2 on, and only for B: earlier pairs and A get NaN.
-      const late = pair >= 2 && b.label === 'B' ? { late: pair } : {};
+      const late: Record<string, number> = pair >= 2 && b.label === 'B' ? { late: pair } : {};
       return { first: pair * 10 + (b.label === 'A' ? 1 : 2), ...late };
     });
     assert.deepEqual(calls, ['0A', '0B', '1B', '1A', '2A', '2B', '3B', '3A']);

@@ -19,6 +19,9 @@ import { GiB, KiB } from '../../lib/format';
 import type { SuiteReport } from '../../lib/suite';
 
 /** 12 pairs of four new processes: about a minute and a half on this machine. */
+/** Two daemons start on a machine others load: a start has taken over 20 s there. */
+const DAEMON_READY_MS = 60_000;
+
 const AB_PLAN = { pairs: 12, tableBytes: GiB, smallBlobBytes: KiB, daemonSize: '2GiB' };
 
 interface Prepared {
@@ -33,6 +36,7 @@ async function prepare(context: AbContext, build: AbBuild, cpus: ReturnType<type
     size: AB_PLAN.daemonSize,
     cpu: cpus?.serverCpu,
     buildRoot: build.root,
+    readyTimeoutMs: DAEMON_READY_MS,
   });
   log(`${build.label}: trellisd pid ${daemon.pid} (${build.root}/bin/trellisd) on ${daemon.socket}`);
   // Each build its own code cache (src/code-cache.ts), written by its writer as in the plain run.
