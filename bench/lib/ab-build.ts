@@ -59,37 +59,42 @@ export function prepareBuild(spec: string, log: (message: string) => void): AbBu
   const description = `${spec} = ${subject.length > 70 ? `${subject.slice(0, 67)}...` : subject}`;
   if (fs.existsSync(path.join(root, READY_MARK))) {
     log(`B: reusing the build of ${commit.slice(0, 10)} in ${root}`);
+    linkNodeModules(root);
     return { label: 'B', root, description };
   }
-  fs.rmSync(root, { recursive: true, force: true });
-  fs.mkdirSync(root, { recursive: true });
+  // Built under a name of its own, then renamed into place: another run preparing the same commit
+  // at the same time (the cache is the machine's) never sees a half-built tree.
+  const building = `${root}.building-${process.pid}`;
+  fs.rmSync(building, { recursive: true, force: true });
+  fs.mkdirSync(building, { recursive: true });
   try {
-    log(`B: exporting ${commit.slice(0, 10)} to ${root}`);
-    const archive = path.join(AB_CACHE_DIR, `${commit}.tar`);
+    log(`B: exporting ${commit.slice(0, 10)} to ${building}`);
+    const archive = `${building}.tar`;
     try {
       git(['archive', '--format=tar', `--output=${archive}`, commit]);
-      tar.x({ file: archive, cwd: root, sync: true });
+      tar.x({ file: archive, cwd: building, sync: true });
     } finally {
       fs.rmSync(archive, { force: true });
     }
-    // Its own dependencies would need the registry and minutes; this tree's are close enough for
-    // a nearby commit (a package.json that differs is reported, not fixed).
-    fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'node_modules'), 'dir');
-    warnOnDependencyChange(root, log);
+    linkNodeModules(building);
+    warnOnDependencyChange(building, log);
     for (const script of ['build:native', 'build:ts']) {
-      log(`B: npm run ${script} (nice -n 10) in ${root}`);
-      const built = spawnSync('nice', ['-n', '10', 'npm', 'run', script], { cwd: root, encoding: 'utf8' });
+      log(`B: npm run ${script} (nice -n 10) in ${building}`);
+      const built = spawnSync('nice', ['-n', '10', 'npm', 'run', script], { cwd: building, encoding: 'utf8' });
       if (built.status !== 0) {
         throw new Error(
-          `--ab ${spec}: npm run ${script} failed in ${root} (${built.error?.message ?? `exit ${built.status}`}):\n` +
+          `--ab ${spec}: npm run ${script} failed in ${building} (${built.error?.message ?? `exit ${built.status}`}):\n` +
             `${(built.stdout + built.stderr).slice(-3000)}`,
         );
       }
     }
-    fs.writeFileSync(path.join(root, READY_MARK), `${commit}\n`);
-  } catch (error) {
-    fs.rmSync(root, { recursive: true, force: true });
-    throw error;
+    fs.writeFileSync(path.join(building, READY_MARK), `${commit}\n`);
+    if (!fs.existsSync(path.join(root, READY_MARK))) {
+      fs.rmSync(root, { recursive: true, force: true });
+      fs.renameSync(building, root);
+    }
+  } finally {
+    fs.rmSync(building, { recursive: true, force: true });
   }
   return { label: 'B', root, description };
 }
@@ -100,6 +105,18 @@ export function cleanBuilds(): string[] {
   const removed = fs.readdirSync(AB_CACHE_DIR).map((entry) => path.join(AB_CACHE_DIR, entry));
   fs.rmSync(AB_CACHE_DIR, { recursive: true, force: true });
   return removed;
+}
+
+/**
+ * Its node_modules: this tree's, by a symlink (its own would need the registry and minutes; this
+ * tree's are close enough for a nearby commit, and a package.json that differs is reported). Made
+ * again when the tree that prepared a kept build, and its node_modules, are gone.
+ */
+function linkNodeModules(root: string): void {
+  const link = path.join(root, 'node_modules');
+  if (fs.existsSync(link)) return;
+  fs.rmSync(link, { force: true });
+  fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), link, 'dir');
 }
 
 function resolveCommit(spec: string): string {
