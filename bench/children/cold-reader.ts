@@ -29,9 +29,10 @@ let sink = 0;
 export interface StoreArgs {
   tableBytes: number;
   smallBlobBytes: number;
+  /** 0: no large blob (its id is then ''). */
   largeBlobBytes: number;
-  /** The same table as an Arrow IPC file here. */
-  ipcFile: string;
+  /** The same table as an Arrow IPC file here; none when not given (an A/B run has no baseline). */
+  ipcFile?: string;
 }
 
 export interface StoreResult {
@@ -132,8 +133,8 @@ function coldCommands(connected: Connected | undefined) {
       }
       const table = tableFromArrays({ price, score });
       const tableId = await client.put(table);
-      const ipc = tableToIPC(table, 'file');
-      fs.writeFileSync(args.ipcFile, ipc);
+      const ipc = args.ipcFile === undefined ? undefined : tableToIPC(table, 'file');
+      if (ipc) fs.writeFileSync(args.ipcFile!, ipc);
       const blob = async (bytes: number) => {
         const writer = await client.createBlob(bytes);
         writer.buffer.fill(1);
@@ -142,9 +143,9 @@ function coldCommands(connected: Connected | undefined) {
       return {
         tableId,
         smallBlobId: await blob(args.smallBlobBytes),
-        largeBlobId: await blob(args.largeBlobBytes),
+        largeBlobId: args.largeBlobBytes > 0 ? await blob(args.largeBlobBytes) : '',
         rows,
-        ipcBytes: ipc.byteLength,
+        ipcBytes: ipc?.byteLength ?? 0,
       };
     },
 

@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { onCpu } from './cpu';
+import { BUILD_ENV } from './dist';
 import type { Scope } from './scope';
 import type { ChildMessage, CommandRequest, CommandTable } from './serve-commands';
 
@@ -34,6 +35,8 @@ export interface ChildOptions {
   cpu?: number;
   /** Set in the child's environment, over the runner's own. */
   env?: NodeJS.ProcessEnv;
+  /** Another build's package root for the child to load trellis from (an A/B run; dist.ts); default this tree. */
+  buildRoot?: string;
 }
 
 /** Starts bench/children/<script> with `args` on its command line; it is stopped when `scope` closes. */
@@ -48,7 +51,7 @@ export async function startChild<C extends CommandTable>(
   const { command, args: argv } = onCpu(options.cpu, process.execPath, [...CHILD_NODE_ARGS, file, ...args]);
   const child = spawn(command, argv, {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, ...options.env, ...(options.buildRoot ? { [BUILD_ENV]: options.buildRoot } : {}) },
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
   let stderr = '';

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { REPO_ROOT } from './child';
 import { onCpu } from './cpu';
-import { assertDistFresh, TRELLISD_BIN } from './dist';
+import { assertDistFresh, TRELLISD_BIN, trellisdOf } from './dist';
 import type { Scope } from './scope';
 import { stopProcess } from '../../test/fixtures/processes';
 
@@ -37,6 +37,8 @@ export interface BenchDaemonOptions {
   readyTimeoutMs?: number;
   /** The socket path, to start a daemon again where clients expect it; default a new one. */
   socket?: string;
+  /** Another build's package root (an A/B run, ab-build.ts): its bin/trellisd runs; default this tree's. */
+  buildRoot?: string;
 }
 
 export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions): Promise<BenchDaemon> {
@@ -44,7 +46,7 @@ export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions
   const socket = options.socket ?? scope.path('trellisd.sock');
   // The daemon runs without --expose-gc: it is measured as shipped.
   const { command, args } = onCpu(options.cpu, process.execPath, [
-    TRELLISD_BIN,
+    options.buildRoot ? trellisdOf(options.buildRoot) : TRELLISD_BIN,
     '--socket',
     socket,
     '--size',
@@ -52,7 +54,7 @@ export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions
     ...(options.args ?? []),
   ]);
   const child = spawn(command, args, {
-    cwd: REPO_ROOT,
+    cwd: options.buildRoot ?? REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -5,16 +5,25 @@
  * CommonJS output reaches every imported binding through a getter, also on hot paths.
  *
  * dist/ older than src/ would measure other code than the sources say, so it is refused.
+ *
+ * A process started with TRELLIS_BENCH_BUILD=DIR loads another build's package from DIR (its
+ * dist/, which loads its own build/ addon): an A/B run's children (ab.ts, ab-build.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as Trellis from '../../src/index';
 
-const REPO_ROOT = path.resolve(__dirname, '..', '..');
+export const BUILD_ENV = 'TRELLIS_BENCH_BUILD';
+const REPO_ROOT = path.resolve(process.env[BUILD_ENV] || path.join(__dirname, '..', '..'));
 const SRC_DIR = path.join(REPO_ROOT, 'src');
 export const DIST_DIR = path.join(REPO_ROOT, 'dist');
 /** The daemon's shipped entry point (package.json "bin"): it runs dist/cli/trellisd.js. */
-export const TRELLISD_BIN = path.join(REPO_ROOT, 'bin', 'trellisd');
+export const TRELLISD_BIN = trellisdOf(REPO_ROOT);
+
+/** A build's daemon entry point, from its package root. */
+export function trellisdOf(root: string): string {
+  return path.join(root, 'bin', 'trellisd');
+}
 
 /**
  * Why dist/ cannot stand for src/ (a source with no compiled file, or one newer than it), or

@@ -9,6 +9,7 @@
  * in bench/suites/NAME/, scripts for its child processes in bench/children/ (each one calls
  * serveCommands and exports the type of its command table), shared drivers in bench/lib/.
  */
+import type { AbContext } from './ab';
 import type { Scope } from './scope';
 import type { Summary } from './stats';
 import type { Column } from './table';
@@ -70,4 +71,9 @@ export interface Suite {
   readonly name: string;
   readonly title: string;
   run(context: SuiteContext): Promise<SuiteReport>;
+  /**
+   * The suite's A/B mode (`--ab REV_OR_DIR`, see ab.ts), when it has one: this tree against another
+   * build, sample by sample. Its results go to bench/results/<name>-ab-<timestamp>.json.
+   */
+  runAb?(context: AbContext): Promise<SuiteReport>;
 }

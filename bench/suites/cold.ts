@@ -22,6 +22,7 @@ import * as path from 'node:path';
 import type { ColdReaderCommands, FirstRead, StoreResult } from '../children/cold-reader';
 import { CODE_CACHE_DIR_ENV, CODE_CACHE_ENV } from '../../src/code-cache';
 import { withChild } from '../lib/child';
+import { runColdAb } from './cold/ab';
 import { crossCorePlacement, describePlacement } from '../lib/cpu';
 import { startBenchDaemon } from '../lib/daemon';
 import { formatBytes, formatDuration, formatRatio, GiB, KiB } from '../lib/format';
@@ -334,4 +335,5 @@ export const suite: Suite = {
   name: 'cold',
   title: "a new process's first get of a 1 GiB DataFrame and of blobs, against an mmap'd Arrow IPC file",
   run,
+  runAb: runColdAb,
 };

@@ -21,6 +21,7 @@ import type {
 } from '../children/small-values-client';
 import type { SocketEchoCommands } from '../children/socket-echo';
 import { startChild, withChild } from '../lib/child';
+import { runObjectsSmallAb } from './objects-small/ab';
 import { crossCorePlacement, describePlacement } from '../lib/cpu';
 import { startBenchDaemon } from '../lib/daemon';
 import { formatDuration, formatRatio } from '../lib/format';
@@ -338,4 +339,5 @@ export const suite: Suite = {
   async run(context) {
     return report(await measure(context));
   },
+  runAb: runObjectsSmallAb,
 };

@@ -1,0 +1,118 @@
+/**
+ * objects-small's A/B child (bench/suites/objects-small/ab.ts): small Buffers put and got with
+ * trellis only (no Redis, no echo: those would be the same in both builds), in a fresh process:
+ * `node small-values-ab.ts --socket PATH`, started with TRELLIS_BENCH_BUILD naming the build it
+ * loads (lib/dist.ts). A writer sample times its first put, then warm puts; a reader sample its
+ * first get, then warm gets of what the setup stored. Results in milliseconds by metric.
+ */
+import { sample, sampleOnce, type SampleOptions } from '../lib/sampler';
+import { serveCommands } from '../lib/serve-commands';
+import { summarize } from '../lib/stats';
+import { loadTrellis } from '../lib/dist';
+
+const { connect } = loadTrellis();
+
+/** Written by reads so that no read can be optimized away. */
+let sink = 0;
+
+export interface AbRateArgs {
+  valueBytes: number;
+  /** One at a time: `opsPerSample` operations per timed sample. */
+  single: { iterations: number; warmup: number; opsPerSample: number };
+  /** In flight and batches: `batchSize` values per timed sample. */
+  batch: { iterations: number; warmup: number; batchSize: number };
+}
+
+function payload(i: number, bytes: number): Buffer {
+  const buffer = Buffer.alloc(bytes, i & 0xff);
+  buffer.writeUInt32LE(i >>> 0, 0);
+  return buffer;
+}
+
+/** The median time of one operation, in milliseconds (a sample's time is per operation already). */
+async function medianMs(pending: Promise<{ samplesNs: number[] }>, perSample = 1): Promise<number> {
+  return summarize((await pending).samplesNs).median / perSample / 1e6;
+}
+
+function abCommands(client: Awaited<ReturnType<typeof connect>>) {
+  const getMany = (ids: string[]): Promise<unknown[]> => {
+    // getMany where the build has it; before it existed, the same gets all in flight.
+    const many = (client as unknown as { getMany?: (ids: string[]) => Promise<unknown[]> }).getMany;
+    return many ? many.call(client, ids) : Promise.all(ids.map((id) => client.get(id)));
+  };
+  return {
+    /** The setup: `count` values a reader gets, left in the daemon. */
+    async store({ valueBytes, count }: { valueBytes: number; count: number }): Promise<string[]> {
+      const ids: string[] = [];
+      for (let i = 0; i < count; i++) ids.push(await client.put(payload(i, valueBytes)));
+      return ids;
+    },
+
+    /** This process's first put, then warm puts one at a time, 100 in flight and putMany of 100. */
+    async writer(args: AbRateArgs): Promise<Record<string, number>> {
+      const pool = Array.from({ length: 1000 }, (_, i) => payload(i, args.valueBytes));
+      const pick = (i: number) => pool[i % pool.length];
+      const made: string[] = [];
+      const first = (await sampleOnce(async () => void made.push(await client.put(pick(0))))).samplesNs[0] / 1e6;
+      const dropMade = async () => void (made.length > 0 && (await client.delete(made.splice(0))));
+      const single: SampleOptions = { ...args.single, after: dropMade };
+      const batch: SampleOptions = { ...args.batch, after: dropMade };
+      const batchOf = (i: number) =>
+        Array.from({ length: args.batch.batchSize }, (_, j) => pick(i * args.batch.batchSize + j));
+      const size = args.batch.batchSize;
+      const result = {
+        'first put': first,
+        'put, warm': await medianMs(sample(async (i) => void made.push(await client.put(pick(i))), single)),
+        'put, 100 in flight (per value)': await medianMs(
+          sample(async (i) => void made.push(...(await Promise.all(batchOf(i).map((b) => client.put(b))))), batch),
+          size,
+        ),
+        'putMany of 100 (per value)': await medianMs(
+          sample(async (i) => void made.push(...(await client.putMany(batchOf(i)))), batch),
+          size,
+        ),
+      };
+      await dropMade();
+      return result;
+    },
+
+    /** This process's first get of what the setup stored, then warm gets one at a time, in flight and getMany. */
+    async reader(args: AbRateArgs & { ids: string[] }): Promise<Record<string, number>> {
+      const { ids } = args;
+      const at = (i: number) => i % ids.length;
+      const read = (value: unknown) => void (sink += Buffer.isBuffer(value) ? value[0] : 0);
+      const first = (await sampleOnce(async () => read(await client.get(ids[0])))).samplesNs[0] / 1e6;
+      const size = args.batch.batchSize;
+      const range = (i: number) => Array.from({ length: size }, (_, j) => ids[at(i * size + j)]);
+      return {
+        'first get': first,
+        'get, warm': await medianMs(sample(async (i) => read(await client.get(ids[at(i)])), args.single)),
+        'get, 100 in flight (per value)': await medianMs(
+          sample(async (i) => (await Promise.all(range(i).map((id) => client.get(id)))).forEach(read), args.batch),
+          size,
+        ),
+        'getMany of 100 (per value)': await medianMs(
+          sample(async (i) => (await getMany(range(i))).forEach(read), args.batch),
+          size,
+        ),
+      };
+    },
+  };
+}
+
+export type SmallValuesAbCommands = ReturnType<typeof abCommands>;
+
+async function main(): Promise<void> {
+  const at = process.argv.indexOf('--socket');
+  if (at < 0 || at + 1 >= process.argv.length) throw new Error('small-values-ab: --socket PATH is required');
+  const client = await connect(process.argv[at + 1]);
+  process.on('exit', () => void sink);
+  serveCommands(abCommands(client));
+}
+
+if (require.main === module) {
+  main().catch((error: Error) => {
+    process.stderr.write(`small-values-ab: ${error.stack ?? error.message}\n`);
+    process.exit(1);
+  });
+}
