@@ -106,8 +106,12 @@ export class ReadIndexReader {
     this.slots = this.words[H_SLOTS];
     if (HEADER_WORDS + this.slots * SLOT_WORDS > this.words.length)
       throw new TrellisError('ProtocolError', `the read index claims ${this.slots} slots, more than its segment holds`);
-    if (counters && counters.words.length >= this.slots)
-      this.holds = new IndexHolds(counters.words, this.words, counters.tell);
+    if (counters && counters.words.length >= this.slots) {
+      // The use counts follow the counters when the daemon made room for them (index-holds.ts).
+      const all = counters.words;
+      const uses = all.length >= 2 * this.slots ? all.subarray(this.slots, 2 * this.slots) : undefined;
+      this.holds = new IndexHolds(all.subarray(0, this.slots), this.words, counters.tell, uses);
+    }
   }
 
   /** This client's pinned views (undefined when the daemon gave it no counters). */

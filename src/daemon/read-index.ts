@@ -90,6 +90,9 @@ interface Entry {
   segment: number;
   offset: number;
   size: number;
+  /** A blob's: its slot's use counts as last seen (usedSince), and a use seen before a rebuild moved it. */
+  usesSeen: number;
+  usedBeforeMove: boolean;
 }
 
 export interface ReadIndexCounts {
@@ -166,6 +169,26 @@ export class ReadIndex {
   /** A client's hold counters (index-holds.ts), made at its first ask. Errors: OutOfMemory. */
   openHolds(clientId: number): { fd: number; size: number; segment: number } {
     return this.holds.open(clientId);
+  }
+
+  /** Bytes of a client's hold counters (and use counts), as granted. */
+  get holdsBytes(): number {
+    return this.holds.bytes;
+  }
+
+  /**
+   * Whether a client let go of a hold on the blob since the last ask (or since it was indexed):
+   * it was got from the index, with no request the daemon could count, so the spill order counts
+   * it as used now. Its slot's use counts summed over the clients, against the sum seen before.
+   */
+  usedSince(id: string): boolean {
+    const entry = this.entries.get(id);
+    if (entry === undefined || entry.kind !== KIND_BLOB) return false;
+    const uses = this.holds.uses(entry.slot);
+    const used = entry.usedBeforeMove || uses !== entry.usesSeen;
+    entry.usesSeen = uses;
+    entry.usedBeforeMove = false;
+    return used;
   }
 
   /** Whether a client holds a view of the object through the index now (spill passes it by). */
@@ -322,7 +345,20 @@ export class ReadIndex {
     }
     if (this.stateOf(slot) === SLOT_REMOVED) this.removed--;
     this.writeSlot(slot, SLOT_LIVE, high, low, kind, segment, offset, size);
-    this.entries.set(object.id, { object, slot, high, low, kind, segment, offset, size });
+    // The slot's counts so far are those of objects it held before.
+    const usesSeen = kind === KIND_BLOB ? this.holds.uses(slot) : 0;
+    this.entries.set(object.id, {
+      object,
+      slot,
+      high,
+      low,
+      kind,
+      segment,
+      offset,
+      size,
+      usesSeen,
+      usedBeforeMove: false,
+    });
     return true;
   }
 
@@ -372,6 +408,11 @@ export class ReadIndex {
         if (entry.kind !== KIND_BLOB) this.arena.free(entry.offset - this.arenaOffset);
         this.refused++;
         continue;
+      }
+      if (entry.kind === KIND_BLOB) {
+        // A use at the old slot not seen yet is kept; the counts start over at the new one.
+        entry.usedBeforeMove ||= this.holds.uses(entry.slot) !== entry.usesSeen;
+        entry.usesSeen = this.holds.uses(slot);
       }
       entry.slot = slot;
       this.writeSlot(slot, SLOT_LIVE, entry.high, entry.low, entry.kind, entry.segment, entry.offset, entry.size);

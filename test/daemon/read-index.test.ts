@@ -207,6 +207,25 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
   };
   const slotOf = (n: number) => firstSlot(keyHigh(idOf(n)), keyLow(idOf(n)), 64);
 
+  it("a blob is used since the last ask when a client's use count for its slot moved (once per move)", () => {
+    open(64);
+    const early = holdsOf(1);
+    // A count left by the slot's earlier object is no use of the new one.
+    early[64 + slotOf(1)] = 5;
+    index.publish(blobAt(idOf(1), SEGMENT, 0, 100));
+    assert.equal(index.usedSince(idOf(1)), false);
+    // Use counts follow the 64 hold counters; a client that comes later starts at 0.
+    const late = holdsOf(2);
+    assert.equal(early.length, 128);
+    late[64 + slotOf(1)]++;
+    assert.equal(index.usedSince(idOf(1)), true);
+    assert.equal(index.usedSince(idOf(1)), false);
+    early[64 + slotOf(1)]++;
+    late[64 + slotOf(1)]++;
+    assert.equal(index.usedSince(idOf(1)), true);
+    assert.equal(index.usedSince(idOf(2)), false, 'not in the index');
+  });
+
   it('a blob withdrawn while a client holds its slot stays a tombstone, pinned, until the hold is gone', () => {
     open(64);
     const pins = recordPins();
