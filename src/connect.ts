@@ -326,29 +326,41 @@ export class TrellisClient extends Client {
     if (this.readIndex === undefined || !Array.isArray(idsOrNames) || idsOrNames.length === 0) return undefined;
     const values: unknown[] = new Array(idsOrNames.length);
     let taken: string[] | undefined;
-    for (let i = 0; i < idsOrNames.length; i++) {
-      const id = idsOrNames[i];
-      if (typeof id !== 'string') return this.letGoOfNewHolds(taken);
-      const held = this.indexHolds?.holds(id) === true;
-      // A Buffer comes as a pinned view of shared memory (no copy), as from the daemon.
-      const hit = this.readIndex.read(id, false);
-      if (!held && this.indexHolds?.holds(id) === true) (taken ??= []).push(id);
-      if (hit?.taken !== undefined) (taken ??= []).push(...hit.taken);
-      const value = hit === undefined ? NOT_RESOLVED : this.resolveIndexedHit(id, hit);
-      if (value === NOT_RESOLVED) return this.letGoOfNewHolds(taken);
-      values[i] = value;
+    // Objects' members are remembered (for release(id)) only once the whole batch is got here: a
+    // batch that goes to the daemon got none of them, whether or not its request then fails.
+    let objects: Array<[string, string[]]> | undefined;
+    try {
+      for (let i = 0; i < idsOrNames.length; i++) {
+        const id = idsOrNames[i];
+        if (typeof id !== 'string') return this.letGoOfNewHolds(taken);
+        const held = this.indexHolds?.holds(id) === true;
+        // A Buffer comes as a pinned view of shared memory (no copy), as from the daemon.
+        const hit = this.readIndex.read(id, false);
+        if (!held && this.indexHolds?.holds(id) === true) (taken ??= []).push(id);
+        if (hit?.taken !== undefined) (taken ??= []).push(...hit.taken);
+        const value = hit === undefined ? NOT_RESOLVED : this.resolveIndexedHit(id, hit, false);
+        if (value === NOT_RESOLVED) return this.letGoOfNewHolds(taken);
+        if (hit?.kind === 'object') (objects ??= []).push([id, [...hit.views!.keys()]]);
+        values[i] = value;
+      }
+    } catch (error) {
+      // A resolver threw: the batch hands out nothing, so it keeps no hold it took.
+      this.letGoOfNewHolds(taken);
+      throw error;
     }
+    if (objects !== undefined) for (const [id, members] of objects) this.rememberObjectBlobs(id, members);
     return values;
   }
 
   /**
-   * A hit as get answers it. An object's members (held through the index) are remembered first,
-   * so that release(id) lets go of them, as of getObject's blobs, even if its resolver throws.
+   * A hit as get answers it. An object's members (held through the index) are remembered first
+   * (unless `remember` is false: the caller does it once it keeps the value), so that release(id)
+   * lets go of them, as of getObject's blobs, even if its resolver throws.
    */
-  private resolveIndexedHit(id: string, hit: IndexedObject): unknown {
+  private resolveIndexedHit(id: string, hit: IndexedObject, remember = true): unknown {
     if (hit.kind !== 'object') return resolveIndexed(id, hit);
     if (!indexedObjectResolvable(hit.object!.typename)) return NOT_RESOLVED;
-    this.rememberObjectBlobs(id, [...hit.views!.keys()]);
+    if (remember) this.rememberObjectBlobs(id, [...hit.views!.keys()]);
     return resolveIndexed(id, hit);
   }
 
