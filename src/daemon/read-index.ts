@@ -62,9 +62,16 @@ export const READ_INDEX_BLOB_TYPENAME = 'trellis::Blob';
 export const READ_INDEX_VALUE_TYPENAME = 'trellis::Value';
 /**
  * Metadata objects indexed when every member is an indexed blob (KIND_OBJECT): the arrow types,
- * whose get is otherwise a request with a ~1 KB reply. Others are not packed at every put.
+ * whose get is otherwise a request with a ~1 KB reply, and Tensors (`trellis::Tensor<dtype>`).
+ * Others are not packed at every put.
  */
 export const READ_INDEX_OBJECT_TYPENAMES: ReadonlySet<string> = new Set(['trellis::DataFrame', 'trellis::RecordBatch']);
+const READ_INDEX_TENSOR_PREFIX = 'trellis::Tensor<';
+
+/** Whether a metadata object of this typename is indexed as a record (KIND_OBJECT). */
+export function isIndexedObjectTypename(typename: string): boolean {
+  return READ_INDEX_OBJECT_TYPENAMES.has(typename) || typename.startsWith(READ_INDEX_TENSOR_PREFIX);
+}
 
 /** Defaults: 64 Ki slots (2 MiB) and an 8 MiB arena for small Values' bytes. */
 export const DEFAULT_READ_INDEX_SLOTS = 1 << 16;
@@ -234,7 +241,7 @@ export class ReadIndex {
       this.insert(object, KIND_BLOB, segment, offset, object.nbytes);
       return;
     }
-    if (READ_INDEX_OBJECT_TYPENAMES.has(object.typename)) {
+    if (isIndexedObjectTypename(object.typename)) {
       this.publishObject(object);
       return;
     }

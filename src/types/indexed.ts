@@ -10,6 +10,7 @@ import type { ObjectMeta } from '../protocol/messages';
 import { BLOB_TYPENAME, resolveBlob } from './blob';
 import { resolveArrow } from './dataframe';
 import { resolverFor } from './registry';
+import { resolveTensor } from './tensor';
 import { resolveValue, VALUE_TYPENAME } from './value';
 
 /** Returned when the hit cannot be resolved here: get asks the daemon. */
@@ -17,9 +18,19 @@ export const NOT_RESOLVED: unique symbol = Symbol('not resolved');
 
 const NO_VIEWS: ReadonlyMap<string, Buffer> = new Map();
 
-/** Whether a metadata object of this typename from the index resolves here (the arrow types). */
+/**
+ * The built-in resolver for a metadata object of this typename from the index (the arrow types,
+ * Tensors), or undefined when another is registered for it: then the get asks the daemon.
+ */
+function indexedObjectResolver(typename: string): ((object: ObjectHandle) => unknown) | undefined {
+  const resolve = resolverFor(typename);
+  if (resolve === resolveArrow) return resolveArrow;
+  return resolve === resolveTensor ? resolveTensor : undefined;
+}
+
+/** Whether a metadata object of this typename from the index resolves here (the arrow types, Tensors). */
 export function indexedObjectResolvable(typename: string): boolean {
-  return resolverFor(typename) === resolveArrow;
+  return indexedObjectResolver(typename) !== undefined;
 }
 
 export function resolveIndexed(id: string, hit: IndexedObject): unknown {
@@ -39,11 +50,12 @@ export function resolveIndexed(id: string, hit: IndexedObject): unknown {
   return resolveValue(new ObjectHandle(meta, NO_VIEWS));
 }
 
-/** A DataFrame or RecordBatch over its members' pinned views, as from getObject's answer. */
+/** A DataFrame, RecordBatch or Tensor over its members' pinned views, as from getObject's answer. */
 function resolveIndexedObject(id: string, hit: IndexedObject): unknown {
   const record = hit.object;
   const views = hit.views;
-  if (!record || !views || !indexedObjectResolvable(record.typename)) return NOT_RESOLVED;
+  const resolve = record && indexedObjectResolver(record.typename);
+  if (!record || !views || !resolve) return NOT_RESOLVED;
   const members: Record<string, ObjectMeta> = {};
   for (const key in record.members) {
     const memberId = record.members[key];
@@ -51,7 +63,7 @@ function resolveIndexedObject(id: string, hit: IndexedObject): unknown {
     members[key] = { ...EMPTY_META, id: memberId, typename: BLOB_TYPENAME, nbytes };
   }
   const meta = { ...EMPTY_META, id, typename: record.typename, nbytes: record.nbytes, fields: record.fields, members };
-  return resolveArrow(new ObjectHandle(meta, views));
+  return resolve(new ObjectHandle(meta, views));
 }
 
 const EMPTY_META = { instanceId: 0, createdAt: 0, labels: {}, fields: {}, members: {} };
