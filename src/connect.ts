@@ -358,10 +358,10 @@ export class TrellisClient extends Client {
    * lets go of them, as of getObject's blobs, even if its resolver throws.
    */
   private resolveIndexedHit(id: string, hit: IndexedObject, remember = true): unknown {
-    if (hit.kind !== 'object') return resolveIndexed(id, hit);
+    if (hit.kind !== 'object') return resolveIndexed(id, hit, this);
     if (!indexedObjectResolvable(hit.object!.typename)) return NOT_RESOLVED;
     if (remember) this.rememberObjectBlobs(id, [...hit.views!.keys()]);
-    return resolveIndexed(id, hit);
+    return resolveIndexed(id, hit, this);
   }
 
   /** Drops holds taken for views that were not handed out (the get goes to the daemon instead). */

@@ -4,12 +4,14 @@
  * one registered for the typename: a user's resolver may want more of the object (labels,
  * fields) than the index keeps, so it gets the object from the daemon as before.
  */
+import type { Client } from '../client/client';
 import type { IndexedObject } from '../client/read-index';
 import { ObjectHandle } from '../client/object-handle';
 import type { ObjectMeta } from '../protocol/messages';
 import { BLOB_TYPENAME, resolveBlob } from './blob';
 import { resolveArrow } from './dataframe';
 import { resolverFor } from './registry';
+import { resolveShareableList, SHAREABLE_LIST_TYPENAME } from './shareable-list';
 import { resolveTensor } from './tensor';
 import { resolveValue, VALUE_TYPENAME } from './value';
 
@@ -33,8 +35,14 @@ export function indexedObjectResolvable(typename: string): boolean {
   return indexedObjectResolver(typename) !== undefined;
 }
 
-export function resolveIndexed(id: string, hit: IndexedObject): unknown {
+/** `client`: the one that got it (a ShareableList reads through it). */
+export function resolveIndexed(id: string, hit: IndexedObject, client: Client): unknown {
   if (hit.kind === 'object') return resolveIndexedObject(id, hit);
+  if (hit.kind === 'list') {
+    if (resolverFor(SHAREABLE_LIST_TYPENAME) !== resolveShareableList) return NOT_RESOLVED;
+    const meta = { ...EMPTY_META, id, typename: SHAREABLE_LIST_TYPENAME, nbytes: hit.bytes.byteLength };
+    return resolveShareableList(new ObjectHandle(meta, new Map([[id, hit.bytes]])), client);
+  }
   if (hit.kind === 'blob') return resolverFor(BLOB_TYPENAME) === resolveBlob ? hit.bytes : NOT_RESOLVED;
   if (resolverFor(VALUE_TYPENAME) !== resolveValue) return NOT_RESOLVED;
   const meta = {

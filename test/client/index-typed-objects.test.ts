@@ -88,3 +88,65 @@ describe("a Tensor's get from the read index (its record in the arena, its data 
     assert.deepEqual(got, { mine: large, dtype: 'float64' });
   });
 });
+
+interface GotList {
+  length: number;
+  shared: boolean;
+  indexed: boolean;
+}
+
+describe("a frozen ShareableList's get from the read index (a pinned view of its blob)", function () {
+  this.timeout(60_000);
+  let daemon: TestDaemon;
+  let observer: TrellisClient;
+  let requestsDuring: ObservedDaemon['requestsDuring'];
+
+  const withList = async () => {
+    ({ daemon, observer, requestsDuring } = await startObservedDaemon(['--size', '64MiB']));
+    const empty = await observer.status();
+    const writer = await startClient(daemon.socket);
+    const list = await writer.run<string>('putList', { seed: 1 });
+    return { writer, list, empty };
+  };
+  const fromIndex: GotList = { length: 7, shared: true, indexed: true };
+
+  it('a fresh reader gets it, or opens it, with no request: equal, over shared memory; held until released', async () => {
+    const { writer, list, empty } = await withList();
+    const reader = await startClient(daemon.socket);
+    let got: GotList | undefined;
+    assert.equal(await requestsDuring(async () => (got = await reader.run('getList', { id: list, seed: 1 }))), 0);
+    assert.deepEqual(got, fromIndex);
+    const opener = await startClient(daemon.socket);
+    const open = { id: list, seed: 1, open: true };
+    assert.equal(await requestsDuring(async () => (got = await opener.run('getList', open))), 0);
+    assert.deepEqual(got, fromIndex);
+    // Deleted by the writer: the readers' views keep its memory until both let go.
+    await writer.run('delete', { ids: [list] });
+    assert.ok((await observer.status()).deferredFrees > 0);
+    assert.equal((await reader.call('getList', { id: list, seed: 1 })).code, 'ObjectNotFound');
+    await reader.run('release', { ids: [list] });
+    assert.ok((await observer.status()).deferredFrees > 0, 'the opener still holds it');
+    opener.child.kill('SIGKILL');
+    await opener.child.exited;
+    const freed = await settledStatus(observer, (s) => s.deferredFrees === 0);
+    assert.ok(freed.memoryUsage <= empty.memoryUsage, `memory ${freed.memoryUsage} back to ${empty.memoryUsage}`);
+  });
+
+  it('a delete by the reader frees at once', async () => {
+    const { list, empty } = await withList();
+    const reader = await startClient(daemon.socket);
+    assert.deepEqual(await reader.run('getList', { id: list, seed: 1 }), fromIndex);
+    await reader.run('delete', { ids: [list] });
+    const after = await settledStatus(observer, (s) => s.deferredFrees === 0);
+    assert.ok(after.memoryUsage <= empty.memoryUsage, `memory ${after.memoryUsage} freed`);
+  });
+
+  it("a user's resolver for ShareableLists still gets the object from the daemon", async () => {
+    const { list } = await withList();
+    const reader = await startClient(daemon.socket);
+    await reader.run('resolveListsMyself', {});
+    let got: { mine: string; nbytes: number } | undefined;
+    assert.equal(await requestsDuring(async () => (got = await reader.run('getPlain', { id: list }))), 1);
+    assert.equal(got?.mine, list);
+  });
+});
