@@ -397,6 +397,10 @@ export class TrellisClient extends Client {
     // A small sealed Value (copied out) or blob (a pinned view, or with copy a copy) by id, with no
     // round trip when the daemon's read index has it; any miss or doubt asks the daemon below.
     if (this.readIndex !== undefined && version === undefined && !fetch) {
+      // From the hold taken to the hold let go (when no built-in resolver takes the hit) this is
+      // one synchronous stretch, as are getBlob's and getMany's: no other get of this client can
+      // hand out a view the hold pins in between, so letting go of a hold this get took (and only
+      // one it took: `held`) never takes one another get counts on.
       const held = this.indexHolds?.holds(idOrName) === true;
       const hit = this.readIndex.read(idOrName, copy);
       if (hit !== undefined) {
