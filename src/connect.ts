@@ -326,30 +326,42 @@ export class TrellisClient extends Client {
     if (this.readIndex === undefined || !Array.isArray(idsOrNames) || idsOrNames.length === 0) return undefined;
     const values: unknown[] = new Array(idsOrNames.length);
     let taken: string[] | undefined;
-    for (let i = 0; i < idsOrNames.length; i++) {
-      const id = idsOrNames[i];
-      if (typeof id !== 'string') return this.letGoOfNewHolds(taken);
-      const held = this.indexHolds?.holds(id) === true;
-      // A Buffer comes as a pinned view of shared memory (no copy), as from the daemon.
-      const hit = this.readIndex.read(id, false);
-      if (!held && this.indexHolds?.holds(id) === true) (taken ??= []).push(id);
-      if (hit?.taken !== undefined) (taken ??= []).push(...hit.taken);
-      const value = hit === undefined ? NOT_RESOLVED : this.resolveIndexedHit(id, hit);
-      if (value === NOT_RESOLVED) return this.letGoOfNewHolds(taken);
-      values[i] = value;
+    // Objects' members are remembered (for release(id)) only once the whole batch is got here: a
+    // batch that goes to the daemon got none of them, whether or not its request then fails.
+    let objects: Array<[string, string[]]> | undefined;
+    try {
+      for (let i = 0; i < idsOrNames.length; i++) {
+        const id = idsOrNames[i];
+        if (typeof id !== 'string') return this.letGoOfNewHolds(taken);
+        const held = this.indexHolds?.holds(id) === true;
+        // A Buffer comes as a pinned view of shared memory (no copy), as from the daemon.
+        const hit = this.readIndex.read(id, false);
+        if (!held && this.indexHolds?.holds(id) === true) (taken ??= []).push(id);
+        if (hit?.taken !== undefined) (taken ??= []).push(...hit.taken);
+        const value = hit === undefined ? NOT_RESOLVED : this.resolveIndexedHit(id, hit, false);
+        if (value === NOT_RESOLVED) return this.letGoOfNewHolds(taken);
+        if (hit?.kind === 'object') (objects ??= []).push([id, [...hit.views!.keys()]]);
+        values[i] = value;
+      }
+    } catch (error) {
+      // A resolver threw: the batch hands out nothing, so it keeps no hold it took.
+      this.letGoOfNewHolds(taken);
+      throw error;
     }
+    if (objects !== undefined) for (const [id, members] of objects) this.rememberObjectBlobs(id, members);
     return values;
   }
 
   /**
-   * A hit as get answers it. An object's members (held through the index) are remembered first,
-   * so that release(id) lets go of them, as of getObject's blobs, even if its resolver throws.
+   * A hit as get answers it. An object's members (held through the index) are remembered first
+   * (unless `remember` is false: the caller does it once it keeps the value), so that release(id)
+   * lets go of them, as of getObject's blobs, even if its resolver throws.
    */
-  private resolveIndexedHit(id: string, hit: IndexedObject): unknown {
-    if (hit.kind !== 'object') return resolveIndexed(id, hit);
+  private resolveIndexedHit(id: string, hit: IndexedObject, remember = true): unknown {
+    if (hit.kind !== 'object') return resolveIndexed(id, hit, this);
     if (!indexedObjectResolvable(hit.object!.typename)) return NOT_RESOLVED;
-    this.rememberObjectBlobs(id, [...hit.views!.keys()]);
-    return resolveIndexed(id, hit);
+    if (remember) this.rememberObjectBlobs(id, [...hit.views!.keys()]);
+    return resolveIndexed(id, hit, this);
   }
 
   /** Drops holds taken for views that were not handed out (the get goes to the daemon instead). */
@@ -385,6 +397,10 @@ export class TrellisClient extends Client {
     // A small sealed Value (copied out) or blob (a pinned view, or with copy a copy) by id, with no
     // round trip when the daemon's read index has it; any miss or doubt asks the daemon below.
     if (this.readIndex !== undefined && version === undefined && !fetch) {
+      // From the hold taken to the hold let go (when no built-in resolver takes the hit) this is
+      // one synchronous stretch, as are getBlob's and getMany's: no other get of this client can
+      // hand out a view the hold pins in between, so letting go of a hold this get took (and only
+      // one it took: `held`) never takes one another get counts on.
       const held = this.indexHolds?.holds(idOrName) === true;
       const hit = this.readIndex.read(idOrName, copy);
       if (hit !== undefined) {

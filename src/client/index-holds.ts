@@ -10,7 +10,8 @@
  * one reference per blob per client, even when a rebuild of the index has moved the object to
  * another slot (the held slot is then its tombstone, which keeps the bytes; a hold per slot would
  * leave a tombstone per rebuild until release, and fill the index). release(id), a delete by this
- * client, and disconnecting let go of them.
+ * client, and disconnecting let go of them. Letting go also counts a use of the slot, which is
+ * how the daemon learns that an object got only from the index is in use (its spill order).
  */
 import { SLOT_WAITING, S_STATE, HEADER_WORDS, SLOT_WORDS } from '../protocol/read-index-layout';
 
@@ -19,13 +20,16 @@ export class IndexHolds {
   private readonly held = new Map<string, number>();
 
   /**
-   * `counters`: this client's segment, mapped read-write. `index`: the read index's words, for
-   * the slot states. `tell`: sends the daemon slots it waits on (a release with indexSlots).
+   * `counters`: this client's hold counters, mapped read-write. `index`: the read index's words,
+   * for the slot states. `tell`: sends the daemon slots it waits on (a release with indexSlots).
+   * `uses`: the use counts after the counters in the same segment (undefined from a daemon that
+   * predates them), one added at each release so that the daemon counts the object as used.
    */
   constructor(
     private readonly counters: Int32Array,
     private readonly index: Int32Array,
     private readonly tell: (slots: number[]) => void,
+    private readonly uses?: Int32Array,
   ) {}
 
   /**
@@ -62,6 +66,9 @@ export class IndexHolds {
       const slot = this.held.get(id);
       if (slot === undefined) continue;
       this.held.delete(id);
+      // Used until now: the daemon, which saw no request for it, reads this before a spill. A
+      // plain store (only this client writes it); its page is first written here, not at a get.
+      if (this.uses !== undefined) this.uses[slot] = (this.uses[slot] + 1) | 0;
       if (this.drop(slot)) waiting.push(slot);
     }
     return waiting;

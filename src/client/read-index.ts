@@ -16,6 +16,7 @@ import {
   H_VERSION,
   HEADER_WORDS,
   KIND_BLOB,
+  KIND_LIST,
   KIND_OBJECT,
   KIND_VALUE,
   MAX_PROBE,
@@ -35,6 +36,7 @@ import {
   SLOT_LIVE,
   SLOT_WORDS,
   firstSlot,
+  isBlobKind,
   keyHigh,
   keyLow,
   unpackIndexedObject,
@@ -50,7 +52,8 @@ import type { SegmentMappings } from './mappings';
  * Value's msgpack bytes (a copy).
  */
 export interface IndexedObject {
-  kind: 'blob' | 'value' | 'object';
+  /** 'list': a frozen ShareableList's blob, a pinned view as a blob's. */
+  kind: 'blob' | 'value' | 'object' | 'list';
   bytes: Buffer;
   /** kind 'object' (a DataFrame): its record, with a pinned view of each member blob by id. */
   object?: IndexedObjectRecord;
@@ -106,8 +109,12 @@ export class ReadIndexReader {
     this.slots = this.words[H_SLOTS];
     if (HEADER_WORDS + this.slots * SLOT_WORDS > this.words.length)
       throw new TrellisError('ProtocolError', `the read index claims ${this.slots} slots, more than its segment holds`);
-    if (counters && counters.words.length >= this.slots)
-      this.holds = new IndexHolds(counters.words, this.words, counters.tell);
+    if (counters && counters.words.length >= this.slots) {
+      // The use counts follow the counters when the daemon made room for them (index-holds.ts).
+      const all = counters.words;
+      const uses = all.length >= 2 * this.slots ? all.subarray(this.slots, 2 * this.slots) : undefined;
+      this.holds = new IndexHolds(all.subarray(0, this.slots), this.words, counters.tell, uses);
+    }
   }
 
   /** This client's pinned views (undefined when the daemon gave it no counters). */
@@ -138,8 +145,11 @@ export class ReadIndexReader {
       const offset = Atomics.load(words, base + S_OFFSET);
       const size = Atomics.load(words, base + S_SIZE);
       if (Atomics.load(words, base + S_SEQ) !== seq) return this.raced();
-      if (blobsOnly && kind !== KIND_BLOB) break;
-      if (kind === KIND_BLOB && !copyBlobs) return this.pin(id, (start + i) & mask, base, seq, segment, offset, size);
+      if (blobsOnly && !isBlobKind(kind)) break;
+      const slot = (start + i) & mask;
+      if (isBlobKind(kind) && !copyBlobs) return this.pin(id, slot, base, seq, kind, segment, offset, size);
+      // A list's copy is no list (get with copy asks the daemon, as before).
+      if (kind === KIND_LIST) break;
       const source = this.source(id, segment, offset, size);
       if (!source) return undefined;
       // Its own ArrayBuffer for a blob (get hands it out, .buffer and all); a value's bytes are
@@ -167,6 +177,7 @@ export class ReadIndexReader {
     slot: number,
     base: number,
     seq: number,
+    kind: number,
     segment: number,
     offset: number,
     size: number,
@@ -195,7 +206,7 @@ export class ReadIndexReader {
     }
     this.stats.hits++;
     this.stats.views++;
-    return { kind: 'blob', bytes };
+    return { kind: kind === KIND_LIST ? 'list' : 'blob', bytes };
   }
 
   /**

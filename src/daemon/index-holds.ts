@@ -8,6 +8,10 @@
  * writes garbage only keeps bytes in memory, as a client that never releases its references
  * does, and the daemon never writes, trusts or indexes anything with what it reads. Work per
  * question is one load per connected client.
+ *
+ * After the counters, the same segment has one use count per slot, which the client adds 1 to
+ * when it lets a hold go: a get from the index is not a request, so this is how the daemon learns
+ * that an object nobody holds now was used (the spill order, docs/read-index.md "Use").
  */
 import { native, type NativeSegment } from '../native';
 import { READ_INDEX_HOLDS_SEGMENT } from '../protocol/read-index-layout';
@@ -16,12 +20,15 @@ interface ClientHolds {
   readonly memory: NativeSegment;
   /** The daemon's read-only view of the counters. */
   readonly counters: Int32Array;
+  /** ...and of the use counts after them. */
+  readonly uses: Int32Array;
 }
 
 export class IndexHolds {
   private readonly clients = new Map<number, ClientHolds>();
   /** The same counters as a list, for the per-withdraw scan (no Map iterator on that path). */
   private all: Int32Array[] = [];
+  private allUses: Int32Array[] = [];
 
   /** `slots`: one counter per read-index slot. `shmDir`: as the pool's ('' for a memfd). */
   constructor(
@@ -29,9 +36,12 @@ export class IndexHolds {
     private readonly shmDir: string,
   ) {}
 
-  /** Bytes of one client's counter segment. */
+  /**
+   * Bytes of one client's counter segment: a hold counter, then a use count, per slot. A client
+   * that predates the use counts maps it all and uses the first half (its counters).
+   */
   get bytes(): number {
-    return this.slots * 4;
+    return this.slots * 8;
   }
 
   /**
@@ -45,9 +55,10 @@ export class IndexHolds {
       // Read-only here: the daemon never writes a client's counters.
       const mapping = new native.Mapping(memory.fd, this.bytes, false);
       const buffer = mapping.sharedBuffer ?? mapping.buffer;
-      holds = { memory, counters: new Int32Array(buffer, 0, this.slots) };
+      const uses = new Int32Array(buffer, this.slots * 4, this.slots);
+      holds = { memory, counters: new Int32Array(buffer, 0, this.slots), uses };
       this.clients.set(clientId, holds);
-      this.all = [...this.clients.values()].map((client) => client.counters);
+      this.listClients();
     }
     return { fd: holds.memory.fd, size: this.bytes, segment: READ_INDEX_HOLDS_SEGMENT };
   }
@@ -68,13 +79,30 @@ export class IndexHolds {
     const holds = this.clients.get(clientId);
     if (!holds) return;
     this.clients.delete(clientId);
-    this.all = [...this.clients.values()].map((client) => client.counters);
+    this.listClients();
     holds.memory.close();
+  }
+
+  /**
+   * The slot's use counts summed over the connected clients (wrapping at 32 bits): it changes
+   * when a client lets go of a hold on the slot, and only then (or when a client comes or goes).
+   * Plain loads: a count read a little late is a use seen at the next look.
+   */
+  uses(slot: number): number {
+    const all = this.allUses;
+    let sum = 0;
+    for (let i = 0; i < all.length; i++) sum = (sum + all[i][slot]) | 0;
+    return sum;
   }
 
   closeAll(): void {
     for (const holds of this.clients.values()) holds.memory.close();
     this.clients.clear();
-    this.all = [];
+    this.listClients();
+  }
+
+  private listClients(): void {
+    this.all = [...this.clients.values()].map((client) => client.counters);
+    this.allUses = [...this.clients.values()].map((client) => client.uses);
   }
 }

@@ -117,6 +117,11 @@ export interface TableListener {
   evicting?(blob: StoredObject): void;
   /** Whether a client holds a view of the blob without a reference (the read index): not evictable. */
   heldElsewhere?(blob: StoredObject): boolean;
+  /**
+   * Whether the blob was used since the last ask without a request (got from the read index and
+   * let go): evictable() then moves it up, as a get through the daemon would have (touch).
+   */
+  usedElsewhere?(blob: StoredObject): boolean;
 }
 
 /** What an object is, apart from where its bytes are and who holds it: what is kept on disk. */
@@ -521,10 +526,24 @@ export class ObjectTable {
     for (const blob of this.blobsOf(id)) blob.transient = true;
   }
 
-  /** Resident sealed blobs that may leave memory now (nobody holds them), least recently used first. */
+  /**
+   * Resident sealed blobs that may leave memory now (nobody holds them), least recently used first.
+   * One used through the read index since it was last looked at is moved up as it is met (gets
+   * from the index are no requests, so nothing touched it): it comes again at the end, as the
+   * most recently used, unless enough was found before it.
+   */
   *evictable(): Iterable<StoredObject> {
-    for (const blob of this.resident.values())
-      if (blob.holdersIfAny.size === 0 && !blob.transient && !this.listener.heldElsewhere?.(blob)) yield blob;
+    const listener = this.listener;
+    for (const blob of this.resident.values()) {
+      if (blob.holdersIfAny.size > 0 || blob.transient || listener.heldElsewhere?.(blob)) continue;
+      if (listener.usedElsewhere?.(blob)) {
+        // A Map's iteration meets an entry set again after its place once more, at the end.
+        this.resident.delete(blob.id);
+        this.resident.set(blob.id, blob);
+        continue;
+      }
+      yield blob;
+    }
   }
 
   /** Marks blobs as used now: they are the last to be evicted. */

@@ -25,7 +25,7 @@ export function openReadIndex(ctx: RequestContext, body: RequestOf<'openReadInde
   if (body.holds !== true) return reply;
   try {
     ctx.grant(READ_INDEX_HOLDS_SEGMENT);
-    reply.holds = index.slots * 4;
+    reply.holds = index.holdsBytes;
   } catch (error) {
     // No memory for the counters: the client copies, or gets views through the daemon, as before.
     if (!isTrellisError(error, 'OutOfMemory')) throw error;

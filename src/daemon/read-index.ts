@@ -22,6 +22,7 @@ import {
   H_VERSION,
   HEADER_WORDS,
   KIND_BLOB,
+  KIND_LIST,
   KIND_OBJECT,
   KIND_VALUE,
   MAX_PROBE,
@@ -44,6 +45,7 @@ import {
   SLOT_WAITING,
   SLOT_WORDS,
   firstSlot,
+  isBlobKind,
   keyHigh,
   keyLow,
   packIndexedObject,
@@ -60,11 +62,20 @@ export interface IndexPins {
 
 export const READ_INDEX_BLOB_TYPENAME = 'trellis::Blob';
 export const READ_INDEX_VALUE_TYPENAME = 'trellis::Value';
+/** A frozen ShareableList's blob: indexed as KIND_LIST, so that a client's get resolves it as a list. */
+export const READ_INDEX_LIST_TYPENAME = 'trellis::ShareableList';
 /**
  * Metadata objects indexed when every member is an indexed blob (KIND_OBJECT): the arrow types,
- * whose get is otherwise a request with a ~1 KB reply. Others are not packed at every put.
+ * whose get is otherwise a request with a ~1 KB reply, and Tensors (`trellis::Tensor<dtype>`).
+ * Others are not packed at every put.
  */
 export const READ_INDEX_OBJECT_TYPENAMES: ReadonlySet<string> = new Set(['trellis::DataFrame', 'trellis::RecordBatch']);
+const READ_INDEX_TENSOR_PREFIX = 'trellis::Tensor<';
+
+/** Whether a metadata object of this typename is indexed as a record (KIND_OBJECT). */
+export function isIndexedObjectTypename(typename: string): boolean {
+  return READ_INDEX_OBJECT_TYPENAMES.has(typename) || typename.startsWith(READ_INDEX_TENSOR_PREFIX);
+}
 
 /** Defaults: 64 Ki slots (2 MiB) and an 8 MiB arena for small Values' bytes. */
 export const DEFAULT_READ_INDEX_SLOTS = 1 << 16;
@@ -90,6 +101,9 @@ interface Entry {
   segment: number;
   offset: number;
   size: number;
+  /** A blob's: its slot's use counts as last seen (usedSince), and a use seen before a rebuild moved it. */
+  usesSeen: number;
+  usedBeforeMove: boolean;
 }
 
 export interface ReadIndexCounts {
@@ -168,10 +182,30 @@ export class ReadIndex {
     return this.holds.open(clientId);
   }
 
+  /** Bytes of a client's hold counters (and use counts), as granted. */
+  get holdsBytes(): number {
+    return this.holds.bytes;
+  }
+
+  /**
+   * Whether a client let go of a hold on the blob since the last ask (or since it was indexed):
+   * it was got from the index, with no request the daemon could count, so the spill order counts
+   * it as used now. Its slot's use counts summed over the clients, against the sum seen before.
+   */
+  usedSince(id: string): boolean {
+    const entry = this.entries.get(id);
+    if (entry === undefined || !isBlobKind(entry.kind)) return false;
+    const uses = this.holds.uses(entry.slot);
+    const used = entry.usedBeforeMove || uses !== entry.usesSeen;
+    entry.usesSeen = uses;
+    entry.usedBeforeMove = false;
+    return used;
+  }
+
   /** Whether a client holds a view of the object through the index now (spill passes it by). */
   isHeld(id: string): boolean {
     const entry = this.entries.get(id);
-    return entry !== undefined && entry.kind === KIND_BLOB && this.holds.held(entry.slot);
+    return entry !== undefined && isBlobKind(entry.kind) && this.holds.held(entry.slot);
   }
 
   /**
@@ -204,14 +238,20 @@ export class ReadIndex {
   publish(object: StoredObject): void {
     if (!object.sealed || object.deleted || this.entries.has(object.id)) return;
     if (object.blob) {
-      if (object.typename !== READ_INDEX_BLOB_TYPENAME || !object.placement) return;
+      const kind =
+        object.typename === READ_INDEX_BLOB_TYPENAME
+          ? KIND_BLOB
+          : object.typename === READ_INDEX_LIST_TYPENAME
+            ? KIND_LIST
+            : 0;
+      if (kind === 0 || !object.placement) return;
       const { segment, offset } = object.placement;
       // Any size: a client pins the bytes and views them, it never copies them for a get.
       if (offset + object.nbytes > READ_INDEX_MAX_BLOB_END) return;
-      this.insert(object, KIND_BLOB, segment, offset, object.nbytes);
+      this.insert(object, kind, segment, offset, object.nbytes);
       return;
     }
-    if (READ_INDEX_OBJECT_TYPENAMES.has(object.typename)) {
+    if (isIndexedObjectTypename(object.typename)) {
       this.publishObject(object);
       return;
     }
@@ -265,7 +305,7 @@ export class ReadIndex {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
-    if (entry.kind === KIND_BLOB) {
+    if (isBlobKind(entry.kind)) {
       this.vacate(entry);
       return;
     }
@@ -322,7 +362,20 @@ export class ReadIndex {
     }
     if (this.stateOf(slot) === SLOT_REMOVED) this.removed--;
     this.writeSlot(slot, SLOT_LIVE, high, low, kind, segment, offset, size);
-    this.entries.set(object.id, { object, slot, high, low, kind, segment, offset, size });
+    // The slot's counts so far are those of objects it held before.
+    const usesSeen = isBlobKind(kind) ? this.holds.uses(slot) : 0;
+    this.entries.set(object.id, {
+      object,
+      slot,
+      high,
+      low,
+      kind,
+      segment,
+      offset,
+      size,
+      usesSeen,
+      usedBeforeMove: false,
+    });
     return true;
   }
 
@@ -352,7 +405,7 @@ export class ReadIndex {
    */
   private rebuild(): void {
     for (const entry of this.entries.values()) {
-      if (entry.kind === KIND_BLOB) {
+      if (isBlobKind(entry.kind)) {
         this.writeSlot(entry.slot, SLOT_WAITING, entry.high, entry.low, 0, 0, 0, 0);
         if (this.holds.held(entry.slot)) {
           this.tombstones.set(entry.slot, entry.object);
@@ -369,9 +422,14 @@ export class ReadIndex {
       const slot = this.freeSlot(entry.high, entry.low);
       if (slot < 0) {
         this.entries.delete(id);
-        if (entry.kind !== KIND_BLOB) this.arena.free(entry.offset - this.arenaOffset);
+        if (!isBlobKind(entry.kind)) this.arena.free(entry.offset - this.arenaOffset);
         this.refused++;
         continue;
+      }
+      if (isBlobKind(entry.kind)) {
+        // A use at the old slot not seen yet is kept; the counts start over at the new one.
+        entry.usedBeforeMove ||= this.holds.uses(entry.slot) !== entry.usesSeen;
+        entry.usesSeen = this.holds.uses(slot);
       }
       entry.slot = slot;
       this.writeSlot(slot, SLOT_LIVE, entry.high, entry.low, entry.kind, entry.segment, entry.offset, entry.size);

@@ -123,6 +123,7 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
         readable: readIndex && ((object) => readIndex.publish(object)),
         evicting: readIndex && ((blob) => readIndex.withdraw(blob.id)),
         heldElsewhere: readIndex && ((blob) => readIndex.isHeld(blob.id)),
+        usedElsewhere: readIndex && ((blob) => readIndex.usedSince(blob.id)),
         deleted: (object) => {
           readIndex?.withdraw(object.id);
           this.residency.forget(object);

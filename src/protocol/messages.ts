@@ -715,7 +715,11 @@ export interface OpenReadIndexRequest {
 export interface OpenReadIndexReply {
   /** Bytes of the index segment; 0 when the daemon keeps no index (nothing was granted). */
   size: number;
-  /** Bytes of this client's hold counters, granted as READ_INDEX_HOLDS_SEGMENT; absent when not. */
+  /**
+   * Bytes of this client's hold counters, granted as READ_INDEX_HOLDS_SEGMENT; absent when not. A
+   * daemon that reads use counts makes it two words per slot (counters, then use counts); one that
+   * does not, one word per slot.
+   */
   holds?: number;
   /** How many pool segments were granted with the index (asked with `segments`); absent when not asked. */
   segments?: number;

@@ -83,6 +83,17 @@ export const KIND_VALUE = 2;
  * member blob through the member's own slot. Clients that predate it see an unknown kind: a miss.
  */
 export const KIND_OBJECT = 3;
+/**
+ * A frozen ShareableList: a sealed blob of typename trellis::ShareableList, pinned and viewed as a
+ * blob (getBlob takes it so), which get resolves as a list. Clients that predate it see an unknown
+ * kind: a miss (their get copies the bytes out before it sees the kind; their getBlob does not).
+ */
+export const KIND_LIST = 4;
+
+/** Kinds whose bytes are a blob's in a pool segment, pinned by the hold counters (not in the arena). */
+export function isBlobKind(kind: number): boolean {
+  return kind === KIND_BLOB || kind === KIND_LIST;
+}
 
 /** What a KIND_OBJECT entry's arena bytes unpack to (JSON, or msgpack as the protocol packs; see packIndexedObject). */
 export interface IndexedObjectRecord {

@@ -7,10 +7,9 @@ import type { ObjectHandle } from '../client/object-handle';
 import { TrellisError } from '../errors';
 import { BLOB_TYPENAME, buildBlob, isBytes, resolveBlob } from './blob';
 import { registerArrowTypes } from './dataframe';
-import { guardResolve } from './malformed';
 import { builderFor, registerBuiltinBuilder, registerResolver, resolverFor } from './registry';
 import { buildSequence, resolveSequence, SEQUENCE_TYPENAME } from './sequence';
-import { SHAREABLE_LIST_TYPENAME, ShareableList } from './shareable-list';
+import { resolveShareableList, SHAREABLE_LIST_TYPENAME, ShareableList } from './shareable-list';
 import { buildTensor, isTensor, resolveTensor, TENSOR_TYPENAME } from './tensor';
 import { buildValue, isPlainValue, resolveValue, VALUE_TYPENAME } from './value';
 
@@ -65,11 +64,7 @@ export function registerBuiltins(): void {
       return list.name;
     },
   );
-  registerResolver(SHAREABLE_LIST_TYPENAME, (object, client) =>
-    guardResolve(object, () =>
-      ShareableList.fromBlob(client, { id: object.id, size: object.nbytes, buffer: object.buffer }),
-    ),
-  );
+  registerResolver(SHAREABLE_LIST_TYPENAME, resolveShareableList);
 
   registerArrowTypes();
 }

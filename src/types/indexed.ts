@@ -4,12 +4,15 @@
  * one registered for the typename: a user's resolver may want more of the object (labels,
  * fields) than the index keeps, so it gets the object from the daemon as before.
  */
+import type { Client } from '../client/client';
 import type { IndexedObject } from '../client/read-index';
 import { ObjectHandle } from '../client/object-handle';
 import type { ObjectMeta } from '../protocol/messages';
 import { BLOB_TYPENAME, resolveBlob } from './blob';
 import { resolveArrow } from './dataframe';
 import { resolverFor } from './registry';
+import { resolveShareableList, SHAREABLE_LIST_TYPENAME } from './shareable-list';
+import { resolveTensor } from './tensor';
 import { resolveValue, VALUE_TYPENAME } from './value';
 
 /** Returned when the hit cannot be resolved here: get asks the daemon. */
@@ -17,13 +20,29 @@ export const NOT_RESOLVED: unique symbol = Symbol('not resolved');
 
 const NO_VIEWS: ReadonlyMap<string, Buffer> = new Map();
 
-/** Whether a metadata object of this typename from the index resolves here (the arrow types). */
-export function indexedObjectResolvable(typename: string): boolean {
-  return resolverFor(typename) === resolveArrow;
+/**
+ * The built-in resolver for a metadata object of this typename from the index (the arrow types,
+ * Tensors), or undefined when another is registered for it: then the get asks the daemon.
+ */
+function indexedObjectResolver(typename: string): ((object: ObjectHandle) => unknown) | undefined {
+  const resolve = resolverFor(typename);
+  if (resolve === resolveArrow) return resolveArrow;
+  return resolve === resolveTensor ? resolveTensor : undefined;
 }
 
-export function resolveIndexed(id: string, hit: IndexedObject): unknown {
+/** Whether a metadata object of this typename from the index resolves here (the arrow types, Tensors). */
+export function indexedObjectResolvable(typename: string): boolean {
+  return indexedObjectResolver(typename) !== undefined;
+}
+
+/** `client`: the one that got it (a ShareableList reads through it). */
+export function resolveIndexed(id: string, hit: IndexedObject, client: Client): unknown {
   if (hit.kind === 'object') return resolveIndexedObject(id, hit);
+  if (hit.kind === 'list') {
+    if (resolverFor(SHAREABLE_LIST_TYPENAME) !== resolveShareableList) return NOT_RESOLVED;
+    const meta = { ...EMPTY_META, id, typename: SHAREABLE_LIST_TYPENAME, nbytes: hit.bytes.byteLength };
+    return resolveShareableList(new ObjectHandle(meta, new Map([[id, hit.bytes]])), client);
+  }
   if (hit.kind === 'blob') return resolverFor(BLOB_TYPENAME) === resolveBlob ? hit.bytes : NOT_RESOLVED;
   if (resolverFor(VALUE_TYPENAME) !== resolveValue) return NOT_RESOLVED;
   const meta = {
@@ -39,11 +58,12 @@ export function resolveIndexed(id: string, hit: IndexedObject): unknown {
   return resolveValue(new ObjectHandle(meta, NO_VIEWS));
 }
 
-/** A DataFrame or RecordBatch over its members' pinned views, as from getObject's answer. */
+/** A DataFrame, RecordBatch or Tensor over its members' pinned views, as from getObject's answer. */
 function resolveIndexedObject(id: string, hit: IndexedObject): unknown {
   const record = hit.object;
   const views = hit.views;
-  if (!record || !views || !indexedObjectResolvable(record.typename)) return NOT_RESOLVED;
+  const resolve = record && indexedObjectResolver(record.typename);
+  if (!record || !views || !resolve) return NOT_RESOLVED;
   const members: Record<string, ObjectMeta> = {};
   for (const key in record.members) {
     const memberId = record.members[key];
@@ -51,7 +71,7 @@ function resolveIndexedObject(id: string, hit: IndexedObject): unknown {
     members[key] = { ...EMPTY_META, id: memberId, typename: BLOB_TYPENAME, nbytes };
   }
   const meta = { ...EMPTY_META, id, typename: record.typename, nbytes: record.nbytes, fields: record.fields, members };
-  return resolveArrow(new ObjectHandle(meta, views));
+  return resolve(new ObjectHandle(meta, views));
 }
 
 const EMPTY_META = { instanceId: 0, createdAt: 0, labels: {}, fields: {}, members: {} };

@@ -17,7 +17,9 @@
  */
 import type { Blob, BlobWriter } from '../client/blobs';
 import type { Client } from '../client/client';
+import type { ObjectHandle } from '../client/object-handle';
 import { isTrellisError, TrellisError } from '../errors';
+import { guardResolve } from './malformed';
 import { PAGE_BITS, ReadCache, SLOT_MASK } from './read-cache';
 import { SealedListReader } from './shareable-list-reader';
 import {
@@ -271,4 +273,11 @@ function toArray(items: Iterable<ShareableItem>): unknown[] {
     );
   }
   return Array.from(items);
+}
+
+/** The built-in resolver of trellis::ShareableList: a read-only list over the object's blob. */
+export function resolveShareableList(object: ObjectHandle, client: Client): ShareableList {
+  return guardResolve(object, () =>
+    ShareableList.fromBlob(client, { id: object.id, size: object.nbytes, buffer: object.buffer }),
+  );
 }

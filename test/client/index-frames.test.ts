@@ -90,6 +90,25 @@ describe("a DataFrame's get from the read index (its record in the arena, its me
     assert.ok(freed.memoryUsage <= empty.memoryUsage, `memory ${freed.memoryUsage} back to ${empty.memoryUsage}`);
   });
 
+  it('a getMany with a frame from the index that falls back to the daemon and fails leaves no frame to release', async () => {
+    const { writer, frame } = await withFrame();
+    const member = Object.values((await observer.getMeta(frame)).members)[0].id;
+    const gone = await writer.run<string>('putFrame', { rows: 10, seed: 3 });
+    await writer.run('delete', { ids: [gone] });
+    const reader = await startClient(daemon.socket);
+    // The reader holds one member of the frame as a blob of its own.
+    assert.equal((await reader.run<{ indexed: boolean }>('getBlob', { id: member, digest: true })).indexed, true);
+    // The frame is a hit, `gone` is not there: the batch asks the daemon, which answers ObjectNotFound.
+    assert.equal((await reader.call('getManyRows', { ids: [frame, gone] })).code, 'ObjectNotFound');
+    // The frame was never got, so releasing it lets go of nothing: the member's view stays held.
+    await reader.run('release', { ids: [frame] });
+    await writer.run('delete', { ids: [frame] });
+    const after = await observer.status();
+    assert.ok(after.deferredFrees > 0, `the member the reader holds waits (deferred frees ${after.deferredFrees})`);
+    await reader.run('release', { ids: [member] });
+    await settledStatus(observer, (s) => s.deferredFrees === 0);
+  });
+
   it('a frame deleted between connect and get is ObjectNotFound', async () => {
     const { writer, frame } = await withFrame();
     const reader = await startClient(daemon.socket);

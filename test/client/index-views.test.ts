@@ -213,6 +213,25 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     assert.ok(after.includes(false), 'released objects were spilled');
   });
 
+  it('a blob got and released again and again through the index is used: it is not the one spilled', async () => {
+    await start(['--spill-dir', tempPath('spill')]);
+    const { writer, reader } = await writerAndReader();
+    // Four blobs of 2 MiB, put in order: `hot` is the least recently put, so the first to go
+    // under pressure unless its gets from the index count as use.
+    const [hot, ...cold] = await writer.run<string[]>('putTagged', { tags: [1, 2, 3, 4], size: 2 * MiB });
+    const resident = async (id: string) => (await observer.getMeta(id)).resident !== false;
+    // Memory pressure, 2 MiB at a time, while the reader gets `hot` from the index (and lets go:
+    // nobody holds it when a spill looks for room).
+    for (let i = 0; i < 40; i++) {
+      assert.equal(await reader.run<number>('getAndRelease', { id: hot, times: 3 }), 3, `round ${i}: index hits`);
+      const blob = await observer.createBlob(2 * MiB);
+      await observer.release(await blob.seal());
+    }
+    const spilled = (await Promise.all(cold.map(resident))).filter((r) => !r).length;
+    assert.equal(spilled, cold.length, 'the blobs nobody got were spilled');
+    assert.equal(await resident(hot), true, 'the blob got through the index stays in memory');
+  });
+
   it('never hands out or changes bytes of a held view while objects are deleted and their memory reused', async () => {
     await start();
     const { writer, reader } = await writerAndReader();

@@ -187,6 +187,10 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     index.publish({ ...blobAt(idOf(3), SEGMENT, 0, 100), typename: 'trellis::Tensor<float64>' } as StoredObject);
     index.publish({ ...blobAt(idOf(4), SEGMENT, 0, 100), sealed: false } as StoredObject);
     assert.equal(index.counts.live, 2);
+    // A frozen list's blob is indexed as a list: a copy of it is no list, so that read misses.
+    index.publish({ ...blobAt(idOf(6), SEGMENT, 0, 100), typename: 'trellis::ShareableList' } as StoredObject);
+    assert.equal(index.counts.live, 3);
+    assert.equal(reader.read(idOf(6), true), undefined);
   });
 
   /** A client's hold counters for the index (as index-holds.ts grants them), mapped writable here. */
@@ -206,6 +210,25 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     return pins;
   };
   const slotOf = (n: number) => firstSlot(keyHigh(idOf(n)), keyLow(idOf(n)), 64);
+
+  it("a blob is used since the last ask when a client's use count for its slot moved (once per move)", () => {
+    open(64);
+    const early = holdsOf(1);
+    // A count left by the slot's earlier object is no use of the new one.
+    early[64 + slotOf(1)] = 5;
+    index.publish(blobAt(idOf(1), SEGMENT, 0, 100));
+    assert.equal(index.usedSince(idOf(1)), false);
+    // Use counts follow the 64 hold counters; a client that comes later starts at 0.
+    const late = holdsOf(2);
+    assert.equal(early.length, 128);
+    late[64 + slotOf(1)]++;
+    assert.equal(index.usedSince(idOf(1)), true);
+    assert.equal(index.usedSince(idOf(1)), false);
+    early[64 + slotOf(1)]++;
+    late[64 + slotOf(1)]++;
+    assert.equal(index.usedSince(idOf(1)), true);
+    assert.equal(index.usedSince(idOf(2)), false, 'not in the index');
+  });
 
   it('a blob withdrawn while a client holds its slot stays a tombstone, pinned, until the hold is gone', () => {
     open(64);
@@ -281,7 +304,7 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     assert.deepEqual(pins, [`pin ${idOf(1)} ${slotOf(1)}`, `unpin ${idOf(1)} ${slotOf(1)}`]);
   });
 
-  it("indexes a DataFrame's record only when every member is an indexed blob, and frees it when withdrawn", () => {
+  it("indexes a DataFrame's or Tensor's record only when every member is an indexed blob, frees it when withdrawn", () => {
     open(64);
     putBlob(1, 0, 1);
     putBlob(2, 128, 2);
@@ -295,16 +318,18 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
       }) as StoredObject;
     index.publish(frame(idOf(10), 'trellis::DataFrame', { b0: idOf(1), b1: idOf(2) }));
     index.publish(frame(idOf(11), 'trellis::RecordBatch', { b0: idOf(1) }));
+    index.publish(frame(idOf(13), 'trellis::Tensor<float64>', { data: idOf(1) }));
     // A member not in the index (never published), and a type the index does not pack.
     index.publish(frame(idOf(12), 'trellis::DataFrame', { b0: idOf(1), b1: idOf(3) }));
-    index.publish(frame(idOf(13), 'trellis::Tensor<float64>', { data: idOf(1) }));
-    assert.equal(index.counts.live, 4);
+    index.publish(frame(idOf(14), 'my::Tensor<float64>', { data: idOf(1) }));
+    assert.equal(index.counts.live, 5);
     assert.ok(index.counts.arenaUsed > 0);
     // A reader that resolves no objects (as one without hold counters, or predating objects) misses.
     assert.equal(reader.read(idOf(10), false), undefined);
     assert.equal(reader.stats.misses, 1);
     index.withdraw(idOf(10));
     index.withdraw(idOf(11));
+    index.withdraw(idOf(13));
     assert.equal(index.counts.arenaUsed, 0);
     assert.equal(index.counts.live, 2);
   });
