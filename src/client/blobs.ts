@@ -129,7 +129,7 @@ export class BlobWriter {
     await this.blobs.channel.request('abort', { id: this.id });
   }
 
-  /** For a request that aborts this blob with others (BlobCache.abort): the buffer goes now. */
+  /** For a request that aborts this blob with others (BlobCache.abortQuietly): the buffer goes now. */
   abortedElsewhere(): void {
     this.ensureOpen('abort');
     this.finish('aborted');
