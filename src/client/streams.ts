@@ -143,13 +143,13 @@ export class StreamWriter {
   /** The oldest recycled blob of `size` bytes; recycled blobs of other sizes go back. */
   private takeRecycled(size: number): BlobWriter | undefined {
     let found: BlobWriter | undefined;
-    const others: BlobWriter[] = [];
+    let others: BlobWriter[] | undefined;
     while (!found && this.recycled.length > 0) {
       const blob = this.recycled.shift()!;
       if (blob.size === size) found = blob;
-      else others.push(blob);
+      else (others ??= []).push(blob);
     }
-    if (others.length > 0) void this.blobs.abortQuietly(others);
+    if (others) void this.blobs.abortQuietly(others);
     return found;
   }
 
