@@ -15,6 +15,14 @@ export interface StreamRun {
   bytes: number;
   chunks: number;
   elapsedNs: number;
+  /** CPU time (user + system) this process spent on the run, in microseconds. */
+  cpuUs?: number;
+}
+
+/** CPU microseconds since `since` (process.cpuUsage()). */
+function cpuSince(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return used.user + used.system;
 }
 
 let connected: { socket: string; client: Promise<TrellisClient> } | undefined;
@@ -40,16 +48,18 @@ const commands = {
     const client = await clientFor(socket);
     const writer = await client.openWriter(id);
     const chunk = Buffer.alloc(chunkBytes, 0x5a);
+    const cpu = process.cpuUsage();
     const started = process.hrtime.bigint();
     for (let i = 0; i < chunks; i++) await writer.write(chunk);
     await writer.finish();
     const elapsedNs = Number(process.hrtime.bigint() - started);
-    return { bytes: chunkBytes * chunks, chunks, elapsedNs };
+    return { bytes: chunkBytes * chunks, chunks, elapsedNs, cpuUs: cpuSince(cpu) };
   },
 
   async read({ socket, id }: { socket: string; id: string }): Promise<StreamRun> {
     collectGarbage();
     const client = await clientFor(socket);
+    const cpu = process.cpuUsage();
     const reader = await client.openReader(id);
     let bytes = 0;
     let chunks = 0;
@@ -64,7 +74,7 @@ const commands = {
     }
     const elapsedNs = Number(process.hrtime.bigint() - (started ?? process.hrtime.bigint()));
     if (checksum !== chunks * 0x5a) throw new Error('stream bytes differ from what was written');
-    return { bytes, chunks, elapsedNs };
+    return { bytes, chunks, elapsedNs, cpuUs: cpuSince(cpu) };
   },
 };
 

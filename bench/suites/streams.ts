@@ -28,11 +28,18 @@ const GOAL_VS_SOCKET = 2.5;
 
 interface Trial {
   /** The first stream between a fresh writer and reader. */
-  cold: { writer: StreamRun; reader: StreamRun };
+  cold: StreamPair;
   /** A second stream between the same two processes. */
-  warm: { writer: StreamRun; reader: StreamRun };
+  warm: StreamPair;
   /** The same bytes through a plain UNIX socket between two fresh processes, in the same trial. */
   socket: StreamRun;
+}
+
+interface StreamPair {
+  writer: StreamRun;
+  reader: StreamRun;
+  /** Requests the daemon answered for the stream (the writer's and the reader's, all kinds). */
+  requests: number;
 }
 
 /** Trellis and the socket copy in every trial, in turn (alternating which goes first), so drift hits both. */
@@ -46,12 +53,16 @@ async function measureTrials({ scope, log }: SuiteContext, socket: string, contr
     const copy = socketFirst ? await socketCopy(scope, trial) : undefined;
     const writer = await startChild<StreamClientCommands>(scope, 'stream-client.ts', [], { cpu: 0 });
     const reader = await startChild<StreamClientCommands>(scope, 'stream-client.ts', [], { cpu: 1 });
-    const streams: Array<{ writer: StreamRun; reader: StreamRun }> = [];
+    const streams: StreamPair[] = [];
     for (let i = 0; i < 2; i++) {
+      const before = (await control.status()).requests;
       const { id } = await control.createStream('trellis::ByteStream');
       const reading = reader.call('read', { socket, id });
       const written = await writer.call('write', { socket, id, chunkBytes: PLAN.chunkBytes, chunks: PLAN.chunks });
-      streams.push({ writer: written, reader: await reading });
+      const read = await reading;
+      // Less the control's createStream and this status call (counted in its own answer).
+      const requests = (await control.status()).requests - before - 2;
+      streams.push({ writer: written, reader: read, requests });
     }
     await writer.stop();
     await reader.stop();
@@ -63,6 +74,12 @@ async function measureTrials({ scope, log }: SuiteContext, socket: string, contr
 /** Nanoseconds per chunk over the reader's time, from its first chunk to the end. */
 const perChunk = (run: StreamRun) => (run.elapsedNs * PLAN.chunkBytes) / run.bytes;
 const gbPerSecond = (nsPerChunk: number) => PLAN.chunkBytes / nsPerChunk;
+const cpuMs = (run: StreamRun) => (run.cpuUs ?? NaN) / 1000;
+/** The median over trials of `value` per GiB streamed (each stream is PLAN.chunks chunks), rounded. */
+function perGiB(trials: Trial[], value: (trial: Trial) => number): string {
+  const perStream = (PLAN.chunkBytes * PLAN.chunks) / 2 ** 30;
+  return Math.round(summarize(trials.map((t) => value(t) / perStream)).median).toString();
+}
 /** The lowest and highest of per-trial ratios, such as '1.10x–3.00x'. */
 function ratioRange(ratios: number[]): string {
   return `${Math.min(...ratios).toFixed(2)}x–${Math.max(...ratios).toFixed(2)}x`;
@@ -146,6 +163,10 @@ async function run(context: SuiteContext): Promise<SuiteReport> {
       `${PLAN.trials} trials; each runs the streams (fresh writer and reader) and a socket copy (fresh sender and ` +
         'receiver), the socket copy first in every other trial, so load that comes and goes hits both; rows are medians ' +
         'of the trials (range: fastest to slowest trial), ratios are of the medians, with the per-trial ratios beside.',
+      `per GiB, cold (median of trials): ${perGiB(trials, (t) => t.cold.requests)} requests, writer CPU ` +
+        `${perGiB(trials, (t) => cpuMs(t.cold.writer))} ms, reader CPU ${perGiB(trials, (t) => cpuMs(t.cold.reader))} ms; ` +
+        `warm: ${perGiB(trials, (t) => t.warm.requests)} requests, writer CPU ${perGiB(trials, (t) => cpuMs(t.warm.writer))} ms, ` +
+        `reader CPU ${perGiB(trials, (t) => cpuMs(t.warm.reader))} ms (a process's CPU from its first call to the end).`,
       `1-minute load average ${loadBefore.toFixed(2)} at the start, ${os.loadavg()[0].toFixed(2)} at the end.`,
       `after the runs the daemon holds ${status.memoryUsage} bytes in ${status.objects} objects (chunks are freed once read).`,
     ],

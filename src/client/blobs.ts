@@ -11,6 +11,7 @@ import { TrellisError } from '../errors';
 import { native } from '../native';
 import type { BlobLocation, SealRequest } from '../protocol/messages';
 import { PUT_RING_MAX_BYTES } from '../protocol/put-ring-layout';
+import { isUnknownKind } from '../protocol/unknown-kind';
 import type { Channel } from './channel';
 import type { PutRing } from './put-ring';
 
@@ -124,9 +125,19 @@ export class BlobWriter {
 
   /** Gives the memory back; the id never becomes visible. Errors: AlreadySealed, ObjectNotFound. */
   async abort(): Promise<void> {
+    this.abortedElsewhere();
+    await this.blobs.channel.request('abort', { id: this.id });
+  }
+
+  /** For a request that aborts this blob with others (BlobCache.abortQuietly): the buffer goes now. */
+  abortedElsewhere(): void {
     this.ensureOpen('abort');
     this.finish('aborted');
-    await this.blobs.channel.request('abort', { id: this.id });
+  }
+
+  /** A single `abort` for a blob already marked aborted: the many-blob request could not be used. */
+  abortAlone(): Promise<unknown> {
+    return this.blobs.channel.request('abort', { id: this.id });
   }
 
   /**
@@ -203,6 +214,8 @@ export class BlobCache {
    * so a repeated getBlob hands the same view out with no lookup until release or delete.
    */
   private readonly indexed = new Map<string, Buffer>();
+  /** Whether the daemon knows abortBlobs: undefined until it answered one (an older daemon does not). */
+  private abortBlobsKnown: boolean | undefined;
   /** Set by a client that may have a put ring (connect.ts). */
   ringAccess?: RingAccess;
   /** Set by a client that maps the daemon's read index (connect.ts). */
@@ -254,6 +267,35 @@ export class BlobCache {
     const location = ring?.tryCreate(size);
     if (ring === null || location === undefined) return undefined;
     return new BlobWriter(this, location, this.channel.writable(location), ring);
+  }
+
+  /**
+   * Gives back the open writers among `writers` in one request, quietly: a caller that has no
+   * more use for them (a finishing stream writer) is not told of an abort that failed (a closed
+   * client's blobs go anyway). From a daemon without abortBlobs, or when the batch is refused as
+   * a whole, one abort each, so that the others still go.
+   */
+  async abortQuietly(writers: readonly BlobWriter[]): Promise<void> {
+    const open: BlobWriter[] = [];
+    for (const writer of writers) {
+      try {
+        writer.abortedElsewhere();
+        open.push(writer);
+      } catch {
+        // Sealed or aborted already: nothing of it to give back.
+      }
+    }
+    if (open.length === 0) return;
+    if (open.length > 1 && this.abortBlobsKnown !== false) {
+      try {
+        await this.channel.request('abortBlobs', { ids: open.map((writer) => writer.id) });
+        this.abortBlobsKnown = true;
+        return;
+      } catch (error) {
+        if (isUnknownKind(error)) this.abortBlobsKnown = false;
+      }
+    }
+    await Promise.all(open.map((writer) => writer.abortAlone().catch(() => {})));
   }
 
   /** Writers for unsealed blobs of this client that the daemon made without a createBlobs (recycled stream chunks). */

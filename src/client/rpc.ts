@@ -68,6 +68,7 @@ export class RpcChannel implements Channel {
     const reply = await this.socket.request(kind, body, waitsOnPurpose(kind, body) ? { timeoutMs: 0 } : {});
     if (sealing.length > 0) this.sealed(sealing, kind === 'seal' && (body as RequestOf<'seal'>).hold !== false);
     if (kind === 'abort') this.uploads.delete((body as RequestOf<'abort'>).id);
+    if (kind === 'abortBlobs') for (const id of (body as RequestOf<'abortBlobs'>).ids) this.uploads.delete(id);
     if (HANDS_OUT_BLOBS.has(kind)) await this.download((reply as { blobs?: BlobLocation[] }).blobs ?? []);
     if (kind === 'readChunk') await this.download((reply as ReplyOf<'readChunk'>).more?.flatMap((c) => c.blobs) ?? []);
     if (kind === 'getObjects')

@@ -125,7 +125,7 @@ export class StreamWriter {
       this.lastSize = size;
       return recycled;
     }
-    if (size !== this.spareSize) this.dropSpares();
+    if (size !== this.spareSize) void this.dropSpares();
     const spare = this.spares.shift();
     // Asked for before the spares, so that it is answered first.
     const made = spare ? undefined : this.blobs.create([size]);
@@ -143,29 +143,27 @@ export class StreamWriter {
   /** The oldest recycled blob of `size` bytes; recycled blobs of other sizes go back. */
   private takeRecycled(size: number): BlobWriter | undefined {
     let found: BlobWriter | undefined;
+    let others: BlobWriter[] | undefined;
     while (!found && this.recycled.length > 0) {
       const blob = this.recycled.shift()!;
       if (blob.size === size) found = blob;
-      else this.abortQuietly(blob);
+      else (others ??= []).push(blob);
     }
+    if (others) void this.blobs.abortQuietly(others);
     return found;
   }
 
-  /** Gives back the spare and recycled blobs: a chunk of another size came, or the stream ends. */
-  private dropSpares(): Promise<unknown> {
+  /**
+   * Gives back the spare and recycled blobs, in one request once the spares are made: a chunk of
+   * another size came, or the stream ends (a finishing writer of 1 MiB chunks has ~70 of them).
+   */
+  private async dropSpares(): Promise<void> {
     const spares = this.spares;
     this.spares = [];
     this.spareSize = -1;
     const recycled = this.recycled.splice(0);
-    return Promise.all([
-      ...spares.map((spare) => spare.then((writer) => writer && this.abortQuietly(writer))),
-      ...recycled.map((writer) => this.abortQuietly(writer)),
-    ]);
-  }
-
-  /** The client may be closing: the daemon drops a departed client's unsealed blobs anyway. */
-  private abortQuietly(writer: BlobWriter): Promise<void> {
-    return writer.abort().catch(() => {});
+    const made = await Promise.all(spares);
+    await this.blobs.abortQuietly([...recycled, ...made.filter((writer) => writer !== undefined)]);
   }
 
   /**
@@ -229,7 +227,8 @@ export class StreamWriter {
           this.failure ??= error;
           // Nothing more goes out: the blobs of this batch (unless the daemon sealed them before
           // it failed) and those written meanwhile go back.
-          for (const entry of [...batch, ...this.unsent.splice(0)]) if (entry.blob) void this.abortQuietly(entry.blob);
+          const entries = [...batch, ...this.unsent.splice(0)];
+          void this.blobs.abortQuietly(entries.flatMap((entry) => (entry.blob ? [entry.blob] : [])));
           this.unsentBytes = 0;
           this.unanswered = 0;
           this.unansweredBytes = 0;
@@ -248,7 +247,7 @@ export class StreamWriter {
   private adoptRecycled(locations: BlobLocation[]): void {
     const recycled = this.blobs.adopt(locations);
     // A writer that finished or failed meanwhile does not want them.
-    if (this.done) for (const writer of recycled) void this.abortQuietly(writer);
+    if (this.done) void this.blobs.abortQuietly(recycled);
     else this.recycled.push(...recycled);
   }
 

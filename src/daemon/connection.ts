@@ -12,6 +12,7 @@ import type * as net from 'node:net';
 import { toWireError, TrellisError } from '../errors';
 import { PROTOCOL_VERSION, type ReplyEnvelope, type SegmentGrant } from '../protocol/messages';
 import { READ_INDEX_HOLDS_SEGMENT, READ_INDEX_SEGMENT } from '../protocol/read-index-layout';
+import { unknownKindMessage } from '../protocol/unknown-kind';
 import { native, type PeerCredentials } from '../native';
 import { handlers, isClientKind } from './dispatch';
 import { daemonLog } from './log';
@@ -62,7 +63,7 @@ export class Connection extends FramedConnection {
       return;
     }
     if (!isClientKind(kind)) {
-      this.reply({ seq, error: { code: 'ProtocolError', message: `unknown request kind ${check.describe(kind)}` } });
+      this.reply({ seq, error: { code: 'ProtocolError', message: unknownKindMessage(check.describe(kind)) } });
       return;
     }
     // Every put a client has resolved is in the store before any request is handled (put-rings.ts).

@@ -90,6 +90,11 @@ export const handlers: { [K in ClientKind]: Handler<K> } = {
     return {};
   },
 
+  abortBlobs({ state, session }, body) {
+    state.table.abortMany(session, check.objectIds('abortBlobs', body));
+    return {};
+  },
+
   getBlobs(ctx, body) {
     const ids = check.objectIds('getBlobs', body);
     const attaching = ctx.untilFdChannel();

@@ -329,6 +329,13 @@ export class ObjectTable {
     else this.pool.free(blob.placement!);
   }
 
+  /** abort() of each, all or none: every id is checked before any is freed. Errors: as abort(). */
+  abortMany(session: ClientSession, ids: readonly string[]): void {
+    const unique = new Set(ids);
+    for (const id of unique) this.ownUnsealed(session, id, 'abort');
+    for (const id of unique) this.abort(session, id);
+  }
+
   /**
    * A put ring's object (daemon/put-rings.ts), under the id its client named: a sealed blob whose
    * bytes are already at `placement` (a block the pool gave the client's arena), or, with

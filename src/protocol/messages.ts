@@ -159,6 +159,16 @@ export interface AbortRequest {
 }
 export type AbortReply = Record<string, never>;
 
+/**
+ * Many aborts in one request (a finishing stream writer gives back its unused blobs): every id
+ * must be an unsealed blob of this client; all or none. An older daemon answers ProtocolError
+ * (unknown request kind), and the client sends one `abort` each instead.
+ */
+export interface AbortBlobsRequest {
+  ids: string[];
+}
+export type AbortBlobsReply = Record<string, never>;
+
 export interface GetBlobsRequest {
   ids: string[];
 }
@@ -763,6 +773,7 @@ export interface Messages {
   putBlobs: [PutBlobsRequest, PutBlobsReply];
   seal: [SealRequest, SealReply];
   abort: [AbortRequest, AbortReply];
+  abortBlobs: [AbortBlobsRequest, AbortBlobsReply];
   getBlobs: [GetBlobsRequest, GetBlobsReply];
   release: [ReleaseRequest, ReleaseReply];
   delete: [DeleteRequest, DeleteReply];

@@ -5,7 +5,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
-import { waitFor } from '../fixtures/cluster';
+import { connectEtcd, waitFor } from '../fixtures/cluster';
 import { startClusterDaemons, startProxiedDaemon } from '../fixtures/cluster-daemons';
 import { startEtcd } from '../fixtures/etcd';
 
@@ -99,6 +99,44 @@ describe('a publish whose etcd answer was lost', function () {
       async () => !(await observer.client.listObjects()).some((o) => o.id === id),
       8_000,
     );
+  });
+
+  it("an undo that would put a name back on another daemon's lease, revoked meanwhile, reads again and finishes", async () => {
+    const etcd = await startEtcd();
+    const [other] = await startClusterDaemons(etcd.endpoint, 1, 'late-lease', TTL_SECONDS);
+    const { proxy, daemon, client: writer } = await startProxiedDaemon(etcd.endpoint, other, TTL_SECONDS);
+    // The other daemon's object is the name's latest, so the name's key is on its lease.
+    const theirs = await other.client.put({ v: 'theirs' }, { name: 'late/lease' });
+    // The writer holds the name, and the record of the other daemon's object with its lease.
+    assert.deepEqual(await writer.get('late/lease'), { v: 'theirs' });
+
+    // A put naming a new version reaches etcd, its answer does not: the writer deletes its object
+    // and undoes, in the background, what may have committed. The undo's first swap reaches etcd
+    // too and fails (the name changed under it); its answer waits here.
+    proxy.pause('fromTarget');
+    await assert.rejects(writer.put({ v: 'mine' }, { name: 'late/lease', override: true }), { code: 'Unavailable' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Meanwhile the other daemon's lease ends (its record goes with it; it registers again).
+    const admin = connectEtcd(etcd.endpoint, other.prefix);
+    const key = await admin.run('read the name', (kv) => kv.get('names/late/lease').exec());
+    const theirLease = (await admin.run('read the record', (kv) => kv.get(`objects/${theirs}`).exec())).kvs[0].lease;
+    assert.notEqual(key.kvs[0].lease, theirLease, "the name is on the writer's lease now");
+    await admin.run('revoke the lease', (kv) => kv.leaseClient.leaseRevoke({ ID: theirLease }));
+    proxy.resume('fromTarget');
+
+    // The undo's swap reads the name again and puts the version before back, on the lease it
+    // read before: gone. Read again, it finishes: the name is the other daemon's object again.
+    await waitFor(
+      "the name to point at the other daemon's object again",
+      async () => {
+        const versions = await other.client.versions('late/lease').catch(() => []);
+        return versions.length === 1 && versions[0].id === theirs;
+      },
+      10_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; the writer's daemon said:\n${daemon.output()}`);
+    });
+    assert.doesNotMatch(daemon.output(), /gave up trying to take back/);
   });
 
   it('a read-back that etcd refuses (not a silence) is given up at once, logged, not retried', async () => {

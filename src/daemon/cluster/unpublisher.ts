@@ -12,11 +12,17 @@ import type { NameChange } from './name-directory';
 import { instanceOf } from '../../protocol/ids';
 import { objectKey } from './records';
 import { RetryLoop } from '../metadata/retry-loop';
-import { mayWorkLater } from '../metadata/etcd-connection';
+import { isLeaseNotFound, mayWorkLater } from '../metadata/etcd-connection';
 
 /** An undo or read-back etcd did not answer is tried again after this, then twice as long, up to the most. */
 const UNDO_RETRY_FIRST_DELAY_MS = 200;
 const UNDO_RETRY_MAX_DELAY_MS = 5_000;
+
+/**
+ * Tries of taking keys out while etcd answers that a lease read for a name is gone: each after
+ * reading the records again, so another daemon's lease ending meanwhile does not stop it.
+ */
+const LEASE_GONE_ATTEMPTS = 3;
 
 /** What one publish transaction wrote: records by object id, and name changes. */
 export interface CommittedBatch {
@@ -102,7 +108,7 @@ export class Unpublisher {
     try {
       await attempt();
     } catch (error) {
-      // Anything but silence (a Conflict that kept coming, an answer such as "lease not found"):
+      // Anything but silence (a Conflict or a lease not found that kept coming, permission denied):
       // left until the lease its keys are on ends.
       if (mayWorkLater(error)) this.retryUntilAnswered(what, attempt);
       else givenUp(what, error);
@@ -190,11 +196,22 @@ export class Unpublisher {
     let revision: bigint | undefined;
     try {
       const { names } = this.cluster;
-      // Names not held here (another instance's objects) are read by the swap itself.
-      await names.load([...new Set(ids.flatMap(namesOf))]);
-      const candidates = ids.flatMap(namesOf).flatMap((name) => names.versionIds(name));
-      const leaseOf = await leaseOfObject(this.cluster, candidates);
-      revision = await names.dropObjects(ids, operations, leaseOf, namesOf);
+      for (let attempt = 1; ; attempt++) {
+        // Names not held here (another instance's objects) are read by the swap itself.
+        await names.load([...new Set(ids.flatMap(namesOf))]);
+        const candidates = ids.flatMap(namesOf).flatMap((name) => names.versionIds(name));
+        const leaseOf = await leaseOfObject(this.cluster, candidates);
+        try {
+          revision = await names.dropObjects(ids, operations, leaseOf, namesOf);
+          break;
+        } catch (error) {
+          // A name goes back onto the lease of the object that becomes its latest; when that is
+          // another daemon's lease that ended after it was read (its records went with it, or
+          // came back on a new lease), the records are read again, not taken from the cache.
+          if (!isLeaseNotFound(error) || attempt === LEASE_GONE_ATTEMPTS) throw error;
+          for (const id of candidates) if (!table.sealedObjectOrUndefined(id)) objects.remoteRecords.forget(id);
+        }
+      }
     } catch (error) {
       for (const [id, was] of forgottenIds)
         if (was && table.sealedObjectOrUndefined(id)) objects.restorePersisted(id, was.expiresAt);

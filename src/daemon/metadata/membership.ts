@@ -84,6 +84,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private conflictReported = false;
   /** When the current lease was last surely renewed. */
   private renewals: LeaseRenewals;
+  /**
+   * Work on this daemon's registration, one at a time: a round of re-registering (new lease, key
+   * put back, old lease revoked) and a put of the key (setRpcEndpoint). A put made on the old
+   * lease during a round would go with that lease when the round revokes it, and the view, seeing
+   * the key go, would start another round.
+   */
+  private registrationWork: Promise<unknown> = Promise.resolve();
   private readonly unhookClose: () => void;
 
   private constructor(
@@ -201,9 +208,15 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const key = instanceKey(this.instanceId);
     const what = `register the rpc endpoint of instance ${this.instanceId}`;
     for (let attempt = 1; ; attempt++) {
-      const leaseId = this.leaseIdValue;
+      let leaseId = this.leaseIdValue;
       try {
-        await this.connection.run(what, (kv) => kv.put(key).value(encodeInstanceInfo(this.info)).lease(leaseId).exec());
+        await this.serially(() => {
+          // Read once any round under way is done: its lease is the one that stays.
+          leaseId = this.leaseIdValue;
+          return this.connection.run(what, (kv) =>
+            kv.put(key).value(encodeInstanceInfo(this.info)).lease(leaseId).exec(),
+          );
+        });
         return;
       } catch (error) {
         if (!isLeaseNotFound(error) || attempt === RPC_ENDPOINT_ATTEMPTS) throw error;
@@ -306,7 +319,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       let delay = REREGISTER_FIRST_DELAY_MS;
       try {
         while (!this.leaving) {
-          if (await this.tryReregister()) return;
+          if (await this.serially(() => this.tryReregister())) return;
           await new Promise((resolve) => setTimeout(resolve, delay));
           delay = Math.min(delay * 2, REREGISTER_MAX_DELAY_MS);
         }
@@ -314,6 +327,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.reregistering = false;
       }
     })();
+  }
+
+  /** Runs `work` after the registration work before it (registrationWork), whatever its outcome. */
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.registrationWork.then(work);
+    this.registrationWork = run.catch(() => undefined);
+    return run;
   }
 
   private async tryReregister(): Promise<boolean> {

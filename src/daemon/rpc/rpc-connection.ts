@@ -11,6 +11,7 @@ import type * as net from 'node:net';
 import { TrellisError, toWireError } from '../../errors';
 import { encodeFrameWithBytes } from '../../protocol/bulk-frames';
 import { PROTOCOL_VERSION, type RegisterRpcReply } from '../../protocol/messages';
+import { unknownKindMessage } from '../../protocol/unknown-kind';
 import { handlers, isClientKind } from '../dispatch';
 import type { DaemonState, RequestContext } from '../request-context';
 import { FramedConnection } from '../framed-connection';
@@ -79,7 +80,7 @@ export class RpcConnection extends FramedConnection {
     if (!isClientKind(kind)) {
       this.reply({
         seq,
-        error: { code: 'ProtocolError', message: `unknown request kind ${check.describe(kind)} on the RPC port` },
+        error: { code: 'ProtocolError', message: unknownKindMessage(check.describe(kind), ' on the RPC port') },
       });
       return;
     }
