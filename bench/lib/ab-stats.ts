@@ -7,6 +7,7 @@
  * in test/bench/ab-stats.test.ts.
  */
 import { percentile } from './stats';
+import { seededRandom } from '../../test/fixtures/seeded-random';
 
 export type BuildLabel = 'A' | 'B';
 
@@ -89,7 +90,7 @@ export function bootstrapMedianInterval(
   seed: number,
 ): [number, number] {
   if (values.length < 3) return [NaN, NaN];
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const medians: number[] = [];
   const sample = new Array<number>(values.length);
   for (let r = 0; r < resamples; r++) {
@@ -99,16 +100,4 @@ export function bootstrapMedianInterval(
   medians.sort((x, y) => x - y);
   const tail = ((1 - confidence) / 2) * 100;
   return [percentile(medians, tail), percentile(medians, 100 - tail)];
-}
-
-/** A small seeded generator (uniform in [0, 1)), so that an interval does not change from print to print. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
