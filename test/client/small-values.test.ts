@@ -67,7 +67,8 @@ describe('small Buffers: inline put, getMany, putMany of bytes and typed arrays'
     assert.equal(((await observer.get(empty)) as Buffer).length, 0);
   });
 
-  it('putMany sends small bytes in one request and small typed arrays with plain values in another; getMany reads all in one', async () => {
+  /** putMany of every small kind, then getMany of them all in a fresh process: the requests that getMany made. */
+  async function putManyThenGetMany(): Promise<number> {
     const [writer, reader] = await Promise.all([startClient(daemon.socket), startClient(daemon.socket)]);
     const big = MAX_INLINE_BLOB_BYTES + 1;
     const values: Description[] = [
@@ -88,7 +89,7 @@ describe('small Buffers: inline put, getMany, putMany of bytes and typed arrays'
     assert.equal(putRequests, 4);
     assert.equal(ids.length, values.length);
     let got: Description[] = [];
-    assert.equal(await requestsDuring(async () => (got = await reader.run<Description[]>('getMany', { ids }))), 1);
+    const getRequests = await requestsDuring(async () => (got = await reader.run<Description[]>('getMany', { ids })));
     assert.deepEqual(got[0], { kind: 'Buffer', hex: values[0].hex, shared: true });
     assert.deepEqual(got[1], { kind: 'Float64Array', items: ['1.5', '-2', '3.25'], shared: true });
     assert.deepEqual(got[2], {
@@ -110,6 +111,17 @@ describe('small Buffers: inline put, getMany, putMany of bytes and typed arrays'
     const tensor = await observer.getMeta(ids[1]);
     assert.equal(tensor.typename, 'trellis::Tensor<float64>');
     assert.deepEqual(tensor.fields.shape, [3]);
+    return getRequests;
+  }
+
+  it('putMany sends small bytes in one request and small typed arrays with plain values in another; getMany reads all in one', async () => {
+    // Without the read index, which answers every one of them with no request (the next case).
+    ({ daemon, observer, requestsDuring } = await startObservedDaemon(['--read-index-slots', '0']));
+    assert.equal(await putManyThenGetMany(), 1);
+  });
+
+  it('getMany of those Buffers, typed arrays, Value and large blobs in a fresh process is answered by the read index', async () => {
+    assert.equal(await putManyThenGetMany(), 0);
   });
 
   it('put rejects what it refuses (never throws), and a plain Value over the ring limit is one request', async () => {
