@@ -37,12 +37,22 @@ export function encodeFrame(body: unknown): Buffer {
     });
   }
   const length = frame.length - HEADER_BYTES;
-  frame.writeUInt16LE(FRAME_MAGIC, 0);
+  // Byte stores, not Buffer#writeUInt16LE/32LE: the same little-endian bytes without the checks of
+  // Node's buffer.js, whose runs here cost a fresh process's first put ~0.08 ms (CPU profile).
+  frame[0] = FRAME_MAGIC & 0xff;
+  frame[1] = FRAME_MAGIC >>> 8;
   frame[2] = PROTOCOL_VERSION;
   frame[3] = 0;
-  frame.writeUInt32LE(length % 2 ** 32, 4);
-  frame.writeUInt32LE(Math.floor(length / 2 ** 32), 8);
+  storeUint32(frame, length % 2 ** 32, 4);
+  storeUint32(frame, Math.floor(length / 2 ** 32), 8);
   return frame;
+}
+
+function storeUint32(bytes: Uint8Array, value: number, at: number): void {
+  bytes[at] = value & 0xff;
+  bytes[at + 1] = (value >>> 8) & 0xff;
+  bytes[at + 2] = (value >>> 16) & 0xff;
+  bytes[at + 3] = value >>> 24;
 }
 
 /**

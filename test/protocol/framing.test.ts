@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { encodeFrame, FrameDecoder, HEADER_BYTES } from '../../src/protocol/framing';
+import { encodeFrame, FRAME_MAGIC, FrameDecoder, HEADER_BYTES } from '../../src/protocol/framing';
+import { PROTOCOL_VERSION } from '../../src/protocol/messages';
 import { ID_PATTERN, IdGenerator, instanceOf, isObjectId } from '../../src/protocol/ids';
 
 describe('framing', () => {
@@ -73,6 +74,21 @@ describe('framing', () => {
     const good = encodeFrame({ seq: 1 });
     for (const chunk of [empty, Buffer.concat([empty, good]), Buffer.concat([good, empty])])
       assert.throws(() => new FrameDecoder().push(chunk), { code: 'ProtocolError', message: /malformed frame body/ });
+  });
+
+  it('writes the header as little-endian magic, version and a 64-bit body length', () => {
+    // Lengths whose four bytes all differ (0x01020304 would be 16 MiB of body: 0x010203 is enough
+    // to catch a swapped or shifted byte), and one under 256.
+    for (const size of [0x010203, 0x0305, 5]) {
+      const frame = encodeFrame(Buffer.alloc(size, 1));
+      const length = frame.length - HEADER_BYTES;
+      assert.equal(frame.readUInt16LE(0), FRAME_MAGIC);
+      assert.equal(frame[2], PROTOCOL_VERSION);
+      assert.equal(frame[3], 0);
+      assert.equal(frame.readUInt32LE(4), length);
+      assert.equal(frame.readUInt32LE(8), 0);
+      assert.deepEqual(new FrameDecoder(size + 64).push(frame), [Buffer.alloc(size, 1)]);
+    }
   });
 
   it('keeps binary payloads as bytes', () => {
