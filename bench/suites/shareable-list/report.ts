@@ -199,11 +199,11 @@ function targets(plan: ListPlan, m: ListMeasurements): TargetCheck[] {
       met: cached <= READ_VS_ARRAY_LIMIT,
     },
     {
-      target: `ShareableList.open costs ${OPEN_REQUESTS} round trip`,
+      target: `ShareableList.open costs at most ${OPEN_REQUESTS} round trip (none when the read index has the list)`,
       measured:
         `${m.opened.openRequests} request steady, at most ${firstOpenRequests} for the first open in a fresh process (daemon's count); ` +
         `time ${openRt.toFixed(2)} RT (${formatDuration(median(m.opened.open))} vs exists ${formatDuration(median(m.opened.roundTrip))})`,
-      met: m.opened.openRequests === OPEN_REQUESTS && firstOpenRequests === OPEN_REQUESTS,
+      met: m.opened.openRequests <= OPEN_REQUESTS && firstOpenRequests <= OPEN_REQUESTS,
     },
   ];
 }
