@@ -37,6 +37,23 @@ async function settled<T>(read: () => Promise<T>, expected: T): Promise<T> {
   return value;
 }
 
+/** A reader in another process reads the stream from where it stands to its end: what it got. */
+async function readToTheEnd(socket: string, id: string): Promise<ReaderReport> {
+  const reader = startChild('stream-reader.ts', [socket, id]);
+  await reader.next();
+  return reader.next<ReaderReport>();
+}
+
+/**
+ * Waits until only this test's client is connected and the daemon holds the memory it held at
+ * `baseline`; returns that status.
+ */
+async function assertMemoryBack(client: TrellisClient, baseline: { memoryUsage: number }, message?: string) {
+  const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
+  assert.equal(after.memoryUsage, baseline.memoryUsage, message);
+  return after;
+}
+
 /** A stream of `count` chunks of 4 KiB, written and finished before anyone reads it. */
 async function writtenStream(client: TrellisClient, socket: string, count: number): Promise<string> {
   const stream = await client.createStream('trellis::ByteStream');
@@ -62,13 +79,10 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     const baseline = await client.status();
     const id = await writtenStream(client, daemon.socket, 100);
     const readsBefore = await readChunkRequests(daemon);
-    const reader = startChild('stream-reader.ts', [daemon.socket, id]);
-    await reader.next();
-    assert.deepEqual(await reader.next<ReaderReport>(), { count: 100, sha256: streamHash(100, 'uniform') });
+    assert.deepEqual(await readToTheEnd(daemon.socket, id), { count: 100, sha256: streamHash(100, 'uniform') });
     const reads = (await readChunkRequests(daemon)) - readsBefore;
     assert.ok(reads <= 100 / 16 + 2, `${reads} readChunk requests for 100 chunks`);
-    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
-    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    const after = await assertMemoryBack(client, baseline);
     assert.equal(after.objects, baseline.objects);
   });
 
@@ -81,11 +95,8 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     first.kill('SIGKILL');
     await first.exited;
     await settledStatus(client, (s) => s.clients <= 1);
-    const second = startChild('stream-reader.ts', [daemon.socket, id]);
-    await second.next();
-    assert.deepEqual(await second.next<ReaderReport>(), { count: 79, sha256: streamHash(100, 'uniform', 21) });
-    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
-    assert.equal(after.memoryUsage, baseline.memoryUsage, 'the chunks and the cursor were freed');
+    assert.deepEqual(await readToTheEnd(daemon.socket, id), { count: 79, sha256: streamHash(100, 'uniform', 21) });
+    await assertMemoryBack(client, baseline, 'the chunks and the cursor were freed');
   });
 
   it('a reader that closes inside a read of several chunks leaves the rest to the next reader', async () => {
@@ -95,11 +106,8 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     await first.next();
     assert.deepEqual(await first.next<ReaderReport>(), { count: 7, sha256: streamHash(7, 'uniform') });
     await first.exited;
-    const second = startChild('stream-reader.ts', [daemon.socket, id]);
-    await second.next();
-    assert.deepEqual(await second.next<ReaderReport>(), { count: 93, sha256: streamHash(100, 'uniform', 7) });
-    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
-    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    assert.deepEqual(await readToTheEnd(daemon.socket, id), { count: 93, sha256: streamHash(100, 'uniform', 7) });
+    await assertMemoryBack(client, baseline);
   });
 
   it('a next() under way when close() is called gives nothing, and writes no cursor the close freed', async () => {
@@ -120,9 +128,7 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     const pending = reader.next();
     await reader.close();
     assert.equal(await pending, undefined);
-    const next = startChild('stream-reader.ts', [daemon.socket, id]);
-    await next.next();
-    assert.deepEqual(await next.next<ReaderReport>(), { count: 10, sha256: streamHash(10, 'uniform') });
+    assert.deepEqual(await readToTheEnd(daemon.socket, id), { count: 10, sha256: streamHash(10, 'uniform') });
   });
 
   it('a reader without a cursor (over RPC) closed during a next(): no chunk lost, none given twice', async () => {
@@ -144,11 +150,8 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     } finally {
       await remote.close();
     }
-    const last = startChild('stream-reader.ts', [daemon.socket, id]);
-    await last.next();
-    assert.deepEqual(await last.next<ReaderReport>(), { count: 9, sha256: streamHash(10, 'uniform', 1) });
-    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
-    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    assert.deepEqual(await readToTheEnd(daemon.socket, id), { count: 9, sha256: streamHash(10, 'uniform', 1) });
+    await assertMemoryBack(client, baseline);
   });
 
   it("the stream's end, answered to a prefetch, frees no cursor the reader still writes to", async () => {
@@ -182,8 +185,7 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     } finally {
       await other.close();
     }
-    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
-    assert.equal(after.memoryUsage, baseline.memoryUsage, 'the reader aborted its cursor once it had the end');
+    await assertMemoryBack(client, baseline, 'the reader aborted its cursor once it had the end');
   });
 
   it('a reader asks for more as its caller gets the first chunk of a read; killed, it leaves the rest', async () => {
@@ -199,11 +201,8 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     await settledStatus(client, (s) => s.clients <= 1);
     // Back in the queue: 15 of the second read and all 16 of the third, which the caller never got.
     assert.equal(await queuedChunks(daemon, id), 100 - 17);
-    const second = startChild('stream-reader.ts', [daemon.socket, id]);
-    await second.next();
-    assert.deepEqual(await second.next<ReaderReport>(), { count: 83, sha256: streamHash(100, 'uniform', 17) });
-    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
-    assert.equal(after.memoryUsage, baseline.memoryUsage, 'the chunks and the cursor were freed');
+    assert.deepEqual(await readToTheEnd(daemon.socket, id), { count: 83, sha256: streamHash(100, 'uniform', 17) });
+    await assertMemoryBack(client, baseline, 'the chunks and the cursor were freed');
   });
 
   it('a reader that does not prefetch (an older client) reads every chunk and leaves exactly the rest', async () => {
@@ -222,11 +221,8 @@ describe('streams: a reader behind its writer takes several chunks per read', fu
     assert.equal(await queuedChunks(daemon, id), 8);
     await channel.request('closeReader', { id, unseen: 13 });
     await older.close();
-    const reader = startChild('stream-reader.ts', [daemon.socket, id]);
-    await reader.next();
-    assert.deepEqual(await reader.next<ReaderReport>(), { count: 21, sha256: streamHash(40, 'uniform', 19) });
-    const after = await settledStatus(client, (s) => s.clients === 1 && s.memoryUsage === baseline.memoryUsage);
-    assert.equal(after.memoryUsage, baseline.memoryUsage);
+    assert.deepEqual(await readToTheEnd(daemon.socket, id), { count: 21, sha256: streamHash(40, 'uniform', 19) });
+    await assertMemoryBack(client, baseline);
   });
 
   it('chunks written by a writer that then stops reach the reader without a finish', async () => {
@@ -272,8 +268,6 @@ describe("streams: a new reader's cursor", function () {
     const pending = reader.next();
     await reader.close();
     assert.equal(await pending, undefined);
-    const next = startChild('stream-reader.ts', [daemon.socket, id]);
-    await next.next();
-    assert.deepEqual(await next.next<ReaderReport>(), { count: 10, sha256: streamHash(10, 'uniform') });
+    assert.deepEqual(await readToTheEnd(daemon.socket, id), { count: 10, sha256: streamHash(10, 'uniform') });
   });
 });
