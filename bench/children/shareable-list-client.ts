@@ -42,6 +42,12 @@ function benchItems(count: number): Item[] {
 
 /** Written by every pass so that no read can be optimized away. */
 let sink = 0;
+/** Items made only to put a list reader in the array side's state (FirstReadArgs.sameStateAsArray). */
+let kept: Item[] = [];
+
+function cpuMs(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1000;
+}
 
 /** Touches each item the way a caller would: a string's length, a number's value. */
 function consume(item: Item): void {
@@ -80,6 +86,18 @@ export interface FirstReadResult {
    * first touch of the pages, decoding, a cold JIT.
    */
   firstPass: SampleSet;
+  /** CPU time of this process (every thread: V8 compiles and collects on helpers) during firstPass, ms. */
+  firstPassCpuMs: number;
+}
+
+export interface FirstReadArgs {
+  name: string;
+  /**
+   * Make (and keep) this many bench items first, untimed, as arrayFirst does before its pass: the
+   * process then starts the pass in the array side's state (a heap grown for the items, the
+   * compiler's memory in use once), so only the reading differs.
+   */
+  sameStateAsArray?: number;
 }
 
 export interface ReadResult extends FirstReadResult {
@@ -99,7 +117,11 @@ export interface OpenArgs {
 }
 
 function listCommands(client: Client) {
-  async function firstOpenAndPass(name: string): Promise<FirstReadResult & { list: ShareableList }> {
+  async function firstOpenAndPass(
+    name: string,
+    sameStateAsArray = 0,
+  ): Promise<FirstReadResult & { list: ShareableList }> {
+    if (sameStateAsArray > 0) kept = benchItems(sameStateAsArray);
     let list: ShareableList | undefined;
     let firstOpen: SampleSet | undefined;
     const firstOpenRequests = await countRequests(client, async () => {
@@ -110,8 +132,11 @@ function listCommands(client: Client) {
     // As before the array's first pass (arrayFirst): the pass starts with an empty young
     // generation, so neither side's timing includes collecting what came before it.
     collectGarbage();
+    const cpuBefore = process.cpuUsage();
     const firstPass = await sampleOnce(() => readList(list!));
-    return { list: list!, firstOpen: firstOpen!, firstOpenRequests, firstPass };
+    const firstPassCpuMs = cpuMs(process.cpuUsage(cpuBefore));
+    sink += kept.length;
+    return { list: list!, firstOpen: firstOpen!, firstOpenRequests, firstPass, firstPassCpuMs };
   }
 
   return {
@@ -123,13 +148,13 @@ function listCommands(client: Client) {
     },
 
     /** The first open and first pass in this process only: one cold sample. */
-    async firstRead({ name }: { name: string }): Promise<FirstReadResult> {
-      const { list: _, ...first } = await firstOpenAndPass(name);
+    async firstRead({ name, sameStateAsArray }: FirstReadArgs): Promise<FirstReadResult> {
+      const { list: _, ...first } = await firstOpenAndPass(name, sameStateAsArray);
       return first;
     },
 
     async read({ name, count, iterations, warmup }: ReadArgs): Promise<ReadResult> {
-      const { list, firstOpen, firstOpenRequests, firstPass } = await firstOpenAndPass(name);
+      const { list, firstOpen, firstOpenRequests, firstPass, firstPassCpuMs } = await firstOpenAndPass(name);
       const cachedPass = await sample(() => readList(list), { iterations, warmup });
       const blob = await client.getBlob(name);
       let fresh = ShareableList.fromBlob(client, blob);
@@ -142,7 +167,7 @@ function listCommands(client: Client) {
       collectGarbage();
       const items = benchItems(count);
       const arrayPass = await sample(() => readArray(items), { iterations, warmup });
-      return { firstOpen, firstOpenRequests, firstPass, cachedPass, decodingPass, arrayPass, sink };
+      return { firstOpen, firstOpenRequests, firstPass, firstPassCpuMs, cachedPass, decodingPass, arrayPass, sink };
     },
 
     /**
@@ -161,11 +186,16 @@ function listCommands(client: Client) {
      * The baseline for a fresh reader's first pass: the first pass over a plain JS array of the
      * same items (made untimed) in a fresh process, so with the same cold JIT.
      */
-    async arrayFirst({ count }: { count: number }): Promise<{ firstArrayPass: SampleSet; sink: number }> {
+    async arrayFirst({
+      count,
+    }: {
+      count: number;
+    }): Promise<{ firstArrayPass: SampleSet; firstArrayPassCpuMs: number; sink: number }> {
       const items = benchItems(count);
       collectGarbage();
+      const cpuBefore = process.cpuUsage();
       const firstArrayPass = await sampleOnce(() => readArray(items));
-      return { firstArrayPass, sink };
+      return { firstArrayPass, firstArrayPassCpuMs: cpuMs(process.cpuUsage(cpuBefore)), sink };
     },
 
     /** ShareableList.open with a round trip each time (the reference is dropped after, untimed), and a bare request. */

@@ -19,6 +19,7 @@ import { crossCorePlacement, describePlacement } from '../lib/cpu';
 import { startBenchDaemon } from '../lib/daemon';
 import type { SampleSet } from '../lib/sampler';
 import type { Suite, SuiteContext } from '../lib/suite';
+import { runListAb } from './shareable-list/ab';
 import { LIST_PLAN, listReport, type ListMeasurements, type ListPlan } from './shareable-list/report';
 
 type Commands = ShareableListCommands;
@@ -98,4 +99,5 @@ export const suite: Suite = {
   async run(context) {
     return listReport(LIST_PLAN, await measureList(context, LIST_PLAN));
   },
+  runAb: runListAb,
 };
