@@ -106,7 +106,12 @@ export class SealedListReader implements ItemSource<ShareableItem> {
     if (tag === INT64) {
       if ((offset & 7) === 0 && offset + 8 <= this.size) {
         const word = offset >>> 2;
-        const value = this.signedWords[word + 1] * TWO_POW_32 + words[word];
+        const high = this.signedWords[word + 1];
+        const low = this.signedWords[word];
+        // An int32 (the high word only its sign) as is: V8 keeps it a small integer with no
+        // allocation even while the reader is interpreted, where the arithmetic below boxes each step.
+        if (high === low >> 31) return low;
+        const value = high * TWO_POW_32 + words[word];
         // Exact whenever it is a safe integer; anything else is re-read as a bigint.
         return value <= MAX_SAFE && value >= -MAX_SAFE ? value : this.view.getBigInt64(offset, true);
       }
