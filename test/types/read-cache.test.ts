@@ -68,4 +68,24 @@ describe('ReadCache', () => {
     for (let i = 4096; i < count; i++) assert.equal(cache.read(i), `item ${i}`);
     assert.equal(source.decodes, count - 4096);
   });
+
+  it('serves the right items after a page it decoded into the reused window failed, and keeps pages apart from it', () => {
+    // Item 1500, on page 1, does not decode; the first pass's pages share one window array.
+    const source = {
+      count: 3000,
+      itemAt(index: number): string {
+        if (index === 1500) throw new Error('item 1500 is corrupt');
+        return `item ${index}`;
+      },
+    };
+    const cache = new ReadCache(source);
+    for (let i = 0; i < 1024; i++) assert.equal(cache.read(i), `item ${i}`);
+    // Page 1 fails part way, after overwriting the start of the array that shows page 0.
+    assert.equal(cache.read(1024), 'item 1024');
+    assert.throws(() => cache.read(1500), /item 1500 is corrupt/);
+    for (let i = 0; i < 1024; i++) assert.equal(cache.read(i), `item ${i}`, `page 0 again, item ${i}`);
+    // Page 0 is kept now (read twice); page 2 is then decoded into the reused array, page 0 stays.
+    for (let i = 2048; i < 3000; i++) assert.equal(cache.read(i), `item ${i}`);
+    for (let i = 0; i < 1024; i++) assert.equal(cache.read(i), `item ${i}`, `kept page 0, item ${i}`);
+  });
 });
