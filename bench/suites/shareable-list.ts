@@ -41,6 +41,7 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
   // Cold sides, each a fresh process a sample, in rounds; the order turns each round so that load
   // that comes and goes hits every side alike. The first round's reader also runs the warm passes.
   const firsts: FirstReadResult[] = [];
+  const sameState: FirstReadResult[] = [];
   const copied: SampleSet[] = [];
   const coldArray: SampleSet[] = [];
   let read: Result<'read'> | undefined;
@@ -53,6 +54,13 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
       const result = await withChild<Commands, FirstReadResult>(scope, script, args, { cpu }, reading);
       read ??= result as Result<'read'>;
       firsts.push(result);
+    },
+    // The list read by a process in the array side's state: it makes (and keeps) the items first.
+    listSameState: async () => {
+      const result = await withChild<Commands, FirstReadResult>(scope, script, args, { cpu }, (reader) =>
+        reader.call('firstRead', { name: created.name, sameStateAsArray: plan.items }),
+      );
+      sameState.push(result);
     },
     copy: async () => {
       const result = await withChild<Commands, Result<'copyFirst'>>(scope, script, args, { cpu }, (copier) =>
@@ -70,8 +78,8 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
   const order = Object.values(sides);
   for (let round = 0; round < plan.coldRounds; round++) {
     log(
-      `cold round ${round + 1} of ${plan.coldRounds}: a fresh process each for the list's first open and pass, ` +
-        'copying the items in (v8.deserialize) and a plain JS array',
+      `cold round ${round + 1} of ${plan.coldRounds}: a fresh process each for the list's first open and pass ` +
+        '(twice: as is, and after making the items), copying the items in (v8.deserialize) and a plain JS array',
     );
     for (let i = 0; i < order.length; i++) await order[(round + i) % order.length]();
   }
@@ -85,6 +93,7 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
     listBytes: created.bytes,
     read: read!,
     firsts,
+    sameState,
     copied,
     coldArray,
     opened,
