@@ -6,8 +6,11 @@
  * cold rounds do; the other does the same after making the bench's items itself, untimed (the
  * state the array baseline's process is in). No array baseline: it would be the same in both builds.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import type { FirstReadResult, ShareableListCommands } from '../../children/shareable-list-client';
+import { CODE_CACHE_DIR_ENV } from '../../../src/code-cache';
 import { abReport, runPairs, type AbContext } from '../../lib/ab';
 import type { AbBuild } from '../../lib/ab-build';
 import { withChild } from '../../lib/child';
@@ -31,14 +34,19 @@ async function prepare(context: AbContext, build: AbBuild, placement: Placement 
     readyTimeoutMs: DAEMON_READY_MS,
   });
   context.log(`${build.label}: trellisd pid ${daemon.pid} (${build.root}/bin/trellisd) on ${daemon.socket}`);
+  // Each build a new code cache (src/code-cache.ts) of its own, written by its writer: a cache
+  // left by earlier runs would favour the build that ran more often.
+  const codeCache = fs.mkdtempSync(path.join(os.tmpdir(), `trellis-bench-code-cache-${build.label}-`));
+  context.scope.defer(() => fs.rmSync(codeCache, { recursive: true, force: true }));
+  const env = { [CODE_CACHE_DIR_ENV]: codeCache };
   const created = await withChild<ShareableListCommands, { name: string }>(
     context.scope,
     SCRIPT,
     [daemon.socket],
-    { cpu: placement?.clientCpu, buildRoot: build.root },
+    { cpu: placement?.clientCpu, env, buildRoot: build.root },
     (writer) => writer.call('create', { count: LIST_PLAN.items }),
   );
-  return { socket: daemon.socket, name: created.name };
+  return { socket: daemon.socket, name: created.name, env };
 }
 
 export async function runListAb(context: AbContext): Promise<SuiteReport> {
@@ -50,13 +58,13 @@ export async function runListAb(context: AbContext): Promise<SuiteReport> {
   };
   const pairs = context.pairs ?? AB_PAIRS;
   const samples = await runPairs(context, pairs, async (build) => {
-    const { socket, name } = prepared[build.label];
+    const { socket, name, env } = prepared[build.label];
     const firstRead = (sameStateAsArray: number) =>
       withChild<ShareableListCommands, FirstReadResult>(
         context.scope,
         SCRIPT,
         [socket],
-        { cpu: placement?.clientCpu, buildRoot: build.root },
+        { cpu: placement?.clientCpu, env, buildRoot: build.root },
         (reader) => reader.call('firstRead', { name, sameStateAsArray }),
       );
     const fresh = await firstRead(0);
