@@ -82,6 +82,7 @@ export async function runListAb(context: AbContext): Promise<SuiteReport> {
     `each sample of a build: a new process opens the ${LIST_PLAN.items}-item list and reads every item once (a full GC,`,
     'untimed, before the pass); another new process does the same after making the bench items itself, untimed',
     '("array-side state": the state of the cold array baseline\'s process). Reader CPU counts every thread.',
+    'Each build has a new code cache of its own (src/code-cache.ts), written by its writer, refined by its first readers.',
     `load average ${os.loadavg()[0].toFixed(1)} at the end.`,
   ]);
 }
