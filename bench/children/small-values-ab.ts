@@ -3,7 +3,9 @@
  * trellis only (no Redis, no echo: those would be the same in both builds), in a fresh process:
  * `node small-values-ab.ts --socket PATH`, started with TRELLIS_BENCH_BUILD naming the build it
  * loads (lib/dist.ts). A writer sample times its first put, then warm puts; a reader sample its
- * first get, then warm gets of what the setup stored. Results in milliseconds by metric.
+ * first get, then warm gets of what the setup stored; each then does the same one at a time over
+ * the socket, from a second connection with no put ring and no read index. Results in
+ * milliseconds by metric.
  */
 import { sample, sampleOnce, type SampleOptions } from '../lib/sampler';
 import { serveCommands } from '../lib/serve-commands';
@@ -34,11 +36,32 @@ async function medianMs(pending: Promise<{ samplesNs: number[] }>, perSample = 1
   return summarize((await pending).samplesNs).median / perSample / 1e6;
 }
 
-function abCommands(client: Awaited<ReturnType<typeof connect>>) {
+type TrellisClient = Awaited<ReturnType<typeof connect>>;
+
+/**
+ * A second connection of this process whose puts and gets are all requests over the socket: no
+ * put ring, no read index (where the build has them), as objects-small's "over the socket" rows.
+ */
+async function connectOverSocket(socket: string): Promise<TrellisClient> {
+  const other = await connect(socket);
+  (other as unknown as { putRing?: null }).putRing = null;
+  (other as unknown as { useReadIndex?: (reader: undefined) => void }).useReadIndex?.(undefined);
+  return other;
+}
+
+function abCommands(client: TrellisClient, socket: string) {
   const getMany = (ids: string[]): Promise<unknown[]> => {
     // getMany where the build has it; before it existed, the same gets all in flight.
     const many = (client as unknown as { getMany?: (ids: string[]) => Promise<unknown[]> }).getMany;
     return many ? many.call(client, ids) : Promise.all(ids.map((id) => client.get(id)));
+  };
+  const overSocket = async (measure: (over: TrellisClient) => Promise<number>): Promise<number> => {
+    const over = await connectOverSocket(socket);
+    try {
+      return await measure(over);
+    } finally {
+      await over.close();
+    }
   };
   return {
     /** The setup: `count` values a reader gets, left in the daemon. */
@@ -71,6 +94,9 @@ function abCommands(client: Awaited<ReturnType<typeof connect>>) {
           sample(async (i) => void made.push(...(await client.putMany(batchOf(i)))), batch),
           size,
         ),
+        'put over the socket, warm': await overSocket((over) =>
+          medianMs(sample(async (i) => void made.push(await over.put(pick(i))), single)),
+        ),
       };
       await dropMade();
       return result;
@@ -95,6 +121,9 @@ function abCommands(client: Awaited<ReturnType<typeof connect>>) {
           sample(async (i) => (await getMany(range(i))).forEach(read), args.batch),
           size,
         ),
+        'get over the socket, warm': await overSocket((over) =>
+          medianMs(sample(async (i) => read(await over.get(ids[at(i)])), args.single)),
+        ),
       };
     },
   };
@@ -105,9 +134,10 @@ export type SmallValuesAbCommands = ReturnType<typeof abCommands>;
 async function main(): Promise<void> {
   const at = process.argv.indexOf('--socket');
   if (at < 0 || at + 1 >= process.argv.length) throw new Error('small-values-ab: --socket PATH is required');
-  const client = await connect(process.argv[at + 1]);
+  const socket = process.argv[at + 1];
+  const client = await connect(socket);
   process.on('exit', () => void sink);
-  serveCommands(abCommands(client));
+  serveCommands(abCommands(client, socket));
 }
 
 if (require.main === module) {

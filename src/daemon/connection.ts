@@ -16,7 +16,7 @@ import { unknownKindMessage } from '../protocol/unknown-kind';
 import { native, type PeerCredentials } from '../native';
 import { handlers, isClientKind } from './dispatch';
 import { daemonLog } from './log';
-import { afterNameReads } from './name-reads';
+import { nameReadsPending } from './name-reads';
 import type { DaemonState, RequestContext } from './request-context';
 import type { KindStats } from './request-stats';
 import { FramedConnection } from './framed-connection';
@@ -81,24 +81,33 @@ export class Connection extends FramedConnection {
     let result: unknown;
     try {
       // A cluster daemon that cannot vouch for its names waits to hear from etcd first, then
-      // reads the names it does not hold.
-      result = afterNameReads(this.host.state.meta, kind, body, () => handler(scope, check.expectBody(kind, body)));
+      // reads the names it does not hold. No closure when it waits for nothing (most requests).
+      const waiting = nameReadsPending(this.host.state.meta, kind, body);
+      result = waiting ? runAfter(waiting, handler, scope, kind, body) : handler(scope, check.expectBody(kind, body));
     } catch (error) {
       stats.failed(error);
       this.answer(scope, { seq, error: toWireError(error) }, stats, started);
       return;
     }
-    if (result instanceof Promise) {
-      void result.then(
-        (reply) => this.answer(scope, { seq, reply: reply as never }, stats, started),
-        (error) => {
-          stats.failed(error);
-          this.answer(scope, { seq, error: toWireError(error) }, stats, started);
-        },
-      );
-    } else {
-      this.answer(scope, { seq, reply: result as never }, stats, started);
-    }
+    if (result instanceof Promise) this.answerWhenSettled(scope, seq, result, stats, started);
+    else this.answer(scope, { seq, reply: result as never }, stats, started);
+  }
+
+  /** A handler that waits: its answer once it settles (a method of its own: request makes no closure). */
+  private answerWhenSettled(
+    scope: RequestScope,
+    seq: number,
+    result: Promise<unknown>,
+    stats: KindStats,
+    started: number,
+  ): void {
+    void result.then(
+      (reply) => this.answer(scope, { seq, reply: reply as never }, stats, started),
+      (error) => {
+        stats.failed(error);
+        this.answer(scope, { seq, error: toWireError(error) }, stats, started);
+      },
+    );
   }
 
   /** Replies to a request, naming the segments whose fds it sent (they precede this reply). */
@@ -220,6 +229,17 @@ export class Connection extends FramedConnection {
     if (this.fdChannel) this.fdChannel.close();
     this.host.closed(this);
   }
+}
+
+/** Runs a request's handler once the names it reads are in (name-reads.ts). */
+function runAfter(
+  waiting: Promise<void>,
+  handler: (c: RequestContext, b: check.Body) => unknown,
+  scope: RequestContext,
+  kind: string,
+  body: unknown,
+): Promise<unknown> {
+  return waiting.then(() => handler(scope, check.expectBody(kind, body)));
 }
 
 /**

@@ -78,12 +78,19 @@ function asFields(body: unknown): Record<string, unknown> {
  * `run`'s result, or a promise of it when anything had to wait.
  */
 export function afterNameReads(meta: MetaService, kind: string, body: unknown, run: () => unknown): unknown {
+  const waiting = nameReadsPending(meta, kind, body);
+  return waiting ? waiting.then(run) : run();
+}
+
+/**
+ * What afterNameReads waits for before it runs the request: undefined when nothing (most
+ * requests: every put, every get by id), so that a caller can run it with no closure made.
+ */
+export function nameReadsPending(meta: MetaService, kind: string, body: unknown): Promise<void> | undefined {
   const reads = nameRead(kind, body);
   const gate = reads === undefined ? undefined : meta.namesCurrent(reads);
   const wanted = namesRead(kind, body);
-  // Most requests (every put, every get by id) wait for nothing: no more closures, no promise.
-  if (gate === undefined && wanted.length === 0) return run();
+  if (gate === undefined && wanted.length === 0) return undefined;
   const load = (): Promise<void> | undefined => (wanted.length === 0 ? undefined : meta.loadNames(wanted));
-  const loading = gate ? gate.then(load) : load();
-  return loading ? loading.then(run) : run();
+  return gate ? gate.then(load) : load();
 }

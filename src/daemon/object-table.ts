@@ -170,6 +170,14 @@ export interface ObjectFilter {
 }
 
 const NO_MEMBERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** A blob with no members (blobs never have any): its tree is itself alone. */
+function isBlobAlone(object: StoredObject): boolean {
+  if (!object.blob) return false;
+  if (object.members === NO_MEMBERS) return true;
+  for (const key in object.members) if (Object.hasOwn(object.members, key)) return false;
+  return true;
+}
 const NO_FIELDS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
@@ -495,8 +503,15 @@ export class ObjectTable {
    * must be resident). Errors: ObjectNotFound, NotSealed.
    */
   describe(session: ClientSession | undefined, id: string): { meta: ObjectMeta; blobs: BlobLocation[] } {
+    const object = this.sealedObject(id);
+    if (isBlobAlone(object)) {
+      // Every get of a put Buffer: the tree is the blob itself, with no Map to collect it in.
+      const meta = this.metaOf(object);
+      if (session) this.hold(session, object);
+      return { meta, blobs: [locate(object)] };
+    }
     const blobs = new Map<string, StoredObject>();
-    const meta = this.metaOf(this.sealedObject(id), blobs);
+    const meta = this.metaOf(object, blobs);
     if (session) for (const blob of blobs.values()) this.hold(session, blob);
     return { meta, blobs: [...blobs.values()].map(locate) };
   }
@@ -523,8 +538,10 @@ export class ObjectTable {
 
   /** The blobs in a sealed object's tree (itself, when it is one). Errors: ObjectNotFound, NotSealed. */
   blobsOf(id: string): StoredObject[] {
+    const object = this.sealedObject(id);
+    if (isBlobAlone(object)) return [object];
     const blobs = new Map<string, StoredObject>();
-    this.metaOf(this.sealedObject(id), blobs);
+    this.metaOf(object, blobs);
     return [...blobs.values()];
   }
 
@@ -814,8 +831,9 @@ export class ObjectTable {
     );
   }
 
-  private metaOf(object: StoredObject, blobs: Map<string, StoredObject>): ObjectMeta {
-    if (object.blob) blobs.set(object.id, object);
+  /** The object's meta tree; its blobs (itself and its members') are collected in `blobs`. */
+  private metaOf(object: StoredObject, blobs?: Map<string, StoredObject>): ObjectMeta {
+    if (object.blob) blobs?.set(object.id, object);
     const members: Record<string, ObjectMeta> = {};
     for (const [key, id] of Object.entries(object.members)) {
       const remote = object.remoteMembers?.[key];

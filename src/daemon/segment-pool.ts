@@ -102,10 +102,20 @@ export class SegmentPool {
    * Errors: OutOfMemory.
    */
   allocate(size: number, what: string): Placement {
+    // Every put that is a request allocates: the best segment is found without making the list.
+    const best = this.bestFit(size);
+    if (best === undefined) return this.allocateInNew(size, what);
+    const placement = this.allocateIn(best, size);
+    if (placement) return placement;
     for (const segment of this.candidates(size)) {
-      const placement = this.allocateIn(segment, size);
+      const placement = segment === best ? undefined : this.allocateIn(segment, size);
       if (placement) return placement;
     }
+    return this.allocateInNew(size, what);
+  }
+
+  /** A new segment (or the spare) for a blob no segment of the pool has room for. Errors: OutOfMemory. */
+  private allocateInNew(size: number, what: string): Placement {
     const segment = this.takeSpare(size) ?? this.reserveSegment(size, what);
     const placement = this.allocateIn(segment, size);
     if (!placement) throw this.outOfMemory(size, what);
@@ -205,7 +215,17 @@ export class SegmentPool {
   private candidates(size: number): PooledSegment[] {
     const fitting: PooledSegment[] = [];
     for (const segment of this.segments.values()) if (segment.allocator.largestFree >= size) fitting.push(segment);
-    return fitting.length > 1 ? fitting.sort((a, b) => a.size - b.size || a.id - b.id) : fitting;
+    return fitting.length > 1 ? fitting.sort(bySizeThenId) : fitting;
+  }
+
+  /** The first of candidates(size), or undefined. */
+  private bestFit(size: number): PooledSegment | undefined {
+    let best: PooledSegment | undefined;
+    for (const segment of this.segments.values()) {
+      if (segment.allocator.largestFree < size) continue;
+      if (best === undefined || bySizeThenId(segment, best) < 0) best = segment;
+    }
+    return best;
   }
 
   /**
@@ -433,4 +453,9 @@ export class SegmentPool {
         `${formatBytes(this.policy.limit)} limit in use, largest free block ${formatBytes(free)}`,
     );
   }
+}
+
+/** The smallest segment first (then the oldest), as allocate tries them. */
+function bySizeThenId(a: PooledSegment, b: PooledSegment): number {
+  return a.size - b.size || a.id - b.id;
 }
