@@ -216,7 +216,8 @@ describe('read index: pinned views of small blobs (hold counters), between proce
   /**
    * Four blobs of 2 MiB, put in order: `hot` is the least recently put, so the first to go under
    * pressure unless `use` (a use of `hot` from the index, no request) counts in the spill order.
-   * Memory pressure, 2 MiB at a time, with a use before each: only the others go to disk.
+   * Memory pressure, 2 MiB at a time, with a use before each: only the others go to disk. A use
+   * that misses the index (`hot` went to disk, and the get loaded it back) fails its round.
    */
   const hotStaysUnderPressure = async (use: (reader: Worker, hot: string, round: number) => Promise<void>) => {
     await start(['--spill-dir', tempPath('spill')]);
