@@ -10,8 +10,9 @@
  * one reference per blob per client, even when a rebuild of the index has moved the object to
  * another slot (the held slot is then its tombstone, which keeps the bytes; a hold per slot would
  * leave a tombstone per rebuild until release, and fill the index). release(id), a delete by this
- * client, and disconnecting let go of them. Letting go also counts a use of the slot, which is
- * how the daemon learns that an object got only from the index is in use (its spill order).
+ * client, and disconnecting let go of them. Letting go also counts a use of the slot, as does a
+ * copy from the index, which is how the daemon learns that an object got only from the index is
+ * in use (its spill order); a hold kept until the disconnect the daemon counts itself then.
  */
 import { SLOT_WAITING, S_STATE, HEADER_WORDS, SLOT_WORDS } from '../protocol/read-index-layout';
 
@@ -66,12 +67,21 @@ export class IndexHolds {
       const slot = this.held.get(id);
       if (slot === undefined) continue;
       this.held.delete(id);
-      // Used until now: the daemon, which saw no request for it, reads this before a spill. A
-      // plain store (only this client writes it); its page is first written here, not at a get.
-      if (this.uses !== undefined) this.uses[slot] = (this.uses[slot] + 1) | 0;
+      // Used until now. Its page is first written here, not at a get, so a new process's first
+      // get of a view pays no second page fault.
+      this.countUse(slot);
       if (this.drop(slot)) waiting.push(slot);
     }
     return waiting;
+  }
+
+  /**
+   * Counts a use of the slot's blob that no request told the daemon of (a view let go, a copy
+   * from the index): the daemon reads the counts before a spill. A plain store: only this client
+   * writes it, and a count read a little late is seen at the next look.
+   */
+  countUse(slot: number): void {
+    if (this.uses !== undefined) this.uses[slot] = (this.uses[slot] + 1) | 0;
   }
 
   /** As release, telling the daemon itself (after a delete, which had no room for it). */

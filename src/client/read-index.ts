@@ -160,6 +160,8 @@ export class ReadIndexReader {
       if (Atomics.load(words, base + S_SEQ) !== seq) return this.raced();
       if (kind === KIND_OBJECT && !copyBlobs) return this.pinMembers(copy, base, seq);
       if (kind !== KIND_BLOB && kind !== KIND_VALUE) break;
+      // A copy takes no hold, so there is no release to count its use at (the spill order).
+      if (kind === KIND_BLOB) this.holds?.countUse(slot);
       this.stats.hits++;
       return { kind: kind === KIND_BLOB ? 'blob' : 'value', bytes: copy };
     }

@@ -101,9 +101,13 @@ interface Entry {
   segment: number;
   offset: number;
   size: number;
-  /** A blob's: its slot's use counts as last seen (usedSince), and a use seen before a rebuild moved it. */
+  /**
+   * A blob's: its slot's use counts as last seen (usedSince), and whether it was used in a way
+   * those counts no longer show: at its slot before a rebuild moved it, or by a client that kept
+   * it until it disconnected (dropClient).
+   */
   usesSeen: number;
-  usedBeforeMove: boolean;
+  usedUnseen: boolean;
 }
 
 export interface ReadIndexCounts {
@@ -124,6 +128,8 @@ export class ReadIndex {
   private readonly arena: NativeAllocator;
   private readonly arenaOffset: number;
   private readonly entries = new Map<string, Entry>();
+  /** The same entries by slot, to tell what a departing client held (dropClient). */
+  private readonly bySlot = new Map<number, Entry>();
   /** Slots in SLOT_WAITING: what their object was, until no client holds them. */
   private readonly tombstones = new Map<number, StoredObject>();
   private readonly holds: IndexHolds;
@@ -196,9 +202,9 @@ export class ReadIndex {
     const entry = this.entries.get(id);
     if (entry === undefined || !isBlobKind(entry.kind)) return false;
     const uses = this.holds.uses(entry.slot);
-    const used = entry.usedBeforeMove || uses !== entry.usesSeen;
+    const used = entry.usedUnseen || uses !== entry.usesSeen;
     entry.usesSeen = uses;
-    entry.usedBeforeMove = false;
+    entry.usedUnseen = false;
     return used;
   }
 
@@ -230,8 +236,14 @@ export class ReadIndex {
    * without a word) dropped holds that nothing else would tell of before OutOfMemory.
    */
   dropClient(clientId: number): void {
-    this.holds.close(clientId);
+    // What it held to the end it used, with no request and no release to count it at: the spill
+    // order counts it now. Found before the sweep, which may publish a tombstone's object again.
+    const kept = this.holds.close(clientId).map((slot) => this.bySlot.get(slot)?.object ?? this.tombstones.get(slot));
     this.sweep();
+    for (const object of kept) {
+      const entry = object && this.entries.get(object.id);
+      if (entry) entry.usedUnseen = true;
+    }
   }
 
   /** Publishes a sealed object if it is one clients may read from the index; else nothing. */
@@ -305,6 +317,7 @@ export class ReadIndex {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
+    this.bySlot.delete(entry.slot);
     if (isBlobKind(entry.kind)) {
       this.vacate(entry);
       return;
@@ -364,18 +377,9 @@ export class ReadIndex {
     this.writeSlot(slot, SLOT_LIVE, high, low, kind, segment, offset, size);
     // The slot's counts so far are those of objects it held before.
     const usesSeen = isBlobKind(kind) ? this.holds.uses(slot) : 0;
-    this.entries.set(object.id, {
-      object,
-      slot,
-      high,
-      low,
-      kind,
-      segment,
-      offset,
-      size,
-      usesSeen,
-      usedBeforeMove: false,
-    });
+    const entry = { object, slot, high, low, kind, segment, offset, size, usesSeen, usedUnseen: false };
+    this.entries.set(object.id, entry);
+    this.bySlot.set(slot, entry);
     return true;
   }
 
@@ -418,6 +422,7 @@ export class ReadIndex {
     for (let slot = 0; slot < this.slots; slot++)
       if (this.stateOf(slot) === SLOT_REMOVED) this.writeSlot(slot, SLOT_EMPTY, 0, 0, 0, 0, 0, 0);
     this.removed = 0;
+    this.bySlot.clear();
     for (const [id, entry] of this.entries) {
       const slot = this.freeSlot(entry.high, entry.low);
       if (slot < 0) {
@@ -428,10 +433,11 @@ export class ReadIndex {
       }
       if (isBlobKind(entry.kind)) {
         // A use at the old slot not seen yet is kept; the counts start over at the new one.
-        entry.usedBeforeMove ||= this.holds.uses(entry.slot) !== entry.usesSeen;
+        entry.usedUnseen ||= this.holds.uses(entry.slot) !== entry.usesSeen;
         entry.usesSeen = this.holds.uses(slot);
       }
       entry.slot = slot;
+      this.bySlot.set(slot, entry);
       this.writeSlot(slot, SLOT_LIVE, entry.high, entry.low, entry.kind, entry.segment, entry.offset, entry.size);
     }
   }

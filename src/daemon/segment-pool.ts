@@ -34,6 +34,18 @@ interface SpareSegment {
 interface PooledSegment extends SegmentUsage {
   memory: NativeSegment;
   allocator: NativeAllocator;
+  /** A spare a blob took (takeSpare): counted as the spare in use until it is released. */
+  wasSpare?: true;
+}
+
+/** The spare segment's bytes by state (spareStates): what /metrics shows of --spare-segment. */
+export interface SpareStates {
+  /** Being reserved on a worker thread (counted as reserved already). */
+  reserving: number;
+  /** Reserved and faulted in, for the next blob that needs a new segment. */
+  ready: number;
+  /** Spares blobs took, now segments of the pool, until they are released. */
+  inUse: number;
 }
 
 export class SegmentPool {
@@ -80,6 +92,11 @@ export class SegmentPool {
   }
   get count(): number {
     return this.segments.size;
+  }
+  get spareStates(): SpareStates {
+    let inUse = 0;
+    for (const segment of this.segments.values()) if (segment.wasSpare) inUse += segment.size;
+    return { reserving: this.spareReserving ? this.policy.spareBytes : 0, ready: this.spareReady, inUse };
   }
   /** What `reserved` can grow to now: the limit, or less when the machine holds less (a live reading). */
   get capacity(): number {
@@ -255,6 +272,7 @@ export class SegmentPool {
     // addSegment counts its size again.
     this.reservedBytes -= spare.size;
     const segment = this.addSegment(spare.id, spare.size, spare.memory);
+    segment.wasSpare = true;
     daemonLog().debug({ segment: spare.id, bytes: spare.size, blob: size }, 'spare segment taken');
     clearTimeout(this.spareReplacing);
     this.spareReplacing = setTimeout(() => {

@@ -6,7 +6,7 @@ import { type TestDaemon } from '../fixtures/daemon';
 import { startObservedDaemon, type ObservedDaemon } from '../fixtures/observed-daemon';
 import { onCleanup, tempPath } from '../fixtures/setup';
 import { settledStatus } from '../fixtures/status';
-import { startWorker } from '../fixtures/worker';
+import { startWorker, type Worker } from '../fixtures/worker';
 
 /** A client process (fixtures/children/index-client.ts); `run` throws on an error answer. */
 const startClient = (socket: string) => startWorker(socket, { script: 'index-client.ts', answerTimeoutMs: 60_000 });
@@ -213,23 +213,46 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     assert.ok(after.includes(false), 'released objects were spilled');
   });
 
-  it('a blob got and released again and again through the index is used: it is not the one spilled', async () => {
+  /**
+   * Four blobs of 2 MiB, put in order: `hot` is the least recently put, so the first to go under
+   * pressure unless `use` (a use of `hot` from the index, no request) counts in the spill order.
+   * Memory pressure, 2 MiB at a time, with a use before each: only the others go to disk. A use
+   * that misses the index (`hot` went to disk, and the get loaded it back) fails its round.
+   */
+  const hotStaysUnderPressure = async (use: (reader: Worker, hot: string, round: number) => Promise<void>) => {
     await start(['--spill-dir', tempPath('spill')]);
     const { writer, reader } = await writerAndReader();
-    // Four blobs of 2 MiB, put in order: `hot` is the least recently put, so the first to go
-    // under pressure unless its gets from the index count as use.
     const [hot, ...cold] = await writer.run<string[]>('putTagged', { tags: [1, 2, 3, 4], size: 2 * MiB });
     const resident = async (id: string) => (await observer.getMeta(id)).resident !== false;
-    // Memory pressure, 2 MiB at a time, while the reader gets `hot` from the index (and lets go:
-    // nobody holds it when a spill looks for room).
     for (let i = 0; i < 40; i++) {
-      assert.equal(await reader.run<number>('getAndRelease', { id: hot, times: 3 }), 3, `round ${i}: index hits`);
+      await use(reader, hot, i);
       const blob = await observer.createBlob(2 * MiB);
       await observer.release(await blob.seal());
     }
     const spilled = (await Promise.all(cold.map(resident))).filter((r) => !r).length;
     assert.equal(spilled, cold.length, 'the blobs nobody got were spilled');
     assert.equal(await resident(hot), true, 'the blob got through the index stays in memory');
+  };
+
+  it('a blob got and released again and again through the index is used: it is not the one spilled', async () => {
+    // Released each time: nobody holds it when a spill looks for room.
+    await hotStaysUnderPressure(async (reader, hot, round) =>
+      assert.equal(await reader.run<number>('getAndRelease', { id: hot, times: 3 }), 3, `round ${round}: index hits`),
+    );
+  });
+
+  it('a blob got as a copy again and again through the index is used: it is not the one spilled', async () => {
+    // A copy takes no hold, so there is no release to count it at.
+    await hotStaysUnderPressure(async (reader, hot, round) =>
+      assert.equal(await reader.run<number>('getCopies', { id: hot, times: 3 }), 3, `round ${round}: index hits`),
+    );
+  });
+
+  it('a blob each client keeps until it disconnects is used: it is not the one spilled', async () => {
+    // Never released: each connection's hold goes only with the connection.
+    await hotStaysUnderPressure(async (reader, hot, round) =>
+      assert.equal(await reader.run<boolean>('getKeptUntilClose', { id: hot }), true, `round ${round}: a view`),
+    );
   });
 
   it('never hands out or changes bytes of a held view while objects are deleted and their memory reused', async () => {

@@ -127,8 +127,10 @@ describe('read index: small sealed objects got with no round trip', function () 
     await reader.run<Got>('get', { copy: true, id: warm });
     for (const id of ids) assert.equal((await reader.run<Got>('get', { copy: true, id })).indexed, true);
     // Memory pressure: large blobs, each released, push the least recently used out to disk.
+    // The copies count as use (a second chance), so enough for the spill to come round to them
+    // again after the large blobs put before it.
     const MiB = 1024 * 1024;
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 12; i++) {
       const blob = await observer.createBlob(16 * MiB);
       await observer.release(await blob.seal());
     }

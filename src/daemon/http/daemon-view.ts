@@ -12,6 +12,7 @@ import type { ClusterInfoReply, DaemonStatus, ListNamesReply, ObjectSummary } fr
 import { handlers } from '../dispatch';
 import { afterNameReads } from '../name-reads';
 import type { DaemonState, RequestContext } from '../request-context';
+import type { SpareStates } from '../segment-pool';
 import { newSession } from '../session';
 import type { StreamSummary } from '../streams';
 
@@ -70,6 +71,11 @@ export class DaemonView {
 
   status(): DaemonStatus {
     return handlers.status(this.ctx, {}) as DaemonStatus;
+  }
+
+  /** The spare segment (--spare-segment) by state, in bytes; all 0 without one. */
+  spareSegment(): SpareStates {
+    return this.state.pool.spareStates;
   }
 
   /** The cluster's instances as this daemon sees them (just itself without --etcd). */

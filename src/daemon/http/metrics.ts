@@ -41,6 +41,20 @@ export class DaemonMetrics {
       'Bytes of shared memory in segments, used or free.',
       () => current().memoryReserved,
     );
+    new Gauge({
+      name: 'trellis_spare_segment_bytes',
+      help:
+        'Bytes of the spare segment (--spare-segment) by state: reserving (being reserved), ready (for the next ' +
+        'blob that needs a new segment), in_use (spares blobs took, until their segment is released).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const spare = view.spareSegment();
+        this.set({ state: 'reserving' }, spare.reserving);
+        this.set({ state: 'ready' }, spare.ready);
+        this.set({ state: 'in_use' }, spare.inUse);
+      },
+    });
     gauge('trellis_objects', 'Objects in this daemon, sealed or not.', () => current().objects);
     gauge('trellis_names', 'Names published on this daemon.', () => current().names);
     gauge('trellis_streams', 'Open streams.', () => current().streams);

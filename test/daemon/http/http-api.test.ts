@@ -47,6 +47,7 @@ describe('the daemon HTTP port (--http-port)', function () {
         'trellis_spilled_bytes',
         'trellis_persisted_objects',
         'trellis_cluster_instances_alive',
+        'trellis_spare_segment_bytes{state="ready"}',
         'process_cpu_user_seconds_total',
       ]) {
         assert.ok(sample(before, name) !== undefined, `${name} missing from:\n${before}`);
@@ -209,6 +210,30 @@ describe('the daemon HTTP port (--http-port)', function () {
       );
       assert.equal(first.type, 'history');
     });
+  });
+
+  it('shows the spare segment by state in /metrics: ready, then in use once a blob took it', async function () {
+    this.timeout(60_000);
+    const MiB = 1024 * 1024;
+    // Standard segments of 32 MiB: a 48 MiB blob takes the 64 MiB spare as its own segment.
+    const daemon = await startTestDaemon(['--http-port', '0', '--size', '256MiB', '--spare-segment', '64MiB']);
+    const spare = async () => {
+      const text = await (await get(daemon, '/metrics')).text();
+      const states = ['reserving', 'ready', 'in_use'] as const;
+      return Object.fromEntries(
+        states.map((state) => [state, sample(text, `trellis_spare_segment_bytes{state="${state}"}`)]),
+      );
+    };
+    await waitFor('the spare to be ready', async () => (await spare()).ready === 64 * MiB, 30_000);
+    assert.deepEqual(await spare(), { reserving: 0, ready: 64 * MiB, in_use: 0 });
+    const client = await connect(daemon.socket);
+    onCleanup(() => client.close());
+    const writer = await client.createBlob(48 * MiB);
+    onCleanup(() => writer.abort().catch(() => {}));
+    const after = await spare();
+    assert.equal(after.in_use, 64 * MiB, JSON.stringify(after));
+    // A new spare is reserved after a pause: not there yet, or on its way, or ready.
+    assert.ok([0, 64 * MiB].includes(after.ready! + after.reserving!), JSON.stringify(after));
   });
 
   it('in a cluster, pages objects and names of every instance (read from etcd)', async () => {
