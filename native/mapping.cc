@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include <cerrno>
 #include <string>
@@ -71,7 +72,8 @@ Napi::Function Mapping::Init(Napi::Env env) {
                      {InstanceAccessor<&Mapping::Buffer>("buffer"),
                       InstanceAccessor<&Mapping::SharedBuffer>("sharedBuffer"),
                       InstanceAccessor<&Mapping::HugePages>("hugePages"),
-                      InstanceMethod<&Mapping::Slice>("slice"), InstanceMethod<&Mapping::PopulateRange>("populate")});
+                      InstanceMethod<&Mapping::Slice>("slice"), InstanceMethod<&Mapping::Write>("write"),
+                      InstanceMethod<&Mapping::PopulateRange>("populate")});
 }
 
 Mapping::Mapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapping>(info) {
@@ -175,6 +177,29 @@ Napi::Value Mapping::Slice(const Napi::CallbackInfo& info) {
     Populate(static_cast<char*>(region_->address) + static_cast<size_t>(offset), static_cast<size_t>(length), true);
   }
   return External(env, static_cast<size_t>(offset), static_cast<size_t>(length));
+}
+
+Napi::Value Mapping::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!writable_) {
+    MakeError(env, "PermissionDenied", "write(): this mapping is read-only").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsTypedArray()) {
+    MakeError(env, "InvalidArgument", "write(offset, bytes, prefault?): expected a number and a TypedArray")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const double offset = info[0].As<Napi::Number>().DoubleValue();
+  Napi::TypedArray bytes = info[1].As<Napi::TypedArray>();
+  const size_t length = bytes.ByteLength();
+  if (!CheckRange(env, offset, static_cast<double>(length))) return env.Undefined();
+  char* target = static_cast<char*>(region_->address) + static_cast<size_t>(offset);
+  // As slice(): one system call maps the pages instead of one fault per 4 KiB as the copy goes.
+  if (info.Length() > 2 && info[2].ToBoolean().Value()) Populate(target, length, true);
+  if (length > 0)
+    std::memcpy(target, static_cast<const char*>(bytes.ArrayBuffer().Data()) + bytes.ByteOffset(), length);
+  return env.Undefined();
 }
 
 Napi::Value Mapping::PopulateRange(const Napi::CallbackInfo& info) {

@@ -54,6 +54,10 @@ class Mapping : public Napi::ObjectWrap<Mapping> {
   // slice(offset, length, prefault?): an ArrayBuffer over exactly these bytes, so that neither a view nor
   // its .buffer reaches a neighbour. Used for a writer's unsealed blob; detached at seal.
   Napi::Value Slice(const Napi::CallbackInfo& info);
+  // write(offset, bytes, prefault?): copies a TypedArray's bytes into a writable mapping at
+  // offset, with no ArrayBuffer over the target: V8 counts every external ArrayBuffer's bytes and
+  // collects garbage each few dozen MiB of them, which a stream writer of 1 MiB chunks paid.
+  Napi::Value Write(const Napi::CallbackInfo& info);
   // populate(offset, length): 'populated', 'unsupported' or 'failed' (see PopulateResult). Best
   // effort: whatever it answers, the bytes read the same; only the cost of first touch differs.
   Napi::Value PopulateRange(const Napi::CallbackInfo& info);

@@ -30,6 +30,8 @@ export interface NativeMapping {
   readonly hugePages: boolean;
   /** An ArrayBuffer over exactly [offset, offset + length); `prefault` maps its pages now. */
   slice(offset: number, length: number, prefault?: boolean): ArrayBuffer;
+  /** Copies `bytes` to `offset` of a writable mapping, with no ArrayBuffer made; `prefault` as in slice. */
+  write(offset: number, bytes: Uint8Array, prefault?: boolean): void;
   /**
    * Maps the pages of [offset, offset + length) now, in one system call (MADV_POPULATE_READ, or
    * _WRITE for a writable mapping), rather than one fault per page on first touch. Best effort,

@@ -17,6 +17,8 @@ export interface StreamRun {
   elapsedNs: number;
   /** CPU time (user + system) this process spent on the run, in microseconds. */
   cpuUs?: number;
+  /** Minor page faults this process took during the run (first touches of shared memory among them). */
+  minorFaults?: number;
 }
 
 /** CPU microseconds since `since` (process.cpuUsage()). */
@@ -24,6 +26,8 @@ function cpuSince(since: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(since);
   return used.user + used.system;
 }
+
+const minorFaults = () => process.resourceUsage().minorPageFault;
 
 let connected: { socket: string; client: Promise<TrellisClient> } | undefined;
 
@@ -48,17 +52,19 @@ const commands = {
     const client = await clientFor(socket);
     const writer = await client.openWriter(id);
     const chunk = Buffer.alloc(chunkBytes, 0x5a);
+    const faults = minorFaults();
     const cpu = process.cpuUsage();
     const started = process.hrtime.bigint();
     for (let i = 0; i < chunks; i++) await writer.write(chunk);
     await writer.finish();
     const elapsedNs = Number(process.hrtime.bigint() - started);
-    return { bytes: chunkBytes * chunks, chunks, elapsedNs, cpuUs: cpuSince(cpu) };
+    return { bytes: chunkBytes * chunks, chunks, elapsedNs, cpuUs: cpuSince(cpu), minorFaults: minorFaults() - faults };
   },
 
   async read({ socket, id }: { socket: string; id: string }): Promise<StreamRun> {
     collectGarbage();
     const client = await clientFor(socket);
+    const faults = minorFaults();
     const cpu = process.cpuUsage();
     const reader = await client.openReader(id);
     let bytes = 0;
@@ -74,7 +80,18 @@ const commands = {
     }
     const elapsedNs = Number(process.hrtime.bigint() - (started ?? process.hrtime.bigint()));
     if (checksum !== chunks * 0x5a) throw new Error('stream bytes differ from what was written');
-    return { bytes, chunks, elapsedNs, cpuUs: cpuSince(cpu) };
+    return { bytes, chunks, elapsedNs, cpuUs: cpuSince(cpu), minorFaults: minorFaults() - faults };
+  },
+
+  /** A new ByteStream's id, made by this process's build (an A/B run has a daemon of each build). */
+  async create({ socket }: { socket: string }): Promise<string> {
+    const client = await clientFor(socket);
+    return (await client.createStream('trellis::ByteStream')).id;
+  },
+
+  /** Requests the daemon has answered so far, this one included. */
+  async requests({ socket }: { socket: string }): Promise<number> {
+    return (await (await clientFor(socket)).status()).requests;
   },
 };
 

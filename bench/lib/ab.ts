@@ -59,7 +59,7 @@ export async function runPairs(
 }
 
 const COLUMNS: Column[] = [
-  { header: 'metric (ms)' },
+  { header: 'metric (ms, or a count)' },
   { header: 'pairs', align: 'right' },
   { header: 'A median', align: 'right' },
   { header: 'B median', align: 'right' },
@@ -70,17 +70,31 @@ const COLUMNS: Column[] = [
   { header: 'verdict' },
 ];
 
+export interface AbReportOptions {
+  /** Metrics that count something (requests, page faults) rather than take milliseconds. */
+  counts?: readonly string[];
+}
+
 /** The report of an A/B run: one row per metric, the builds named, the raw samples kept in the results file. */
-export function abReport(context: AbContext, samples: AbSamples, title: string, notes: string[] = []): SuiteReport {
+export function abReport(
+  context: AbContext,
+  samples: AbSamples,
+  title: string,
+  notes: string[] = [],
+  options: AbReportOptions = {},
+): SuiteReport {
   const compared: Record<string, AbComparison> = {};
   for (const metric of samples.metrics) compared[metric] = compareAB(samples.A[metric], samples.B[metric]);
   const rows = samples.metrics.map((metric) => {
     const c = compared[metric];
+    const format = options.counts?.includes(metric)
+      ? (value: number) => (Number.isFinite(value) ? value.toPrecision(3) : '-')
+      : (ms: number) => formatDuration(ms * 1e6);
     return [
       metric,
       String(c.pairs),
-      formatDuration(c.aMedian * 1e6),
-      formatDuration(c.bMedian * 1e6),
+      format(c.aMedian),
+      format(c.bMedian),
       formatRatio(c.ratioOfMedians),
       `${c.pairRatio.toFixed(3)} [${c.interval[0].toFixed(3)}, ${c.interval[1].toFixed(3)}]`,
       `${c.pairRatioMin.toFixed(2)}–${c.pairRatioMax.toFixed(2)}`,

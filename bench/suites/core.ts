@@ -21,6 +21,7 @@ import { crossCorePlacement, describePlacement, sameCorePlacement, type Placemen
 import { startBenchDaemon } from '../lib/daemon';
 import { formatBytes } from '../lib/format';
 import type { Suite, SuiteContext } from '../lib/suite';
+import { runCoreAb } from './core/ab';
 import { CORE_PLAN, type CorePlan } from './core/plan';
 import { coreReport, type CoreMeasurements, type PlacementRun } from './core/report';
 
@@ -224,4 +225,5 @@ export const suite: Suite = {
   async run(context) {
     return coreReport(CORE_PLAN, await measureCore(context, CORE_PLAN));
   },
+  runAb: runCoreAb,
 };

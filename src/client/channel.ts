@@ -19,6 +19,11 @@ export interface Channel {
   request<K extends ClientKind>(kind: K, body: RequestOf<K>): Promise<ReplyOf<K>>;
   /** The bytes a writer fills for a new blob, until it is sealed or aborted. */
   writable(blob: BlobLocation): ArrayBuffer;
+  /**
+   * Copies `bytes` into the start of a new blob's bytes, as a write through writable() would, for
+   * a writer that never hands the blob's buffer out (a stream's chunk).
+   */
+  fill(blob: BlobLocation, bytes: Uint8Array): void;
   /** A sealed blob's bytes, for a blob this client holds (from a reply to one of its requests). */
   view(blob: BlobLocation): Buffer;
   /** The client let go of these blobs: their views are no longer needed. */

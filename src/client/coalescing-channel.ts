@@ -89,6 +89,9 @@ export class CoalescingChannel implements Channel {
   writable(blob: BlobLocation): ArrayBuffer {
     return this.inner.writable(blob);
   }
+  fill(blob: BlobLocation, bytes: Uint8Array): void {
+    this.inner.fill(blob, bytes);
+  }
   view(blob: BlobLocation): Buffer {
     return this.inner.view(blob);
   }

@@ -137,6 +137,12 @@ export class IpcChannel implements Channel {
     return buffer;
   }
 
+  fill(blob: BlobLocation, bytes: Uint8Array): void {
+    // As through a detached writable: nothing written after the close reaches the daemon's pool.
+    if (this.closedError) throw this.closedError;
+    this.mappings.fill(blob, bytes);
+  }
+
   view(blob: BlobLocation): Buffer {
     return this.mappings.view(blob);
   }

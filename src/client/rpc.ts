@@ -82,6 +82,11 @@ export class RpcChannel implements Channel {
     return buffer;
   }
 
+  fill(blob: BlobLocation, bytes: Uint8Array): void {
+    // The bytes go up when the blob is sealed, from the buffer kept for it.
+    new Uint8Array(this.uploads.get(blob.id) ?? this.writable(blob)).set(bytes);
+  }
+
   view(blob: BlobLocation): Buffer {
     const copy = this.copies.get(blob.id);
     if (!copy)

@@ -108,7 +108,7 @@ export class StreamWriter {
     this.ensureOpen();
     if (chunk instanceof Uint8Array) {
       const writer = await this.blobFor(chunk.byteLength);
-      writer.buffer.set(chunk);
+      writer.fill(chunk);
       await this.makeRoom();
       this.append({ chunk: writer.id, seal: [writer.id] }, writer, chunk.byteLength);
       return;
@@ -128,16 +128,16 @@ export class StreamWriter {
     if (size !== this.spareSize) void this.dropSpares();
     const spare = this.spares.shift();
     // Asked for before the spares, so that it is answered first.
-    const made = spare ? undefined : this.blobs.create([size]);
+    const made = spare ? undefined : this.blobs.create([size], undefined, true);
     const repeated = size === this.lastSize;
     this.lastSize = size;
     const batch = Math.min(SPARE_BATCH, Math.floor(MAX_SPARE_BYTES / Math.max(size, 1)));
     if (repeated && size > 0 && batch > 0 && this.spares.length < batch) {
-      const created = this.blobs.create(new Array<number>(batch).fill(size)).catch(() => undefined);
+      const created = this.blobs.create(new Array<number>(batch).fill(size), undefined, true).catch(() => undefined);
       for (let i = 0; i < batch; i++) this.spares.push(created.then((writers) => writers?.[i]));
       this.spareSize = size;
     }
-    return (await spare) ?? (await (made ?? this.blobs.create([size])))[0];
+    return (await spare) ?? (await (made ?? this.blobs.create([size], undefined, true)))[0];
   }
 
   /** The oldest recycled blob of `size` bytes; recycled blobs of other sizes go back. */
@@ -245,7 +245,7 @@ export class StreamWriter {
   }
 
   private adoptRecycled(locations: BlobLocation[]): void {
-    const recycled = this.blobs.adopt(locations);
+    const recycled = this.blobs.adopt(locations, true);
     // A writer that finished or failed meanwhile does not want them.
     if (this.done) void this.blobs.abortQuietly(recycled);
     else this.recycled.push(...recycled);

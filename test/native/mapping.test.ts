@@ -64,6 +64,38 @@ describe('native mapping populate', () => {
     assert.equal(mapping.populate(PAGE, 0), 'populated', 'an empty range has nothing to do');
   });
 
+  it('write copies bytes into a writable mapping at an offset, seen by a read-only mapping', () => {
+    const fd = patternFile(dir, 16 * PAGE);
+    fds.push(fd);
+    const writable = new native.Mapping(fd, 16 * PAGE, true);
+    const bytes = new Uint8Array(3 * PAGE + 5).fill(9);
+    const before = process.memoryUsage().external;
+    // From the middle of a larger buffer: its own offset counts, not its ArrayBuffer's start.
+    writable.write(PAGE + 3, new Uint8Array(bytes.buffer, 5), true);
+    assert.ok(process.memoryUsage().external - before < PAGE, 'no ArrayBuffer over the target');
+    const read = new Uint8Array(new native.Mapping(fd, 16 * PAGE, false).buffer);
+    assert.equal(read[PAGE + 2], (PAGE + 2) % 251);
+    assert.equal(read[PAGE + 3], 9);
+    assert.equal(read[4 * PAGE + 2], 9);
+    assert.equal(read[4 * PAGE + 3], (4 * PAGE + 3) % 251);
+  });
+
+  it('write checks the range and refuses a read-only mapping', () => {
+    const fd = patternFile(dir, 4 * PAGE);
+    fds.push(fd);
+    const writable = new native.Mapping(fd, 4 * PAGE, true);
+    assert.throws(() => writable.write(3 * PAGE + 1, new Uint8Array(PAGE)), {
+      code: 'InvalidArgument',
+      message: /outside a 16384-byte mapping/,
+    });
+    assert.throws(() => writable.write(0, [1, 2] as unknown as Uint8Array), { code: 'InvalidArgument' });
+    assert.throws(() => new native.Mapping(fd, 4 * PAGE, false).write(0, new Uint8Array(1)), {
+      code: 'PermissionDenied',
+    });
+    const read = new Uint8Array(new native.Mapping(fd, 4 * PAGE, false).buffer);
+    assert.equal(read[3 * PAGE + 1], (3 * PAGE + 1) % 251, 'nothing written');
+  });
+
   it('answers failed, without SIGBUS, where the file is shorter than the mapping', () => {
     // In a child: a SIGBUS would kill the process that asked, and should fail this test alone.
     const script = `
