@@ -137,7 +137,7 @@ export function sequenceOf(id: string): number {
 }
 
 /** Characters in an id: 'o' and 16 hex digits. */
-export const ID_LENGTH = 17;
+const ID_LENGTH = 17;
 
 /**
  * Whether `value` is an id (ID_PATTERN), read character by character: every request by id

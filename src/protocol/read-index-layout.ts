@@ -9,7 +9,6 @@
  * arena that holds the inline bytes of small Values (whose bytes are in no blob).
  */
 import { Packr } from 'msgpackr';
-import { ID_LENGTH } from './ids';
 
 /** The grant tag of the index's fd: segment ids start at 1, so 0 is never a real segment. */
 export const READ_INDEX_SEGMENT = 0;
@@ -162,6 +161,8 @@ export interface IndexKey {
   low: number;
 }
 
+/** 'o' and 16 hex digits (protocol/ids.ts). A local constant: an imported one is a property load per use. */
+const ID_LENGTH = 17;
 const LOWERCASE_O = 111;
 /** Where an id's low word starts: 'o' and the 8 digits of the high word come first. */
 const LOW_WORD_AT = 9;
