@@ -3,10 +3,14 @@
  * B is what `--ab` names: a directory holding a built trellis (dist/ and build/Release/trellis.node,
  * as `npm install` leaves a clone), or a git revision of this repository, which is exported
  * (`git archive`, so no worktree is registered in the shared .git) to
- * <tmpdir>/trellis-bench-ab/<commit>/, given this tree's node_modules by a symlink, and built there
- * with its own package.json's `build:native` and `build:ts`. A built commit is kept and reused by
- * later runs (the directory is named by the full hash, and marked ready only once both builds
- * passed); `--ab-clean` removes them all.
+ * <tmpdir>/trellis-bench-ab/<tree>/<commit>/, given this tree's node_modules by a symlink, and built
+ * there with its own package.json's `build:native` and `build:ts`. A built commit is kept and reused
+ * by later runs of this tree (the directory is named by the full hash, and marked ready only once
+ * both builds passed); `--ab-clean` removes this tree's.
+ *
+ * One folder per tree (<tree>: the CRC-32 of its path): a build linked to another worktree's
+ * node_modules loads another copy of apache-arrow than the bench child's, so B's first DataFrame
+ * get loaded and compiled all of it (121 ms against 1.3 ms), and its connect() preloaded it too.
  *
  * Only the library is B's: the bench's own code (suites and bench/children scripts) is this tree's
  * in both, so both builds are measured by the same code. A child loads the build named by
@@ -16,11 +20,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
 import * as tar from 'tar';
 import type { BuildLabel } from './ab-stats';
 import { REPO_ROOT } from './child';
 
-export const AB_CACHE_DIR = path.join(os.tmpdir(), 'trellis-bench-ab');
+export const AB_CACHE_DIR = path.join(os.tmpdir(), 'trellis-bench-ab', crc32(REPO_ROOT).toString(16).padStart(8, '0'));
 /** Written last into a prepared commit's directory: without it the directory is built again. */
 const READY_MARK = '.trellis-bench-ab-ready';
 const ADDON = path.join('build', 'Release', 'trellis.node');
@@ -99,7 +104,7 @@ export function prepareBuild(spec: string, log: (message: string) => void): AbBu
   return { label: 'B', root, description };
 }
 
-/** Removes every commit prepared for --ab; returns what it removed. */
+/** Removes every commit this tree prepared for --ab; returns what it removed. */
 export function cleanBuilds(): string[] {
   if (!fs.existsSync(AB_CACHE_DIR)) return [];
   const removed = fs.readdirSync(AB_CACHE_DIR).map((entry) => path.join(AB_CACHE_DIR, entry));

@@ -37,12 +37,10 @@ import {
   SLOT_WORDS,
   firstSlot,
   isBlobKind,
-  keyHigh,
-  keyLow,
+  indexKey,
   unpackIndexedObject,
   type IndexedObjectRecord,
 } from '../protocol/read-index-layout';
-import { isObjectId } from '../protocol/ids';
 import { IndexHolds } from './index-holds';
 import type { IpcChannel } from './ipc';
 import type { SegmentMappings } from './mappings';
@@ -126,10 +124,10 @@ export class ReadIndexReader {
    * `blobsOnly` (getBlob): anything but a blob is a miss, and the daemon answers it (TypeMismatch).
    */
   read(id: string, copyBlobs: boolean, blobsOnly = false): IndexedObject | undefined {
-    if (!isObjectId(id) || !this.isOpen()) return undefined;
+    const key = indexKey(id);
+    if (key === undefined || !this.isOpen()) return undefined;
     const words = this.words;
-    const high = keyHigh(id);
-    const low = keyLow(id);
+    const { high, low } = key;
     const mask = this.slots - 1;
     const start = firstSlot(high, low, this.slots);
     for (let i = 0; i < MAX_PROBE; i++) {

@@ -46,8 +46,7 @@ import {
   SLOT_WORDS,
   firstSlot,
   isBlobKind,
-  keyHigh,
-  keyLow,
+  indexKey,
   packIndexedObject,
   type IndexedObjectRecord,
 } from '../protocol/read-index-layout';
@@ -366,8 +365,8 @@ export class ReadIndex {
   private insert(object: StoredObject, kind: number, segment: number, offset: number, size: number): boolean {
     const limit = this.slots * MAX_FILL;
     if (this.filledAfterOneMore > limit && this.removed >= Math.max(1, this.slots * REBUILD_SHARE)) this.rebuild();
-    const high = keyHigh(object.id);
-    const low = keyLow(object.id);
+    // Ids the daemon made are object ids, so they all have a key.
+    const { high, low } = indexKey(object.id)!;
     const slot = this.filledAfterOneMore > limit ? -1 : this.freeSlot(high, low);
     if (slot < 0) {
       this.refused++;

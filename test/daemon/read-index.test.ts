@@ -11,8 +11,7 @@ import {
   S_SEQ,
   SLOT_WORDS,
   firstSlot,
-  keyHigh,
-  keyLow,
+  indexKey,
 } from '../../src/protocol/read-index-layout';
 import { onCleanup } from '../fixtures/setup';
 
@@ -20,6 +19,41 @@ import { onCleanup } from '../fixtures/setup';
 const reopen = (fd: number, flags = 'r') => fs.openSync(`/proc/self/fd/${fd}`, flags);
 
 const idOf = (n: number) => 'o0000' + n.toString(16).padStart(12, '0');
+/** The slot a probe for `id` starts at in an index of 64 slots. */
+const slotOfKey = (id: string) => {
+  const { high, low } = indexKey(id)!;
+  return firstSlot(high, low, 64);
+};
+
+describe('read index key', function () {
+  it("is an object id's 64 bits as two signed words, and undefined for anything but 'o' + 16 lowercase hex digits", () => {
+    for (const id of [
+      'o0000000000000000',
+      'o0001a2b3c4d5e6f7',
+      'offffffffffffffff',
+      'o80000000ffffffff',
+      'o7fffffff00000001',
+    ]) {
+      assert.deepEqual(indexKey(id), {
+        high: parseInt(id.slice(1, 9), 16) | 0,
+        low: parseInt(id.slice(9, 17), 16) | 0,
+      });
+    }
+    for (const other of [
+      '',
+      'o',
+      'o0001a2b3c4d5e6f',
+      'o0001a2b3c4d5e6f70',
+      'x0001a2b3c4d5e6f7',
+      'o0001A2B3C4D5E6F7',
+      'o0001a2b3c4d5e6g7',
+      'o0001a2b3c4d5e6/7',
+      'my-name',
+    ]) {
+      assert.equal(indexKey(other), undefined, other);
+    }
+  });
+});
 
 function blobAt(id: string, segment: number, offset: number, nbytes: number): StoredObject {
   return {
@@ -92,9 +126,8 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
   it('keeps colliding ids apart, and a probe goes on past a withdrawn one', () => {
     open(64);
     const colliding: number[] = [];
-    const target = firstSlot(keyHigh(idOf(1)), keyLow(idOf(1)), 64);
-    for (let n = 1; colliding.length < 8; n++)
-      if (firstSlot(keyHigh(idOf(n)), keyLow(idOf(n)), 64) === target) colliding.push(n);
+    const target = slotOfKey(idOf(1));
+    for (let n = 1; colliding.length < 8; n++) if (slotOfKey(idOf(n)) === target) colliding.push(n);
     colliding.forEach((n, i) => putBlob(n, i * 128, i + 1));
     index.withdraw(idOf(colliding[2]));
     colliding.forEach((n, i) =>
@@ -160,7 +193,7 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     const fd = reopen(index.segment.fd, 'r+');
     const words = new Int32Array(new native.Mapping(fd, index.segment.size, true).slice(0, 4096));
     fs.closeSync(fd);
-    const seqAt = HEADER_WORDS + firstSlot(keyHigh(idOf(1)), keyLow(idOf(1)), 64) * SLOT_WORDS + S_SEQ;
+    const seqAt = HEADER_WORDS + slotOfKey(idOf(1)) * SLOT_WORDS + S_SEQ;
     const seq = Atomics.load(words, seqAt);
     assert.equal(seq % 2, 0);
     Atomics.store(words, seqAt, seq + 1);
@@ -209,7 +242,7 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     });
     return pins;
   };
-  const slotOf = (n: number) => firstSlot(keyHigh(idOf(n)), keyLow(idOf(n)), 64);
+  const slotOf = (n: number) => slotOfKey(idOf(n));
 
   it("a blob is used since the last ask when a client's use count for its slot moved (once per move)", () => {
     open(64);
