@@ -6,6 +6,10 @@
  * (its own daemon, from its own bin/trellisd on its own socket) and hands `runPairs` one function
  * that takes one sample of either build: fresh processes started with `buildRoot: build.root`.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CODE_CACHE_DIR_ENV } from '../../src/code-cache';
 import { compareAB, pairOrder, type AbComparison, type BuildLabel } from './ab-stats';
 import type { AbBuild } from './ab-build';
 import { formatDuration, formatRatio } from './format';
@@ -28,6 +32,18 @@ export interface AbSamples {
   /** Per metric, each pair's sample of A and of B (NaN where one was missing). */
   A: Record<string, number[]>;
   B: Record<string, number[]>;
+}
+
+/**
+ * The environment for a build's processes in an A/B run: a new code cache of the build's own
+ * (src/code-cache.ts), removed with the run's scope. A cache left by earlier runs would favour the
+ * build that ran more often, and a fresh process's "warm" operations are still tiering up, so what
+ * its cache holds moves them too (objects-small's in-flight rows differed 3x between two builds).
+ */
+export function ownCodeCache(context: AbContext, build: AbBuild): Record<string, string> {
+  const codeCache = fs.mkdtempSync(path.join(os.tmpdir(), `trellis-bench-code-cache-${build.label}-`));
+  context.scope.defer(() => fs.rmSync(codeCache, { recursive: true, force: true }));
+  return { [CODE_CACHE_DIR_ENV]: codeCache };
 }
 
 /** Takes `pairs` pairs of samples, one of each build a pair, A first in even pairs and B first in odd ones. */

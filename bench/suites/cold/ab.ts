@@ -5,12 +5,9 @@
  * processes of that build: one gets the DataFrame (first and again), one connects and gets the
  * blob. No Arrow IPC file baseline: it would be the same in both builds.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import type { ColdReaderCommands, FirstRead, StoreResult } from '../../children/cold-reader';
-import { CODE_CACHE_DIR_ENV } from '../../../src/code-cache';
-import { abReport, runPairs, type AbContext } from '../../lib/ab';
+import { abReport, ownCodeCache, runPairs, type AbContext } from '../../lib/ab';
 import type { AbBuild } from '../../lib/ab-build';
 import { withChild, type BenchChild } from '../../lib/child';
 import { crossCorePlacement, describePlacement } from '../../lib/cpu';
@@ -39,10 +36,8 @@ async function prepare(context: AbContext, build: AbBuild, cpus: ReturnType<type
     readyTimeoutMs: DAEMON_READY_MS,
   });
   log(`${build.label}: trellisd pid ${daemon.pid} (${build.root}/bin/trellisd) on ${daemon.socket}`);
-  // Each build its own code cache (src/code-cache.ts), written by its writer as in the plain run.
-  const codeCache = fs.mkdtempSync(path.join(os.tmpdir(), `trellis-bench-code-cache-${build.label}-`));
-  scope.defer(() => fs.rmSync(codeCache, { recursive: true, force: true }));
-  const env = { [CODE_CACHE_DIR_ENV]: codeCache };
+  // Each build its own code cache, written by its writer as in the plain run.
+  const env = ownCodeCache(context, build);
   const stored = await withChild<ColdReaderCommands, StoreResult>(
     scope,
     'cold-reader.ts',

@@ -7,7 +7,7 @@
  */
 import * as os from 'node:os';
 import type { AbRateArgs, SmallValuesAbCommands } from '../../children/small-values-ab';
-import { abReport, runPairs, type AbContext } from '../../lib/ab';
+import { abReport, ownCodeCache, runPairs, type AbContext } from '../../lib/ab';
 import type { AbBuild } from '../../lib/ab-build';
 import { withChild } from '../../lib/child';
 import { crossCorePlacement, describePlacement } from '../../lib/cpu';
@@ -38,20 +38,22 @@ export async function runObjectsSmallAb(context: AbContext): Promise<SuiteReport
     });
     log(`${build.label}: trellisd pid ${daemon.pid} (${build.root}/bin/trellisd) on ${daemon.socket}`);
     const args = ['--socket', daemon.socket];
+    // Each build a new code cache of its own, written by this first process.
+    const env = ownCodeCache(context, build);
     const ids = await withChild<SmallValuesAbCommands, string[]>(
       scope,
       'small-values-ab.ts',
       args,
-      { cpu: placement?.clientCpu, buildRoot: build.root },
+      { cpu: placement?.clientCpu, env, buildRoot: build.root },
       (child) => child.call('store', { valueBytes: AB_PLAN.rate.valueBytes, count: AB_PLAN.keep }),
     );
-    return { args, ids };
+    return { args, env, ids };
   };
   const prepared = { A: await prepare(context.builds.A), B: await prepare(context.builds.B) };
   const samples = await runPairs(context, context.pairs ?? AB_PLAN.pairs, async (build) => {
-    const { args, ids } = prepared[build.label];
+    const { args, env, ids } = prepared[build.label];
     const fresh = (use: Parameters<typeof withChild<SmallValuesAbCommands, Record<string, number>>>[4]) =>
-      withChild(scope, 'small-values-ab.ts', args, { cpu: placement?.clientCpu, buildRoot: build.root }, use);
+      withChild(scope, 'small-values-ab.ts', args, { cpu: placement?.clientCpu, env, buildRoot: build.root }, use);
     const writer = await fresh((child) => child.call('writer', AB_PLAN.rate));
     const reader = await fresh((child) => child.call('reader', { ...AB_PLAN.rate, ids }));
     return { ...writer, ...reader };

@@ -6,12 +6,9 @@
  * cold rounds do; the other does the same after making the bench's items itself, untimed (the
  * state the array baseline's process is in). No array baseline: it would be the same in both builds.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import type { FirstReadResult, ShareableListCommands } from '../../children/shareable-list-client';
-import { CODE_CACHE_DIR_ENV } from '../../../src/code-cache';
-import { abReport, runPairs, type AbContext } from '../../lib/ab';
+import { abReport, ownCodeCache, runPairs, type AbContext } from '../../lib/ab';
 import type { AbBuild } from '../../lib/ab-build';
 import { withChild } from '../../lib/child';
 import { crossCorePlacement, describePlacement, type Placement } from '../../lib/cpu';
@@ -34,11 +31,8 @@ async function prepare(context: AbContext, build: AbBuild, placement: Placement 
     readyTimeoutMs: DAEMON_READY_MS,
   });
   context.log(`${build.label}: trellisd pid ${daemon.pid} (${build.root}/bin/trellisd) on ${daemon.socket}`);
-  // Each build a new code cache (src/code-cache.ts) of its own, written by its writer: a cache
-  // left by earlier runs would favour the build that ran more often.
-  const codeCache = fs.mkdtempSync(path.join(os.tmpdir(), `trellis-bench-code-cache-${build.label}-`));
-  context.scope.defer(() => fs.rmSync(codeCache, { recursive: true, force: true }));
-  const env = { [CODE_CACHE_DIR_ENV]: codeCache };
+  // Each build a new code cache of its own, written by its writer.
+  const env = ownCodeCache(context, build);
   const created = await withChild<ShareableListCommands, { name: string }>(
     context.scope,
     SCRIPT,
