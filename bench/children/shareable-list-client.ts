@@ -8,6 +8,7 @@ import type { Client, ShareableList as List } from '../../src/index';
 import { sample, sampleOnce, type SampleSet } from '../lib/sampler';
 import { collectGarbage, serveCommands } from '../lib/serve-commands';
 import { loadTrellis } from '../lib/dist';
+import { decodeEveryItem } from './shareable-list-floor';
 
 const { connect, ShareableList } = loadTrellis();
 type ShareableList = List;
@@ -196,6 +197,23 @@ function listCommands(client: Client) {
       const cpuBefore = process.cpuUsage();
       const firstArrayPass = await sampleOnce(() => readArray(items));
       return { firstArrayPass, firstArrayPassCpuMs: cpuMs(process.cpuUsage(cpuBefore)), sink };
+    },
+
+    /**
+     * The floor for the list's first pass in JS: the list's blob got as open gets it (the same
+     * mapping, the same first touch), then every item decoded by one hand-written loop
+     * (shareable-list-floor.ts). Timed as firstRead's pass.
+     */
+    async floorFirst({
+      name,
+    }: {
+      name: string;
+    }): Promise<{ firstFloorPass: SampleSet; firstFloorPassCpuMs: number; sink: number }> {
+      const blob = await client.getBlob(name);
+      collectGarbage();
+      const cpuBefore = process.cpuUsage();
+      const firstFloorPass = await sampleOnce(() => decodeEveryItem(blob.buffer, consume));
+      return { firstFloorPass, firstFloorPassCpuMs: cpuMs(process.cpuUsage(cpuBefore)), sink };
     },
 
     /** ShareableList.open with a round trip each time (the reference is dropped after, untimed), and a bare request. */

@@ -44,6 +44,7 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
   const sameState: FirstReadResult[] = [];
   const copied: SampleSet[] = [];
   const coldArray: SampleSet[] = [];
+  const floor: SampleSet[] = [];
   let read: Result<'read'> | undefined;
   const sides = {
     list: async () => {
@@ -74,12 +75,20 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
       );
       coldArray.push(result.firstArrayPass);
     },
+    // What JS can do at best: the list's blob decoded by one hand-written loop (shareable-list-floor.ts).
+    floor: async () => {
+      const result = await withChild<Commands, Result<'floorFirst'>>(scope, script, args, { cpu }, (child) =>
+        child.call('floorFirst', { name: created.name }),
+      );
+      floor.push(result.firstFloorPass);
+    },
   };
   const order = Object.values(sides);
   for (let round = 0; round < plan.coldRounds; round++) {
     log(
       `cold round ${round + 1} of ${plan.coldRounds}: a fresh process each for the list's first open and pass ` +
-        '(twice: as is, and after making the items), copying the items in (v8.deserialize) and a plain JS array',
+        '(twice: as is, and after making the items), copying the items in (v8.deserialize), a plain JS array ' +
+        'and the JS floor (the blob decoded by a hand-written loop)',
     );
     for (let i = 0; i < order.length; i++) await order[(round + i) % order.length]();
   }
@@ -96,6 +105,7 @@ async function measureList({ scope, log }: SuiteContext, plan: ListPlan): Promis
     sameState,
     copied,
     coldArray,
+    floor,
     opened,
     loadAverage: { before: loadBefore, after: os.loadavg()[0] },
   };

@@ -22,7 +22,7 @@ export interface ListPlan {
   coldRounds: number;
 }
 
-/** A pass over 100,000 items takes about a millisecond; a cold round (four processes) a few seconds. */
+/** A pass over 100,000 items takes about a millisecond; a cold round (five processes) a few seconds. */
 export const LIST_PLAN: ListPlan = {
   items: 100_000,
   daemonSize: '1GiB',
@@ -44,6 +44,8 @@ export interface ListMeasurements {
   copied: SampleSet[];
   /** The first pass over a plain JS array of the items in a fresh process (cold JIT), round by round. */
   coldArray: SampleSet[];
+  /** The JS floor: the list's blob decoded by one hand-written loop in a fresh process, round by round. */
+  floor: SampleSet[];
   opened: { open: SampleSet; roundTrip: SampleSet; openRequests: number };
   /** 1-minute load average when the suite started and ended. */
   loadAverage: { before: number; after: number };
@@ -71,6 +73,7 @@ function coldSets(m: ListMeasurements) {
     firstOpenAndPass: pooled(m.firsts.map(openAndPass)),
     copied: pooled(m.copied),
     coldArray: pooled(m.coldArray),
+    floor: pooled(m.floor),
   };
 }
 
@@ -116,6 +119,14 @@ export function listReport(plan: ListPlan, m: ListMeasurements): SuiteReport {
       c.firstPass,
       m.listBytes,
       `${vsColdArray(median(c.firstPass))} (rounds ${roundRatios(passes, m.coldArray)}), ${vsArray(median(c.firstPass))}`,
+    ),
+    sampleRow(
+      cold,
+      'the floor in JS: the same blob decoded by one hand-written loop, no API or cache (first pass)',
+      c.floor,
+      m.listBytes,
+      `${vsColdArray(median(c.floor))} (rounds ${roundRatios(m.floor, m.coldArray)}), ` +
+        `list pass ${formatRatio(median(c.firstPass) / median(c.floor))} it`,
     ),
     sampleRow(
       cold,
@@ -236,7 +247,7 @@ function notes(plan: ListPlan, m: ListMeasurements, rt: number): string[] {
     'Cold rows: each side a fresh Node process (the list read in a process other than its writer), pinned to the same CPU; ' +
       'a full GC, untimed, right before the first pass on both sides, so the pass times the reads (and their own GC) only. ' +
       'The list side runs the ShareableList code cold; the array side finds its items made. ' +
-      `${m.firsts.length} rounds of fresh processes, the four sides in a turning order each round; rows are medians with ` +
+      `${m.firsts.length} rounds of fresh processes, the five sides in a turning order each round; rows are medians with ` +
       'their range, and "rounds" gives the lowest and highest of each round\'s own ratio.',
     "The full GC before both passes is not what sets the sides apart: it leaves a fresh reader's young generation " +
       'committed, and the list pass costs about the same without it, while the array pass without it would pay a ' +
@@ -248,6 +259,10 @@ function notes(plan: ListPlan, m: ListMeasurements, rt: number): string[] {
       "Buffers, floats, bigints), which grows the young generation, and V8 optimizes the reader's functions during " +
       'the pass, on the same CPU (which costs even a list of booleans, whose items are no objects, several times ' +
       'the array pass). "copy the items in" is the baseline that makes the items too.',
+    'The floor in JS (bench/children/shareable-list-floor.ts) gets the blob as open does and decodes every slot into ' +
+      "the same values in one loop with no call per item but Node's string decoders and the pass's own consume: what " +
+      'any JS reader of this layout costs at least. Its ratio to the cold array is what only native decoding could ' +
+      "still cut; the list pass's ratio to it is what the reader's layers (get, the page window, itemAt) cost.",
     `faults/op and gc ms count only inside timed windows. p99 is shown from ${MIN_SAMPLES_FOR_P99} samples up, the range below that.`,
   ];
 }
