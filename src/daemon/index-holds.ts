@@ -12,7 +12,8 @@
  * After the counters, the same segment has one use count per slot, which the client adds 1 to
  * when it lets a hold go: a get from the index is not a request, so this is how the daemon learns
  * that an object nobody holds now was used (the spill order, docs/read-index.md "Use"). A hold
- * kept until the client disconnects is counted here as it goes (close).
+ * kept until the client disconnects is counted here as it goes (close), and its use counts stay
+ * in the sums (departed), so that its going neither hides a use nor looks like one.
  */
 import { readSync } from 'node:fs';
 import { native, type NativeSegment } from '../native';
@@ -37,6 +38,8 @@ export class IndexHolds {
   private allUses: Int32Array[] = [];
   /** Where a departing client's counters are read (heldSlots), made at the first departure. */
   private scratch?: Buffer;
+  /** Use counts of clients that went, summed per slot (made at the first departure). */
+  private departed?: Int32Array;
 
   /** `slots`: one counter per read-index slot. `shmDir`: as the pool's ('' for a memfd). */
   constructor(
@@ -91,38 +94,47 @@ export class IndexHolds {
     if (!holds) return [];
     this.clients.delete(clientId);
     this.listClients();
-    const kept = this.heldSlots(holds.memory.fd);
+    const kept = this.readDeparting(holds.memory.fd);
     holds.memory.close();
     return kept;
   }
 
   /**
-   * The slots whose counter is not 0. Read with pread rather than through the read-only mapping,
-   * where the first load of each page the daemon never touched is a page fault (~0.7 ms for 64 Ki
+   * Reads a departing client's segment: returns the slots whose counter is not 0, and adds its
+   * use counts to `departed`. Read with pread rather than through the read-only mapping, where
+   * the first load of each page the daemon never touched is a page fault (~0.7 ms for 64 Ki
    * slots, against ~15 us); zero chunks, most of them, are skipped by a native compare.
    */
-  private heldSlots(fd: number): number[] {
-    this.scratch ??= Buffer.alloc(this.slots * 4);
+  private readDeparting(fd: number): number[] {
+    this.scratch ??= Buffer.alloc(this.bytes);
     const bytes = this.scratch;
     const length = readSync(fd, bytes, 0, bytes.length, 0);
     const words = new Int32Array(bytes.buffer, bytes.byteOffset, length >> 2);
     const held: number[] = [];
+    const slots = this.slots;
     for (let start = 0; start < words.length; start += SCAN_CHUNK_WORDS) {
       const end = Math.min(start + SCAN_CHUNK_WORDS, words.length);
       if (ZEROS.compare(bytes, start * 4, end * 4, 0, (end - start) * 4) === 0) continue;
-      for (let slot = start; slot < end; slot++) if (words[slot] !== 0) held.push(slot);
+      for (let word = start; word < end; word++) {
+        if (words[word] === 0) continue;
+        if (word < slots) held.push(word);
+        else {
+          const departed = (this.departed ??= new Int32Array(slots));
+          departed[word - slots] = (departed[word - slots] + words[word]) | 0;
+        }
+      }
     }
     return held;
   }
 
   /**
-   * The slot's use counts summed over the connected clients (wrapping at 32 bits): it changes
-   * when a client lets go of a hold on the slot, and only then (or when a client comes or goes).
+   * The slot's use counts summed over every client, connected or gone (wrapping at 32 bits): it
+   * changes when a client counts a use at the slot, and only then.
    * Plain loads: a count read a little late is a use seen at the next look.
    */
   uses(slot: number): number {
     const all = this.allUses;
-    let sum = 0;
+    let sum = this.departed === undefined ? 0 : this.departed[slot];
     for (let i = 0; i < all.length; i++) sum = (sum + all[i][slot]) | 0;
     return sum;
   }
