@@ -13,6 +13,7 @@ import {
   firstSlot,
   indexKey,
 } from '../../src/protocol/read-index-layout';
+import { WRITTEN_MAP_MAGIC, writtenMapWords } from '../../src/protocol/hold-counters-layout';
 import { onCleanup } from '../fixtures/setup';
 
 /** The same memfd opened again, as a client that was sent it holds its own fd. */
@@ -253,7 +254,7 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     assert.equal(index.usedSince(idOf(1)), false);
     // Use counts follow the 64 hold counters; a client that comes later starts at 0.
     const late = holdsOf(2);
-    assert.equal(early.length, 128);
+    assert.equal(early.length, 128 + writtenMapWords(64), 'then the written-chunk map');
     late[64 + slotOf(1)]++;
     assert.equal(index.usedSince(idOf(1)), true);
     assert.equal(index.usedSince(idOf(1)), false);
@@ -416,6 +417,52 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     late[64 + slotOf(1)]++;
     index.dropClient(3);
     assert.equal(index.usedSince(idOf(1)), true, 'a use by a client that went before the ask');
+  });
+
+  /** Ids whose probe starts in the first and in the second 4096 slots of a table of 8192. */
+  const idsInChunks = () => {
+    const inChunk = (chunk: number) => {
+      let n = 1;
+      while (Math.floor(firstSlot(indexKey(idOf(n))!.high, indexKey(idOf(n))!.low, 8192) / 4096) !== chunk) n++;
+      return n;
+    };
+    return [inChunk(0), inChunk(1)];
+  };
+
+  it('a departing client that keeps the written-chunk map is read where it wrote, and only there', () => {
+    open(8192);
+    const counters = holdsOf(1);
+    const [first, second] = idsInChunks();
+    putBlob(first, 0, 1);
+    putBlob(second, 128, 2);
+    const client = new ReadIndexReader(
+      mappings.view({ id: 'index', segment: READ_INDEX_SEGMENT, offset: 0, size: index.segment.size }),
+      mappings,
+      () => true,
+      { words: counters, tell: () => {} },
+    );
+    assert.equal(counters[2 * 8192], WRITTEN_MAP_MAGIC, 'the map is kept from the start');
+    // A view kept until the client goes, through the client's own code (which marks its chunk).
+    assert.equal(client.read(idOf(first), false)?.bytes.equals(Buffer.alloc(100, 1)), true);
+    // A hold written behind the map's back, in a chunk it does not name: not read.
+    Atomics.add(counters, firstSlot(indexKey(idOf(second))!.high, indexKey(idOf(second))!.low, 8192), 1);
+    index.dropClient(1);
+    assert.equal(index.usedSince(idOf(first)), true, 'the kept view counted');
+    assert.equal(index.usedSince(idOf(second)), false, 'the chunk the map does not name was not read');
+  });
+
+  it('a departing client without the map (an older one) is read whole', () => {
+    open(8192);
+    const counters = holdsOf(1);
+    const [first, second] = idsInChunks();
+    putBlob(first, 0, 1);
+    putBlob(second, 128, 2);
+    for (const n of [first, second])
+      Atomics.add(counters, firstSlot(indexKey(idOf(n))!.high, indexKey(idOf(n))!.low, 8192), 1);
+    counters[8192 + 5] = 7;
+    index.dropClient(1);
+    assert.equal(index.usedSince(idOf(first)), true);
+    assert.equal(index.usedSince(idOf(second)), true);
   });
 
   it("indexes a DataFrame's or Tensor's record only when every member is an indexed blob, frees it when withdrawn", () => {
