@@ -14,6 +14,7 @@
  * copy from the index, which is how the daemon learns that an object got only from the index is
  * in use (its spill order); a hold kept until the disconnect the daemon counts itself then.
  */
+import { WRITTEN_MAP_MAGIC, chunkOf } from '../protocol/hold-counters-layout';
 import { SLOT_WAITING, S_STATE, HEADER_WORDS, SLOT_WORDS } from '../protocol/read-index-layout';
 
 export class IndexHolds {
@@ -25,13 +26,19 @@ export class IndexHolds {
    * for the slot states. `tell`: sends the daemon slots it waits on (a release with indexSlots).
    * `uses`: the use counts after the counters in the same segment (undefined from a daemon that
    * predates them), one added at each release so that the daemon counts the object as used.
+   * `written`: the written-chunk map after them (hold-counters-layout.ts), kept so that the daemon
+   * reads only those chunks when this client goes; its marker is stored now, at connect, so that
+   * its page's first-write fault is paid here rather than at a first get.
    */
   constructor(
     private readonly counters: Int32Array,
     private readonly index: Int32Array,
     private readonly tell: (slots: number[]) => void,
     private readonly uses?: Int32Array,
-  ) {}
+    private readonly written?: Int32Array,
+  ) {
+    if (written !== undefined) written[0] = WRITTEN_MAP_MAGIC;
+  }
 
   /**
    * Whether this client already holds the object, through any slot: while that slot names the
@@ -47,6 +54,7 @@ export class IndexHolds {
    * sees this, or the re-check sees the withdraw). Follow with keep() or undo().
    */
   add(slot: number): void {
+    if (this.written !== undefined) this.markWritten(slot);
     Atomics.add(this.counters, slot, 1);
   }
 
@@ -81,7 +89,18 @@ export class IndexHolds {
    * writes it, and a count read a little late is seen at the next look.
    */
   countUse(slot: number): void {
-    if (this.uses !== undefined) this.uses[slot] = (this.uses[slot] + 1) | 0;
+    if (this.uses === undefined) return;
+    if (this.written !== undefined) this.markWritten(this.counters.length + slot);
+    this.uses[slot] = (this.uses[slot] + 1) | 0;
+  }
+
+  /** Sets the map's bit for the chunk of segment word `word`, before the word is first written. */
+  private markWritten(word: number): void {
+    const written = this.written!;
+    const chunk = chunkOf(word);
+    const at = 1 + (chunk >>> 5);
+    const bit = 1 << (chunk & 31);
+    if ((written[at] & bit) === 0) written[at] |= bit;
   }
 
   /** As release, telling the daemon itself (after a delete, which had no room for it). */

@@ -41,6 +41,7 @@ import {
   unpackIndexedObject,
   type IndexedObjectRecord,
 } from '../protocol/read-index-layout';
+import { holdCounterWords } from '../protocol/hold-counters-layout';
 import { IndexHolds } from './index-holds';
 import type { IpcChannel } from './ipc';
 import type { SegmentMappings } from './mappings';
@@ -108,10 +109,15 @@ export class ReadIndexReader {
     if (HEADER_WORDS + this.slots * SLOT_WORDS > this.words.length)
       throw new TrellisError('ProtocolError', `the read index claims ${this.slots} slots, more than its segment holds`);
     if (counters && counters.words.length >= this.slots) {
-      // The use counts follow the counters when the daemon made room for them (index-holds.ts).
+      // The use counts follow the counters, and the written-chunk map the use counts, when the
+      // daemon made room for them (hold-counters-layout.ts).
       const all = counters.words;
       const uses = all.length >= 2 * this.slots ? all.subarray(this.slots, 2 * this.slots) : undefined;
-      this.holds = new IndexHolds(all.subarray(0, this.slots), this.words, counters.tell, uses);
+      const written =
+        all.length >= holdCounterWords(this.slots)
+          ? all.subarray(2 * this.slots, holdCounterWords(this.slots))
+          : undefined;
+      this.holds = new IndexHolds(all.subarray(0, this.slots), this.words, counters.tell, uses, written);
     }
   }
 

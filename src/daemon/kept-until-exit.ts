@@ -4,13 +4,16 @@
  * writes through the buffers it mapped until it notices the close: its put ring and arenas, its
  * unsealed blobs, its stream reader's cursor. Freed at once, a block would go to the next object
  * that fits, and those writes would change that object's bytes. So the blocks stay out of use
- * until the process (its pid from the socket's peer credentials) has exited.
+ * until the process (its pid from the socket's peer credentials) has exited: that run of it, told
+ * by its start time read when it registered (process-instance.ts), so that a later process given
+ * the same pid does not keep them.
  *
  * A client that closes, or loses its connection, itself is not kept: trellis's client detaches
  * every writable buffer before it closes (IpcChannel.writables), and a process that exited writes
  * nothing. One watch serves every part that frees such memory (put-rings.ts, object-table.ts).
  */
 import { daemonLog } from './log';
+import { processRuns, type ProcessInstance } from './process-instance';
 import type { Placement } from './segment-pool';
 import type { ClientSession } from './session';
 
@@ -18,8 +21,8 @@ import type { ClientSession } from './session';
 const EXIT_CHECK_MS = 1000;
 
 export class KeptUntilExit {
-  /** Blocks kept, by the pid of the process that may write them. */
-  private readonly kept = new Map<number, Placement[]>();
+  /** Blocks kept, by the process that may write them (`pid:start`). */
+  private readonly kept = new Map<string, { process: ProcessInstance; blocks: Placement[] }>();
   private check?: NodeJS.Timeout;
 
   /** `free`: gives a block back to the pool. */
@@ -32,16 +35,17 @@ export class KeptUntilExit {
 
   /** Frees `block` now, or, when `session` was thrown off and may still write it, once its process exits. */
   release(session: ClientSession, block: Placement): void {
-    if (KeptUntilExit.applies(session)) this.keep(session.pid, [block]);
+    if (KeptUntilExit.applies(session)) this.keep(session, [block]);
     else this.free(block);
   }
 
-  /** Keeps `blocks` out of use until process `pid` has exited. */
-  keep(pid: number, blocks: Placement[]): void {
+  /** Keeps `blocks` out of use until this run of the process has exited. */
+  keep(process: ProcessInstance, blocks: Placement[]): void {
     if (blocks.length === 0) return;
-    const kept = this.kept.get(pid);
-    if (kept) kept.push(...blocks);
-    else this.kept.set(pid, [...blocks]);
+    const key = `${process.pid}:${process.startTime ?? ''}`;
+    const kept = this.kept.get(key);
+    if (kept) kept.blocks.push(...blocks);
+    else this.kept.set(key, { process: { pid: process.pid, startTime: process.startTime }, blocks: [...blocks] });
     this.check ??= setInterval(() => this.freeExited(), EXIT_CHECK_MS).unref();
   }
 
@@ -53,25 +57,18 @@ export class KeptUntilExit {
   }
 
   private freeExited(): void {
-    for (const [pid, blocks] of this.kept) {
-      if (processRuns(pid)) continue;
-      this.kept.delete(pid);
+    for (const [key, { process, blocks }] of this.kept) {
+      if (processRuns(process)) continue;
+      this.kept.delete(key);
       for (const block of blocks) this.free(block);
-      daemonLog().debug({ pid, blocks: blocks.length }, 'freed the memory kept for a thrown-off client that exited');
+      daemonLog().debug(
+        { pid: process.pid, blocks: blocks.length },
+        'freed the memory kept for a thrown-off client that exited',
+      );
     }
     if (this.kept.size === 0) {
       clearInterval(this.check);
       this.check = undefined;
     }
-  }
-}
-
-/** Whether a process runs (signal 0 checks without sending; EPERM: it runs as another user). */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -23,7 +23,7 @@ import type { BlobLocation, ObjectMeta, ObjectSummary, ParentRef } from '../prot
 import { IdGenerator } from '../protocol/ids';
 import { globToRegExp } from './glob';
 import type { KeptUntilExit } from './kept-until-exit';
-import { ownBytes } from './own-bytes';
+import { ownBytes, ownString } from './own-bytes';
 import { MAX_LABELS } from './validate';
 import type { SegmentPool, Placement } from './segment-pool';
 import type { ClientSession } from './session';
@@ -83,6 +83,12 @@ export interface StoredObject {
    * made the drains of put rings pay for it in GC.
    */
   readonly holdersIfAny: ReadonlySet<number>;
+  /**
+   * Takes a holder out of `holders`; false if it was not there. The set goes with its last
+   * holder: an object got once through the daemon and released kept an empty Set and its table
+   * (~150 B) for the rest of its life.
+   */
+  dropHolder(holder: number): boolean;
   readonly parentsIfAny: ReadonlySet<string>;
   readonly namesIfAny: ReadonlySet<string>;
   readonly keptVersionsIfAny: ReadonlySet<string>;
@@ -180,6 +186,16 @@ function isBlobAlone(object: StoredObject): boolean {
 }
 const NO_FIELDS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** Labels from a request, kept with the object: values of their own (own-bytes.ts); NO_LABELS if none. */
+function ownLabels(labels: Record<string, string> | undefined): Record<string, string> {
+  let any = false;
+  for (const key in labels) {
+    any = true;
+    labels[key] = ownString(labels[key]);
+  }
+  return any ? labels! : NO_LABELS;
+}
 
 /**
  * Label changes merged into `labels` (null removes one), as a new map.
@@ -610,7 +626,7 @@ export class ObjectTable {
 
   /** The tombstone's holds are gone: a deleted blob with no other holder is freed now. */
   unpinForIndex(blob: StoredObject, slot: number): void {
-    if (!blob.holders.delete(-(slot + 1))) return;
+    if (!blob.dropHolder(-(slot + 1))) return;
     if (blob.deleted && blob.holdersIfAny.size === 0) this.discard(blob);
   }
 
@@ -642,15 +658,15 @@ export class ObjectTable {
       }
       const object = new TableObject(
         restored.id,
-        restored.typename,
+        ownString(restored.typename),
         restored.nbytes,
         true,
         restored.backing !== undefined,
         undefined,
         0,
-        restored.members,
+        this.ownMembers(restored.members),
         ownBytes(restored.fields),
-        restored.labels,
+        ownLabels(restored.labels),
         restored.remoteMembers && ownBytes(restored.remoteMembers),
         restored.createdAt,
       );
@@ -813,22 +829,34 @@ export class ObjectTable {
     spec: MetadataSpec | undefined,
     blob: boolean,
   ): TableObject {
+    // Kept as long as the object: bytes and strings of their own, not views of the request's
+    // socket chunk or slices of its strings (own-bytes.ts); empty maps shared.
     return new TableObject(
       this.ids.next(),
-      typename,
+      ownString(typename),
       nbytes,
       sealed,
       blob,
       placement,
       session.clientId,
-      spec?.members ?? NO_MEMBERS,
-      // Kept as long as the object: bytes of their own, not views of the request's socket chunk.
+      spec === undefined ? NO_MEMBERS : this.ownMembers(spec.members),
       spec === undefined ? NO_FIELDS : ownBytes(spec.fields),
-      spec?.labels ?? NO_LABELS,
+      spec === undefined ? NO_LABELS : ownLabels(spec.labels),
       spec?.remoteMembers && ownBytes(spec.remoteMembers),
       undefined,
       spec?.derivedFrom,
     );
+  }
+
+  /** A new object's members, naming each local member by the table's own id string; NO_MEMBERS if none. */
+  private ownMembers(members: Record<string, string>): Record<string, string> {
+    let any = false;
+    for (const key in members) {
+      any = true;
+      const own = this.objects.get(members[key])?.id;
+      if (own !== undefined) members[key] = own;
+    }
+    return any ? members : NO_MEMBERS;
   }
 
   /** The object's meta tree; its blobs (itself and its members') are collected in `blobs`. */
@@ -934,7 +962,7 @@ export class ObjectTable {
 
   private unhold(session: ClientSession, object: StoredObject): void {
     if (!session.held.delete(object.id)) return;
-    object.holders.delete(session.clientId);
+    object.dropHolder(session.clientId);
     if (object.deleted && object.holdersIfAny.size === 0) this.discard(object);
   }
 
@@ -1002,6 +1030,12 @@ class TableObject implements StoredObject {
   }
   get holdersIfAny(): ReadonlySet<number> {
     return this.holderSet ?? NO_NUMBERS;
+  }
+  dropHolder(holder: number): boolean {
+    const set = this.holderSet;
+    if (set === undefined || !set.delete(holder)) return false;
+    if (set.size === 0) this.holderSet = undefined;
+    return true;
   }
   get parentsIfAny(): ReadonlySet<string> {
     return this.parentSet ?? NO_STRINGS;

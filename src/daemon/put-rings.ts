@@ -339,7 +339,7 @@ export class PutRings {
     this.host.pool.memory.closeWritable(ring.view);
     if (keep) {
       keep.push(ring.block);
-      this.host.keptUntilExit.keep(session.pid, keep);
+      this.host.keptUntilExit.keep(session, keep);
     } else {
       this.host.pool.free(ring.block);
     }

@@ -102,11 +102,21 @@ interface Entry {
   size: number;
   /**
    * A blob's: its slot's use counts as last seen (usedSince), and whether it was used in a way
-   * those counts no longer show: at its slot before a rebuild moved it, or by a client that kept
-   * it until it disconnected (dropClient).
+   * those counts no longer show: at its slot before a rebuild moved it, through a tombstone of it,
+   * or by a client that kept it until it disconnected (dropClient).
    */
   usesSeen: number;
   usedUnseen: boolean;
+}
+
+/**
+ * A slot in SLOT_WAITING: the object whose bytes its holders view, and the slot's use counts
+ * when it became the tombstone. Releases through it count there (a client's hold stays on the
+ * slot it took), so when it ends, counts that moved are uses of its object.
+ */
+interface Tombstone {
+  readonly object: StoredObject;
+  readonly usesSeen: number;
 }
 
 export interface ReadIndexCounts {
@@ -130,7 +140,12 @@ export class ReadIndex {
   /** The same entries by slot, to tell what a departing client held (dropClient). */
   private readonly bySlot = new Map<number, Entry>();
   /** Slots in SLOT_WAITING: what their object was, until no client holds them. */
-  private readonly tombstones = new Map<number, StoredObject>();
+  private readonly tombstones = new Map<number, Tombstone>();
+  /**
+   * Blobs used (through a tombstone of theirs, or kept by a client until it went) while out of
+   * the index, not deleted: a tombstone's object, until it is published again or asked about.
+   */
+  private readonly usedOutside = new Set<string>();
   private readonly holds: IndexHolds;
   private pins?: IndexPins;
   private removed = 0;
@@ -198,13 +213,15 @@ export class ReadIndex {
    * it as used now. Its slot's use counts summed over the clients, against the sum seen before.
    */
   usedSince(id: string): boolean {
+    // One that never got back into the index (no slot was free for it).
+    const outside = this.usedOutside.size > 0 && this.usedOutside.delete(id);
     const entry = this.entries.get(id);
-    if (entry === undefined || !isBlobKind(entry.kind)) return false;
+    if (entry === undefined || !isBlobKind(entry.kind)) return outside;
     const uses = this.holds.uses(entry.slot);
     const used = entry.usedUnseen || uses !== entry.usesSeen;
     entry.usesSeen = uses;
     entry.usedUnseen = false;
-    return used;
+    return used || outside;
   }
 
   /** Whether a client holds a view of the object through the index now (spill passes it by). */
@@ -236,13 +253,19 @@ export class ReadIndex {
    */
   dropClient(clientId: number): void {
     // What it held to the end it used, with no request and no release to count it at: the spill
-    // order counts it now. Found before the sweep, which may publish a tombstone's object again.
-    const kept = this.holds.close(clientId).map((slot) => this.bySlot.get(slot)?.object ?? this.tombstones.get(slot));
-    this.sweep();
-    for (const object of kept) {
-      const entry = object && this.entries.get(object.id);
-      if (entry) entry.usedUnseen = true;
+    // order counts it now, before the sweep ends the tombstones it held.
+    for (const slot of this.holds.close(clientId)) {
+      const object = this.bySlot.get(slot)?.object ?? this.tombstones.get(slot)?.object;
+      if (object) this.markUsed(object);
     }
+    this.sweep();
+  }
+
+  /** A use of a blob that its slot's counts do not show (now, or once it is back in the index). */
+  private markUsed(object: StoredObject): void {
+    const entry = this.entries.get(object.id);
+    if (entry) entry.usedUnseen = true;
+    else if (!object.deleted) this.usedOutside.add(object.id);
   }
 
   /** Publishes a sealed object if it is one clients may read from the index; else nothing. */
@@ -313,6 +336,9 @@ export class ReadIndex {
    * known: the object is then pinned in the table (IndexPins) until it lets go (docs/read-index.md).
    */
   withdraw(id: string): void {
+    // Deleted or leaving memory: a use not yet asked about no longer matters (unless a client
+    // holds it now, below).
+    if (this.usedOutside.size > 0) this.usedOutside.delete(id);
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
@@ -341,19 +367,33 @@ export class ReadIndex {
   private vacate(entry: Entry): void {
     this.writeSlot(entry.slot, SLOT_WAITING, entry.high, entry.low, 0, 0, 0, 0);
     if (this.holds.held(entry.slot)) {
-      this.tombstones.set(entry.slot, entry.object);
-      this.pins?.pin(entry.object, entry.slot);
+      this.entomb(entry);
       return;
     }
     this.writeSlot(entry.slot, SLOT_REMOVED, entry.high, entry.low, 0, 0, 0, 0);
     this.removed++;
   }
 
+  /**
+   * The entry's slot, just written as waiting and found held, stays its object's tombstone. Uses
+   * at the slot not yet seen go with the object (its entry, if it is put back elsewhere); from
+   * here, counts at the slot are uses through the tombstone, told when it ends (letGo).
+   */
+  private entomb(entry: Entry): void {
+    const uses = this.holds.uses(entry.slot);
+    if (entry.usedUnseen || uses !== entry.usesSeen) this.markUsed(entry.object);
+    this.tombstones.set(entry.slot, { object: entry.object, usesSeen: uses });
+    this.pins?.pin(entry.object, entry.slot);
+  }
+
   /** Ends a tombstone no client holds any more: the slot is reusable, its object's memory freed. */
   private letGo(slot: number): boolean {
-    const object = this.tombstones.get(slot);
-    if (!object || this.holds.held(slot)) return false;
+    const tombstone = this.tombstones.get(slot);
+    if (!tombstone || this.holds.held(slot)) return false;
+    const object = tombstone.object;
     this.tombstones.delete(slot);
+    // Releases through it: a client counts a use before it drops the hold, so all are here now.
+    if (this.holds.uses(slot) !== tombstone.usesSeen) this.markUsed(object);
     this.writeSlot(slot, SLOT_REMOVED, 0, 0, 0, 0, 0, 0);
     this.removed++;
     this.pins?.unpin(object, slot);
@@ -374,9 +414,10 @@ export class ReadIndex {
     }
     if (this.stateOf(slot) === SLOT_REMOVED) this.removed--;
     this.writeSlot(slot, SLOT_LIVE, high, low, kind, segment, offset, size);
-    // The slot's counts so far are those of objects it held before.
+    // The slot's counts so far are those of objects it held before; uses while it was out count.
     const usesSeen = isBlobKind(kind) ? this.holds.uses(slot) : 0;
-    const entry = { object, slot, high, low, kind, segment, offset, size, usesSeen, usedUnseen: false };
+    const usedUnseen = this.usedOutside.size > 0 && this.usedOutside.delete(object.id);
+    const entry = { object, slot, high, low, kind, segment, offset, size, usesSeen, usedUnseen };
     this.entries.set(object.id, entry);
     this.bySlot.set(slot, entry);
     return true;
@@ -411,10 +452,11 @@ export class ReadIndex {
       if (isBlobKind(entry.kind)) {
         this.writeSlot(entry.slot, SLOT_WAITING, entry.high, entry.low, 0, 0, 0, 0);
         if (this.holds.held(entry.slot)) {
-          this.tombstones.set(entry.slot, entry.object);
-          this.pins?.pin(entry.object, entry.slot);
+          this.entomb(entry);
           continue;
         }
+        // A use at the old slot not seen yet is kept; the counts start over at the new one.
+        entry.usedUnseen ||= this.holds.uses(entry.slot) !== entry.usesSeen;
       }
       this.writeSlot(entry.slot, SLOT_EMPTY, 0, 0, 0, 0, 0, 0);
     }
@@ -427,14 +469,11 @@ export class ReadIndex {
       if (slot < 0) {
         this.entries.delete(id);
         if (!isBlobKind(entry.kind)) this.arena.free(entry.offset - this.arenaOffset);
+        else if (entry.usedUnseen) this.usedOutside.add(id);
         this.refused++;
         continue;
       }
-      if (isBlobKind(entry.kind)) {
-        // A use at the old slot not seen yet is kept; the counts start over at the new one.
-        entry.usedUnseen ||= this.holds.uses(entry.slot) !== entry.usesSeen;
-        entry.usesSeen = this.holds.uses(slot);
-      }
+      if (isBlobKind(entry.kind)) entry.usesSeen = this.holds.uses(slot);
       entry.slot = slot;
       this.bySlot.set(slot, entry);
       this.writeSlot(slot, SLOT_LIVE, entry.high, entry.low, entry.kind, entry.segment, entry.offset, entry.size);

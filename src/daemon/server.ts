@@ -40,6 +40,7 @@ import { exposureWarning, RpcServer } from './rpc/rpc-server';
 import { loadDaemonTls, type DaemonTls } from './rpc/daemon-tls';
 import { openReadIndex, type ReadIndex } from './read-index';
 import { KeptUntilExit } from './kept-until-exit';
+import { processStartTime } from './process-instance';
 import { PutRings } from './put-rings';
 import { StreamTable } from './streams';
 import { newSession, type ClientSession } from './session';
@@ -271,7 +272,9 @@ class DaemonServer implements ConnectionHost, DaemonState, SessionHost {
   }
 
   register(connection: Connection, pid: number): ClientSession {
-    const session = newSession(this.nextClientId++, pid, connection.peer.uid);
+    // Read now, while the client is there (it just sent register): a pid given to a later process
+    // then has another start time (kept-until-exit.ts).
+    const session = newSession(this.nextClientId++, pid, connection.peer.uid, processStartTime(pid));
     this.clients.set(session.clientId, connection);
     return session;
   }

@@ -2,6 +2,8 @@
 export interface ClientSession {
   readonly clientId: number;
   readonly pid: number;
+  /** Its process's start time, read when it registered (process-instance.ts); undefined if unreadable. */
+  readonly startTime?: string;
   readonly uid: number;
   /** Sealed objects this client holds a reference to (from a get or its own seal). */
   readonly held: Set<string>;
@@ -23,10 +25,11 @@ export interface ClientSession {
   evicted: boolean;
 }
 
-export function newSession(clientId: number, pid: number, uid: number): ClientSession {
+export function newSession(clientId: number, pid: number, uid: number, startTime?: string): ClientSession {
   return {
     clientId,
     pid,
+    startTime,
     uid,
     held: new Set(),
     unsealed: new Set(),

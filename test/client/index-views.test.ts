@@ -219,13 +219,16 @@ describe('read index: pinned views of small blobs (hold counters), between proce
    * Memory pressure, 2 MiB at a time, with a use before each: only the others go to disk. A use
    * that misses the index (`hot` went to disk, and the get loaded it back) fails its round.
    */
-  const hotStaysUnderPressure = async (use: (reader: Worker, hot: string, round: number) => Promise<void>) => {
-    await start(['--spill-dir', tempPath('spill')]);
+  const hotStaysUnderPressure = async (
+    use: (reader: Worker, hot: string, round: number, writer: Worker) => Promise<void>,
+    args: string[] = [],
+  ) => {
+    await start(['--spill-dir', tempPath('spill'), ...args]);
     const { writer, reader } = await writerAndReader();
     const [hot, ...cold] = await writer.run<string[]>('putTagged', { tags: [1, 2, 3, 4], size: 2 * MiB });
     const resident = async (id: string) => (await observer.getMeta(id)).resident !== false;
     for (let i = 0; i < 40; i++) {
-      await use(reader, hot, i);
+      await use(reader, hot, i, writer);
       const blob = await observer.createBlob(2 * MiB);
       await observer.release(await blob.seal());
     }
@@ -252,6 +255,23 @@ describe('read index: pinned views of small blobs (hold counters), between proce
     // Never released: each connection's hold goes only with the connection.
     await hotStaysUnderPressure(async (reader, hot, round) =>
       assert.equal(await reader.run<boolean>('getKeptUntilClose', { id: hot }), true, `round ${round}: a view`),
+    );
+  });
+
+  it('a blob held while a rebuild moves it, then released, is used: it is not the one spilled', async () => {
+    // 64 slots: the writer's churn fills the index with removed slots, so its next put, made
+    // while the reader holds the blob, rebuilds the index: the held slot is left a tombstone of
+    // the blob, which is put back elsewhere, and the release counts at the tombstone.
+    await hotStaysUnderPressure(
+      async (reader, hot, round, writer) => {
+        const churn = await writer.run<string[]>('putTagged', { tags: Array.from({ length: 48 }, (_, i) => 100 + i) });
+        await writer.run('delete', { ids: churn, force: true });
+        assert.equal((await reader.run<Got>('get', { id: hot })).indexed, true, `round ${round}: a view`);
+        const rebuilt = await writer.run<string[]>('putTagged', { tags: [200] });
+        await writer.run('delete', { ids: rebuilt, force: true });
+        await reader.run('release', { ids: [hot] });
+      },
+      ['--read-index-slots', '64'],
     );
   });
 

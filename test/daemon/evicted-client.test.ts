@@ -1,4 +1,7 @@
 import * as assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import { onCleanup } from '../fixtures/setup';
 import { type TestDaemon } from '../fixtures/daemon';
 import { startObservedDaemon } from '../fixtures/observed-daemon';
 import { settledStatus } from '../fixtures/status';
@@ -11,6 +14,35 @@ const BLOB_BYTES = 48 * 1024;
 const CURSOR_BYTES = 8;
 /** A blob that needs a segment of its own, larger than a standard one. */
 const SPARE_BLOB_BYTES = 48 * 1024 * 1024;
+/** Where Linux takes the next pid from (the last one given, in this pid namespace). */
+const NS_LAST_PID = '/proc/sys/kernel/ns_last_pid';
+
+/**
+ * A new process with `pid`, which has just exited: the pid allocator is set back to just before
+ * it (writing NS_LAST_PID needs CAP_SYS_ADMIN); other processes of the machine may take it first,
+ * so it tries again. Undefined when it cannot.
+ */
+async function processWithPid(pid: number): Promise<ChildProcess | undefined> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    try {
+      fs.writeFileSync(NS_LAST_PID, String(pid - 1));
+    } catch {
+      return undefined;
+    }
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    if (child.pid === pid) {
+      onCleanup(async () => {
+        child.kill('SIGKILL');
+        await exited;
+      });
+      return child;
+    }
+    child.kill('SIGKILL');
+    await exited;
+  }
+  return undefined;
+}
 
 describe('a client the daemon threw off, still running', function () {
   let daemon: TestDaemon;
@@ -89,5 +121,30 @@ describe('a client the daemon threw off, still running', function () {
     await hostile.child.exited;
     const freed = await settledStatus(observer, (s) => s.memoryUsage <= held - SPARE_BLOB_BYTES, 10_000);
     assert.ok(freed.memoryUsage <= held - SPARE_BLOB_BYTES, `${freed.memoryUsage} bytes in use, ${held} before`);
+  });
+
+  it('a later process that got its pid does not keep its memory: freed once the thrown-off one is gone', async function () {
+    this.timeout(60_000);
+    await start(['--size', '64MiB']);
+    const hostile = await startWorker(daemon.socket, { script: 'evicted-writer.ts' });
+    assert.deepEqual(await hostile.run('open', { size: BLOB_BYTES }), { blob: BLOB_BYTES });
+    assert.equal((await hostile.run<{ code: string }>('misbehave')).code, 'ProtocolError');
+    assert.equal((await settledStatus(observer, (s) => s.clients === 1)).clients, 1);
+    const held = (await observer.status()).memoryUsage;
+    const pid = hostile.child.pid!;
+    // The daemon is stopped while the pid changes hands, so that no check of its falls between.
+    daemon.process.kill('SIGSTOP');
+    let impostor: ChildProcess | undefined;
+    try {
+      hostile.child.kill('SIGKILL');
+      await hostile.child.exited;
+      impostor = await processWithPid(pid);
+    } finally {
+      daemon.process.kill('SIGCONT');
+    }
+    if (!impostor) this.skip();
+    const freed = await settledStatus(observer, (s) => s.memoryUsage <= held - BLOB_BYTES, 10_000);
+    assert.ok(freed.memoryUsage <= held - BLOB_BYTES, `${freed.memoryUsage} bytes in use, ${held} before it exited`);
+    assert.equal(impostor.exitCode, null, 'the process with its pid still runs');
   });
 });

@@ -13,6 +13,7 @@ import {
   firstSlot,
   indexKey,
 } from '../../src/protocol/read-index-layout';
+import { WRITTEN_MAP_MAGIC, writtenMapWords } from '../../src/protocol/hold-counters-layout';
 import { onCleanup } from '../fixtures/setup';
 
 /** The same memfd opened again, as a client that was sent it holds its own fd. */
@@ -253,7 +254,7 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     assert.equal(index.usedSince(idOf(1)), false);
     // Use counts follow the 64 hold counters; a client that comes later starts at 0.
     const late = holdsOf(2);
-    assert.equal(early.length, 128);
+    assert.equal(early.length, 128 + writtenMapWords(64), 'then the written-chunk map');
     late[64 + slotOf(1)]++;
     assert.equal(index.usedSince(idOf(1)), true);
     assert.equal(index.usedSince(idOf(1)), false);
@@ -335,6 +336,133 @@ describe('read index layout: one daemon writer, lock-free readers over real shar
     // Still live at its new slot: let go is all, it is not published twice.
     assert.equal(index.counts.live, 30);
     assert.deepEqual(pins, [`pin ${idOf(1)} ${slotOf(1)}`, `unpin ${idOf(1)} ${slotOf(1)}`]);
+  });
+
+  /** Churns puts and withdraws until a rebuild pins a held slot (`pins` records it). */
+  const churnUntilRebuild = (pins: string[]) => {
+    for (let n = 100; pins.length === 0 && n < 5000; n++) {
+      putBlob(n, 0, 0xee);
+      index.withdraw(idOf(n));
+    }
+    assert.equal(pins.length, 1, 'a rebuild made the held slot a tombstone');
+  };
+  /** A client lets go of its hold on `slot` as index-holds.ts does: a use, the hold, then a word. */
+  const releaseAt = (counters: Int32Array, slot: number, counted = true) => {
+    if (counted) counters[64 + slot]++;
+    Atomics.sub(counters, slot, 1);
+    index.holdsDropped([slot]);
+  };
+
+  it('a release through a slot a rebuild made a tombstone is a use of its blob (at its new slot)', () => {
+    open(64);
+    const pins = recordPins();
+    const counters = holdsOf(1);
+    for (let n = 1; n <= 30; n++) putBlob(n, n * 128, n);
+    Atomics.add(counters, slotOf(1), 1);
+    churnUntilRebuild(pins);
+    assert.equal(index.usedSince(idOf(1)), false, 'held, not yet used');
+    releaseAt(counters, slotOf(1));
+    assert.equal(index.counts.waiting, 0);
+    assert.equal(index.usedSince(idOf(1)), true, 'the release counted');
+    assert.equal(index.usedSince(idOf(1)), false, 'once');
+  });
+
+  it('a hold kept until disconnect on a tombstone others still hold is a use once the blob is back', () => {
+    open(64);
+    const pins = recordPins();
+    const keeper = holdsOf(1);
+    const other = holdsOf(2);
+    putBlob(1, 0, 0x55);
+    const slot = slotOf(1);
+    Atomics.add(keeper, slot, 1);
+    Atomics.add(other, slot, 1);
+    // A spill that found it held as it withdrew it: a tombstone, out of the index, not deleted.
+    index.withdraw(idOf(1));
+    index.dropClient(1);
+    assert.equal(index.counts.waiting, 1, 'the other client still holds it');
+    // The other lets go without a use of its own (as a client of an older layout would).
+    releaseAt(other, slot, false);
+    assert.equal(index.counts.waiting, 0);
+    assert.deepEqual(reader.read(idOf(1), true)?.bytes, Buffer.alloc(100, 0x55), 'back in the index');
+    assert.equal(index.usedSince(idOf(1)), true, 'the kept hold counted');
+    assert.equal(index.usedSince(idOf(1)), false, 'once');
+    assert.equal(pins.length, 2);
+  });
+
+  it('a release through a tombstone of a blob out of the index is a use once the blob is back', () => {
+    open(64);
+    const counters = holdsOf(1);
+    putBlob(1, 0, 0x55);
+    Atomics.add(counters, slotOf(1), 1);
+    index.withdraw(idOf(1));
+    releaseAt(counters, slotOf(1));
+    assert.deepEqual(reader.read(idOf(1), true)?.bytes, Buffer.alloc(100, 0x55), 'back in the index');
+    assert.equal(index.usedSince(idOf(1)), true);
+  });
+
+  it('a client that goes away takes no use with it and adds none: the counts seen stay exact', () => {
+    open(64);
+    const leaving = holdsOf(1);
+    const staying = holdsOf(2);
+    putBlob(1, 0, 0x55);
+    leaving[64 + slotOf(1)] += 3;
+    assert.equal(index.usedSince(idOf(1)), true);
+    // Its counts were seen: its going is no use.
+    index.dropClient(1);
+    assert.equal(index.usedSince(idOf(1)), false, 'no use that was none');
+    staying[64 + slotOf(1)]++;
+    assert.equal(index.usedSince(idOf(1)), true);
+    // Counts not yet seen when it goes are still uses.
+    const late = holdsOf(3);
+    late[64 + slotOf(1)]++;
+    index.dropClient(3);
+    assert.equal(index.usedSince(idOf(1)), true, 'a use by a client that went before the ask');
+  });
+
+  /** Ids whose probe starts in the first and in the second 4096 slots of a table of 8192. */
+  const idsInChunks = () => {
+    const inChunk = (chunk: number) => {
+      let n = 1;
+      while (Math.floor(firstSlot(indexKey(idOf(n))!.high, indexKey(idOf(n))!.low, 8192) / 4096) !== chunk) n++;
+      return n;
+    };
+    return [inChunk(0), inChunk(1)];
+  };
+
+  it('a departing client that keeps the written-chunk map is read where it wrote, and only there', () => {
+    open(8192);
+    const counters = holdsOf(1);
+    const [first, second] = idsInChunks();
+    putBlob(first, 0, 1);
+    putBlob(second, 128, 2);
+    const client = new ReadIndexReader(
+      mappings.view({ id: 'index', segment: READ_INDEX_SEGMENT, offset: 0, size: index.segment.size }),
+      mappings,
+      () => true,
+      { words: counters, tell: () => {} },
+    );
+    assert.equal(counters[2 * 8192], WRITTEN_MAP_MAGIC, 'the map is kept from the start');
+    // A view kept until the client goes, through the client's own code (which marks its chunk).
+    assert.equal(client.read(idOf(first), false)?.bytes.equals(Buffer.alloc(100, 1)), true);
+    // A hold written behind the map's back, in a chunk it does not name: not read.
+    Atomics.add(counters, firstSlot(indexKey(idOf(second))!.high, indexKey(idOf(second))!.low, 8192), 1);
+    index.dropClient(1);
+    assert.equal(index.usedSince(idOf(first)), true, 'the kept view counted');
+    assert.equal(index.usedSince(idOf(second)), false, 'the chunk the map does not name was not read');
+  });
+
+  it('a departing client without the map (an older one) is read whole', () => {
+    open(8192);
+    const counters = holdsOf(1);
+    const [first, second] = idsInChunks();
+    putBlob(first, 0, 1);
+    putBlob(second, 128, 2);
+    for (const n of [first, second])
+      Atomics.add(counters, firstSlot(indexKey(idOf(n))!.high, indexKey(idOf(n))!.low, 8192), 1);
+    counters[8192 + 5] = 7;
+    index.dropClient(1);
+    assert.equal(index.usedSince(idOf(first)), true);
+    assert.equal(index.usedSince(idOf(second)), true);
   });
 
   it("indexes a DataFrame's or Tensor's record only when every member is an indexed blob, frees it when withdrawn", () => {
