@@ -16,6 +16,17 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const CHILDREN_DIR = path.join(REPO_ROOT, 'bench', 'children');
 /** --expose-gc lets a child collect garbage before a trial, outside the timed section. */
 export const CHILD_NODE_ARGS = ['--expose-gc', path.join(__dirname, 'child-main.js')];
+/**
+ * Node and V8 options for every bench child, space-separated, for looking inside one (measurement
+ * only; NODE_OPTIONS refuses most V8 flags): TRELLIS_BENCH_CHILD_FLAGS='--trace-gc' or
+ * '--trace-baseline-batch-compilation', '--cpu-prof --cpu-prof-dir=DIR'. A child's output goes to
+ * the runner's stdout. Off in a timed run: the flags change what they look at.
+ */
+export const CHILD_FLAGS_ENV = 'TRELLIS_BENCH_CHILD_FLAGS';
+
+function childFlags(): string[] {
+  return (process.env[CHILD_FLAGS_ENV] ?? '').split(' ').filter((flag) => flag !== '');
+}
 
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
@@ -48,7 +59,8 @@ export async function startChild<C extends CommandTable>(
 ): Promise<BenchChild<C>> {
   const file = path.join(CHILDREN_DIR, script);
   const name = `${script} ${args.join(' ')}`.trim();
-  const { command, args: argv } = onCpu(options.cpu, process.execPath, [...CHILD_NODE_ARGS, file, ...args]);
+  const nodeArgs = [...childFlags(), ...CHILD_NODE_ARGS, file, ...args];
+  const { command, args: argv } = onCpu(options.cpu, process.execPath, nodeArgs);
   const child = spawn(command, argv, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env, ...(options.buildRoot ? { [BUILD_ENV]: options.buildRoot } : {}) },

@@ -91,8 +91,15 @@ export class SegmentMappings {
     return this.segments.has(segment);
   }
 
-  /** A read-only Buffer over a sealed blob: no copy. */
-  view(blob: BlobLocation): Buffer {
+  /**
+   * A read-only Buffer over a sealed blob: no copy. With `plain`, the same bytes as a plain
+   * Uint8Array where the mapping is one SharedArrayBuffer, for a reader that only makes typed
+   * arrays over them (a DataFrame's columns from the read index): V8's own constructor, where
+   * Buffer.from runs Node's JS for every view. Either throws for a range outside the segment.
+   */
+  view(blob: BlobLocation): Buffer;
+  view(blob: BlobLocation, plain: true): Uint8Array;
+  view(blob: BlobLocation, plain = false): Uint8Array {
     const segment = this.segment(blob);
     const mapping = (segment.readOnly ??= this.mapReadOnly(segment));
     if (segment.hugePages) this.populate(segment, mapping, blob);
@@ -100,7 +107,11 @@ export class SegmentMappings {
       const shared = this.sharedViews ? mapping.sharedBuffer : undefined;
       segment.shared = shared ? this.track(shared) : null;
     }
-    if (segment.shared) return Buffer.from(segment.shared, blob.offset, blob.size);
+    if (segment.shared) {
+      return plain
+        ? new Uint8Array(segment.shared, blob.offset, blob.size)
+        : Buffer.from(segment.shared, blob.offset, blob.size);
+    }
     const index = Math.floor(blob.offset / READ_WINDOW);
     const start = index * READ_WINDOW;
     if (blob.offset + blob.size > start + READ_WINDOW)

@@ -761,16 +761,14 @@ function schemaOf(layout: ArrowLayout): Schema {
   if (unset !== undefined && !(Array.isArray(unset) && unset.every((index) => isCount(index)))) {
     throw mismatch(`arrow layout's unsetTimezones is ${describe(unset)}, not a list of type numbers`);
   }
-  // Plain fields are never written beside unsetTimezones (they hold no timestamps).
+  // Plain fields are never written beside unsetTimezones (they hold no timestamps). Their schema
+  // is made anew, the value's own: no key to build, no cache, no copy (a first get runs less code).
   const plain = unset ? undefined : validPlainFields(layout.fields);
-  const key = plain
-    ? `${layout.schema}|fields ${JSON.stringify(plain)}`
-    : unset
-      ? `${layout.schema}|${unset.join(',')}`
-      : layout.schema;
+  if (plain) return schemaOfPlainFields(plain);
+  const key = unset ? `${layout.schema}|${unset.join(',')}` : layout.schema;
   let schema = decodedSchemas.get(key);
   if (!schema) {
-    schema = plain ? schemaOfPlainFields(plain) : decodeSchema(layout.schema);
+    schema = decodeSchema(layout.schema);
     if (layout.unsetTimezones) {
       const types = typesOf(schema);
       for (const index of layout.unsetTimezones)

@@ -18,7 +18,7 @@
 // From the modules that define them, not the package's index (see arrow-layout.ts, arrow-modules.ts).
 import type { Data } from 'apache-arrow/data';
 import { Type, UnionMode } from './arrow-modules';
-import type { DataType, Dictionary, FixedSizeBinary, FixedSizeList, Union } from 'apache-arrow/type';
+import type { DataType, Dictionary, FixedSizeBinary, FixedSizeList, Float, Int, Union } from 'apache-arrow/type';
 import { TrellisError } from '../errors';
 
 /** A node's buffers, in arrow JS's BufferType order: valueOffsets, values, validity, typeIds. */
@@ -89,6 +89,8 @@ function checkNode(type: DataType, shape: NodeShape, buffers: NodeBuffers, child
       return;
     case Type.Int:
     case Type.Float:
+      needElements(buffers[VALUES], numberArrayType(type), length, 'values');
+      return;
     case Type.Decimal:
     case Type.Date:
     case Type.Time:
@@ -149,6 +151,30 @@ export function checkBatchColumns(length: number, columns: readonly Data[], wher
   }
 }
 
+/** An Int's typed-array class by bit width, signed then unsigned, as arrow's ArrayType getter gives it. */
+const INT_ARRAY_TYPES: Record<number, [TypedArrayClass, TypedArrayClass] | undefined> = {
+  8: [Int8Array, Uint8Array],
+  16: [Int16Array, Uint16Array],
+  32: [Int32Array, Uint32Array],
+  64: [BigInt64Array, BigUint64Array],
+};
+/** A Float's, by Precision (HALF, SINGLE, DOUBLE). */
+const FLOAT_ARRAY_TYPES: TypedArrayClass[] = [Uint16Array, Float32Array, Float64Array];
+
+/**
+ * type.ArrayType of an Int or Float, read from the tables above: arrow's getter is arrow's code,
+ * which a process that loaded apache-arrow itself compiles at its first call (tens of µs of a
+ * fresh reader's first get of a numeric table). A width arrow does not know goes to the getter,
+ * which throws as before. test/types/arrow-node-checks.test.ts compares both for every width.
+ */
+export function numberArrayType(type: DataType): TypedArrayClass {
+  const found =
+    type.typeId === Type.Float
+      ? FLOAT_ARRAY_TYPES[(type as Float).precision]
+      : INT_ARRAY_TYPES[(type as Int).bitWidth]?.[(type as Int).isSigned ? 0 : 1];
+  return found ?? type.ArrayType;
+}
+
 /**
  * Elements of type.ArrayType per row, as arrow JS's strideForType (not exported) counts them for
  * the fixed-width types: Decimal is bitWidth/32 Uint32s, an Interval one, two or four Int32s
@@ -183,7 +209,7 @@ function needChildRows(children: readonly Data[], rows: number): void {
   }
 }
 
-type TypedArrayClass = { new (...args: never[]): ArrayBufferView; BYTES_PER_ELEMENT: number; name: string };
+export type TypedArrayClass = { new (...args: never[]): ArrayBufferView; BYTES_PER_ELEMENT: number; name: string };
 
 function need(buffer: ArrayBufferView | undefined, what: string): ArrayBufferView {
   if (!buffer) throw mismatch(`has no ${what} buffer`);

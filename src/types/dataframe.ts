@@ -15,7 +15,7 @@ import type { BlobWriter } from '../client/blobs';
 import type { Client } from '../client/client';
 import type { ObjectHandle } from '../client/object-handle';
 import { TrellisError } from '../errors';
-import { guardResolve } from './malformed';
+import { guardResolve, type NamedObject } from './malformed';
 import { isArrowRecordBatch, isArrowTable } from './arrow-brands';
 import type * as ArrowLayoutModule from './arrow-layout';
 import { publishOptions, registerBuiltinBuilder, registerResolver, type PutOptions } from './registry';
@@ -91,13 +91,45 @@ async function abortAll(writers: BlobWriter[]): Promise<void> {
 
 /** The Table or RecordBatch over the object's blobs, no copy. Errors: TypeMismatch. */
 export function resolveArrow(object: ObjectHandle): Table | RecordBatch {
+  return arrowOf(object, object.fields, (key) => object.member(key).buffer);
+}
+
+/**
+ * resolveArrow for an object from the read index: its record's typename, fields and members
+ * (key -> blob id), and a view of each member blob by id. The same checks and errors, without
+ * an ObjectHandle and member handles to make (a fresh process's first get runs less code).
+ */
+export function resolveIndexedArrow(
+  id: string,
+  record: { typename: string; fields: Record<string, unknown>; members: Record<string, string> },
+  views: ReadonlyMap<string, Uint8Array>,
+): Table | RecordBatch {
+  const object = { id, typename: record.typename };
+  return arrowOf(object, record.fields, (key) => {
+    const view = Object.hasOwn(record.members, key) ? views.get(record.members[key]) : undefined;
+    // As ObjectHandle.member says it (resolveError makes it a TypeMismatch).
+    if (!view)
+      throw new TrellisError(
+        'ObjectNotFound',
+        `object ${id} (${object.typename}) has no member ${JSON.stringify(key)}`,
+      );
+    return view;
+  });
+}
+
+/** The arrow value of an object of this typename and fields, over each member's bytes by key. */
+function arrowOf(
+  object: NamedObject,
+  fields: Record<string, unknown>,
+  member: (key: string) => Uint8Array,
+): Table | RecordBatch {
   const expectedKind = KIND_OF_TYPENAME.get(object.typename);
   if (!expectedKind)
     throw new TrellisError(
       'TypeMismatch',
       `object ${object.id} is a ${object.typename}, not a ${DATAFRAME_TYPENAME} or ${RECORD_BATCH_TYPENAME}`,
     );
-  const layout = object.fields.layout as ArrowLayoutModule.ArrowLayout | undefined;
+  const layout = fields.layout as ArrowLayoutModule.ArrowLayout | undefined;
   if (typeof layout !== 'object' || layout === null || !Array.isArray(layout.bufferTypes)) {
     throw new TrellisError('TypeMismatch', `object ${object.id} (${object.typename}) has no arrow layout field`);
   }
@@ -108,7 +140,7 @@ export function resolveArrow(object: ObjectHandle): Table | RecordBatch {
     );
   }
   return guardResolve(object, () => {
-    const views = layout.bufferTypes.map((_, i) => object.member(bufferKey(i)).buffer);
+    const views = layout.bufferTypes.map((_, i) => member(bufferKey(i)));
     return arrowLayout().rebuildArrow(layout, views);
   });
 }

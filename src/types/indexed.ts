@@ -9,7 +9,7 @@ import type { IndexedObject } from '../client/read-index';
 import { ObjectHandle } from '../client/object-handle';
 import type { ObjectMeta } from '../protocol/messages';
 import { BLOB_TYPENAME, resolveBlob } from './blob';
-import { resolveArrow } from './dataframe';
+import { resolveArrow, resolveIndexedArrow } from './dataframe';
 import { resolverFor } from './registry';
 import { resolveShareableList, SHAREABLE_LIST_TYPENAME } from './shareable-list';
 import { resolveTensor } from './tensor';
@@ -64,14 +64,18 @@ function resolveIndexedObject(id: string, hit: IndexedObject): unknown {
   const views = hit.views;
   const resolve = record && indexedObjectResolver(record.typename);
   if (!record || !views || !resolve) return NOT_RESOLVED;
+  if (resolve === resolveArrow) return resolveIndexedArrow(id, record, views);
+  // A Tensor's resolver reads an ObjectHandle, whose member views are Buffers.
   const members: Record<string, ObjectMeta> = {};
+  const buffers = new Map<string, Buffer>();
   for (const key in record.members) {
     const memberId = record.members[key];
-    const nbytes = views.get(memberId)?.byteLength ?? 0;
-    members[key] = { ...EMPTY_META, id: memberId, typename: BLOB_TYPENAME, nbytes };
+    const view = views.get(memberId);
+    if (view) buffers.set(memberId, Buffer.from(view.buffer, view.byteOffset, view.byteLength));
+    members[key] = { ...EMPTY_META, id: memberId, typename: BLOB_TYPENAME, nbytes: view?.byteLength ?? 0 };
   }
   const meta = { ...EMPTY_META, id, typename: record.typename, nbytes: record.nbytes, fields: record.fields, members };
-  return resolve(new ObjectHandle(meta, views));
+  return resolve(new ObjectHandle(meta, buffers));
 }
 
 const EMPTY_META = { instanceId: 0, createdAt: 0, labels: {}, fields: {}, members: {} };

@@ -4,11 +4,16 @@
  * process wrote and may have lied about: whatever goes wrong while resolving is that object's
  * fault, and the reader gets a TypeMismatch naming it, never a bare Error from a library.
  */
-import type { ObjectHandle } from '../client/object-handle';
 import { isTrellisError, TrellisError } from '../errors';
 
+/** What an error names of the object (an ObjectHandle, or an object got from the read index). */
+export interface NamedObject {
+  readonly id: string;
+  readonly typename: string;
+}
+
 /** A TypeMismatch naming the object: `object ID (TYPENAME): WHAT`. */
-export function malformed(object: ObjectHandle, what: string, cause?: unknown): TrellisError {
+export function malformed(object: NamedObject, what: string, cause?: unknown): TrellisError {
   return new TrellisError('TypeMismatch', `object ${object.id} (${object.typename}): ${what}`, { cause });
 }
 
@@ -17,7 +22,7 @@ export function malformed(object: ObjectHandle, what: string, cause?: unknown): 
  * (ObjectNotFound from ObjectHandle.member) is the metadata's fault here, not a missing object,
  * so it becomes a TypeMismatch too; other trellis errors keep their code.
  */
-export function resolveError(object: ObjectHandle, error: unknown): TrellisError {
+export function resolveError(object: NamedObject, error: unknown): TrellisError {
   if (isTrellisError(error) && error.code !== 'ObjectNotFound') {
     return error.message.includes(object.id)
       ? error
@@ -28,7 +33,7 @@ export function resolveError(object: ObjectHandle, error: unknown): TrellisError
 }
 
 /** Runs a resolver, turning anything it throws into resolveError's answer. */
-export function guardResolve<T>(object: ObjectHandle, resolve: () => T): T {
+export function guardResolve<T>(object: NamedObject, resolve: () => T): T {
   try {
     return resolve();
   } catch (error) {

@@ -92,6 +92,10 @@ export function builderFor(value: unknown): Builder {
  * `my::` matches `my::Thing`, but `trellis::RecordBatch` does not match `trellis::RecordBatchStream`.
  */
 export function resolverFor(typename: string): Resolver | undefined {
+  // A prefix as long as the typename is the longest that can match: no need to look further (a
+  // get of a built-in type, whose typename is its registered prefix, runs no loop and no regex).
+  const exact = resolvers.get(typename);
+  if (exact !== undefined) return exact;
   let best: string | undefined;
   for (const prefix of resolvers.keys()) {
     if (matchesPrefix(typename, prefix) && (best === undefined || prefix.length > best.length)) best = prefix;
