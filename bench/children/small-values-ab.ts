@@ -23,12 +23,26 @@ export interface AbRateArgs {
   single: { iterations: number; warmup: number; opsPerSample: number };
   /** In flight and batches: `batchSize` values per timed sample. */
   batch: { iterations: number; warmup: number; batchSize: number };
+  /** Over the socket, one at a time (a round trip each: its warm-up is shorter). */
+  socket: { iterations: number; warmup: number; opsPerSample: number };
 }
 
 function payload(i: number, bytes: number): Buffer {
   const buffer = Buffer.alloc(bytes, i & 0xff);
   buffer.writeUInt32LE(i >>> 0, 0);
   return buffer;
+}
+
+/**
+ * Samples `op` once it is warm: the warm-up runs through the timed loop itself (sample's own
+ * warm-up loop is another function, which left the timed loop to be compiled inside the first
+ * timed samples). A fresh process's puts took ~4 µs for their first 1,500 and came down to ~0.6
+ * µs only after ~10,000: rows timed inside that descent moved with whatever shifted V8's
+ * tier-up by a little (an A/A run against the same build in another directory differed 10-20%).
+ */
+async function steady(op: (i: number) => unknown, options: SampleOptions): Promise<{ samplesNs: number[] }> {
+  await sample(op, { ...options, iterations: options.warmup ?? 0, warmup: 0 });
+  return sample(op, { ...options, warmup: 0 });
 }
 
 /** The median time of one operation, in milliseconds (a sample's time is per operation already). */
@@ -80,22 +94,23 @@ function abCommands(client: TrellisClient, socket: string) {
       const dropMade = async () => void (made.length > 0 && (await client.delete(made.splice(0))));
       const single: SampleOptions = { ...args.single, after: dropMade };
       const batch: SampleOptions = { ...args.batch, after: dropMade };
+      const socket: SampleOptions = { ...args.socket, after: dropMade };
       const batchOf = (i: number) =>
         Array.from({ length: args.batch.batchSize }, (_, j) => pick(i * args.batch.batchSize + j));
       const size = args.batch.batchSize;
       const result = {
         'first put': first,
-        'put, warm': await medianMs(sample(async (i) => void made.push(await client.put(pick(i))), single)),
+        'put, warm': await medianMs(steady(async (i) => void made.push(await client.put(pick(i))), single)),
         'put, 100 in flight (per value)': await medianMs(
-          sample(async (i) => void made.push(...(await Promise.all(batchOf(i).map((b) => client.put(b))))), batch),
+          steady(async (i) => void made.push(...(await Promise.all(batchOf(i).map((b) => client.put(b))))), batch),
           size,
         ),
         'putMany of 100 (per value)': await medianMs(
-          sample(async (i) => void made.push(...(await client.putMany(batchOf(i)))), batch),
+          steady(async (i) => void made.push(...(await client.putMany(batchOf(i)))), batch),
           size,
         ),
         'put over the socket, warm': await overSocket((over) =>
-          medianMs(sample(async (i) => void made.push(await over.put(pick(i))), single)),
+          medianMs(steady(async (i) => void made.push(await over.put(pick(i))), socket)),
         ),
       };
       await dropMade();
@@ -112,17 +127,17 @@ function abCommands(client: TrellisClient, socket: string) {
       const range = (i: number) => Array.from({ length: size }, (_, j) => ids[at(i * size + j)]);
       return {
         'first get': first,
-        'get, warm': await medianMs(sample(async (i) => read(await client.get(ids[at(i)])), args.single)),
+        'get, warm': await medianMs(steady(async (i) => read(await client.get(ids[at(i)])), args.single)),
         'get, 100 in flight (per value)': await medianMs(
-          sample(async (i) => (await Promise.all(range(i).map((id) => client.get(id)))).forEach(read), args.batch),
+          steady(async (i) => (await Promise.all(range(i).map((id) => client.get(id)))).forEach(read), args.batch),
           size,
         ),
         'getMany of 100 (per value)': await medianMs(
-          sample(async (i) => (await getMany(range(i))).forEach(read), args.batch),
+          steady(async (i) => (await getMany(range(i))).forEach(read), args.batch),
           size,
         ),
         'get over the socket, warm': await overSocket((over) =>
-          medianMs(sample(async (i) => read(await over.get(ids[at(i)])), args.single)),
+          medianMs(steady(async (i) => read(await over.get(ids[at(i)])), args.socket)),
         ),
       };
     },

@@ -35,10 +35,11 @@ export interface AbSamples {
 }
 
 /**
- * The environment for a build's processes in an A/B run: a new code cache of the build's own
- * (src/code-cache.ts), removed with the run's scope. A cache left by earlier runs would favour the
- * build that ran more often, and a fresh process's "warm" operations are still tiering up, so what
- * its cache holds moves them too (objects-small's in-flight rows differed 3x between two builds).
+ * The environment for a build's processes in an A/B run (its clients', and where the suite passes
+ * it, its daemon's): a new code cache of the build's own (src/code-cache.ts), removed with the
+ * run's scope. The machine's cache holds what earlier runs of each directory wrote there, which
+ * favours the build that ran more often: this tree's has been refined by every bench and test run,
+ * a build under $TMPDIR's by a few A/B runs.
  */
 export function ownCodeCache(context: AbContext, build: AbBuild): Record<string, string> {
   const codeCache = fs.mkdtempSync(path.join(os.tmpdir(), `trellis-bench-code-cache-${build.label}-`));

@@ -39,6 +39,8 @@ export interface BenchDaemonOptions {
   socket?: string;
   /** Another build's package root (an A/B run, ab-build.ts): its bin/trellisd runs; default this tree's. */
   buildRoot?: string;
+  /** Set in the daemon's environment, over the runner's own (an A/B run: the build's own code cache). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions): Promise<BenchDaemon> {
@@ -55,6 +57,7 @@ export async function startBenchDaemon(scope: Scope, options: BenchDaemonOptions
   ]);
   const child = spawn(command, args, {
     cwd: options.buildRoot ?? REPO_ROOT,
+    env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -29,15 +29,16 @@ interface Prepared {
 
 async function prepare(context: AbContext, build: AbBuild, cpus: ReturnType<typeof crossCorePlacement>) {
   const { scope, log } = context;
+  // Each build its own code cache (its daemon's, and its clients', written by its writer as in the plain run).
+  const env = ownCodeCache(context, build);
   const daemon = await startBenchDaemon(scope, {
+    env,
     size: AB_PLAN.daemonSize,
     cpu: cpus?.serverCpu,
     buildRoot: build.root,
     readyTimeoutMs: DAEMON_READY_MS,
   });
   log(`${build.label}: trellisd pid ${daemon.pid} (${build.root}/bin/trellisd) on ${daemon.socket}`);
-  // Each build its own code cache, written by its writer as in the plain run.
-  const env = ownCodeCache(context, build);
   const stored = await withChild<ColdReaderCommands, StoreResult>(
     scope,
     'cold-reader.ts',

@@ -9,7 +9,7 @@
  */
 import * as os from 'node:os';
 import type { BlobClientCommands } from '../../children/blob-client';
-import { abReport, runPairs, type AbContext, type AbSample } from '../../lib/ab';
+import { abReport, ownCodeCache, runPairs, type AbContext, type AbSample } from '../../lib/ab';
 import type { AbBuild } from '../../lib/ab-build';
 import { startChild, withChild, type BenchChild } from '../../lib/child';
 import { crossCorePlacement, describePlacement } from '../../lib/cpu';
@@ -34,12 +34,16 @@ const DAEMON_READY_MS = 60_000;
 interface Prepared {
   daemon: BenchDaemon;
   blobId: string;
+  /** The build's processes' environment: its own new code cache (ownCodeCache). */
+  env: NodeJS.ProcessEnv;
 }
 
 const medianMs = (set: SampleSet) => summarize(set.samplesNs).median / 1e6;
 
 async function prepare(context: AbContext, build: AbBuild, serverCpu: number | undefined): Promise<Prepared> {
+  const env = ownCodeCache(context, build);
   const daemon = await startBenchDaemon(context.scope, {
+    env,
     size: AB_PLAN.daemonSize,
     cpu: serverCpu,
     socket: context.scope.path(`trellisd-${build.label}.sock`),
@@ -50,9 +54,10 @@ async function prepare(context: AbContext, build: AbBuild, serverCpu: number | u
   // Stays connected for the whole run, as the plain run's writer does while readers get.
   const writer = await startChild<BlobClientCommands>(context.scope, 'blob-client.ts', [daemon.socket], {
     buildRoot: build.root,
+    env,
   });
   const [stored] = await writer.call('store', { blobs: [{ bytes: GiB, count: 1 }] });
-  return { daemon, blobId: stored.ids[0] };
+  return { daemon, blobId: stored.ids[0], env };
 }
 
 async function sample(context: AbContext, build: AbBuild, prepared: Prepared, clientCpu?: number): Promise<AbSample> {
@@ -61,7 +66,7 @@ async function sample(context: AbContext, build: AbBuild, prepared: Prepared, cl
       context.scope,
       'blob-client.ts',
       [prepared.daemon.socket],
-      { cpu: clientCpu, buildRoot: build.root },
+      { cpu: clientCpu, buildRoot: build.root, env: prepared.env },
       use,
     );
   const get = await fresh((client) => client.call('get', { ids: [prepared.blobId], ...AB_PLAN.get }));

@@ -20,8 +20,10 @@ const AB_PLAN = {
   keep: 1000,
   rate: {
     valueBytes: 100,
-    single: { iterations: 20, warmup: 20, opsPerSample: 50 },
-    batch: { iterations: 15, warmup: 5, batchSize: 100 },
+    // Warm: after 10,000 puts or gets one at a time and 6,000 in batches (see `steady` in the child).
+    single: { iterations: 40, warmup: 200, opsPerSample: 50 },
+    batch: { iterations: 30, warmup: 60, batchSize: 100 },
+    socket: { iterations: 20, warmup: 20, opsPerSample: 50 },
   } satisfies AbRateArgs,
 };
 
@@ -30,7 +32,10 @@ export async function runObjectsSmallAb(context: AbContext): Promise<SuiteReport
   const placement = crossCorePlacement();
   log(describePlacement(placement));
   const prepare = async (build: AbBuild) => {
+    // Each build a new code cache of its own, for its daemon too, written by these first processes.
+    const env = ownCodeCache(context, build);
     const daemon = await startBenchDaemon(scope, {
+      env,
       size: '1GiB',
       cpu: placement?.serverCpu,
       buildRoot: build.root,
@@ -38,8 +43,6 @@ export async function runObjectsSmallAb(context: AbContext): Promise<SuiteReport
     });
     log(`${build.label}: trellisd pid ${daemon.pid} (${build.root}/bin/trellisd) on ${daemon.socket}`);
     const args = ['--socket', daemon.socket];
-    // Each build a new code cache of its own, written by this first process.
-    const env = ownCodeCache(context, build);
     const ids = await withChild<SmallValuesAbCommands, string[]>(
       scope,
       'small-values-ab.ts',
@@ -62,7 +65,10 @@ export async function runObjectsSmallAb(context: AbContext): Promise<SuiteReport
     'each sample of a build: a new writer process (first put, then warm puts) and a new reader process (first get',
     `of what the setup stored, then warm gets); warm: medians of ${AB_PLAN.rate.single.iterations} samples of ` +
       `${AB_PLAN.rate.single.opsPerSample} operations or ${AB_PLAN.rate.batch.iterations} batches of ` +
-      `${AB_PLAN.rate.batch.batchSize} in that process, per value.`,
+      `${AB_PLAN.rate.batch.batchSize} in that process, per value, after ` +
+      `${AB_PLAN.rate.single.warmup * AB_PLAN.rate.single.opsPerSample} operations or ` +
+      `${AB_PLAN.rate.batch.warmup} batches through the same timed loop (over the socket: ` +
+      `${AB_PLAN.rate.socket.iterations} samples after ${AB_PLAN.rate.socket.warmup * AB_PLAN.rate.socket.opsPerSample}).`,
     `load average ${os.loadavg()[0].toFixed(1)} at the end.`,
   ]);
 }

@@ -24,15 +24,16 @@ const DAEMON_READY_MS = 60_000;
 const SCRIPT = 'shareable-list-client.ts';
 
 async function prepare(context: AbContext, build: AbBuild, placement: Placement | undefined) {
+  // Each build a new code cache of its own (its daemon's, and its clients', written by its writer).
+  const env = ownCodeCache(context, build);
   const daemon = await startBenchDaemon(context.scope, {
+    env,
     size: LIST_PLAN.daemonSize,
     cpu: placement?.serverCpu,
     buildRoot: build.root,
     readyTimeoutMs: DAEMON_READY_MS,
   });
   context.log(`${build.label}: trellisd pid ${daemon.pid} (${build.root}/bin/trellisd) on ${daemon.socket}`);
-  // Each build a new code cache of its own, written by its writer.
-  const env = ownCodeCache(context, build);
   const created = await withChild<ShareableListCommands, { name: string }>(
     context.scope,
     SCRIPT,

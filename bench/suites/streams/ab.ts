@@ -9,7 +9,7 @@
  */
 import * as os from 'node:os';
 import type { StreamClientCommands, StreamRun } from '../../children/stream-client';
-import { abReport, runPairs, type AbContext, type AbSample } from '../../lib/ab';
+import { abReport, ownCodeCache, runPairs, type AbContext, type AbSample } from '../../lib/ab';
 import type { AbBuild } from '../../lib/ab-build';
 import { startChild } from '../../lib/child';
 import { startBenchDaemon, type BenchDaemon } from '../../lib/daemon';
@@ -42,9 +42,14 @@ function perGiB(label: string, writer: StreamRun, reader: StreamRun, daemonCpuMs
 }
 
 /** A fresh writer and reader of `build` stream twice, cold then warm. */
-async function sample(context: AbContext, build: AbBuild, daemon: BenchDaemon): Promise<AbSample> {
+async function sample(
+  context: AbContext,
+  build: AbBuild,
+  daemon: BenchDaemon,
+  env: NodeJS.ProcessEnv,
+): Promise<AbSample> {
   const { socket } = daemon;
-  const options = { buildRoot: build.root };
+  const options = { buildRoot: build.root, env };
   const writer = await startChild<StreamClientCommands>(context.scope, 'stream-client.ts', [], { ...options, cpu: 0 });
   const reader = await startChild<StreamClientCommands>(context.scope, 'stream-client.ts', [], { ...options, cpu: 1 });
   const result: AbSample = {};
@@ -68,8 +73,11 @@ async function sample(context: AbContext, build: AbBuild, daemon: BenchDaemon): 
 
 export async function runStreamsAb(context: AbContext): Promise<SuiteReport> {
   const daemons: Record<'A' | 'B', BenchDaemon> = {} as Record<'A' | 'B', BenchDaemon>;
+  // Each build a new code cache of its own (its daemon's and its clients'), as ownCodeCache says why.
+  const envs = { A: ownCodeCache(context, context.builds.A), B: ownCodeCache(context, context.builds.B) };
   for (const build of [context.builds.A, context.builds.B]) {
     daemons[build.label] = await startBenchDaemon(context.scope, {
+      env: envs[build.label],
       size: STREAM_PLAN.daemonSize,
       socket: context.scope.path(`trellisd-${build.label}.sock`),
       args: ['--stream-buffer', STREAM_PLAN.streamBuffer],
@@ -80,7 +88,7 @@ export async function runStreamsAb(context: AbContext): Promise<SuiteReport> {
   }
   const loadBefore = os.loadavg()[0];
   const samples = await runPairs(context, context.pairs ?? AB_PAIRS, (build) =>
-    sample(context, build, daemons[build.label]),
+    sample(context, build, daemons[build.label], envs[build.label]),
   );
   const counts = samples.metrics.filter((metric) => metric.endsWith('requests') || metric.endsWith('page faults'));
   return abReport(
