@@ -22,6 +22,8 @@ import { READ_INDEX_HOLDS_SEGMENT } from '../protocol/read-index-layout';
 
 /** A departing client's counters are scanned a chunk (16 KiB) at a time, zero ones skipped by one compare. */
 const ZEROS = Buffer.alloc(CHUNK_WORDS * 4);
+/** Chunks read at most in one pread (1 MiB): the scratch buffer stays that size, whatever the slots. */
+const RUN_CHUNKS = 64;
 
 interface ClientHolds {
   readonly memory: NativeSegment;
@@ -119,10 +121,10 @@ export class IndexHolds {
         continue;
       }
       let end = chunk + 1;
-      while (end < chunks && (map === undefined || isWritten(map, end))) end++;
+      while (end < chunks && end - chunk < RUN_CHUNKS && (map === undefined || isWritten(map, end))) end++;
       const first = chunk * CHUNK_WORDS;
       const count = Math.min(end * CHUNK_WORDS, words) - first;
-      // As large as the longest run read so far: all of it for a client without the map.
+      // As large as the longest run read so far, at most RUN_CHUNKS.
       if (this.scratch === undefined || this.scratch.length < count * 4) this.scratch = Buffer.alloc(count * 4);
       const bytes = this.scratch;
       const length = readSync(fd, bytes, 0, count * 4, first * 4);

@@ -9,6 +9,7 @@ import { isObjectId } from '../protocol/ids';
 import type { LineageEntry, ParentRef } from '../protocol/messages';
 import type { MetaService } from './metadata/meta-service';
 import type { NameTable } from './names';
+import { ownString } from './own-bytes';
 
 export const DEFAULT_LINEAGE_DEPTH = 10;
 /** Entries one lineage answers at most: a wide, deep graph must not make a huge reply. */
@@ -30,7 +31,8 @@ export function resolveParents(
   for (const ref of refs) {
     const id = names.resolve(ref);
     if (!meta.exists(id)) throw new TrellisError('ObjectNotFound', `${kind}: parent ${ref} does not exist`);
-    if (!parents.has(id)) parents.set(id, { id, ...nameAndVersion(ref, names) });
+    // Kept with the child for its life: strings of their own, not slices of the request's (own-bytes.ts).
+    if (!parents.has(id)) parents.set(id, { id: ownString(id), ...nameAndVersion(ref, names) });
   }
   return [...parents.values()];
 }
@@ -38,7 +40,7 @@ export function resolveParents(
 /** For a ref given by name, that name and the version it resolved to now; nothing for an id. */
 function nameAndVersion(ref: string, names: NameTable): { name: string; version: number } | Record<string, never> {
   const version = isObjectId(ref) ? undefined : names.history(ref)?.versions[0].version;
-  return version === undefined ? {} : { name: ref, version };
+  return version === undefined ? {} : { name: ownString(ref), version };
 }
 
 /**

@@ -89,6 +89,8 @@ export interface StoredObject {
    * (~150 B) for the rest of its life.
    */
   dropHolder(holder: number): boolean;
+  /** Takes a parent out of `parents`; as dropHolder, the set goes with its last one. */
+  dropParent(parent: string): void;
   readonly parentsIfAny: ReadonlySet<string>;
   readonly namesIfAny: ReadonlySet<string>;
   readonly keptVersionsIfAny: ReadonlySet<string>;
@@ -209,7 +211,7 @@ export function mergeLabels(
   const merged: Record<string, string> = { ...labels };
   for (const [key, value] of Object.entries(changes)) {
     if (value === null) delete merged[key];
-    else merged[key] = value;
+    else merged[key] = ownString(value);
   }
   const count = Object.keys(merged).length;
   if (count > MAX_LABELS) {
@@ -315,7 +317,7 @@ export class ObjectTable {
         session.clientId,
         NO_MEMBERS,
         NO_FIELDS,
-        labels !== undefined && Object.keys(labels).length > 0 ? labels : NO_LABELS,
+        ownLabels(labels),
         undefined,
         undefined,
         extra?.derivedFrom,
@@ -331,7 +333,7 @@ export class ObjectTable {
   /** Errors: ObjectNotFound, AlreadySealed, PermissionDenied. */
   seal(session: ClientSession, id: string, hold = true, extras: SealExtras = {}): void {
     const blob = this.ownUnsealed(session, id, 'seal');
-    if (extras.labels !== undefined && Object.keys(extras.labels).length > 0) blob.labels = extras.labels;
+    if (extras.labels !== undefined && Object.keys(extras.labels).length > 0) blob.labels = ownLabels(extras.labels);
     if (extras.derivedFrom !== undefined && extras.derivedFrom.length > 0) blob.derivedFrom = extras.derivedFrom;
     blob.sealed = true;
     session.unsealed.delete(id);
@@ -950,7 +952,7 @@ export class ObjectTable {
     this.objects.delete(object.id);
     object.deleted = true;
     if (force) this.listener.namesDropped?.(object);
-    for (const id of Object.values(object.members)) this.objects.get(id)?.parents.delete(object.id);
+    for (const id of Object.values(object.members)) this.objects.get(id)?.dropParent(object.id);
     this.listener.deleted?.(object);
   }
 
@@ -1036,6 +1038,10 @@ class TableObject implements StoredObject {
     if (set === undefined || !set.delete(holder)) return false;
     if (set.size === 0) this.holderSet = undefined;
     return true;
+  }
+  dropParent(parent: string): void {
+    const set = this.parentSet;
+    if (set !== undefined && set.delete(parent) && set.size === 0) this.parentSet = undefined;
   }
   get parentsIfAny(): ReadonlySet<string> {
     return this.parentSet ?? NO_STRINGS;

@@ -87,6 +87,7 @@ const SLICE_MIN_LENGTH = 13;
  * and dropped by the collector when none is left.
  */
 export function ownString(text: string): string {
+  if (text.length < SLICE_MIN_LENGTH) return text;
   for (const key in { [text]: 0 }) return key;
   return text;
 }

@@ -13,11 +13,19 @@ export interface ProcessInstance {
 
 /** The start time of the process that has `pid` now, or undefined (none, or /proc unreadable). */
 export function processStartTime(pid: number): string | undefined {
+  return processStat(pid)?.[19];
+}
+
+/**
+ * Fields 3 on of /proc/PID/stat (state first, start time at 19), or undefined (no such process,
+ * or /proc unreadable).
+ */
+function processStat(pid: number): string[] | undefined {
   if (!(pid > 0)) return undefined;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     // The name (field 2) is in parentheses and may hold spaces and ')': count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ', 20)[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ', 20);
   } catch {
     return undefined;
   }
@@ -25,9 +33,10 @@ export function processStartTime(pid: number): string | undefined {
 
 /**
  * Whether this run of the process goes on: its pid is in use (signal 0 checks without sending;
- * EPERM: in use by another user) by a process that started when it did. A start time that cannot
- * be read now, while the pid is in use, counts as the same (it exited just now, or /proc hides
- * it): the next look tells.
+ * EPERM: in use by another user) by a process that started when it did and has not exited (a
+ * zombie, not yet reaped by its parent, writes nothing). A start time that cannot be read now,
+ * while the pid is in use, counts as the same (it exited just now, or /proc hides it): the next
+ * look tells.
  */
 export function processRuns(process: ProcessInstance): boolean {
   try {
@@ -35,7 +44,8 @@ export function processRuns(process: ProcessInstance): boolean {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  if (process.startTime === undefined) return true;
-  const now = processStartTime(process.pid);
-  return now === undefined || now === process.startTime;
+  const stat = processStat(process.pid);
+  if (stat === undefined) return true;
+  if (stat[0] === 'Z' || stat[0] === 'X') return false;
+  return process.startTime === undefined || stat[19] === process.startTime;
 }

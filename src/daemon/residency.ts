@@ -244,7 +244,7 @@ export class Residency {
         }
       }
       // A client may have taken it, or deleted it, while it was written.
-      if (blob.placement && blob.holders.size === 0 && !blob.deleted && this.table.evict(blob, backing)) {
+      if (blob.placement && blob.holdersIfAny.size === 0 && !blob.deleted && this.table.evict(blob, backing)) {
         freed += blob.nbytes;
         spilled++;
       } else if (!blob.backing) {

@@ -147,4 +147,45 @@ describe('a client the daemon threw off, still running', function () {
     assert.ok(freed.memoryUsage <= held - BLOB_BYTES, `${freed.memoryUsage} bytes in use, ${held} before it exited`);
     assert.equal(impostor.exitCode, null, 'the process with its pid still runs');
   });
+
+  it('a thrown-off client that exited but is not reaped yet (a zombie) frees its memory', async function () {
+    this.timeout(60_000);
+    await start(['--size', '64MiB']);
+    const hostile = await startWorker(daemon.socket, { script: 'evicted-writer.ts', underSleep: true });
+    const pid = await hostile.run<number>('pid');
+    // Only while it runs (its pid is its own): once killed, the pid may be another's after it is reaped.
+    let killed = false;
+    onCleanup(() => {
+      if (!killed) killQuietly(pid);
+    });
+    assert.deepEqual(await hostile.run('open', { size: BLOB_BYTES }), { blob: BLOB_BYTES });
+    assert.equal((await hostile.run<{ code: string }>('misbehave')).code, 'ProtocolError');
+    assert.equal((await settledStatus(observer, (s) => s.clients === 1)).clients, 1);
+    const held = (await observer.status()).memoryUsage;
+    process.kill(pid, 'SIGKILL');
+    killed = true;
+    for (let i = 0; i < 200 && processState(pid) !== 'Z'; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(processState(pid), 'Z', 'the client is a zombie: its parent, a sleep, does not reap it');
+    const freed = await settledStatus(observer, (s) => s.memoryUsage <= held - BLOB_BYTES, 10_000);
+    assert.ok(freed.memoryUsage <= held - BLOB_BYTES, `${freed.memoryUsage} bytes in use, ${held} before it exited`);
+    assert.equal(processState(pid), 'Z', 'still a zombie when its memory came back');
+  });
 });
+
+/** The state letter of process `pid` (field 3 of /proc/PID/stat), or undefined when it is gone. */
+function processState(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Gone already.
+  }
+}

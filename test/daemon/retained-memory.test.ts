@@ -122,4 +122,22 @@ describe('daemon memory: what stored small values keep', function () {
     // The Value's 72 bytes of msgpack, its own.
     assert.ok(put.arrayBuffers < 2 * 72, `${put.arrayBuffers.toFixed(0)} B of array buffers per Value put`);
   });
+
+  it('100,000 labelled Buffers with a parent put over the socket: labels and parents are strings of their own', async function () {
+    this.timeout(180_000);
+    const { daemon, over } = await measured();
+    const parent = await over.put(Buffer.alloc(100));
+    // The note passes msgpackr's 140 B: the frame's strings are extracted as one, and a label
+    // value kept as its slice would keep the whole (about 230 characters) per object.
+    const note = 'n'.repeat(120);
+    const labelled = (i: number) =>
+      over.put(Buffer.alloc(100, i), {
+        labels: { run: `experiment-${String(i).padStart(9, '0')}`, note },
+        parents: [parent],
+      });
+    for (let i = 0; i < 200; i++) await labelled(i);
+    const put = await perObject(daemon, () => inBatches(labelled));
+    // About 670 B (900 with the label values and the parent's id kept as slices of the requests).
+    assert.ok(put.heap < 800, `${put.heap.toFixed(0)} B of heap per labelled Buffer put`);
+  });
 });
