@@ -1,6 +1,7 @@
 /**
  * objects-small: small Buffers (100 B) put and got one at a time, 100 in flight and in batches of
- * 100, against Redis over its UNIX socket doing the same (SET/GET, a pipeline, MSET/MGET) from
+ * 100, and a small Float64Array (104 B, a Tensor) one at a time,
+ * against Redis over its UNIX socket doing the same (SET/GET, a pipeline, MSET/MGET) from
  * the same process, interleaved; and each one-at-a-time trellis request against a raw Node
  * UNIX-socket echo of the same number of bytes (a socket-echo.ts server), also interleaved.
  * `npm run bench -- objects` runs it after the objects suite; `-- objects-small` alone.
@@ -86,7 +87,14 @@ async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
     'small-values-client.ts',
     args,
     { cpu },
-    (reader) => reader.call('getRate', { ...PLAN.rate, ids: puts.ids, keys: puts.keys }),
+    (reader) =>
+      reader.call('getRate', {
+        ...PLAN.rate,
+        ids: puts.ids,
+        keys: puts.keys,
+        tensorIds: puts.tensorIds,
+        tensorKeys: puts.tensorKeys,
+      }),
   );
   log(`${PLAN.freshProcesses} fresh processes for each first put and first get, the order alternating`);
   const firsts = { put: [puts.cold], get: [gets.cold] };
@@ -223,6 +231,19 @@ function comparisons(m: Measurements): Comparison[] {
       'redis SET',
       put('redis SET'),
     ),
+    rate(
+      `Float64Array put (put ring), ${m.puts.tensorBytes} B`,
+      put('trellis tensor put'),
+      'redis SET of the same bytes',
+      put("redis SET of a tensor's bytes"),
+      g.oneAtATimeVsRedis,
+    ),
+    rate(
+      'Float64Array put, registered',
+      put('trellis tensor put, registered'),
+      'redis SET of the same bytes',
+      put("redis SET of a tensor's bytes"),
+    ),
     rate('put over the socket', put('trellis put over the socket'), 'redis SET', put('redis SET'), g.oneAtATimeVsRedis),
     rate('get (read index, zero-copy view)', get('trellis get'), 'redis GET', get('redis GET'), g.oneAtATimeVsRedis),
     rate(
@@ -230,6 +251,13 @@ function comparisons(m: Measurements): Comparison[] {
       get('trellis get, copy: true'),
       'redis GET',
       get('redis GET'),
+      g.oneAtATimeVsRedis,
+    ),
+    rate(
+      'Float64Array get (read index, zero-copy view)',
+      get('trellis tensor get'),
+      'redis GET of the same bytes',
+      get("redis GET of a tensor's bytes"),
       g.oneAtATimeVsRedis,
     ),
     rate('get over the socket', get('trellis get over the socket'), 'redis GET', get('redis GET'), g.oneAtATimeVsRedis),
@@ -335,7 +363,8 @@ function report(m: Measurements): SuiteReport {
 
 export const suite: Suite = {
   name: 'objects-small',
-  title: 'small Buffers: put/get one at a time, in flight and batched, against Redis over a UNIX socket and a raw echo',
+  title:
+    'small Buffers and Float64Arrays: put/get one at a time, in flight and batched, against Redis over a UNIX socket and a raw echo',
   async run(context) {
     return report(await measure(context));
   },
