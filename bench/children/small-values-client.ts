@@ -93,6 +93,19 @@ export interface GetRateResult {
   notShared?: number;
 }
 
+/** Heap bytes per object this client keeps (retained), by stage; see `retained`. */
+export interface RetainedBytes {
+  objects: number;
+  /** After putting them (ring puts), the ids kept: what the client keeps per object it put. */
+  put: number;
+  /** After getting each once over the socket (no read index) and dropping the values: what it keeps per object held. */
+  heldOverSocket: number;
+  /** The same got from the read index (a view pinned by a hold counter). */
+  heldFromIndex: number;
+  /** After release() of every one: what is left per object. */
+  released: number;
+}
+
 /** Written by reads so that no read can be optimized away. */
 let sink = 0;
 
@@ -254,6 +267,43 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
         await kv.set(`t:${i}`, bytesOf(pickTensor(i)));
       }
       return { drivers: results, cold, putFrameBytes, ids, keys, tensorIds, tensorKeys, tensorBytes };
+    },
+
+    /**
+     * What this client keeps in its heap per object (heapUsed after two collections, per object;
+     * the ids it was handed included, as a user keeps them): after `objects` ring puts of
+     * `kind`, after a get of each over the socket and from the read index (values dropped, the
+     * objects still held), and after release(). Untimed; run in a fresh process of its own.
+     */
+    async retained(args: { kind: 'buffer' | 'float64'; valueBytes: number; objects: number }): Promise<RetainedBytes> {
+      const make = (i: number) =>
+        args.kind === 'buffer' ? payload(i, args.valueBytes) : tensorPayload(i, args.valueBytes);
+      const collect = () => {
+        global.gc!();
+        global.gc!();
+        return process.memoryUsage().heapUsed;
+      };
+      const perObject = (from: number, to: number) => Math.round((to - from) / args.objects);
+      const ids: string[] = new Array<string>(args.objects);
+      await client.delete(await client.put(make(0)));
+      // Connected before the first count: a connection's own memory is no object's.
+      socketClient ??= await connectWithoutIndex();
+      const over = socketClient;
+      const start = collect();
+      for (let i = 0; i < args.objects; i++) ids[i] = await client.put(make(i));
+      await client.exists(ids[ids.length - 1]);
+      const afterPut = collect();
+      const overStart = collect();
+      for (const id of ids) sink += (await over.get(id)) ? 1 : 0;
+      const heldOverSocket = perObject(overStart, collect());
+      for (let i = 0; i < ids.length; i += 1000) await over.release(ids.slice(i, i + 1000));
+      const indexStart = collect();
+      for (const id of ids) sink += (await client.get(id)) ? 1 : 0;
+      const heldFromIndex = perObject(indexStart, collect());
+      for (let i = 0; i < ids.length; i += 1000) await client.release(ids.slice(i, i + 1000));
+      const released = perObject(start, collect());
+      for (let i = 0; i < ids.length; i += 1000) await client.delete(ids.slice(i, i + 1000));
+      return { objects: args.objects, put: perObject(start, afterPut), heldOverSocket, heldFromIndex, released };
     },
 
     /**
