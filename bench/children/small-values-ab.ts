@@ -4,7 +4,8 @@
  * `node small-values-ab.ts --socket PATH`, started with TRELLIS_BENCH_BUILD naming the build it
  * loads (lib/dist.ts). A writer sample times its first put, then warm puts; a reader sample its
  * first get, then warm gets of what the setup stored; each then does the same one at a time over
- * the socket, from a second connection with no put ring and no read index. Results in
+ * the socket, from a second connection with no put ring and no read index. Beside the Buffers, a
+ * small Float64Array (a Tensor) of about the same bytes, put and got one at a time. Results in
  * milliseconds by metric.
  */
 import { sample, sampleOnce, type SampleOptions } from '../lib/sampler';
@@ -43,6 +44,13 @@ function payload(i: number, bytes: number): Buffer {
 async function steady(op: (i: number) => unknown, options: SampleOptions): Promise<{ samplesNs: number[] }> {
   await sample(op, { ...options, iterations: options.warmup ?? 0, warmup: 0 });
   return sample(op, { ...options, warmup: 0 });
+}
+
+/** A Float64Array of at least `bytes` bytes (whole elements), its first element `i`. */
+export function tensorPayload(i: number, bytes: number): Float64Array {
+  const tensor = new Float64Array(Math.ceil(bytes / Float64Array.BYTES_PER_ELEMENT)).fill(i & 0xff);
+  tensor[0] = i;
+  return tensor;
 }
 
 /** The median time of one operation, in milliseconds (a sample's time is per operation already). */
@@ -85,6 +93,13 @@ function abCommands(client: TrellisClient, socket: string) {
       return ids;
     },
 
+    /** The setup's Float64Arrays a reader gets (`valueBytes` rounded up to whole elements). */
+    async storeTensors({ valueBytes, count }: { valueBytes: number; count: number }): Promise<string[]> {
+      const ids: string[] = [];
+      for (let i = 0; i < count; i++) ids.push(await client.put(tensorPayload(i, valueBytes)));
+      return ids;
+    },
+
     /** This process's first put, then warm puts one at a time, 100 in flight and putMany of 100. */
     async writer(args: AbRateArgs): Promise<Record<string, number>> {
       const pool = Array.from({ length: 1000 }, (_, i) => payload(i, args.valueBytes));
@@ -112,13 +127,14 @@ function abCommands(client: TrellisClient, socket: string) {
         'put over the socket, warm': await overSocket((over) =>
           medianMs(steady(async (i) => void made.push(await over.put(pick(i))), socket)),
         ),
+        ...(await tensorPuts(args, made, dropMade)),
       };
       await dropMade();
       return result;
     },
 
     /** This process's first get of what the setup stored, then warm gets one at a time, in flight and getMany. */
-    async reader(args: AbRateArgs & { ids: string[] }): Promise<Record<string, number>> {
+    async reader(args: AbRateArgs & { ids: string[]; tensorIds?: string[] }): Promise<Record<string, number>> {
       const { ids } = args;
       const at = (i: number) => i % ids.length;
       const read = (value: unknown) => void (sink += Buffer.isBuffer(value) ? value[0] : 0);
@@ -139,9 +155,52 @@ function abCommands(client: TrellisClient, socket: string) {
         'get over the socket, warm': await overSocket((over) =>
           medianMs(steady(async (i) => read(await over.get(ids[at(i)])), args.socket)),
         ),
+        ...(args.tensorIds ? await tensorGets(args, args.tensorIds) : {}),
       };
     },
   };
+
+  /**
+   * Warm puts one at a time of a Buffer and of a Float64Array of about the same bytes, each also
+   * "registered": 100 ring puts and then one request, which the daemon answers only after it has
+   * registered them, so the daemon's share is timed too (a tensor is two objects there).
+   */
+  async function tensorPuts(args: AbRateArgs, made: string[], dropMade: () => Promise<void>) {
+    const tensors = Array.from({ length: 1000 }, (_, i) => tensorPayload(i, args.valueBytes));
+    const buffers = Array.from({ length: 1000 }, (_, i) => payload(i, args.valueBytes));
+    const size = args.batch.batchSize;
+    const registered = (pool: ArrayBufferView[]) =>
+      medianMs(
+        steady(
+          async (i) => {
+            for (let j = 0; j < size; j++) made.push(await client.put(pool[(i * size + j) % pool.length]));
+            await client.exists(made[made.length - 1]);
+          },
+          { ...args.batch, after: dropMade },
+        ),
+        size,
+      );
+    return {
+      'tensor put, warm': await medianMs(
+        steady(async (i) => void made.push(await client.put(tensors[i % tensors.length])), {
+          ...args.single,
+          after: dropMade,
+        }),
+      ),
+      'put, registered (per value)': await registered(buffers),
+      'tensor put, registered (per value)': await registered(tensors),
+    };
+  }
+
+  /** Warm gets one at a time of the setup's Float64Arrays (through the read index where the build has it). */
+  async function tensorGets(args: AbRateArgs, tensorIds: string[]) {
+    const readTensor = (value: unknown) => void (sink += value instanceof Float64Array ? value[0] : 0);
+    return {
+      'tensor get, warm': await medianMs(
+        steady(async (i) => readTensor(await client.get(tensorIds[i % tensorIds.length])), args.single),
+      ),
+    };
+  }
 }
 
 export type SmallValuesAbCommands = ReturnType<typeof abCommands>;

@@ -21,6 +21,9 @@ export const PUT_DRIVERS = [
   'trellis put over the socket',
   'trellis put, registered',
   'redis SET',
+  'trellis tensor put',
+  'trellis tensor put, registered',
+  "redis SET of a tensor's bytes",
   'trellis put, 100 in flight',
   'redis pipeline of 100 SETs',
   'trellis putMany of 100',
@@ -32,6 +35,8 @@ export const GET_DRIVERS = [
   'trellis get, copy: true',
   'trellis get over the socket',
   'redis GET',
+  'trellis tensor get',
+  "redis GET of a tensor's bytes",
   'trellis get, 100 in flight',
   'redis pipeline of 100 GETs',
   'trellis getMany of 100',
@@ -59,6 +64,11 @@ export interface PutRateResult {
   /** Ids and keys left for a reader to get. */
   ids: string[];
   keys: string[];
+  /** Float64Arrays left for the reader: trellis ids, and Redis keys of the same bytes. */
+  tensorIds: string[];
+  tensorKeys: string[];
+  /** Bytes of each Float64Array put (`valueBytes` rounded up to whole elements). */
+  tensorBytes: number;
 }
 
 /** One fresh process's first put or first get, each driver's; `trellisFirst` says which went first. */
@@ -83,6 +93,19 @@ export interface GetRateResult {
   notShared?: number;
 }
 
+/** Heap bytes per object this client keeps (retained), by stage; see `retained`. */
+export interface RetainedBytes {
+  objects: number;
+  /** After putting them (ring puts), the ids kept: what the client keeps per object it put. */
+  put: number;
+  /** After getting each once over the socket (no read index) and dropping the values: what it keeps per object held. */
+  heldOverSocket: number;
+  /** The same got from the read index (a view pinned by a hold counter). */
+  heldFromIndex: number;
+  /** After release() of every one: what is left per object. */
+  released: number;
+}
+
 /** Written by reads so that no read can be optimized away. */
 let sink = 0;
 
@@ -97,6 +120,22 @@ function payload(i: number, bytes: number): Buffer {
   return buffer;
 }
 
+/** A Float64Array of at least `bytes` bytes (whole elements), its first element `i`. */
+function tensorPayload(i: number, bytes: number): Float64Array {
+  const tensor = new Float64Array(Math.ceil(bytes / Float64Array.BYTES_PER_ELEMENT)).fill(i & 0xff);
+  tensor[0] = i;
+  return tensor;
+}
+
+/** The bytes of a TypedArray, as Redis is given them. */
+const bytesOf = (view: ArrayBufferView) => Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+
+/** A Redis reply's bytes as a Float64Array: in place where aligned, else copied (as a user must). */
+function float64sOf(buffer: Buffer): Float64Array {
+  const bytes = buffer.byteOffset % 8 === 0 ? buffer : Buffer.from(buffer);
+  return new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
+}
+
 function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
   let socketClient: TrellisClient | undefined;
   let socketPutter: TrellisClient | undefined;
@@ -105,6 +144,9 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
       const { valueBytes, batch } = args;
       const pool = Array.from({ length: 1000 }, (_, i) => payload(i, valueBytes));
       const pick = (i: number) => pool[i % pool.length];
+      const tensors = Array.from({ length: 1000 }, (_, i) => tensorPayload(i, valueBytes));
+      const tensorBytes = tensors[0].byteLength;
+      const pickTensor = (i: number) => tensors[i % tensors.length];
       const cold = {
         trellis: await sampleOnce(() => client.put(pick(0))),
         redis: await sampleOnce(() => kv.set('cold', pick(0))),
@@ -145,6 +187,23 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
             batch.batchSize,
           ),
         'redis SET': () => sample((i) => kv.set(key(), pick(i)), { ...args.single, after: flush }),
+        // A small Float64Array: a Tensor through the ring (two objects in the daemon, a blob and its metadata).
+        'trellis tensor put': () =>
+          sample(async (i) => void made.push(await client.put(pickTensor(i))), { ...args.single, after: dropMade }),
+        'trellis tensor put, registered': () =>
+          perValue(
+            sample(
+              async (i) => {
+                for (let j = 0; j < batch.batchSize; j++)
+                  made.push(await client.put(pickTensor(i * batch.batchSize + j)));
+                await client.exists(made[made.length - 1]);
+              },
+              { ...batch, after: dropMade },
+            ),
+            batch.batchSize,
+          ),
+        "redis SET of a tensor's bytes": () =>
+          sample((i) => kv.set(key(), bytesOf(pickTensor(i))), { ...args.single, after: flush }),
         'trellis put, 100 in flight': () =>
           perValue(
             sample(async (i) => void made.push(...(await Promise.all(batchOf(i).map((b) => client.put(b))))), {
@@ -200,7 +259,51 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
         keys.push(`k:${i}`);
         await kv.set(`k:${i}`, pick(i));
       }
-      return { drivers: results, cold, putFrameBytes, ids, keys };
+      const tensorIds: string[] = [];
+      const tensorKeys: string[] = [];
+      for (let i = 0; i < args.keep; i++) {
+        tensorIds.push(await client.put(pickTensor(i)));
+        tensorKeys.push(`t:${i}`);
+        await kv.set(`t:${i}`, bytesOf(pickTensor(i)));
+      }
+      return { drivers: results, cold, putFrameBytes, ids, keys, tensorIds, tensorKeys, tensorBytes };
+    },
+
+    /**
+     * What this client keeps in its heap per object (heapUsed after two collections, per object;
+     * the ids it was handed included, as a user keeps them): after `objects` ring puts of
+     * `kind`, after a get of each over the socket and from the read index (values dropped, the
+     * objects still held), and after release(). Untimed; run in a fresh process of its own.
+     */
+    async retained(args: { kind: 'buffer' | 'float64'; valueBytes: number; objects: number }): Promise<RetainedBytes> {
+      const make = (i: number) =>
+        args.kind === 'buffer' ? payload(i, args.valueBytes) : tensorPayload(i, args.valueBytes);
+      const collect = () => {
+        global.gc!();
+        global.gc!();
+        return process.memoryUsage().heapUsed;
+      };
+      const perObject = (from: number, to: number) => Math.round((to - from) / args.objects);
+      const ids: string[] = new Array<string>(args.objects);
+      await client.delete(await client.put(make(0)));
+      // Connected before the first count: a connection's own memory is no object's.
+      socketClient ??= await connectWithoutIndex();
+      const over = socketClient;
+      const start = collect();
+      for (let i = 0; i < args.objects; i++) ids[i] = await client.put(make(i));
+      await client.exists(ids[ids.length - 1]);
+      const afterPut = collect();
+      const overStart = collect();
+      for (const id of ids) sink += (await over.get(id)) ? 1 : 0;
+      const heldOverSocket = perObject(overStart, collect());
+      for (let i = 0; i < ids.length; i += 1000) await over.release(ids.slice(i, i + 1000));
+      const indexStart = collect();
+      for (const id of ids) sink += (await client.get(id)) ? 1 : 0;
+      const heldFromIndex = perObject(indexStart, collect());
+      for (let i = 0; i < ids.length; i += 1000) await client.release(ids.slice(i, i + 1000));
+      const released = perObject(start, collect());
+      for (let i = 0; i < ids.length; i += 1000) await client.delete(ids.slice(i, i + 1000));
+      return { objects: args.objects, put: perObject(start, afterPut), heldOverSocket, heldFromIndex, released };
     },
 
     /**
@@ -224,8 +327,10 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
       return { trellis: await sampleOnce(trellisOp), redis };
     },
 
-    async getRate(args: RateArgs & { ids: string[]; keys: string[] }): Promise<GetRateResult> {
-      const { ids, keys, batch } = args;
+    async getRate(
+      args: RateArgs & { ids: string[]; keys: string[]; tensorIds: string[]; tensorKeys: string[] },
+    ): Promise<GetRateResult> {
+      const { ids, keys, batch, tensorIds, tensorKeys } = args;
       const expected = (i: number) => (i % 1000) & 0xff;
       let checked = true;
       const check = (buffer: Buffer | null | undefined, i: number) => {
@@ -238,6 +343,10 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
       };
       const at = (i: number) => i % ids.length;
       const range = (i: number) => Array.from({ length: batch.batchSize }, (_, j) => at(i * batch.batchSize + j));
+      const checkTensor = (tensor: Float64Array | null | undefined, i: number) => {
+        if (!(tensor instanceof Float64Array) || tensor[0] !== i % 1000) checked = false;
+        else sink += tensor[0];
+      };
       // A get without copy must hand out a view of shared memory, from the index as from the daemon.
       let notShared = 0;
       const checkView = (buffer: Buffer, i: number) => {
@@ -260,6 +369,14 @@ function commands(client: TrellisClient, kv: Redis, echoSocket: string) {
           return sample(async (i) => check(await over.get(ids[at(i)]), at(i)), args.single);
         },
         'redis GET': () => sample(async (i) => check(await kv.getBuffer(keys[at(i)]), at(i)), args.single),
+        // The Float64Array the writer put at i has i as its first element (and i & 0xff in the rest).
+        'trellis tensor get': () =>
+          sample(async (i) => checkTensor(await client.get(tensorIds[at(i)]), at(i)), args.single),
+        "redis GET of a tensor's bytes": () =>
+          sample(async (i) => {
+            const buffer = await kv.getBuffer(tensorKeys[at(i)]);
+            checkTensor(buffer && float64sOf(buffer), at(i));
+          }, args.single),
         'trellis get, 100 in flight': () =>
           perValue(
             sample(async (i) => {

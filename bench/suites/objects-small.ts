@@ -1,6 +1,7 @@
 /**
  * objects-small: small Buffers (100 B) put and got one at a time, 100 in flight and in batches of
- * 100, against Redis over its UNIX socket doing the same (SET/GET, a pipeline, MSET/MGET) from
+ * 100, and a small Float64Array (104 B, a Tensor) one at a time,
+ * against Redis over its UNIX socket doing the same (SET/GET, a pipeline, MSET/MGET) from
  * the same process, interleaved; and each one-at-a-time trellis request against a raw Node
  * UNIX-socket echo of the same number of bytes (a socket-echo.ts server), also interleaved.
  * `npm run bench -- objects` runs it after the objects suite; `-- objects-small` alone.
@@ -15,6 +16,7 @@ import type {
   GetDriver,
   GetRateResult,
   PutDriver,
+  RetainedBytes,
   PutRateResult,
   RateArgs,
   SmallValuesClientCommands,
@@ -49,6 +51,8 @@ const PLAN = {
    * process, so a run needs several for its median to mean something.
    */
   freshProcesses: 6,
+  /** Objects a fresh client puts, gets (over the socket, from the index) and releases: its heap per object. */
+  retainedObjects: 10_000,
 };
 
 /** The issue's goals (rate ratios: trellis ops/s over the baseline's). */
@@ -59,6 +63,7 @@ type FirstOperation = PutRateResult['cold'];
 interface Measurements {
   puts: PutRateResult;
   gets: GetRateResult;
+  retained: Record<'buffer' | 'float64', RetainedBytes>;
   notes: string[];
 }
 
@@ -86,7 +91,14 @@ async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
     'small-values-client.ts',
     args,
     { cpu },
-    (reader) => reader.call('getRate', { ...PLAN.rate, ids: puts.ids, keys: puts.keys }),
+    (reader) =>
+      reader.call('getRate', {
+        ...PLAN.rate,
+        ids: puts.ids,
+        keys: puts.keys,
+        tensorIds: puts.tensorIds,
+        tensorKeys: puts.tensorKeys,
+      }),
   );
   log(`${PLAN.freshProcesses} fresh processes for each first put and first get, the order alternating`);
   const firsts = { put: [puts.cold], get: [gets.cold] };
@@ -109,6 +121,17 @@ async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
       firsts[what].push(first);
     }
   }
+  log(`client heap per object: ${PLAN.retainedObjects} puts, gets and releases in a fresh process for each kind`);
+  const retained = {} as Measurements['retained'];
+  for (const kind of ['buffer', 'float64'] as const) {
+    retained[kind] = await withChild<SmallValuesClientCommands, RetainedBytes>(
+      scope,
+      'small-values-client.ts',
+      args,
+      { cpu },
+      (fresh) => fresh.call('retained', { kind, valueBytes: PLAN.valueBytes, objects: PLAN.retainedObjects }),
+    );
+  }
   const pool = (sets: FirstOperation[]) => ({
     trellis: pooled(sets.map((set) => set.trellis)),
     redis: pooled(sets.map((set) => set.redis)),
@@ -119,6 +142,7 @@ async function measure({ scope, log }: SuiteContext): Promise<Measurements> {
   return {
     puts: { ...puts, cold: pool(firsts.put) },
     gets: { ...gets, cold: pool(firsts.get) },
+    retained,
     notes: [`${redis.description}; ioredis over the UNIX socket`, describePlacement(placement)],
   };
 }
@@ -223,6 +247,19 @@ function comparisons(m: Measurements): Comparison[] {
       'redis SET',
       put('redis SET'),
     ),
+    rate(
+      `Float64Array put (put ring), ${m.puts.tensorBytes} B`,
+      put('trellis tensor put'),
+      'redis SET of the same bytes',
+      put("redis SET of a tensor's bytes"),
+      g.oneAtATimeVsRedis,
+    ),
+    rate(
+      'Float64Array put, registered',
+      put('trellis tensor put, registered'),
+      'redis SET of the same bytes',
+      put("redis SET of a tensor's bytes"),
+    ),
     rate('put over the socket', put('trellis put over the socket'), 'redis SET', put('redis SET'), g.oneAtATimeVsRedis),
     rate('get (read index, zero-copy view)', get('trellis get'), 'redis GET', get('redis GET'), g.oneAtATimeVsRedis),
     rate(
@@ -230,6 +267,13 @@ function comparisons(m: Measurements): Comparison[] {
       get('trellis get, copy: true'),
       'redis GET',
       get('redis GET'),
+      g.oneAtATimeVsRedis,
+    ),
+    rate(
+      'Float64Array get (read index, zero-copy view)',
+      get('trellis tensor get'),
+      'redis GET of the same bytes',
+      get("redis GET of a tensor's bytes"),
       g.oneAtATimeVsRedis,
     ),
     rate('get over the socket', get('trellis get over the socket'), 'redis GET', get('redis GET'), g.oneAtATimeVsRedis),
@@ -278,6 +322,20 @@ function comparisons(m: Measurements): Comparison[] {
   ];
 }
 
+const RETAINED_COLUMNS: Column[] = [
+  { header: 'value' },
+  { header: 'put (ring), kept', align: 'right' },
+  { header: 'got over the socket, held', align: 'right' },
+  { header: 'got from the read index, held', align: 'right' },
+  { header: 'after release', align: 'right' },
+];
+
+function retainedRow(kind: 'buffer' | 'float64', r: RetainedBytes): string[] {
+  const bytes = (n: number) => `${n} B`;
+  const what = kind === 'buffer' ? `${PLAN.valueBytes} B Buffer` : 'Float64Array (104 B)';
+  return [what, bytes(r.put), bytes(r.heldOverSocket), bytes(r.heldFromIndex), bytes(r.released)];
+}
+
 function report(m: Measurements): SuiteReport {
   const bytes = PLAN.valueBytes;
   // Each measurement once, with what explains it (n, p99, faults, GC); the comparisons table says what it means.
@@ -312,6 +370,14 @@ function report(m: Measurements): SuiteReport {
         columns: COMPARISON_COLUMNS,
         rows: compared.map(comparisonRow),
       },
+      {
+        title:
+          `client heap per object (heapUsed after GC, over ${PLAN.retainedObjects.toLocaleString('en-US')} objects ` +
+          'of a fresh process; the ids it was handed included, ~40 B each; "after release" also holds the code ' +
+          "V8 compiled meanwhile, ~0.3 MB in all, no object's: a heap snapshot diff shows nothing else)",
+        columns: RETAINED_COLUMNS,
+        rows: (['buffer', 'float64'] as const).map((kind) => retainedRow(kind, m.retained[kind])),
+      },
     ],
     targets,
     targetsShownInTables: true,
@@ -329,13 +395,14 @@ function report(m: Measurements): SuiteReport {
         '"trellis get", "100 in flight" and "getMany" use it (a view pinned by a hold counter, no request), ' +
         '"copy: true" copies the bytes out, "over the socket" is a connection without the index',
     ],
-    data: { puts: { drivers: m.puts.drivers, cold: m.puts.cold }, gets: m.gets },
+    data: { puts: { drivers: m.puts.drivers, cold: m.puts.cold }, gets: m.gets, retained: m.retained },
   };
 }
 
 export const suite: Suite = {
   name: 'objects-small',
-  title: 'small Buffers: put/get one at a time, in flight and batched, against Redis over a UNIX socket and a raw echo',
+  title:
+    'small Buffers and Float64Arrays: put/get one at a time, in flight and batched, against Redis over a UNIX socket and a raw echo',
   async run(context) {
     return report(await measure(context));
   },

@@ -10,6 +10,7 @@
 import { TrellisError } from '../errors';
 import { native } from '../native';
 import type { BlobLocation, SealRequest } from '../protocol/messages';
+import { detachedId } from '../protocol/ids';
 import { PUT_RING_MAX_BYTES } from '../protocol/put-ring-layout';
 import { isUnknownKind } from '../protocol/unknown-kind';
 import type { Channel } from './channel';
@@ -251,8 +252,17 @@ export class BlobCache {
 
   constructor(readonly channel: Channel) {}
 
-  remember(location: BlobLocation): void {
-    this.held.set(location.id, location);
+  /** Kept until release: `location`, decoded from a reply, is made to keep nothing else alive (detachedId). */
+  remember(location: BlobLocation): BlobLocation {
+    const id = detachedId(location.id);
+    const kept = {
+      id,
+      segment: location.segment,
+      offset: location.offset,
+      size: location.size,
+    };
+    this.held.set(id, kept);
+    return kept;
   }
 
   forget(ids: string[]): void {
@@ -319,7 +329,9 @@ export class BlobCache {
     if (open.length === 0) return;
     if (open.length > 1 && this.abortBlobsKnown !== false) {
       try {
-        await this.channel.request('abortBlobs', { ids: open.map((writer) => writer.id) });
+        await this.channel.request('abortBlobs', {
+          ids: open.map((writer) => writer.id),
+        });
         this.abortBlobsKnown = true;
         return;
       } catch (error) {
@@ -348,8 +360,10 @@ export class BlobCache {
     if (found === undefined) {
       const missing = ids.filter((id) => !this.held.has(id) && !this.indexed.has(id));
       if (missing.length > 0) {
-        const { blobs } = await this.channel.request('getBlobs', { ids: [...new Set(missing)] });
-        for (const blob of blobs) this.held.set(blob.id, blob);
+        const { blobs } = await this.channel.request('getBlobs', {
+          ids: [...new Set(missing)],
+        });
+        for (const blob of blobs) this.remember(blob);
       }
     }
     return ids.map((id) => {
@@ -377,6 +391,10 @@ export class BlobCache {
   }
 
   view(location: BlobLocation): Blob {
-    return { id: location.id, size: location.size, buffer: this.channel.view(location) };
+    return {
+      id: location.id,
+      size: location.size,
+      buffer: this.channel.view(location),
+    };
   }
 }

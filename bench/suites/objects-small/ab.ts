@@ -43,32 +43,40 @@ export async function runObjectsSmallAb(context: AbContext): Promise<SuiteReport
     });
     log(`${build.label}: trellisd pid ${daemon.pid} (${build.root}/bin/trellisd) on ${daemon.socket}`);
     const args = ['--socket', daemon.socket];
-    const ids = await withChild<SmallValuesAbCommands, string[]>(
+    const ids = await withChild<SmallValuesAbCommands, { ids: string[]; tensorIds: string[] }>(
       scope,
       'small-values-ab.ts',
       args,
       { cpu: placement?.clientCpu, env, buildRoot: build.root },
-      (child) => child.call('store', { valueBytes: AB_PLAN.rate.valueBytes, count: AB_PLAN.keep }),
+      async (child) => ({
+        ids: await child.call('store', { valueBytes: AB_PLAN.rate.valueBytes, count: AB_PLAN.keep }),
+        tensorIds: await child.call('storeTensors', { valueBytes: AB_PLAN.rate.valueBytes, count: AB_PLAN.keep }),
+      }),
     );
-    return { args, env, ids };
+    return { args, env, ...ids };
   };
   const prepared = { A: await prepare(context.builds.A), B: await prepare(context.builds.B) };
   const samples = await runPairs(context, context.pairs ?? AB_PLAN.pairs, async (build) => {
-    const { args, env, ids } = prepared[build.label];
+    const { args, env, ids, tensorIds } = prepared[build.label];
     const fresh = (use: Parameters<typeof withChild<SmallValuesAbCommands, Record<string, number>>>[4]) =>
       withChild(scope, 'small-values-ab.ts', args, { cpu: placement?.clientCpu, env, buildRoot: build.root }, use);
     const writer = await fresh((child) => child.call('writer', AB_PLAN.rate));
-    const reader = await fresh((child) => child.call('reader', { ...AB_PLAN.rate, ids }));
+    const reader = await fresh((child) => child.call('reader', { ...AB_PLAN.rate, ids, tensorIds }));
     return { ...writer, ...reader };
   });
-  return abReport(context, samples, `objects-small: ${AB_PLAN.rate.valueBytes} B Buffers`, [
-    'each sample of a build: a new writer process (first put, then warm puts) and a new reader process (first get',
-    `of what the setup stored, then warm gets); warm: medians of ${AB_PLAN.rate.single.iterations} samples of ` +
-      `${AB_PLAN.rate.single.opsPerSample} operations or ${AB_PLAN.rate.batch.iterations} batches of ` +
-      `${AB_PLAN.rate.batch.batchSize} in that process, per value, after ` +
-      `${AB_PLAN.rate.single.warmup * AB_PLAN.rate.single.opsPerSample} operations or ` +
-      `${AB_PLAN.rate.batch.warmup} batches through the same timed loop (over the socket: ` +
-      `${AB_PLAN.rate.socket.iterations} samples after ${AB_PLAN.rate.socket.warmup * AB_PLAN.rate.socket.opsPerSample}).`,
-    `load average ${os.loadavg()[0].toFixed(1)} at the end.`,
-  ]);
+  return abReport(
+    context,
+    samples,
+    `objects-small: ${AB_PLAN.rate.valueBytes} B Buffers and Float64Arrays of ${Math.ceil(AB_PLAN.rate.valueBytes / 8) * 8} B`,
+    [
+      'each sample of a build: a new writer process (first put, then warm puts) and a new reader process (first get',
+      `of what the setup stored, then warm gets); warm: medians of ${AB_PLAN.rate.single.iterations} samples of ` +
+        `${AB_PLAN.rate.single.opsPerSample} operations or ${AB_PLAN.rate.batch.iterations} batches of ` +
+        `${AB_PLAN.rate.batch.batchSize} in that process, per value, after ` +
+        `${AB_PLAN.rate.single.warmup * AB_PLAN.rate.single.opsPerSample} operations or ` +
+        `${AB_PLAN.rate.batch.warmup} batches through the same timed loop (over the socket: ` +
+        `${AB_PLAN.rate.socket.iterations} samples after ${AB_PLAN.rate.socket.warmup * AB_PLAN.rate.socket.opsPerSample}).`,
+      `load average ${os.loadavg()[0].toFixed(1)} at the end.`,
+    ],
+  );
 }
