@@ -78,8 +78,15 @@ export class Residency {
     return this.withRoom(() => this.table.createSealedBlobs(session, datas, extras), bytes);
   }
 
-  /** A block of the pool, spilling first when that makes room (a put ring's). Errors: OutOfMemory. */
+  /**
+   * A block of the pool, spilling first when that makes room (a put ring's). One that needs a new
+   * segment waits for it off the event loop, as createBlobs does, and so does one that comes while
+   * the first segment is being reserved (a client's grant at connect, as the daemon starts): on
+   * the spot, it would reserve a second segment, on the event loop. Errors: OutOfMemory.
+   */
   allocate(size: number, what: string): Placement | Promise<Placement> {
+    const reserving = this.pool.reserveAhead([size]);
+    if (reserving) return reserving.then(() => this.withRoom(() => this.pool.allocate(size, what), size));
     return this.withRoom(() => this.pool.allocate(size, what), size);
   }
 
