@@ -26,9 +26,10 @@
  * a writer does not compile its get path (`npm run bench -- cold`, run 1: a first DataFrame get
  * 1.59 ms before, ~0.4 ms now, as later runs). That costs the first process's exit ~9 ms more
  * (~24 -> ~33 ms with apache-arrow loaded, ~200 modules), once, and a process loading the cache
- * ~0.5 ms more (2.3 -> 2.7 ms against a writer's cache of what it ran). Such a file is never
- * looked at again. Other modules (and all where eagerCachedData makes nothing) hold what the
- * process ran, and the first REFINEMENTS processes that exit after loading such a module from
+ * ~0.3-0.5 ms more (2.2 -> 2.5 ms against a cache readers refined, 2.3 -> 2.7 ms against a
+ * writer's), which its connect() gets back (reader CPU 4.17 -> 3.70 ms, cold --ab). Such a file
+ * is never looked at again. Other modules (and all where eagerCachedData makes nothing) hold what
+ * the process ran, and the first REFINEMENTS processes that exit after loading such a module from
  * the cache write it again when they hold more of it; then it stays, and later processes pay
  * nothing at exit (making cached data costs ~0.3 ms a module). A process killed by a signal
  * writes none; the next one that exits does.
