@@ -19,12 +19,20 @@
  * its own bytes, and a file that does not match (another build of the same length, a torn or
  * corrupt write) is ignored and replaced; so is one V8 refuses.
  *
- * Writing: at exit, each module that had no usable cache gets one, holding what this process
- * compiled (written to a temporary name, then renamed over, so readers never see half a file).
- * Processes compile different functions (a writer's put path, a reader's get path), so the first
- * REFINEMENTS processes that exit after loading a module from the cache write it again when they
- * hold more of it; then it stays, and later processes pay nothing at exit (making cached data
- * costs ~0.3 ms a module). A process killed by a signal writes none; the next one that exits does.
+ * Writing: at exit, each module that had no usable cache gets one (written to a temporary name,
+ * then renamed over, so readers never see half a file). Processes run different functions (a
+ * writer's put path, a reader's get path): trellis's own modules and WHOLE_PACKAGES' are cached
+ * whole, every function compiled again eagerly (eagerCachedData), so that the first reader after
+ * a writer does not compile its get path (`npm run bench -- cold`, run 1: a first DataFrame get
+ * 1.59 ms before, ~0.4 ms now, as later runs). That costs the first process's exit ~9 ms more
+ * (~24 -> ~33 ms with apache-arrow loaded, ~200 modules), once, and a process loading the cache
+ * ~0.3-0.5 ms more (2.2 -> 2.5 ms against a cache readers refined, 2.3 -> 2.7 ms against a
+ * writer's), which its connect() gets back (reader CPU 4.17 -> 3.70 ms, cold --ab). Such a file
+ * is never looked at again. Other modules (and all where eagerCachedData makes nothing) hold what
+ * the process ran, and the first REFINEMENTS processes that exit after loading such a module from
+ * the cache write it again when they hold more of it; then it stays, and later processes pay
+ * nothing at exit (making cached data costs ~0.3 ms a module). A process killed by a signal
+ * writes none; the next one that exits does.
  * A process that writes a new file also removes the folders of this install's other trellis
  * versions (removeStaleCaches), if its version is still the one installed.
  */
@@ -32,6 +40,7 @@ import * as fs from 'node:fs';
 import Module from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { crc32 } from 'node:zlib';
 
@@ -40,6 +49,8 @@ const MAGIC = 0x31435254; // 'TRC1', little-endian
 const HEADER_BYTES = 16;
 /** How many processes after the first may write a module's cache again (see above). */
 const REFINEMENTS = 3;
+/** The generation of a file holding every function of its module: no process writes it again. */
+const WHOLE = REFINEMENTS + 1;
 
 export const CODE_CACHE_ENV = 'TRELLIS_CODE_CACHE';
 export const CODE_CACHE_DIR_ENV = 'TRELLIS_CODE_CACHE_DIR';
@@ -204,6 +215,14 @@ interface ModuleInternals {
 export const CACHED_PACKAGES: readonly string[] = ['msgpackr', 'apache-arrow', 'flatbuffers', 'tslib'];
 
 /**
+ * Those of CACHED_PACKAGES cached whole (eagerCachedData), as trellis's own modules are. Not
+ * apache-arrow: whole, its cache is 1.2 MB against 0.6 MB, which every process would load
+ * (~3 ms more per process for trellis and arrow loaded whole, on this project's loaded machine),
+ * and the parts a first get runs are those a writer ran to build its table.
+ */
+export const WHOLE_PACKAGES: readonly string[] = ['msgpackr'];
+
+/**
  * The cache file's name for `filename`, or undefined when it is not cached: a .js file under
  * `root`, or a .js/.cjs file of one of `packages` (in whichever node_modules it is installed).
  */
@@ -220,15 +239,47 @@ export function cacheFileName(root: string, filename: string, packages: readonly
   return undefined;
 }
 
+/** V8's --lazy or --no-lazy (or --no_lazy) in a command line; not its --lazy-* flags. */
+const LAZY_FLAG = /(^|\s)--(no[-_])?lazy(=\S*)?(\s|$)/;
+
+/**
+ * Cached data holding every function of each module, not only those this process ran, by
+ * source: each is compiled again with V8's --no-lazy, under another name so that V8's own
+ * compilation cache does not hand back the script that ran. The flag is back before the data is
+ * made (V8 refuses data made under other flags). Empty when this process was started with
+ * either flag: it is not ours to change.
+ */
+function eagerCachedData(modules: ReadonlyArray<{ source: string }>): Map<string, Buffer> {
+  const eager = new Map<string, Buffer>();
+  if (modules.length === 0 || startFlags().some((flag) => LAZY_FLAG.test(flag))) return eager;
+  const scripts: Array<[string, vm.Script]> = [];
+  v8.setFlagsFromString('--no-lazy');
+  try {
+    for (const { source } of modules)
+      scripts.push([source, new vm.Script(source, { filename: `eager:${scripts.length}` })]);
+  } catch {
+    // A module that compiled lazily but not eagerly (none known): its data holds what ran.
+  } finally {
+    v8.setFlagsFromString('--lazy');
+  }
+  for (const [source, script] of scripts) eager.set(source, script.createCachedData());
+  return eager;
+}
+
 /**
  * Compiles the .js files under `root` and the modules of `packages` (cacheFileName) with cached
  * data from `dir` and writes what is missing at exit. Other modules compile as before, through
  * whatever _compile was in place.
  */
-export function installCodeCache(root: string, dir: string, packages: readonly string[] = CACHED_PACKAGES): void {
+export function installCodeCache(
+  root: string,
+  dir: string,
+  packages: readonly string[] = CACHED_PACKAGES,
+  wholePackages: readonly string[] = WHOLE_PACKAGES,
+): void {
   const internals = Module as unknown as ModuleInternals;
   const previous = internals.prototype._compile;
-  const toWrite: Array<{ script: vm.Script; file: string; source: string; loaded?: CacheEntry }> = [];
+  const toWrite: Array<{ script: vm.Script; file: string; source: string; whole: boolean; loaded?: CacheEntry }> = [];
   internals.prototype._compile = function compileWithCache(this: CompilingModule, content, filename) {
     const name = cacheFileName(root, filename, packages);
     if (name === undefined) return previous.call(this, content, filename);
@@ -236,8 +287,9 @@ export function installCodeCache(root: string, dir: string, packages: readonly s
     const source = Module.wrap(content);
     const loaded = readCacheFile(file, source);
     const script = new vm.Script(source, { filename, cachedData: loaded?.data });
-    if (loaded === undefined || script.cachedDataRejected) toWrite.push({ script, file, source });
-    else if (loaded.generation <= REFINEMENTS) toWrite.push({ script, file, source, loaded });
+    const whole = !name.startsWith('node_modules!') || wholePackages.some((p) => name.startsWith(`node_modules!${p}!`));
+    if (loaded === undefined || script.cachedDataRejected) toWrite.push({ script, file, source, whole });
+    else if (loaded.generation <= REFINEMENTS) toWrite.push({ script, file, source, whole, loaded });
     // What Node's own loader hands a CommonJS module.
     const moduleRequire = Object.assign((id: string) => this.require(id), {
       resolve: (request: string, options?: unknown) => internals._resolveFilename(request, this, false, options),
@@ -250,13 +302,15 @@ export function installCodeCache(root: string, dir: string, packages: readonly s
   };
   process.once('exit', () => {
     let wroteNew = false;
+    const eager = eagerCachedData(toWrite.filter((entry) => entry.whole && !entry.loaded));
     for (const { script, file, source, loaded } of toWrite) {
-      const data = script.createCachedData();
+      const wholeData = eager.get(source);
+      const data = wholeData ?? script.createCachedData();
       // Loaded from the cache: written again only if this process compiled more of the module.
       // Only a file written counts: a process that wrote none (a full disk) leaves the older
       // versions' caches, having none to take their place.
       if (!loaded) {
-        if (writeCacheFile(file, source, data)) wroteNew = true;
+        if (writeCacheFile(file, source, data, wholeData ? WHOLE : 1)) wroteNew = true;
       } else if (data.length > loaded.data.length) writeCacheFile(file, source, data, loaded.generation + 1);
     }
     // A new cache (the first run of a version, typically): the older versions' folders go. Not

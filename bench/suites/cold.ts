@@ -101,6 +101,9 @@ async function measure({ scope, log }: SuiteContext, shmDir: string, label: stri
         ),
       );
     }
+    // Each run's own first gets: run 1's readers are the first to load the cache the writer made.
+    const firsts = (['table', 'smallBlob'] as const).map((r) => `${r} ${formatDuration(runs[r][run - 1].first * 1e6)}`);
+    log(`${label}: run ${run}: first get ${firsts.join(', ')}`);
   }
   await daemon.stop();
   return { shmDir, label, runs, stored };
