@@ -5,7 +5,7 @@
  * the metadata seam (getMeta), so it sees other instances' persisted objects in a cluster too.
  */
 import { isTrellisError, TrellisError } from '../errors';
-import { isObjectId } from '../protocol/ids';
+import { detachedId, isObjectId } from '../protocol/ids';
 import type { LineageEntry, ParentRef } from '../protocol/messages';
 import type { MetaService } from './metadata/meta-service';
 import type { NameTable } from './names';
@@ -32,7 +32,7 @@ export function resolveParents(
     const id = names.resolve(ref);
     if (!meta.exists(id)) throw new TrellisError('ObjectNotFound', `${kind}: parent ${ref} does not exist`);
     // Kept with the child for its life: strings of their own, not slices of the request's (own-bytes.ts).
-    if (!parents.has(id)) parents.set(id, { id: ownString(id), ...nameAndVersion(ref, names) });
+    if (!parents.has(id)) parents.set(id, { id: detachedId(id), ...nameAndVersion(ref, names) });
   }
   return [...parents.values()];
 }
