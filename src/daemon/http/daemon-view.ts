@@ -11,6 +11,7 @@
 import type { ClusterInfoReply, DaemonStatus, ListNamesReply, ObjectSummary } from '../../protocol/messages';
 import { handlers } from '../dispatch';
 import { afterNameReads } from '../name-reads';
+import type { ReadIndexCounts } from '../read-index';
 import type { DaemonState, RequestContext } from '../request-context';
 import type { SpareStates } from '../segment-pool';
 import { newSession } from '../session';
@@ -76,6 +77,11 @@ export class DaemonView {
   /** The spare segment (--spare-segment) by state, in bytes; all 0 without one. */
   spareSegment(): SpareStates {
     return this.state.pool.spareStates;
+  }
+
+  /** The read index's slots and entries (read-index.ts), or undefined when it is off. */
+  readIndex(): ReadIndexCounts | undefined {
+    return this.state.readIndex?.counts;
   }
 
   /** The cluster's instances as this daemon sees them (just itself without --etcd). */

@@ -55,6 +55,34 @@ export class DaemonMetrics {
         this.set({ state: 'in_use' }, spare.inUse);
       },
     });
+    new Gauge({
+      name: 'trellis_read_index_slots',
+      help:
+        'Slots of the read index clients get small objects from with no request (--read-index-slots), by state: ' +
+        'live (an object), waiting (a removed object some client still views), free. Absent when the index is off.',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const counts = view.readIndex();
+        if (counts === undefined) return;
+        this.set({ state: 'live' }, counts.live);
+        this.set({ state: 'waiting' }, counts.waiting);
+        this.set({ state: 'free' }, counts.slots - counts.live - counts.waiting);
+      },
+    });
+    new Counter({
+      name: 'trellis_read_index_refused_total',
+      help:
+        'Objects the read index had no room for since the daemon started: clients get them through the daemon, a ' +
+        'request each (a full index: see --read-index-slots).',
+      registers,
+      collect() {
+        const counts = view.readIndex();
+        if (counts === undefined) return;
+        this.reset();
+        this.inc(counts.refused);
+      },
+    });
     gauge('trellis_objects', 'Objects in this daemon, sealed or not.', () => current().objects);
     gauge('trellis_names', 'Names published on this daemon.', () => current().names);
     gauge('trellis_streams', 'Open streams.', () => current().streams);

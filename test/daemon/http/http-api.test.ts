@@ -236,6 +236,30 @@ describe('the daemon HTTP port (--http-port)', function () {
     assert.ok([0, 64 * MiB].includes(after.ready! + after.reserving!), JSON.stringify(after));
   });
 
+  it('shows the read index in /metrics: slots by state, and the objects a full index refused', async () => {
+    const daemon = await startTestDaemon(['--http-port', '0', '--read-index-slots', '64']);
+    const index = async () => {
+      const text = await (await get(daemon, '/metrics')).text();
+      const slot = (state: string) => sample(text, `trellis_read_index_slots{state="${state}"}`);
+      return {
+        live: slot('live'),
+        waiting: slot('waiting'),
+        free: slot('free'),
+        refused: sample(text, 'trellis_read_index_refused_total'),
+      };
+    };
+    assert.deepEqual(await index(), { live: 0, waiting: 0, free: 64, refused: 0 });
+    const client = await connect(daemon.socket);
+    onCleanup(() => client.close());
+    // More Buffers than the index has slots: the last ones find no room.
+    const ids = await client.putMany(Array.from({ length: 100 }, (_, i) => Buffer.alloc(16, i)));
+    await client.exists(ids[ids.length - 1]);
+    const full = await index();
+    assert.ok(full.live! > 0 && full.live! <= 64, JSON.stringify(full));
+    assert.equal(full.live! + full.waiting! + full.free!, 64, JSON.stringify(full));
+    assert.equal(full.refused, 100 - full.live!, JSON.stringify(full));
+  });
+
   it('in a cluster, pages objects and names of every instance (read from etcd)', async () => {
     const etcd = await startEtcd();
     onCleanup(() => etcd.stop());
