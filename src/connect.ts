@@ -25,7 +25,7 @@ import { buildTensor, dtypeOf, inlineTensorSpec } from './types/tensor';
 import type { ObjectHandle } from './client/object-handle';
 import { builderFor, isBuiltinBuilder, publishOptions, type Builder, type PutOptions } from './types/registry';
 import { buildEncodedValue, buildValue, inlineValueSpec, packValue } from './types/value';
-import { indexedObjectResolvable, NOT_RESOLVED, resolveIndexed } from './types/indexed';
+import { indexedObjectViews, NOT_RESOLVED, resolveIndexed } from './types/indexed';
 import { preloadArrowLayout } from './types/dataframe';
 
 registerBuiltins();
@@ -146,7 +146,7 @@ export class TrellisClient extends Client {
     const holds = (this.indexHolds = reader?.holds);
     if (reader === undefined || holds === undefined) return;
     // A DataFrame from the index only while the built-in arrow resolver is the one registered.
-    reader.objectResolvable = indexedObjectResolvable;
+    reader.objectViews = indexedObjectViews;
     // getBlob: a blob's view from the index, pinned by this client's hold (no request).
     this.blobs.indexAccess = {
       view: (id) => {
@@ -359,7 +359,7 @@ export class TrellisClient extends Client {
    */
   private resolveIndexedHit(id: string, hit: IndexedObject, remember = true): unknown {
     if (hit.kind !== 'object') return resolveIndexed(id, hit, this);
-    if (!indexedObjectResolvable(hit.object!.typename)) return NOT_RESOLVED;
+    if (indexedObjectViews(hit.object!.typename) === undefined) return NOT_RESOLVED;
     if (remember) this.rememberObjectBlobs(id, [...hit.views!.keys()]);
     return resolveIndexed(id, hit, this);
   }

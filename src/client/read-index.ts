@@ -45,6 +45,9 @@ import { IndexHolds } from './index-holds';
 import type { IpcChannel } from './ipc';
 import type { SegmentMappings } from './mappings';
 
+/** How an object's member blobs are viewed: plain Uint8Arrays or Buffers (ReadIndexReader.objectViews). */
+export type MemberViews = 'plain' | 'buffer';
+
 /**
  * What a hit gives: a blob's bytes (a private copy, or a pinned view of shared memory), or a
  * Value's msgpack bytes (a copy).
@@ -54,11 +57,12 @@ export interface IndexedObject {
   kind: 'blob' | 'value' | 'object' | 'list';
   bytes: Buffer;
   /**
-   * kind 'object' (a DataFrame): its record, with a pinned view of each member blob by id (a
-   * plain Uint8Array where the segment's mapping allows, SegmentMappings.view's `plain`).
+   * kind 'object' (a DataFrame, a Tensor): its record, with a pinned view of each member blob by
+   * id: Buffers, or, where objectViews asked for 'plain', plain Uint8Arrays typed as Buffers
+   * where the segment's mapping allows (SegmentMappings.view's `plain`; read them as Uint8Arrays).
    */
   object?: IndexedObjectRecord;
-  views?: Map<string, Uint8Array>;
+  views?: Map<string, Buffer>;
   /** kind 'object': the member blobs this read took a new hold on (let go if it is not used). */
   taken?: string[];
 }
@@ -87,10 +91,12 @@ export class ReadIndexReader {
   private readonly words: Int32Array;
   private readonly slots: number;
   /**
-   * Whether a metadata object of this typename (KIND_OBJECT) can be resolved from the index (its
-   * resolver is the built-in one): if not, its members are not pinned and the get asks the daemon.
+   * How a metadata object of this typename (KIND_OBJECT) from the index wants its member views
+   * ('plain' Uint8Arrays for a resolver that only makes typed arrays over them, SegmentMappings.view;
+   * else Buffers), or undefined when it cannot be resolved from the index (its resolver is not the
+   * built-in one): then its members are not pinned and the get asks the daemon.
    */
-  objectResolvable: (typename: string) => boolean = () => false;
+  objectViews: (typename: string) => MemberViews | undefined = () => undefined;
 
   /**
    * `index`: a view of the whole index segment, mapped read-only. `isOpen`: false once the
@@ -238,15 +244,17 @@ export class ReadIndexReader {
     }
     if (typeof object?.typename !== 'string' || typeof object.members !== 'object' || object.members === null)
       return this.raced();
-    if (!this.objectResolvable(object.typename) || !this.holds) return this.missed();
+    const viewsAs = this.objectViews(object.typename);
+    if (viewsAs === undefined || !this.holds) return this.missed();
+    const plain = viewsAs === 'plain';
     const holds = this.holds;
-    const views = new Map<string, Uint8Array>();
+    const views = new Map<string, Buffer>();
     const taken: string[] = [];
     const members = object.members;
     for (const key in members) {
       const id = members[key];
       const held = typeof id === 'string' && holds.holds(id);
-      const hit = typeof id === 'string' ? this.read(id, false, true, true) : undefined;
+      const hit = typeof id === 'string' ? this.read(id, false, true, plain) : undefined;
       if (!held && holds.holds(id)) taken.push(id);
       if (hit === undefined) return this.letGo(taken);
       views.set(id, hit.bytes);

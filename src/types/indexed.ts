@@ -5,7 +5,7 @@
  * fields) than the index keeps, so it gets the object from the daemon as before.
  */
 import type { Client } from '../client/client';
-import type { IndexedObject } from '../client/read-index';
+import type { IndexedObject, MemberViews } from '../client/read-index';
 import { ObjectHandle } from '../client/object-handle';
 import type { ObjectMeta } from '../protocol/messages';
 import { BLOB_TYPENAME, resolveBlob } from './blob';
@@ -30,9 +30,16 @@ function indexedObjectResolver(typename: string): ((object: ObjectHandle) => unk
   return resolve === resolveTensor ? resolveTensor : undefined;
 }
 
-/** Whether a metadata object of this typename from the index resolves here (the arrow types, Tensors). */
-export function indexedObjectResolvable(typename: string): boolean {
-  return indexedObjectResolver(typename) !== undefined;
+/**
+ * How a metadata object of this typename from the index wants its member views, or undefined
+ * when it does not resolve here (ReadIndexReader.objectViews): plain Uint8Arrays for the arrow
+ * types, which only make typed arrays over them; Buffers for a Tensor, read through an
+ * ObjectHandle, whose member views are Buffers.
+ */
+export function indexedObjectViews(typename: string): MemberViews | undefined {
+  const resolve = indexedObjectResolver(typename);
+  if (resolve === undefined) return undefined;
+  return resolve === resolveArrow ? 'plain' : 'buffer';
 }
 
 /** `client`: the one that got it (a ShareableList reads through it). */
@@ -65,17 +72,15 @@ function resolveIndexedObject(id: string, hit: IndexedObject): unknown {
   const resolve = record && indexedObjectResolver(record.typename);
   if (!record || !views || !resolve) return NOT_RESOLVED;
   if (resolve === resolveArrow) return resolveIndexedArrow(id, record, views);
-  // A Tensor's resolver reads an ObjectHandle, whose member views are Buffers.
+  // Buffers: indexedObjectViews asks for plain views only for the arrow types.
   const members: Record<string, ObjectMeta> = {};
-  const buffers = new Map<string, Buffer>();
   for (const key in record.members) {
     const memberId = record.members[key];
-    const view = views.get(memberId);
-    if (view) buffers.set(memberId, Buffer.from(view.buffer, view.byteOffset, view.byteLength));
-    members[key] = indexedMeta(memberId, BLOB_TYPENAME, view?.byteLength ?? 0, NO_FIELDS, NO_MEMBERS);
+    const nbytes = views.get(memberId)?.byteLength ?? 0;
+    members[key] = indexedMeta(memberId, BLOB_TYPENAME, nbytes, NO_FIELDS, NO_MEMBERS);
   }
   const meta = indexedMeta(id, record.typename, record.nbytes, record.fields, members);
-  return resolve(new ObjectHandle(meta, buffers));
+  return resolve(new ObjectHandle(meta, views));
 }
 
 const NO_LABELS: Record<string, string> = {};
